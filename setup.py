@@ -1,0 +1,22 @@
+"""Installs the `zero` package only; steps/ and datasets/ stay repository folders.
+
+This file must not import zero: installing has to work before numpy is there.
+"""
+from setuptools import find_packages, setup
+
+setup(
+    name="zero-dlfs5-course",
+    version="0.1.0",
+    description="zero: a small, readable autograd engine on NumPy/CuPy and the generative-model "
+                "course (Deep Learning from Scratch 5) that runs on it",
+    long_description=open("README.md", encoding="utf-8").read(),
+    long_description_content_type="text/markdown",
+    python_requires=">=3.9",
+    packages=find_packages(include=["zero", "zero.*"]),
+    install_requires=["numpy>=1.22", "matplotlib>=3.5", "tqdm>=4.60"],
+    extras_require={
+        "gpu": ["cupy-cuda12x"],
+        "test": ["pytest>=7", "hypothesis>=6"],
+    },
+    license="MIT",
+)

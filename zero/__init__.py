@@ -1,0 +1,1 @@
+"""zero: a small autograd engine on NumPy (CPU) and CuPy (GPU)."""

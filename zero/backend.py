@@ -1,0 +1,153 @@
+"""Array backends: NumPy on the CPU, CuPy on a CUDA GPU.
+
+zero never decides the backend from a global switch: the data decides.
+`get_array_module(a)` returns the module (``numpy`` or ``cupy``) that owns the
+array ``a``; an op asks once and does all its array work with the answer,
+called ``xp`` by convention. Moving data between devices is always explicit
+(`to_device`, `to_numpy`): nothing here converts a device array to the host
+behind the user's back.
+
+A backend is a small record: its device name, its array module, its array
+type and the two copies host -> device and device -> host. NumPy ("cpu") is
+always there; CuPy ("cuda") is used when it is installed; tests register a
+third one (see `zero.testing`) that refuses every implicit host conversion.
+"""
+import numpy as np
+
+DEFAULT_DTYPE = np.float32
+
+CUDA_INSTALL_HINT = (
+    "install CuPy for your CUDA version, e.g. `pip install -e '.[gpu]'` "
+    "(which installs cupy-cuda12x for CUDA 12), on a machine with an NVIDIA GPU"
+)
+
+
+class Backend:
+    """One device: its name, array module `xp`, array type and host copies."""
+
+    def __init__(self, name, xp, array_type, from_numpy, to_numpy):
+        self.name = name
+        self.xp = xp
+        self.array_type = array_type
+        self.from_numpy = from_numpy  # numpy.ndarray -> device array
+        self.to_numpy = to_numpy      # device array -> numpy.ndarray
+
+    def __repr__(self):
+        return f"Backend({self.name!r})"
+
+
+CPU = Backend("cpu", np, np.ndarray, lambda a: a, lambda a: a)
+_backends = {"cpu": CPU}        # device name -> Backend
+_by_type = {np.ndarray: CPU}    # array type -> Backend (numpy scalars handled below)
+
+
+def register_backend(backend):
+    """Make a device known by name and by its array type."""
+    _backends[backend.name] = backend
+    _by_type[backend.array_type] = backend
+
+
+try:  # CuPy is optional: everything but device='cuda' works without it.
+    import cupy
+except ImportError:  # pragma: no cover - depends on the machine
+    cupy = None
+else:  # pragma: no cover - needs CuPy
+    register_backend(Backend("cuda", cupy, cupy.ndarray, cupy.asarray, cupy.asnumpy))
+
+
+VARIABLE_TYPES = []  # filled by zero.core, so that this module needs no import of it
+
+
+def _data(x):
+    """The array inside a Variable, or x itself."""
+    if type(x) in VARIABLE_TYPES:
+        return x.data
+    return x
+
+
+def backend_of(x):
+    """The Backend that owns array (or Variable) x. Python and NumPy scalars
+    and anything that is not a registered device array count as CPU."""
+    x = _data(x)
+    backend = _by_type.get(type(x))
+    if backend is not None:
+        return backend
+    for array_type, backend in _by_type.items():
+        if isinstance(x, array_type):
+            return backend
+    return CPU
+
+
+def get_array_module(x):
+    """`numpy`, `cupy` (or a registered test module) for array or Variable x."""
+    if type(x) is np.ndarray:  # the common case, kept fast
+        return np
+    return backend_of(x).xp
+
+
+def device_of(x):
+    """Device name of an array or Variable: 'cpu', 'cuda', ..."""
+    return backend_of(x).name
+
+
+def get_backend(device):
+    """The Backend for a device name; a clear error if it is not available."""
+    if device is None:
+        return CPU
+    name = str(device).split(":")[0]
+    if name == "gpu":
+        name = "cuda"
+    backend = _backends.get(name)
+    if backend is None:
+        if name == "cuda":
+            raise RuntimeError(f"device 'cuda' requested but CuPy is not installed: {CUDA_INSTALL_HINT}.")
+        known = ", ".join(sorted(_backends))
+        raise ValueError(f"unknown device {device!r}; available devices: {known}")
+    if name == "cuda":  # pragma: no cover - needs CuPy
+        try:
+            count = cupy.cuda.runtime.getDeviceCount()
+        except Exception as error:
+            raise RuntimeError(f"device 'cuda' requested but no usable GPU was found ({error}); "
+                               f"{CUDA_INSTALL_HINT}.") from None
+        if count == 0:
+            raise RuntimeError(f"device 'cuda' requested but no GPU was found; {CUDA_INSTALL_HINT}.")
+    return backend
+
+
+def cuda_available():
+    """True when CuPy is installed and sees at least one GPU."""
+    try:
+        get_backend("cuda")
+    except (RuntimeError, ValueError):
+        return False
+    return True
+
+
+def to_numpy(x):
+    """An explicit copy to the host, as numpy.ndarray (no copy if already there)."""
+    x = _data(x)
+    if isinstance(x, (np.ndarray, np.generic)):
+        return np.asarray(x)
+    backend = backend_of(x)
+    if backend is CPU:  # Python scalar or list
+        return np.asarray(x)
+    return backend.to_numpy(x)
+
+
+def to_device(x, device):
+    """Array x (any backend, or a Python scalar/list) as an array on `device`."""
+    target = get_backend(device)
+    x = _data(x)
+    if isinstance(x, target.array_type):
+        return x
+    return target.from_numpy(to_numpy(x))
+
+
+def as_array(x, xp=np, dtype=None):
+    """x as an array of module xp. Python floats become DEFAULT_DTYPE (float32)
+    unless a dtype is given; arrays keep their dtype."""
+    if isinstance(x, (np.ndarray, xp.ndarray)) and (dtype is None or x.dtype == dtype):
+        return x
+    if dtype is None and isinstance(x, float):
+        dtype = DEFAULT_DTYPE
+    return xp.asarray(x, dtype=dtype)

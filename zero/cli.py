@@ -1,0 +1,72 @@
+"""Command-line options shared by the course's step scripts.
+
+Every step script starts with `parser = step_parser(__doc__)` (plus
+`training=True` for the scripts that train a network) and so offers the same
+switches: `--quick` (a tiny run for the test suite), `--out` (where figures
+go), `--show` (open windows as well), `--seed`; training scripts add
+`--device`, `--epochs`, `--batch-size`, `--data-dir`, `--checkpoint` and
+`--resume`.
+"""
+import argparse
+import os
+from pathlib import Path
+
+
+def step_parser(description, training=False, default_out=None, **training_defaults):
+    """An ArgumentParser with the course's common options.
+
+    description: the script's docstring. default_out: figure folder, by
+    default ``figures/<script name>``. training_defaults: defaults for
+    epochs, batch_size and the like of a training script.
+    """
+    parser = argparse.ArgumentParser(description=description,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--quick", action="store_true",
+                        help="tiny, fast run (used by the test suite)")
+    parser.add_argument("--out", type=Path, default=default_out,
+                        help="folder for the figures (default: figures/<script>)")
+    parser.add_argument("--show", action="store_true",
+                        help="also open the figures in windows")
+    parser.add_argument("--seed", type=int, default=training_defaults.pop("seed", 0),
+                        help="random seed")
+    if training:
+        parser.add_argument("--device", default="cpu",
+                            help="cpu or cuda (cuda needs CuPy: pip install -e '.[gpu]')")
+        parser.add_argument("--epochs", type=int, default=training_defaults.pop("epochs", 1))
+        parser.add_argument("--batch-size", type=int, default=training_defaults.pop("batch_size", 32))
+        parser.add_argument("--data-dir", type=Path, default=None,
+                            help="folder with the MNIST files (default: $ZERO_DATA_DIR, "
+                                 "then ~/.cache/zero/mnist, downloading if needed)")
+        parser.add_argument("--checkpoint", type=Path, default=None,
+                            help="checkpoint file to write at the end (default: checkpoints/<script>.npz)")
+        parser.add_argument("--resume", action="store_true",
+                            help="start from --checkpoint if it exists")
+    for name, value in training_defaults.items():
+        parser.add_argument("--" + name.replace("_", "-"), type=type(value), default=value)
+    return parser
+
+
+def script_name(path):
+    """'steps/step07_vae/vae.py' -> 'step07_vae/vae': names figure folders."""
+    path = Path(path).resolve()
+    return f"{path.parent.name}/{path.stem}"
+
+
+def out_dir(args, script_file):
+    """The figure folder for this run, created if needed."""
+    folder = args.out if args.out is not None else Path("figures") / script_name(script_file)
+    folder.mkdir(parents=True, exist_ok=True)
+    return folder
+
+
+def checkpoint_path(args, script_file):
+    """The checkpoint file for this run (its folder created if needed)."""
+    path = args.checkpoint
+    if path is None:
+        path = Path("checkpoints") / (script_name(script_file).replace("/", "_") + ".npz")
+    path.parent.mkdir(parents=True, exist_ok=True)
+    return path
+
+
+def running_under_ci():
+    return os.environ.get("CI", "").lower() in ("1", "true", "yes")

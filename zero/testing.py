@@ -1,0 +1,232 @@
+"""A CPU backend for tests that behaves like CuPy where it matters.
+
+No GPU is needed to catch the classic device bug: code that quietly turns a
+device array into a NumPy array (``np.asarray(x)``, ``float(...)`` on a whole
+array, mixing a NumPy array into a device computation). On CuPy those lines
+raise on a GPU machine and nowhere else. `StrictArray` wraps a NumPy array and
+refuses the same conversions, so the whole test suite can run every op on
+device "strict" and fail on a laptop exactly where CuPy would fail on a GPU.
+
+`xp` (the module returned by `zero.backend.get_array_module` for a
+StrictArray) mirrors the parts of the NumPy namespace zero uses: functions,
+ufuncs with `.at`/`.reduce`, `random`, `lib.stride_tricks`, dtypes.
+"""
+import functools
+import types
+
+import numpy as np
+
+from zero.backend import Backend, register_backend
+
+DEVICE = "strict"
+
+
+class HostConversionError(TypeError):
+    """Raised when a strict array would be silently copied to the host."""
+
+
+class StrictArray:
+    """A NumPy array in disguise that cannot be turned into one implicitly."""
+
+    __slots__ = ("_array",)
+    __array_priority__ = 1000
+
+    def __init__(self, array):
+        self._array = array
+
+    # --- the one rule: no implicit conversion to numpy.ndarray ---
+    def __array__(self, dtype=None, copy=None):
+        raise HostConversionError(
+            "implicit conversion of a device array to numpy.ndarray "
+            f"(shape {self.shape}, dtype {self.dtype}); use zero.backend.to_numpy() explicitly")
+
+    def __array_ufunc__(self, ufunc, method, *inputs, **kwargs):
+        return _wrap(getattr(ufunc, method)(*_unwrap(inputs), **_unwrap(kwargs)))
+
+    def __array_function__(self, func, types, args, kwargs):
+        return _wrap(func(*_unwrap(args), **_unwrap(kwargs)))
+
+    # --- array attributes and methods, answered by the wrapped array ---
+    shape = property(lambda self: self._array.shape)
+    dtype = property(lambda self: self._array.dtype)
+    ndim = property(lambda self: self._array.ndim)
+    size = property(lambda self: self._array.size)
+    strides = property(lambda self: self._array.strides)
+    itemsize = property(lambda self: self._array.itemsize)
+    nbytes = property(lambda self: self._array.nbytes)
+    T = property(lambda self: StrictArray(self._array.T))
+    flags = property(lambda self: self._array.flags)
+
+    def __getattr__(self, name):
+        if name.startswith("__") or name in ("data", "base", "ctypes"):
+            # no __array_interface__, buffer or pointer access: those would let
+            # NumPy read the memory directly, which a GPU array does not allow
+            raise AttributeError(name)
+        attribute = getattr(self._array, name)
+        if callable(attribute):
+            return _wrapped(attribute)
+        return attribute
+
+    def __len__(self):
+        return len(self._array)
+
+    def __iter__(self):
+        return (_wrap(row) for row in self._array)
+
+    def __getitem__(self, index):
+        return _wrap(self._array[_unwrap(index)])
+
+    def __setitem__(self, index, value):
+        self._array[_unwrap(index)] = _unwrap(value)
+
+    def __repr__(self):
+        return f"StrictArray({self._array!r})"
+
+    # Scalars out of 0-d (or size-1) arrays are explicit, as in CuPy.
+    def __float__(self):
+        return float(self._array)
+
+    def __int__(self):
+        return int(self._array)
+
+    def __bool__(self):
+        return bool(self._array)
+
+    def __index__(self):
+        return self._array.__index__()
+
+    def item(self):
+        return self._array.item()
+
+
+def _binary(ufunc, reflected=False):
+    if reflected:
+        return lambda self, other: ufunc(other, self)
+    return lambda self, other: ufunc(self, other)
+
+
+def _inplace(ufunc):
+    def method(self, other):
+        ufunc(self._array, _unwrap(other), out=self._array)
+        return self
+    return method
+
+
+for _name, _ufunc in [("add", np.add), ("sub", np.subtract), ("mul", np.multiply),
+                      ("truediv", np.true_divide), ("floordiv", np.floor_divide),
+                      ("mod", np.remainder), ("pow", np.power), ("matmul", np.matmul),
+                      ("and", np.bitwise_and), ("or", np.bitwise_or), ("xor", np.bitwise_xor)]:
+    setattr(StrictArray, f"__{_name}__", _binary(_ufunc))
+    setattr(StrictArray, f"__r{_name}__", _binary(_ufunc, reflected=True))
+    setattr(StrictArray, f"__i{_name}__", _inplace(_ufunc))
+for _name, _ufunc in [("lt", np.less), ("le", np.less_equal), ("gt", np.greater),
+                      ("ge", np.greater_equal), ("eq", np.equal), ("ne", np.not_equal)]:
+    setattr(StrictArray, f"__{_name}__", _binary(_ufunc))
+StrictArray.__neg__ = lambda self: np.negative(self)
+StrictArray.__pos__ = lambda self: self
+StrictArray.__abs__ = lambda self: np.absolute(self)
+StrictArray.__invert__ = lambda self: np.invert(self)
+StrictArray.__hash__ = None
+
+
+def _unwrap(value):
+    """Strict arrays -> their NumPy array. A real NumPy array among device
+    arrays is a host/device mix: refuse it, as CuPy does."""
+    if isinstance(value, StrictArray):
+        return value._array
+    if isinstance(value, np.ndarray):
+        raise HostConversionError(
+            f"a numpy.ndarray (shape {value.shape}, dtype {value.dtype}) was mixed into a "
+            "device computation; move it with zero.backend.to_device() first")
+    if isinstance(value, (list, tuple)):
+        return type(value)(_unwrap(v) for v in value)
+    if isinstance(value, dict):
+        return {k: _unwrap(v) for k, v in value.items()}
+    return value
+
+
+def _wrap(value):
+    """NumPy results -> strict arrays (0-d arrays for NumPy scalars, as CuPy)."""
+    if isinstance(value, np.ndarray):
+        return StrictArray(value)
+    if isinstance(value, np.generic):
+        return StrictArray(np.asarray(value))
+    if isinstance(value, (list, tuple)):
+        return type(value)(_wrap(v) for v in value)
+    return value
+
+
+def _wrapped(function):
+    @functools.wraps(function)
+    def call(*args, **kwargs):
+        return _wrap(function(*_unwrap(args), **_unwrap(kwargs)))
+    return call
+
+
+def _from_host(function):
+    """Creation functions may read host data explicitly (cupy.asarray(np_array))."""
+    @functools.wraps(function)
+    def call(*args, **kwargs):
+        args = [a._array if isinstance(a, StrictArray) else a for a in args]
+        return _wrap(function(*args, **kwargs))
+    return call
+
+
+class _Ufunc:
+    """A NumPy ufunc that takes and returns strict arrays, with .at/.reduce."""
+
+    def __init__(self, ufunc):
+        self._ufunc = ufunc
+        self.__name__ = ufunc.__name__
+
+    def __call__(self, *args, **kwargs):
+        return _wrap(self._ufunc(*_unwrap(args), **_unwrap(kwargs)))
+
+    def __getattr__(self, name):
+        attribute = getattr(self._ufunc, name)
+        return _wrapped(attribute) if callable(attribute) else attribute
+
+
+_HOST_READERS = {"asarray", "array", "ascontiguousarray", "asanyarray"}
+
+
+class _Namespace(types.SimpleNamespace):
+    """A view of a NumPy (sub)module whose functions speak strict arrays."""
+
+    def __init__(self, module, name):
+        super().__init__()
+        self._module = module
+        self.__name__ = name
+
+    def __getattr__(self, name):
+        attribute = getattr(self._module, name)
+        if isinstance(attribute, np.ufunc):
+            wrapped = _Ufunc(attribute)
+        elif isinstance(attribute, (type, np.dtype)) or not callable(attribute):
+            if isinstance(attribute, types.ModuleType):
+                wrapped = _Namespace(attribute, f"{self.__name__}.{name}")
+            else:
+                wrapped = attribute  # dtypes, constants
+        elif name in _HOST_READERS:
+            wrapped = _from_host(attribute)
+        else:
+            wrapped = _wrapped(attribute)
+        setattr(self, name, wrapped)  # cache
+        return wrapped
+
+
+xp = _Namespace(np, "zero.testing.xp")
+xp.ndarray = StrictArray
+xp.random = _Namespace(np.random, "zero.testing.xp.random")
+
+
+def _to_strict(array):
+    return StrictArray(np.array(array, copy=True))
+
+
+def _to_numpy(array):
+    return np.array(array._array, copy=True)
+
+
+BACKEND = Backend(DEVICE, xp, StrictArray, _to_strict, _to_numpy)
+register_backend(BACKEND)
