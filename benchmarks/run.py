@@ -1,0 +1,64 @@
+"""Run every benchmark and print one table.
+
+    python benchmarks/run.py            # all benchmarks
+    python benchmarks/run.py mlp conv   # only those whose file name contains a word
+    python benchmarks/run.py --quick    # fewer repetitions (smoke test)
+
+Each benchmarks/bench_*.py defines `run(quick=False)` returning a list of
+rows: dicts with 'benchmark', 'zero' and 'reference' (seconds or a metric,
+as 'unit' says), 'reference_name', 'ratio' (zero/reference, None when the
+reference is not installed), 'target' (the ratio to meet, or None) and
+'note'. References (PyTorch CPU, scikit-learn) are measured in the same run.
+"""
+import argparse
+import importlib.util
+import sys
+from pathlib import Path
+
+HERE = Path(__file__).resolve().parent
+
+
+def load(path):
+    spec = importlib.util.spec_from_file_location(path.stem, path)
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[path.stem] = module
+    spec.loader.exec_module(module)
+    return module
+
+
+def fmt(value):
+    if value is None:
+        return "-"
+    if isinstance(value, float):
+        return f"{value:.4g}"
+    return str(value)
+
+
+def main():
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("only", nargs="*", help="run only benchmarks whose file name contains one of these")
+    parser.add_argument("--quick", action="store_true")
+    args = parser.parse_args()
+    sys.path.insert(0, str(HERE.parent))
+    paths = sorted(HERE.glob("bench_*.py"))
+    if args.only:
+        paths = [p for p in paths if any(word in p.stem for word in args.only)]
+    rows = []
+    for path in paths:
+        print(f"running {path.name} ...", flush=True)
+        rows += load(path).run(quick=args.quick)
+    header = ["benchmark", "unit", "zero", "reference", "reference_name", "ratio", "target", "ok", "note"]
+    table = []
+    for row in rows:
+        ratio, target = row.get("ratio"), row.get("target")
+        ok = "-" if ratio is None or target is None else ("yes" if ratio <= target else "NO")
+        table.append([fmt(row.get(h)) if h != "ok" else ok for h in header])
+    widths = [max(len(h), *(len(r[i]) for r in table)) if table else len(h) for i, h in enumerate(header)]
+    print()
+    print("  ".join(h.ljust(w) for h, w in zip(header, widths)))
+    for r in table:
+        print("  ".join(c.ljust(w) for c, w in zip(r, widths)))
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,33 @@
+"""Every course script runs end to end in quick mode: figures go to a
+temporary folder, no window opens, the script exits 0."""
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from conftest import ROOT, mnist_dir
+
+STEP_SCRIPTS = sorted(p for p in (ROOT / "steps").glob("step*/*.py") if not p.name.startswith("_"))
+NEEDS_MNIST_MARK = "# needs: mnist"
+
+
+def _needs_mnist(script):
+    return NEEDS_MNIST_MARK in script.read_text(encoding="utf-8")
+
+
+@pytest.mark.parametrize("script", STEP_SCRIPTS, ids=lambda p: f"{p.parent.name}/{p.name}")
+def test_step_script_runs_in_quick_mode(script, tmp_path):
+    env = dict(os.environ, MPLBACKEND="Agg", PYTHONHASHSEED="0")
+    env.pop("DISPLAY", None)
+    if _needs_mnist(script):
+        folder = mnist_dir()
+        if folder is None:
+            pytest.skip("real MNIST not found: set ZERO_DATA_DIR or put it in ../shared/datasets/mnist")
+        env["ZERO_DATA_DIR"] = str(folder)
+    command = [sys.executable, str(script), "--quick", "--out", str(tmp_path / "figures")]
+    result = subprocess.run(command, cwd=tmp_path, env=env, capture_output=True, text=True,
+                            timeout=600)
+    assert result.returncode == 0, f"{script} failed:\n{result.stdout[-3000:]}\n{result.stderr[-5000:]}"
+    assert list((tmp_path / "figures").rglob("*.png")), f"{script} saved no figure"
