@@ -1,1 +1,18 @@
-"""zero: a small autograd engine on NumPy (CPU) and CuPy (GPU)."""
+"""zero: a small autograd engine on NumPy (CPU) and CuPy (GPU).
+
+    import numpy as np
+    import zero
+    import zero.functions as F
+
+    x = zero.Variable(np.array(2.0))
+    y = F.sin(x) * x
+    y.backward()
+    print(x.grad)
+"""
+from zero.backend import cuda_available, get_array_module, to_device, to_numpy
+from zero.core import (Config, Function, Parameter, Variable, as_variable, no_grad, test_mode,
+                       using_config)
+import zero.functions  # noqa: F401  (gives Variable its operators)
+
+__all__ = ["Config", "Function", "Parameter", "Variable", "as_variable", "cuda_available",
+           "get_array_module", "no_grad", "test_mode", "to_device", "to_numpy", "using_config"]

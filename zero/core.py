@@ -1,0 +1,306 @@
+"""The autograd core: Variable, Function, backward, and the config switches.
+
+A `Variable` holds an array (`data`) and, after `backward()`, its gradient
+(`grad`, itself a Variable). Calling a `Function` on variables runs its
+`forward` on the raw arrays and, unless gradients are switched off, links the
+result into a graph: each output remembers its `creator`, each function its
+`inputs`. `backward()` walks that graph from the output back to the leaves,
+calling every function's `backward` once, latest function first.
+
+Functions hold their outputs through weak references, so a graph is freed
+as soon as nothing but the graph points at its outputs.
+
+The operators (+, -, *, /, **, @, [ ]) and the methods `reshape`,
+`transpose`, `T`, `sum`, ... are attached to Variable by `zero.functions`,
+where the ops live, grouped by theme.
+"""
+import contextlib
+import heapq
+import weakref
+
+import numpy as np
+
+from zero import backend
+from zero.backend import get_array_module
+
+
+# =============================================================================
+# Config: switches read by the whole library
+# =============================================================================
+class Config:
+    enable_backprop = True  # build graphs? (off inside no_grad())
+    train = True            # training behaviour of dropout / batch norm
+
+
+@contextlib.contextmanager
+def using_config(name, value):
+    old_value = getattr(Config, name)
+    setattr(Config, name, value)
+    try:
+        yield
+    finally:
+        setattr(Config, name, old_value)
+
+
+def no_grad():
+    """Context: compute values only, record no graph (evaluation, sampling)."""
+    return using_config("enable_backprop", False)
+
+
+def test_mode():
+    """Context: layers such as dropout and batch norm behave as at test time."""
+    return using_config("train", False)
+
+
+# =============================================================================
+# Variable
+# =============================================================================
+class Variable:
+    """An array that remembers how it was computed.
+
+    data: numpy.ndarray or a device array (cupy.ndarray). grad: Variable or None.
+    creator: the Function that produced it (None for leaves).
+    generation: 1 + the creator's generation; orders the backward pass.
+    """
+
+    __slots__ = ("data", "name", "grad", "creator", "generation", "__weakref__")
+    __array_priority__ = 200  # numpy_array * variable -> Variable.__rmul__
+
+    def __init__(self, data, name=None):
+        if type(data) is not np.ndarray and data is not None:
+            if isinstance(data, np.generic):
+                data = np.asarray(data)
+            elif backend.backend_of(data) is backend.CPU and not isinstance(data, np.ndarray):
+                raise TypeError(f"Variable needs an array (numpy.ndarray or a device array), "
+                                f"got {type(data).__name__}: wrap it, e.g. Variable(np.array(...))")
+        self.data = data
+        self.name = name
+        self.grad = None
+        self.creator = None
+        self.generation = 0
+
+    # --- array-like attributes ---
+    @property
+    def shape(self):
+        return self.data.shape
+
+    @property
+    def ndim(self):
+        return self.data.ndim
+
+    @property
+    def size(self):
+        return self.data.size
+
+    @property
+    def dtype(self):
+        return self.data.dtype
+
+    @property
+    def device(self):
+        return backend.device_of(self.data)
+
+    def __len__(self):
+        return len(self.data)
+
+    def __repr__(self):
+        if self.data is None:
+            return "Variable(None)"
+        body = str(backend.to_numpy(self.data)).replace("\n", "\n" + " " * 9)
+        device = self.device
+        suffix = "" if device == "cpu" else f", device='{device}'"
+        return f"Variable({body}{suffix})"
+
+    def item(self):
+        """The value of a one-element variable as a Python number (explicit host copy)."""
+        return self.data.item()
+
+    # --- graph ---
+    def set_creator(self, function):
+        self.creator = function
+        self.generation = function.generation + 1
+
+    def cleargrad(self):
+        self.grad = None
+
+    def unchain(self):
+        """Forget the creator: this variable becomes a leaf."""
+        self.creator = None
+
+    def unchain_backward(self):
+        """Cut the graph behind this variable (e.g. truncated backprop)."""
+        if self.creator is None:
+            return
+        stack = [self.creator]
+        seen = {id(self.creator)}
+        while stack:
+            function = stack.pop()
+            for x in function.inputs:
+                if x.creator is not None:
+                    if id(x.creator) not in seen:
+                        seen.add(id(x.creator))
+                        stack.append(x.creator)
+                    x.unchain()
+        self.unchain()
+
+    def to(self, device):
+        """Move the data (and grad) to device 'cpu' or 'cuda'; returns self."""
+        self.data = backend.to_device(self.data, device)
+        if self.grad is not None:
+            self.grad.to(device)
+        return self
+
+    def backward(self, retain_grad=False, create_graph=False):
+        """Fill `.grad` of every variable this one depends on.
+
+        retain_grad: keep the gradients of intermediate variables too (by
+        default only leaves keep theirs). create_graph: record the backward
+        computation itself, so gradients can be differentiated again.
+        """
+        if self.grad is None:
+            if self.data.dtype.kind not in "fc":
+                raise TypeError(f"backward needs floating-point data, but {self._label()} "
+                                f"has dtype {self.data.dtype}")
+            xp = get_array_module(self.data)
+            self.grad = Variable(xp.ones_like(self.data))
+        if self.creator is None:
+            return
+
+        # Max-heap on generation: the function created last runs first, and a
+        # function runs only when all functions that use its outputs are done.
+        pending = [(-self.creator.generation, 0, self.creator)]
+        queued = {self.creator}
+        tiebreak = 1
+        old_enable_backprop = Config.enable_backprop
+        Config.enable_backprop = create_graph
+        try:
+            while pending:
+                function = heapq.heappop(pending)[2]
+                output_grads = [output().grad for output in function.outputs]
+                input_grads = function.backward(*output_grads)
+                if not isinstance(input_grads, tuple):
+                    input_grads = (input_grads,)
+                for x, gx in zip(function.inputs, input_grads):
+                    if gx is None:
+                        continue
+                    # a variable used several times sums the gradients it gets
+                    x.grad = gx if x.grad is None else x.grad + gx
+                    creator = x.creator
+                    if creator is not None and creator not in queued:
+                        queued.add(creator)
+                        heapq.heappush(pending, (-creator.generation, tiebreak, creator))
+                        tiebreak += 1
+                if not retain_grad:
+                    for output in function.outputs:
+                        output().grad = None
+        finally:
+            Config.enable_backprop = old_enable_backprop
+
+    def _label(self):
+        name = f"variable {self.name!r}" if self.name else "the variable"
+        return f"{name} (shape {self.shape})"
+
+
+class Parameter(Variable):
+    """A Variable that a layer owns and an optimizer updates."""
+
+    __slots__ = ()
+
+
+backend.VARIABLE_TYPES += [Variable, Parameter]
+
+
+def as_variable(obj):
+    return obj if isinstance(obj, Variable) else Variable(obj)
+
+
+# =============================================================================
+# Function
+# =============================================================================
+class Function:
+    """One differentiable operation.
+
+    Subclasses implement `forward(*arrays) -> array(s)` on raw arrays and
+    `backward(*output_grads) -> input grad(s)` on Variables, so that the
+    backward pass can itself be differentiated. `self.xp` is the array
+    module of the inputs (numpy or cupy), resolved once per call.
+    """
+
+    generation = 0
+
+    def __call__(self, *inputs):
+        inputs = _as_variables(inputs)
+        xs = [x.data for x in inputs]
+        self.xp = xp = _common_array_module(self, xs)
+        try:
+            ys = self.forward(*xs)
+        except (ValueError, TypeError, IndexError) as error:
+            raise _op_error(self, error, xs) from error
+        if not isinstance(ys, tuple):
+            ys = (ys,)
+        outputs = [Variable(y if type(y) is np.ndarray else xp.asarray(y)) for y in ys]
+
+        if Config.enable_backprop:
+            self.generation = max([x.generation for x in inputs])
+            for output in outputs:
+                output.set_creator(self)
+            self.inputs = inputs
+            self.outputs = [weakref.ref(output) for output in outputs]
+        return outputs if len(outputs) > 1 else outputs[0]
+
+    def forward(self, *xs):
+        raise NotImplementedError
+
+    def backward(self, *gys):
+        raise NotImplementedError
+
+    @property
+    def name(self):
+        return type(self).__name__
+
+
+def _as_variables(inputs):
+    """Variables for the inputs; Python scalars take the dtype and device of
+    the first array input, so 2.0 * float32 stays float32."""
+    reference = None
+    for x in inputs:
+        if isinstance(x, Variable):
+            reference = x.data
+            break
+        if isinstance(x, np.ndarray) or backend.backend_of(x) is not backend.CPU:
+            reference = x
+            break
+    result = []
+    for x in inputs:
+        if not isinstance(x, Variable):
+            if isinstance(x, (int, float)) and reference is not None:
+                xp = get_array_module(reference)
+                dtype = reference.dtype if reference.dtype.kind == "f" else None
+                x = xp.asarray(x, dtype=dtype)
+            elif isinstance(x, (int, float)):
+                x = np.asarray(x, dtype=backend.DEFAULT_DTYPE if isinstance(x, float) else None)
+            x = Variable(x)
+        result.append(x)
+    return result
+
+
+def _common_array_module(function, xs):
+    """The array module of all inputs; inputs on different devices are an error."""
+    first_type = type(xs[0])
+    for x in xs[1:]:
+        if type(x) is not first_type and backend.backend_of(x) is not backend.backend_of(xs[0]):
+            raise TypeError(f"{function.name}: inputs are on different devices: "
+                            f"{_describe(xs)}; move them with .to(device) first")
+    return get_array_module(xs[0])
+
+
+def _describe(xs):
+    return ", ".join(f"{tuple(x.shape)} {x.dtype} on {backend.device_of(x)}" for x in xs)
+
+
+def _op_error(function, error, xs):
+    message = f"{function.name}: {error} (inputs: {_describe(xs)})"
+    try:
+        return type(error)(message)
+    except Exception:  # exception types with unusual constructors
+        return ValueError(message)

@@ -1,0 +1,118 @@
+"""+, -, *, /, unary -, ** : the ops behind Variable's operators.
+
+Inputs may have different shapes (NumPy broadcasting); backward then sums the
+gradient back to each input's shape (`sum_to`).
+"""
+
+__all__ = ['add', 'div', 'mul', 'neg', 'pow', 'rdiv', 'rpow', 'rsub', 'sub']
+from zero.core import Function
+from zero.functions.shape import sum_to
+
+
+class Add(Function):
+    def forward(self, x0, x1):
+        self.x0_shape, self.x1_shape = x0.shape, x1.shape
+        return x0 + x1
+
+    def backward(self, gy):
+        # d(x0 + x1)/dx0 = d(x0 + x1)/dx1 = 1
+        return sum_to(gy, self.x0_shape), sum_to(gy, self.x1_shape)
+
+
+class Sub(Function):
+    def forward(self, x0, x1):
+        self.x0_shape, self.x1_shape = x0.shape, x1.shape
+        return x0 - x1
+
+    def backward(self, gy):
+        return sum_to(gy, self.x0_shape), sum_to(-gy, self.x1_shape)
+
+
+class Mul(Function):
+    def forward(self, x0, x1):
+        return x0 * x1
+
+    def backward(self, gy):
+        x0, x1 = self.inputs
+        # d(x0 x1)/dx0 = x1, d(x0 x1)/dx1 = x0
+        return sum_to(gy * x1, x0.shape), sum_to(gy * x0, x1.shape)
+
+
+class Div(Function):
+    def forward(self, x0, x1):
+        return x0 / x1
+
+    def backward(self, gy):
+        x0, x1 = self.inputs
+        # d(x0/x1)/dx0 = 1/x1, d(x0/x1)/dx1 = -x0/x1^2
+        gx0 = gy / x1
+        gx1 = gy * (-x0 / (x1 * x1))
+        return sum_to(gx0, x0.shape), sum_to(gx1, x1.shape)
+
+
+class Neg(Function):
+    def forward(self, x):
+        return -x
+
+    def backward(self, gy):
+        return -gy
+
+
+class Pow(Function):
+    """x ** c for a constant exponent c."""
+
+    def __init__(self, c):
+        self.c = c
+
+    def forward(self, x):
+        return x ** self.c
+
+    def backward(self, gy):
+        x, = self.inputs
+        # d(x^c)/dx = c x^(c-1)
+        return gy * (self.c * x ** (self.c - 1))
+
+
+def add(x0, x1):
+    return Add()(x0, x1)
+
+
+def sub(x0, x1):
+    return Sub()(x0, x1)
+
+
+def rsub(x0, x1):
+    return Sub()(x1, x0)
+
+
+def mul(x0, x1):
+    return Mul()(x0, x1)
+
+
+def div(x0, x1):
+    return Div()(x0, x1)
+
+
+def rdiv(x0, x1):
+    return Div()(x1, x0)
+
+
+def neg(x):
+    return Neg()(x)
+
+
+def pow(x, c):
+    """x ** c. A constant exponent (number) uses Pow; a Variable exponent
+    goes through exp(c log x), defined for x > 0."""
+    from zero.core import Variable
+    if isinstance(c, Variable):
+        from zero.functions.math import exp, log
+        return exp(log(x) * c)
+    return Pow(c)(x)
+
+
+def rpow(x, c):
+    """c ** x for a constant base c > 0: exp(x log c)."""
+    from zero.functions.math import exp
+    import math
+    return exp(x * math.log(c))

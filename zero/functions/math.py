@@ -1,0 +1,179 @@
+"""Element-wise math: exp, log, sin, cos, tanh, sqrt, abs, clip,
+maximum/minimum, where. Each backward is the derivative you learned in school,
+times the incoming gradient gy (the chain rule)."""
+
+__all__ = ['abs', 'clip', 'cos', 'exp', 'log', 'maximum', 'minimum', 'sin', 'sqrt', 'square', 'tanh', 'where']
+from zero.core import Function, Variable, as_variable
+from zero.functions.shape import sum_to
+
+
+def _mask(condition, dtype):
+    """A constant 0/1 Variable from a boolean array (not differentiated)."""
+    return Variable(condition.astype(dtype))
+
+
+class Exp(Function):
+    def forward(self, x):
+        return self.xp.exp(x)
+
+    def backward(self, gy):
+        y = self.outputs[0]()
+        return gy * y  # (e^x)' = e^x
+
+
+class Log(Function):
+    def forward(self, x):
+        return self.xp.log(x)
+
+    def backward(self, gy):
+        x, = self.inputs
+        return gy / x  # (log x)' = 1/x
+
+
+class Sin(Function):
+    def forward(self, x):
+        return self.xp.sin(x)
+
+    def backward(self, gy):
+        x, = self.inputs
+        return gy * cos(x)
+
+
+class Cos(Function):
+    def forward(self, x):
+        return self.xp.cos(x)
+
+    def backward(self, gy):
+        x, = self.inputs
+        return gy * -sin(x)
+
+
+class Tanh(Function):
+    def forward(self, x):
+        return self.xp.tanh(x)
+
+    def backward(self, gy):
+        y = self.outputs[0]()
+        return gy * (1 - y * y)  # tanh' = 1 - tanh^2
+
+
+class Sqrt(Function):
+    def forward(self, x):
+        return self.xp.sqrt(x)
+
+    def backward(self, gy):
+        y = self.outputs[0]()
+        return gy / (2 * y)  # (sqrt x)' = 1 / (2 sqrt x)
+
+
+class Abs(Function):
+    def forward(self, x):
+        return self.xp.abs(x)
+
+    def backward(self, gy):
+        x, = self.inputs
+        return gy * Variable(self.xp.sign(x.data))  # |x|' = sign(x), 0 at 0
+
+
+class Clip(Function):
+    def __init__(self, low, high):
+        self.low, self.high = low, high
+
+    def forward(self, x):
+        return self.xp.clip(x, self.low, self.high)
+
+    def backward(self, gy):
+        x, = self.inputs
+        inside = (x.data >= self.low) & (x.data <= self.high)
+        return gy * _mask(inside, gy.dtype)  # slope 1 inside, 0 where clipped
+
+
+class Maximum(Function):
+    """Element-wise max. At ties the gradient goes to the first input."""
+
+    def forward(self, x0, x1):
+        return self.xp.maximum(x0, x1)
+
+    def backward(self, gy):
+        x0, x1 = self.inputs
+        first = x0.data >= x1.data
+        return (sum_to(gy * _mask(first, gy.dtype), x0.shape),
+                sum_to(gy * _mask(~first, gy.dtype), x1.shape))
+
+
+class Minimum(Function):
+    """Element-wise min. At ties the gradient goes to the first input."""
+
+    def forward(self, x0, x1):
+        return self.xp.minimum(x0, x1)
+
+    def backward(self, gy):
+        x0, x1 = self.inputs
+        first = x0.data <= x1.data
+        return (sum_to(gy * _mask(first, gy.dtype), x0.shape),
+                sum_to(gy * _mask(~first, gy.dtype), x1.shape))
+
+
+class Where(Function):
+    """where(condition, x0, x1): x0 where condition holds, else x1."""
+
+    def __init__(self, condition):
+        self.condition = condition
+
+    def forward(self, x0, x1):
+        return self.xp.where(self.condition, x0, x1)
+
+    def backward(self, gy):
+        x0, x1 = self.inputs
+        chosen = _mask(self.condition, gy.dtype)
+        return sum_to(gy * chosen, x0.shape), sum_to(gy * (1 - chosen), x1.shape)
+
+
+def exp(x):
+    return Exp()(x)
+
+
+def log(x):
+    return Log()(x)
+
+
+def sin(x):
+    return Sin()(x)
+
+
+def cos(x):
+    return Cos()(x)
+
+
+def tanh(x):
+    return Tanh()(x)
+
+
+def sqrt(x):
+    return Sqrt()(x)
+
+
+def abs(x):
+    return Abs()(x)
+
+
+def clip(x, low, high):
+    return Clip(low, high)(x)
+
+
+def maximum(x0, x1):
+    return Maximum()(x0, x1)
+
+
+def minimum(x0, x1):
+    return Minimum()(x0, x1)
+
+
+def where(condition, x0, x1):
+    """condition: boolean array or Variable (not differentiated)."""
+    condition = getattr(condition, "data", condition) if isinstance(condition, Variable) else condition
+    return Where(condition)(x0, x1)
+
+
+def square(x):
+    return as_variable(x) ** 2

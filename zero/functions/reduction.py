@@ -1,0 +1,93 @@
+"""Reductions: sum, mean, max, min over any axes."""
+
+__all__ = ['max', 'mean', 'min', 'sum']
+from zero import utils
+from zero.core import Function
+from zero.functions.shape import broadcast_to, reshape
+
+
+def _spread(gy, x_shape, axis, keepdims):
+    """Gradient of a reduction: put gy back on every reduced position."""
+    if not keepdims:
+        gy = reshape(gy, utils.keepdims_shape(x_shape, axis))
+    return broadcast_to(gy, x_shape)
+
+
+class Sum(Function):
+    def __init__(self, axis=None, keepdims=False):
+        self.axis, self.keepdims = axis, keepdims
+
+    def forward(self, x):
+        self.x_shape = x.shape
+        return x.sum(axis=self.axis, keepdims=self.keepdims)
+
+    def backward(self, gy):
+        return _spread(gy, self.x_shape, self.axis, self.keepdims)  # d(sum)/dx_i = 1
+
+
+class Mean(Function):
+    def __init__(self, axis=None, keepdims=False):
+        self.axis, self.keepdims = axis, keepdims
+
+    def forward(self, x):
+        self.x_shape = x.shape
+        y = x.mean(axis=self.axis, keepdims=self.keepdims)
+        self.count = x.size // y.size if y.size else 1
+        return y
+
+    def backward(self, gy):
+        return _spread(gy, self.x_shape, self.axis, self.keepdims) / self.count  # 1/n each
+
+
+class _ArgReduction(Function):
+    """max/min: the gradient flows only to the selected element. At ties the
+    first one (in C order over the reduced axes) is chosen, as argmax does."""
+
+    select = None  # "argmax" or "argmin"
+
+    def __init__(self, axis=None, keepdims=False):
+        self.axis, self.keepdims = axis, keepdims
+
+    def forward(self, x):
+        self.x_shape = x.shape
+        return getattr(x, self.select[3:])(axis=self.axis, keepdims=self.keepdims)
+
+    def backward(self, gy):
+        from zero.core import Variable
+        x, = self.inputs
+        mask = Variable(self._first_selected(x.data).astype(gy.dtype))
+        return _spread(gy, self.x_shape, self.axis, self.keepdims) * mask
+
+    def _first_selected(self, x):
+        xp = self.xp
+        axes = utils.normalize_axes(self.axis, x.ndim)
+        k = len(axes)
+        moved = xp.moveaxis(x, axes, tuple(range(x.ndim - k, x.ndim)))
+        flat = moved.reshape(moved.shape[:x.ndim - k] + (-1,))
+        chosen = getattr(flat, self.select)(axis=-1)
+        one_hot = xp.arange(flat.shape[-1]) == chosen[..., None]
+        return xp.moveaxis(one_hot.reshape(moved.shape), tuple(range(x.ndim - k, x.ndim)), axes)
+
+
+class Max(_ArgReduction):
+    select = "argmax"
+
+
+class Min(_ArgReduction):
+    select = "argmin"
+
+
+def sum(x, axis=None, keepdims=False):
+    return Sum(axis, keepdims)(x)
+
+
+def mean(x, axis=None, keepdims=False):
+    return Mean(axis, keepdims)(x)
+
+
+def max(x, axis=None, keepdims=False):
+    return Max(axis, keepdims)(x)
+
+
+def min(x, axis=None, keepdims=False):
+    return Min(axis, keepdims)(x)

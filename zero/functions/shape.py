@@ -1,0 +1,202 @@
+"""Ops that move values around without changing them: reshape, transpose,
+broadcast_to / sum_to, indexing, concatenate, stack."""
+
+__all__ = ['broadcast_to', 'concatenate', 'expand_dims', 'flatten', 'get_item', 'reshape', 'squeeze', 'stack', 'sum_to', 'swapaxes', 'transpose']
+import numpy as np
+
+from zero import backend, utils
+from zero.core import Function, as_variable
+
+
+class Reshape(Function):
+    def __init__(self, shape):
+        self.shape = shape
+
+    def forward(self, x):
+        self.x_shape = x.shape
+        return x.reshape(self.shape)
+
+    def backward(self, gy):
+        return reshape(gy, self.x_shape)
+
+
+class Transpose(Function):
+    """Permute axes (reverse them when axes is None)."""
+
+    def __init__(self, axes=None):
+        self.axes = axes
+
+    def forward(self, x):
+        return x.transpose(self.axes)
+
+    def backward(self, gy):
+        if self.axes is None:
+            return transpose(gy)
+        inverse = tuple(np.argsort([a % len(self.axes) for a in self.axes]))
+        return transpose(gy, inverse)
+
+
+class BroadcastTo(Function):
+    def __init__(self, shape):
+        self.shape = tuple(shape)
+
+    def forward(self, x):
+        self.x_shape = x.shape
+        return self.xp.broadcast_to(x, self.shape)
+
+    def backward(self, gy):
+        # every copy of an element passes its gradient back: sum them
+        return sum_to(gy, self.x_shape)
+
+
+class SumTo(Function):
+    def __init__(self, shape):
+        self.shape = tuple(shape)
+
+    def forward(self, x):
+        self.x_shape = x.shape
+        return utils.sum_to(x, self.shape)
+
+    def backward(self, gy):
+        return broadcast_to(gy, self.x_shape)
+
+
+class GetItem(Function):
+    """x[index] for slices, integers, None, Ellipsis and integer/boolean arrays."""
+
+    def __init__(self, index):
+        self.index = index
+
+    def forward(self, x):
+        self.x_shape = x.shape
+        return x[self.index]
+
+    def backward(self, gy):
+        return GetItemGrad(self.index, self.x_shape)(gy)
+
+
+class GetItemGrad(Function):
+    """Scatter-add gy into zeros of the input shape: the gradient of x[index].
+    Repeated integer indices accumulate (xp.add.at), as each use adds."""
+
+    def __init__(self, index, x_shape):
+        self.index = index
+        self.x_shape = x_shape
+
+    def forward(self, gy):
+        gx = self.xp.zeros(self.x_shape, dtype=gy.dtype)
+        if _is_basic_index(self.index):
+            gx[self.index] = gy  # slices never hit an element twice
+        else:
+            self.xp.add.at(gx, self.index, gy)
+        return gx
+
+    def backward(self, ggx):
+        return get_item(ggx, self.index)
+
+
+def _is_basic_index(index):
+    items = index if isinstance(index, tuple) else (index,)
+    return all(isinstance(i, (slice, int, type(None), type(Ellipsis))) for i in items)
+
+
+class Concatenate(Function):
+    def __init__(self, axis):
+        self.axis = axis
+
+    def forward(self, *xs):
+        self.sizes = [x.shape[self.axis] for x in xs]
+        return self.xp.concatenate(xs, axis=self.axis)
+
+    def backward(self, gy):
+        axis = self.axis % gy.ndim
+        grads, start = [], 0
+        for size in self.sizes:
+            index = (slice(None),) * axis + (slice(start, start + size),)
+            grads.append(get_item(gy, index))
+            start += size
+        return tuple(grads)
+
+
+class Stack(Function):
+    def __init__(self, axis):
+        self.axis = axis
+
+    def forward(self, *xs):
+        return self.xp.stack(xs, axis=self.axis)
+
+    def backward(self, gy):
+        axis = self.axis % gy.ndim
+        return tuple(get_item(gy, (slice(None),) * axis + (i,)) for i in range(gy.shape[axis]))
+
+
+# -----------------------------------------------------------------------------
+def reshape(x, *shape):
+    if len(shape) == 1 and isinstance(shape[0], (tuple, list)):
+        shape = tuple(shape[0])
+    if tuple(x.shape) == shape:
+        return as_variable(x)
+    return Reshape(shape)(x)
+
+
+def transpose(x, *axes):
+    """Reverse the axes, or permute them: transpose(x, 0, 2, 1) or transpose(x, (0, 2, 1))."""
+    if len(axes) == 1 and isinstance(axes[0], (tuple, list)):
+        axes = tuple(axes[0])
+    return Transpose(axes or None)(x)
+
+
+def swapaxes(x, axis1, axis2):
+    axes = list(range(x.ndim))
+    axes[axis1], axes[axis2] = axes[axis2], axes[axis1]
+    return Transpose(tuple(axes))(x)
+
+
+def broadcast_to(x, shape):
+    if tuple(x.shape) == tuple(shape):
+        return as_variable(x)
+    return BroadcastTo(shape)(x)
+
+
+def sum_to(x, shape):
+    if tuple(x.shape) == tuple(shape):
+        return as_variable(x)
+    return SumTo(shape)(x)
+
+
+def get_item(x, index):
+    """x[index]. Index arrays (host or Variable) are moved to x's device."""
+    x = as_variable(x)
+    items = index if isinstance(index, tuple) else (index,)
+    if any(not isinstance(i, (slice, int, type(None), type(Ellipsis))) for i in items):
+        device = x.device
+        items = tuple(backend.to_device(i, device) if not isinstance(i, (slice, int, type(None), type(Ellipsis)))
+                      else i for i in items)
+        index = items if isinstance(index, tuple) else items[0]
+    return GetItem(index)(x)
+
+
+def concatenate(xs, axis=0):
+    return Concatenate(axis)(*xs)
+
+
+def stack(xs, axis=0):
+    return Stack(axis)(*xs)
+
+
+def flatten(x):
+    """(N, ...) -> (N, prod(...)), as between a conv stack and a linear layer."""
+    return reshape(x, (x.shape[0], -1))
+
+
+def expand_dims(x, axis):
+    shape = list(x.shape)
+    shape.insert(axis % (len(shape) + 1), 1)
+    return reshape(x, tuple(shape))
+
+
+def squeeze(x, axis):
+    shape = list(x.shape)
+    del shape[axis]
+    return reshape(x, tuple(shape))
+

@@ -1,0 +1,108 @@
+"""Array helpers used by the ops, and the teaching tools: numerical gradients
+and the gradient check students use to test their own ops."""
+import numpy as np
+
+from zero.backend import get_array_module, to_numpy
+
+
+# -----------------------------------------------------------------------------
+# Array helpers for broadcasting and reductions
+# -----------------------------------------------------------------------------
+def sum_to(x, shape):
+    """Sum array x down to `shape` (the reverse of broadcasting shape -> x.shape)."""
+    shape = tuple(shape)
+    if x.shape == shape:
+        return x
+    lead = x.ndim - len(shape)
+    lead_axes = tuple(range(lead))
+    kept_axes = tuple(i + lead for i, size in enumerate(shape) if size == 1 and x.shape[i + lead] != 1)
+    y = x.sum(axis=lead_axes + kept_axes, keepdims=True)
+    if lead > 0:
+        y = y.reshape(y.shape[lead:])
+    return y
+
+
+def normalize_axes(axis, ndim):
+    """axis (None, int or tuple, negatives allowed) -> sorted tuple of axes."""
+    if axis is None:
+        return tuple(range(ndim))
+    if isinstance(axis, int):
+        axis = (axis,)
+    return tuple(sorted(a % ndim for a in axis))
+
+
+def keepdims_shape(x_shape, axis):
+    """The shape a reduction over `axis` has with keepdims=True."""
+    axes = normalize_axes(axis, len(x_shape))
+    return tuple(1 if i in axes else size for i, size in enumerate(x_shape))
+
+
+# -----------------------------------------------------------------------------
+# Numerical gradients: the independent check of every backward
+# -----------------------------------------------------------------------------
+def numerical_grad(f, *inputs, eps=1e-6):
+    """Central differences (f(x + eps) - f(x - eps)) / 2 eps of sum(f(*inputs))
+    with respect to every input array; returns a list of arrays.
+
+    f takes and returns Variables (or arrays). Use float64 inputs: in float32
+    the rounding error of the difference swamps the derivative.
+    """
+    from zero.core import Variable, no_grad
+
+    def total(arrays):
+        with no_grad():
+            y = f(*[Variable(a) for a in arrays])
+        y = getattr(y, "data", y)
+        return float(y.sum())
+
+    arrays = [a.copy() for a in inputs]
+    grads = []
+    for a in arrays:
+        xp = get_array_module(a)
+        grad = xp.zeros_like(a)
+        flat, flat_grad = a.reshape(-1), grad.reshape(-1)
+        for i in range(flat.size):
+            original = flat[i].copy()
+            flat[i] = original + eps
+            plus = total(arrays)
+            flat[i] = original - eps
+            minus = total(arrays)
+            flat[i] = original
+            flat_grad[i] = (plus - minus) / (2 * eps)
+        grads.append(grad)
+    return grads
+
+
+def gradient_check(f, *inputs, eps=1e-6, rtol=1e-4, atol=1e-5, verbose=False):
+    """Compare backward() with numerical gradients for f at `inputs`.
+
+    Returns the largest absolute difference over all inputs; raises
+    AssertionError naming the input and the worst element when
+    |analytic - numeric| > atol + rtol * |numeric| anywhere.
+
+        err = gradient_check(lambda x: F.tanh(x) * x, np.random.randn(3, 4))
+    """
+    from zero.core import Variable
+
+    arrays = [np.asarray(a, dtype=np.float64) if isinstance(a, (list, float, int)) else a for a in inputs]
+    variables = [Variable(a.copy()) for a in arrays]
+    y = f(*variables)
+    y.backward()
+    numeric = numerical_grad(f, *arrays, eps=eps)
+    worst = 0.0
+    for index, (variable, expected) in enumerate(zip(variables, numeric)):
+        analytic = to_numpy(variable.grad.data) if variable.grad is not None else np.zeros(variable.shape)
+        expected = to_numpy(expected)
+        if analytic.shape != expected.shape:
+            raise AssertionError(f"input {index}: gradient shape {analytic.shape} != input shape {expected.shape}")
+        error = np.abs(analytic - expected)
+        worst = max(worst, float(error.max()) if error.size else 0.0)
+        bad = error > atol + rtol * np.abs(expected)
+        if verbose:
+            print(f"input {index}: max |analytic - numeric| = {error.max() if error.size else 0:.3g}")
+        if bad.any():
+            where = tuple(int(i) for i in np.argwhere(bad)[0])
+            raise AssertionError(
+                f"gradient check failed for input {index} (shape {expected.shape}) at {where}: "
+                f"backward gives {analytic[where]:.6g}, numerical gradient {expected[where]:.6g}")
+    return worst
