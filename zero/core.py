@@ -61,12 +61,16 @@ class Variable:
     data: numpy.ndarray or a device array (cupy.ndarray). grad: Variable or None.
     creator: the Function that produced it (None for leaves).
     generation: 1 + the creator's generation; orders the backward pass.
+    requires_grad: whether backward computes a gradient for it. Arrays and
+    numbers passed straight to an op become constants (requires_grad=False):
+    nobody holds them to read a gradient, so none is computed; results that
+    depend on constants only, or are computed under no_grad(), are constants too.
     """
 
-    __slots__ = ("data", "name", "grad", "creator", "generation", "__weakref__")
+    __slots__ = ("data", "name", "grad", "creator", "generation", "requires_grad", "__weakref__")
     __array_priority__ = 200  # numpy_array * variable -> Variable.__rmul__
 
-    def __init__(self, data, name=None):
+    def __init__(self, data, name=None, requires_grad=True):
         if type(data) is not np.ndarray and data is not None:
             if isinstance(data, np.generic):
                 data = np.asarray(data)
@@ -78,6 +82,7 @@ class Variable:
         self.grad = None
         self.creator = None
         self.generation = 0
+        self.requires_grad = requires_grad
 
     # --- array-like attributes ---
     @property
@@ -170,29 +175,29 @@ class Variable:
         # function runs only when all functions that use its outputs are done.
         pending = [(-self.creator.generation, 0, self.creator)]
         queued = {self.creator}
-        tiebreak = 1
+        push, pop = heapq.heappush, heapq.heappop
         old_enable_backprop = Config.enable_backprop
         Config.enable_backprop = create_graph
         try:
             while pending:
-                function = heapq.heappop(pending)[2]
-                output_grads = [output().grad for output in function.outputs]
-                input_grads = function.backward(*output_grads)
-                if not isinstance(input_grads, tuple):
+                function = pop(pending)[2]
+                outputs = [output() for output in function.outputs]  # None if freed
+                input_grads = function.backward(*[y.grad if y is not None else None for y in outputs])
+                if type(input_grads) is not tuple:
                     input_grads = (input_grads,)
                 for x, gx in zip(function.inputs, input_grads):
-                    if gx is None:
+                    if gx is None or not x.requires_grad:
                         continue
                     # a variable used several times sums the gradients it gets
                     x.grad = gx if x.grad is None else x.grad + gx
                     creator = x.creator
                     if creator is not None and creator not in queued:
                         queued.add(creator)
-                        heapq.heappush(pending, (-creator.generation, tiebreak, creator))
-                        tiebreak += 1
+                        push(pending, (-creator.generation, len(queued), creator))
                 if not retain_grad:
-                    for output in function.outputs:
-                        output().grad = None
+                    for y in outputs:
+                        if y is not None:
+                            y.grad = None
         finally:
             Config.enable_backprop = old_enable_backprop
 
@@ -229,24 +234,45 @@ class Function:
     generation = 0
 
     def __call__(self, *inputs):
-        inputs = _as_variables(inputs)
+        for x in inputs:
+            if not isinstance(x, Variable):
+                inputs = _as_variables(inputs)
+                break
         xs = [x.data for x in inputs]
-        self.xp = xp = _common_array_module(self, xs)
+        x0 = xs[0]
+        for x in xs:
+            if type(x) is not type(x0):
+                _check_same_device(self, xs)
+                break
+        self.xp = xp = np if type(x0) is np.ndarray else get_array_module(x0)
         try:
             ys = self.forward(*xs)
         except (ValueError, TypeError, IndexError) as error:
             raise _op_error(self, error, xs) from error
-        if not isinstance(ys, tuple):
-            ys = (ys,)
-        outputs = [Variable(y if type(y) is np.ndarray else xp.asarray(y)) for y in ys]
 
+        # NumPy scalars (results of full reductions) become 0-d arrays
+        if type(ys) is tuple:
+            outputs = [Variable(y if type(y) is np.ndarray else xp.asarray(y)) for y in ys]
+        else:
+            outputs = [Variable(ys if type(ys) is np.ndarray else xp.asarray(ys))]
+        generation = -1  # stays -1 unless some input needs a gradient
         if Config.enable_backprop:
-            self.generation = max([x.generation for x in inputs])
+            for x in inputs:
+                if x.requires_grad and x.generation > generation:
+                    generation = x.generation
+        if generation >= 0:
+            # link the graph: outputs point at this function, it points at its
+            # inputs, and (weakly) back at its outputs
+            self.generation = generation
             for output in outputs:
-                output.set_creator(self)
+                output.creator = self
+                output.generation = generation + 1
             self.inputs = inputs
             self.outputs = [weakref.ref(output) for output in outputs]
-        return outputs if len(outputs) > 1 else outputs[0]
+        else:
+            for output in outputs:
+                output.requires_grad = False
+        return outputs[0] if len(outputs) == 1 else tuple(outputs)
 
     def forward(self, *xs):
         raise NotImplementedError
@@ -260,38 +286,32 @@ class Function:
 
 
 def _as_variables(inputs):
-    """Variables for the inputs; Python scalars take the dtype and device of
-    the first array input, so 2.0 * float32 stays float32."""
-    reference = None
-    for x in inputs:
-        if isinstance(x, Variable):
-            reference = x.data
-            break
-        if isinstance(x, np.ndarray) or backend.backend_of(x) is not backend.CPU:
-            reference = x
-            break
+    """Variables for the inputs; arrays and numbers become constants. Python
+    numbers take the dtype and device of the first array input, so
+    2.0 * float32 stays float32."""
     result = []
     for x in inputs:
-        if not isinstance(x, Variable):
-            if isinstance(x, (int, float)) and reference is not None:
-                xp = get_array_module(reference)
-                dtype = reference.dtype if reference.dtype.kind == "f" else None
-                x = xp.asarray(x, dtype=dtype)
-            elif isinstance(x, (int, float)):
-                x = np.asarray(x, dtype=backend.DEFAULT_DTYPE if isinstance(x, float) else None)
-            x = Variable(x)
-        result.append(x)
+        if isinstance(x, (int, float)):
+            x = _number_as_array(x, inputs)
+        result.append(x if isinstance(x, Variable) else Variable(x, requires_grad=False))
     return result
 
 
-def _common_array_module(function, xs):
-    """The array module of all inputs; inputs on different devices are an error."""
-    first_type = type(xs[0])
-    for x in xs[1:]:
-        if type(x) is not first_type and backend.backend_of(x) is not backend.backend_of(xs[0]):
+def _number_as_array(number, inputs):
+    reference = next((getattr(x, "data", x) for x in inputs if not isinstance(x, (int, float))), None)
+    if reference is None:
+        dtype = backend.DEFAULT_DTYPE if isinstance(number, float) else None
+        return np.asarray(number, dtype=dtype)
+    dtype = reference.dtype if reference.dtype.kind == "f" else None
+    return get_array_module(reference).asarray(number, dtype=dtype)
+
+
+def _check_same_device(function, xs):
+    """Inputs on different devices are an error, named with the op and shapes."""
+    for x in xs:
+        if backend.backend_of(x) is not backend.backend_of(xs[0]):
             raise TypeError(f"{function.name}: inputs are on different devices: "
                             f"{_describe(xs)}; move them with .to(device) first")
-    return get_array_module(xs[0])
 
 
 def _describe(xs):

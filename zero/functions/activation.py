@@ -1,17 +1,30 @@
-"""Activation functions."""
+"""Activation functions and the softmax family.
 
-__all__ = ['relu', 'sigmoid']
+Everything that exponentiates is written to be stable for large |x|:
+sigmoid through tanh, softplus through log1p(exp(-|x|)), and softmax,
+log_softmax and logsumexp subtract the maximum before exponentiating
+(softmax(x) = softmax(x - c) for any constant c).
+"""
+
+__all__ = ['leaky_relu', 'log_softmax', 'logsumexp', 'relu', 'sigmoid', 'silu', 'softmax', 'softplus']
+from zero import utils
 from zero.core import Function, Variable
+from zero.functions.math import exp
+from zero.functions.reduction import sum
+from zero.functions.shape import reshape
+
+
+def _sigmoid(xp, x):
+    """1 / (1 + e^-x) on an array, as 0.5 tanh(x/2) + 0.5: no overflow for large |x|."""
+    y = xp.tanh(x * x.dtype.type(0.5))
+    y *= 0.5
+    y += 0.5
+    return y
 
 
 class Sigmoid(Function):
     def forward(self, x):
-        # 1 / (1 + e^-x) written as 0.5 tanh(x/2) + 0.5: no overflow for large |x|
-        xp = self.xp
-        y = xp.tanh(x * x.dtype.type(0.5))
-        y *= 0.5
-        y += 0.5
-        return y
+        return _sigmoid(self.xp, x)
 
     def backward(self, gy):
         y = self.outputs[0]()
@@ -27,9 +40,147 @@ class ReLU(Function):
         return gy * Variable((x.data > 0).astype(gy.dtype))  # slope 1 where x > 0
 
 
+class LeakyReLU(Function):
+    """x where x > 0, negative_slope * x elsewhere."""
+
+    def __init__(self, negative_slope):
+        self.negative_slope = negative_slope
+
+    def forward(self, x):
+        return self.xp.where(x > 0, x, x * x.dtype.type(self.negative_slope))
+
+    def backward(self, gy):
+        x, = self.inputs
+        one, slope = gy.dtype.type(1), gy.dtype.type(self.negative_slope)
+        return gy * Variable(self.xp.where(x.data > 0, one, slope))  # slope 1 or negative_slope
+
+
+class Softplus(Function):
+    """log(1 + e^x) = max(x, 0) + log(1 + e^-|x|): the exponent is never positive."""
+
+    def forward(self, x):
+        xp = self.xp
+        y = xp.exp(-xp.abs(x))
+        xp.log1p(y, out=y)
+        y += xp.maximum(x, 0)
+        return y
+
+    def backward(self, gy):
+        x, = self.inputs
+        return gy * sigmoid(x)  # d/dx log(1 + e^x) = sigma(x)
+
+
+class SiLU(Function):
+    """x sigma(x), also called swish."""
+
+    def forward(self, x):
+        y = _sigmoid(self.xp, x)
+        y *= x
+        return y
+
+    def backward(self, gy):
+        x, = self.inputs
+        s = sigmoid(x)
+        return gy * s * (1 + x * (1 - s))  # (x s)' = s + x s (1 - s)
+
+
+class Softmax(Function):
+    """y_i = e^(x_i) / sum_j e^(x_j) along `axis`."""
+
+    def __init__(self, axis):
+        self.axis = axis
+
+    def forward(self, x):
+        y = x - x.max(axis=self.axis, keepdims=True)
+        self.xp.exp(y, out=y)
+        y /= y.sum(axis=self.axis, keepdims=True)
+        return y
+
+    def backward(self, gy):
+        y = self.outputs[0]()
+        # dL/dx_i = y_i (gy_i - sum_j gy_j y_j)
+        gx = y * gy
+        return gx - y * sum(gx, axis=self.axis, keepdims=True)
+
+
+class LogSoftmax(Function):
+    """y_i = x_i - log sum_j e^(x_j) along `axis`."""
+
+    def __init__(self, axis):
+        self.axis = axis
+
+    def forward(self, x):
+        xp = self.xp
+        y = x - x.max(axis=self.axis, keepdims=True)
+        y -= xp.log(xp.exp(y).sum(axis=self.axis, keepdims=True))
+        return y
+
+    def backward(self, gy):
+        y = self.outputs[0]()
+        # dL/dx_i = gy_i - softmax_i sum_j gy_j, and softmax = e^y
+        return gy - exp(y) * sum(gy, axis=self.axis, keepdims=True)
+
+
+class LogSumExp(Function):
+    """y = log sum_i e^(x_i) over `axis` = m + log sum_i e^(x_i - m), m = max_i x_i."""
+
+    def __init__(self, axis, keepdims):
+        self.axis, self.keepdims = axis, keepdims
+
+    def forward(self, x):
+        xp = self.xp
+        m = x.max(axis=self.axis, keepdims=True)
+        # rows that are all -inf (or hold +inf): shift by 0, so the result is -inf (+inf), not nan
+        m = xp.where(xp.isfinite(m), m, m.dtype.type(0))
+        y = xp.log(xp.exp(x - m).sum(axis=self.axis, keepdims=True))
+        y += m
+        return y if self.keepdims else y.reshape(self.reduced_shape(x.shape))
+
+    def reduced_shape(self, x_shape):
+        axes = utils.normalize_axes(self.axis, len(x_shape))
+        return tuple(size for i, size in enumerate(x_shape) if i not in axes)
+
+    def backward(self, gy):
+        x, = self.inputs
+        y = self.outputs[0]()
+        if not self.keepdims:
+            kept = utils.keepdims_shape(x.shape, self.axis)
+            gy, y = reshape(gy, kept), reshape(y, kept)
+        return gy * exp(x - y)  # d/dx_i logsumexp(x) = e^(x_i - y) = softmax_i
+
+
 def sigmoid(x):
     return Sigmoid()(x)
 
 
 def relu(x):
     return ReLU()(x)
+
+
+def leaky_relu(x, negative_slope=0.01):
+    return LeakyReLU(negative_slope)(x)
+
+
+def softplus(x):
+    """log(1 + e^x), stable for large |x|."""
+    return Softplus()(x)
+
+
+def silu(x):
+    """x * sigmoid(x)."""
+    return SiLU()(x)
+
+
+def softmax(x, axis=-1):
+    """e^x normalised to sum to 1 along `axis`; same shape as x."""
+    return Softmax(axis)(x)
+
+
+def log_softmax(x, axis=-1):
+    """log(softmax(x, axis)), computed without forming softmax; same shape as x."""
+    return LogSoftmax(axis)(x)
+
+
+def logsumexp(x, axis=-1, keepdims=False):
+    """log(sum(exp(x), axis)) without overflow; `axis` is an int or a tuple."""
+    return LogSumExp(axis, keepdims)(x)

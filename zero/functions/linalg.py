@@ -2,7 +2,7 @@
 
 __all__ = ['linear', 'matmul']
 from zero.core import Function
-from zero.functions.shape import reshape, sum_to, swapaxes
+from zero.functions.shape import broadcast_to, reshape, sum_to, swapaxes
 
 
 class MatMul(Function):
@@ -43,11 +43,51 @@ class Linear(Function):
 
     def backward(self, gy):
         x, W = self.inputs[:2]
-        gx = matmul(gy, W.T)
-        gW = matmul(reshape(x, (-1, x.shape[-1])).T, reshape(gy, (-1, gy.shape[-1])))
-        if len(self.inputs) == 2:
-            return gx, gW
-        return gx, gW, sum_to(gy, self.inputs[2].shape)
+        grads = LinearGrad(len(self.inputs) == 3, x.requires_grad)(x, W, gy)
+        if not isinstance(grads, tuple):
+            grads = (grads,)
+        return grads if x.requires_grad else (None,) + grads
+
+
+class LinearGrad(Function):
+    """The backward of linear as one op (the hot path of every MLP):
+    gx = gy W^T,  gW = x^T gy,  gb = sum of gy over the batch.
+    Returns (gx, gW[, gb]); without gx when x needs no gradient (a batch of
+    data: that product would be thrown away)."""
+
+    def __init__(self, has_bias, needs_gx):
+        self.has_bias = has_bias
+        self.needs_gx = needs_gx
+
+    def forward(self, x, W, gy):
+        grads = (gy @ W.T,) if self.needs_gx else ()
+        grads += (_rows(x).T @ _rows(gy),)
+        if self.has_bias:
+            grads += (_rows(gy).sum(axis=0),)
+        return grads
+
+    def backward(self, *output_grads):
+        # differentiate gx, gW, gb again (double backprop); absent grads are None
+        x, W, gy = self.inputs
+        output_grads = list(output_grads)
+        ggx = output_grads.pop(0) if self.needs_gx else None
+        ggW = output_grads.pop(0)
+        ggb = output_grads.pop(0) if self.has_bias else None
+        g_x = g_W = g_gy = None
+        if ggW is not None:                              # from gW = x^T gy
+            g_x = matmul(gy, ggW.T)
+            g_gy = matmul(x, ggW)
+        if ggx is not None:                              # from gx = gy W^T
+            g_W = matmul(reshape(ggx, (-1, ggx.shape[-1])).T, reshape(gy, (-1, gy.shape[-1])))
+            g_gy = matmul(ggx, W) if g_gy is None else g_gy + matmul(ggx, W)
+        if ggb is not None:                              # from gb = sum of gy
+            g_gy = broadcast_to(ggb, gy.shape) if g_gy is None else g_gy + ggb
+        return g_x, g_W, g_gy
+
+
+def _rows(a):
+    """(..., n) -> (rows, n): the batch axes flattened into one."""
+    return a if a.ndim == 2 else a.reshape(-1, a.shape[-1])
 
 
 def linear(x, W, b=None):

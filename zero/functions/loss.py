@@ -1,12 +1,27 @@
-"""Loss functions. `reduction` is 'mean' (over all elements, as PyTorch) or 'sum'."""
+"""Loss functions and accuracy.
 
-__all__ = ['mean_squared_error']
-from zero.core import Function
+`reduction` is 'mean' or 'sum', as in PyTorch: softmax_cross_entropy averages
+over the N samples, the others over all elements.
+"""
+
+__all__ = ['accuracy', 'binary_cross_entropy', 'binary_cross_entropy_with_logits', 'mean_squared_error',
+           'softmax_cross_entropy']
+from zero import backend
+from zero.core import Function, Variable
+from zero.functions.activation import sigmoid, softmax
+from zero.functions.math import clip, log
+
+BCE_EPS = 1e-7  # binary_cross_entropy clips p to [eps, 1 - eps]: each term is at most -log(1e-7) = 16.1
 
 
 def _check_reduction(name, reduction):
     if reduction not in ("mean", "sum"):
         raise ValueError(f"{name}: reduction must be 'mean' or 'sum', got {reduction!r}")
+
+
+def _check_same_shape(x0, x1):
+    if x0.shape != x1.shape:
+        raise ValueError(f"shapes differ: {x0.shape} vs {x1.shape}")
 
 
 class MeanSquaredError(Function):
@@ -15,8 +30,7 @@ class MeanSquaredError(Function):
         self.reduction = reduction
 
     def forward(self, x0, x1):
-        if x0.shape != x1.shape:
-            raise ValueError(f"shapes differ: {x0.shape} vs {x1.shape}")
+        _check_same_shape(x0, x1)
         diff = x0 - x1
         y = (diff * diff).sum()
         return y / diff.size if self.reduction == "mean" else y
@@ -30,5 +44,132 @@ class MeanSquaredError(Function):
         return gx0, -gx0
 
 
+class SoftmaxCrossEntropy(Function):
+    """L = sum_n -log softmax(logits_n)[labels_n]  (divided by N for 'mean').
+
+    logits: (N, C) floats. labels: (N,) integers in [0, C) on the logits' device.
+    """
+
+    def __init__(self, labels, reduction):
+        self.labels = labels
+        self.reduction = reduction
+
+    def forward(self, logits):
+        xp, labels = self.xp, self.labels
+        if logits.ndim != 2 or labels.shape != logits.shape[:1]:
+            raise ValueError(f"expected logits (N, C) and labels (N,), got logits {logits.shape} "
+                             f"and labels {labels.shape}")
+        if labels.dtype.kind not in "iu":
+            raise TypeError(f"labels must be integers (class indices), got dtype {labels.dtype}")
+        n, num_classes = logits.shape
+        if n and (int(labels.min()) < 0 or int(labels.max()) >= num_classes):
+            raise ValueError(f"labels must lie in [0, {num_classes}), got values from "
+                             f"{int(labels.min())} to {int(labels.max())}")
+        # -log softmax(x)[t] = log sum_c e^(x_c - m) - (x_t - m),  m = max_c x_c
+        shifted = logits - logits.max(axis=1, keepdims=True)
+        log_z = xp.log(xp.exp(shifted).sum(axis=1))
+        loss = (log_z - shifted[xp.arange(n), labels]).sum()
+        return loss / n if self.reduction == "mean" else loss
+
+    def backward(self, gy):
+        logits, = self.inputs
+        n, num_classes = logits.shape
+        xp = self.xp
+        one_hot = (xp.arange(num_classes) == self.labels[:, None]).astype(logits.dtype)
+        scale = gy / n if self.reduction == "mean" else gy
+        return (softmax(logits, axis=1) - Variable(one_hot)) * scale  # (softmax - onehot) gy / N
+
+
+class BinaryCrossEntropy(Function):
+    """L = -sum [t log p + (1 - t) log(1 - p)], with p clipped to [BCE_EPS, 1 - BCE_EPS]."""
+
+    def __init__(self, reduction):
+        self.reduction = reduction
+
+    def forward(self, probs, targets):
+        _check_same_shape(probs, targets)
+        xp = self.xp
+        p = xp.clip(probs, BCE_EPS, 1 - BCE_EPS)
+        log_p, log_1mp = xp.log(p), xp.log1p(-p)
+        # -(t log p + (1 - t) log(1 - p)) = -(log(1 - p) + t (log p - log(1 - p)))
+        log_p -= log_1mp
+        log_p *= targets
+        log_p += log_1mp
+        loss = -log_p.sum()
+        return loss / probs.size if self.reduction == "mean" else loss
+
+    def backward(self, gy):
+        probs, targets = self.inputs
+        scale = gy / probs.size if self.reduction == "mean" else gy
+        # The gradient at the clipped p (exact for eps <= p <= 1 - eps; finite where p is 0 or 1):
+        # dL/dp = (p - t) / (p (1 - p)),  dL/dt = log(1 - p) - log p
+        p = clip(probs, BCE_EPS, 1 - BCE_EPS)
+        g_probs = scale * (p - targets) / (p * (1 - p))
+        g_targets = scale * (log(1 - p) - log(p))
+        return g_probs, g_targets
+
+
+class BinaryCrossEntropyWithLogits(Function):
+    """L = sum [max(x, 0) - x t + log(1 + e^-|x|)] = BCE(sigmoid(x), t), stable for any x."""
+
+    def __init__(self, reduction):
+        self.reduction = reduction
+
+    def forward(self, logits, targets):
+        _check_same_shape(logits, targets)
+        xp = self.xp
+        terms = xp.exp(-xp.abs(logits))
+        xp.log1p(terms, out=terms)
+        terms += xp.maximum(logits, 0)
+        terms -= logits * targets
+        loss = terms.sum()
+        return loss / logits.size if self.reduction == "mean" else loss
+
+    def backward(self, gy):
+        logits, targets = self.inputs
+        scale = gy / logits.size if self.reduction == "mean" else gy
+        # dL/dx = sigma(x) - t,  dL/dt = -x
+        return scale * (sigmoid(logits) - targets), scale * -logits
+
+
 def mean_squared_error(x0, x1, reduction="mean"):
     return MeanSquaredError(reduction)(x0, x1)
+
+
+def softmax_cross_entropy(logits, labels, reduction="mean"):
+    """Cross entropy of softmax(logits) against integer class labels, as one op.
+
+    logits: (N, C). labels: (N,) integers (array, list or Variable; moved to
+    the logits' device). Returns a scalar Variable.
+    """
+    _check_reduction("softmax_cross_entropy", reduction)
+    device = backend.device_of(logits)
+    return SoftmaxCrossEntropy(backend.to_device(labels, device), reduction)(logits)
+
+
+def binary_cross_entropy(probs, targets, reduction="mean"):
+    """Cross entropy of probabilities `probs` in [0, 1] against targets in [0, 1],
+    both of the same shape. p is clipped to [BCE_EPS, 1 - BCE_EPS] inside the logs.
+    Prefer binary_cross_entropy_with_logits when you have the logits."""
+    _check_reduction("binary_cross_entropy", reduction)
+    return BinaryCrossEntropy(reduction)(probs, targets)
+
+
+def binary_cross_entropy_with_logits(logits, targets, reduction="mean"):
+    """binary_cross_entropy(sigmoid(logits), targets) computed stably, without clipping."""
+    _check_reduction("binary_cross_entropy_with_logits", reduction)
+    return BinaryCrossEntropyWithLogits(reduction)(logits, targets)
+
+
+def accuracy(logits, labels):
+    """Fraction of rows whose argmax equals the label, as a Python float (not differentiable).
+
+    logits: (N, C) array or Variable. labels: (N,) integers.
+    """
+    if isinstance(logits, Variable):
+        logits = logits.data
+    labels = backend.to_device(labels, backend.device_of(logits))
+    if logits.ndim != 2 or labels.shape != logits.shape[:1]:
+        raise ValueError(f"accuracy: expected logits (N, C) and labels (N,), got logits {logits.shape} "
+                         f"and labels {labels.shape}")
+    return (logits.argmax(axis=1) == labels).mean().item()  # .item(): explicit host copy of one number

@@ -1,0 +1,63 @@
+"""Step 1.2 - Why the normal is everywhere: the central limit theorem.
+
+Step 1.1 gave the formula of the normal distribution but no reason to expect
+it in data. The central limit theorem is that reason: add up N independent
+random numbers, from almost any distribution with mean mu and variance
+sigma^2, and the sum is close to normal, with mean N mu and variance N sigma^2
+(the average: mean mu, variance sigma^2 / N). Heights, measurement errors,
+test scores are sums of many small effects, so they look normal.
+
+Here the numbers are uniform on [0, 1] (flat, nothing like a bell: mu = 1/2,
+sigma^2 = 1/12). For several N we draw many sums and averages, and compare
+their histograms with the normal density the theorem predicts.
+
+    python steps/step01_normal/2_central_limit.py [--show] [--quick]
+"""
+import numpy as np
+
+from zero.cli import out_dir, step_parser
+from zero.distributions import normal_pdf
+from zero.plot import figures, save, show
+
+args = step_parser(__doc__).parse_args()
+folder = out_dir(args, __file__)
+plt = figures(args.show)
+
+# ---- hyper-parameters -------------------------------------------------------------------------
+NS = [1, 2, 4, 10]                                # how many uniforms are added up
+N_EXPERIMENTS = 2_000 if args.quick else 20_000   # sums drawn for each histogram
+BINS = 40
+rng = np.random.default_rng(args.seed)
+
+UNIFORM_MEAN = 0.5           # E[u] = int_0^1 u du
+UNIFORM_VARIANCE = 1 / 12    # Var[u] = int_0^1 (u - 1/2)^2 du
+
+fig_sum, axes_sum = plt.subplots(1, len(NS), figsize=(4 * len(NS), 3.5))
+fig_mean, axes_mean = plt.subplots(1, len(NS), figsize=(4 * len(NS), 3.5))
+print(f"{'N':>3} | {'sum: mean':>9} {'(theory)':>9} {'var':>7} {'(theory)':>9} | "
+      f"{'average: var':>12} {'(theory)':>9}")
+for n, ax_sum, ax_mean in zip(NS, axes_sum, axes_mean):
+    uniforms = rng.uniform(0.0, 1.0, size=(N_EXPERIMENTS, n))
+    sums = uniforms.sum(axis=1)                   # s = u_1 + ... + u_N
+    averages = sums / n                           # a = s / N
+    sum_mu, sum_sigma = n * UNIFORM_MEAN, np.sqrt(n * UNIFORM_VARIANCE)   # s ~ N(N mu, N sigma^2)
+    mean_mu, mean_sigma = UNIFORM_MEAN, np.sqrt(UNIFORM_VARIANCE / n)    # a ~ N(mu, sigma^2 / N)
+    print(f"{n:3d} | {sums.mean():9.4f} {sum_mu:9.4f} {sums.var():7.4f} {sum_sigma ** 2:9.4f} | "
+          f"{averages.var():12.5f} {mean_sigma ** 2:9.5f}")
+
+    grid = np.linspace(sums.min(), sums.max(), 200)
+    ax_sum.hist(sums, bins=BINS, density=True, alpha=0.6, label="sums")
+    ax_sum.plot(grid, normal_pdf(grid, sum_mu, sum_sigma), "r", label="N(N/2, N/12)")
+    ax_sum.set(title=f"sum of N = {n} uniforms", xlabel="s")
+    grid = np.linspace(averages.min(), averages.max(), 200)
+    ax_mean.hist(averages, bins=BINS, density=True, alpha=0.6, label="averages")
+    ax_mean.plot(grid, normal_pdf(grid, mean_mu, mean_sigma), "r", label="N(1/2, 1/(12N))")
+    ax_mean.set(title=f"average of N = {n} uniforms", xlabel="a", xlim=(0, 1))
+axes_sum[0].legend()
+axes_mean[0].legend()
+axes_sum[0].set_ylabel("density")
+axes_mean[0].set_ylabel("density")
+save(fig_sum, folder, "sums")
+save(fig_mean, folder, "averages")
+print("N = 1 is the flat uniform itself; by N = 4 the histogram already follows the bell.")
+show()

@@ -1,0 +1,371 @@
+"""Activations (zero/functions/activation.py) and losses (zero/functions/loss.py):
+numerical gradients in float64 on hypothesis shapes, on both devices;
+stability at |x| = 1000; float32 kept; double backprop; PyTorch cross-checks."""
+import numpy as np
+import pytest
+from hypothesis import HealthCheck, given, settings, strategies as st
+
+import zero.functions as F
+from zero import Variable, no_grad
+from zero.backend import device_of
+from zero.utils import gradient_check
+
+from conftest import host, on
+
+# the device fixture is a plain string, so sharing it across examples is safe
+FAST = settings(max_examples=15, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+seeds = st.integers(0, 2**32 - 1)
+dims = st.integers(1, 4)
+shapes = st.lists(dims, min_size=1, max_size=3).map(tuple)
+
+
+def weighted(f, weights):
+    """x -> f(x) * weights: a loss whose gradient tests every output (sum(softmax) alone is constant)."""
+    return lambda *xs: f(*xs) * Variable(weights)
+
+
+def away_from_zero(rng, shape):
+    """Normal values with |x| >= 0.1, so kinks at 0 stay out of the finite differences."""
+    x = rng.standard_normal(shape)
+    return np.where(np.abs(x) < 0.1, 0.1 * np.sign(x) + 0.1 * (x == 0), x)
+
+
+# =============================================================================
+# Activations
+# =============================================================================
+ELEMENTWISE = {
+    "relu": F.relu,
+    "leaky_relu": lambda x: F.leaky_relu(x, negative_slope=0.2),
+    "sigmoid": F.sigmoid,
+    "softplus": F.softplus,
+    "silu": F.silu,
+}
+
+ELEMENTWISE_REFERENCE = {
+    "relu": lambda x: np.maximum(x, 0),
+    "leaky_relu": lambda x: np.where(x > 0, x, 0.2 * x),
+    "sigmoid": lambda x: 1 / (1 + np.exp(-x)),
+    "softplus": lambda x: np.log(1 + np.exp(x)),
+    "silu": lambda x: x / (1 + np.exp(-x)),
+}
+
+
+@pytest.mark.parametrize("name", sorted(ELEMENTWISE))
+@FAST
+@given(shape=shapes, seed=seeds)
+def test_elementwise_activation_gradient_and_value(device, name, shape, seed):
+    rng = np.random.default_rng(seed)
+    x = 3 * away_from_zero(rng, shape)
+    weights = on(device, rng.standard_normal(shape))
+    y = ELEMENTWISE[name](Variable(on(device, x)))
+    assert device_of(y) == device
+    np.testing.assert_allclose(host(y.data), ELEMENTWISE_REFERENCE[name](x), rtol=1e-12, atol=1e-14)
+    gradient_check(weighted(ELEMENTWISE[name], weights), on(device, x))
+
+
+AXIS_OPS = {
+    "softmax": lambda x, axis: F.softmax(x, axis=axis),
+    "log_softmax": lambda x, axis: F.log_softmax(x, axis=axis),
+    "logsumexp": lambda x, axis: F.logsumexp(x, axis=axis),
+    "logsumexp_keepdims": lambda x, axis: F.logsumexp(x, axis=axis, keepdims=True),
+}
+
+
+def axis_reference(name, x, axis):
+    """Plain formulas in float64 (fine for the moderate values used here)."""
+    e = np.exp(x)
+    total = e.sum(axis=axis, keepdims=True)
+    return {"softmax": e / total, "log_softmax": x - np.log(total),
+            "logsumexp": np.log(total).squeeze(axis), "logsumexp_keepdims": np.log(total)}[name]
+
+
+@pytest.mark.parametrize("name", sorted(AXIS_OPS))
+@FAST
+@given(shape=shapes, seed=seeds, data=st.data())
+def test_softmax_family_gradient_and_value(device, name, shape, seed, data):
+    axis = data.draw(st.integers(-len(shape), len(shape) - 1), label="axis")
+    rng = np.random.default_rng(seed)
+    x = 2 * rng.standard_normal(shape)
+    f = AXIS_OPS[name]
+    with no_grad():
+        y = f(Variable(on(device, x)), axis)
+    np.testing.assert_allclose(host(y.data), axis_reference(name, x, axis), rtol=1e-12, atol=1e-14)
+    weights = on(device, rng.standard_normal(y.shape))
+    gradient_check(weighted(lambda v: f(v, axis), weights), on(device, x))
+
+
+def test_logsumexp_over_several_axes_and_infinite_rows():
+    x = np.random.default_rng(0).standard_normal((2, 3, 4))
+    y = F.logsumexp(Variable(x), axis=(0, 2))
+    np.testing.assert_allclose(y.data, np.log(np.exp(x).sum(axis=(0, 2))), rtol=1e-12)
+    gradient_check(lambda v: F.logsumexp(v, axis=(0, 2)) * Variable(np.arange(3.0)), x)
+    rows = np.array([[-np.inf, -np.inf], [0.0, -np.inf], [np.inf, 0.0]])
+    with np.errstate(divide="ignore"):  # log(0) for the all -inf row
+        np.testing.assert_array_equal(F.logsumexp(Variable(rows)).data, [-np.inf, 0.0, np.inf])
+
+
+def test_activations_are_exact_and_finite_at_plus_minus_1000(device):
+    x = Variable(on(device, np.array([-1000.0, 1000.0], dtype=np.float32)))
+    expected = {  # value, derivative
+        F.sigmoid: ([0, 1], [0, 0]),
+        F.softplus: ([0, 1000], [0, 1]),
+        F.silu: ([0, 1000], [0, 1]),
+        F.relu: ([0, 1000], [0, 1]),
+    }
+    for f, (value, slope) in expected.items():
+        x.cleargrad()
+        y = f(x)
+        y.backward()
+        assert y.dtype == np.float32 and x.grad.dtype == np.float32, f.__name__
+        np.testing.assert_array_equal(host(y.data), value, err_msg=f.__name__)
+        np.testing.assert_array_equal(host(x.grad.data), slope, err_msg=f.__name__)
+
+
+def test_softmax_family_is_stable_for_huge_logits(device):
+    x = Variable(on(device, np.array([[1000.0, 0.0, -1000.0], [-1000.0, -1000.0, -1000.0]], dtype=np.float32)))
+    np.testing.assert_allclose(host(F.softmax(x).data), [[1, 0, 0], [1 / 3, 1 / 3, 1 / 3]], rtol=1e-6)
+    np.testing.assert_allclose(host(F.log_softmax(x).data), [[0, -1000, -2000], [-np.log(3)] * 3], rtol=1e-6)
+    np.testing.assert_allclose(host(F.logsumexp(x).data), [1000, -1000 + np.log(3)], rtol=1e-6)
+    for f in (F.softmax, F.log_softmax, F.logsumexp):
+        x.cleargrad()
+        y = f(x)
+        (y * Variable(on(device, np.ones(y.shape, np.float32)))).sum().backward()
+        assert np.isfinite(host(x.grad.data)).all(), f.__name__
+    x.cleargrad()
+    F.logsumexp(x).sum().backward()  # gradient = softmax = e^(x - y); y = -1000 + log 3 is rounded in float32
+    np.testing.assert_allclose(host(x.grad.data), [[1, 0, 0], [1 / 3] * 3], rtol=1e-4)
+
+
+def check_double_backprop(loss, x0, seed=0):
+    """Differentiate <d loss/dx, v> (built with create_graph=True) once more and
+    compare with central differences of the first gradient: tests that the
+    backward passes are made of differentiable zero ops."""
+    directions = Variable(np.random.default_rng(seed).standard_normal(x0.shape))
+
+    def gradient_along(x):
+        loss(x).backward(create_graph=True)
+        return (x.grad * directions).sum()
+
+    x = Variable(x0.copy())
+    gradient_along(x).backward()  # adds d<g, v>/dx to x.grad, which held g
+    x_grad = Variable(x0.copy())
+    loss(x_grad).backward()
+    analytic = x.grad.data - x_grad.grad.data
+    eps = 1e-6
+    numeric = np.zeros_like(x0)
+    for i in np.ndindex(x0.shape):
+        plus, minus = x0.copy(), x0.copy()
+        plus[i] += eps
+        minus[i] -= eps
+        numeric[i] = (gradient_along(Variable(plus)).item() - gradient_along(Variable(minus)).item()) / (2 * eps)
+    np.testing.assert_allclose(analytic, numeric, rtol=1e-5, atol=1e-7)
+
+
+@pytest.mark.parametrize("f", [F.softplus, F.silu, F.sigmoid, F.leaky_relu, F.softmax, F.log_softmax, F.logsumexp],
+                         ids=lambda f: f.__name__)
+def test_second_derivatives_by_double_backprop(f):
+    rng = np.random.default_rng(1)
+    x0 = rng.standard_normal((3, 4))
+    weights = Variable(rng.standard_normal(f(Variable(x0)).shape))
+    check_double_backprop(lambda x: (f(x) * weights).sum(), x0)
+
+
+def test_float32_is_kept_and_leaky_relu_slope(device):
+    x = Variable(on(device, np.array([[-2.0, 3.0]], dtype=np.float32)))
+    for f in (F.relu, F.leaky_relu, F.sigmoid, F.softplus, F.silu, F.softmax, F.log_softmax, F.logsumexp):
+        x.cleargrad()
+        y = f(x)
+        y.sum().backward()
+        assert y.dtype == np.float32 and x.grad.dtype == np.float32, f.__name__
+    x.cleargrad()
+    F.leaky_relu(x, negative_slope=0.1).sum().backward()
+    np.testing.assert_allclose(host(x.grad.data), [[0.1, 1.0]])
+    np.testing.assert_allclose(host(F.leaky_relu(x).data), [[-0.02, 3.0]], rtol=1e-6)
+
+
+def test_activations_match_torch():
+    torch = pytest.importorskip("torch")
+    rng = np.random.default_rng(2)
+    x = 4 * rng.standard_normal((5, 7))
+    weights = rng.standard_normal((5, 7))
+    pairs = [(F.relu, torch.relu), (lambda v: F.leaky_relu(v, 0.05), lambda t: torch.nn.functional.leaky_relu(t, 0.05)),
+             (F.sigmoid, torch.sigmoid), (F.softplus, torch.nn.functional.softplus),
+             (F.silu, torch.nn.functional.silu), (F.softmax, lambda t: torch.softmax(t, -1)),
+             (lambda v: F.log_softmax(v, axis=0), lambda t: torch.log_softmax(t, 0)),
+             (lambda v: F.logsumexp(v, axis=1, keepdims=True), lambda t: torch.logsumexp(t, 1, keepdim=True))]
+    for ours, theirs in pairs:
+        v = Variable(x.copy())
+        t = torch.tensor(x, requires_grad=True)
+        y, yt = ours(v), theirs(t)
+        w = weights[:, :y.shape[1]]
+        (y * Variable(w)).sum().backward()
+        (yt * torch.tensor(w)).sum().backward()
+        np.testing.assert_allclose(y.data, yt.detach().numpy(), rtol=1e-10, atol=1e-12)
+        np.testing.assert_allclose(v.grad.data, t.grad.numpy(), rtol=1e-10, atol=1e-12)
+
+
+# =============================================================================
+# Losses
+# =============================================================================
+def cross_entropy_loop(logits, labels):
+    """-log softmax(logits_n)[labels_n], summed over n, one row at a time."""
+    total = 0.0
+    for row, label in zip(logits, labels):
+        m = max(row)
+        total += -(row[label] - m - np.log(sum(np.exp(v - m) for v in row)))
+    return total
+
+
+@FAST
+@given(n=dims, num_classes=st.integers(2, 5), seed=seeds, reduction=st.sampled_from(["mean", "sum"]))
+def test_softmax_cross_entropy_gradient_and_value(device, n, num_classes, seed, reduction):
+    rng = np.random.default_rng(seed)
+    logits = 2 * rng.standard_normal((n, num_classes))
+    labels = rng.integers(0, num_classes, size=n)
+    loss = F.softmax_cross_entropy(Variable(on(device, logits)), labels, reduction=reduction)
+    expected = cross_entropy_loop(logits, labels) / (n if reduction == "mean" else 1)
+    assert loss.shape == ()
+    np.testing.assert_allclose(loss.item(), expected, rtol=1e-12)
+    labels_on_device = on(device, labels)
+    gradient_check(lambda x: F.softmax_cross_entropy(x, labels_on_device, reduction=reduction), on(device, logits))
+
+
+def test_softmax_cross_entropy_gradient_formula_and_label_forms(device):
+    logits = np.array([[1.0, 2.0, 0.5], [0.0, -1.0, 3.0]], dtype=np.float32)
+    labels = np.array([2, 0])
+    p = np.exp(logits) / np.exp(logits).sum(axis=1, keepdims=True)
+    expected_grad = (p - np.eye(3)[labels]) / 2
+    for given_labels in (labels, labels.tolist(), Variable(labels), Variable(on(device, labels))):
+        x = Variable(on(device, logits))
+        loss = F.softmax_cross_entropy(x, given_labels)
+        loss.backward()
+        assert loss.dtype == np.float32 and x.grad.dtype == np.float32
+        np.testing.assert_allclose(host(x.grad.data), expected_grad, rtol=1e-5, atol=1e-7)
+    huge = Variable(on(device, np.array([[1000.0, -1000.0]], dtype=np.float32)))
+    np.testing.assert_array_equal(host(F.softmax_cross_entropy(huge, [1]).data), 2000.0)
+
+
+def test_softmax_cross_entropy_bad_input_errors():
+    logits = Variable(np.zeros((3, 4)))
+    with pytest.raises(TypeError, match="SoftmaxCrossEntropy.*integers.*float64"):
+        F.softmax_cross_entropy(logits, np.array([0.0, 1.0, 2.0]))
+    with pytest.raises(ValueError, match=r"SoftmaxCrossEntropy.*\(N, C\).*\(2,\)"):
+        F.softmax_cross_entropy(logits, np.array([0, 1]))
+    with pytest.raises(ValueError, match=r"\[0, 4\).*from 1 to 4"):
+        F.softmax_cross_entropy(logits, np.array([1, 2, 4]))
+    with pytest.raises(ValueError, match="from -1"):
+        F.softmax_cross_entropy(logits, np.array([-1, 2, 3]))
+    with pytest.raises(ValueError, match="softmax_cross_entropy: reduction"):
+        F.softmax_cross_entropy(logits, np.array([0, 1, 2]), reduction="avg")
+
+
+@FAST
+@given(shape=shapes, seed=seeds, reduction=st.sampled_from(["mean", "sum"]))
+def test_binary_cross_entropy_gradient_and_value(device, shape, seed, reduction):
+    rng = np.random.default_rng(seed)
+    probs = rng.uniform(0.05, 0.95, shape)
+    targets = rng.uniform(0, 1, shape)
+    loss = F.binary_cross_entropy(Variable(on(device, probs)), Variable(on(device, targets)), reduction=reduction)
+    terms = -(targets * np.log(probs) + (1 - targets) * np.log(1 - probs))
+    np.testing.assert_allclose(loss.item(), terms.mean() if reduction == "mean" else terms.sum(), rtol=1e-12)
+    f = lambda p, t: F.binary_cross_entropy(p, t, reduction=reduction)  # noqa: E731
+    gradient_check(f, on(device, probs), on(device, targets))
+
+
+@FAST
+@given(shape=shapes, seed=seeds, reduction=st.sampled_from(["mean", "sum"]))
+def test_binary_cross_entropy_with_logits_gradient_and_value(device, shape, seed, reduction):
+    rng = np.random.default_rng(seed)
+    logits = 3 * rng.standard_normal(shape)
+    targets = rng.uniform(0, 1, shape)
+    loss = F.binary_cross_entropy_with_logits(Variable(on(device, logits)), Variable(on(device, targets)),
+                                              reduction=reduction)
+    p = 1 / (1 + np.exp(-logits))
+    terms = -(targets * np.log(p) + (1 - targets) * np.log(1 - p))
+    np.testing.assert_allclose(loss.item(), terms.mean() if reduction == "mean" else terms.sum(), rtol=1e-10)
+    f = lambda x, t: F.binary_cross_entropy_with_logits(x, t, reduction=reduction)  # noqa: E731
+    gradient_check(f, on(device, logits), on(device, targets))
+
+
+def test_binary_cross_entropies_are_finite_at_the_extremes(device):
+    targets = Variable(on(device, np.array([1.0, 0.0, 1.0, 0.0], dtype=np.float32)))
+    probs = Variable(on(device, np.array([0.0, 1.0, 1.0, 0.0], dtype=np.float32)))
+    loss = F.binary_cross_entropy(probs, targets, reduction="sum")
+    loss.backward()
+    assert loss.dtype == np.float32 and probs.grad.dtype == np.float32
+    assert 30 < loss.item() < 34  # two terms of -log(eps) = 16.1, two of about 0
+    assert np.isfinite(host(probs.grad.data)).all() and np.isfinite(host(targets.grad.data)).all()
+    assert host(probs.grad.data)[0] < 0 < host(probs.grad.data)[1]  # pushes p towards the target
+
+    logits = Variable(on(device, np.array([-1000.0, 1000.0, 1000.0, -1000.0], dtype=np.float32)))
+    targets.cleargrad()
+    loss = F.binary_cross_entropy_with_logits(logits, targets, reduction="sum")
+    loss.backward()
+    np.testing.assert_array_equal(host(loss.data), 2000.0)  # 1000 + 1000 + 0 + 0, exactly
+    np.testing.assert_array_equal(host(logits.grad.data), [-1, 1, 0, 0])  # sigma(x) - t
+    np.testing.assert_array_equal(host(targets.grad.data), [1000, -1000, -1000, 1000])  # -x
+
+
+def test_loss_double_backprop():
+    rng = np.random.default_rng(3)
+    targets, labels = Variable(rng.uniform(0, 1, (2, 3))), rng.integers(0, 3, size=2)
+    check_double_backprop(lambda x: F.binary_cross_entropy_with_logits(x, targets), rng.standard_normal((2, 3)))
+    check_double_backprop(lambda x: F.binary_cross_entropy(x, targets), rng.uniform(0.1, 0.9, (2, 3)))
+    check_double_backprop(lambda x: F.softmax_cross_entropy(x, labels), rng.standard_normal((2, 3)))
+
+
+def test_loss_bad_input_errors():
+    with pytest.raises(ValueError, match=r"BinaryCrossEntropy: shapes differ: \(2, 3\) vs \(3, 2\)"):
+        F.binary_cross_entropy(np.full((2, 3), 0.5), np.zeros((3, 2)))
+    with pytest.raises(ValueError, match=r"BinaryCrossEntropyWithLogits: shapes differ"):
+        F.binary_cross_entropy_with_logits(np.zeros(3), np.zeros(4))
+    with pytest.raises(ValueError, match="binary_cross_entropy: reduction"):
+        F.binary_cross_entropy(np.full(3, 0.5), np.zeros(3), reduction="none")
+    with pytest.raises(ValueError, match="MeanSquaredError: shapes differ"):
+        F.mean_squared_error(np.zeros(3), np.zeros(4))
+
+
+def test_mean_squared_error_gradient_and_sum(device):
+    rng = np.random.default_rng(4)
+    a, b = rng.standard_normal((3, 4)), rng.standard_normal((3, 4))
+    for reduction, expected in [("mean", ((a - b) ** 2).mean()), ("sum", ((a - b) ** 2).sum())]:
+        loss = F.mean_squared_error(Variable(on(device, a)), Variable(on(device, b)), reduction=reduction)
+        np.testing.assert_allclose(loss.item(), expected, rtol=1e-12)
+        gradient_check(lambda x, y: F.mean_squared_error(x, y, reduction=reduction), on(device, a), on(device, b))
+
+
+def test_losses_match_torch():
+    torch = pytest.importorskip("torch")
+    tf = torch.nn.functional
+    rng = np.random.default_rng(5)
+    logits, labels = rng.standard_normal((6, 4)), rng.integers(0, 4, size=6)
+    probs, targets = rng.uniform(0.01, 0.99, (6, 4)), rng.uniform(0, 1, (6, 4))
+    cases = [
+        (lambda x, r: F.softmax_cross_entropy(x, labels, reduction=r),
+         lambda t, r: tf.cross_entropy(t, torch.tensor(labels), reduction=r), logits),
+        (lambda x, r: F.binary_cross_entropy(x, targets, reduction=r),
+         lambda t, r: tf.binary_cross_entropy(t, torch.tensor(targets), reduction=r), probs),
+        (lambda x, r: F.binary_cross_entropy_with_logits(x, targets, reduction=r),
+         lambda t, r: tf.binary_cross_entropy_with_logits(t, torch.tensor(targets), reduction=r), 4 * logits),
+        (lambda x, r: F.mean_squared_error(x, targets, reduction=r),
+         lambda t, r: tf.mse_loss(t, torch.tensor(targets), reduction=r), logits),
+    ]
+    for ours, theirs, x in cases:
+        for reduction in ("mean", "sum"):
+            v, t = Variable(x.copy()), torch.tensor(x, requires_grad=True)
+            loss, loss_t = ours(v, reduction), theirs(t, reduction)
+            loss.backward()
+            loss_t.backward()
+            np.testing.assert_allclose(loss.item(), loss_t.item(), rtol=1e-10)
+            np.testing.assert_allclose(v.grad.data, t.grad.numpy(), rtol=1e-8, atol=1e-12)
+
+
+def test_accuracy(device):
+    logits = on(device, np.array([[0.1, 0.9], [0.8, 0.2], [0.3, 0.7], [0.6, 0.4]], dtype=np.float32))
+    labels = np.array([1, 0, 0, 1])
+    for given_logits in (logits, Variable(logits)):
+        result = F.accuracy(given_logits, labels)
+        assert type(result) is float and result == 0.5
+    assert F.accuracy(logits, on(device, np.array([1, 0, 1, 0]))) == 1.0
+    with pytest.raises(ValueError, match=r"accuracy: .*labels \(3,\)"):
+        F.accuracy(logits, np.array([1, 0, 1]))

@@ -1,0 +1,317 @@
+"""The engine itself: variables, graph building and freeing, backward order,
+higher-order derivatives, config switches, dtypes, devices and bad input."""
+import gc
+import math
+import weakref
+
+import numpy as np
+import pytest
+
+import zero
+import zero.functions as F
+from zero import Function, Parameter, Variable, no_grad, test_mode
+from zero.backend import cuda_available, to_device, to_numpy
+from zero.graph import get_dot_graph, plot_dot_graph
+from zero.utils import gradient_check, numerical_grad
+
+
+# --- Variable ----------------------------------------------------------------
+def test_variable_behaves_like_its_array():
+    v = Variable(np.arange(6, dtype=np.float32).reshape(2, 3), name="v")
+    assert (v.shape, v.ndim, v.size, v.dtype, len(v)) == ((2, 3), 2, 6, np.float32, 2)
+    assert v.T.shape == (3, 2) and v.reshape(3, 2).shape == (3, 2) and v.transpose().shape == (3, 2)
+    assert v.sum().item() == 15.0
+    assert "Variable([[0. 1. 2.]" in repr(v)
+    assert isinstance(Parameter(np.zeros(2)), Variable)
+
+
+@pytest.mark.parametrize("bad", [1.0, [1.0, 2.0], "text", (1, 2)])
+def test_variable_refuses_non_array_data(bad):
+    with pytest.raises(TypeError, match=type(bad).__name__):
+        Variable(bad)
+
+
+def test_python_numbers_never_upcast_float32():
+    x = Variable(np.ones(3, dtype=np.float32))
+    for y in [x * 2.0, 2.0 * x, x + 1, 1.5 - x, x / 3.0, 3.0 / x, x ** 2, 2.0 ** x, -x, F.maximum(x, 0.5)]:
+        assert y.dtype == np.float32
+    x.data = np.ones(3, dtype=np.float64)
+    assert (x * 2.0).dtype == np.float64
+
+
+def test_numpy_array_on_the_left_gives_a_variable():
+    x = Variable(np.ones(2))
+    y = np.array([2.0, 3.0]) * x
+    assert isinstance(y, Variable)
+    y.sum().backward()
+    np.testing.assert_array_equal(x.grad.data, [2.0, 3.0])
+
+
+# --- backward --------------------------------------------------------------
+def test_square_of_exp_of_square():
+    x = Variable(np.array(0.5))
+    y = F.exp(x ** 2) ** 2
+    y.backward()
+    # d/dx exp(x^2)^2 = 4 x exp(2 x^2)
+    assert math.isclose(x.grad.item(), 4 * 0.5 * math.exp(2 * 0.25))
+
+
+def test_variable_used_twice_accumulates_its_gradient():
+    x = Variable(np.array(3.0))
+    y = x + x + x * x
+    y.backward()
+    assert x.grad.item() == 2 + 2 * 3.0
+
+
+class CountingSquare(Function):
+    calls = 0
+
+    def forward(self, x):
+        return x * x
+
+    def backward(self, gy):
+        CountingSquare.calls += 1
+        return gy * 2 * self.inputs[0]
+
+
+def test_diamond_graph_visits_every_function_once_in_order():
+    CountingSquare.calls = 0
+    x = Variable(np.array(2.0))
+    a = CountingSquare()(x)
+    y = CountingSquare()(a) + CountingSquare()(a)  # a feeds two branches
+    y.backward()
+    assert CountingSquare.calls == 3
+    assert x.grad.item() == 64.0  # y = 2 x^4, y' = 8 x^3
+
+
+def test_gradients_reset_with_cleargrad_and_accumulate_without():
+    x = Variable(np.array(2.0))
+    (x * x).backward()
+    (x * x).backward()
+    assert x.grad.item() == 8.0
+    x.cleargrad()
+    (x * x).backward()
+    assert x.grad.item() == 4.0
+
+
+def test_deep_graph_backpropagates_without_recursion():
+    x = Variable(np.array(1.0))
+    y = x
+    for _ in range(100_000):
+        y = y * 1.0
+    y.backward()
+    assert x.grad.item() == 1.0
+    del y
+    gc.collect()
+
+
+def test_intermediate_gradients_are_kept_only_when_asked():
+    x = Variable(np.array(2.0))
+    a = x * x
+    y = a * 3.0
+    y.backward()
+    assert a.grad is None and y.grad is None and x.grad.item() == 12.0
+    x.cleargrad()
+    y = (x * x) * 3.0
+    a = y.creator.inputs[0]
+    y.backward(retain_grad=True)
+    assert a.grad.item() == 3.0 and y.grad.item() == 1.0
+
+
+def test_constants_get_no_gradient_and_skip_the_graph():
+    x = Variable(np.ones(3))
+    y = F.exp(np.ones(3))  # an array straight into an op: a constant
+    assert y.creator is None and not y.requires_grad
+    z = (x * y).sum()
+    z.backward()
+    np.testing.assert_allclose(x.grad.data, np.e)
+    assert y.grad is None
+
+
+def test_unchain_backward_cuts_the_graph():
+    x = Variable(np.array(2.0))
+    a = x * x
+    y = a * 3.0
+    a.unchain_backward()  # a keeps its creator? no: everything behind a is cut
+    y.backward()
+    assert a.creator is None and x.grad is None
+
+
+def test_backward_on_integer_data_is_an_error():
+    x = Variable(np.array([1, 2, 3]))
+    y = x * 2
+    with pytest.raises(TypeError, match="floating-point.*int64"):
+        y.backward()
+
+
+# --- higher-order derivatives --------------------------------------------------
+def test_second_derivative_of_sin():
+    x = Variable(np.array(1.0))
+    y = F.sin(x)
+    y.backward(create_graph=True)
+    gx = x.grad
+    x.cleargrad()
+    gx.backward(create_graph=True)
+    assert math.isclose(x.grad.item(), -math.sin(1.0))
+    gx2 = x.grad
+    x.cleargrad()
+    gx2.backward()
+    assert math.isclose(x.grad.item(), -math.cos(1.0))
+
+
+def test_newtons_method_with_second_derivative():
+    # f(x) = x^4 - 2 x^2, minimum at x = 1; Newton: x <- x - f'(x) / f''(x)
+    x = Variable(np.array(2.0))
+    path = []
+    for _ in range(10):
+        y = x ** 4 - 2 * x ** 2
+        x.cleargrad()
+        y.backward(create_graph=True)
+        gx = x.grad
+        x.cleargrad()
+        gx.backward()
+        x.data = x.data - gx.data / x.grad.data
+        path.append(x.item())
+    assert math.isclose(path[0], 2 - 24 / 44)  # f'(2) = 24, f''(2) = 44
+    assert math.isclose(path[-1], 1.0, rel_tol=1e-12)
+
+
+def test_higher_derivatives_of_tanh():
+    x = Variable(np.linspace(-2, 2, 7))
+    y = F.tanh(x)
+    derivatives = []
+    for _ in range(3):
+        x.cleargrad()
+        y.sum().backward(create_graph=True) if y.ndim else y.backward(create_graph=True)
+        y = x.grad
+        derivatives.append(y.data.copy())
+    t = np.tanh(x.data)
+    np.testing.assert_allclose(derivatives[0], 1 - t ** 2)
+    np.testing.assert_allclose(derivatives[1], -2 * t * (1 - t ** 2))
+    np.testing.assert_allclose(derivatives[2], (1 - t ** 2) * (6 * t ** 2 - 2))
+
+
+def test_double_backprop_through_the_fused_ops():
+    # gradient-penalty style: differentiate |d loss / d W|^2 with respect to W
+    rng = np.random.default_rng(0)
+    x, t = rng.standard_normal((5, 3)), rng.standard_normal((5, 1))
+
+    def penalty(W, b):
+        W.cleargrad(), b.cleargrad()
+        loss = F.mean_squared_error(F.sigmoid(F.linear(x, W, b)), t)
+        loss.backward(create_graph=True)
+        return (W.grad * W.grad).sum() + (b.grad * b.grad).sum()
+
+    W0, b0 = rng.standard_normal((3, 1)), rng.standard_normal(1)
+    W, b = Variable(W0.copy()), Variable(b0.copy())
+    g = penalty(W, b)
+    W.cleargrad(), b.cleargrad()
+    g.backward()
+    expected_W, expected_b = numerical_grad(lambda W, b: penalty(W, b), W0, b0)
+    np.testing.assert_allclose(W.grad.data, expected_W, rtol=1e-5, atol=1e-8)
+    np.testing.assert_allclose(b.grad.data, expected_b, rtol=1e-5, atol=1e-8)
+
+
+# --- graph freeing and config ---------------------------------------------------
+def test_finished_graph_is_freed_by_reference_counting():
+    x = Variable(np.ones(3))
+    y = F.exp(x * 2.0)
+    function = weakref.ref(y.creator)
+    middle = weakref.ref(y.creator.inputs[0])
+    del y
+    assert function() is None and middle() is None  # no cycles: freed at once
+
+
+def test_no_grad_builds_no_graph():
+    x = Variable(np.ones(3))
+    with no_grad():
+        y = F.exp(x) * 2.0
+    assert y.creator is None and not y.requires_grad
+    y = F.exp(x) * 2.0
+    assert y.creator is not None
+
+
+def test_test_mode_switches_config_train_and_restores_it():
+    assert zero.Config.train
+    with test_mode():
+        assert not zero.Config.train
+    assert zero.Config.train
+
+
+# --- devices -----------------------------------------------------------------
+def test_variable_moves_between_devices_and_keeps_values():
+    x = Variable(np.arange(3.0))
+    x.to("strict")
+    assert x.device == "strict"
+    y = (x * 2.0).sum()
+    y.backward()
+    assert x.grad.device == "strict"
+    x.to("cpu")
+    assert type(x.data) is np.ndarray and type(x.grad.data) is np.ndarray
+    np.testing.assert_array_equal(x.grad.data, [2.0, 2.0, 2.0])
+
+
+def test_strict_arrays_refuse_silent_host_copies():
+    device_array = to_device(np.ones(3), "strict")
+    with pytest.raises(TypeError, match="implicit conversion"):
+        np.asarray(device_array)
+    with pytest.raises(TypeError, match="numpy.ndarray"):
+        device_array + np.ones(3)
+    np.testing.assert_array_equal(to_numpy(device_array), np.ones(3))
+
+
+def test_mixing_devices_names_the_op_and_devices():
+    a = Variable(np.ones(3))
+    b = Variable(to_device(np.ones(3), "strict"))
+    with pytest.raises(TypeError, match=r"Add: inputs are on different devices: \(3,\) float64 on cpu, "
+                                        r"\(3,\) float64 on strict"):
+        a + b
+
+
+@pytest.mark.skipif(cuda_available(), reason="a GPU is present: the error path cannot be shown")
+def test_asking_for_cuda_without_a_gpu_says_how_to_install():
+    with pytest.raises(RuntimeError, match="cupy"):
+        Variable(np.ones(2)).to("cuda")
+
+
+def test_unknown_device_is_named():
+    with pytest.raises(ValueError, match="unknown device 'tpu'"):
+        Variable(np.ones(2)).to("tpu")
+
+
+# --- bad input names the op ------------------------------------------------------
+def test_matmul_shape_mismatch_names_op_and_shapes():
+    with pytest.raises(ValueError, match=r"MatMul: .*\(2, 3\) float32 on cpu, \(4, 5\) float32 on cpu"):
+        Variable(np.ones((2, 3), np.float32)) @ Variable(np.ones((4, 5), np.float32))
+
+
+def test_broadcast_mismatch_names_op_and_shapes():
+    with pytest.raises(ValueError, match=r"Add: .*\(2, 3\) float64 on cpu, \(4,\) float64 on cpu"):
+        Variable(np.ones((2, 3))) + Variable(np.ones(4))
+
+
+# --- teaching tools --------------------------------------------------------------
+def test_gradient_check_reports_a_wrong_backward():
+    class WrongSquare(Function):
+        def forward(self, x):
+            return x * x
+
+        def backward(self, gy):
+            return gy * 3 * self.inputs[0]  # should be 2 x
+
+    assert gradient_check(lambda x: x * x, np.array([1.0, 2.0])) < 1e-6
+    with pytest.raises(AssertionError, match="gradient check failed for input 0"):
+        gradient_check(lambda x: WrongSquare()(x), np.array([1.0, 2.0]))
+
+
+def test_dot_graph_lists_every_function_and_variable(tmp_path, monkeypatch):
+    x = Variable(np.ones((2, 3)), name="x")
+    y = F.tanh(x * 2.0).sum()
+    y.name = "y"
+    text = get_dot_graph(y)
+    for label in ["Mul", "Tanh", "Sum", 'label="x: 2x3 float64"', 'label="y: scalar float64"']:
+        assert label in text
+    assert text.count("->") == 7  # x, 2.0 -> Mul -> a -> Tanh -> b -> Sum -> y
+    monkeypatch.setattr("shutil.which", lambda name: None)
+    written = plot_dot_graph(y, tmp_path / "graph.png")
+    assert written == tmp_path / "graph.dot" and written.read_text() == text

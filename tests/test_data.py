@@ -1,0 +1,86 @@
+"""Dataset and DataLoader: every example once per epoch, fresh seeded order
+each epoch, float32 batches on the requested device."""
+import math
+
+import numpy as np
+import pytest
+from hypothesis import given, settings, strategies as st
+
+from conftest import host, on
+from zero.data import DataLoader, Dataset
+from zero.testing import StrictArray
+
+
+def numbered(n):
+    """Dataset whose example i is the row [i, i] (float64) with label i (int64)."""
+    x = np.repeat(np.arange(n, dtype=np.float64)[:, None], 2, axis=1)
+    return Dataset(x, np.arange(n, dtype=np.int64))
+
+
+@settings(max_examples=40, deadline=None)
+@given(n=st.integers(1, 60), batch_size=st.integers(1, 25), drop_last=st.booleans(),
+       shuffle=st.booleans(), seed=st.integers(0, 2 ** 16))
+def test_every_example_once_per_epoch(n, batch_size, drop_last, shuffle, seed):
+    loader = DataLoader(numbered(n), batch_size, shuffle=shuffle, drop_last=drop_last, seed=seed)
+    expected_batches = n // batch_size if drop_last else math.ceil(n / batch_size)
+    assert len(loader) == expected_batches
+    for _ in range(2):
+        batches = list(loader)
+        assert len(batches) == expected_batches
+        seen = np.concatenate([t for _, t in batches]) if batches else np.zeros(0, np.int64)
+        assert len(np.unique(seen)) == len(seen)  # nothing twice
+        if drop_last:
+            assert all(len(t) == batch_size for _, t in batches)
+            assert len(seen) == expected_batches * batch_size
+        else:
+            assert sorted(seen) == list(range(n))  # everything once
+        for x, t in batches:
+            assert x.dtype == np.float32 and t.dtype == np.int64
+            np.testing.assert_array_equal(x[:, 0], t)  # inputs stay paired with their labels
+        if not shuffle:
+            assert list(seen) == list(range(len(seen)))
+
+
+def test_reshuffles_every_epoch_and_repeats_with_the_same_seed():
+    first = DataLoader(numbered(100), 10, seed=3)
+    second = DataLoader(numbered(100), 10, seed=3)
+    orders = [np.concatenate([t for _, t in first]) for _ in range(3)]
+    assert not np.array_equal(orders[0], orders[1]) and not np.array_equal(orders[1], orders[2])
+    assert np.array_equal(orders[0], np.concatenate([t for _, t in second]))
+    other = DataLoader(numbered(100), 10, seed=4)
+    assert not np.array_equal(orders[0], np.concatenate([t for _, t in other]))
+
+
+def test_batches_are_moved_to_the_device(device):
+    loader = DataLoader(numbered(7), 3, device=device)
+    x, t = next(iter(loader))
+    assert isinstance(x, StrictArray) == (device == "strict")
+    assert isinstance(t, StrictArray) == (device == "strict")
+    assert x.dtype == np.float32 and x.shape == (3, 2)
+
+
+def test_dataset_already_on_a_device_is_indexed_there():
+    x = on("strict", np.arange(10, dtype=np.float32).reshape(5, 2))
+    loader = DataLoader(Dataset(x), 2, shuffle=False, device="strict")
+    batches = list(loader)
+    assert len(batches) == 3
+    np.testing.assert_array_equal(host(batches[-1]), [[8, 9]])
+
+
+def test_inputs_only_and_integer_inputs_keep_their_dtype():
+    ids = np.arange(6).reshape(3, 2)
+    batches = list(DataLoader(Dataset(ids), 2, shuffle=False))
+    assert len(batches) == 2 and batches[0].dtype == ids.dtype
+    images = np.zeros((4, 1, 2, 2), np.uint8)
+    labels = [0, 1, 2, 3]
+    x, t = next(iter(DataLoader(Dataset(images.astype(np.float64), labels), 4)))
+    assert x.dtype == np.float32 and x.shape == (4, 1, 2, 2) and sorted(t) == labels
+
+
+def test_bad_arguments_are_clear_errors():
+    with pytest.raises(ValueError, match="x has 3 examples but t has 2"):
+        Dataset(np.zeros((3, 1)), np.zeros(2))
+    with pytest.raises(ValueError, match="batch_size"):
+        DataLoader(numbered(3), 0)
+    with pytest.raises(ValueError, match="unknown device"):
+        DataLoader(numbered(3), 1, device="tpu")

@@ -1,0 +1,55 @@
+"""The bundled data sets load with the right shapes, units and values, and a
+missing or broken file gives an error that names it."""
+import numpy as np
+import pytest
+
+from zero.datasets import (DATA_DIR, HEIGHT_WEIGHT, OLD_FAITHFUL, load_height_weight, load_heights,
+                           load_old_faithful)
+
+
+def test_old_faithful_is_the_r_data_set():
+    data = load_old_faithful()
+    assert data.shape == (272, 2) and data.dtype == np.float32
+    np.testing.assert_allclose(data[0], [3.6, 79.0])  # first row of R's faithful
+    np.testing.assert_allclose(data.mean(axis=0), [3.487783, 70.897059], rtol=1e-6)
+    assert 1.5 < data[:, 0].min() and data[:, 0].max() < 5.2    # eruption minutes
+    assert 40 <= data[:, 1].min() and data[:, 1].max() <= 96    # waiting minutes
+
+
+def test_height_weight_in_cm_and_kg():
+    data = load_height_weight()
+    assert data.shape == (507, 2) and data.dtype == np.float32
+    np.testing.assert_allclose(data[0], [174.0, 65.6])
+    np.testing.assert_allclose(data.mean(axis=0), [171.143787, 69.147535], rtol=1e-6)
+    assert 140 < data[:, 0].min() and data[:, 0].max() < 200
+    assert 40 < data[:, 1].min() and data[:, 1].max() < 120
+
+
+def test_heights_are_the_first_column():
+    heights = load_heights()
+    assert heights.shape == (507,) and heights.dtype == np.float32
+    np.testing.assert_array_equal(heights, load_height_weight()[:, 0])
+
+
+def test_missing_folder_names_the_file(tmp_path):
+    with pytest.raises(FileNotFoundError, match=OLD_FAITHFUL):
+        load_old_faithful(data_dir=tmp_path)
+
+
+@pytest.mark.parametrize("content, problem", [
+    ("# header\n1.0 2.0\n3.0 oops\n", "corrupt"),
+    ("# header\n1.0 2.0 3.0\n4.0 5.0 6.0\n", "expected 2 columns"),
+    ("# only comments\n", "no data rows"),
+    ("1.0 2.0\nnan 3.0\n", "non-finite value in data row 2"),
+])
+def test_corrupt_file_names_the_file(tmp_path, content, problem):
+    (tmp_path / HEIGHT_WEIGHT).write_text(content)
+    with pytest.raises(ValueError, match=problem) as error:
+        load_height_weight(data_dir=tmp_path)
+    assert HEIGHT_WEIGHT in str(error.value)
+
+
+def test_data_dir_override_reads_that_folder(tmp_path):
+    (tmp_path / OLD_FAITHFUL).write_text("# two eruptions\n2.5 60\n4.0 80\n")
+    np.testing.assert_array_equal(load_old_faithful(data_dir=tmp_path), [[2.5, 60], [4.0, 80]])
+    assert (DATA_DIR / OLD_FAITHFUL).is_file()

@@ -1,0 +1,177 @@
+"""Normal densities, CDF and maximum likelihood: the formulas at known points,
+densities that integrate to 1, MLEs that really maximise the likelihood, a
+cross-check with scipy.stats where installed, and the device path."""
+import math
+
+import numpy as np
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from conftest import host, on
+from zero.backend import device_of
+from zero.distributions import (cholesky, erf, erfc, gaussian_log_pdf_cholesky, multivariate_normal_log_pdf,
+                                multivariate_normal_mle, multivariate_normal_pdf, normal_cdf, normal_log_pdf,
+                                normal_mle, normal_pdf)
+
+COVARIANCE = np.array([[2.0, 0.8], [0.8, 1.0]])
+MEAN = np.array([1.0, -2.0])
+
+
+def test_normal_pdf_at_known_points():
+    assert normal_pdf(0.0) == pytest.approx(1 / math.sqrt(2 * math.pi))
+    assert normal_pdf(3.0, mu=3.0, sigma=2.0) == pytest.approx(1 / (2 * math.sqrt(2 * math.pi)))
+    # one sigma away the density drops by exp(-1/2)
+    assert normal_pdf(5.0, 3.0, 2.0) / normal_pdf(3.0, 3.0, 2.0) == pytest.approx(math.exp(-0.5))
+    assert normal_log_pdf(1e3) == pytest.approx(-0.5e6 - 0.5 * math.log(2 * math.pi))  # no underflow
+
+
+@pytest.mark.parametrize("mu, sigma", [(0.0, 1.0), (170.0, 9.0), (-3.0, 0.05)])
+def test_normal_pdf_integrates_to_one(mu, sigma):
+    x = np.linspace(mu - 12 * sigma, mu + 12 * sigma, 20001)
+    assert np.trapezoid(normal_pdf(x, mu, sigma), x) == pytest.approx(1.0, abs=1e-9)
+
+
+def test_normal_pdf_rejects_non_positive_sigma():
+    with pytest.raises(ValueError, match="sigma must be positive"):
+        normal_pdf(0.0, 0.0, 0.0)
+
+
+def test_erf_and_cdf_match_math():
+    for x in [-6.0, -1.3, 0.0, 0.4, 2.0, 5.5]:
+        assert erf(x) == math.erf(x) and erfc(x) == math.erfc(x)
+    assert normal_cdf(0.0) == 0.5
+    assert normal_cdf(1.96) == pytest.approx(0.9750021048517795, rel=1e-15)
+    # arrays (any backend) use the Chebyshev fit: relative error below 1.2e-7, tails included
+    x = np.linspace(-9, 9, 3001)
+    exact_erfc = np.array([math.erfc(v) for v in x])
+    np.testing.assert_allclose(erfc(x), exact_erfc, rtol=1.2e-7)
+    np.testing.assert_allclose(erf(x), 1 - exact_erfc, rtol=1.2e-7, atol=1e-7)
+    lower_tail = normal_cdf(np.array([-8.0, -5.0]))
+    np.testing.assert_allclose(lower_tail, [0.5 * math.erfc(8 / math.sqrt(2)), 0.5 * math.erfc(5 / math.sqrt(2))],
+                               rtol=1.2e-7)
+
+
+def test_cdf_is_the_integral_of_the_pdf():
+    x = np.linspace(150.0, 160.0, 10001)
+    area = np.trapezoid(normal_pdf(x, 171.0, 9.4), x)
+    assert normal_cdf(160.0, 171.0, 9.4) - normal_cdf(150.0, 171.0, 9.4) == pytest.approx(area, rel=1e-8)
+
+
+def test_multivariate_density_at_the_mean_and_one_step_away():
+    # at the mean: (2 pi)^(-D/2) |Sigma|^(-1/2)
+    expected = 1 / (2 * math.pi * math.sqrt(np.linalg.det(COVARIANCE)))
+    assert multivariate_normal_pdf(MEAN, MEAN, COVARIANCE) == pytest.approx(expected)
+    # the formula with Sigma^-1 written out
+    x = np.array([[0.0, 0.0], [3.0, -1.0]])
+    diff = x - MEAN
+    squared = np.einsum("nd,de,ne->n", diff, np.linalg.inv(COVARIANCE), diff)
+    np.testing.assert_allclose(multivariate_normal_pdf(x, MEAN, COVARIANCE), expected * np.exp(-0.5 * squared))
+
+
+def test_multivariate_density_integrates_to_one_on_a_grid():
+    xs = np.linspace(MEAN[0] - 10, MEAN[0] + 10, 801)
+    ys = np.linspace(MEAN[1] - 7, MEAN[1] + 7, 601)
+    grid_x, grid_y = np.meshgrid(xs, ys)
+    points = np.stack([grid_x.ravel(), grid_y.ravel()], axis=1)
+    density = multivariate_normal_pdf(points, MEAN, COVARIANCE).reshape(grid_x.shape)
+    assert np.trapezoid(np.trapezoid(density, xs, axis=1), ys) == pytest.approx(1.0, abs=1e-8)
+
+
+def test_one_dimensional_case_agrees_with_normal():
+    x = np.linspace(-3, 5, 7)[:, None]
+    np.testing.assert_allclose(multivariate_normal_log_pdf(x, np.array([1.0]), np.array([[4.0]])),
+                               normal_log_pdf(x[:, 0], 1.0, 2.0))
+
+
+def test_batched_gaussians_agree_with_one_at_a_time():
+    rng = np.random.default_rng(0)
+    x = rng.normal(size=(5000, 3))  # more rows than one block
+    means = rng.normal(size=(4, 3))
+    factors = rng.normal(size=(4, 3, 3))
+    covariances = factors @ factors.transpose(0, 2, 1) + 0.5 * np.eye(3)
+    batched = gaussian_log_pdf_cholesky(x, means, cholesky(covariances))
+    for k in range(4):
+        np.testing.assert_allclose(batched[:, k], multivariate_normal_log_pdf(x, means[k], covariances[k]))
+
+
+def test_float32_data_far_from_zero_keeps_its_accuracy():
+    heights = np.array([[170.1, 70.3], [160.0, 55.0]], dtype=np.float32)
+    mean, covariance = np.array([171.0, 69.0]), np.array([[0.5, 0.1], [0.1, 0.4]])
+    exact = multivariate_normal_log_pdf(heights.astype(np.float64), mean, covariance)
+    np.testing.assert_allclose(multivariate_normal_log_pdf(heights, mean.astype(np.float32),
+                                                           covariance.astype(np.float32)), exact, rtol=1e-5)
+
+
+def test_matches_scipy_stats():
+    stats = pytest.importorskip("scipy.stats")
+    rng = np.random.default_rng(1)
+    x = rng.normal(size=200) * 4
+    np.testing.assert_allclose(normal_log_pdf(x, 1.5, 2.5), stats.norm.logpdf(x, 1.5, 2.5), rtol=1e-12)
+    np.testing.assert_allclose(normal_cdf(x, 1.5, 2.5), stats.norm.cdf(x, 1.5, 2.5), rtol=1.2e-7)
+    points = rng.normal(size=(200, 2)) * 3
+    np.testing.assert_allclose(multivariate_normal_log_pdf(points, MEAN, COVARIANCE),
+                               stats.multivariate_normal(MEAN, COVARIANCE).logpdf(points), rtol=1e-12)
+
+
+def test_normal_mle_is_the_closed_form():
+    x = np.array([1.0, 2.0, 4.0, 9.0])
+    mu, sigma = normal_mle(x)
+    assert mu == 4.0
+    assert sigma == pytest.approx(math.sqrt((9 + 4 + 0 + 25) / 4))  # divides by N, not N - 1
+
+
+@settings(max_examples=30, deadline=None)
+@given(st.lists(st.floats(-100, 100), min_size=3, max_size=40).filter(lambda v: np.ptp(v) > 1e-3),
+       st.floats(-1, 1), st.floats(-0.5, 0.5))
+def test_normal_mle_maximises_the_likelihood(values, shift, log_scale):
+    x = np.array(values)
+    mu, sigma = normal_mle(x)
+    best = normal_log_pdf(x, mu, sigma).sum()
+    other = normal_log_pdf(x, mu + shift * sigma, sigma * math.exp(log_scale)).sum()
+    assert other <= best + 1e-9 * abs(best)
+
+
+def test_multivariate_mle_is_the_closed_form_and_a_maximum():
+    rng = np.random.default_rng(2)
+    x = rng.normal(size=(300, 3)) @ rng.normal(size=(3, 3)) + 5
+    mean, covariance = multivariate_normal_mle(x)
+    np.testing.assert_allclose(mean, x.mean(axis=0))
+    np.testing.assert_allclose(covariance, np.cov(x.T, bias=True))
+    best = multivariate_normal_log_pdf(x, mean, covariance).sum()
+    for _ in range(20):
+        nudge = rng.normal(size=(3, 3)) * 0.05
+        other_cov = covariance + nudge @ nudge.T
+        other_mean = mean + rng.normal(size=3) * 0.05
+        assert multivariate_normal_log_pdf(x, other_mean, other_cov).sum() < best
+
+
+def test_bad_covariances_and_shapes_are_named():
+    with pytest.raises(ValueError, match="not positive definite"):
+        multivariate_normal_pdf(MEAN, MEAN, np.array([[1.0, 2.0], [2.0, 1.0]]))
+    with pytest.raises(ValueError, match="not symmetric"):
+        multivariate_normal_pdf(MEAN, MEAN, np.array([[1.0, 0.5], [0.0, 1.0]]))
+    with pytest.raises(ValueError, match=r"index 1"):
+        cholesky(np.stack([np.eye(2), np.zeros((2, 2))]))
+    with pytest.raises(ValueError, match="must be"):
+        multivariate_normal_pdf(np.zeros((4, 3)), MEAN, COVARIANCE)
+    with pytest.raises(ValueError, match="samples must have shape"):
+        multivariate_normal_mle(np.zeros(5))
+
+
+def test_device_results_stay_on_the_device(device):
+    rng = np.random.default_rng(3)
+    x = rng.normal(size=(50, 2)).astype(np.float32)
+    x_dev = on(device, x)
+    log_pdf = multivariate_normal_log_pdf(x_dev, on(device, MEAN), on(device, COVARIANCE))
+    assert device_of(log_pdf) == device
+    np.testing.assert_allclose(host(log_pdf), multivariate_normal_log_pdf(x, MEAN, COVARIANCE), rtol=1e-6)
+    cdf = normal_cdf(x_dev[:, 0], 0.5, 2.0)
+    assert device_of(cdf) == device
+    np.testing.assert_allclose(host(cdf), normal_cdf(x[:, 0], 0.5, 2.0))
+    mean, covariance = multivariate_normal_mle(x_dev)
+    assert device_of(mean) == device and device_of(covariance) == device
+    np.testing.assert_allclose(host(covariance), np.cov(x.T, bias=True), rtol=1e-5)
+    mu, sigma = normal_mle(x_dev[:, 1])
+    assert device_of(sigma) == device
+    assert float(sigma) == pytest.approx(x[:, 1].std(), rel=1e-6)

@@ -1,0 +1,468 @@
+"""Layers and models: registration, names, modes, devices, save/load, and
+parity with PyTorch's layers when torch is installed."""
+import os
+
+import numpy as np
+import pytest
+
+import zero
+import zero.functions as F
+from conftest import host, on
+from zero import Config, Parameter, Variable
+from zero.layers import (BatchNorm, Conv2d, ConvTranspose2d, Dropout, Embedding, Layer, LayerList,
+                         Linear)
+from zero.models import MLP, Model, Sequential
+from zero.testing import StrictArray
+
+
+class TwoLayer(Model):
+    def __init__(self):
+        super().__init__()
+        self.encoder = Sequential(Linear(4, in_size=3), F.relu)
+        self.head = Linear(2, in_size=4)
+
+    def forward(self, x):
+        return self.head(self.encoder(x))
+
+
+class WithBuffer(Layer):
+    def __init__(self):
+        super().__init__()
+        self.scale = Parameter(np.ones(3, np.float32))
+        self.register_buffer("count", np.zeros(3, np.float32))
+
+    def forward(self, x):
+        return self.scale * x
+
+
+# -----------------------------------------------------------------------------
+# Registration and names
+# -----------------------------------------------------------------------------
+def test_params_are_found_by_attribute_assignment_with_dotted_names():
+    model = TwoLayer()
+    names = [name for name, _ in model.named_params()]
+    assert names == ["encoder.0.W", "encoder.0.b", "head.W", "head.b"]
+    assert len(list(model.params())) == 4
+    assert model.num_params() == 3 * 4 + 4 + 4 * 2 + 2
+
+
+def test_shared_layers_and_params_are_listed_once():
+    model = Model()
+    shared = Linear(3, in_size=3)
+    model.a = shared
+    model.b = shared
+    model.extra = shared.W
+    assert len(list(model.params())) == 2
+    assert [name for name, _ in model.named_params()] == ["a.W", "a.b"]
+
+
+def test_reassigning_an_attribute_unregisters_the_old_part():
+    model = TwoLayer()
+    model.head = None
+    assert [name for name, _ in model.named_params()] == ["encoder.0.W", "encoder.0.b"]
+
+
+def test_layer_list_registers_its_layers():
+    layers = LayerList([Linear(2, in_size=2), Linear(3, in_size=2)])
+    layers.append(Linear(1, in_size=3))
+    assert len(layers) == 3 and layers[-1].out_size == 1
+    assert [name for name, _ in layers.named_params()] == ["0.W", "0.b", "1.W", "1.b", "2.W", "2.b"]
+    with pytest.raises(TypeError, match="LayerList holds layers"):
+        layers.append(F.relu)
+
+
+def test_plain_list_of_layers_is_refused():
+    model = Model()
+    with pytest.raises(TypeError, match="LayerList"):
+        model.blocks = [Linear(2), Linear(2)]
+
+
+def test_forgetting_super_init_is_a_clear_error():
+    class Broken(Layer):
+        def __init__(self):
+            self.l1 = Linear(2)
+
+    with pytest.raises(TypeError, match=r"super\(\)\.__init__\(\)"):
+        Broken()
+
+
+def test_cleargrads_clears_every_grad():
+    model = TwoLayer()
+    model(np.ones((2, 3), np.float32)).sum().backward()
+    assert all(p.grad is not None for p in model.params())
+    model.cleargrads()
+    assert all(p.grad is None for p in model.params())
+
+
+# -----------------------------------------------------------------------------
+# Linear
+# -----------------------------------------------------------------------------
+def test_linear_shapes_dtype_and_pytorch_init_bounds():
+    np.random.seed(0)
+    layer = Linear(300, in_size=400)
+    assert layer.W.shape == (400, 300) and layer.b.shape == (300,)
+    assert layer.W.dtype == np.float32 and layer.b.dtype == np.float32
+    bound = 1 / np.sqrt(400)
+    for p in (layer.W.data, layer.b.data):
+        assert np.abs(p).max() <= bound
+        assert np.abs(p).max() > 0.95 * bound  # spread over the whole interval, not a narrower one
+    assert abs(layer.W.data.std() - bound / np.sqrt(3)) < 0.01 * bound  # std of U(-a, a) = a / sqrt(3)
+
+
+def test_linear_without_bias():
+    layer = Linear(3, in_size=2, bias=False)
+    assert [name for name, _ in layer.named_params()] == ["W"]
+    y = layer(np.ones((4, 2), np.float32))
+    np.testing.assert_allclose(y.data, np.ones((4, 2), np.float32) @ layer.W.data, rtol=1e-6)
+
+
+def test_lazy_linear_creates_params_on_first_call_on_the_layer_device(device):
+    layer = Linear(5).to(device)
+    params = list(layer.params())  # an optimizer may hold these before the first call
+    assert all(p.data is None for p in params)
+    with pytest.raises(RuntimeError, match="not created yet"):
+        layer.num_params()
+    y = layer(on(device, np.ones((2, 7), np.float32)))
+    assert y.shape == (2, 5)
+    assert layer.W.shape == (7, 5) and params[0] is layer.W
+    assert all(zero.backend.device_of(p.data) == device for p in params)
+    assert layer.num_params() == 7 * 5 + 5
+
+
+def test_linear_wrong_input_size_names_layer_and_shapes():
+    layer = Linear(5, in_size=3)
+    with pytest.raises(ValueError, match=r"Linear\(out_size=5, in_size=3.*\(2, 4\)"):
+        layer(np.ones((2, 4), np.float32))
+
+
+def test_linear_matches_torch_forward_and_backward():
+    torch = pytest.importorskip("torch")
+    layer = Linear(3, in_size=4)
+    reference = torch.nn.Linear(4, 3)
+    with torch.no_grad():
+        reference.weight.copy_(torch.from_numpy(layer.W.data.T.copy()))
+        reference.bias.copy_(torch.from_numpy(layer.b.data))
+    x = np.random.default_rng(0).standard_normal((5, 4)).astype(np.float32)
+    y = layer(x)
+    (y * y).sum().backward()
+    y_ref = reference(torch.from_numpy(x))
+    (y_ref * y_ref).sum().backward()
+    np.testing.assert_allclose(y.data, y_ref.detach().numpy(), rtol=1e-5, atol=1e-6)
+    np.testing.assert_allclose(layer.W.grad.data, reference.weight.grad.numpy().T, rtol=1e-5, atol=1e-5)
+    np.testing.assert_allclose(layer.b.grad.data, reference.bias.grad.numpy(), rtol=1e-5, atol=1e-5)
+
+
+# -----------------------------------------------------------------------------
+# Models
+# -----------------------------------------------------------------------------
+def test_mlp_structure_and_forward():
+    model = MLP((6, 5, 4, 3), activation=F.relu, output_activation=F.sigmoid)
+    assert [layer.W.shape for layer in model.layers] == [(6, 5), (5, 4), (4, 3)]
+    x = np.random.default_rng(0).standard_normal((2, 6)).astype(np.float32)
+    expected = x
+    for i, layer in enumerate(model.layers):
+        expected = expected @ layer.W.data + layer.b.data
+        expected = np.maximum(expected, 0) if i < 2 else 1 / (1 + np.exp(-expected))
+    np.testing.assert_allclose(model(x).data, expected, rtol=1e-5, atol=1e-6)
+    with pytest.raises(ValueError, match="sizes"):
+        MLP((3,))
+
+
+def test_mlp_with_lazy_input_size():
+    model = MLP((None, 4, 2))
+    assert model(np.ones((3, 9), np.float32)).shape == (3, 2)
+    assert model.layers[0].W.shape == (9, 4)
+
+
+def test_sequential_mixes_layers_and_functions():
+    model = Sequential(Linear(4, in_size=2), F.relu, Linear(1, in_size=4))
+    x = np.array([[1.0, -2.0]], np.float32)
+    first, last = model.steps[0], model.steps[2]
+    expected = np.maximum(x @ first.W.data + first.b.data, 0) @ last.W.data + last.b.data
+    np.testing.assert_allclose(model(x).data, expected, rtol=1e-6)
+    with pytest.raises(TypeError, match="step 1"):
+        Sequential(Linear(1), 3)
+
+
+def test_mlp_trains_on_a_tiny_regression():
+    from zero.optimizers import Adam
+    np.random.seed(0)
+    x = np.linspace(-1, 1, 64, dtype=np.float32).reshape(-1, 1)
+    t = np.sin(3 * x)
+    model = MLP((1, 32, 1), activation=F.sigmoid)
+    optimizer = Adam(model.params(), lr=0.02)
+    for _ in range(400):
+        loss = F.mean_squared_error(model(x), t)
+        optimizer.zero_grad()
+        loss.backward()
+        optimizer.step()
+    assert loss.item() < 0.01
+
+
+# -----------------------------------------------------------------------------
+# Train / eval modes
+# -----------------------------------------------------------------------------
+class Probe(Layer):
+    """Records Config.train as seen by its forward."""
+
+    def __init__(self):
+        super().__init__()
+        self.seen = []
+
+    def forward(self, x):
+        self.seen.append(Config.train)
+        return x
+
+
+def test_eval_switches_sublayers_and_test_mode_wins():
+    model = Sequential(Probe())
+    probe = model.steps[0]
+    model(np.ones(1, np.float32))
+    model.eval()
+    assert not probe.training
+    model(np.ones(1, np.float32))
+    model.train()
+    with zero.test_mode():
+        model(np.ones(1, np.float32))
+    model(np.ones(1, np.float32))
+    assert probe.seen == [True, False, False, True]
+    assert Config.train  # restored
+
+
+def test_eval_of_a_sublayer_only_affects_it():
+    outer, inner = Probe(), Probe()
+    model = Sequential(outer, inner)
+    inner.eval()
+    model(np.ones(1, np.float32))
+    assert outer.seen == [True] and inner.seen == [False]
+
+
+# -----------------------------------------------------------------------------
+# Devices
+# -----------------------------------------------------------------------------
+def test_to_moves_params_grads_and_buffers(device):
+    layer = WithBuffer()
+    layer(np.ones(3, np.float32)).sum().backward()
+    layer.to(device)
+    assert layer.device == device
+    assert zero.backend.device_of(layer.scale.data) == device
+    assert zero.backend.device_of(layer.scale.grad.data) == device
+    assert zero.backend.device_of(layer.count) == device
+    assert [name for name, _ in layer.named_buffers()] == ["count"]
+    y = layer(on(device, np.full(3, 2.0, np.float32)))
+    np.testing.assert_array_equal(host(y.data), [2, 2, 2])
+    layer.to("cpu")
+    assert isinstance(layer.count, np.ndarray)
+
+
+def test_to_unknown_device_is_a_clear_error():
+    with pytest.raises(ValueError, match="unknown device"):
+        Linear(2, in_size=2).to("tpu")
+
+
+def test_mlp_forward_backward_on_strict_device():
+    model = MLP((3, 4, 2)).to("strict")
+    x = on("strict", np.ones((5, 3), np.float32))
+    loss = F.softmax_cross_entropy(model(x), on("strict", np.array([0, 1, 0, 1, 1])))
+    loss.backward()
+    assert all(isinstance(p.grad.data, StrictArray) for p in model.params())
+
+
+def test_model_on_cpu_with_input_on_another_device_fails_clearly():
+    model = MLP((3, 2))
+    with pytest.raises(TypeError, match="different devices"):
+        model(on("strict", np.ones((1, 3), np.float32)))
+
+
+# -----------------------------------------------------------------------------
+# Saving and loading
+# -----------------------------------------------------------------------------
+def _values(model):
+    named = [(name, host(p.data)) for name, p in model.named_params()]
+    named += [(name, host(b)) for name, b in model.named_buffers()]
+    return {name: array.copy() for name, array in named}
+
+
+def _assert_same(a, b):
+    assert a.keys() == b.keys()
+    for name in a:
+        np.testing.assert_array_equal(a[name], b[name])
+
+
+def test_save_load_roundtrip_across_devices(tmp_path, device):
+    source = TwoLayer().to(device)
+    source.extra = WithBuffer()
+    source.extra.count = source.extra.count + 5  # a changed buffer must round-trip
+    source.extra.to(device)
+    path = tmp_path / "model.npz"
+    source.save_weights(path)
+    target = TwoLayer()
+    target.extra = WithBuffer()
+    target.to("strict" if device == "cpu" else "cpu")
+    target.load_weights(path)
+    _assert_same(_values(source), _values(target))
+    assert all(p.device == target.device for p in target.params())  # loaded onto the model's device
+    assert zero.backend.device_of(target.extra.count) == target.device
+    assert [p.name for p in tmp_path.iterdir()] == ["model.npz"]  # no temporary file left
+    with np.load(path, allow_pickle=False) as archive:
+        assert sorted(archive.files) == sorted(_values(source))
+
+
+def test_interrupted_save_keeps_the_old_file(tmp_path, monkeypatch):
+    path = tmp_path / "model.npz"
+    model = TwoLayer()
+    model.save_weights(path)
+    old_bytes = path.read_bytes()
+
+    def crash(file, **arrays):
+        file.write(b"partial")
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(np, "savez", crash)
+    with pytest.raises(KeyboardInterrupt):
+        TwoLayer().save_weights(path)
+    assert path.read_bytes() == old_bytes
+    assert [p.name for p in tmp_path.iterdir()] == ["model.npz"]
+
+
+@pytest.mark.parametrize("change, message", [
+    (lambda arrays: arrays.pop("head.b"), r"missing \['head.b'\]"),
+    (lambda arrays: arrays.update(stray=np.zeros(1, np.float32)), r"unexpected \['stray'\]"),
+    (lambda arrays: arrays.update({"head.W": np.zeros((4, 3), np.float32)}), r"'head.W' has shape \(4, 3\)"),
+    (lambda arrays: arrays.update({"head.W": np.zeros((4, 2), np.float64)}), r"'head.W' has dtype float64"),
+])
+def test_mismatching_file_leaves_model_unchanged(tmp_path, change, message):
+    model = TwoLayer()
+    arrays = {name: np.full_like(value, 7.0) for name, value in _values(model).items()}
+    change(arrays)
+    path = tmp_path / "bad.npz"
+    np.savez(path, **arrays)
+    before = _values(model)
+    with pytest.raises(ValueError, match=message) as error:
+        model.load_weights(path)
+    assert "bad.npz" in str(error.value)
+    _assert_same(before, _values(model))  # not even the entries checked before the bad one changed
+
+
+@pytest.mark.parametrize("content", [b"", b"not a zip file at all", "truncated"])
+def test_corrupt_file_is_a_clear_error_and_changes_nothing(tmp_path, content):
+    model = TwoLayer()
+    path = tmp_path / "corrupt.npz"
+    if content == "truncated":
+        model.save_weights(path)
+        content = path.read_bytes()[:-40]
+    path.write_bytes(content)
+    before = _values(model)
+    with pytest.raises(ValueError, match="corrupt.npz"):
+        model.load_weights(path)
+    _assert_same(before, _values(model))
+
+
+def test_pickled_or_missing_file_is_refused(tmp_path):
+    model = TwoLayer()
+    path = tmp_path / "pickled.npz"
+    np.savez(path, **{"encoder.0.W": np.array([object()], dtype=object)})
+    with pytest.raises(ValueError, match="pickled.npz"):
+        model.load_weights(path)
+    with pytest.raises(FileNotFoundError, match="nothing.npz"):
+        model.load_weights(tmp_path / "nothing.npz")
+
+
+def test_lazy_params_take_their_shape_from_the_file(tmp_path):
+    source = MLP((6, 4, 2))
+    source.save_weights(tmp_path / "w.npz")
+    target = MLP((None, 4, 2))
+    with pytest.raises(RuntimeError, match="not created yet"):
+        target.save_weights(tmp_path / "lazy.npz")
+    target.load_weights(tmp_path / "w.npz")
+    x = np.ones((1, 6), np.float32)
+    np.testing.assert_array_equal(target(x).data, source(x).data)
+
+
+# -----------------------------------------------------------------------------
+# Layers over ops written elsewhere (conv, batch norm, embedding, dropout)
+# -----------------------------------------------------------------------------
+def test_conv2d_shapes_init_and_lazy_channels(device):
+    np.random.seed(0)
+    layer = Conv2d(8, 3, padding=1).to(device)
+    y = layer(on(device, np.ones((2, 5, 6, 6), np.float32)))
+    assert y.shape == (2, 8, 6, 6)
+    assert layer.W.shape == (8, 5, 3, 3) and layer.b.shape == (8,)
+    bound = 1 / np.sqrt(5 * 9)
+    assert np.abs(host(layer.W.data)).max() <= bound
+    with pytest.raises(ValueError, match=r"expected input \(N, 5, H, W\)"):
+        layer(on(device, np.ones((2, 4, 6, 6), np.float32)))
+
+
+def test_conv2d_matches_torch():
+    torch = pytest.importorskip("torch")
+    layer = Conv2d(4, 3, stride=2, padding=1, in_channels=3)
+    reference = torch.nn.Conv2d(3, 4, 3, stride=2, padding=1)
+    with torch.no_grad():
+        reference.weight.copy_(torch.from_numpy(layer.W.data))
+        reference.bias.copy_(torch.from_numpy(layer.b.data))
+    x = np.random.default_rng(0).standard_normal((2, 3, 7, 7)).astype(np.float32)
+    np.testing.assert_allclose(layer(x).data, reference(torch.from_numpy(x)).detach().numpy(),
+                               rtol=1e-4, atol=1e-5)
+
+
+def test_conv_transpose2d_matches_torch():
+    torch = pytest.importorskip("torch")
+    np.random.seed(1)
+    layer = ConvTranspose2d(2, 4, stride=2, padding=1, in_channels=3)
+    assert layer.W.shape == (3, 2, 4, 4)
+    assert np.abs(layer.W.data).max() <= 1 / np.sqrt(2 * 16)  # PyTorch's fan_in: out_channels * KH * KW
+    reference = torch.nn.ConvTranspose2d(3, 2, 4, stride=2, padding=1)
+    with torch.no_grad():
+        reference.weight.copy_(torch.from_numpy(layer.W.data))
+        reference.bias.copy_(torch.from_numpy(layer.b.data))
+    x = np.random.default_rng(0).standard_normal((2, 3, 5, 5)).astype(np.float32)
+    y = layer(x)
+    assert y.shape == (2, 2, 10, 10)
+    np.testing.assert_allclose(y.data, reference(torch.from_numpy(x)).detach().numpy(), rtol=1e-4, atol=1e-5)
+
+
+@pytest.mark.parametrize("shape", [(8, 3), (4, 3, 5, 5)])
+def test_batch_norm_train_and_eval(device, shape):
+    layer = BatchNorm().to(device)
+    x = np.random.default_rng(0).standard_normal(shape).astype(np.float32) * 3 + 1
+    y = host(layer(on(device, x)).data)
+    axes = (0,) if len(shape) == 2 else (0, 2, 3)
+    np.testing.assert_allclose(y.mean(axis=axes), 0, atol=1e-4)
+    np.testing.assert_allclose(y.var(axis=axes), 1, atol=1e-2)
+    assert [name for name, _ in layer.named_buffers()] == ["running_mean", "running_var"]
+    assert zero.backend.device_of(layer.running_mean) == device
+    np.testing.assert_allclose(host(layer.running_mean), 0.1 * x.mean(axis=axes), rtol=1e-4, atol=1e-6)
+    layer.eval()
+    mean, var = host(layer.running_mean), host(layer.running_var)
+    expanded = (slice(None),) + (None,) * (len(shape) - 2)
+    expected = (x - mean[expanded]) / np.sqrt(var[expanded] + 1e-5)
+    np.testing.assert_allclose(host(layer(on(device, x)).data), expected, rtol=1e-4, atol=1e-4)
+    np.testing.assert_allclose(host(layer.running_mean), mean)  # frozen in eval mode
+
+
+def test_batch_norm_wrong_features_is_a_clear_error():
+    layer = BatchNorm(3)
+    with pytest.raises(ValueError, match=r"BatchNorm\(num_features=3.*\(2, 4\)"):
+        layer(np.ones((2, 4), np.float32))
+
+
+def test_embedding_lookup_and_grad(device):
+    layer = Embedding(5, 3).to(device)
+    ids = on(device, np.array([[0, 4], [4, 1]]))
+    y = layer(ids)
+    assert y.shape == (2, 2, 3)
+    np.testing.assert_array_equal(host(y.data)[0, 1], host(layer.W.data)[4])
+    y.sum().backward()
+    np.testing.assert_array_equal(host(layer.W.grad.data)[:, 0], [1, 1, 0, 0, 2])
+
+
+def test_dropout_only_in_training(device):
+    layer = Dropout(0.5)
+    x = on(device, np.ones((100, 100), np.float32))
+    y = host(layer(x).data)
+    assert set(np.unique(y)) == {0.0, 2.0} and 0.4 < (y == 0).mean() < 0.6
+    layer.eval()
+    np.testing.assert_array_equal(host(layer(x).data), 1.0)
+    with pytest.raises(ValueError, match="p must be"):
+        Dropout(1.0)

@@ -1,0 +1,195 @@
+"""GaussianMixture and EM: the log-likelihood never decreases, Old Faithful
+gives its known two-cluster answer, the same run as scikit-learn's, the
+device path keeps its results on the device, bad inputs are named."""
+import math
+
+import numpy as np
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from conftest import host, on
+from zero.backend import device_of
+from zero.datasets import load_old_faithful
+from zero.distributions import multivariate_normal_pdf
+from zero.mixture import GaussianMixture, logsumexp
+
+FAITHFUL_MEANS = np.array([[2.04, 54.5], [4.29, 80.0]])
+FAITHFUL_WEIGHTS = np.array([0.36, 0.64])
+
+
+def by_first_coordinate(gmm):
+    """Fitted (weights, means, covariances) on the host, components sorted by their mean's first coordinate."""
+    means = host(gmm.means)
+    order = np.argsort(means[:, 0])
+    return host(gmm.weights)[order], means[order], host(gmm.covariances)[order]
+
+
+def test_logsumexp_is_stable():
+    a = np.array([[1000.0, 1000.0], [-1000.0, -1000.0 + math.log(3)]])
+    np.testing.assert_allclose(logsumexp(a, axis=1), [1000 + math.log(2), -1000 + math.log(4)])
+
+
+@pytest.mark.parametrize("seed", [0, 1, 2])
+def test_old_faithful_converges_to_the_known_two_clusters(seed):
+    data = load_old_faithful()
+    gmm = GaussianMixture(2, tol=1e-6, max_iter=500, seed=seed).fit(data)
+    assert gmm.converged
+    weights, means, covariances = by_first_coordinate(gmm)
+    assert (np.abs(means - FAITHFUL_MEANS) < [0.02, 0.1]).all(), means  # (eruption, waiting) minutes
+    np.testing.assert_allclose(weights, FAITHFUL_WEIGHTS, atol=0.01)
+    assert gmm.score(data) == pytest.approx(-4.1554, abs=1e-3)
+    # EM moved a long way up from the single broad Gaussians it started from
+    assert gmm.log_likelihood_history[-1] - gmm.log_likelihood_history[0] > 0.5
+
+
+@st.composite
+def mixture_problems(draw):
+    """Random data (a blob per cluster, random spreads) and random initial parameters."""
+    seed = draw(st.integers(0, 2**32 - 1))
+    dim = draw(st.integers(1, 3))
+    n_components = draw(st.integers(1, 4))
+    n_points = draw(st.integers(10 * n_components, 120))
+    rng = np.random.default_rng(seed)
+    centres = rng.normal(0, 4, size=(draw(st.integers(1, 4)), dim))
+    x = centres[rng.integers(len(centres), size=n_points)] + rng.normal(size=(n_points, dim)) * rng.uniform(0.2, 2)
+    weights = rng.dirichlet(np.ones(n_components))
+    means = x[rng.choice(n_points, n_components, replace=False)] + rng.normal(size=(n_components, dim))
+    factors = rng.normal(size=(n_components, dim, dim))
+    covariances = factors @ factors.transpose(0, 2, 1) + rng.uniform(0.1, 3) * np.eye(dim)
+    return x, weights, means, covariances
+
+
+@pytest.mark.filterwarnings("ignore:EM did not converge")
+@settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(mixture_problems())
+def test_em_log_likelihood_never_decreases(problem):
+    x, weights, means, covariances = problem
+    gmm = GaussianMixture(len(weights), reg_covar=0.0, tol=1e-10, max_iter=60)
+    try:
+        gmm.fit(x, weights, means, covariances)
+    except ValueError as error:  # a component collapsed: allowed, but only with this error
+        assert "EM iteration" in str(error)
+    history = np.array(gmm.log_likelihood_history)
+    assert len(history) >= 1 and np.isfinite(history).all()
+    steps = np.diff(history)
+    assert (steps >= -1e-9 * (1 + np.abs(history[1:]))).all(), steps.min()
+
+
+def test_same_iterations_and_answer_as_scikit_learn():
+    mixture = pytest.importorskip("sklearn.mixture")
+    data = load_old_faithful().astype(np.float64)
+    weights = np.array([0.5, 0.5])
+    means = data[[0, 1]]
+    covariances = np.stack([np.cov(data.T, bias=True)] * 2)
+    ours = GaussianMixture(2, tol=1e-5, max_iter=300).fit(data, weights, means, covariances)
+    theirs = mixture.GaussianMixture(2, covariance_type="full", tol=1e-5, max_iter=300, weights_init=weights,
+                                     means_init=means, precisions_init=np.linalg.inv(covariances),
+                                     init_params="random_from_data").fit(data)
+    assert ours.n_iter == theirs.n_iter_
+    assert ours.score(data) == pytest.approx(theirs.score(data), abs=1e-9)
+    np.testing.assert_allclose(ours.means, theirs.means_, rtol=1e-7)
+    np.testing.assert_allclose(ours.covariances, theirs.covariances_, rtol=1e-6)
+    np.testing.assert_allclose(ours.predict_proba(data), theirs.predict_proba(data), atol=1e-6)
+
+
+def test_score_predict_proba_and_log_prob_agree_with_the_formula():
+    data = load_old_faithful()
+    gmm = GaussianMixture(2, tol=1e-4).fit(data)
+    weighted = np.stack([host(gmm.weights)[k] * multivariate_normal_pdf(data.astype(np.float64), gmm.means[k],
+                                                                         gmm.covariances[k])
+                         for k in range(2)], axis=1)  # pi_k N(x_n | mu_k, Sigma_k)
+    np.testing.assert_allclose(gmm.log_prob(data), np.log(weighted.sum(axis=1)), rtol=1e-10)
+    assert gmm.score(data) == pytest.approx(np.log(weighted.sum(axis=1)).mean())
+    resp = gmm.predict_proba(data)
+    assert resp.dtype == np.float32
+    np.testing.assert_allclose(resp, weighted / weighted.sum(axis=1, keepdims=True), atol=1e-6)
+    np.testing.assert_array_equal(gmm.predict(data), weighted.argmax(axis=1))
+
+
+def test_samples_follow_the_fitted_model():
+    gmm = GaussianMixture(2, tol=1e-4).fit(load_old_faithful())
+    samples, labels = gmm.sample(40_000, seed=5)
+    assert samples.shape == (40_000, 2) and samples.dtype == np.float32
+    np.testing.assert_allclose(np.bincount(labels) / len(labels), gmm.weights, atol=0.01)
+    for k in range(2):
+        members = samples[labels == k].astype(np.float64)
+        np.testing.assert_allclose(members.mean(axis=0), gmm.means[k], rtol=0.01)
+        np.testing.assert_allclose(np.cov(members.T), gmm.covariances[k], rtol=0.05, atol=0.01)
+    np.testing.assert_array_equal(gmm.sample(10, seed=6)[0], gmm.sample(10, seed=6)[0])
+
+
+def test_one_dimensional_data_and_one_component():
+    rng = np.random.default_rng(4)
+    x = rng.normal(3.0, 2.0, size=1000).astype(np.float32)
+    gmm = GaussianMixture(1, tol=1e-8).fit(x)
+    assert gmm.means.shape == (1, 1) and gmm.covariances.shape == (1, 1, 1)
+    assert gmm.means[0, 0] == pytest.approx(x.astype(np.float64).mean())
+    assert gmm.covariances[0, 0, 0] == pytest.approx(x.astype(np.float64).var() + gmm.reg_covar)
+
+
+def test_runs_on_the_device_and_results_stay_there(device):
+    data = load_old_faithful()
+    gmm = GaussianMixture(2, tol=1e-6, seed=0).fit(on(device, data))
+    for value in (gmm.weights, gmm.means, gmm.covariances):
+        assert device_of(value) == device
+    reference = GaussianMixture(2, tol=1e-6, seed=0).fit(data)
+    np.testing.assert_allclose(host(gmm.means), reference.means, rtol=1e-10)
+    assert gmm.log_likelihood_history == pytest.approx(reference.log_likelihood_history, rel=1e-12)
+    resp = gmm.predict_proba(on(device, data))
+    log_prob = gmm.log_prob(on(device, data))
+    samples, labels = gmm.sample(100, seed=1)
+    for value in (resp, log_prob, samples, labels):
+        assert device_of(value) == device
+    np.testing.assert_allclose(host(samples), reference.sample(100, seed=1)[0])
+    # parameters given on the host are moved to the data's device
+    again = GaussianMixture(2, tol=1e-6).fit(on(device, data), reference.weights, reference.means,
+                                             reference.covariances)
+    assert device_of(again.means) == device
+
+
+@pytest.mark.parametrize("data, problem", [
+    (np.array([[1.0, 2.0], [np.nan, 1.0], [3.0, 1.0]]), r"NaN or infinite values in 1 of 3 rows \(first: row 1\)"),
+    (np.array([[1.0, 2.0], [2.0, np.inf], [3.0, 1.0]]), "NaN or infinite"),
+    (np.array([[1.0, 2.0]]), r"fewer data points \(1\) than components \(2\)"),
+    (np.zeros((3, 2, 2)), r"shape \(N, D\) or \(N,\)"),
+])
+def test_bad_data_is_named(data, problem):
+    with pytest.raises(ValueError, match=problem):
+        GaussianMixture(2).fit(data)
+
+
+def test_bad_initial_parameters_are_named():
+    data = load_old_faithful()
+    good_means, good_covariances = data[:2], np.stack([np.eye(2)] * 2)
+    with pytest.raises(ValueError, match=r"means must have shape \(2, 2\).*got \(2, 3\)"):
+        GaussianMixture(2).fit(data, means=np.zeros((2, 3)))
+    with pytest.raises(ValueError, match=r"covariances must have shape \(2, 2, 2\)"):
+        GaussianMixture(2).fit(data, means=good_means, covariances=np.eye(2))
+    with pytest.raises(ValueError, match=r"weights must have shape \(2,\)"):
+        GaussianMixture(2).fit(data, weights=[0.2, 0.3, 0.5])
+    with pytest.raises(ValueError, match="sum to 1"):
+        GaussianMixture(2).fit(data, weights=[0.2, 0.3])
+    with pytest.raises(ValueError, match="initial covariance is not positive definite"):
+        GaussianMixture(2).fit(data, means=good_means, covariances=np.stack([np.eye(2), -np.eye(2)]))
+    with pytest.raises(ValueError, match="means contains NaN"):
+        GaussianMixture(2).fit(data, means=np.array([[np.nan, 1.0], [2.0, 3.0]]), covariances=good_covariances)
+    gmm = GaussianMixture(2).fit(data)
+    with pytest.raises(ValueError, match="dimension 3 but the mixture was fitted in dimension 2"):
+        gmm.score(np.zeros((4, 3)))
+    with pytest.raises(RuntimeError, match="call fit"):
+        GaussianMixture(2).sample(3)
+
+
+def test_collapsing_component_raises_instead_of_nan():
+    # two components, but one of them sits on three identical points: its covariance goes to 0
+    data = np.concatenate([np.full((3, 2), 5.0), np.random.default_rng(0).normal(size=(50, 2))])
+    means = np.array([[5.0, 5.0], [0.0, 0.0]])
+    covariances = np.stack([0.5 * np.eye(2), np.eye(2)])
+    with pytest.raises(ValueError, match=r"EM iteration \d+: the covariance of component is not positive "
+                                         r"definite \(index 0\).*increase reg_covar"):
+        GaussianMixture(2, reg_covar=0.0).fit(data, means=means, covariances=covariances)
+    # with the default reg_covar the same fit is well defined: that component becomes a tiny round blob
+    gmm = GaussianMixture(2).fit(data, means=means, covariances=covariances)
+    assert np.isfinite(gmm.covariances).all()
+    np.testing.assert_allclose(gmm.covariances[0], 1e-6 * np.eye(2), rtol=1e-3)

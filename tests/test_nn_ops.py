@@ -1,0 +1,241 @@
+"""dropout, batch_norm, embedding (zero/functions/nn.py): numerical gradients in
+float64 on hypothesis shapes, plain-loop references, both devices, PyTorch
+cross-checks."""
+import numpy as np
+import pytest
+from hypothesis import HealthCheck, given, settings, strategies as st
+
+import zero.functions as F
+from zero import Config, Variable, get_array_module, no_grad, test_mode, using_config
+from zero.utils import gradient_check
+
+from conftest import host, on
+from test_activations_losses import check_double_backprop
+
+# the device fixture is a plain string, so sharing it across examples is safe
+FAST = settings(max_examples=15, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+seeds = st.integers(0, 2**32 - 1)
+
+
+# =============================================================================
+# Dropout
+# =============================================================================
+@FAST
+@given(shape=st.lists(st.integers(1, 4), min_size=1, max_size=3).map(tuple), seed=seeds,
+       p=st.sampled_from([0.1, 0.5, 0.8]))
+def test_dropout_gradient_with_a_fixed_mask(device, shape, seed, p):
+    x = on(device, np.random.default_rng(seed).standard_normal(shape))
+    xp = get_array_module(x)
+
+    def f(v):
+        xp.random.seed(seed % 2**31)  # the same mask at every call of the numerical gradient
+        return F.dropout(v, p) * Variable(on(device, np.arange(1.0, 1.0 + np.prod(shape)).reshape(shape)))
+
+    gradient_check(f, x)
+
+
+def test_dropout_zeroes_a_fraction_p_and_scales_the_rest(device):
+    p = 0.3
+    x = Variable(on(device, np.ones((100, 100), dtype=np.float32)))
+    y = F.dropout(x, p)
+    y.backward()
+    values = host(y.data)
+    assert y.dtype == np.float32 and x.grad.dtype == np.float32
+    assert set(np.unique(values)) == {0.0, np.float32(1 / (1 - p))}
+    assert abs((values == 0).mean() - p) < 0.03
+    np.testing.assert_array_equal(host(x.grad.data), values)  # gradient = the mask
+    other = host(F.dropout(x, p).data)
+    assert (other != values).any()  # a new mask at every call
+
+
+def test_dropout_is_the_identity_in_test_mode_and_for_p_zero(device):
+    data = on(device, np.arange(6, dtype=np.float32).reshape(2, 3))
+    with test_mode():
+        assert F.dropout(Variable(data), 0.5).data is data
+    assert F.dropout(Variable(data), 0.0).data is data
+    with pytest.raises(ValueError, match=r"dropout: p must be in \[0, 1\), got 1"):
+        F.dropout(Variable(data), 1)
+
+
+# =============================================================================
+# Batch norm
+# =============================================================================
+def batch_norm_loop(x, gamma, beta, running_mean, running_var, momentum, eps, train):
+    """One channel at a time, straight from the definition. Returns y and the new running arrays."""
+    y = np.empty_like(x)
+    running_mean, running_var = running_mean.copy(), running_var.copy()
+    for c in range(x.shape[1]):
+        values = x[:, c]
+        if train:
+            mean = values.mean()
+            var = ((values - mean) ** 2).mean()
+            unbiased = var * values.size / (values.size - 1)
+            running_mean[c] = (1 - momentum) * running_mean[c] + momentum * mean
+            running_var[c] = (1 - momentum) * running_var[c] + momentum * unbiased
+        else:
+            mean, var = running_mean[c], running_var[c]
+        y[:, c] = gamma[c] * (values - mean) / np.sqrt(var + eps) + beta[c]
+    return y, running_mean, running_var
+
+
+bn_shapes = st.one_of(st.tuples(st.integers(2, 5), st.integers(1, 3)),
+                      st.tuples(st.integers(1, 3), st.integers(1, 3), st.integers(1, 3), st.integers(1, 3)))
+
+
+def random_bn_inputs(shape, seed):
+    rng = np.random.default_rng(seed)
+    channels = shape[1]
+    x = 2 * rng.standard_normal(shape) + rng.standard_normal((1, channels) + (1,) * (len(shape) - 2))
+    gamma, beta = rng.uniform(0.5, 2, channels), rng.standard_normal(channels)
+    running_mean, running_var = rng.standard_normal(channels), rng.uniform(0.5, 2, channels)
+    return x, gamma, beta, running_mean, running_var, rng.standard_normal(shape)
+
+
+@pytest.mark.parametrize("train", [True, False], ids=["train", "test"])
+@FAST
+@given(shape=bn_shapes, seed=seeds)
+def test_batch_norm_value_running_stats_and_gradient(device, train, shape, seed):
+    if train and np.prod(shape) // shape[1] < 2:
+        shape = (2,) + shape[1:]
+    x, gamma, beta, running_mean, running_var, weights = random_bn_inputs(shape, seed)
+    expected = batch_norm_loop(x, gamma, beta, running_mean, running_var, 0.1, 1e-5, train)
+    mean_d, var_d = on(device, running_mean), on(device, running_var)
+    with using_config("train", train):
+        y = F.batch_norm(Variable(on(device, x)), Variable(on(device, gamma)), Variable(on(device, beta)),
+                         mean_d, var_d)
+        np.testing.assert_allclose(host(y.data), expected[0], rtol=1e-10, atol=1e-12)
+        np.testing.assert_allclose(host(mean_d), expected[1], rtol=1e-12, atol=1e-14)
+        np.testing.assert_allclose(host(var_d), expected[2], rtol=1e-12)
+
+        def f(x, gamma, beta):  # fresh running arrays: each call of the numerical gradient updates them
+            return F.batch_norm(x, gamma, beta, on(device, running_mean), on(device, running_var)) * \
+                Variable(on(device, weights))
+
+        gradient_check(f, on(device, x), on(device, gamma), on(device, beta), rtol=1e-4, atol=1e-6)
+
+
+@pytest.mark.parametrize("shape", [(6, 3), (3, 2, 2, 3)])
+@pytest.mark.parametrize("train", [True, False], ids=["train", "test"])
+def test_batch_norm_double_backprop_and_both_backward_paths_agree(shape, train):
+    x, gamma, beta, running_mean, running_var, weights = random_bn_inputs(shape, 7)
+    weights = Variable(weights)
+    with using_config("train", train):
+        def loss(v):
+            y = F.batch_norm(v, Variable(gamma), Variable(beta), running_mean.copy(), running_var.copy())
+            return (F.tanh(y) * weights).sum()  # tanh: a nonlinear loss, so the second derivative is nonzero
+
+        check_double_backprop(loss, x)
+        grads = []
+        for create_graph in (False, True):  # the in-place array path and the zero-op graph path
+            v, g, b = Variable(x.copy()), Variable(gamma.copy()), Variable(beta.copy())
+            y = F.batch_norm(v, g, b, running_mean.copy(), running_var.copy())
+            (F.tanh(y) * weights).sum().backward(create_graph=create_graph)
+            grads.append([v.grad.data, g.grad.data, b.grad.data])
+        for fast, graph in zip(*grads):
+            np.testing.assert_allclose(fast, graph, rtol=1e-10, atol=1e-13)
+
+
+def test_batch_norm_keeps_float32_and_normalises(device):
+    rng = np.random.default_rng(8)
+    x = Variable(on(device, (3 + 2 * rng.standard_normal((16, 4, 5, 5))).astype(np.float32)))
+    gamma, beta = Variable(on(device, np.ones(4, np.float32))), Variable(on(device, np.zeros(4, np.float32)))
+    running_mean, running_var = on(device, np.zeros(4, np.float32)), on(device, np.ones(4, np.float32))
+    y = F.batch_norm(x, gamma, beta, running_mean, running_var)
+    (y * y).sum().backward()
+    for a in (y.data, x.grad.data, gamma.grad.data, beta.grad.data, running_mean, running_var):
+        assert a.dtype == np.float32
+    values = host(y.data)
+    np.testing.assert_allclose(values.mean(axis=(0, 2, 3)), 0, atol=1e-5)
+    np.testing.assert_allclose(values.var(axis=(0, 2, 3)), 1, rtol=1e-3)
+    np.testing.assert_allclose(host(running_mean), 0.3, rtol=0.1)  # 0.1 * batch mean, about 3
+    with no_grad():  # no graph, but training mode: the running arrays still move
+        F.batch_norm(x, gamma, beta, running_mean, running_var)
+    np.testing.assert_allclose(host(running_mean), 0.57, rtol=0.1)
+
+
+def test_batch_norm_uses_running_statistics_in_test_mode(device):
+    x = on(device, np.array([[1.0, 10.0], [3.0, 30.0]]))
+    running_mean, running_var = on(device, np.array([2.0, 0.0])), on(device, np.array([4.0, 100.0]))
+    gamma, beta = Variable(on(device, np.array([1.0, 2.0]))), Variable(on(device, np.array([0.0, 1.0])))
+    with test_mode():
+        y = F.batch_norm(x, gamma, beta, running_mean, running_var, eps=0.0)
+    np.testing.assert_allclose(host(y.data), [[-0.5, 3.0], [0.5, 7.0]])
+    np.testing.assert_array_equal(host(running_mean), [2.0, 0.0])  # not updated
+    assert Config.train
+
+
+def test_batch_norm_bad_input_errors(device):
+    x = Variable(on(device, np.zeros((4, 3))))
+    ones = on(device, np.ones(3))
+    with pytest.raises(ValueError, match=r"BatchNorm: gamma must have shape \(3,\) for x \(4, 3\), got \(2,\)"):
+        F.batch_norm(x, on(device, np.ones(2)), ones, ones.copy(), ones.copy())
+    with pytest.raises(ValueError, match="BatchNorm: training needs more than one value per channel"):
+        F.batch_norm(Variable(on(device, np.zeros((1, 3)))), ones, ones, ones.copy(), ones.copy())
+    if device != "cpu":
+        with pytest.raises(TypeError, match="BatchNorm: running_mean is on device 'cpu' but x is on 'strict'"):
+            F.batch_norm(x, ones, ones, np.zeros(3), np.ones(3))
+
+
+def test_batch_norm_matches_torch():
+    torch = pytest.importorskip("torch")
+    for shape in [(8, 3), (4, 3, 5, 6)]:
+        x, gamma, beta, running_mean, running_var, weights = random_bn_inputs(shape, 9)
+        tensors = [torch.tensor(a, requires_grad=True) for a in (x, gamma, beta)]
+        running_t = [torch.tensor(running_mean), torch.tensor(running_var)]
+        variables = [Variable(a.copy()) for a in (x, gamma, beta)]
+        for step in range(2):
+            for v in variables:
+                v.cleargrad()
+            for t in tensors:
+                t.grad = None
+            y = F.batch_norm(*variables, running_mean, running_var, momentum=0.2, eps=1e-3)
+            yt = torch.nn.functional.batch_norm(tensors[0], *running_t, tensors[1], tensors[2],
+                                                training=True, momentum=0.2, eps=1e-3)
+            (y * Variable(weights)).sum().backward()
+            (yt * torch.tensor(weights)).sum().backward()
+            np.testing.assert_allclose(y.data, yt.detach().numpy(), rtol=1e-10, atol=1e-12)
+            for v, t in zip(variables, tensors):
+                np.testing.assert_allclose(v.grad.data, t.grad.numpy(), rtol=1e-8, atol=1e-10)
+            np.testing.assert_allclose(running_mean, running_t[0].numpy(), rtol=1e-12)
+            np.testing.assert_allclose(running_var, running_t[1].numpy(), rtol=1e-12)
+        with test_mode():
+            y = F.batch_norm(*variables, running_mean, running_var, eps=1e-3)
+        yt = torch.nn.functional.batch_norm(tensors[0], *running_t, tensors[1], tensors[2], training=False, eps=1e-3)
+        np.testing.assert_allclose(y.data, yt.detach().numpy(), rtol=1e-10, atol=1e-12)
+
+
+# =============================================================================
+# Embedding
+# =============================================================================
+@FAST
+@given(num=st.integers(1, 5), dim=st.integers(1, 3),
+       ids_shape=st.lists(st.integers(1, 4), min_size=1, max_size=2).map(tuple), seed=seeds)
+def test_embedding_value_and_gradient_with_repeated_ids(device, num, dim, ids_shape, seed):
+    rng = np.random.default_rng(seed)
+    weight = rng.standard_normal((num, dim))
+    ids = rng.integers(0, num, size=ids_shape)
+    upstream = rng.standard_normal(ids_shape + (dim,))
+    w = Variable(on(device, weight))
+    y = F.embedding(ids, w)
+    (y * Variable(on(device, upstream))).sum().backward()
+    expected_grad = np.zeros_like(weight)
+    for position in np.ndindex(ids_shape):  # each use of a row adds its upstream gradient
+        np.testing.assert_array_equal(host(y.data)[position], weight[ids[position]])
+        expected_grad[ids[position]] += upstream[position]
+    np.testing.assert_allclose(host(w.grad.data), expected_grad, rtol=1e-12)
+    ids_on_device = on(device, ids)
+    gradient_check(lambda w: F.embedding(ids_on_device, w) * Variable(on(device, upstream)), on(device, weight))
+
+
+def test_embedding_accepts_ids_in_any_form_and_rejects_bad_ones(device):
+    weight = Variable(on(device, np.arange(8, dtype=np.float32).reshape(4, 2)))
+    for ids in ([3, 0], np.array([3, 0]), Variable(np.array([3, 0])), on(device, np.array([3, 0]))):
+        y = F.embedding(ids, weight)
+        assert y.dtype == np.float32
+        np.testing.assert_array_equal(host(y.data), [[6, 7], [0, 1]])
+    with pytest.raises(TypeError, match=r"embedding: ids must be integers, got dtype float64"):
+        F.embedding(np.array([0.0, 1.0]), weight)
+    with pytest.raises(ValueError, match=r"embedding: ids must lie in \[0, 4\), got values from -1 to 4"):
+        F.embedding(np.array([-1, 4]), weight)
+    with pytest.raises(ValueError, match=r"embedding: weight must be \(num_embeddings, dim\)"):
+        F.embedding(np.array([0]), Variable(on(device, np.zeros(3))))

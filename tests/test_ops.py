@@ -1,0 +1,276 @@
+"""Every differentiable op of the engine: backward against central-difference
+numerical gradients (float64, hypothesis-generated shapes with broadcasting),
+and the same computation on the strict device (no silent host copies) giving
+the same values and gradients as on the CPU."""
+import numpy as np
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+from hypothesis.extra import numpy as hnp
+
+import zero.functions as F
+from zero import Variable
+from zero.backend import to_device, to_numpy
+from zero.utils import gradient_check
+
+SETTINGS = settings(max_examples=15, deadline=None)
+
+shapes = hnp.array_shapes(min_dims=0, max_dims=3, min_side=1, max_side=4)
+broadcast_pairs = hnp.mutually_broadcastable_shapes(num_shapes=2, min_dims=0, max_dims=3, min_side=1, max_side=4)
+seeds = st.integers(0, 2**31 - 1)
+
+
+def normal(rng, shape):
+    return rng.standard_normal(shape)
+
+
+def positive(rng, shape):
+    return rng.uniform(0.5, 2.0, shape)
+
+
+def away_from_zero(rng, shape):
+    return rng.uniform(0.3, 2.0, shape) * rng.choice([-1.0, 1.0], shape)
+
+
+def distinct(rng, shape):
+    """Values at least 0.05 apart, so max/min/maximum have no ties to blur."""
+    size = int(np.prod(shape))
+    return (rng.permutation(size) * 0.1 + rng.uniform(0, 0.05, size)).reshape(shape) - size * 0.05
+
+
+def check_everywhere(f, *arrays):
+    """Gradient check on the CPU; then the strict device must agree exactly."""
+    gradient_check(f, *arrays)
+    on_cpu = [Variable(a.copy()) for a in arrays]
+    on_device = [Variable(to_device(a, "strict")) for a in arrays]
+    y_cpu, y_device = f(*on_cpu), f(*on_device)
+    y_cpu.backward()
+    y_device.backward()
+    assert y_device.device == "strict"
+    np.testing.assert_allclose(to_numpy(y_device.data), y_cpu.data, rtol=1e-12, atol=1e-12)
+    for a, b in zip(on_cpu, on_device):
+        assert b.grad.device == "strict"
+        np.testing.assert_allclose(to_numpy(b.grad.data), a.grad.data, rtol=1e-12, atol=1e-12)
+
+
+# --- element-wise ops on one input ------------------------------------------
+UNARY = {
+    "neg": (lambda x: -x, normal),
+    "exp": (F.exp, normal),
+    "log": (F.log, positive),
+    "sin": (F.sin, normal),
+    "cos": (F.cos, normal),
+    "tanh": (F.tanh, normal),
+    "sqrt": (F.sqrt, positive),
+    "abs": (F.abs, away_from_zero),
+    "square": (F.square, normal),
+    "pow_3": (lambda x: x ** 3, normal),
+    "pow_half": (lambda x: x ** 0.5, positive),
+    "rpow": (lambda x: 2.0 ** x, normal),
+    "clip": (lambda x: F.clip(x, -0.5, 0.5), lambda rng, s: away_from_zero(rng, s) * 0.9 + 0.0),
+    "sigmoid": (F.sigmoid, normal),
+    "relu": (F.relu, away_from_zero),
+    "scalar_ops": (lambda x: (3.0 - x) * 2.0 / (x * x + 1.0) + 1.0, normal),
+}
+
+
+@pytest.mark.parametrize("name", sorted(UNARY))
+@SETTINGS
+@given(shape=shapes, seed=seeds)
+def test_unary_op_gradients(name, shape, seed):
+    f, make = UNARY[name]
+    check_everywhere(f, make(np.random.default_rng(seed), shape))
+
+
+def test_clip_passes_no_gradient_where_clipped():
+    x = Variable(np.array([-2.0, 0.0, 2.0]))
+    F.clip(x, -1.0, 1.0).sum().backward()
+    np.testing.assert_array_equal(x.grad.data, [0.0, 1.0, 0.0])
+
+
+# --- element-wise ops on two broadcasting inputs ----------------------------
+BINARY = {
+    "add": (lambda a, b: a + b, normal, normal),
+    "sub": (lambda a, b: a - b, normal, normal),
+    "mul": (lambda a, b: a * b, normal, normal),
+    "div": (lambda a, b: a / b, normal, away_from_zero),
+    "pow_variable_exponent": (lambda a, b: a ** b, positive, normal),
+    "maximum": (F.maximum, None, None),
+    "minimum": (F.minimum, None, None),
+    "mse_like": (lambda a, b: (a - b) * (a - b), normal, normal),
+}
+
+
+@pytest.mark.parametrize("name", sorted(BINARY))
+@SETTINGS
+@given(shapes=broadcast_pairs, seed=seeds)
+def test_binary_op_gradients_with_broadcasting(name, shapes, seed):
+    f, make_a, make_b = BINARY[name]
+    rng = np.random.default_rng(seed)
+    shape_a, shape_b = shapes.input_shapes
+    if make_a is None:  # maximum/minimum: all values distinct across both inputs
+        values = distinct(rng, (int(np.prod(shape_a)) + int(np.prod(shape_b)),))
+        a, b = values[:int(np.prod(shape_a))].reshape(shape_a), values[int(np.prod(shape_a)):].reshape(shape_b)
+    else:
+        a, b = make_a(rng, shape_a), make_b(rng, shape_b)
+    check_everywhere(f, a, b)
+
+
+def test_maximum_and_minimum_send_tied_gradients_to_the_first_input():
+    a, b = Variable(np.array([1.0, 2.0])), Variable(np.array([1.0, 3.0]))
+    F.maximum(a, b).sum().backward()
+    np.testing.assert_array_equal(a.grad.data, [1.0, 0.0])
+    np.testing.assert_array_equal(b.grad.data, [0.0, 1.0])
+    a.cleargrad(), b.cleargrad()
+    F.minimum(a, b).sum().backward()
+    np.testing.assert_array_equal(a.grad.data, [1.0, 1.0])
+    np.testing.assert_array_equal(b.grad.data, [0.0, 0.0])
+
+
+@SETTINGS
+@given(shapes=hnp.mutually_broadcastable_shapes(num_shapes=3, min_dims=0, max_dims=3, max_side=3), seed=seeds)
+def test_where_gradients(shapes, seed):
+    rng = np.random.default_rng(seed)
+    cond_shape, shape_a, shape_b = shapes.input_shapes
+    condition = rng.random(cond_shape) < 0.5
+    a, b = normal(rng, shape_a), normal(rng, shape_b)
+    gradient_check(lambda x0, x1: F.where(condition, x0, x1), a, b)
+    device_condition = to_device(condition, "strict")
+    check_device = F.where(device_condition, Variable(to_device(a, "strict")), Variable(to_device(b, "strict")))
+    np.testing.assert_array_equal(to_numpy(check_device.data), np.where(condition, a, b))
+
+
+# --- reductions --------------------------------------------------------------
+@st.composite
+def shape_and_axis(draw):
+    shape = draw(hnp.array_shapes(min_dims=1, max_dims=3, min_side=1, max_side=4))
+    axes = draw(st.one_of(st.none(), st.integers(-len(shape), len(shape) - 1),
+                          st.lists(st.integers(0, len(shape) - 1), min_size=1, unique=True).map(tuple)))
+    return shape, axes, draw(st.booleans())
+
+
+@pytest.mark.parametrize("name", ["sum", "mean", "max", "min"])
+@SETTINGS
+@given(case=shape_and_axis(), seed=seeds)
+def test_reduction_gradients(name, case, seed):
+    shape, axis, keepdims = case
+    reduce = getattr(F, name)
+    x = distinct(np.random.default_rng(seed), shape)
+    y = reduce(Variable(x), axis=axis, keepdims=keepdims)
+    np.testing.assert_allclose(y.data, getattr(np, name if name != "sum" else "sum")(x, axis=axis, keepdims=keepdims))
+    check_everywhere(lambda v: reduce(v, axis=axis, keepdims=keepdims) * 1.5, x)
+
+
+def test_max_ties_send_the_gradient_to_the_first_maximum_only():
+    x = Variable(np.array([[3.0, 1.0, 3.0], [2.0, 2.0, 0.0]]))
+    x.max(axis=1).sum().backward()
+    np.testing.assert_array_equal(x.grad.data, [[1, 0, 0], [1, 0, 0]])
+    x.cleargrad()
+    x.min().backward()
+    np.testing.assert_array_equal(x.grad.data, [[0, 0, 0], [0, 0, 1]])
+
+
+# --- shape ops ---------------------------------------------------------------
+@SETTINGS
+@given(shape=hnp.array_shapes(min_dims=1, max_dims=4, max_side=3), seed=seeds, data=st.data())
+def test_reshape_and_transpose_gradients(shape, seed, data):
+    x = normal(np.random.default_rng(seed), shape)
+    axes = tuple(data.draw(st.permutations(range(len(shape)))))
+    weights = normal(np.random.default_rng(seed + 1), tuple(shape[a] for a in axes))
+    check_everywhere(lambda v, w: F.transpose(v, axes) * w, x, weights)
+    check_everywhere(lambda v, w: F.reshape(v, (-1,)) * w, x, weights.reshape(-1))
+    check_everywhere(lambda v, w: v.T * w, x, np.transpose(x).copy())
+
+
+@SETTINGS
+@given(shapes=broadcast_pairs, seed=seeds)
+def test_broadcast_to_and_sum_to_gradients(shapes, seed):
+    shape, _ = shapes.input_shapes
+    target = shapes.result_shape
+    rng = np.random.default_rng(seed)
+    weights = normal(rng, target)
+    check_everywhere(lambda v, w: F.broadcast_to(v, target) * w, normal(rng, shape), weights)
+    check_everywhere(lambda v: F.sum_to(v, shape) * 2.0, normal(rng, target))
+
+
+@SETTINGS
+@given(shapes=hnp.mutually_broadcastable_shapes(signature="(m,n),(n,p)->(m,p)", max_dims=2, max_side=4),
+       seed=seeds)
+def test_matmul_gradients_batched_and_broadcast(shapes, seed):
+    rng = np.random.default_rng(seed)
+    a_shape, b_shape = shapes.input_shapes
+    check_everywhere(lambda a, b: a @ b, normal(rng, a_shape), normal(rng, b_shape))
+
+
+@pytest.mark.parametrize("a_shape,b_shape", [((3,), (3,)), ((3,), (3, 2)), ((2, 3), (3,)), ((4, 2, 3), (3,))])
+def test_matmul_with_vectors_matches_numpy(a_shape, b_shape):
+    rng = np.random.default_rng(0)
+    a, b = normal(rng, a_shape), normal(rng, b_shape)
+    np.testing.assert_allclose((Variable(a) @ Variable(b)).data, a @ b)
+    check_everywhere(lambda x, y: F.matmul(x, y) * 1.0, a, b)
+
+
+@SETTINGS
+@given(batch=st.integers(1, 4), n_in=st.integers(1, 4), n_out=st.integers(1, 4), lead=st.booleans(), seed=seeds)
+def test_linear_gradients(batch, n_in, n_out, lead, seed):
+    rng = np.random.default_rng(seed)
+    x_shape = (2, batch, n_in) if lead else (batch, n_in)
+    x, W, b = normal(rng, x_shape), normal(rng, (n_in, n_out)), normal(rng, (n_out,))
+    np.testing.assert_allclose(F.linear(Variable(x), Variable(W), Variable(b)).data, x @ W + b)
+    check_everywhere(lambda x, W, b: F.linear(x, W, b), x, W, b)
+    check_everywhere(lambda x, W: F.linear(x, W), x, W)
+
+
+def test_linear_on_a_data_array_still_gives_the_weight_gradient():
+    rng = np.random.default_rng(0)
+    data, W = normal(rng, (4, 3)), Variable(normal(rng, (3, 2)))
+    F.linear(data, W).sum().backward()
+    # d sum(x W) / dW[i, j] = sum over rows of x[:, i]
+    np.testing.assert_allclose(W.grad.data, np.repeat(data.sum(axis=0)[:, None], 2, axis=1))
+
+
+INDEXES = {
+    "slice": np.s_[1:3],
+    "step_slice": np.s_[::2, 1:],
+    "integer": np.s_[1],
+    "repeated_integers": np.s_[[0, 2, 2, 0]],
+    "rows_and_columns": np.s_[[0, 1, 1], [2, 0, 0]],
+    "ellipsis_newaxis": np.s_[..., None, 0],
+    "boolean_mask": np.array([True, False, True, True]),
+}
+
+
+@pytest.mark.parametrize("name", sorted(INDEXES))
+def test_getitem_gradients_accumulate_repeated_indices(name):
+    index = INDEXES[name]
+    x = normal(np.random.default_rng(0), (4, 3))
+    check_everywhere(lambda v: v[index] * 2.0, x)
+    expected = np.zeros_like(x)
+    np.add.at(expected, index, 1.0)
+    v = Variable(x)
+    v[index].sum().backward()
+    np.testing.assert_array_equal(v.grad.data, expected)
+
+
+@SETTINGS
+@given(n=st.integers(1, 3), shape=hnp.array_shapes(min_dims=1, max_dims=3, max_side=3), seed=seeds, data=st.data())
+def test_concatenate_and_stack_gradients(n, shape, seed, data):
+    rng = np.random.default_rng(seed)
+    axis = data.draw(st.integers(-len(shape), len(shape) - 1))
+    arrays = [normal(rng, shape) for _ in range(n)]
+    weights_c = normal(rng, np.concatenate(arrays, axis=axis).shape)
+    weights_s = normal(rng, np.stack(arrays, axis=axis).shape)
+    check_everywhere(lambda w, *vs: F.concatenate(vs, axis=axis) * w, weights_c, *arrays)
+    check_everywhere(lambda w, *vs: F.stack(vs, axis=axis) * w, weights_s, *arrays)
+
+
+@pytest.mark.parametrize("reduction", ["mean", "sum"])
+@SETTINGS
+@given(shape=hnp.array_shapes(min_dims=1, max_dims=3, max_side=4), seed=seeds)
+def test_mean_squared_error_gradients(reduction, shape, seed):
+    rng = np.random.default_rng(seed)
+    a, b = normal(rng, shape), normal(rng, shape)
+    value = F.mean_squared_error(Variable(a), Variable(b), reduction=reduction).data
+    expected = ((a - b) ** 2).mean() if reduction == "mean" else ((a - b) ** 2).sum()
+    np.testing.assert_allclose(value, expected)
+    check_everywhere(lambda x0, x1: F.mean_squared_error(x0, x1, reduction=reduction), a, b)

@@ -1,0 +1,221 @@
+"""Optimizers: each update rule checked against hand-computed steps (float64
+reference formulas written out here) and against torch.optim when installed."""
+import math
+
+import numpy as np
+import pytest
+
+import zero
+from conftest import host, on
+from zero import Parameter, Variable
+from zero.layers import Linear
+from zero.optimizers import SGD, Adam, AdamW, Momentum, clip_grad_norm
+from zero.testing import StrictArray
+
+START = np.array([[0.5, -1.0], [2.0, 0.25]], np.float32)
+GRADS = [np.array([[0.1, -0.2], [0.3, 0.0]], np.float32),
+         np.array([[-0.5, 0.4], [0.1, 1.0]], np.float32),
+         np.array([[0.2, 0.2], [-0.3, -0.6]], np.float32)]
+
+
+def run(make_optimizer, device, grads=GRADS):
+    """Apply the optimizer for len(grads) steps to a parameter starting at START."""
+    param = Parameter(on(device, START.copy()))  # updates are in place
+    optimizer = make_optimizer([param])
+    for grad in grads:
+        param.grad = Variable(on(device, grad))
+        optimizer.step()
+        assert param.data.dtype == np.float32
+        assert zero.backend.device_of(param.data) == device
+    return host(param.data), optimizer
+
+
+def reference_adam(lr, betas, eps, weight_decay=0.0, decoupled=False):
+    p = START.astype(np.float64)
+    m = np.zeros_like(p)
+    v = np.zeros_like(p)
+    b1, b2 = betas
+    for t, g in enumerate(GRADS, start=1):
+        g = g.astype(np.float64)
+        if decoupled:
+            p = p * (1 - lr * weight_decay)
+        else:
+            g = g + weight_decay * p
+        m = b1 * m + (1 - b1) * g
+        v = b2 * v + (1 - b2) * g ** 2
+        m_hat, v_hat = m / (1 - b1 ** t), v / (1 - b2 ** t)
+        p = p - lr * m_hat / (np.sqrt(v_hat) + eps)
+    return p
+
+
+def test_sgd_by_hand(device):
+    result, _ = run(lambda ps: SGD(ps, lr=0.1), device)
+    np.testing.assert_allclose(result, START - 0.1 * sum(GRADS), rtol=1e-6)
+
+
+def test_momentum_by_hand(device):
+    result, optimizer = run(lambda ps: Momentum(ps, lr=0.1, momentum=0.9), device)
+    g1, g2, g3 = GRADS
+    v1 = g1
+    v2 = 0.9 * v1 + g2
+    v3 = 0.9 * v2 + g3
+    np.testing.assert_allclose(result, START - 0.1 * (v1 + v2 + v3), rtol=1e-6)
+    assert zero.backend.device_of(optimizer.velocities[0]) == device  # state on the param's device
+
+
+@pytest.mark.parametrize("weight_decay", [0.0, 0.1])
+def test_adam_by_hand(device, weight_decay):
+    result, optimizer = run(lambda ps: Adam(ps, lr=0.01, betas=(0.8, 0.9), eps=1e-6,
+                                            weight_decay=weight_decay), device)
+    expected = reference_adam(0.01, (0.8, 0.9), 1e-6, weight_decay)
+    np.testing.assert_allclose(result, expected, rtol=1e-6, atol=1e-7)
+    assert optimizer.steps == [3]
+    assert isinstance(optimizer.means[0], StrictArray) == (device == "strict")
+
+
+def test_first_adam_step_moves_each_weight_by_lr():
+    # with m_hat = g and v_hat = g^2 the first step is lr * sign(g) (eps aside)
+    result, _ = run(lambda ps: Adam(ps, lr=0.01), "cpu", grads=GRADS[:1])
+    expected = START - 0.01 * np.sign(GRADS[0]) * (np.abs(GRADS[0]) / (np.abs(GRADS[0]) + 1e-8))
+    np.testing.assert_allclose(result, expected, rtol=1e-6)
+
+
+def test_adamw_by_hand(device):
+    result, _ = run(lambda ps: AdamW(ps, lr=0.01, weight_decay=0.5), device)
+    expected = reference_adam(0.01, (0.9, 0.999), 1e-8, 0.5, decoupled=True)
+    np.testing.assert_allclose(result, expected, rtol=1e-6, atol=1e-7)
+    assert not np.allclose(expected, reference_adam(0.01, (0.9, 0.999), 1e-8, 0.5))  # really different
+
+
+@pytest.mark.parametrize("name", ["SGD", "Momentum", "Adam", "AdamW", "AdamL2"])
+def test_matches_torch_optim(name):
+    torch = pytest.importorskip("torch")
+    ours = {"SGD": lambda ps: SGD(ps, lr=0.1),
+            "Momentum": lambda ps: Momentum(ps, lr=0.1, momentum=0.9),
+            "Adam": lambda ps: Adam(ps, lr=0.01),
+            "AdamW": lambda ps: AdamW(ps, lr=0.01, weight_decay=0.1),
+            "AdamL2": lambda ps: Adam(ps, lr=0.01, weight_decay=0.1)}[name]
+    theirs = {"SGD": lambda ps: torch.optim.SGD(ps, lr=0.1),
+              "Momentum": lambda ps: torch.optim.SGD(ps, lr=0.1, momentum=0.9),
+              "Adam": lambda ps: torch.optim.Adam(ps, lr=0.01),
+              "AdamW": lambda ps: torch.optim.AdamW(ps, lr=0.01, weight_decay=0.1),
+              "AdamL2": lambda ps: torch.optim.Adam(ps, lr=0.01, weight_decay=0.1)}[name]
+    result, _ = run(ours, "cpu")
+    param = torch.tensor(START, requires_grad=True)
+    optimizer = theirs([param])
+    for grad in GRADS:
+        param.grad = torch.from_numpy(grad.copy())
+        optimizer.step()
+    np.testing.assert_allclose(result, param.detach().numpy(), rtol=1e-6, atol=1e-7)
+
+
+def test_params_without_grad_are_skipped_and_zero_grad_clears():
+    a, b = Parameter(np.ones(2, np.float32)), Parameter(np.ones(2, np.float32))
+    optimizer = Adam([a, b], lr=0.1)
+    a.grad = Variable(np.ones(2, np.float32))
+    optimizer.step()
+    np.testing.assert_array_equal(b.data, 1.0)
+    assert optimizer.steps == [1, 0]
+    assert not np.allclose(a.data, 1.0)
+    optimizer.zero_grad()
+    assert a.grad is None
+
+
+def test_shared_param_is_updated_once():
+    p = Parameter(np.zeros(1, np.float32))
+    optimizer = SGD([p, p], lr=1.0)
+    p.grad = Variable(np.ones(1, np.float32))
+    optimizer.step()
+    np.testing.assert_array_equal(p.data, [-1.0])
+
+
+def test_bad_params_are_clear_errors():
+    with pytest.raises(ValueError, match="no parameters"):
+        SGD(iter([]), lr=0.1)
+    with pytest.raises(TypeError, match="expected Parameters"):
+        SGD([np.ones(2)], lr=0.1)
+
+
+def test_optimizer_built_before_lazy_layer_is_called(device):
+    layer = Linear(2).to(device)
+    optimizer = Adam(layer.params(), lr=0.1)
+    x = on(device, np.ones((4, 3), np.float32))
+    before = None
+    for _ in range(2):
+        loss = (layer(x) * layer(x)).sum()
+        optimizer.zero_grad()
+        loss.backward()
+        before = host(layer.W.data).copy() if before is None else before
+        optimizer.step()
+    assert not np.allclose(host(layer.W.data), before)
+
+
+def test_state_follows_a_parameter_moved_to_another_device():
+    p = Parameter(np.ones(2, np.float32))
+    optimizer = Momentum([p], lr=0.1)
+    p.grad = Variable(np.ones(2, np.float32))
+    optimizer.step()
+    p.to("strict")
+    p.grad = Variable(on("strict", np.ones(2, np.float32)))
+    optimizer.step()
+    assert isinstance(optimizer.velocities[0], StrictArray)
+    np.testing.assert_allclose(host(p.data), 1 - 0.1 * (1 + 1.9), rtol=1e-6)
+
+
+def test_lr_can_be_changed_between_steps():
+    p = Parameter(np.zeros(1, np.float32))
+    optimizer = SGD([p], lr=1.0)
+    p.grad = Variable(np.ones(1, np.float32))
+    optimizer.step()
+    optimizer.lr = 0.5
+    optimizer.step()
+    np.testing.assert_allclose(p.data, [-1.5])
+
+
+# -----------------------------------------------------------------------------
+# Gradient clipping
+# -----------------------------------------------------------------------------
+def test_clip_grad_norm_scales_to_max_norm(device):
+    a, b = Parameter(on(device, np.zeros(2, np.float32))), Parameter(on(device, np.zeros(1, np.float32)))
+    a.grad = Variable(on(device, np.array([3.0, 0.0], np.float32)))
+    b.grad = Variable(on(device, np.array([4.0], np.float32)))
+    norm = clip_grad_norm([a, b], max_norm=1.0)
+    assert isinstance(norm, float) and norm == pytest.approx(5.0)
+    np.testing.assert_allclose(host(a.grad.data), [0.6, 0.0], rtol=1e-5)
+    np.testing.assert_allclose(host(b.grad.data), [0.8], rtol=1e-5)
+    assert a.grad.dtype == np.float32 and zero.backend.device_of(a.grad.data) == device
+
+
+def test_clip_grad_norm_leaves_small_grads_and_skips_missing():
+    a, b = Parameter(np.zeros(2, np.float32)), Parameter(np.zeros(2, np.float32))
+    a.grad = Variable(np.array([0.3, 0.4], np.float32))
+    assert clip_grad_norm([a, b], max_norm=1.0) == pytest.approx(0.5)
+    np.testing.assert_array_equal(a.grad.data, np.array([0.3, 0.4], np.float32))
+    assert b.grad is None
+    assert clip_grad_norm([b], max_norm=1.0) == 0.0
+
+
+def test_clip_grad_norm_scales_a_shared_gradient_once():
+    a, b = Parameter(np.zeros(1, np.float32)), Parameter(np.zeros(1, np.float32))
+    a.grad = b.grad = Variable(np.array([4.0], np.float32))  # as backward of x0 + x1 may leave it
+    norm = clip_grad_norm([a, b], max_norm=math.sqrt(2))
+    assert norm == pytest.approx(math.sqrt(32))
+    np.testing.assert_allclose(a.grad.data, [1.0], rtol=1e-5)
+    np.testing.assert_allclose(b.grad.data, [1.0], rtol=1e-5)
+
+
+def test_clip_grad_norm_matches_torch():
+    torch = pytest.importorskip("torch")
+    grads = [np.random.default_rng(i).standard_normal(shape).astype(np.float32)
+             for i, shape in enumerate([(3, 4), (4,)])]
+    ours = [Parameter(np.zeros_like(g)) for g in grads]
+    for p, g in zip(ours, grads):
+        p.grad = Variable(g.copy())
+    theirs = [torch.zeros(g.shape, requires_grad=True) for g in grads]
+    for p, g in zip(theirs, grads):
+        p.grad = torch.from_numpy(g.copy())
+    norm = clip_grad_norm(ours, 0.5)
+    torch_norm = torch.nn.utils.clip_grad_norm_(theirs, 0.5)
+    assert norm == pytest.approx(float(torch_norm), rel=1e-6)
+    for p, q in zip(ours, theirs):
+        np.testing.assert_allclose(p.grad.data, q.grad.numpy(), rtol=1e-6)

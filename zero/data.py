@@ -1,0 +1,87 @@
+"""Datasets and mini-batches.
+
+    loader = DataLoader(Dataset(images, labels), batch_size=64, seed=0, device="cuda")
+    for epoch in range(10):
+        for x, t in loader:          # x: float32 (64, ...) on the device, t: labels
+            ...
+
+A `Dataset` holds whole arrays (examples along axis 0) and is indexed by an
+integer array, so a batch is gathered by one fancy-indexing operation instead
+of one Python call per example.
+"""
+import math
+
+import numpy as np
+
+from zero.backend import DEFAULT_DTYPE, device_of, get_backend, to_device
+
+
+class Dataset:
+    """Examples x (N, ...) and optional targets t (N, ...); dataset[indices] -> (x, t) or x."""
+
+    def __init__(self, x, t=None):
+        x = x if hasattr(x, "shape") else np.asarray(x)
+        t = t if t is None or hasattr(t, "shape") else np.asarray(t)
+        if t is not None and len(x) != len(t):
+            raise ValueError(f"Dataset: x has {len(x)} examples but t has {len(t)}")
+        self.x = x
+        self.t = t
+
+    def __len__(self):
+        return len(self.x)
+
+    def __getitem__(self, indices):
+        if self.t is None:
+            return self.x[indices]
+        return self.x[indices], self.t[indices]
+
+
+class DataLoader:
+    """Mini-batches of a dataset, moved to `device`: (x, t) per batch, or x alone if
+    the dataset has no targets. Floating-point x comes as float32 (integer x,
+    e.g. token ids, and targets keep their dtype).
+
+    Every epoch (every `for` loop over the loader) visits each example once,
+    in a new order when shuffle=True; the order comes from the loader's own
+    NumPy Generator seeded with `seed`, so runs are repeatable. drop_last=True
+    leaves out the final, smaller batch. len(loader) is the number of batches.
+    """
+
+    def __init__(self, dataset, batch_size, shuffle=True, drop_last=False, seed=None, device="cpu"):
+        if int(batch_size) != batch_size or batch_size < 1:
+            raise ValueError(f"DataLoader: batch_size must be a positive integer, got {batch_size!r}")
+        self.dataset = dataset
+        self.batch_size = int(batch_size)
+        self.shuffle = shuffle
+        self.drop_last = drop_last
+        self.device = get_backend(device).name
+        self.rng = np.random.default_rng(seed)
+
+    def __len__(self):
+        n = len(self.dataset)
+        return n // self.batch_size if self.drop_last else math.ceil(n / self.batch_size)
+
+    def __iter__(self):
+        n = len(self.dataset)
+        order = self.rng.permutation(n) if self.shuffle else np.arange(n)
+        for start in range(0, len(self) * self.batch_size, self.batch_size):
+            batch = self.dataset[self._indices(order[start:start + self.batch_size])]
+            if isinstance(batch, tuple):
+                yield tuple(self._move(array, index == 0) for index, array in enumerate(batch))
+            else:
+                yield self._move(batch, True)
+
+    def _indices(self, indices):
+        """Host indices, moved next to the dataset's arrays if those live on a device."""
+        data = getattr(self.dataset, "x", None)
+        if data is None or isinstance(data, np.ndarray):
+            return indices
+        return to_device(indices, device_of(data))
+
+    def _move(self, array, is_input):
+        """array on the loader's device; floating-point inputs as float32."""
+        array = to_device(array, self.device)
+        if is_input and array.dtype.kind == "f" and array.dtype != DEFAULT_DTYPE:
+            array = array.astype(DEFAULT_DTYPE)
+        return array
+

@@ -1,0 +1,68 @@
+"""The small real data sets bundled with the course (repository folder `datasets/`).
+
+One call per data set, each returning a float32 NumPy array:
+
+    load_heights()        (507,)    heights of adults, cm
+    load_height_weight()  (507, 2)  height (cm), weight (kg) of the same adults
+    load_old_faithful()   (272, 2)  eruption duration (min), waiting time (min)
+
+The files are plain text (see `datasets/README.md` for source, licence and
+units). By default they are read from the `datasets/` folder next to the
+`zero` package (the repository root, for `pip install -e .`); pass
+`data_dir=` to read them from somewhere else. A missing or malformed file
+raises an error that names the file.
+"""
+import warnings
+from pathlib import Path
+
+import numpy as np
+
+from zero.backend import DEFAULT_DTYPE
+
+DATA_DIR = Path(__file__).resolve().parent.parent / "datasets"
+
+OLD_FAITHFUL = "old_faithful.txt"
+HEIGHT_WEIGHT = "height_weight.txt"
+
+
+def load_table(name, n_columns, data_dir=None):
+    """Read a bundled text table: returns (rows, n_columns) float32.
+
+    Raises FileNotFoundError if the file is missing and ValueError if it does
+    not parse, has the wrong number of columns, no rows, or NaN/inf values.
+    """
+    path = Path(data_dir if data_dir is not None else DATA_DIR) / name
+    if not path.is_file():
+        raise FileNotFoundError(
+            f"data file not found: {path} (the bundled data lives in the repository's datasets/ "
+            f"folder; pass data_dir= to read it from elsewhere)")
+    try:
+        with warnings.catch_warnings():  # an empty file is reported below, not as a warning
+            warnings.simplefilter("ignore", UserWarning)
+            table = np.loadtxt(path, comments="#", dtype=np.float64, ndmin=2)
+    except ValueError as error:
+        raise ValueError(f"corrupt data file {path}: {error}") from None
+    if table.shape[0] == 0:
+        raise ValueError(f"corrupt data file {path}: no data rows")
+    if table.shape[1] != n_columns:
+        raise ValueError(f"corrupt data file {path}: expected {n_columns} columns per row, "
+                         f"found {table.shape[1]}")
+    if not np.isfinite(table).all():
+        bad_row = int(np.nonzero(~np.isfinite(table).all(axis=1))[0][0])
+        raise ValueError(f"corrupt data file {path}: non-finite value in data row {bad_row + 1}")
+    return table.astype(DEFAULT_DTYPE)
+
+
+def load_old_faithful(data_dir=None):
+    """Old Faithful eruptions: (272, 2) float32, columns (eruption minutes, waiting minutes)."""
+    return load_table(OLD_FAITHFUL, 2, data_dir)
+
+
+def load_height_weight(data_dir=None):
+    """507 adults: (507, 2) float32, columns (height cm, weight kg)."""
+    return load_table(HEIGHT_WEIGHT, 2, data_dir)
+
+
+def load_heights(data_dir=None):
+    """Heights of the same 507 adults: (507,) float32, in cm."""
+    return load_height_weight(data_dir)[:, 0].copy()

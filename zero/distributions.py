@@ -1,0 +1,204 @@
+"""The normal distribution in one and in D dimensions: densities, CDF, MLE.
+
+Everything works on NumPy and on device arrays: the array module `xp` comes
+from the data (`zero.backend.get_array_module`) and results stay where the
+data is. Densities are computed in log space (a density of 1e-300 is a log
+density of -690, which float arithmetic handles easily); the multivariate
+one goes through the Cholesky factor L of the covariance (L L^T = Sigma), so
+nothing inverts Sigma itself:
+
+    log N(x | mu, Sigma) = -D/2 log(2 pi) - sum_i log L_ii - 1/2 |L^-1 (x - mu)|^2
+"""
+import math
+
+import numpy as np
+
+from zero.backend import get_array_module
+
+LOG_2PI = math.log(2.0 * math.pi)
+ROWS_PER_BLOCK = 2048
+
+
+def normal_log_pdf(x, mu=0.0, sigma=1.0):
+    """log N(x | mu, sigma^2), elementwise (x, mu, sigma broadcast)."""
+    _check_scale(sigma)
+    xp = get_array_module(x)
+    z = (x - mu) / sigma
+    log_sigma = math.log(sigma) if _is_scalar(sigma) else xp.log(sigma)
+    return -0.5 * z * z - log_sigma - 0.5 * LOG_2PI  # log of exp(-z^2/2) / (sqrt(2 pi) sigma)
+
+
+def normal_pdf(x, mu=0.0, sigma=1.0):
+    """N(x | mu, sigma^2) = exp(-(x - mu)^2 / (2 sigma^2)) / (sqrt(2 pi) sigma), elementwise."""
+    return get_array_module(x).exp(normal_log_pdf(x, mu, sigma))
+
+
+def erfc(x):
+    """The complementary error function erfc(x) = 1 - erf(x) = 2/sqrt(pi) int_x^inf exp(-t^2) dt.
+
+    Python and NumPy scalars: `math.erfc` (exact to double precision). Arrays of
+    any backend: the Chebyshev fit of Numerical Recipes (2nd ed., sec. 6.2),
+    relative error below 1.2e-7 everywhere, tails included, built from array
+    operations only so that it runs on the device.
+    """
+    if _is_scalar(x):
+        return math.erfc(float(x))
+    xp = get_array_module(x)
+    z = xp.abs(x)
+    t = 1.0 / (1.0 + 0.5 * z)
+    poly = 0.17087277
+    for coefficient in (-0.82215223, 1.48851587, -1.13520398, 0.27886807, -0.18628806,
+                        0.09678418, 0.37409196, 1.00002368, -1.26551223):
+        poly = coefficient + t * poly  # Horner's rule
+    erfc_abs = t * xp.exp(-z * z + poly)  # erfc(|x|)
+    return xp.where(x >= 0, erfc_abs, 2.0 - erfc_abs)  # erfc(-x) = 2 - erfc(x)
+
+
+def erf(x):
+    """The error function erf(x) = 2/sqrt(pi) int_0^x exp(-t^2) dt = 1 - erfc(x)."""
+    if _is_scalar(x):
+        return math.erf(float(x))
+    return 1.0 - erfc(x)
+
+
+def normal_cdf(x, mu=0.0, sigma=1.0):
+    """P(X <= x) for X ~ N(mu, sigma^2) = erfc(-(x - mu) / (sigma sqrt 2)) / 2.
+
+    Written with erfc rather than (1 + erf(.)) / 2 so that the lower tail keeps
+    its relative accuracy (no 1 - 0.999... cancellation).
+    """
+    _check_scale(sigma)
+    return 0.5 * erfc(-(x - mu) / (sigma * math.sqrt(2.0)))
+
+
+def normal_mle(x):
+    """Maximum-likelihood mu and sigma of 1-D samples x (N,):
+
+    mu = 1/N sum_n x_n,   sigma^2 = 1/N sum_n (x_n - mu)^2   (divides by N, not N - 1).
+    Returns two 0-d arrays (or NumPy scalars) of x's backend.
+    """
+    _check_samples(x, 1)
+    mu = x.mean()
+    sigma = get_array_module(x).sqrt(((x - mu) ** 2).mean())
+    return mu, sigma
+
+
+def multivariate_normal_mle(x):
+    """Maximum-likelihood mean (D,) and covariance (D, D) of samples x (N, D):
+
+    mu = 1/N sum_n x_n,   Sigma = 1/N sum_n (x_n - mu)(x_n - mu)^T.
+    """
+    _check_samples(x, 2)
+    mean = x.mean(axis=0)
+    centred = x - mean
+    covariance = centred.T @ centred / x.shape[0]
+    return mean, covariance
+
+
+def cholesky(covariance, name="covariance"):
+    """Lower-triangular L (..., D, D) with L L^T = covariance (..., D, D).
+
+    Raises ValueError naming `name` (and the index, for a batch) if the matrix
+    is not square, not symmetric or not positive definite.
+    """
+    xp = get_array_module(covariance)
+    if covariance.ndim < 2 or covariance.shape[-1] != covariance.shape[-2]:
+        raise ValueError(f"{name} must be a square matrix (..., D, D), got shape {covariance.shape}")
+    asymmetry = xp.abs(covariance - xp.swapaxes(covariance, -1, -2)).max()
+    scale = xp.abs(covariance).max()
+    if not float(asymmetry) <= 1e-5 * float(scale) + 1e-12:
+        raise ValueError(f"{name} is not symmetric (largest |C - C^T| entry {float(asymmetry):.3g})")
+    try:
+        factor = xp.linalg.cholesky(covariance)
+        failed = not bool(xp.isfinite(factor).all())  # CuPy returns NaN instead of raising
+    except np.linalg.LinAlgError:
+        failed = True
+    if failed:
+        raise ValueError(f"{name} is not positive definite{_which_matrix(xp, covariance)}: "
+                         "it is singular or nearly so (a flat or collapsed Gaussian)")
+    return factor
+
+
+def multivariate_normal_log_pdf(x, mean, covariance):
+    """log N(x | mean, covariance) for x (N, D) or (D,); mean (D,); covariance (D, D).
+
+    Returns (N,) or a 0-d array. See `gaussian_log_pdf_cholesky` for several
+    Gaussians at once.
+    """
+    single = x.ndim == 1
+    x2 = x[None, :] if single else x
+    if mean.ndim != 1 or covariance.shape != (mean.shape[0], mean.shape[0]):
+        raise ValueError(f"mean must be (D,) and covariance (D, D); got {mean.shape} and {covariance.shape}")
+    if x2.ndim != 2 or x2.shape[1] != mean.shape[0]:
+        raise ValueError(f"x must be (N, {mean.shape[0]}) or ({mean.shape[0]},) to match the mean, "
+                         f"got shape {x.shape}")
+    log_pdf = gaussian_log_pdf_cholesky(x2, mean[None], cholesky(covariance)[None])[:, 0]
+    return log_pdf[0] if single else log_pdf
+
+
+def multivariate_normal_pdf(x, mean, covariance):
+    """N(x | mean, covariance) for x (N, D) or (D,): exp of `multivariate_normal_log_pdf`."""
+    return get_array_module(x).exp(multivariate_normal_log_pdf(x, mean, covariance))
+
+
+def gaussian_log_pdf_cholesky(x, means, scale_trils):
+    """log N(x_n | mean_k, L_k L_k^T) for every point and every Gaussian at once.
+
+    x (N, D), means (K, D), scale_trils (K, D, D) lower Cholesky factors.
+    Returns (N, K). The K whitening maps W_k = L_k^-T are applied to the data
+    in one matrix product, (rows, D) @ (D, K*D), so there is no loop over
+    Gaussians; rows go in blocks of ROWS_PER_BLOCK so that the (rows, K*D)
+    intermediate stays in the CPU cache (on 100,000 x 10 points and K = 5 this
+    is several times faster than one big product).
+    """
+    xp = get_array_module(x)
+    n_points, dim = x.shape
+    n_gaussians = means.shape[0]
+    centre = means.mean(axis=0)  # shifting x and all means alike keeps x - mu_k, and keeps
+    means = means - centre       # x W_k - mu_k W_k free of cancellation for data far from 0
+    whitening = xp.swapaxes(xp.linalg.inv(scale_trils), -1, -2)             # W_k = L_k^-T, (K, D, D)
+    stacked = xp.swapaxes(whitening, 0, 1).reshape(dim, n_gaussians * dim)  # [W_1 ... W_K], (D, K*D)
+    shift = xp.einsum("kd,kde->ke", means, whitening).reshape(n_gaussians * dim)  # mu_k^T W_k
+    log_det = 2.0 * xp.log(xp.diagonal(scale_trils, axis1=-2, axis2=-1)).sum(axis=1)  # log|Sigma_k|
+    constant = -0.5 * (dim * LOG_2PI + log_det)                             # (K,)
+    log_pdf = xp.empty((n_points, n_gaussians), dtype=constant.dtype)
+    for start in range(0, n_points, ROWS_PER_BLOCK):
+        block = slice(start, start + ROWS_PER_BLOCK)
+        whitened = (x[block] - centre) @ stacked - shift  # (L_k^-1 (x_n - mu_k))^T, (rows, K*D)
+        whitened *= whitened
+        squared_distance = whitened.reshape(-1, n_gaussians, dim).sum(axis=2)  # |L_k^-1 (x_n - mu_k)|^2
+        log_pdf[block] = constant - 0.5 * squared_distance
+    return log_pdf
+
+
+def _is_scalar(x):
+    return isinstance(x, (int, float, np.generic)) or (isinstance(x, np.ndarray) and x.ndim == 0)
+
+
+def _check_scale(sigma):
+    if _is_scalar(sigma) and not float(sigma) > 0:
+        raise ValueError(f"sigma must be positive, got {sigma}")
+
+
+def _check_samples(x, ndim):
+    shape = "(N,)" if ndim == 1 else "(N, D)"
+    if x.ndim != ndim:
+        raise ValueError(f"samples must have shape {shape}, got {x.shape}")
+    if x.shape[0] == 0:
+        raise ValueError("no samples: cannot estimate parameters from an empty array")
+
+
+def _which_matrix(xp, matrices):
+    """' (index k)' naming the first bad matrix of a batch, '' for one matrix."""
+    if matrices.ndim == 2:
+        return ""
+    flat = matrices.reshape((-1,) + matrices.shape[-2:])
+    for index in range(flat.shape[0]):
+        try:
+            factor = xp.linalg.cholesky(flat[index])
+            if not bool(xp.isfinite(factor).all()):
+                raise np.linalg.LinAlgError
+        except np.linalg.LinAlgError:
+            position = np.unravel_index(index, matrices.shape[:-2])
+            return f" (index {position[0] if len(position) == 1 else position})"
+    return ""

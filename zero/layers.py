@@ -1,0 +1,508 @@
+"""Layers: objects that own parameters, and the layers the course uses.
+
+A `Layer` finds its parameters and sub-layers by itself: assigning a
+`Parameter` or a `Layer` to an attribute registers it under that name, so
+
+    class Encoder(Layer):
+        def __init__(self):
+            super().__init__()
+            self.l1 = Linear(200, in_size=784)
+            self.l2 = Linear(20)
+
+gives `encoder.params()` (each parameter once, W and b of both layers) and the
+dotted names "l1.W", "l1.b", "l2.W", "l2.b" used by `save_weights`. Lists of
+layers go in a `LayerList` (a plain Python list is refused: its layers would
+be invisible). Arrays that are not trained but belong to the model (batch
+norm's running statistics) are *buffers*: `register_buffer(name, array)`;
+they move with `to(device)` and are saved with the weights.
+
+Train and test behaviour: every layer has a flag `training` (True after
+construction; `model.eval()` clears it on the layer and all its sub-layers,
+`model.train()` sets it again). A layer behaves as in training only when its
+own flag and `Config.train` are both True: `__call__` runs `forward` under
+`using_config('train', False)` for a layer in eval mode, and
+`with zero.test_mode():` switches every layer to test behaviour as well.
+
+Devices: parameters and buffers live on the layer's device (`layer.device`,
+'cpu' by default); `to(device)` moves them all. Layers whose input size is not
+given (`Linear(10)`) create their parameters on the first call, on the
+layer's device; until then their parameters are `Parameter(None)`, already
+known to `params()`, so an optimizer may be built before the first call.
+
+Initialization follows PyTorch's defaults, so results can be compared with it
+by copying weights: Linear and convolutions draw weights and biases from
+U(-1/sqrt(fan_in), 1/sqrt(fan_in)), Embedding from N(0, 1). Random numbers
+come from NumPy's global generator: `np.random.seed(0)` makes them repeatable.
+"""
+import math
+import os
+import tempfile
+import zipfile
+from pathlib import Path
+
+import numpy as np
+
+import zero.functions as F
+from zero.backend import DEFAULT_DTYPE, device_of, get_backend, to_device, to_numpy
+from zero.core import Config, Parameter, using_config
+
+PARAM, LAYER, BUFFER = "param", "layer", "buffer"
+
+
+class Layer:
+    """Base class: owns Parameters, buffers and sub-layers; see the module docstring.
+
+    Subclasses call `super().__init__()` first, then assign their parts, and
+    define `forward(*inputs)`. Call the layer itself (`layer(x)`), not forward.
+    """
+
+    def __init__(self):
+        object.__setattr__(self, "_members", {})  # attribute name -> PARAM, LAYER or BUFFER
+        self.training = True
+        self.device = "cpu"
+
+    def __setattr__(self, name, value):
+        members = self.__dict__.get("_members")
+        if members is None:
+            raise TypeError(f"{type(self).__name__}.__init__ must call super().__init__() "
+                            f"before assigning attributes (assigning {name!r})")
+        if isinstance(value, Parameter):
+            members[name] = PARAM
+        elif isinstance(value, Layer):
+            members[name] = LAYER
+        elif members.get(name) == BUFFER:
+            pass  # a buffer keeps its slot when its array is replaced
+        else:
+            members.pop(name, None)
+            if isinstance(value, (list, tuple)) and any(isinstance(v, (Layer, Parameter)) for v in value):
+                raise TypeError(f"{type(self).__name__}.{name}: a plain {type(value).__name__} hides its "
+                                f"layers/parameters from params(); use LayerList([...]) instead")
+        object.__setattr__(self, name, value)
+
+    def __call__(self, *inputs):
+        if self.training or not Config.train:
+            return self.forward(*inputs)
+        with using_config("train", False):
+            return self.forward(*inputs)
+
+    def forward(self, *inputs):
+        raise NotImplementedError(f"{type(self).__name__} must define forward()")
+
+    # --- parts ---
+    def register_buffer(self, name, array):
+        """Make `name` a buffer: an array (or None until known) saved and moved with the layer."""
+        self._members[name] = BUFFER
+        object.__setattr__(self, name, array)
+
+    def _walk(self, prefix="", seen=None):
+        """(dotted name, owning layer, attribute, kind) for every parameter and
+        buffer below this layer; each object once, under its first name."""
+        seen = set() if seen is None else seen
+        for name, kind in self._members.items():
+            value = self.__dict__[name]
+            if kind == LAYER:
+                if id(value) not in seen:
+                    seen.add(id(value))
+                    yield from value._walk(f"{prefix}{name}.", seen)
+            elif value is None or id(value) not in seen:
+                if value is not None:
+                    seen.add(id(value))
+                yield prefix + name, self, name, kind
+
+    def sublayers(self):
+        """This layer and every layer inside it, each once."""
+        found, stack = {id(self): self}, [self]
+        while stack:
+            layer = stack.pop()
+            for name, kind in layer._members.items():
+                child = layer.__dict__[name]
+                if kind == LAYER and id(child) not in found:
+                    found[id(child)] = child
+                    stack.append(child)
+        return list(found.values())
+
+    def named_params(self):
+        """(dotted name, Parameter) for every parameter, each once."""
+        for name, layer, attribute, kind in self._walk():
+            if kind == PARAM:
+                yield name, layer.__dict__[attribute]
+
+    def params(self):
+        """Every Parameter of this layer and its sub-layers, each once (including
+        lazy ones whose data is still None)."""
+        for _, param in self.named_params():
+            yield param
+
+    def named_buffers(self):
+        """(dotted name, array or None) for every buffer, each once."""
+        for name, layer, attribute, kind in self._walk():
+            if kind == BUFFER:
+                yield name, layer.__dict__[attribute]
+
+    def cleargrads(self):
+        for param in self.params():
+            param.cleargrad()
+
+    def num_params(self):
+        """Number of trainable numbers (elements of all parameters)."""
+        total = 0
+        for name, param in self.named_params():
+            if param.data is None:
+                raise RuntimeError(f"{type(self).__name__}.num_params: parameter {name!r} is not created "
+                                   f"yet (its layer infers its input size): call the model on a batch first")
+            total += param.data.size
+        return total
+
+    # --- modes and devices ---
+    def train(self, mode=True):
+        """Training behaviour for this layer and all sub-layers (eval() undoes it); returns self."""
+        for layer in self.sublayers():
+            layer.training = mode
+        return self
+
+    def eval(self):
+        """Test behaviour (dropout off, batch norm uses running stats); returns self."""
+        return self.train(False)
+
+    def to(self, device):
+        """Move every parameter (with its grad) and buffer to device; returns self."""
+        device = get_backend(device).name
+        for layer in self.sublayers():
+            layer.device = device
+        for _, layer, attribute, kind in self._walk():
+            value = layer.__dict__[attribute]
+            if kind == PARAM and value.data is not None:
+                value.to(device)
+            elif kind == BUFFER and value is not None:
+                setattr(layer, attribute, to_device(value, device))
+        return self
+
+    def _fill(self, param, array):
+        """Give (lazy) Parameter `param` host array `array` as float32 data on this layer's device."""
+        param.data = to_device(array.astype(DEFAULT_DTYPE), self.device)
+
+    # --- saving and loading ---
+    def save_weights(self, path):
+        """Write parameters and buffers to an .npz file under their dotted names.
+
+        The file is written to a temporary file in the same folder and then
+        renamed over `path`, so an interrupted save leaves the old file intact.
+        """
+        path = Path(path)
+        arrays = {}
+        for name, layer, attribute, kind in self._walk():
+            value = layer.__dict__[attribute]
+            array = value.data if kind == PARAM else value
+            if array is None:
+                raise RuntimeError(f"cannot save {type(self).__name__} to {path}: {kind} {name!r} is not "
+                                   f"created yet (lazy layer): call the model on a batch first")
+            arrays[name] = to_numpy(array)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        handle, temporary = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+        try:
+            with os.fdopen(handle, "wb") as file:
+                np.savez(file, **arrays)
+                file.flush()
+                os.fsync(file.fileno())
+            os.replace(temporary, path)
+        except BaseException:
+            if os.path.exists(temporary):
+                os.unlink(temporary)
+            raise
+
+    def load_weights(self, path):
+        """Load weights saved by `save_weights` onto the model's current device.
+
+        Every name, shape and dtype is checked before anything is changed: on
+        a missing, corrupt or mismatching file the model is left untouched and
+        the error names the file and the offending entry. Lazy parameters
+        (data None) take the shape stored in the file.
+        """
+        path = Path(path)
+        stored = _read_npz(path)
+        slots = {name: (layer, attribute, kind) for name, layer, attribute, kind in self._walk()}
+        missing = [name for name in slots if name not in stored]
+        unexpected = [name for name in stored if name not in slots]
+        if missing or unexpected:
+            raise ValueError(f"weights file {path} does not match {type(self).__name__}: "
+                             f"missing {missing or 'nothing'}, unexpected {unexpected or 'nothing'}")
+        staged = []
+        for name, (layer, attribute, kind) in slots.items():
+            value = layer.__dict__[attribute]
+            current = value.data if kind == PARAM else value
+            array = stored[name]
+            expected_dtype = current.dtype if current is not None else np.dtype(DEFAULT_DTYPE)
+            if current is not None and tuple(current.shape) != array.shape:
+                raise ValueError(f"weights file {path}: {kind} {name!r} has shape {array.shape} in the "
+                                 f"file but {tuple(current.shape)} in the model")
+            if array.dtype != expected_dtype:
+                raise ValueError(f"weights file {path}: {kind} {name!r} has dtype {array.dtype} in the "
+                                 f"file but {expected_dtype} in the model")
+            device = device_of(current) if current is not None else layer.device
+            staged.append((layer, attribute, kind, to_device(array, device)))
+        for layer, attribute, kind, array in staged:
+            if kind == PARAM:
+                layer.__dict__[attribute].data = array
+            else:
+                setattr(layer, attribute, array)
+
+    def __repr__(self):
+        children = [f"({name}): {child!r}".replace("\n", "\n  ")
+                    for name, kind in self._members.items() if kind == LAYER
+                    for child in [self.__dict__[name]]]
+        head = f"{type(self).__name__}({self.describe()}"
+        if not children:
+            return head + ")"
+        return head + "\n  " + "\n  ".join(children) + "\n)"
+
+    def describe(self):
+        """Settings shown in repr (subclasses override)."""
+        return ""
+
+
+def _read_npz(path):
+    """All arrays of an .npz file as {name: numpy array}; clear errors for bad files."""
+    try:
+        with np.load(path, allow_pickle=False) as archive:
+            if not isinstance(archive, np.lib.npyio.NpzFile):
+                raise ValueError("not an .npz archive")
+            return {name: archive[name] for name in archive.files}
+    except FileNotFoundError:
+        raise FileNotFoundError(f"weights file not found: {path}") from None
+    except AttributeError:  # np.load returned a plain array (an .npy file): no context manager
+        raise ValueError(f"cannot load weights from {path}: not an .npz archive") from None
+    except (OSError, ValueError, EOFError, KeyError, zipfile.BadZipFile) as error:
+        raise ValueError(f"cannot load weights from {path}: corrupt or not a weights file ({error})") from None
+
+
+class LayerList(Layer):
+    """A list of layers whose parameters are registered (names "0.W", "1.W", ...)."""
+
+    def __init__(self, layers=()):
+        super().__init__()
+        object.__setattr__(self, "_items", [])
+        for layer in layers:
+            self.append(layer)
+
+    def append(self, layer):
+        if not isinstance(layer, Layer):
+            raise TypeError(f"LayerList holds layers, got {type(layer).__name__}")
+        setattr(self, str(len(self._items)), layer)
+        self._items.append(layer)
+
+    def __getitem__(self, index):
+        return self._items[index]
+
+    def __len__(self):
+        return len(self._items)
+
+    def __iter__(self):
+        return iter(self._items)
+
+
+def _uniform(bound, shape):
+    """U(-bound, bound) samples, float64 on the host (cast by _fill)."""
+    return np.random.uniform(-bound, bound, size=shape)
+
+
+def _pair(value):
+    return (value, value) if isinstance(value, int) else tuple(value)
+
+
+# =============================================================================
+# Linear and convolution layers
+# =============================================================================
+class Linear(Layer):
+    """y = x W + b. x: (..., in_size) -> y: (..., out_size); W: (in_size, out_size), b: (out_size,).
+
+    in_size=None: taken from the first input (W is created then, on the
+    layer's device). Init as PyTorch: W, b ~ U(-1/sqrt(in_size), 1/sqrt(in_size)).
+    """
+
+    def __init__(self, out_size, in_size=None, bias=True):
+        super().__init__()
+        self.out_size = out_size
+        self.W = Parameter(None, name="W")
+        self.b = Parameter(None, name="b") if bias else None
+        if in_size is not None:
+            self._init_params(in_size)
+
+    def _init_params(self, in_size):
+        bound = 1 / math.sqrt(in_size)
+        self._fill(self.W, _uniform(bound, (in_size, self.out_size)))
+        if self.b is not None:
+            self._fill(self.b, _uniform(bound, (self.out_size,)))
+
+    def forward(self, x):
+        if self.W.data is None:
+            self._init_params(x.shape[-1])
+        in_size = self.W.shape[0]
+        if x.ndim == 0 or x.shape[-1] != in_size:
+            raise ValueError(f"{self!r}: input of shape {tuple(x.shape)} does not end in "
+                             f"{in_size} features")
+        return F.linear(x, self.W, self.b)
+
+    def describe(self):
+        in_size = self.W.shape[0] if self.W.data is not None else None
+        return f"out_size={self.out_size}, in_size={in_size}, bias={self.b is not None}"
+
+
+class _ConvNd(Layer):
+    """Shared parts of Conv2d and ConvTranspose2d: lazy in_channels, init, checks."""
+
+    def __init__(self, out_channels, kernel_size, stride, padding, in_channels, bias):
+        super().__init__()
+        self.out_channels = out_channels
+        self.kernel_size = _pair(kernel_size)
+        self.stride = stride
+        self.padding = padding
+        self.W = Parameter(None, name="W")
+        self.b = Parameter(None, name="b") if bias else None
+        if in_channels is not None:
+            self._init_params(in_channels)
+
+    def _weight_shape(self, in_channels):
+        raise NotImplementedError
+
+    def _init_params(self, in_channels):
+        shape = self._weight_shape(in_channels)
+        fan_in = shape[1] * shape[2] * shape[3]  # PyTorch's fan_in: weight.shape[1] * KH * KW
+        bound = 1 / math.sqrt(fan_in)
+        self._fill(self.W, _uniform(bound, shape))
+        if self.b is not None:
+            self._fill(self.b, _uniform(bound, (self.out_channels,)))
+
+    def _check_input(self, x):
+        if self.W.data is None:
+            self._init_params(x.shape[1] if x.ndim == 4 else 0)
+        in_channels = self.in_channels
+        if x.ndim != 4 or x.shape[1] != in_channels:
+            raise ValueError(f"{self!r}: expected input (N, {in_channels}, H, W), got shape {tuple(x.shape)}")
+
+    def describe(self):
+        in_channels = self.in_channels if self.W.data is not None else None
+        return (f"out_channels={self.out_channels}, kernel_size={self.kernel_size}, stride={self.stride}, "
+                f"padding={self.padding}, in_channels={in_channels}, bias={self.b is not None}")
+
+
+class Conv2d(_ConvNd):
+    """2-D convolution. x: (N, C, H, W) -> (N, OC, H', W'); W: (OC, C, KH, KW), b: (OC,).
+
+    in_channels=None: taken from the first input. Init as PyTorch:
+    U(-1/sqrt(C KH KW), 1/sqrt(C KH KW)) for W and b.
+    """
+
+    def __init__(self, out_channels, kernel_size, stride=1, padding=0, in_channels=None, bias=True):
+        super().__init__(out_channels, kernel_size, stride, padding, in_channels, bias)
+
+    @property
+    def in_channels(self):
+        return self.W.shape[1]
+
+    def _weight_shape(self, in_channels):
+        return (self.out_channels, in_channels) + self.kernel_size
+
+    def forward(self, x):
+        self._check_input(x)
+        return F.conv2d(x, self.W, self.b, stride=self.stride, padding=self.padding)
+
+
+class ConvTranspose2d(_ConvNd):
+    """Transposed 2-D convolution (learned upsampling). x: (N, C, H, W) -> (N, OC, H', W');
+    W: (C, OC, KH, KW), b: (OC,). H' = (H - 1) stride - 2 padding + KH + output_padding.
+
+    in_channels=None: taken from the first input. Init as PyTorch:
+    U(-1/sqrt(OC KH KW), 1/sqrt(OC KH KW)) for W and b.
+    """
+
+    def __init__(self, out_channels, kernel_size, stride=1, padding=0, output_padding=0,
+                 in_channels=None, bias=True):
+        super().__init__(out_channels, kernel_size, stride, padding, in_channels, bias)
+        self.output_padding = output_padding
+
+    @property
+    def in_channels(self):
+        return self.W.shape[0]
+
+    def _weight_shape(self, in_channels):
+        return (in_channels, self.out_channels) + self.kernel_size
+
+    def forward(self, x):
+        self._check_input(x)
+        return F.conv_transpose2d(x, self.W, self.b, stride=self.stride, padding=self.padding,
+                                  output_padding=self.output_padding)
+
+
+# =============================================================================
+# Normalization, embedding, dropout
+# =============================================================================
+class BatchNorm(Layer):
+    """Batch normalization over the batch (and spatial) axes, per feature/channel.
+
+    x: (N, C) or (N, C, H, W). gamma, beta: (C,) parameters; running_mean,
+    running_var: (C,) buffers, updated in training and used at test time.
+    num_features=None: C taken from the first input.
+    """
+
+    def __init__(self, num_features=None, momentum=0.1, eps=1e-5):
+        super().__init__()
+        self.momentum = momentum
+        self.eps = eps
+        self.gamma = Parameter(None, name="gamma")
+        self.beta = Parameter(None, name="beta")
+        self.register_buffer("running_mean", None)
+        self.register_buffer("running_var", None)
+        if num_features is not None:
+            self._init_params(num_features)
+
+    def _init_params(self, num_features):
+        self._fill(self.gamma, np.ones(num_features))
+        self._fill(self.beta, np.zeros(num_features))
+        self.running_mean = to_device(np.zeros(num_features, DEFAULT_DTYPE), self.device)
+        self.running_var = to_device(np.ones(num_features, DEFAULT_DTYPE), self.device)
+
+    def forward(self, x):
+        if x.ndim not in (2, 4):
+            raise ValueError(f"{self!r}: expected input (N, C) or (N, C, H, W), got shape {tuple(x.shape)}")
+        if self.gamma.data is None:
+            self._init_params(x.shape[1])
+        if x.shape[1] != self.gamma.shape[0]:
+            raise ValueError(f"{self!r}: input of shape {tuple(x.shape)} has {x.shape[1]} features/channels "
+                             f"in axis 1, expected {self.gamma.shape[0]}")
+        return F.batch_norm(x, self.gamma, self.beta, self.running_mean, self.running_var,
+                            momentum=self.momentum, eps=self.eps)
+
+    def describe(self):
+        num_features = self.gamma.shape[0] if self.gamma.data is not None else None
+        return f"num_features={num_features}, momentum={self.momentum}, eps={self.eps}"
+
+
+class Embedding(Layer):
+    """Lookup table. ids: integer array (...) -> (..., dim); W: (num, dim), init N(0, 1) as PyTorch."""
+
+    def __init__(self, num, dim):
+        super().__init__()
+        self.W = Parameter(None, name="W")
+        self._fill(self.W, np.random.standard_normal((num, dim)))
+
+    def forward(self, ids):
+        return F.embedding(ids, self.W)
+
+    def describe(self):
+        return f"num={self.W.shape[0]}, dim={self.W.shape[1]}"
+
+
+class Dropout(Layer):
+    """Zero each element with probability p in training (scaling the rest by 1/(1-p)); identity at test time."""
+
+    def __init__(self, p=0.5):
+        super().__init__()
+        if not 0 <= p < 1:
+            raise ValueError(f"Dropout: p must be in [0, 1), got {p}")
+        self.p = p
+
+    def forward(self, x):
+        return F.dropout(x, self.p)
+
+    def describe(self):
+        return f"p={self.p}"

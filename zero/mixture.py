@@ -1,0 +1,274 @@
+"""Gaussian mixture models fitted by expectation-maximisation (EM).
+
+The model (K components, full covariances) and its latent variable z:
+
+    p(z = k) = pi_k,   p(x | z = k) = N(x | mu_k, Sigma_k),   p(x) = sum_k pi_k N(x | mu_k, Sigma_k)
+
+EM repeats two steps, and the log-likelihood sum_n log p(x_n) never goes down:
+
+    E-step   r_nk = pi_k N(x_n | mu_k, Sigma_k) / sum_j pi_j N(x_n | mu_j, Sigma_j)   (responsibilities)
+    M-step   N_k = sum_n r_nk,  pi_k = N_k / N,  mu_k = sum_n r_nk x_n / N_k,
+             Sigma_k = sum_n r_nk (x_n - mu_k)(x_n - mu_k)^T / N_k
+
+The E-step is computed in log space (log r_nk = log pi_k N_k(x_n) - logsumexp_j(...)),
+so points far from every component do not underflow to 0/0. All the work is
+array operations over all points and components at once, on the array module
+of the data (NumPy, CuPy, ...): fitted parameters stay on the data's device,
+in float64 whatever the data's dtype.
+"""
+import math
+import warnings
+
+import numpy as np
+
+from zero.backend import DEFAULT_DTYPE, device_of, get_array_module, to_device, to_numpy
+from zero.distributions import cholesky, gaussian_log_pdf_cholesky
+
+MIN_RESPONSIBILITY = 1e-10  # a component whose N_k falls below this has lost all its points
+
+
+def logsumexp(a, axis):
+    """log sum_i exp(a_i) along axis, without overflow: m + log sum_i exp(a_i - m), m = max_i a_i."""
+    xp = get_array_module(a)
+    peak = a.max(axis=axis, keepdims=True)
+    return (peak + xp.log(xp.exp(a - peak).sum(axis=axis, keepdims=True))).squeeze(axis)
+
+
+class GaussianMixture:
+    """A mixture of K full-covariance Gaussians in D dimensions, fitted by EM.
+
+    n_components: K. reg_covar: added to the diagonal of every covariance in
+    each M-step, so that a component sitting on fewer than D+1 distinct
+    points keeps a positive-definite covariance (set 0 for exact EM; a
+    covariance that then becomes singular raises ValueError). tol: stop when
+    the mean log-likelihood per point changes by less than tol between two
+    iterations. max_iter: at most that many EM iterations. seed: for the
+    initial means chosen from the data and for `sample`. verbose: print the
+    log-likelihood at every iteration.
+
+    After `fit`: weights (K,), means (K, D), covariances (K, D, D) (float64,
+    on the data's device); log_likelihood_history (list of floats: mean log
+    p(x_n) before each M-step, history[0] for the initial parameters);
+    n_iter; converged.
+    """
+
+    def __init__(self, n_components, reg_covar=1e-6, tol=1e-3, max_iter=100, seed=0, verbose=False):
+        if int(n_components) < 1:
+            raise ValueError(f"n_components must be at least 1, got {n_components}")
+        if reg_covar < 0:
+            raise ValueError(f"reg_covar must be >= 0, got {reg_covar}")
+        self.n_components = int(n_components)
+        self.reg_covar = float(reg_covar)
+        self.tol = float(tol)
+        self.max_iter = int(max_iter)
+        self.seed = seed
+        self.verbose = verbose
+        self.weights = self.means = self.covariances = None
+        self.dtype = np.dtype(DEFAULT_DTYPE)  # of the data fitted on: used by sample, predict_proba
+        self.log_likelihood_history = []
+        self.n_iter = 0
+        self.converged = False
+
+    # ----- fitting -----------------------------------------------------------------------------
+    def fit(self, x, weights=None, means=None, covariances=None):
+        """Run EM on data x (N, D) (or (N,) for D = 1); returns self.
+
+        Initial parameters: any of weights (K,), means (K, D), covariances
+        (K, D, D) may be given (any device; they are moved to x's). Missing
+        ones come from the data: means are K data points picked k-means++
+        style (each next one far from those already picked, using `seed`),
+        covariances the covariance of all the data, weights 1/K.
+        """
+        x = self._check_data(x)
+        self._initialize(x, weights, means, covariances)
+        self.log_likelihood_history = history = []
+        self.converged = False
+        previous = -math.inf
+        for iteration in range(1, self.max_iter + 1):
+            log_likelihood, log_resp = self._e_step(x)
+            history.append(log_likelihood)
+            change = log_likelihood - previous
+            if self.verbose:
+                print(f"  EM iteration {iteration:3d}: mean log-likelihood {log_likelihood:.6f}")
+            self._m_step(x, log_resp, iteration)
+            self.n_iter = iteration
+            if abs(change) < self.tol:  # the criterion of scikit-learn, so both run the same iterations
+                self.converged = True
+                break
+            previous = log_likelihood
+        if not self.converged:
+            warnings.warn(f"EM did not converge in {self.max_iter} iterations (last change in mean "
+                          f"log-likelihood {change:.3g}, tol {self.tol:g})")
+        return self
+
+    def _e_step(self, x):
+        """Mean log-likelihood (float) and log responsibilities log r_nk (N, K)."""
+        log_joint = self._log_joint(x)                # log pi_k + log N(x_n | mu_k, Sigma_k)
+        log_evidence = logsumexp(log_joint, axis=1)   # log p(x_n) = log sum_k exp(...)
+        log_resp = log_joint - log_evidence[:, None]  # log r_nk
+        return float(log_evidence.mean()), log_resp
+
+    def _m_step(self, x, log_resp, iteration):
+        """Weighted maximum likelihood: new weights, means, covariances from r_nk = exp(log_resp)."""
+        xp = get_array_module(x)
+        n_points, dim = x.shape
+        resp = xp.exp(log_resp)                         # r_nk, (N, K)
+        counts = resp.sum(axis=0)                       # N_k = sum_n r_nk
+        smallest = int(counts.argmin())
+        if float(counts[smallest]) < MIN_RESPONSIBILITY:
+            raise ValueError(
+                f"EM iteration {iteration}: component {smallest} lost all its points (sum of its "
+                f"responsibilities {float(counts[smallest]):.3g}); start from other initial "
+                "parameters or use fewer components")
+        means = (resp.T @ x) / counts[:, None]          # mu_k = sum_n r_nk x_n / N_k
+        covariances = xp.empty((self.n_components, dim, dim), dtype=x.dtype)
+        for k in range(self.n_components):              # K is small: one (D, N) @ (N, D) product each
+            centred = x - means[k]
+            covariances[k] = (resp[:, k, None] * centred).T @ centred / counts[k]  # Sigma_k
+        covariances += self.reg_covar * xp.eye(dim, dtype=x.dtype)
+        self._set_parameters(counts / n_points, means, covariances,  # pi_k = N_k / N
+                             f"EM iteration {iteration}: the covariance of component")
+
+    def _set_parameters(self, weights, means, covariances, what):
+        """Store parameters and the Cholesky factors of the covariances (the E-step uses those)."""
+        try:
+            self._scale_trils = cholesky(covariances, name=what)
+        except ValueError as error:
+            hint = (f"increase reg_covar (now {self.reg_covar:g})" if "EM iteration" in what
+                    else "give symmetric positive-definite covariances")
+            raise ValueError(f"{error}; {hint} or use fewer components") from None
+        self.weights, self.means, self.covariances = weights, means, covariances
+
+    # ----- initialisation ----------------------------------------------------------------------
+    def _initialize(self, x, weights, means, covariances):
+        xp = get_array_module(x)
+        n_points, dim = x.shape
+        n_components = self.n_components
+        device = device_of(x)
+        if weights is None:
+            weights = xp.full(n_components, 1.0 / n_components)
+        else:
+            weights = self._check_parameter(weights, "weights", (n_components,), device)
+            if not bool((weights >= 0).all()) or abs(float(weights.sum()) - 1.0) > 1e-5:
+                raise ValueError(f"weights must be non-negative and sum to 1, got sum {float(weights.sum()):.6g}")
+            weights = weights / weights.sum()
+        if means is None:
+            means = x[self._pick_seeds(x)]
+        else:
+            means = self._check_parameter(means, "means", (n_components, dim), device)
+        if covariances is None:
+            centred = x - x.mean(axis=0)
+            data_covariance = centred.T @ centred / n_points + self.reg_covar * xp.eye(dim)
+            covariances = xp.broadcast_to(data_covariance, (n_components, dim, dim)).copy()
+        else:
+            covariances = self._check_parameter(covariances, "covariances", (n_components, dim, dim), device)
+        self._set_parameters(weights, means, covariances, "initial covariance")
+
+    def _pick_seeds(self, x):
+        """K row indices of x, k-means++ style: each next point drawn with probability
+        proportional to its squared distance to the nearest point already picked."""
+        xp = get_array_module(x)
+        rng = np.random.default_rng(self.seed)
+        n_points = x.shape[0]
+        picked = [int(rng.integers(n_points))]
+        nearest = ((x - x[picked[0]]) ** 2).sum(axis=1)  # squared distance to the nearest pick, (N,)
+        for _ in range(1, self.n_components):
+            cumulative = xp.cumsum(nearest)
+            total = float(cumulative[-1])
+            if total > 0:
+                threshold = rng.random() * total
+                index = min(int((cumulative < threshold).sum()), n_points - 1)
+            else:  # every point coincides with a pick
+                index = int(rng.integers(n_points))
+            picked.append(index)
+            nearest = xp.minimum(nearest, ((x - x[index]) ** 2).sum(axis=1))
+        return picked
+
+    def _check_parameter(self, value, name, shape, device):
+        value = to_device(value, device)
+        value = value.astype(get_array_module(value).float64)
+        if value.shape != shape:
+            raise ValueError(f"{name} must have shape {shape} (K = {self.n_components} components, "
+                             f"D = data dimension), got {value.shape}")
+        if not bool(get_array_module(value).isfinite(value).all()):
+            raise ValueError(f"{name} contains NaN or infinite values")
+        return value
+
+    def _check_data(self, x):
+        """x as a float64 (N, D) array of its own backend, after checking it."""
+        if not hasattr(x, "shape"):
+            x = np.asarray(x, dtype=DEFAULT_DTYPE)
+        xp = get_array_module(x)
+        if x.ndim == 1:
+            x = x[:, None]
+        if x.ndim != 2:
+            raise ValueError(f"data must have shape (N, D) or (N,), got {x.shape}")
+        self.dtype = x.dtype if np.issubdtype(x.dtype, np.floating) else np.dtype(DEFAULT_DTYPE)
+        x = x.astype(xp.float64)
+        finite = xp.isfinite(x).all(axis=1)
+        if not bool(finite.all()):
+            bad_rows = int((~finite).sum())
+            first = int(xp.argmin(finite))
+            raise ValueError(f"data contains NaN or infinite values in {bad_rows} of {x.shape[0]} rows "
+                             f"(first: row {first})")
+        if x.shape[0] < self.n_components:
+            raise ValueError(f"fewer data points ({x.shape[0]}) than components ({self.n_components})")
+        return x
+
+    def _fitted_dim(self):
+        return self.means.shape[1]
+
+    # ----- using the fitted model --------------------------------------------------------------
+    def _log_joint(self, x):
+        """log pi_k + log N(x_n | mu_k, Sigma_k), (N, K)."""
+        if x.shape[1] != self._fitted_dim():
+            raise ValueError(f"data has dimension {x.shape[1]} but the mixture was fitted in "
+                             f"dimension {self._fitted_dim()}")
+        xp = get_array_module(x)
+        return gaussian_log_pdf_cholesky(x, self.means, self._scale_trils) + xp.log(self.weights)
+
+    def _prepare(self, x):
+        if self.means is None:
+            raise RuntimeError("the mixture has no parameters yet: call fit(x) first")
+        if not hasattr(x, "shape"):
+            x = np.asarray(x, dtype=DEFAULT_DTYPE)
+        if x.ndim == 1:
+            x = x[:, None]
+        return x.astype(get_array_module(x).float64)
+
+    def log_prob(self, x):
+        """log p(x_n) for each row of x (N, D): (N,), float64."""
+        return logsumexp(self._log_joint(self._prepare(x)), axis=1)
+
+    def score(self, x):
+        """Mean log-likelihood 1/N sum_n log p(x_n) (a Python float)."""
+        return float(self.log_prob(x).mean())
+
+    def predict_proba(self, x):
+        """Responsibilities p(z = k | x_n) (N, K), rows summing to 1, in the data's dtype."""
+        x = self._prepare(x)
+        log_joint = self._log_joint(x)
+        return get_array_module(x).exp(log_joint - logsumexp(log_joint, axis=1)[:, None]).astype(self.dtype)
+
+    def predict(self, x):
+        """The most responsible component for each row of x: (N,) integers."""
+        return self._log_joint(self._prepare(x)).argmax(axis=1)
+
+    def sample(self, n, seed=None):
+        """Ancestral sampling: z_i ~ Categorical(pi), then x_i = mu_z + L_z eps_i, eps_i ~ N(0, I).
+
+        Returns (x (n, D) in the data's dtype, z (n,) component labels), on the
+        parameters' device. The random numbers are drawn on the host from
+        `seed` (default: the mixture's seed), so every device gives the same samples.
+        """
+        if self.means is None:
+            raise RuntimeError("the mixture has no parameters yet: call fit(x) first")
+        device = device_of(self.means)
+        rng = np.random.default_rng(self.seed if seed is None else seed)
+        weights = to_numpy(self.weights)
+        labels = rng.choice(self.n_components, size=int(n), p=weights / weights.sum())
+        noise = rng.standard_normal((int(n), self.means.shape[1]))
+        labels, noise = to_device(labels, device), to_device(noise, device)
+        xp = get_array_module(self.means)
+        samples = self.means[labels] + xp.einsum("nij,nj->ni", self._scale_trils[labels], noise)
+        return samples.astype(self.dtype), labels

@@ -1,0 +1,158 @@
+"""Optimizers: update parameters from their gradients.
+
+    optimizer = Adam(model.params(), lr=1e-3)
+    for x, t in loader:
+        loss = F.softmax_cross_entropy(model(x), t)
+        optimizer.zero_grad()
+        loss.backward()
+        optimizer.step()
+
+`step()` updates every parameter that has a gradient, in place on its array
+(no graph is built, nothing leaves the parameter's device); parameters whose
+grad is None are skipped. State (momentum buffers, Adam moments) is created
+on the first update of each parameter, on that parameter's device. The
+formulas and defaults are PyTorch's (torch.optim), so runs can be compared.
+"""
+import math
+
+from zero.backend import device_of, get_array_module, to_device
+from zero.core import Variable
+
+
+class Optimizer:
+    """Base class: holds the parameters; subclasses define `update(index, data, grad)`."""
+
+    def __init__(self, params, lr):
+        self.params = []
+        seen = set()
+        for param in params:
+            if not isinstance(param, Variable):
+                raise TypeError(f"{type(self).__name__}: expected Parameters (e.g. model.params()), "
+                                f"got {type(param).__name__}")
+            if id(param) not in seen:  # a shared parameter is updated once
+                seen.add(id(param))
+                self.params.append(param)
+        if not self.params:
+            raise ValueError(f"{type(self).__name__}: got no parameters to optimize")
+        self.lr = lr
+
+    def step(self):
+        for index, param in enumerate(self.params):
+            if param.grad is not None:
+                self.update(index, param.data, param.grad.data)
+
+    def zero_grad(self):
+        for param in self.params:
+            param.cleargrad()
+
+    def update(self, index, data, grad):
+        """Change array `data` (parameter number `index`) in place, given its gradient array."""
+        raise NotImplementedError
+
+    def _state(self, buffers, index, data):
+        """The zero-initialized state array number `index` of `buffers`, on data's device."""
+        state = buffers[index]
+        if state is None:
+            state = buffers[index] = get_array_module(data).zeros_like(data)
+        elif type(state) is not type(data):  # the parameter was moved with .to(device)
+            state = buffers[index] = to_device(state, device_of(data))
+        return state
+
+
+class SGD(Optimizer):
+    """Plain gradient descent: p <- p - lr g."""
+
+    def __init__(self, params, lr=0.01):
+        super().__init__(params, lr)
+
+    def update(self, index, data, grad):
+        data -= float(self.lr) * grad
+
+
+class Momentum(Optimizer):
+    """SGD with momentum (PyTorch's form): v <- momentum v + g, p <- p - lr v."""
+
+    def __init__(self, params, lr=0.01, momentum=0.9):
+        super().__init__(params, lr)
+        self.momentum = momentum
+        self.velocities = [None] * len(self.params)
+
+    def update(self, index, data, grad):
+        velocity = self._state(self.velocities, index, data)
+        velocity *= float(self.momentum)
+        velocity += grad
+        data -= float(self.lr) * velocity
+
+
+class Adam(Optimizer):
+    """Adam (Kingma & Ba 2015), as torch.optim.Adam:
+
+        m <- b1 m + (1 - b1) g          v <- b2 v + (1 - b2) g^2
+        p <- p - lr m_hat / (sqrt(v_hat) + eps),  m_hat = m / (1 - b1^t), v_hat = v / (1 - b2^t)
+
+    weight_decay adds weight_decay * p to the gradient (L2 penalty); for
+    decoupled weight decay use AdamW.
+    """
+
+    def __init__(self, params, lr=1e-3, betas=(0.9, 0.999), eps=1e-8, weight_decay=0.0):
+        super().__init__(params, lr)
+        self.betas = betas
+        self.eps = eps
+        self.weight_decay = weight_decay
+        self.means = [None] * len(self.params)       # m: running mean of g
+        self.variances = [None] * len(self.params)   # v: running mean of g^2
+        self.steps = [0] * len(self.params)          # t, per parameter
+
+    def update(self, index, data, grad):
+        if self.weight_decay:
+            grad = grad + float(self.weight_decay) * data
+        self._adam_step(index, data, grad)
+
+    def _adam_step(self, index, data, grad):
+        beta1, beta2 = (float(b) for b in self.betas)
+        mean = self._state(self.means, index, data)
+        variance = self._state(self.variances, index, data)
+        self.steps[index] += 1
+        t = self.steps[index]
+        mean *= beta1
+        mean += (1 - beta1) * grad
+        variance *= beta2
+        variance += (1 - beta2) * (grad * grad)
+        # sqrt(v_hat) + eps and lr / (1 - b1^t) as in PyTorch, so results match it closely
+        denominator = get_array_module(data).sqrt(variance)
+        denominator *= 1 / math.sqrt(1 - beta2 ** t)
+        denominator += float(self.eps)
+        step_size = float(self.lr) / (1 - beta1 ** t)
+        data -= step_size * (mean / denominator)
+
+
+class AdamW(Adam):
+    """Adam with decoupled weight decay (Loshchilov & Hutter 2019), as torch.optim.AdamW:
+    p <- p (1 - lr weight_decay) first, then the Adam step on the plain gradient."""
+
+    def __init__(self, params, lr=1e-3, betas=(0.9, 0.999), eps=1e-8, weight_decay=0.01):
+        super().__init__(params, lr, betas, eps, weight_decay)
+
+    def update(self, index, data, grad):
+        if self.weight_decay:
+            data *= 1 - float(self.lr) * float(self.weight_decay)
+        self._adam_step(index, data, grad)
+
+
+def clip_grad_norm(params, max_norm):
+    """Scale all gradients together so that their global L2 norm is at most max_norm.
+
+    Returns the norm before clipping as a Python float (one explicit host copy
+    of a scalar). Gradients are replaced, not changed in place, so a gradient
+    array shared by two parameters is scaled once.
+    """
+    params = [param for param in params if param.grad is not None]
+    if not params:
+        return 0.0
+    xp = get_array_module(params[0].grad.data)
+    total_norm = xp.sqrt(sum((param.grad.data * param.grad.data).sum() for param in params))
+    # scale = min(1, max_norm / (norm + 1e-6)), computed on the device: no host round trip
+    scale = xp.minimum(float(max_norm) / (total_norm + 1e-6), 1.0).astype(params[0].grad.dtype)
+    for param in params:
+        param.grad = Variable(param.grad.data * scale)
+    return float(total_norm.item())
