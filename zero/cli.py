@@ -30,8 +30,9 @@ def step_parser(description, training=False, default_out=None, **training_defaul
     parser.add_argument("--seed", type=int, default=training_defaults.pop("seed", 0),
                         help="random seed")
     if training:
-        parser.add_argument("--device", default="cpu",
-                            help="cpu or cuda (cuda needs CuPy: pip install -e '.[gpu]')")
+        parser.add_argument("--device", default=os.environ.get("ZERO_DEVICE", "cpu"),
+                            help="cpu or cuda (cuda needs CuPy: pip install -e '.[gpu]'); "
+                                 "default: $ZERO_DEVICE or cpu")
         parser.add_argument("--epochs", type=int, default=training_defaults.pop("epochs", 1))
         parser.add_argument("--batch-size", type=int, default=training_defaults.pop("batch_size", 32))
         parser.add_argument("--data-dir", type=Path, default=None,

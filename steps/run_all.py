@@ -1,0 +1,72 @@
+"""Run the whole course, step by step, in reading order.
+
+    python steps/run_all.py                 # every step with its CPU defaults
+    python steps/run_all.py --steps 1-5     # only steps 1 to 5
+    python steps/run_all.py --quick         # a tiny run of everything (minutes)
+    python steps/run_all.py --device cuda   # training steps on the GPU (needs CuPy)
+
+Each script prints what it computes and saves its figures under figures/;
+training steps write checkpoints under checkpoints/. Steps that need MNIST
+download it once (or read $ZERO_DATA_DIR, see README.md).
+"""
+import argparse
+import os
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+STEPS_DIR = Path(__file__).resolve().parent
+
+
+def step_number(folder):
+    """'step07_vae' -> 7; the appendix comes after step 10."""
+    digits = "".join(ch for ch in folder.name[4:6] if ch.isdigit())
+    return int(digits) if digits else 99
+
+
+def parse_range(text):
+    """'1-5,9' -> {1, 2, 3, 4, 5, 9}."""
+    chosen = set()
+    for part in text.split(","):
+        low, _, high = part.partition("-")
+        chosen.update(range(int(low), int(high or low) + 1))
+    return chosen
+
+
+def main():
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--steps", default=None, help="which steps, e.g. '1-5' or '6,7' (default: all)")
+    parser.add_argument("--quick", action="store_true", help="tiny runs (what the test suite does)")
+    parser.add_argument("--device", default=None, help="cpu or cuda for the training steps")
+    parser.add_argument("--data-dir", default=None, help="folder with the MNIST files")
+    args = parser.parse_args()
+
+    env = dict(os.environ)
+    if args.device:
+        env["ZERO_DEVICE"] = args.device
+    if args.data_dir:
+        env["ZERO_DATA_DIR"] = str(Path(args.data_dir).resolve())
+    wanted = parse_range(args.steps) if args.steps else None
+    folders = sorted((p for p in STEPS_DIR.glob("step*") if p.is_dir()), key=lambda p: (step_number(p), p.name))
+    failed = []
+    for folder in folders:
+        if wanted is not None and step_number(folder) not in wanted:
+            continue
+        for script in sorted(p for p in folder.glob("*.py") if not p.name.startswith("_")):
+            print(f"\n=== {folder.name}/{script.name} ===", flush=True)
+            command = [sys.executable, str(script)] + (["--quick"] if args.quick else [])
+            start = time.perf_counter()
+            result = subprocess.run(command, env=env)
+            print(f"--- {folder.name}/{script.name}: {'ok' if result.returncode == 0 else 'FAILED'} "
+                  f"in {time.perf_counter() - start:.1f} s", flush=True)
+            if result.returncode != 0:
+                failed.append(f"{folder.name}/{script.name}")
+    if failed:
+        print("\nThese scripts failed:\n  " + "\n  ".join(failed))
+        sys.exit(1)
+    print("\nAll steps done. Figures are in figures/.")
+
+
+if __name__ == "__main__":
+    main()
