@@ -14,6 +14,8 @@ from zero.distributions import (cholesky, erf, erfc, gaussian_log_pdf_cholesky, 
                                 multivariate_normal_mle, multivariate_normal_pdf, normal_cdf, normal_log_pdf,
                                 normal_mle, normal_pdf)
 
+trapezoid = getattr(np, "trapezoid", None) or np.trapz  # NumPy 2 renamed trapz
+
 COVARIANCE = np.array([[2.0, 0.8], [0.8, 1.0]])
 MEAN = np.array([1.0, -2.0])
 
@@ -29,7 +31,7 @@ def test_normal_pdf_at_known_points():
 @pytest.mark.parametrize("mu, sigma", [(0.0, 1.0), (170.0, 9.0), (-3.0, 0.05)])
 def test_normal_pdf_integrates_to_one(mu, sigma):
     x = np.linspace(mu - 12 * sigma, mu + 12 * sigma, 20001)
-    assert np.trapezoid(normal_pdf(x, mu, sigma), x) == pytest.approx(1.0, abs=1e-9)
+    assert trapezoid(normal_pdf(x, mu, sigma), x) == pytest.approx(1.0, abs=1e-9)
 
 
 def test_normal_pdf_rejects_non_positive_sigma():
@@ -54,7 +56,7 @@ def test_erf_and_cdf_match_math():
 
 def test_cdf_is_the_integral_of_the_pdf():
     x = np.linspace(150.0, 160.0, 10001)
-    area = np.trapezoid(normal_pdf(x, 171.0, 9.4), x)
+    area = trapezoid(normal_pdf(x, 171.0, 9.4), x)
     assert normal_cdf(160.0, 171.0, 9.4) - normal_cdf(150.0, 171.0, 9.4) == pytest.approx(area, rel=1e-8)
 
 
@@ -75,7 +77,7 @@ def test_multivariate_density_integrates_to_one_on_a_grid():
     grid_x, grid_y = np.meshgrid(xs, ys)
     points = np.stack([grid_x.ravel(), grid_y.ravel()], axis=1)
     density = multivariate_normal_pdf(points, MEAN, COVARIANCE).reshape(grid_x.shape)
-    assert np.trapezoid(np.trapezoid(density, xs, axis=1), ys) == pytest.approx(1.0, abs=1e-8)
+    assert trapezoid(trapezoid(density, xs, axis=1), ys) == pytest.approx(1.0, abs=1e-8)
 
 
 def test_one_dimensional_case_agrees_with_normal():

@@ -170,7 +170,7 @@ def test_bad_initial_parameters_are_named():
         GaussianMixture(2).fit(data, weights=[0.2, 0.3, 0.5])
     with pytest.raises(ValueError, match="sum to 1"):
         GaussianMixture(2).fit(data, weights=[0.2, 0.3])
-    with pytest.raises(ValueError, match="initial covariance is not positive definite"):
+    with pytest.raises(ValueError, match=r"initial covariance is not positive definite \(component 1\)"):
         GaussianMixture(2).fit(data, means=good_means, covariances=np.stack([np.eye(2), -np.eye(2)]))
     with pytest.raises(ValueError, match="means contains NaN"):
         GaussianMixture(2).fit(data, means=np.array([[np.nan, 1.0], [2.0, 3.0]]), covariances=good_covariances)
@@ -186,8 +186,8 @@ def test_collapsing_component_raises_instead_of_nan():
     data = np.concatenate([np.full((3, 2), 5.0), np.random.default_rng(0).normal(size=(50, 2))])
     means = np.array([[5.0, 5.0], [0.0, 0.0]])
     covariances = np.stack([0.5 * np.eye(2), np.eye(2)])
-    with pytest.raises(ValueError, match=r"EM iteration \d+: the covariance of component is not positive "
-                                         r"definite \(index 0\).*increase reg_covar"):
+    with pytest.raises(ValueError, match=r"EM iteration \d+: covariance is not positive definite "
+                                         r"\(component 0\).*increase reg_covar"):
         GaussianMixture(2, reg_covar=0.0).fit(data, means=means, covariances=covariances)
     # with the default reg_covar the same fit is well defined: that component becomes a tiny round blob
     gmm = GaussianMixture(2).fit(data, means=means, covariances=covariances)

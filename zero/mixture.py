@@ -25,6 +25,7 @@ from zero.backend import DEFAULT_DTYPE, device_of, get_array_module, to_device, 
 from zero.distributions import cholesky, gaussian_log_pdf_cholesky
 
 MIN_RESPONSIBILITY = 1e-10  # a component whose N_k falls below this has lost all its points
+ROWS_PER_BLOCK = 4096       # M-step: rows per block when summing the covariances
 
 
 def logsumexp(a, axis):
@@ -121,22 +122,23 @@ class GaussianMixture:
                 f"responsibilities {float(counts[smallest]):.3g}); start from other initial "
                 "parameters or use fewer components")
         means = (resp.T @ x) / counts[:, None]          # mu_k = sum_n r_nk x_n / N_k
-        covariances = xp.empty((self.n_components, dim, dim), dtype=x.dtype)
-        for k in range(self.n_components):              # K is small: one (D, N) @ (N, D) product each
-            centred = x - means[k]
-            covariances[k] = (resp[:, k, None] * centred).T @ centred / counts[k]  # Sigma_k
-        covariances += self.reg_covar * xp.eye(dim, dtype=x.dtype)
+        scatter = xp.zeros((self.n_components, dim, dim), dtype=x.dtype)
+        for start in range(0, n_points, ROWS_PER_BLOCK):  # blocks of rows keep the temporaries in cache
+            block = slice(start, start + ROWS_PER_BLOCK)
+            for k in range(self.n_components):            # K is small: one (D, rows) @ (rows, D) product each
+                centred = x[block] - means[k]
+                scatter[k] += (resp[block, k, None] * centred).T @ centred  # sum_n r_nk (x_n - mu_k)(x_n - mu_k)^T
+        covariances = scatter / counts[:, None, None] + self.reg_covar * xp.eye(dim, dtype=x.dtype)  # Sigma_k
         self._set_parameters(counts / n_points, means, covariances,  # pi_k = N_k / N
-                             f"EM iteration {iteration}: the covariance of component")
+                             f"EM iteration {iteration}: covariance",
+                             f"increase reg_covar (now {self.reg_covar:g}) or use fewer components")
 
-    def _set_parameters(self, weights, means, covariances, what):
+    def _set_parameters(self, weights, means, covariances, what, hint):
         """Store parameters and the Cholesky factors of the covariances (the E-step uses those)."""
         try:
-            self._scale_trils = cholesky(covariances, name=what)
+            self._scale_trils = cholesky(covariances, name=what, index_name="component")
         except ValueError as error:
-            hint = (f"increase reg_covar (now {self.reg_covar:g})" if "EM iteration" in what
-                    else "give symmetric positive-definite covariances")
-            raise ValueError(f"{error}; {hint} or use fewer components") from None
+            raise ValueError(f"{error}; {hint}") from None
         self.weights, self.means, self.covariances = weights, means, covariances
 
     # ----- initialisation ----------------------------------------------------------------------
@@ -162,7 +164,8 @@ class GaussianMixture:
             covariances = xp.broadcast_to(data_covariance, (n_components, dim, dim)).copy()
         else:
             covariances = self._check_parameter(covariances, "covariances", (n_components, dim, dim), device)
-        self._set_parameters(weights, means, covariances, "initial covariance")
+        self._set_parameters(weights, means, covariances, "initial covariance",
+                             "give symmetric positive-definite covariances")
 
     def _pick_seeds(self, x):
         """K row indices of x, k-means++ style: each next point drawn with probability

@@ -49,7 +49,8 @@ print(f"  one sigma away the density is exp(-1/2) = {math.exp(-0.5):.4f} of the 
       f"{normal(1.0) / normal(0.0):.4f}")
 print(f"  largest difference to zero.distributions.normal_pdf on the grid: "
       f"{np.abs(y - normal_pdf(x)).max():.2e}")
-area = np.trapezoid(y, x)  # integral of p(x) dx, approximated on the grid
+dx = x[1] - x[0]
+area = (y * dx).sum()  # integral of p(x) dx, approximated by sum_i p(x_i) dx on the grid
 print(f"  area under the curve on [{X_RANGE[0]:.0f}, {X_RANGE[1]:.0f}]: {area:.6f}")
 
 fig, ax = plt.subplots(figsize=(6, 4))
@@ -65,7 +66,7 @@ for sigma in SIGMAS:
     curve = normal(x, 0.0, sigma)
     ax_sigma.plot(x, curve, label=f"sigma = {sigma}")
     print(f"sigma = {sigma}: peak height {curve.max():.4f}, area on [{X_RANGE[0]:.0f}, {X_RANGE[1]:.0f}] "
-          f"{np.trapezoid(curve, x):.4f}")  # for sigma = 2 the grid cuts off the tails beyond 2.5 sigma
+          f"{(curve * dx).sum():.4f}")  # for sigma = 2 the grid cuts off the tails beyond 2.5 sigma
 ax_mu.set(title="mu shifts the bell (sigma = 1)", xlabel="x", ylabel="p(x)")
 ax_sigma.set(title="sigma widens it (mu = 0)", xlabel="x")
 ax_mu.legend()

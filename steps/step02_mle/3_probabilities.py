@@ -38,8 +38,8 @@ print(f"P(height < {SHORT:.0f} cm)  model {p_short:.4f}   data {np.mean(heights 
 print(f"P(height > {TALL:.0f} cm)  model {p_tall:.4f}   data {np.mean(heights > TALL):.4f}")
 print(f"P(in between)        model {p_between:.4f}   data {np.mean((heights >= SHORT) & (heights <= TALL)):.4f}")
 
-left = np.linspace(mu - 10 * sigma, SHORT, 10_001)
-area = np.trapezoid(normal_pdf(left, mu, sigma), left)   # int_-inf^160 N(t | mu, sigma) dt, numerically
+left = np.linspace(mu - 10 * sigma, SHORT, 100_001)
+area = (normal_pdf(left, mu, sigma) * (left[1] - left[0])).sum()   # int_-inf^160 N(t | mu, sigma) dt, numerically
 print(f"check: area under the density left of {SHORT:.0f} cm on a grid = {area:.4f}")
 
 grid = np.linspace(mu - 4 * sigma, mu + 4 * sigma, 400)
