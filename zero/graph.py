@@ -4,6 +4,9 @@
 (name, shape, dtype), functions are blue boxes, arrows follow the data.
 `plot_dot_graph(y, "graph.png")` writes the .dot file and, when Graphviz's
 `dot` program is installed, renders it to the picture; otherwise it says how.
+`draw_graph(y, "graph.png")` always gives a picture: Graphviz when installed,
+else matplotlib with a simple layered layout (one row per generation:
+variables as ovals, functions as boxes, arrows from inputs to outputs).
 """
 import shutil
 import subprocess
@@ -63,3 +66,96 @@ def plot_dot_graph(output, to_file="graph.png", verbose=True):
         return dot_path
     subprocess.run([dot, str(dot_path), "-T", to_file.suffix[1:] or "png", "-o", str(to_file)], check=True)
     return to_file
+
+
+# =============================================================================
+# A picture without Graphviz: layered layout drawn with matplotlib
+# =============================================================================
+def graph_layers(output):
+    """The graph behind `output` as nodes placed in rows.
+
+    Returns (nodes, edges): nodes maps id -> (label, kind, row, column) with kind 'variable'
+    or 'function'; a variable of generation g sits in row 2g, a function of generation g in
+    row 2g + 1 (between its inputs and its outputs). edges: list of (from id, to id).
+    Columns order each row by the mean column of the row's predecessors, to keep arrows short.
+    """
+    labels, kinds, rows, edges = {}, {}, {}, []
+
+    def add_variable(v):
+        if id(v) not in labels:
+            label = v.name or ""
+            shape = "x".join(str(n) for n in v.shape) or "scalar"
+            labels[id(v)] = f"{label}\n{shape}" if label else shape
+            kinds[id(v)], rows[id(v)] = "variable", 2 * v.generation
+
+    add_variable(output)
+    stack, seen = ([output.creator] if output.creator is not None else []), set()
+    while stack:
+        function = stack.pop()
+        if id(function) in seen:
+            continue
+        seen.add(id(function))
+        labels[id(function)], kinds[id(function)] = function.name, "function"
+        rows[id(function)] = 2 * function.generation + 1
+        for x in function.inputs:
+            add_variable(x)
+            edges.append((id(x), id(function)))
+            if x.creator is not None:
+                stack.append(x.creator)
+        for ref in function.outputs:
+            y = ref()
+            if y is not None:
+                add_variable(y)
+                edges.append((id(function), id(y)))
+    parents = {}
+    for a, b in edges:
+        parents.setdefault(b, []).append(a)
+    columns = {}
+    for row in sorted(set(rows.values())):
+        members = [node for node in rows if rows[node] == row]
+        members.sort(key=lambda node: sum(columns.get(p, 0) for p in parents.get(node, [])) /
+                     max(1, len(parents.get(node, []))))
+        for column, node in enumerate(members):
+            columns[node] = column - (len(members) - 1) / 2  # centre each row
+    nodes = {node: (labels[node], kinds[node], rows[node], columns[node]) for node in labels}
+    return nodes, edges
+
+
+def draw_graph_matplotlib(output, to_file):
+    """Draw the graph of `output` to an image file with matplotlib (no Graphviz needed)."""
+    from matplotlib.figure import Figure  # no pyplot: works headless, opens no window
+    from matplotlib.patches import Ellipse, FancyBboxPatch
+
+    nodes, edges = graph_layers(output)
+    width = max(sum(1 for n in nodes.values() if n[2] == row) for row in {n[2] for n in nodes.values()})
+    height = max(n[2] for n in nodes.values()) + 1
+    fig = Figure(figsize=(max(3.0, 1.6 * width), max(2.0, 0.75 * height)))
+    ax = fig.subplots()
+    position = {node: (1.6 * column, -row) for node, (_, _, row, column) in nodes.items()}
+    for a, b in edges:
+        ax.annotate("", xy=position[b], xytext=position[a],
+                    arrowprops=dict(arrowstyle="-|>", color="0.3", shrinkA=14, shrinkB=14))
+    for node, (label, kind, _, _) in nodes.items():
+        x, y = position[node]
+        if kind == "variable":
+            ax.add_patch(Ellipse((x, y), 1.3, 0.6, facecolor="orange", edgecolor="0.3"))
+        else:
+            ax.add_patch(FancyBboxPatch((x - 0.55, y - 0.25), 1.1, 0.5, boxstyle="round,pad=0.02",
+                                        facecolor="lightblue", edgecolor="0.3"))
+        ax.text(x, y, label, ha="center", va="center", fontsize=8)
+    xs = [p[0] for p in position.values()]
+    ax.set_xlim(min(xs) - 1, max(xs) + 1)
+    ax.set_ylim(-height + 0.3, 0.7)
+    ax.axis("off")
+    fig.savefig(to_file, dpi=100, bbox_inches="tight")
+    return to_file
+
+
+def draw_graph(output, to_file="graph.png", verbose=True):
+    """A picture of the graph of `output` in `to_file`: rendered by Graphviz when its `dot`
+    program is installed, else drawn with matplotlib. Returns the picture's path."""
+    to_file = Path(to_file)
+    to_file.parent.mkdir(parents=True, exist_ok=True)
+    if shutil.which("dot") is not None:
+        return plot_dot_graph(output, to_file, verbose)
+    return draw_graph_matplotlib(output, to_file)

@@ -1,0 +1,110 @@
+"""VAE parity with PyTorch: the book's VAE (784-200-20, Adam 3e-4, batch 32, book loss) trained in
+zero and in PyTorch CPU from the same initial weights on the same batches, on MNIST's test split
+(first 8,000 images train, last 2,000 held out). Reports the held-out loss after the same epochs
+(target: within 2% of PyTorch's) and the time per epoch (target: zero/PyTorch <= 0.7).
+
+    python benchmarks/run.py vae [--quick]
+"""
+import time
+
+import numpy as np
+
+import zero
+from zero.data import DataLoader, Dataset
+from zero.optimizers import Adam
+from zero.training import mnist_splits
+from zero.vae import VAE
+
+EPOCHS, QUICK_EPOCHS, QUICK_IMAGES = 3, 1, 2000
+
+
+def _batches(x, batch_size, seed, epoch):
+    return list(DataLoader(Dataset(x), batch_size, seed=(seed, epoch)))
+
+
+def _train_zero(model, x_train, x_heldout, epochs, seed):
+    optimizer = Adam(model.params(), lr=3e-4)
+    times = []
+    for epoch in range(1, epochs + 1):
+        batches = _batches(x_train, 32, seed, epoch)
+        start = time.perf_counter()
+        for x in batches:
+            loss = model.loss(zero.Variable(x))
+            optimizer.zero_grad()
+            loss.backward()
+            optimizer.step()
+        times.append(time.perf_counter() - start)
+    with zero.no_grad():
+        heldout = model.loss(zero.Variable(x_heldout)).item()
+    return heldout, min(times)
+
+
+def _train_torch(torch, weights, x_train, x_heldout, epochs, seed):
+    nn, functional = torch.nn, torch.nn.functional
+
+    class TorchVAE(nn.Module):  # the book's step-7 model, with log-variance outputs as zero's
+        def __init__(self):
+            super().__init__()
+            self.hidden, self.to_mu, self.to_logvar = nn.Linear(784, 200), nn.Linear(200, 20), nn.Linear(200, 20)
+            self.dec1, self.dec2 = nn.Linear(20, 200), nn.Linear(200, 784)
+
+        def loss(self, x):
+            h = functional.relu(self.hidden(x))
+            mu, logvar = self.to_mu(h), self.to_logvar(h)
+            z = mu + torch.exp(0.5 * logvar) * torch.randn_like(mu)
+            x_hat = torch.sigmoid(self.dec2(functional.relu(self.dec1(z))))
+            l1 = functional.mse_loss(x_hat, x, reduction="sum")
+            l2 = -torch.sum(1 + logvar - mu ** 2 - logvar.exp())
+            return (l1 + l2) / len(x)
+
+    model = TorchVAE()
+    names = {"hidden": "encoder.hidden", "to_mu": "encoder.to_mu", "to_logvar": "encoder.to_logvar",
+             "dec1": "decoder.layers.0", "dec2": "decoder.layers.1"}
+    with torch.no_grad():
+        for torch_name, zero_name in names.items():
+            layer = getattr(model, torch_name)
+            layer.weight.copy_(torch.from_numpy(weights[zero_name + ".W"].T.copy()))  # zero's W is (in, out)
+            layer.bias.copy_(torch.from_numpy(weights[zero_name + ".b"]))
+    optimizer = torch.optim.Adam(model.parameters(), lr=3e-4)
+    torch.manual_seed(seed)
+    times = []
+    for epoch in range(1, epochs + 1):
+        batches = [torch.from_numpy(x) for x in _batches(x_train, 32, seed, epoch)]
+        start = time.perf_counter()
+        for x in batches:
+            loss = model.loss(x)
+            optimizer.zero_grad()
+            loss.backward()
+            optimizer.step()
+        times.append(time.perf_counter() - start)
+    with torch.no_grad():
+        heldout = model.loss(torch.from_numpy(x_heldout)).item()
+    return heldout, min(times)
+
+
+def run(quick=False):
+    data = mnist_splits(source="test")
+    x_train, x_heldout = data.x_train, data.x_heldout
+    epochs = QUICK_EPOCHS if quick else EPOCHS
+    if quick:
+        x_train = x_train[:QUICK_IMAGES]
+    np.random.seed(0)
+    model = VAE()
+    weights = {name: p.data.copy() for name, p in model.named_params()}
+    zero_loss, zero_time = _train_zero(model, x_train, x_heldout, epochs, seed=0)
+    note = f"{epochs} epochs on {len(x_train)} images, held-out {len(x_heldout)}; epoch time: best of {epochs}"
+    try:
+        import torch
+    except ImportError:
+        torch_loss = torch_time = None
+    else:
+        torch_loss, torch_time = _train_torch(torch, weights, x_train, x_heldout, epochs, seed=0)
+    rows = [
+        {"benchmark": "vae held-out loss", "unit": "book loss/image", "zero": zero_loss, "reference": torch_loss,
+         "reference_name": "pytorch cpu", "ratio": None if torch_loss is None else zero_loss / torch_loss,
+         "target": 1.02, "note": note + "; target |ratio - 1| <= 0.02"},
+        {"benchmark": "vae epoch time", "unit": "s", "zero": zero_time, "reference": torch_time,
+         "reference_name": "pytorch cpu", "ratio": None if torch_time is None else zero_time / torch_time,
+         "target": 0.7, "note": note},
+    ]
+    return rows

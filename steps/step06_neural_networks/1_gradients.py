@@ -1,0 +1,62 @@
+"""Step 6.1 - Tensors and gradients: descending the Rosenbrock function.
+
+Steps 2-5 fitted models whose best parameters had a formula (MLE) or an
+update rule (EM). A neural network has neither: its parameters are found by
+following the gradient downhill. The gradient comes from backpropagation,
+here from our own engine `zero`: every operation on a `Variable` is recorded,
+and `y.backward()` fills `x.grad` with dy/dx.
+
+The Rosenbrock function  y = 100 (x1 - x0^2)^2 + (x0 - 1)^2  has its minimum 0
+at (1, 1) at the bottom of a long curved valley. Gradient descent repeats
+
+    x <- x - lr * dy/dx                                                   (6.1)
+
+    python steps/step06_neural_networks/1_gradients.py [--show]
+"""
+import numpy as np
+
+import zero
+from zero.cli import out_dir, step_parser
+from zero.plot import figures, save, show
+
+args = step_parser(__doc__, lr=0.001, iters=10000).parse_args()
+folder = out_dir(args, __file__)
+plt = figures(args.show)
+iters = 1000 if args.quick else args.iters
+
+
+def rosenbrock(x0, x1):
+    return 100 * (x1 - x0 ** 2) ** 2 + (x0 - 1) ** 2
+
+
+# ---- one gradient by backward, checked against the derivative by hand ------------------------------
+x0, x1 = zero.Variable(np.array(0.0)), zero.Variable(np.array(2.0))
+y = rosenbrock(x0, x1)
+y.backward()
+# dy/dx0 = -400 x0 (x1 - x0^2) + 2 (x0 - 1),  dy/dx1 = 200 (x1 - x0^2)
+print(f"at (0, 2): y = {y.item():.1f}, gradient by backward ({x0.grad.item():.1f}, {x1.grad.item():.1f}), "
+      f"by hand ({-400 * 0 * 2 + 2 * (0 - 1):.1f}, {200 * (2 - 0):.1f})")
+
+# ---- gradient descent (6.1) ---------------------------------------------------------------------------
+path = [(x0.item(), x1.item())]
+for i in range(iters):
+    x0.cleargrad()
+    x1.cleargrad()
+    y = rosenbrock(x0, x1)
+    y.backward()
+    x0.data -= args.lr * x0.grad.data
+    x1.data -= args.lr * x1.grad.data
+    path.append((x0.item(), x1.item()))
+print(f"after {iters} steps of lr {args.lr}: x = ({x0.item():.4f}, {x1.item():.4f}), y = {y.item():.2e} "
+      f"(minimum at (1, 1))")
+
+path = np.array(path)
+a, b = np.meshgrid(np.linspace(-2, 2, 200), np.linspace(-1, 3, 200))
+fig, ax = plt.subplots(figsize=(6, 5))
+ax.contour(a, b, rosenbrock(a, b), levels=np.logspace(-1, 3.5, 15), cmap="viridis")
+ax.plot(path[:, 0], path[:, 1], ".-", color="tab:red", markersize=2, label="gradient descent")
+ax.plot(1, 1, "*", color="black", markersize=12, label="minimum (1, 1)")
+ax.set(title="gradient descent on the Rosenbrock function", xlabel="x0", ylabel="x1")
+ax.legend()
+save(fig, folder, "rosenbrock")
+show()

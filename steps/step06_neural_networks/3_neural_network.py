@@ -1,0 +1,57 @@
+"""Step 6.3 - A neural network fitted to a curve.
+
+A line cannot follow y = sin(2 pi x). A neural network can: a linear layer to
+10 hidden units, a nonlinearity (sigmoid), a linear layer back to 1 output,
+
+    y_hat = sigmoid(x W1 + b1) W2 + b2,                                   (6.3)
+
+fitted by the same gradient descent on the mean squared error. From here on the
+parameters live in layers (`zero.layers.Linear`, owning W and b) and an
+optimizer (`zero.optimizers.SGD`) applies (6.1) to all of them.
+
+    python steps/step06_neural_networks/3_neural_network.py [--show]
+"""
+import numpy as np
+from tqdm import tqdm
+
+import zero
+import zero.functions as F
+from zero.cli import out_dir, step_parser
+from zero.models import MLP
+from zero.optimizers import SGD
+from zero.plot import figures, save, show
+
+args = step_parser(__doc__, lr=0.2, iters=10000, hidden_size=10).parse_args()
+folder = out_dir(args, __file__)
+plt = figures(args.show)
+iters = 1000 if args.quick else args.iters
+np.random.seed(args.seed)
+
+rng = np.random.default_rng(args.seed)
+x = rng.random((100, 1)).astype(np.float32)
+y = (np.sin(2 * np.pi * x) + rng.random((100, 1))).astype(np.float32)
+
+model = MLP((1, args.hidden_size, 1), activation=F.sigmoid)   # (6.3)
+optimizer = SGD(model.params(), lr=args.lr)
+losses = []
+for i in tqdm(range(iters), desc="training"):
+    loss = F.mean_squared_error(model(zero.Variable(x)), y)
+    optimizer.zero_grad()
+    loss.backward()
+    optimizer.step()
+    losses.append(loss.item())
+print(f"loss after {iters} iterations: {losses[-1]:.4f} (noise U(0, 1) alone has variance 1/12 = 0.083)")
+
+grid = np.linspace(0, 1, 200, dtype=np.float32)[:, None]
+with zero.no_grad():
+    curve = model(zero.Variable(grid)).data
+fig, (ax_fit, ax_loss) = plt.subplots(1, 2, figsize=(10, 4))
+ax_fit.scatter(x[:, 0], y[:, 0], s=10)
+ax_fit.plot(grid[:, 0], curve[:, 0], color="tab:red", label=f"1-{args.hidden_size}-1 network")
+ax_fit.plot(grid[:, 0], np.sin(2 * np.pi * grid[:, 0]) + 0.5, "--", color="0.5", label="sin(2 pi x) + 0.5")
+ax_fit.set(title="a neural network fitted to noisy sine data", xlabel="x", ylabel="y")
+ax_fit.legend()
+ax_loss.plot(losses)
+ax_loss.set(title="mean squared error", xlabel="iteration", yscale="log")
+save(fig, folder, "neural_network")
+show()

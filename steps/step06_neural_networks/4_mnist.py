@@ -1,0 +1,45 @@
+"""Step 6.4 - MNIST: the images the VAE and diffusion steps will model.
+
+70,000 handwritten digits, 28 x 28 grey pixels in [0, 1] (60,000 for training,
+10,000 for testing). Steps 7-10 learn their distribution p(x) and draw new
+digits from it. This script loads them, prints their shape and range, and shows
+some with their labels and the mean image.
+
+    python steps/step06_neural_networks/4_mnist.py [--data-dir DIR] [--show]
+"""
+# needs: mnist
+import numpy as np
+
+from zero.cli import out_dir, step_parser
+from zero.plot import figures, save, show
+from zero.training import add_data_options, mnist_splits
+from zero.vae import tile_images
+
+parser = step_parser(__doc__, training=True)
+add_data_options(parser)
+args = parser.parse_args()
+folder = out_dir(args, __file__)
+plt = figures(args.show)
+
+data = mnist_splits(args.data_dir, args.source, args.train_limit, args.heldout_limit)
+print(data.description)
+x, t = data.x_train, data.t_train
+print(f"images {x.shape} {x.dtype}, pixel values from {x.min()} to {x.max()}, "
+      f"mean pixel {x.mean():.3f}; labels {t.shape}, digits {np.bincount(t, minlength=10).tolist()}")
+
+fig, axes = plt.subplots(3, 8, figsize=(10, 4.2))
+for ax, image, label in zip(axes.flat, x, t):
+    ax.imshow(image.reshape(28, 28), cmap="gray")
+    ax.set_title(str(label))
+    ax.axis("off")
+save(fig, folder, "digits")
+
+fig, (ax_grid, ax_mean) = plt.subplots(1, 2, figsize=(10, 5))
+ax_grid.imshow(tile_images(x[:100], 10), cmap="gray")
+ax_grid.set(title="the first 100 training images")
+ax_grid.axis("off")
+ax_mean.imshow(x.mean(axis=0).reshape(28, 28), cmap="gray")
+ax_mean.set(title="the mean image")
+ax_mean.axis("off")
+save(fig, folder, "grid_and_mean")
+show()

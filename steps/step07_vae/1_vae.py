@@ -1,0 +1,158 @@
+"""Step 7 - The variational autoencoder (VAE) on MNIST.
+
+The mixture of step 4 explained each point by a discrete latent z (which bump it
+came from). Digits vary in too many ways for a handful of bumps: the VAE keeps the
+latent-variable idea but makes z continuous (20 numbers) and lets neural networks
+(step 6) map between z and the 784 pixels:
+
+    p(z) = N(0, I),   p(x | z) = N(x | x_hat(z), I),   x_hat = decoder(z)   (generative model)
+    q(z | x) = N(mu(x), diag sigma^2(x)),   (mu, log sigma^2) = encoder(x)   (approximate posterior)
+
+log p(x) = log integral p(x | z) p(z) dz has no closed form, so EM's E-step (step 5)
+is impossible. As in EM we maximise a lower bound instead, the ELBO:
+
+    log p(x) >= ELBO = E_q[log p(x | z)] - KL(q(z | x) || p(z))                      (7.1)
+
+The expectation is estimated with one sample z = mu + sigma * eps, eps ~ N(0, I)
+(the reparameterisation trick: the randomness sits in eps, gradients reach mu and
+sigma), and the KL between two Gaussians is exact:
+
+    KL = 1/2 sum_j (sigma_j^2 + mu_j^2 - 1 - log sigma_j^2)                               (7.2)
+
+The book trains on  L = sum_d (x_d - x_hat_d)^2 - sum_j (1 + log sigma_j^2 - mu_j^2 - sigma_j^2),
+averaged over the batch: that is 2 (-ELBO) minus the constant 784 log(2 pi), so it has the same
+optimum, but it is not a number in nats. We train on it (numbers match the book) and report the
+bound itself on held-out images: -ELBO in nats per image, and the tighter importance-weighted
+estimate of -log p(x) (IWAE, K samples). `--likelihood bernoulli` trains on -ELBO with a
+Bernoulli p(x | z) (binary cross-entropy) instead, the usual choice in papers.
+
+    python steps/step07_vae/1_vae.py                      # 30 epochs, as the book
+    python steps/step07_vae/1_vae.py --latent-size 2      # a 2-D latent: draw the whole manifold
+    python steps/step07_vae/1_vae.py --resume --epochs 40 # continue from the checkpoint
+"""
+# needs: mnist
+import time
+
+import numpy as np
+from tqdm import tqdm
+
+import zero
+from zero.cli import checkpoint_path, out_dir, step_parser
+from zero.data import DataLoader, Dataset
+from zero.optimizers import Adam
+from zero.plot import figures, save, show
+from zero.training import add_data_options, load_checkpoint, mean_loss, mnist_splits, save_checkpoint
+from zero.vae import VAE, evaluate_bounds, tile_images
+
+parser = step_parser(__doc__, training=True, epochs=30, batch_size=32, lr=3e-4, hidden_size=200,
+                     latent_size=20, likelihood="gaussian", iwae_samples=100)
+add_data_options(parser)
+args = parser.parse_args()
+if args.quick:
+    args.epochs, args.train_limit, args.heldout_limit, args.iwae_samples = 1, 512, 256, 10
+folder = out_dir(args, __file__)
+checkpoint = checkpoint_path(args, __file__)
+plt = figures(args.show)
+np.random.seed(args.seed)  # weights and the noise eps come from NumPy's generator
+
+# ---- data: flattened images (N, 784) in [0, 1] ------------------------------------------------
+data = mnist_splits(args.data_dir, args.source, args.train_limit, args.heldout_limit)
+print(data.description)
+
+# ---- model and optimizer: encoder 784-200-(20, 20), decoder 20-200-784 -------------------------
+model = VAE(784, args.hidden_size, args.latent_size, likelihood=args.likelihood).to(args.device)
+optimizer = Adam(model.params(), lr=args.lr)
+history, start_epoch = {"train_loss": [], "heldout_loss": []}, 0
+if args.resume and checkpoint.exists():
+    state = load_checkpoint(checkpoint, model, optimizer)
+    history, start_epoch = state["history"], state["epoch"]
+    print(f"resumed from {checkpoint} after epoch {start_epoch}")
+
+# ---- training: minimise the loss by mini-batch Adam --------------------------------------------------
+start = time.perf_counter()
+for epoch in range(start_epoch + 1, args.epochs + 1):
+    loader = DataLoader(Dataset(data.x_train), args.batch_size, seed=(args.seed, epoch), device=args.device)
+    total = 0.0
+    for x in tqdm(loader, desc=f"epoch {epoch}/{args.epochs}", leave=False):
+        loss = model.loss(zero.Variable(x))   # (7.1) with one sample z per image, see the docstring
+        optimizer.zero_grad()
+        loss.backward()
+        optimizer.step()
+        total += loss.item()
+    history["train_loss"].append(total / len(loader))
+    history["heldout_loss"].append(mean_loss(model, data.x_heldout, device=args.device))
+    print(f"epoch {epoch:2d}: training loss {history['train_loss'][-1]:.2f}, "
+          f"held-out loss {history['heldout_loss'][-1]:.2f}")
+if args.epochs > start_epoch:
+    print(f"trained {args.epochs - start_epoch} epochs in {time.perf_counter() - start:.1f} s")
+    save_checkpoint(checkpoint, model, optimizer, args.epochs, history)
+    print(f"checkpoint saved: {checkpoint} (continue with --resume --epochs N)")
+
+# ---- the bound in nats on held-out images ----------------------------------------------------------
+bounds = evaluate_bounds(model, data.x_heldout, samples=args.iwae_samples, device=args.device)
+print(f"held-out ({bounds['images']} images, {model.likelihood.describe()}):\n"
+      f"  -ELBO                 {bounds['negative_elbo']:.2f} nats per image\n"
+      f"  -log p(x), IWAE K={args.iwae_samples:<4d} {bounds['iwae_nll']:.2f} nats per image (an upper bound too, "
+      f"tighter by {bounds['negative_elbo'] - bounds['iwae_nll']:.2f})")
+if args.likelihood == "gaussian":
+    print("  (with std 1, 784/2 log(2 pi) = 720.4 nats of each number are the Gaussian's constant)")
+
+# ---- figures ------------------------------------------------------------------------------------------
+fig, ax = plt.subplots(figsize=(6, 4))
+epochs = np.arange(1, len(history["train_loss"]) + 1)
+ax.plot(epochs, history["train_loss"], "o-", label="training (mean over the epoch's batches)")
+ax.plot(epochs, history["heldout_loss"], "s-", label="held out (after the epoch)")
+ax.set(title="VAE loss per image", xlabel="epoch", ylabel="loss")
+ax.legend()
+save(fig, folder, "loss")
+
+model.eval()
+with zero.no_grad():
+    generated = zero.to_numpy(model.sample(64))                                   # z ~ N(0, I) -> x_hat
+    originals = data.x_heldout[:10]
+    reconstructed = zero.to_numpy(model.reconstruct(zero.Variable(zero.to_device(originals, args.device))).data)
+    # a walk in latent space: straight line between the codes mu(x) of two held-out digits
+    labels = data.t_heldout
+    first, second = int(np.argmax(labels == 3)), int(np.argmax(labels == 8))
+    ends = zero.to_device(data.x_heldout[[first, second]], args.device)
+    mu, _ = model.encoder(zero.Variable(ends))
+    mu = zero.to_numpy(mu.data)
+    steps = np.linspace(0, 1, 10, dtype=np.float32)[:, None]
+    path = (1 - steps) * mu[0] + steps * mu[1]                                     # z(s) = (1 - s) z_a + s z_b
+    walk = zero.to_numpy(model.decode(zero.Variable(zero.to_device(path, args.device))).data)
+
+fig, ax = plt.subplots(figsize=(6, 6))
+ax.imshow(tile_images(generated, 8), cmap="gray")
+ax.set(title="samples: x_hat(z), z ~ N(0, I)")
+ax.axis("off")
+save(fig, folder, "samples")
+
+fig, ax = plt.subplots(figsize=(8, 2))
+ax.imshow(tile_images(np.concatenate([originals, reconstructed]), 10), cmap="gray")
+ax.set(title="held-out digits (top) and their reconstructions x_hat(mu(x)) (bottom)")
+ax.axis("off")
+save(fig, folder, "reconstructions")
+
+fig, ax = plt.subplots(figsize=(8, 1.3))
+ax.imshow(tile_images(walk, 10), cmap="gray")
+ax.set(title="a straight walk in latent space from a 3 to an 8")
+ax.axis("off")
+save(fig, folder, "latent_walk")
+
+if args.latent_size == 2:
+    # the decoded manifold: a grid of z through the prior's quantiles, and where the held-out digits sit
+    from scipy.stats import norm
+    grid = norm.ppf(np.linspace(0.05, 0.95, 15)).astype(np.float32)
+    z = np.array([[a, b] for b in grid[::-1] for a in grid], dtype=np.float32)
+    with zero.no_grad():
+        manifold = zero.to_numpy(model.decode(zero.Variable(zero.to_device(z, args.device))).data)
+        codes = zero.to_numpy(model.encoder(zero.Variable(zero.to_device(data.x_heldout, args.device)))[0].data)
+    fig, (ax_grid, ax_codes) = plt.subplots(1, 2, figsize=(12, 6))
+    ax_grid.imshow(tile_images(manifold, 15), cmap="gray")
+    ax_grid.set(title="decoded z on a grid of prior quantiles (5% to 95%)")
+    ax_grid.axis("off")
+    points = ax_codes.scatter(codes[:, 0], codes[:, 1], c=data.t_heldout, cmap="tab10", s=4)
+    fig.colorbar(points, ax=ax_codes, label="digit")
+    ax_codes.set(title="held-out digits at their codes mu(x)", xlabel="z_1", ylabel="z_2")
+    save(fig, folder, "manifold")
+show()

@@ -1,0 +1,142 @@
+"""Step 8 - The hierarchical VAE: latent variables stacked in a chain.
+
+Step 7's VAE explains an image by one layer of latent variables with a plain
+N(0, I) prior. A hierarchical VAE stacks them, x <- z1 <- z2, each depending
+only on its neighbour (a Markov chain), so the prior over z1 is itself learned:
+
+    p(z2) = N(0, I),  p(z1 | z2) = N(z1 | zhat(z2), I),  p(x | z1) = N(x | x_hat(z1), I)      (generation)
+    q(z1 | x) = N(mu1(x), sigma1^2(x)),  q(z2 | z1) = N(mu2(z1), sigma2^2(z1))              (inference)
+
+Every arrow is an MLP: two encoders, two decoders. The ELBO splits into three terms:
+
+    ELBO = E_q[log p(x | z1)] - E_q[KL(q(z2 | z1) || p(z2))] - E_q[KL(q(z1 | x) || p(z1 | z2))]   (8.1)
+
+and the book trains on its version without the 1/2s and constants (as in step 7):
+
+    L1 = sum (x - x_hat)^2
+    L2 = -sum(1 + log sigma2^2 - mu2^2 - sigma2^2)
+    L3 = -sum(1 + log sigma1^2 - (mu1 - zhat)^2 - sigma1^2)
+
+Samples are drawn top-down: z2 ~ N(0, I), z1 ~ N(zhat(z2), I), x_hat(z1). The number
+of levels is an option (--levels 3 adds z3). At the end the held-out bound of this model is
+set beside step 7's VAE on the same held-out images: step 7's checkpoint is read if it
+exists (run step 7 first), otherwise a VAE is trained here with the same data and epochs.
+
+    python steps/step08_hierarchical_vae/1_hierarchical_vae.py            # 30 epochs, as the book
+"""
+# needs: mnist
+import time
+from pathlib import Path
+
+import numpy as np
+
+import zero
+from zero.cli import checkpoint_path, out_dir, step_parser
+from zero.optimizers import Adam
+from zero.plot import figures, save, show
+from zero.training import add_data_options, fit, load_checkpoint, mnist_splits, save_checkpoint
+from zero.vae import VAE, HierarchicalVAE, evaluate_bounds, tile_images
+
+STEP7_CHECKPOINT = Path("checkpoints") / "step07_vae_1_vae.npz"  # where step 7 writes by default
+
+parser = step_parser(__doc__, training=True, epochs=30, batch_size=32, lr=1e-3, hidden_size=100,
+                     latent_size=20, levels=2, likelihood="gaussian", iwae_samples=100)
+add_data_options(parser)
+parser.add_argument("--vae-checkpoint", type=Path, default=STEP7_CHECKPOINT,
+                    help="step 7's VAE to compare with (book settings 784-200-20); trained here if missing")
+args = parser.parse_args()
+if args.quick:
+    args.epochs, args.train_limit, args.heldout_limit, args.iwae_samples = 1, 512, 256, 10
+folder = out_dir(args, __file__)
+checkpoint = checkpoint_path(args, __file__)
+plt = figures(args.show)
+np.random.seed(args.seed)
+
+data = mnist_splits(args.data_dir, args.source, args.train_limit, args.heldout_limit)
+print(data.description)
+
+# ---- the hierarchical VAE: encoders 784-100-20 and 20-100-20, decoders 20-100-20 and 20-100-784 ----
+model = HierarchicalVAE(784, args.hidden_size, args.latent_size, levels=args.levels,
+                        likelihood=args.likelihood).to(args.device)
+optimizer = Adam(model.params(), lr=args.lr)
+history, start_epoch = None, 0
+if args.resume and checkpoint.exists():
+    state = load_checkpoint(checkpoint, model, optimizer)
+    history, start_epoch = state["history"], state["epoch"]
+    print(f"resumed from {checkpoint} after epoch {start_epoch}")
+start = time.perf_counter()
+# zero.training.fit runs the loop written out in step 7: sample a batch, loss (8.1), backward, Adam step
+history = fit(model, optimizer, data.x_train, args.epochs, args.batch_size, args.device, args.seed,
+              x_heldout=data.x_heldout, history=history, start_epoch=start_epoch, description="HVAE")
+if args.epochs > start_epoch:
+    print(f"trained {args.epochs - start_epoch} epochs in {time.perf_counter() - start:.1f} s")
+    save_checkpoint(checkpoint, model, optimizer, args.epochs, history)
+    print(f"checkpoint saved: {checkpoint}")
+
+# ---- step 7's VAE on the same held-out images: its checkpoint, or trained here -------------------------
+vae = VAE(784, 200, args.latent_size, likelihood=args.likelihood).to(args.device)
+vae_source = None
+if not args.quick and args.vae_checkpoint.exists():
+    try:
+        epochs = load_checkpoint(args.vae_checkpoint, vae)["epoch"]
+        vae_source = f"step 7's checkpoint {args.vae_checkpoint} ({epochs} epochs)"
+    except ValueError as error:
+        print(f"cannot use {args.vae_checkpoint} ({error}); training a VAE here instead")
+if vae_source is None:
+    vae_optimizer = Adam(vae.params(), lr=3e-4)
+    fit(vae, vae_optimizer, data.x_train, args.epochs, args.batch_size, args.device, args.seed,
+        description="VAE (step 7)")
+    vae_source = f"trained here, {args.epochs} epochs, book settings"
+
+# ---- both bounds in nats per held-out image --------------------------------------------------------------
+print(f"held-out bounds ({len(data.x_heldout)} images, {model.likelihood.describe()}), nats per image:")
+rows = []
+for name, net in [(f"VAE ({vae_source})", vae), (f"hierarchical VAE, {args.levels} levels", model)]:
+    bounds = evaluate_bounds(net, data.x_heldout, samples=args.iwae_samples, device=args.device)
+    rows.append((name, bounds))
+    print(f"  {name}:\n    -ELBO {bounds['negative_elbo']:.2f}   IWAE (K={args.iwae_samples}) "
+          f"{bounds['iwae_nll']:.2f}   parameters {net.num_params():,}")
+
+# ---- figures ------------------------------------------------------------------------------------------------
+fig, ax = plt.subplots(figsize=(6, 4))
+epochs = np.arange(1, len(history["train_loss"]) + 1)
+ax.plot(epochs, history["train_loss"], "o-", label="training")
+ax.plot(epochs, history["heldout_loss"], "s-", label="held out")
+ax.set(title="hierarchical VAE: the book's loss L1 + L2 + L3 per image", xlabel="epoch", ylabel="loss")
+ax.legend()
+save(fig, folder, "loss")
+
+model.eval()
+with zero.no_grad():
+    generated = zero.to_numpy(model.sample(64))                   # top-down: z2 -> z1 -> x_hat
+    originals = data.x_heldout[:10]
+    reconstructed = zero.to_numpy(model.reconstruct(zero.Variable(zero.to_device(originals, args.device))).data)
+    first, second = int(np.argmax(data.t_heldout == 3)), int(np.argmax(data.t_heldout == 8))
+    mu, _ = model.encoders[0](zero.Variable(zero.to_device(data.x_heldout[[first, second]], args.device)))
+    mu = zero.to_numpy(mu.data)
+    steps = np.linspace(0, 1, 10, dtype=np.float32)[:, None]
+    walk = zero.to_numpy(model.decode(zero.Variable(zero.to_device((1 - steps) * mu[0] + steps * mu[1],
+                                                                   args.device))).data)
+    vae_generated = zero.to_numpy(vae.sample(64))
+
+fig, (ax_vae, ax_hvae) = plt.subplots(1, 2, figsize=(12, 6))
+ax_vae.imshow(tile_images(vae_generated, 8), cmap="gray")
+ax_vae.set(title=f"VAE samples\nheld-out IWAE {rows[0][1]['iwae_nll']:.1f} nats")
+ax_hvae.imshow(tile_images(generated, 8), cmap="gray")
+ax_hvae.set(title=f"hierarchical VAE samples (top-down)\nheld-out IWAE {rows[1][1]['iwae_nll']:.1f} nats")
+ax_vae.axis("off")
+ax_hvae.axis("off")
+save(fig, folder, "samples")
+
+fig, ax = plt.subplots(figsize=(8, 2))
+ax.imshow(tile_images(np.concatenate([originals, reconstructed]), 10), cmap="gray")
+ax.set(title="held-out digits (top) and reconstructions through z1 = mu1(x) (bottom)")
+ax.axis("off")
+save(fig, folder, "reconstructions")
+
+fig, ax = plt.subplots(figsize=(8, 1.3))
+ax.imshow(tile_images(walk, 10), cmap="gray")
+ax.set(title="a straight walk in z1 from a 3 to an 8")
+ax.axis("off")
+save(fig, folder, "latent_walk")
+show()

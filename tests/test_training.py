@@ -1,0 +1,154 @@
+"""zero.training: the MNIST split, the training loop, and checkpoints that survive
+interrupted saves and refuse bad files without touching the model."""
+import numpy as np
+import pytest
+
+import zero
+import zero.functions as F
+from conftest import host
+from zero.models import MLP, Model
+from zero.optimizers import SGD, Adam, Momentum
+from zero.training import fit, load_checkpoint, mnist_splits, save_checkpoint
+
+
+class Regression(Model):
+    """A deterministic model with a loss: fit(...) twice gives identical weights."""
+
+    def __init__(self):
+        super().__init__()
+        self.net = MLP((3, 5, 2))
+
+    def loss(self, x):
+        return F.mean_squared_error(self.net(x), x[:, :2])
+
+
+def _trained(device="cpu", steps=3):
+    np.random.seed(0)
+    model = Regression().to(device)
+    optimizer = Adam(model.params(), lr=0.01)
+    x = zero.Variable(zero.to_device(np.random.rand(8, 3).astype(np.float32), device))
+    for _ in range(steps):
+        loss = model.loss(x)
+        optimizer.zero_grad()
+        loss.backward()
+        optimizer.step()
+    return model, optimizer, x
+
+
+def _weights(model):
+    return {name: host(p.data).copy() for name, p in model.named_params()}
+
+
+def test_checkpoint_round_trip_restores_model_optimizer_epoch_and_history(tmp_path, device):
+    model, optimizer, x = _trained(device)
+    path = save_checkpoint(tmp_path / "run.npz", model, optimizer, epoch=4, history={"train_loss": [3.0, 2.5]})
+    np.random.seed(1)
+    restored = Regression().to(device)
+    restored_optimizer = Adam(restored.params(), lr=0.5)
+    state = load_checkpoint(path, restored, restored_optimizer)
+    assert state == {"epoch": 4, "history": {"train_loss": [3.0, 2.5]}}
+    assert restored_optimizer.lr == 0.01 and restored_optimizer.steps == optimizer.steps
+    for name, p in restored.named_params():
+        assert p.device == device
+        np.testing.assert_array_equal(host(p.data), _weights(model)[name])
+    # one more step from the original and from the restored copy: identical (moments restored too)
+    for m, opt in [(model, optimizer), (restored, restored_optimizer)]:
+        loss = m.loss(x)
+        opt.zero_grad()
+        loss.backward()
+        opt.step()
+    for (name, a), (_, b) in zip(model.named_params(), restored.named_params()):
+        np.testing.assert_array_equal(host(a.data), host(b.data), err_msg=name)
+
+
+def test_momentum_state_round_trips(tmp_path):
+    np.random.seed(0)
+    model = Regression()
+    optimizer = Momentum(model.params(), lr=0.1)
+    x = zero.Variable(np.random.rand(4, 3).astype(np.float32))
+    model.loss(x).backward()
+    optimizer.step()
+    save_checkpoint(tmp_path / "m.npz", model, optimizer)
+    other = Momentum(Regression().params(), lr=0.1)
+    load_checkpoint(tmp_path / "m.npz", Regression(), other)
+    for a, b in zip(optimizer.velocities, other.velocities):
+        np.testing.assert_array_equal(a, b)
+
+
+@pytest.mark.parametrize("damage", ["garbage", "truncated", "npy", "other_model", "other_optimizer", "missing"])
+def test_a_bad_checkpoint_raises_and_changes_nothing(tmp_path, damage):
+    model, optimizer, _ = _trained()
+    path = tmp_path / "run.npz"
+    if damage == "garbage":
+        path.write_bytes(b"not a checkpoint at all")
+    elif damage == "truncated":
+        save_checkpoint(path, model, optimizer)
+        path.write_bytes(path.read_bytes()[:200])
+    elif damage == "npy":
+        np.save(path.with_suffix(".npy"), np.zeros(3))
+        path.with_suffix(".npy").rename(path)
+    elif damage == "other_model":
+        other = MLP((3, 6, 2))
+        other.loss = None
+        save_checkpoint(path, other, Adam(other.params()))
+    elif damage == "other_optimizer":
+        save_checkpoint(path, model, SGD(model.params()))
+    before, steps = _weights(model), list(optimizer.steps)
+    moments = [m.copy() for m in optimizer.means]
+    error = FileNotFoundError if damage == "missing" else ValueError
+    with pytest.raises(error, match="run.npz"):
+        load_checkpoint(path, model, optimizer)
+    for name, array in _weights(model).items():
+        np.testing.assert_array_equal(array, before[name])
+    assert optimizer.steps == steps and all((a == b).all() for a, b in zip(optimizer.means, moments))
+
+
+def test_an_interrupted_save_keeps_the_old_checkpoint(tmp_path, monkeypatch):
+    model, optimizer, _ = _trained()
+    path = save_checkpoint(tmp_path / "run.npz", model, optimizer, epoch=1)
+    old_bytes = path.read_bytes()
+
+    def crash(*args, **kwargs):
+        raise KeyboardInterrupt("power cut")
+
+    monkeypatch.setattr(np, "savez", crash)
+    with pytest.raises(KeyboardInterrupt):
+        save_checkpoint(path, model, optimizer, epoch=2)
+    assert path.read_bytes() == old_bytes
+    assert [p.name for p in tmp_path.iterdir()] == ["run.npz"]  # no temporary file left behind
+
+
+def test_fit_resumed_from_a_checkpoint_equals_an_uninterrupted_run(tmp_path):
+    x = np.random.default_rng(0).random((40, 3)).astype(np.float32)
+
+    def fresh():
+        np.random.seed(0)
+        model = Regression()
+        return model, Adam(model.params(), lr=0.01)
+
+    straight, optimizer = fresh()
+    full_history = fit(straight, optimizer, x, epochs=3, batch_size=8, x_heldout=x[:10])
+    first, first_optimizer = fresh()
+    history = fit(first, first_optimizer, x, epochs=1, batch_size=8, x_heldout=x[:10])
+    save_checkpoint(tmp_path / "c.npz", first, first_optimizer, 1, history)
+    resumed, resumed_optimizer = fresh()
+    state = load_checkpoint(tmp_path / "c.npz", resumed, resumed_optimizer)
+    history = fit(resumed, resumed_optimizer, x, epochs=3, batch_size=8, x_heldout=x[:10],
+                  history=state["history"], start_epoch=state["epoch"])
+    np.testing.assert_allclose(history["train_loss"], full_history["train_loss"], rtol=1e-6)
+    for name, array in _weights(straight).items():
+        np.testing.assert_array_equal(_weights(resumed)[name], array)
+    assert full_history["heldout_loss"][-1] < full_history["heldout_loss"][0]
+
+
+def test_mnist_splits_with_only_the_test_split(real_mnist_dir):
+    data = mnist_splits(real_mnist_dir)  # the shared folder holds only the test split
+    assert data.x_train.shape == (8000, 784) and data.x_heldout.shape == (2000, 784)
+    assert data.x_train.dtype == np.float32 and "test split" in data.description
+    from zero.mnist import load_mnist
+    x, _ = load_mnist("test", real_mnist_dir, flatten=True)
+    np.testing.assert_array_equal(data.x_heldout, x[8000:])
+    small = mnist_splits(real_mnist_dir, "test", train_limit=100, heldout_limit=10)
+    assert len(small.x_train) == 100 and len(small.x_heldout) == 10 and len(small.t_heldout) == 10
+    with pytest.raises(ValueError, match="source"):
+        mnist_splits(real_mnist_dir, "validation")

@@ -1,0 +1,182 @@
+"""zero.vae: the ELBO's pieces against hand computation and Monte Carlo, the IWAE estimate
+against an exact likelihood, the models on both devices, and a short real training run."""
+import math
+
+import numpy as np
+import pytest
+from scipy.stats import multivariate_normal, norm
+
+import zero
+import zero.functions as F
+from conftest import host, on
+from zero.optimizers import Adam
+from zero.training import fit, mean_loss, mnist_splits
+from zero.vae import (VAE, HierarchicalVAE, bernoulli_log_likelihood, book_kl_term, evaluate_bounds,
+                      gaussian_kl, gaussian_log_pdf, iwae_from_log_weights, tile_images)
+
+
+def V(array, device="cpu"):
+    return zero.Variable(on(device, np.asarray(array)))
+
+
+def test_gaussian_kl_by_hand_and_book_term_is_twice_it():
+    mu = np.array([[0.5, -1.0]])
+    logvar = np.array([[0.0, math.log(4.0)]])
+    # 1/2 sum (sigma^2 + mu^2 - 1 - log sigma^2) = 1/2 [(1 + .25 - 1 - 0) + (4 + 1 - 1 - log 4)]
+    expected = 0.5 * (0.25 + 4 - math.log(4.0))
+    assert gaussian_kl(V(mu), V(logvar)).data == pytest.approx([expected])
+    assert book_kl_term(V(mu), V(logvar)).data == pytest.approx(2 * expected)
+    prior_mean = np.array([[1.5, 0.0]])  # (mu - m) = (-1, -1)
+    assert gaussian_kl(V(mu), V(logvar), V(prior_mean)).data == pytest.approx([0.5 * (1 + 4 + 1 - 1 - math.log(4.0))])
+
+
+def test_gaussian_kl_matches_a_monte_carlo_estimate():
+    rng = np.random.default_rng(0)
+    mu, logvar, prior_mean = rng.normal(size=(1, 3)), rng.normal(size=(1, 3)) * 0.5, rng.normal(size=(1, 3))
+    sigma = np.exp(0.5 * logvar)
+    z = mu + sigma * rng.standard_normal((200_000, 3))
+    # KL = E_q[log q(z) - log p(z)], p = N(prior_mean, I)
+    log_q = norm.logpdf(z, mu, sigma).sum(axis=1)
+    log_p = norm.logpdf(z, prior_mean, 1.0).sum(axis=1)
+    monte_carlo = (log_q - log_p).mean()
+    standard_error = (log_q - log_p).std() / math.sqrt(len(z))
+    exact = gaussian_kl(V(mu), V(logvar), V(prior_mean)).data[0]
+    assert abs(exact - monte_carlo) < 4 * standard_error
+
+
+def test_log_densities_against_scipy_and_by_hand():
+    rng = np.random.default_rng(1)
+    x, mean, logvar = rng.normal(size=(4, 3)), rng.normal(size=(4, 3)), rng.normal(size=(4, 3))
+    expected = norm.logpdf(x, mean, np.exp(0.5 * logvar)).sum(axis=1)
+    np.testing.assert_allclose(gaussian_log_pdf(V(x), V(mean), V(logvar)).data, expected, rtol=1e-10)
+    np.testing.assert_allclose(gaussian_log_pdf(V(x)).data, norm.logpdf(x).sum(axis=1), rtol=1e-10)
+    targets, logits = np.array([[1.0, 0.0, 0.3]]), np.array([[2.0, -1.0, 0.5]])
+    p = 1 / (1 + np.exp(-logits))
+    by_hand = (targets * np.log(p) + (1 - targets) * np.log(1 - p)).sum(axis=1)
+    np.testing.assert_allclose(bernoulli_log_likelihood(V(targets), V(logits)).data, by_hand, rtol=1e-12)
+
+
+def _with_seed(seed, function, *args):
+    np.random.seed(seed)
+    return function(*args)
+
+
+def test_book_loss_is_twice_the_gaussian_negative_elbo_minus_its_constant():
+    np.random.seed(0)
+    model = VAE(12, 8, 3)
+    x = V(np.random.rand(5, 12).astype(np.float32))
+    loss = _with_seed(7, model.loss, x).data            # same eps in both calls
+    nelbo = _with_seed(7, model.negative_elbo, x).data  # (N,)
+    # book = sum (x - x_hat)^2 + 2 KL = 2 (-ELBO) - D log(2 pi), per image
+    assert loss == pytest.approx(2 * nelbo.mean() - 12 * math.log(2 * math.pi), rel=1e-5)
+
+
+def test_book_loss_by_hand_on_a_tiny_model():
+    np.random.seed(3)
+    model = VAE(4, 3, 2)
+    x = np.random.rand(2, 4).astype(np.float32)
+    loss = _with_seed(11, model.loss, V(x)).data
+    np.random.seed(11)
+    eps = np.random.standard_normal((2, 2)).astype(np.float32)
+    W = {name: p.data for name, p in model.named_params()}
+    h = np.maximum(x @ W["encoder.hidden.W"] + W["encoder.hidden.b"], 0)
+    mu = h @ W["encoder.to_mu.W"] + W["encoder.to_mu.b"]
+    logvar = h @ W["encoder.to_logvar.W"] + W["encoder.to_logvar.b"]
+    z = mu + np.exp(0.5 * logvar) * eps
+    hidden = np.maximum(z @ W["decoder.layers.0.W"] + W["decoder.layers.0.b"], 0)
+    x_hat = 1 / (1 + np.exp(-(hidden @ W["decoder.layers.1.W"] + W["decoder.layers.1.b"])))
+    by_hand = (((x - x_hat) ** 2).sum() - (1 + logvar - mu ** 2 - np.exp(logvar)).sum()) / 2
+    assert loss == pytest.approx(by_hand, rel=1e-5)
+
+
+def test_iwae_approaches_the_exact_likelihood_of_a_linear_gaussian_model():
+    """z ~ N(0, I_2), x | z ~ N(W z + b, s^2 I_3): p(x) = N(b, W W^T + s^2 I) exactly.
+    With the prior as proposal q, -ELBO > IWAE(K=10) > IWAE(K=2000) ~= -log p(x)."""
+    rng = np.random.default_rng(2)
+    W, b, s = rng.normal(size=(2, 3)), rng.normal(size=3), 0.7
+    x = rng.normal(size=(1, 3)) + b
+    exact = -multivariate_normal(b, W.T @ W + s ** 2 * np.eye(3)).logpdf(x[0])
+
+    def log_weights(k):
+        z = rng.standard_normal((k, 2))
+        mean = z @ W + b
+        # log p(x | z) + log p(z) - log q(z), q = p(z): the prior terms cancel
+        return gaussian_log_pdf(V(np.repeat(x, k, axis=0)), V(mean), V(np.full((k, 3), 2 * math.log(s)))).data
+
+    def iwae(k, repeats=200):
+        return np.mean([iwae_from_log_weights(V(log_weights(k)[:, None])).data[0] for _ in range(repeats)])
+
+    negative_elbo = -np.mean(log_weights(200_000))
+    assert negative_elbo > iwae(10) > iwae(2000) > exact - 0.05
+    assert iwae(2000, repeats=20) == pytest.approx(exact, abs=0.05)
+
+
+@pytest.mark.parametrize("make", [lambda: VAE(16, 8, 3), lambda: HierarchicalVAE(16, 8, 3, levels=3),
+                                  lambda: VAE(16, 8, 3, likelihood="bernoulli")])
+def test_models_train_sample_and_evaluate_on_each_device(make, device):
+    np.random.seed(0)
+    model = make().to(device)
+    x = V(np.random.rand(6, 16).astype(np.float32), device)
+    loss = model.loss(x)
+    loss.backward()
+    assert loss.device == device and np.isfinite(host(loss.data))
+    for name, param in model.named_params():
+        assert param.grad is not None and param.grad.device == device, name
+    assert model.negative_elbo(x).shape == (6,) and model.log_weight(x).shape == (6,)
+    samples = model.sample(5)
+    assert zero.backend.device_of(samples) == device and samples.shape == (5, 16)
+    assert model.reconstruct(x).shape == (6, 16)
+    bounds = evaluate_bounds(model, np.random.rand(40, 16).astype(np.float32), samples=30, batch_size=16,
+                             device=device, progress=False)
+    # independent draws for the two: the IWAE bound must still come out tighter
+    assert bounds["iwae_nll"] < bounds["negative_elbo"]
+
+
+def test_one_level_hierarchical_vae_is_the_vae():
+    np.random.seed(0)
+    vae, hvae = VAE(10, 6, 2), HierarchicalVAE(10, 6, 2, levels=1)
+    for (name, p), (_, q) in zip(vae.named_params(), hvae.named_params()):
+        q.data = p.data.copy()
+    x = V(np.random.rand(4, 10).astype(np.float32))
+    for method in ["loss", "negative_elbo", "log_weight"]:
+        np.testing.assert_allclose(_with_seed(5, getattr(vae, method), x).data,
+                                   _with_seed(5, getattr(hvae, method), x).data, rtol=1e-6)
+
+
+def test_hierarchical_negative_elbo_and_log_weights_estimate_the_same_bound():
+    np.random.seed(1)
+    model = HierarchicalVAE(10, 6, 2, levels=2)
+    x = V(np.repeat(np.random.rand(1, 10), 20_000, axis=0).astype(np.float64))
+    for _, p in model.named_params():
+        p.data = p.data.astype(np.float64)
+    nelbo, log_w = model.negative_elbo(x).data, model.log_weight(x).data
+    standard_error = math.hypot(nelbo.std(), log_w.std()) / math.sqrt(len(nelbo))
+    assert abs(nelbo.mean() + log_w.mean()) < 4 * standard_error
+
+
+def test_bad_settings_are_named():
+    with pytest.raises(ValueError, match="likelihood"):
+        VAE(likelihood="poisson")
+    with pytest.raises(ValueError, match="levels"):
+        HierarchicalVAE(levels=0)
+
+
+def test_tile_images_places_each_image():
+    images = np.stack([np.full(4, i, dtype=np.float32) for i in range(3)])
+    canvas = tile_images(images, columns=2, size=2, pad=1)
+    assert canvas.shape == (5, 5)
+    assert canvas[0, 0] == 0 and canvas[0, 3] == 1 and canvas[3, 0] == 2 and canvas[3, 3] == 1  # empty cell white
+
+
+@pytest.mark.parametrize("model_class", [VAE, HierarchicalVAE])
+def test_short_training_on_real_mnist_lowers_the_heldout_loss(real_mnist_dir, model_class):
+    np.random.seed(0)
+    data = mnist_splits(real_mnist_dir, "test", train_limit=1000, heldout_limit=300)
+    model = model_class()
+    before = mean_loss(model, data.x_heldout)
+    history = fit(model, Adam(model.params(), lr=1e-3), data.x_train, epochs=3, x_heldout=data.x_heldout)
+    assert history["heldout_loss"][-1] < 0.5 * before
+    bounds = evaluate_bounds(model, data.x_heldout, samples=20, progress=False)
+    assert bounds["iwae_nll"] < bounds["negative_elbo"]
+    # -log N(x | x_hat, I) = |x - x_hat|^2 / 2 + D/2 log(2 pi) and KL >= 0, so -ELBO >= D/2 log(2 pi)
+    assert bounds["negative_elbo"] > 392 * math.log(2 * math.pi)

@@ -1,0 +1,297 @@
+"""What every training script of the course shares: its MNIST data and its checkpoints.
+
+    data = mnist_splits(data_dir=args.data_dir, train_limit=args.train_limit)
+    print(data.description)                     # says which images were used
+    ...
+    save_checkpoint(path, model, optimizer, epoch, history)
+    state = load_checkpoint(path, model, optimizer)   # {'epoch': ..., 'history': {...}}
+
+Data: MNIST's official split is 60,000 training and 10,000 test images. Where only the
+test split is at hand (this course's CI), its first 8,000 images are the training set and
+its last 2,000 the held-out set, so every step reports numbers on images it never trained on.
+
+Checkpoints: one .npz file holding the model's weights (under "model/<name>"), the
+optimizer's state ("optimizer/<name>"), the number of finished epochs and the loss
+history ("history/<name>"). It is written to a temporary file and renamed into place, so an
+interrupted save leaves the previous checkpoint intact; loading checks every entry before
+changing anything, so a failed load leaves model and optimizer as they were.
+"""
+import os
+import tempfile
+import zipfile
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+from tqdm import tqdm
+
+from zero.backend import device_of, to_device, to_numpy
+from zero.core import Variable, no_grad
+from zero.data import DataLoader, Dataset
+from zero.mnist import SPLITS, find_local, load_mnist, mnist_dir
+
+TEST_ONLY_TRAIN_SIZE = 8_000   # test images 0..7999 train, 8000..9999 are held out
+FORMAT_VERSION = 1
+
+
+# =============================================================================
+# MNIST: training and held-out images
+# =============================================================================
+@dataclass
+class MnistSplits:
+    """Training and held-out images, (N, 784) float32 in [0, 1], with labels and a description."""
+    x_train: np.ndarray
+    t_train: np.ndarray
+    x_heldout: np.ndarray
+    t_heldout: np.ndarray
+    description: str
+
+
+def mnist_splits(data_dir=None, source="auto", train_limit=None, heldout_limit=None):
+    """MNIST as training and held-out sets (flattened images).
+
+    source: 'train' (train on the 60,000 training images, hold out the 10,000 test images),
+    'test' (only the test split: its first 8,000 images train, its last 2,000 are held out),
+    or 'auto': 'train' if the training files are in the data folder or nothing is there yet
+    (load_mnist downloads both splits), 'test' if only the test split is there.
+    train_limit / heldout_limit: keep only the first so many images of each set.
+    """
+    folder = mnist_dir(data_dir)
+    if source == "auto":
+        has_train = all(find_local(folder, name) for name in SPLITS["train"][:2])
+        has_test = all(find_local(folder, name) for name in SPLITS["test"][:2])
+        source = "test" if has_test and not has_train else "train"
+    if source == "train":
+        x_train, t_train = load_mnist("train", folder, flatten=True)
+        x_heldout, t_heldout = load_mnist("test", folder, flatten=True)
+        origin = "MNIST training split", "MNIST test split"
+    elif source == "test":
+        x, t = load_mnist("test", folder, flatten=True)
+        x_train, t_train = x[:TEST_ONLY_TRAIN_SIZE], t[:TEST_ONLY_TRAIN_SIZE]
+        x_heldout, t_heldout = x[TEST_ONLY_TRAIN_SIZE:], t[TEST_ONLY_TRAIN_SIZE:]
+        origin = (f"MNIST test split, images 0-{TEST_ONLY_TRAIN_SIZE - 1}",
+                  f"MNIST test split, images {TEST_ONLY_TRAIN_SIZE}-{len(x) - 1}")
+    else:
+        raise ValueError(f"mnist_splits: source must be 'auto', 'train' or 'test', got {source!r}")
+    x_train, t_train = x_train[:train_limit], t_train[:train_limit]
+    x_heldout, t_heldout = x_heldout[:heldout_limit], t_heldout[:heldout_limit]
+    description = (f"training on {len(x_train):,} images ({origin[0]}), "
+                   f"held out {len(x_heldout):,} images ({origin[1]}) from {folder}")
+    return MnistSplits(x_train, t_train, x_heldout, t_heldout, description)
+
+
+def add_data_options(parser, train_limit=None, heldout_limit=None):
+    """--source and --train-limit / --heldout-limit options for mnist_splits."""
+    parser.add_argument("--source", default="auto", choices=["auto", "train", "test"],
+                        help="which MNIST split to train on: 'train' (hold out the test split), "
+                             "'test' (its first 8,000 train, its last 2,000 are held out), "
+                             "'auto' (train if available)")
+    parser.add_argument("--train-limit", type=int, default=train_limit,
+                        help="use only the first N training images")
+    parser.add_argument("--heldout-limit", type=int, default=heldout_limit,
+                        help="use only the first N held-out images")
+    return parser
+
+
+# =============================================================================
+# The training loop
+# =============================================================================
+def mean_loss(model, images, batch_size=500, device="cpu"):
+    """model.loss(x) averaged over all images (N, ...) host array, without a graph: a float."""
+    total = 0.0
+    with no_grad():
+        for start in range(0, len(images), batch_size):
+            x = Variable(to_device(images[start:start + batch_size], device))
+            total += model.loss(x).item() * len(x)  # .item(): explicit host copy of one number
+    return total / len(images)
+
+
+def fit(model, optimizer, x_train, epochs, batch_size=32, device="cpu", seed=0, x_heldout=None,
+        history=None, start_epoch=0, description="training"):
+    """Minimise model.loss(x) by mini-batches, epochs start_epoch+1 .. epochs, with a progress bar.
+
+    x_train, x_heldout: host arrays (N, ...). The batch order of epoch e comes from seed (seed, e),
+    so a resumed run visits the same batches as an uninterrupted one. Appends each epoch's mean
+    training loss (and held-out loss, if x_heldout is given) to history['train_loss'] and
+    history['heldout_loss']; returns history.
+    """
+    history = {"train_loss": [], "heldout_loss": []} if history is None else history
+    for epoch in range(start_epoch + 1, epochs + 1):
+        loader = DataLoader(Dataset(x_train), batch_size, seed=(seed, epoch), device=device)
+        total = 0.0
+        with tqdm(loader, desc=f"{description} epoch {epoch}/{epochs}", leave=False) as bar:
+            for x in bar:
+                loss = model.loss(Variable(x))
+                optimizer.zero_grad()
+                loss.backward()
+                optimizer.step()
+                total += loss.item()  # .item(): one number per step to the host, for the report
+        history["train_loss"].append(total / len(loader))
+        message = f"{description} epoch {epoch}/{epochs}: training loss {history['train_loss'][-1]:.3f}"
+        if x_heldout is not None:
+            history["heldout_loss"].append(mean_loss(model, x_heldout, device=device))
+            message += f", held-out loss {history['heldout_loss'][-1]:.3f}"
+        print(message)
+    return history
+
+
+# =============================================================================
+# Checkpoints
+# =============================================================================
+def _optimizer_state(optimizer):
+    """The optimizer's per-parameter state as {name: host array}: every list attribute with one
+    entry per parameter (Adam's moments and step counts, momentum buffers), plus 'lr'."""
+    n = len(optimizer.params)
+    state = {"lr": np.asarray(optimizer.lr, dtype=np.float64)}
+    for attribute, value in vars(optimizer).items():
+        if attribute == "params" or not isinstance(value, list) or len(value) != n:
+            continue
+        if all(isinstance(v, (int, np.integer)) for v in value):
+            state[attribute] = np.asarray(value, dtype=np.int64)
+            continue
+        for index, entry in enumerate(value):
+            if entry is not None:
+                state[f"{attribute}.{index}"] = to_numpy(entry)
+    return state
+
+
+def save_checkpoint(path, model, optimizer=None, epoch=0, history=None):
+    """Write model weights, optimizer state, epoch and history {name: list of numbers} atomically."""
+    path = Path(path)
+    arrays = {"format_version": np.asarray(FORMAT_VERSION), "epoch": np.asarray(int(epoch))}
+    for name, param in model.named_params():
+        if param.data is None:
+            raise RuntimeError(f"cannot save a checkpoint of {type(model).__name__}: parameter {name!r} "
+                               f"is not created yet (call the model on a batch first)")
+        arrays[f"model/{name}"] = to_numpy(param.data)
+    for name, buffer in model.named_buffers():
+        if buffer is not None:
+            arrays[f"buffer/{name}"] = to_numpy(buffer)
+    if optimizer is not None:
+        arrays["optimizer_type"] = np.asarray(type(optimizer).__name__)
+        for name, array in _optimizer_state(optimizer).items():
+            arrays[f"optimizer/{name}"] = array
+    for name, values in (history or {}).items():
+        arrays[f"history/{name}"] = np.asarray(values, dtype=np.float64)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    handle, temporary = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        with os.fdopen(handle, "wb") as file:
+            np.savez(file, **arrays)
+            file.flush()
+            os.fsync(file.fileno())
+        os.replace(temporary, path)
+    except BaseException:
+        if os.path.exists(temporary):
+            os.unlink(temporary)
+        raise
+    return path
+
+
+def _read(path):
+    try:
+        archive = np.load(path, allow_pickle=False)
+    except FileNotFoundError:
+        raise FileNotFoundError(f"checkpoint not found: {path}") from None
+    except (OSError, ValueError, EOFError, zipfile.BadZipFile) as error:
+        raise ValueError(f"cannot read checkpoint {path}: corrupt or not a checkpoint ({error})") from None
+    if not isinstance(archive, np.lib.npyio.NpzFile):  # an .npy file gives a plain array
+        raise ValueError(f"cannot read checkpoint {path}: not an .npz archive")
+    try:
+        with archive:
+            return {name: archive[name] for name in archive.files}
+    except (OSError, ValueError, EOFError, KeyError, zipfile.BadZipFile) as error:
+        raise ValueError(f"cannot read checkpoint {path}: corrupt or not a checkpoint ({error})") from None
+
+
+def _resolve(model, dotted):
+    """(owning layer, attribute) of a dotted buffer name such as 'block.norm.running_mean'."""
+    *path, attribute = dotted.split(".")
+    layer = model
+    for part in path:
+        layer = getattr(layer, part)
+    return layer, attribute
+
+
+def _check_array(path, name, array, current):
+    if current is not None and tuple(current.shape) != array.shape:
+        raise ValueError(f"checkpoint {path}: {name} has shape {array.shape} in the file but "
+                         f"{tuple(current.shape)} in the model")
+    expected = current.dtype if current is not None else np.dtype(np.float32)
+    if array.dtype != expected:
+        raise ValueError(f"checkpoint {path}: {name} has dtype {array.dtype} in the file but {expected} in the model")
+
+
+def load_checkpoint(path, model, optimizer=None):
+    """Restore a checkpoint written by save_checkpoint into model (and optimizer), on their device.
+
+    Everything is checked before anything changes: a missing, corrupt or mismatching file
+    raises an error naming the file and the entry, and leaves model and optimizer untouched.
+    Returns {'epoch': int, 'history': {name: list of floats}}.
+    """
+    path = Path(path)
+    stored = _read(path)
+    if "format_version" not in stored or "epoch" not in stored:
+        raise ValueError(f"checkpoint {path}: not a zero checkpoint (no format_version/epoch entry)")
+    params = dict(model.named_params())
+    buffers = dict(model.named_buffers())
+    in_file = {key.split("/", 1)[1] for key in stored if key.startswith("model/")}
+    missing, unexpected = sorted(set(params) - in_file), sorted(in_file - set(params))
+    if missing or unexpected:
+        raise ValueError(f"checkpoint {path} does not match {type(model).__name__}: missing parameters "
+                         f"{missing or 'none'}, unexpected {unexpected or 'none'}")
+    staged_params = []
+    for name, param in params.items():
+        array = stored[f"model/{name}"]
+        _check_array(path, f"parameter {name!r}", array, param.data)
+        device = device_of(param.data) if param.data is not None else model.device
+        staged_params.append((param, to_device(array, device)))
+    staged_buffers = []
+    for name, buffer in buffers.items():
+        key = f"buffer/{name}"
+        if key not in stored:
+            raise ValueError(f"checkpoint {path}: buffer {name!r} is missing")
+        _check_array(path, f"buffer {name!r}", stored[key], buffer)
+        device = device_of(buffer) if buffer is not None else model.device
+        staged_buffers.append((name, to_device(stored[key], device)))
+    staged_optimizer = _stage_optimizer(path, stored, optimizer) if optimizer is not None else None
+
+    for param, array in staged_params:
+        param.data = array
+    for name, array in staged_buffers:
+        setattr(*_resolve(model, name), array)
+    if staged_optimizer is not None:
+        for attribute, value in staged_optimizer.items():
+            setattr(optimizer, attribute, value)
+    history = {key.split("/", 1)[1]: stored[key].tolist() for key in stored if key.startswith("history/")}
+    return {"epoch": int(stored["epoch"]), "history": history}
+
+
+def _stage_optimizer(path, stored, optimizer):
+    """The optimizer's restored attributes {name: value}, checked against its parameters."""
+    kind = type(optimizer).__name__
+    if "optimizer_type" not in stored:
+        raise ValueError(f"checkpoint {path} holds no optimizer state, but a {kind} was given to restore")
+    if str(stored["optimizer_type"]) != kind:
+        raise ValueError(f"checkpoint {path} holds {stored['optimizer_type']} state, not {kind}")
+    current = _optimizer_state(optimizer)
+    n = len(optimizer.params)
+    staged = {"lr": float(stored["optimizer/lr"])}
+    for attribute, value in vars(optimizer).items():
+        if attribute == "params" or not isinstance(value, list) or len(value) != n:
+            continue
+        if attribute in current:  # a list of step counts (Adam's t per parameter)
+            array = stored.get(f"optimizer/{attribute}")
+            if array is None or array.shape != (n,):
+                raise ValueError(f"checkpoint {path}: optimizer entry {attribute!r} missing or of the wrong length")
+            staged[attribute] = [int(v) for v in array]
+            continue
+        entries = []
+        for index, param in enumerate(optimizer.params):
+            array = stored.get(f"optimizer/{attribute}.{index}")
+            if array is not None:
+                _check_array(path, f"optimizer {attribute}[{index}]", array, param.data)
+                array = to_device(array, device_of(param.data) if param.data is not None else "cpu")
+            entries.append(array)
+        staged[attribute] = entries
+    return staged

@@ -1,0 +1,351 @@
+"""Variational autoencoders (steps 7 and 8): the VAE and the hierarchical VAE.
+
+A VAE models an image x (D pixels) with a continuous latent z:
+
+    p(z) = N(0, I),   p(x | z) = decoder(z),   q(z | x) = N(mu(x), diag exp(logvar(x))) = encoder(x)
+
+and is trained on the ELBO, a lower bound of log p(x):
+
+    log p(x) >= ELBO = E_q[log p(x | z)] - KL(q(z | x) || p(z)).
+
+Two likelihoods p(x | z) are offered, both on the decoder's mean image x_hat = sigmoid(logits):
+- 'gaussian': N(x | x_hat, std^2 I) with a fixed std (default 1). The book trains with
+  sum (x - x_hat)^2 + sum(-1 - logvar + mu^2 + e^logvar), which is 2 (-ELBO) - D log(2 pi)
+  at std = 1: the same optimum, but not a bound in nats. `loss()` is the book's number;
+  `negative_elbo()` is the bound, constants included.
+- 'bernoulli': prod_d x_hat_d^x_d (1 - x_hat_d)^(1 - x_d) (binary cross-entropy), the usual
+  likelihood for MNIST papers' numbers; `loss()` is then the negative ELBO itself.
+
+Every bound here is in nats per image. `evaluate_bounds` gives the held-out negative ELBO and
+the importance-weighted estimate of -log p(x) (IWAE, Burda et al. 2016):
+
+    -log p(x) ~= -log (1/K) sum_k p(x, z_k) / q(z_k | x),  z_k ~ q(z | x),
+
+which is itself an upper bound of -log p(x), never looser than -ELBO, and tight as K grows.
+"""
+import math
+
+import numpy as np
+from tqdm import tqdm
+
+import zero.functions as F
+from zero.backend import get_array_module, get_backend, to_device
+from zero.core import Variable, no_grad
+from zero.layers import Layer, LayerList, Linear
+from zero.models import MLP, Model
+
+LOG_2PI = math.log(2 * math.pi)
+LIKELIHOODS = ("gaussian", "bernoulli")
+
+
+# =============================================================================
+# Densities and the pieces of the ELBO (per example: inputs (N, d) -> (N,))
+# =============================================================================
+def standard_normal_like(a):
+    """Array of N(0, 1) draws with the shape, dtype and device of array (or Variable) a."""
+    data = a.data if isinstance(a, Variable) else a
+    return get_array_module(data).random.standard_normal(data.shape).astype(data.dtype)
+
+
+def reparameterize(mu, logvar):
+    """z = mu + sigma * eps, eps ~ N(0, I), sigma = exp(logvar / 2): a sample of
+    N(mu, sigma^2) through which gradients reach mu and logvar. Shapes (N, d)."""
+    eps = standard_normal_like(mu)
+    return mu + F.exp(0.5 * logvar) * eps
+
+
+def gaussian_log_pdf(x, mean=None, logvar=None):
+    """log N(x | mean, diag exp(logvar)) summed over the last axis: (N, d) -> (N,).
+
+    mean None means 0, logvar None means unit variance. Each dimension contributes
+    -1/2 [log(2 pi) + logvar + (x - mean)^2 / exp(logvar)].
+    """
+    diff = x if mean is None else x - mean
+    d = diff.shape[-1]
+    if logvar is None:
+        return -0.5 * F.sum(diff * diff, axis=-1) - 0.5 * d * LOG_2PI
+    return -0.5 * F.sum(logvar + diff * diff * F.exp(-logvar), axis=-1) - 0.5 * d * LOG_2PI
+
+
+def gaussian_kl(mu, logvar, prior_mean=None):
+    """KL(N(mu, diag e^logvar) || N(prior_mean, I)) per example: (N, d) -> (N,).
+
+    KL = 1/2 sum_j [e^logvar_j + (mu_j - m_j)^2 - 1 - logvar_j]; prior_mean None means 0.
+    """
+    diff = mu if prior_mean is None else mu - prior_mean
+    return 0.5 * F.sum(F.exp(logvar) + diff * diff - 1 - logvar, axis=-1)
+
+
+def bernoulli_log_likelihood(x, logits):
+    """log prod_d p_d^x_d (1 - p_d)^(1 - x_d), p = sigmoid(logits), per example: (N, D) -> (N,).
+
+    Computed as sum_d [x_d l_d - softplus(l_d)], stable for any logit l.
+    """
+    return F.sum(x * logits - F.softplus(logits), axis=-1)
+
+
+def book_kl_term(mu, logvar, prior_mean=None):
+    """The book's KL term -sum(1 + logvar - (mu - m)^2 - e^logvar) over the whole batch:
+    2 KL(q || N(m, I)) summed over examples (the book drops the 1/2)."""
+    diff = mu if prior_mean is None else mu - prior_mean
+    return F.sum(F.exp(logvar) + diff * diff - 1 - logvar)
+
+
+# =============================================================================
+# Building blocks
+# =============================================================================
+class Encoder(Layer):
+    """q(z | x) = N(mu, diag exp(logvar)): x (N, in) -> relu hidden layer -> mu, logvar (N, latent)."""
+
+    def __init__(self, in_size, hidden_size, latent_size):
+        super().__init__()
+        self.hidden = Linear(hidden_size, in_size=in_size)
+        self.to_mu = Linear(latent_size, in_size=hidden_size)
+        self.to_logvar = Linear(latent_size, in_size=hidden_size)
+
+    def forward(self, x):
+        h = F.relu(self.hidden(x))
+        return self.to_mu(h), self.to_logvar(h)
+
+
+def decoder(latent_size, hidden_size, out_size):
+    """z (N, latent) -> relu hidden layer -> (N, out), no output activation (logits or a mean)."""
+    return MLP((latent_size, hidden_size, out_size))
+
+
+class _Likelihood:
+    """p(x | z) from the decoder's logits, for both likelihoods; see the module docstring."""
+
+    def __init__(self, kind, std):
+        if kind not in LIKELIHOODS:
+            raise ValueError(f"likelihood must be one of {LIKELIHOODS}, got {kind!r}")
+        if not std > 0:
+            raise ValueError(f"decoder_std must be positive, got {std!r}")
+        self.kind, self.std = kind, float(std)
+
+    def book_loss(self, x, logits):
+        """Reconstruction term of the training loss, summed over the batch."""
+        if self.kind == "gaussian":
+            return F.mean_squared_error(F.sigmoid(logits), x, reduction="sum")  # sum (x - x_hat)^2
+        return F.binary_cross_entropy_with_logits(logits, x, reduction="sum")  # -log p(x | z)
+
+    def log_prob(self, x, logits):
+        """log p(x | z) in nats per example, constants included: (N,)."""
+        if self.kind == "bernoulli":
+            return bernoulli_log_likelihood(x, logits)
+        # log N(x | x_hat, std^2 I) = -sum (x - x_hat)^2 / (2 std^2) - D/2 log(2 pi std^2)
+        diff = x - F.sigmoid(logits)
+        d = diff.shape[-1]
+        return (-0.5 / self.std ** 2) * F.sum(diff * diff, axis=-1) - 0.5 * d * (LOG_2PI + 2 * math.log(self.std))
+
+    def describe(self):
+        if self.kind == "gaussian":
+            return f"Gaussian p(x|z) with fixed std {self.std:g}"
+        return "Bernoulli p(x|z)"
+
+
+def _model_xp(model):
+    return get_backend(model.device).xp
+
+
+# =============================================================================
+# The VAE (step 7)
+# =============================================================================
+class VAE(Model):
+    """The book's VAE: encoder 784-200-(20, 20), decoder 20-200-784 (relu hidden layers).
+
+    likelihood: 'gaussian' (the book; fixed decoder_std, default 1) or 'bernoulli'.
+    Images x are (N, input_size) with values in [0, 1].
+    """
+
+    def __init__(self, input_size=784, hidden_size=200, latent_size=20, likelihood="gaussian", decoder_std=1.0):
+        super().__init__()
+        self.latent_size = latent_size
+        self.likelihood = _Likelihood(likelihood, decoder_std)
+        self.encoder = Encoder(input_size, hidden_size, latent_size)
+        self.decoder = decoder(latent_size, hidden_size, input_size)
+
+    def decode(self, z):
+        """Mean image x_hat = sigmoid(decoder(z)): (N, latent) -> (N, input_size)."""
+        return F.sigmoid(self.decoder(z))
+
+    def loss(self, x):
+        """The training loss per image, averaged over the batch (a scalar Variable).
+
+        gaussian (the book): L1 + L2 with L1 = sum (x - x_hat)^2,
+        L2 = -sum(1 + logvar - mu^2 - e^logvar) = 2 KL; bernoulli: -ELBO = BCE + KL.
+        """
+        mu, logvar = self.encoder(x)
+        z = reparameterize(mu, logvar)
+        reconstruction = self.likelihood.book_loss(x, self.decoder(z))
+        kl = book_kl_term(mu, logvar) if self.likelihood.kind == "gaussian" else F.sum(gaussian_kl(mu, logvar))
+        return (reconstruction + kl) / len(x)
+
+    def negative_elbo(self, x):
+        """-ELBO = -log p(x | z) + KL(q(z | x) || N(0, I)) in nats per image, one z each: (N,)."""
+        mu, logvar = self.encoder(x)
+        z = reparameterize(mu, logvar)
+        return -self.likelihood.log_prob(x, self.decoder(z)) + gaussian_kl(mu, logvar)
+
+    def log_weight(self, x):
+        """log p(x, z) - log q(z | x) for one z ~ q(z | x) per image: (N,). Its mean is the ELBO."""
+        mu, logvar = self.encoder(x)
+        z = reparameterize(mu, logvar)
+        return (self.likelihood.log_prob(x, self.decoder(z)) + gaussian_log_pdf(z)
+                - gaussian_log_pdf(z, mu, logvar))
+
+    def reconstruct(self, x):
+        """Decoded posterior means: x -> mu(x) -> x_hat, (N, input_size) Variable."""
+        mu, _ = self.encoder(x)
+        return self.decode(mu)
+
+    def sample(self, n):
+        """n images decoded from z ~ N(0, I): (n, input_size) array on the model's device."""
+        xp = _model_xp(self)
+        with no_grad():
+            z = xp.random.standard_normal((n, self.latent_size)).astype(np.float32)
+            return self.decode(Variable(z)).data
+
+
+# =============================================================================
+# The hierarchical VAE (step 8)
+# =============================================================================
+class HierarchicalVAE(Model):
+    """A Markov chain of latents x <- z1 <- z2 <- ... <- zL (the book has L = 2).
+
+    Generation (top-down): zL ~ N(0, I); z_l ~ N(decoder_l(z_{l+1}), I) for l = L-1..1;
+    x ~ p(x | z1) from decoders[0]. Inference (bottom-up): q(z1 | x), q(z2 | z1), ...,
+    each a Gaussian Encoder. encoders[l] and decoders[l] belong to level l + 1.
+    """
+
+    def __init__(self, input_size=784, hidden_size=100, latent_size=20, levels=2, likelihood="gaussian",
+                 decoder_std=1.0):
+        super().__init__()
+        if levels < 1:
+            raise ValueError(f"HierarchicalVAE needs at least one level, got levels={levels}")
+        self.levels, self.latent_size = levels, latent_size
+        self.likelihood = _Likelihood(likelihood, decoder_std)
+        self.encoders = LayerList(Encoder(input_size if level == 0 else latent_size, hidden_size, latent_size)
+                                  for level in range(levels))
+        self.decoders = LayerList(decoder(latent_size, hidden_size, input_size if level == 0 else latent_size)
+                                  for level in range(levels))
+
+    def infer(self, x):
+        """Bottom-up samples: [(mu_l, logvar_l, z_l) for l = 1..L], z_l ~ q(z_l | z_{l-1}), z_0 = x."""
+        chain, below = [], x
+        for encoder in self.encoders:
+            mu, logvar = encoder(below)
+            below = reparameterize(mu, logvar)
+            chain.append((mu, logvar, below))
+        return chain
+
+    def decode(self, z1):
+        """Mean image sigmoid(decoders[0](z1)): (N, latent) -> (N, input_size)."""
+        return F.sigmoid(self.decoders[0](z1))
+
+    def loss(self, x):
+        """The book's loss per image, averaged over the batch (a scalar Variable), for L levels:
+
+            L1 = sum (x - x_hat)^2,  x_hat from z1;
+            top:   -sum(1 + logvar_L - mu_L^2 - e^logvar_L)                  = 2 KL(q(zL|.) || N(0, I))
+            l < L: -sum(1 + logvar_l - (mu_l - zhat_l)^2 - e^logvar_l)       = 2 KL(q(z_l|.) || N(zhat_l, I)),
+                   zhat_l = decoders[l](z_{l+1}).
+        (bernoulli: BCE and the KLs without the factor 2.)
+        """
+        chain = self.infer(x)
+        total = self.likelihood.book_loss(x, self.decoders[0](chain[0][2]))
+        for level, (mu, logvar, _) in enumerate(chain):
+            prior_mean = self.decoders[level + 1](chain[level + 1][2]) if level + 1 < self.levels else None
+            if self.likelihood.kind == "gaussian":
+                total = total + book_kl_term(mu, logvar, prior_mean)
+            else:
+                total = total + F.sum(gaussian_kl(mu, logvar, prior_mean))
+        return total / len(x)
+
+    def log_weight(self, x):
+        """log p(x, z1..zL) - log q(z1..zL | x) for one bottom-up sample per image: (N,)."""
+        chain = self.infer(x)
+        log_w = self.likelihood.log_prob(x, self.decoders[0](chain[0][2]))
+        for level, (mu, logvar, z) in enumerate(chain):
+            prior_mean = self.decoders[level + 1](chain[level + 1][2]) if level + 1 < self.levels else None
+            log_w = log_w + gaussian_log_pdf(z, prior_mean) - gaussian_log_pdf(z, mu, logvar)
+        return log_w
+
+    def negative_elbo(self, x):
+        """-ELBO in nats per image from one bottom-up sample: (N,). The top level's KL is
+        analytic (given z_{L-1}); the levels below it are Monte-Carlo terms log q - log p."""
+        chain = self.infer(x)
+        nelbo = -self.likelihood.log_prob(x, self.decoders[0](chain[0][2]))
+        for level, (mu, logvar, z) in enumerate(chain):
+            if level + 1 == self.levels:
+                nelbo = nelbo + gaussian_kl(mu, logvar)
+            else:
+                prior_mean = self.decoders[level + 1](chain[level + 1][2])
+                nelbo = nelbo + gaussian_log_pdf(z, mu, logvar) - gaussian_log_pdf(z, prior_mean)
+        return nelbo
+
+    def reconstruct(self, x):
+        """x -> mu_1(x) -> x_hat (no sampling): (N, input_size) Variable."""
+        mu, _ = self.encoders[0](x)
+        return self.decode(mu)
+
+    def sample(self, n):
+        """n images generated top-down: zL ~ N(0, I), z_l ~ N(zhat_l, I), x_hat from z1."""
+        xp = _model_xp(self)
+        with no_grad():
+            z = Variable(xp.random.standard_normal((n, self.latent_size)).astype(np.float32))
+            for level in range(self.levels - 1, 0, -1):
+                z_hat = self.decoders[level](z)
+                z = z_hat + standard_normal_like(z_hat)  # z_l ~ N(zhat_l, I)
+            return self.decode(z).data
+
+
+# =============================================================================
+# Held-out evaluation in nats
+# =============================================================================
+def iwae_from_log_weights(log_weights):
+    """-log (1/K) sum_k exp(log w_k) per image from log weights (K, N) -> (N,), in log space."""
+    k = log_weights.shape[0]
+    return -(F.logsumexp(log_weights, axis=0) - math.log(k))
+
+
+def evaluate_bounds(model, images, samples=100, batch_size=500, device="cpu", progress=True):
+    """Held-out bounds in nats per image, averaged over `images` (N, D) host array:
+
+        negative_elbo: -ELBO, its expectations estimated with all `samples` draws of z per image
+                       (analytic KL where the model has one);
+        iwae_nll:      -log (1/K) sum_k w_k, K = samples, the importance-weighted bound, <= negative_elbo.
+
+    Returns {'negative_elbo': float, 'iwae_nll': float, 'samples': K, 'images': N}.
+    """
+    if samples < 1:
+        raise ValueError(f"evaluate_bounds: samples must be >= 1, got {samples}")
+    training = model.training
+    model.eval()
+    nelbo_total = iwae_total = 0.0
+    batches = range(0, len(images), batch_size)
+    try:
+        with no_grad():
+            for start in tqdm(batches, desc=f"held-out bounds (K={samples})", leave=False, disable=not progress):
+                x = Variable(to_device(images[start:start + batch_size].astype(np.float32), device))
+                nelbo = sum(model.negative_elbo(x).data for _ in range(samples)) / samples
+                log_w = F.stack([model.log_weight(x) for _ in range(samples)], axis=0)
+                nelbo_total += float(nelbo.sum().item())                     # explicit host copy of a sum
+                iwae_total += float(iwae_from_log_weights(log_w).data.sum().item())
+    finally:
+        model.train(training)
+    n = len(images)
+    return {"negative_elbo": nelbo_total / n, "iwae_nll": iwae_total / n, "samples": samples, "images": n}
+
+
+def tile_images(images, columns, size=28, pad=2):
+    """Host images (N, size*size) in [0, 1] -> one (rows*(size+pad), columns*(size+pad)) array
+    for imshow, row by row; empty cells stay white."""
+    images = np.asarray(images).reshape(-1, size, size)
+    rows = -(-len(images) // columns)
+    cell = size + pad
+    canvas = np.ones((rows * cell - pad, columns * cell - pad), dtype=np.float32)
+    for index, image in enumerate(images):
+        row, column = divmod(index, columns)
+        canvas[row * cell: row * cell + size, column * cell: column * cell + size] = image
+    return canvas
