@@ -6,7 +6,8 @@ import pytest
 from hypothesis import HealthCheck, given, settings, strategies as st
 
 import zero.functions as F
-from zero import Config, Variable, get_array_module, no_grad, test_mode, using_config
+import zero
+from zero import Config, Variable, get_array_module, no_grad, using_config
 from zero.utils import gradient_check
 
 from conftest import host, on
@@ -50,7 +51,7 @@ def test_dropout_zeroes_a_fraction_p_and_scales_the_rest(device):
 
 def test_dropout_is_the_identity_in_test_mode_and_for_p_zero(device):
     data = on(device, np.arange(6, dtype=np.float32).reshape(2, 3))
-    with test_mode():
+    with zero.test_mode():
         assert F.dropout(Variable(data), 0.5).data is data
     assert F.dropout(Variable(data), 0.0).data is data
     with pytest.raises(ValueError, match=r"dropout: p must be in \[0, 1\), got 1"):
@@ -157,7 +158,7 @@ def test_batch_norm_uses_running_statistics_in_test_mode(device):
     x = on(device, np.array([[1.0, 10.0], [3.0, 30.0]]))
     running_mean, running_var = on(device, np.array([2.0, 0.0])), on(device, np.array([4.0, 100.0]))
     gamma, beta = Variable(on(device, np.array([1.0, 2.0]))), Variable(on(device, np.array([0.0, 1.0])))
-    with test_mode():
+    with zero.test_mode():
         y = F.batch_norm(x, gamma, beta, running_mean, running_var, eps=0.0)
     np.testing.assert_allclose(host(y.data), [[-0.5, 3.0], [0.5, 7.0]])
     np.testing.assert_array_equal(host(running_mean), [2.0, 0.0])  # not updated
@@ -198,7 +199,7 @@ def test_batch_norm_matches_torch():
                 np.testing.assert_allclose(v.grad.data, t.grad.numpy(), rtol=1e-8, atol=1e-10)
             np.testing.assert_allclose(running_mean, running_t[0].numpy(), rtol=1e-12)
             np.testing.assert_allclose(running_var, running_t[1].numpy(), rtol=1e-12)
-        with test_mode():
+        with zero.test_mode():
             y = F.batch_norm(*variables, running_mean, running_var, eps=1e-3)
         yt = torch.nn.functional.batch_norm(tensors[0], *running_t, tensors[1], tensors[2], training=False, eps=1e-3)
         np.testing.assert_allclose(y.data, yt.detach().numpy(), rtol=1e-10, atol=1e-12)

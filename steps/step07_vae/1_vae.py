@@ -74,7 +74,7 @@ for epoch in range(start_epoch + 1, args.epochs + 1):
     loader = DataLoader(Dataset(data.x_train), args.batch_size, seed=(args.seed, epoch), device=args.device)
     total = 0.0
     for x in tqdm(loader, desc=f"epoch {epoch}/{args.epochs}", leave=False):
-        loss = model.loss(zero.Variable(x))   # (7.1) with one sample z per image, see the docstring
+        loss = model.loss(x)   # (7.1) with one sample z per image, see the docstring
         optimizer.zero_grad()
         loss.backward()
         optimizer.step()

@@ -8,7 +8,7 @@ log_softmax and logsumexp subtract the maximum before exponentiating
 
 __all__ = ['leaky_relu', 'log_softmax', 'logsumexp', 'relu', 'sigmoid', 'silu', 'softmax', 'softplus']
 from zero import utils
-from zero.core import Function, Variable
+from zero.core import Function
 from zero.functions.math import exp
 from zero.functions.reduction import sum
 from zero.functions.shape import reshape
@@ -37,7 +37,7 @@ class ReLU(Function):
 
     def backward(self, gy):
         x, = self.inputs
-        return gy * Variable((x.data > 0).astype(gy.dtype))  # slope 1 where x > 0
+        return gy * (x.data > 0).astype(gy.dtype)  # slope 1 where x > 0 (a constant mask)
 
 
 class LeakyReLU(Function):
@@ -52,7 +52,7 @@ class LeakyReLU(Function):
     def backward(self, gy):
         x, = self.inputs
         one, slope = gy.dtype.type(1), gy.dtype.type(self.negative_slope)
-        return gy * Variable(self.xp.where(x.data > 0, one, slope))  # slope 1 or negative_slope
+        return gy * self.xp.where(x.data > 0, one, slope)  # slope 1 or negative_slope
 
 
 class Softplus(Function):

@@ -1,3 +1,463 @@
-"""Convolutions for images in NCHW layout (filled in by the toolkit work)."""
+"""Convolution, pooling and resizing for images in NCHW layout.
 
-__all__ = []
+Shapes follow PyTorch: x (N, C, H, W); conv2d weight (OC, C, KH, KW);
+conv_transpose2d weight (C_in, C_out, KH, KW); bias (channels_out,).
+
+How a convolution becomes one matrix product (im2col). With stride s and
+zero padding p, output pixel (h, w) sees the patch of the padded input that
+starts at (s*h, s*w):
+
+    y[n, o, h, w] = b[o] + sum_{c,i,j} W[o, c, i, j] * x_pad[n, c, s*h + i, s*w + j]
+
+`_unfold` copies every patch into a column, so that the sum over (c, i, j)
+is a matrix product:  y_mat = W_mat @ col,  with W_mat (OC, KH*KW*C) and col
+(KH*KW*C, N*OH*OW). It loops over the KH*KW kernel offsets (9 for a 3x3
+kernel), copying a strided slice each time, never over pixels. `_fold` is its
+adjoint (col2im): it adds each column back where it came from.
+
+col is KH*KW times larger than x, so the batch is processed in chunks: the
+buffers stay small and in cache, and each chunk is still one large matmul.
+
+The gradients are convolutions again, which keeps backward differentiable:
+
+    dL/dx = conv_transpose2d(gy, W)       (the adjoint of conv2d in x)
+    dL/dW = conv2d_grad_weight(x, gy)     (patches of x times gy, summed)
+    dL/db = gy summed over (N, OH, OW)
+"""
+
+__all__ = ['avg_pool2d', 'conv2d', 'conv2d_grad_weight', 'conv_transpose2d', 'max_pool2d', 'upsample']
+from zero.backend import get_array_module
+from zero.core import Function
+
+CHUNK_ELEMENTS = 2 ** 22  # im2col buffer per batch chunk: 4M elements (16 MB in float32)
+
+
+# =============================================================================
+# Geometry and the two array helpers: unfold (im2col) and fold (col2im)
+# =============================================================================
+def _pair(value, name):
+    """3 -> (3, 3); (3, 2) -> (3, 2); checked to be non-negative integers."""
+    pair = tuple(value) if isinstance(value, (tuple, list)) else (value, value)
+    if len(pair) != 2 or not all(isinstance(v, int) and v >= 0 for v in pair):
+        raise ValueError(f"{name} must be an int >= 0 or a pair of them, got {value!r}")
+    return pair
+
+
+def _conv_out_size(size, kernel_size, stride, padding):
+    """(OH, OW) of a convolution or pooling window sliding over size (H, W)."""
+    return tuple((n + 2 * p - k) // s + 1 for n, k, s, p in zip(size, kernel_size, stride, padding))
+
+
+def _transpose_out_size(size, kernel_size, stride, padding, output_padding):
+    """(OH, OW) of conv_transpose2d: the input size of the conv2d it reverses."""
+    return tuple((n - 1) * s - 2 * p + k + op
+                 for n, k, s, p, op in zip(size, kernel_size, stride, padding, output_padding))
+
+
+def _batch_chunks(batch_size, elements_per_item):
+    """Slices of the batch such that each chunk's im2col buffer holds about
+    CHUNK_ELEMENTS elements (at least one item per chunk)."""
+    step = max(1, CHUNK_ELEMENTS // max(1, elements_per_item))
+    return [slice(start, min(start + step, batch_size)) for start in range(0, batch_size, step)]
+
+
+def _unfold(x, kernel_size, stride, padding, fill=0.0):
+    """Sliding-window patches (im2col) of x (..., H, W), padded with `fill`.
+
+    Returns patches (KH, KW, ..., OH, OW) with
+    patches[i, j, ..., h, w] = x_pad[..., s*h + i, s*w + j].
+    """
+    xp = get_array_module(x)
+    (KH, KW), (sh, sw), (ph, pw) = kernel_size, stride, padding
+    *lead, H, W = x.shape
+    OH, OW = _conv_out_size((H, W), kernel_size, stride, padding)
+    if ph or pw:
+        x_pad = xp.full((*lead, H + 2 * ph, W + 2 * pw), fill, dtype=x.dtype)
+        x_pad[..., ph:ph + H, pw:pw + W] = x
+    else:
+        x_pad = x
+    patches = xp.empty((KH, KW, *lead, OH, OW), dtype=x.dtype)
+    for i in range(KH):
+        for j in range(KW):
+            patches[i, j] = x_pad[..., i:i + sh * OH:sh, j:j + sw * OW:sw]
+    return patches
+
+
+def _fold(patches, size, stride, padding):
+    """The adjoint of _unfold (col2im): add patches (KH, KW, ..., OH, OW) into
+    zeros (..., H, W) at the positions _unfold copied them from; overlapping
+    patches sum. size = (H, W), the unpadded size."""
+    xp = get_array_module(patches)
+    KH, KW, *lead, OH, OW = patches.shape
+    (H, W), (sh, sw), (ph, pw) = size, stride, padding
+    x_pad = xp.zeros((*lead, H + 2 * ph, W + 2 * pw), dtype=patches.dtype)
+    for i in range(KH):
+        for j in range(KW):
+            x_pad[..., i:i + sh * OH:sh, j:j + sw * OW:sw] += patches[i, j]
+    return x_pad[..., ph:ph + H, pw:pw + W]
+
+
+def _check_images(op, x, weight=None, bias=None, channel_axis=1):
+    """Clear errors for bad shapes and dtypes (the op name and all input
+    shapes are added by Function.__call__)."""
+    if x.ndim != 4:
+        raise ValueError(f"{op} expects x of shape (N, C, H, W), got shape {x.shape}")
+    if x.dtype.kind != "f":
+        raise TypeError(f"{op} needs floating-point x, got dtype {x.dtype}")
+    if weight is None:
+        return
+    if weight.ndim != 4:
+        raise ValueError(f"{op} expects a 4-D weight, got shape {weight.shape}")
+    if weight.shape[channel_axis] != x.shape[1]:
+        raise ValueError(f"{op}: x has {x.shape[1]} channels but weight {weight.shape} "
+                         f"expects {weight.shape[channel_axis]} (axis {channel_axis})")
+    out_channels = weight.shape[1 - channel_axis]
+    if bias is not None and bias.shape != (out_channels,):
+        raise ValueError(f"{op}: bias must have shape ({out_channels},), got {bias.shape}")
+    dtypes = {a.dtype for a in (x, weight, bias) if a is not None}
+    if len(dtypes) > 1:
+        raise TypeError(f"{op}: x, weight and bias must share one dtype, got "
+                        f"{', '.join(str(d) for d in sorted(dtypes, key=str))}")
+
+
+def _check_output_size(op, out_size, x_shape, kernel_size):
+    if min(out_size) < 1:
+        raise ValueError(f"{op}: kernel {kernel_size} does not fit the padded input {x_shape}")
+
+
+# =============================================================================
+# Convolution
+# =============================================================================
+class Conv2d(Function):
+    """y = conv2d(x, W) + b. x (N, C, H, W), W (OC, C, KH, KW), b (OC,) -> y (N, OC, OH, OW)."""
+
+    def __init__(self, stride, padding):
+        self.stride, self.padding = stride, padding
+
+    def forward(self, x, weight, bias=None):
+        _check_images("conv2d", x, weight, bias, channel_axis=1)
+        xp = self.xp
+        N, C, H, W = x.shape
+        OC, _, KH, KW = weight.shape
+        OH, OW = out_size = _conv_out_size((H, W), (KH, KW), self.stride, self.padding)
+        _check_output_size("conv2d", out_size, x.shape, (KH, KW))
+        # rows of W_mat follow the rows of col: (i, j, c)
+        w_mat = weight.transpose(0, 2, 3, 1).reshape(OC, KH * KW * C)
+        y = xp.empty((N, OC, OH, OW), dtype=x.dtype)
+        for batch in _batch_chunks(N, KH * KW * C * OH * OW):
+            # col[(i, j, c), (n, h, w)] = x_pad[n, c, s*h + i, s*w + j]
+            col = _unfold(x[batch].transpose(1, 0, 2, 3), (KH, KW), self.stride, self.padding)
+            y_mat = w_mat @ col.reshape(KH * KW * C, -1)  # (OC, n*OH*OW)
+            if bias is not None:
+                y_mat += bias[:, None]
+            y[batch] = y_mat.reshape(OC, -1, OH, OW).transpose(1, 0, 2, 3)
+        return y
+
+    def backward(self, gy):
+        x, weight = self.inputs[:2]
+        kernel_size = weight.shape[2:]
+        output_padding = _output_padding(x.shape[2:], gy.shape[2:], kernel_size, self.stride, self.padding)
+        gx = conv_transpose2d(gy, weight, None, self.stride, self.padding, output_padding)
+        gw = conv2d_grad_weight(x, gy, kernel_size, self.stride, self.padding)
+        if len(self.inputs) == 2:
+            return gx, gw
+        return gx, gw, gy.sum(axis=(0, 2, 3))  # dL/db[o] = sum_{n,h,w} gy[n, o, h, w]
+
+
+class Conv2dGradWeight(Function):
+    """dL/dW of conv2d: gW[o, c, i, j] = sum_{n,h,w} gy[n, o, h, w] * x_pad[n, c, s*h + i, s*w + j].
+
+    x (N, C, H, W), gy (N, OC, OH, OW) -> gW (OC, C, KH, KW).
+    """
+
+    def __init__(self, kernel_size, stride, padding):
+        self.kernel_size, self.stride, self.padding = kernel_size, stride, padding
+
+    def forward(self, x, gy):
+        xp = self.xp
+        N, C, H, W = x.shape
+        OC = gy.shape[1]
+        KH, KW = self.kernel_size
+        OH, OW = _conv_out_size((H, W), self.kernel_size, self.stride, self.padding)
+        if gy.shape != (N, OC, OH, OW):
+            raise ValueError(f"conv2d_grad_weight: gy must have shape {(N, OC, OH, OW)} for x {x.shape} "
+                             f"and kernel {self.kernel_size}, got {gy.shape}")
+        gw_mat = xp.zeros((KH * KW * C, OC), dtype=x.dtype)
+        for batch in _batch_chunks(N, KH * KW * C * OH * OW):
+            col = _unfold(x[batch].transpose(1, 0, 2, 3), self.kernel_size, self.stride, self.padding)
+            gy_mat = gy[batch].transpose(1, 0, 2, 3).reshape(OC, -1)  # (OC, n*OH*OW)
+            gw_mat += col.reshape(KH * KW * C, -1) @ gy_mat.T
+        return xp.ascontiguousarray(gw_mat.reshape(KH, KW, C, OC).transpose(3, 2, 0, 1))
+
+    def backward(self, ggw):
+        x, gy = self.inputs
+        # gW is bilinear in (x, gy): each partial derivative is the other convolution
+        output_padding = _output_padding(x.shape[2:], gy.shape[2:], self.kernel_size, self.stride, self.padding)
+        gx = conv_transpose2d(gy, ggw, None, self.stride, self.padding, output_padding)
+        ggy = conv2d(x, ggw, None, self.stride, self.padding)
+        return gx, ggy
+
+
+class ConvTranspose2d(Function):
+    """The adjoint of conv2d in x (also called fractionally strided convolution).
+
+    x (N, C_in, H, W), W (C_in, C_out, KH, KW), b (C_out,) -> y (N, C_out, OH, OW),
+    OH = (H - 1)*s - 2p + KH + output_padding:
+
+        y_pad[n, d, s*h + i, s*w + j] += sum_c x[n, c, h, w] * W[c, d, i, j]
+    """
+
+    def __init__(self, stride, padding, output_padding):
+        self.stride, self.padding, self.output_padding = stride, padding, output_padding
+
+    def forward(self, x, weight, bias=None):
+        _check_images("conv_transpose2d", x, weight, bias, channel_axis=0)
+        xp = self.xp
+        N, C_in, H, W = x.shape
+        _, C_out, KH, KW = weight.shape
+        out_size = _transpose_out_size((H, W), (KH, KW), self.stride, self.padding, self.output_padding)
+        _check_output_size("conv_transpose2d", out_size, x.shape, (KH, KW))
+        # col[(i, j, d), (n, h, w)] = sum_c W[c, d, i, j] x[n, c, h, w], then col2im
+        w_mat = weight.transpose(2, 3, 1, 0).reshape(KH * KW * C_out, C_in)
+        y = xp.empty((N, C_out, *out_size), dtype=x.dtype)
+        for batch in _batch_chunks(N, KH * KW * C_out * H * W):
+            x_mat = x[batch].transpose(1, 0, 2, 3).reshape(C_in, -1)  # (C_in, n*H*W)
+            col = (w_mat @ x_mat).reshape(KH, KW, C_out, -1, H, W)
+            y_chunk = _fold(col, out_size, self.stride, self.padding)  # (C_out, n, OH, OW)
+            if bias is not None:
+                y_chunk += bias[:, None, None, None]
+            y[batch] = y_chunk.transpose(1, 0, 2, 3)
+        return y
+
+    def backward(self, gy):
+        x, weight = self.inputs[:2]
+        gx = conv2d(gy, weight, None, self.stride, self.padding)
+        # y is conv2d's input gradient; its weight gradient swaps the roles of x and gy
+        gw = conv2d_grad_weight(gy, x, weight.shape[2:], self.stride, self.padding)
+        if len(self.inputs) == 2:
+            return gx, gw
+        return gx, gw, gy.sum(axis=(0, 2, 3))
+
+
+def _output_padding(x_size, y_size, kernel_size, stride, padding):
+    """The output_padding that makes conv_transpose2d map y_size back to x_size
+    (conv2d's floor division can drop up to stride - 1 rows and columns)."""
+    no_extra = _transpose_out_size(y_size, kernel_size, stride, padding, (0, 0))
+    return tuple(n - m for n, m in zip(x_size, no_extra))
+
+
+def conv2d(x, weight, bias=None, stride=1, padding=0):
+    """2-D convolution (cross-correlation, as in PyTorch).
+
+    x (N, C, H, W), weight (OC, C, KH, KW), bias (OC,) or None
+    -> (N, OC, OH, OW) with OH = (H + 2*padding - KH) // stride + 1.
+    stride and padding: int or (height, width) pair; padding adds zeros.
+    """
+    conv = Conv2d(_pair(stride, "stride"), _pair(padding, "padding"))
+    if conv.stride[0] < 1 or conv.stride[1] < 1:
+        raise ValueError(f"conv2d: stride must be >= 1, got {stride!r}")
+    return conv(x, weight) if bias is None else conv(x, weight, bias)
+
+
+def conv_transpose2d(x, weight, bias=None, stride=1, padding=0, output_padding=0):
+    """Transposed convolution, the gradient of conv2d with respect to its input.
+
+    x (N, C_in, H, W), weight (C_in, C_out, KH, KW) as in PyTorch, bias (C_out,)
+    -> (N, C_out, OH, OW), OH = (H - 1)*stride - 2*padding + KH + output_padding.
+    With stride 2 it doubles the image size (the learned upsampling of a U-Net).
+    """
+    stride, padding = _pair(stride, "stride"), _pair(padding, "padding")
+    output_padding = _pair(output_padding, "output_padding")
+    if stride[0] < 1 or stride[1] < 1:
+        raise ValueError(f"conv_transpose2d: stride must be >= 1, got {stride!r}")
+    if output_padding[0] >= stride[0] or output_padding[1] >= stride[1]:
+        raise ValueError(f"conv_transpose2d: output_padding {output_padding} must be smaller "
+                         f"than stride {stride}")
+    conv = ConvTranspose2d(stride, padding, output_padding)
+    return conv(x, weight) if bias is None else conv(x, weight, bias)
+
+
+def conv2d_grad_weight(x, gy, kernel_size, stride=1, padding=0):
+    """The weight gradient of conv2d(x, W, stride, padding) for output gradient gy.
+
+    x (N, C, H, W), gy (N, OC, OH, OW) -> (OC, C, KH, KW).
+    """
+    return Conv2dGradWeight(_pair(kernel_size, "kernel_size"), _pair(stride, "stride"),
+                            _pair(padding, "padding"))(x, gy)
+
+
+# =============================================================================
+# Pooling
+# =============================================================================
+class _Pool2d(Function):
+    """Geometry shared by the pooling ops and their gradients."""
+
+    def __init__(self, kernel_size, stride, padding, x_size):
+        self.kernel_size, self.stride, self.padding = kernel_size, stride, padding
+        self.x_size = x_size  # (H, W) of the pooled input
+
+
+class MaxPool2d(_Pool2d):
+    """y[n, c, h, w] = max over the window at (s*h, s*w) of x padded with -inf.
+    The gradient goes to the first maximum of each window (row-major order)."""
+
+    def forward(self, x):
+        _check_images("max_pool2d", x)
+        patches = _unfold(x, self.kernel_size, self.stride, self.padding, fill=-self.xp.inf)
+        patches = patches.reshape(-1, *patches.shape[2:])  # (KH*KW, N, C, OH, OW)
+        self.argmax = patches.argmax(axis=0)
+        return self.xp.take_along_axis(patches, self.argmax[None], axis=0)[0]
+
+    def backward(self, gy):
+        return MaxPool2dGrad(self.argmax, self.kernel_size, self.stride, self.padding, self.x_size)(gy)
+
+
+class MaxPool2dGrad(_Pool2d):
+    """Scatter gy (N, C, OH, OW) to the argmax of each window -> gx (N, C, H, W)."""
+
+    def __init__(self, argmax, *geometry):
+        super().__init__(*geometry)
+        self.argmax = argmax
+
+    def forward(self, gy):
+        xp = self.xp
+        window_size = self.kernel_size[0] * self.kernel_size[1]
+        offsets = xp.arange(window_size).reshape(-1, 1, 1, 1, 1)
+        patches = xp.where(self.argmax[None] == offsets, gy[None], gy.dtype.type(0))
+        return _fold(patches.reshape(*self.kernel_size, *gy.shape), self.x_size, self.stride, self.padding)
+
+    def backward(self, ggx):
+        return MaxPool2dSelect(self.argmax, self.kernel_size, self.stride, self.padding, self.x_size)(ggx)
+
+
+class MaxPool2dSelect(_Pool2d):
+    """Pick from every window of a (N, C, H, W) the element max pooling chose
+    (the adjoint of MaxPool2dGrad, used for double backprop)."""
+
+    def __init__(self, argmax, *geometry):
+        super().__init__(*geometry)
+        self.argmax = argmax
+
+    def forward(self, a):
+        patches = _unfold(a, self.kernel_size, self.stride, self.padding)
+        patches = patches.reshape(-1, *patches.shape[2:])
+        return self.xp.take_along_axis(patches, self.argmax[None], axis=0)[0]
+
+    def backward(self, gy):
+        return MaxPool2dGrad(self.argmax, self.kernel_size, self.stride, self.padding, self.x_size)(gy)
+
+
+class AvgPool2d(_Pool2d):
+    """y[n, c, h, w] = mean over the KH x KW window at (s*h, s*w) of x padded
+    with zeros; padded zeros count (PyTorch's count_include_pad=True)."""
+
+    def forward(self, x):
+        _check_images("avg_pool2d", x)
+        patches = _unfold(x, self.kernel_size, self.stride, self.padding)
+        return patches.sum(axis=(0, 1)) / (self.kernel_size[0] * self.kernel_size[1])
+
+    def backward(self, gy):
+        return AvgPool2dGrad(self.kernel_size, self.stride, self.padding, self.x_size)(gy)
+
+
+class AvgPool2dGrad(_Pool2d):
+    """Spread gy (N, C, OH, OW) evenly over each window: gx += gy / (KH*KW)."""
+
+    def forward(self, gy):
+        share = gy / (self.kernel_size[0] * self.kernel_size[1])
+        patches = self.xp.broadcast_to(share, (*self.kernel_size, *gy.shape))
+        return _fold(patches, self.x_size, self.stride, self.padding)
+
+    def backward(self, ggx):
+        return AvgPool2d(self.kernel_size, self.stride, self.padding, self.x_size)(ggx)
+
+
+def _pool_geometry(op, x, kernel_size, stride, padding):
+    kernel_size = _pair(kernel_size, "kernel_size")
+    stride = kernel_size if stride is None else _pair(stride, "stride")
+    padding = _pair(padding, "padding")
+    if min(kernel_size) < 1 or min(stride) < 1:
+        raise ValueError(f"{op}: kernel_size and stride must be >= 1, got {kernel_size}, {stride}")
+    if padding[0] > kernel_size[0] // 2 or padding[1] > kernel_size[1] // 2:
+        raise ValueError(f"{op}: padding {padding} must be at most half the kernel size {kernel_size}")
+    if x.ndim != 4:
+        raise ValueError(f"{op} expects x of shape (N, C, H, W), got shape {x.shape}")
+    _check_output_size(op, _conv_out_size(x.shape[2:], kernel_size, stride, padding), x.shape, kernel_size)
+    return kernel_size, stride, padding, tuple(x.shape[2:])
+
+
+def max_pool2d(x, kernel_size, stride=None, padding=0):
+    """Max over kernel_size windows. x (N, C, H, W) -> (N, C, OH, OW),
+    OH = (H + 2*padding - KH) // stride + 1; stride defaults to kernel_size."""
+    return MaxPool2d(*_pool_geometry("max_pool2d", x, kernel_size, stride, padding))(x)
+
+
+def avg_pool2d(x, kernel_size, stride=None, padding=0):
+    """Mean over kernel_size windows (zero padding counts). x (N, C, H, W) ->
+    (N, C, OH, OW); stride defaults to kernel_size."""
+    return AvgPool2d(*_pool_geometry("avg_pool2d", x, kernel_size, stride, padding))(x)
+
+
+# =============================================================================
+# Resizing
+# =============================================================================
+class Resize2d(Function):
+    """y[n, c] = A_h @ x[n, c] @ A_w^T for fixed interpolation matrices
+    A_h (OH, H) and A_w (OW, W). Linear in x, so dL/dx = A_h^T @ gy @ A_w."""
+
+    def __init__(self, matrix_h, matrix_w):
+        self.matrix_h, self.matrix_w = matrix_h, matrix_w
+
+    def forward(self, x):
+        N, C, H, W = x.shape
+        OH, OW = self.matrix_h.shape[0], self.matrix_w.shape[0]
+        rows_resized = x.reshape(N * C * H, W) @ self.matrix_w.T              # (N*C*H, OW)
+        columns_first = rows_resized.reshape(N * C, H, OW).transpose(1, 0, 2)  # (H, N*C, OW)
+        y = self.matrix_h @ columns_first.reshape(H, N * C * OW)               # (OH, N*C*OW)
+        return y.reshape(OH, N, C, OW).transpose(1, 2, 0, 3).copy()
+
+    def backward(self, gy):
+        return Resize2d(self.matrix_h.T, self.matrix_w.T)(gy)
+
+
+def _interpolation_matrix(in_size, scale_factor, mode, xp, dtype):
+    """A (in_size * scale_factor, in_size) such that A @ v resizes v as PyTorch's
+    F.interpolate(mode, align_corners=False) does along one axis."""
+    out_size = in_size * scale_factor
+    dst = xp.arange(out_size)
+    if mode == "nearest":
+        # source index = floor(dst / scale)
+        lower, upper, upper_weight = dst // scale_factor, dst // scale_factor, xp.zeros(out_size)
+    else:
+        # pixel centres line up: src = (dst + 0.5) / scale - 0.5, clamped at 0,
+        # then linear interpolation between the neighbours floor(src) and floor(src) + 1
+        src = xp.maximum((dst + 0.5) / scale_factor - 0.5, 0.0)
+        lower = xp.floor(src).astype(dst.dtype)
+        upper = xp.minimum(lower + 1, in_size - 1)
+        upper_weight = src - lower
+    columns = xp.arange(in_size)[None, :]
+    matrix = ((1 - upper_weight)[:, None] * (columns == lower[:, None])
+              + upper_weight[:, None] * (columns == upper[:, None]))
+    return matrix.astype(dtype)
+
+
+def upsample(x, scale_factor=2, mode="nearest"):
+    """Enlarge images by an integer factor. x (N, C, H, W) -> (N, C, H*s, W*s).
+
+    mode 'nearest' repeats pixels; 'bilinear' interpolates between the four
+    nearest pixel centres. Values match PyTorch's F.interpolate(x,
+    scale_factor=s, mode=mode) (align_corners=False).
+    """
+    if mode not in ("nearest", "bilinear"):
+        raise ValueError(f"upsample: mode must be 'nearest' or 'bilinear', got {mode!r}")
+    if not isinstance(scale_factor, int) or scale_factor < 1:
+        raise ValueError(f"upsample: scale_factor must be a positive int, got {scale_factor!r}")
+    if x.ndim != 4:
+        raise ValueError(f"upsample expects x of shape (N, C, H, W), got shape {x.shape}")
+    if x.dtype.kind != "f":
+        raise TypeError(f"upsample needs floating-point x, got dtype {x.dtype}")
+    xp = get_array_module(x)
+    H, W = x.shape[2:]
+    matrix_h = _interpolation_matrix(H, scale_factor, mode, xp, x.dtype)
+    matrix_w = _interpolation_matrix(W, scale_factor, mode, xp, x.dtype)
+    return Resize2d(matrix_h, matrix_w)(x)

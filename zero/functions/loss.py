@@ -77,7 +77,7 @@ class SoftmaxCrossEntropy(Function):
         xp = self.xp
         one_hot = (xp.arange(num_classes) == self.labels[:, None]).astype(logits.dtype)
         scale = gy / n if self.reduction == "mean" else gy
-        return (softmax(logits, axis=1) - Variable(one_hot)) * scale  # (softmax - onehot) gy / N
+        return (softmax(logits, axis=1) - one_hot) * scale  # (softmax - onehot) gy / N
 
 
 class BinaryCrossEntropy(Function):
@@ -105,7 +105,7 @@ class BinaryCrossEntropy(Function):
         # dL/dp = (p - t) / (p (1 - p)),  dL/dt = log(1 - p) - log p
         p = clip(probs, BCE_EPS, 1 - BCE_EPS)
         g_probs = scale * (p - targets) / (p * (1 - p))
-        g_targets = scale * (log(1 - p) - log(p))
+        g_targets = scale * (log(1 - p) - log(p)) if targets.requires_grad else None  # usually data
         return g_probs, g_targets
 
 
@@ -129,7 +129,8 @@ class BinaryCrossEntropyWithLogits(Function):
         logits, targets = self.inputs
         scale = gy / logits.size if self.reduction == "mean" else gy
         # dL/dx = sigma(x) - t,  dL/dt = -x
-        return scale * (sigmoid(logits) - targets), scale * -logits
+        g_targets = scale * -logits if targets.requires_grad else None  # usually data
+        return scale * (sigmoid(logits) - targets), g_targets
 
 
 def mean_squared_error(x0, x1, reduction="mean"):

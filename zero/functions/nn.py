@@ -23,7 +23,7 @@ class Dropout(Function):
         return x * self.mask
 
     def backward(self, gy):
-        return gy * Variable(self.mask)
+        return gy * self.mask
 
 
 def dropout(x, p=0.5):
@@ -144,8 +144,8 @@ class BatchNorm(Function):
         """Test mode is an affine map per channel: dx = gy gamma / sqrt(running_var + eps)."""
         x, gamma, _ = self.inputs
         axes = (0,) + tuple(range(2, x.ndim))
-        inv_std = Variable(self.inv_std.reshape(self.channel_shape))
-        xhat = (x - Variable(self.used_mean.reshape(self.channel_shape))) * inv_std
+        inv_std = self.inv_std.reshape(self.channel_shape)
+        xhat = (x - self.used_mean.reshape(self.channel_shape)) * inv_std
         gx = gy * (reshape(gamma, self.channel_shape) * inv_std)
         return gx, sum(gy * xhat, axis=axes), sum(gy, axis=axes)
 
