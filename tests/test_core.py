@@ -9,7 +9,7 @@ import pytest
 
 import zero
 import zero.functions as F
-from zero import Function, Parameter, Variable, no_grad, test_mode
+from zero import Function, Parameter, Variable, no_grad
 from zero.backend import cuda_available, to_device, to_numpy
 from zero.graph import get_dot_graph, plot_dot_graph
 from zero.utils import gradient_check, numerical_grad
@@ -233,7 +233,7 @@ def test_no_grad_builds_no_graph():
 
 def test_test_mode_switches_config_train_and_restores_it():
     assert zero.Config.train
-    with test_mode():
+    with zero.test_mode():
         assert not zero.Config.train
     assert zero.Config.train
 

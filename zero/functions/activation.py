@@ -28,7 +28,20 @@ class Sigmoid(Function):
 
     def backward(self, gy):
         y = self.outputs[0]()
-        return gy * y * (1 - y)  # sigma' = sigma (1 - sigma)
+        return SigmoidGrad()(y, gy)
+
+
+class SigmoidGrad(Function):
+    """gx = gy * y (1 - y), since sigma'(x) = sigma(x) (1 - sigma(x)), as one op
+    (the hot path of the book's sigmoid MLPs)."""
+
+    def forward(self, y, gy):
+        return gy * y * (1 - y)
+
+    def backward(self, ggx):
+        y, gy = self.inputs
+        # d/dy [gy y (1 - y)] = gy (1 - 2 y);  d/dgy = y (1 - y)
+        return ggx * gy * (1 - 2 * y), ggx * y * (1 - y)
 
 
 class ReLU(Function):
@@ -60,8 +73,7 @@ class Softplus(Function):
 
     def forward(self, x):
         xp = self.xp
-        y = xp.exp(-xp.abs(x))
-        xp.log1p(y, out=y)
+        y = xp.log1p(xp.exp(-xp.abs(x)))
         y += xp.maximum(x, 0)
         return y
 
@@ -80,8 +92,28 @@ class SiLU(Function):
 
     def backward(self, gy):
         x, = self.inputs
+        return SiLUGrad()(x, gy)
+
+
+class SiLUGrad(Function):
+    """gx = gy silu'(x), with silu'(x) = s + x s (1 - s) = s (1 + x (1 - s)), s = sigma(x),
+    computed in place on arrays (silu is a hot op of diffusion U-Nets)."""
+
+    def forward(self, x, gy):
+        s = _sigmoid(self.xp, x)
+        gx = 1 - s
+        gx *= x
+        gx += 1
+        gx *= s
+        gx *= gy
+        return gx
+
+    def backward(self, ggx):
+        x, gy = self.inputs
         s = sigmoid(x)
-        return gy * s * (1 + x * (1 - s))  # (x s)' = s + x s (1 - s)
+        first = s * (1 + x * (1 - s))                 # silu'(x)
+        second = s * (1 - s) * (2 + x * (1 - 2 * s))  # silu''(x)
+        return ggx * gy * second, ggx * first
 
 
 class Softmax(Function):
@@ -91,8 +123,7 @@ class Softmax(Function):
         self.axis = axis
 
     def forward(self, x):
-        y = x - x.max(axis=self.axis, keepdims=True)
-        self.xp.exp(y, out=y)
+        y = self.xp.exp(x - x.max(axis=self.axis, keepdims=True))
         y /= y.sum(axis=self.axis, keepdims=True)
         return y
 

@@ -118,8 +118,7 @@ class BinaryCrossEntropyWithLogits(Function):
     def forward(self, logits, targets):
         _check_same_shape(logits, targets)
         xp = self.xp
-        terms = xp.exp(-xp.abs(logits))
-        xp.log1p(terms, out=terms)
+        terms = xp.log1p(xp.exp(-xp.abs(logits)))
         terms += xp.maximum(logits, 0)
         terms -= logits * targets
         loss = terms.sum()

@@ -1,0 +1,123 @@
+"""The hot non-convolution ops of the course models, forward + backward, against PyTorch CPU.
+
+- batch_norm in training mode at U-Net sizes (batch 128, 28x28 maps, 64 and 256 channels);
+- relu and silu on a (128, 64, 28, 28) feature map;
+- softmax_cross_entropy on (128, 10) logits (MNIST classifier);
+- binary_cross_entropy_with_logits on (32, 784) (VAE decoder output, batch 32).
+
+Each row is the best of REPEATS runs of one forward + backward in float32.
+Target: zero/PyTorch <= 3 everywhere. The large ops are memory-bound: NumPy
+makes one single-threaded pass over the array per elementwise operation, while
+PyTorch fuses each forward and backward into one kernel run on all cores.
+
+    python benchmarks/run.py nn_ops [--quick]
+"""
+import time
+
+import numpy as np
+
+REPEATS, QUICK_REPEATS = 10, 3
+
+
+def _best_seconds(step, repeats):
+    step()  # warm up
+    best = float("inf")
+    for _ in range(repeats):
+        start = time.perf_counter()
+        step()
+        best = min(best, time.perf_counter() - start)
+    return best
+
+
+def _cases(torch):
+    """(name, target, zero step, torch step or None) for every benchmark."""
+    import zero.functions as F
+    from zero import Parameter, Variable
+
+    rng = np.random.default_rng(0)
+    cases = []
+
+    for channels in (64, 256):
+        x = rng.standard_normal((128, channels, 28, 28), dtype=np.float32)
+        gy = rng.standard_normal(x.shape, dtype=np.float32)
+        gamma, beta = Parameter(np.ones(channels, np.float32)), Parameter(np.zeros(channels, np.float32))
+        mean, var = np.zeros(channels, np.float32), np.ones(channels, np.float32)
+
+        def zero_bn(x=Variable(x), gamma=gamma, beta=beta, mean=mean, var=var, gy=gy):
+            x.cleargrad(), gamma.cleargrad(), beta.cleargrad()
+            y = F.batch_norm(x, gamma, beta, mean, var)
+            y.grad = Variable(gy)
+            y.backward()
+
+        torch_bn = None
+        if torch is not None:
+            def torch_bn(x=torch.tensor(x, requires_grad=True), gy=torch.from_numpy(gy),
+                         gamma=torch.ones(channels, requires_grad=True), beta=torch.zeros(channels, requires_grad=True),
+                         mean=torch.zeros(channels), var=torch.ones(channels)):
+                x.grad = gamma.grad = beta.grad = None
+                torch.nn.functional.batch_norm(x, mean, var, gamma, beta, training=True).backward(gy)
+        cases.append((f"batch_norm train fwd+bwd (128, {channels}, 28, 28)", 3.0, zero_bn, torch_bn))
+
+    x = rng.standard_normal((128, 64, 28, 28), dtype=np.float32)
+    gy = rng.standard_normal(x.shape, dtype=np.float32)
+    for name, ours, theirs in [("relu", F.relu, "relu"), ("silu", F.silu, "silu")]:
+        def zero_act(x=Variable(x), f=ours, gy=gy):
+            x.cleargrad()
+            y = f(x)
+            y.grad = Variable(gy)
+            y.backward()
+
+        torch_act = None
+        if torch is not None:
+            def torch_act(x=torch.tensor(x, requires_grad=True), f=getattr(torch.nn.functional, theirs),
+                          gy=torch.from_numpy(gy)):
+                x.grad = None
+                f(x).backward(gy)
+        cases.append((f"{name} fwd+bwd (128, 64, 28, 28)", 3.0, zero_act, torch_act))
+
+    logits = rng.standard_normal((128, 10), dtype=np.float32)
+    labels = rng.integers(0, 10, size=128)
+
+    def zero_ce(x=Variable(logits)):
+        x.cleargrad()
+        F.softmax_cross_entropy(x, labels).backward()
+
+    torch_ce = None
+    if torch is not None:
+        def torch_ce(x=torch.tensor(logits, requires_grad=True), t=torch.from_numpy(labels)):
+            x.grad = None
+            torch.nn.functional.cross_entropy(x, t).backward()
+    cases.append(("softmax_cross_entropy fwd+bwd (128, 10)", 3.0, zero_ce, torch_ce))
+
+    logits = rng.standard_normal((32, 784), dtype=np.float32)
+    targets = rng.random((32, 784), dtype=np.float32)
+
+    def zero_bce(x=Variable(logits)):
+        x.cleargrad()
+        F.binary_cross_entropy_with_logits(x, targets, reduction="sum").backward()
+
+    torch_bce = None
+    if torch is not None:
+        def torch_bce(x=torch.tensor(logits, requires_grad=True), t=torch.from_numpy(targets)):
+            x.grad = None
+            torch.nn.functional.binary_cross_entropy_with_logits(x, t, reduction="sum").backward()
+    cases.append(("bce_with_logits fwd+bwd (32, 784)", 3.0, zero_bce, torch_bce))
+    return cases
+
+
+def run(quick=False):
+    try:
+        import torch
+    except ImportError:
+        torch = None
+    repeats = QUICK_REPEATS if quick else REPEATS
+    rows = []
+    for name, target, zero_step, torch_step in _cases(torch):
+        zero_seconds = _best_seconds(zero_step, repeats)
+        torch_seconds = _best_seconds(torch_step, repeats) if torch_step is not None else None
+        rows.append({"benchmark": name, "unit": "s", "zero": zero_seconds, "reference": torch_seconds,
+                     "reference_name": f"torch {torch.__version__} CPU" if torch else "torch (not installed)",
+                     "ratio": zero_seconds / torch_seconds if torch_seconds else None, "target": target,
+                     "note": f"best of {repeats}, float32" + (f", torch threads {torch.get_num_threads()}"
+                                                              if torch else "")})
+    return rows
