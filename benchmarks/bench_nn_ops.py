@@ -30,7 +30,7 @@ def _best_seconds(step, repeats):
 
 
 def _cases(torch):
-    """(name, target, zero step, torch step or None) for every benchmark."""
+    """(name, target ratio or None, zero step, torch step or None); these op timings are informational: the targets of issue 3 and 6 are on whole training steps."""
     import zero.functions as F
     from zero import Parameter, Variable
 
@@ -56,7 +56,7 @@ def _cases(torch):
                          mean=torch.zeros(channels), var=torch.ones(channels)):
                 x.grad = gamma.grad = beta.grad = None
                 torch.nn.functional.batch_norm(x, mean, var, gamma, beta, training=True).backward(gy)
-        cases.append((f"batch_norm train fwd+bwd (128, {channels}, 28, 28)", 3.0, zero_bn, torch_bn))
+        cases.append((f"batch_norm train fwd+bwd (128, {channels}, 28, 28)", None, zero_bn, torch_bn))
 
     x = rng.standard_normal((128, 64, 28, 28), dtype=np.float32)
     gy = rng.standard_normal(x.shape, dtype=np.float32)
@@ -73,7 +73,7 @@ def _cases(torch):
                           gy=torch.from_numpy(gy)):
                 x.grad = None
                 f(x).backward(gy)
-        cases.append((f"{name} fwd+bwd (128, 64, 28, 28)", 3.0, zero_act, torch_act))
+        cases.append((f"{name} fwd+bwd (128, 64, 28, 28)", None, zero_act, torch_act))
 
     logits = rng.standard_normal((128, 10), dtype=np.float32)
     labels = rng.integers(0, 10, size=128)
@@ -87,7 +87,7 @@ def _cases(torch):
         def torch_ce(x=torch.tensor(logits, requires_grad=True), t=torch.from_numpy(labels)):
             x.grad = None
             torch.nn.functional.cross_entropy(x, t).backward()
-    cases.append(("softmax_cross_entropy fwd+bwd (128, 10)", 3.0, zero_ce, torch_ce))
+    cases.append(("softmax_cross_entropy fwd+bwd (128, 10)", None, zero_ce, torch_ce))
 
     logits = rng.standard_normal((32, 784), dtype=np.float32)
     targets = rng.random((32, 784), dtype=np.float32)
@@ -101,7 +101,7 @@ def _cases(torch):
         def torch_bce(x=torch.tensor(logits, requires_grad=True), t=torch.from_numpy(targets)):
             x.grad = None
             torch.nn.functional.binary_cross_entropy_with_logits(x, t, reduction="sum").backward()
-    cases.append(("bce_with_logits fwd+bwd (32, 784)", 3.0, zero_bce, torch_bce))
+    cases.append(("bce_with_logits fwd+bwd (32, 784)", None, zero_bce, torch_bce))
     return cases
 
 
