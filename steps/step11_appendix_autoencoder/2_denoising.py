@@ -1,0 +1,107 @@
+"""Appendix A.2 - The denoising autoencoder: learning to undo noise.
+
+A.1's autoencoder copies whatever it is shown, noise included. A denoising autoencoder
+(Vincent et al. 2008) is shown a corrupted digit and asked for the clean one:
+
+    x_tilde = clip(x + sigma * eps, 0, 1),  eps ~ N(0, I)                                (A.2)
+    L = sum_d (x_d - x_hat(x_tilde)_d)^2                                                  (A.3)
+
+To win, it has to know what digits look like: the noise carries no information about
+the clean image, so it must be removed, not copied. Same networks as A.1; only the input
+changes. The same idea, run for many noise levels and many steps, is step 9's diffusion
+model, whose U-Net predicts the noise that was added; that is why diffusion models can
+generate and this autoencoder cannot: it only knows one noise level, and has no way to
+start from nothing.
+
+We compare it with a plain autoencoder (A.1's checkpoint if it is there, otherwise
+trained here) on the same noisy held-out digits.
+
+    python steps/step11_appendix_autoencoder/2_denoising.py --noise-std 0.5
+"""
+# needs: mnist
+import time
+
+import numpy as np
+
+import zero
+from zero.autoencoder import Autoencoder, add_noise, reconstruction_errors, restore_if_trained
+from zero.cli import checkpoint_path, out_dir, step_parser
+from zero.optimizers import Adam
+from zero.plot import figures, save, show
+from zero.training import add_data_options, fit, load_checkpoint, mnist_splits, save_checkpoint
+from zero.vae import tile_images
+
+parser = step_parser(__doc__, training=True, epochs=20, batch_size=64, lr=1e-3, hidden_size=200,
+                     latent_size=20, noise_std=0.5,
+                     plain_checkpoint="checkpoints/step11_appendix_autoencoder_1_autoencoder.npz")
+add_data_options(parser)
+args = parser.parse_args()
+if args.quick:
+    args.epochs, args.train_limit, args.heldout_limit = 1, 512, 256
+folder = out_dir(args, __file__)
+checkpoint = checkpoint_path(args, __file__)
+plt = figures(args.show)
+np.random.seed(args.seed)  # weights and the noise eps come from NumPy's generator
+
+data = mnist_splits(args.data_dir, args.source, args.train_limit, args.heldout_limit)
+print(data.description)
+
+# ---- the denoising autoencoder: a fresh corruption (A.2) of every batch, loss (A.3) ----------------------
+model = Autoencoder(784, args.hidden_size, args.latent_size, noise_std=args.noise_std).to(args.device)
+optimizer = Adam(model.params(), lr=args.lr)
+history, start_epoch = None, 0
+if args.resume and checkpoint.exists():
+    state = load_checkpoint(checkpoint, model, optimizer)
+    history, start_epoch = state["history"], state["epoch"]
+    print(f"resumed from {checkpoint} after epoch {start_epoch}")
+start = time.perf_counter()
+history = fit(model, optimizer, data.x_train, args.epochs, args.batch_size, args.device, args.seed,
+              data.x_heldout, history, start_epoch, description="denoising autoencoder")
+if args.epochs > start_epoch:
+    print(f"trained {args.epochs - start_epoch} epochs in {time.perf_counter() - start:.1f} s")
+    save_checkpoint(checkpoint, model, optimizer, args.epochs, history)
+    print(f"checkpoint saved: {checkpoint} (continue with --resume --epochs N)")
+
+# ---- the plain autoencoder of A.1 -------------------------------------------------------------------------
+plain = Autoencoder(784, args.hidden_size, args.latent_size).to(args.device)
+restored, message = restore_if_trained(plain, args.plain_checkpoint, min_epochs=args.epochs)
+print(f"plain autoencoder: {message}")
+if not restored:
+    fit(plain, Adam(plain.params(), lr=args.lr), data.x_train, args.epochs, args.batch_size, args.device,
+        args.seed, description="plain autoencoder (trained here)")
+
+# ---- held-out errors against the clean digits, sum_d (x_d - output_d)^2 per image ---------------------------
+model.eval()
+plain.eval()
+np.random.seed(args.seed + 1)   # the same noisy held-out digits for every model
+noisy = zero.to_numpy(add_noise(zero.to_device(data.x_heldout, args.device), args.noise_std))
+noise_error = ((noisy - data.x_heldout) ** 2).sum(axis=1).mean()
+errors = {}
+for name, autoencoder in [("plain", plain), ("denoising", model)]:
+    clean_error = reconstruction_errors(autoencoder, data.x_heldout, device=args.device).mean()
+    with zero.no_grad():
+        output = zero.to_numpy(autoencoder(zero.to_device(noisy, args.device)).data)
+    errors[name] = (clean_error, ((output - data.x_heldout) ** 2).sum(axis=1).mean(), output)
+print(f"held-out error per image against the clean digit (noise std {args.noise_std}):")
+print(f"  the noisy input itself                        {noise_error:8.2f}")
+for name, (clean_error, noisy_error, _) in errors.items():
+    print(f"  {name:>9} autoencoder: from noisy input {noisy_error:8.2f}   from the clean input {clean_error:8.2f}")
+
+# ---- figures --------------------------------------------------------------------------------------------
+shown = slice(0, 10)
+rows = [data.x_heldout[shown], noisy[shown], errors["plain"][2][shown], errors["denoising"][2][shown]]
+fig, ax = plt.subplots(figsize=(8, 3.6))
+ax.imshow(tile_images(np.concatenate(rows), 10), cmap="gray")
+ax.set(title=f"rows: clean held-out digits; with noise (std {args.noise_std}); "
+             f"plain autoencoder; denoising autoencoder")
+ax.axis("off")
+save(fig, folder, "denoising")
+
+fig, ax = plt.subplots(figsize=(6, 4))
+epochs = np.arange(1, len(history["train_loss"]) + 1)
+ax.plot(epochs, history["train_loss"], "o-", label="training (fresh noise each batch)")
+ax.plot(epochs, history["heldout_loss"], "s-", label="held out (noisy input)")
+ax.set(title="denoising autoencoder: sum (x - x_hat(x_tilde))^2 per image", xlabel="epoch", ylabel="loss")
+ax.legend()
+save(fig, folder, "loss")
+show()

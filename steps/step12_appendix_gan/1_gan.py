@@ -1,0 +1,186 @@
+"""Appendix B.1 - A generative adversarial network (GAN), and why its loss is not the minimax.
+
+Every model so far was trained to make the data probable: maximum likelihood (steps 2-5),
+a bound on it (the VAE, steps 7-8), or denoising (steps 9-10). A GAN never writes down
+p(x). A generator G turns noise z ~ N(0, I) into an image, a discriminator D tells real
+images from generated ones, D(x) = P(real), and the two play
+
+    min_G max_D  E_x[log D(x)] + E_z[log(1 - D(G(z)))]                                    (B.1)
+
+D minimises the cross-entropy L_D = -mean log D(x) - mean log(1 - D(G(z))). G could
+minimise mean log(1 - D(G(z))) (the minimax loss), but at the start D wins easily and
+D(G(z)) ~ 0, where that loss is flat: with D = sigmoid(l),
+
+    d/dl log(1 - D) = -D           -> 0 as D -> 0   (the minimax loss saturates)          (B.2)
+    d/dl [-log D]   = -(1 - D)     -> -1            (the non-saturating loss, used here)  (B.3)
+
+We print (B.2) and (B.3) from backward(), measure G's whole gradient both ways after a
+head start for D, then train G and D as two MLPs with the non-saturating loss and, for
+comparison, a run with the minimax loss from the same start. G has batch norm and D dropout
+(zero.gan.MLPGenerator, MLPDiscriminator): without them D won within a few epochs in our
+runs and G collapsed onto one digit, with either loss. With them D never gets far ahead,
+so the minimax run does not stall either: the saturation bites when D wins, as in the
+head-start measurement, and the non-saturating loss is the insurance against it. (In our
+30-epoch run the minimax GAN's samples even scored better, Frechet distance 210 against
+306: one seed, and GAN scores move a lot from run to run.)
+
+What it can do: sharp samples from one pass of a network, no bound and no noise schedule.
+What it cannot: say how probable an image is (there is no p(x) to evaluate), or promise
+that training converges: the two players can oscillate, and G may cover only some digits
+(mode collapse). We watch both players' curves, and score the samples with step 10's MNIST
+classifier (zero.metrics): the class histogram shows missing digits, and the Frechet
+distance of classifier features compares generated with real images (lower is better).
+
+    python steps/step12_appendix_gan/1_gan.py
+"""
+# needs: mnist
+import time
+
+import numpy as np
+
+import zero
+import zero.functions as F
+from zero.cli import checkpoint_path, out_dir, step_parser
+from zero.gan import (MLPDiscriminator, MLPGenerator, discriminator_loss, generator_gradient_norm, interpolate,
+                      load_gan, logit_gradient, moving_average, save_gan, score_generator, scoring_classifier,
+                      train_gan)
+from zero.metrics import classify, feature_statistics, frechet_distance
+from zero.optimizers import Adam
+from zero.plot import figures, save, show
+from zero.training import add_data_options, mnist_splits
+from zero.vae import tile_images
+
+parser = step_parser(__doc__, training=True, epochs=30, batch_size=64, lr=2e-4, latent_size=64, g_hidden_size=512,
+                     d_hidden_size=256, minimax_epochs=30, head_start_steps=100, score_images=1000,
+                     classifier_epochs=3,
+                     classifier="checkpoints/step10_conditional_diffusion_1_classifier.npz")
+add_data_options(parser)
+args = parser.parse_args()
+if args.quick:
+    args.epochs, args.minimax_epochs, args.head_start_steps = 1, 1, 5
+    args.train_limit, args.heldout_limit, args.score_images, args.classifier_epochs = 512, 256, 200, 1
+folder = out_dir(args, __file__)
+checkpoint = checkpoint_path(args, __file__)
+plt = figures(args.show)
+
+data = mnist_splits(args.data_dir, args.source, args.train_limit, args.heldout_limit)
+print(data.description)
+
+
+def players(seed):
+    """A fresh generator and discriminator (weights from `seed`) with their Adam optimizers (DCGAN's betas)."""
+    np.random.seed(seed)
+    generator = MLPGenerator(args.latent_size, args.g_hidden_size).to(args.device)
+    discriminator = MLPDiscriminator(args.d_hidden_size).to(args.device)
+    return (generator, discriminator, Adam(generator.params(), lr=args.lr, betas=(0.5, 0.999)),
+            Adam(discriminator.params(), lr=args.lr, betas=(0.5, 0.999)))
+
+
+# ---- (B.2) and (B.3) in numbers: the gradient of each loss with respect to D's logit ------------------------
+print("\ngradient of G's loss with respect to the discriminator's logit l, from backward():")
+print(f"  {'D(G(z))':>8}  {'minimax log(1 - D)':>20}  {'non-saturating -log D':>22}")
+for d_fake in [0.5, 0.1, 0.01, 0.001, 0.0001]:
+    minimax, non_saturating = logit_gradient(d_fake, "minimax"), logit_gradient(d_fake, "non_saturating")
+    print(f"  {d_fake:>8g}  {minimax:>20.6f}  {non_saturating:>22.6f}")
+
+# ---- the same effect on G's whole gradient: give D a head start, then measure both losses ---------------------
+generator, discriminator, _, d_optimizer = players(args.seed)
+rng = np.random.default_rng(args.seed)
+for step in range(args.head_start_steps):   # D alone learns to reject G's first, poor images
+    x = zero.to_device(data.x_train[rng.integers(0, len(data.x_train), args.batch_size)], args.device)
+    fake = generator.sample(args.batch_size)          # an array: G is not trained here
+    d_loss = discriminator_loss(discriminator(x), discriminator(fake))
+    d_optimizer.zero_grad()
+    d_loss.backward()
+    d_optimizer.step()
+with zero.no_grad():
+    d_fake = F.sigmoid(discriminator(generator.sample(500))).data.mean().item()
+norms = {kind: generator_gradient_norm(generator, discriminator, 500, kind) for kind in ("minimax", "non_saturating")}
+print(f"\nafter {args.head_start_steps} steps of D alone: mean D(G(z)) = {d_fake:.4f}; norm of G's gradient "
+      f"||dL_G/dtheta||: minimax {norms['minimax']:.3g}, non-saturating {norms['non_saturating']:.3g} "
+      f"({norms['non_saturating'] / norms['minimax']:.0f}x larger)")
+
+# ---- the GAN: non-saturating loss, checkpointed ---------------------------------------------------------------
+generator, discriminator, g_optimizer, d_optimizer = players(args.seed)
+history, start_epoch = None, 0
+if args.resume and checkpoint.exists():
+    state = load_gan(checkpoint, generator, discriminator, g_optimizer, d_optimizer)
+    history, start_epoch = state["history"], state["epoch"]
+    print(f"resumed from {checkpoint} after epoch {start_epoch}")
+np.random.seed(args.seed + start_epoch)   # the codes z of the remaining epochs
+start = time.perf_counter()
+history = train_gan(generator, discriminator, g_optimizer, d_optimizer, data.x_train, args.epochs, args.batch_size,
+                    args.device, args.seed, "non_saturating", history, start_epoch, description="GAN")
+if args.epochs > start_epoch:
+    print(f"trained {args.epochs - start_epoch} epochs in {time.perf_counter() - start:.1f} s")
+    save_gan(checkpoint, generator, discriminator, g_optimizer, d_optimizer, args.epochs, history)
+    print(f"checkpoints saved: {checkpoint} and its _discriminator file (continue with --resume --epochs N)")
+
+# ---- the comparison run: the minimax loss from the same start ----------------------------------------------------
+minimax_generator, minimax_discriminator, minimax_g_optimizer, minimax_d_optimizer = players(args.seed)
+np.random.seed(args.seed)
+minimax_history = train_gan(minimax_generator, minimax_discriminator, minimax_g_optimizer, minimax_d_optimizer,
+                            data.x_train, args.minimax_epochs, args.batch_size, args.device, args.seed, "minimax",
+                            description="minimax GAN")
+
+# ---- sample quality, scored by the MNIST classifier -----------------------------------------------------------------
+classifier = scoring_classifier([args.classifier, checkpoint.with_name("mnist_classifier.npz")], data,
+                                args.classifier_epochs, args.device, args.seed,
+                                save_to=checkpoint.with_name("mnist_classifier.npz"))
+reference = data.x_heldout
+_, real_features = classify(classifier, data.x_train[:args.score_images].reshape(-1, 1, 28, 28))
+_, reference_features = classify(classifier, reference.reshape(-1, 1, 28, 28))
+real_distance = frechet_distance(*feature_statistics(real_features), *feature_statistics(reference_features))
+np.random.seed(args.seed + 1)
+scores = {f"non-saturating, {args.epochs} epochs": score_generator(generator, classifier, reference, args.score_images),
+          f"minimax, {args.minimax_epochs} epochs": score_generator(minimax_generator, classifier, reference,
+                                                                    args.score_images)}
+print(f"\nsample quality ({args.score_images} images each, Frechet distance to {len(reference)} held-out digits):")
+print(f"  {'real training digits (the floor)':<34} FD {real_distance:8.2f}")
+for name, score in scores.items():
+    print(f"  {'GAN, ' + name:<34} FD {score['frechet_distance']:8.2f}   classes {score['class_histogram'].tolist()}")
+
+# ---- figures --------------------------------------------------------------------------------------------------------
+fig, (ax_loss, ax_prob, ax_compare) = plt.subplots(1, 3, figsize=(17, 4.5))
+ax_loss.plot(moving_average(history["d_loss"]), label="L_D (discriminator)")
+ax_loss.plot(moving_average(history["g_loss"]), label="L_G = -log D(G(z)) (generator)")
+ax_loss.set(title="both players' losses (moving average)", xlabel="step", ylabel="loss")
+ax_loss.legend()
+ax_prob.plot(moving_average(history["d_real"]), label="D(x), real images")
+ax_prob.plot(moving_average(history["d_fake"]), label="D(G(z)), generated")
+ax_prob.axhline(0.5, color="k", ls="--", lw=0.8, label="1/2: D cannot tell")
+ax_prob.set(title="what D believes", xlabel="step", ylabel="probability 'real'", ylim=(0, 1))
+ax_prob.legend()
+compared = len(minimax_history["d_fake"])
+ax_compare.plot(moving_average(history["d_fake"][:compared]), label="non-saturating -log D(G(z))")
+ax_compare.plot(moving_average(minimax_history["d_fake"]), label="minimax log(1 - D(G(z)))")
+ax_compare.set(title=f"D(G(z)) over the first {args.minimax_epochs} epochs, same start", xlabel="step",
+               ylabel="D(G(z))", ylim=(0, 1))
+ax_compare.legend()
+save(fig, folder, "training_curves")
+
+fig, axes = plt.subplots(1, 2, figsize=(12, 6))
+for ax, (name, score) in zip(axes, scores.items()):
+    ax.imshow(tile_images(score["images"][:64], 8), cmap="gray")
+    ax.set(title=f"G(z), z ~ N(0, I): {name}\nFD {score['frechet_distance']:.1f}")
+    ax.axis("off")
+save(fig, folder, "samples")
+
+np.random.seed(args.seed + 2)
+codes = generator.latent(8)
+walks = np.concatenate([zero.to_numpy(interpolate(generator, codes[2 * row], codes[2 * row + 1], 10))
+                        for row in range(4)])
+fig, ax = plt.subplots(figsize=(8, 3.6))
+ax.imshow(tile_images(walks, 10), cmap="gray")
+ax.set(title="straight lines between two codes: G((1 - s) z_a + s z_b), s = 0 .. 1")
+ax.axis("off")
+save(fig, folder, "interpolation")
+
+fig, ax = plt.subplots(figsize=(6, 4))
+for offset, (name, score) in zip((-0.2, 0.2), scores.items()):
+    ax.bar(np.arange(10) + offset, score["class_histogram"] / args.score_images, width=0.4, label=name)
+ax.axhline(0.1, color="k", ls="--", lw=0.8, label="1/10 each")
+ax.set(title="classes of generated digits (by the classifier)", xlabel="digit", ylabel="share", xticks=range(10))
+ax.legend()
+save(fig, folder, "class_histogram")
+show()

@@ -1,0 +1,132 @@
+"""Appendix C.2 - Flow against the Gaussian mixture on Old Faithful, in exact nats.
+
+Steps 4 and 5 modelled Old Faithful with a mixture of two Gaussians fitted by EM. A
+normalizing flow (C.1) also gives an exact log p(x), so the two can be compared on the
+same footing: the mean log-likelihood of held-out eruptions, in nats per point, on the
+same standardised data with the same training / held-out split. A single Gaussian
+(step 3's maximum likelihood) is the baseline.
+
+What the flow can do that the mixture cannot: bend its density into any smooth shape
+(not only ellipses), with the same code for 2 or 2,000 dimensions. What it cannot: learn
+that shape from 200 points without overfitting. A flow big enough to bend freely has
+thousands of parameters against the mixture's 11. We keep it small (16 hidden units, 4
+couplings) and stop after 500 epochs, near the best held-out score of a longer run (a choice
+made by looking at the held-out curve, which flatters the flow); both curves are plotted,
+so the gap between training and held-out likelihood is visible. On these 200 points the
+mixture, whose shape fits the data, still wins: flexibility pays only with more data.
+
+    python steps/step13_appendix_flow/2_old_faithful.py
+"""
+import time
+
+import numpy as np
+from tqdm import tqdm
+
+import zero
+from zero.cli import checkpoint_path, out_dir, step_parser
+from zero.data import DataLoader, Dataset
+from zero.datasets import load_old_faithful
+from zero.distributions import multivariate_normal_log_pdf, multivariate_normal_mle
+from zero.flow import RealNVP
+from zero.mixture import GaussianMixture
+from zero.optimizers import Adam
+from zero.plot import figures, save, show
+from zero.training import load_checkpoint, mean_loss, save_checkpoint
+
+parser = step_parser(__doc__, training=True, epochs=500, batch_size=200, lr=1e-3, hidden_size=16,
+                     couplings=4, heldout_size=72)
+args = parser.parse_args()
+if args.quick:
+    args.epochs = 50
+folder = out_dir(args, __file__)
+checkpoint = checkpoint_path(args, __file__)
+plt = figures(args.show)
+np.random.seed(args.seed)
+
+# ---- data: a random training / held-out split, standardised with the training statistics ----------
+data = load_old_faithful()                                    # (272, 2): eruption, waiting (minutes)
+order = np.random.default_rng(args.seed).permutation(len(data))
+raw_train, raw_heldout = data[order[args.heldout_size:]], data[order[:args.heldout_size]]
+center, spread = raw_train.mean(axis=0), raw_train.std(axis=0)
+x_train, x_heldout = (raw_train - center) / spread, (raw_heldout - center) / spread
+print(f"Old Faithful: {len(x_train)} training and {len(x_heldout)} held-out eruptions, standardised")
+
+# ---- the baselines: one Gaussian (step 3) and the EM-fitted mixture of two (step 5) ------------------
+mean, covariance = multivariate_normal_mle(x_train.astype(np.float64))
+gaussian = {name: float(multivariate_normal_log_pdf(x.astype(np.float64), mean, covariance).mean())
+            for name, x in [("train", x_train), ("heldout", x_heldout)]}
+mixture = GaussianMixture(2, seed=args.seed).fit(x_train.astype(np.float64))
+gmm = {"train": mixture.score(x_train.astype(np.float64)), "heldout": mixture.score(x_heldout.astype(np.float64))}
+
+# ---- the flow, trained by exact maximum likelihood ----------------------------------------------------
+model = RealNVP(dim=2, hidden_size=args.hidden_size, num_couplings=args.couplings).to(args.device)
+optimizer = Adam(model.params(), lr=args.lr)
+history, start_epoch = {"train_loss": [], "heldout_loss": []}, 0
+if args.resume and checkpoint.exists():
+    state = load_checkpoint(checkpoint, model, optimizer)
+    history, start_epoch = state["history"], state["epoch"]
+    print(f"resumed from {checkpoint} after epoch {start_epoch}")
+start = time.perf_counter()
+with tqdm(range(start_epoch + 1, args.epochs + 1), desc="flow", leave=False) as bar:
+    for epoch in bar:
+        loader = DataLoader(Dataset(x_train), args.batch_size, seed=(args.seed, epoch), device=args.device)
+        total = 0.0
+        for x in loader:
+            loss = model.loss(x)              # -mean log p(x), (C.1)
+            optimizer.zero_grad()
+            loss.backward()
+            optimizer.step()
+            total += loss.item()
+        history["train_loss"].append(total / len(loader))
+        history["heldout_loss"].append(mean_loss(model, x_heldout, device=args.device))
+        bar.set_postfix(train=f"{history['train_loss'][-1]:.3f}", heldout=f"{history['heldout_loss'][-1]:.3f}")
+if args.epochs > start_epoch:
+    print(f"trained {args.epochs - start_epoch} epochs in {time.perf_counter() - start:.1f} s")
+    save_checkpoint(checkpoint, model, optimizer, args.epochs, history)
+    print(f"checkpoint saved: {checkpoint} (continue with --resume --epochs N)")
+flow = {"train": -mean_loss(model, x_train, device=args.device),
+        "heldout": -mean_loss(model, x_heldout, device=args.device)}
+
+# ---- the comparison, in nats per point ------------------------------------------------------------------
+# all three are densities of the same standardised points; in minutes, subtract sum_d log std_d from each
+print(f"\nmean log p(x), nats per point (standardised; in minutes add {-np.log(spread).sum():.3f}):")
+print(f"  {'model':<28}{'parameters':>11}{'training':>10}{'held out':>10}")
+for name, size, scores in [("one Gaussian (step 3)", 5, gaussian), ("Gaussian mixture, K=2 (EM)", 11, gmm),
+                           (f"RealNVP flow ({args.couplings} couplings)", model.num_params(), flow)]:
+    print(f"  {name:<28}{size:>11,}{scores['train']:>10.3f}{scores['heldout']:>10.3f}")
+
+# ---- figures ------------------------------------------------------------------------------------------
+model.eval()
+grid = np.linspace(-3, 3, 60 if args.quick else 150)
+grid_x, grid_y = np.meshgrid(grid, grid)
+points = np.stack([grid_x.ravel(), grid_y.ravel()], axis=1)
+with zero.no_grad():
+    flow_density = np.exp(zero.to_numpy(model.log_prob(zero.to_device(points.astype(np.float32), args.device)).data))
+gmm_density = np.exp(mixture.log_prob(points))
+fig, axes = plt.subplots(1, 3, figsize=(15, 4.8))
+for ax, density, title in [(axes[0], gmm_density, f"mixture of 2 (EM): held out {gmm['heldout']:.3f}"),
+                           (axes[1], flow_density, f"flow: held out {flow['heldout']:.3f}")]:
+    ax.contour(grid_x, grid_y, density.reshape(grid_x.shape), levels=12, cmap="viridis")
+    ax.scatter(*x_train.T, s=6, c="gray", label="training")
+    ax.scatter(*x_heldout.T, s=10, c="red", marker="x", label="held out")
+    ax.set(title=title + " nats/pt", xlabel="eruption (standardised)", ylabel="waiting (standardised)")
+    ax.legend(loc="upper left")
+with zero.no_grad():
+    z = zero.to_numpy(model(zero.to_device(x_train, args.device))[0].data)
+axes[2].scatter(*z.T, s=6, c=x_train[:, 0], cmap="coolwarm")
+circle = np.linspace(0, 2 * np.pi, 100)
+for radius in (1, 2):
+    axes[2].plot(radius * np.cos(circle), radius * np.sin(circle), "k--", lw=0.8)
+axes[2].set(title="training eruptions mapped to z = f(x)\n(should look like N(0, I); circles at 1 and 2)",
+            xlabel="z_1", ylabel="z_2", aspect="equal")
+save(fig, folder, "flow_vs_mixture")
+
+fig, ax = plt.subplots(figsize=(6.5, 4))
+epochs = np.arange(1, len(history["train_loss"]) + 1)
+ax.plot(epochs, history["train_loss"], label="flow, training")
+ax.plot(epochs, history["heldout_loss"], label="flow, held out")
+ax.axhline(-gmm["heldout"], color="k", ls="--", label="mixture of 2, held out")
+ax.set(title="-log p(x) per point", xlabel="epoch (full batch)", ylabel="nats", ylim=(0.8, 3.0))
+ax.legend()
+save(fig, folder, "loss")
+show()

@@ -1,0 +1,96 @@
+"""zero.autoencoder: shapes, the loss by hand, training lowers it, denoising targets the clean
+image, the ROC AUC against scikit-learn, the models on both devices."""
+import numpy as np
+import pytest
+
+import zero
+from conftest import host, on
+from zero.autoencoder import (Autoencoder, add_noise, reconstruction_errors, restore_if_trained, roc_auc,
+                              roc_curve)
+from zero.optimizers import Adam
+from zero.training import fit, save_checkpoint
+
+
+def test_shapes_and_the_loss_by_hand():
+    np.random.seed(0)
+    model = Autoencoder(12, 8, 3)
+    x = np.random.rand(5, 12).astype(np.float32)
+    z = model.encode(x)
+    x_hat = model(x)
+    assert z.shape == (5, 3) and x_hat.shape == (5, 12)
+    assert ((x_hat.data > 0) & (x_hat.data < 1)).all()
+    expected = ((x - x_hat.data) ** 2).sum() / 5       # sum over pixels, mean over images
+    assert model.loss(x).item() == pytest.approx(expected, rel=1e-6)
+    np.testing.assert_allclose(reconstruction_errors(model, x, batch_size=2), ((x - x_hat.data) ** 2).sum(axis=1),
+                               rtol=1e-6)
+
+
+def test_training_lowers_the_loss_on_held_out_images():
+    rng = np.random.default_rng(0)
+    basis = rng.random((4, 30))                         # images that live on a 4-D subspace
+    x = np.clip(rng.random((600, 4)) @ basis / 2, 0, 1).astype(np.float32)
+    np.random.seed(0)
+    model = Autoencoder(30, 32, 4)
+    optimizer = Adam(model.params(), lr=3e-3)
+    history = fit(model, optimizer, x[:500], epochs=15, batch_size=50, x_heldout=x[500:])
+    assert history["heldout_loss"][-1] < 0.2 * history["heldout_loss"][0]
+
+
+def test_denoising_corrupts_the_input_but_targets_the_clean_image():
+    np.random.seed(1)
+    model = Autoencoder(10, 6, 2, noise_std=0.3)
+    x = np.random.rand(4, 10).astype(np.float32)
+    np.random.seed(5)
+    loss = model.loss(x).item()
+    np.random.seed(5)
+    noisy = add_noise(x, 0.3)
+    assert noisy.min() >= 0 and noisy.max() <= 1 and np.abs(noisy - x).max() > 0.1
+    expected = ((x - model(noisy).data) ** 2).sum() / 4
+    assert loss == pytest.approx(expected, rel=1e-6)
+    with pytest.raises(ValueError, match="noise_std"):
+        Autoencoder(10, 6, 2, noise_std=-1)
+
+
+def test_roc_auc_against_scikit_learn_and_by_hand():
+    from sklearn.metrics import roc_auc_score
+    rng = np.random.default_rng(0)
+    negative = np.round(rng.normal(0, 1, 300), 1)       # rounding makes ties
+    positive = np.round(rng.normal(0.8, 1, 100), 1)
+    expected = roc_auc_score(np.r_[np.zeros(300), np.ones(100)], np.r_[negative, positive])
+    assert roc_auc(negative, positive) == pytest.approx(expected, abs=1e-12)
+    assert roc_auc([1, 2], [3, 4]) == 1.0 and roc_auc([3, 4], [1, 2]) == 0.0 and roc_auc([1], [1]) == 0.5
+    false_positive_rate, true_positive_rate = roc_curve(negative, positive)
+    assert (false_positive_rate[0], true_positive_rate[0]) == (0, 0)
+    assert (false_positive_rate[-1], true_positive_rate[-1]) == (1, 1)
+    with pytest.raises(ValueError, match="both kinds"):
+        roc_auc([], [1.0])
+
+
+def test_restore_if_trained_loads_only_a_long_enough_checkpoint(tmp_path):
+    np.random.seed(0)
+    trained, fresh = Autoencoder(6, 4, 2), Autoencoder(6, 4, 2)
+    path = tmp_path / "ae.npz"
+    save_checkpoint(path, trained, epoch=3)
+    before = fresh.encoder.layers[0].W.data.copy()
+    restored, message = restore_if_trained(fresh, path, min_epochs=5)
+    assert not restored and "only 3 epochs" in message
+    np.testing.assert_array_equal(fresh.encoder.layers[0].W.data, before)
+    restored, _ = restore_if_trained(fresh, path, min_epochs=3)
+    assert restored
+    np.testing.assert_array_equal(fresh.encoder.layers[0].W.data, trained.encoder.layers[0].W.data)
+    assert restore_if_trained(fresh, tmp_path / "missing.npz", 1)[0] is False
+
+
+def test_the_autoencoder_runs_on_both_devices(device):
+    np.random.seed(2)
+    reference = Autoencoder(8, 5, 2, noise_std=0.2)
+    np.random.seed(2)
+    model = Autoencoder(8, 5, 2, noise_std=0.2).to(device)
+    x = np.random.rand(3, 8).astype(np.float32)
+    np.testing.assert_allclose(host(model(on(device, x)).data), reference(x).data, rtol=1e-5)
+    loss = model.loss(on(device, x))            # the noise is drawn on the device
+    loss.backward()
+    assert all(param.grad.device == device for param in model.params())
+    errors = reconstruction_errors(model, x, device=device, noise_std=0.2)
+    assert isinstance(errors, np.ndarray) and errors.shape == (3,)
+    assert zero.backend.device_of(add_noise(on(device, x), 0.1)) == device

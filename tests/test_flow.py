@@ -1,0 +1,150 @@
+"""zero.flow: the coupling flow is invertible, its log-determinant matches a numerical Jacobian,
+its density integrates to one, it learns a Gaussian by maximum likelihood, on both devices."""
+import math
+
+import numpy as np
+import pytest
+
+import zero
+from conftest import host, on
+from zero.flow import AffineCoupling, RealNVP, alternating_masks, two_moons
+from zero.optimizers import Adam
+
+
+def random_flow(dim=2, hidden_size=8, num_couplings=4, seed=0, dtype=np.float64):
+    """A RealNVP with every parameter random (not the identity it starts as), in float64."""
+    np.random.seed(seed)
+    flow = RealNVP(dim, hidden_size, num_couplings)
+    rng = np.random.default_rng(seed)
+    for param in flow.params():
+        param.data = (0.5 * rng.standard_normal(param.shape)).astype(dtype)
+    for coupling in flow.couplings:
+        coupling.mask, coupling.free = coupling.mask.astype(dtype), coupling.free.astype(dtype)
+    return flow
+
+
+def test_a_fresh_flow_is_the_identity():
+    np.random.seed(0)
+    flow = RealNVP(3, 16, 4)
+    x = np.random.standard_normal((5, 3)).astype(np.float32)
+    z, log_det = flow(x)
+    np.testing.assert_array_equal(z.data, x)
+    np.testing.assert_array_equal(log_det.data, np.zeros(5))
+
+
+def test_masks_alternate_and_every_dimension_gets_changed():
+    masks = alternating_masks(3, 2)
+    np.testing.assert_array_equal(masks[0], [1, 0, 1])
+    np.testing.assert_array_equal(masks[1], [0, 1, 0])
+    with pytest.raises(ValueError, match="at least 2"):
+        RealNVP(dim=1)
+
+
+@pytest.mark.parametrize("dim", [2, 3])
+def test_inverse_undoes_forward(dim):
+    flow = random_flow(dim)
+    x = np.random.default_rng(1).standard_normal((50, dim)) * 2
+    z, _ = flow(x)
+    assert np.abs(z.data - x).max() > 0.1          # the map really moves the points
+    np.testing.assert_allclose(flow.inverse(z.data).data, x, atol=1e-10)
+    np.testing.assert_allclose(flow(flow.inverse(x).data)[0].data, x, atol=1e-10)
+
+
+def test_a_coupling_keeps_its_masked_dimensions():
+    np.random.seed(0)
+    coupling = AffineCoupling(np.array([1.0, 0.0, 1.0]), 8)
+    for param in coupling.params():
+        param.data = np.random.standard_normal(param.shape).astype(np.float32)
+    x = np.random.standard_normal((4, 3)).astype(np.float32)
+    y, _ = coupling(x)
+    np.testing.assert_array_equal(y.data[:, [0, 2]], x[:, [0, 2]])
+    assert np.abs(y.data[:, 1] - x[:, 1]).max() > 1e-3
+
+
+def numerical_jacobian(function, x, eps=1e-6):
+    """d function(x) / dx for one point x (D,) by central differences: (D, D)."""
+    columns = []
+    for d in range(len(x)):
+        step = np.zeros_like(x)
+        step[d] = eps
+        columns.append((function(x + step) - function(x - step)) / (2 * eps))
+    return np.stack(columns, axis=1)
+
+
+@pytest.mark.parametrize("dim", [2, 4])
+def test_log_det_matches_a_numerical_jacobian(dim):
+    flow = random_flow(dim, num_couplings=5)
+    points = np.random.default_rng(2).standard_normal((6, dim))
+    _, log_det = flow(points)
+
+    def forward(point):
+        return flow(point[None])[0].data[0]
+
+    for point, analytic in zip(points, log_det.data):
+        jacobian = numerical_jacobian(forward, point)
+        sign, numeric = np.linalg.slogdet(jacobian)
+        assert sign > 0   # couplings with exp(s) > 0 preserve orientation
+        assert analytic == pytest.approx(numeric, abs=1e-6)
+
+
+def test_the_density_integrates_to_one():
+    flow = random_flow(2, num_couplings=4, seed=3)
+    for param in flow.params():
+        param.data = param.data * 0.5   # a gentle map, so the mass stays inside the grid
+    grid = np.linspace(-8, 8, 401)
+    gx, gy = np.meshgrid(grid, grid)
+    points = np.stack([gx.ravel(), gy.ravel()], axis=1)
+    with zero.no_grad():
+        density = np.exp(flow.log_prob(points).data)
+    total = density.sum() * (grid[1] - grid[0]) ** 2
+    assert total == pytest.approx(1.0, abs=2e-3)
+
+
+def test_maximum_likelihood_learns_a_correlated_gaussian():
+    rng = np.random.default_rng(0)
+    covariance = np.array([[1.0, 0.8], [0.8, 1.0]])
+    train = rng.multivariate_normal([0, 0], covariance, 2000).astype(np.float32)
+    heldout = rng.multivariate_normal([0, 0], covariance, 2000).astype(np.float32)
+    # the entropy of N(0, S) is the best possible mean -log p(x): 1/2 log det(2 pi e S)
+    entropy = 0.5 * math.log(np.linalg.det(2 * math.pi * math.e * covariance))
+    np.random.seed(0)
+    flow = RealNVP(2, 16, 4)
+    optimizer = Adam(flow.params(), lr=1e-2)
+    with zero.no_grad():
+        before = flow.loss(heldout).item()
+    for step in range(300):
+        batch = train[rng.integers(0, len(train), 256)]
+        loss = flow.loss(batch)
+        optimizer.zero_grad()
+        loss.backward()
+        optimizer.step()
+    with zero.no_grad():
+        after = flow.loss(heldout).item()
+    assert before > entropy + 0.4                 # the identity map is a poor fit (uncorrelated N(0, I))
+    assert after == pytest.approx(entropy, abs=0.05)
+
+
+def test_the_flow_runs_on_both_devices(device):
+    reference = random_flow(2, dtype=np.float32)
+    flow = random_flow(2, dtype=np.float32).to(device)
+    x = np.random.default_rng(4).standard_normal((7, 2)).astype(np.float32)
+    log_p = flow.log_prob(on(device, x))
+    np.testing.assert_allclose(host(log_p.data), reference.log_prob(x).data, rtol=1e-5)
+    flow.loss(on(device, x)).backward()
+    for param in flow.params():
+        assert param.grad is not None and param.grad.device == device
+    samples = flow.sample(5)
+    assert zero.backend.device_of(samples) == device and samples.shape == (5, 2)
+    stages = flow.stages(on(device, x))
+    assert len(stages) == 5 and zero.backend.device_of(stages[-1]) == device
+    np.testing.assert_allclose(host(flow.stages(stages[-1], inverse=True)[-1]), x, atol=1e-5)
+
+
+def test_two_moons_are_two_moons():
+    points = two_moons(1000, noise=0.0, seed=0)
+    assert points.shape == (1000, 2) and points.dtype == np.float32
+    upper, lower = points[:500], points[500:]
+    np.testing.assert_allclose(np.hypot(*upper.T), 1, atol=1e-6)                  # on the unit circle
+    np.testing.assert_allclose(np.hypot(lower[:, 0] - 1, lower[:, 1] - 0.5), 1, atol=1e-6)
+    assert (upper[:, 1] >= 0).all() and (lower[:, 1] <= 0.5).all()
+    np.testing.assert_array_equal(two_moons(10, seed=5), two_moons(10, seed=5))

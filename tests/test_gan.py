@@ -1,0 +1,115 @@
+"""zero.gan: the losses against hand computation, their logit gradients (the saturation of the
+minimax loss), the players' shapes on both devices, a training step that moves both players,
+and checkpoints of both."""
+import math
+
+import numpy as np
+import pytest
+
+import zero
+from conftest import host
+from zero.gan import (DCDiscriminator, DCGenerator, MLPDiscriminator, MLPGenerator, discriminator_loss,
+                      generator_gradient_norm, generator_loss, interpolate, load_gan, logit_gradient,
+                      moving_average, save_gan, train_gan)
+from zero.optimizers import Adam
+
+
+def V(values):
+    return zero.Variable(np.asarray(values, dtype=np.float64))
+
+
+def sigmoid(x):
+    return 1 / (1 + np.exp(-np.asarray(x, dtype=np.float64)))
+
+
+def test_losses_by_hand():
+    real, fake = np.array([2.0, -0.5, 0.3]), np.array([-1.0, 0.7])
+    d_real, d_fake = sigmoid(real), sigmoid(fake)
+    expected_d = -np.log(d_real).mean() - np.log(1 - d_fake).mean()
+    assert discriminator_loss(V(real), V(fake)).item() == pytest.approx(expected_d, rel=1e-12)
+    assert generator_loss(V(fake), "non_saturating").item() == pytest.approx(-np.log(d_fake).mean(), rel=1e-12)
+    assert generator_loss(V(fake), "minimax").item() == pytest.approx(np.log(1 - d_fake).mean(), rel=1e-12)
+    with pytest.raises(ValueError, match="non_saturating"):
+        generator_loss(V(fake), "wasserstein")
+
+
+def test_losses_stay_finite_where_the_naive_formula_takes_log_of_zero():
+    logits = V([-800.0, 800.0])
+    assert math.isfinite(discriminator_loss(logits, logits).item())
+    assert generator_loss(V([-800.0]), "non_saturating").item() == pytest.approx(800.0)   # -log sigmoid(-800)
+    assert generator_loss(V([800.0]), "minimax").item() == pytest.approx(-800.0)          # log(1 - sigmoid(800))
+
+
+@pytest.mark.parametrize("d_fake", [0.5, 0.1, 1e-3, 1e-6])
+def test_logit_gradients_saturate_only_for_the_minimax_loss(d_fake):
+    # d/dl log(1 - sigmoid(l)) = -sigmoid(l) = -D;  d/dl -log sigmoid(l) = -(1 - D)
+    assert logit_gradient(d_fake, "minimax") == pytest.approx(-d_fake, rel=1e-9)
+    assert logit_gradient(d_fake, "non_saturating") == pytest.approx(-(1 - d_fake), rel=1e-9)
+
+
+def test_generator_gradient_is_larger_with_the_non_saturating_loss_when_d_wins():
+    np.random.seed(0)
+    generator, discriminator = MLPGenerator(4, 16, 10), MLPDiscriminator(16, 10)
+    discriminator.out.b.data[...] = -6.0                                  # D(G(z)) ~ sigmoid(-6) ~ 0.0025: D "wins"
+    minimax = generator_gradient_norm(generator, discriminator, 64, "minimax")
+    non_saturating = generator_gradient_norm(generator, discriminator, 64, "non_saturating")
+    assert non_saturating > 50 * minimax
+    assert all(param.grad is None for param in generator.params())   # leaves no gradients behind
+
+
+@pytest.mark.parametrize("models", ["mlp", "dcgan"])
+def test_players_shapes_on_both_devices(models, device):
+    np.random.seed(0)
+    if models == "mlp":
+        generator, discriminator = MLPGenerator(8, 32), MLPDiscriminator(32)
+    else:
+        generator, discriminator = DCGenerator(8, width=4), DCDiscriminator(width=4)
+    generator.to(device)
+    discriminator.to(device)
+    z = generator.latent(5)
+    assert zero.backend.device_of(z) == device and z.shape == (5, 8)
+    images = generator(z)
+    assert images.shape == (5, 784)
+    values = host(images.data)
+    assert ((values > 0) & (values < 1)).all()
+    logits = discriminator(images)
+    assert logits.shape == (5,)
+    generator_loss(logits).backward()
+    assert all(param.grad is not None and param.grad.device == device for param in generator.params())
+    samples = interpolate(generator.eval(), z[0], z[1], 4)
+    assert samples.shape == (4, 784) and zero.backend.device_of(samples) == device
+    # the end points of the walk are the two codes' images
+    np.testing.assert_allclose(host(samples[0]), host(generator(z[:1]).data[0]), atol=1e-6)
+
+
+def test_a_training_epoch_moves_both_players_and_records_the_curves(tmp_path):
+    rng = np.random.default_rng(0)
+    images = rng.random((64, 784)).astype(np.float32)
+    np.random.seed(0)
+    generator, discriminator = MLPGenerator(8, 32), MLPDiscriminator(32)
+    g_optimizer, d_optimizer = Adam(generator.params(), lr=1e-3), Adam(discriminator.params(), lr=1e-3)
+    g_before = [param.data.copy() for param in generator.params()]
+    d_before = [param.data.copy() for param in discriminator.params()]
+    history = train_gan(generator, discriminator, g_optimizer, d_optimizer, images, epochs=2, batch_size=16)
+    assert all(len(history[key]) == 8 for key in ("d_loss", "g_loss", "d_real", "d_fake"))
+    assert all(0 < value < 1 for value in history["d_real"] + history["d_fake"])
+    assert all(not np.array_equal(a, p.data) for a, p in zip(g_before, generator.params()))
+    assert all(not np.array_equal(a, p.data) for a, p in zip(d_before, discriminator.params()))
+    # checkpoints of both players round-trip
+    path = tmp_path / "gan.npz"
+    save_gan(path, generator, discriminator, g_optimizer, d_optimizer, 2, history)
+    np.random.seed(1)
+    other_g, other_d = MLPGenerator(8, 32), MLPDiscriminator(32)
+    state = load_gan(path, other_g, other_d, Adam(other_g.params()), Adam(other_d.params()))
+    assert state["epoch"] == 2 and state["history"]["d_loss"] == pytest.approx(history["d_loss"])
+    for a, b in zip(generator.params(), other_g.params()):
+        np.testing.assert_array_equal(a.data, b.data)
+    for a, b in zip(discriminator.params(), other_d.params()):
+        np.testing.assert_array_equal(a.data, b.data)
+    with pytest.raises(ValueError, match="generator loss"):
+        train_gan(generator, discriminator, g_optimizer, d_optimizer, images, 1, loss="hinge")
+
+
+def test_moving_average():
+    np.testing.assert_allclose(moving_average([1, 2, 3, 4], width=2), [1.5, 2.5, 3.5])
+    np.testing.assert_allclose(moving_average([1, 2], width=50), [1.5])

@@ -1,0 +1,143 @@
+"""Deterministic autoencoders (appendix): compression, denoising and anomaly scores.
+
+An autoencoder squeezes an image x (D pixels) through a small code z and back:
+
+    z = encoder(x),   x_hat = sigmoid(decoder(z)),   loss = sum_d (x_d - x_hat_d)^2 per image
+
+It is the VAE of step 7 without the probabilities: one code per image instead of a
+distribution q(z | x), and no KL term pulling the codes towards N(0, I). `Autoencoder`
+uses the VAE's networks (784-200-20 and 20-200-784, ReLU) and the reconstruction term
+of the book's VAE loss, so the two differ only in that term and the sampling.
+
+A denoising autoencoder (noise_std > 0) sees a corrupted image and is asked for the
+clean one: x_tilde = clip(x + noise_std * eps, 0, 1), loss = sum_d (x_d - x_hat(x_tilde)_d)^2.
+
+    model = Autoencoder(784, 200, 20, noise_std=0.5)
+    loss = model.loss(x)                                   # scalar, per image
+    scores = reconstruction_errors(model, images)          # (N,) anomaly scores
+    auc = roc_auc(scores[normal], scores[anomalous])
+"""
+import numpy as np
+from tqdm import tqdm
+
+import zero.functions as F
+from zero.backend import get_array_module, to_device, to_numpy
+from zero.core import Variable, no_grad
+from zero.models import MLP, Model
+from zero.training import load_checkpoint
+
+
+def add_noise(x, noise_std):
+    """x + noise_std * eps, eps ~ N(0, I), clipped to [0, 1]: an array like x (array or Variable data),
+    drawn on x's device."""
+    data = x.data if isinstance(x, Variable) else x
+    xp = get_array_module(data)
+    noisy = data + noise_std * xp.random.standard_normal(data.shape).astype(data.dtype)
+    return xp.clip(noisy, 0, 1)
+
+
+class Autoencoder(Model):
+    """x (N, input_size) in [0, 1] -> code z (N, latent_size) -> x_hat (N, input_size) in [0, 1].
+
+    noise_std > 0 makes it a denoising autoencoder: `loss` corrupts its input first.
+    """
+
+    def __init__(self, input_size=784, hidden_size=200, latent_size=20, noise_std=0.0):
+        super().__init__()
+        if noise_std < 0:
+            raise ValueError(f"noise_std must be >= 0, got {noise_std}")
+        self.latent_size = latent_size
+        self.noise_std = float(noise_std)
+        self.encoder = MLP((input_size, hidden_size, latent_size))
+        self.decoder = MLP((latent_size, hidden_size, input_size))
+
+    def encode(self, x):
+        """The code z = encoder(x): (N, input_size) -> (N, latent_size)."""
+        return self.encoder(x)
+
+    def decode(self, z):
+        """x_hat = sigmoid(decoder(z)): (N, latent_size) -> (N, input_size)."""
+        return F.sigmoid(self.decoder(z))
+
+    def forward(self, x):
+        """The reconstruction x_hat(x), without noise: (N, input_size)."""
+        return self.decode(self.encode(x))
+
+    def loss(self, x):
+        """sum_d (x_d - x_hat_d)^2 per image, averaged over the batch (a scalar Variable); with
+        noise_std > 0 the input is corrupted and the target is the clean x."""
+        clean = x.data if isinstance(x, Variable) else x
+        seen = add_noise(clean, self.noise_std) if self.noise_std > 0 else clean
+        return F.mean_squared_error(self(seen), clean, reduction="sum") / len(clean)
+
+
+def reconstruction_errors(model, images, batch_size=500, device="cpu", noise_std=0.0):
+    """Per-image squared error sum_d (x_d - x_hat_d)^2 of host images (N, D): host array (N,).
+
+    noise_std > 0: reconstruct corrupted images (the clean ones are the targets).
+    """
+    errors = []
+    with no_grad():
+        for start in tqdm(range(0, len(images), batch_size), desc="reconstruction errors", leave=False):
+            x = to_device(images[start:start + batch_size], device)
+            seen = add_noise(x, noise_std) if noise_std > 0 else x
+            diff = model(Variable(seen, requires_grad=False)).data - x
+            errors.append(to_numpy((diff * diff).sum(axis=1)))   # explicit host copy of N numbers
+    return np.concatenate(errors)
+
+
+def roc_auc(negative_scores, positive_scores):
+    """Area under the ROC curve of a score meant to be higher for positives (anomalies).
+
+    Equals the probability that a random positive scores higher than a random negative (ties
+    count one half), the Mann-Whitney statistic: computed from the ranks of all scores.
+    1 = perfect separation, 0.5 = chance.
+    """
+    from scipy.stats import rankdata
+
+    negative, positive = np.asarray(negative_scores, np.float64), np.asarray(positive_scores, np.float64)
+    if len(negative) == 0 or len(positive) == 0:
+        raise ValueError(f"roc_auc needs scores of both kinds, got {len(negative)} negative and "
+                         f"{len(positive)} positive")
+    ranks = rankdata(np.concatenate([negative, positive]))          # average ranks for ties
+    positive_rank_sum = ranks[len(negative):].sum()
+    wins = positive_rank_sum - len(positive) * (len(positive) + 1) / 2  # pairs where a positive is above
+    return float(wins / (len(negative) * len(positive)))
+
+
+def roc_curve(negative_scores, positive_scores):
+    """False and true positive rates (host arrays) for every threshold, from (0, 0) to (1, 1)."""
+    scores = np.concatenate([negative_scores, positive_scores])
+    is_positive = np.concatenate([np.zeros(len(negative_scores)), np.ones(len(positive_scores))])
+    order = np.argsort(-scores, kind="stable")
+    true_positives = np.concatenate([[0], np.cumsum(is_positive[order])])
+    false_positives = np.concatenate([[0], np.cumsum(1 - is_positive[order])])
+    return false_positives / len(negative_scores), true_positives / len(positive_scores)
+
+
+def restore_if_trained(model, path, min_epochs):
+    """Load model weights from another step's checkpoint if it holds at least min_epochs of training.
+
+    Returns (True, message) after loading, or (False, why not) with the model left as it was:
+    file missing, not matching the model, or trained too briefly (a --quick run, say).
+    """
+    try:
+        epochs = _epochs_in(path)
+        if epochs >= min_epochs:
+            load_checkpoint(path, model)
+    except (FileNotFoundError, ValueError) as error:
+        return False, f"no usable checkpoint ({error})"
+    if epochs < min_epochs:
+        return False, f"{path} holds only {epochs} epochs (fewer than {min_epochs})"
+    return True, f"loaded {path}, trained {epochs} epochs"
+
+
+def _epochs_in(path):
+    """The number of finished epochs stored in a checkpoint file (raises as load_checkpoint does)."""
+    try:
+        with np.load(path, allow_pickle=False) as archive:
+            return int(archive["epoch"])
+    except FileNotFoundError:
+        raise FileNotFoundError(f"checkpoint not found: {path}") from None
+    except (OSError, ValueError, KeyError, EOFError) as error:
+        raise ValueError(f"cannot read checkpoint {path} ({error})") from None

@@ -1,0 +1,306 @@
+"""Generative adversarial networks (appendix): a generator and a discriminator in a game.
+
+The generator G maps noise z ~ N(0, I) to an image; the discriminator D maps an image to
+the probability that it is real, D(x) = sigmoid(logit(x)). They play (Goodfellow et al. 2014)
+
+    min_G max_D  E_x[log D(x)] + E_z[log(1 - D(G(z)))].
+
+D's side is a binary classification: minimise the cross-entropy
+    L_D = -mean log D(x) - mean log(1 - D(G(z))).
+G's side, as written, minimises mean log(1 - D(G(z))) (the *minimax* loss). Early in
+training D wins easily, D(G(z)) ~ 0, and this loss is flat there: its gradient with
+respect to the logit l is -sigmoid(l) = -D(G(z)), close to zero. The *non-saturating* loss
+    L_G = -mean log D(G(z))
+has the same fixed point but gradient -(1 - D(G(z))) ~ -1 there, so G learns at once.
+
+Everything is written on logits with log D = -softplus(-l) and log(1 - D) = -softplus(l),
+which are exact and never take the log of 0.
+
+Images are flat (N, 784) in [0, 1] for both model families, so one training loop serves
+the MLP GAN and the DCGAN (Radford et al. 2016: transposed convolutions and batch norm in
+G, strided convolutions and leaky ReLU in D).
+
+    generator, discriminator = DCGenerator(latent_size=64), DCDiscriminator()
+    history = train_gan(generator, discriminator, Adam(generator.params(), 2e-4, betas=(0.5, 0.999)), ...)
+"""
+from pathlib import Path
+
+import numpy as np
+from tqdm import tqdm
+
+import zero.functions as F
+from zero.backend import DEFAULT_DTYPE, get_backend, to_numpy
+from zero.core import Variable, no_grad
+from zero.data import DataLoader, Dataset
+from zero.layers import BatchNorm, Conv2d, ConvTranspose2d, Linear
+from zero.metrics import MnistClassifier, classify, score_samples, train_classifier
+from zero.models import Model
+from zero.optimizers import Adam
+from zero.training import load_checkpoint, save_checkpoint
+
+GENERATOR_LOSSES = ("non_saturating", "minimax")
+HISTORY_KEYS = ("d_loss", "g_loss", "d_real", "d_fake")
+
+
+# =============================================================================
+# The losses, on the discriminator's logits (N,)
+# =============================================================================
+def discriminator_loss(real_logits, fake_logits):
+    """L_D = -mean log D(x) - mean log(1 - D(G(z))) = mean softplus(-l_real) + mean softplus(l_fake)."""
+    return F.mean(F.softplus(-real_logits)) + F.mean(F.softplus(fake_logits))
+
+
+def generator_loss(fake_logits, kind="non_saturating"):
+    """G's loss on the logits of its images:
+    'non_saturating': -mean log D(G(z)) = mean softplus(-l);
+    'minimax':         mean log(1 - D(G(z))) = -mean softplus(l)."""
+    if kind == "non_saturating":
+        return F.mean(F.softplus(-fake_logits))
+    if kind == "minimax":
+        return -F.mean(F.softplus(fake_logits))
+    raise ValueError(f"generator loss must be one of {GENERATOR_LOSSES}, got {kind!r}")
+
+
+def logit_gradient(d_fake, kind):
+    """d(loss)/d(logit) of G's loss for one image that D judges real with probability d_fake,
+    computed by backward through generator_loss (host float). Analytic: minimax -d_fake,
+    non-saturating -(1 - d_fake)."""
+    logit = Variable(np.array([np.log(d_fake) - np.log1p(-d_fake)]))   # l = log(D / (1 - D))
+    generator_loss(logit, kind).backward()
+    return float(logit.grad.data[0])
+
+
+# =============================================================================
+# Models: images (N, 784) in [0, 1], codes (N, latent_size)
+# =============================================================================
+def leaky_relu(x):
+    """Leaky ReLU with slope 0.2, DCGAN's choice for the discriminator."""
+    return F.leaky_relu(x, 0.2)
+
+
+class _Generator(Model):
+    """Common part: latent size, and sampling z ~ N(0, I) on the model's device."""
+
+    def __init__(self, latent_size):
+        super().__init__()
+        self.latent_size = latent_size
+
+    def latent(self, n):
+        """z ~ N(0, I): (n, latent_size) array on the model's device."""
+        xp = get_backend(self.device).xp
+        return xp.random.standard_normal((n, self.latent_size)).astype(DEFAULT_DTYPE)
+
+    def sample(self, n):
+        """n generated images (n, 784) as an array on the model's device (no graph)."""
+        with no_grad():
+            return self(self.latent(n)).data
+
+
+class MLPGenerator(_Generator):
+    """z (N, latent) -> [Linear -> batch norm -> ReLU] x 2 -> Linear -> sigmoid -> x (N, 784).
+
+    Batch norm keeps G's hidden units spread out; without it this small G collapsed onto a
+    single digit in our runs while D won the game."""
+
+    def __init__(self, latent_size=64, hidden_size=512, image_size=784):
+        super().__init__(latent_size)
+        self.hidden1 = Linear(hidden_size, in_size=latent_size)
+        self.norm1 = BatchNorm(hidden_size)
+        self.hidden2 = Linear(hidden_size, in_size=hidden_size)
+        self.norm2 = BatchNorm(hidden_size)
+        self.out = Linear(image_size, in_size=hidden_size)
+
+    def forward(self, z):
+        h = F.relu(self.norm1(self.hidden1(z)))
+        h = F.relu(self.norm2(self.hidden2(h)))
+        return F.sigmoid(self.out(h))
+
+
+class MLPDiscriminator(Model):
+    """x (N, 784) -> [Linear -> leaky ReLU -> dropout] x 2 -> Linear -> logit (N,).
+
+    Dropout (p = 0.3 in training) keeps D from memorising the training images and winning too early."""
+
+    def __init__(self, hidden_size=256, image_size=784, dropout=0.3):
+        super().__init__()
+        self.dropout = dropout
+        self.hidden1 = Linear(hidden_size, in_size=image_size)
+        self.hidden2 = Linear(hidden_size, in_size=hidden_size)
+        self.out = Linear(1, in_size=hidden_size)
+
+    def forward(self, x):
+        h = F.dropout(leaky_relu(self.hidden1(x)), self.dropout)
+        h = F.dropout(leaky_relu(self.hidden2(h)), self.dropout)
+        return F.reshape(self.out(h), (-1,))
+
+
+class DCGenerator(_Generator):
+    """z (N, latent) -> Linear -> (N, 2w, 7, 7) -> ConvT 4x4/2 -> (N, w, 14, 14) -> ConvT 4x4/2
+    -> (N, 1, 28, 28) -> sigmoid, flattened to (N, 784). Batch norm and ReLU after the first two."""
+
+    def __init__(self, latent_size=64, width=32):
+        super().__init__(latent_size)
+        self.width = width
+        self.project = Linear(2 * width * 7 * 7, in_size=latent_size)
+        self.norm0 = BatchNorm(2 * width * 7 * 7)
+        self.up1 = ConvTranspose2d(width, 4, stride=2, padding=1, in_channels=2 * width)
+        self.norm1 = BatchNorm(width)
+        self.up2 = ConvTranspose2d(1, 4, stride=2, padding=1, in_channels=width)
+
+    def forward(self, z):
+        h = F.relu(self.norm0(self.project(z)))
+        h = F.reshape(h, (-1, 2 * self.width, 7, 7))
+        h = F.relu(self.norm1(self.up1(h)))                   # (N, w, 14, 14)
+        return F.reshape(F.sigmoid(self.up2(h)), (-1, 784))   # (N, 1, 28, 28) -> (N, 784)
+
+
+class DCDiscriminator(Model):
+    """x (N, 784) -> (N, 1, 28, 28) -> Conv 4x4/2 (w) -> leaky ReLU -> Conv 4x4/2 (2w) -> batch norm
+    -> leaky ReLU -> Linear -> logit (N,)."""
+
+    def __init__(self, width=32):
+        super().__init__()
+        self.down1 = Conv2d(width, 4, stride=2, padding=1, in_channels=1)
+        self.down2 = Conv2d(2 * width, 4, stride=2, padding=1, in_channels=width)
+        self.norm2 = BatchNorm(2 * width)
+        self.out = Linear(1, in_size=2 * width * 7 * 7)
+
+    def forward(self, x):
+        h = leaky_relu(self.down1(F.reshape(x, (-1, 1, 28, 28))))   # (N, w, 14, 14)
+        h = leaky_relu(self.norm2(self.down2(h)))                   # (N, 2w, 7, 7)
+        return F.reshape(self.out(F.flatten(h)), (-1,))
+
+
+# =============================================================================
+# Training: alternate one step of D and one step of G per batch
+# =============================================================================
+def train_gan(generator, discriminator, g_optimizer, d_optimizer, images, epochs, batch_size=64, device="cpu",
+              seed=0, loss="non_saturating", history=None, start_epoch=0, description="GAN"):
+    """Train on host images (N, 784) in [0, 1], epochs start_epoch+1 .. epochs, with a progress bar.
+
+    Each batch: a D step on L_D with real x and detached G(z), then a G step on generator_loss
+    (kind `loss`) through the updated D. Appends per-step numbers to history lists 'd_loss',
+    'g_loss', 'd_real' (mean D(x)) and 'd_fake' (mean D(G(z)) before the D step); returns history.
+    """
+    if loss not in GENERATOR_LOSSES:
+        raise ValueError(f"generator loss must be one of {GENERATOR_LOSSES}, got {loss!r}")
+    history = {key: [] for key in HISTORY_KEYS} if history is None else history
+    generator.train()
+    discriminator.train()
+    for epoch in range(start_epoch + 1, epochs + 1):
+        loader = DataLoader(Dataset(images), batch_size, seed=(seed, epoch), device=device, drop_last=True)
+        with tqdm(loader, desc=f"{description} epoch {epoch}/{epochs}", leave=False) as bar:
+            for x in bar:
+                fake = generator(generator.latent(len(x)))
+                # D step: fake.data is a constant, so no gradient flows into G here
+                real_logits, fake_logits = discriminator(x), discriminator(fake.data)
+                d_loss = discriminator_loss(real_logits, fake_logits)
+                d_optimizer.zero_grad()
+                d_loss.backward()
+                d_optimizer.step()
+                # G step: through the updated D into G (D's gradients are cleared before its next step)
+                g_loss = generator_loss(discriminator(fake), loss)
+                g_optimizer.zero_grad()
+                g_loss.backward()
+                g_optimizer.step()
+                # explicit host copies of four numbers per step, for the curves
+                history["d_loss"].append(d_loss.item())
+                history["g_loss"].append(g_loss.item())
+                with no_grad():
+                    history["d_real"].append(F.sigmoid(real_logits).data.mean().item())
+                    history["d_fake"].append(F.sigmoid(fake_logits).data.mean().item())
+                bar.set_postfix(d_loss=f"{history['d_loss'][-1]:.3f}", g_loss=f"{history['g_loss'][-1]:.3f}",
+                                refresh=False)
+        steps = len(loader)
+        means = {key: float(np.mean(history[key][-steps:])) for key in HISTORY_KEYS}
+        print(f"{description} epoch {epoch}/{epochs}: L_D {means['d_loss']:.3f}, L_G {means['g_loss']:.3f}, "
+              f"D(x) {means['d_real']:.2f}, D(G(z)) {means['d_fake']:.2f}")
+    return history
+
+
+def generator_gradient_norm(generator, discriminator, n, kind):
+    """||d L_G / d theta_G|| (L2 over all of G's parameters) for one batch of n fresh codes: a float.
+    Leaves no gradients behind."""
+    loss = generator_loss(discriminator(generator(generator.latent(n))), kind)
+    generator.cleargrads()
+    loss.backward()
+    squares = sum(float((param.grad.data * param.grad.data).sum().item()) for param in generator.params())
+    generator.cleargrads()
+    discriminator.cleargrads()
+    return squares ** 0.5
+
+
+def moving_average(values, width=50):
+    """Moving average of a host sequence over `width` steps (per-step GAN numbers are noisy): (len - width + 1,)."""
+    values = np.asarray(values, dtype=np.float64)
+    width = max(1, min(width, len(values)))
+    return np.convolve(values, np.ones(width) / width, mode="valid")
+
+
+def interpolate(generator, z_start, z_end, steps):
+    """Images along the straight line z(s) = (1 - s) z_start + s z_end, s in [0, 1]:
+    (steps, 784) array on the model's device. z_start, z_end: (latent_size,) arrays on that device."""
+    xp = get_backend(generator.device).xp
+    s = xp.linspace(0, 1, steps).astype(DEFAULT_DTYPE)[:, None]
+    with no_grad():
+        return generator((1 - s) * z_start[None] + s * z_end[None]).data
+
+
+# =============================================================================
+# Checkpoints of both players, and scoring with the course's MNIST classifier
+# =============================================================================
+def discriminator_path(path):
+    """The discriminator's checkpoint file next to the generator's: x.npz -> x_discriminator.npz."""
+    path = Path(path)
+    return path.with_name(path.stem + "_discriminator.npz")
+
+
+def save_gan(path, generator, discriminator, g_optimizer, d_optimizer, epoch, history):
+    """Two atomic checkpoints: G, its optimizer and the history at path; D and its optimizer beside it."""
+    save_checkpoint(path, generator, g_optimizer, epoch, history)
+    save_checkpoint(discriminator_path(path), discriminator, d_optimizer, epoch)
+
+
+def load_gan(path, generator, discriminator, g_optimizer, d_optimizer):
+    """Restore what save_gan wrote; returns {'epoch', 'history'} of the generator's file."""
+    d_state = load_checkpoint(discriminator_path(path), discriminator, d_optimizer)
+    state = load_checkpoint(path, generator, g_optimizer)
+    if d_state["epoch"] != state["epoch"]:
+        raise ValueError(f"checkpoints {path} and {discriminator_path(path)} are from different epochs "
+                         f"({state['epoch']} and {d_state['epoch']})")
+    return state
+
+
+def scoring_classifier(paths, data, epochs=3, device="cpu", seed=0, save_to=None):
+    """The MNIST classifier of zero.metrics: loaded from the first of `paths` that exists (step 10.1
+    writes one), otherwise trained here on data.x_train for `epochs` and saved to save_to (if given).
+    Prints where it came from and its held-out accuracy; returns the model (eval mode)."""
+    classifier = MnistClassifier().to(device)
+    for path in paths:
+        if Path(path).exists():
+            load_checkpoint(path, classifier)
+            print(f"classifier: loaded {path}")
+            break
+    else:
+        print(f"classifier: none found at {', '.join(map(str, paths))}; training one for {epochs} epochs")
+        optimizer = Adam(classifier.params(), lr=1e-3)
+        history = train_classifier(classifier, optimizer, data.x_train.reshape(-1, 1, 28, 28), data.t_train,
+                                   epochs, device=device, seed=seed)
+        if save_to is not None:
+            save_checkpoint(save_to, classifier, optimizer, epochs, history)
+            print(f"classifier saved: {save_to}")
+    classifier.eval()
+    logits, _ = classify(classifier, data.x_heldout.reshape(-1, 1, 28, 28))
+    print(f"classifier: held-out accuracy {np.mean(logits.argmax(axis=1) == data.t_heldout):.2%}")
+    return classifier
+
+
+def score_generator(generator, classifier, reference, n=1000, batch_size=500):
+    """zero.metrics.score_samples for n generated images against host reference images (M, 784):
+    {'class_histogram', 'frechet_distance', 'predicted', 'images' (n, 784) host array}."""
+    generator.eval()
+    images = np.concatenate([to_numpy(generator.sample(min(batch_size, n - start)))
+                             for start in range(0, n, batch_size)])
+    scores = score_samples(classifier, images.reshape(-1, 1, 28, 28), reference=reference.reshape(-1, 1, 28, 28))
+    scores["images"] = images
+    return scores
