@@ -29,7 +29,7 @@ __all__ = ['avg_pool2d', 'conv2d', 'conv2d_grad_weight', 'conv_transpose2d', 'ma
 from zero.backend import get_array_module
 from zero.core import Function
 
-CHUNK_ELEMENTS = 2 ** 22  # im2col buffer per batch chunk: 4M elements (16 MB in float32)
+CHUNK_ELEMENTS = 2 ** 19  # im2col buffer per batch chunk: 512K elements (2 MB in float32, about an L2 cache)
 
 
 # =============================================================================
@@ -122,12 +122,94 @@ def _check_images(op, x, weight=None, bias=None, channel_axis=1):
 
 def _check_output_size(op, out_size, x_shape, kernel_size):
     if min(out_size) < 1:
-        raise ValueError(f"{op}: kernel {kernel_size} does not fit the padded input {x_shape}")
+        raise ValueError(f"{op}: kernel {kernel_size} does not fit input {x_shape} "
+                         f"(output size {out_size})")
 
 
 # =============================================================================
-# Convolution
+# Convolution: array-level computations, then the Functions that use them
 # =============================================================================
+def _conv2d_array(x, weight, bias, stride, padding):
+    """y = conv2d(x, W) + b on arrays: one matmul per batch chunk."""
+    xp = get_array_module(x)
+    N, C, H, W = x.shape
+    OC, _, KH, KW = weight.shape
+    OH, OW = _conv_out_size((H, W), (KH, KW), stride, padding)
+    # rows of W_mat follow the rows of col: (i, j, c)
+    w_mat = weight.transpose(0, 2, 3, 1).reshape(OC, KH * KW * C)
+    y = xp.empty((N, OC, OH, OW), dtype=x.dtype)
+    for batch in _batch_chunks(N, KH * KW * C * OH * OW):
+        # col[(i, j, c), (n, h, w)] = x_pad[n, c, s*h + i, s*w + j]
+        col = _unfold(x[batch].transpose(1, 0, 2, 3), (KH, KW), stride, padding)
+        y_mat = w_mat @ col.reshape(KH * KW * C, -1)  # (OC, n*OH*OW)
+        if bias is not None:
+            y_mat += bias[:, None]
+        y[batch] = y_mat.reshape(OC, -1, OH, OW).transpose(1, 0, 2, 3)
+    return y
+
+
+def _conv_transpose2d_array(x, weight, bias, stride, padding, output_padding):
+    """y = conv_transpose2d(x, W) + b on arrays: a matmul, then col2im."""
+    xp = get_array_module(x)
+    N, C_in, H, W = x.shape
+    _, C_out, KH, KW = weight.shape
+    out_size = _transpose_out_size((H, W), (KH, KW), stride, padding, output_padding)
+    # col[(i, j, d), (n, h, w)] = sum_c W[c, d, i, j] x[n, c, h, w]
+    w_mat = weight.transpose(2, 3, 1, 0).reshape(KH * KW * C_out, C_in)
+    y = xp.empty((N, C_out, *out_size), dtype=x.dtype)
+    for batch in _batch_chunks(N, KH * KW * C_out * H * W):
+        x_mat = x[batch].transpose(1, 0, 2, 3).reshape(C_in, -1)  # (C_in, n*H*W)
+        col = (w_mat @ x_mat).reshape(KH, KW, C_out, -1, H, W)
+        y_chunk = _fold(col, out_size, stride, padding)  # (C_out, n, OH, OW)
+        if bias is not None:
+            y_chunk += bias[:, None, None, None]
+        y[batch] = y_chunk.transpose(1, 0, 2, 3)
+    return y
+
+
+def _conv2d_grad_weight_array(x, gy, kernel_size, stride, padding):
+    """gW[o, c, i, j] = sum_{n,h,w} gy[n, o, h, w] x_pad[n, c, s*h + i, s*w + j] on arrays."""
+    xp = get_array_module(x)
+    N, C, H, W = x.shape
+    OC = gy.shape[1]
+    KH, KW = kernel_size
+    OH, OW = _conv_out_size((H, W), kernel_size, stride, padding)
+    gw_mat = xp.zeros((KH * KW * C, OC), dtype=x.dtype)
+    for batch in _batch_chunks(N, KH * KW * C * OH * OW):
+        col = _unfold(x[batch].transpose(1, 0, 2, 3), kernel_size, stride, padding)
+        gy_mat = gy[batch].transpose(1, 0, 2, 3).reshape(OC, -1)  # (OC, n*OH*OW)
+        gw_mat += col.reshape(KH * KW * C, -1) @ gy_mat.T
+    return xp.ascontiguousarray(gw_mat.reshape(KH, KW, C, OC).transpose(3, 2, 0, 1))
+
+
+def _conv2d_grads_stride1(x, weight, gy, padding):
+    """(gx, gW) of a stride-1 conv2d from a single im2col, that of gy padded
+    by q = K - 1 - p (the hot path of backward: no col2im, one unfold).
+
+    With stride 1 the input gradient is a plain convolution of gy_pad with
+    the flipped kernel, and the weight gradient reads the same patches:
+        gx[n, c, h, w] = sum_{o,i,j} W[o, c, KH-1-i, KW-1-j] gy_pad[n, o, h + i, w + j]
+        gW[o, c, KH-1-i, KW-1-j] = sum_{n,h,w} gy_pad[n, o, h + i, w + j] x[n, c, h, w]
+    """
+    xp = get_array_module(x)
+    N, C, H, W = x.shape
+    OC, _, KH, KW = weight.shape
+    gy_padding = (KH - 1 - padding[0], KW - 1 - padding[1])
+    # w_flip[c, (i, j, o)] = W[o, c, KH-1-i, KW-1-j]
+    w_flip = weight[:, :, ::-1, ::-1].transpose(1, 2, 3, 0).reshape(C, KH * KW * OC)
+    gx = xp.empty_like(x)
+    gw_flip = xp.zeros((KH * KW * OC, C), dtype=x.dtype)
+    for batch in _batch_chunks(N, KH * KW * OC * H * W):
+        # col[(i, j, o), (n, h, w)] = gy_pad[n, o, h + i, w + j]
+        col = _unfold(gy[batch].transpose(1, 0, 2, 3), (KH, KW), (1, 1), gy_padding)
+        col = col.reshape(KH * KW * OC, -1)
+        gx[batch] = (w_flip @ col).reshape(C, -1, H, W).transpose(1, 0, 2, 3)
+        x_mat = x[batch].transpose(1, 0, 2, 3).reshape(C, -1)  # (C, n*H*W)
+        gw_flip += col @ x_mat.T
+    gw = gw_flip.reshape(KH, KW, OC, C)[::-1, ::-1].transpose(2, 3, 0, 1)
+    return gx, xp.ascontiguousarray(gw)
+
+
 class Conv2d(Function):
     """y = conv2d(x, W) + b. x (N, C, H, W), W (OC, C, KH, KW), b (OC,) -> y (N, OC, OH, OW)."""
 
@@ -136,32 +218,48 @@ class Conv2d(Function):
 
     def forward(self, x, weight, bias=None):
         _check_images("conv2d", x, weight, bias, channel_axis=1)
-        xp = self.xp
-        N, C, H, W = x.shape
-        OC, _, KH, KW = weight.shape
-        OH, OW = out_size = _conv_out_size((H, W), (KH, KW), self.stride, self.padding)
-        _check_output_size("conv2d", out_size, x.shape, (KH, KW))
-        # rows of W_mat follow the rows of col: (i, j, c)
-        w_mat = weight.transpose(0, 2, 3, 1).reshape(OC, KH * KW * C)
-        y = xp.empty((N, OC, OH, OW), dtype=x.dtype)
-        for batch in _batch_chunks(N, KH * KW * C * OH * OW):
-            # col[(i, j, c), (n, h, w)] = x_pad[n, c, s*h + i, s*w + j]
-            col = _unfold(x[batch].transpose(1, 0, 2, 3), (KH, KW), self.stride, self.padding)
-            y_mat = w_mat @ col.reshape(KH * KW * C, -1)  # (OC, n*OH*OW)
-            if bias is not None:
-                y_mat += bias[:, None]
-            y[batch] = y_mat.reshape(OC, -1, OH, OW).transpose(1, 0, 2, 3)
-        return y
+        out_size = _conv_out_size(x.shape[2:], weight.shape[2:], self.stride, self.padding)
+        _check_output_size("conv2d", out_size, x.shape, weight.shape[2:])
+        return _conv2d_array(x, weight, bias, self.stride, self.padding)
 
     def backward(self, gy):
         x, weight = self.inputs[:2]
-        kernel_size = weight.shape[2:]
-        output_padding = _output_padding(x.shape[2:], gy.shape[2:], kernel_size, self.stride, self.padding)
-        gx = conv_transpose2d(gy, weight, None, self.stride, self.padding, output_padding)
-        gw = conv2d_grad_weight(x, gy, kernel_size, self.stride, self.padding)
+        gx, gw = Conv2dGrad(self.stride, self.padding)(x, weight, gy)
         if len(self.inputs) == 2:
             return gx, gw
         return gx, gw, gy.sum(axis=(0, 2, 3))  # dL/db[o] = sum_{n,h,w} gy[n, o, h, w]
+
+
+class Conv2dGrad(Function):
+    """Both gradients of conv2d in one op: (x, W, gy) -> (gx, gW) with
+        gx = conv_transpose2d(gy, W),   gW = conv2d_grad_weight(x, gy).
+    Stride 1 (the common case) shares one im2col between the two."""
+
+    def __init__(self, stride, padding):
+        self.stride, self.padding = stride, padding
+
+    def forward(self, x, weight, gy):
+        kernel_size = weight.shape[2:]
+        if self.stride == (1, 1) and all(p < k for p, k in zip(self.padding, kernel_size)):
+            return _conv2d_grads_stride1(x, weight, gy, self.padding)
+        output_padding = _output_padding(x.shape[2:], gy.shape[2:], kernel_size, self.stride, self.padding)
+        gx = _conv_transpose2d_array(gy, weight, None, self.stride, self.padding, output_padding)
+        gw = _conv2d_grad_weight_array(x, gy, kernel_size, self.stride, self.padding)
+        return gx, gw
+
+    def backward(self, ggx, ggw):
+        x, weight, gy = self.inputs
+        s, p = self.stride, self.padding
+        gx = gweight = ggy = None
+        if ggx is not None:  # gx = conv_transpose2d(gy, W) is linear in gy and in W
+            gweight = conv2d_grad_weight(ggx, gy, weight.shape[2:], s, p)
+            ggy = conv2d(ggx, weight, None, s, p)
+        if ggw is not None:  # gW = conv2d_grad_weight(x, gy) is linear in x and in gy
+            output_padding = _output_padding(x.shape[2:], gy.shape[2:], weight.shape[2:], s, p)
+            gx = conv_transpose2d(gy, ggw, None, s, p, output_padding)
+            ggy_from_w = conv2d(x, ggw, None, s, p)
+            ggy = ggy_from_w if ggy is None else ggy + ggy_from_w
+        return gx, gweight, ggy
 
 
 class Conv2dGradWeight(Function):
@@ -174,20 +272,14 @@ class Conv2dGradWeight(Function):
         self.kernel_size, self.stride, self.padding = kernel_size, stride, padding
 
     def forward(self, x, gy):
-        xp = self.xp
-        N, C, H, W = x.shape
-        OC = gy.shape[1]
-        KH, KW = self.kernel_size
-        OH, OW = _conv_out_size((H, W), self.kernel_size, self.stride, self.padding)
-        if gy.shape != (N, OC, OH, OW):
-            raise ValueError(f"conv2d_grad_weight: gy must have shape {(N, OC, OH, OW)} for x {x.shape} "
-                             f"and kernel {self.kernel_size}, got {gy.shape}")
-        gw_mat = xp.zeros((KH * KW * C, OC), dtype=x.dtype)
-        for batch in _batch_chunks(N, KH * KW * C * OH * OW):
-            col = _unfold(x[batch].transpose(1, 0, 2, 3), self.kernel_size, self.stride, self.padding)
-            gy_mat = gy[batch].transpose(1, 0, 2, 3).reshape(OC, -1)  # (OC, n*OH*OW)
-            gw_mat += col.reshape(KH * KW * C, -1) @ gy_mat.T
-        return xp.ascontiguousarray(gw_mat.reshape(KH, KW, C, OC).transpose(3, 2, 0, 1))
+        _check_images("conv2d_grad_weight", x)
+        out_size = _conv_out_size(x.shape[2:], self.kernel_size, self.stride, self.padding)
+        if gy.ndim != 4 or gy.shape[0] != x.shape[0] or gy.shape[2:] != out_size:
+            raise ValueError(f"conv2d_grad_weight: gy must have shape ({x.shape[0]}, OC, {out_size[0]}, "
+                             f"{out_size[1]}) for x {x.shape} and kernel {self.kernel_size}, got {gy.shape}")
+        if gy.dtype != x.dtype:
+            raise TypeError(f"conv2d_grad_weight: x and gy must share one dtype, got {x.dtype} and {gy.dtype}")
+        return _conv2d_grad_weight_array(x, gy, self.kernel_size, self.stride, self.padding)
 
     def backward(self, ggw):
         x, gy = self.inputs
@@ -212,22 +304,10 @@ class ConvTranspose2d(Function):
 
     def forward(self, x, weight, bias=None):
         _check_images("conv_transpose2d", x, weight, bias, channel_axis=0)
-        xp = self.xp
-        N, C_in, H, W = x.shape
-        _, C_out, KH, KW = weight.shape
-        out_size = _transpose_out_size((H, W), (KH, KW), self.stride, self.padding, self.output_padding)
-        _check_output_size("conv_transpose2d", out_size, x.shape, (KH, KW))
-        # col[(i, j, d), (n, h, w)] = sum_c W[c, d, i, j] x[n, c, h, w], then col2im
-        w_mat = weight.transpose(2, 3, 1, 0).reshape(KH * KW * C_out, C_in)
-        y = xp.empty((N, C_out, *out_size), dtype=x.dtype)
-        for batch in _batch_chunks(N, KH * KW * C_out * H * W):
-            x_mat = x[batch].transpose(1, 0, 2, 3).reshape(C_in, -1)  # (C_in, n*H*W)
-            col = (w_mat @ x_mat).reshape(KH, KW, C_out, -1, H, W)
-            y_chunk = _fold(col, out_size, self.stride, self.padding)  # (C_out, n, OH, OW)
-            if bias is not None:
-                y_chunk += bias[:, None, None, None]
-            y[batch] = y_chunk.transpose(1, 0, 2, 3)
-        return y
+        out_size = _transpose_out_size(x.shape[2:], weight.shape[2:], self.stride, self.padding,
+                                       self.output_padding)
+        _check_output_size("conv_transpose2d", out_size, x.shape, weight.shape[2:])
+        return _conv_transpose2d_array(x, weight, bias, self.stride, self.padding, self.output_padding)
 
     def backward(self, gy):
         x, weight = self.inputs[:2]

@@ -1,0 +1,143 @@
+"""conv2d forward + backward at the diffusion U-Net's hot shape.
+
+x (128, 64, 28, 28) float32, weight (64, 64, 3, 3), bias (64,), stride 1,
+padding 1; one step = forward, then backward with an all-ones output
+gradient (gradients for x, weight and bias). zero and PyTorch CPU (default
+threads) each run in their own subprocess, one after the other, so that
+neither's idle BLAS/OpenMP threads steal cycles from the other (rounds
+alternate the two) and their peak memory is measured apart: peak RSS
+(VmHWM on Linux, else ru_maxrss) minus the peak just before the first step
+(after imports and input creation).
+
+    python benchmarks/bench_conv.py [--quick]
+    python benchmarks/run.py conv [--quick]
+"""
+import json
+import resource
+import statistics
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+SHAPE = dict(batch=128, channels=64, size=28, out_channels=64, kernel=3, padding=1)
+
+
+def inputs():
+    import numpy as np
+    rng = np.random.default_rng(0)
+    b, c, s, oc, k = (SHAPE[key] for key in ("batch", "channels", "size", "out_channels", "kernel"))
+    x = rng.standard_normal((b, c, s, s), dtype=np.float32)
+    weight = (rng.standard_normal((oc, c, k, k), dtype=np.float32) / np.float32((c * k * k) ** 0.5))
+    bias = np.zeros(oc, dtype=np.float32)
+    return x, weight, bias
+
+
+def zero_step():
+    import zero.functions as F
+    from zero import Variable
+    x, weight, bias = (Variable(a) for a in inputs())
+
+    def step():
+        for v in (x, weight, bias):
+            v.cleargrad()
+        start = time.perf_counter()
+        y = F.conv2d(x, weight, bias, stride=1, padding=SHAPE["padding"])
+        middle = time.perf_counter()
+        y.backward()
+        return middle - start, time.perf_counter() - middle
+    return step
+
+
+def torch_step():
+    import torch
+    x, weight, bias = (torch.from_numpy(a).requires_grad_() for a in inputs())
+
+    def step():
+        for t in (x, weight, bias):
+            t.grad = None
+        start = time.perf_counter()
+        y = torch.nn.functional.conv2d(x, weight, bias, stride=1, padding=SHAPE["padding"])
+        middle = time.perf_counter()
+        y.backward(torch.ones_like(y))
+        return middle - start, time.perf_counter() - middle
+    return step
+
+
+def peak_rss_kb():
+    """Peak resident memory of this process in kB. On Linux read VmHWM: a child's
+    ru_maxrss starts at its parent's peak (it survives fork and exec), which
+    would hide the worker's own peak when the parent has imported torch."""
+    try:
+        with open("/proc/self/status") as status:
+            for line in status:
+                if line.startswith("VmHWM:"):
+                    return int(line.split()[1])
+    except OSError:
+        pass
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+
+
+def worker(framework, repeats):
+    """Time `repeats` steps after one warm-up step; print one JSON line."""
+    step = zero_step() if framework == "zero" else torch_step()
+    baseline_kb = peak_rss_kb()
+    step()  # warm-up
+    times = [step() for _ in range(repeats)]
+    peak_kb = peak_rss_kb()
+    print(json.dumps({"times": times, "peak_mb": (peak_kb - baseline_kb) / 1024}))
+
+
+def measure(framework, repeats):
+    command = [sys.executable, str(Path(__file__).resolve()), "--worker", framework, "--repeats", str(repeats)]
+    result = subprocess.run(command, cwd=ROOT, capture_output=True, text=True, check=True)
+    return json.loads(result.stdout.strip().splitlines()[-1])
+
+
+def summary(results):
+    """Median and best step time over all rounds, median forward / backward, peak memory."""
+    times = [t for result in results for t in result["times"]]
+    return {"total": statistics.median(f + b for f, b in times), "best": min(f + b for f, b in times),
+            "forward": statistics.median(f for f, _ in times), "backward": statistics.median(b for _, b in times),
+            "peak_mb": max(result["peak_mb"] for result in results)}
+
+
+def run(quick=False):
+    """Rounds alternate zero and torch subprocesses, so that a change in the
+    machine's load hits both alike."""
+    rounds, repeats = (1, 3) if quick else (3, 5)
+    try:
+        import torch
+    except ImportError:
+        torch = None
+    zero_results, torch_results = [], []
+    for _ in range(rounds):
+        zero_results.append(measure("zero", repeats))
+        if torch is not None:
+            torch_results.append(measure("torch", repeats))
+    z = summary(zero_results)
+    name = "conv2d 3x3 pad 1, x (128,64,28,28) -> 64 ch, fwd+bwd"
+    time_row = {"benchmark": f"{name} (median of {rounds * repeats})", "unit": "s", "zero": z["total"],
+                "reference": None, "reference_name": "torch (not installed)", "ratio": None, "target": 1.3,
+                "note": f"zero fwd {z['forward']:.4f} bwd {z['backward']:.4f} best {z['best']:.4f}"}
+    memory_row = {"benchmark": f"{name}: peak RSS above inputs", "unit": "MB", "zero": z["peak_mb"],
+                  "reference": None, "reference_name": "torch (not installed)", "ratio": None, "target": None,
+                  "note": "peak RSS (VmHWM), each framework in its own subprocess"}
+    if torch is None:
+        return [time_row, memory_row]
+    t = summary(torch_results)
+    reference_name = f"torch {torch.__version__} CPU, {torch.get_num_threads()} threads"
+    time_row.update(reference=t["total"], reference_name=reference_name, ratio=z["total"] / t["total"])
+    time_row["note"] += f"; torch fwd {t['forward']:.4f} bwd {t['backward']:.4f} best {t['best']:.4f}"
+    memory_row.update(reference=t["peak_mb"], reference_name=reference_name, ratio=z["peak_mb"] / t["peak_mb"])
+    return [time_row, memory_row]
+
+
+if __name__ == "__main__":
+    sys.path.insert(0, str(ROOT))
+    if "--worker" in sys.argv:
+        worker(sys.argv[sys.argv.index("--worker") + 1], int(sys.argv[sys.argv.index("--repeats") + 1]))
+    else:
+        for row in run(quick="--quick" in sys.argv):
+            print(row)

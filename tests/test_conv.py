@@ -1,0 +1,525 @@
+"""Convolution, pooling and resizing (zero/functions/conv.py).
+
+Every op is checked four ways: values against a plain-loop NumPy reference
+(one output pixel at a time), backward against central-difference numerical
+gradients in float64 with hypothesis-drawn shapes, strides and paddings, the
+same computation on the strict device (no silent host copies), and, when
+PyTorch is installed, values and gradients against torch.nn.functional.
+"""
+import numpy as np
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+import zero.functions as F
+import zero.functions.conv as conv_module
+from zero import Variable
+from zero.utils import gradient_check
+
+from conftest import host, on
+
+SETTINGS = settings(max_examples=20, deadline=None)
+seeds = st.integers(0, 2**31 - 1)
+
+
+# =============================================================================
+# Plain-loop references (float64, one output pixel at a time)
+# =============================================================================
+def pad_hw(x, padding, value=0.0):
+    ph, pw = padding
+    return np.pad(x, ((0, 0), (0, 0), (ph, ph), (pw, pw)), constant_values=value)
+
+
+def ref_conv2d(x, w, b, stride, padding):
+    (sh, sw), (KH, KW) = stride, w.shape[2:]
+    x_pad = pad_hw(x, padding)
+    OH = (x_pad.shape[2] - KH) // sh + 1
+    OW = (x_pad.shape[3] - KW) // sw + 1
+    y = np.zeros((x.shape[0], w.shape[0], OH, OW))
+    for h in range(OH):
+        for v in range(OW):
+            patch = x_pad[:, :, h * sh:h * sh + KH, v * sw:v * sw + KW]  # (N, C, KH, KW)
+            y[:, :, h, v] = np.einsum("ncij,ocij->no", patch, w)
+    return y if b is None else y + b[None, :, None, None]
+
+
+def ref_conv_transpose2d(x, w, b, stride, padding, output_padding):
+    (sh, sw), (ph, pw), (KH, KW) = stride, padding, w.shape[2:]
+    N, _, H, W = x.shape
+    OH = (H - 1) * sh - 2 * ph + KH + output_padding[0]
+    OW = (W - 1) * sw - 2 * pw + KW + output_padding[1]
+    y_pad = np.zeros((N, w.shape[1], OH + 2 * ph, OW + 2 * pw))
+    for h in range(H):
+        for v in range(W):
+            # each input pixel paints a weighted copy of the kernel
+            y_pad[:, :, h * sh:h * sh + KH, v * sw:v * sw + KW] += np.einsum("nc,cdij->ndij", x[:, :, h, v], w)
+    y = y_pad[:, :, ph:ph + OH, pw:pw + OW]
+    return y if b is None else y + b[None, :, None, None]
+
+
+def ref_pool(x, kernel, stride, padding, reduce, fill):
+    (KH, KW), (sh, sw) = kernel, stride
+    x_pad = pad_hw(x, padding, fill)
+    OH = (x_pad.shape[2] - KH) // sh + 1
+    OW = (x_pad.shape[3] - KW) // sw + 1
+    y = np.zeros(x.shape[:2] + (OH, OW))
+    for h in range(OH):
+        for v in range(OW):
+            y[:, :, h, v] = reduce(x_pad[:, :, h * sh:h * sh + KH, v * sw:v * sw + KW], axis=(2, 3))
+    return y
+
+
+def ref_upsample(x, scale, mode):
+    N, C, H, W = x.shape
+    y = np.zeros((N, C, H * scale, W * scale))
+    for h in range(H * scale):
+        for v in range(W * scale):
+            if mode == "nearest":
+                y[:, :, h, v] = x[:, :, h // scale, v // scale]
+                continue
+            src_h = max((h + 0.5) / scale - 0.5, 0.0)
+            src_w = max((v + 0.5) / scale - 0.5, 0.0)
+            h0, w0 = int(src_h), int(src_w)
+            h1, w1 = min(h0 + 1, H - 1), min(w0 + 1, W - 1)
+            a, c = src_h - h0, src_w - w0
+            y[:, :, h, v] = ((1 - a) * ((1 - c) * x[:, :, h0, w0] + c * x[:, :, h0, w1])
+                             + a * ((1 - c) * x[:, :, h1, w0] + c * x[:, :, h1, w1]))
+    return y
+
+
+# =============================================================================
+# Hypothesis geometry
+# =============================================================================
+@st.composite
+def conv_cases(draw, max_padding=2):
+    """(x shape, weight shape, stride, padding): output at least 1x1."""
+    kernel = (draw(st.integers(1, 3)), draw(st.integers(1, 3)))
+    stride = (draw(st.integers(1, 2)), draw(st.integers(1, 2)))
+    padding = (draw(st.integers(0, max_padding)), draw(st.integers(0, max_padding)))
+    size = tuple(draw(st.integers(max(1, k - 2 * p), k + 3)) for k, p in zip(kernel, padding))
+    n, c, oc = draw(st.integers(1, 2)), draw(st.integers(1, 3)), draw(st.integers(1, 3))
+    return (n, c, *size), (oc, c, *kernel), stride, padding
+
+
+@st.composite
+def pool_cases(draw):
+    kernel = (draw(st.integers(1, 3)), draw(st.integers(1, 3)))
+    stride = (draw(st.integers(1, 3)), draw(st.integers(1, 3)))
+    padding = (draw(st.integers(0, kernel[0] // 2)), draw(st.integers(0, kernel[1] // 2)))
+    size = tuple(draw(st.integers(max(1, k - 2 * p), k + 4)) for k, p in zip(kernel, padding))
+    return (draw(st.integers(1, 2)), draw(st.integers(1, 2)), *size), kernel, stride, padding
+
+
+def distinct(rng, shape):
+    """Values at least 0.05 apart: max pooling has no ties to blur a numerical gradient."""
+    size = int(np.prod(shape))
+    return (rng.permutation(size) * 0.1 + rng.uniform(0, 0.05, size)).reshape(shape) - size * 0.05
+
+
+def run(f, arrays, device="cpu", output_grad_seed=0):
+    """f(*Variables) on device with a random output gradient; returns (y, grads) on the host."""
+    variables = [Variable(on(device, a)) for a in arrays]
+    y = f(*variables)
+    gy = np.random.default_rng(output_grad_seed).standard_normal(y.shape)
+    y.backward()
+    variables = [Variable(on(device, a)) for a in arrays]
+    y = f(*variables)
+    (y * Variable(on(device, gy))).sum().backward()
+    assert y.device == device
+    assert all(v.grad.device == device for v in variables)
+    return host(y.data), [host(v.grad.data) for v in variables], gy
+
+
+# =============================================================================
+# conv2d
+# =============================================================================
+@SETTINGS
+@given(case=conv_cases(), seed=seeds, with_bias=st.booleans())
+def test_conv2d_values_match_loop_reference(case, seed, with_bias):
+    x_shape, w_shape, stride, padding = case
+    rng = np.random.default_rng(seed)
+    x, w, b = rng.standard_normal(x_shape), rng.standard_normal(w_shape), rng.standard_normal(w_shape[0])
+    y = F.conv2d(x, w, b if with_bias else None, stride, padding)
+    np.testing.assert_allclose(y.data, ref_conv2d(x, w, b if with_bias else None, stride, padding),
+                               rtol=1e-10, atol=1e-10)
+
+
+@SETTINGS
+@given(case=conv_cases(), seed=seeds)
+def test_conv2d_gradients_match_numerical(case, seed):
+    x_shape, w_shape, stride, padding = case
+    rng = np.random.default_rng(seed)
+    x, w, b = rng.standard_normal(x_shape), rng.standard_normal(w_shape), rng.standard_normal(w_shape[0])
+    gy = Variable(rng.standard_normal(F.conv2d(x, w, b, stride, padding).shape))
+    gradient_check(lambda x, w, b: (F.conv2d(x, w, b, stride, padding) * gy).sum(), x, w, b)
+
+
+@settings(max_examples=8, deadline=None)
+@given(case=conv_cases(), seed=seeds)
+def test_conv2d_on_strict_device_matches_cpu(case, seed):
+    x_shape, w_shape, stride, padding = case
+    rng = np.random.default_rng(seed)
+    arrays = [rng.standard_normal(x_shape), rng.standard_normal(w_shape), rng.standard_normal(w_shape[0])]
+    f = lambda x, w, b: F.conv2d(x, w, b, stride, padding)  # noqa: E731
+    y_cpu, grads_cpu, _ = run(f, arrays, "cpu", seed)
+    y_dev, grads_dev, _ = run(f, arrays, "strict", seed)
+    np.testing.assert_allclose(y_dev, y_cpu, rtol=1e-12, atol=1e-12)
+    for g_dev, g_cpu in zip(grads_dev, grads_cpu):
+        np.testing.assert_allclose(g_dev, g_cpu, rtol=1e-12, atol=1e-12)
+
+
+@pytest.mark.parametrize("chunk_elements", [1, 50])
+def test_conv2d_batch_chunks_give_the_same_result(monkeypatch, device, chunk_elements):
+    """Several chunks (one image each, or uneven ones) agree with one big chunk."""
+    rng = np.random.default_rng(0)
+    x, w, b = rng.standard_normal((5, 2, 6, 5)), rng.standard_normal((3, 2, 3, 3)), rng.standard_normal(3)
+    gy = rng.standard_normal((5, 3, 6, 5))
+    expected = ref_conv2d(x, w, b, (1, 1), (1, 1))
+    monkeypatch.setattr(conv_module, "CHUNK_ELEMENTS", chunk_elements)
+    for stride in [(1, 1), (2, 1)]:  # the shared-im2col backward and the general one
+        xv, wv, bv = (Variable(on(device, a)) for a in (x, w, b))
+        y = F.conv2d(xv, wv, bv, stride, 1)
+        (y * Variable(on(device, gy[:, :, ::stride[0]]))).sum().backward()
+        monkeypatch.setattr(conv_module, "CHUNK_ELEMENTS", 2 ** 30)
+        xr, wr, br = (Variable(a.copy()) for a in (x, w, b))
+        yr = F.conv2d(xr, wr, br, stride, 1)
+        (yr * Variable(gy[:, :, ::stride[0]])).sum().backward()
+        monkeypatch.setattr(conv_module, "CHUNK_ELEMENTS", chunk_elements)
+        np.testing.assert_allclose(host(y.data), expected[:, :, ::stride[0]], rtol=1e-10, atol=1e-10)
+        for v, r in [(xv, xr), (wv, wr), (bv, br)]:
+            np.testing.assert_allclose(host(v.grad.data), r.grad.data, rtol=1e-10, atol=1e-10)
+
+
+def test_conv2d_keeps_float32(device):
+    rng = np.random.default_rng(0)
+    x = Variable(on(device, rng.standard_normal((2, 3, 5, 5)).astype(np.float32)))
+    w = Variable(on(device, rng.standard_normal((4, 3, 3, 3)).astype(np.float32)))
+    b = Variable(on(device, np.zeros(4, np.float32)))
+    y = F.conv2d(x, w, b, padding=1)
+    y.backward()
+    assert y.dtype == np.float32
+    assert {x.grad.dtype, w.grad.dtype, b.grad.dtype} == {np.dtype(np.float32)}
+
+
+# =============================================================================
+# conv_transpose2d and the weight gradient op
+# =============================================================================
+@st.composite
+def transpose_cases(draw):
+    x_shape, w_shape, stride, padding = draw(conv_cases(max_padding=1))
+    output_padding = tuple(draw(st.integers(0, s - 1)) for s in stride)
+    (oc, c, kh, kw), (n, _, h, w) = w_shape, x_shape
+    # weight (C_in, C_out, KH, KW); x with C_in channels; output at least 1x1
+    h = max(h, 1 + (2 * padding[0] - kh - output_padding[0] + stride[0]) // stride[0])
+    w = max(w, 1 + (2 * padding[1] - kw - output_padding[1] + stride[1]) // stride[1])
+    return (n, oc, h, w), (oc, c, kh, kw), stride, padding, output_padding
+
+
+@SETTINGS
+@given(case=transpose_cases(), seed=seeds, with_bias=st.booleans())
+def test_conv_transpose2d_values_match_loop_reference(case, seed, with_bias):
+    x_shape, w_shape, stride, padding, output_padding = case
+    rng = np.random.default_rng(seed)
+    x, w, b = rng.standard_normal(x_shape), rng.standard_normal(w_shape), rng.standard_normal(w_shape[1])
+    bias = b if with_bias else None
+    y = F.conv_transpose2d(x, w, bias, stride, padding, output_padding)
+    np.testing.assert_allclose(y.data, ref_conv_transpose2d(x, w, bias, stride, padding, output_padding),
+                               rtol=1e-10, atol=1e-10)
+
+
+@SETTINGS
+@given(case=transpose_cases(), seed=seeds)
+def test_conv_transpose2d_gradients_match_numerical(case, seed):
+    x_shape, w_shape, stride, padding, output_padding = case
+    rng = np.random.default_rng(seed)
+    x, w, b = rng.standard_normal(x_shape), rng.standard_normal(w_shape), rng.standard_normal(w_shape[1])
+    f = lambda x, w, b: F.conv_transpose2d(x, w, b, stride, padding, output_padding)  # noqa: E731
+    gy = Variable(rng.standard_normal(f(x, w, b).shape))
+    gradient_check(lambda x, w, b: (f(x, w, b) * gy).sum(), x, w, b)
+
+
+def test_conv_transpose2d_is_the_adjoint_of_conv2d(device):
+    """<conv2d(x, W), y> = <x, conv_transpose2d(y, W)> for every x, y."""
+    rng = np.random.default_rng(1)
+    x, w = rng.standard_normal((2, 3, 7, 7)), rng.standard_normal((4, 3, 3, 2))
+    y = rng.standard_normal((2, 4, 4, 4))
+    conv = host(F.conv2d(Variable(on(device, x)), Variable(on(device, w)), stride=2, padding=1).data)
+    back = host(F.conv_transpose2d(Variable(on(device, y)), Variable(on(device, w)), stride=2, padding=1,
+                                   output_padding=(0, 1)).data)
+    assert back.shape == x.shape
+    np.testing.assert_allclose((conv * y).sum(), (x * back).sum(), rtol=1e-10)
+
+
+def test_conv_transpose2d_on_strict_device_matches_cpu():
+    rng = np.random.default_rng(2)
+    arrays = [rng.standard_normal((2, 3, 4, 3)), rng.standard_normal((3, 2, 3, 3)), rng.standard_normal(2)]
+    f = lambda x, w, b: F.conv_transpose2d(x, w, b, stride=2, padding=1, output_padding=1)  # noqa: E731
+    y_cpu, grads_cpu, _ = run(f, arrays, "cpu")
+    y_dev, grads_dev, _ = run(f, arrays, "strict")
+    assert y_cpu.shape == (2, 2, 8, 6)
+    np.testing.assert_allclose(y_dev, y_cpu, rtol=1e-12, atol=1e-12)
+    for g_dev, g_cpu in zip(grads_dev, grads_cpu):
+        np.testing.assert_allclose(g_dev, g_cpu, rtol=1e-12, atol=1e-12)
+
+
+@settings(max_examples=10, deadline=None)
+@given(case=conv_cases(), seed=seeds)
+def test_conv2d_grad_weight_gradients_match_numerical(case, seed):
+    x_shape, w_shape, stride, padding = case
+    rng = np.random.default_rng(seed)
+    x = rng.standard_normal(x_shape)
+    gy = rng.standard_normal(F.conv2d(x, rng.standard_normal(w_shape), None, stride, padding).shape)
+    v = Variable(rng.standard_normal(w_shape))
+    gradient_check(lambda x, gy: (F.conv2d_grad_weight(x, gy, w_shape[2:], stride, padding) * v).sum(), x, gy)
+
+
+# =============================================================================
+# Double backprop: the backward pass is itself differentiable
+# =============================================================================
+def second_order_check(f, arrays, seed=0, eps=1e-6):
+    """h(arrays) = sum_k <dL/d(array_k), v_k> with L = sum(f(...)^2) / 2, built with
+    create_graph; its backward must match central differences of h."""
+    rng = np.random.default_rng(seed)
+    directions = [rng.standard_normal(a.shape) for a in arrays]
+
+    def h(values, create_graph):
+        variables = [Variable(a) for a in values]
+        y = f(*variables)
+        loss = (y * y).sum() / 2
+        loss.backward(create_graph=create_graph)
+        total = sum((v.grad * Variable(d)).sum() for v, d in zip(variables, directions))
+        return total, variables
+
+    total, variables = h([a.copy() for a in arrays], create_graph=True)
+    for v in variables:
+        v.cleargrad()
+    total.backward()
+    for index, (a, v) in enumerate(zip(arrays, variables)):
+        numeric = np.zeros_like(a)
+        for i in np.ndindex(a.shape):
+            plus, minus = [b.copy() for b in arrays], [b.copy() for b in arrays]
+            plus[index][i] += eps
+            minus[index][i] -= eps
+            numeric[i] = (h(plus, False)[0].data - h(minus, False)[0].data) / (2 * eps)
+        np.testing.assert_allclose(v.grad.data, numeric, rtol=1e-4, atol=1e-5)
+
+
+@pytest.mark.parametrize("stride, padding", [(1, 1), (2, 1), (1, 0)])
+def test_conv2d_double_backward(stride, padding):
+    rng = np.random.default_rng(3)
+    arrays = [rng.standard_normal((1, 2, 4, 4)), rng.standard_normal((2, 2, 3, 3))]
+    second_order_check(lambda x, w: F.conv2d(x, w, None, stride, padding), arrays)
+
+
+def test_conv_transpose2d_double_backward():
+    rng = np.random.default_rng(4)
+    arrays = [rng.standard_normal((1, 2, 3, 3)), rng.standard_normal((2, 2, 3, 3))]
+    second_order_check(lambda x, w: F.conv_transpose2d(x, w, None, 2, 1, 1), arrays)
+
+
+@pytest.mark.parametrize("op", ["max", "avg", "nearest", "bilinear"])
+def test_pooling_and_upsampling_double_backward(op):
+    rng = np.random.default_rng(5)
+    x = distinct(rng, (1, 2, 4, 4))
+    ops = {"max": lambda x: F.max_pool2d(x, 2) * F.max_pool2d(x, 2),
+           "avg": lambda x: F.avg_pool2d(x, 3, 1, 1) * F.avg_pool2d(x, 3, 1, 1),
+           "nearest": lambda x: F.upsample(x, 2, "nearest") ** 2,
+           "bilinear": lambda x: F.upsample(x, 2, "bilinear") ** 2}
+    second_order_check(ops[op], [x])
+
+
+# =============================================================================
+# Pooling
+# =============================================================================
+@SETTINGS
+@given(case=pool_cases(), seed=seeds)
+def test_max_pool2d_values_and_gradients(case, seed):
+    x_shape, kernel, stride, padding = case
+    x = distinct(np.random.default_rng(seed), x_shape)
+    y = F.max_pool2d(x, kernel, stride, padding)
+    np.testing.assert_array_equal(y.data, ref_pool(x, kernel, stride, padding, np.max, -np.inf))
+    gy = Variable(np.random.default_rng(seed + 1).standard_normal(y.shape))
+    gradient_check(lambda x: (F.max_pool2d(x, kernel, stride, padding) * gy).sum(), x)
+
+
+@SETTINGS
+@given(case=pool_cases(), seed=seeds)
+def test_avg_pool2d_values_and_gradients(case, seed):
+    x_shape, kernel, stride, padding = case
+    x = np.random.default_rng(seed).standard_normal(x_shape)
+    y = F.avg_pool2d(x, kernel, stride, padding)
+    np.testing.assert_allclose(y.data, ref_pool(x, kernel, stride, padding, np.mean, 0.0), rtol=1e-12, atol=1e-12)
+    gy = Variable(np.random.default_rng(seed + 1).standard_normal(y.shape))
+    gradient_check(lambda x: (F.avg_pool2d(x, kernel, stride, padding) * gy).sum(), x)
+
+
+def test_max_pool2d_ties_send_the_gradient_to_the_first_maximum(device):
+    x = np.ones((1, 1, 4, 4))
+    x[0, 0, 2:, 2:] = [[5.0, 5.0], [5.0, 1.0]]
+    xv = Variable(on(device, x))
+    F.max_pool2d(xv, 2).sum().backward()
+    expected = np.zeros((4, 4))
+    expected[0, 0] = expected[0, 2] = expected[2, 0] = expected[2, 2] = 1.0
+    np.testing.assert_array_equal(host(xv.grad.data)[0, 0], expected)
+
+
+@pytest.mark.parametrize("op", [F.max_pool2d, F.avg_pool2d])
+def test_pooling_on_strict_device_matches_cpu(op):
+    x = distinct(np.random.default_rng(6), (2, 3, 7, 6))
+    f = lambda x: op(x, 3, 2, 1)  # noqa: E731
+    y_cpu, (g_cpu,), _ = run(f, [x], "cpu")
+    y_dev, (g_dev,), _ = run(f, [x], "strict")
+    assert y_cpu.shape == (2, 3, 4, 3)
+    np.testing.assert_allclose(y_dev, y_cpu, rtol=1e-12, atol=1e-12)
+    np.testing.assert_allclose(g_dev, g_cpu, rtol=1e-12, atol=1e-12)
+
+
+def test_pooling_keeps_float32(device):
+    x = Variable(on(device, np.random.default_rng(0).standard_normal((2, 2, 4, 4)).astype(np.float32)))
+    for op in (F.max_pool2d, F.avg_pool2d):
+        x.cleargrad()
+        y = op(x, 2)
+        y.backward()
+        assert y.dtype == np.float32 and x.grad.dtype == np.float32
+
+
+# =============================================================================
+# Upsampling
+# =============================================================================
+def test_upsample_matches_hand_computed_values(device):
+    x = Variable(on(device, np.array([[[[1.0, 2.0], [3.0, 4.0]]]])))
+    nearest = [[1, 1, 2, 2], [1, 1, 2, 2], [3, 3, 4, 4], [3, 3, 4, 4]]
+    # align_corners=False, scale 2: output pixel d samples src = max((d + 0.5)/2 - 0.5, 0),
+    # i.e. 0, 0.25, 0.75, 1.25 (clamped to the last pixel): weights (1,0), (.75,.25), (.25,.75), (0,1)
+    bilinear = [[1.0, 1.25, 1.75, 2.0],
+                [1.5, 1.75, 2.25, 2.5],
+                [2.5, 2.75, 3.25, 3.5],
+                [3.0, 3.25, 3.75, 4.0]]
+    np.testing.assert_array_equal(host(F.upsample(x, 2, "nearest").data)[0, 0], nearest)
+    np.testing.assert_allclose(host(F.upsample(x, 2, "bilinear").data)[0, 0], bilinear, rtol=1e-15)
+
+
+@SETTINGS
+@given(shape=st.tuples(st.integers(1, 2), st.integers(1, 2), st.integers(1, 4), st.integers(1, 4)),
+       scale=st.integers(1, 3), mode=st.sampled_from(["nearest", "bilinear"]), seed=seeds)
+def test_upsample_values_and_gradients(shape, scale, mode, seed):
+    x = np.random.default_rng(seed).standard_normal(shape)
+    y = F.upsample(x, scale, mode)
+    np.testing.assert_allclose(y.data, ref_upsample(x, scale, mode), rtol=1e-12, atol=1e-12)
+    gy = Variable(np.random.default_rng(seed + 1).standard_normal(y.shape))
+    gradient_check(lambda x: (F.upsample(x, scale, mode) * gy).sum(), x)
+
+
+@pytest.mark.parametrize("mode", ["nearest", "bilinear"])
+def test_upsample_on_strict_device_matches_cpu(mode):
+    x = np.random.default_rng(7).standard_normal((2, 3, 3, 5))
+    y_cpu, (g_cpu,), _ = run(lambda x: F.upsample(x, 2, mode), [x], "cpu")
+    y_dev, (g_dev,), _ = run(lambda x: F.upsample(x, 2, mode), [x], "strict")
+    np.testing.assert_allclose(y_dev, y_cpu, rtol=1e-12, atol=1e-12)
+    np.testing.assert_allclose(g_dev, g_cpu, rtol=1e-12, atol=1e-12)
+
+
+def test_upsample_keeps_float32(device):
+    x = Variable(on(device, np.ones((1, 2, 3, 3), np.float32)))
+    for mode in ("nearest", "bilinear"):
+        x.cleargrad()
+        y = F.upsample(x, 2, mode)
+        y.backward()
+        assert y.dtype == np.float32 and x.grad.dtype == np.float32
+        np.testing.assert_allclose(host(x.grad.data), 4.0)  # every input pixel feeds 4 outputs in total
+
+
+# =============================================================================
+# Channel concatenation of feature maps (U-Net skip connections)
+# =============================================================================
+def test_concatenate_feature_maps_along_channels(device):
+    rng = np.random.default_rng(8)
+    a, b = rng.standard_normal((2, 3, 4, 4)), rng.standard_normal((2, 5, 4, 4))
+    av, bv = Variable(on(device, a)), Variable(on(device, b))
+    y = F.concatenate([av, bv], axis=1)
+    assert y.shape == (2, 8, 4, 4)
+    np.testing.assert_array_equal(host(y.data), np.concatenate([a, b], axis=1))
+    weights = rng.standard_normal((2, 8, 4, 4))
+    (y * Variable(on(device, weights))).sum().backward()
+    np.testing.assert_array_equal(host(av.grad.data), weights[:, :3])
+    np.testing.assert_array_equal(host(bv.grad.data), weights[:, 3:])
+
+
+# =============================================================================
+# Errors name the op, the shapes and the dtypes
+# =============================================================================
+def test_bad_inputs_give_clear_errors():
+    x = np.zeros((2, 3, 5, 5), np.float32)
+    with pytest.raises(ValueError, match=r"Conv2d.*3 channels.*\(4, 2, 3, 3\)"):
+        F.conv2d(x, np.zeros((4, 2, 3, 3), np.float32))
+    with pytest.raises(TypeError, match=r"Conv2d.*float32.*float64"):
+        F.conv2d(x, np.zeros((4, 3, 3, 3)))
+    with pytest.raises(ValueError, match=r"Conv2d.*bias must have shape \(4,\)"):
+        F.conv2d(x, np.zeros((4, 3, 3, 3), np.float32), np.zeros(3, np.float32))
+    with pytest.raises(ValueError, match=r"Conv2d.*kernel \(7, 7\) does not fit"):
+        F.conv2d(x, np.zeros((4, 3, 7, 7), np.float32))
+    with pytest.raises(ValueError, match=r"Conv2d.*\(N, C, H, W\).*\(3, 5, 5\)"):
+        F.conv2d(x[0], np.zeros((4, 3, 3, 3), np.float32))
+    with pytest.raises(ValueError, match="output_padding"):
+        F.conv_transpose2d(x, np.zeros((3, 2, 3, 3), np.float32), stride=2, output_padding=2)
+    with pytest.raises(ValueError, match="stride"):
+        F.conv2d(x, np.zeros((4, 3, 3, 3), np.float32), stride=0)
+    with pytest.raises(ValueError, match="max_pool2d: padding"):
+        F.max_pool2d(x, 2, padding=2)
+    with pytest.raises(ValueError, match="upsample: scale_factor"):
+        F.upsample(x, 1.5)
+    with pytest.raises(ValueError, match="upsample: mode"):
+        F.upsample(x, 2, "bicubic")
+
+
+# =============================================================================
+# PyTorch cross-checks (float32, moderately sized: the fast paths as used)
+# =============================================================================
+def torch_compare(zero_f, torch_f, arrays, rtol=1e-4, atol=1e-4):
+    torch = pytest.importorskip("torch")
+    variables = [Variable(a.copy()) for a in arrays]
+    tensors = [torch.tensor(a, requires_grad=True) for a in arrays]
+    y, ty = zero_f(*variables), torch_f(*tensors)
+    gy = np.random.default_rng(0).standard_normal(y.shape).astype(arrays[0].dtype)
+    (y * Variable(gy)).sum().backward()
+    ty.backward(torch.from_numpy(gy))
+    np.testing.assert_allclose(y.data, ty.detach().numpy(), rtol=rtol, atol=atol)
+    for v, t in zip(variables, tensors):
+        np.testing.assert_allclose(v.grad.data, t.grad.numpy(), rtol=rtol, atol=atol)
+
+
+@pytest.mark.parametrize("stride, padding", [(1, 1), (2, 1), (1, 0), (2, 0)])
+def test_conv2d_matches_torch(stride, padding):
+    torch = pytest.importorskip("torch")
+    rng = np.random.default_rng(9)
+    arrays = [rng.standard_normal(s).astype(np.float32) for s in [(4, 8, 13, 12), (16, 8, 3, 3), (16,)]]
+    torch_compare(lambda x, w, b: F.conv2d(x, w, b, stride, padding),
+                  lambda x, w, b: torch.nn.functional.conv2d(x, w, b, stride, padding), arrays)
+
+
+def test_conv_transpose2d_matches_torch():
+    torch = pytest.importorskip("torch")
+    rng = np.random.default_rng(10)
+    arrays = [rng.standard_normal(s).astype(np.float32) for s in [(3, 8, 7, 7), (8, 4, 4, 4), (4,)]]
+    torch_compare(lambda x, w, b: F.conv_transpose2d(x, w, b, 2, 1, 1),
+                  lambda x, w, b: torch.nn.functional.conv_transpose2d(x, w, b, 2, 1, 1), arrays)
+
+
+@pytest.mark.parametrize("kernel, stride, padding", [(2, None, 0), (3, 2, 1), (3, 1, 1)])
+def test_pooling_matches_torch(kernel, stride, padding):
+    torch = pytest.importorskip("torch")
+    x = distinct(np.random.default_rng(11), (2, 3, 9, 8))
+    torch_compare(lambda x: F.max_pool2d(x, kernel, stride, padding),
+                  lambda x: torch.nn.functional.max_pool2d(x, kernel, stride, padding), [x])
+    torch_compare(lambda x: F.avg_pool2d(x, kernel, stride, padding),
+                  lambda x: torch.nn.functional.avg_pool2d(x, kernel, stride, padding), [x])
+
+
+@pytest.mark.parametrize("scale", [2, 3])
+@pytest.mark.parametrize("mode", ["nearest", "bilinear"])
+def test_upsample_matches_torch(mode, scale):
+    torch = pytest.importorskip("torch")
+    x = np.random.default_rng(12).standard_normal((2, 3, 7, 5)).astype(np.float32)
+    torch_compare(lambda x: F.upsample(x, scale, mode),
+                  lambda x: torch.nn.functional.interpolate(x, scale_factor=scale, mode=mode), [x],
+                  rtol=1e-5, atol=1e-5)
