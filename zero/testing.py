@@ -29,7 +29,7 @@ class StrictArray:
     """A NumPy array in disguise that cannot be turned into one implicitly."""
 
     __slots__ = ("_array",)
-    __array_priority__ = 1000
+    __array_priority__ = 100  # as cupy.ndarray: objects with a higher priority win
 
     def __init__(self, array):
         self._array = array
@@ -100,9 +100,14 @@ class StrictArray:
 
 
 def _binary(ufunc, reflected=False):
-    if reflected:
-        return lambda self, other: ufunc(other, self)
-    return lambda self, other: ufunc(self, other)
+    """An operator method. Like CuPy, it defers (NotImplemented) to an operand
+    with a higher __array_priority__, such as a zero Variable, so that
+    `device_array * variable` calls Variable.__rmul__."""
+    def method(self, other):
+        if getattr(other, "__array_priority__", 0) > StrictArray.__array_priority__:
+            return NotImplemented
+        return ufunc(other, self) if reflected else ufunc(self, other)
+    return method
 
 
 def _inplace(ufunc):
