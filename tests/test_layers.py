@@ -1,6 +1,5 @@
 """Layers and models: registration, names, modes, devices, save/load, and
 parity with PyTorch's layers when torch is installed."""
-import os
 
 import numpy as np
 import pytest
@@ -8,7 +7,7 @@ import pytest
 import zero
 import zero.functions as F
 from conftest import host, on
-from zero import Config, Parameter, Variable
+from zero import Config, Parameter
 from zero.layers import (BatchNorm, Conv2d, ConvTranspose2d, Dropout, Embedding, Layer, LayerList,
                          Linear)
 from zero.models import MLP, Model, Sequential
@@ -364,6 +363,9 @@ def test_pickled_or_missing_file_is_refused(tmp_path):
     np.savez(path, **{"encoder.0.W": np.array([object()], dtype=object)})
     with pytest.raises(ValueError, match="pickled.npz"):
         model.load_weights(path)
+    np.save(tmp_path / "array.npy", np.zeros(3, np.float32))
+    with pytest.raises(ValueError, match="array.npy.*not an .npz archive"):
+        model.load_weights(tmp_path / "array.npy")
     with pytest.raises(FileNotFoundError, match="nothing.npz"):
         model.load_weights(tmp_path / "nothing.npz")
 

@@ -219,3 +219,18 @@ def test_clip_grad_norm_matches_torch():
     assert norm == pytest.approx(float(torch_norm), rel=1e-6)
     for p, q in zip(ours, theirs):
         np.testing.assert_allclose(p.grad.data, q.grad.numpy(), rtol=1e-6)
+
+
+def test_adam_flushes_moments_that_decay_into_denormals(device):
+    p = Parameter(on(device, np.ones(3, np.float32)))
+    optimizer = Adam([p], lr=1e-3)
+    p.grad = Variable(on(device, np.array([1e-3, 0.0, 1.0], np.float32)))
+    optimizer.step()
+    p.grad = Variable(on(device, np.array([0.0, 0.0, 1.0], np.float32)))  # a dead unit from now on
+    for _ in range(999):  # m shrinks by 0.9 per step: below 1.2e-38 after ~800 steps
+        optimizer.step()
+    means = host(optimizer.means[0])
+    tiny = np.finfo(np.float32).tiny
+    assert not ((means != 0) & (np.abs(means) < tiny)).any()
+    assert means[0] == 0 and means[1] == 0 and means[2] == pytest.approx(1.0)  # live moments untouched
+    assert np.isfinite(host(p.data)).all()

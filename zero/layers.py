@@ -263,14 +263,13 @@ class Layer:
 def _read_npz(path):
     """All arrays of an .npz file as {name: numpy array}; clear errors for bad files."""
     try:
-        with np.load(path, allow_pickle=False) as archive:
-            if not isinstance(archive, np.lib.npyio.NpzFile):
-                raise ValueError("not an .npz archive")
+        archive = np.load(path, allow_pickle=False)
+        if not isinstance(archive, np.lib.npyio.NpzFile):
+            raise ValueError("an .npy array, not an .npz archive")
+        with archive:
             return {name: archive[name] for name in archive.files}
     except FileNotFoundError:
         raise FileNotFoundError(f"weights file not found: {path}") from None
-    except AttributeError:  # np.load returned a plain array (an .npy file): no context manager
-        raise ValueError(f"cannot load weights from {path}: not an .npz archive") from None
     except (OSError, ValueError, EOFError, KeyError, zipfile.BadZipFile) as error:
         raise ValueError(f"cannot load weights from {path}: corrupt or not a weights file ({error})") from None
 

@@ -88,7 +88,7 @@ def load_mnist(split="train", data_dir=None, download=True, flatten=False):
         raise ValueError(f"MNIST {split} split: {images_path} holds {len(images)} images, "
                          f"but the official file has {count}")
     x = images.astype(DEFAULT_DTYPE)
-    x *= DEFAULT_DTYPE(1 / 255)
+    x /= 255
     x = x.reshape(len(x), IMAGE_SIZE * IMAGE_SIZE) if flatten else x.reshape(len(x), 1, IMAGE_SIZE, IMAGE_SIZE)
     return x, labels.astype(np.int64)
 

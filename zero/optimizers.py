@@ -18,6 +18,8 @@ import math
 from zero.backend import device_of, get_array_module, to_device
 from zero.core import Variable
 
+FLUSH_EVERY = 100  # Adam steps between flushes of denormal moments (see _flush_denormals)
+
 
 class Optimizer:
     """Base class: holds the parameters; subclasses define `update(index, data, grad)`."""
@@ -92,6 +94,10 @@ class Adam(Optimizer):
 
     weight_decay adds weight_decay * p to the gradient (L2 penalty); for
     decoupled weight decay use AdamW.
+
+    Each step works in place with one scratch array per parameter, so it
+    allocates nothing. Every FLUSH_EVERY steps, moments that decayed into
+    float32 denormals are set to 0 (see _flush_denormals): a speed fix only.
     """
 
     def __init__(self, params, lr=1e-3, betas=(0.9, 0.999), eps=1e-8, weight_decay=0.0):
@@ -102,6 +108,7 @@ class Adam(Optimizer):
         self.means = [None] * len(self.params)       # m: running mean of g
         self.variances = [None] * len(self.params)   # v: running mean of g^2
         self.steps = [0] * len(self.params)          # t, per parameter
+        self._scratch = {}                           # parameter index -> work array
 
     def update(self, index, data, grad):
         if self.weight_decay:
@@ -109,21 +116,46 @@ class Adam(Optimizer):
         self._adam_step(index, data, grad)
 
     def _adam_step(self, index, data, grad):
+        xp = get_array_module(data)
         beta1, beta2 = (float(b) for b in self.betas)
         mean = self._state(self.means, index, data)
         variance = self._state(self.variances, index, data)
+        scratch = self._scratch.get(index)
+        if scratch is None or scratch.shape != data.shape or type(scratch) is not type(data):
+            scratch = self._scratch[index] = xp.empty_like(data)
         self.steps[index] += 1
         t = self.steps[index]
+        xp.multiply(grad, 1 - beta1, out=scratch)   # m <- b1 m + (1 - b1) g
         mean *= beta1
-        mean += (1 - beta1) * grad
+        mean += scratch
+        xp.multiply(grad, grad, out=scratch)        # v <- b2 v + (1 - b2) g^2
+        scratch *= 1 - beta2
         variance *= beta2
-        variance += (1 - beta2) * (grad * grad)
-        # sqrt(v_hat) + eps and lr / (1 - b1^t) as in PyTorch, so results match it closely
-        denominator = get_array_module(data).sqrt(variance)
-        denominator *= 1 / math.sqrt(1 - beta2 ** t)
-        denominator += float(self.eps)
-        step_size = float(self.lr) / (1 - beta1 ** t)
-        data -= step_size * (mean / denominator)
+        variance += scratch
+        # lr m_hat / (sqrt(v_hat) + eps) = lr_t m / (sqrt(v) + eps_t), with
+        # lr_t = lr sqrt(1 - b2^t) / (1 - b1^t) and eps_t = eps sqrt(1 - b2^t)
+        root_bias2 = math.sqrt(1 - beta2 ** t)
+        xp.sqrt(variance, out=scratch)
+        scratch += float(self.eps) * root_bias2
+        xp.divide(mean, scratch, out=scratch)
+        scratch *= -float(self.lr) * root_bias2 / (1 - beta1 ** t)
+        data += scratch
+        if t % FLUSH_EVERY == 0:
+            _flush_denormals(xp, mean)
+            _flush_denormals(xp, variance)
+
+
+def _flush_denormals(xp, array):
+    """Set entries too small for a normal float (denormals) to zero, in place.
+
+    Where a gradient stays 0 (a dead ReLU unit, a pixel that is always 0
+    from now on) the moment decays geometrically into the denormal range and
+    gets stuck there (0.9 x the smallest float rounds back to itself). CPUs
+    handle denormals tens of times slower, so without this an MNIST MLP step
+    slows down about twofold after some thousand steps. The values
+    flushed are below 1.2e-38: the result does not change measurably.
+    """
+    array[xp.abs(array) < xp.finfo(array.dtype).tiny] = 0
 
 
 class AdamW(Adam):

@@ -1,0 +1,133 @@
+"""Small CNN on real MNIST: accuracy and training time, zero vs PyTorch CPU.
+
+Data: the MNIST *test* split (the only one assumed present locally): the
+first 8,000 images train, the last 2,000 evaluate. Model (both frameworks):
+
+    conv 3x3 (1 -> 16, pad 1) - ReLU - max pool 2   (N, 16, 14, 14)
+    conv 3x3 (16 -> 32, pad 1) - ReLU - max pool 2  (N, 32, 7, 7)
+    linear 1568 -> 10
+
+Adam lr 2e-3 decayed linearly to 0, batch 64, EPOCHS epochs. Acceptance:
+zero reaches >= 97% held-out accuracy. Skipped (no rows) when MNIST is not
+found ($ZERO_DATA_DIR or ../shared/datasets/mnist).
+
+    python benchmarks/bench_cnn_mnist.py
+"""
+import os
+import time
+from pathlib import Path
+
+import numpy as np
+from tqdm import tqdm
+
+EPOCHS = 4
+BATCH = 64
+LR = 2e-3
+N_TRAIN = 8000
+SHARED_MNIST = Path(__file__).resolve().parents[2] / "shared" / "datasets" / "mnist"
+
+
+def mnist_folder():
+    for candidate in (os.environ.get("ZERO_DATA_DIR"), SHARED_MNIST):
+        if candidate and (Path(candidate) / "t10k-images-idx3-ubyte.gz").exists():
+            return Path(candidate)
+    return None
+
+
+def train_zero(x, t, epochs):
+    import zero.functions as F
+    from zero import no_grad
+    from zero.data import DataLoader, Dataset
+    from zero.layers import Conv2d, Linear
+    from zero.models import Model
+    from zero.optimizers import Adam
+
+    class CNN(Model):
+        def __init__(self):
+            super().__init__()
+            self.conv1 = Conv2d(16, 3, padding=1, in_channels=1)
+            self.conv2 = Conv2d(32, 3, padding=1, in_channels=16)
+            self.head = Linear(10, in_size=32 * 7 * 7)
+
+        def forward(self, x):
+            x = F.max_pool2d(F.relu(self.conv1(x)), 2)
+            x = F.max_pool2d(F.relu(self.conv2(x)), 2)
+            return self.head(F.flatten(x))
+
+    np.random.seed(0)
+    model = CNN()
+    optimizer = Adam(model.params(), lr=LR)
+    loader = DataLoader(Dataset(x[:N_TRAIN], t[:N_TRAIN]), BATCH, seed=0)
+    start = time.perf_counter()
+    for epoch in tqdm(range(epochs), desc="zero CNN epochs"):
+        optimizer.lr = LR * (1 - epoch / epochs)
+        for xb, tb in loader:
+            loss = F.softmax_cross_entropy(model(xb), tb)
+            optimizer.zero_grad()
+            loss.backward()
+            optimizer.step()
+    seconds = time.perf_counter() - start
+    model.eval()
+    with no_grad():
+        accuracy = np.mean([F.accuracy(model(x[i:i + 500]), t[i:i + 500]) for i in range(N_TRAIN, len(x), 500)])
+    return float(accuracy), seconds
+
+
+def train_torch(x, t, epochs):
+    import torch
+    from torch import nn
+    torch.manual_seed(0)
+    model = nn.Sequential(nn.Conv2d(1, 16, 3, padding=1), nn.ReLU(), nn.MaxPool2d(2),
+                          nn.Conv2d(16, 32, 3, padding=1), nn.ReLU(), nn.MaxPool2d(2),
+                          nn.Flatten(), nn.Linear(32 * 7 * 7, 10))
+    optimizer = torch.optim.Adam(model.parameters(), lr=LR)
+    x_train, t_train = torch.from_numpy(x[:N_TRAIN]), torch.from_numpy(t[:N_TRAIN])
+    generator = torch.Generator().manual_seed(0)
+    start = time.perf_counter()
+    for epoch in tqdm(range(epochs), desc="torch CNN epochs"):
+        for group in optimizer.param_groups:
+            group["lr"] = LR * (1 - epoch / epochs)
+        order = torch.randperm(N_TRAIN, generator=generator)
+        for i in range(0, N_TRAIN, BATCH):
+            batch = order[i:i + BATCH]
+            loss = nn.functional.cross_entropy(model(x_train[batch]), t_train[batch])
+            optimizer.zero_grad()
+            loss.backward()
+            optimizer.step()
+    seconds = time.perf_counter() - start
+    with torch.no_grad():
+        predictions = model(torch.from_numpy(x[N_TRAIN:])).argmax(dim=1).numpy()
+    return float((predictions == t[N_TRAIN:]).mean()), seconds
+
+
+def run(quick=False):
+    folder = mnist_folder()
+    if folder is None:
+        print(f"bench_cnn_mnist: MNIST not found ($ZERO_DATA_DIR or {SHARED_MNIST}); skipped")
+        return []
+    from zero.mnist import load_mnist
+    x, t = load_mnist("test", data_dir=folder, download=False)
+    epochs = 1 if quick else EPOCHS
+    accuracy, seconds = train_zero(x, t, epochs)
+    accuracy_row = {"benchmark": f"CNN MNIST held-out accuracy ({epochs} epochs, 8k train / 2k test)",
+                    "unit": "accuracy", "zero": accuracy, "reference": None, "reference_name": "-",
+                    "ratio": None, "target": None,
+                    "note": "acceptance: >= 0.97" + (" (quick: 1 epoch, not the acceptance run)" if quick else "")}
+    time_row = {"benchmark": f"CNN MNIST training time ({epochs} epochs)", "unit": "s", "zero": seconds,
+                "reference": None, "reference_name": "torch (not installed)", "ratio": None, "target": None,
+                "note": f"load avg {os.getloadavg()[0]:.1f}"}
+    try:
+        import torch
+    except ImportError:
+        return [accuracy_row, time_row]
+    torch_accuracy, torch_seconds = train_torch(x, t, epochs)
+    accuracy_row.update(reference=torch_accuracy, reference_name=f"torch {torch.__version__} CPU")
+    time_row.update(reference=torch_seconds, reference_name=f"torch {torch.__version__} CPU",
+                    ratio=seconds / torch_seconds,
+                    note=f"torch threads {torch.get_num_threads()}; load avg {os.getloadavg()[0]:.1f}")
+    return [accuracy_row, time_row]
+
+
+if __name__ == "__main__":
+    for row in run():
+        print(row)

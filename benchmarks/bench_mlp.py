@@ -1,0 +1,152 @@
+"""MLP classifier training step: 784-200-10 (ReLU), softmax cross entropy,
+Adam (lr 1e-3), batch 32, on MNIST batches (synthetic data if MNIST is absent).
+
+One step = forward, loss, zero_grad, backward, optimizer step. At this size a
+step is a few hundred microseconds of arithmetic, so framework overhead
+matters. PyTorch CPU runs the same model in the same process, with the same
+thread count. Profile zero's step with:
+
+    python benchmarks/bench_mlp.py --profile
+"""
+import os
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+
+SIZES = (784, 200, 10)
+BATCH = 32
+ROUNDS = 10
+STEPS_PER_ROUND = 200
+WARMUP = 50
+SHARED_MNIST = Path(__file__).resolve().parents[2] / "shared" / "datasets" / "mnist"
+
+
+def batches(count, seed=0):
+    """count batches (x (count, BATCH, 784) float32, t (count, BATCH) int64).
+
+    Real MNIST images when the test split is found ($ZERO_DATA_DIR or
+    ../shared/datasets/mnist), else standardized Gaussian inputs labelled by
+    a fixed random linear teacher. Either way the network keeps learning;
+    with structureless data (e.g. uniform noise and random labels) Adam drives
+    every hidden unit dead and its moments into float32 denormals, which makes
+    every array op several times slower and the timing meaningless.
+    """
+    rng = np.random.default_rng(seed)
+    folder = mnist_folder()
+    if folder is not None:
+        from zero.mnist import load_mnist
+        images, labels = load_mnist("test", data_dir=folder, download=False, flatten=True)
+        picks = rng.integers(0, len(images), (count, BATCH))
+        return images[picks], labels[picks]
+    x = rng.standard_normal((count, BATCH, SIZES[0]), dtype=np.float32)
+    teacher = rng.standard_normal((SIZES[0], SIZES[-1]), dtype=np.float32)
+    return x, (x @ teacher).argmax(axis=-1)
+
+
+def mnist_folder():
+    for candidate in (os.environ.get("ZERO_DATA_DIR"), SHARED_MNIST):
+        if candidate and (Path(candidate) / "t10k-images-idx3-ubyte.gz").exists():
+            return Path(candidate)
+    return None
+
+
+def zero_step_function():
+    import zero.functions as F
+    from zero.models import MLP
+    from zero.optimizers import Adam
+    np.random.seed(0)
+    model = MLP(SIZES)
+    optimizer = Adam(model.params(), lr=1e-3)
+
+    def step(x, t):
+        loss = F.softmax_cross_entropy(model(x), t)
+        optimizer.zero_grad()
+        loss.backward()
+        optimizer.step()
+        return loss
+    return step
+
+
+def torch_step_function():
+    import torch
+    torch.manual_seed(0)
+    model = torch.nn.Sequential(torch.nn.Linear(SIZES[0], SIZES[1]), torch.nn.ReLU(),
+                                torch.nn.Linear(SIZES[1], SIZES[2]))
+    optimizer = torch.optim.Adam(model.parameters(), lr=1e-3)
+
+    def step(x, t):
+        loss = torch.nn.functional.cross_entropy(model(torch.from_numpy(x)), torch.from_numpy(t))
+        optimizer.zero_grad()
+        loss.backward()
+        optimizer.step()
+        return loss
+    return step
+
+
+def seconds_per_step(step, x, t):
+    """Mean seconds per step over the batches x, t."""
+    start = time.perf_counter()
+    for i in range(len(x)):
+        step(x[i], t[i])
+    return (time.perf_counter() - start) / len(x)
+
+
+def load_note():
+    """The machine's 1-minute load average: timings on a busy machine are not comparable."""
+    return f"; load avg {os.getloadavg()[0]:.1f} on {os.cpu_count()} cores" if hasattr(os, "getloadavg") else ""
+
+
+def run(quick=False):
+    """Zero and torch alternate in rounds of STEPS_PER_ROUND steps, so that a
+    burst of load on the machine hits both; each reports its median round."""
+    rounds = 3 if quick else ROUNDS
+    x, t = batches(STEPS_PER_ROUND)
+    steps = {"zero": zero_step_function()}
+    try:
+        import torch
+        steps["torch"] = torch_step_function()
+    except ImportError:
+        torch = None
+    times = {name: [] for name in steps}
+    for name, step in steps.items():
+        seconds_per_step(step, x[:WARMUP], t[:WARMUP])
+    for _ in range(rounds):
+        for name, step in steps.items():
+            times[name].append(seconds_per_step(step, x, t))
+    zero_seconds = float(np.median(times["zero"]))
+    best = f"best round zero {min(times['zero']) * 1e3:.3f} ms"
+    row = {"benchmark": f"MLP 784-200-10 train step, batch {BATCH}, Adam", "unit": "s/step",
+           "zero": zero_seconds, "reference": None, "reference_name": "torch (not installed)",
+           "ratio": None, "target": 0.7}
+    if torch is not None:
+        torch_seconds = float(np.median(times["torch"]))
+        best += f", torch {min(times['torch']) * 1e3:.3f} ms ({torch.get_num_threads()} threads)"
+        row.update(reference=torch_seconds, reference_name=f"torch {torch.__version__} CPU",
+                   ratio=zero_seconds / torch_seconds)
+    data = "MNIST" if mnist_folder() is not None else "synthetic data"
+    row["note"] = f"{data}; median of {rounds} rounds x {STEPS_PER_ROUND} steps; {best}{load_note()}"
+    return [row]
+
+
+def profile(steps=1000):
+    """cProfile of zero's training step, top entries by total time."""
+    import cProfile
+    import pstats
+    x, t = batches(steps)
+    step = zero_step_function()
+    profiler = cProfile.Profile()
+    profiler.enable()
+    for i in range(steps):
+        step(x[i], t[i])
+    profiler.disable()
+    pstats.Stats(profiler).sort_stats("tottime").print_stats(25)
+
+
+if __name__ == "__main__":
+    if "--profile" in sys.argv:
+        profile()
+    else:
+        for row in run(quick="--quick" in sys.argv):
+            print(row)
