@@ -1,0 +1,166 @@
+"""Step 9.2 - DDPM: learn to run the noise process backwards, then generate digits from noise.
+
+Step 9.1 destroyed a digit in T = 1000 small noise steps. If we could undo one step,
+p(x_{t-1} | x_t), we could start from pure noise x_T ~ N(0, I) and walk back to a digit.
+For small steps the reverse is Gaussian too, and given x_0 it is known exactly:
+
+    q(x_{t-1} | x_t, x_0) = N(mu~_t, sigma_t^2 I),   sigma_t^2 = beta_t (1 - alpha_bar_{t-1}) / (1 - alpha_bar_t)
+    mu~_t = sqrt(alpha_bar_{t-1}) beta_t / (1 - alpha_bar_t) x_0 + sqrt(alpha_t) (1 - alpha_bar_{t-1}) / (1 - alpha_bar_t) x_t
+
+As in the hierarchical VAE of step 8, the ELBO of this chain is a sum of one KL per level. Writing
+x_0 through the noise that made x_t (x_t = sqrt(alpha_bar_t) x_0 + sqrt(1 - alpha_bar_t) eps), each KL
+becomes, up to a weight, a regression of that noise; Ho et al. (2020) drop the weights:
+
+    L = E_{t, x_0, eps} || eps - eps_theta(x_t, t) ||^2,   t ~ U{1..T}                              (9.3)
+
+eps_theta is a U-Net (zero.unet.UNet). Sampling (ancestral, Ho et al. Algorithm 2) puts the
+predicted noise into the posterior mean, from t = T down to 1:
+
+    x_{t-1} = (x_t - beta_t / sqrt(1 - alpha_bar_t) eps_theta(x_t, t)) / sqrt(alpha_t) + sigma_t z,   z ~ N(0, I)   (9.4)
+
+with no noise at the last step (t = 1, where sigma_1 = 0 anyway). Pixels are scaled to [-1, 1].
+
+Budgets: `--config cpu` (default) is a smaller U-Net (channels 16/32/64) on 8,000 training images,
+measured at about 15 minutes on 2 CPU cores; `--config book` is the book's network (64/128/256,
+batch 128, 10 epochs on all training images) for a CUDA GPU (`--device cuda`).
+
+    python steps/step09_diffusion/2_ddpm.py                          # CPU default
+    python steps/step09_diffusion/2_ddpm.py --config book --device cuda
+    python steps/step09_diffusion/2_ddpm.py --resume --epochs 15     # continue from the checkpoint
+"""
+# needs: mnist
+import time
+
+import numpy as np
+from tqdm import tqdm
+
+import zero
+from zero.backend import get_backend, to_numpy
+from zero.cli import checkpoint_path, out_dir, step_parser
+from zero.data import DataLoader, Dataset
+from zero.diffusion import Diffusion, to_images, to_model_range
+from zero.optimizers import Adam
+from zero.plot import figures, save, show
+from zero.training import add_data_options, load_checkpoint, mnist_splits, save_checkpoint
+from zero.unet import UNet
+from zero.vae import tile_images
+
+CONFIGS = {
+    # channels of (down1, down2, bottleneck), time_embed_dim, epochs, batch size, learning rate, training images
+    "cpu": dict(channels="16,32,64", time_embed_dim=100, epochs=10, batch_size=32, lr=1e-3, train_limit=8000),
+    "book": dict(channels="64,128,256", time_embed_dim=100, epochs=10, batch_size=128, lr=1e-3, train_limit=None),
+}
+QUICK = dict(channels="4,8,8", time_embed_dim=8, epochs=1, batch_size=32, lr=1e-3, train_limit=256)
+T = 1000  # time steps, linear betas 1e-4 .. 0.02, as the book
+
+parser = step_parser(__doc__, training=True, samples=36)
+add_data_options(parser)
+parser.add_argument("--config", default="cpu", choices=sorted(CONFIGS), help="hyper-parameter set (default: cpu)")
+parser.add_argument("--channels", default=None, help="U-Net widths, e.g. 16,32,64")
+parser.add_argument("--time-embed-dim", type=int, default=None)
+parser.add_argument("--lr", type=float, default=None)
+parser.set_defaults(epochs=None, batch_size=None)
+args = parser.parse_args()
+for name, value in (QUICK if args.quick else CONFIGS[args.config]).items():
+    if getattr(args, name) is None:
+        setattr(args, name, value)
+if args.quick:
+    args.samples, args.heldout_limit = 8, 256
+channels = tuple(int(c) for c in args.channels.split(","))
+folder = out_dir(args, __file__)
+checkpoint = checkpoint_path(args, __file__)
+plt = figures(args.show)
+np.random.seed(args.seed)                       # weights
+xp = get_backend(args.device).xp
+xp.random.seed(args.seed)                       # time steps and noise, drawn on the device
+
+data = mnist_splits(args.data_dir, args.source, args.train_limit, args.heldout_limit)
+print(data.description)
+x_train = data.x_train.reshape(-1, 1, 28, 28)   # (N, 1, 28, 28) in [0, 1]
+
+# ---- the U-Net eps_theta(x_t, t) and the fixed noise schedule ---------------------------------------------
+model = UNet(channels=channels, time_embed_dim=args.time_embed_dim).to(args.device)
+diffusion = Diffusion(T, beta_start=1e-4, beta_end=0.02, device=args.device)
+with zero.no_grad():
+    x = zero.to_device(x_train[:2], args.device)
+    out = model(x, diffusion.timesteps_like(2, T))
+assert out.shape == x.shape, out.shape         # the noise prediction has the image's shape
+print(f"U-Net channels {channels}, {model.num_params():,} parameters; input {x.shape} -> output {out.shape}")
+optimizer = Adam(model.params(), lr=args.lr)
+history, start_epoch = {"train_loss": [], "step_loss": []}, 0
+if args.resume and checkpoint.exists():
+    state = load_checkpoint(checkpoint, model, optimizer)
+    history, start_epoch = state["history"], state["epoch"]
+    print(f"resumed from {checkpoint} after epoch {start_epoch}")
+
+# ---- training: (9.3), one random t per image ------------------------------------------------------------------
+start = time.perf_counter()
+for epoch in range(start_epoch + 1, args.epochs + 1):
+    loader = DataLoader(Dataset(x_train), args.batch_size, seed=(args.seed, epoch), device=args.device)
+    total = 0.0
+    with tqdm(loader, desc=f"epoch {epoch}/{args.epochs}", leave=False) as bar:
+        for images in bar:
+            x0 = to_model_range(images)                                        # [0, 1] -> [-1, 1]
+            t = xp.random.randint(1, T + 1, size=len(x0))                      # t ~ U{1..T}
+            noise = xp.random.standard_normal(x0.shape).astype(np.float32)     # eps ~ N(0, I)
+            x_t = diffusion.q_sample(x0, t, noise)                             # (9.2): jump straight to x_t
+            loss = zero.functions.mean_squared_error(model(x_t, t), noise)     # (9.3)
+            optimizer.zero_grad()
+            loss.backward()
+            optimizer.step()
+            history["step_loss"].append(loss.item())  # .item(): one number to the host per step
+            total += history["step_loss"][-1]
+            bar.set_postfix(loss=f"{history['step_loss'][-1]:.4f}")
+    history["train_loss"].append(total / len(loader))
+    save_checkpoint(checkpoint, model, optimizer, epoch, history)   # every epoch: an interrupted run can --resume
+    print(f"epoch {epoch}/{args.epochs}: mean loss {history['train_loss'][-1]:.4f} "
+          f"({time.perf_counter() - start:.0f} s so far), checkpoint {checkpoint}")
+if args.epochs > start_epoch:
+    print(f"trained {args.epochs - start_epoch} epochs in {time.perf_counter() - start:.1f} s")
+
+# the same loss on held-out images (fixed t and noise per image): close to the training loss = no overfitting
+model.eval()
+xp.random.seed(args.seed + 1)
+heldout_total = 0.0
+with zero.no_grad():
+    for begin in range(0, len(data.x_heldout), 500):
+        x0 = to_model_range(zero.to_device(data.x_heldout[begin:begin + 500].reshape(-1, 1, 28, 28), args.device))
+        heldout_total += diffusion.loss(model, x0).item() * len(x0)
+print(f"loss (9.3) on {len(data.x_heldout):,} held-out images: {heldout_total / len(data.x_heldout):.4f}")
+
+# ---- sampling: (9.4) from x_T ~ N(0, I) down to x_0 ------------------------------------------------------------
+xp.random.seed(args.seed)
+start = time.perf_counter()
+samples, snapshots = diffusion.sample(model, (args.samples, 1, 28, 28), snapshot_every=100)
+print(f"DDPM: {args.samples} samples in {T} steps took {time.perf_counter() - start:.1f} s")
+samples = to_numpy(to_images(samples))
+
+# ---- figures ------------------------------------------------------------------------------------------------------
+fig, ax = plt.subplots(figsize=(7, 4))
+step_loss = np.asarray(history["step_loss"])
+window = max(1, min(50, len(step_loss) // 10))
+ax.plot(step_loss, alpha=0.3, label="per step")
+ax.plot(np.arange(window - 1, len(step_loss)), np.convolve(step_loss, np.ones(window) / window, "valid"),
+        label=f"mean of {window} steps")
+ax.set(title="DDPM training loss (9.3): || eps - eps_theta(x_t, t) ||^2", xlabel="optimizer step", ylabel="loss",
+       yscale="log")
+ax.legend()
+save(fig, folder, "loss")
+
+columns = int(np.ceil(np.sqrt(args.samples)))
+fig, ax = plt.subplots(figsize=(6, 6))
+ax.imshow(tile_images(samples, columns), cmap="gray")
+ax.set(title=f"DDPM samples ({T} steps, U-Net {'/'.join(map(str, channels))}, {args.epochs} epochs)")
+ax.axis("off")
+save(fig, folder, "samples")
+
+steps = sorted(snapshots, reverse=True)      # t = 1000, 900, ..., 100, 0
+fig, axes = plt.subplots(2, len(steps), figsize=(1.3 * len(steps), 3))
+for column, t in enumerate(steps):
+    for row in range(2):
+        axes[row, column].imshow(to_images(snapshots[t][row, 0]), cmap="gray", vmin=0, vmax=1)
+        axes[row, column].axis("off")
+    axes[0, column].set_title(f"t = {t}", fontsize=9)
+fig.suptitle("two samples on their way from noise (t = 1000) to a digit (t = 0)")
+save(fig, folder, "trajectory")
+show()

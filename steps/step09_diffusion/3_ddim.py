@@ -1,0 +1,80 @@
+"""Step 9.3 - Beyond the book: DDIM, the same trained model sampled in 50 steps instead of 1000.
+
+DDPM sampling (9.4) calls the U-Net T = 1000 times per image, each step a small noisy move.
+DDIM (Song et al. 2021) keeps the network of step 9.2 and changes only the sampler. At time t
+it predicts the clean image from the noise estimate, then jumps straight to an earlier time t'
+along the same noise direction, adding no fresh noise:
+
+    x0_hat = (x_t - sqrt(1 - alpha_bar_t) eps_theta(x_t, t)) / sqrt(alpha_bar_t)
+    x_t'   = sqrt(alpha_bar_t') x0_hat + sqrt(1 - alpha_bar_t') eps_theta(x_t, t)                   (9.5)
+
+This is q(x_t' | x_0) of (9.2) with x_0 and the noise replaced by their estimates, so the
+training objective (9.3) is unchanged; any subset of times t works. It is deterministic: the
+same x_T always gives the same image, whatever the number of steps approximately agrees on.
+
+We start DDPM and DDIM with 10, 20, 50 and 100 steps from the same x_T and compare pictures
+and time. Step 10.3 measures the quality of both samplers with a classifier.
+
+    python steps/step09_diffusion/3_ddim.py            # needs the checkpoint of 2_ddpm.py
+"""
+# needs: mnist
+import time
+from pathlib import Path
+
+import numpy as np
+
+from zero.backend import get_backend, to_numpy
+from zero.cli import out_dir, step_parser
+from zero.diffusion import Diffusion, to_images
+from zero.plot import figures, save, show
+from zero.unet import UNet, unet_from_checkpoint
+from zero.vae import tile_images
+
+STEP9_CHECKPOINT = Path("checkpoints") / "step09_diffusion_2_ddpm.npz"   # where 2_ddpm.py writes by default
+T = 1000
+
+parser = step_parser(__doc__, samples=16, ddim_steps="10,20,50,100")
+parser.add_argument("--device", default="cpu")
+parser.add_argument("--checkpoint", type=Path, default=STEP9_CHECKPOINT, help="step 9.2's trained U-Net")
+args = parser.parse_args()
+if args.quick:
+    args.samples, args.ddim_steps = 4, "5,10"
+folder = out_dir(args, __file__)
+plt = figures(args.show)
+xp = get_backend(args.device).xp
+
+if args.checkpoint.exists():
+    model, state = unet_from_checkpoint(args.checkpoint)
+    print(f"U-Net of {args.checkpoint} ({state['epoch']} epochs)")
+elif args.quick:
+    print(f"quick mode: {args.checkpoint} not found, sampling a tiny untrained U-Net (a smoke test)")
+    np.random.seed(args.seed)
+    model = UNet(channels=(4, 8, 8), time_embed_dim=8)
+else:
+    raise SystemExit(f"{args.checkpoint} not found: run steps/step09_diffusion/2_ddpm.py first")
+model.to(args.device).eval()
+diffusion = Diffusion(T, device=args.device)
+shape = (args.samples, 1, 28, 28)
+
+runs = []
+for sampler, steps in [("ddpm", T)] + [("ddim", int(s)) for s in args.ddim_steps.split(",")]:
+    xp.random.seed(args.seed)                   # the same x_T for every sampler
+    start = time.perf_counter()
+    x = diffusion.sample(model, shape, sampler=sampler, steps=steps)
+    seconds = time.perf_counter() - start
+    runs.append((f"{sampler.upper()}, {steps} steps\n{seconds:.1f} s", to_numpy(to_images(x))))
+    print(f"{sampler.upper()} with {steps:4d} steps: {args.samples} images in {seconds:6.1f} s")
+
+xp.random.seed(args.seed)
+again = to_numpy(to_images(diffusion.sample(model, shape, sampler="ddim", steps=int(args.ddim_steps.split(",")[-1]))))
+print(f"DDIM is deterministic: the same x_T sampled again differs by at most {np.abs(again - runs[-1][1]).max():.1e}")
+
+columns = int(np.ceil(np.sqrt(args.samples)))
+fig, axes = plt.subplots(1, len(runs), figsize=(3 * len(runs), 3.6))
+for ax, (title, images) in zip(axes, runs):
+    ax.imshow(tile_images(images, columns), cmap="gray")
+    ax.set_title(title, fontsize=9)
+    ax.axis("off")
+fig.suptitle("the same U-Net and the same x_T: DDPM (1000 noisy steps) and DDIM (deterministic jumps)")
+save(fig, folder, "ddpm_vs_ddim")
+show()

@@ -1,0 +1,169 @@
+"""Step 10.2 - Conditional diffusion and classifier-free guidance: ask for a particular digit.
+
+Step 9's model learned p(x): it draws digits, but we cannot say which. A conditional model
+learns p(x | y) for a label y. The change to the network is small: the label goes through an
+embedding (a learned vector per class) that is added to the time encoding, so every U-Net
+block sees "time t, digit y". The loss stays (9.3), now eps_theta(x_t, t, y).
+
+Classifier-free guidance (Ho & Salimans 2022) makes samples follow the label more closely.
+In training, each example's label is replaced by a "no label" class with probability 0.1
+(per example, so every batch trains both), and the same network also learns the unconditional
+eps_theta(x_t, t). In sampling, the two predictions are extrapolated with a guidance scale gamma:
+
+    eps = eps_theta(x_t, t) + gamma (eps_theta(x_t, t, y) - eps_theta(x_t, t))              (10.1)
+
+gamma = 0 is the unconditional model, gamma = 1 the plain conditional one, gamma > 1 pushes
+toward what distinguishes y from the average digit: clearer class, less variety. By Bayes'
+rule, eps_theta(x_t, t, y) - eps_theta(x_t, t) is proportional to -grad log p(y | x_t), so
+guidance behaves like a classifier's gradient without training a classifier on noisy images.
+
+We measure how often samples show the digit they were asked for with the classifier of step
+10.1 (its checkpoint; trained here if missing): the share of guided samples (gamma = 3)
+classified as their label, and the same for each gamma. The CPU default samples with DDIM
+(50 steps, step 9.3) because 1000 DDPM steps per image are slow there; `--sampler ddpm` is the book's.
+
+    python steps/step10_conditional_diffusion/2_conditional_ddpm.py                  # CPU default
+    python steps/step10_conditional_diffusion/2_conditional_ddpm.py --config book --device cuda
+"""
+# needs: mnist
+import time
+from pathlib import Path
+
+import numpy as np
+from tqdm import tqdm
+
+import zero
+from zero.backend import get_backend, to_numpy
+from zero.cli import checkpoint_path, out_dir, step_parser
+from zero.data import DataLoader, Dataset
+from zero.diffusion import Diffusion, drop_labels, to_images, to_model_range
+from zero.metrics import classifier_for_scoring, score_samples
+from zero.optimizers import Adam
+from zero.plot import figures, save, show
+from zero.training import add_data_options, load_checkpoint, mnist_splits, save_checkpoint
+from zero.unet import UNet
+from zero.vae import tile_images
+
+CONFIGS = {
+    # channels of (down1, down2, bottleneck), time_embed_dim, epochs, batch size, learning rate, training images
+    # and the sampler of the figures: 1000 DDPM steps are too slow on a CPU, DDIM (step 9.3) takes 50
+    "cpu": dict(channels="16,32,64", time_embed_dim=100, epochs=10, batch_size=32, lr=1e-3, train_limit=8000,
+                sampler="ddim"),
+    "book": dict(channels="64,128,256", time_embed_dim=100, epochs=10, batch_size=128, lr=1e-3, train_limit=None,
+                 sampler="ddpm"),
+}
+QUICK = dict(channels="4,8,8", time_embed_dim=8, epochs=1, batch_size=32, lr=1e-3, train_limit=256, sampler="ddim")
+T = 1000
+NUM_CLASSES = 10
+LABEL_DROP = 0.1        # probability that an example trains the unconditional model
+GUIDANCE = 3.0          # gamma of the main sample grid
+CLASSIFIER = Path("checkpoints") / "step10_conditional_diffusion_1_classifier.npz"  # written by 1_classifier.py
+
+parser = step_parser(__doc__, training=True, per_class=8, gammas="0,1,3,5")
+add_data_options(parser)
+parser.add_argument("--config", default="cpu", choices=sorted(CONFIGS), help="hyper-parameter set (default: cpu)")
+parser.add_argument("--channels", default=None, help="U-Net widths, e.g. 16,32,64")
+parser.add_argument("--time-embed-dim", type=int, default=None)
+parser.add_argument("--lr", type=float, default=None)
+parser.add_argument("--sampler", default=None, choices=["ddpm", "ddim"],
+                    help="sampler for the figures and scores (ddim: 50 deterministic steps, step 9.3)")
+parser.add_argument("--classifier", type=Path, default=CLASSIFIER, help="classifier checkpoint of step 10.1")
+parser.set_defaults(epochs=None, batch_size=None)
+args = parser.parse_args()
+for name, value in (QUICK if args.quick else CONFIGS[args.config]).items():
+    if getattr(args, name) is None:
+        setattr(args, name, value)
+if args.quick:
+    args.per_class, args.heldout_limit, args.gammas = 1, 256, "0,3"
+channels = tuple(int(c) for c in args.channels.split(","))
+gammas = [float(g) for g in args.gammas.split(",")]
+folder = out_dir(args, __file__)
+checkpoint = checkpoint_path(args, __file__)
+plt = figures(args.show)
+np.random.seed(args.seed)
+xp = get_backend(args.device).xp
+xp.random.seed(args.seed)
+
+data = mnist_splits(args.data_dir, args.source, args.train_limit, args.heldout_limit)
+print(data.description)
+x_train = data.x_train.reshape(-1, 1, 28, 28)
+
+# ---- the conditional U-Net: label embedding (11 rows: 10 digits + "no label") added to the time encoding ----
+model = UNet(channels=channels, time_embed_dim=args.time_embed_dim, num_classes=NUM_CLASSES).to(args.device)
+diffusion = Diffusion(T, device=args.device)
+optimizer = Adam(model.params(), lr=args.lr)
+history, start_epoch = {"train_loss": [], "step_loss": []}, 0
+if args.resume and checkpoint.exists():
+    state = load_checkpoint(checkpoint, model, optimizer)
+    history, start_epoch = state["history"], state["epoch"]
+    print(f"resumed from {checkpoint} after epoch {start_epoch}")
+
+# ---- training: step 9's loss, with labels; each label dropped with probability 0.1 -------------------------
+start = time.perf_counter()
+for epoch in range(start_epoch + 1, args.epochs + 1):
+    loader = DataLoader(Dataset(x_train, data.t_train), args.batch_size, seed=(args.seed, epoch), device=args.device)
+    total = 0.0
+    with tqdm(loader, desc=f"epoch {epoch}/{args.epochs}", leave=False) as bar:
+        for images, labels in bar:
+            labels = drop_labels(labels, LABEL_DROP, model.no_label)   # per example: label -> "no label"
+            loss = diffusion.loss(model, to_model_range(images), labels)  # (9.3) with eps_theta(x_t, t, y)
+            optimizer.zero_grad()
+            loss.backward()
+            optimizer.step()
+            history["step_loss"].append(loss.item())
+            total += history["step_loss"][-1]
+            bar.set_postfix(loss=f"{history['step_loss'][-1]:.4f}")
+    history["train_loss"].append(total / len(loader))
+    save_checkpoint(checkpoint, model, optimizer, epoch, history)
+    print(f"epoch {epoch}/{args.epochs}: mean loss {history['train_loss'][-1]:.4f} "
+          f"({time.perf_counter() - start:.0f} s so far), checkpoint {checkpoint}")
+if args.epochs > start_epoch:
+    print(f"trained {args.epochs - start_epoch} epochs in {time.perf_counter() - start:.1f} s")
+
+# ---- guided samples: per_class images of every digit, for each gamma from the same starting noise --------------
+model.eval()
+asked = np.repeat(np.arange(NUM_CLASSES), args.per_class)            # 0 0 ... 1 1 ... 9 9
+classifier = classifier_for_scoring(args.classifier, x_train, data.t_train, args.device,
+                                    epochs=1 if args.quick else 3, seed=args.seed)
+samples = {}
+for gamma in sorted(set(gammas) | {GUIDANCE}):
+    xp.random.seed(args.seed)                                         # same x_T and z for every gamma
+    start = time.perf_counter()
+    x = diffusion.sample(model, (len(asked), 1, 28, 28), labels=asked, guidance_scale=gamma,
+                         sampler=args.sampler, steps=50)                # (10.1) at every step
+    samples[gamma] = to_numpy(to_images(x))
+    scores = score_samples(classifier, samples[gamma], labels=asked)
+    print(f"gamma = {gamma:g}: {len(asked)} samples ({args.sampler}) in {time.perf_counter() - start:.0f} s; "
+          f"classified as the asked digit: {scores['label_accuracy']:.1%}")
+    if gamma == GUIDANCE:
+        per_digit = (scores["predicted"] == asked).reshape(NUM_CLASSES, -1).mean(axis=1)
+        print("  per digit: " + ", ".join(f"{digit}: {share:.0%}" for digit, share in enumerate(per_digit)))
+
+# ---- figures ------------------------------------------------------------------------------------------------------
+fig, ax = plt.subplots(figsize=(7, 4))
+step_loss = np.asarray(history["step_loss"])
+window = max(1, min(50, len(step_loss) // 10))
+ax.plot(step_loss, alpha=0.3, label="per step")
+ax.plot(np.arange(window - 1, len(step_loss)), np.convolve(step_loss, np.ones(window) / window, "valid"),
+        label=f"mean of {window} steps")
+ax.set(title="conditional DDPM training loss", xlabel="optimizer step", ylabel="loss", yscale="log")
+ax.legend()
+save(fig, folder, "loss")
+
+fig, ax = plt.subplots(figsize=(0.9 * args.per_class + 1, 9))
+ax.imshow(tile_images(samples[GUIDANCE], args.per_class), cmap="gray")
+ax.set(title=f"guided samples ({args.sampler}), gamma = {GUIDANCE:g}\none row per digit 0-9")
+ax.axis("off")
+save(fig, folder, "samples_per_class")
+
+shown = min(args.per_class, 4)
+fig, axes = plt.subplots(1, len(gammas), figsize=(2.2 * len(gammas), 5))
+for ax, gamma in zip(np.atleast_1d(axes), gammas):
+    images = samples[gamma].reshape(NUM_CLASSES, args.per_class, 1, 28, 28)[:, :shown].reshape(-1, 1, 28, 28)
+    ax.imshow(tile_images(images, shown), cmap="gray")
+    accuracy = np.mean(score_samples(classifier, samples[gamma], labels=asked)["predicted"] == asked)
+    ax.set_title(f"gamma = {gamma:g}\n{accuracy:.0%} as asked", fontsize=10)
+    ax.axis("off")
+fig.suptitle("classifier-free guidance (10.1): same noise, growing gamma; rows ask for 0 ... 9")
+save(fig, folder, "guidance_scales")
+show()

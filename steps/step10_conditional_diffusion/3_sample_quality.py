@@ -1,0 +1,131 @@
+"""Step 10.3 - Beyond the book: sampling in 50 steps with DDIM, and scores for any diffusion checkpoint.
+
+DDPM sampling (9.4) needs all T = 1000 network calls, because each step is a small noisy move.
+DDIM (Song et al. 2021) keeps the trained network and changes only the sampler: at time t it
+predicts the clean image from the noise estimate, then jumps straight to an earlier time t',
+reusing the same noise direction and adding no fresh noise (deterministic):
+
+    x0_hat = (x_t - sqrt(1 - alpha_bar_t) eps_theta(x_t, t)) / sqrt(alpha_bar_t)
+    x_t'   = sqrt(alpha_bar_t') x0_hat + sqrt(1 - alpha_bar_t') eps_theta(x_t, t)                   (10.2)
+
+With 50 evenly spaced times instead of 1000, sampling is 20 times faster. Is it as good? We ask
+the classifier of step 10.1 (zero.metrics):
+
+  - asked:   share of samples classified as the label they were generated for (conditional models),
+  - classes: the class histogram (an unconditional model should cover all ten digits, about 10% each),
+  - FD:      Frechet distance between classifier features of the samples and of held-out real images.
+             Its estimate depends on the number of images, so the table also gives the FD of as many
+             *real* training images: what a perfect model would score here.
+
+By default the checkpoints of steps 9.2 and 10.2 are scored with both samplers; `--model` scores
+any checkpoint of a zero.unet.UNet (its architecture is read from the file):
+
+    python steps/step10_conditional_diffusion/3_sample_quality.py
+    python steps/step10_conditional_diffusion/3_sample_quality.py --model checkpoints/my.npz --samplers ddim
+"""
+# needs: mnist
+import time
+from pathlib import Path
+
+import numpy as np
+
+from zero.backend import get_backend, to_numpy
+from zero.cli import out_dir, step_parser
+from zero.diffusion import Diffusion, to_images
+from zero.metrics import classifier_for_scoring, feature_statistics, frechet_distance, classify, score_samples
+from zero.plot import figures, save, show
+from zero.training import add_data_options, mnist_splits
+from zero.unet import UNet, unet_from_checkpoint
+from zero.vae import tile_images
+
+DEFAULT_MODELS = [Path("checkpoints") / "step09_diffusion_2_ddpm.npz",
+                  Path("checkpoints") / "step10_conditional_diffusion_2_conditional_ddpm.npz"]
+CLASSIFIER = Path("checkpoints") / "step10_conditional_diffusion_1_classifier.npz"
+T = 1000
+
+parser = step_parser(__doc__, samples=200, ddim_steps=50, gamma=3.0)
+add_data_options(parser)
+parser.add_argument("--model", type=Path, action="append", default=None,
+                    help="diffusion checkpoint to score (repeatable; default: the step 9 and step 10 checkpoints)")
+parser.add_argument("--samplers", default="ddpm,ddim", help="comma-separated: ddpm, ddim")
+parser.add_argument("--device", default="cpu")
+parser.add_argument("--data-dir", type=Path, default=None)
+parser.add_argument("--classifier", type=Path, default=CLASSIFIER, help="classifier checkpoint of step 10.1")
+args = parser.parse_args()
+if args.quick:
+    args.samples, args.train_limit, args.heldout_limit, args.ddim_steps, args.samplers = 20, 256, 256, 10, "ddim"
+folder = out_dir(args, __file__)
+plt = figures(args.show)
+samplers = args.samplers.split(",")
+xp = get_backend(args.device).xp
+
+data = mnist_splits(args.data_dir, args.source, args.train_limit, args.heldout_limit)
+print(data.description)
+x_heldout = data.x_heldout.reshape(-1, 1, 28, 28)
+classifier = classifier_for_scoring(args.classifier, data.x_train.reshape(-1, 1, 28, 28), data.t_train,
+                                    args.device, epochs=1 if args.quick else 3, seed=args.seed)
+diffusion = Diffusion(T, device=args.device)
+
+models = []
+for path in args.model or DEFAULT_MODELS:
+    if path.exists():
+        model, state = unet_from_checkpoint(path)
+        models.append((f"{path.name} ({state['epoch']} epochs)", model.to(args.device).eval()))
+    elif args.model:
+        raise FileNotFoundError(f"checkpoint not found: {path}")
+    else:
+        print(f"{path} not found: run its step first (steps/step09_diffusion/2_ddpm.py or "
+              f"steps/step10_conditional_diffusion/2_conditional_ddpm.py)")
+if not models:
+    if not args.quick:
+        raise SystemExit("no diffusion checkpoint to score")
+    print("quick mode: scoring two tiny untrained U-Nets (a smoke test, not a result)")
+    np.random.seed(args.seed)
+    models = [("untrained, unconditional", UNet(channels=(4, 8, 8), time_embed_dim=8).eval()),
+              ("untrained, conditional", UNet(channels=(4, 8, 8), time_embed_dim=8, num_classes=10).eval())]
+
+# the reference: held-out features, and the FD a perfect model would get with this many images
+_, heldout_features = classify(classifier, x_heldout)
+heldout_statistics = feature_statistics(heldout_features)
+real = data.x_train[:args.samples].reshape(-1, 1, 28, 28)
+_, real_features = classify(classifier, real)
+real_fd = frechet_distance(*feature_statistics(real_features), *heldout_statistics)
+print(f"reference: FD of {len(real)} real training images to the {len(x_heldout)} held-out images = {real_fd:.2f}")
+
+rows, grids = [], []
+for name, model in models:
+    conditional = model.num_classes is not None
+    labels = np.arange(args.samples) % 10 if conditional else None       # 0 1 2 ... 9 0 1 ...
+    for sampler in samplers:
+        xp.random.seed(args.seed)
+        start = time.perf_counter()
+        x = diffusion.sample(model, (args.samples, 1, 28, 28), labels=labels,
+                             guidance_scale=args.gamma if conditional else None,
+                             sampler=sampler, steps=args.ddim_steps)
+        seconds = time.perf_counter() - start
+        images = to_numpy(to_images(x))
+        scores = score_samples(classifier, images, labels=labels)
+        _, features = classify(classifier, images)
+        fd = frechet_distance(*feature_statistics(features), *heldout_statistics)
+        steps = len(diffusion.sampling_timesteps(sampler, args.ddim_steps))
+        rows.append((name, f"{sampler} ({steps} steps)", seconds, scores.get("label_accuracy"),
+                     scores["class_histogram"], fd))
+        grids.append((f"{name}\n{sampler}, {steps} steps, {seconds:.0f} s", images[:40]))
+        print(rows[-1][0], rows[-1][1], f"{seconds:.1f} s", f"FD {fd:.2f}", flush=True)
+
+print(f"\n{args.samples} samples per row; guidance gamma = {args.gamma:g} for conditional models; "
+      f"FD of real images at this size: {real_fd:.2f}")
+print(f"{'model':58s} {'sampler':18s} {'seconds':>8s} {'asked':>6s} {'FD':>7s}  classes 0-9 (%)")
+for name, sampler, seconds, asked, histogram, fd in rows:
+    asked_text = "-" if asked is None else f"{asked:.0%}"
+    shares = " ".join(f"{100 * h / histogram.sum():2.0f}" for h in histogram)
+    print(f"{name:58s} {sampler:18s} {seconds:8.1f} {asked_text:>6s} {fd:7.2f}  {shares}")
+
+fig, axes = plt.subplots(1, len(grids), figsize=(3.2 * len(grids), 4.2))
+for ax, (title, images) in zip(np.atleast_1d(axes), grids):
+    ax.imshow(tile_images(images, 8), cmap="gray")
+    ax.set_title(title, fontsize=8)
+    ax.axis("off")
+fig.suptitle("the same trained models, sampled with DDPM (1000 steps) and DDIM")
+save(fig, folder, "ddpm_vs_ddim")
+show()

@@ -1,0 +1,185 @@
+"""zero.diffusion: the schedule, q(x_t | x_0), the posterior, the samplers, label dropping."""
+import numpy as np
+import pytest
+
+from conftest import host, on
+from zero.backend import get_backend
+from zero.diffusion import Diffusion, drop_labels, to_images, to_model_range
+from zero.optimizers import Adam
+from zero.unet import UNet
+
+
+def test_linear_schedule_values():
+    diffusion = Diffusion(1000)
+    betas, alpha_bars = host(diffusion.betas), host(diffusion.alpha_bars)
+    assert betas.shape == (1000,) and betas.dtype == np.float32
+    assert betas[0] == pytest.approx(1e-4) and betas[-1] == pytest.approx(0.02)
+    assert np.all(np.diff(betas) > 0)
+    assert np.all(np.diff(alpha_bars) < 0), "alpha_bar must fall monotonically"
+    assert alpha_bars[0] == pytest.approx(1 - 1e-4)
+    # alpha_bar_T = prod (1 - beta_t) ~ exp(-sum beta_t) = exp(-10.05): about 4.0e-5 (exact product below)
+    expected = np.prod(1 - np.linspace(1e-4, 0.02, 1000))
+    assert alpha_bars[-1] == pytest.approx(expected, rel=1e-3)
+    assert 3e-5 < alpha_bars[-1] < 5e-5
+    prev = host(diffusion.alpha_bars_prev)
+    assert prev[0] == 1.0 and np.allclose(prev[1:], alpha_bars[:-1])
+    assert host(diffusion.posterior_variance)[0] == 0.0
+
+
+def test_q_sample_statistics(device):
+    """x_t ~ N(sqrt(alpha_bar_t) x_0, (1 - alpha_bar_t) I): check mean and variance over many draws."""
+    diffusion = Diffusion(1000, device=device)
+    xp = get_backend(device).xp
+    xp.random.seed(0)
+    n, x0_value = 20000, 0.7
+    x0 = on(device, np.full((n, 1, 2, 2), x0_value, np.float32))
+    for t_value in (1, 250, 1000):
+        t = on(device, np.full(n, t_value, np.int64))
+        noise = xp.random.standard_normal(x0.shape).astype(np.float32)
+        x_t = host(diffusion.q_sample(x0, t, noise))
+        alpha_bar = host(diffusion.alpha_bars)[t_value - 1]
+        assert x_t.mean() == pytest.approx(np.sqrt(alpha_bar) * x0_value, abs=0.01)
+        assert x_t.var() == pytest.approx(1 - alpha_bar, rel=0.03, abs=1e-5)
+
+
+def test_step_by_step_chain_matches_closed_form():
+    """Running q(x_t | x_{t-1}) t times gives the distribution q(x_t | x_0)."""
+    diffusion = Diffusion(100, beta_start=1e-3, beta_end=0.05)
+    rng = np.random.default_rng(0)
+    x = np.full(50000, -0.5, np.float32)
+    for t in range(1, 61):
+        x = diffusion.q_step(x, t, rng.standard_normal(x.shape).astype(np.float32))
+    alpha_bar = host(diffusion.alpha_bars)[59]
+    assert x.mean() == pytest.approx(np.sqrt(alpha_bar) * -0.5, abs=0.01)
+    assert x.var() == pytest.approx(1 - alpha_bar, rel=0.02)
+
+
+def test_posterior_mean_variance_formula(device):
+    diffusion = Diffusion(1000, device=device)
+    rng = np.random.default_rng(1)
+    x0, x_t = rng.standard_normal((2, 3, 1, 4, 4)).astype(np.float32)
+    t = np.array([1, 2, 1000])
+    mean, variance = diffusion.posterior_mean_variance(on(device, x_t), on(device, x0), on(device, t))
+    beta = np.linspace(1e-4, 0.02, 1000)
+    alpha_bar = np.cumprod(1 - beta)
+    for i, step in enumerate(t):
+        b, ab = beta[step - 1], alpha_bar[step - 1]
+        ab_prev = alpha_bar[step - 2] if step > 1 else 1.0
+        expected_mean = np.sqrt(ab_prev) * b / (1 - ab) * x0[i] + np.sqrt(1 - b) * (1 - ab_prev) / (1 - ab) * x_t[i]
+        expected_variance = b * (1 - ab_prev) / (1 - ab)
+        assert np.allclose(host(mean)[i], expected_mean, atol=1e-5)
+        assert host(variance)[i].item() == pytest.approx(expected_variance, rel=1e-4, abs=1e-12)
+    assert host(variance)[0].item() == 0.0  # t = 1: no noise, and no wrap-around to alpha_bar_T
+
+
+def test_mean_from_noise_equals_posterior_mean(device):
+    """Ho et al. eq. 11 is eq. 7 with x_0 written through the true noise."""
+    diffusion = Diffusion(1000, device=device)
+    rng = np.random.default_rng(2)
+    x0 = on(device, rng.uniform(-1, 1, (4, 1, 4, 4)).astype(np.float32))
+    eps = on(device, rng.standard_normal((4, 1, 4, 4)).astype(np.float32))
+    t = on(device, np.array([1, 10, 500, 1000]))
+    x_t = diffusion.q_sample(x0, t, eps)
+    expected, _ = diffusion.posterior_mean_variance(x_t, x0, t)
+    assert np.allclose(host(diffusion.mean_from_noise(x_t, eps, t)), host(expected), atol=2e-4)
+    assert np.allclose(host(diffusion.predict_x0(x_t, eps, t)), host(x0), atol=2e-2)  # 1/sqrt(alpha_bar_T) ~ 160
+
+
+def test_ddpm_last_step_adds_no_noise():
+    diffusion = Diffusion(10)
+    x, eps = np.ones((2, 1, 4, 4), np.float32), np.zeros((2, 1, 4, 4), np.float32)
+    first = diffusion.ddpm_step(x, eps, 1)
+    assert np.array_equal(first, diffusion.ddpm_step(x, eps, 1))
+    assert np.allclose(first, x / np.sqrt(1 - 1e-4))
+
+
+def test_ddim_timesteps():
+    diffusion = Diffusion(1000)
+    steps = diffusion.sampling_timesteps("ddim", 50)
+    assert len(steps) == 50 and steps[0] == 1000 and steps[-1] == 1
+    assert diffusion.sampling_timesteps("ddpm") == list(range(1000, 0, -1))
+    with pytest.raises(ValueError, match="sampler"):
+        diffusion.sampling_timesteps("euler")
+
+
+def test_ddim_with_the_true_noise_recovers_x0():
+    """If eps is the noise actually in x_t, one deterministic DDIM jump lands on x_0."""
+    diffusion = Diffusion(1000)
+    rng = np.random.default_rng(3)
+    x0 = rng.uniform(-1, 1, (2, 1, 4, 4)).astype(np.float32)
+    eps = rng.standard_normal(x0.shape).astype(np.float32)
+    x_t = diffusion.q_sample(x0, np.array([300, 300]), eps)
+    x_mid = diffusion.ddim_step(x_t, eps, 300, 100)
+    assert np.allclose(x_mid, diffusion.q_sample(x0, np.array([100, 100]), eps), atol=1e-5)
+    assert np.allclose(diffusion.ddim_step(x_mid, eps, 100, 0), x0, atol=1e-4)
+
+
+def test_drop_labels_is_per_example(device):
+    xp = get_backend(device).xp
+    xp.random.seed(0)
+    labels = on(device, np.arange(2000) % 10)
+    dropped = host(drop_labels(labels, 0.1, 10))
+    is_dropped = dropped == 10
+    assert 140 < is_dropped.sum() < 260, "about 10% of the labels, not all or none"
+    assert np.array_equal(dropped[~is_dropped], (np.arange(2000) % 10)[~is_dropped])
+    # within one batch of 128, some examples keep their label and some lose it (not the whole batch)
+    batches = is_dropped[:1920].reshape(15, 128)
+    assert np.all(batches.any(axis=1) & ~batches.all(axis=1))
+
+
+def test_range_helpers():
+    images = np.array([0.0, 0.5, 1.0], np.float32)
+    assert np.allclose(to_model_range(images), [-1, 0, 1])
+    assert np.allclose(to_images(np.array([-3.0, 0.0, 3.0])), [0, 0.5, 1])
+
+
+def _tiny_data(n=64):
+    """Blobs: a bright square at one of two places, in [-1, 1]."""
+    rng = np.random.default_rng(0)
+    x = -np.ones((n, 1, 8, 8), np.float32)
+    for i in range(n):
+        r = 1 if i % 2 else 5
+        x[i, 0, r:r + 2, 2:6] = 1.0
+    return x + 0.05 * rng.standard_normal(x.shape).astype(np.float32), np.arange(n) % 2
+
+
+def test_quick_training_lowers_the_loss_and_samples_are_finite(device):
+    np.random.seed(0)
+    get_backend(device).xp.random.seed(0)
+    x, labels = _tiny_data()
+    x, labels = on(device, x), on(device, labels)
+    model = UNet(channels=(8, 16, 16), time_embed_dim=16, num_classes=2).to(device)
+    diffusion = Diffusion(50, beta_start=1e-3, beta_end=0.2, device=device)
+    optimizer = Adam(model.params(), lr=3e-3)
+    losses = []
+    for _ in range(60):
+        loss = diffusion.loss(model, x, drop_labels(labels, 0.1, model.no_label))
+        optimizer.zero_grad()
+        loss.backward()
+        optimizer.step()
+        losses.append(loss.item())
+    assert np.mean(losses[-10:]) < 0.6 * np.mean(losses[:5]), losses
+    asked = on(device, np.array([0, 1, 0, 1]))
+    for sampler in ("ddpm", "ddim"):
+        samples, snapshots = diffusion.sample(model, (4, 1, 8, 8), labels=asked, guidance_scale=3.0,
+                                              sampler=sampler, steps=10, snapshot_every=10, progress=False)
+        samples = host(samples)
+        assert samples.shape == (4, 1, 8, 8)
+        assert np.all(np.isfinite(samples)) and samples.min() >= -1 and samples.max() <= 1
+        assert 0 in snapshots and 50 in snapshots
+    unconditional = UNet(channels=(4, 8, 8), time_embed_dim=8).to(device)
+    assert host(diffusion.sample(unconditional, (2, 1, 8, 8), progress=False)).shape == (2, 1, 8, 8)
+
+
+def test_guidance_combines_conditional_and_unconditional_predictions():
+    """eps = eps_uncond + gamma (eps_cond - eps_uncond), checked against two separate calls."""
+    np.random.seed(1)
+    model = UNet(channels=(4, 8, 8), time_embed_dim=8, num_classes=3).eval()
+    diffusion = Diffusion(20)
+    x = np.random.standard_normal((3, 1, 8, 8)).astype(np.float32)
+    t, labels = np.array([5, 10, 20]), np.array([0, 1, 2])
+    guided = diffusion.predict_noise(model, x, t, labels, guidance_scale=2.5)
+    conditional = model(x, t, labels).data
+    unconditional = model(x, t, np.full(3, model.no_label)).data
+    assert np.allclose(guided, unconditional + 2.5 * (conditional - unconditional), atol=1e-5)
+    assert np.allclose(diffusion.predict_noise(model, x, t, labels, guidance_scale=1.0), conditional)

@@ -1,0 +1,75 @@
+"""zero.metrics: the Frechet distance against known values, the classifier and the scores."""
+import numpy as np
+import pytest
+from scipy import linalg
+
+from conftest import on
+from zero.metrics import (MnistClassifier, classify, feature_statistics, frechet_distance, score_samples,
+                          train_classifier)
+from zero.optimizers import Adam
+
+
+def test_frechet_distance_of_a_gaussian_with_itself_is_zero():
+    rng = np.random.default_rng(0)
+    features = rng.standard_normal((500, 6)) @ rng.standard_normal((6, 6))
+    mean, cov = feature_statistics(features)
+    assert frechet_distance(mean, cov, mean, cov) == pytest.approx(0.0, abs=1e-8)
+
+
+def test_frechet_distance_known_values():
+    # one dimension: (m1 - m2)^2 + (s1 - s2)^2
+    assert frechet_distance([1.0], [[4.0]], [3.0], [[9.0]]) == pytest.approx(4 + 1)
+    # diagonal covariances: ||m1 - m2||^2 + sum_i (sqrt(a_i) - sqrt(b_i))^2
+    a, b = np.array([1.0, 4.0, 9.0]), np.array([4.0, 4.0, 1.0])
+    m1, m2 = np.array([0.0, 1.0, 2.0]), np.array([1.0, 1.0, 0.0])
+    expected = 1 + 4 + (1 - 2) ** 2 + 0 + (3 - 1) ** 2
+    assert frechet_distance(m1, np.diag(a), m2, np.diag(b)) == pytest.approx(expected)
+
+
+def test_frechet_distance_matches_scipy_sqrtm():
+    rng = np.random.default_rng(1)
+    a, b = rng.standard_normal((2, 5, 5))
+    cov1, cov2 = a @ a.T + 0.1 * np.eye(5), b @ b.T + 0.1 * np.eye(5)
+    m1, m2 = rng.standard_normal((2, 5))
+    expected = np.sum((m1 - m2) ** 2) + np.trace(cov1 + cov2 - 2 * linalg.sqrtm(cov1 @ cov2).real)
+    assert frechet_distance(m1, cov1, m2, cov2) == pytest.approx(expected, rel=1e-8)
+    assert frechet_distance(m1, cov1, m2, cov2) == pytest.approx(frechet_distance(m2, cov2, m1, cov1), rel=1e-8)
+
+
+def test_frechet_distance_of_samples_converges_to_the_true_value():
+    rng = np.random.default_rng(2)
+    x = rng.normal(0.0, 1.0, (200000, 2))
+    y = rng.normal([1.0, 0.0], [2.0, 1.0], (200000, 2))
+    # (1)^2 + (2 - 1)^2 in the first coordinate, 0 in the second
+    assert frechet_distance(*feature_statistics(x), *feature_statistics(y)) == pytest.approx(2.0, abs=0.03)
+
+
+def _toy_digits(n):
+    """Images of two easy classes: a horizontal bar (0) or a vertical bar (1), in [0, 1]."""
+    rng = np.random.default_rng(0)
+    images = 0.1 * rng.random((n, 1, 28, 28)).astype(np.float32)
+    labels = np.arange(n) % 2
+    for i in range(n):
+        offset = rng.integers(6, 18)
+        if labels[i] == 0:
+            images[i, 0, offset:offset + 4, 4:24] = 1
+        else:
+            images[i, 0, 4:24, offset:offset + 4] = 1
+    return images, labels
+
+
+def test_classifier_learns_and_scores(device):
+    np.random.seed(0)
+    images, labels = _toy_digits(256)
+    model = MnistClassifier().to(device)
+    history = train_classifier(model, Adam(model.params(), lr=1e-3), images, labels, epochs=2,
+                               batch_size=32, device=device)
+    assert history["train_loss"][-1] < history["train_loss"][0]
+    logits, features = classify(model, on(device, images[:40]))
+    assert logits.shape == (40, 10) and features.shape == (40, MnistClassifier.feature_size)
+    scores = score_samples(model, images[:100], labels=labels[:100], reference=images[100:200])
+    assert scores["label_accuracy"] > 0.95
+    assert scores["class_histogram"].sum() == 100 and scores["class_histogram"][2:].sum() <= 5
+    assert scores["frechet_distance"] >= 0
+    swapped = score_samples(model, images[:100], labels=1 - labels[:100])
+    assert swapped["label_accuracy"] < 0.05

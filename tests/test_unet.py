@@ -1,0 +1,94 @@
+"""zero.unet: shapes, gradient flow on every device, the time encoding, errors, PyTorch parity."""
+import math
+
+import numpy as np
+import pytest
+
+from conftest import host, on
+import zero.functions as F
+from zero.unet import UNet, sinusoidal_encoding
+
+
+def test_sinusoidal_encoding_values():
+    v = sinusoidal_encoding(np.array([0, 1, 7]), 6, np)
+    assert v.shape == (3, 6) and v.dtype == np.float32
+    for row, t in enumerate([0, 1, 7]):
+        for i in range(3):
+            frequency = 10000 ** (-2 * i / 6)
+            assert v[row, 2 * i] == pytest.approx(math.sin(t * frequency), abs=1e-6)
+            assert v[row, 2 * i + 1] == pytest.approx(math.cos(t * frequency), abs=1e-6)
+    assert sinusoidal_encoding(np.array([3]), 5, np).shape == (1, 5)  # odd sizes work too
+
+
+@pytest.mark.parametrize("num_classes", [None, 10])
+def test_output_shape_and_every_parameter_gets_a_gradient(device, num_classes):
+    np.random.seed(0)
+    model = UNet(channels=(4, 8, 16), time_embed_dim=8, num_classes=num_classes).to(device)
+    x = on(device, np.random.standard_normal((3, 1, 28, 28)).astype(np.float32))
+    t = on(device, np.array([1, 500, 1000]))
+    labels = None if num_classes is None else on(device, np.array([3, 10, 7]))
+    y = model(x, t, labels)
+    assert y.shape == (3, 1, 28, 28) and y.dtype == np.float32
+    assert y.device == device
+    loss = F.mean_squared_error(y, on(device, np.zeros((3, 1, 28, 28), np.float32)))
+    loss.backward()
+    names = [name for name, _ in model.named_params()]
+    assert any(name.startswith("up1.") for name in names) and any(name.startswith("bottleneck.") for name in names)
+    for name, param in model.named_params():
+        assert param.grad is not None, f"{name} got no gradient"
+        assert np.abs(host(param.grad.data)).max() > 0, f"{name} got a zero gradient"
+
+
+def test_other_image_sizes_and_channels():
+    model = UNet(in_channels=3, channels=(4, 8, 8), time_embed_dim=6)
+    y = model(np.zeros((2, 3, 16, 12), np.float32), np.array([1, 2]))
+    assert y.shape == (2, 3, 16, 12)
+
+
+def test_clear_errors():
+    model = UNet(channels=(4, 8, 8), time_embed_dim=6)
+    with pytest.raises(ValueError, match="divisible by 4"):
+        model(np.zeros((1, 1, 27, 28), np.float32), np.array([1]))
+    with pytest.raises(ValueError, match="one time step per image"):
+        model(np.zeros((2, 1, 8, 8), np.float32), np.array([1]))
+    with pytest.raises(ValueError, match="unconditional"):
+        model(np.zeros((1, 1, 8, 8), np.float32), np.array([1]), np.array([0]))
+    conditional = UNet(channels=(4, 8, 8), time_embed_dim=6, num_classes=10)
+    with pytest.raises(ValueError, match="pass labels"):
+        conditional(np.zeros((1, 1, 8, 8), np.float32), np.array([1]))
+    assert conditional.no_label == 10
+
+
+def test_matches_pytorch_with_copied_weights():
+    """The same network in PyTorch, same weights: same outputs and same gradients."""
+    torch = pytest.importorskip("torch")
+    import torch.nn.functional as TF
+
+    np.random.seed(0)
+    model = UNet(channels=(4, 8, 16), time_embed_dim=10, num_classes=3)
+    x = np.random.standard_normal((4, 1, 8, 8)).astype(np.float32)
+    t, labels = np.array([1, 20, 300, 1000]), np.array([0, 1, 2, 3])
+    y = model(x, t, labels)
+    y.backward()
+    params = {name: torch.tensor(p.data, requires_grad=True) for name, p in model.named_params()}
+
+    def block(name, h, v):
+        p = lambda key: params[f"{name}.{key}"]  # noqa: E731
+        v = TF.linear(TF.relu(TF.linear(v, p("time1.W").T, p("time1.b"))), p("time2.W").T, p("time2.b"))
+        h = h + v[:, :, None, None]
+        for i in (1, 2):
+            h = TF.conv2d(h, p(f"conv{i}.W"), p(f"conv{i}.b"), padding=1)
+            h = TF.relu(TF.batch_norm(h, None, None, p(f"norm{i}.gamma"), p(f"norm{i}.beta"), training=True))
+        return h
+
+    v = torch.tensor(sinusoidal_encoding(t, 10, np)) + params["label_embedding.W"][torch.tensor(labels)]
+    x1 = block("down1", torch.tensor(x), v)
+    x2 = block("down2", TF.max_pool2d(x1, 2), v)
+    h = block("bottleneck", TF.max_pool2d(x2, 2), v)
+    h = block("up2", torch.cat([TF.interpolate(h, scale_factor=2, mode="bilinear"), x2], 1), v)
+    h = block("up1", torch.cat([TF.interpolate(h, scale_factor=2, mode="bilinear"), x1], 1), v)
+    expected = TF.conv2d(h, params["out.W"], params["out.b"])
+    assert np.allclose(y.data, expected.detach().numpy(), atol=1e-4)
+    expected.sum().backward()
+    for name, param in model.named_params():
+        assert np.allclose(param.grad.data, params[name].grad.numpy(), atol=1e-3, rtol=1e-3), name

@@ -1,0 +1,222 @@
+"""Denoising diffusion (steps 9 and 10): the noise schedule, the forward process
+q(x_t | x_0), its posterior, the DDPM and DDIM samplers and classifier-free guidance.
+
+    diffusion = Diffusion(1000, device="cpu")          # linear betas 1e-4 .. 0.02, as the book (and Ho et al. 2020)
+    loss = diffusion.loss(model, x0)                   # predict the noise, mean squared error
+    x = diffusion.sample(model, (64, 1, 28, 28))       # ancestral sampling, t = T .. 1
+    x = diffusion.sample(model, (64, 1, 28, 28), sampler="ddim", steps=50)
+
+Time steps run t = 1 .. T; array index t - 1 holds the value for t. Data x_0 are
+images scaled to [-1, 1] (`to_model_range`), the range the unit noise is matched to.
+
+Forward process (fixed, no parameters), one step and in closed form:
+
+    q(x_t | x_{t-1}) = N(sqrt(alpha_t) x_{t-1}, beta_t I),          alpha_t = 1 - beta_t
+    q(x_t | x_0)     = N(sqrt(alpha_bar_t) x_0, (1 - alpha_bar_t) I),  alpha_bar_t = alpha_1 ... alpha_t
+
+Reverse process (learned): p(x_{t-1} | x_t) = N(mu_theta(x_t, t), sigma_t^2 I), where the
+network eps_theta predicts the noise in x_t and mu_theta follows from it.
+"""
+import numpy as np
+from tqdm import tqdm
+
+import zero.functions as F
+from zero.backend import get_array_module, get_backend, to_device, to_numpy
+from zero.core import no_grad, test_mode
+
+
+def to_model_range(images):
+    """Images in [0, 1] -> data x_0 in [-1, 1] (any array)."""
+    return images * 2 - 1
+
+
+def to_images(x):
+    """Model data x in [-1, 1] -> images clipped to [0, 1] (any array)."""
+    xp = get_array_module(x)
+    return xp.clip((x + 1) / 2, 0, 1)
+
+
+def drop_labels(labels, probability, no_label):
+    """Classifier-free guidance training: each example's label independently becomes
+    `no_label` with the given probability (Ho & Salimans 2022), so one network learns
+    both p(x | y) and p(x). labels: (N,) integer array; the draw happens on its device."""
+    xp = get_array_module(labels)
+    dropped = xp.random.random_sample(labels.shape) < probability   # one coin per example
+    return xp.where(dropped, no_label, labels)
+
+
+class Diffusion:
+    """The noise schedule and every coefficient computed from it, as float32 arrays (T,) on `device`.
+
+    betas: beta_t, linear from beta_start to beta_end. alphas: 1 - beta_t.
+    alpha_bars: alpha_bar_t = prod_{s <= t} alpha_s. alpha_bars_prev: alpha_bar_{t-1},
+    with alpha_bar_0 = 1 (so t = 1 never wraps around to t = T). posterior_variance:
+    variance of q(x_{t-1} | x_t, x_0), zero at t = 1. Entry t - 1 belongs to time step t.
+    """
+
+    def __init__(self, num_timesteps=1000, beta_start=1e-4, beta_end=0.02, device="cpu"):
+        self.num_timesteps = num_timesteps
+        self.device = get_backend(device).name
+        xp = get_backend(device).xp
+        # every coefficient is computed in float64 on the host, then stored in float32 on the device
+        # (1 - alpha_bar_t is about 1e-4 at t = 1: computed in float32 it would lose 3 digits)
+        betas = np.linspace(beta_start, beta_end, num_timesteps, dtype=np.float64)
+        alphas = 1 - betas
+        alpha_bars = np.cumprod(alphas)
+        alpha_bars_prev = np.concatenate([[1.0], alpha_bars[:-1]])   # alpha_bar_0 = 1: no wrap-around at t = 1
+        coefficients = {
+            "betas": betas,
+            "alphas": alphas,
+            "alpha_bars": alpha_bars,
+            "alpha_bars_prev": alpha_bars_prev,
+            "sqrt_alpha_bars": np.sqrt(alpha_bars),                       # mean factor of q(x_t | x_0)
+            "sqrt_one_minus_alpha_bars": np.sqrt(1 - alpha_bars),         # std of q(x_t | x_0)
+            # q(x_{t-1} | x_t, x_0) = N(c0_t x_0 + ct_t x_t, sigma_t^2 I), Ho et al. (2020) eq. 6-7:
+            "posterior_coef_x0": np.sqrt(alpha_bars_prev) * betas / (1 - alpha_bars),
+            "posterior_coef_xt": np.sqrt(alphas) * (1 - alpha_bars_prev) / (1 - alpha_bars),
+            "posterior_variance": betas * (1 - alpha_bars_prev) / (1 - alpha_bars),  # sigma_t^2, 0 at t = 1
+            # the same mean written through the noise (eq. 11): (x_t - noise_coef_t eps) / sqrt(alpha_t)
+            "noise_coef": betas / np.sqrt(1 - alpha_bars),
+        }
+        for name, values in coefficients.items():
+            setattr(self, name, xp.asarray(values.astype(np.float32)))
+        self.xp = xp
+
+    def _at(self, values, t, ndim=4):
+        """values[t - 1] for integer time steps t (N,), shaped (N, 1, 1, 1) to broadcast over images."""
+        return values[t - 1].reshape((-1,) + (1,) * (ndim - 1))
+
+    def timesteps_like(self, n, t):
+        """(n,) integer array of time step t on the device."""
+        return self.xp.full((n,), t, dtype=np.int64)
+
+    # --- the forward process ---------------------------------------------------------------------
+    def q_sample(self, x0, t, noise):
+        """A draw of q(x_t | x_0): x_t = sqrt(alpha_bar_t) x_0 + sqrt(1 - alpha_bar_t) noise.
+
+        x0, noise: (N, C, H, W) arrays; t: (N,) integers in 1..T. Returns an array like x0.
+        """
+        return self._at(self.sqrt_alpha_bars, t, x0.ndim) * x0 + self._at(self.sqrt_one_minus_alpha_bars, t, x0.ndim) * noise
+
+    def q_step(self, x_prev, t, noise):
+        """One step of the chain: x_t = sqrt(alpha_t) x_{t-1} + sqrt(beta_t) noise, t an int."""
+        return self.xp.sqrt(self.alphas[t - 1]) * x_prev + self.xp.sqrt(self.betas[t - 1]) * noise
+
+    # --- the posterior and the reverse step ------------------------------------------------------
+    def posterior_mean_variance(self, x_t, x0, t):
+        """Mean and variance of q(x_{t-1} | x_t, x_0) (Ho et al. 2020, eq. 6-7):
+
+            mu~_t = sqrt(alpha_bar_{t-1}) beta_t / (1 - alpha_bar_t) x_0
+                    + sqrt(alpha_t) (1 - alpha_bar_{t-1}) / (1 - alpha_bar_t) x_t
+            sigma_t^2 = beta_t (1 - alpha_bar_{t-1}) / (1 - alpha_bar_t)
+
+        x_t, x0: (N, C, H, W) arrays; t: (N,) integers. Returns (mean (N, C, H, W), variance (N, 1, 1, 1)).
+        """
+        mean = self._at(self.posterior_coef_x0, t) * x0 + self._at(self.posterior_coef_xt, t) * x_t
+        return mean, self._at(self.posterior_variance, t)
+
+    def mean_from_noise(self, x_t, eps, t):
+        """The posterior mean with x_0 written through the noise, x_0 = (x_t - sqrt(1 - alpha_bar_t) eps) / sqrt(alpha_bar_t):
+
+            mu_theta(x_t, t) = (x_t - beta_t / sqrt(1 - alpha_bar_t) eps) / sqrt(alpha_t)     (Ho et al., eq. 11)
+        """
+        return (x_t - self._at(self.noise_coef, t) * eps) / self.xp.sqrt(self._at(self.alphas, t))
+
+    def predict_x0(self, x_t, eps, t):
+        """x_0 implied by x_t and the noise: (x_t - sqrt(1 - alpha_bar_t) eps) / sqrt(alpha_bar_t)."""
+        return (x_t - self._at(self.sqrt_one_minus_alpha_bars, t) * eps) / self._at(self.sqrt_alpha_bars, t)
+
+    # --- training ----------------------------------------------------------------------------------
+    def loss(self, model, x0, labels=None):
+        """The simplified DDPM loss: t ~ U{1..T}, eps ~ N(0, I), x_t ~ q(x_t | x_0),
+        L = mean ||eps - eps_theta(x_t, t)||^2. x0: (N, C, H, W) array in [-1, 1]. Returns a scalar Variable."""
+        xp = self.xp
+        t = xp.random.randint(1, self.num_timesteps + 1, size=len(x0)).astype(np.int64)
+        noise = xp.random.standard_normal(x0.shape).astype(x0.dtype)
+        x_t = self.q_sample(x0, t, noise)
+        eps = model(x_t, t) if labels is None else model(x_t, t, labels)
+        return F.mean_squared_error(eps, noise)
+
+    # --- sampling ----------------------------------------------------------------------------------
+    def predict_noise(self, model, x, t, labels=None, guidance_scale=None):
+        """eps_theta(x_t, t[, y]) as an array. With a guidance scale gamma (classifier-free guidance):
+
+            eps = eps_theta(x_t, t) + gamma (eps_theta(x_t, t, y) - eps_theta(x_t, t))
+
+        gamma = 1 is the plain conditional model, gamma = 0 the unconditional one; both
+        predictions come from one network call on the doubled batch.
+        """
+        if labels is None:
+            return model(x, t).data
+        if guidance_scale is None or guidance_scale == 1:
+            return model(x, t, labels).data
+        xp = self.xp
+        no_labels = xp.full(labels.shape, model.no_label, dtype=labels.dtype)
+        if guidance_scale == 0:
+            return model(x, t, no_labels).data
+        both = model(xp.concatenate([x, x]), xp.concatenate([t, t]), xp.concatenate([labels, no_labels])).data
+        eps_conditional, eps_unconditional = both[:len(x)], both[len(x):]
+        return eps_unconditional + guidance_scale * (eps_conditional - eps_unconditional)
+
+    def ddpm_step(self, x_t, eps, t):
+        """One ancestral step x_t -> x_{t-1} for an int t: mu_theta(x_t, t) + sigma_t z, z ~ N(0, I),
+        and no noise at the last step t = 1 (sigma_1 = 0 as well)."""
+        ts = self.timesteps_like(len(x_t), t)
+        mean = self.mean_from_noise(x_t, eps, ts)
+        if t == 1:
+            return mean
+        z = self.xp.random.standard_normal(x_t.shape).astype(x_t.dtype)
+        return mean + self.xp.sqrt(self._at(self.posterior_variance, ts)) * z
+
+    def ddim_step(self, x_t, eps, t, t_prev):
+        """One deterministic DDIM step (Song et al. 2021, eta = 0) from time t to an earlier t_prev
+        (t_prev = 0 means the data): predict x_0, then move it back to noise level t_prev along
+        the same noise,
+            x_{t_prev} = sqrt(alpha_bar_{t_prev}) x0_hat + sqrt(1 - alpha_bar_{t_prev}) eps.
+        """
+        x0_hat = self.predict_x0(x_t, eps, self.timesteps_like(len(x_t), t))
+        if t_prev == 0:
+            return x0_hat
+        return self.sqrt_alpha_bars[t_prev - 1] * x0_hat + self.sqrt_one_minus_alpha_bars[t_prev - 1] * eps
+
+    def sampling_timesteps(self, sampler="ddpm", steps=None):
+        """The time steps a sampler visits, from T down to 1: all T for DDPM, `steps`
+        evenly spaced ones for DDIM."""
+        if sampler == "ddpm":
+            return list(range(self.num_timesteps, 0, -1))
+        if sampler != "ddim":
+            raise ValueError(f"sampler must be 'ddpm' or 'ddim', got {sampler!r}")
+        steps = min(steps or 50, self.num_timesteps)
+        return sorted({int(round(s)) for s in np.linspace(1, self.num_timesteps, steps)}, reverse=True)
+
+    def sample(self, model, shape, labels=None, guidance_scale=None, sampler="ddpm", steps=None,
+               snapshot_every=None, progress=True):
+        """Draw images by running the reverse process from x_T ~ N(0, I).
+
+        shape: (N, C, H, W). labels: (N,) integer array for a conditional model (None otherwise).
+        guidance_scale: classifier-free guidance gamma (None: the conditional model as is).
+        sampler: 'ddpm' (ancestral, all T steps) or 'ddim' (deterministic, `steps` steps).
+        snapshot_every: if set, also return {t: host copy of x_t} every so many steps (and x_0 at t = 0).
+        Returns x_0 in [-1, 1] (clipped), an array on the device; or (x_0, snapshots).
+        """
+        xp = self.xp
+        if labels is not None:
+            labels = to_device(labels, self.device)
+        timesteps = self.sampling_timesteps(sampler, steps)
+        x = xp.random.standard_normal(shape).astype(np.float32)
+        snapshots = {}
+        with no_grad(), test_mode():
+            for index, t in enumerate(tqdm(timesteps, desc=f"{sampler} sampling", leave=False, disable=not progress)):
+                if snapshot_every and (self.num_timesteps - t) % snapshot_every == 0:
+                    snapshots[t] = to_numpy(x)  # explicit host copy for the picture
+                eps = self.predict_noise(model, x, self.timesteps_like(len(x), t), labels, guidance_scale)
+                if sampler == "ddpm":
+                    x = self.ddpm_step(x, eps, t)
+                else:
+                    t_prev = timesteps[index + 1] if index + 1 < len(timesteps) else 0
+                    x = self.ddim_step(x, eps, t, t_prev)
+        x = xp.clip(x, -1, 1)
+        if snapshot_every:
+            snapshots[0] = to_numpy(x)
+            return x, snapshots
+        return x

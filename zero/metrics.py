@@ -1,0 +1,158 @@
+"""Scoring generated digits with an MNIST classifier trained with zero (no external models).
+
+    classifier = MnistClassifier().to(device)                  # trained by steps/step10_.../1_classifier.py
+    load_checkpoint(path, classifier)
+    scores = score_samples(classifier, images, labels=asked, reference=heldout_images)
+    # scores['label_accuracy']: share of images classified as the label they were generated for
+    # scores['class_histogram']: how many images fall in each class (a model that forgets digits shows gaps)
+    # scores['frechet_distance']: distance between the classifier features of generated and real images
+
+The Frechet distance (the idea behind FID, Heusel et al. 2017) fits a Gaussian to each set of
+features (the classifier's penultimate layer) and measures the 2-Wasserstein distance between them:
+
+    FD = ||mu_1 - mu_2||^2 + tr(S_1 + S_2 - 2 (S_1^{1/2} S_2 S_1^{1/2})^{1/2})
+
+0 for identical statistics; lower is better. Numbers are comparable only between runs that use
+the same classifier and the same number of images (the estimate is biased upwards for few images).
+"""
+from pathlib import Path
+
+import numpy as np
+from tqdm import tqdm
+
+import zero.functions as F
+from zero.backend import to_device, to_numpy
+from zero.core import Variable, no_grad, test_mode
+from zero.data import DataLoader, Dataset
+from zero.layers import Conv2d, Linear
+from zero.models import Model
+from zero.optimizers import Adam
+from zero.training import load_checkpoint, save_checkpoint
+
+NUM_CLASSES = 10
+
+
+class MnistClassifier(Model):
+    """A small CNN: conv3x3(32)-ReLU-maxpool, conv3x3(64)-ReLU-maxpool, Linear(128)-ReLU, Linear(10).
+
+    images (N, 1, 28, 28) in [0, 1] -> logits (N, 10); `features` gives the 128 numbers before
+    the last layer, the representation the Frechet distance compares.
+    """
+
+    feature_size = 128
+
+    def __init__(self):
+        super().__init__()
+        self.conv1 = Conv2d(32, 3, padding=1, in_channels=1)
+        self.conv2 = Conv2d(64, 3, padding=1, in_channels=32)
+        self.fc1 = Linear(self.feature_size, in_size=64 * 7 * 7)
+        self.fc2 = Linear(NUM_CLASSES, in_size=self.feature_size)
+
+    def features(self, x):
+        h = F.max_pool2d(F.relu(self.conv1(x)), 2)      # (N, 32, 14, 14)
+        h = F.max_pool2d(F.relu(self.conv2(h)), 2)      # (N, 64, 7, 7)
+        return F.relu(self.fc1(F.flatten(h)))           # (N, 128)
+
+    def forward(self, x):
+        return self.fc2(self.features(x))
+
+
+def train_classifier(model, optimizer, images, labels, epochs, batch_size=128, device="cpu", seed=0,
+                     start_epoch=0, history=None):
+    """Mini-batch training on softmax cross-entropy, epochs start_epoch+1 .. epochs, with a progress bar.
+
+    images: host (N, 1, 28, 28) in [0, 1]; labels: host (N,) ints. Appends each epoch's mean
+    training loss to history['train_loss'] and returns history.
+    """
+    history = {"train_loss": []} if history is None else history
+    model.train()
+    for epoch in range(start_epoch + 1, epochs + 1):
+        loader = DataLoader(Dataset(images, labels), batch_size, seed=(seed, epoch), device=device)
+        total = 0.0
+        for x, t in tqdm(loader, desc=f"classifier epoch {epoch}/{epochs}", leave=False):
+            loss = F.softmax_cross_entropy(model(x), t)
+            optimizer.zero_grad()
+            loss.backward()
+            optimizer.step()
+            total += loss.item()  # explicit host copy of one number
+        history["train_loss"].append(total / len(loader))
+        print(f"classifier epoch {epoch}/{epochs}: training loss {history['train_loss'][-1]:.4f}")
+    return history
+
+
+def classify(model, images, batch_size=500):
+    """Logits and features of images (N, 1, 28, 28) in [0, 1] (host or device array):
+    host arrays (N, 10) and (N, 128), float64."""
+    logits, features = [], []
+    with no_grad(), test_mode():
+        for start in range(0, len(images), batch_size):
+            x = Variable(to_device(images[start:start + batch_size], model.device), requires_grad=False)
+            h = model.features(x)
+            logits.append(to_numpy(model.fc2(h).data))    # explicit host copies of the results
+            features.append(to_numpy(h.data))
+    return np.concatenate(logits).astype(np.float64), np.concatenate(features).astype(np.float64)
+
+
+def feature_statistics(features):
+    """Mean (D,) and covariance (D, D) of features (N, D), in float64."""
+    features = np.asarray(features, dtype=np.float64)
+    return features.mean(axis=0), np.cov(features, rowvar=False)
+
+
+def _sqrt_psd(matrix):
+    """Square root of a symmetric positive semi-definite matrix via eigh (tiny negative eigenvalues,
+    rounding errors, are clipped to 0)."""
+    values, vectors = np.linalg.eigh((matrix + matrix.T) / 2)
+    return (vectors * np.sqrt(np.clip(values, 0, None))) @ vectors.T
+
+
+def frechet_distance(mean1, cov1, mean2, cov2):
+    """FD between N(mean1, cov1) and N(mean2, cov2), in float64:
+
+        ||mean1 - mean2||^2 + tr(cov1) + tr(cov2) - 2 tr((cov1^{1/2} cov2 cov1^{1/2})^{1/2})
+
+    The last trace equals tr((cov1 cov2)^{1/2}); the symmetric form lets eigh take both roots.
+    """
+    mean1, mean2 = np.asarray(mean1, np.float64), np.asarray(mean2, np.float64)
+    cov1, cov2 = np.atleast_2d(np.asarray(cov1, np.float64)), np.atleast_2d(np.asarray(cov2, np.float64))
+    root1 = _sqrt_psd(cov1)
+    middle = root1 @ cov2 @ root1
+    eigenvalues = np.linalg.eigvalsh((middle + middle.T) / 2)
+    trace_sqrt = np.sqrt(np.clip(eigenvalues, 0, None)).sum()
+    return float(np.sum((mean1 - mean2) ** 2) + np.trace(cov1) + np.trace(cov2) - 2 * trace_sqrt)
+
+
+def score_samples(model, images, labels=None, reference=None):
+    """Scores of generated images (N, 1, 28, 28) in [0, 1] by classifier `model`:
+
+    'predicted' (N,) classes; 'class_histogram' (10,) counts; 'label_accuracy' (share predicted ==
+    labels) if labels (N,) are given; 'frechet_distance' to the reference images (M, 1, 28, 28) if given.
+    """
+    logits, features = classify(model, images)
+    predicted = logits.argmax(axis=1)
+    scores = {"predicted": predicted, "class_histogram": np.bincount(predicted, minlength=NUM_CLASSES)}
+    if labels is not None:
+        scores["label_accuracy"] = float(np.mean(predicted == to_numpy(labels)))
+    if reference is not None:
+        _, reference_features = classify(model, reference)
+        scores["frechet_distance"] = frechet_distance(*feature_statistics(features),
+                                                      *feature_statistics(reference_features))
+    return scores
+
+
+def classifier_for_scoring(path, images=None, labels=None, device="cpu", epochs=3, seed=0):
+    """The classifier saved at `path` (by steps/step10_conditional_diffusion/1_classifier.py). If the
+    file is missing and training images (N, 1, 28, 28) and labels are given, one is trained on them
+    (Adam, lr 1e-3, batch 64) and saved there."""
+    model = MnistClassifier().to(device)
+    if Path(path).exists():
+        load_checkpoint(path, model)
+        return model
+    if images is None:
+        raise FileNotFoundError(f"no classifier checkpoint at {path}: run "
+                                f"steps/step10_conditional_diffusion/1_classifier.py first")
+    print(f"no classifier checkpoint at {path}: training one here ({epochs} epochs on {len(images):,} images)")
+    optimizer = Adam(model.params(), lr=1e-3)
+    history = train_classifier(model, optimizer, images, labels, epochs, 64, device, seed)
+    save_checkpoint(path, model, optimizer, epochs, history)
+    return model
