@@ -35,8 +35,6 @@ U(-1/sqrt(fan_in), 1/sqrt(fan_in)), Embedding from N(0, 1). Random numbers
 come from NumPy's global generator: `np.random.seed(0)` makes them repeatable.
 """
 import math
-import os
-import tempfile
 import zipfile
 from pathlib import Path
 
@@ -45,6 +43,7 @@ import numpy as np
 import zero.functions as F
 from zero.backend import DEFAULT_DTYPE, device_of, get_backend, to_device, to_numpy
 from zero.core import Config, Parameter, using_config
+from zero.utils import save_npz_atomically
 
 PARAM, LAYER, BUFFER = "param", "layer", "buffer"
 
@@ -197,18 +196,7 @@ class Layer:
                 raise RuntimeError(f"cannot save {type(self).__name__} to {path}: {kind} {name!r} is not "
                                    f"created yet (lazy layer): call the model on a batch first")
             arrays[name] = to_numpy(array)
-        path.parent.mkdir(parents=True, exist_ok=True)
-        handle, temporary = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-        try:
-            with os.fdopen(handle, "wb") as file:
-                np.savez(file, **arrays)
-                file.flush()
-                os.fsync(file.fileno())
-            os.replace(temporary, path)
-        except BaseException:
-            if os.path.exists(temporary):
-                os.unlink(temporary)
-            raise
+        save_npz_atomically(path, arrays)
 
     def load_weights(self, path):
         """Load weights saved by `save_weights` onto the model's current device.

@@ -16,8 +16,6 @@ history ("history/<name>"). It is written to a temporary file and renamed into p
 interrupted save leaves the previous checkpoint intact; loading checks every entry before
 changing anything, so a failed load leaves model and optimizer as they were.
 """
-import os
-import tempfile
 import zipfile
 from dataclasses import dataclass
 from pathlib import Path
@@ -29,6 +27,7 @@ from zero.backend import device_of, to_device, to_numpy
 from zero.core import Variable, no_grad
 from zero.data import DataLoader, Dataset
 from zero.mnist import SPLITS, find_local, load_mnist, mnist_dir
+from zero.utils import save_npz_atomically
 
 TEST_ONLY_TRAIN_SIZE = 8_000   # test images 0..7999 train, 8000..9999 are held out
 FORMAT_VERSION = 1
@@ -173,18 +172,7 @@ def save_checkpoint(path, model, optimizer=None, epoch=0, history=None):
             arrays[f"optimizer/{name}"] = array
     for name, values in (history or {}).items():
         arrays[f"history/{name}"] = np.asarray(values, dtype=np.float64)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    handle, temporary = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(handle, "wb") as file:
-            np.savez(file, **arrays)
-            file.flush()
-            os.fsync(file.fileno())
-        os.replace(temporary, path)
-    except BaseException:
-        if os.path.exists(temporary):
-            os.unlink(temporary)
-        raise
+    save_npz_atomically(path, arrays)
     return path
 
 

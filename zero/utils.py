@@ -1,8 +1,33 @@
 """Array helpers used by the ops, and the teaching tools: numerical gradients
 and the gradient check students use to test their own ops."""
+import os
+import tempfile
+from pathlib import Path
+
 import numpy as np
 
 from zero.backend import get_array_module, to_numpy
+
+
+def save_npz_atomically(path, arrays):
+    """Write host arrays {name: numpy.ndarray} to `path` as .npz without ever
+    leaving a half-written file there: write a temporary file in the same
+    folder, flush it to disk, then rename it over `path` (atomic on POSIX and
+    Windows). An interrupted save leaves the previous file intact."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    handle, temporary = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        with os.fdopen(handle, "wb") as file:
+            np.savez(file, **arrays)
+            file.flush()
+            os.fsync(file.fileno())
+        os.replace(temporary, path)
+    except BaseException:
+        if os.path.exists(temporary):
+            os.unlink(temporary)
+        raise
+    return path
 
 
 # -----------------------------------------------------------------------------
