@@ -16,7 +16,8 @@ setup(
     install_requires=["numpy>=1.22", "matplotlib>=3.5", "tqdm>=4.60"],
     extras_require={
         "gpu": ["cupy-cuda12x"],
-        "test": ["pytest>=7", "hypothesis>=6"],
+        # scipy and scikit-learn are independent references the tests compare against
+        "test": ["pytest>=7", "hypothesis>=6", "scipy", "scikit-learn"],
     },
     license="MIT",
 )
