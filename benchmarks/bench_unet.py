@@ -2,7 +2,7 @@
 
 Two tasks at two sizes: one training step (forward, MSE on the noise, backward, Adam) and one
 DDPM denoising step (a forward pass without gradients in test mode, then the update (9.4)), for
-the CPU default (channels 16/32/64, batch 32) and the book (64/128/256, batch 128).
+the CPU default (channels 32/64/128, batch 32) and the book (64/128/256, batch 128).
 Time: the median of several repetitions after a warm-up (target zero/PyTorch <= 1.3).
 Peak memory: the resident set size of a fresh process running only that measurement.
 Every measurement runs in its own subprocess, so neither framework's memory pollutes the other.
@@ -22,7 +22,7 @@ from pathlib import Path
 import numpy as np
 
 ROOT = Path(__file__).resolve().parents[1]
-CONFIGS = {"cpu": ((16, 32, 64), 32), "book": ((64, 128, 256), 128)}  # channels, batch size
+CONFIGS = {"cpu": ((32, 64, 128), 32), "book": ((64, 128, 256), 128)}  # channels, batch size
 TIME_EMBED_DIM = 100
 T = 1000
 

@@ -20,8 +20,8 @@ predicted noise into the posterior mean, from t = T down to 1:
 
 with no noise at the last step (t = 1, where sigma_1 = 0 anyway). Pixels are scaled to [-1, 1].
 
-Budgets: `--config cpu` (default) is a smaller U-Net (channels 16/32/64) on 8,000 training images,
-measured at about 15 minutes on 2 CPU cores; `--config book` is the book's network (64/128/256,
+Budgets: `--config cpu` (default) is a smaller U-Net (channels 32/64/128) on 8,000 training images,
+measured at 15 minutes of training (900 s, on 2 cores shared with another run); `--config book` is the book's network (64/128/256,
 batch 128, 10 epochs on all training images) for a CUDA GPU (`--device cuda`).
 
     python steps/step09_diffusion/2_ddpm.py                          # CPU default
@@ -47,7 +47,7 @@ from zero.vae import tile_images
 
 CONFIGS = {
     # channels of (down1, down2, bottleneck), time_embed_dim, epochs, batch size, learning rate, training images
-    "cpu": dict(channels="16,32,64", time_embed_dim=100, epochs=10, batch_size=32, lr=1e-3, train_limit=8000),
+    "cpu": dict(channels="32,64,128", time_embed_dim=100, epochs=10, batch_size=32, lr=1e-3, train_limit=8000),
     "book": dict(channels="64,128,256", time_embed_dim=100, epochs=10, batch_size=128, lr=1e-3, train_limit=None),
 }
 QUICK = dict(channels="4,8,8", time_embed_dim=8, epochs=1, batch_size=32, lr=1e-3, train_limit=256)

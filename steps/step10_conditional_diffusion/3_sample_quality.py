@@ -20,7 +20,7 @@ the classifier of step 10.1 (zero.metrics):
 By default the checkpoints of steps 9.2 and 10.2 are scored with both samplers; `--model` scores
 any checkpoint of a zero.unet.UNet (its architecture is read from the file):
 
-    python steps/step10_conditional_diffusion/3_sample_quality.py
+    python steps/step10_conditional_diffusion/3_sample_quality.py       # about 18 min on a CPU, 17 of them DDPM
     python steps/step10_conditional_diffusion/3_sample_quality.py --model checkpoints/my.npz --samplers ddim
 """
 # needs: mnist
@@ -43,7 +43,7 @@ DEFAULT_MODELS = [Path("checkpoints") / "step09_diffusion_2_ddpm.npz",
 CLASSIFIER = Path("checkpoints") / "step10_conditional_diffusion_1_classifier.npz"
 T = 1000
 
-parser = step_parser(__doc__, samples=200, ddim_steps=50, gamma=3.0)
+parser = step_parser(__doc__, samples=100, ddim_steps=50, gamma=3.0)
 add_data_options(parser)
 parser.add_argument("--model", type=Path, action="append", default=None,
                     help="diffusion checkpoint to score (repeatable; default: the step 9 and step 10 checkpoints)")
@@ -115,11 +115,12 @@ for name, model in models:
 
 print(f"\n{args.samples} samples per row; guidance gamma = {args.gamma:g} for conditional models; "
       f"FD of real images at this size: {real_fd:.2f}")
-print(f"{'model':58s} {'sampler':18s} {'seconds':>8s} {'asked':>6s} {'FD':>7s}  classes 0-9 (%)")
+width = max(len(row[0]) for row in rows)
+print(f"{'model':{width}s} {'sampler':18s} {'seconds':>8s} {'asked':>6s} {'FD':>7s}  classes 0-9 (%)")
 for name, sampler, seconds, asked, histogram, fd in rows:
     asked_text = "-" if asked is None else f"{asked:.0%}"
     shares = " ".join(f"{100 * h / histogram.sum():2.0f}" for h in histogram)
-    print(f"{name:58s} {sampler:18s} {seconds:8.1f} {asked_text:>6s} {fd:7.2f}  {shares}")
+    print(f"{name:{width}s} {sampler:18s} {seconds:8.1f} {asked_text:>6s} {fd:7.2f}  {shares}")
 
 fig, axes = plt.subplots(1, len(grids), figsize=(3.2 * len(grids), 4.2))
 for ax, (title, images) in zip(np.atleast_1d(axes), grids):
