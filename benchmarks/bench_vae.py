@@ -29,7 +29,7 @@ def _train_zero(model, x_train, x_heldout, epochs, seed):
         batches = _batches(x_train, 32, seed, epoch)
         start = time.perf_counter()
         for x in batches:
-            loss = model.loss(zero.Variable(x))
+            loss = model.loss(x)  # the batch is a constant: no input gradient
             optimizer.zero_grad()
             loss.backward()
             optimizer.step()

@@ -120,7 +120,7 @@ def fit(model, optimizer, x_train, epochs, batch_size=32, device="cpu", seed=0, 
         total = 0.0
         with tqdm(loader, desc=f"{description} epoch {epoch}/{epochs}", leave=False) as bar:
             for x in bar:
-                loss = model.loss(Variable(x))
+                loss = model.loss(x)  # the batch is a constant: no input gradient is computed
                 optimizer.zero_grad()
                 loss.backward()
                 optimizer.step()
