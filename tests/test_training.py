@@ -8,7 +8,7 @@ import zero.functions as F
 from conftest import host
 from zero.models import MLP, Model
 from zero.optimizers import SGD, Adam, Momentum
-from zero.training import fit, load_checkpoint, mnist_splits, save_checkpoint
+from zero.training import fit, fit_or_resume, load_checkpoint, mnist_splits, save_checkpoint
 
 
 class Regression(Model):
@@ -139,6 +139,29 @@ def test_fit_resumed_from_a_checkpoint_equals_an_uninterrupted_run(tmp_path):
     for name, array in _weights(straight).items():
         np.testing.assert_array_equal(_weights(resumed)[name], array)
     assert full_history["heldout_loss"][-1] < full_history["heldout_loss"][0]
+
+
+def test_fit_or_resume_saves_then_continues_where_it_stopped(tmp_path):
+    from argparse import Namespace
+    x = np.random.default_rng(0).random((40, 3)).astype(np.float32)
+
+    def fresh():
+        np.random.seed(0)
+        model = Regression()
+        return model, Adam(model.params(), lr=0.01)
+
+    straight, optimizer = fresh()
+    full_history = fit(straight, optimizer, x, epochs=3, batch_size=8)
+    checkpoint = tmp_path / "c.npz"
+    options = dict(batch_size=8, device="cpu", seed=0)
+    fit_or_resume(*fresh(), x, Namespace(epochs=1, resume=False, **options), checkpoint)
+    assert load_checkpoint(checkpoint, Regression())["epoch"] == 1
+    np.random.seed(1)  # other initial weights: only the checkpoint can make this run match
+    resumed = Regression()
+    history = fit_or_resume(resumed, Adam(resumed.params(), lr=0.01), x, Namespace(epochs=3, resume=True, **options),
+                            checkpoint)
+    np.testing.assert_allclose(history["train_loss"], full_history["train_loss"], rtol=1e-6)
+    assert load_checkpoint(checkpoint, Regression())["epoch"] == 3
 
 
 def test_mnist_splits_with_only_the_test_split(real_mnist_dir):

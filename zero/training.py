@@ -16,6 +16,7 @@ history ("history/<name>"). It is written to a temporary file and renamed into p
 interrupted save leaves the previous checkpoint intact; loading checks every entry before
 changing anything, so a failed load leaves model and optimizer as they were.
 """
+import time
 import zipfile
 from dataclasses import dataclass
 from pathlib import Path
@@ -283,3 +284,23 @@ def _stage_optimizer(path, stored, optimizer):
             entries.append(array)
         staged[attribute] = entries
     return staged
+
+
+def fit_or_resume(model, optimizer, x_train, args, checkpoint, x_heldout=None, description="training"):
+    """The training block of a step script: continue from `checkpoint` when
+    `--resume` is given and it exists, `fit` up to `args.epochs`, then save
+    the checkpoint. args: the script's options (epochs, batch_size, device,
+    seed, resume). Returns the loss history."""
+    history, start_epoch = None, 0
+    if args.resume and Path(checkpoint).exists():
+        state = load_checkpoint(checkpoint, model, optimizer)
+        history, start_epoch = state["history"], state["epoch"]
+        print(f"resumed from {checkpoint} after epoch {start_epoch}")
+    start = time.perf_counter()
+    history = fit(model, optimizer, x_train, args.epochs, args.batch_size, args.device, args.seed,
+                  x_heldout=x_heldout, history=history, start_epoch=start_epoch, description=description)
+    if args.epochs > start_epoch:
+        print(f"trained {args.epochs - start_epoch} epochs in {time.perf_counter() - start:.1f} s")
+        save_checkpoint(checkpoint, model, optimizer, args.epochs, history)
+        print(f"checkpoint saved: {checkpoint} (continue with --resume --epochs N)")
+    return history

@@ -25,7 +25,6 @@ exists (run step 7 first), otherwise a VAE is trained here with the same data an
     python steps/step08_hierarchical_vae/1_hierarchical_vae.py            # 30 epochs, as the book
 """
 # needs: mnist
-import time
 from pathlib import Path
 
 import numpy as np
@@ -34,7 +33,8 @@ import zero
 from zero.cli import checkpoint_path, out_dir, step_parser
 from zero.optimizers import Adam
 from zero.plot import figures, save, show
-from zero.training import add_data_options, fit, load_checkpoint, mnist_splits, save_checkpoint
+from zero.training import (add_data_options, fit,
+                           fit_or_resume, load_checkpoint, mnist_splits)
 from zero.vae import VAE, HierarchicalVAE, evaluate_bounds, tile_images
 
 STEP7_CHECKPOINT = Path("checkpoints") / "step07_vae_1_vae.npz"  # where step 7 writes by default
@@ -59,19 +59,9 @@ print(data.description)
 model = HierarchicalVAE(784, args.hidden_size, args.latent_size, levels=args.levels,
                         likelihood=args.likelihood).to(args.device)
 optimizer = Adam(model.params(), lr=args.lr)
-history, start_epoch = None, 0
-if args.resume and checkpoint.exists():
-    state = load_checkpoint(checkpoint, model, optimizer)
-    history, start_epoch = state["history"], state["epoch"]
-    print(f"resumed from {checkpoint} after epoch {start_epoch}")
-start = time.perf_counter()
 # zero.training.fit runs the loop written out in step 7: sample a batch, loss (8.1), backward, Adam step
-history = fit(model, optimizer, data.x_train, args.epochs, args.batch_size, args.device, args.seed,
-              x_heldout=data.x_heldout, history=history, start_epoch=start_epoch, description="HVAE")
-if args.epochs > start_epoch:
-    print(f"trained {args.epochs - start_epoch} epochs in {time.perf_counter() - start:.1f} s")
-    save_checkpoint(checkpoint, model, optimizer, args.epochs, history)
-    print(f"checkpoint saved: {checkpoint}")
+history = fit_or_resume(model, optimizer, data.x_train, args, checkpoint, x_heldout=data.x_heldout,
+                        description="HVAE")
 
 # ---- step 7's VAE on the same held-out images: its checkpoint, or trained here -------------------------
 vae = VAE(784, 200, args.latent_size, likelihood=args.likelihood).to(args.device)

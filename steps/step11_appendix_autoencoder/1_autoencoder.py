@@ -25,7 +25,6 @@ first), otherwise a VAE trained here with the same epochs.
     python steps/step11_appendix_autoencoder/1_autoencoder.py
 """
 # needs: mnist
-import time
 
 import numpy as np
 
@@ -34,7 +33,8 @@ from zero.autoencoder import Autoencoder, restore_if_trained
 from zero.cli import checkpoint_path, out_dir, step_parser
 from zero.optimizers import Adam
 from zero.plot import figures, save, show
-from zero.training import add_data_options, fit, load_checkpoint, mean_loss, mnist_splits, save_checkpoint
+from zero.training import (add_data_options, fit,
+                           fit_or_resume, mean_loss, mnist_splits)
 from zero.vae import VAE, reparameterize, tile_images
 
 parser = step_parser(__doc__, training=True, epochs=20, batch_size=64, lr=1e-3, hidden_size=200,
@@ -54,18 +54,8 @@ print(data.description)
 # ---- the autoencoder, trained on (A.1) ---------------------------------------------------------------
 model = Autoencoder(784, args.hidden_size, args.latent_size).to(args.device)
 optimizer = Adam(model.params(), lr=args.lr)
-history, start_epoch = None, 0
-if args.resume and checkpoint.exists():
-    state = load_checkpoint(checkpoint, model, optimizer)
-    history, start_epoch = state["history"], state["epoch"]
-    print(f"resumed from {checkpoint} after epoch {start_epoch}")
-start = time.perf_counter()
-history = fit(model, optimizer, data.x_train, args.epochs, args.batch_size, args.device, args.seed,
-              data.x_heldout, history, start_epoch, description="autoencoder")
-if args.epochs > start_epoch:
-    print(f"trained {args.epochs - start_epoch} epochs in {time.perf_counter() - start:.1f} s")
-    save_checkpoint(checkpoint, model, optimizer, args.epochs, history)
-    print(f"checkpoint saved: {checkpoint} (continue with --resume --epochs N)")
+history = fit_or_resume(model, optimizer, data.x_train, args, checkpoint, x_heldout=data.x_heldout,
+                        description="autoencoder")
 
 # ---- the VAE: step 7's, or one trained here ---------------------------------------------------------------
 vae = VAE(784, args.hidden_size, args.latent_size).to(args.device)

@@ -19,7 +19,6 @@ trained here) on the same noisy held-out digits.
     python steps/step11_appendix_autoencoder/2_denoising.py --noise-std 0.5
 """
 # needs: mnist
-import time
 
 import numpy as np
 
@@ -28,7 +27,7 @@ from zero.autoencoder import Autoencoder, add_noise, reconstruction_errors, rest
 from zero.cli import checkpoint_path, out_dir, step_parser
 from zero.optimizers import Adam
 from zero.plot import figures, save, show
-from zero.training import add_data_options, fit, load_checkpoint, mnist_splits, save_checkpoint
+from zero.training import add_data_options, fit, fit_or_resume, mnist_splits
 from zero.vae import tile_images
 
 parser = step_parser(__doc__, training=True, epochs=20, batch_size=64, lr=1e-3, hidden_size=200,
@@ -49,18 +48,8 @@ print(data.description)
 # ---- the denoising autoencoder: a fresh corruption (A.2) of every batch, loss (A.3) ----------------------
 model = Autoencoder(784, args.hidden_size, args.latent_size, noise_std=args.noise_std).to(args.device)
 optimizer = Adam(model.params(), lr=args.lr)
-history, start_epoch = None, 0
-if args.resume and checkpoint.exists():
-    state = load_checkpoint(checkpoint, model, optimizer)
-    history, start_epoch = state["history"], state["epoch"]
-    print(f"resumed from {checkpoint} after epoch {start_epoch}")
-start = time.perf_counter()
-history = fit(model, optimizer, data.x_train, args.epochs, args.batch_size, args.device, args.seed,
-              data.x_heldout, history, start_epoch, description="denoising autoencoder")
-if args.epochs > start_epoch:
-    print(f"trained {args.epochs - start_epoch} epochs in {time.perf_counter() - start:.1f} s")
-    save_checkpoint(checkpoint, model, optimizer, args.epochs, history)
-    print(f"checkpoint saved: {checkpoint} (continue with --resume --epochs N)")
+history = fit_or_resume(model, optimizer, data.x_train, args, checkpoint, x_heldout=data.x_heldout,
+                        description="denoising autoencoder")
 
 # ---- the plain autoencoder of A.1 -------------------------------------------------------------------------
 plain = Autoencoder(784, args.hidden_size, args.latent_size).to(args.device)

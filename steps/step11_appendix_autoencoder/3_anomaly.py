@@ -16,7 +16,6 @@ holding out 1 gives an AUC of 0.39 (the unseen ones score *lower*), 7 gives 0.66
     python steps/step11_appendix_autoencoder/3_anomaly.py --anomaly-digit 8
 """
 # needs: mnist
-import time
 
 import numpy as np
 
@@ -24,7 +23,7 @@ from zero.autoencoder import Autoencoder, reconstruction_errors, roc_auc, roc_cu
 from zero.cli import checkpoint_path, out_dir, step_parser
 from zero.optimizers import Adam
 from zero.plot import figures, save, show
-from zero.training import add_data_options, fit, load_checkpoint, mnist_splits, save_checkpoint
+from zero.training import add_data_options, fit_or_resume, mnist_splits
 
 parser = step_parser(__doc__, training=True, epochs=20, batch_size=64, lr=1e-3, hidden_size=200,
                      latent_size=20, anomaly_digit=2)
@@ -43,18 +42,8 @@ print(f"{data.description}\ntraining on the {len(normal_train):,} training image
 
 model = Autoencoder(784, args.hidden_size, args.latent_size).to(args.device)
 optimizer = Adam(model.params(), lr=args.lr)
-history, start_epoch = None, 0
-if args.resume and checkpoint.exists():
-    state = load_checkpoint(checkpoint, model, optimizer)
-    history, start_epoch = state["history"], state["epoch"]
-    print(f"resumed from {checkpoint} after epoch {start_epoch}")
-start = time.perf_counter()
-history = fit(model, optimizer, normal_train, args.epochs, args.batch_size, args.device, args.seed,
-              history=history, start_epoch=start_epoch, description=f"autoencoder without {args.anomaly_digit}s")
-if args.epochs > start_epoch:
-    print(f"trained {args.epochs - start_epoch} epochs in {time.perf_counter() - start:.1f} s")
-    save_checkpoint(checkpoint, model, optimizer, args.epochs, history)
-    print(f"checkpoint saved: {checkpoint} (continue with --resume --epochs N)")
+history = fit_or_resume(model, optimizer, normal_train, args, checkpoint,
+                        description=f"autoencoder without {args.anomaly_digit}s")
 
 # ---- the score: reconstruction error of every held-out image ----------------------------------------------------
 model.eval()
