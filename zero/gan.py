@@ -23,6 +23,7 @@ G, strided convolutions and leaky ReLU in D).
     generator, discriminator = DCGenerator(latent_size=64), DCDiscriminator()
     history = train_gan(generator, discriminator, Adam(generator.params(), 2e-4, betas=(0.5, 0.999)), ...)
 """
+import time
 from pathlib import Path
 
 import numpy as np
@@ -269,6 +270,28 @@ def load_gan(path, generator, discriminator, g_optimizer, d_optimizer):
         raise ValueError(f"checkpoints {path} and {discriminator_path(path)} are from different epochs "
                          f"({state['epoch']} and {d_state['epoch']})")
     return state
+
+
+def train_gan_or_resume(generator, discriminator, g_optimizer, d_optimizer, images, args, checkpoint,
+                        description="GAN"):
+    """The training block of the GAN scripts: continue from `checkpoint` (save_gan's two files)
+    when `--resume` is given and it exists, train with the non-saturating loss up to
+    `args.epochs`, then save. args: the script's options (epochs, batch_size, device, seed,
+    resume). Returns the loss history."""
+    history, start_epoch = None, 0
+    if args.resume and Path(checkpoint).exists():
+        state = load_gan(checkpoint, generator, discriminator, g_optimizer, d_optimizer)
+        history, start_epoch = state["history"], state["epoch"]
+        print(f"resumed from {checkpoint} after epoch {start_epoch}")
+    np.random.seed(args.seed + start_epoch)   # the codes z of the remaining epochs
+    start = time.perf_counter()
+    history = train_gan(generator, discriminator, g_optimizer, d_optimizer, images, args.epochs, args.batch_size,
+                        args.device, args.seed, "non_saturating", history, start_epoch, description=description)
+    if args.epochs > start_epoch:
+        print(f"trained {args.epochs - start_epoch} epochs in {time.perf_counter() - start:.1f} s")
+        save_gan(checkpoint, generator, discriminator, g_optimizer, d_optimizer, args.epochs, history)
+        print(f"checkpoints saved: {checkpoint} and its _discriminator file (continue with --resume --epochs N)")
+    return history
 
 
 def scoring_classifier(paths, data, epochs=3, device="cpu", seed=0, save_to=None):

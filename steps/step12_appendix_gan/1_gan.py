@@ -34,16 +34,15 @@ distance of classifier features compares generated with real images (lower is be
     python steps/step12_appendix_gan/1_gan.py
 """
 # needs: mnist
-import time
 
 import numpy as np
 
 import zero
 import zero.functions as F
 from zero.cli import checkpoint_path, out_dir, step_parser
-from zero.gan import (MLPDiscriminator, MLPGenerator, discriminator_loss, generator_gradient_norm, interpolate,
-                      load_gan, logit_gradient, moving_average, save_gan, score_generator, scoring_classifier,
-                      train_gan)
+from zero.gan import (MLPDiscriminator, MLPGenerator, discriminator_loss, generator_gradient_norm,
+                      interpolate, logit_gradient, moving_average, score_generator, scoring_classifier,
+                      train_gan, train_gan_or_resume)
 from zero.metrics import classify, feature_statistics, frechet_distance
 from zero.optimizers import Adam
 from zero.plot import figures, save, show
@@ -102,19 +101,8 @@ print(f"\nafter {args.head_start_steps} steps of D alone: mean D(G(z)) = {d_fake
 
 # ---- the GAN: non-saturating loss, checkpointed ---------------------------------------------------------------
 generator, discriminator, g_optimizer, d_optimizer = players(args.seed)
-history, start_epoch = None, 0
-if args.resume and checkpoint.exists():
-    state = load_gan(checkpoint, generator, discriminator, g_optimizer, d_optimizer)
-    history, start_epoch = state["history"], state["epoch"]
-    print(f"resumed from {checkpoint} after epoch {start_epoch}")
-np.random.seed(args.seed + start_epoch)   # the codes z of the remaining epochs
-start = time.perf_counter()
-history = train_gan(generator, discriminator, g_optimizer, d_optimizer, data.x_train, args.epochs, args.batch_size,
-                    args.device, args.seed, "non_saturating", history, start_epoch, description="GAN")
-if args.epochs > start_epoch:
-    print(f"trained {args.epochs - start_epoch} epochs in {time.perf_counter() - start:.1f} s")
-    save_gan(checkpoint, generator, discriminator, g_optimizer, d_optimizer, args.epochs, history)
-    print(f"checkpoints saved: {checkpoint} and its _discriminator file (continue with --resume --epochs N)")
+history = train_gan_or_resume(generator, discriminator, g_optimizer, d_optimizer, data.x_train, args, checkpoint,
+                              description="GAN")
 
 # ---- the comparison run: the minimax loss from the same start ----------------------------------------------------
 minimax_generator, minimax_discriminator, minimax_g_optimizer, minimax_d_optimizer = players(args.seed)

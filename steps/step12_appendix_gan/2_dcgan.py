@@ -18,14 +18,13 @@ the Frechet distance (same classifier, same number of images) with B.1 and with 
     python steps/step12_appendix_gan/2_dcgan.py       # 15 epochs: 8 minutes on 2 busy cores (measured)
 """
 # needs: mnist
-import time
 
 import numpy as np
 
 import zero
 from zero.cli import checkpoint_path, out_dir, step_parser
-from zero.gan import (DCDiscriminator, DCGenerator, interpolate, load_gan, moving_average, save_gan,
-                      score_generator, scoring_classifier, train_gan)
+from zero.gan import (DCDiscriminator, DCGenerator, interpolate, moving_average, score_generator,
+                      scoring_classifier, train_gan_or_resume)
 from zero.optimizers import Adam
 from zero.plot import figures, save, show
 from zero.training import add_data_options, mnist_splits
@@ -51,19 +50,8 @@ discriminator = DCDiscriminator(args.width).to(args.device)
 g_optimizer = Adam(generator.params(), lr=args.lr, betas=(0.5, 0.999))
 d_optimizer = Adam(discriminator.params(), lr=args.lr, betas=(0.5, 0.999))
 print(f"generator {generator.num_params():,} parameters, discriminator {discriminator.num_params():,}")
-history, start_epoch = None, 0
-if args.resume and checkpoint.exists():
-    state = load_gan(checkpoint, generator, discriminator, g_optimizer, d_optimizer)
-    history, start_epoch = state["history"], state["epoch"]
-    print(f"resumed from {checkpoint} after epoch {start_epoch}")
-np.random.seed(args.seed + start_epoch)   # the codes z of the remaining epochs
-start = time.perf_counter()
-history = train_gan(generator, discriminator, g_optimizer, d_optimizer, data.x_train, args.epochs, args.batch_size,
-                    args.device, args.seed, "non_saturating", history, start_epoch, description="DCGAN")
-if args.epochs > start_epoch:
-    print(f"trained {args.epochs - start_epoch} epochs in {time.perf_counter() - start:.1f} s")
-    save_gan(checkpoint, generator, discriminator, g_optimizer, d_optimizer, args.epochs, history)
-    print(f"checkpoints saved: {checkpoint} and its _discriminator file (continue with --resume --epochs N)")
+history = train_gan_or_resume(generator, discriminator, g_optimizer, d_optimizer, data.x_train, args, checkpoint,
+                              description="DCGAN")
 
 # ---- sample quality, scored by the MNIST classifier (the same numbers as B.1) ------------------------------------
 classifier = scoring_classifier([args.classifier, checkpoint.with_name("mnist_classifier.npz")], data,
