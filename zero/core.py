@@ -181,8 +181,12 @@ class Variable:
         try:
             while pending:
                 function = pop(pending)[2]
-                outputs = [output() for output in function.outputs]  # None if freed
-                input_grads = function.backward(*[y.grad if y is not None else None for y in outputs])
+                outputs, output_grads = [], []
+                for ref in function.outputs:
+                    y = ref()  # None if that output was freed: no gradient flows from it
+                    outputs.append(y)
+                    output_grads.append(None if y is None else y.grad)
+                input_grads = function.backward(*output_grads)
                 if type(input_grads) is not tuple:
                     input_grads = (input_grads,)
                 for x, gx in zip(function.inputs, input_grads):
@@ -234,17 +238,20 @@ class Function:
     generation = 0
 
     def __call__(self, *inputs):
+        xs = []
         for x in inputs:
-            if not isinstance(x, Variable):
+            if not isinstance(x, Variable):  # arrays and numbers become constants
                 inputs = _as_variables(inputs)
+                xs = [x.data for x in inputs]
                 break
-        xs = [x.data for x in inputs]
+            xs.append(x.data)
         x0 = xs[0]
+        array_type = type(x0)
         for x in xs:
-            if type(x) is not type(x0):
+            if type(x) is not array_type:
                 _check_same_device(self, xs)
                 break
-        self.xp = xp = np if type(x0) is np.ndarray else get_array_module(x0)
+        self.xp = xp = np if array_type is np.ndarray else get_array_module(x0)
         try:
             ys = self.forward(*xs)
         except (ValueError, TypeError, IndexError) as error:
@@ -252,9 +259,9 @@ class Function:
 
         # NumPy scalars (results of full reductions) become 0-d arrays
         if type(ys) is tuple:
-            outputs = [Variable(y if type(y) is np.ndarray else xp.asarray(y)) for y in ys]
+            outputs = tuple(Variable(y if type(y) is np.ndarray else xp.asarray(y)) for y in ys)
         else:
-            outputs = [Variable(ys if type(ys) is np.ndarray else xp.asarray(ys))]
+            outputs = (Variable(ys if type(ys) is np.ndarray else xp.asarray(ys)),)
         generation = -1  # stays -1 unless some input needs a gradient
         if Config.enable_backprop:
             for x in inputs:
@@ -264,15 +271,16 @@ class Function:
             # link the graph: outputs point at this function, it points at its
             # inputs, and (weakly) back at its outputs
             self.generation = generation
+            self.inputs = inputs
+            self.outputs = []
             for output in outputs:
                 output.creator = self
                 output.generation = generation + 1
-            self.inputs = inputs
-            self.outputs = [weakref.ref(output) for output in outputs]
+                self.outputs.append(weakref.ref(output))
         else:
             for output in outputs:
                 output.requires_grad = False
-        return outputs[0] if len(outputs) == 1 else tuple(outputs)
+        return outputs[0] if len(outputs) == 1 else outputs
 
     def forward(self, *xs):
         raise NotImplementedError
@@ -291,9 +299,12 @@ def _as_variables(inputs):
     2.0 * float32 stays float32."""
     result = []
     for x in inputs:
+        if isinstance(x, Variable):
+            result.append(x)
+            continue
         if isinstance(x, (int, float)):
             x = _number_as_array(x, inputs)
-        result.append(x if isinstance(x, Variable) else Variable(x, requires_grad=False))
+        result.append(Variable(x, None, False))
     return result
 
 

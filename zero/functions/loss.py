@@ -31,17 +31,41 @@ class MeanSquaredError(Function):
 
     def forward(self, x0, x1):
         _check_same_shape(x0, x1)
-        diff = x0 - x1
-        y = (diff * diff).sum()
+        diff = (x0 - x1).ravel()
+        y = self.xp.dot(diff, diff)  # sum of squares
         return y / diff.size if self.reduction == "mean" else y
 
     def backward(self, gy):
         x0, x1 = self.inputs
-        diff = x0 - x1
-        # d/dx0 sum (x0 - x1)^2 = 2 (x0 - x1); the mean divides by the count
-        scale = 2.0 / diff.size if self.reduction == "mean" else 2.0
-        gx0 = gy * diff * scale
-        return gx0, -gx0
+        return MeanSquaredErrorGrad(self.reduction, x1.requires_grad)(x0, x1, gy)
+
+
+class MeanSquaredErrorGrad(Function):
+    """The backward of mean_squared_error as one op (the hot path of the
+    book's regression and diffusion losses):
+
+        gx0 = gy 2 (x0 - x1) / n   (n = element count for 'mean', 1 for 'sum'),  gx1 = -gx0
+
+    Without gx1 when x1 needs no gradient (a target: it would be thrown away)."""
+
+    def __init__(self, reduction, needs_gx1):
+        self.reduction = reduction
+        self.needs_gx1 = needs_gx1
+
+    def forward(self, x0, x1, gy):
+        scale = 2.0 / x0.size if self.reduction == "mean" else 2.0
+        gx0 = x0 - x1
+        gx0 *= gy * x0.dtype.type(scale)  # gy: a 0-d array of the loss's dtype
+        return (gx0, -gx0) if self.needs_gx1 else gx0
+
+    def backward(self, ggx0, ggx1=None):
+        # differentiate gx0 = c gy (x0 - x1) and gx1 = -gx0 again (double backprop)
+        x0, x1, gy = self.inputs
+        scale = 2.0 / x0.size if self.reduction == "mean" else 2.0
+        gg = ggx0 if ggx1 is None else -ggx1 if ggx0 is None else ggx0 - ggx1
+        g_x0 = gg * gy * scale
+        g_gy = (gg * (x0 - x1)).sum() * scale
+        return g_x0, -g_x0, g_gy
 
 
 class SoftmaxCrossEntropy(Function):
