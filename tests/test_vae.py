@@ -12,7 +12,7 @@ from conftest import host, on
 from zero.optimizers import Adam
 from zero.training import fit, mean_loss, mnist_splits
 from zero.vae import (VAE, HierarchicalVAE, bernoulli_log_likelihood, book_kl_term, evaluate_bounds,
-                      gaussian_kl, gaussian_log_pdf, iwae_from_log_weights, tile_images)
+                      gaussian_kl, gaussian_log_pdf, iwae_from_log_weights)
 
 
 def V(array, device="cpu"):
@@ -159,13 +159,6 @@ def test_bad_settings_are_named():
         VAE(likelihood="poisson")
     with pytest.raises(ValueError, match="levels"):
         HierarchicalVAE(levels=0)
-
-
-def test_tile_images_places_each_image():
-    images = np.stack([np.full(4, i, dtype=np.float32) for i in range(3)])
-    canvas = tile_images(images, columns=2, size=2, pad=1)
-    assert canvas.shape == (5, 5)
-    assert canvas[0, 0] == 0 and canvas[0, 3] == 1 and canvas[3, 0] == 2 and canvas[3, 3] == 1  # empty cell white
 
 
 @pytest.mark.parametrize("model_class", [VAE, HierarchicalVAE])

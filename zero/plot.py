@@ -2,11 +2,15 @@
 
 `figures(show)` picks a headless backend (Agg) unless the user asked for
 windows and a display exists; `save(fig, folder, name)` writes the PNG and
-prints where it went.
+prints where it went. Grids of 28 x 28 digits, drawn by steps 6-12:
+`tile_images` lays them out in one array, `show_images` draws that on an axis,
+`save_image_grid` makes, draws and saves a one-axis figure of it.
 """
 import os
 import sys
 from pathlib import Path
+
+import numpy as np
 
 _show = False
 
@@ -41,3 +45,39 @@ def show():
     if _show:
         import matplotlib.pyplot as plt
         plt.show()
+
+
+def tile_images(images, columns, size=28, pad=2):
+    """Host images (N, size*size) in [0, 1] -> one (rows*(size+pad)-pad, columns*(size+pad)-pad)
+    array for imshow, filled row by row; the padding and the empty cells stay white (1)."""
+    images = np.asarray(images).reshape(-1, size, size)
+    rows = -(-len(images) // columns)
+    cell = size + pad
+    canvas = np.ones((rows * cell - pad, columns * cell - pad), dtype=np.float32)
+    for index, image in enumerate(images):
+        row, column = divmod(index, columns)
+        canvas[row * cell: row * cell + size, column * cell: column * cell + size] = image
+    return canvas
+
+
+def show_images(ax, images, columns, title=None, **title_options):
+    """Draw host images (N, 784) on ax as a grey grid with `columns` columns (tile_images),
+    titled if a title is given (title_options such as fontsize=9 go to ax.set_title), without
+    axes; returns ax."""
+    ax.imshow(tile_images(images, columns), cmap="gray")
+    if title is not None:
+        ax.set_title(title, **title_options)
+    ax.axis("off")
+    return ax
+
+
+def save_image_grid(images, columns, title, folder, name, figsize=None):
+    """One figure with the images (N, 784) as a grid (show_images), saved to folder/name.png;
+    returns the path. The default size gives each image 0.8 inch, plus half an inch for the title."""
+    import matplotlib.pyplot as plt
+    if figsize is None:
+        rows = -(-len(images) // columns)                     # ceil(N / columns)
+        figsize = (0.8 * columns, 0.8 * rows + 0.5)
+    fig, ax = plt.subplots(figsize=figsize)
+    show_images(ax, images, columns, title)
+    return save(fig, folder, name)

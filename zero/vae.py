@@ -336,16 +336,3 @@ def evaluate_bounds(model, images, samples=100, batch_size=500, device="cpu", pr
         model.train(training)
     n = len(images)
     return {"negative_elbo": nelbo_total / n, "iwae_nll": iwae_total / n, "samples": samples, "images": n}
-
-
-def tile_images(images, columns, size=28, pad=2):
-    """Host images (N, size*size) in [0, 1] -> one (rows*(size+pad), columns*(size+pad)) array
-    for imshow, row by row; empty cells stay white."""
-    images = np.asarray(images).reshape(-1, size, size)
-    rows = -(-len(images) // columns)
-    cell = size + pad
-    canvas = np.ones((rows * cell - pad, columns * cell - pad), dtype=np.float32)
-    for index, image in enumerate(images):
-        row, column = divmod(index, columns)
-        canvas[row * cell: row * cell + size, column * cell: column * cell + size] = image
-    return canvas

@@ -11,9 +11,8 @@ some with their labels and the mean image.
 import numpy as np
 
 from zero.cli import out_dir, step_parser
-from zero.plot import figures, save, show
+from zero.plot import figures, save, show, show_images
 from zero.training import add_data_options, mnist_splits
-from zero.vae import tile_images
 
 parser = step_parser(__doc__, training=True)
 add_data_options(parser)
@@ -29,17 +28,11 @@ print(f"images {x.shape} {x.dtype}, pixel values from {x.min()} to {x.max()}, "
 
 fig, axes = plt.subplots(3, 8, figsize=(10, 4.2))
 for ax, image, label in zip(axes.flat, x, t):
-    ax.imshow(image.reshape(28, 28), cmap="gray")
-    ax.set_title(str(label))
-    ax.axis("off")
+    show_images(ax, image, 1, str(label))
 save(fig, folder, "digits")
 
 fig, (ax_grid, ax_mean) = plt.subplots(1, 2, figsize=(10, 5))
-ax_grid.imshow(tile_images(x[:100], 10), cmap="gray")
-ax_grid.set(title="the first 100 training images")
-ax_grid.axis("off")
-ax_mean.imshow(x.mean(axis=0).reshape(28, 28), cmap="gray")
-ax_mean.set(title="the mean image")
-ax_mean.axis("off")
+show_images(ax_grid, x[:100], 10, "the first 100 training images")
+show_images(ax_mean, x.mean(axis=0), 1, "the mean image")
 save(fig, folder, "grid_and_mean")
 show()

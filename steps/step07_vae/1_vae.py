@@ -40,9 +40,9 @@ import zero
 from zero.cli import checkpoint_path, out_dir, step_parser
 from zero.data import DataLoader, Dataset
 from zero.optimizers import Adam
-from zero.plot import figures, save, show
+from zero.plot import figures, save, save_image_grid, show, show_images
 from zero.training import add_data_options, load_checkpoint, mean_loss, mnist_splits, save_checkpoint
-from zero.vae import VAE, evaluate_bounds, tile_images
+from zero.vae import VAE, evaluate_bounds
 
 parser = step_parser(__doc__, training=True, epochs=30, batch_size=32, lr=3e-4, hidden_size=200,
                      latent_size=20, likelihood="gaussian", iwae_samples=100)
@@ -121,23 +121,10 @@ with zero.no_grad():
     path = (1 - steps) * mu[0] + steps * mu[1]                                     # z(s) = (1 - s) z_a + s z_b
     walk = zero.to_numpy(model.decode(zero.Variable(zero.to_device(path, args.device))).data)
 
-fig, ax = plt.subplots(figsize=(6, 6))
-ax.imshow(tile_images(generated, 8), cmap="gray")
-ax.set(title="samples: x_hat(z), z ~ N(0, I)")
-ax.axis("off")
-save(fig, folder, "samples")
-
-fig, ax = plt.subplots(figsize=(8, 2))
-ax.imshow(tile_images(np.concatenate([originals, reconstructed]), 10), cmap="gray")
-ax.set(title="held-out digits (top) and their reconstructions x_hat(mu(x)) (bottom)")
-ax.axis("off")
-save(fig, folder, "reconstructions")
-
-fig, ax = plt.subplots(figsize=(8, 1.3))
-ax.imshow(tile_images(walk, 10), cmap="gray")
-ax.set(title="a straight walk in latent space from a 3 to an 8")
-ax.axis("off")
-save(fig, folder, "latent_walk")
+save_image_grid(generated, 8, "samples: x_hat(z), z ~ N(0, I)", folder, "samples")
+save_image_grid(np.concatenate([originals, reconstructed]), 10,
+                "held-out digits (top) and their reconstructions x_hat(mu(x)) (bottom)", folder, "reconstructions")
+save_image_grid(walk, 10, "a straight walk in latent space from a 3 to an 8", folder, "latent_walk")
 
 if args.latent_size == 2:
     # the decoded manifold: a grid of z through the prior's quantiles, and where the held-out digits sit
@@ -148,9 +135,7 @@ if args.latent_size == 2:
         manifold = zero.to_numpy(model.decode(zero.Variable(zero.to_device(z, args.device))).data)
         codes = zero.to_numpy(model.encoder(zero.Variable(zero.to_device(data.x_heldout, args.device)))[0].data)
     fig, (ax_grid, ax_codes) = plt.subplots(1, 2, figsize=(12, 6))
-    ax_grid.imshow(tile_images(manifold, 15), cmap="gray")
-    ax_grid.set(title="decoded z on a grid of prior quantiles (5% to 95%)")
-    ax_grid.axis("off")
+    show_images(ax_grid, manifold, 15, "decoded z on a grid of prior quantiles (5% to 95%)")
     points = ax_codes.scatter(codes[:, 0], codes[:, 1], c=data.t_heldout, cmap="tab10", s=4)
     fig.colorbar(points, ax=ax_codes, label="digit")
     ax_codes.set(title="held-out digits at their codes mu(x)", xlabel="z_1", ylabel="z_2")

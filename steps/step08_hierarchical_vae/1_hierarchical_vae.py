@@ -32,10 +32,10 @@ import numpy as np
 import zero
 from zero.cli import checkpoint_path, out_dir, step_parser
 from zero.optimizers import Adam
-from zero.plot import figures, save, show
+from zero.plot import figures, save, save_image_grid, show, show_images
 from zero.training import (add_data_options, fit,
                            fit_or_resume, load_checkpoint, mnist_splits)
-from zero.vae import VAE, HierarchicalVAE, evaluate_bounds, tile_images
+from zero.vae import VAE, HierarchicalVAE, evaluate_bounds
 
 STEP7_CHECKPOINT = Path("checkpoints") / "step07_vae_1_vae.npz"  # where step 7 writes by default
 
@@ -110,23 +110,12 @@ with zero.no_grad():
     vae_generated = zero.to_numpy(vae.sample(64))
 
 fig, (ax_vae, ax_hvae) = plt.subplots(1, 2, figsize=(12, 6))
-ax_vae.imshow(tile_images(vae_generated, 8), cmap="gray")
-ax_vae.set(title=f"VAE samples\nheld-out IWAE {rows[0][1]['iwae_nll']:.1f} nats")
-ax_hvae.imshow(tile_images(generated, 8), cmap="gray")
-ax_hvae.set(title=f"hierarchical VAE samples (top-down)\nheld-out IWAE {rows[1][1]['iwae_nll']:.1f} nats")
-ax_vae.axis("off")
-ax_hvae.axis("off")
+show_images(ax_vae, vae_generated, 8, f"VAE samples\nheld-out IWAE {rows[0][1]['iwae_nll']:.1f} nats")
+show_images(ax_hvae, generated, 8,
+            f"hierarchical VAE samples (top-down)\nheld-out IWAE {rows[1][1]['iwae_nll']:.1f} nats")
 save(fig, folder, "samples")
 
-fig, ax = plt.subplots(figsize=(8, 2))
-ax.imshow(tile_images(np.concatenate([originals, reconstructed]), 10), cmap="gray")
-ax.set(title="held-out digits (top) and reconstructions through z1 = mu1(x) (bottom)")
-ax.axis("off")
-save(fig, folder, "reconstructions")
-
-fig, ax = plt.subplots(figsize=(8, 1.3))
-ax.imshow(tile_images(walk, 10), cmap="gray")
-ax.set(title="a straight walk in z1 from a 3 to an 8")
-ax.axis("off")
-save(fig, folder, "latent_walk")
+save_image_grid(np.concatenate([originals, reconstructed]), 10,
+                "held-out digits (top) and reconstructions through z1 = mu1(x) (bottom)", folder, "reconstructions")
+save_image_grid(walk, 10, "a straight walk in z1 from a 3 to an 8", folder, "latent_walk")
 show()

@@ -40,10 +40,9 @@ from zero.cli import checkpoint_path, out_dir, step_parser
 from zero.data import DataLoader, Dataset
 from zero.diffusion import Diffusion, to_images, to_model_range
 from zero.optimizers import Adam
-from zero.plot import figures, save, show
+from zero.plot import figures, save, save_image_grid, show
 from zero.training import add_data_options, load_checkpoint, mnist_splits, save_checkpoint
 from zero.unet import UNet
-from zero.vae import tile_images
 
 CONFIGS = {
     # channels of (down1, down2, bottleneck), time_embed_dim, epochs, batch size, learning rate, training images
@@ -148,11 +147,9 @@ ax.legend()
 save(fig, folder, "loss")
 
 columns = int(np.ceil(np.sqrt(args.samples)))
-fig, ax = plt.subplots(figsize=(6, 6))
-ax.imshow(tile_images(samples, columns), cmap="gray")
-ax.set(title=f"DDPM samples ({T} steps, U-Net {'/'.join(map(str, channels))}, {args.epochs} epochs)")
-ax.axis("off")
-save(fig, folder, "samples")
+save_image_grid(samples, columns,
+                f"DDPM samples ({T} steps, U-Net {'/'.join(map(str, channels))}, {args.epochs} epochs)", folder,
+                "samples")
 
 steps = sorted(snapshots, reverse=True)      # t = 1000, 900, ..., 100, 0
 fig, axes = plt.subplots(2, len(steps), figsize=(1.3 * len(steps), 3))

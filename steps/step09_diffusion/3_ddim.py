@@ -26,9 +26,8 @@ import numpy as np
 from zero.backend import get_backend, to_numpy
 from zero.cli import out_dir, step_parser
 from zero.diffusion import Diffusion, to_images
-from zero.plot import figures, save, show
+from zero.plot import figures, save, show, show_images
 from zero.unet import UNet, unet_from_checkpoint
-from zero.vae import tile_images
 
 STEP9_CHECKPOINT = Path("checkpoints") / "step09_diffusion_2_ddpm.npz"   # where 2_ddpm.py writes by default
 T = 1000
@@ -72,9 +71,7 @@ print(f"DDIM is deterministic: the same x_T sampled again differs by at most {np
 columns = int(np.ceil(np.sqrt(args.samples)))
 fig, axes = plt.subplots(1, len(runs), figsize=(3 * len(runs), 3.6))
 for ax, (title, images) in zip(axes, runs):
-    ax.imshow(tile_images(images, columns), cmap="gray")
-    ax.set_title(title, fontsize=9)
-    ax.axis("off")
+    show_images(ax, images, columns, title, fontsize=9)
 fig.suptitle("the same U-Net and the same x_T: DDPM (1000 noisy steps) and DDIM (deterministic jumps)")
 save(fig, folder, "ddpm_vs_ddim")
 show()

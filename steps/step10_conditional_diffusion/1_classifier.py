@@ -21,9 +21,8 @@ import numpy as np
 from zero.cli import checkpoint_path, out_dir, step_parser
 from zero.metrics import MnistClassifier, classify, train_classifier
 from zero.optimizers import Adam
-from zero.plot import figures, save, show
+from zero.plot import figures, save, show, show_images
 from zero.training import add_data_options, load_checkpoint, mnist_splits, save_checkpoint
-from zero.vae import tile_images
 
 parser = step_parser(__doc__, training=True, epochs=3, batch_size=64, lr=1e-3)
 add_data_options(parser)
@@ -71,9 +70,9 @@ ax_confusion.set(title=f"held-out confusion matrix (accuracy {accuracy:.1%})", x
                  xticks=range(10), yticks=range(10))
 wrong = np.flatnonzero(predicted != data.t_heldout)[:24]
 if len(wrong):
-    ax_errors.imshow(tile_images(x_heldout[wrong], 8), cmap="gray")
-    ax_errors.set(title="misclassified held-out digits (true -> predicted):\n" + ", ".join(
-        f"{data.t_heldout[i]}->{predicted[i]}" for i in wrong[:8]) + (" ..." if len(wrong) > 8 else ""))
-ax_errors.axis("off")
+    pairs = ", ".join(f"{data.t_heldout[i]}->{predicted[i]}" for i in wrong[:8]) + (" ..." if len(wrong) > 8 else "")
+    show_images(ax_errors, x_heldout[wrong], 8, f"misclassified held-out digits (true -> predicted):\n{pairs}")
+else:
+    ax_errors.axis("off")                                     # nothing misclassified: an empty panel
 save(fig, folder, "classifier")
 show()

@@ -40,10 +40,9 @@ from zero.data import DataLoader, Dataset
 from zero.diffusion import Diffusion, drop_labels, to_images, to_model_range
 from zero.metrics import classifier_for_scoring, score_samples
 from zero.optimizers import Adam
-from zero.plot import figures, save, show
+from zero.plot import figures, save, save_image_grid, show, show_images
 from zero.training import add_data_options, load_checkpoint, mnist_splits, save_checkpoint
 from zero.unet import UNet
-from zero.vae import tile_images
 
 CONFIGS = {
     # channels of (down1, down2, bottleneck), time_embed_dim, epochs, batch size, learning rate, training images
@@ -151,20 +150,16 @@ ax.set(title="conditional DDPM training loss", xlabel="optimizer step", ylabel="
 ax.legend()
 save(fig, folder, "loss")
 
-fig, ax = plt.subplots(figsize=(0.9 * args.per_class + 1, 9))
-ax.imshow(tile_images(samples[GUIDANCE], args.per_class), cmap="gray")
-ax.set(title=f"guided samples ({args.sampler}), gamma = {GUIDANCE:g}\none row per digit 0-9")
-ax.axis("off")
-save(fig, folder, "samples_per_class")
+save_image_grid(samples[GUIDANCE], args.per_class,
+                f"guided samples ({args.sampler}), gamma = {GUIDANCE:g}\none row per digit 0-9", folder,
+                "samples_per_class")
 
 shown = min(args.per_class, 4)
 fig, axes = plt.subplots(1, len(gammas), figsize=(2.2 * len(gammas), 5))
 for ax, gamma in zip(np.atleast_1d(axes), gammas):
     images = samples[gamma].reshape(NUM_CLASSES, args.per_class, 1, 28, 28)[:, :shown].reshape(-1, 1, 28, 28)
-    ax.imshow(tile_images(images, shown), cmap="gray")
     accuracy = np.mean(score_samples(classifier, samples[gamma], labels=asked)["predicted"] == asked)
-    ax.set_title(f"gamma = {gamma:g}\n{accuracy:.0%} as asked", fontsize=10)
-    ax.axis("off")
+    show_images(ax, images, shown, f"gamma = {gamma:g}\n{accuracy:.0%} as asked", fontsize=10)
 fig.suptitle("classifier-free guidance (10.1): same noise, growing gamma; rows ask for 0 ... 9")
 save(fig, folder, "guidance_scales")
 show()

@@ -33,10 +33,9 @@ from zero.backend import get_backend, to_numpy
 from zero.cli import out_dir, step_parser
 from zero.diffusion import Diffusion, to_images
 from zero.metrics import classifier_for_scoring, feature_statistics, frechet_distance, classify, score_samples
-from zero.plot import figures, save, show
+from zero.plot import figures, save, show, show_images
 from zero.training import add_data_options, mnist_splits
 from zero.unet import UNet, unet_from_checkpoint
-from zero.vae import tile_images
 
 DEFAULT_MODELS = [Path("checkpoints") / "step09_diffusion_2_ddpm.npz",
                   Path("checkpoints") / "step10_conditional_diffusion_2_conditional_ddpm.npz"]
@@ -124,9 +123,7 @@ for name, sampler, seconds, asked, histogram, fd in rows:
 
 fig, axes = plt.subplots(1, len(grids), figsize=(3.2 * len(grids), 4.2))
 for ax, (title, images) in zip(np.atleast_1d(axes), grids):
-    ax.imshow(tile_images(images, 8), cmap="gray")
-    ax.set_title(title, fontsize=8)
-    ax.axis("off")
+    show_images(ax, images, 8, title, fontsize=8)
 fig.suptitle("the same trained models, sampled with DDPM (1000 steps) and DDIM")
 save(fig, folder, "ddpm_vs_ddim")
 show()

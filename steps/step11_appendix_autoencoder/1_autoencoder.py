@@ -32,10 +32,10 @@ import zero
 from zero.autoencoder import Autoencoder, restore_if_trained
 from zero.cli import checkpoint_path, out_dir, step_parser
 from zero.optimizers import Adam
-from zero.plot import figures, save, show
+from zero.plot import figures, save, save_image_grid, show, show_images
 from zero.training import (add_data_options, fit,
                            fit_or_resume, mean_loss, mnist_splits)
-from zero.vae import VAE, reparameterize, tile_images
+from zero.vae import VAE, reparameterize
 
 parser = step_parser(__doc__, training=True, epochs=20, batch_size=64, lr=1e-3, hidden_size=200,
                      latent_size=20, vae_checkpoint="checkpoints/step07_vae_1_vae.npz")
@@ -109,17 +109,12 @@ fig, axes = plt.subplots(1, 3, figsize=(15, 5.4))
 for ax, images, title in [(axes[0], ae_prior_samples, "autoencoder: z ~ N(0, I)"),
                           (axes[1], ae_fitted_samples, "autoencoder: z ~ Gaussian fitted to its codes"),
                           (axes[2], vae_samples, "VAE: z ~ N(0, I) (the same draws as left)")]:
-    ax.imshow(tile_images(images, 8), cmap="gray")
-    ax.set(title=title)
-    ax.axis("off")
+    show_images(ax, images, 8, title)
 save(fig, folder, "samples_autoencoder_vs_vae")
 
-fig, ax = plt.subplots(figsize=(8, 3))
-ax.imshow(tile_images(np.concatenate([data.x_heldout[:10], ae_reconstructions, vae_reconstructions]), 10),
-          cmap="gray")
-ax.set(title=f"held-out digits, autoencoder (error {ae_error:.1f}), VAE mu(x) (error {vae_error:.1f})")
-ax.axis("off")
-save(fig, folder, "reconstructions")
+save_image_grid(np.concatenate([data.x_heldout[:10], ae_reconstructions, vae_reconstructions]), 10,
+                f"held-out digits, autoencoder (error {ae_error:.1f}), VAE mu(x) (error {vae_error:.1f})", folder,
+                "reconstructions")
 
 fig, axes = plt.subplots(1, 3, figsize=(16, 4.8))
 circle = np.linspace(0, 2 * np.pi, 100)

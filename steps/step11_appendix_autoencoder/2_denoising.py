@@ -26,9 +26,8 @@ import zero
 from zero.autoencoder import Autoencoder, add_noise, reconstruction_errors, restore_if_trained
 from zero.cli import checkpoint_path, out_dir, step_parser
 from zero.optimizers import Adam
-from zero.plot import figures, save, show
+from zero.plot import figures, save, save_image_grid, show
 from zero.training import add_data_options, fit, fit_or_resume, mnist_splits
-from zero.vae import tile_images
 
 parser = step_parser(__doc__, training=True, epochs=20, batch_size=64, lr=1e-3, hidden_size=200,
                      latent_size=20, noise_std=0.5,
@@ -79,12 +78,9 @@ for name, (clean_error, noisy_error, _) in errors.items():
 # ---- figures --------------------------------------------------------------------------------------------
 shown = slice(0, 10)
 rows = [data.x_heldout[shown], noisy[shown], errors["plain"][2][shown], errors["denoising"][2][shown]]
-fig, ax = plt.subplots(figsize=(8, 3.6))
-ax.imshow(tile_images(np.concatenate(rows), 10), cmap="gray")
-ax.set(title=f"rows: clean held-out digits; with noise (std {args.noise_std}); "
-             f"plain autoencoder; denoising autoencoder")
-ax.axis("off")
-save(fig, folder, "denoising")
+save_image_grid(np.concatenate(rows), 10,
+                f"rows: clean held-out digits; with noise (std {args.noise_std}); "
+                f"plain autoencoder; denoising autoencoder", folder, "denoising")
 
 fig, ax = plt.subplots(figsize=(6, 4))
 epochs = np.arange(1, len(history["train_loss"]) + 1)

@@ -45,9 +45,8 @@ from zero.gan import (MLPDiscriminator, MLPGenerator, discriminator_loss, genera
                       train_gan, train_gan_or_resume)
 from zero.metrics import classify, feature_statistics, frechet_distance
 from zero.optimizers import Adam
-from zero.plot import figures, save, show
+from zero.plot import figures, save, save_image_grid, show, show_images
 from zero.training import add_data_options, mnist_splits
-from zero.vae import tile_images
 
 parser = step_parser(__doc__, training=True, epochs=30, batch_size=64, lr=2e-4, latent_size=64, g_hidden_size=512,
                      d_hidden_size=256, minimax_epochs=30, head_start_steps=100, score_images=1000,
@@ -149,20 +148,15 @@ save(fig, folder, "training_curves")
 
 fig, axes = plt.subplots(1, 2, figsize=(12, 6))
 for ax, (name, score) in zip(axes, scores.items()):
-    ax.imshow(tile_images(score["images"][:64], 8), cmap="gray")
-    ax.set(title=f"G(z), z ~ N(0, I): {name}\nFD {score['frechet_distance']:.1f}")
-    ax.axis("off")
+    show_images(ax, score["images"][:64], 8, f"G(z), z ~ N(0, I): {name}\nFD {score['frechet_distance']:.1f}")
 save(fig, folder, "samples")
 
 np.random.seed(args.seed + 2)
 codes = generator.latent(8)
 walks = np.concatenate([zero.to_numpy(interpolate(generator, codes[2 * row], codes[2 * row + 1], 10))
                         for row in range(4)])
-fig, ax = plt.subplots(figsize=(8, 3.6))
-ax.imshow(tile_images(walks, 10), cmap="gray")
-ax.set(title="straight lines between two codes: G((1 - s) z_a + s z_b), s = 0 .. 1")
-ax.axis("off")
-save(fig, folder, "interpolation")
+save_image_grid(walks, 10, "straight lines between two codes: G((1 - s) z_a + s z_b), s = 0 .. 1", folder,
+                "interpolation")
 
 fig, ax = plt.subplots(figsize=(6, 4))
 for offset, (name, score) in zip((-0.2, 0.2), scores.items()):

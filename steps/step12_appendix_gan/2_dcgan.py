@@ -26,9 +26,8 @@ from zero.cli import checkpoint_path, out_dir, step_parser
 from zero.gan import (DCDiscriminator, DCGenerator, interpolate, moving_average, score_generator,
                       scoring_classifier, train_gan_or_resume)
 from zero.optimizers import Adam
-from zero.plot import figures, save, show
+from zero.plot import figures, save, save_image_grid, show, show_images
 from zero.training import add_data_options, mnist_splits
-from zero.vae import tile_images
 
 parser = step_parser(__doc__, training=True, epochs=15, batch_size=64, lr=2e-4, latent_size=64, width=32,
                      score_images=1000, classifier_epochs=3,
@@ -78,9 +77,8 @@ ax_prob.legend()
 save(fig, folder, "training_curves")
 
 fig, (ax_samples, ax_classes) = plt.subplots(1, 2, figsize=(13, 6))
-ax_samples.imshow(tile_images(scores["images"][:64], 8), cmap="gray")
-ax_samples.set(title=f"DCGAN samples G(z), z ~ N(0, I): FD {scores['frechet_distance']:.1f}")
-ax_samples.axis("off")
+show_images(ax_samples, scores["images"][:64], 8,
+            f"DCGAN samples G(z), z ~ N(0, I): FD {scores['frechet_distance']:.1f}")
 ax_classes.bar(range(10), scores["class_histogram"] / args.score_images)
 ax_classes.axhline(0.1, color="k", ls="--", lw=0.8, label="1/10 each")
 ax_classes.set(title="classes of generated digits (by the classifier)", xlabel="digit", ylabel="share",
@@ -92,9 +90,5 @@ np.random.seed(args.seed + 2)
 codes = generator.latent(8)
 walks = np.concatenate([zero.to_numpy(interpolate(generator, codes[2 * row], codes[2 * row + 1], 10))
                         for row in range(4)])
-fig, ax = plt.subplots(figsize=(8, 3.6))
-ax.imshow(tile_images(walks, 10), cmap="gray")
-ax.set(title="DCGAN: straight lines between two codes, G((1 - s) z_a + s z_b)")
-ax.axis("off")
-save(fig, folder, "interpolation")
+save_image_grid(walks, 10, "DCGAN: straight lines between two codes, G((1 - s) z_a + s z_b)", folder, "interpolation")
 show()

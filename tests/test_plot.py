@@ -1,0 +1,48 @@
+"""zero.plot: the image grid laid out pixel by pixel, drawn on an axis, and saved as a PNG
+without a display (Agg)."""
+import numpy as np
+
+from zero.plot import figures, save_image_grid, show_images, tile_images
+
+
+def test_tile_images_places_each_image_row_by_row_with_white_padding_and_empty_cells():
+    images = np.arange(12, dtype=np.float32).reshape(3, 4) / 12      # three 2 x 2 images, every pixel different
+    a, b, c = images.reshape(3, 2, 2)
+    canvas = tile_images(images, columns=2, size=2, pad=1)
+    white = np.ones((2, 2), dtype=np.float32)
+    expected = np.block([[a, np.ones((2, 1)), b],
+                         [np.ones((1, 5))],
+                         [c, np.ones((2, 1)), white]])
+    assert canvas.dtype == np.float32
+    np.testing.assert_array_equal(canvas, expected)
+
+
+def test_tile_images_of_mnist_shapes():
+    flat = np.zeros((25, 784), dtype=np.float32)
+    assert tile_images(flat, 10).shape == (3 * 30 - 2, 10 * 30 - 2)   # 3 rows of 28 pixels, 2 between
+    assert tile_images(flat.reshape(25, 1, 28, 28), 5).shape == (5 * 30 - 2, 5 * 30 - 2)
+    one = np.random.default_rng(0).random(784)
+    np.testing.assert_array_equal(tile_images(one, 1), one.reshape(28, 28).astype(np.float32))
+
+
+def test_show_images_draws_the_grid_titled_without_axes():
+    plt = figures()
+    fig, ax = plt.subplots()
+    images = np.random.default_rng(0).random((6, 784))
+    assert show_images(ax, images, 3, "six", fontsize=7) is ax
+    np.testing.assert_array_equal(ax.get_images()[0].get_array(), tile_images(images, 3))
+    assert ax.get_title() == "six" and ax.title.get_fontsize() == 7
+    assert not ax.axison
+    plt.close(fig)
+
+
+def test_save_image_grid_writes_a_png_and_closes_the_figure(tmp_path):
+    plt = figures()                                                   # headless: Agg, nothing shown
+    open_figures = plt.get_fignums()
+    images = np.random.default_rng(0).random((10, 784))
+    path = save_image_grid(images, 10, "a row of ten", tmp_path / "figures", "walk")
+    assert path == tmp_path / "figures" / "walk.png"
+    assert path.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    height, width, _ = plt.imread(path).shape
+    assert width > 3 * height                                         # one row of ten: a wide default figure
+    assert plt.get_fignums() == open_figures
