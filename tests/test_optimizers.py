@@ -9,7 +9,7 @@ import zero
 from conftest import host, on
 from zero import Parameter, Variable
 from zero.layers import Linear
-from zero.optimizers import SGD, Adam, AdamW, Momentum, clip_grad_norm
+from zero.optimizers import SGD, Adam, AdamW, Momentum, clip_grad_norm, cosine_lr
 from zero.testing import StrictArray
 
 START = np.array([[0.5, -1.0], [2.0, 0.25]], np.float32)
@@ -234,3 +234,15 @@ def test_adam_flushes_moments_that_decay_into_denormals(device):
     assert not ((means != 0) & (np.abs(means) < tiny)).any()
     assert means[0] == 0 and means[1] == 0 and means[2] == pytest.approx(1.0)  # live moments untouched
     assert np.isfinite(host(p.data)).all()
+
+
+def test_cosine_lr_decays_from_base_to_final():
+    assert cosine_lr(1e-3, 0, 100) == pytest.approx(1e-3)
+    assert cosine_lr(1e-3, 50, 100) == pytest.approx(0.5e-3)                 # half way: the mean
+    assert cosine_lr(1e-3, 100, 100, final_lr=1e-5) == pytest.approx(1e-5)
+    assert cosine_lr(1e-3, 25, 100) == pytest.approx(1e-3 * (1 + math.cos(math.pi / 4)) / 2)
+    rates = [cosine_lr(1.0, step, 40) for step in range(41)]
+    assert all(a > b for a, b in zip(rates, rates[1:]))                       # strictly decreasing
+    assert cosine_lr(1.0, 500, 40) == 0.0                                     # clamped past the end
+    with pytest.raises(ValueError, match="total_steps"):
+        cosine_lr(1.0, 0, 0)

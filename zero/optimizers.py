@@ -188,3 +188,19 @@ def clip_grad_norm(params, max_norm):
     for param in params:
         param.grad = Variable(param.grad.data * scale)
     return float(total_norm.item())
+
+
+def cosine_lr(base_lr, step, total_steps, final_lr=0.0):
+    """Learning rate at optimizer step `step` (0-based) of a cosine decay from base_lr to final_lr
+    over total_steps (Loshchilov & Hutter 2017, without restarts):
+
+        lr(s) = final_lr + (base_lr - final_lr) (1 + cos(pi s / total_steps)) / 2
+
+    Large steps while the model is far off, ever smaller ones at the end, so the last weights are
+    an average of many small moves rather than one noisy jump. Set it before each step:
+    `optimizer.lr = cosine_lr(lr, step, total)`; it depends on the step number only, so a resumed
+    run continues the same schedule."""
+    if total_steps <= 0:
+        raise ValueError(f"cosine_lr: total_steps must be positive, got {total_steps}")
+    progress = min(max(step / total_steps, 0.0), 1.0)
+    return final_lr + (base_lr - final_lr) * 0.5 * (1.0 + math.cos(math.pi * progress))
