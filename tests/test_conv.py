@@ -168,6 +168,33 @@ def test_conv2d_on_strict_device_matches_cpu(case, seed):
         np.testing.assert_allclose(g_dev, g_cpu, rtol=1e-12, atol=1e-12)
 
 
+@pytest.mark.parametrize("whole_rows", [True, False])
+@settings(max_examples=12, deadline=None)
+@given(case=conv_cases(), seed=seeds)
+def test_conv2d_stride1_with_and_without_whole_rows(whole_rows, case, seed):
+    """Stride-1 conv2d has two im2col paths (_unfold_rows for wide images, _unfold otherwise):
+    force each one and check values, both gradients, and the strict device."""
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(conv_module, "_rows_pay_off", lambda out_width, padded_width: whole_rows)
+        check_stride1_conv2d(case, seed)
+
+
+def check_stride1_conv2d(case, seed):
+    x_shape, w_shape, _, padding = case
+    rng = np.random.default_rng(seed)
+    x, w, b = rng.standard_normal(x_shape), rng.standard_normal(w_shape), rng.standard_normal(w_shape[0])
+    y = F.conv2d(x, w, b, 1, padding)
+    np.testing.assert_allclose(y.data, ref_conv2d(x, w, b, (1, 1), padding), rtol=1e-10, atol=1e-10)
+    gy = rng.standard_normal(y.shape)
+    gradient_check(lambda x, w, b: (F.conv2d(x, w, b, 1, padding) * Variable(gy)).sum(), x, w, b)
+    f = lambda x, w, b: F.conv2d(x, w, b, 1, padding)  # noqa: E731
+    y_cpu, grads_cpu, _ = run(f, [x, w, b], "cpu", seed)
+    y_dev, grads_dev, _ = run(f, [x, w, b], "strict", seed)
+    np.testing.assert_allclose(y_dev, y_cpu, rtol=1e-12, atol=1e-12)
+    for g_dev, g_cpu in zip(grads_dev, grads_cpu):
+        np.testing.assert_allclose(g_dev, g_cpu, rtol=1e-12, atol=1e-12)
+
+
 @pytest.mark.parametrize("chunk_elements", [1, 50])
 def test_conv2d_batch_chunks_give_the_same_result(monkeypatch, device, chunk_elements):
     """Several chunks (one image each, or uneven ones) agree with one big chunk."""
