@@ -13,7 +13,6 @@ Every measurement runs in its own subprocess, so neither framework's memory poll
 import argparse
 import json
 import math
-import resource
 import subprocess
 import sys
 import time
@@ -175,7 +174,8 @@ def main():
     channels, batch_size = CONFIGS[args.config]
     worker = _zero_worker if args.worker == "zero" else _torch_worker
     seconds = worker(channels, batch_size, args.task, args.repeats)
-    peak_rss_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # Linux reports kilobytes
+    from bench_conv import peak_rss_kb  # VmHWM: ru_maxrss would start at the parent's peak
+    peak_rss_mb = peak_rss_kb() / 1024
     print(json.dumps({"seconds": seconds, "peak_rss_mb": peak_rss_mb}))
 
 
