@@ -27,7 +27,7 @@ Budgets as step 9.2: `--config cpu` (U-Net 32/64/128, 8,000 images, 10 epochs) t
 New here: the learning rate decays over the run, lr(s) = lr (1 + cos(pi s / S)) / 2 for step s of S
 (`--lr-decay cosine`, zero.optimizers.cosine_lr). With only 2,500 steps, a constant lr leaves the last
 weights one noisy step away from a good fit. Measured on 480 guided samples (gamma = 3, DDIM 50, three
-draws of noise), the same budget classified 90.4% as asked with the decay and 87.9% with the book's
+sampling runs), the same budget classified 90.4% as asked with the decay and 87.9% with the book's
 constant lr: a small gain, of the size of the noise between two draws of 200 samples.
 
     python steps/step10_conditional_diffusion/2_conditional_ddpm.py                  # CPU default
