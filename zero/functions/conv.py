@@ -16,7 +16,9 @@ kernel), copying a strided slice each time, never over pixels. `_fold` is its
 adjoint (col2im): it adds each column back where it came from.
 
 col is KH*KW times larger than x, so the batch is processed in chunks: the
-buffers stay small and in cache, and each chunk is still one large matmul.
+buffers stay bounded (CHUNK_ELEMENTS), and each chunk is still one large matmul.
+For stride 1 on wide images, `_unfold_rows` copies whole padded rows instead
+(one long contiguous copy per plane) and the few extra columns are cropped.
 
 The gradients are convolutions again, which keeps backward differentiable:
 
