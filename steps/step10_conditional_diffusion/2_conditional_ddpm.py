@@ -138,7 +138,7 @@ model.eval()
 asked = np.repeat(np.arange(NUM_CLASSES), args.per_class)            # 0 0 ... 1 1 ... 9 9
 classifier = classifier_for_scoring(args.classifier, x_train, data.t_train, args.device,
                                     epochs=1 if args.quick else 3, seed=args.seed)
-samples = {}
+samples, label_accuracy = {}, {}
 for gamma in sorted(set(gammas) | {GUIDANCE}):
     xp.random.seed(args.seed)                                         # same x_T and z for every gamma
     start = time.perf_counter()
@@ -146,6 +146,7 @@ for gamma in sorted(set(gammas) | {GUIDANCE}):
                          sampler=args.sampler, steps=50)                # (10.1) at every step
     samples[gamma] = to_numpy(to_images(x))
     scores = score_samples(classifier, samples[gamma], labels=asked)
+    label_accuracy[gamma] = scores["label_accuracy"]
     print(f"gamma = {gamma:g}: {len(asked)} samples ({args.sampler}) in {time.perf_counter() - start:.0f} s; "
           f"classified as the asked digit: {scores['label_accuracy']:.1%}")
     if gamma == GUIDANCE:
@@ -171,8 +172,7 @@ shown = min(args.per_class, 4)
 fig, axes = plt.subplots(1, len(gammas), figsize=(2.2 * len(gammas), 5))
 for ax, gamma in zip(np.atleast_1d(axes), gammas):
     images = samples[gamma].reshape(NUM_CLASSES, args.per_class, 1, 28, 28)[:, :shown].reshape(-1, 1, 28, 28)
-    accuracy = np.mean(score_samples(classifier, samples[gamma], labels=asked)["predicted"] == asked)
-    show_images(ax, images, shown, f"gamma = {gamma:g}\n{accuracy:.0%} as asked", fontsize=10)
+    show_images(ax, images, shown, f"gamma = {gamma:g}\n{label_accuracy[gamma]:.0%} as asked", fontsize=10)
 fig.suptitle("classifier-free guidance (10.1): same noise, growing gamma; rows ask for 0 ... 9")
 save(fig, folder, "guidance_scales")
 show()
