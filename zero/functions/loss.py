@@ -53,18 +53,17 @@ class MeanSquaredErrorGrad(Function):
         self.needs_gx1 = needs_gx1
 
     def forward(self, x0, x1, gy):
-        scale = 2.0 / x0.size if self.reduction == "mean" else 2.0
+        self.scale = 2.0 / x0.size if self.reduction == "mean" else 2.0  # c
         gx0 = x0 - x1
-        gx0 *= gy * x0.dtype.type(scale)  # gy: a 0-d array of the loss's dtype
+        gx0 *= gy * x0.dtype.type(self.scale)  # gy: a 0-d array of the loss's dtype
         return (gx0, -gx0) if self.needs_gx1 else gx0
 
     def backward(self, ggx0, ggx1=None):
         # differentiate gx0 = c gy (x0 - x1) and gx1 = -gx0 again (double backprop)
         x0, x1, gy = self.inputs
-        scale = 2.0 / x0.size if self.reduction == "mean" else 2.0
         gg = ggx0 if ggx1 is None else -ggx1 if ggx0 is None else ggx0 - ggx1
-        g_x0 = gg * gy * scale
-        g_gy = (gg * (x0 - x1)).sum() * scale
+        g_x0 = gg * gy * self.scale
+        g_gy = (gg * (x0 - x1)).sum() * self.scale
         return g_x0, -g_x0, g_gy
 
 
