@@ -304,7 +304,7 @@ def _as_variables(inputs):
             continue
         if isinstance(x, (int, float)):
             x = _number_as_array(x, inputs)
-        result.append(Variable(x, None, False))
+        result.append(Variable(x, requires_grad=False))
     return result
 
 
