@@ -390,6 +390,24 @@ def test_max_pool2d_ties_send_the_gradient_to_the_first_maximum(device):
     np.testing.assert_array_equal(host(xv.grad.data)[0, 0], expected)
 
 
+@pytest.mark.parametrize("kernel, stride, padding", [(3, 1, 1), (3, 2, 1), (2, 2, 0), (2, 1, 0)])
+def test_max_pool2d_gradient_with_many_ties_matches_first_argmax_loop(kernel, stride, padding, device):
+    # values in {0, 1, 2}: most windows hold several maxima; overlapping windows share them
+    x = np.random.default_rng(kernel + stride).integers(0, 3, (2, 3, 7, 6)).astype(np.float64)
+    xv = Variable(on(device, x))
+    y = F.max_pool2d(xv, kernel, stride, padding)
+    gy = np.random.default_rng(9).standard_normal(y.shape)
+    (y * Variable(on(device, gy))).sum().backward()
+    x_pad = pad_hw(x, (padding, padding), -np.inf)
+    expected = np.zeros_like(x_pad)
+    for n, c, h, w in np.ndindex(*y.shape):
+        window = x_pad[n, c, h * stride:h * stride + kernel, w * stride:w * stride + kernel]
+        i, j = np.unravel_index(np.argmax(window), window.shape)  # np.argmax: the first maximum
+        expected[n, c, h * stride + i, w * stride + j] += gy[n, c, h, w]
+    np.testing.assert_allclose(host(xv.grad.data), expected[:, :, padding:padding + 7, padding:padding + 6],
+                               rtol=1e-12, atol=1e-12)
+
+
 @pytest.mark.parametrize("op", [F.max_pool2d, F.avg_pool2d])
 def test_pooling_on_strict_device_matches_cpu(op):
     x = distinct(np.random.default_rng(6), (2, 3, 7, 6))

@@ -431,46 +431,55 @@ class MaxPool2d(_Pool2d):
         _check_images("max_pool2d", x)
         patches = _unfold(x, self.kernel_size, self.stride, self.padding, fill=-self.xp.inf)
         patches = patches.reshape(-1, *patches.shape[2:])  # (KH*KW, N, C, OH, OW)
-        self.argmax = patches.argmax(axis=0)
-        return self.xp.take_along_axis(patches, self.argmax[None], axis=0)[0]
+        y = patches.max(axis=0)
+        self.chosen = _first_maximum(patches, y)
+        return y
 
     def backward(self, gy):
-        return MaxPool2dGrad(self.argmax, self.kernel_size, self.stride, self.padding, self.x_size)(gy)
+        return MaxPool2dGrad(self.chosen, self.kernel_size, self.stride, self.padding, self.x_size)(gy)
+
+
+def _first_maximum(patches, y):
+    """One-hot mask (KH*KW, N, C, OH, OW) of the first window offset k with patches[k] == y:
+    with ties (a window of zeros after a ReLU), the gradient goes to one element, as in PyTorch."""
+    chosen = patches == y[None]           # every maximum of its window
+    seen = chosen[0].copy()               # some earlier offset was a maximum
+    for k in range(1, len(chosen)):
+        chosen[k] &= ~seen
+        seen |= chosen[k]
+    return chosen
 
 
 class MaxPool2dGrad(_Pool2d):
-    """Scatter gy (N, C, OH, OW) to the argmax of each window -> gx (N, C, H, W)."""
+    """Scatter gy (N, C, OH, OW) to the chosen maximum of each window -> gx (N, C, H, W)."""
 
-    def __init__(self, argmax, *geometry):
+    def __init__(self, chosen, *geometry):
         super().__init__(*geometry)
-        self.argmax = argmax
+        self.chosen = chosen  # the one-hot mask of MaxPool2d
 
     def forward(self, gy):
-        xp = self.xp
-        window_size = self.kernel_size[0] * self.kernel_size[1]
-        offsets = xp.arange(window_size).reshape(-1, 1, 1, 1, 1)
-        patches = xp.where(self.argmax[None] == offsets, gy[None], gy.dtype.type(0))
+        patches = self.chosen * gy[None]  # gy at the chosen offset, 0 at the others
         return _fold(patches.reshape(*self.kernel_size, *gy.shape), self.x_size, self.stride, self.padding)
 
     def backward(self, ggx):
-        return MaxPool2dSelect(self.argmax, self.kernel_size, self.stride, self.padding, self.x_size)(ggx)
+        return MaxPool2dSelect(self.chosen, self.kernel_size, self.stride, self.padding, self.x_size)(ggx)
 
 
 class MaxPool2dSelect(_Pool2d):
     """Pick from every window of a (N, C, H, W) the element max pooling chose
     (the adjoint of MaxPool2dGrad, used for double backprop)."""
 
-    def __init__(self, argmax, *geometry):
+    def __init__(self, chosen, *geometry):
         super().__init__(*geometry)
-        self.argmax = argmax
+        self.chosen = chosen
 
     def forward(self, a):
         patches = _unfold(a, self.kernel_size, self.stride, self.padding)
         patches = patches.reshape(-1, *patches.shape[2:])
-        return self.xp.take_along_axis(patches, self.argmax[None], axis=0)[0]
+        return (patches * self.chosen).sum(axis=0)
 
     def backward(self, gy):
-        return MaxPool2dGrad(self.argmax, self.kernel_size, self.stride, self.padding, self.x_size)(gy)
+        return MaxPool2dGrad(self.chosen, self.kernel_size, self.stride, self.padding, self.x_size)(gy)
 
 
 class AvgPool2d(_Pool2d):
@@ -535,12 +544,8 @@ class Resize2d(Function):
         self.matrix_h, self.matrix_w = matrix_h, matrix_w
 
     def forward(self, x):
-        N, C, H, W = x.shape
-        OH, OW = self.matrix_h.shape[0], self.matrix_w.shape[0]
-        rows_resized = x.reshape(N * C * H, W) @ self.matrix_w.T              # (N*C*H, OW)
-        columns_first = rows_resized.reshape(N * C, H, OW).transpose(1, 0, 2)  # (H, N*C, OW)
-        y = self.matrix_h @ columns_first.reshape(H, N * C * OW)               # (OH, N*C*OW)
-        return y.reshape(OH, N, C, OW).transpose(1, 2, 0, 3).copy()
+        rows_resized = x @ self.matrix_w.T   # (N, C, H, OW): every row of every image at once
+        return self.matrix_h @ rows_resized  # (N, C, OH, OW): A_h times each (H, OW) image
 
     def backward(self, gy):
         return Resize2d(self.matrix_h.T, self.matrix_w.T)(gy)
