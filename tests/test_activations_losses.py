@@ -185,6 +185,18 @@ def test_float32_is_kept_and_leaky_relu_slope(device):
     np.testing.assert_allclose(host(F.leaky_relu(x).data), [[-0.02, 3.0]], rtol=1e-6)
 
 
+@pytest.mark.parametrize("slope", [0.0, 0.2, 1.0, 3.0, -0.5])
+def test_leaky_relu_any_slope_values_and_gradients(slope, device):
+    x0 = np.array([[-2.0, -0.5, 0.0, 0.5, 3.0]])
+    x = Variable(on(device, x0))
+    y = F.leaky_relu(x, negative_slope=slope)
+    y.sum().backward()
+    np.testing.assert_allclose(host(y.data), np.where(x0 > 0, x0, slope * x0), rtol=1e-15)
+    np.testing.assert_allclose(host(x.grad.data), np.where(x0 > 0, 1.0, slope), rtol=1e-15)
+    x1 = np.random.default_rng(3).standard_normal((3, 4))          # no zeros: the kink has no derivative
+    assert gradient_check(lambda v: (F.leaky_relu(v, slope) ** 2).sum(), x1) < 1e-6
+
+
 def test_activations_match_torch():
     torch = pytest.importorskip("torch")
     rng = np.random.default_rng(2)

@@ -60,12 +60,16 @@ class LeakyReLU(Function):
         self.negative_slope = negative_slope
 
     def forward(self, x):
-        return self.xp.where(x > 0, x, x * x.dtype.type(self.negative_slope))
+        # y = max(x, slope x) for slope <= 1 (min for slope > 1): two fast passes, where xp.where is slow
+        larger_or_smaller = self.xp.maximum if self.negative_slope <= 1 else self.xp.minimum
+        return larger_or_smaller(x, x * x.dtype.type(self.negative_slope))
 
     def backward(self, gy):
         x, = self.inputs
         one, slope = gy.dtype.type(1), gy.dtype.type(self.negative_slope)
-        return gy * self.xp.where(x.data > 0, one, slope)  # slope 1 or negative_slope
+        local_slope = (x.data > 0) * (one - slope)  # 1 - slope where x > 0, 0 elsewhere
+        local_slope += slope                        # 1 where x > 0, negative_slope elsewhere
+        return gy * local_slope
 
 
 class Softplus(Function):
