@@ -15,7 +15,7 @@ one small filter everywhere. What it cannot, still: a likelihood, or a guarantee
 oscillation and mode collapse; compare the curves and the class histogram with B.1's, and
 the Frechet distance (same classifier, same number of images) with B.1 and with step 9.
 
-    python steps/step12_appendix_gan/2_dcgan.py       # 15 epochs: 8 minutes on 2 busy cores (measured)
+    python steps/step12_appendix_gan/2_dcgan.py       # 15 epochs: 4 minutes on 2 idle cores, 8 on busy ones
 """
 # needs: mnist
 
