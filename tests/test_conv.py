@@ -130,6 +130,17 @@ def run(f, arrays, device="cpu", output_grad_seed=0):
     return host(y.data), [host(v.grad.data) for v in variables], gy
 
 
+def assert_strict_device_matches_cpu(f, arrays, output_grad_seed=0):
+    """f's output and input gradients on the strict test device equal those on the CPU
+    (run() with the same output gradient on both); returns the CPU output."""
+    y_cpu, grads_cpu, _ = run(f, arrays, "cpu", output_grad_seed)
+    y_dev, grads_dev, _ = run(f, arrays, "strict", output_grad_seed)
+    np.testing.assert_allclose(y_dev, y_cpu, rtol=1e-12, atol=1e-12)
+    for g_dev, g_cpu in zip(grads_dev, grads_cpu):
+        np.testing.assert_allclose(g_dev, g_cpu, rtol=1e-12, atol=1e-12)
+    return y_cpu
+
+
 # =============================================================================
 # conv2d
 # =============================================================================
@@ -161,11 +172,7 @@ def test_conv2d_on_strict_device_matches_cpu(case, seed):
     rng = np.random.default_rng(seed)
     arrays = [rng.standard_normal(x_shape), rng.standard_normal(w_shape), rng.standard_normal(w_shape[0])]
     f = lambda x, w, b: F.conv2d(x, w, b, stride, padding)  # noqa: E731
-    y_cpu, grads_cpu, _ = run(f, arrays, "cpu", seed)
-    y_dev, grads_dev, _ = run(f, arrays, "strict", seed)
-    np.testing.assert_allclose(y_dev, y_cpu, rtol=1e-12, atol=1e-12)
-    for g_dev, g_cpu in zip(grads_dev, grads_cpu):
-        np.testing.assert_allclose(g_dev, g_cpu, rtol=1e-12, atol=1e-12)
+    assert_strict_device_matches_cpu(f, arrays, seed)
 
 
 @pytest.mark.parametrize("whole_rows", [True, False])
@@ -188,11 +195,7 @@ def check_stride1_conv2d(case, seed):
     gy = rng.standard_normal(y.shape)
     gradient_check(lambda x, w, b: (F.conv2d(x, w, b, 1, padding) * Variable(gy)).sum(), x, w, b)
     f = lambda x, w, b: F.conv2d(x, w, b, 1, padding)  # noqa: E731
-    y_cpu, grads_cpu, _ = run(f, [x, w, b], "cpu", seed)
-    y_dev, grads_dev, _ = run(f, [x, w, b], "strict", seed)
-    np.testing.assert_allclose(y_dev, y_cpu, rtol=1e-12, atol=1e-12)
-    for g_dev, g_cpu in zip(grads_dev, grads_cpu):
-        np.testing.assert_allclose(g_dev, g_cpu, rtol=1e-12, atol=1e-12)
+    assert_strict_device_matches_cpu(f, [x, w, b], seed)
 
 
 @pytest.mark.parametrize("chunk_elements", [1, 50])
@@ -281,12 +284,7 @@ def test_conv_transpose2d_on_strict_device_matches_cpu():
     rng = np.random.default_rng(2)
     arrays = [rng.standard_normal((2, 3, 4, 3)), rng.standard_normal((3, 2, 3, 3)), rng.standard_normal(2)]
     f = lambda x, w, b: F.conv_transpose2d(x, w, b, stride=2, padding=1, output_padding=1)  # noqa: E731
-    y_cpu, grads_cpu, _ = run(f, arrays, "cpu")
-    y_dev, grads_dev, _ = run(f, arrays, "strict")
-    assert y_cpu.shape == (2, 2, 8, 6)
-    np.testing.assert_allclose(y_dev, y_cpu, rtol=1e-12, atol=1e-12)
-    for g_dev, g_cpu in zip(grads_dev, grads_cpu):
-        np.testing.assert_allclose(g_dev, g_cpu, rtol=1e-12, atol=1e-12)
+    assert assert_strict_device_matches_cpu(f, arrays).shape == (2, 2, 8, 6)
 
 
 @settings(max_examples=10, deadline=None)
@@ -412,11 +410,7 @@ def test_max_pool2d_gradient_with_many_ties_matches_first_argmax_loop(kernel, st
 def test_pooling_on_strict_device_matches_cpu(op):
     x = distinct(np.random.default_rng(6), (2, 3, 7, 6))
     f = lambda x: op(x, 3, 2, 1)  # noqa: E731
-    y_cpu, (g_cpu,), _ = run(f, [x], "cpu")
-    y_dev, (g_dev,), _ = run(f, [x], "strict")
-    assert y_cpu.shape == (2, 3, 4, 3)
-    np.testing.assert_allclose(y_dev, y_cpu, rtol=1e-12, atol=1e-12)
-    np.testing.assert_allclose(g_dev, g_cpu, rtol=1e-12, atol=1e-12)
+    assert assert_strict_device_matches_cpu(f, [x]).shape == (2, 3, 4, 3)
 
 
 def test_pooling_keeps_float32(device):
@@ -458,10 +452,7 @@ def test_upsample_values_and_gradients(shape, scale, mode, seed):
 @pytest.mark.parametrize("mode", ["nearest", "bilinear"])
 def test_upsample_on_strict_device_matches_cpu(mode):
     x = np.random.default_rng(7).standard_normal((2, 3, 3, 5))
-    y_cpu, (g_cpu,), _ = run(lambda x: F.upsample(x, 2, mode), [x], "cpu")
-    y_dev, (g_dev,), _ = run(lambda x: F.upsample(x, 2, mode), [x], "strict")
-    np.testing.assert_allclose(y_dev, y_cpu, rtol=1e-12, atol=1e-12)
-    np.testing.assert_allclose(g_dev, g_cpu, rtol=1e-12, atol=1e-12)
+    assert_strict_device_matches_cpu(lambda x: F.upsample(x, 2, mode), [x])
 
 
 def test_upsample_keeps_float32(device):
