@@ -351,6 +351,25 @@ def test_mean_squared_error_gradient_and_sum(device):
         gradient_check(lambda x, y: F.mean_squared_error(x, y, reduction=reduction), on(device, a), on(device, b))
 
 
+def test_mean_squared_error_with_a_constant_target_in_either_slot(device):
+    # a plain array is a constant: the fused gradient then computes only the
+    # other slot's gradient (each slot has its own branch)
+    rng = np.random.default_rng(6)
+    a, target = rng.standard_normal((3, 4)), rng.standard_normal((3, 4))
+    for reduction, n in [("mean", a.size), ("sum", 1)]:
+        for target_first in (False, True):
+            def loss(x):
+                pair = (on(device, target), x) if target_first else (x, on(device, target))
+                return F.mean_squared_error(*pair, reduction=reduction)
+            x = Variable(on(device, a))
+            loss(x).backward()
+            np.testing.assert_allclose(host(x.grad.data), 2 * (a - target) / n, rtol=1e-12)
+            gradient_check(loss, on(device, a))
+    targets = rng.standard_normal((2, 3))
+    check_double_backprop(lambda x: F.mean_squared_error(targets, F.tanh(x)), rng.standard_normal((2, 3)))
+    check_double_backprop(lambda x: F.mean_squared_error(x * x, targets, reduction="sum"), rng.standard_normal((2, 3)))
+
+
 def test_losses_match_torch():
     torch = pytest.importorskip("torch")
     tf = torch.nn.functional

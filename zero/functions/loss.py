@@ -37,30 +37,44 @@ class MeanSquaredError(Function):
 
     def backward(self, gy):
         x0, x1 = self.inputs
-        return MeanSquaredErrorGrad(self.reduction, x1.requires_grad)(x0, x1, gy)
+        needs = (x0.requires_grad, x1.requires_grad)
+        grads = MeanSquaredErrorGrad(self.reduction, needs)(x0, x1, gy)
+        if needs == (True, True):
+            return grads
+        return (grads, None) if needs[0] else (None, grads)
 
 
 class MeanSquaredErrorGrad(Function):
     """The backward of mean_squared_error as one op (the hot path of the
     book's regression and diffusion losses):
 
-        gx0 = gy 2 (x0 - x1) / n   (n = element count for 'mean', 1 for 'sum'),  gx1 = -gx0
+        gx0 = c gy (x0 - x1),  gx1 = -gx0   (c = 2/n, n = element count, for 'mean'; 2 for 'sum')
 
-    Without gx1 when x1 needs no gradient (a target: it would be thrown away)."""
+    needs: which of (x0, x1) need a gradient. Only those are computed and
+    returned, in that order: a target needs none (it would be thrown away)."""
 
-    def __init__(self, reduction, needs_gx1):
+    def __init__(self, reduction, needs):
         self.reduction = reduction
-        self.needs_gx1 = needs_gx1
+        self.needs = needs
 
     def forward(self, x0, x1, gy):
         self.scale = 2.0 / x0.size if self.reduction == "mean" else 2.0  # c
+        c_gy = gy * x0.dtype.type(self.scale)  # gy: a 0-d array of the loss's dtype
+        needs_gx0, needs_gx1 = self.needs
+        if not needs_gx0:
+            gx1 = x1 - x0
+            gx1 *= c_gy
+            return gx1
         gx0 = x0 - x1
-        gx0 *= gy * x0.dtype.type(self.scale)  # gy: a 0-d array of the loss's dtype
-        return (gx0, -gx0) if self.needs_gx1 else gx0
+        gx0 *= c_gy
+        return (gx0, -gx0) if needs_gx1 else gx0
 
-    def backward(self, ggx0, ggx1=None):
+    def backward(self, *ggs):
         # differentiate gx0 = c gy (x0 - x1) and gx1 = -gx0 again (double backprop)
         x0, x1, gy = self.inputs
+        needs_gx0, needs_gx1 = self.needs
+        ggx0 = ggs[0] if needs_gx0 else None
+        ggx1 = ggs[-1] if needs_gx1 else None
         gg = ggx0 if ggx1 is None else -ggx1 if ggx0 is None else ggx0 - ggx1
         g_x0 = gg * gy * self.scale
         g_gy = (gg * (x0 - x1)).sum() * self.scale
