@@ -166,8 +166,9 @@ class Variable:
             if self.data.dtype.kind not in "fc":
                 raise TypeError(f"backward needs floating-point data, but {self._label()} "
                                 f"has dtype {self.data.dtype}")
-            xp = get_array_module(self.data)
-            self.grad = Variable(xp.ones_like(self.data))
+            seed = get_array_module(self.data).empty_like(self.data)
+            seed.fill(1)  # dy/dy = 1 (ones_like, without its slow path for tiny arrays)
+            self.grad = Variable(seed)
         if self.creator is None:
             return
 
@@ -241,8 +242,7 @@ class Function:
         xs = []
         for x in inputs:
             if not isinstance(x, Variable):  # arrays and numbers become constants
-                inputs = _as_variables(inputs)
-                xs = [x.data for x in inputs]
+                inputs, xs = _as_variables(inputs)
                 break
             xs.append(x.data)
         x0 = xs[0]
@@ -257,17 +257,19 @@ class Function:
         except (ValueError, TypeError, IndexError) as error:
             raise _op_error(self, error, xs) from error
 
-        # NumPy scalars (results of full reductions) become 0-d arrays
-        if type(ys) is tuple:
-            outputs = tuple(Variable(y if type(y) is np.ndarray else xp.asarray(y)) for y in ys)
-        else:
-            outputs = (Variable(ys if type(ys) is np.ndarray else xp.asarray(ys)),)
         generation = -1  # stays -1 unless some input needs a gradient
         if Config.enable_backprop:
             for x in inputs:
                 if x.requires_grad and x.generation > generation:
                     generation = x.generation
-        if generation >= 0:
+        requires_grad = generation >= 0
+        # NumPy scalars (results of full reductions) become 0-d arrays
+        if type(ys) is tuple:
+            outputs = tuple(Variable(y if type(y) is np.ndarray else xp.asarray(y), None, requires_grad)
+                            for y in ys)
+        else:
+            outputs = (Variable(ys if type(ys) is np.ndarray else xp.asarray(ys), None, requires_grad),)
+        if requires_grad:
             # link the graph: outputs point at this function, it points at its
             # inputs, and (weakly) back at its outputs
             self.generation = generation
@@ -277,9 +279,6 @@ class Function:
                 output.creator = self
                 output.generation = generation + 1
                 self.outputs.append(weakref.ref(output))
-        else:
-            for output in outputs:
-                output.requires_grad = False
         return outputs[0] if len(outputs) == 1 else outputs
 
     def forward(self, *xs):
@@ -294,18 +293,18 @@ class Function:
 
 
 def _as_variables(inputs):
-    """Variables for the inputs; arrays and numbers become constants. Python
-    numbers take the dtype and device of the first array input, so
-    2.0 * float32 stays float32."""
-    result = []
+    """Variables for the inputs, and their arrays; arrays and numbers become
+    constants. Python numbers take the dtype and device of the first array
+    input, so 2.0 * float32 stays float32."""
+    variables, arrays = [], []
     for x in inputs:
-        if isinstance(x, Variable):
-            result.append(x)
-            continue
-        if isinstance(x, (int, float)):
-            x = _number_as_array(x, inputs)
-        result.append(Variable(x, requires_grad=False))
-    return result
+        if not isinstance(x, Variable):
+            if isinstance(x, (int, float)):
+                x = _number_as_array(x, inputs)
+            x = Variable(x, None, False)
+        variables.append(x)
+        arrays.append(x.data)
+    return variables, arrays
 
 
 def _number_as_array(number, inputs):
