@@ -26,7 +26,7 @@ def init_params(seed=0):
             (0.01 * rng.standard_normal((10, 1))).astype(np.float32), np.zeros(1, np.float32)]
 
 
-CHUNKS = 5  # the iterations run in chunks, alternating frameworks; best chunk counts
+CHUNKS = 25  # the iterations run in short chunks, alternating frameworks; best chunk counts
 
 
 def zero_trainer():
