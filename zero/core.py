@@ -265,8 +265,10 @@ class Function:
         requires_grad = generation >= 0
         # NumPy scalars (results of full reductions) become 0-d arrays
         if type(ys) is tuple:
-            outputs = tuple(Variable(y if type(y) is np.ndarray else xp.asarray(y), None, requires_grad)
-                            for y in ys)
+            outputs = []
+            for y in ys:
+                outputs.append(Variable(y if type(y) is np.ndarray else xp.asarray(y), None, requires_grad))
+            outputs = tuple(outputs)
         else:
             outputs = (Variable(ys if type(ys) is np.ndarray else xp.asarray(ys), None, requires_grad),)
         if requires_grad:

@@ -31,8 +31,8 @@ class MeanSquaredError(Function):
 
     def forward(self, x0, x1):
         _check_same_shape(x0, x1)
-        diff = (x0 - x1).ravel()
-        y = self.xp.dot(diff, diff)  # sum of squares
+        diff = x0 - x1
+        y = self.xp.vdot(diff, diff)  # sum of squares (vdot flattens)
         return y / diff.size if self.reduction == "mean" else y
 
     def backward(self, gy):
