@@ -221,6 +221,18 @@ def test_linear_gradients(batch, n_in, n_out, lead, seed):
     check_everywhere(lambda x, W: F.linear(x, W), x, W)
 
 
+def test_linear_on_a_single_vector_and_on_four_axes():
+    # 2-D inputs take one product (dot); others are flattened to rows and back
+    rng = np.random.default_rng(1)
+    W, b = normal(rng, (3, 2)), normal(rng, (2,))
+    for x_shape in [(3,), (2, 2, 4, 3)]:
+        x = normal(rng, x_shape)
+        y = F.linear(Variable(x), Variable(W), Variable(b))
+        assert y.shape == x_shape[:-1] + (2,)
+        np.testing.assert_allclose(y.data, x @ W + b)
+        check_everywhere(lambda x, W, b: F.linear(x, W, b), x, W, b)
+
+
 def test_linear_on_a_data_array_still_gives_the_weight_gradient():
     rng = np.random.default_rng(0)
     data, W = normal(rng, (4, 3)), Variable(normal(rng, (3, 2)))
