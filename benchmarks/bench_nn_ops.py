@@ -3,7 +3,9 @@
 - batch_norm in training mode at U-Net sizes (batch 128, 28x28 maps, 64 and 256 channels);
 - relu and silu on a (128, 64, 28, 28) feature map;
 - softmax_cross_entropy on (128, 10) logits (MNIST classifier);
-- binary_cross_entropy_with_logits on (32, 784) (VAE decoder output, batch 32).
+- binary_cross_entropy_with_logits on (32, 784) (VAE decoder output, batch 32);
+- linear on an input with two leading axes, (4, 32, 784) -> 200: guards the path that
+  must not go through NumPy's dot (which reaches BLAS with 2-D operands only).
 
 Each row is the best of REPEATS runs of one forward + backward in float32.
 Target: zero/PyTorch <= 3 everywhere. The large ops are memory-bound: NumPy
@@ -102,6 +104,24 @@ def _cases(torch):
             x.grad = None
             torch.nn.functional.binary_cross_entropy_with_logits(x, t, reduction="sum").backward()
     cases.append(("bce_with_logits fwd+bwd (32, 784)", None, zero_bce, torch_bce))
+
+    x = rng.standard_normal((4, 32, 784), dtype=np.float32)
+    W = (0.03 * rng.standard_normal((784, 200))).astype(np.float32)
+    gy = rng.standard_normal((4, 32, 200), dtype=np.float32)
+
+    def zero_linear(x=Variable(x), W=Parameter(W), b=Parameter(np.zeros(200, np.float32)), gy=gy):
+        x.cleargrad(), W.cleargrad(), b.cleargrad()
+        y = F.linear(x, W, b)
+        y.grad = Variable(gy)
+        y.backward()
+
+    torch_linear = None
+    if torch is not None:
+        def torch_linear(x=torch.tensor(x, requires_grad=True), W=torch.tensor(W.T.copy(), requires_grad=True),
+                         b=torch.zeros(200, requires_grad=True), gy=torch.from_numpy(gy)):
+            x.grad = W.grad = b.grad = None
+            torch.nn.functional.linear(x, W, b).backward(gy)
+    cases.append(("linear fwd+bwd (4, 32, 784) -> 200", None, zero_linear, torch_linear))
     return cases
 
 
