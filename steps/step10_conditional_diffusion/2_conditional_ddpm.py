@@ -30,7 +30,7 @@ weights one noisy step away from a good fit. Measured on 480 guided samples (gam
 sampling runs), the same budget classified 90.4% as asked with the decay and 87.9% with the book's
 constant lr: a small gain, of the size of the noise between two draws of 200 samples. Expect about
 90%: our runs of this default scored 88-92% on 200-300 samples of step 10.3, and the 80 samples this
-script draws vary more (82-88%).
+script draws vary more (81-88%).
 
     python steps/step10_conditional_diffusion/2_conditional_ddpm.py                  # CPU default
     python steps/step10_conditional_diffusion/2_conditional_ddpm.py --config book --device cuda
