@@ -422,6 +422,19 @@ class _Pool2d(Function):
         self.kernel_size, self.stride, self.padding = kernel_size, stride, padding
         self.x_size = x_size  # (H, W) of the pooled input
 
+    @property
+    def geometry(self):
+        """The constructor's arguments: what the gradient ops are built with."""
+        return self.kernel_size, self.stride, self.padding, self.x_size
+
+
+class _MaxPoolMask(_Pool2d):
+    """Geometry plus the one-hot mask of the maxima MaxPool2d chose (its gradient ops)."""
+
+    def __init__(self, chosen, *geometry):
+        super().__init__(*geometry)
+        self.chosen = chosen
+
 
 class MaxPool2d(_Pool2d):
     """y[n, c, h, w] = max over the window at (s*h, s*w) of x padded with -inf.
@@ -436,7 +449,7 @@ class MaxPool2d(_Pool2d):
         return y
 
     def backward(self, gy):
-        return MaxPool2dGrad(self.chosen, self.kernel_size, self.stride, self.padding, self.x_size)(gy)
+        return MaxPool2dGrad(self.chosen, *self.geometry)(gy)
 
 
 def _first_maximum(patches, y):
@@ -451,28 +464,20 @@ def _first_maximum(patches, y):
     return chosen
 
 
-class MaxPool2dGrad(_Pool2d):
+class MaxPool2dGrad(_MaxPoolMask):
     """Scatter gy (N, C, OH, OW) to the chosen maximum of each window -> gx (N, C, H, W)."""
-
-    def __init__(self, chosen, *geometry):
-        super().__init__(*geometry)
-        self.chosen = chosen  # the one-hot mask of MaxPool2d
 
     def forward(self, gy):
         patches = self.chosen * gy[None]  # gy at the chosen offset, 0 at the others
         return _fold(patches.reshape(*self.kernel_size, *gy.shape), self.x_size, self.stride, self.padding)
 
     def backward(self, ggx):
-        return MaxPool2dSelect(self.chosen, self.kernel_size, self.stride, self.padding, self.x_size)(ggx)
+        return MaxPool2dSelect(self.chosen, *self.geometry)(ggx)
 
 
-class MaxPool2dSelect(_Pool2d):
+class MaxPool2dSelect(_MaxPoolMask):
     """Pick from every window of a (N, C, H, W) the element max pooling chose
     (the adjoint of MaxPool2dGrad, used for double backprop)."""
-
-    def __init__(self, chosen, *geometry):
-        super().__init__(*geometry)
-        self.chosen = chosen
 
     def forward(self, a):
         patches = _unfold(a, self.kernel_size, self.stride, self.padding)
@@ -480,7 +485,7 @@ class MaxPool2dSelect(_Pool2d):
         return (patches * self.chosen).sum(axis=0)
 
     def backward(self, gy):
-        return MaxPool2dGrad(self.chosen, self.kernel_size, self.stride, self.padding, self.x_size)(gy)
+        return MaxPool2dGrad(self.chosen, *self.geometry)(gy)
 
 
 class AvgPool2d(_Pool2d):
@@ -493,7 +498,7 @@ class AvgPool2d(_Pool2d):
         return patches.sum(axis=(0, 1)) / (self.kernel_size[0] * self.kernel_size[1])
 
     def backward(self, gy):
-        return AvgPool2dGrad(self.kernel_size, self.stride, self.padding, self.x_size)(gy)
+        return AvgPool2dGrad(*self.geometry)(gy)
 
 
 class AvgPool2dGrad(_Pool2d):
@@ -505,7 +510,7 @@ class AvgPool2dGrad(_Pool2d):
         return _fold(patches, self.x_size, self.stride, self.padding)
 
     def backward(self, ggx):
-        return AvgPool2d(self.kernel_size, self.stride, self.padding, self.x_size)(ggx)
+        return AvgPool2d(*self.geometry)(ggx)
 
 
 def _pool_geometry(op, x, kernel_size, stride, padding):
