@@ -166,9 +166,8 @@ class Variable:
             if self.data.dtype.kind not in "fc":
                 raise TypeError(f"backward needs floating-point data, but {self._label()} "
                                 f"has dtype {self.data.dtype}")
-            seed = get_array_module(self.data).empty_like(self.data)
-            seed.fill(1)  # dy/dy = 1 (ones_like, without its slow path for tiny arrays)
-            self.grad = Variable(seed)
+            xp = get_array_module(self.data)
+            self.grad = Variable(backend.ones(xp, self.data.shape, self.data.dtype))  # dy/dy = 1
         if self.creator is None:
             return
 
