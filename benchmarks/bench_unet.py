@@ -75,8 +75,9 @@ def _torch_worker(channels, batch_size, task, repeats):
         def __init__(self, c_in, c_out):
             super().__init__()
             self.c_in = c_in
-            self.convs = nn.Sequential(nn.Conv2d(c_in, c_out, 3, padding=1), nn.BatchNorm2d(c_out), nn.ReLU(),
-                                       nn.Conv2d(c_out, c_out, 3, padding=1), nn.BatchNorm2d(c_out), nn.ReLU())
+            self.convs = nn.Sequential(nn.Conv2d(c_in, c_out, 3, padding=1, bias=False), nn.BatchNorm2d(c_out),
+                                       nn.ReLU(), nn.Conv2d(c_out, c_out, 3, padding=1, bias=False),
+                                       nn.BatchNorm2d(c_out), nn.ReLU())
             self.mlp = nn.Sequential(nn.Linear(TIME_EMBED_DIM, c_in), nn.ReLU(), nn.Linear(c_in, c_in))
 
         def forward(self, x, v):

@@ -24,13 +24,15 @@ def test_sinusoidal_encoding_values():
 def test_output_shape_and_every_parameter_gets_a_gradient(device, num_classes):
     np.random.seed(0)
     model = UNet(channels=(4, 8, 16), time_embed_dim=8, num_classes=num_classes).to(device)
-    x = on(device, np.random.standard_normal((3, 1, 28, 28)).astype(np.float32))
-    t = on(device, np.array([1, 500, 1000]))
-    labels = None if num_classes is None else on(device, np.array([3, 10, 7]))
+    x = on(device, np.random.standard_normal((8, 1, 28, 28)).astype(np.float32))
+    # t spread over 1..T: down1's time MLP has a single hidden ReLU unit (in_channels = 1),
+    # which is off for some t; with a handful of t it could be off for all of them
+    t = on(device, np.linspace(1, 1000, 8).astype(np.int64))
+    labels = None if num_classes is None else on(device, np.array([3, 10, 7, 0, 1, 2, 10, 9]))
     y = model(x, t, labels)
-    assert y.shape == (3, 1, 28, 28) and y.dtype == np.float32
+    assert y.shape == (8, 1, 28, 28) and y.dtype == np.float32
     assert y.device == device
-    loss = F.mean_squared_error(y, on(device, np.zeros((3, 1, 28, 28), np.float32)))
+    loss = F.mean_squared_error(y, on(device, np.zeros((8, 1, 28, 28), np.float32)))
     loss.backward()
     names = [name for name, _ in model.named_params()]
     assert any(name.startswith("up1.") for name in names) and any(name.startswith("bottleneck.") for name in names)
@@ -77,7 +79,7 @@ def test_matches_pytorch_with_copied_weights():
         v = TF.linear(TF.relu(TF.linear(v, p("time1.W").T, p("time1.b"))), p("time2.W").T, p("time2.b"))
         h = h + v[:, :, None, None]
         for i in (1, 2):
-            h = TF.conv2d(h, p(f"conv{i}.W"), p(f"conv{i}.b"), padding=1)
+            h = TF.conv2d(h, p(f"conv{i}.W"), None, padding=1)
             h = TF.relu(TF.batch_norm(h, None, None, p(f"norm{i}.gamma"), p(f"norm{i}.beta"), training=True))
         return h
 
@@ -92,3 +94,13 @@ def test_matches_pytorch_with_copied_weights():
     expected.sum().backward()
     for name, param in model.named_params():
         assert np.allclose(param.grad.data, params[name].grad.numpy(), atol=1e-3, rtol=1e-3), name
+
+
+def test_batch_norm_cancels_a_bias_before_it():
+    """Why ConvBlock's convolutions have no bias: in training mode batch norm removes any
+    per-channel constant added to its input, so such a bias could never change the output."""
+    from zero.layers import BatchNorm
+    x = np.random.default_rng(0).standard_normal((8, 3, 5, 5))
+    shift = np.array([0.5, -2.0, 7.0]).reshape(1, 3, 1, 1)
+    norm = BatchNorm(3)
+    assert np.allclose(norm(x).data, norm(x + shift).data, atol=1e-6)

@@ -55,13 +55,17 @@ class ConvBlock(Layer):
     """(conv3x3 - batch norm - ReLU) x 2, after adding the time embedding per channel.
 
     x (N, in_channels, H, W), v (N, time_embed_dim) -> (N, out_channels, H, W).
+    The convolutions have no bias: batch norm subtracts each channel's mean right
+    after them, which removes any constant added per channel (its gradient would
+    be zero), and its beta is the bias of the block. (The book's PyTorch code keeps
+    the default bias=True; the network computes the same functions without it.)
     """
 
     def __init__(self, in_channels, out_channels, time_embed_dim):
         super().__init__()
-        self.conv1 = Conv2d(out_channels, 3, padding=1, in_channels=in_channels)
+        self.conv1 = Conv2d(out_channels, 3, padding=1, in_channels=in_channels, bias=False)
         self.norm1 = BatchNorm(out_channels)
-        self.conv2 = Conv2d(out_channels, 3, padding=1, in_channels=out_channels)
+        self.conv2 = Conv2d(out_channels, 3, padding=1, in_channels=out_channels, bias=False)
         self.norm2 = BatchNorm(out_channels)
         self.time1 = Linear(in_channels, in_size=time_embed_dim)   # the per-block MLP for t
         self.time2 = Linear(in_channels, in_size=in_channels)
