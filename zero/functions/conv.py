@@ -550,11 +550,16 @@ class Resize2d(Function):
         self.matrix_h, self.matrix_w = matrix_h, matrix_w
 
     def forward(self, x):
-        rows_resized = x @ self.matrix_w.T   # (N, C, H, OW): every row of every image at once
+        N, C, H, W = x.shape
+        # all rows of an image in one product, (C*H, W) @ (W, OW): N products instead of the
+        # N*C small ones of a 4-D x @ A_w^T (up to 4x slower); the reshape is a view even when x
+        # is a channel slice (as the gradients that concatenate hands back are)
+        rows_resized = (x.reshape(N, C * H, W) @ self.matrix_w.T).reshape(N, C, H, -1)  # (N, C, H, OW)
         return self.matrix_h @ rows_resized  # (N, C, OH, OW): A_h times each (H, OW) image
 
     def backward(self, gy):
-        return Resize2d(self.matrix_h.T, self.matrix_w.T)(gy)
+        xp = self.xp  # the transposed matrices made contiguous (tiny): faster products
+        return Resize2d(xp.ascontiguousarray(self.matrix_h.T), xp.ascontiguousarray(self.matrix_w.T))(gy)
 
 
 def _interpolation_matrix(in_size, scale_factor, mode, xp, dtype):
