@@ -559,3 +559,32 @@ def test_upsample_matches_torch(mode, scale):
     torch_compare(lambda x: F.upsample(x, scale, mode),
                   lambda x: torch.nn.functional.interpolate(x, scale_factor=scale, mode=mode), [x],
                   rtol=1e-5, atol=1e-5)
+
+
+def test_reused_patch_buffer_never_leaks_into_results():
+    """im2col patches live in one reused buffer per thread (conv_module._patch_buffer): results
+    of earlier calls must stay intact, and threads must not overwrite each other's patches."""
+    import threading
+    rng = np.random.default_rng(0)
+    xs = [rng.standard_normal((4, 3, 9, 9)).astype(np.float32) for _ in range(4)]
+    w = rng.standard_normal((5, 3, 3, 3)).astype(np.float32)
+    expected = [F.conv2d(x, w, padding=1).data.copy() for x in xs]
+    pooled = F.max_pool2d(xs[0], 2).data.copy()
+    first = F.conv2d(xs[0], w, padding=1)
+    F.conv2d(xs[1], w, stride=2)                   # unfolds into the same buffer
+    F.max_pool2d(xs[2], 3)
+    assert np.array_equal(first.data, expected[0])
+    assert np.array_equal(F.max_pool2d(xs[0], 2).data, pooled)
+
+    failures = []
+
+    def worker(index):
+        for _ in range(30):
+            if not np.array_equal(F.conv2d(xs[index], w, padding=1).data, expected[index]):
+                failures.append(index)
+    threads = [threading.Thread(target=worker, args=(i,)) for i in range(4)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert not failures
