@@ -21,8 +21,8 @@ We measure how often samples show the digit they were asked for with the classif
 10.1 (its checkpoint; trained here if missing): the share of guided samples (gamma = 3)
 classified as their label, and the same for each gamma. The CPU default samples with DDIM
 (50 steps, step 9.3) because 1000 DDPM steps per image are slow there; `--sampler ddpm` is the book's.
-Budgets as step 9.2: `--config cpu` (U-Net 32/64/128, 8,000 images, 10 epochs) trained in 788 s
-(13 minutes) on 2 cores in our last run; `--config book` (64/128/256, batch 128, all images, DDPM
+Budgets as step 9.2: `--config cpu` (U-Net 32/64/128, 8,000 images, 10 epochs) trained in 747 s
+(12.5 minutes) on 2 cores in our last run; `--config book` (64/128/256, batch 128, all images, DDPM
 sampling) is for a GPU.
 
 New here: the learning rate decays over the run, lr(s) = lr (1 + cos(pi s / S)) / 2 for step s of S
