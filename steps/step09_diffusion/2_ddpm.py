@@ -22,8 +22,9 @@ with no noise at the last step (t = 1, where sigma_1 = 0 anyway). Pixels are sca
 
 Budgets: `--config cpu` (default) is a smaller U-Net (channels 32/64/128) on 8,000 training images,
 10 epochs: 767 s of training (held-out loss 0.0326) in our last run on an idle 2-core machine, whose
-speed varies by up to 15% (earlier versions took 15-16 minutes); `--config book` is the book's network (64/128/256, batch 128, 10 epochs
-on all training images) for a CUDA GPU (`--device cuda`).
+speed varies by up to 30% within an hour (earlier versions took 15-16 minutes); `--config book` is
+the book's network (64/128/256, batch 128, 10 epochs on all training images) for a CUDA GPU
+(`--device cuda`).
 
     python steps/step09_diffusion/2_ddpm.py                          # CPU default
     python steps/step09_diffusion/2_ddpm.py --config book --device cuda
