@@ -165,6 +165,26 @@ def test_conv2d_gradients_match_numerical(case, seed):
     gradient_check(lambda x, w, b: (F.conv2d(x, w, b, stride, padding) * gy).sum(), x, w, b)
 
 
+@settings(max_examples=20, deadline=None)
+@given(case=conv_cases(), seed=seeds)
+def test_conv2d_on_data_input_gives_the_same_weight_gradient(case, seed):
+    """With x a constant (a batch of data: a network's first layer) backward skips dL/dx and
+    computes dL/dW from the patches of x alone; W's and b's gradients must not change."""
+    x_shape, w_shape, stride, padding = case
+    rng = np.random.default_rng(seed)
+    x, w, b = rng.standard_normal(x_shape), rng.standard_normal(w_shape), rng.standard_normal(w_shape[0])
+    gy = rng.standard_normal(F.conv2d(x, w, b, stride, padding).shape)
+    grads = {}
+    for x_is_data in (True, False):
+        x_in = x if x_is_data else Variable(x)
+        weight, bias = Variable(w), Variable(b)
+        (F.conv2d(x_in, weight, bias, stride, padding) * Variable(gy)).sum().backward()
+        grads[x_is_data] = (weight.grad.data, bias.grad.data)
+        assert x_is_data or x_in.grad is not None
+    for data_grad, variable_grad in zip(grads[True], grads[False]):
+        np.testing.assert_allclose(data_grad, variable_grad, rtol=1e-10, atol=1e-10)
+
+
 @settings(max_examples=8, deadline=None)
 @given(case=conv_cases(), seed=seeds)
 def test_conv2d_on_strict_device_matches_cpu(case, seed):

@@ -299,7 +299,10 @@ class Conv2d(Function):
 
     def backward(self, gy):
         x, weight = self.inputs[:2]
-        gx, gw = Conv2dGrad(self.stride, self.padding)(x, weight, gy)
+        if x.requires_grad:
+            gx, gw = Conv2dGrad(self.stride, self.padding)(x, weight, gy)
+        else:  # x is data (a network's first layer): its gradient would be thrown away
+            gx, gw = None, conv2d_grad_weight(x, gy, weight.shape[2:], self.stride, self.padding)
         if len(self.inputs) == 2:
             return gx, gw
         return gx, gw, gy.sum(axis=(0, 2, 3))  # dL/db[o] = sum_{n,h,w} gy[n, o, h, w]
