@@ -97,7 +97,8 @@ def conv_cases(draw, max_padding=2):
     stride = (draw(st.integers(1, 2)), draw(st.integers(1, 2)))
     padding = (draw(st.integers(0, max_padding)), draw(st.integers(0, max_padding)))
     size = tuple(draw(st.integers(max(1, k - 2 * p), k + 3)) for k, p in zip(kernel, padding))
-    n, c, oc = draw(st.integers(1, 2)), draw(st.integers(1, 3)), draw(st.integers(1, 3))
+    # oc up to 4: with c = 1, stride-1 backward takes the path for outputs much wider than inputs
+    n, c, oc = draw(st.integers(1, 2)), draw(st.integers(1, 3)), draw(st.integers(1, 4))
     return (n, c, *size), (oc, c, *kernel), stride, padding
 
 
@@ -204,6 +205,15 @@ def test_conv2d_stride1_with_and_without_whole_rows(whole_rows, case, seed):
     with pytest.MonkeyPatch.context() as patch:
         patch.setattr(conv_module, "_rows_pay_off", lambda out_width, padded_width: whole_rows)
         check_stride1_conv2d(case, seed)
+
+
+@pytest.mark.parametrize("channels", [(1, 4), (2, 9), (1, 3), (3, 5)])
+@pytest.mark.parametrize("padding", [(1, 1), (0, 2)])
+def test_conv2d_stride1_backward_for_wide_and_narrow_outputs(channels, padding):
+    """Stride-1 backward shares gy's im2col between dL/dx and dL/dW unless gy has at least 4x
+    x's channels (then it unfolds x and folds dL/dx): both branches, checked numerically."""
+    c, oc = channels
+    check_stride1_conv2d(((2, c, 5, 6), (oc, c, 3, 3), (1, 1), padding), seed=c * 10 + oc)
 
 
 def check_stride1_conv2d(case, seed):

@@ -311,14 +311,17 @@ class Conv2d(Function):
 class Conv2dGrad(Function):
     """Both gradients of conv2d in one op: (x, W, gy) -> (gx, gW) with
         gx = conv_transpose2d(gy, W),   gW = conv2d_grad_weight(x, gy).
-    Stride 1 (the common case) shares one im2col between the two."""
+    Stride 1 (the common case) shares one im2col, that of gy, between the two, unless gy
+    has at least 4 times as many channels as x: then unfolding x for gW and folding gx
+    back (the general path) copies less (a first layer 1 -> 32 channels: 2.5x faster)."""
 
     def __init__(self, stride, padding):
         self.stride, self.padding = stride, padding
 
     def forward(self, x, weight, gy):
         kernel_size = weight.shape[2:]
-        if self.stride == (1, 1) and all(p < k for p, k in zip(self.padding, kernel_size)):
+        gy_much_wider = gy.shape[1] >= 4 * x.shape[1]
+        if self.stride == (1, 1) and all(p < k for p, k in zip(self.padding, kernel_size)) and not gy_much_wider:
             return _conv2d_grads_stride1(x, weight, gy, self.padding)
         output_padding = _output_padding(x.shape[2:], gy.shape[2:], kernel_size, self.stride, self.padding)
         gx = _conv_transpose2d_array(gy, weight, None, self.stride, self.padding, output_padding)
