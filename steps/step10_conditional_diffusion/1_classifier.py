@@ -11,7 +11,7 @@ zero.metrics then uses it three ways:
   - Frechet distance between its 128 penultimate features of generated and of real images
     (a Gaussian fitted to each set; 0 means the same mean and covariance).
 
-    python steps/step10_conditional_diffusion/1_classifier.py            # 3 epochs, about a minute or two
+    python steps/step10_conditional_diffusion/1_classifier.py   # 3 epochs: 18 s on 2 cores for 8,000 images (~2.5 min for 60,000)
 """
 # needs: mnist
 import time
