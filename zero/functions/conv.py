@@ -320,8 +320,8 @@ class Conv2dGrad(Function):
 
     def forward(self, x, weight, gy):
         kernel_size = weight.shape[2:]
-        gy_much_wider = gy.shape[1] >= 4 * x.shape[1]
-        if self.stride == (1, 1) and all(p < k for p, k in zip(self.padding, kernel_size)) and not gy_much_wider:
+        stride1 = self.stride == (1, 1) and all(p < k for p, k in zip(self.padding, kernel_size))
+        if stride1 and gy.shape[1] < 4 * x.shape[1]:
             return _conv2d_grads_stride1(x, weight, gy, self.padding)
         output_padding = _output_padding(x.shape[2:], gy.shape[2:], kernel_size, self.stride, self.padding)
         gx = _conv_transpose2d_array(gy, weight, None, self.stride, self.padding, output_padding)
