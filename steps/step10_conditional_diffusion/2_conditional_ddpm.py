@@ -21,8 +21,8 @@ We measure how often samples show the digit they were asked for with the classif
 10.1 (its checkpoint; trained here if missing): the share of guided samples (gamma = 3)
 classified as their label, and the same for each gamma. The CPU default samples with DDIM
 (50 steps, step 9.3) because 1000 DDPM steps per image are slow there; `--sampler ddpm` is the book's.
-Budgets as step 9.2: `--config cpu` (U-Net 32/64/128, 8,000 images, 10 epochs) trained in 747 s
-(12.5 minutes) on 2 cores in our last run; `--config book` (64/128/256, batch 128, all images, DDPM
+Budgets as step 9.2: `--config cpu` (U-Net 32/64/128, 8,000 images, 10 epochs) trained in 747-816 s
+(12.5-13.6 minutes) on 2 cores in our last runs; `--config book` (64/128/256, batch 128, all images, DDPM
 sampling) is for a GPU.
 
 New here: the learning rate decays over the run, lr(s) = lr (1 + cos(pi s / S)) / 2 for step s of S
@@ -31,7 +31,7 @@ weights one noisy step away from a good fit. Measured on 480 guided samples (gam
 sampling runs), the same budget classified 90.4% as asked with the decay and 87.9% with the book's
 constant lr: a small gain, of the size of the noise between two draws of 200 samples. Expect about
 90%: our runs of this default scored 88-93% on 200-300 samples of step 10.3 (the last one: 93% and 92%
-with seeds 0 and 1), and the 80 samples this script draws vary more (81-88%).
+with seeds 0 and 1), and the 80 samples this script draws vary more (81-89%).
 
     python steps/step10_conditional_diffusion/2_conditional_ddpm.py                  # CPU default
     python steps/step10_conditional_diffusion/2_conditional_ddpm.py --config book --device cuda
