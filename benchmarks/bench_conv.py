@@ -9,6 +9,10 @@ alternate the two) and their peak memory is measured apart: peak RSS
 (VmHWM on Linux, else ru_maxrss) minus the peak just before the first step
 (after imports and input creation).
 
+A third row times PyTorch with oneDNN switched off (`torch.backends.mkldnn.enabled
+= False`): its own im2col + GEMM convolution, the same method as zero's. The
+target compares against PyTorch's default, oneDNN's direct convolution.
+
     python benchmarks/bench_conv.py [--quick]
     python benchmarks/run.py conv [--quick]
 """
@@ -50,8 +54,9 @@ def zero_step():
     return step
 
 
-def torch_step():
+def torch_step(onednn=True):
     import torch
+    torch.backends.mkldnn.enabled = onednn  # off: PyTorch's own im2col + GEMM path
     x, weight, bias = (torch.from_numpy(a).requires_grad_() for a in inputs())
 
     def step():
@@ -81,7 +86,7 @@ def peak_rss_kb():
 
 def worker(framework, repeats):
     """Time `repeats` steps after one warm-up step; print one JSON line."""
-    step = zero_step() if framework == "zero" else torch_step()
+    step = zero_step() if framework == "zero" else torch_step(onednn=framework == "torch")
     baseline_kb = peak_rss_kb()
     step()  # warm-up
     times = [step() for _ in range(repeats)]
@@ -111,11 +116,12 @@ def run(quick=False):
         import torch
     except ImportError:
         torch = None
-    zero_results, torch_results = [], []
+    zero_results, torch_results, im2col_results = [], [], []
     for _ in range(rounds):
         zero_results.append(measure("zero", repeats))
         if torch is not None:
             torch_results.append(measure("torch", repeats))
+            im2col_results.append(measure("torch-im2col", repeats))
     z = summary(zero_results)
     name = "conv2d 3x3 pad 1, x (128,64,28,28) -> 64 ch, fwd+bwd"
     time_row = {"benchmark": f"{name} (median of {rounds * repeats})", "unit": "s", "zero": z["total"],
@@ -131,7 +137,12 @@ def run(quick=False):
     time_row.update(reference=t["total"], reference_name=reference_name, ratio=z["total"] / t["total"])
     time_row["note"] += f"; torch fwd {t['forward']:.4f} bwd {t['backward']:.4f} best {t['best']:.4f}"
     memory_row.update(reference=t["peak_mb"], reference_name=reference_name, ratio=z["peak_mb"] / t["peak_mb"])
-    return [time_row, memory_row]
+    i = summary(im2col_results)
+    im2col_row = {"benchmark": f"{name}: against PyTorch's im2col path", "unit": "s", "zero": z["total"],
+                  "reference": i["total"], "reference_name": f"torch {torch.__version__} CPU, oneDNN off",
+                  "ratio": z["total"] / i["total"], "target": None,
+                  "note": f"torch (oneDNN off) fwd {i['forward']:.4f} bwd {i['backward']:.4f} best {i['best']:.4f}"}
+    return [time_row, memory_row, im2col_row]
 
 
 if __name__ == "__main__":
