@@ -221,7 +221,12 @@ def test_clip_grad_norm_matches_torch():
         np.testing.assert_allclose(p.grad.data, q.grad.numpy(), rtol=1e-6)
 
 
-def test_adam_flushes_moments_that_decay_into_denormals(device):
+def _denormal(array):
+    array = host(array)
+    return (array != 0) & (np.abs(array) < np.finfo(array.dtype).tiny)
+
+
+def test_adam_moments_never_become_denormals(device):
     p = Parameter(on(device, np.ones(3, np.float32)))
     optimizer = Adam([p], lr=1e-3)
     p.grad = Variable(on(device, np.array([1e-3, 0.0, 1.0], np.float32)))
@@ -229,11 +234,24 @@ def test_adam_flushes_moments_that_decay_into_denormals(device):
     p.grad = Variable(on(device, np.array([0.0, 0.0, 1.0], np.float32)))  # a dead unit from now on
     for _ in range(999):  # m shrinks by 0.9 per step: below 1.2e-38 after ~800 steps
         optimizer.step()
+        # flushed early enough: not even between two flushes (FLUSH_EVERY steps apart)
+        assert not _denormal(optimizer.means[0]).any() and not _denormal(optimizer.variances[0]).any()
     means = host(optimizer.means[0])
-    tiny = np.finfo(np.float32).tiny
-    assert not ((means != 0) & (np.abs(means) < tiny)).any()
     assert means[0] == 0 and means[1] == 0 and means[2] == pytest.approx(1.0)  # live moments untouched
     assert np.isfinite(host(p.data)).all()
+
+
+def test_momentum_velocities_never_become_denormals(device):
+    p = Parameter(on(device, np.ones(2, np.float32)))
+    optimizer = Momentum([p], lr=1e-3, momentum=0.9)
+    p.grad = Variable(on(device, np.array([1e-3, 1.0], np.float32)))
+    optimizer.step()
+    p.grad = Variable(on(device, np.array([0.0, 1.0], np.float32)))
+    for _ in range(999):
+        optimizer.step()
+        assert not _denormal(optimizer.velocities[0]).any()
+    velocity = host(optimizer.velocities[0])
+    assert velocity[0] == 0 and velocity[1] == pytest.approx(10.0, rel=1e-4)  # 1 / (1 - 0.9)
 
 
 def test_cosine_lr_decays_from_base_to_final():
