@@ -31,3 +31,16 @@ def test_step_script_runs_in_quick_mode(script, tmp_path):
                             timeout=600)
     assert result.returncode == 0, f"{script} failed:\n{result.stdout[-3000:]}\n{result.stderr[-5000:]}"
     assert list((tmp_path / "figures").rglob("*.png")), f"{script} saved no figure"
+
+
+def test_every_script_path_in_the_docs_exists():
+    """Commands that README.md, the step scripts and the benchmarks tell a reader to run name real files
+    (a renamed script must not leave a dead command behind)."""
+    import re
+    documents = [ROOT / "README.md", *STEP_SCRIPTS, *sorted((ROOT / "benchmarks").glob("*.py"))]
+    named = set()
+    for document in documents:
+        named.update(re.findall(r"(?:steps|benchmarks)/[\w/]+\.py", document.read_text(encoding="utf-8")))
+    assert named, "no script paths found: the pattern is broken"
+    missing = sorted(path for path in named if not (ROOT / path).is_file())
+    assert not missing, f"named in the docs but missing: {missing}"

@@ -48,7 +48,7 @@ def step_parser(description, training=False, default_out=None, **training_defaul
 
 
 def script_name(path):
-    """'steps/step07_vae/vae.py' -> 'step07_vae/vae': names figure folders."""
+    """'steps/step07_vae/1_vae.py' -> 'step07_vae/1_vae': names figure folders."""
     path = Path(path).resolve()
     return f"{path.parent.name}/{path.stem}"
 
