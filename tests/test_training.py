@@ -8,7 +8,7 @@ import zero.functions as F
 from conftest import host
 from zero.models import MLP, Model
 from zero.optimizers import SGD, Adam, Momentum
-from zero.training import fit, fit_or_resume, load_checkpoint, mnist_splits, save_checkpoint
+from zero.training import fit, fit_or_resume, load_checkpoint, mnist_splits, resume, save_checkpoint
 
 
 class Regression(Model):
@@ -139,6 +139,24 @@ def test_fit_resumed_from_a_checkpoint_equals_an_uninterrupted_run(tmp_path):
     for name, array in _weights(straight).items():
         np.testing.assert_array_equal(_weights(resumed)[name], array)
     assert full_history["heldout_loss"][-1] < full_history["heldout_loss"][0]
+
+
+def test_resume_restores_only_when_asked_and_the_checkpoint_exists(tmp_path):
+    from argparse import Namespace
+    model, optimizer, _ = _trained(steps=3)
+    checkpoint = tmp_path / "c.npz"
+    save_checkpoint(checkpoint, model, optimizer, epoch=4, history={"train_loss": [3.0, 2.0, 1.5, 1.0]})
+    fresh_start = {"train_loss": []}
+    for args, path in [(Namespace(resume=False), checkpoint), (Namespace(resume=True), tmp_path / "missing.npz")]:
+        other, other_optimizer, _ = _trained(steps=1)
+        before = _weights(other)
+        assert resume(path, other, other_optimizer, args, history=fresh_start) == (fresh_start, 0)
+        assert all(np.array_equal(before[k], v) for k, v in _weights(other).items())   # untouched
+    other, other_optimizer, _ = _trained(steps=1)
+    history, start_epoch = resume(checkpoint, other, other_optimizer, Namespace(resume=True), history=fresh_start)
+    assert start_epoch == 4 and history == {"train_loss": [3.0, 2.0, 1.5, 1.0]}
+    assert all(np.array_equal(_weights(model)[k], v) for k, v in _weights(other).items())
+    assert other_optimizer.steps == optimizer.steps                                     # Adam's t restored too
 
 
 def test_fit_or_resume_saves_then_continues_where_it_stopped(tmp_path):

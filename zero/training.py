@@ -286,16 +286,23 @@ def _stage_optimizer(path, stored, optimizer):
     return staged
 
 
+def resume(checkpoint, model, optimizer, args, history=None):
+    """Where a step script's training starts: (history, start_epoch) restored from `checkpoint`
+    into model and optimizer when `--resume` is given (args.resume) and the file exists, else the
+    `history` passed in and epoch 0."""
+    if args.resume and Path(checkpoint).exists():
+        state = load_checkpoint(checkpoint, model, optimizer)
+        print(f"resumed from {checkpoint} after epoch {state['epoch']}")
+        return state["history"], state["epoch"]
+    return history, 0
+
+
 def fit_or_resume(model, optimizer, x_train, args, checkpoint, x_heldout=None, description="training"):
     """The training block of a step script: continue from `checkpoint` when
     `--resume` is given and it exists, `fit` up to `args.epochs`, then save
     the checkpoint. args: the script's options (epochs, batch_size, device,
     seed, resume). Returns the loss history."""
-    history, start_epoch = None, 0
-    if args.resume and Path(checkpoint).exists():
-        state = load_checkpoint(checkpoint, model, optimizer)
-        history, start_epoch = state["history"], state["epoch"]
-        print(f"resumed from {checkpoint} after epoch {start_epoch}")
+    history, start_epoch = resume(checkpoint, model, optimizer, args)
     start = time.perf_counter()
     history = fit(model, optimizer, x_train, args.epochs, args.batch_size, args.device, args.seed,
                   x_heldout=x_heldout, history=history, start_epoch=start_epoch, description=description)

@@ -41,7 +41,7 @@ from zero.cli import checkpoint_path, out_dir, step_parser
 from zero.data import DataLoader, Dataset
 from zero.optimizers import Adam
 from zero.plot import figures, save, save_image_grid, show, show_images
-from zero.training import add_data_options, load_checkpoint, mean_loss, mnist_splits, save_checkpoint
+from zero.training import add_data_options, mean_loss, mnist_splits, resume, save_checkpoint
 from zero.vae import VAE, evaluate_bounds
 
 parser = step_parser(__doc__, training=True, epochs=30, batch_size=32, lr=3e-4, hidden_size=200,
@@ -62,11 +62,7 @@ print(data.description)
 # ---- model and optimizer: encoder 784-200-(20, 20), decoder 20-200-784 -------------------------
 model = VAE(784, args.hidden_size, args.latent_size, likelihood=args.likelihood).to(args.device)
 optimizer = Adam(model.params(), lr=args.lr)
-history, start_epoch = {"train_loss": [], "heldout_loss": []}, 0
-if args.resume and checkpoint.exists():
-    state = load_checkpoint(checkpoint, model, optimizer)
-    history, start_epoch = state["history"], state["epoch"]
-    print(f"resumed from {checkpoint} after epoch {start_epoch}")
+history, start_epoch = resume(checkpoint, model, optimizer, args, history={"train_loss": [], "heldout_loss": []})
 
 # ---- training: minimise the loss by mini-batch Adam --------------------------------------------------
 start = time.perf_counter()

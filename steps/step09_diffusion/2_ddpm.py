@@ -43,7 +43,7 @@ from zero.data import DataLoader, Dataset
 from zero.diffusion import Diffusion, to_images, to_model_range
 from zero.optimizers import Adam
 from zero.plot import figures, save, save_image_grid, show
-from zero.training import add_data_options, load_checkpoint, mnist_splits, save_checkpoint
+from zero.training import add_data_options, mnist_splits, resume, save_checkpoint
 from zero.unet import UNet
 
 CONFIGS = {
@@ -88,11 +88,7 @@ with zero.no_grad():
 assert out.shape == x.shape, out.shape         # the noise prediction has the image's shape
 print(f"U-Net channels {channels}, {model.num_params():,} parameters; input {x.shape} -> output {out.shape}")
 optimizer = Adam(model.params(), lr=args.lr)
-history, start_epoch = {"train_loss": [], "step_loss": []}, 0
-if args.resume and checkpoint.exists():
-    state = load_checkpoint(checkpoint, model, optimizer)
-    history, start_epoch = state["history"], state["epoch"]
-    print(f"resumed from {checkpoint} after epoch {start_epoch}")
+history, start_epoch = resume(checkpoint, model, optimizer, args, history={"train_loss": [], "step_loss": []})
 
 # ---- training: (9.3), one random t per image ------------------------------------------------------------------
 start = time.perf_counter()

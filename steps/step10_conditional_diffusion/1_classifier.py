@@ -22,7 +22,7 @@ from zero.cli import checkpoint_path, out_dir, step_parser
 from zero.metrics import MnistClassifier, classify, train_classifier
 from zero.optimizers import Adam
 from zero.plot import figures, save, show, show_images
-from zero.training import add_data_options, load_checkpoint, mnist_splits, save_checkpoint
+from zero.training import add_data_options, mnist_splits, resume, save_checkpoint
 
 parser = step_parser(__doc__, training=True, epochs=3, batch_size=64, lr=1e-3)
 add_data_options(parser)
@@ -41,11 +41,7 @@ x_heldout = data.x_heldout.reshape(-1, 1, 28, 28)
 
 model = MnistClassifier().to(args.device)
 optimizer = Adam(model.params(), lr=args.lr)
-history, start_epoch = None, 0
-if args.resume and checkpoint.exists():
-    state = load_checkpoint(checkpoint, model, optimizer)
-    history, start_epoch = state["history"], state["epoch"]
-    print(f"resumed from {checkpoint} after epoch {start_epoch}")
+history, start_epoch = resume(checkpoint, model, optimizer, args)
 start = time.perf_counter()
 history = train_classifier(model, optimizer, x_train, data.t_train, args.epochs, args.batch_size,
                            args.device, args.seed, start_epoch, history)

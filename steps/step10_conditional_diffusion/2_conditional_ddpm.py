@@ -50,7 +50,7 @@ from zero.diffusion import Diffusion, drop_labels, to_images, to_model_range
 from zero.metrics import classifier_for_scoring, score_samples
 from zero.optimizers import Adam, cosine_lr
 from zero.plot import figures, save, save_image_grid, show, show_images
-from zero.training import add_data_options, load_checkpoint, mnist_splits, save_checkpoint
+from zero.training import add_data_options, mnist_splits, resume, save_checkpoint
 from zero.unet import UNet
 
 CONFIGS = {
@@ -106,11 +106,7 @@ x_train = data.x_train.reshape(-1, 1, 28, 28)
 model = UNet(channels=channels, time_embed_dim=args.time_embed_dim, num_classes=NUM_CLASSES).to(args.device)
 diffusion = Diffusion(T, device=args.device)
 optimizer = Adam(model.params(), lr=args.lr)
-history, start_epoch = {"train_loss": [], "step_loss": []}, 0
-if args.resume and checkpoint.exists():
-    state = load_checkpoint(checkpoint, model, optimizer)
-    history, start_epoch = state["history"], state["epoch"]
-    print(f"resumed from {checkpoint} after epoch {start_epoch}")
+history, start_epoch = resume(checkpoint, model, optimizer, args, history={"train_loss": [], "step_loss": []})
 
 # ---- training: step 9's loss, with labels; each label dropped with probability 0.1 -------------------------
 start = time.perf_counter()

@@ -37,7 +37,7 @@ from zero.cli import checkpoint_path, out_dir, step_parser
 from zero.flow import RealNVP, two_moons
 from zero.optimizers import Adam
 from zero.plot import figures, save, show
-from zero.training import fit, load_checkpoint, mean_loss, save_checkpoint
+from zero.training import fit, mean_loss, resume, save_checkpoint
 
 parser = step_parser(__doc__, training=True, epochs=30, batch_size=128, lr=1e-3, hidden_size=64,
                      couplings=8, points=8000, noise=0.05)
@@ -60,11 +60,7 @@ print(f"two moons: {len(x_train)} training and {len(x_heldout)} held-out points,
 model = RealNVP(dim=2, hidden_size=args.hidden_size, num_couplings=args.couplings).to(args.device)
 optimizer = Adam(model.params(), lr=args.lr)
 print(f"RealNVP with {args.couplings} couplings, {model.num_params():,} parameters")
-history, start_epoch = None, 0
-if args.resume and checkpoint.exists():
-    state = load_checkpoint(checkpoint, model, optimizer)
-    history, start_epoch = state["history"], state["epoch"]
-    print(f"resumed from {checkpoint} after epoch {start_epoch}")
+history, start_epoch = resume(checkpoint, model, optimizer, args)
 
 # ---- maximum likelihood: minimise -mean log p(x), (C.1), by mini-batch Adam ---------------------------
 start = time.perf_counter()

@@ -31,7 +31,7 @@ from zero.flow import RealNVP
 from zero.mixture import GaussianMixture
 from zero.optimizers import Adam
 from zero.plot import figures, save, show
-from zero.training import load_checkpoint, mean_loss, save_checkpoint
+from zero.training import mean_loss, resume, save_checkpoint
 
 parser = step_parser(__doc__, training=True, epochs=500, batch_size=200, lr=1e-3, hidden_size=16,
                      couplings=4, heldout_size=72)
@@ -61,11 +61,7 @@ gmm = {"train": mixture.score(x_train.astype(np.float64)), "heldout": mixture.sc
 # ---- the flow, trained by exact maximum likelihood ----------------------------------------------------
 model = RealNVP(dim=2, hidden_size=args.hidden_size, num_couplings=args.couplings).to(args.device)
 optimizer = Adam(model.params(), lr=args.lr)
-history, start_epoch = {"train_loss": [], "heldout_loss": []}, 0
-if args.resume and checkpoint.exists():
-    state = load_checkpoint(checkpoint, model, optimizer)
-    history, start_epoch = state["history"], state["epoch"]
-    print(f"resumed from {checkpoint} after epoch {start_epoch}")
+history, start_epoch = resume(checkpoint, model, optimizer, args, history={"train_loss": [], "heldout_loss": []})
 start = time.perf_counter()
 with tqdm(range(start_epoch + 1, args.epochs + 1), desc="flow", leave=False) as bar:
     for epoch in bar:
