@@ -1,6 +1,7 @@
 """Every course script runs end to end in quick mode: figures go to a
 temporary folder, no window opens, the script exits 0."""
 import os
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -36,7 +37,6 @@ def test_step_script_runs_in_quick_mode(script, tmp_path):
 def test_every_script_path_in_the_docs_exists():
     """Commands that README.md, the step scripts and the benchmarks tell a reader to run name real files
     (a renamed script must not leave a dead command behind)."""
-    import re
     documents = [ROOT / "README.md", *STEP_SCRIPTS, *sorted((ROOT / "benchmarks").glob("*.py"))]
     named = set()
     for document in documents:
