@@ -181,12 +181,14 @@ class Variable:
         try:
             while pending:
                 function = pop(pending)[2]
-                outputs, output_grads = [], []
-                for ref in function.outputs:
-                    y = ref()  # None if that output was freed: no gradient flows from it
-                    outputs.append(y)
-                    output_grads.append(None if y is None else y.grad)
-                input_grads = function.backward(*output_grads)
+                refs = function.outputs
+                if len(refs) == 1:
+                    y = refs[0]()  # None if that output was freed: no gradient flows from it
+                    outputs = (y,)
+                    input_grads = function.backward(None if y is None else y.grad)
+                else:
+                    outputs = [ref() for ref in refs]
+                    input_grads = function.backward(*[None if y is None else y.grad for y in outputs])
                 if type(input_grads) is not tuple:
                     input_grads = (input_grads,)
                 for x, gx in zip(function.inputs, input_grads):
@@ -263,24 +265,30 @@ class Function:
                     generation = x.generation
         requires_grad = generation >= 0
         # NumPy scalars (results of full reductions) become 0-d arrays
-        if type(ys) is tuple:
-            outputs = []
-            for y in ys:
-                outputs.append(Variable(y if type(y) is np.ndarray else xp.asarray(y), None, requires_grad))
-            outputs = tuple(outputs)
-        else:
-            outputs = (Variable(ys if type(ys) is np.ndarray else xp.asarray(ys), None, requires_grad),)
+        if type(ys) is not tuple:  # one output: the common case, written out
+            y = Variable(ys if type(ys) is np.ndarray else xp.asarray(ys), None, requires_grad)
+            if requires_grad:
+                # link the graph: the output points at this function, it points
+                # at its inputs, and (weakly) back at its output
+                self.generation = generation
+                self.inputs = inputs
+                y.creator = self
+                y.generation = generation + 1
+                self.outputs = (weakref.ref(y),)
+            return y
+        outputs = []
+        for y in ys:
+            outputs.append(Variable(y if type(y) is np.ndarray else xp.asarray(y), None, requires_grad))
         if requires_grad:
-            # link the graph: outputs point at this function, it points at its
-            # inputs, and (weakly) back at its outputs
             self.generation = generation
             self.inputs = inputs
-            self.outputs = []
+            refs = []
             for output in outputs:
                 output.creator = self
                 output.generation = generation + 1
-                self.outputs.append(weakref.ref(output))
-        return outputs[0] if len(outputs) == 1 else outputs
+                refs.append(weakref.ref(output))
+            self.outputs = tuple(refs)
+        return tuple(outputs)
 
     def forward(self, *xs):
         raise NotImplementedError
@@ -300,7 +308,7 @@ def _as_variables(inputs):
     variables, arrays = [], []
     for x in inputs:
         if not isinstance(x, Variable):
-            if isinstance(x, (int, float)):
+            if type(x) is not np.ndarray and isinstance(x, (int, float)):  # (the type test is quicker)
                 x = _number_as_array(x, inputs)
             x = Variable(x, None, False)
         variables.append(x)

@@ -37,7 +37,10 @@ class SigmoidGrad(Function):
     (the hot path of the book's sigmoid MLPs)."""
 
     def forward(self, y, gy):
-        return gy * y * (1 - y)
+        gx = 1 - y  # one new array, then in place: gx = (1 - y) y gy
+        gx *= y
+        gx *= gy
+        return gx
 
     def backward(self, ggx):
         y, gy = self.inputs
