@@ -1,8 +1,9 @@
 """zero.plot: the image grid laid out pixel by pixel, drawn on an axis, and saved as a PNG
-without a display (Agg)."""
+without a display (Agg); loss curves epoch by epoch."""
 import numpy as np
 
-from zero.plot import figures, save_image_grid, show_images, tile_images
+import zero.plot
+from zero.plot import figures, save_image_grid, save_loss_curves, show_images, tile_images
 
 
 def test_tile_images_places_each_image_row_by_row_with_white_padding_and_empty_cells():
@@ -45,4 +46,29 @@ def test_save_image_grid_writes_a_png_and_closes_the_figure(tmp_path):
     assert path.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     height, width, _ = plt.imread(path).shape
     assert width > 3 * height                                         # one row of ten: a wide default figure
+    assert plt.get_fignums() == open_figures
+
+
+def test_save_loss_curves_draws_one_point_per_epoch_and_skips_an_empty_heldout_curve(tmp_path):
+    plt = figures()
+    open_figures = plt.get_fignums()
+    drawn = []
+    original_save = zero.plot.save
+
+    def keep_figure(fig, folder, name):                               # look at the axes before saving
+        drawn.append([(line.get_label(), list(line.get_xdata()), list(line.get_ydata()))
+                      for line in fig.axes[0].get_lines()])
+        return original_save(fig, folder, name)
+
+    zero.plot.save = keep_figure
+    try:
+        path = save_loss_curves({"train_loss": [3.0, 2.0, 1.5], "heldout_loss": [3.2, 2.5, 2.0]},
+                                "a title", tmp_path, labels=("fit", "check"), ylabel="nats")
+        save_loss_curves({"train_loss": [1.0, 0.5], "heldout_loss": []}, "no held-out data", tmp_path, "loss2")
+    finally:
+        zero.plot.save = original_save
+    assert path == tmp_path / "loss.png" and path.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    assert drawn[0] == [("fit", [1, 2, 3], [3.0, 2.0, 1.5]), ("check", [1, 2, 3], [3.2, 2.5, 2.0])]
+    assert drawn[1] == [("training", [1, 2], [1.0, 0.5])]
+    assert (tmp_path / "loss2.png").exists()
     assert plt.get_fignums() == open_figures

@@ -7,7 +7,6 @@ import pytest
 from scipy.stats import multivariate_normal, norm
 
 import zero
-import zero.functions as F
 from conftest import host, on
 from zero.optimizers import Adam
 from zero.training import fit, mean_loss, mnist_splits

@@ -24,7 +24,8 @@ import zero.functions as F
 from zero.backend import get_array_module, to_device, to_numpy
 from zero.core import Variable, no_grad
 from zero.models import MLP, Model
-from zero.training import load_checkpoint
+from zero.optimizers import Adam
+from zero.training import fit, load_checkpoint
 
 
 def add_noise(x, noise_std):
@@ -130,6 +131,19 @@ def restore_if_trained(model, path, min_epochs):
     if epochs < min_epochs:
         return False, f"{path} holds only {epochs} epochs (fewer than {min_epochs})"
     return True, f"loaded {path}, trained {epochs} epochs"
+
+
+def restore_or_fit(model, path, args, x_train, description):
+    """The model of another step, for comparison: loaded from its checkpoint at `path` when that
+    holds at least args.epochs of training (restore_if_trained), else trained here with this
+    script's settings (args.epochs, batch_size, lr, device, seed; Adam, zero.training.fit).
+    Prints which; returns True if it was loaded."""
+    restored, message = restore_if_trained(model, path, min_epochs=args.epochs)
+    print(f"{description}: {message}")
+    if not restored:
+        fit(model, Adam(model.params(), lr=args.lr), x_train, args.epochs, args.batch_size, args.device,
+            args.seed, description=f"{description} (trained here)")
+    return restored
 
 
 def _epochs_in(path):

@@ -5,6 +5,7 @@ windows and a display exists; `save(fig, folder, name)` writes the PNG and
 prints where it went. Grids of 28 x 28 digits, drawn by steps 6-12:
 `tile_images` lays them out in one array, `show_images` draws that on an axis,
 `save_image_grid` makes, draws and saves a one-axis figure of it.
+`save_loss_curves` draws a training history, epoch by epoch.
 """
 import os
 import sys
@@ -80,4 +81,19 @@ def save_image_grid(images, columns, title, folder, name, figsize=None):
         figsize = (0.8 * columns, 0.8 * rows + 0.5)
     fig, ax = plt.subplots(figsize=figsize)
     show_images(ax, images, columns, title)
+    return save(fig, folder, name)
+
+
+def save_loss_curves(history, title, folder, name="loss", labels=("training", "held out"), ylabel="loss"):
+    """The curves of history['train_loss'] and (when filled) history['heldout_loss'], one point
+    per epoch, as returned by zero.training.fit, saved to folder/name.png; returns the path."""
+    import matplotlib.pyplot as plt
+    from matplotlib.ticker import MaxNLocator
+    fig, ax = plt.subplots(figsize=(6, 4))
+    for key, marker, label in [("train_loss", "o-", labels[0]), ("heldout_loss", "s-", labels[1])]:
+        if history.get(key):
+            ax.plot(np.arange(1, len(history[key]) + 1), history[key], marker, label=label)
+    ax.set(title=title, xlabel="epoch", ylabel=ylabel)
+    ax.xaxis.set_major_locator(MaxNLocator(integer=True))   # epochs are whole numbers
+    ax.legend()
     return save(fig, folder, name)

@@ -40,7 +40,7 @@ import zero
 from zero.cli import checkpoint_path, out_dir, step_parser
 from zero.data import DataLoader, Dataset
 from zero.optimizers import Adam
-from zero.plot import figures, save, save_image_grid, show, show_images
+from zero.plot import figures, save, save_image_grid, save_loss_curves, show, show_images
 from zero.training import add_data_options, mean_loss, mnist_splits, resume, save_checkpoint
 from zero.vae import VAE, evaluate_bounds
 
@@ -94,13 +94,8 @@ if args.likelihood == "gaussian":
     print("  (with std 1, 784/2 log(2 pi) = 720.4 nats of each number are the Gaussian's constant)")
 
 # ---- figures ------------------------------------------------------------------------------------------
-fig, ax = plt.subplots(figsize=(6, 4))
-epochs = np.arange(1, len(history["train_loss"]) + 1)
-ax.plot(epochs, history["train_loss"], "o-", label="training (mean over the epoch's batches)")
-ax.plot(epochs, history["heldout_loss"], "s-", label="held out (after the epoch)")
-ax.set(title="VAE loss per image", xlabel="epoch", ylabel="loss")
-ax.legend()
-save(fig, folder, "loss")
+save_loss_curves(history, "VAE loss per image", folder,
+                 labels=("training (mean over the epoch's batches)", "held out (after the epoch)"))
 
 model.eval()
 with zero.no_grad():

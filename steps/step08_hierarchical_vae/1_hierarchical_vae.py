@@ -32,7 +32,7 @@ import numpy as np
 import zero
 from zero.cli import checkpoint_path, out_dir, step_parser
 from zero.optimizers import Adam
-from zero.plot import figures, save, save_image_grid, show, show_images
+from zero.plot import figures, save, save_image_grid, save_loss_curves, show, show_images
 from zero.training import (add_data_options, fit,
                            fit_or_resume, load_checkpoint, mnist_splits)
 from zero.vae import VAE, HierarchicalVAE, evaluate_bounds
@@ -88,13 +88,7 @@ for name, net in [(f"VAE ({vae_source})", vae), (f"hierarchical VAE, {args.level
           f"{bounds['iwae_nll']:.2f}   parameters {net.num_params():,}")
 
 # ---- figures ------------------------------------------------------------------------------------------------
-fig, ax = plt.subplots(figsize=(6, 4))
-epochs = np.arange(1, len(history["train_loss"]) + 1)
-ax.plot(epochs, history["train_loss"], "o-", label="training")
-ax.plot(epochs, history["heldout_loss"], "s-", label="held out")
-ax.set(title="hierarchical VAE: the book's loss L1 + L2 + L3 per image", xlabel="epoch", ylabel="loss")
-ax.legend()
-save(fig, folder, "loss")
+save_loss_curves(history, "hierarchical VAE: the book's loss L1 + L2 + L3 per image", folder)
 
 model.eval()
 with zero.no_grad():

@@ -29,12 +29,11 @@ first), otherwise a VAE trained here with the same epochs.
 import numpy as np
 
 import zero
-from zero.autoencoder import Autoencoder, restore_if_trained
+from zero.autoencoder import Autoencoder, restore_or_fit
 from zero.cli import checkpoint_path, out_dir, step_parser
 from zero.optimizers import Adam
-from zero.plot import figures, save, save_image_grid, show, show_images
-from zero.training import (add_data_options, fit,
-                           fit_or_resume, mean_loss, mnist_splits)
+from zero.plot import figures, save, save_image_grid, save_loss_curves, show, show_images
+from zero.training import add_data_options, fit_or_resume, mean_loss, mnist_splits
 from zero.vae import VAE, reparameterize
 
 parser = step_parser(__doc__, training=True, epochs=20, batch_size=64, lr=1e-3, hidden_size=200,
@@ -59,11 +58,7 @@ history = fit_or_resume(model, optimizer, data.x_train, args, checkpoint, x_held
 
 # ---- the VAE: step 7's, or one trained here ---------------------------------------------------------------
 vae = VAE(784, args.hidden_size, args.latent_size).to(args.device)
-restored, message = restore_if_trained(vae, args.vae_checkpoint, min_epochs=args.epochs)
-print(f"VAE: {message}")
-if not restored:
-    fit(vae, Adam(vae.params(), lr=args.lr), data.x_train, args.epochs, args.batch_size, args.device,
-        args.seed, description="VAE (trained here)")
+restore_or_fit(vae, args.vae_checkpoint, args, data.x_train, "VAE")
 
 # ---- reconstructions: the same error measure for both -----------------------------------------------------
 model.eval()
@@ -132,11 +127,5 @@ axes[2].set(title="every code dimension: mean +- std over held-out digits", xlab
 axes[2].legend()
 save(fig, folder, "latent_codes")
 
-fig, ax = plt.subplots(figsize=(6, 4))
-epochs = np.arange(1, len(history["train_loss"]) + 1)
-ax.plot(epochs, history["train_loss"], "o-", label="training")
-ax.plot(epochs, history["heldout_loss"], "s-", label="held out")
-ax.set(title="autoencoder: sum (x - x_hat)^2 per image", xlabel="epoch", ylabel="loss")
-ax.legend()
-save(fig, folder, "loss")
+save_loss_curves(history, "autoencoder: sum (x - x_hat)^2 per image", folder)
 show()

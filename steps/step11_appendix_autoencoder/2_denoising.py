@@ -23,11 +23,11 @@ trained here) on the same noisy held-out digits.
 import numpy as np
 
 import zero
-from zero.autoencoder import Autoencoder, add_noise, reconstruction_errors, restore_if_trained
+from zero.autoencoder import Autoencoder, add_noise, reconstruction_errors, restore_or_fit
 from zero.cli import checkpoint_path, out_dir, step_parser
 from zero.optimizers import Adam
-from zero.plot import figures, save, save_image_grid, show
-from zero.training import add_data_options, fit, fit_or_resume, mnist_splits
+from zero.plot import figures, save_image_grid, save_loss_curves, show
+from zero.training import add_data_options, fit_or_resume, mnist_splits
 
 parser = step_parser(__doc__, training=True, epochs=20, batch_size=64, lr=1e-3, hidden_size=200,
                      latent_size=20, noise_std=0.5,
@@ -38,7 +38,7 @@ if args.quick:
     args.epochs, args.train_limit, args.heldout_limit = 1, 512, 256
 folder = out_dir(args, __file__)
 checkpoint = checkpoint_path(args, __file__)
-plt = figures(args.show)
+figures(args.show)  # headless (Agg) unless --show and a display
 np.random.seed(args.seed)  # weights and the noise eps come from NumPy's generator
 
 data = mnist_splits(args.data_dir, args.source, args.train_limit, args.heldout_limit)
@@ -52,11 +52,7 @@ history = fit_or_resume(model, optimizer, data.x_train, args, checkpoint, x_held
 
 # ---- the plain autoencoder of A.1 -------------------------------------------------------------------------
 plain = Autoencoder(784, args.hidden_size, args.latent_size).to(args.device)
-restored, message = restore_if_trained(plain, args.plain_checkpoint, min_epochs=args.epochs)
-print(f"plain autoencoder: {message}")
-if not restored:
-    fit(plain, Adam(plain.params(), lr=args.lr), data.x_train, args.epochs, args.batch_size, args.device,
-        args.seed, description="plain autoencoder (trained here)")
+restore_or_fit(plain, args.plain_checkpoint, args, data.x_train, "plain autoencoder")
 
 # ---- held-out errors against the clean digits, sum_d (x_d - output_d)^2 per image ---------------------------
 model.eval()
@@ -82,11 +78,6 @@ save_image_grid(np.concatenate(rows), 10,
                 f"rows: clean held-out digits; with noise (std {args.noise_std}); "
                 f"plain autoencoder; denoising autoencoder", folder, "denoising")
 
-fig, ax = plt.subplots(figsize=(6, 4))
-epochs = np.arange(1, len(history["train_loss"]) + 1)
-ax.plot(epochs, history["train_loss"], "o-", label="training (fresh noise each batch)")
-ax.plot(epochs, history["heldout_loss"], "s-", label="held out (noisy input)")
-ax.set(title="denoising autoencoder: sum (x - x_hat(x_tilde))^2 per image", xlabel="epoch", ylabel="loss")
-ax.legend()
-save(fig, folder, "loss")
+save_loss_curves(history, "denoising autoencoder: sum (x - x_hat(x_tilde))^2 per image", folder,
+                 labels=("training (fresh noise each batch)", "held out (noisy input)"))
 show()

@@ -36,7 +36,7 @@ import zero
 from zero.cli import checkpoint_path, out_dir, step_parser
 from zero.flow import RealNVP, two_moons
 from zero.optimizers import Adam
-from zero.plot import figures, save, show
+from zero.plot import figures, save, save_loss_curves, show
 from zero.training import fit, mean_loss, resume, save_checkpoint
 
 parser = step_parser(__doc__, training=True, epochs=30, batch_size=128, lr=1e-3, hidden_size=64,
@@ -120,11 +120,5 @@ ax_samples.set(title="data and samples", xlim=(-2.5, 2.5), ylim=(-2.5, 2.5), asp
 ax_samples.legend(loc="upper right")
 save(fig, folder, "density_and_samples")
 
-fig, ax = plt.subplots(figsize=(6, 4))
-epochs = np.arange(1, len(history["train_loss"]) + 1)
-ax.plot(epochs, history["train_loss"], "o-", label="training")
-ax.plot(epochs, history["heldout_loss"], "s-", label="held out")
-ax.set(title="flow: -log p(x) per point", xlabel="epoch", ylabel="nats")
-ax.legend()
-save(fig, folder, "loss")
+save_loss_curves(history, "flow: -log p(x) per point", folder, ylabel="nats")
 show()
