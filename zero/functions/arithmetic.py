@@ -1,7 +1,8 @@
 """+, -, *, /, unary -, ** : the ops behind Variable's operators.
 
 Inputs may have different shapes (NumPy broadcasting); backward then sums the
-gradient back to each input's shape (`sum_to`).
+gradient back to each input's shape (`sum_to`). An input that needs no gradient (a
+constant such as the 1 in `x - 1`) gets None: nothing is computed for it.
 """
 
 __all__ = ['add', 'div', 'mul', 'neg', 'pow', 'rdiv', 'rpow', 'rsub', 'sub']
@@ -15,8 +16,11 @@ class Add(Function):
         return x0 + x1
 
     def backward(self, gy):
+        x0, x1 = self.inputs
         # d(x0 + x1)/dx0 = d(x0 + x1)/dx1 = 1
-        return sum_to(gy, self.x0_shape), sum_to(gy, self.x1_shape)
+        gx0 = sum_to(gy, self.x0_shape) if x0.requires_grad else None
+        gx1 = sum_to(gy, self.x1_shape) if x1.requires_grad else None
+        return gx0, gx1
 
 
 class Sub(Function):
@@ -25,7 +29,11 @@ class Sub(Function):
         return x0 - x1
 
     def backward(self, gy):
-        return sum_to(gy, self.x0_shape), sum_to(-gy, self.x1_shape)
+        x0, x1 = self.inputs
+        # d(x0 - x1)/dx0 = 1, d(x0 - x1)/dx1 = -1
+        gx0 = sum_to(gy, self.x0_shape) if x0.requires_grad else None
+        gx1 = sum_to(-gy, self.x1_shape) if x1.requires_grad else None
+        return gx0, gx1
 
 
 class Mul(Function):
@@ -35,7 +43,9 @@ class Mul(Function):
     def backward(self, gy):
         x0, x1 = self.inputs
         # d(x0 x1)/dx0 = x1, d(x0 x1)/dx1 = x0
-        return sum_to(gy * x1, x0.shape), sum_to(gy * x0, x1.shape)
+        gx0 = sum_to(gy * x1, x0.shape) if x0.requires_grad else None
+        gx1 = sum_to(gy * x0, x1.shape) if x1.requires_grad else None
+        return gx0, gx1
 
 
 class Div(Function):
@@ -45,9 +55,9 @@ class Div(Function):
     def backward(self, gy):
         x0, x1 = self.inputs
         # d(x0/x1)/dx0 = 1/x1, d(x0/x1)/dx1 = -x0/x1^2
-        gx0 = gy / x1
-        gx1 = gy * (-x0 / (x1 * x1))
-        return sum_to(gx0, x0.shape), sum_to(gx1, x1.shape)
+        gx0 = sum_to(gy / x1, x0.shape) if x0.requires_grad else None
+        gx1 = sum_to(gy * (-x0 / (x1 * x1)), x1.shape) if x1.requires_grad else None
+        return gx0, gx1
 
 
 class Neg(Function):
