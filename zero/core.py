@@ -308,7 +308,7 @@ def _as_variables(inputs):
     variables, arrays = [], []
     for x in inputs:
         if not isinstance(x, Variable):
-            if type(x) is not np.ndarray and isinstance(x, (int, float)):  # (the type test is quicker)
+            if type(x) is not np.ndarray and isinstance(x, (int, float)):  # arrays skip the slow isinstance
                 x = _number_as_array(x, inputs)
             x = Variable(x, None, False)
         variables.append(x)
