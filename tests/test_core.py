@@ -128,6 +128,24 @@ def test_constants_get_no_gradient_and_skip_the_graph():
     assert y.grad is None
 
 
+@pytest.mark.parametrize("op", ["add", "sub", "mul", "div", "maximum", "minimum", "where", "matmul"])
+def test_two_input_ops_compute_no_gradient_for_a_constant_input(op):
+    """Backward returns None for a constant (requires_grad False) and a gradient for the other input."""
+    def apply(a, b):
+        if op == "where":
+            return F.where(np.array([[True, False], [False, True]]), a, b)
+        return getattr(F, op)(a, b)
+    x = Variable(np.array([[1.0, 2.0], [3.0, 4.0]]))
+    constant = np.array([[2.0, 1.0], [1.0, 3.0]])
+    for y, variable_position in [(apply(x, constant), 0), (apply(constant, x), 1)]:
+        grads = y.creator.backward(Variable(np.ones_like(y.data)))
+        assert grads[1 - variable_position] is None
+        assert grads[variable_position].shape == x.shape
+        x.cleargrad()
+        y.backward()
+        assert x.grad is not None
+
+
 def test_unchain_backward_cuts_the_graph():
     x = Variable(np.array(2.0))
     a = x * x

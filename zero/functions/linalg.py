@@ -14,10 +14,10 @@ class MatMul(Function):
 
     def backward(self, gy):
         x, W = self.inputs
-        # y = x W  =>  dL/dx = gy W^T,  dL/dW = x^T gy  (summed over broadcast axes)
-        gx = matmul(gy, swapaxes(W, -1, -2))
-        gW = matmul(swapaxes(x, -1, -2), gy)
-        return sum_to(gx, x.shape), sum_to(gW, W.shape)
+        # y = x W  =>  dL/dx = gy W^T,  dL/dW = x^T gy  (summed over broadcast axes; none for a constant)
+        gx = sum_to(matmul(gy, swapaxes(W, -1, -2)), x.shape) if x.requires_grad else None
+        gW = sum_to(matmul(swapaxes(x, -1, -2), gy), W.shape) if W.requires_grad else None
+        return gx, gW
 
 
 def matmul(x, W):

@@ -97,8 +97,9 @@ class Maximum(Function):
     def backward(self, gy):
         x0, x1 = self.inputs
         first = x0.data >= x1.data
-        return (sum_to(gy * _mask(first, gy.dtype), x0.shape),
-                sum_to(gy * _mask(~first, gy.dtype), x1.shape))
+        gx0 = sum_to(gy * _mask(first, gy.dtype), x0.shape) if x0.requires_grad else None
+        gx1 = sum_to(gy * _mask(~first, gy.dtype), x1.shape) if x1.requires_grad else None
+        return gx0, gx1  # None for a constant input (e.g. the 0 of maximum(x, 0))
 
 
 class Minimum(Function):
@@ -110,8 +111,9 @@ class Minimum(Function):
     def backward(self, gy):
         x0, x1 = self.inputs
         first = x0.data <= x1.data
-        return (sum_to(gy * _mask(first, gy.dtype), x0.shape),
-                sum_to(gy * _mask(~first, gy.dtype), x1.shape))
+        gx0 = sum_to(gy * _mask(first, gy.dtype), x0.shape) if x0.requires_grad else None
+        gx1 = sum_to(gy * _mask(~first, gy.dtype), x1.shape) if x1.requires_grad else None
+        return gx0, gx1
 
 
 class Where(Function):
@@ -126,7 +128,9 @@ class Where(Function):
     def backward(self, gy):
         x0, x1 = self.inputs
         chosen = _mask(self.condition, gy.dtype)
-        return sum_to(gy * chosen, x0.shape), sum_to(gy * (1 - chosen), x1.shape)
+        gx0 = sum_to(gy * chosen, x0.shape) if x0.requires_grad else None
+        gx1 = sum_to(gy * (1 - chosen), x1.shape) if x1.requires_grad else None
+        return gx0, gx1
 
 
 def exp(x):
