@@ -12,27 +12,25 @@ from zero.functions.shape import sum_to
 
 class Add(Function):
     def forward(self, x0, x1):
-        self.x0_shape, self.x1_shape = x0.shape, x1.shape
         return x0 + x1
 
     def backward(self, gy):
         x0, x1 = self.inputs
         # d(x0 + x1)/dx0 = d(x0 + x1)/dx1 = 1
-        gx0 = sum_to(gy, self.x0_shape) if x0.requires_grad else None
-        gx1 = sum_to(gy, self.x1_shape) if x1.requires_grad else None
+        gx0 = sum_to(gy, x0.shape) if x0.requires_grad else None
+        gx1 = sum_to(gy, x1.shape) if x1.requires_grad else None
         return gx0, gx1
 
 
 class Sub(Function):
     def forward(self, x0, x1):
-        self.x0_shape, self.x1_shape = x0.shape, x1.shape
         return x0 - x1
 
     def backward(self, gy):
         x0, x1 = self.inputs
         # d(x0 - x1)/dx0 = 1, d(x0 - x1)/dx1 = -1
-        gx0 = sum_to(gy, self.x0_shape) if x0.requires_grad else None
-        gx1 = sum_to(-gy, self.x1_shape) if x1.requires_grad else None
+        gx0 = sum_to(gy, x0.shape) if x0.requires_grad else None
+        gx1 = sum_to(-gy, x1.shape) if x1.requires_grad else None
         return gx0, gx1
 
 
