@@ -5,10 +5,9 @@ import pytest
 
 import zero
 from conftest import host, on
-from zero.autoencoder import (Autoencoder, add_noise, reconstruction_errors, restore_if_trained, restore_or_fit,
-                              roc_auc, roc_curve)
+from zero.autoencoder import Autoencoder, add_noise, reconstruction_errors, roc_auc, roc_curve
 from zero.optimizers import Adam
-from zero.training import fit, save_checkpoint
+from zero.training import fit
 
 
 def test_shapes_and_the_loss_by_hand():
@@ -64,43 +63,6 @@ def test_roc_auc_against_scikit_learn_and_by_hand():
     assert (false_positive_rate[-1], true_positive_rate[-1]) == (1, 1)
     with pytest.raises(ValueError, match="both kinds"):
         roc_auc([], [1.0])
-
-
-def test_restore_if_trained_loads_only_a_long_enough_checkpoint(tmp_path):
-    np.random.seed(0)
-    trained, fresh = Autoencoder(6, 4, 2), Autoencoder(6, 4, 2)
-    path = tmp_path / "ae.npz"
-    save_checkpoint(path, trained, epoch=3)
-    before = fresh.encoder.layers[0].W.data.copy()
-    restored, message = restore_if_trained(fresh, path, min_epochs=5)
-    assert not restored and "only 3 epochs" in message
-    np.testing.assert_array_equal(fresh.encoder.layers[0].W.data, before)
-    restored, _ = restore_if_trained(fresh, path, min_epochs=3)
-    assert restored
-    np.testing.assert_array_equal(fresh.encoder.layers[0].W.data, trained.encoder.layers[0].W.data)
-    assert restore_if_trained(fresh, tmp_path / "missing.npz", 1)[0] is False
-
-
-def test_restore_or_fit_loads_a_long_enough_checkpoint_and_otherwise_trains_with_the_scripts_settings(tmp_path):
-    from types import SimpleNamespace
-    np.random.seed(0)
-    x = (np.random.rand(64, 6) > 0.5).astype(np.float32)
-    args = SimpleNamespace(epochs=3, batch_size=16, lr=1e-2, device="cpu", seed=0)
-    trained = Autoencoder(6, 4, 2)
-    path = tmp_path / "ae.npz"
-    save_checkpoint(path, trained, epoch=3)
-    loaded = Autoencoder(6, 4, 2)
-    assert restore_or_fit(loaded, path, args, x, "plain") is True
-    np.testing.assert_array_equal(loaded.encoder.layers[0].W.data, trained.encoder.layers[0].W.data)
-
-    args.epochs = 4                                                   # the checkpoint is now too short
-    fresh = Autoencoder(6, 4, 2)
-    before = fresh.encoder.layers[0].W.data.copy()
-    start_loss = float(fresh.loss(x).data)
-    assert restore_or_fit(fresh, path, args, x, "plain") is False
-    assert not np.array_equal(fresh.encoder.layers[0].W.data, trained.encoder.layers[0].W.data)
-    assert not np.array_equal(fresh.encoder.layers[0].W.data, before)   # trained here...
-    assert float(fresh.loss(x).data) < start_loss                     # ...and the loss went down
 
 
 def test_the_autoencoder_runs_on_both_devices(device):

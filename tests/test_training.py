@@ -8,7 +8,8 @@ import zero.functions as F
 from conftest import host
 from zero.models import MLP, Model
 from zero.optimizers import SGD, Adam, Momentum
-from zero.training import fit, fit_or_resume, load_checkpoint, mnist_splits, resume, save_checkpoint
+from zero.training import (fit, fit_or_resume, load_checkpoint, mnist_splits, restore_if_trained, restore_or_fit, resume,
+                           save_checkpoint)
 
 
 class Regression(Model):
@@ -193,3 +194,50 @@ def test_mnist_splits_with_only_the_test_split(real_mnist_dir):
     assert len(small.x_train) == 100 and len(small.x_heldout) == 10 and len(small.t_heldout) == 10
     with pytest.raises(ValueError, match="source"):
         mnist_splits(real_mnist_dir, "validation")
+
+
+def test_restore_if_trained_loads_only_a_long_enough_checkpoint(tmp_path):
+    np.random.seed(0)
+    trained, fresh = Regression(), Regression()
+    trained.net(np.ones((1, 3), np.float32))                          # create the lazy weights
+    fresh.net(np.ones((1, 3), np.float32))
+    path = tmp_path / "other_step.npz"
+    save_checkpoint(path, trained, epoch=3)
+    before = fresh.net.layers[0].W.data.copy()
+    restored, message = restore_if_trained(fresh, path, min_epochs=5)
+    assert not restored and "only 3 epochs" in message
+    np.testing.assert_array_equal(fresh.net.layers[0].W.data, before)
+    restored, _ = restore_if_trained(fresh, path, min_epochs=3)
+    assert restored
+    np.testing.assert_array_equal(fresh.net.layers[0].W.data, trained.net.layers[0].W.data)
+    assert restore_if_trained(fresh, tmp_path / "missing.npz", 1)[0] is False
+
+
+def test_restore_or_fit_loads_a_long_enough_checkpoint_and_otherwise_trains_with_the_scripts_settings(tmp_path):
+    from types import SimpleNamespace
+    np.random.seed(0)
+    x = np.random.standard_normal((64, 3)).astype(np.float32)
+    args = SimpleNamespace(epochs=3, batch_size=16, lr=1e-2, device="cpu", seed=0)
+    trained = Regression()
+    trained.net(x[:1])
+    path = tmp_path / "other_step.npz"
+    save_checkpoint(path, trained, epoch=3)
+    loaded = Regression()
+    loaded.net(x[:1])
+    assert restore_or_fit(loaded, path, args, x, "other") is True
+    np.testing.assert_array_equal(loaded.net.layers[0].W.data, trained.net.layers[0].W.data)
+
+    args.epochs = 4                                                   # the checkpoint is now too short
+    fresh = Regression()
+    fresh.net(x[:1])
+    before = fresh.net.layers[0].W.data.copy()
+    start_loss = float(fresh.loss(x).data)
+    assert restore_or_fit(fresh, path, args, x, "other") is False
+    assert not np.array_equal(fresh.net.layers[0].W.data, before)     # trained here...
+    assert float(fresh.loss(x).data) < start_loss                     # ...and the loss went down
+
+    frozen = Regression()                                             # lr overrides args.lr: 0 changes nothing
+    frozen.net(x[:1])
+    before = frozen.net.layers[0].W.data.copy()
+    assert restore_or_fit(frozen, path, args, x, "other", lr=0.0) is False
+    np.testing.assert_array_equal(frozen.net.layers[0].W.data, before)

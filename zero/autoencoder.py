@@ -24,8 +24,6 @@ import zero.functions as F
 from zero.backend import get_array_module, to_device, to_numpy
 from zero.core import Variable, no_grad
 from zero.models import MLP, Model
-from zero.optimizers import Adam
-from zero.training import fit, load_checkpoint
 
 
 def add_noise(x, noise_std):
@@ -114,44 +112,3 @@ def roc_curve(negative_scores, positive_scores):
     true_positives = np.concatenate([[0], np.cumsum(is_positive[order])])
     false_positives = np.concatenate([[0], np.cumsum(1 - is_positive[order])])
     return false_positives / len(negative_scores), true_positives / len(positive_scores)
-
-
-def restore_if_trained(model, path, min_epochs):
-    """Load model weights from another step's checkpoint if it holds at least min_epochs of training.
-
-    Returns (True, message) after loading, or (False, why not) with the model left as it was:
-    file missing, not matching the model, or trained too briefly (a --quick run, say).
-    """
-    try:
-        epochs = _epochs_in(path)
-        if epochs >= min_epochs:
-            load_checkpoint(path, model)
-    except (FileNotFoundError, ValueError) as error:
-        return False, f"no usable checkpoint ({error})"
-    if epochs < min_epochs:
-        return False, f"{path} holds only {epochs} epochs (fewer than {min_epochs})"
-    return True, f"loaded {path}, trained {epochs} epochs"
-
-
-def restore_or_fit(model, path, args, x_train, description):
-    """The model of another step, for comparison: loaded from its checkpoint at `path` when that
-    holds at least args.epochs of training (restore_if_trained), else trained here with this
-    script's settings (args.epochs, batch_size, lr, device, seed; Adam, zero.training.fit).
-    Prints which; returns True if it was loaded."""
-    restored, message = restore_if_trained(model, path, min_epochs=args.epochs)
-    print(f"{description}: {message}")
-    if not restored:
-        fit(model, Adam(model.params(), lr=args.lr), x_train, args.epochs, args.batch_size, args.device,
-            args.seed, description=f"{description} (trained here)")
-    return restored
-
-
-def _epochs_in(path):
-    """The number of finished epochs stored in a checkpoint file (raises as load_checkpoint does)."""
-    try:
-        with np.load(path, allow_pickle=False) as archive:
-            return int(archive["epoch"])
-    except FileNotFoundError:
-        raise FileNotFoundError(f"checkpoint not found: {path}") from None
-    except (OSError, ValueError, KeyError, EOFError) as error:
-        raise ValueError(f"cannot read checkpoint {path} ({error})") from None

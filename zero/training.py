@@ -15,6 +15,9 @@ optimizer's state ("optimizer/<name>"), the number of finished epochs and the lo
 history ("history/<name>"). It is written to a temporary file and renamed into place, so an
 interrupted save leaves the previous checkpoint intact; loading checks every entry before
 changing anything, so a failed load leaves model and optimizer as they were.
+
+Another step's model, for comparison (step 8's VAE, step 11's): `restore_or_fit` reads its
+checkpoint when it holds enough training, and otherwise trains the model here.
 """
 import time
 import zipfile
@@ -28,6 +31,7 @@ from zero.backend import device_of, to_device, to_numpy
 from zero.core import Variable, no_grad
 from zero.data import DataLoader, Dataset
 from zero.mnist import SPLITS, find_local, load_mnist, mnist_dir
+from zero.optimizers import Adam
 from zero.utils import save_npz_atomically
 
 TEST_ONLY_TRAIN_SIZE = 8_000   # test images 0..7999 train, 8000..9999 are held out
@@ -311,3 +315,44 @@ def fit_or_resume(model, optimizer, x_train, args, checkpoint, x_heldout=None, d
         save_checkpoint(checkpoint, model, optimizer, args.epochs, history)
         print(f"checkpoint saved: {checkpoint} (continue with --resume --epochs N)")
     return history
+
+
+def restore_if_trained(model, path, min_epochs):
+    """Load model weights from another step's checkpoint if it holds at least min_epochs of training.
+
+    Returns (True, message) after loading, or (False, why not) with the model left as it was:
+    file missing, not matching the model, or trained too briefly (a --quick run, say).
+    """
+    try:
+        epochs = _epochs_in(path)
+        if epochs >= min_epochs:
+            load_checkpoint(path, model)
+    except (FileNotFoundError, ValueError) as error:
+        return False, f"no usable checkpoint ({error})"
+    if epochs < min_epochs:
+        return False, f"{path} holds only {epochs} epochs (fewer than {min_epochs})"
+    return True, f"loaded {path}, trained {epochs} epochs"
+
+
+def restore_or_fit(model, path, args, x_train, description, lr=None):
+    """The model of another step, for comparison: loaded from its checkpoint at `path` when that
+    holds at least args.epochs of training (restore_if_trained), else trained here with this
+    script's settings (args.epochs, batch_size, device, seed; Adam with learning rate lr, by
+    default args.lr; fit). Prints which; returns True if it was loaded."""
+    restored, message = restore_if_trained(model, path, min_epochs=args.epochs)
+    print(f"{description}: {message}")
+    if not restored:
+        fit(model, Adam(model.params(), lr=args.lr if lr is None else lr), x_train, args.epochs,
+            args.batch_size, args.device, args.seed, description=f"{description} (trained here)")
+    return restored
+
+
+def _epochs_in(path):
+    """The number of finished epochs stored in a checkpoint file (raises as load_checkpoint does)."""
+    try:
+        with np.load(path, allow_pickle=False) as archive:
+            return int(archive["epoch"])
+    except FileNotFoundError:
+        raise FileNotFoundError(f"checkpoint not found: {path}") from None
+    except (OSError, ValueError, KeyError, EOFError) as error:
+        raise ValueError(f"cannot read checkpoint {path} ({error})") from None

@@ -20,7 +20,8 @@ and the book trains on its version without the 1/2s and constants (as in step 7)
 Samples are drawn top-down: z2 ~ N(0, I), z1 ~ N(zhat(z2), I), x_hat(z1). The number
 of levels is an option (--levels 3 adds z3). At the end the held-out bound of this model is
 set beside step 7's VAE on the same held-out images: step 7's checkpoint is read if it
-exists (run step 7 first), otherwise a VAE is trained here with the same data and epochs.
+holds at least as many epochs (run step 7 first), otherwise a VAE is trained here with the
+same data and epochs.
 
     python steps/step08_hierarchical_vae/1_hierarchical_vae.py            # 30 epochs, as the book
 """
@@ -33,8 +34,7 @@ import zero
 from zero.cli import checkpoint_path, out_dir, step_parser
 from zero.optimizers import Adam
 from zero.plot import figures, save, save_image_grid, save_loss_curves, show, show_images
-from zero.training import (add_data_options, fit,
-                           fit_or_resume, load_checkpoint, mnist_splits)
+from zero.training import add_data_options, fit_or_resume, mnist_splits, restore_or_fit
 from zero.vae import VAE, HierarchicalVAE, evaluate_bounds
 
 STEP7_CHECKPOINT = Path("checkpoints") / "step07_vae_1_vae.npz"  # where step 7 writes by default
@@ -64,19 +64,10 @@ history = fit_or_resume(model, optimizer, data.x_train, args, checkpoint, x_held
                         description="HVAE")
 
 # ---- step 7's VAE on the same held-out images: its checkpoint, or trained here -------------------------
+# (read if step 7 trained it at least as many epochs as this run; else trained here with the book's lr 3e-4)
 vae = VAE(784, 200, args.latent_size, likelihood=args.likelihood).to(args.device)
-vae_source = None
-if not args.quick and args.vae_checkpoint.exists():
-    try:
-        epochs = load_checkpoint(args.vae_checkpoint, vae)["epoch"]
-        vae_source = f"step 7's checkpoint {args.vae_checkpoint} ({epochs} epochs)"
-    except ValueError as error:
-        print(f"cannot use {args.vae_checkpoint} ({error}); training a VAE here instead")
-if vae_source is None:
-    vae_optimizer = Adam(vae.params(), lr=3e-4)
-    fit(vae, vae_optimizer, data.x_train, args.epochs, args.batch_size, args.device, args.seed,
-        description="VAE (step 7)")
-    vae_source = f"trained here, {args.epochs} epochs, book settings"
+loaded = restore_or_fit(vae, args.vae_checkpoint, args, data.x_train, "VAE (step 7)", lr=3e-4)
+vae_source = "step 7's checkpoint" if loaded else f"trained here, {args.epochs} epochs, book settings"
 
 # ---- both bounds in nats per held-out image --------------------------------------------------------------
 print(f"held-out bounds ({len(data.x_heldout)} images, {model.likelihood.describe()}), nats per image:")

@@ -29,11 +29,11 @@ first), otherwise a VAE trained here with the same epochs.
 import numpy as np
 
 import zero
-from zero.autoencoder import Autoencoder, restore_or_fit
+from zero.autoencoder import Autoencoder
 from zero.cli import checkpoint_path, out_dir, step_parser
 from zero.optimizers import Adam
 from zero.plot import figures, save, save_image_grid, save_loss_curves, show, show_images
-from zero.training import add_data_options, fit_or_resume, mean_loss, mnist_splits
+from zero.training import add_data_options, fit_or_resume, mean_loss, mnist_splits, restore_or_fit
 from zero.vae import VAE, reparameterize
 
 parser = step_parser(__doc__, training=True, epochs=20, batch_size=64, lr=1e-3, hidden_size=200,

@@ -23,11 +23,11 @@ trained here) on the same noisy held-out digits.
 import numpy as np
 
 import zero
-from zero.autoencoder import Autoencoder, add_noise, reconstruction_errors, restore_or_fit
+from zero.autoencoder import Autoencoder, add_noise, reconstruction_errors
 from zero.cli import checkpoint_path, out_dir, step_parser
 from zero.optimizers import Adam
 from zero.plot import figures, save_image_grid, save_loss_curves, show
-from zero.training import add_data_options, fit_or_resume, mnist_splits
+from zero.training import add_data_options, fit_or_resume, mnist_splits, restore_or_fit
 
 parser = step_parser(__doc__, training=True, epochs=20, batch_size=64, lr=1e-3, hidden_size=200,
                      latent_size=20, noise_std=0.5,
