@@ -6,7 +6,8 @@
     python steps/run_all.py --device cuda   # training steps on the GPU (needs CuPy)
 
 Each script prints what it computes and saves its figures under figures/;
-training steps write checkpoints under checkpoints/. Steps that need MNIST
+training steps write checkpoints under checkpoints/ (a --quick run uses figures/quick/ and
+checkpoints/quick/, so it never overwrites a real run's results). Steps that need MNIST
 download it once (or read $ZERO_DATA_DIR, see README.md).
 """
 import argparse
@@ -65,7 +66,7 @@ def main():
     if failed:
         print("\nThese scripts failed:\n  " + "\n  ".join(failed))
         sys.exit(1)
-    print("\nAll steps done. Figures are in figures/.")
+    print(f"\nAll steps done. Figures are in {'figures/quick/' if args.quick else 'figures/'}.")
 
 
 if __name__ == "__main__":

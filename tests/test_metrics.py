@@ -4,8 +4,8 @@ import pytest
 from scipy import linalg
 
 from conftest import on
-from zero.metrics import (MnistClassifier, classify, feature_statistics, frechet_distance, score_samples,
-                          train_classifier)
+from zero.metrics import (MnistClassifier, classifier_for_scoring, classify, feature_statistics, frechet_distance,
+                          score_samples, train_classifier)
 from zero.optimizers import Adam
 
 
@@ -73,3 +73,19 @@ def test_classifier_learns_and_scores(device):
     assert scores["frechet_distance"] >= 0
     swapped = score_samples(model, images[:100], labels=1 - labels[:100])
     assert swapped["label_accuracy"] < 0.05
+
+
+def test_classifier_for_scoring_trains_when_missing_saves_only_if_asked_and_then_loads(tmp_path, capsys):
+    rng = np.random.default_rng(0)
+    images = rng.random((64, 1, 28, 28), dtype=np.float32)
+    labels = rng.integers(0, 10, 64)
+    path = tmp_path / "classifier.npz"
+    with pytest.raises(FileNotFoundError, match="1_classifier.py"):
+        classifier_for_scoring(path)                                  # nothing to load, nothing to train on
+    classifier_for_scoring(path, images, labels, epochs=1, save=False)  # a --quick run: not kept
+    assert not path.exists()
+    trained = classifier_for_scoring(path, images, labels, epochs=1, heldout=(images[:10], labels[:10]))
+    assert path.exists() and "held-out accuracy" in capsys.readouterr().out
+    loaded = classifier_for_scoring(path)                             # now read back, not trained again
+    assert "loaded" in capsys.readouterr().out
+    np.testing.assert_array_equal(classify(loaded, images[:5])[0], classify(trained, images[:5])[0])

@@ -6,6 +6,10 @@ switches: `--quick` (a tiny run for the test suite), `--out` (where figures
 go), `--show` (open windows as well), `--seed`; training scripts add
 `--device`, `--epochs`, `--batch-size`, `--data-dir`, `--checkpoint` and
 `--resume`.
+
+A `--quick` run is a smoke test: by default its figures and checkpoint go under
+figures/quick/ and checkpoints/quick/, so it never overwrites the results of a real run
+(step 7's 30-epoch VAE, say, which later steps read).
 """
 import argparse
 import os
@@ -24,7 +28,7 @@ def step_parser(description, training=False, default_out=None, **training_defaul
     parser.add_argument("--quick", action="store_true",
                         help="tiny, fast run (used by the test suite)")
     parser.add_argument("--out", type=Path, default=default_out,
-                        help="folder for the figures (default: figures/<script>)")
+                        help="folder for the figures (default: figures/<script>, figures/quick/<script> with --quick)")
     parser.add_argument("--show", action="store_true",
                         help="also open the figures in windows")
     parser.add_argument("--seed", type=int, default=training_defaults.pop("seed", 0),
@@ -39,7 +43,8 @@ def step_parser(description, training=False, default_out=None, **training_defaul
                             help="folder with the MNIST files (default: $ZERO_DATA_DIR, "
                                  "then ~/.cache/zero/mnist, downloading if needed)")
         parser.add_argument("--checkpoint", type=Path, default=None,
-                            help="checkpoint file to write at the end (default: checkpoints/<script>.npz)")
+                            help="checkpoint file to write at the end (default: checkpoints/<script>.npz; "
+                                 "under checkpoints/quick/ with --quick)")
         parser.add_argument("--resume", action="store_true",
                             help="start from --checkpoint if it exists")
     for name, value in training_defaults.items():
@@ -53,9 +58,14 @@ def script_name(path):
     return f"{path.parent.name}/{path.stem}"
 
 
+def _run_folder(kind, args):
+    """figures/ or checkpoints/, with a quick/ subfolder for --quick runs."""
+    return Path(kind) / "quick" if getattr(args, "quick", False) else Path(kind)
+
+
 def out_dir(args, script_file):
     """The figure folder for this run, created if needed."""
-    folder = args.out if args.out is not None else Path("figures") / script_name(script_file)
+    folder = args.out if args.out is not None else _run_folder("figures", args) / script_name(script_file)
     folder.mkdir(parents=True, exist_ok=True)
     return folder
 
@@ -64,7 +74,7 @@ def checkpoint_path(args, script_file):
     """The checkpoint file for this run (its folder created if needed)."""
     path = args.checkpoint
     if path is None:
-        path = Path("checkpoints") / (script_name(script_file).replace("/", "_") + ".npz")
+        path = _run_folder("checkpoints", args) / (script_name(script_file).replace("/", "_") + ".npz")
     path.parent.mkdir(parents=True, exist_ok=True)
     return path
 

@@ -34,9 +34,8 @@ from zero.backend import DEFAULT_DTYPE, get_backend, to_numpy
 from zero.core import Variable, no_grad
 from zero.data import DataLoader, Dataset
 from zero.layers import BatchNorm, Conv2d, ConvTranspose2d, Linear
-from zero.metrics import MnistClassifier, classify, score_samples, train_classifier
+from zero.metrics import score_samples
 from zero.models import Model
-from zero.optimizers import Adam
 from zero.training import load_checkpoint, save_checkpoint
 
 GENERATOR_LOSSES = ("non_saturating", "minimax")
@@ -292,30 +291,6 @@ def train_gan_or_resume(generator, discriminator, g_optimizer, d_optimizer, imag
         save_gan(checkpoint, generator, discriminator, g_optimizer, d_optimizer, args.epochs, history)
         print(f"checkpoints saved: {checkpoint} and its _discriminator file (continue with --resume --epochs N)")
     return history
-
-
-def scoring_classifier(paths, data, epochs=3, device="cpu", seed=0, save_to=None):
-    """The MNIST classifier of zero.metrics: loaded from the first of `paths` that exists (step 10.1
-    writes one), otherwise trained here on data.x_train for `epochs` and saved to save_to (if given).
-    Prints where it came from and its held-out accuracy; returns the model (eval mode)."""
-    classifier = MnistClassifier().to(device)
-    for path in paths:
-        if Path(path).exists():
-            load_checkpoint(path, classifier)
-            print(f"classifier: loaded {path}")
-            break
-    else:
-        print(f"classifier: none found at {', '.join(map(str, paths))}; training one for {epochs} epochs")
-        optimizer = Adam(classifier.params(), lr=1e-3)
-        history = train_classifier(classifier, optimizer, data.x_train.reshape(-1, 1, 28, 28), data.t_train,
-                                   epochs, device=device, seed=seed)
-        if save_to is not None:
-            save_checkpoint(save_to, classifier, optimizer, epochs, history)
-            print(f"classifier saved: {save_to}")
-    classifier.eval()
-    logits, _ = classify(classifier, data.x_heldout.reshape(-1, 1, 28, 28))
-    print(f"classifier: held-out accuracy {np.mean(logits.argmax(axis=1) == data.t_heldout):.2%}")
-    return classifier
 
 
 def score_generator(generator, classifier, reference, n=1000, batch_size=500):

@@ -140,19 +140,30 @@ def score_samples(model, images, labels=None, reference=None):
     return scores
 
 
-def classifier_for_scoring(path, images=None, labels=None, device="cpu", epochs=3, seed=0):
-    """The classifier saved at `path` (by steps/step10_conditional_diffusion/1_classifier.py). If the
-    file is missing and training images (N, 1, 28, 28) and labels are given, one is trained on them
-    (Adam, lr 1e-3, batch 64) and saved there."""
+def classifier_for_scoring(path, images=None, labels=None, device="cpu", epochs=3, seed=0, save=True,
+                           heldout=None):
+    """The referee of the sample-quality numbers: the classifier saved at `path` (by
+    steps/step10_conditional_diffusion/1_classifier.py). If the file is missing and training images
+    (N, 1, 28, 28) and labels are given, one is trained on them here (Adam, lr 1e-3, batch 64) and,
+    if save, saved at `path` (a --quick run passes save=False: its toy classifier must not be
+    mistaken for a real one later). Prints where the classifier came from, and its accuracy on
+    heldout = (images, labels) when given. Returns the model in eval mode."""
     model = MnistClassifier().to(device)
     if Path(path).exists():
         load_checkpoint(path, model)
-        return model
-    if images is None:
+        print(f"classifier: loaded {path}")
+    elif images is None:
         raise FileNotFoundError(f"no classifier checkpoint at {path}: run "
                                 f"steps/step10_conditional_diffusion/1_classifier.py first")
-    print(f"no classifier checkpoint at {path}: training one here ({epochs} epochs on {len(images):,} images)")
-    optimizer = Adam(model.params(), lr=1e-3)
-    history = train_classifier(model, optimizer, images, labels, epochs, 64, device, seed)
-    save_checkpoint(path, model, optimizer, epochs, history)
+    else:
+        print(f"classifier: none at {path}; training one here ({epochs} epochs on {len(images):,} images)")
+        optimizer = Adam(model.params(), lr=1e-3)
+        history = train_classifier(model, optimizer, images, labels, epochs, 64, device, seed)
+        if save:
+            save_checkpoint(path, model, optimizer, epochs, history)
+            print(f"classifier saved: {path}")
+    model.eval()
+    if heldout is not None:
+        logits, _ = classify(model, heldout[0])
+        print(f"classifier: held-out accuracy {np.mean(logits.argmax(axis=1) == to_numpy(heldout[1])):.2%}")
     return model

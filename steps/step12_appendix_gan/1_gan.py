@@ -41,9 +41,8 @@ import zero
 import zero.functions as F
 from zero.cli import checkpoint_path, out_dir, step_parser
 from zero.gan import (MLPDiscriminator, MLPGenerator, discriminator_loss, generator_gradient_norm,
-                      interpolate, logit_gradient, moving_average, score_generator, scoring_classifier,
-                      train_gan, train_gan_or_resume)
-from zero.metrics import classify, feature_statistics, frechet_distance
+                      interpolate, logit_gradient, moving_average, score_generator, train_gan, train_gan_or_resume)
+from zero.metrics import classifier_for_scoring, classify, feature_statistics, frechet_distance
 from zero.optimizers import Adam
 from zero.plot import figures, save, save_image_grid, show, show_images
 from zero.training import add_data_options, mnist_splits
@@ -111,9 +110,9 @@ minimax_history = train_gan(minimax_generator, minimax_discriminator, minimax_g_
                             description="minimax GAN")
 
 # ---- sample quality, scored by the MNIST classifier -----------------------------------------------------------------
-classifier = scoring_classifier([args.classifier, checkpoint.with_name("mnist_classifier.npz")], data,
-                                args.classifier_epochs, args.device, args.seed,
-                                save_to=checkpoint.with_name("mnist_classifier.npz"))
+classifier = classifier_for_scoring(args.classifier, data.x_train.reshape(-1, 1, 28, 28), data.t_train, args.device,
+                                    args.classifier_epochs, args.seed, save=not args.quick,
+                                    heldout=(data.x_heldout.reshape(-1, 1, 28, 28), data.t_heldout))
 reference = data.x_heldout
 _, real_features = classify(classifier, data.x_train[:args.score_images].reshape(-1, 1, 28, 28))
 _, reference_features = classify(classifier, reference.reshape(-1, 1, 28, 28))

@@ -23,8 +23,8 @@ import numpy as np
 
 import zero
 from zero.cli import checkpoint_path, out_dir, step_parser
-from zero.gan import (DCDiscriminator, DCGenerator, interpolate, moving_average, score_generator,
-                      scoring_classifier, train_gan_or_resume)
+from zero.gan import DCDiscriminator, DCGenerator, interpolate, moving_average, score_generator, train_gan_or_resume
+from zero.metrics import classifier_for_scoring
 from zero.optimizers import Adam
 from zero.plot import figures, save, save_image_grid, show, show_images
 from zero.training import add_data_options, mnist_splits
@@ -53,9 +53,9 @@ history = train_gan_or_resume(generator, discriminator, g_optimizer, d_optimizer
                               description="DCGAN")
 
 # ---- sample quality, scored by the MNIST classifier (the same numbers as B.1) ------------------------------------
-classifier = scoring_classifier([args.classifier, checkpoint.with_name("mnist_classifier.npz")], data,
-                                args.classifier_epochs, args.device, args.seed,
-                                save_to=checkpoint.with_name("mnist_classifier.npz"))
+classifier = classifier_for_scoring(args.classifier, data.x_train.reshape(-1, 1, 28, 28), data.t_train, args.device,
+                                    args.classifier_epochs, args.seed, save=not args.quick,
+                                    heldout=(data.x_heldout.reshape(-1, 1, 28, 28), data.t_heldout))
 np.random.seed(args.seed + 1)
 scores = score_generator(generator, classifier, data.x_heldout, args.score_images)   # G in eval mode from here
 print(f"\nDCGAN sample quality ({args.score_images} images, Frechet distance to {len(data.x_heldout)} held-out "
