@@ -10,7 +10,7 @@ import zero
 from conftest import host
 from zero.gan import (DCDiscriminator, DCGenerator, MLPDiscriminator, MLPGenerator, discriminator_loss,
                       generator_gradient_norm, generator_loss, interpolate, load_gan, logit_gradient,
-                      moving_average, save_gan, train_gan)
+                      moving_average, plot_game, save_gan, train_gan)
 from zero.optimizers import Adam
 
 
@@ -113,3 +113,18 @@ def test_a_training_epoch_moves_both_players_and_records_the_curves(tmp_path):
 def test_moving_average():
     np.testing.assert_allclose(moving_average([1, 2, 3, 4], width=2), [1.5, 2.5, 3.5])
     np.testing.assert_allclose(moving_average([1, 2], width=50), [1.5])
+
+
+def test_plot_game_draws_both_players_and_the_discriminators_beliefs():
+    import matplotlib
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    rng = np.random.default_rng(0)
+    history = {key: list(rng.random(120)) for key in ("d_loss", "g_loss", "d_real", "d_fake")}
+    fig, (ax_loss, ax_prob) = plt.subplots(1, 2)
+    plot_game(ax_loss, ax_prob, history, "losses")
+    assert ax_loss.get_title() == "losses" and len(ax_loss.lines) == 2 and len(ax_prob.lines) == 3
+    np.testing.assert_allclose(ax_loss.lines[1].get_ydata(), moving_average(history["g_loss"]))
+    np.testing.assert_allclose(ax_prob.lines[0].get_ydata(), moving_average(history["d_real"]))
+    assert len(ax_prob.lines[0].get_ydata()) == 120 - 50 + 1
+    plt.close(fig)

@@ -23,6 +23,13 @@ class Regression(Model):
         return F.mean_squared_error(self.net(x), x[:, :2])
 
 
+def _fresh_regression():
+    """The same untrained Regression and a new Adam, every call."""
+    np.random.seed(0)
+    model = Regression()
+    return model, Adam(model.params(), lr=0.01)
+
+
 def _trained(device="cpu", steps=3):
     np.random.seed(0)
     model = Regression().to(device)
@@ -122,17 +129,12 @@ def test_an_interrupted_save_keeps_the_old_checkpoint(tmp_path, monkeypatch):
 def test_fit_resumed_from_a_checkpoint_equals_an_uninterrupted_run(tmp_path):
     x = np.random.default_rng(0).random((40, 3)).astype(np.float32)
 
-    def fresh():
-        np.random.seed(0)
-        model = Regression()
-        return model, Adam(model.params(), lr=0.01)
-
-    straight, optimizer = fresh()
+    straight, optimizer = _fresh_regression()
     full_history = fit(straight, optimizer, x, epochs=3, batch_size=8, x_heldout=x[:10])
-    first, first_optimizer = fresh()
+    first, first_optimizer = _fresh_regression()
     history = fit(first, first_optimizer, x, epochs=1, batch_size=8, x_heldout=x[:10])
     save_checkpoint(tmp_path / "c.npz", first, first_optimizer, 1, history)
-    resumed, resumed_optimizer = fresh()
+    resumed, resumed_optimizer = _fresh_regression()
     state = load_checkpoint(tmp_path / "c.npz", resumed, resumed_optimizer)
     history = fit(resumed, resumed_optimizer, x, epochs=3, batch_size=8, x_heldout=x[:10],
                   history=state["history"], start_epoch=state["epoch"])
@@ -164,16 +166,11 @@ def test_fit_or_resume_saves_then_continues_where_it_stopped(tmp_path):
     from argparse import Namespace
     x = np.random.default_rng(0).random((40, 3)).astype(np.float32)
 
-    def fresh():
-        np.random.seed(0)
-        model = Regression()
-        return model, Adam(model.params(), lr=0.01)
-
-    straight, optimizer = fresh()
+    straight, optimizer = _fresh_regression()
     full_history = fit(straight, optimizer, x, epochs=3, batch_size=8)
     checkpoint = tmp_path / "c.npz"
     options = dict(batch_size=8, device="cpu", seed=0)
-    fit_or_resume(*fresh(), x, Namespace(epochs=1, resume=False, **options), checkpoint)
+    fit_or_resume(*_fresh_regression(), x, Namespace(epochs=1, resume=False, **options), checkpoint)
     assert load_checkpoint(checkpoint, Regression())["epoch"] == 1
     np.random.seed(1)  # other initial weights: only the checkpoint can make this run match
     resumed = Regression()

@@ -237,6 +237,21 @@ def moving_average(values, width=50):
     return np.convolve(values, np.ones(width) / width, mode="valid")
 
 
+def plot_game(ax_loss, ax_prob, history, title):
+    """The two panels every GAN run shows, from train_gan's history (moving averages): both players'
+    losses on ax_loss (titled `title`), and what D believes of real and generated images on ax_prob
+    (1/2 where it cannot tell them apart)."""
+    ax_loss.plot(moving_average(history["d_loss"]), label="L_D (discriminator)")
+    ax_loss.plot(moving_average(history["g_loss"]), label="L_G = -log D(G(z)) (generator)")
+    ax_loss.set(title=title, xlabel="step", ylabel="loss")
+    ax_loss.legend()
+    ax_prob.plot(moving_average(history["d_real"]), label="D(x), real images")
+    ax_prob.plot(moving_average(history["d_fake"]), label="D(G(z)), generated")
+    ax_prob.axhline(0.5, color="k", ls="--", lw=0.8, label="1/2: D cannot tell")
+    ax_prob.set(title="what D believes", xlabel="step", ylabel="probability 'real'", ylim=(0, 1))
+    ax_prob.legend()
+
+
 def interpolate(generator, z_start, z_end, steps):
     """Images along the straight line z(s) = (1 - s) z_start + s z_end, s in [0, 1]:
     (steps, 784) array on the model's device. z_start, z_end: (latent_size,) arrays on that device."""

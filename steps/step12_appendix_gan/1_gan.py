@@ -41,7 +41,8 @@ import zero
 import zero.functions as F
 from zero.cli import checkpoint_path, out_dir, step_parser
 from zero.gan import (MLPDiscriminator, MLPGenerator, discriminator_loss, generator_gradient_norm,
-                      interpolate, logit_gradient, moving_average, score_generator, train_gan, train_gan_or_resume)
+                      interpolate, logit_gradient, moving_average, plot_game, score_generator, train_gan,
+                      train_gan_or_resume)
 from zero.metrics import classifier_for_scoring, classify, feature_statistics, frechet_distance
 from zero.optimizers import Adam
 from zero.plot import figures, save, save_image_grid, show, show_images
@@ -128,15 +129,7 @@ for name, score in scores.items():
 
 # ---- figures --------------------------------------------------------------------------------------------------------
 fig, (ax_loss, ax_prob, ax_compare) = plt.subplots(1, 3, figsize=(17, 4.5))
-ax_loss.plot(moving_average(history["d_loss"]), label="L_D (discriminator)")
-ax_loss.plot(moving_average(history["g_loss"]), label="L_G = -log D(G(z)) (generator)")
-ax_loss.set(title="both players' losses (moving average)", xlabel="step", ylabel="loss")
-ax_loss.legend()
-ax_prob.plot(moving_average(history["d_real"]), label="D(x), real images")
-ax_prob.plot(moving_average(history["d_fake"]), label="D(G(z)), generated")
-ax_prob.axhline(0.5, color="k", ls="--", lw=0.8, label="1/2: D cannot tell")
-ax_prob.set(title="what D believes", xlabel="step", ylabel="probability 'real'", ylim=(0, 1))
-ax_prob.legend()
+plot_game(ax_loss, ax_prob, history, "both players' losses (moving average)")
 compared = len(minimax_history["d_fake"])
 ax_compare.plot(moving_average(history["d_fake"][:compared]), label="non-saturating -log D(G(z))")
 ax_compare.plot(moving_average(minimax_history["d_fake"]), label="minimax log(1 - D(G(z)))")

@@ -23,7 +23,7 @@ import numpy as np
 
 import zero
 from zero.cli import checkpoint_path, out_dir, step_parser
-from zero.gan import DCDiscriminator, DCGenerator, interpolate, moving_average, score_generator, train_gan_or_resume
+from zero.gan import DCDiscriminator, DCGenerator, interpolate, plot_game, score_generator, train_gan_or_resume
 from zero.metrics import classifier_for_scoring
 from zero.optimizers import Adam
 from zero.plot import figures, save, save_image_grid, show, show_images
@@ -65,15 +65,7 @@ print(f"\nDCGAN sample quality ({args.score_images} images, Frechet distance to 
 
 # ---- figures ------------------------------------------------------------------------------------------------------
 fig, (ax_loss, ax_prob) = plt.subplots(1, 2, figsize=(12, 4.5))
-ax_loss.plot(moving_average(history["d_loss"]), label="L_D (discriminator)")
-ax_loss.plot(moving_average(history["g_loss"]), label="L_G = -log D(G(z)) (generator)")
-ax_loss.set(title="DCGAN: both players' losses (moving average)", xlabel="step", ylabel="loss")
-ax_loss.legend()
-ax_prob.plot(moving_average(history["d_real"]), label="D(x), real images")
-ax_prob.plot(moving_average(history["d_fake"]), label="D(G(z)), generated")
-ax_prob.axhline(0.5, color="k", ls="--", lw=0.8, label="1/2: D cannot tell")
-ax_prob.set(title="what D believes", xlabel="step", ylabel="probability 'real'", ylim=(0, 1))
-ax_prob.legend()
+plot_game(ax_loss, ax_prob, history, "DCGAN: both players' losses (moving average)")
 save(fig, folder, "training_curves")
 
 fig, (ax_samples, ax_classes) = plt.subplots(1, 2, figsize=(13, 6))
