@@ -321,7 +321,7 @@ def restore_if_trained(model, path, min_epochs):
     """Load model weights from another step's checkpoint if it holds at least min_epochs of training.
 
     Returns (True, message) after loading, or (False, why not) with the model left as it was:
-    file missing, not matching the model, or trained too briefly (a --quick run, say).
+    file missing, not matching the model, or trained too briefly (a run with fewer --epochs, say).
     """
     try:
         epochs = _epochs_in(path)
