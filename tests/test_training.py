@@ -238,3 +238,36 @@ def test_restore_or_fit_loads_a_long_enough_checkpoint_and_otherwise_trains_with
     before = frozen.net.layers[0].W.data.copy()
     assert restore_or_fit(frozen, path, args, x, "other", lr=0.0) is False
     np.testing.assert_array_equal(frozen.net.layers[0].W.data, before)
+
+
+def test_a_checkpoint_refuses_a_model_with_other_settings_and_says_which(tmp_path):
+    from zero.vae import VAE, HierarchicalVAE
+    np.random.seed(0)
+    gaussian, bernoulli = VAE(12, 6, 2), VAE(12, 6, 2, likelihood="bernoulli")   # same shapes
+    path = save_checkpoint(tmp_path / "vae.npz", gaussian, epoch=5)
+    before = bernoulli.encoder.hidden.W.data.copy()
+    with pytest.raises(ValueError, match="likelihood 'gaussian'.*has likelihood 'bernoulli'"):
+        load_checkpoint(path, bernoulli)
+    np.testing.assert_array_equal(bernoulli.encoder.hidden.W.data, before)       # untouched
+    restored, message = restore_if_trained(bernoulli, path, min_epochs=1)
+    assert not restored and "likelihood" in message
+    other = VAE(12, 6, 2)                                                        # same settings: loads
+    load_checkpoint(path, other)
+    np.testing.assert_array_equal(other.encoder.hidden.W.data, gaussian.encoder.hidden.W.data)
+    hvae = HierarchicalVAE(12, 6, 2, likelihood="bernoulli")
+    path = save_checkpoint(tmp_path / "hvae.npz", hvae)
+    with pytest.raises(ValueError, match="likelihood"):
+        load_checkpoint(path, HierarchicalVAE(12, 6, 2))
+
+
+def test_a_checkpoint_without_saved_settings_still_loads(tmp_path):
+    from zero.vae import VAE
+    np.random.seed(0)
+    model = VAE(12, 6, 2)
+    path = save_checkpoint(tmp_path / "vae.npz", model)
+    with np.load(path) as archive:                                               # as written before settings were saved
+        arrays = {name: archive[name] for name in archive.files if not name.startswith("config/")}
+    np.savez(path, **arrays)
+    other = VAE(12, 6, 2, likelihood="bernoulli")
+    load_checkpoint(path, other)
+    np.testing.assert_array_equal(other.encoder.hidden.W.data, model.encoder.hidden.W.data)

@@ -11,10 +11,12 @@ test split is at hand (this course's CI), its first 8,000 images are the trainin
 its last 2,000 the held-out set, so every step reports numbers on images it never trained on.
 
 Checkpoints: one .npz file holding the model's weights (under "model/<name>"), the
-optimizer's state ("optimizer/<name>"), the number of finished epochs and the loss
-history ("history/<name>"). It is written to a temporary file and renamed into place, so an
-interrupted save leaves the previous checkpoint intact; loading checks every entry before
-changing anything, so a failed load leaves model and optimizer as they were.
+optimizer's state ("optimizer/<name>"), the number of finished epochs, the loss history
+("history/<name>") and the settings the weights depend on ("config/<name>", such as a VAE's
+likelihood: loading into a model with other settings is refused). It is written to a
+temporary file and renamed into place, so an interrupted save leaves the previous checkpoint
+intact; loading checks every entry before changing anything, so a failed load leaves model
+and optimizer as they were.
 
 Another step's model, for comparison (step 8's VAE, step 11's): `restore_or_fit` reads its
 checkpoint when it holds enough training, and otherwise trains the model here.
@@ -171,6 +173,8 @@ def save_checkpoint(path, model, optimizer=None, epoch=0, history=None):
     for name, buffer in model.named_buffers():
         if buffer is not None:
             arrays[f"buffer/{name}"] = to_numpy(buffer)
+    for name, value in _config(model).items():
+        arrays[f"config/{name}"] = np.asarray(str(value))
     if optimizer is not None:
         arrays["optimizer_type"] = np.asarray(type(optimizer).__name__)
         for name, array in _optimizer_state(optimizer).items():
@@ -179,6 +183,12 @@ def save_checkpoint(path, model, optimizer=None, epoch=0, history=None):
         arrays[f"history/{name}"] = np.asarray(values, dtype=np.float64)
     save_npz_atomically(path, arrays)
     return path
+
+
+def _config(model):
+    """The model's checkpoint_config() (Model subclasses), {} for a plain layer."""
+    config = getattr(model, "checkpoint_config", None)
+    return config() if config is not None else {}
 
 
 def _read(path):
@@ -226,6 +236,10 @@ def load_checkpoint(path, model, optimizer=None):
     stored = _read(path)
     if "format_version" not in stored or "epoch" not in stored:
         raise ValueError(f"checkpoint {path}: not a zero checkpoint (no format_version/epoch entry)")
+    for name, value in _config(model).items():  # absent from files written before settings were saved
+        if f"config/{name}" in stored and str(stored[f"config/{name}"]) != str(value):
+            raise ValueError(f"checkpoint {path} was trained with {name} {str(stored[f'config/{name}'])!r}, "
+                             f"but this {type(model).__name__} has {name} {str(value)!r}")
     params = dict(model.named_params())
     buffers = dict(model.named_buffers())
     in_file = {key.split("/", 1)[1] for key in stored if key.startswith("model/")}

@@ -169,6 +169,9 @@ class VAE(Model):
         """Mean image x_hat = sigmoid(decoder(z)): (N, latent) -> (N, input_size)."""
         return F.sigmoid(self.decoder(z))
 
+    def checkpoint_config(self):
+        return {"likelihood": self.likelihood.kind}  # the same weights mean another model under the other one
+
     def loss(self, x):
         """The training loss per image, averaged over the batch (a scalar Variable).
 
@@ -242,6 +245,9 @@ class HierarchicalVAE(Model):
     def decode(self, z1):
         """Mean image sigmoid(decoders[0](z1)): (N, latent) -> (N, input_size)."""
         return F.sigmoid(self.decoders[0](z1))
+
+    def checkpoint_config(self):
+        return {"likelihood": self.likelihood.kind}
 
     def loss(self, x):
         """The book's loss per image, averaged over the batch (a scalar Variable), for L levels:
