@@ -254,6 +254,10 @@ def test_a_checkpoint_refuses_a_model_with_other_settings_and_says_which(tmp_pat
     other = VAE(12, 6, 2)                                                        # same settings: loads
     load_checkpoint(path, other)
     np.testing.assert_array_equal(other.encoder.hidden.W.data, gaussian.encoder.hidden.W.data)
+    from zero.autoencoder import Autoencoder
+    path = save_checkpoint(tmp_path / "denoising.npz", Autoencoder(12, 6, 2, noise_std=0.5))
+    with pytest.raises(ValueError, match="noise_std '0.5'.*has noise_std '0'"):
+        load_checkpoint(path, Autoencoder(12, 6, 2))
     hvae = HierarchicalVAE(12, 6, 2, likelihood="bernoulli")
     path = save_checkpoint(tmp_path / "hvae.npz", hvae)
     with pytest.raises(ValueError, match="likelihood"):

@@ -58,6 +58,9 @@ class Autoencoder(Model):
         """x_hat = sigmoid(decoder(z)): (N, latent_size) -> (N, input_size)."""
         return F.sigmoid(self.decoder(z))
 
+    def checkpoint_config(self):
+        return {"noise_std": f"{self.noise_std:g}"}  # a denoising autoencoder's weights are another model
+
     def forward(self, x):
         """The reconstruction x_hat(x), without noise: (N, input_size)."""
         return self.decode(self.encode(x))
