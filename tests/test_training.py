@@ -8,8 +8,8 @@ import zero.functions as F
 from conftest import host
 from zero.models import MLP, Model
 from zero.optimizers import SGD, Adam, Momentum
-from zero.training import (fit, fit_or_resume, load_checkpoint, mnist_splits, restore_if_trained, restore_or_fit, resume,
-                           save_checkpoint)
+from zero.training import (fit, fit_or_resume, load_checkpoint, mnist_splits, restore_if_trained, restore_or_fit,
+                           resume, save_checkpoint)
 
 
 class Regression(Model):

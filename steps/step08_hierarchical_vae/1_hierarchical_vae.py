@@ -64,7 +64,7 @@ history = fit_or_resume(model, optimizer, data.x_train, args, checkpoint, x_held
                         description="HVAE")
 
 # ---- step 7's VAE on the same held-out images: its checkpoint, or trained here -------------------------
-# (read if step 7 trained it at least as many epochs as this run; else trained here with the book's lr 3e-4)
+# (read if step 7 trained it as many epochs or more, with this likelihood; else trained here with the book's lr 3e-4)
 vae = VAE(784, 200, args.latent_size, likelihood=args.likelihood).to(args.device)
 loaded = restore_or_fit(vae, args.vae_checkpoint, args, data.x_train, "VAE (step 7)", lr=3e-4)
 vae_source = "step 7's checkpoint" if loaded else f"trained here, {args.epochs} epochs, book settings"
