@@ -7,7 +7,8 @@
 
 Each script prints what it computes and saves its figures under figures/;
 training steps write checkpoints under checkpoints/ (a --quick run uses figures/quick/ and
-checkpoints/quick/, so it never overwrites a real run's results). Steps that need MNIST
+checkpoints/quick/ for what it writes and what it reads of other steps, so it never
+overwrites, or uses, a real run's results). Steps that need MNIST
 download it once (or read $ZERO_DATA_DIR, see README.md).
 """
 import argparse

@@ -1,7 +1,7 @@
 """zero.cli: the step scripts' common options and where their files go."""
 from pathlib import Path
 
-from zero.cli import checkpoint_path, out_dir, step_parser
+from zero.cli import checkpoint_path, out_dir, step_checkpoint, step_parser
 
 
 def test_a_quick_run_writes_beside_a_real_runs_files_never_over_them(tmp_path, monkeypatch):
@@ -16,3 +16,6 @@ def test_a_quick_run_writes_beside_a_real_runs_files_never_over_them(tmp_path, m
     assert (tmp_path / "figures/quick/step07_vae/1_vae").is_dir() and (tmp_path / "checkpoints/quick").is_dir()
     chosen = parser.parse_args(["--quick", "--checkpoint", "mine.npz", "--out", "pictures"])
     assert checkpoint_path(chosen, script) == Path("mine.npz") and out_dir(chosen, script) == Path("pictures")
+    # another step's checkpoint is read from the same world: a quick run reads that step's quick run
+    assert step_checkpoint("step07_vae/1_vae", real) == Path("checkpoints/step07_vae_1_vae.npz")
+    assert step_checkpoint("step07_vae/1_vae", quick) == Path("checkpoints/quick/step07_vae_1_vae.npz")

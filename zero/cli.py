@@ -7,9 +7,10 @@ go), `--show` (open windows as well), `--seed`; training scripts add
 `--device`, `--epochs`, `--batch-size`, `--data-dir`, `--checkpoint` and
 `--resume`.
 
-A `--quick` run is a smoke test: by default its figures and checkpoint go under
-figures/quick/ and checkpoints/quick/, so it never overwrites the results of a real run
-(step 7's 30-epoch VAE, say, which later steps read).
+A `--quick` run is a smoke test: by default its figures and checkpoints go under
+figures/quick/ and checkpoints/quick/, and the other steps' checkpoints it reads come from
+there too (step_checkpoint). Quick runs never overwrite, or use, a real run's results (step
+7's 30-epoch VAE, say, which later steps read).
 """
 import argparse
 import os
@@ -70,11 +71,18 @@ def out_dir(args, script_file):
     return folder
 
 
+def step_checkpoint(script, args):
+    """Where the step script `script` ('step07_vae/1_vae') writes its checkpoint by default:
+    checkpoints/step07_vae_1_vae.npz, or under checkpoints/quick/ when args.quick, so a quick
+    run that reads another step's model reads that step's quick run, never a real one."""
+    return _run_folder("checkpoints", args) / (script.replace("/", "_") + ".npz")
+
+
 def checkpoint_path(args, script_file):
     """The checkpoint file for this run (its folder created if needed)."""
     path = args.checkpoint
     if path is None:
-        path = _run_folder("checkpoints", args) / (script_name(script_file).replace("/", "_") + ".npz")
+        path = step_checkpoint(script_name(script_file), args)
     path.parent.mkdir(parents=True, exist_ok=True)
     return path
 

@@ -31,20 +31,20 @@ from pathlib import Path
 import numpy as np
 
 import zero
-from zero.cli import checkpoint_path, out_dir, step_parser
+from zero.cli import checkpoint_path, out_dir, step_checkpoint, step_parser
 from zero.optimizers import Adam
 from zero.plot import figures, save, save_image_grid, save_loss_curves, show, show_images
 from zero.training import add_data_options, fit_or_resume, mnist_splits, restore_or_fit
 from zero.vae import VAE, HierarchicalVAE, evaluate_bounds
 
-STEP7_CHECKPOINT = Path("checkpoints") / "step07_vae_1_vae.npz"  # where step 7 writes by default
-
 parser = step_parser(__doc__, training=True, epochs=30, batch_size=32, lr=1e-3, hidden_size=100,
                      latent_size=20, levels=2, likelihood="gaussian", iwae_samples=100)
 add_data_options(parser)
-parser.add_argument("--vae-checkpoint", type=Path, default=STEP7_CHECKPOINT,
-                    help="step 7's VAE to compare with (book settings 784-200-20); trained here if missing")
+parser.add_argument("--vae-checkpoint", type=Path, default=None,
+                    help="step 7's VAE to compare with (book settings 784-200-20; default: where step 7 "
+                         "writes it); trained here if missing")
 args = parser.parse_args()
+args.vae_checkpoint = args.vae_checkpoint or step_checkpoint("step07_vae/1_vae", args)
 if args.quick:
     args.epochs, args.train_limit, args.heldout_limit, args.iwae_samples = 1, 512, 256, 10
 folder = out_dir(args, __file__)

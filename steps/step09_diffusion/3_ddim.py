@@ -24,18 +24,19 @@ from pathlib import Path
 import numpy as np
 
 from zero.backend import get_backend, to_numpy
-from zero.cli import out_dir, step_parser
+from zero.cli import out_dir, step_checkpoint, step_parser
 from zero.diffusion import Diffusion, to_images
 from zero.plot import figures, save, show, show_images
 from zero.unet import UNet, unet_from_checkpoint
 
-STEP9_CHECKPOINT = Path("checkpoints") / "step09_diffusion_2_ddpm.npz"   # where 2_ddpm.py writes by default
 T = 1000
 
 parser = step_parser(__doc__, samples=16, ddim_steps="10,20,50,100")
 parser.add_argument("--device", default="cpu")
-parser.add_argument("--checkpoint", type=Path, default=STEP9_CHECKPOINT, help="step 9.2's trained U-Net")
+parser.add_argument("--checkpoint", type=Path, default=None,
+                    help="step 9.2's trained U-Net (default: where 2_ddpm.py writes it)")
 args = parser.parse_args()
+args.checkpoint = args.checkpoint or step_checkpoint("step09_diffusion/2_ddpm", args)
 if args.quick:
     args.samples, args.ddim_steps = 4, "5,10"
 folder = out_dir(args, __file__)

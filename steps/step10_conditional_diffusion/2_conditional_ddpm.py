@@ -44,7 +44,7 @@ import numpy as np
 from tqdm import tqdm
 
 from zero.backend import get_backend, to_numpy
-from zero.cli import checkpoint_path, out_dir, step_parser
+from zero.cli import checkpoint_path, out_dir, step_checkpoint, step_parser
 from zero.data import DataLoader, Dataset
 from zero.diffusion import Diffusion, drop_labels, to_images, to_model_range
 from zero.metrics import classifier_for_scoring, score_samples
@@ -69,7 +69,6 @@ T = 1000
 NUM_CLASSES = 10
 LABEL_DROP = 0.1        # probability that an example trains the unconditional model
 GUIDANCE = 3.0          # gamma of the main sample grid
-CLASSIFIER = Path("checkpoints") / "step10_conditional_diffusion_1_classifier.npz"  # written by 1_classifier.py
 
 parser = step_parser(__doc__, training=True, per_class=8, gammas="0,1,3,5")
 add_data_options(parser)
@@ -81,9 +80,10 @@ parser.add_argument("--lr-decay", default=None, choices=["cosine", "none"],
                     help="learning-rate schedule over all steps (zero.optimizers.cosine_lr), or constant")
 parser.add_argument("--sampler", default=None, choices=["ddpm", "ddim"],
                     help="sampler for the figures and scores (ddim: 50 deterministic steps, step 9.3)")
-parser.add_argument("--classifier", type=Path, default=CLASSIFIER, help="classifier checkpoint of step 10.1")
+parser.add_argument("--classifier", type=Path, default=None, help="step 10.1's classifier (default: where 1_classifier.py writes it; trained here if missing)")
 parser.set_defaults(epochs=None, batch_size=None)
 args = parser.parse_args()
+args.classifier = args.classifier or step_checkpoint("step10_conditional_diffusion/1_classifier", args)
 for name, value in (QUICK if args.quick else CONFIGS[args.config]).items():
     if getattr(args, name) is None:
         setattr(args, name, value)

@@ -30,16 +30,14 @@ from pathlib import Path
 import numpy as np
 
 from zero.backend import get_backend, to_numpy
-from zero.cli import out_dir, step_parser
+from zero.cli import out_dir, step_checkpoint, step_parser
 from zero.diffusion import Diffusion, to_images
 from zero.metrics import classifier_for_scoring, feature_statistics, frechet_distance, classify, score_samples
 from zero.plot import figures, save, show, show_images
 from zero.training import add_data_options, mnist_splits
 from zero.unet import UNet, unet_from_checkpoint
 
-DEFAULT_MODELS = [Path("checkpoints") / "step09_diffusion_2_ddpm.npz",
-                  Path("checkpoints") / "step10_conditional_diffusion_2_conditional_ddpm.npz"]
-CLASSIFIER = Path("checkpoints") / "step10_conditional_diffusion_1_classifier.npz"
+DEFAULT_MODELS = ["step09_diffusion/2_ddpm", "step10_conditional_diffusion/2_conditional_ddpm"]  # their checkpoints
 T = 1000
 
 parser = step_parser(__doc__, samples=100, ddim_steps=50, gamma=3.0)
@@ -49,8 +47,9 @@ parser.add_argument("--model", type=Path, action="append", default=None,
 parser.add_argument("--samplers", default="ddpm,ddim", help="comma-separated: ddpm, ddim")
 parser.add_argument("--device", default="cpu")
 parser.add_argument("--data-dir", type=Path, default=None)
-parser.add_argument("--classifier", type=Path, default=CLASSIFIER, help="classifier checkpoint of step 10.1")
+parser.add_argument("--classifier", type=Path, default=None, help="step 10.1's classifier (default: where 1_classifier.py writes it; trained here if missing)")
 args = parser.parse_args()
+args.classifier = args.classifier or step_checkpoint("step10_conditional_diffusion/1_classifier", args)
 if args.quick:
     args.samples, args.train_limit, args.heldout_limit, args.ddim_steps, args.samplers = 20, 256, 256, 10, "ddim"
 folder = out_dir(args, __file__)
@@ -67,7 +66,7 @@ classifier = classifier_for_scoring(args.classifier, data.x_train.reshape(-1, 1,
 diffusion = Diffusion(T, device=args.device)
 
 models = []
-for path in args.model or DEFAULT_MODELS:
+for path in args.model or [step_checkpoint(script, args) for script in DEFAULT_MODELS]:
     if path.exists():
         model, state = unet_from_checkpoint(path)
         models.append((f"{path.name} ({state['epoch']} epochs)", model.to(args.device).eval()))

@@ -34,12 +34,13 @@ distance of classifier features compares generated with real images (lower is be
     python steps/step12_appendix_gan/1_gan.py
 """
 # needs: mnist
+from pathlib import Path
 
 import numpy as np
 
 import zero
 import zero.functions as F
-from zero.cli import checkpoint_path, out_dir, step_parser
+from zero.cli import checkpoint_path, out_dir, step_checkpoint, step_parser
 from zero.gan import (MLPDiscriminator, MLPGenerator, discriminator_loss, generator_gradient_norm,
                       interpolate, logit_gradient, moving_average, plot_game, score_generator, train_gan,
                       train_gan_or_resume)
@@ -50,10 +51,11 @@ from zero.training import add_data_options, mnist_splits
 
 parser = step_parser(__doc__, training=True, epochs=30, batch_size=64, lr=2e-4, latent_size=64, g_hidden_size=512,
                      d_hidden_size=256, minimax_epochs=30, head_start_steps=100, score_images=1000,
-                     classifier_epochs=3,
-                     classifier="checkpoints/step10_conditional_diffusion_1_classifier.npz")
+                     classifier_epochs=3)
 add_data_options(parser)
+parser.add_argument("--classifier", type=Path, default=None, help="step 10.1's classifier (default: where 1_classifier.py writes it; trained here if missing)")
 args = parser.parse_args()
+args.classifier = args.classifier or step_checkpoint("step10_conditional_diffusion/1_classifier", args)
 if args.quick:
     args.epochs, args.minimax_epochs, args.head_start_steps = 1, 1, 5
     args.train_limit, args.heldout_limit, args.score_images, args.classifier_epochs = 512, 256, 200, 1

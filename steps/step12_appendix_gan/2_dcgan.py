@@ -18,11 +18,12 @@ the Frechet distance (same classifier, same number of images) with B.1 and with 
     python steps/step12_appendix_gan/2_dcgan.py       # 15 epochs: 4 minutes on 2 idle cores, 8 on busy ones
 """
 # needs: mnist
+from pathlib import Path
 
 import numpy as np
 
 import zero
-from zero.cli import checkpoint_path, out_dir, step_parser
+from zero.cli import checkpoint_path, out_dir, step_checkpoint, step_parser
 from zero.gan import DCDiscriminator, DCGenerator, interpolate, plot_game, score_generator, train_gan_or_resume
 from zero.metrics import classifier_for_scoring
 from zero.optimizers import Adam
@@ -30,10 +31,11 @@ from zero.plot import figures, save, save_image_grid, show, show_images
 from zero.training import add_data_options, mnist_splits
 
 parser = step_parser(__doc__, training=True, epochs=15, batch_size=64, lr=2e-4, latent_size=64, width=32,
-                     score_images=1000, classifier_epochs=3,
-                     classifier="checkpoints/step10_conditional_diffusion_1_classifier.npz")
+                     score_images=1000, classifier_epochs=3)
 add_data_options(parser)
+parser.add_argument("--classifier", type=Path, default=None, help="step 10.1's classifier (default: where 1_classifier.py writes it; trained here if missing)")
 args = parser.parse_args()
+args.classifier = args.classifier or step_checkpoint("step10_conditional_diffusion/1_classifier", args)
 if args.quick:
     args.epochs, args.train_limit, args.heldout_limit, args.score_images, args.classifier_epochs = 1, 256, 256, 200, 1
 folder = out_dir(args, __file__)
