@@ -161,6 +161,21 @@ def test_bad_covariances_and_shapes_are_named():
         multivariate_normal_mle(np.zeros(5))
 
 
+def test_a_covariance_singular_to_working_precision_is_refused_even_when_cholesky_succeeds():
+    # three points span only a plane in 3-D: their covariance has rank 2, and rounding leaves a pivot
+    # of ~1e-17 that np.linalg.cholesky accepts; a log-density from it would be rounding noise
+    points = np.array([[0.0, 0.0, 0.0], [1.0, 0.3, 0.7], [0.2, 1.0, 0.5]])
+    centred = points - points.mean(axis=0)
+    flat = centred.T @ centred / 3
+    flat_in_a_batch = np.stack([np.eye(3), flat + np.diag([0.0, 0.0, 1e-17])])
+    np.linalg.cholesky(flat_in_a_batch[1])                                # NumPy does not notice
+    with pytest.raises(ValueError, match=r"not positive definite \(index 1\)"):
+        cholesky(flat_in_a_batch)
+    cholesky(np.diag([1.0, 1e-6, 1e-9]))                                  # ill-conditioned but fine in float64
+    with pytest.raises(ValueError, match="not positive definite"):
+        cholesky(np.diag([1.0, 1.0, 1e-7]).astype(np.float32))           # the same in float32 is not
+
+
 def test_device_results_stay_on_the_device(device):
     rng = np.random.default_rng(3)
     x = rng.normal(size=(50, 2)).astype(np.float32)

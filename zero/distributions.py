@@ -99,7 +99,10 @@ def cholesky(covariance, name="covariance", index_name="index"):
     """Lower-triangular L (..., D, D) with L L^T = covariance (..., D, D).
 
     Raises ValueError naming `name` (and, for a batch, the first bad matrix as
-    "(index_name i)") if a matrix is not square, not symmetric or not positive definite.
+    "(index_name i)") if a matrix is not square, not symmetric or not positive definite,
+    numerically: a pivot L_ii^2 below 10 D eps times the largest variance means the matrix is
+    singular to working precision (a Gaussian collapsed onto a plane, say), and a log-density
+    computed from it would be rounding noise, even when the factorisation happens to succeed.
     """
     xp = get_array_module(covariance)
     if covariance.ndim < 2 or covariance.shape[-1] != covariance.shape[-2]:
@@ -108,15 +111,29 @@ def cholesky(covariance, name="covariance", index_name="index"):
     scale = xp.abs(covariance).max()
     if not float(asymmetry) <= 1e-5 * float(scale) + 1e-12:
         raise ValueError(f"{name} is not symmetric (largest |C - C^T| entry {float(asymmetry):.3g})")
-    try:
-        factor = xp.linalg.cholesky(covariance)
-        failed = not bool(xp.isfinite(factor).all())  # CuPy returns NaN instead of raising
-    except np.linalg.LinAlgError:
-        failed = True
-    if failed:
+    factor = _cholesky_or_none(xp, covariance)
+    if factor is None or bool(_singular(xp, covariance, factor).any()):
         raise ValueError(f"{name} is not positive definite{_which_matrix(xp, covariance, index_name)}: "
                          "it is singular or nearly so (a flat or collapsed Gaussian)")
     return factor
+
+
+def _cholesky_or_none(xp, covariance):
+    """The Cholesky factor, or None where the factorisation fails (NumPy raises, CuPy returns NaN)."""
+    try:
+        factor = xp.linalg.cholesky(covariance)
+    except np.linalg.LinAlgError:
+        return None
+    return factor if bool(xp.isfinite(factor).all()) else None
+
+
+def _singular(xp, covariance, factor):
+    """Per matrix (shape ...): True where a pivot L_ii^2 is below 10 D eps x the largest variance."""
+    dim = covariance.shape[-1]
+    pivots = xp.diagonal(factor, axis1=-2, axis2=-1) ** 2
+    variances = xp.diagonal(covariance, axis1=-2, axis2=-1)
+    threshold = 10 * dim * np.finfo(factor.dtype).eps * variances.max(axis=-1)
+    return pivots.min(axis=-1) <= threshold
 
 
 def multivariate_normal_log_pdf(x, mean, covariance):
@@ -195,11 +212,8 @@ def _which_matrix(xp, matrices, index_name):
         return ""
     flat = matrices.reshape((-1,) + matrices.shape[-2:])
     for index in range(flat.shape[0]):
-        try:
-            factor = xp.linalg.cholesky(flat[index])
-            if not bool(xp.isfinite(factor).all()):
-                raise np.linalg.LinAlgError
-        except np.linalg.LinAlgError:
+        factor = _cholesky_or_none(xp, flat[index])
+        if factor is None or bool(_singular(xp, flat[index], factor)):
             position = np.unravel_index(index, matrices.shape[:-2])
             return f" ({index_name} {position[0] if len(position) == 1 else position})"
     return ""
