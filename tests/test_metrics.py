@@ -5,7 +5,7 @@ from scipy import linalg
 
 from conftest import on
 from zero.metrics import (MnistClassifier, classifier_for_scoring, classify, feature_statistics, frechet_distance,
-                          score_samples, train_classifier)
+                          score_samples, share_interval, train_classifier)
 from zero.optimizers import Adam
 
 
@@ -89,3 +89,14 @@ def test_classifier_for_scoring_trains_when_missing_saves_only_if_asked_and_then
     loaded = classifier_for_scoring(path)                             # now read back, not trained again
     assert "loaded" in capsys.readouterr().out
     np.testing.assert_array_equal(classify(loaded, images[:5])[0], classify(trained, images[:5])[0])
+
+
+def test_share_interval_matches_published_wilson_intervals():
+    # Wilson score intervals at 95% (z = 1.96), as tabulated e.g. by Newcombe (1998)
+    assert share_interval(0, 10) == pytest.approx((0.0, 0.2775), abs=1e-4)
+    assert share_interval(5, 10) == pytest.approx((0.2366, 0.7634), abs=1e-4)
+    assert share_interval(10, 10) == pytest.approx((0.7225, 1.0), abs=1e-4)
+    low, high = share_interval(68, 80)
+    assert low < 68 / 80 < high and high - low < share_interval(17, 20)[1] - share_interval(17, 20)[0]
+    with pytest.raises(ValueError, match="successes"):
+        share_interval(5, 4)

@@ -6,6 +6,7 @@
     # scores['label_accuracy']: share of images classified as the label they were generated for
     # scores['class_histogram']: how many images fall in each class (a model that forgets digits shows gaps)
     # scores['frechet_distance']: distance between the classifier features of generated and real images
+    low, high = share_interval(68, 80)                          # 95% interval of a share: 85% of 80 is 76-91%
 
 The Frechet distance (the idea behind FID, Heusel et al. 2017) fits a Gaussian to each set of
 features (the classifier's penultimate layer) and measures the 2-Wasserstein distance between them:
@@ -15,6 +16,7 @@ features (the classifier's penultimate layer) and measures the 2-Wasserstein dis
 0 for identical statistics; lower is better. Numbers are comparable only between runs that use
 the same classifier and the same number of images (the estimate is biased upwards for few images).
 """
+import math
 from pathlib import Path
 
 import numpy as np
@@ -138,6 +140,25 @@ def score_samples(model, images, labels=None, reference=None):
         scores["frechet_distance"] = frechet_distance(*feature_statistics(features),
                                                       *feature_statistics(reference_features))
     return scores
+
+
+def share_interval(successes, trials, z=1.96):
+    """Wilson score interval (low, high) for a share successes / trials (z = 1.96: 95%).
+
+    A share measured on few samples is uncertain: 68 of 80 is 85%, but any true rate from
+    about 75.6% to 91.2% would often give 68 of 80. With p = successes / trials:
+
+        centre = (p + z^2 / 2n) / (1 + z^2 / n),
+        half-width = z sqrt(p (1 - p) / n + z^2 / 4n^2) / (1 + z^2 / n)
+    """
+    if trials <= 0 or not 0 <= successes <= trials:
+        raise ValueError(f"share_interval needs 0 <= successes <= trials and trials > 0, "
+                         f"got {successes} of {trials}")
+    p, n = successes / trials, trials
+    denominator = 1 + z * z / n
+    centre = (p + z * z / (2 * n)) / denominator
+    half_width = z * math.sqrt(p * (1 - p) / n + z * z / (4 * n * n)) / denominator
+    return max(0.0, centre - half_width), min(1.0, centre + half_width)
 
 
 def classifier_for_scoring(path, images=None, labels=None, device="cpu", epochs=3, seed=0, save=True,

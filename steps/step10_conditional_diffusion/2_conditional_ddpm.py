@@ -47,7 +47,7 @@ from zero.backend import get_backend, to_numpy
 from zero.cli import checkpoint_path, out_dir, step_checkpoint, step_parser
 from zero.data import DataLoader, Dataset
 from zero.diffusion import Diffusion, drop_labels, to_images, to_model_range
-from zero.metrics import classifier_for_scoring, score_samples
+from zero.metrics import classifier_for_scoring, score_samples, share_interval
 from zero.optimizers import Adam, cosine_lr
 from zero.plot import figures, save, save_image_grid, show, show_images
 from zero.training import add_data_options, mnist_splits, resume, save_checkpoint
@@ -147,8 +147,9 @@ for gamma in sorted(set(gammas) | {GUIDANCE}):
     samples[gamma] = to_numpy(to_images(x))
     scores = score_samples(classifier, samples[gamma], labels=asked)
     label_accuracy[gamma] = scores["label_accuracy"]
+    low, high = share_interval(int(round(scores["label_accuracy"] * len(asked))), len(asked))  # 95%, Wilson
     print(f"gamma = {gamma:g}: {len(asked)} samples ({args.sampler}) in {time.perf_counter() - start:.0f} s; "
-          f"classified as the asked digit: {scores['label_accuracy']:.1%}")
+          f"classified as the asked digit: {scores['label_accuracy']:.1%} (95% interval {low:.1%}-{high:.1%})")
     if gamma == GUIDANCE:
         per_digit = (scores["predicted"] == asked).reshape(NUM_CLASSES, -1).mean(axis=1)
         print("  per digit: " + ", ".join(f"{digit}: {share:.0%}" for digit, share in enumerate(per_digit)))

@@ -32,7 +32,8 @@ import numpy as np
 from zero.backend import get_backend, to_numpy
 from zero.cli import out_dir, step_checkpoint, step_parser
 from zero.diffusion import Diffusion, to_images
-from zero.metrics import classifier_for_scoring, feature_statistics, frechet_distance, classify, score_samples
+from zero.metrics import (classifier_for_scoring, classify, feature_statistics, frechet_distance, score_samples,
+                          share_interval)
 from zero.plot import figures, save, show, show_images
 from zero.training import add_data_options, mnist_splits
 from zero.unet import UNet, unet_from_checkpoint
@@ -115,11 +116,14 @@ for name, model in models:
 print(f"\n{args.samples} samples per row; guidance gamma = {args.gamma:g} for conditional models; "
       f"FD of real images at this size: {real_fd:.2f}")
 width = max(len(row[0]) for row in rows)
-print(f"{'model':{width}s} {'sampler':18s} {'seconds':>8s} {'asked':>6s} {'FD':>7s}  classes 0-9 (%)")
+print(f"{'model':{width}s} {'sampler':18s} {'seconds':>8s} {'asked (95% interval)':>20s} {'FD':>7s}  classes 0-9 (%)")
 for name, sampler, seconds, asked, histogram, fd in rows:
-    asked_text = "-" if asked is None else f"{asked:.0%}"
+    asked_text = "-"
+    if asked is not None:
+        low, high = share_interval(int(round(asked * args.samples)), args.samples)  # Wilson score interval
+        asked_text = f"{asked:.0%} ({low:.0%}-{high:.0%})"
     shares = " ".join(f"{100 * h / histogram.sum():2.0f}" for h in histogram)
-    print(f"{name:{width}s} {sampler:18s} {seconds:8.1f} {asked_text:>6s} {fd:7.2f}  {shares}")
+    print(f"{name:{width}s} {sampler:18s} {seconds:8.1f} {asked_text:>20s} {fd:7.2f}  {shares}")
 
 fig, axes = plt.subplots(1, len(grids), figsize=(3.2 * len(grids), 4.2))
 for ax, (title, images) in zip(np.atleast_1d(axes), grids):
