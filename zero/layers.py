@@ -138,6 +138,12 @@ class Layer:
             if kind == BUFFER:
                 yield name, layer.__dict__[attribute]
 
+    def checkpoint_config(self):
+        """Settings that the weights depend on but their shapes do not show (a VAE's likelihood):
+        {name: str}. zero.training saves them with the weights and refuses to load weights
+        trained under other settings. Empty by default."""
+        return {}
+
     def cleargrads(self):
         for param in self.params():
             param.cleargrad()

@@ -13,12 +13,6 @@ class Model(Layer):
     Subclass it, assign layers in __init__ and define forward().
     """
 
-    def checkpoint_config(self):
-        """Settings that the weights depend on but their shapes do not show (a VAE's likelihood):
-        {name: str}. zero.training saves them with the weights and refuses to load weights
-        trained under other settings. None by default."""
-        return {}
-
 
 class Sequential(Model):
     """Apply layers and plain functions (such as F.relu) in order.

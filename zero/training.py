@@ -173,7 +173,7 @@ def save_checkpoint(path, model, optimizer=None, epoch=0, history=None):
     for name, buffer in model.named_buffers():
         if buffer is not None:
             arrays[f"buffer/{name}"] = to_numpy(buffer)
-    for name, value in _config(model).items():
+    for name, value in model.checkpoint_config().items():
         arrays[f"config/{name}"] = np.asarray(str(value))
     if optimizer is not None:
         arrays["optimizer_type"] = np.asarray(type(optimizer).__name__)
@@ -183,12 +183,6 @@ def save_checkpoint(path, model, optimizer=None, epoch=0, history=None):
         arrays[f"history/{name}"] = np.asarray(values, dtype=np.float64)
     save_npz_atomically(path, arrays)
     return path
-
-
-def _config(model):
-    """The model's checkpoint_config() (Model subclasses), {} for a plain layer."""
-    config = getattr(model, "checkpoint_config", None)
-    return config() if config is not None else {}
 
 
 def _read(path):
@@ -236,7 +230,7 @@ def load_checkpoint(path, model, optimizer=None):
     stored = _read(path)
     if "format_version" not in stored or "epoch" not in stored:
         raise ValueError(f"checkpoint {path}: not a zero checkpoint (no format_version/epoch entry)")
-    for name, value in _config(model).items():  # absent from files written before settings were saved
+    for name, value in model.checkpoint_config().items():  # absent from files written before settings were saved
         if f"config/{name}" in stored and str(stored[f"config/{name}"]) != str(value):
             raise ValueError(f"checkpoint {path} was trained with {name} {str(stored[f'config/{name}'])!r}, "
                              f"but this {type(model).__name__} has {name} {str(value)!r}")
