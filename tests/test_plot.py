@@ -49,7 +49,7 @@ def test_save_image_grid_writes_a_png_and_closes_the_figure(tmp_path):
     assert plt.get_fignums() == open_figures
 
 
-def test_save_loss_curves_draws_one_point_per_epoch_and_skips_an_empty_heldout_curve(tmp_path):
+def test_save_loss_curves_draws_one_point_per_epoch_and_skips_an_empty_heldout_curve(tmp_path, monkeypatch):
     plt = figures()
     open_figures = plt.get_fignums()
     drawn = []
@@ -60,13 +60,10 @@ def test_save_loss_curves_draws_one_point_per_epoch_and_skips_an_empty_heldout_c
                       for line in fig.axes[0].get_lines()])
         return original_save(fig, folder, name)
 
-    zero.plot.save = keep_figure
-    try:
-        path = save_loss_curves({"train_loss": [3.0, 2.0, 1.5], "heldout_loss": [3.2, 2.5, 2.0]},
-                                "a title", tmp_path, labels=("fit", "check"), ylabel="nats")
-        save_loss_curves({"train_loss": [1.0, 0.5], "heldout_loss": []}, "no held-out data", tmp_path, "loss2")
-    finally:
-        zero.plot.save = original_save
+    monkeypatch.setattr(zero.plot, "save", keep_figure)
+    path = save_loss_curves({"train_loss": [3.0, 2.0, 1.5], "heldout_loss": [3.2, 2.5, 2.0]},
+                            "a title", tmp_path, labels=("fit", "check"), ylabel="nats")
+    save_loss_curves({"train_loss": [1.0, 0.5], "heldout_loss": []}, "no held-out data", tmp_path, "loss2")
     assert path == tmp_path / "loss.png" and path.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     assert drawn[0] == [("fit", [1, 2, 3], [3.0, 2.0, 1.5]), ("check", [1, 2, 3], [3.2, 2.5, 2.0])]
     assert drawn[1] == [("training", [1, 2], [1.0, 0.5])]

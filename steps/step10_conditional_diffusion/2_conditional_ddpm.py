@@ -80,7 +80,8 @@ parser.add_argument("--lr-decay", default=None, choices=["cosine", "none"],
                     help="learning-rate schedule over all steps (zero.optimizers.cosine_lr), or constant")
 parser.add_argument("--sampler", default=None, choices=["ddpm", "ddim"],
                     help="sampler for the figures and scores (ddim: 50 deterministic steps, step 9.3)")
-parser.add_argument("--classifier", type=Path, default=None, help="step 10.1's classifier (default: where 1_classifier.py writes it; trained here if missing)")
+parser.add_argument("--classifier", type=Path, default=None,
+                    help="step 10.1's classifier (default: where 1_classifier.py writes it; trained here if missing)")
 parser.set_defaults(epochs=None, batch_size=None)
 args = parser.parse_args()
 args.classifier = args.classifier or step_checkpoint("step10_conditional_diffusion/1_classifier", args)

@@ -48,7 +48,8 @@ parser.add_argument("--model", type=Path, action="append", default=None,
 parser.add_argument("--samplers", default="ddpm,ddim", help="comma-separated: ddpm, ddim")
 parser.add_argument("--device", default="cpu")
 parser.add_argument("--data-dir", type=Path, default=None)
-parser.add_argument("--classifier", type=Path, default=None, help="step 10.1's classifier (default: where 1_classifier.py writes it; trained here if missing)")
+parser.add_argument("--classifier", type=Path, default=None,
+                    help="step 10.1's classifier (default: where 1_classifier.py writes it; trained here if missing)")
 args = parser.parse_args()
 args.classifier = args.classifier or step_checkpoint("step10_conditional_diffusion/1_classifier", args)
 if args.quick:
