@@ -166,8 +166,8 @@ def classifier_for_scoring(path, images=None, labels=None, device="cpu", epochs=
     """The referee of the sample-quality numbers: the classifier saved at `path` (by
     steps/step10_conditional_diffusion/1_classifier.py). If the file is missing and training images
     (N, 1, 28, 28) and labels are given, one is trained on them here (Adam, lr 1e-3, batch 64) and,
-    if save, saved at `path` (a --quick run passes save=False: its toy classifier must not be
-    mistaken for a real one later). Prints where the classifier came from, and its accuracy on
+    if save, saved at `path` (a --quick run passes save=False, so its toy classifier is never
+    written, not even where an explicit --classifier points). Prints where the classifier came from, and its accuracy on
     heldout = (images, labels) when given. Returns the model in eval mode."""
     model = MnistClassifier().to(device)
     if Path(path).exists():
