@@ -69,6 +69,8 @@ def test_classifier_learns_and_scores(device):
     assert logits.shape == (40, 10) and features.shape == (40, MnistClassifier.feature_size)
     scores = score_samples(model, images[:100], labels=labels[:100], reference=images[100:200])
     assert scores["label_accuracy"] > 0.95
+    assert scores["label_matches"] == int(np.sum(scores["predicted"] == labels[:100]))
+    assert scores["label_accuracy"] == scores["label_matches"] / 100
     assert scores["class_histogram"].sum() == 100 and scores["class_histogram"][2:].sum() <= 5
     assert scores["frechet_distance"] >= 0
     swapped = score_samples(model, images[:100], labels=1 - labels[:100])

@@ -127,14 +127,16 @@ def frechet_distance(mean1, cov1, mean2, cov2):
 def score_samples(model, images, labels=None, reference=None):
     """Scores of generated images (N, 1, 28, 28) in [0, 1] by classifier `model`:
 
-    'predicted' (N,) classes; 'class_histogram' (10,) counts; 'label_accuracy' (share predicted ==
-    labels) if labels (N,) are given; 'frechet_distance' to the reference images (M, 1, 28, 28) if given.
+    'predicted' (N,) classes; 'class_histogram' (10,) counts; if labels (N,) are given, 'label_matches'
+    (how many predicted == labels: an int, as share_interval takes it) and 'label_accuracy' (their
+    share); 'frechet_distance' to the reference images (M, 1, 28, 28) if given.
     """
     logits, features = classify(model, images)
     predicted = logits.argmax(axis=1)
     scores = {"predicted": predicted, "class_histogram": np.bincount(predicted, minlength=NUM_CLASSES)}
     if labels is not None:
-        scores["label_accuracy"] = float(np.mean(predicted == to_numpy(labels)))
+        scores["label_matches"] = int(np.sum(predicted == to_numpy(labels)))
+        scores["label_accuracy"] = scores["label_matches"] / len(predicted)
     if reference is not None:
         _, reference_features = classify(model, reference)
         scores["frechet_distance"] = frechet_distance(*feature_statistics(features),

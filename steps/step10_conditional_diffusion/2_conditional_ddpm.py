@@ -148,7 +148,7 @@ for gamma in sorted(set(gammas) | {GUIDANCE}):
     samples[gamma] = to_numpy(to_images(x))
     scores = score_samples(classifier, samples[gamma], labels=asked)
     label_accuracy[gamma] = scores["label_accuracy"]
-    low, high = share_interval(int(round(scores["label_accuracy"] * len(asked))), len(asked))  # 95%, Wilson
+    low, high = share_interval(scores["label_matches"], len(asked))  # 95%, Wilson
     print(f"gamma = {gamma:g}: {len(asked)} samples ({args.sampler}) in {time.perf_counter() - start:.0f} s; "
           f"classified as the asked digit: {scores['label_accuracy']:.1%} (95% interval {low:.1%}-{high:.1%})")
     if gamma == GUIDANCE:

@@ -109,7 +109,7 @@ for name, model in models:
         _, features = classify(classifier, images)
         fd = frechet_distance(*feature_statistics(features), *heldout_statistics)
         steps = len(diffusion.sampling_timesteps(sampler, args.ddim_steps))
-        rows.append((name, f"{sampler} ({steps} steps)", seconds, scores.get("label_accuracy"),
+        rows.append((name, f"{sampler} ({steps} steps)", seconds, scores.get("label_matches"),
                      scores["class_histogram"], fd))
         grids.append((f"{name}\n{sampler}, {steps} steps, {seconds:.0f} s", images[:40]))
         print(rows[-1][0], rows[-1][1], f"{seconds:.1f} s", f"FD {fd:.2f}", flush=True)
@@ -118,11 +118,11 @@ print(f"\n{args.samples} samples per row; guidance gamma = {args.gamma:g} for co
       f"FD of real images at this size: {real_fd:.2f}")
 width = max(len(row[0]) for row in rows)
 print(f"{'model':{width}s} {'sampler':18s} {'seconds':>8s} {'asked (95% interval)':>20s} {'FD':>7s}  classes 0-9 (%)")
-for name, sampler, seconds, asked, histogram, fd in rows:
+for name, sampler, seconds, matches, histogram, fd in rows:
     asked_text = "-"
-    if asked is not None:
-        low, high = share_interval(int(round(asked * args.samples)), args.samples)  # Wilson score interval
-        asked_text = f"{asked:.0%} ({low:.0%}-{high:.0%})"
+    if matches is not None:
+        low, high = share_interval(matches, args.samples)  # Wilson score interval
+        asked_text = f"{matches / args.samples:.0%} ({low:.0%}-{high:.0%})"
     shares = " ".join(f"{100 * h / histogram.sum():2.0f}" for h in histogram)
     print(f"{name:{width}s} {sampler:18s} {seconds:8.1f} {asked_text:>20s} {fd:7.2f}  {shares}")
 
