@@ -5,7 +5,7 @@ from scipy import linalg
 
 from conftest import on
 from zero.metrics import (MnistClassifier, classifier_for_scoring, classify, feature_statistics, frechet_distance,
-                          score_samples, share_interval, train_classifier)
+                          referee_epochs, score_samples, share_interval, train_classifier)
 from zero.optimizers import Adam
 
 
@@ -91,6 +91,13 @@ def test_classifier_for_scoring_trains_when_missing_saves_only_if_asked_and_then
     loaded = classifier_for_scoring(path)                             # now read back, not trained again
     assert "loaded" in capsys.readouterr().out
     np.testing.assert_array_equal(classify(loaded, images[:5])[0], classify(trained, images[:5])[0])
+
+
+def test_referee_epochs_see_about_80000_images_within_bounds():
+    assert referee_epochs(8_000) == 10 and referee_epochs(60_000) == 2
+    assert referee_epochs(64) == 20 and referee_epochs(10 ** 6) == 2
+    counts = [referee_epochs(n) for n in range(1_000, 100_000, 1_000)]
+    assert counts == sorted(counts, reverse=True)   # more images, never more epochs
 
 
 def test_share_interval_matches_published_wilson_intervals():

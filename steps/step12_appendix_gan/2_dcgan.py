@@ -31,8 +31,10 @@ from zero.plot import figures, save, save_image_grid, show, show_images
 from zero.training import add_data_options, mnist_splits
 
 parser = step_parser(__doc__, training=True, epochs=15, batch_size=64, lr=2e-4, latent_size=64, width=32,
-                     score_images=1000, classifier_epochs=3)
+                     score_images=1000)
 add_data_options(parser)
+parser.add_argument("--classifier-epochs", type=int, default=None,
+                    help="epochs if the classifier is trained here (default: zero.metrics.referee_epochs)")
 parser.add_argument("--classifier", type=Path, default=None, help="step 10.1's classifier (default: where 1_classifier.py writes it; trained here if missing)")
 args = parser.parse_args()
 args.classifier = args.classifier or step_checkpoint("step10_conditional_diffusion/1_classifier", args)
