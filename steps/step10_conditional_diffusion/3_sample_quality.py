@@ -126,8 +126,10 @@ for name, sampler, seconds, matches, histogram, fd in rows:
     shares = " ".join(f"{100 * h / histogram.sum():2.0f}" for h in histogram)
     print(f"{name:{width}s} {sampler:18s} {seconds:8.1f} {asked_text:>20s} {fd:7.2f}  {shares}")
 
-fig, axes = plt.subplots(1, len(grids), figsize=(3.2 * len(grids), 4.2))
-for ax, (title, images) in zip(np.atleast_1d(axes), grids):
+# one row per model, one column per sampler (grids was filled in that order)
+fig, axes = plt.subplots(len(models), len(samplers), figsize=(4.6 * len(samplers), 3.4 * len(models) + 0.4),
+                         squeeze=False, layout="constrained")
+for ax, (title, images) in zip(axes.flat, grids):
     show_images(ax, images, 8, title, fontsize=8)
 fig.suptitle("the same trained models, sampled with DDPM (1000 steps) and DDIM")
 save(fig, folder, "ddpm_vs_ddim")
