@@ -183,6 +183,27 @@ def test_reshape_and_transpose_gradients(shape, seed, data):
 
 
 @SETTINGS
+@given(shape=hnp.array_shapes(min_dims=1, max_dims=3, max_side=3), seed=seeds, data=st.data())
+def test_swapaxes_expand_dims_squeeze_match_numpy_and_their_gradients(shape, seed, data):
+    x = normal(np.random.default_rng(seed), shape)
+    axis1, axis2 = data.draw(st.integers(-len(shape), len(shape) - 1)), data.draw(st.integers(0, len(shape) - 1))
+    new_axis = data.draw(st.integers(-len(shape) - 1, len(shape)))
+    np.testing.assert_array_equal(F.swapaxes(Variable(x), axis1, axis2).data, np.swapaxes(x, axis1, axis2))
+    np.testing.assert_array_equal(F.expand_dims(Variable(x), new_axis).data, np.expand_dims(x, new_axis))
+    weights = normal(np.random.default_rng(seed + 1), np.swapaxes(x, axis1, axis2).shape)
+    check_everywhere(lambda v, w: F.swapaxes(v, axis1, axis2) * w, x, weights)
+    check_everywhere(lambda v: F.squeeze(F.expand_dims(v, new_axis), new_axis) * 2.0, x)
+
+
+def test_squeeze_refuses_an_axis_that_is_not_of_size_one():
+    x = Variable(np.zeros((2, 1, 3)))
+    assert F.squeeze(x, 1).shape == (2, 3) and F.squeeze(x, -2).shape == (2, 3)
+    for axis in (0, 2, 3, -4):
+        with pytest.raises(ValueError, match=rf"squeeze: axis {axis} of x \(2, 1, 3\)"):
+            F.squeeze(x, axis)
+
+
+@SETTINGS
 @given(shapes=broadcast_pairs, seed=seeds)
 def test_broadcast_to_and_sum_to_gradients(shapes, seed):
     shape, _ = shapes.input_shapes

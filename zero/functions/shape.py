@@ -147,6 +147,7 @@ def transpose(x, *axes):
 
 
 def swapaxes(x, axis1, axis2):
+    """x with axes axis1 and axis2 exchanged (a transpose), as numpy.swapaxes."""
     axes = list(range(x.ndim))
     axes[axis1], axes[axis2] = axes[axis2], axes[axis1]
     return Transpose(tuple(axes))(x)
@@ -190,13 +191,17 @@ def flatten(x):
 
 
 def expand_dims(x, axis):
+    """x with a new axis of size 1 at position `axis` (a reshape), as numpy.expand_dims."""
     shape = list(x.shape)
     shape.insert(axis % (len(shape) + 1), 1)
     return reshape(x, tuple(shape))
 
 
 def squeeze(x, axis):
+    """x without its axis `axis`, which must have size 1 (a reshape), as numpy.squeeze(x, axis)."""
     shape = list(x.shape)
+    if not -len(shape) <= axis < len(shape) or shape[axis] != 1:
+        raise ValueError(f"squeeze: axis {axis} of x {tuple(x.shape)} is not an axis of size 1")
     del shape[axis]
     return reshape(x, tuple(shape))
 
