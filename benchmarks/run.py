@@ -9,10 +9,13 @@ rows: dicts with 'benchmark', 'zero' and 'reference' (seconds or a metric,
 as 'unit' says), 'reference_name', 'ratio' (zero/reference, None when the
 reference is not installed), 'target' (the ratio to meet, or None) and
 'note'. References (PyTorch CPU, scikit-learn) are measured in the same run.
+A benchmark that fails is reported (traceback, then a line under the table) without
+losing the others' rows; the exit status is then 1.
 """
 import argparse
 import importlib.util
 import sys
+import traceback
 from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
@@ -43,10 +46,14 @@ def main():
     paths = sorted(HERE.glob("bench_*.py"))
     if args.only:
         paths = [p for p in paths if any(word in p.stem for word in args.only)]
-    rows = []
+    rows, failures = [], []
     for path in paths:
         print(f"running {path.name} ...", flush=True)
-        rows += load(path).run(quick=args.quick)
+        try:
+            rows += load(path).run(quick=args.quick)
+        except Exception as error:  # one failing benchmark must not lose the others' rows
+            traceback.print_exc()
+            failures.append(f"{path.name}: {type(error).__name__}: {str(error).splitlines()[0] if str(error) else ''}")
     header = ["benchmark", "unit", "zero", "reference", "reference_name", "ratio", "target", "ok", "note"]
     table = []
     for row in rows:
@@ -58,6 +65,9 @@ def main():
     print("  ".join(h.ljust(w) for h, w in zip(header, widths)))
     for r in table:
         print("  ".join(c.ljust(w) for c, w in zip(r, widths)))
+    if failures:
+        print("\nfailed (traceback above):\n  " + "\n  ".join(failures))
+        sys.exit(1)
 
 
 if __name__ == "__main__":
