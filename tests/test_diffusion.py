@@ -114,6 +114,35 @@ def test_ddim_with_the_true_noise_recovers_x0():
     assert np.allclose(diffusion.ddim_step(x_mid, eps, 100, 0), x0, atol=1e-4)
 
 
+def test_ddim_with_eta_one_on_consecutive_steps_is_the_ddpm_step(device):
+    """Song et al. 2021: eta = 1 and t_prev = t - 1 give the DDPM posterior mean and variance."""
+    diffusion = Diffusion(1000, device=device)
+    rng = np.random.default_rng(4)
+    x_t = on(device, rng.standard_normal((2, 1, 4, 4)).astype(np.float32))
+    eps = on(device, rng.standard_normal((2, 1, 4, 4)).astype(np.float32))
+    for t in (2, 10, 500, 1000):
+        mean, sigma = diffusion.ddim_mean_std(x_t, eps, t, t - 1, eta=1.0)
+        expected = diffusion.mean_from_noise(x_t, eps, diffusion.timesteps_like(2, t))
+        assert np.allclose(host(mean), host(expected), rtol=1e-4, atol=1e-5), t
+        assert sigma ** 2 == pytest.approx(float(host(diffusion.posterior_variance)[t - 1]), rel=1e-5)
+    assert diffusion.ddim_mean_std(x_t, eps, 500, 300)[1] == 0.0           # eta = 0: no fresh noise
+    half, full = (diffusion.ddim_mean_std(x_t, eps, 500, 300, eta=eta)[1] for eta in (0.5, 1.0))
+    assert half == pytest.approx(full / 2) and full > 0
+    with pytest.raises(ValueError, match="eta must be between 0"):
+        diffusion.ddim_mean_std(x_t, eps, 500, 300, eta=1.5)
+
+
+def test_stochastic_ddim_step_adds_noise_of_the_stated_size():
+    diffusion = Diffusion(1000)
+    np.random.seed(5)
+    x_t = np.zeros((4000, 1, 2, 2), np.float32)
+    eps = np.random.standard_normal(x_t.shape).astype(np.float32)
+    mean, sigma = diffusion.ddim_mean_std(x_t, eps, 800, 760, eta=1.0)
+    assert np.array_equal(diffusion.ddim_step(x_t, eps, 800, 760), diffusion.ddim_step(x_t, eps, 800, 760))
+    step = diffusion.ddim_step(x_t, eps, 800, 760, eta=1.0)
+    assert np.std(step - mean) == pytest.approx(sigma, rel=0.03) and abs(np.mean(step - mean)) < 0.01
+
+
 def test_drop_labels_is_per_example(device):
     xp = get_backend(device).xp
     xp.random.seed(0)
@@ -160,9 +189,10 @@ def test_quick_training_lowers_the_loss_and_samples_are_finite(device):
         losses.append(loss.item())
     assert np.mean(losses[-10:]) < 0.6 * np.mean(losses[:5]), losses
     asked = on(device, np.array([0, 1, 0, 1]))
-    for sampler in ("ddpm", "ddim"):
+    for sampler, eta in (("ddpm", 0.0), ("ddim", 0.0), ("ddim", 1.0)):
         samples, snapshots = diffusion.sample(model, (4, 1, 8, 8), labels=asked, guidance_scale=3.0,
-                                              sampler=sampler, steps=10, snapshot_every=10, progress=False)
+                                              sampler=sampler, steps=10, snapshot_every=10, progress=False,
+                                              eta=eta)
         samples = host(samples)
         assert samples.shape == (4, 1, 8, 8)
         assert np.all(np.isfinite(samples)) and samples.min() >= -1 and samples.max() <= 1

@@ -4,7 +4,8 @@ q(x_t | x_0), its posterior, the DDPM and DDIM samplers and classifier-free guid
     diffusion = Diffusion(1000, device="cpu")          # linear betas 1e-4 .. 0.02, as the book (and Ho et al. 2020)
     loss = diffusion.loss(model, x0)                   # predict the noise, mean squared error
     x = diffusion.sample(model, (64, 1, 28, 28))       # ancestral sampling, t = T .. 1
-    x = diffusion.sample(model, (64, 1, 28, 28), sampler="ddim", steps=50)
+    x = diffusion.sample(model, (64, 1, 28, 28), sampler="ddim", steps=50)          # deterministic
+    x = diffusion.sample(model, (64, 1, 28, 28), sampler="ddim", steps=50, eta=1.0) # stochastic, DDPM-like
 
 Time steps run t = 1 .. T; array index t - 1 holds the value for t. Data x_0 are
 images scaled to [-1, 1] (`to_model_range`), the range the unit noise is matched to.
@@ -80,6 +81,7 @@ class Diffusion:
         }
         for name, values in coefficients.items():
             setattr(self, name, xp.asarray(values.astype(np.float32)))
+        self.alpha_bars_host = alpha_bars  # float64 on the host, for the per-step scalars of DDIM
         self.xp = xp
 
     def _at(self, values, t, ndim=4):
@@ -168,16 +170,38 @@ class Diffusion:
         z = self.xp.random.standard_normal(x_t.shape).astype(x_t.dtype)
         return mean + self.xp.sqrt(self._at(self.posterior_variance, ts)) * z
 
-    def ddim_step(self, x_t, eps, t, t_prev):
-        """One deterministic DDIM step (Song et al. 2021, eta = 0) from time t to an earlier t_prev
-        (t_prev = 0 means the data): predict x_0, then move it back to noise level t_prev along
-        the same noise,
-            x_{t_prev} = sqrt(alpha_bar_{t_prev}) x0_hat + sqrt(1 - alpha_bar_{t_prev}) eps.
-        """
+    def ddim_mean_std(self, x_t, eps, t, t_prev, eta=0.0):
+        """Mean and standard deviation of a DDIM step (Song et al. 2021, eq. 12) from time t to an
+        earlier t_prev >= 1: predict x_0, then move it back to noise level t_prev, keeping part of the
+        predicted noise and replacing the rest by fresh noise of standard deviation sigma:
+
+            mean  = sqrt(alpha_bar_{t_prev}) x0_hat + sqrt(1 - alpha_bar_{t_prev} - sigma^2) eps
+            sigma = eta sqrt((1 - alpha_bar_{t_prev}) / (1 - alpha_bar_t)) sqrt(1 - alpha_bar_t / alpha_bar_{t_prev})
+
+        eta = 0: no fresh noise (deterministic DDIM). eta = 1 with t_prev = t - 1 is exactly the DDPM
+        step: this mean is mu_theta(x_t, t) and sigma^2 the posterior variance; with larger jumps it
+        is DDPM on a coarser time grid. t, t_prev: ints. Returns (mean array, sigma as a float)."""
+        if not 0 <= eta <= 1:
+            raise ValueError(f"DDIM: eta must be between 0 (deterministic) and 1 (DDPM-like), got {eta!r}")
         x0_hat = self.predict_x0(x_t, eps, self.timesteps_like(len(x_t), t))
+        alpha_bar, alpha_bar_prev = self.alpha_bars_host[t - 1], self.alpha_bars_host[t_prev - 1]
+        sigma = eta * np.sqrt((1 - alpha_bar_prev) / (1 - alpha_bar) * (1 - alpha_bar / alpha_bar_prev))
+        mean = (np.float32(np.sqrt(alpha_bar_prev)) * x0_hat
+                + np.float32(np.sqrt(max(1 - alpha_bar_prev - sigma ** 2, 0.0))) * eps)
+        return mean, float(sigma)
+
+    def ddim_step(self, x_t, eps, t, t_prev, eta=0.0):
+        """One DDIM step from time t to an earlier t_prev (t_prev = 0 means the data: x0_hat).
+        With eta = 0 (the default) it is deterministic,
+            x_{t_prev} = sqrt(alpha_bar_{t_prev}) x0_hat + sqrt(1 - alpha_bar_{t_prev}) eps;
+        with eta > 0 it adds fresh noise (ddim_mean_std)."""
         if t_prev == 0:
-            return x0_hat
-        return self.sqrt_alpha_bars[t_prev - 1] * x0_hat + self.sqrt_one_minus_alpha_bars[t_prev - 1] * eps
+            return self.predict_x0(x_t, eps, self.timesteps_like(len(x_t), t))
+        mean, sigma = self.ddim_mean_std(x_t, eps, t, t_prev, eta)
+        if sigma == 0:
+            return mean
+        z = self.xp.random.standard_normal(x_t.shape).astype(x_t.dtype)
+        return mean + np.float32(sigma) * z
 
     def sampling_timesteps(self, sampler="ddpm", steps=None):
         """The time steps a sampler visits, from T down to 1: all T for DDPM, `steps`
@@ -190,12 +214,13 @@ class Diffusion:
         return sorted({int(round(s)) for s in np.linspace(1, self.num_timesteps, steps)}, reverse=True)
 
     def sample(self, model, shape, labels=None, guidance_scale=None, sampler="ddpm", steps=None,
-               snapshot_every=None, progress=True):
+               snapshot_every=None, progress=True, eta=0.0):
         """Draw images by running the reverse process from x_T ~ N(0, I).
 
         shape: (N, C, H, W). labels: (N,) integer array for a conditional model (None otherwise).
         guidance_scale: classifier-free guidance gamma (None: the conditional model as is).
-        sampler: 'ddpm' (ancestral, all T steps) or 'ddim' (deterministic, `steps` steps).
+        sampler: 'ddpm' (ancestral, all T steps) or 'ddim' (`steps` steps; deterministic with eta = 0,
+        the default; eta = 1 adds DDPM's amount of fresh noise on the coarser grid: ddim_mean_std).
         snapshot_every: if set, also return {t: host copy of x_t} every so many steps (and x_0 at t = 0).
         Returns x_0 in [-1, 1] (clipped), an array on the device; or (x_0, snapshots).
         """
@@ -203,6 +228,8 @@ class Diffusion:
         if labels is not None:
             labels = to_device(labels, self.device)
         timesteps = self.sampling_timesteps(sampler, steps)
+        if not 0 <= eta <= 1:
+            raise ValueError(f"DDIM: eta must be between 0 (deterministic) and 1 (DDPM-like), got {eta!r}")
         x = xp.random.standard_normal(shape).astype(np.float32)
         snapshots = {}
         with no_grad(), test_mode():
@@ -214,7 +241,7 @@ class Diffusion:
                     x = self.ddpm_step(x, eps, t)
                 else:
                     t_prev = timesteps[index + 1] if index + 1 < len(timesteps) else 0
-                    x = self.ddim_step(x, eps, t, t_prev)
+                    x = self.ddim_step(x, eps, t, t_prev, eta)
         x = xp.clip(x, -1, 1)
         if snapshot_every:
             snapshots[0] = to_numpy(x)

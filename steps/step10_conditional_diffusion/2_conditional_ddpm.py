@@ -60,16 +60,17 @@ from zero.unet import UNet
 
 CONFIGS = {
     # channels of (down1, down2, bottleneck), time_embed_dim, epochs, batch size, learning rate, training images
-    # and the sampler of the figures: 1000 DDPM steps are too slow on a CPU, DDIM (step 9.3) takes 50
+    # and the sampler of the figures: 1000 DDPM steps are too slow on a CPU, DDIM (step 9.3) takes 50,
+    # with DDPM's fresh noise at each jump (eta = 1, step 10.3), which drew the asked digit more often
     # and the learning-rate schedule: the book keeps lr constant; the short CPU run decays it (cosine) so
     # that its last weights are not one noisy step away from where the loss is low
     "cpu": dict(channels="32,64,128", time_embed_dim=100, epochs=10, batch_size=32, lr=1e-3, train_limit=8000,
-                sampler="ddim", lr_decay="cosine"),
+                sampler="ddim", eta=1.0, lr_decay="cosine"),
     "book": dict(channels="64,128,256", time_embed_dim=100, epochs=10, batch_size=128, lr=1e-3, train_limit=None,
-                 sampler="ddpm", lr_decay="none"),
+                 sampler="ddpm", eta=0.0, lr_decay="none"),
 }
 QUICK = dict(channels="4,8,8", time_embed_dim=8, epochs=1, batch_size=32, lr=1e-3, train_limit=256, sampler="ddim",
-             lr_decay="cosine")
+             eta=1.0, lr_decay="cosine")
 T = 1000
 NUM_CLASSES = 10
 LABEL_DROP = 0.1        # probability that an example trains the unconditional model
@@ -84,7 +85,9 @@ parser.add_argument("--lr", type=float, default=None)
 parser.add_argument("--lr-decay", default=None, choices=["cosine", "none"],
                     help="learning-rate schedule over all steps (zero.optimizers.cosine_lr), or constant")
 parser.add_argument("--sampler", default=None, choices=["ddpm", "ddim"],
-                    help="sampler for the figures and scores (ddim: 50 deterministic steps, step 9.3)")
+                    help="sampler for the figures and scores (ddim: 50 steps, step 9.3)")
+parser.add_argument("--eta", type=float, default=None,
+                    help="DDIM's fresh noise per step: 0 deterministic (step 9.3), 1 DDPM-like (step 10.3)")
 parser.add_argument("--classifier", type=Path, default=None,
                     help="step 10.1's classifier (default: where 1_classifier.py writes it; trained here if missing)")
 parser.set_defaults(epochs=None, batch_size=None)
@@ -97,6 +100,7 @@ if args.quick:
     args.per_class, args.heldout_limit, args.gammas = 1, 256, "0,3"
 channels = tuple(int(c) for c in args.channels.split(","))
 gammas = [float(g) for g in args.gammas.split(",")]
+sampler_name = "ddpm" if args.sampler == "ddpm" else f"ddim, eta {args.eta:g}"
 folder = out_dir(args, __file__)
 checkpoint = checkpoint_path(args, __file__)
 plt = figures(args.show)
@@ -149,12 +153,12 @@ for gamma in sorted(set(gammas) | {GUIDANCE}):
     xp.random.seed(args.seed)                                         # same x_T and z for every gamma
     start = time.perf_counter()
     x = diffusion.sample(model, (len(asked), 1, 28, 28), labels=asked, guidance_scale=gamma,
-                         sampler=args.sampler, steps=50)                # (10.1) at every step
+                         sampler=args.sampler, steps=50, eta=args.eta)  # (10.1) at every step
     samples[gamma] = to_numpy(to_images(x))
     scores = score_samples(classifier, samples[gamma], labels=asked)
     label_accuracy[gamma] = scores["label_accuracy"]
     low, high = share_interval(scores["label_matches"], len(asked))  # 95%, Wilson
-    print(f"gamma = {gamma:g}: {len(asked)} samples ({args.sampler}) in {time.perf_counter() - start:.0f} s; "
+    print(f"gamma = {gamma:g}: {len(asked)} samples ({sampler_name}) in {time.perf_counter() - start:.0f} s; "
           f"classified as the asked digit: {scores['label_accuracy']:.1%} (95% interval {low:.1%}-{high:.1%})")
     if gamma == GUIDANCE:
         per_digit = (scores["predicted"] == asked).reshape(NUM_CLASSES, -1).mean(axis=1)
@@ -172,7 +176,7 @@ ax.legend()
 save(fig, folder, "loss")
 
 save_image_grid(samples[GUIDANCE], args.per_class,
-                f"guided samples ({args.sampler}), gamma = {GUIDANCE:g}\none row per digit 0-9", folder,
+                f"guided samples ({sampler_name}), gamma = {GUIDANCE:g}\none row per digit 0-9", folder,
                 "samples_per_class")
 
 shown = min(args.per_class, 4)

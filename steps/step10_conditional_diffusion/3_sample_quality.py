@@ -8,8 +8,11 @@ reusing the same noise direction and adding no fresh noise (deterministic):
     x0_hat = (x_t - sqrt(1 - alpha_bar_t) eps_theta(x_t, t)) / sqrt(alpha_bar_t)
     x_t'   = sqrt(alpha_bar_t') x0_hat + sqrt(1 - alpha_bar_t') eps_theta(x_t, t)                   (10.2)
 
-With 50 evenly spaced times instead of 1000, sampling is 20 times faster. Is it as good? We ask
-the classifier of step 10.1 (zero.metrics):
+With 50 evenly spaced times instead of 1000, sampling is 20 times faster. DDIM can also add
+fresh noise at each jump, sigma = eta sqrt((1 - alpha_bar_t') / (1 - alpha_bar_t)) sqrt(1 - alpha_bar_t / alpha_bar_t'),
+and keep only sqrt(1 - alpha_bar_t' - sigma^2) of eps_theta: eta = 1 makes each jump a DDPM step on
+the coarser grid (with t' = t - 1 it is exactly (9.4)). The table has both: `ddim` (eta = 0) and
+`ddim:1` (eta = 1). Are they as good as DDPM? We ask the classifier of step 10.1 (zero.metrics):
 
   - asked:   share of samples classified as the label they were generated for (conditional models),
   - classes: the class histogram (an unconditional model should cover all ten digits, about 10% each),
@@ -17,7 +20,7 @@ the classifier of step 10.1 (zero.metrics):
              Its estimate depends on the number of images, so the table also gives the FD of as many
              *real* training images: what a perfect model would score here.
 
-By default the checkpoints of steps 9.2 and 10.2 are scored with both samplers; `--model` scores
+By default the checkpoints of steps 9.2 and 10.2 are scored with the three samplers; `--model` scores
 any checkpoint of a zero.unet.UNet (its architecture is read from the file):
 
     python steps/step10_conditional_diffusion/3_sample_quality.py       # 18-23 min on a 2-core CPU, most of it DDPM
@@ -45,7 +48,8 @@ parser = step_parser(__doc__, samples=100, ddim_steps=50, gamma=3.0)
 add_data_options(parser)
 parser.add_argument("--model", type=Path, action="append", default=None,
                     help="diffusion checkpoint to score (repeatable; default: the step 9 and step 10 checkpoints)")
-parser.add_argument("--samplers", default="ddpm,ddim", help="comma-separated: ddpm, ddim")
+parser.add_argument("--samplers", default="ddpm,ddim,ddim:1",
+                    help="comma-separated: ddpm, ddim (deterministic), ddim:ETA (fresh noise, eta in [0, 1])")
 parser.add_argument("--device", default="cpu")
 parser.add_argument("--data-dir", type=Path, default=None)
 parser.add_argument("--classifier", type=Path, default=None,
@@ -53,10 +57,10 @@ parser.add_argument("--classifier", type=Path, default=None,
 args = parser.parse_args()
 args.classifier = args.classifier or step_checkpoint("step10_conditional_diffusion/1_classifier", args)
 if args.quick:
-    args.samples, args.train_limit, args.heldout_limit, args.ddim_steps, args.samplers = 20, 256, 256, 10, "ddim"
+    args.samples, args.train_limit, args.heldout_limit, args.ddim_steps, args.samplers = 20, 256, 256, 10, "ddim,ddim:1"
 folder = out_dir(args, __file__)
 plt = figures(args.show)
-samplers = args.samplers.split(",")
+samplers = [(spec.partition(":")[0], float(spec.partition(":")[2] or 0)) for spec in args.samplers.split(",")]
 xp = get_backend(args.device).xp
 
 data = mnist_splits(args.data_dir, args.source, args.train_limit, args.heldout_limit)
@@ -97,34 +101,35 @@ rows, grids = [], []
 for name, model in models:
     conditional = model.num_classes is not None
     labels = np.arange(args.samples) % 10 if conditional else None       # 0 1 2 ... 9 0 1 ...
-    for sampler in samplers:
+    for sampler, eta in samplers:
         xp.random.seed(args.seed)
         start = time.perf_counter()
         x = diffusion.sample(model, (args.samples, 1, 28, 28), labels=labels,
                              guidance_scale=args.gamma if conditional else None,
-                             sampler=sampler, steps=args.ddim_steps)
+                             sampler=sampler, steps=args.ddim_steps, eta=eta)
         seconds = time.perf_counter() - start
         images = to_numpy(to_images(x))
         scores = score_samples(classifier, images, labels=labels)
         _, features = classify(classifier, images)
         fd = frechet_distance(*feature_statistics(features), *heldout_statistics)
         steps = len(diffusion.sampling_timesteps(sampler, args.ddim_steps))
-        rows.append((name, f"{sampler} ({steps} steps)", seconds, scores.get("label_matches"),
+        label = sampler if sampler == "ddpm" else f"ddim eta {eta:g}"
+        rows.append((name, f"{label} ({steps} steps)", seconds, scores.get("label_matches"),
                      scores["class_histogram"], fd))
-        grids.append((f"{name}\n{sampler}, {steps} steps, {seconds:.0f} s", images[:40]))
+        grids.append((f"{name}\n{label}, {steps} steps, {seconds:.0f} s", images[:40]))
         print(rows[-1][0], rows[-1][1], f"{seconds:.1f} s", f"FD {fd:.2f}", flush=True)
 
 print(f"\n{args.samples} samples per row; guidance gamma = {args.gamma:g} for conditional models; "
       f"FD of real images at this size: {real_fd:.2f}")
 width = max(len(row[0]) for row in rows)
-print(f"{'model':{width}s} {'sampler':18s} {'seconds':>8s} {'asked (95% interval)':>20s} {'FD':>7s}  classes 0-9 (%)")
+print(f"{'model':{width}s} {'sampler':22s} {'seconds':>8s} {'asked (95% interval)':>20s} {'FD':>7s}  classes 0-9 (%)")
 for name, sampler, seconds, matches, histogram, fd in rows:
     asked_text = "-"
     if matches is not None:
         low, high = share_interval(matches, args.samples)  # Wilson score interval
         asked_text = f"{matches / args.samples:.0%} ({low:.0%}-{high:.0%})"
     shares = " ".join(f"{100 * h / histogram.sum():2.0f}" for h in histogram)
-    print(f"{name:{width}s} {sampler:18s} {seconds:8.1f} {asked_text:>20s} {fd:7.2f}  {shares}")
+    print(f"{name:{width}s} {sampler:22s} {seconds:8.1f} {asked_text:>20s} {fd:7.2f}  {shares}")
 
 # one row per model, one column per sampler (grids was filled in that order)
 fig, axes = plt.subplots(len(models), len(samplers), figsize=(4.6 * len(samplers), 3.4 * len(models) + 0.4),
