@@ -4,7 +4,7 @@ import pytest
 
 from conftest import host, on
 from zero.backend import get_backend
-from zero.diffusion import Diffusion, drop_labels, to_images, to_model_range
+from zero.diffusion import Diffusion, drop_labels, sampler_name, to_images, to_model_range
 from zero.optimizers import Adam
 from zero.unet import UNet
 
@@ -130,6 +130,12 @@ def test_ddim_with_eta_one_on_consecutive_steps_is_the_ddpm_step(device):
     assert half == pytest.approx(full / 2) and full > 0
     with pytest.raises(ValueError, match="eta must be between 0"):
         diffusion.ddim_mean_std(x_t, eps, 500, 300, eta=1.5)
+
+
+def test_sampler_names_and_eta_checked_before_sampling():
+    assert sampler_name("ddpm") == "ddpm" and sampler_name("ddim", 1.0) == "ddim eta 1"
+    with pytest.raises(ValueError, match="eta must be between 0"):
+        Diffusion(10).sample(None, (1, 1, 4, 4), sampler="ddim", steps=2, eta=-0.1, progress=False)
 
 
 def test_stochastic_ddim_step_adds_noise_of_the_stated_size():

@@ -46,6 +46,16 @@ def drop_labels(labels, probability, no_label):
     return xp.where(dropped, no_label, labels)
 
 
+def _check_eta(eta):
+    if not 0 <= eta <= 1:
+        raise ValueError(f"DDIM: eta must be between 0 (deterministic) and 1 (DDPM-like), got {eta!r}")
+
+
+def sampler_name(sampler, eta=0.0):
+    """How figures and tables name a sampler: 'ddpm', or 'ddim eta 0' / 'ddim eta 1'."""
+    return sampler if sampler == "ddpm" else f"{sampler} eta {eta:g}"
+
+
 class Diffusion:
     """The noise schedule and every coefficient computed from it, as float32 arrays (T,) on `device`.
 
@@ -181,8 +191,7 @@ class Diffusion:
         eta = 0: no fresh noise (deterministic DDIM). eta = 1 with t_prev = t - 1 is exactly the DDPM
         step: this mean is mu_theta(x_t, t) and sigma^2 the posterior variance; with larger jumps it
         is DDPM on a coarser time grid. t, t_prev: ints. Returns (mean array, sigma as a float)."""
-        if not 0 <= eta <= 1:
-            raise ValueError(f"DDIM: eta must be between 0 (deterministic) and 1 (DDPM-like), got {eta!r}")
+        _check_eta(eta)
         x0_hat = self.predict_x0(x_t, eps, self.timesteps_like(len(x_t), t))
         alpha_bar, alpha_bar_prev = self.alpha_bars_host[t - 1], self.alpha_bars_host[t_prev - 1]
         sigma = eta * np.sqrt((1 - alpha_bar_prev) / (1 - alpha_bar) * (1 - alpha_bar / alpha_bar_prev))
@@ -228,8 +237,7 @@ class Diffusion:
         if labels is not None:
             labels = to_device(labels, self.device)
         timesteps = self.sampling_timesteps(sampler, steps)
-        if not 0 <= eta <= 1:
-            raise ValueError(f"DDIM: eta must be between 0 (deterministic) and 1 (DDPM-like), got {eta!r}")
+        _check_eta(eta)
         x = xp.random.standard_normal(shape).astype(np.float32)
         snapshots = {}
         with no_grad(), test_mode():

@@ -177,9 +177,9 @@ def classifier_for_scoring(path, images=None, labels=None, device="cpu", epochs=
     """The referee of the sample-quality numbers: the classifier saved at `path` (by
     steps/step10_conditional_diffusion/1_classifier.py). If the file is missing and training images
     (N, 1, 28, 28) and labels are given, one is trained on them here (Adam, lr 1e-3, batch 64,
-    `epochs`, by default referee_epochs(N), as step 10.1 does) and,
-    if save, saved at `path` (a --quick run passes save=False, so its toy classifier is never
-    written, not even where an explicit --classifier points). Prints where the classifier came from, and its accuracy on
+    `epochs`, by default referee_epochs(N), as step 10.1 does) and, if save, saved at `path` (a
+    --quick run passes save=False, so its toy classifier is never written, not even where an
+    explicit --classifier points). Prints where the classifier came from, and its accuracy on
     heldout = (images, labels) when given. Returns the model in eval mode."""
     model = MnistClassifier().to(device)
     if Path(path).exists():

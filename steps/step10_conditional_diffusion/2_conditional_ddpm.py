@@ -57,7 +57,7 @@ from tqdm import tqdm
 from zero.backend import get_backend, to_numpy
 from zero.cli import checkpoint_path, out_dir, step_checkpoint, step_parser
 from zero.data import DataLoader, Dataset
-from zero.diffusion import Diffusion, drop_labels, to_images, to_model_range
+from zero.diffusion import Diffusion, drop_labels, sampler_name, to_images, to_model_range
 from zero.metrics import classifier_for_scoring, score_samples, share_interval
 from zero.optimizers import Adam, cosine_lr
 from zero.plot import figures, save, save_image_grid, show, show_images
@@ -106,7 +106,7 @@ if args.quick:
     args.per_class, args.heldout_limit, args.gammas = 1, 256, "0,3"
 channels = tuple(int(c) for c in args.channels.split(","))
 gammas = [float(g) for g in args.gammas.split(",")]
-sampler_name = "ddpm" if args.sampler == "ddpm" else f"ddim, eta {args.eta:g}"
+sampler_label = sampler_name(args.sampler, args.eta)
 folder = out_dir(args, __file__)
 checkpoint = checkpoint_path(args, __file__)
 plt = figures(args.show)
@@ -164,7 +164,7 @@ for gamma in sorted(set(gammas) | {GUIDANCE}):
     scores = score_samples(classifier, samples[gamma], labels=asked)
     label_accuracy[gamma] = scores["label_accuracy"]
     low, high = share_interval(scores["label_matches"], len(asked))  # 95%, Wilson
-    print(f"gamma = {gamma:g}: {len(asked)} samples ({sampler_name}) in {time.perf_counter() - start:.0f} s; "
+    print(f"gamma = {gamma:g}: {len(asked)} samples ({sampler_label}) in {time.perf_counter() - start:.0f} s; "
           f"classified as the asked digit: {scores['label_accuracy']:.1%} (95% interval {low:.1%}-{high:.1%})")
     if gamma == GUIDANCE:
         per_digit = (scores["predicted"] == asked).reshape(NUM_CLASSES, -1).mean(axis=1)
@@ -182,7 +182,7 @@ ax.legend()
 save(fig, folder, "loss")
 
 save_image_grid(samples[GUIDANCE], args.per_class,
-                f"guided samples ({sampler_name}), gamma = {GUIDANCE:g}\none row per digit 0-9", folder,
+                f"guided samples ({sampler_label}), gamma = {GUIDANCE:g}\none row per digit 0-9", folder,
                 "samples_per_class")
 
 shown = min(args.per_class, 4)

@@ -35,7 +35,7 @@ import numpy as np
 
 from zero.backend import get_backend, to_numpy
 from zero.cli import out_dir, step_checkpoint, step_parser
-from zero.diffusion import Diffusion, to_images
+from zero.diffusion import Diffusion, sampler_name, to_images
 from zero.metrics import (classifier_for_scoring, classify, feature_statistics, frechet_distance, score_samples,
                           share_interval)
 from zero.plot import figures, save, show, show_images
@@ -61,7 +61,10 @@ if args.quick:
     args.samples, args.train_limit, args.heldout_limit, args.ddim_steps, args.samplers = 20, 256, 256, 10, "ddim,ddim:1"
 folder = out_dir(args, __file__)
 plt = figures(args.show)
-samplers = [(spec.partition(":")[0], float(spec.partition(":")[2] or 0)) for spec in args.samplers.split(",")]
+samplers = []                                        # (name, eta): 'ddim:1' -> ('ddim', 1.0)
+for spec in args.samplers.split(","):
+    kind, _, eta = spec.partition(":")
+    samplers.append((kind, float(eta or 0)))
 xp = get_backend(args.device).xp
 
 data = mnist_splits(args.data_dir, args.source, args.train_limit, args.heldout_limit)
@@ -114,7 +117,7 @@ for name, model in models:
         _, features = classify(classifier, images)
         fd = frechet_distance(*feature_statistics(features), *heldout_statistics)
         steps = len(diffusion.sampling_timesteps(sampler, args.ddim_steps))
-        label = sampler if sampler == "ddpm" else f"ddim eta {eta:g}"
+        label = sampler_name(sampler, eta)
         rows.append((name, f"{label} ({steps} steps)", seconds, scores.get("label_matches"),
                      scores["class_histogram"], fd))
         grids.append((f"{name}\n{label}, {steps} steps, {seconds:.0f} s", images[:40]))
