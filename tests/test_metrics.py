@@ -75,6 +75,10 @@ def test_classifier_learns_and_scores(device):
     assert scores["frechet_distance"] >= 0
     swapped = score_samples(model, images[:100], labels=1 - labels[:100])
     assert swapped["label_accuracy"] < 0.05
+    with pytest.raises(ValueError, match="no images"):
+        score_samples(model, images[:0], labels=labels[:0])
+    with pytest.raises(ValueError, match="3 labels for 4 images"):
+        score_samples(model, images[:4], labels=labels[:3])
 
 
 def test_classifier_for_scoring_trains_when_missing_saves_only_if_asked_and_then_loads(tmp_path, capsys):

@@ -140,6 +140,11 @@ def score_samples(model, images, labels=None, reference=None):
     (how many predicted == labels: an int, as share_interval takes it) and 'label_accuracy' (their
     share); 'frechet_distance' to the reference images (M, 1, 28, 28) if given.
     """
+    if len(images) == 0:
+        raise ValueError("score_samples: got no images to score (an empty batch of shape "
+                         f"{tuple(images.shape)})")
+    if labels is not None and len(labels) != len(images):
+        raise ValueError(f"score_samples: {len(labels)} labels for {len(images)} images")
     logits, features = classify(model, images)
     predicted = logits.argmax(axis=1)
     scores = {"predicted": predicted, "class_histogram": np.bincount(predicted, minlength=NUM_CLASSES)}
