@@ -73,6 +73,12 @@ def test_classifier_learns_and_scores(device):
     assert scores["label_accuracy"] == scores["label_matches"] / 100
     assert scores["class_histogram"].sum() == 100 and scores["class_histogram"][2:].sum() <= 5
     assert scores["frechet_distance"] >= 0
+    _, reference_features = classify(model, images[100:200])
+    from_statistics = score_samples(model, images[:100], reference_statistics=feature_statistics(reference_features))
+    assert from_statistics["frechet_distance"] == pytest.approx(scores["frechet_distance"])
+    with pytest.raises(ValueError, match="not both"):
+        score_samples(model, images[:100], reference=images[100:200],
+                      reference_statistics=feature_statistics(reference_features))
     swapped = score_samples(model, images[:100], labels=1 - labels[:100])
     assert swapped["label_accuracy"] < 0.05
     with pytest.raises(ValueError, match="no images"):

@@ -133,13 +133,17 @@ def frechet_distance(mean1, cov1, mean2, cov2):
     return float(np.sum((mean1 - mean2) ** 2) + np.trace(cov1) + np.trace(cov2) - 2 * trace_sqrt)
 
 
-def score_samples(model, images, labels=None, reference=None):
+def score_samples(model, images, labels=None, reference=None, reference_statistics=None):
     """Scores of generated images (N, 1, 28, 28) in [0, 1] by classifier `model`:
 
     'predicted' (N,) classes; 'class_histogram' (10,) counts; if labels (N,) are given, 'label_matches'
     (how many predicted == labels: an int, as share_interval takes it) and 'label_accuracy' (their
-    share); 'frechet_distance' to the reference images (M, 1, 28, 28) if given.
+    share); 'frechet_distance' to the reference images (M, 1, 28, 28) if given, or to
+    reference_statistics (the features' mean and covariance, from feature_statistics: compute them
+    once when several sets are compared with the same images).
     """
+    if reference is not None and reference_statistics is not None:
+        raise ValueError("score_samples: give reference images or reference_statistics, not both")
     if len(images) == 0:
         raise ValueError("score_samples: got no images to score (an empty batch of shape "
                          f"{tuple(images.shape)})")
@@ -153,8 +157,9 @@ def score_samples(model, images, labels=None, reference=None):
         scores["label_accuracy"] = scores["label_matches"] / len(predicted)
     if reference is not None:
         _, reference_features = classify(model, reference)
-        scores["frechet_distance"] = frechet_distance(*feature_statistics(features),
-                                                      *feature_statistics(reference_features))
+        reference_statistics = feature_statistics(reference_features)
+    if reference_statistics is not None:
+        scores["frechet_distance"] = frechet_distance(*feature_statistics(features), *reference_statistics)
     return scores
 
 

@@ -113,9 +113,8 @@ for name, model in models:
                              sampler=sampler, steps=args.ddim_steps, eta=eta)
         seconds = time.perf_counter() - start
         images = to_numpy(to_images(x))
-        scores = score_samples(classifier, images, labels=labels)
-        _, features = classify(classifier, images)
-        fd = frechet_distance(*feature_statistics(features), *heldout_statistics)
+        scores = score_samples(classifier, images, labels=labels, reference_statistics=heldout_statistics)
+        fd = scores["frechet_distance"]
         steps = len(diffusion.sampling_timesteps(sampler, args.ddim_steps))
         label = sampler_name(sampler, eta)
         rows.append((name, f"{label} ({steps} steps)", seconds, scores.get("label_matches"),
