@@ -12,6 +12,9 @@ alternate the two) and their peak memory is measured apart: peak RSS
 A third row times PyTorch with oneDNN switched off (`torch.backends.mkldnn.enabled
 = False`): its own im2col + GEMM convolution, the same method as zero's. The
 target compares against PyTorch's default, oneDNN's direct convolution.
+A fourth row times only the matrix products zero's method does (forward, input
+gradient, weight gradient: NumPy matmul at zero's shapes and batch chunks, on
+operands made beforehand): what this conv would cost if copying patches were free.
 
     python benchmarks/bench_conv.py [--quick]
     python benchmarks/run.py conv [--quick]
@@ -70,6 +73,36 @@ def torch_step(onednn=True):
     return step
 
 
+def gemm_step():
+    """The three matrix products of zero's stride-1 conv2d forward + backward, per batch chunk as
+    zero.functions.conv splits it: y = W_mat @ col, gx = W_flip @ col_gy, gW += col_gy @ x_rows^T,
+    with col (9 C, n (H + 2) W_pad) as zero's whole-row im2col lays it out."""
+    import numpy as np
+    from zero.functions.conv import _batch_chunks
+    b, c, s, oc, k = (SHAPE[key] for key in ("batch", "channels", "size", "out_channels", "kernel"))
+    width = s + 2 * SHAPE["padding"]
+    rng = np.random.default_rng(0)
+    chunks = _batch_chunks(b, k * k * c * s * width)
+    columns = (chunks[0].stop - chunks[0].start) * s * width
+    w_mat = rng.standard_normal((oc, k * k * c), dtype=np.float32)
+    w_flip = rng.standard_normal((c, k * k * oc), dtype=np.float32)
+    col = rng.standard_normal((k * k * c, columns), dtype=np.float32)
+    col_gy = rng.standard_normal((k * k * oc, columns), dtype=np.float32)
+    x_rows = rng.standard_normal((c, columns), dtype=np.float32)
+
+    def step():
+        start = time.perf_counter()
+        for _ in chunks:
+            w_mat @ col
+        middle = time.perf_counter()
+        gw = np.zeros((k * k * oc, c), dtype=np.float32)
+        for _ in chunks:
+            w_flip @ col_gy
+            gw += col_gy @ x_rows.T
+        return middle - start, time.perf_counter() - middle
+    return step
+
+
 def peak_rss_kb():
     """Peak resident memory of this process in kB. On Linux read VmHWM: a child's
     ru_maxrss starts at its parent's peak (it survives fork and exec), which
@@ -86,7 +119,10 @@ def peak_rss_kb():
 
 def worker(framework, repeats):
     """Time `repeats` steps after one warm-up step; print one JSON line."""
-    step = zero_step() if framework == "zero" else torch_step(onednn=framework == "torch")
+    if framework == "gemm":
+        step = gemm_step()
+    else:
+        step = zero_step() if framework == "zero" else torch_step(onednn=framework == "torch")
     baseline_kb = peak_rss_kb()
     step()  # warm-up
     times = [step() for _ in range(repeats)]
@@ -116,12 +152,13 @@ def run(quick=False):
         import torch
     except ImportError:
         torch = None
-    zero_results, torch_results, im2col_results = [], [], []
+    zero_results, torch_results, im2col_results, gemm_results = [], [], [], []
     for _ in range(rounds):
         zero_results.append(measure("zero", repeats))
         if torch is not None:
             torch_results.append(measure("torch", repeats))
             im2col_results.append(measure("torch-im2col", repeats))
+            gemm_results.append(measure("gemm", repeats))
     z = summary(zero_results)
     name = "conv2d 3x3 pad 1, x (128,64,28,28) -> 64 ch, fwd+bwd"
     time_row = {"benchmark": f"{name} (median of {rounds * repeats})", "unit": "s", "zero": z["total"],
@@ -142,7 +179,13 @@ def run(quick=False):
                   "reference": i["total"], "reference_name": f"torch {torch.__version__} CPU, oneDNN off",
                   "ratio": z["total"] / i["total"], "target": None,
                   "note": f"torch (oneDNN off) fwd {i['forward']:.4f} bwd {i['backward']:.4f} best {i['best']:.4f}"}
-    return [time_row, memory_row, im2col_row]
+    g = summary(gemm_results)
+    gemm_row = {"benchmark": f"{name}: zero's matrix products alone", "unit": "s", "zero": g["total"],
+                "reference": t["total"], "reference_name": reference_name, "ratio": g["total"] / t["total"],
+                "target": None,
+                "note": f"the products of zero's method, without im2col copies: fwd {g['forward']:.4f} "
+                        f"bwd {g['backward']:.4f}; {g['total'] / z['total']:.0%} of zero's conv time"}
+    return [time_row, memory_row, im2col_row, gemm_row]
 
 
 if __name__ == "__main__":
