@@ -169,14 +169,15 @@ def run(quick=False):
             rounds = 1 if quick else ROUNDS
             zero_result, torch_result = _measure_alternating(config, task, repeats, rounds)
             name = f"unet {'/'.join(map(str, channels))} batch {batch_size} {task} step"
+            reference_name = "pytorch cpu" if torch_result else "pytorch cpu (not installed)"
             note = (f"median of {repeats} after a warm-up, each framework in its own process; "
                     f"best of {rounds} such rounds, alternating zero and PyTorch")
             rows.append({"benchmark": name, "unit": "s", "zero": zero_result["seconds"],
-                         "reference": torch_result and torch_result["seconds"], "reference_name": "pytorch cpu",
+                         "reference": torch_result and torch_result["seconds"], "reference_name": reference_name,
                          "ratio": torch_result and zero_result["seconds"] / torch_result["seconds"],
                          "target": 1.3, "note": note})
             rows.append({"benchmark": name + " peak RSS", "unit": "MB", "zero": zero_result["peak_rss_mb"],
-                         "reference": torch_result and torch_result["peak_rss_mb"], "reference_name": "pytorch cpu",
+                         "reference": torch_result and torch_result["peak_rss_mb"], "reference_name": reference_name,
                          "ratio": torch_result and zero_result["peak_rss_mb"] / torch_result["peak_rss_mb"],
                          "target": None, "note": "whole process, including the framework's own import"})
     return rows

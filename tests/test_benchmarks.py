@@ -1,0 +1,51 @@
+"""The benchmarks keep running: each benchmarks/bench_*.py in --quick mode, with PyTorch and
+scikit-learn hidden as on a machine without them (a smoke test: no speed is asserted here, speed
+targets live in the benchmarks' own table), and benchmarks/run.py's table."""
+import importlib.util
+import math
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+BENCHMARKS = sorted((ROOT / "benchmarks").glob("bench_*.py"))
+NEEDS_MNIST = {"bench_cnn_mnist", "bench_mlp", "bench_vae"}
+ROW_KEYS = {"benchmark", "unit", "zero", "reference", "reference_name", "ratio", "target", "note"}
+
+
+def _load(path):
+    spec = importlib.util.spec_from_file_location(path.stem, path)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def test_every_benchmark_is_found():
+    assert len(BENCHMARKS) >= 8 and ROOT / "benchmarks" / "bench_overhead.py" in BENCHMARKS
+
+
+@pytest.mark.parametrize("path", BENCHMARKS, ids=lambda path: path.stem)
+def test_benchmark_runs_in_quick_mode_without_references(path, request, monkeypatch):
+    if path.stem in NEEDS_MNIST:
+        monkeypatch.setenv("ZERO_DATA_DIR", str(request.getfixturevalue("real_mnist_dir")))
+    for reference in ("torch", "sklearn"):  # `import torch` now raises ImportError, as when not installed
+        monkeypatch.setitem(sys.modules, reference, None)
+    monkeypatch.syspath_prepend(str(ROOT / "benchmarks"))  # bench_unet imports bench_conv
+    rows = _load(path).run(quick=True)
+    assert rows
+    for row in rows:
+        assert ROW_KEYS <= set(row), row
+        assert isinstance(row["zero"], float) and math.isfinite(row["zero"]), row
+        if row["reference"] is None:  # no reference measured: no ratio, and the table says why
+            assert row["ratio"] is None and "not installed" in row["reference_name"], row
+
+
+def test_run_prints_one_table(tmp_path):
+    command = [sys.executable, str(ROOT / "benchmarks" / "run.py"), "--quick", "em"]
+    result = subprocess.run(command, capture_output=True, text=True, cwd=tmp_path, timeout=300)
+    assert result.returncode == 0, result.stderr
+    header = next(line for line in result.stdout.splitlines() if line.startswith("benchmark"))
+    assert header.split()[:3] == ["benchmark", "unit", "zero"]
+    assert "EM Old Faithful" in result.stdout
