@@ -98,8 +98,14 @@ def test_ddim_timesteps():
     steps = diffusion.sampling_timesteps("ddim", 50)
     assert len(steps) == 50 and steps[0] == 1000 and steps[-1] == 1
     assert diffusion.sampling_timesteps("ddpm") == list(range(1000, 0, -1))
+    assert diffusion.sampling_timesteps("ddim", 2) == [1000, 1]
+    assert diffusion.sampling_timesteps("ddim", 1) == [1000]   # one jump from pure noise, not from x_1
+    assert diffusion.sampling_timesteps("ddim", 5000) == list(range(1000, 0, -1))
     with pytest.raises(ValueError, match="sampler"):
         diffusion.sampling_timesteps("euler")
+    for bad in (0, -3, 2.5):
+        with pytest.raises(ValueError, match="steps must be a positive integer"):
+            diffusion.sampling_timesteps("ddim", bad)
 
 
 def test_ddim_with_the_true_noise_recovers_x0():

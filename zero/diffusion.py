@@ -213,13 +213,19 @@ class Diffusion:
         return mean + np.float32(sigma) * z
 
     def sampling_timesteps(self, sampler="ddpm", steps=None):
-        """The time steps a sampler visits, from T down to 1: all T for DDPM, `steps`
-        evenly spaced ones for DDIM."""
+        """The time steps a sampler visits, from T down: all T for DDPM; for DDIM `steps`
+        (default 50) evenly spaced ones from T to 1 (one step: T alone, one jump to the data)."""
         if sampler == "ddpm":
             return list(range(self.num_timesteps, 0, -1))
         if sampler != "ddim":
             raise ValueError(f"sampler must be 'ddpm' or 'ddim', got {sampler!r}")
-        steps = min(steps or 50, self.num_timesteps)
+        if steps is None:
+            steps = 50
+        if not isinstance(steps, (int, np.integer)) or steps < 1:
+            raise ValueError(f"ddim: steps must be a positive integer, got {steps!r}")
+        if steps == 1:  # linspace(1, T, 1) would be [1]: a "jump" from x_1 that never leaves the noise
+            return [self.num_timesteps]
+        steps = min(int(steps), self.num_timesteps)
         return sorted({int(round(s)) for s in np.linspace(1, self.num_timesteps, steps)}, reverse=True)
 
     def sample(self, model, shape, labels=None, guidance_scale=None, sampler="ddpm", steps=None,

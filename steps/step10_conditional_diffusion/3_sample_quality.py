@@ -64,7 +64,12 @@ plt = figures(args.show)
 samplers = []                                        # (name, eta): 'ddim:1' -> ('ddim', 1.0)
 for spec in args.samplers.split(","):
     kind, _, eta = spec.partition(":")
-    samplers.append((kind, float(eta or 0)))
+    if kind not in ("ddpm", "ddim") or (eta and kind != "ddim"):
+        parser.error(f"--samplers: {spec!r} is not ddpm, ddim or ddim:ETA")
+    try:
+        samplers.append((kind, float(eta or 0)))
+    except ValueError:
+        parser.error(f"--samplers: the eta of {spec!r} is not a number")
 xp = get_backend(args.device).xp
 
 data = mnist_splits(args.data_dir, args.source, args.train_limit, args.heldout_limit)
@@ -90,8 +95,9 @@ if not models:
         raise SystemExit("no diffusion checkpoint to score")
     print("quick mode: scoring two tiny untrained U-Nets (a smoke test, not a result)")
     np.random.seed(args.seed)
-    models = [("untrained, unconditional", UNet(channels=(4, 8, 8), time_embed_dim=8).eval()),
-              ("untrained, conditional", UNet(channels=(4, 8, 8), time_embed_dim=8, num_classes=10).eval())]
+    models = [("untrained, unconditional", UNet(channels=(4, 8, 8), time_embed_dim=8).to(args.device).eval()),
+              ("untrained, conditional",
+               UNet(channels=(4, 8, 8), time_embed_dim=8, num_classes=10).to(args.device).eval())]
 
 # the reference: held-out features, and the FD a perfect model would get with this many images
 _, heldout_features = classify(classifier, x_heldout)
