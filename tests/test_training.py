@@ -8,8 +8,9 @@ import zero.functions as F
 from conftest import host
 from zero.models import MLP, Model
 from zero.optimizers import SGD, Adam, Momentum
-from zero.training import (fit, fit_or_resume, load_checkpoint, mnist_splits, restore_if_trained, restore_or_fit,
-                           resume, save_checkpoint)
+from zero.layers import BatchNorm, Dropout, Linear
+from zero.training import (fit, fit_or_resume, load_checkpoint, mean_loss, mnist_splits, restore_if_trained,
+                           restore_or_fit, resume, save_checkpoint)
 
 
 class Regression(Model):
@@ -208,6 +209,34 @@ def test_restore_if_trained_loads_only_a_long_enough_checkpoint(tmp_path):
     assert restored
     np.testing.assert_array_equal(fresh.net.layers[0].W.data, trained.net.layers[0].W.data)
     assert restore_if_trained(fresh, tmp_path / "missing.npz", 1)[0] is False
+    truncated = tmp_path / "truncated.npz"
+    truncated.write_bytes(path.read_bytes()[:len(path.read_bytes()) // 2])   # an interrupted copy
+    restored, message = restore_if_trained(fresh, truncated, 1)
+    assert not restored and "truncated.npz" in message
+    np.testing.assert_array_equal(fresh.net.layers[0].W.data, trained.net.layers[0].W.data)
+
+
+class NormalizedRegression(Model):
+    """Batch norm and dropout: a loss that depends on train or test mode."""
+
+    def __init__(self):
+        super().__init__()
+        self.hidden, self.norm, self.drop, self.out = Linear(4, in_size=3), BatchNorm(4), Dropout(0.5), Linear(2)
+
+    def loss(self, x):
+        return F.mean_squared_error(self.out(self.drop(self.norm(self.hidden(x)))), x[:, :2])
+
+
+def test_mean_loss_evaluates_in_test_mode():
+    """Held-out images must not move batch norm's running statistics, and dropout must be off."""
+    np.random.seed(0)
+    model = NormalizedRegression()
+    x = (10 + 5 * np.random.standard_normal((64, 3))).astype(np.float32)
+    first, second = mean_loss(model, x, batch_size=16), mean_loss(model, x, batch_size=16)
+    assert first == second
+    np.testing.assert_array_equal(model.norm.running_mean, np.zeros(4))  # as initialized
+    np.testing.assert_array_equal(model.norm.running_var, np.ones(4))
+    assert model.training  # the model's own mode is left as it was
 
 
 def test_restore_or_fit_loads_a_long_enough_checkpoint_and_otherwise_trains_with_the_scripts_settings(tmp_path):

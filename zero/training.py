@@ -30,7 +30,7 @@ import numpy as np
 from tqdm import tqdm
 
 from zero.backend import device_of, to_device, to_numpy
-from zero.core import Variable, no_grad
+from zero.core import Variable, no_grad, test_mode
 from zero.data import DataLoader, Dataset
 from zero.mnist import SPLITS, find_local, load_mnist, mnist_dir
 from zero.optimizers import Adam
@@ -103,9 +103,10 @@ def add_data_options(parser, train_limit=None, heldout_limit=None):
 # The training loop
 # =============================================================================
 def mean_loss(model, images, batch_size=500, device="cpu"):
-    """model.loss(x) averaged over all images (N, ...) host array, without a graph: a float."""
+    """model.loss(x) averaged over all images (N, ...) host array, without a graph and in test mode
+    (dropout off, batch norm on its running statistics, which stay as they are): a float."""
     total = 0.0
-    with no_grad():
+    with no_grad(), test_mode():
         for start in range(0, len(images), batch_size):
             x = Variable(to_device(images[start:start + batch_size], device))
             total += model.loss(x).item() * len(x)  # .item(): explicit host copy of one number
@@ -362,5 +363,5 @@ def _epochs_in(path):
             return int(archive["epoch"])
     except FileNotFoundError:
         raise FileNotFoundError(f"checkpoint not found: {path}") from None
-    except (OSError, ValueError, KeyError, EOFError) as error:
+    except (OSError, ValueError, KeyError, EOFError, zipfile.BadZipFile) as error:
         raise ValueError(f"cannot read checkpoint {path} ({error})") from None
