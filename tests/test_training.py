@@ -84,6 +84,23 @@ def test_momentum_state_round_trips(tmp_path):
         np.testing.assert_array_equal(a, b)
 
 
+def test_only_declared_optimizer_state_is_saved(tmp_path):
+    """A setting that happens to be a list as long as the parameter list (betas of a
+    two-parameter model) is not per-parameter state: the checkpoint must still load."""
+    np.random.seed(0)
+    layer = Linear(3, in_size=2)                                        # two parameters, W and b
+    model = Model()
+    model.layer = layer
+    optimizer = Adam(model.params(), lr=0.01, betas=[0.9, 0.999])
+    F.sum(layer(np.ones((4, 2), np.float32))).backward()
+    optimizer.step()
+    save_checkpoint(tmp_path / "a.npz", model, optimizer)
+    other = Adam(model.params(), lr=0.01, betas=[0.9, 0.999])
+    load_checkpoint(tmp_path / "a.npz", model, other)
+    assert other.steps == [1, 1] and other.betas == [0.9, 0.999]
+    np.testing.assert_array_equal(other.means[0], optimizer.means[0])
+
+
 @pytest.mark.parametrize("damage", ["garbage", "truncated", "npy", "other_model", "other_optimizer", "missing"])
 def test_a_bad_checkpoint_raises_and_changes_nothing(tmp_path, damage):
     model, optimizer, _ = _trained()

@@ -22,7 +22,14 @@ FLUSH_EVERY = 100  # steps between flushes of decaying optimizer state (see _flu
 
 
 class Optimizer:
-    """Base class: holds the parameters; subclasses define `update(index, data, grad)`."""
+    """Base class: holds the parameters; subclasses define `update(index, data, grad)`.
+
+    `state_lists` names the attributes that hold per-parameter state, one entry per parameter
+    (an array, None before the parameter's first update, or an int count): what a checkpoint
+    saves and restores besides the learning rate (zero.training.save_checkpoint).
+    """
+
+    state_lists = ()
 
     def __init__(self, params, lr):
         self.params = []
@@ -75,6 +82,8 @@ class Momentum(Optimizer):
     """SGD with momentum (PyTorch's form): v <- momentum v + g, p <- p - lr v.
     Velocities are flushed like Adam's moments (see _flush_denormals)."""
 
+    state_lists = ("velocities",)
+
     def __init__(self, params, lr=0.01, momentum=0.9):
         super().__init__(params, lr)
         self.momentum = momentum
@@ -110,6 +119,8 @@ class Adam(Optimizer):
     into float32 denormals before the next flush are set to 0 (see
     _flush_denormals): a speed fix only.
     """
+
+    state_lists = ("means", "variances", "steps")
 
     def __init__(self, params, lr=1e-3, betas=(0.9, 0.999), eps=1e-8, weight_decay=0.0):
         super().__init__(params, lr)

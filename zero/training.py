@@ -146,13 +146,11 @@ def fit(model, optimizer, x_train, epochs, batch_size=32, device="cpu", seed=0, 
 # Checkpoints
 # =============================================================================
 def _optimizer_state(optimizer):
-    """The optimizer's per-parameter state as {name: host array}: every list attribute with one
-    entry per parameter (Adam's moments and step counts, momentum buffers), plus 'lr'."""
-    n = len(optimizer.params)
+    """The optimizer's state as {name: host array}: 'lr', and each per-parameter list that its class
+    names in `state_lists` (Adam's moments and step counts, momentum buffers)."""
     state = {"lr": np.asarray(optimizer.lr, dtype=np.float64)}
-    for attribute, value in vars(optimizer).items():
-        if attribute == "params" or not isinstance(value, list) or len(value) != n:
-            continue
+    for attribute in type(optimizer).state_lists:
+        value = getattr(optimizer, attribute)
         if all(isinstance(v, (int, np.integer)) for v in value):
             state[attribute] = np.asarray(value, dtype=np.int64)
             continue
@@ -279,9 +277,7 @@ def _stage_optimizer(path, stored, optimizer):
     current = _optimizer_state(optimizer)
     n = len(optimizer.params)
     staged = {"lr": float(stored["optimizer/lr"])}
-    for attribute, value in vars(optimizer).items():
-        if attribute == "params" or not isinstance(value, list) or len(value) != n:
-            continue
+    for attribute in type(optimizer).state_lists:
         if attribute in current:  # a list of step counts (Adam's t per parameter)
             array = stored.get(f"optimizer/{attribute}")
             if array is None or array.shape != (n,):
