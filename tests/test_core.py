@@ -118,6 +118,41 @@ def test_intermediate_gradients_are_kept_only_when_asked():
     assert a.grad.item() == 3.0 and y.grad.item() == 1.0
 
 
+def test_a_kept_gradient_is_not_sent_back_again_by_the_next_backward():
+    """Gradients kept by backward(retain_grad=True) stay on the intermediate variables; a later
+    pass through them sends only its own gradient on, as PyTorch does (they once flowed twice)."""
+    a = Variable(np.array([1.0, 2.0]))
+    h = a * 3
+    F.sum(h * h).backward(retain_grad=True)                 # dL/dh = 2h, dL/da = 6h
+    np.testing.assert_array_equal(h.grad.data, [6, 12])
+    F.sum(h).backward()                                      # + dh/da = 3
+    np.testing.assert_array_equal(a.grad.data, [18 + 3, 36 + 3])
+    np.testing.assert_array_equal(h.grad.data, [6, 12])      # a pass without retain_grad leaves it
+    F.sum(h).backward(retain_grad=True)                      # kept gradients add up, like leaves'
+    np.testing.assert_array_equal(a.grad.data, [24, 42])
+    np.testing.assert_array_equal(h.grad.data, [7, 13])
+
+
+def test_a_kept_gradient_of_an_unused_output_does_not_flow():
+    """Of a two-output function, a later pass may reach one output only: the other's kept
+    gradient must not be passed to backward again."""
+    class Halves(Function):  # (x) -> (first half, second half)
+        def forward(self, x):
+            return x[:2].copy(), x[2:].copy()
+
+        def backward(self, g_left, g_right):
+            zeros = Variable(np.zeros(2))
+            return F.concatenate([zeros if g_left is None else g_left, zeros if g_right is None else g_right])
+
+    x = Variable(np.array([1.0, 2.0, 3.0, 4.0]))
+    left, right = Halves()(x)
+    F.sum(left * right).backward(retain_grad=True)
+    np.testing.assert_array_equal(x.grad.data, [3, 4, 1, 2])
+    x.cleargrad()
+    F.sum(left).backward()
+    np.testing.assert_array_equal(x.grad.data, [1, 1, 0, 0])
+
+
 def test_constants_get_no_gradient_and_skip_the_graph():
     x = Variable(np.ones(3))
     y = F.exp(np.ones(3))  # an array straight into an op: a constant

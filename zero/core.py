@@ -159,8 +159,10 @@ class Variable:
         """Fill `.grad` of every variable this one depends on.
 
         retain_grad: keep the gradients of intermediate variables too (by
-        default only leaves keep theirs). create_graph: record the backward
-        computation itself, so gradients can be differentiated again.
+        default only leaves keep theirs); a later backward through them sends
+        on only its own gradients, and adds them to the kept ones if it keeps
+        too. create_graph: record the backward computation itself, so
+        gradients can be differentiated again.
         """
         if self.grad is None:
             if self.data.dtype.kind not in "fc":
@@ -176,6 +178,9 @@ class Variable:
         pending = [(-self.creator.generation, 0, self.creator)]
         queued = {self.creator}
         push, pop = heapq.heappush, heapq.heappop
+        earlier = {}  # intermediate variable -> the gradient an earlier backward(retain_grad=True) kept
+        if self.creator.kept_grads:
+            _set_aside_kept_grads(self.creator, earlier, self)
         old_enable_backprop = Config.enable_backprop
         Config.enable_backprop = create_graph
         try:
@@ -194,22 +199,44 @@ class Variable:
                 for x, gx in zip(function.inputs, input_grads):
                     if gx is None or not x.requires_grad:
                         continue
-                    # a variable used several times sums the gradients it gets
-                    x.grad = gx if x.grad is None else x.grad + gx
                     creator = x.creator
                     if creator is not None and creator not in queued:
                         queued.add(creator)
                         push(pending, (-creator.generation, len(queued), creator))
-                if not retain_grad:
+                        if creator.kept_grads:  # before this pass's first gradient reaches x
+                            _set_aside_kept_grads(creator, earlier, self)
+                    # a variable used several times sums the gradients it gets
+                    x.grad = gx if x.grad is None else x.grad + gx
+                if retain_grad:  # keep the outputs' gradients, added to those kept before
+                    function.kept_grads = True
+                    for y in outputs:
+                        if y in earlier:
+                            y.grad = earlier.pop(y) if y.grad is None else earlier.pop(y) + y.grad
+                else:  # forget them; gradients kept by an earlier pass stay
                     for y in outputs:
                         if y is not None:
                             y.grad = None
+                    if earlier:
+                        for y in outputs:
+                            if y in earlier:
+                                y.grad = earlier.pop(y)
         finally:
             Config.enable_backprop = old_enable_backprop
 
     def _label(self):
         name = f"variable {self.name!r}" if self.name else "the variable"
         return f"{name} (shape {self.shape})"
+
+
+def _set_aside_kept_grads(function, earlier, seed):
+    """Move the gradients that an earlier backward(retain_grad=True) kept on the outputs of
+    `function` into `earlier`, so that only the current pass's gradients flow back from them
+    (the seed variable of the pass keeps its gradient: it starts the pass)."""
+    for ref in function.outputs:
+        y = ref()
+        if y is not None and y is not seed and y.grad is not None:
+            earlier[y] = y.grad
+            y.grad = None
 
 
 class Parameter(Variable):
@@ -238,6 +265,7 @@ class Function:
     """
 
     generation = 0
+    kept_grads = False  # set by backward(retain_grad=True): the outputs' .grad are kept
 
     def __call__(self, *inputs):
         xs = []
