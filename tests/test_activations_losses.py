@@ -405,3 +405,41 @@ def test_accuracy(device):
     assert F.accuracy(logits, on(device, np.array([1, 0, 1, 0]))) == 1.0
     with pytest.raises(ValueError, match=r"accuracy: .*labels \(3,\)"):
         F.accuracy(logits, np.array([1, 0, 1]))
+
+
+# --- integer and float64 inputs: no truncated constants, no float64 leaking into float32 ---
+@pytest.mark.parametrize("name, expected", [
+    ("sigmoid", 1 / (1 + np.exp(-np.array([1.0, 2.0, -3.0])))),
+    ("silu", np.array([1.0, 2.0, -3.0]) / (1 + np.exp(-np.array([1.0, 2.0, -3.0])))),
+])
+def test_activations_of_integer_input_are_not_truncated(name, expected):
+    """An integer dtype once turned the 0.5 of sigmoid = 0.5 tanh(x/2) + 0.5 into 0."""
+    y = getattr(F, name)(np.array([1, 2, -3]))
+    assert y.dtype == np.float32
+    np.testing.assert_allclose(y.data, expected, rtol=1e-6)
+
+
+def test_leaky_relu_of_integer_input_keeps_its_slope():
+    np.testing.assert_allclose(F.leaky_relu(np.array([-300, 5]), 0.1).data, [-30, 5])
+
+
+@pytest.mark.parametrize("target", [np.array([1, 2, 3]), np.array([1.0, 2.0, 3.0])], ids=["int", "float64"])
+def test_mean_squared_error_takes_a_constant_target_in_either_order(target):
+    """(target, prediction), as scikit-learn orders them: the gradient was 0 for an integer
+    target (2/n truncated), and float64 for a float64 one."""
+    for order in (lambda p: (target, p), lambda p: (p, target)):
+        prediction = Variable(np.array([1.5, 2.5, 2.0], np.float32))
+        loss = F.mean_squared_error(*order(prediction))
+        loss.backward()
+        assert loss.dtype == prediction.grad.dtype == np.float32
+        np.testing.assert_allclose(prediction.grad.data, 2 / 3 * (prediction.data - target), rtol=1e-6)
+
+
+@pytest.mark.parametrize("loss", ["binary_cross_entropy", "binary_cross_entropy_with_logits"])
+def test_binary_cross_entropy_keeps_float32_with_integer_or_float64_targets(loss):
+    for targets in (np.array([[0, 1]] * 4), np.array([[0.0, 1.0]] * 4)):
+        W = Variable(np.full((3, 2), 0.1, np.float32))
+        outputs = F.linear(np.ones((4, 3), np.float32), W)
+        value = getattr(F, loss)(F.sigmoid(outputs) if loss == "binary_cross_entropy" else outputs, targets)
+        value.backward()
+        assert value.dtype == W.grad.dtype == np.float32

@@ -307,3 +307,52 @@ def test_mean_squared_error_gradients(reduction, shape, seed):
     expected = ((a - b) ** 2).mean() if reduction == "mean" else ((a - b) ** 2).sum()
     np.testing.assert_allclose(value, expected)
     check_everywhere(lambda x0, x1: F.mean_squared_error(x0, x1, reduction=reduction), a, b)
+
+
+# --- constants and edge cases found in review ---
+def test_numpy_scalar_exponents_and_bounds_keep_float32():
+    x = Variable(np.ones(3, np.float32))
+    assert (x ** np.float64(2.0)).dtype == np.float32
+    assert F.clip(x, np.float64(-0.5), np.float64(0.5)).dtype == np.float32
+
+
+def test_gradient_of_x_to_the_zero_is_zero_even_at_zero():
+    x = Variable(np.array([0.0, 1.0]))
+    (x ** 0).backward()
+    np.testing.assert_array_equal(x.grad.data, [0.0, 0.0])  # was nan at 0: 0 * 0^-1
+
+
+def test_clip_with_one_bound():
+    x = Variable(np.array([-1.0, 0.5, 2.0]))
+    y = F.clip(x, None, 1.0)
+    y.backward()
+    np.testing.assert_array_equal(y.data, [-1.0, 0.5, 1.0])
+    np.testing.assert_array_equal(x.grad.data, [1.0, 1.0, 0.0])
+    x.cleargrad()
+    F.clip(x, 0.0, None).backward()
+    np.testing.assert_array_equal(x.grad.data, [0.0, 1.0, 1.0])
+
+
+@pytest.mark.parametrize("reduce", [lambda x, a: x.sum(axis=a), lambda x, a: F.mean(x, axis=a),
+                                    lambda x, a: F.max(x, axis=a), lambda x, a: F.logsumexp(x, axis=a)],
+                         ids=["sum", "mean", "max", "logsumexp"])
+def test_reductions_take_a_numpy_integer_axis(reduce):
+    x = Variable(np.arange(6.0).reshape(2, 3))
+    y = reduce(x, np.int64(1))
+    assert y.shape == (2,)
+    F.sum(y).backward()
+    assert x.grad.shape == (2, 3)
+
+
+def test_arrays_stay_constants_through_shortcuts():
+    """get_item, a no-op reshape/broadcast/sum_to and dropout at test time return their input
+    as a Variable: an array must come back a constant, as from any op."""
+    data = np.ones((2, 3))
+    for y in (F.get_item(data, 0), F.reshape(data, (2, 3)), F.broadcast_to(data, (2, 3)),
+              F.sum_to(data, (2, 3)), F.dropout(data, 0.0)):
+        assert not y.requires_grad
+
+
+def test_an_op_error_keeps_the_kind_of_numpy_error():
+    with pytest.raises(TypeError, match="Linear"):   # NumPy's UFuncTypeError, not a ValueError
+        F.linear(np.ones((2, 2), int), np.ones((2, 2), int), np.ones(2))

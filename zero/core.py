@@ -249,7 +249,8 @@ backend.VARIABLE_TYPES += [Variable, Parameter]
 
 
 def as_variable(obj):
-    return obj if isinstance(obj, Variable) else Variable(obj)
+    """obj if it is a Variable; an array becomes a constant (no gradient), as arrays passed to ops do."""
+    return obj if isinstance(obj, Variable) else Variable(obj, None, False)
 
 
 # =============================================================================
@@ -367,7 +368,8 @@ def _describe(xs):
 
 def _op_error(function, error, xs):
     message = f"{function.name}: {error} (inputs: {_describe(xs)})"
-    try:
-        return type(error)(message)
-    except Exception:  # exception types with unusual constructors
-        return ValueError(message)
+    for kind in type(error).__mro__:  # the error's own type, else the nearest one that takes a message
+        try:
+            return kind(message)
+        except Exception:  # exception types with unusual constructors (NumPy's UFuncTypeError)
+            continue

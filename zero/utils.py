@@ -51,7 +51,7 @@ def normalize_axes(axis, ndim):
     """axis (None, int or tuple, negatives allowed) -> sorted tuple of axes."""
     if axis is None:
         return tuple(range(ndim))
-    if isinstance(axis, int):
+    if isinstance(axis, (int, np.integer)):
         axis = (axis,)
     return tuple(sorted(a % ndim for a in axis))
 

@@ -8,14 +8,22 @@ log_softmax and logsumexp subtract the maximum before exponentiating
 
 __all__ = ['leaky_relu', 'log_softmax', 'logsumexp', 'relu', 'sigmoid', 'silu', 'softmax', 'softplus']
 from zero import utils
+from zero.backend import DEFAULT_DTYPE
 from zero.core import Function
 from zero.functions.math import exp
 from zero.functions.reduction import sum
 from zero.functions.shape import reshape
 
 
+def _floating(x):
+    """x as is if it holds floats; integers as the default float dtype (their dtype would turn
+    a constant such as 0.5 into 0)."""
+    return x if x.dtype.kind == "f" else x.astype(DEFAULT_DTYPE)
+
+
 def _sigmoid(xp, x):
     """1 / (1 + e^-x) on an array, as 0.5 tanh(x/2) + 0.5: no overflow for large |x|."""
+    x = _floating(x)
     half = x.dtype.type(0.5)  # a NumPy scalar: faster than a Python float in in-place ops
     y = xp.tanh(x * half)
     y *= half
@@ -66,6 +74,7 @@ class LeakyReLU(Function):
     def forward(self, x):
         # y = max(x, slope x) for slope <= 1 (min for slope > 1): two fast passes, where xp.where is slow
         larger_or_smaller = self.xp.maximum if self.negative_slope <= 1 else self.xp.minimum
+        x = _floating(x)
         return larger_or_smaller(x, x * x.dtype.type(self.negative_slope))
 
     def backward(self, gy):

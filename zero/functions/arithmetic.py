@@ -6,6 +6,8 @@ constant such as the 1 in `x - 1`) gets None: nothing is computed for it.
 """
 
 __all__ = ['add', 'div', 'mul', 'neg', 'pow', 'rdiv', 'rpow', 'rsub', 'sub']
+import numpy as np
+
 from zero.core import Function
 from zero.functions.shape import sum_to
 
@@ -77,6 +79,8 @@ class Pow(Function):
 
     def backward(self, gy):
         x, = self.inputs
+        if self.c == 0:  # x^0 = 1 is flat; c x^(c-1) would be 0 * inf at x = 0
+            return gy * 0
         # d(x^c)/dx = c x^(c-1)
         return gy * (self.c * x ** (self.c - 1))
 
@@ -116,6 +120,8 @@ def pow(x, c):
     if isinstance(c, Variable):
         from zero.functions.math import exp, log
         return exp(log(x) * c)
+    if isinstance(c, np.generic):  # a NumPy float64 exponent would make float32 data float64
+        c = c.item()
     return Pow(c)(x)
 
 

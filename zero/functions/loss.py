@@ -24,6 +24,15 @@ def _check_same_shape(x0, x1):
         raise ValueError(f"shapes differ: {x0.shape} vs {x1.shape}")
 
 
+def _target_as(target, prediction):
+    """A constant target (an array, not a Variable) in the prediction's float dtype: integer 0/1
+    labels or float64 targets would otherwise make the loss and every gradient float64."""
+    if isinstance(target, Variable) or not hasattr(target, "dtype"):
+        return target
+    dtype = prediction.dtype
+    return target.astype(dtype) if dtype.kind == "f" and target.dtype != dtype else target
+
+
 class MeanSquaredError(Function):
     def __init__(self, reduction="mean"):
         _check_reduction("mean_squared_error", reduction)
@@ -59,7 +68,7 @@ class MeanSquaredErrorGrad(Function):
 
     def forward(self, x0, x1, gy):
         self.scale = 2.0 / x0.size if self.reduction == "mean" else 2.0  # c
-        c_gy = gy * x0.dtype.type(self.scale)  # gy: a 0-d array of the loss's dtype
+        c_gy = gy * gy.dtype.type(self.scale)  # gy: a 0-d array of the loss's dtype
         needs_gx0, needs_gx1 = self.needs
         if not needs_gx0:
             gx1 = x1 - x0
@@ -170,6 +179,10 @@ class BinaryCrossEntropyWithLogits(Function):
 
 
 def mean_squared_error(x0, x1, reduction="mean"):
+    """sum (x0 - x1)^2, divided by the element count for reduction 'mean'. Either input may be
+    a constant target (an array), in either order; it takes the other's float dtype."""
+    if getattr(x0, "dtype", None) != getattr(x1, "dtype", None):
+        x0, x1 = (_target_as(x0, x1), x1) if isinstance(x1, Variable) else (x0, _target_as(x1, x0))
     return MeanSquaredError(reduction)(x0, x1)
 
 
@@ -189,13 +202,13 @@ def binary_cross_entropy(probs, targets, reduction="mean"):
     both of the same shape. p is clipped to [BCE_EPS, 1 - BCE_EPS] inside the logs.
     Prefer binary_cross_entropy_with_logits when you have the logits."""
     _check_reduction("binary_cross_entropy", reduction)
-    return BinaryCrossEntropy(reduction)(probs, targets)
+    return BinaryCrossEntropy(reduction)(probs, _target_as(targets, probs))
 
 
 def binary_cross_entropy_with_logits(logits, targets, reduction="mean"):
     """binary_cross_entropy(sigmoid(logits), targets) computed stably, without clipping."""
     _check_reduction("binary_cross_entropy_with_logits", reduction)
-    return BinaryCrossEntropyWithLogits(reduction)(logits, targets)
+    return BinaryCrossEntropyWithLogits(reduction)(logits, _target_as(targets, logits))
 
 
 def accuracy(logits, labels):

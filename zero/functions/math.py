@@ -3,6 +3,8 @@ maximum/minimum, where. Each backward is the derivative you learned in school,
 times the incoming gradient gy (the chain rule)."""
 
 __all__ = ['abs', 'clip', 'cos', 'exp', 'log', 'maximum', 'minimum', 'sin', 'sqrt', 'square', 'tanh', 'where']
+import numpy as np
+
 from zero.core import Function, Variable, as_variable
 from zero.functions.shape import sum_to
 
@@ -84,8 +86,13 @@ class Clip(Function):
 
     def backward(self, gy):
         x, = self.inputs
-        inside = (x.data >= self.low) & (x.data <= self.high)
-        return gy * _mask(inside, gy.dtype)  # slope 1 inside, 0 where clipped
+        if self.low is None:  # slope 1 inside [low, high], 0 where clipped; a bound None: no limit
+            inside = x.data <= self.high
+        elif self.high is None:
+            inside = x.data >= self.low
+        else:
+            inside = (x.data >= self.low) & (x.data <= self.high)
+        return gy * _mask(inside, gy.dtype)
 
 
 class Maximum(Function):
@@ -162,7 +169,9 @@ def abs(x):
 
 
 def clip(x, low, high):
-    return Clip(low, high)(x)
+    """x limited to [low, high] element-wise (a bound None: no limit on that side)."""
+    low, high = (bound.item() if isinstance(bound, np.generic) else bound for bound in (low, high))
+    return Clip(low, high)(x)  # NumPy scalar bounds as Python numbers: float64 ones would upcast float32
 
 
 def maximum(x0, x1):
