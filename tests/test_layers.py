@@ -1,6 +1,8 @@
 """Layers and models: registration, names, modes, devices, save/load, and
 parity with PyTorch's layers when torch is installed."""
 
+import re
+
 import numpy as np
 import pytest
 
@@ -76,6 +78,67 @@ def test_plain_list_of_layers_is_refused():
         model.blocks = [Linear(2), Linear(2)]
 
 
+@pytest.mark.parametrize("blocks", [
+    {"a": Linear(4, in_size=4)},
+    [[Linear(4, in_size=4)]],
+    (1, [Parameter(np.ones(2, np.float32))]),
+    {"deep": ({"deeper": [Linear(2)]},)},
+    {Linear(2)},
+], ids=["dict", "nested list", "parameter in a tuple", "deep", "set"])
+def test_layers_hidden_in_any_plain_container_are_refused(blocks):
+    model = TwoLayer()
+    model.blocks = None
+    message = r"TwoLayer\.blocks: a plain \w+ holds a layer or parameter.*LayerList"
+    with pytest.raises(TypeError, match=message):
+        model.blocks = blocks
+    assert model.blocks is None  # a refused assignment changes nothing
+    with pytest.raises(TypeError, match="LayerList"):
+        model.head = [Linear(2)]
+    assert [name for name, _ in model.named_params()] == ["encoder.0.W", "encoder.0.b", "head.W", "head.b"]
+
+
+@pytest.mark.parametrize("walk", [
+    lambda model, path: list(model.params()),
+    lambda model, path: list(model.named_params()),
+    lambda model, path: list(model.named_buffers()),
+    lambda model, path: model.sublayers(),
+    lambda model, path: model.eval(),
+    lambda model, path: model.to("strict"),
+    lambda model, path: model.save_weights(path),
+    lambda model, path: model.load_weights(path),
+])
+def test_layer_put_in_a_plain_list_after_assignment_is_refused_when_the_model_is_walked(tmp_path, walk):
+    model = Model()
+    model.head = Linear(2, in_size=2)
+    model.save_weights(tmp_path / "head.npz")
+    model.inner = Model()
+    model.inner.blocks = []  # allowed: empty...
+    model.inner.blocks.append(Linear(4, in_size=4))  # ...but filled later: its parameters would be invisible
+    before = _values(model.head)
+    message = r"Model\.blocks: a plain list holds a layer or parameter.*LayerList"
+    with pytest.raises(TypeError, match=message):
+        walk(model, tmp_path / "head.npz")
+    assert model.training and model.device == "cpu" and model.inner.training  # eval() / to() changed nothing
+    _assert_same(before, _values(model.head))
+
+
+def test_plain_containers_of_other_things_keep_working(tmp_path):
+    model = TwoLayer()
+    model.sizes = (3, 4, 2)
+    model.names = ["encoder", "head"]
+    model.history = []
+    model.history.append(0.5)
+    model.settings = {"lr": 0.1, "arrays": [np.ones(3)], "nested": {"tags": {"a", "b"}}}
+    model.loop = []
+    model.loop.append(model.loop)  # a list that holds itself is searched once
+    model.empty = []
+    names = ["encoder.0.W", "encoder.0.b", "head.W", "head.b"]
+    assert [name for name, _ in model.named_params()] == names
+    model.eval().to("cpu").save_weights(tmp_path / "w.npz")
+    model.load_weights(tmp_path / "w.npz")
+    assert not model.training and len(model.sublayers()) == 4
+
+
 def test_forgetting_super_init_is_a_clear_error():
     class Broken(Layer):
         def __init__(self):
@@ -132,6 +195,15 @@ def test_linear_wrong_input_size_names_layer_and_shapes():
     layer = Linear(5, in_size=3)
     with pytest.raises(ValueError, match=r"Linear\(out_size=5, in_size=3.*\(2, 4\)"):
         layer(np.ones((2, 4), np.float32))
+
+
+@pytest.mark.parametrize("shape", [(2, 0), ()])
+def test_lazy_linear_without_features_is_a_clear_error(shape):
+    layer = Linear(5)
+    with pytest.raises(ValueError, match=r"Linear\(out_size=5, in_size=None.*shape " + re.escape(str(shape))):
+        layer(np.ones(shape, np.float32))
+    assert layer.W.data is None and layer.b.data is None  # still lazy: a good input can follow
+    assert layer(np.ones((2, 3), np.float32)).shape == (2, 5)
 
 
 def test_linear_matches_torch_forward_and_backward():
@@ -381,6 +453,60 @@ def test_lazy_params_take_their_shape_from_the_file(tmp_path):
     np.testing.assert_array_equal(target(x).data, source(x).data)
 
 
+_W, _B = np.zeros((8, 3, 3, 3)), np.zeros(8)  # fit Conv2d(8, 3) with 3 input channels
+_BAD_LAZY_FILES = [  # layer, its arrays in the file, the error's entry and expected shape
+    (lambda: Linear(10), {"W": np.zeros((5, 3)), "b": np.zeros(7)}, "'layer.W' has shape (5, 3)", "(5, 10)"),
+    (lambda: Linear(10), {"W": np.zeros((5, 10)), "b": np.zeros(7)}, "'layer.b' has shape (7,)", "(10,)"),
+    (lambda: Linear(10), {"W": np.zeros((2, 5, 10)), "b": np.zeros(10)}, "'layer.W' has shape (2, 5, 10)",
+     "(in_size, 10)"),
+    (lambda: Linear(10), {"W": np.zeros((0, 10)), "b": np.zeros(10)}, "'layer.W' has shape (0, 10)",
+     "(in_size, 10)"),
+    (lambda: Conv2d(8, 3), {"W": np.zeros((4, 3, 3, 3)), "b": _B}, "'layer.W' has shape (4, 3, 3, 3)",
+     "(8, 3, 3, 3)"),
+    (lambda: Conv2d(8, 3), {"W": np.zeros((8, 3, 5, 5)), "b": _B}, "'layer.W' has shape (8, 3, 5, 5)",
+     "(8, 3, 3, 3)"),
+    (lambda: Conv2d(8, 3), {"W": _W, "b": np.zeros(4)}, "'layer.b' has shape (4,)", "(8,)"),
+    (lambda: Conv2d(8, 3), {"W": np.zeros((8, 3, 9)), "b": _B}, "'layer.W' has shape (8, 3, 9)",
+     "(8, in_channels, 3, 3)"),
+    (lambda: ConvTranspose2d(8, 3), {"W": _W, "b": _B}, "'layer.W' has shape (8, 3, 3, 3)", "(8, 8, 3, 3)"),
+    (lambda: BatchNorm(), {"gamma": np.zeros(3), "beta": np.zeros(3), "running_mean": np.zeros(4),
+                           "running_var": np.zeros(2)}, "'layer.running_mean' has shape (4,)", "(3,)"),
+    (lambda: BatchNorm(), {"gamma": np.zeros((3, 1)), "beta": np.zeros(3), "running_mean": np.zeros(3),
+                           "running_var": np.zeros(3)}, "'layer.gamma' has shape (3, 1)", "(C,)"),
+]
+
+
+@pytest.mark.parametrize("make, arrays, entry, expected", _BAD_LAZY_FILES)
+def test_lazy_layer_refuses_a_file_it_could_not_have_written(tmp_path, make, arrays, entry, expected):
+    model = Model()
+    model.layer = make()
+    path = tmp_path / "bad.npz"
+    np.savez(path, **{f"layer.{name}": array.astype(np.float32) for name, array in arrays.items()})
+    with pytest.raises(ValueError) as error:
+        model.load_weights(path)
+    message = str(error.value)
+    assert "bad.npz" in message and type(model.layer).__name__ in message
+    assert entry in message and f"would create {expected}" in message
+    values = [p.data for _, p in model.named_params()] + [b for _, b in model.named_buffers()]
+    assert all(value is None for value in values)  # still lazy: nothing changed
+
+
+@pytest.mark.parametrize("make, x", [
+    (lambda in_size: Linear(10, in_size=in_size), np.ones((2, 3), np.float32)),
+    (lambda in_size: Conv2d(8, 3, in_channels=in_size), np.ones((2, 3, 5, 5), np.float32)),
+    (lambda in_size: ConvTranspose2d(8, 3, in_channels=in_size), np.ones((2, 3, 5, 5), np.float32)),
+    (lambda in_size: BatchNorm(in_size), np.ones((2, 3), np.float32)),
+])
+def test_lazy_layer_loads_a_file_written_by_the_same_layer(tmp_path, make, x):
+    source = make(3)
+    source(x)  # moves batch norm's running statistics
+    source.save_weights(tmp_path / "w.npz")
+    target = make(None)
+    target.load_weights(tmp_path / "w.npz")
+    _assert_same(_values(source), _values(target))
+    np.testing.assert_array_equal(target(x).data, source(x).data)
+
+
 # -----------------------------------------------------------------------------
 # Layers over ops written elsewhere (conv, batch norm, embedding, dropout)
 # -----------------------------------------------------------------------------
@@ -394,6 +520,17 @@ def test_conv2d_shapes_init_and_lazy_channels(device):
     assert np.abs(host(layer.W.data)).max() <= bound
     with pytest.raises(ValueError, match=r"expected input \(N, 5, H, W\)"):
         layer(on(device, np.ones((2, 4, 6, 6), np.float32)))
+
+
+@pytest.mark.parametrize("make", [lambda: Conv2d(8, 3), lambda: ConvTranspose2d(8, 3)])
+@pytest.mark.parametrize("shape", [(5, 6, 6), (2, 0, 6, 6)])
+def test_lazy_conv_given_a_bad_input_is_a_clear_error(make, shape):
+    layer = make()
+    with pytest.raises(ValueError, match=type(layer).__name__ + r"\(out_channels=8.*" + re.escape(str(shape))
+                       + r".*expected \(N, C, H, W\)"):
+        layer(np.ones(shape, np.float32))  # (5, 6, 6): the batch axis forgotten
+    assert layer.W.data is None  # still lazy
+    assert layer(np.ones((2, 5, 6, 6), np.float32)).shape[:2] == (2, 8)
 
 
 def test_conv2d_matches_torch():

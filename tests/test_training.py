@@ -321,3 +321,19 @@ def test_a_checkpoint_without_saved_settings_still_loads(tmp_path):
     other = VAE(12, 6, 2, likelihood="bernoulli")
     load_checkpoint(path, other)
     np.testing.assert_array_equal(other.encoder.hidden.W.data, model.encoder.hidden.W.data)
+
+
+def test_a_checkpoint_into_a_lazy_model_is_checked_against_what_it_would_create(tmp_path):
+    """A lazy Linear(10) (weights not created yet) must refuse W (5, 3): it could only make (in, 10)."""
+    writer = Model()
+    writer.head = Linear(3, in_size=5)
+    save_checkpoint(tmp_path / "c.npz", writer)
+    reader = Model()
+    reader.head = Linear(10)
+    with pytest.raises(ValueError, match=r"c\.npz.*'head\.W' has shape \(5, 3\)"):
+        load_checkpoint(tmp_path / "c.npz", reader)
+    assert reader.head.W.data is None                     # still lazy: nothing changed
+    fitting = Model()
+    fitting.head = Linear(3)
+    load_checkpoint(tmp_path / "c.npz", fitting)          # the same layer's file loads
+    assert fitting.head.W.shape == (5, 3)

@@ -11,8 +11,10 @@ A `Layer` finds its parameters and sub-layers by itself: assigning a
 
 gives `encoder.params()` (each parameter once, W and b of both layers) and the
 dotted names "l1.W", "l1.b", "l2.W", "l2.b" used by `save_weights`. Lists of
-layers go in a `LayerList` (a plain Python list is refused: its layers would
-be invisible). Arrays that are not trained but belong to the model (batch
+layers go in a `LayerList`: a plain list, tuple, dict or set holding a layer or
+parameter (at any depth) would hide it, so it is refused when assigned or, if
+filled later, when the model is next walked (params(), eval(), to(),
+save_weights). Arrays that are not trained but belong to the model (batch
 norm's running statistics) are *buffers*: `register_buffer(name, array)`;
 they move with `to(device)` and are saved with the weights.
 
@@ -46,6 +48,8 @@ from zero.core import Config, Parameter, using_config
 from zero.utils import save_npz_atomically
 
 PARAM, LAYER, BUFFER = "param", "layer", "buffer"
+PLAIN_CONTAINERS = (list, tuple, dict, set, frozenset)
+FILLABLE_CONTAINERS = (list, dict, set)  # may come to hold a layer after the assignment
 
 
 class Layer:
@@ -57,6 +61,7 @@ class Layer:
 
     def __init__(self):
         object.__setattr__(self, "_members", {})  # attribute name -> PARAM, LAYER or BUFFER
+        object.__setattr__(self, "_containers", set())  # names of plain container attributes: see _walk
         self.training = True
         self.device = "cpu"
 
@@ -65,6 +70,12 @@ class Layer:
         if members is None:
             raise TypeError(f"{type(self).__name__}.__init__ must call super().__init__() "
                             f"before assigning attributes (assigning {name!r})")
+        if isinstance(value, PLAIN_CONTAINERS):
+            self._refuse_hidden_layers(name, value)  # raises before anything changes
+        if isinstance(value, FILLABLE_CONTAINERS):
+            self._containers.add(name)  # it may be filled later (self.blocks = []; append): _walk looks again
+        else:
+            self._containers.discard(name)
         if isinstance(value, Parameter):
             members[name] = PARAM
         elif isinstance(value, Layer):
@@ -73,10 +84,15 @@ class Layer:
             pass  # a buffer keeps its slot when its array is replaced
         else:
             members.pop(name, None)
-            if isinstance(value, (list, tuple)) and any(isinstance(v, (Layer, Parameter)) for v in value):
-                raise TypeError(f"{type(self).__name__}.{name}: a plain {type(value).__name__} hides its "
-                                f"layers/parameters from params(); use LayerList([...]) instead")
         object.__setattr__(self, name, value)
+
+    def _refuse_hidden_layers(self, name, value):
+        """TypeError if plain container `value` (attribute `name`) holds a Layer or Parameter at any
+        depth: params(), save_weights, eval() and to() only look at attributes, not inside containers."""
+        if _holds_layer(value):
+            raise TypeError(f"{type(self).__name__}.{name}: a plain {type(value).__name__} holds a layer or "
+                            f"parameter, which params(), save_weights, eval() and to() would not see; "
+                            f"put layers in a LayerList([...]) and parameters in attributes of their own")
 
     def __call__(self, *inputs):
         if self.training or not Config.train:
@@ -97,6 +113,8 @@ class Layer:
         """(dotted name, owning layer, attribute, kind) for every parameter and
         buffer below this layer; each object once, under its first name."""
         seen = set() if seen is None else seen
+        for name in self._containers:  # usually none; catches `self.blocks = []` filled after assignment
+            self._refuse_hidden_layers(name, self.__dict__.get(name))
         for name, kind in self._members.items():
             value = self.__dict__[name]
             if kind == LAYER:
@@ -113,6 +131,8 @@ class Layer:
         found, stack = {id(self): self}, [self]
         while stack:
             layer = stack.pop()
+            for name in layer._containers:  # as in _walk
+                layer._refuse_hidden_layers(name, layer.__dict__.get(name))
             for name, kind in layer._members.items():
                 child = layer.__dict__[name]
                 if kind == LAYER and id(child) not in found:
@@ -210,7 +230,8 @@ class Layer:
         Every name, shape and dtype is checked before anything is changed: on
         a missing, corrupt or mismatching file the model is left untouched and
         the error names the file and the offending entry. Lazy parameters
-        (data None) take the shape stored in the file.
+        (data None) take the shape stored in the file, if their layer could
+        have created it (see `check_lazy_shapes`).
         """
         path = Path(path)
         stored = _read_npz(path)
@@ -220,6 +241,7 @@ class Layer:
         if missing or unexpected:
             raise ValueError(f"weights file {path} does not match {type(self).__name__}: "
                              f"missing {missing or 'nothing'}, unexpected {unexpected or 'nothing'}")
+        self.check_lazy_shapes(stored, f"weights file {path}")
         staged = []
         for name, (layer, attribute, kind) in slots.items():
             value = layer.__dict__[attribute]
@@ -240,6 +262,33 @@ class Layer:
             else:
                 setattr(layer, attribute, array)
 
+    def check_lazy_shapes(self, arrays, source):
+        """Refuse stored arrays ({dotted name: array}) that a lazy layer could not have created.
+
+        A lazy parameter or buffer (still None) takes its shape from the file, so nothing else
+        checks it: its layer's `expected_shapes` says what the layer would create from the
+        file's arrays (Linear(10) needs W (in_size, 10)). Changes nothing; the ValueError
+        starts with `source` ("weights file w.npz") and names the entry and both shapes.
+        """
+        lazy = {}  # id(layer) -> (layer, [(dotted name, attribute)]) for the lazy entries in `arrays`
+        for name, layer, attribute, kind in self._walk():
+            value = layer.__dict__[attribute]
+            if (value.data if kind == PARAM else value) is None and name in arrays:
+                lazy.setdefault(id(layer), (layer, []))[1].append((name, attribute))
+        for layer, entries in lazy.values():
+            expected = layer.expected_shapes({attribute: arrays[name] for name, attribute in entries})
+            for name, attribute in entries:
+                shape = arrays[name].shape
+                if shape != expected.get(attribute, shape):
+                    raise ValueError(f"{source}: {name!r} has shape {_shape_text(shape)} in the file, but "
+                                     f"lazy {layer!r} would create {_shape_text(expected[attribute])}")
+
+    def expected_shapes(self, arrays):
+        """{attribute: shape} this layer would create for its lazy parameters and buffers, given
+        the stored arrays {attribute: array} it is loaded from. Layers that create them on the
+        first call override this; the default accepts the stored shapes."""
+        return {attribute: array.shape for attribute, array in arrays.items()}
+
     def __repr__(self):
         children = [f"({name}): {child!r}".replace("\n", "\n  ")
                     for name, kind in self._members.items() if kind == LAYER
@@ -252,6 +301,18 @@ class Layer:
     def describe(self):
         """Settings shown in repr (subclasses override)."""
         return ""
+
+
+def _holds_layer(container, searched=None):
+    """Whether a plain container holds a Layer or Parameter, at any depth (numbers, strings and
+    arrays inside are skipped; `searched`: ids of the containers seen, so a list that holds
+    itself is searched once)."""
+    searched = set() if searched is None else searched
+    if not isinstance(container, PLAIN_CONTAINERS) or id(container) in searched:
+        return False  # not a container (the attribute was replaced since), or seen already
+    searched.add(id(container))
+    items = container.values() if isinstance(container, dict) else container
+    return any(isinstance(item, (Layer, Parameter)) or _holds_layer(item, searched) for item in items)
 
 
 def _read_npz(path):
@@ -298,6 +359,20 @@ def _uniform(bound, shape):
     return np.random.uniform(-bound, bound, size=shape)
 
 
+def _stored_size(array, ndim, axis, placeholder):
+    """array.shape[axis] if `array` has `ndim` axes and that size is at least 1 (the size a lazy
+    layer reads from its first input), else `placeholder`: a name that matches no shape, so the
+    stored array is refused."""
+    if array is not None and array.ndim == ndim and array.shape[axis] >= 1:
+        return array.shape[axis]
+    return placeholder
+
+
+def _shape_text(shape):
+    """(5, 3), (7,) or (in_size, 10): a shape that may hold a placeholder name."""
+    return "(" + ", ".join(map(str, shape)) + ("," if len(shape) == 1 else "") + ")"
+
+
 def _pair(value):
     return (value, value) if isinstance(value, int) else tuple(value)
 
@@ -326,8 +401,15 @@ class Linear(Layer):
         if self.b is not None:
             self._fill(self.b, _uniform(bound, (self.out_size,)))
 
+    def expected_shapes(self, arrays):
+        in_size = _stored_size(arrays.get("W"), ndim=2, axis=0, placeholder="in_size")
+        return {"W": (in_size, self.out_size), "b": (self.out_size,)}
+
     def forward(self, x):
-        if self.W.data is None:
+        if self.W.data is None:  # lazy: in_size is the input's last axis
+            if x.ndim == 0 or x.shape[-1] == 0:
+                raise ValueError(f"{self!r}: cannot take in_size from an input of shape {tuple(x.shape)}: "
+                                 f"expected (..., in_size) with in_size >= 1")
             self._init_params(x.shape[-1])
         in_size = self.W.shape[0]
         if x.ndim == 0 or x.shape[-1] != in_size:
@@ -342,6 +424,8 @@ class Linear(Layer):
 
 class _ConvNd(Layer):
     """Shared parts of Conv2d and ConvTranspose2d: lazy in_channels, init, checks."""
+
+    IN_AXIS = None  # axis of W that holds in_channels (set by subclasses)
 
     def __init__(self, out_channels, kernel_size, stride, padding, in_channels, bias):
         super().__init__()
@@ -365,9 +449,20 @@ class _ConvNd(Layer):
         if self.b is not None:
             self._fill(self.b, _uniform(bound, (self.out_channels,)))
 
+    @property
+    def in_channels(self):
+        return self.W.shape[self.IN_AXIS]
+
+    def expected_shapes(self, arrays):
+        in_channels = _stored_size(arrays.get("W"), ndim=4, axis=self.IN_AXIS, placeholder="in_channels")
+        return {"W": self._weight_shape(in_channels), "b": (self.out_channels,)}
+
     def _check_input(self, x):
-        if self.W.data is None:
-            self._init_params(x.shape[1] if x.ndim == 4 else 0)
+        if self.W.data is None:  # lazy: in_channels is the input's axis 1
+            if x.ndim != 4 or x.shape[1] == 0:
+                raise ValueError(f"{self!r}: cannot take in_channels from an input of shape "
+                                 f"{tuple(x.shape)}: expected (N, C, H, W) with C >= 1")
+            self._init_params(x.shape[1])
         in_channels = self.in_channels
         if x.ndim != 4 or x.shape[1] != in_channels:
             raise ValueError(f"{self!r}: expected input (N, {in_channels}, H, W), got shape {tuple(x.shape)}")
@@ -388,9 +483,7 @@ class Conv2d(_ConvNd):
     def __init__(self, out_channels, kernel_size, stride=1, padding=0, in_channels=None, bias=True):
         super().__init__(out_channels, kernel_size, stride, padding, in_channels, bias)
 
-    @property
-    def in_channels(self):
-        return self.W.shape[1]
+    IN_AXIS = 1  # W: (OC, C, KH, KW)
 
     def _weight_shape(self, in_channels):
         return (self.out_channels, in_channels) + self.kernel_size
@@ -413,9 +506,7 @@ class ConvTranspose2d(_ConvNd):
         super().__init__(out_channels, kernel_size, stride, padding, in_channels, bias)
         self.output_padding = output_padding
 
-    @property
-    def in_channels(self):
-        return self.W.shape[0]
+    IN_AXIS = 0  # W: (C, OC, KH, KW)
 
     def _weight_shape(self, in_channels):
         return (in_channels, self.out_channels) + self.kernel_size
@@ -453,6 +544,10 @@ class BatchNorm(Layer):
         self._fill(self.beta, np.zeros(num_features))
         self.running_mean = to_device(np.zeros(num_features, DEFAULT_DTYPE), self.device)
         self.running_var = to_device(np.ones(num_features, DEFAULT_DTYPE), self.device)
+
+    def expected_shapes(self, arrays):
+        channels = _stored_size(arrays.get("gamma"), ndim=1, axis=0, placeholder="C")
+        return dict.fromkeys(("gamma", "beta", "running_mean", "running_var"), (channels,))
 
     def forward(self, x):
         if x.ndim not in (2, 4):

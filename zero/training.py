@@ -240,6 +240,9 @@ def load_checkpoint(path, model, optimizer=None):
     if missing or unexpected:
         raise ValueError(f"checkpoint {path} does not match {type(model).__name__}: missing parameters "
                          f"{missing or 'none'}, unexpected {unexpected or 'none'}")
+    model.check_lazy_shapes({**{name: stored[f"model/{name}"] for name in params},   # lazy layers: shapes
+                             **{name: stored[f"buffer/{name}"] for name in buffers if f"buffer/{name}" in stored}},
+                            f"checkpoint {path}")
     staged_params = []
     for name, param in params.items():
         array = stored[f"model/{name}"]
