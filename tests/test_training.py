@@ -55,7 +55,7 @@ def test_checkpoint_round_trip_restores_model_optimizer_epoch_and_history(tmp_pa
     restored = Regression().to(device)
     restored_optimizer = Adam(restored.params(), lr=0.5)
     state = load_checkpoint(path, restored, restored_optimizer)
-    assert state == {"epoch": 4, "history": {"train_loss": [3.0, 2.5]}}
+    assert state["epoch"] == 4 and state["history"] == {"train_loss": [3.0, 2.5]}
     assert restored_optimizer.lr == 0.01 and restored_optimizer.steps == optimizer.steps
     for name, p in restored.named_params():
         assert p.device == device
@@ -337,3 +337,32 @@ def test_a_checkpoint_into_a_lazy_model_is_checked_against_what_it_would_create(
     fitting.head = Linear(3)
     load_checkpoint(tmp_path / "c.npz", fitting)          # the same layer's file loads
     assert fitting.head.W.shape == (5, 3)
+
+
+class NoisyRegression(Regression):
+    """Draws from NumPy's global generator in every loss, as a VAE or a diffusion model does."""
+
+    def loss(self, x):
+        noise = np.random.standard_normal(x.shape).astype(np.float32)
+        return F.mean_squared_error(self.net(x + 0.1 * noise), x[:, :2])
+
+
+def test_a_resumed_run_draws_the_noise_an_uninterrupted_one_would(tmp_path):
+    from argparse import Namespace
+    x = np.random.default_rng(0).random((40, 3)).astype(np.float32)
+
+    def start():  # what a step script does first: seed, then build model and optimizer
+        np.random.seed(0)
+        model = NoisyRegression()
+        return model, Adam(model.params(), lr=0.01)
+
+    straight, optimizer = start()
+    fit(straight, optimizer, x, epochs=2, batch_size=8)
+    first, first_optimizer = start()
+    history = fit(first, first_optimizer, x, epochs=1, batch_size=8)
+    save_checkpoint(tmp_path / "c.npz", first, first_optimizer, 1, history)
+    resumed, resumed_optimizer = start()                     # a new run of the script, with --resume
+    history, start_epoch = resume(tmp_path / "c.npz", resumed, resumed_optimizer, Namespace(resume=True))
+    fit(resumed, resumed_optimizer, x, epochs=2, batch_size=8, history=history, start_epoch=start_epoch)
+    for name, array in _weights(straight).items():
+        np.testing.assert_array_equal(_weights(resumed)[name], array)

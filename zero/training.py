@@ -161,9 +161,15 @@ def _optimizer_state(optimizer):
 
 
 def save_checkpoint(path, model, optimizer=None, epoch=0, history=None):
-    """Write model weights, optimizer state, epoch and history {name: list of numbers} atomically."""
+    """Write model weights, optimizer state, epoch and history {name: list of numbers} atomically,
+    with the state of NumPy's global random generator (the noise of a VAE or a diffusion model,
+    dropout): `resume` restores it, so a resumed run draws what an uninterrupted one would have.
+    (CuPy's generator, which draws the noise on a GPU, is not saved.)"""
     path = Path(path)
     arrays = {"format_version": np.asarray(FORMAT_VERSION), "epoch": np.asarray(int(epoch))}
+    _, keys, position, has_gauss, cached_gaussian = np.random.get_state()
+    arrays.update({"random/keys": keys, "random/position": np.asarray(position),
+                   "random/has_gauss": np.asarray(has_gauss), "random/cached_gaussian": np.asarray(cached_gaussian)})
     for name, param in model.named_params():
         if param.data is None:
             raise RuntimeError(f"cannot save a checkpoint of {type(model).__name__}: parameter {name!r} "
@@ -223,7 +229,8 @@ def load_checkpoint(path, model, optimizer=None):
 
     Everything is checked before anything changes: a missing, corrupt or mismatching file
     raises an error naming the file and the entry, and leaves model and optimizer untouched.
-    Returns {'epoch': int, 'history': {name: list of floats}}.
+    Returns {'epoch': int, 'history': {name: list of floats}, 'random_state': the saved state of
+    NumPy's global generator (None in older files), which restore_random_state sets}.
     """
     path = Path(path)
     stored = _read(path)
@@ -267,7 +274,18 @@ def load_checkpoint(path, model, optimizer=None):
         for attribute, value in staged_optimizer.items():
             setattr(optimizer, attribute, value)
     history = {key.split("/", 1)[1]: stored[key].tolist() for key in stored if key.startswith("history/")}
-    return {"epoch": int(stored["epoch"]), "history": history}
+    random_state = None
+    if "random/keys" in stored:
+        random_state = ("MT19937", stored["random/keys"], int(stored["random/position"]),
+                        int(stored["random/has_gauss"]), float(stored["random/cached_gaussian"]))
+    return {"epoch": int(stored["epoch"]), "history": history, "random_state": random_state}
+
+
+def restore_random_state(state):
+    """Continue NumPy's global generator where the checkpoint's run left it (state: what
+    load_checkpoint returned); a checkpoint without it changes nothing."""
+    if state.get("random_state") is not None:
+        np.random.set_state(state["random_state"])
 
 
 def _stage_optimizer(path, stored, optimizer):
@@ -304,6 +322,7 @@ def resume(checkpoint, model, optimizer, args, history=None):
     `history` passed in and epoch 0."""
     if args.resume and Path(checkpoint).exists():
         state = load_checkpoint(checkpoint, model, optimizer)
+        restore_random_state(state)
         print(f"resumed from {checkpoint} after epoch {state['epoch']}")
         return state["history"], state["epoch"]
     return history, 0
