@@ -14,7 +14,8 @@ Two likelihoods p(x | z) are offered, both on the decoder's mean image x_hat = s
   at std = 1: the same optimum, but not a bound in nats. `loss()` is the book's number;
   `negative_elbo()` is the bound, constants included.
 - 'bernoulli': prod_d x_hat_d^x_d (1 - x_hat_d)^(1 - x_d) (binary cross-entropy), the usual
-  likelihood for MNIST papers' numbers; `loss()` is then the negative ELBO itself.
+  likelihood for MNIST papers' numbers; `loss()` is then the negative ELBO itself (for the
+  VAE; the hierarchical VAE's loss is the book's close surrogate of it: HierarchicalVAE.loss).
 
 Every bound here is in nats per image. `evaluate_bounds` gives the held-out negative ELBO and
 the importance-weighted estimate of -log p(x) (IWAE, Burda et al. 2016):
@@ -257,6 +258,12 @@ class HierarchicalVAE(Model):
             l < L: -sum(1 + logvar_l - (mu_l - zhat_l)^2 - e^logvar_l)       = 2 KL(q(z_l|.) || N(zhat_l, I)),
                    zhat_l = decoders[l](z_{l+1}).
         (bernoulli: BCE and the KLs without the factor 2.)
+
+        A surrogate, as in the book: z_{l+1} is drawn from q(z_{l+1} | z_l), so it depends on z_l,
+        and the ELBO's term E_q[log q(z_l | .) - log p(z_l | z_{l+1})] is not the analytic KL at the
+        drawn zhat_l; the two differ by tr Cov(z_l, zhat_l) (0.37 nats per image on a Bernoulli
+        model trained 8 epochs on 2,000 images, 200 draws on 500 held-out ones: 207.51 against
+        207.14). negative_elbo() and the IWAE bound use the exact Monte-Carlo form.
         """
         chain = self.infer(x)
         total = self.likelihood.book_loss(x, self.decoders[0](chain[0][2]))
