@@ -14,6 +14,11 @@ def test_frechet_distance_of_a_gaussian_with_itself_is_zero():
     features = rng.standard_normal((500, 6)) @ rng.standard_normal((6, 6))
     mean, cov = feature_statistics(features)
     assert frechet_distance(mean, cov, mean, cov) == pytest.approx(0.0, abs=1e-8)
+    # rank-deficient (ReLU-like) features: rounding must not make a distance negative
+    rng = np.random.default_rng(1)  # a case that came out -1e-12 before the clip
+    relu = np.maximum(rng.standard_normal((300, 40)) @ rng.standard_normal((40, 64)), 0).astype(np.float32)
+    mean, cov = feature_statistics(relu)
+    assert frechet_distance(mean, cov, mean, cov) >= 0
 
 
 def test_frechet_distance_known_values():

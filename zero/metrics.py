@@ -123,6 +123,7 @@ def frechet_distance(mean1, cov1, mean2, cov2):
         ||mean1 - mean2||^2 + tr(cov1) + tr(cov2) - 2 tr((cov1^{1/2} cov2 cov1^{1/2})^{1/2})
 
     The last trace equals tr((cov1 cov2)^{1/2}); the symmetric form lets eigh take both roots.
+    A distance is never negative: rounding (about -1e-10 for two identical sets) is clipped to 0.
     """
     mean1, mean2 = np.asarray(mean1, np.float64), np.asarray(mean2, np.float64)
     cov1, cov2 = np.atleast_2d(np.asarray(cov1, np.float64)), np.atleast_2d(np.asarray(cov2, np.float64))
@@ -130,7 +131,7 @@ def frechet_distance(mean1, cov1, mean2, cov2):
     middle = root1 @ cov2 @ root1
     eigenvalues = np.linalg.eigvalsh((middle + middle.T) / 2)
     trace_sqrt = np.sqrt(np.clip(eigenvalues, 0, None)).sum()
-    return float(np.sum((mean1 - mean2) ** 2) + np.trace(cov1) + np.trace(cov2) - 2 * trace_sqrt)
+    return max(0.0, float(np.sum((mean1 - mean2) ** 2) + np.trace(cov1) + np.trace(cov2) - 2 * trace_sqrt))
 
 
 def score_samples(model, images, labels=None, reference=None, reference_statistics=None):
