@@ -236,7 +236,8 @@ class Diffusion:
         guidance_scale: classifier-free guidance gamma (None: the conditional model as is).
         sampler: 'ddpm' (ancestral, all T steps) or 'ddim' (`steps` steps; deterministic with eta = 0,
         the default; eta = 1 adds DDPM's amount of fresh noise on the coarser grid: ddim_mean_std).
-        snapshot_every: if set, also return {t: host copy of x_t} every so many steps (and x_0 at t = 0).
+        snapshot_every: if set, also return {t: host copy of x_t} every so many of the sampler's steps,
+        from x_T on (and x_0 at t = 0).
         Returns x_0 in [-1, 1] (clipped), an array on the device; or (x_0, snapshots).
         """
         xp = self.xp
@@ -248,7 +249,7 @@ class Diffusion:
         snapshots = {}
         with no_grad(), test_mode():
             for index, t in enumerate(tqdm(timesteps, desc=f"{sampler} sampling", leave=False, disable=not progress)):
-                if snapshot_every and (self.num_timesteps - t) % snapshot_every == 0:
+                if snapshot_every and index % snapshot_every == 0:  # DDPM: t = T, T - k, T - 2k, ...
                     snapshots[t] = to_numpy(x)  # explicit host copy for the picture
                 eps = self.predict_noise(model, x, self.timesteps_like(len(x), t), labels, guidance_scale)
                 if sampler == "ddpm":
