@@ -78,11 +78,13 @@ def step_checkpoint(script, args):
     return _run_folder("checkpoints", args) / (script.replace("/", "_") + ".npz")
 
 
-def checkpoint_path(args, script_file):
-    """The checkpoint file for this run (its folder created if needed)."""
+def checkpoint_path(args, script_file, variant=""):
+    """The checkpoint file for this run (its folder created if needed): --checkpoint, or the
+    script's default, with `variant` appended to its name for runs that train on other data
+    ('_without_2'), so that --resume never continues a model trained on something else."""
     path = args.checkpoint
     if path is None:
-        path = step_checkpoint(script_name(script_file), args)
+        path = step_checkpoint(script_name(script_file) + variant, args)
     path.parent.mkdir(parents=True, exist_ok=True)
     return path
 

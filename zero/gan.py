@@ -36,7 +36,7 @@ from zero.data import DataLoader, Dataset
 from zero.layers import BatchNorm, Conv2d, ConvTranspose2d, Linear
 from zero.metrics import score_samples
 from zero.models import Model
-from zero.training import load_checkpoint, save_checkpoint
+from zero.training import load_checkpoint, restore_random_state, save_checkpoint
 
 GENERATOR_LOSSES = ("non_saturating", "minimax")
 HISTORY_KEYS = ("d_loss", "g_loss", "d_real", "d_fake")
@@ -293,11 +293,12 @@ def train_gan_or_resume(generator, discriminator, g_optimizer, d_optimizer, imag
     `args.epochs`, then save. args: the script's options (epochs, batch_size, device, seed,
     resume). Returns the loss history."""
     history, start_epoch = None, 0
+    np.random.seed(args.seed)   # the codes z and dropout masks
     if args.resume and Path(checkpoint).exists():
         state = load_gan(checkpoint, generator, discriminator, g_optimizer, d_optimizer)
+        restore_random_state(state)   # continue the stream where the saved run left it
         history, start_epoch = state["history"], state["epoch"]
         print(f"resumed from {checkpoint} after epoch {start_epoch}")
-    np.random.seed(args.seed + start_epoch)   # the codes z of the remaining epochs
     start = time.perf_counter()
     history = train_gan(generator, discriminator, g_optimizer, d_optimizer, images, args.epochs, args.batch_size,
                         args.device, args.seed, "non_saturating", history, start_epoch, description=description)

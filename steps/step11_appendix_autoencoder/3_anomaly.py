@@ -32,7 +32,7 @@ args = parser.parse_args()
 if args.quick:
     args.epochs, args.train_limit, args.heldout_limit = 1, 512, 256
 folder = out_dir(args, __file__)
-checkpoint = checkpoint_path(args, __file__)
+checkpoint = checkpoint_path(args, __file__, variant=f"_without_{args.anomaly_digit}")  # one model per unseen digit
 plt = figures(args.show)
 np.random.seed(args.seed)
 
