@@ -31,7 +31,7 @@ plt = figures(args.show)
 
 # ---- hyper-parameters: the mixture, by hand -------------------------------------------------------
 GRID = 80 if args.quick else 200
-WEIGHTS = np.array([0.35, 0.65])                          # phi_k
+WEIGHTS = np.array([0.36, 0.64])                          # phi_k
 MEANS = np.array([[2.0, 54.5], [4.3, 80.0]])              # mu_k: (eruption, waiting) minutes
 COVARIANCES = np.array([[[0.07, 0.44], [0.44, 33.7]],     # Sigma_k
                         [[0.17, 0.94], [0.94, 36.0]]])

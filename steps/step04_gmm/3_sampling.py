@@ -25,7 +25,7 @@ plt = figures(args.show)
 
 # ---- hyper-parameters: the same mixture as step 4.2 ----------------------------------------------
 N_SAMPLES = 500
-WEIGHTS = np.array([0.35, 0.65])
+WEIGHTS = np.array([0.36, 0.64])
 MEANS = np.array([[2.0, 54.5], [4.3, 80.0]])
 COVARIANCES = np.array([[[0.07, 0.44], [0.44, 33.7]],
                         [[0.17, 0.94], [0.94, 36.0]]])

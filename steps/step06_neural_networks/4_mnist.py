@@ -8,13 +8,16 @@ some with their labels and the mean image.
     python steps/step06_neural_networks/4_mnist.py [--data-dir DIR] [--show]
 """
 # needs: mnist
+from pathlib import Path
+
 import numpy as np
 
 from zero.cli import out_dir, step_parser
 from zero.plot import figures, save, show, show_images
 from zero.training import add_data_options, mnist_splits
 
-parser = step_parser(__doc__, training=True)
+parser = step_parser(__doc__)   # nothing trains here: no --epochs, --device or checkpoint options
+parser.add_argument("--data-dir", type=Path, default=None, help="folder with the MNIST files (default: $ZERO_DATA_DIR)")
 add_data_options(parser)
 args = parser.parse_args()
 folder = out_dir(args, __file__)
