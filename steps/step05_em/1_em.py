@@ -85,7 +85,8 @@ for iteration in range(1, MAX_ITER + 1):
     previous = history[-1]
 
 steps = np.diff(history)
-print(f"converged after {len(history)} iterations; smallest change between iterations {steps.min():.2e} "
+outcome = "converged" if abs(steps[-1]) < TOL else f"stopped (not converged: MAX_ITER = {MAX_ITER})"
+print(f"{outcome} after {len(history)} iterations; smallest change between iterations {steps.min():.2e} "
       f"(never negative: EM does not decrease the log-likelihood)")
 order = np.argsort(means[:, 0])
 for k in order:

@@ -47,6 +47,7 @@ for i in range(iters):
     x0.data -= args.lr * x0.grad.data
     x1.data -= args.lr * x1.grad.data
     path.append((x0.item(), x1.item()))
+y = rosenbrock(x0, x1)   # at the final x (the loop's y was computed before its last step)
 print(f"after {iters} steps of lr {args.lr}: x = ({x0.item():.4f}, {x1.item():.4f}), y = {y.item():.2e} "
       f"(minimum at (1, 1))")
 
