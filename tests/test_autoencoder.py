@@ -61,6 +61,11 @@ def test_roc_auc_against_scikit_learn_and_by_hand():
     false_positive_rate, true_positive_rate = roc_curve(negative, positive)
     assert (false_positive_rate[0], true_positive_rate[0]) == (0, 0)
     assert (false_positive_rate[-1], true_positive_rate[-1]) == (1, 1)
+    # with ties grouped, the area under the curve is the AUC (it came out 1/3 for this one, not 2/3)
+    area = np.sum(np.diff(false_positive_rate) * (true_positive_rate[1:] + true_positive_rate[:-1]) / 2)
+    assert area == pytest.approx(expected, abs=1e-12)
+    tied_fpr, tied_tpr = roc_curve([1, 1, 0], [1, 1])
+    assert np.sum(np.diff(tied_fpr) * (tied_tpr[1:] + tied_tpr[:-1]) / 2) == pytest.approx(roc_auc([1, 1, 0], [1, 1]))
     with pytest.raises(ValueError, match="both kinds"):
         roc_auc([], [1.0])
 

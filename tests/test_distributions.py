@@ -2,6 +2,7 @@
 densities that integrate to 1, MLEs that really maximise the likelihood, a
 cross-check with scipy.stats where installed, and the device path."""
 import math
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -12,7 +13,7 @@ from conftest import host, on
 from zero.backend import device_of
 from zero.distributions import (cholesky, erf, erfc, gaussian_log_pdf_cholesky, multivariate_normal_log_pdf,
                                 multivariate_normal_mle, multivariate_normal_pdf, normal_cdf, normal_log_pdf,
-                                normal_mle, normal_pdf)
+                                normal_mle, normal_pdf, normal_quantile)
 
 trapezoid = getattr(np, "trapezoid", None) or np.trapz  # NumPy 2 renamed trapz
 
@@ -192,3 +193,22 @@ def test_device_results_stay_on_the_device(device):
     mu, sigma = normal_mle(x_dev[:, 1])
     assert device_of(sigma) == device
     assert float(sigma) == pytest.approx(x[:, 1].std(), rel=1e-6)
+
+
+def test_normal_quantile_inverts_the_cdf():
+    from scipy.stats import norm
+    p = np.linspace(1e-6, 1 - 1e-6, 1001)
+    np.testing.assert_allclose(normal_quantile(p), norm.ppf(p), atol=2e-7)
+    assert normal_quantile(0.975, mu=1.0, sigma=2.0) == pytest.approx(1 + 2 * norm.ppf(0.975), abs=1e-6)
+    with pytest.raises(ValueError, match="strictly between 0 and 1"):
+        normal_quantile([0.5, 1.0])
+
+
+def test_the_library_and_the_course_do_not_need_scipy_or_scikit_learn():
+    """They are test-only references (setup.py's 'test' extra): README's first command installs
+    zero without them, so no module of zero/ and no step script may import them."""
+    root = Path(__file__).resolve().parents[1]
+    for path in sorted((root / "zero").rglob("*.py")) + sorted((root / "steps").rglob("*.py")):
+        text = path.read_text(encoding="utf-8")
+        for module in ("scipy", "sklearn"):
+            assert f"import {module}" not in text and f"from {module}" not in text, f"{path} imports {module}"

@@ -95,23 +95,34 @@ def roc_auc(negative_scores, positive_scores):
     count one half), the Mann-Whitney statistic: computed from the ranks of all scores.
     1 = perfect separation, 0.5 = chance.
     """
-    from scipy.stats import rankdata
-
     negative, positive = np.asarray(negative_scores, np.float64), np.asarray(positive_scores, np.float64)
     if len(negative) == 0 or len(positive) == 0:
         raise ValueError(f"roc_auc needs scores of both kinds, got {len(negative)} negative and "
                          f"{len(positive)} positive")
-    ranks = rankdata(np.concatenate([negative, positive]))          # average ranks for ties
+    ranks = _average_ranks(np.concatenate([negative, positive]))
     positive_rank_sum = ranks[len(negative):].sum()
     wins = positive_rank_sum - len(positive) * (len(positive) + 1) / 2  # pairs where a positive is above
     return float(wins / (len(negative) * len(positive)))
 
 
+def _average_ranks(scores):
+    """Ranks 1..N of the scores, tied scores sharing the mean of their ranks ([5, 7, 5] -> [1.5, 3, 1.5])."""
+    order = np.argsort(scores, kind="stable")
+    _, first, counts = np.unique(scores[order], return_index=True, return_counts=True)
+    ranks = np.empty(len(scores))
+    ranks[order] = np.repeat(first + (counts + 1) / 2, counts)  # a tie group at 0-based first..first+c-1
+    return ranks
+
+
 def roc_curve(negative_scores, positive_scores):
-    """False and true positive rates (host arrays) for every threshold, from (0, 0) to (1, 1)."""
+    """False and true positive rates (host arrays) for every threshold, from (0, 0) to (1, 1).
+
+    One point per distinct score: images with equal scores are flagged together, so the area under
+    the curve (trapezoids) equals roc_auc, ties counting one half."""
     scores = np.concatenate([negative_scores, positive_scores])
     is_positive = np.concatenate([np.zeros(len(negative_scores)), np.ones(len(positive_scores))])
     order = np.argsort(-scores, kind="stable")
-    true_positives = np.concatenate([[0], np.cumsum(is_positive[order])])
-    false_positives = np.concatenate([[0], np.cumsum(1 - is_positive[order])])
+    last_of_tie = np.append(scores[order][1:] != scores[order][:-1], True)  # thresholds between scores
+    true_positives = np.concatenate([[0], np.cumsum(is_positive[order])[last_of_tie]])
+    false_positives = np.concatenate([[0], np.cumsum(1 - is_positive[order])[last_of_tie]])
     return false_positives / len(negative_scores), true_positives / len(positive_scores)

@@ -39,6 +39,7 @@ from tqdm import tqdm
 import zero
 from zero.cli import checkpoint_path, out_dir, step_parser
 from zero.data import DataLoader, Dataset
+from zero.distributions import normal_quantile
 from zero.optimizers import Adam
 from zero.plot import figures, save, save_image_grid, save_loss_curves, show, show_images
 from zero.training import add_data_options, mean_loss, mnist_splits, resume, save_checkpoint
@@ -119,8 +120,7 @@ save_image_grid(walk, 10, "a straight walk in latent space from a 3 to an 8", fo
 
 if args.latent_size == 2:
     # the decoded manifold: a grid of z through the prior's quantiles, and where the held-out digits sit
-    from scipy.stats import norm
-    grid = norm.ppf(np.linspace(0.05, 0.95, 15)).astype(np.float32)
+    grid = normal_quantile(np.linspace(0.05, 0.95, 15)).astype(np.float32)
     z = np.array([[a, b] for b in grid[::-1] for a in grid], dtype=np.float32)
     with zero.no_grad():
         manifold = zero.to_numpy(model.decode(zero.Variable(zero.to_device(z, args.device))).data)
