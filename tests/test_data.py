@@ -65,6 +65,10 @@ def test_dataset_already_on_a_device_is_indexed_there():
     batches = list(loader)
     assert len(batches) == 3
     np.testing.assert_array_equal(host(batches[-1]), [[8, 9]])
+    labeled = list(DataLoader(Dataset(x, on("strict", np.arange(5))), 2, shuffle=False, device="strict"))
+    np.testing.assert_array_equal(host(labeled[-1][1]), [4])
+    with pytest.raises(ValueError, match="x is on strict but t on cpu"):   # it failed at the first batch
+        Dataset(x, np.arange(5))
 
 
 def test_inputs_only_and_integer_inputs_keep_their_dtype():
@@ -84,3 +88,17 @@ def test_bad_arguments_are_clear_errors():
         DataLoader(numbered(3), 0)
     with pytest.raises(ValueError, match="unknown device"):
         DataLoader(numbered(3), 1, device="tpu")
+
+
+def test_seed_repeats_the_random_numbers_of_a_run(device):
+    """zero.seed seeds NumPy's generator and the device's (on a GPU, CuPy's: NumPy's seed alone
+    leaves the noise drawn there unrepeatable)."""
+    import zero
+    from zero.backend import get_backend
+    xp = get_backend(device).xp
+    draws = []
+    for _ in range(2):
+        zero.seed(3, device)
+        draws.append((np.random.rand(2), host(xp.random.standard_normal(3))))
+    np.testing.assert_array_equal(draws[0][0], draws[1][0])
+    np.testing.assert_array_equal(draws[0][1], draws[1][1])

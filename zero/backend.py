@@ -114,6 +114,16 @@ def get_backend(device):
     return backend
 
 
+def seed(value, device="cpu"):
+    """Seed a run's random numbers: NumPy's global generator (weights, data order, noise drawn on
+    the host) and, for another device, that device's own generator (noise drawn on a GPU comes
+    from CuPy's, which NumPy's seed does not reach)."""
+    np.random.seed(value)
+    xp = get_backend(device).xp
+    if xp is not np:
+        xp.random.seed(value)
+
+
 def cuda_available():
     """True when CuPy is installed and sees at least one GPU."""
     try:

@@ -24,6 +24,9 @@ class Dataset:
         t = t if t is None or hasattr(t, "shape") else np.asarray(t)
         if t is not None and len(x) != len(t):
             raise ValueError(f"Dataset: x has {len(x)} examples but t has {len(t)}")
+        if t is not None and device_of(x) != device_of(t):  # one batch of indices must serve both
+            raise ValueError(f"Dataset: x is on {device_of(x)} but t on {device_of(t)}; "
+                             f"move both to one device (zero.to_device) first")
         self.x = x
         self.t = t
 

@@ -30,7 +30,7 @@ import numpy as np
 from tqdm import tqdm
 
 import zero.functions as F
-from zero.backend import DEFAULT_DTYPE, get_backend, to_numpy
+from zero.backend import DEFAULT_DTYPE, get_backend, seed, to_numpy
 from zero.core import Variable, no_grad
 from zero.data import DataLoader, Dataset
 from zero.layers import BatchNorm, Conv2d, ConvTranspose2d, Linear
@@ -293,7 +293,7 @@ def train_gan_or_resume(generator, discriminator, g_optimizer, d_optimizer, imag
     `args.epochs`, then save. args: the script's options (epochs, batch_size, device, seed,
     resume). Returns the loss history."""
     history, start_epoch = None, 0
-    np.random.seed(args.seed)   # the codes z and dropout masks
+    seed(args.seed, args.device)   # the codes z and dropout masks (NumPy's generator and the device's)
     if args.resume and Path(checkpoint).exists():
         state = load_gan(checkpoint, generator, discriminator, g_optimizer, d_optimizer)
         restore_random_state(state)   # continue the stream where the saved run left it

@@ -54,7 +54,7 @@ if args.quick:
 folder = out_dir(args, __file__)
 checkpoint = checkpoint_path(args, __file__)
 plt = figures(args.show)
-np.random.seed(args.seed)  # weights and the noise eps come from NumPy's generator
+zero.seed(args.seed, args.device)  # the weights (NumPy) and the noise eps (drawn on the device)
 
 # ---- data: flattened images (N, 784) in [0, 1] ------------------------------------------------
 data = mnist_splits(args.data_dir, args.source, args.train_limit, args.heldout_limit)

@@ -23,6 +23,7 @@ import time
 
 import numpy as np
 
+from zero.backend import seed
 from zero.cli import checkpoint_path, out_dir, step_parser
 from zero.metrics import MnistClassifier, classify, referee_epochs, train_classifier
 from zero.optimizers import Adam
@@ -37,7 +38,7 @@ if args.quick:
 folder = out_dir(args, __file__)
 checkpoint = checkpoint_path(args, __file__)
 plt = figures(args.show)
-np.random.seed(args.seed)
+seed(args.seed, args.device)
 
 data = mnist_splits(args.data_dir, args.source, args.train_limit, args.heldout_limit)
 print(data.description)

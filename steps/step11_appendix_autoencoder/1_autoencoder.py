@@ -49,7 +49,7 @@ if args.quick:
 folder = out_dir(args, __file__)
 checkpoint = checkpoint_path(args, __file__)
 plt = figures(args.show)
-np.random.seed(args.seed)
+zero.seed(args.seed, args.device)  # NumPy's generator and the device's
 
 data = mnist_splits(args.data_dir, args.source, args.train_limit, args.heldout_limit)
 print(data.description)

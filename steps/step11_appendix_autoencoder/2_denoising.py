@@ -42,7 +42,7 @@ if args.quick:
 folder = out_dir(args, __file__)
 checkpoint = checkpoint_path(args, __file__)
 figures(args.show)  # headless (Agg) unless --show and a display
-np.random.seed(args.seed)  # weights and the noise eps come from NumPy's generator
+zero.seed(args.seed, args.device)  # the weights (NumPy) and the noise (drawn on the device)
 
 data = mnist_splits(args.data_dir, args.source, args.train_limit, args.heldout_limit)
 print(data.description)
@@ -60,7 +60,7 @@ restore_or_fit(plain, args.plain_checkpoint, args, data.x_train, "plain autoenco
 # ---- held-out errors against the clean digits, sum_d (x_d - output_d)^2 per image ---------------------------
 model.eval()
 plain.eval()
-np.random.seed(args.seed + 1)   # the same noisy held-out digits for every model
+zero.seed(args.seed + 1, args.device)   # the same noisy held-out digits for every model
 noisy = zero.to_numpy(add_noise(zero.to_device(data.x_heldout, args.device), args.noise_std))
 noise_error = ((noisy - data.x_heldout) ** 2).sum(axis=1).mean()
 errors = {}

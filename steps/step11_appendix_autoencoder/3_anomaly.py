@@ -20,6 +20,7 @@ holding out 1 gives an AUC of 0.39 (the unseen ones score *lower*), 7 gives 0.66
 import numpy as np
 
 from zero.autoencoder import Autoencoder, reconstruction_errors, roc_auc, roc_curve
+from zero.backend import seed
 from zero.cli import checkpoint_path, out_dir, step_parser
 from zero.optimizers import Adam
 from zero.plot import figures, save, show
@@ -34,7 +35,7 @@ if args.quick:
 folder = out_dir(args, __file__)
 checkpoint = checkpoint_path(args, __file__, variant=f"_without_{args.anomaly_digit}")  # one model per unseen digit
 plt = figures(args.show)
-np.random.seed(args.seed)
+seed(args.seed, args.device)
 
 data = mnist_splits(args.data_dir, args.source, args.train_limit, args.heldout_limit)
 normal_train = data.x_train[data.t_train != args.anomaly_digit]

@@ -71,7 +71,7 @@ print(data.description)
 
 def players(seed):
     """A fresh generator and discriminator (weights from `seed`) with their Adam optimizers (DCGAN's betas)."""
-    np.random.seed(seed)
+    zero.seed(seed, args.device)
     generator = MLPGenerator(args.latent_size, args.g_hidden_size).to(args.device)
     discriminator = MLPDiscriminator(args.d_hidden_size).to(args.device)
     return (generator, discriminator, Adam(generator.params(), lr=args.lr, betas=(0.5, 0.999)),
@@ -109,7 +109,7 @@ history = train_gan_or_resume(generator, discriminator, g_optimizer, d_optimizer
 
 # ---- the comparison run: the minimax loss from the same start ----------------------------------------------------
 minimax_generator, minimax_discriminator, minimax_g_optimizer, minimax_d_optimizer = players(args.seed)
-np.random.seed(args.seed)
+zero.seed(args.seed, args.device)
 minimax_history = train_gan(minimax_generator, minimax_discriminator, minimax_g_optimizer, minimax_d_optimizer,
                             data.x_train, args.minimax_epochs, args.batch_size, args.device, args.seed, "minimax",
                             description="minimax GAN")
@@ -122,7 +122,7 @@ reference = data.x_heldout
 _, real_features = classify(classifier, data.x_train[:args.score_images].reshape(-1, 1, 28, 28))
 _, reference_features = classify(classifier, reference.reshape(-1, 1, 28, 28))
 real_distance = frechet_distance(*feature_statistics(real_features), *feature_statistics(reference_features))
-np.random.seed(args.seed + 1)
+zero.seed(args.seed + 1, args.device)
 scores = {f"non-saturating, {args.epochs} epochs": score_generator(generator, classifier, reference, args.score_images),
           f"minimax, {args.minimax_epochs} epochs": score_generator(minimax_generator, classifier, reference,
                                                                     args.score_images)}
@@ -147,7 +147,7 @@ for ax, (name, score) in zip(axes, scores.items()):
     show_images(ax, score["images"][:64], 8, f"G(z), z ~ N(0, I): {name}\nFD {score['frechet_distance']:.1f}")
 save(fig, folder, "samples")
 
-np.random.seed(args.seed + 2)
+zero.seed(args.seed + 2, args.device)
 codes = generator.latent(8)
 walks = np.concatenate([zero.to_numpy(interpolate(generator, codes[2 * row], codes[2 * row + 1], 10))
                         for row in range(4)])

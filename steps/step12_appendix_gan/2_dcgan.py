@@ -43,7 +43,7 @@ if args.quick:
 folder = out_dir(args, __file__)
 checkpoint = checkpoint_path(args, __file__)
 plt = figures(args.show)
-np.random.seed(args.seed)
+zero.seed(args.seed, args.device)
 
 data = mnist_splits(args.data_dir, args.source, args.train_limit, args.heldout_limit)
 print(data.description)
@@ -60,7 +60,7 @@ history = train_gan_or_resume(generator, discriminator, g_optimizer, d_optimizer
 classifier = classifier_for_scoring(args.classifier, data.x_train.reshape(-1, 1, 28, 28), data.t_train, args.device,
                                     args.classifier_epochs, args.seed, save=not args.quick,
                                     heldout=(data.x_heldout.reshape(-1, 1, 28, 28), data.t_heldout))
-np.random.seed(args.seed + 1)
+zero.seed(args.seed + 1, args.device)
 scores = score_generator(generator, classifier, data.x_heldout, args.score_images)   # G in eval mode from here
 print(f"\nDCGAN sample quality ({args.score_images} images, Frechet distance to {len(data.x_heldout)} held-out "
       f"digits): "
@@ -82,7 +82,7 @@ ax_classes.set(title="classes of generated digits (by the classifier)", xlabel="
 ax_classes.legend()
 save(fig, folder, "samples")
 
-np.random.seed(args.seed + 2)
+zero.seed(args.seed + 2, args.device)
 codes = generator.latent(8)
 walks = np.concatenate([zero.to_numpy(interpolate(generator, codes[2 * row], codes[2 * row + 1], 10))
                         for row in range(4)])

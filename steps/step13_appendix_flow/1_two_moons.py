@@ -47,7 +47,7 @@ if args.quick:
 folder = out_dir(args, __file__)
 checkpoint = checkpoint_path(args, __file__)
 plt = figures(args.show)
-np.random.seed(args.seed)  # weights and the z of the samples come from NumPy's generator
+zero.seed(args.seed, args.device)  # the weights (NumPy) and the z of the samples (drawn on the device)
 
 # ---- data: two moons, standardised with the training set's mean and std ---------------------------
 raw_train = two_moons(args.points, args.noise, seed=args.seed)

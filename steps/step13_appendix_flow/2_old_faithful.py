@@ -41,7 +41,7 @@ if args.quick:
 folder = out_dir(args, __file__)
 checkpoint = checkpoint_path(args, __file__)
 plt = figures(args.show)
-np.random.seed(args.seed)
+zero.seed(args.seed, args.device)
 
 # ---- data: a random training / held-out split, standardised with the training statistics ----------
 data = load_old_faithful()                                    # (272, 2): eruption, waiting (minutes)
