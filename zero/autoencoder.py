@@ -89,7 +89,8 @@ def reconstruction_errors(model, images, batch_size=500, device="cpu", noise_std
 
 
 def roc_auc(negative_scores, positive_scores):
-    """Area under the ROC curve of a score meant to be higher for positives (anomalies).
+    """Area under the ROC curve of a score meant to be higher for positives (anomalies); host arrays
+    (as reconstruction_errors returns).
 
     Equals the probability that a random positive scores higher than a random negative (ties
     count one half), the Mann-Whitney statistic: computed from the ranks of all scores.

@@ -105,7 +105,7 @@ def classify(model, images, batch_size=500):
 
 
 def feature_statistics(features):
-    """Mean (D,) and covariance (D, D) of features (N, D), in float64."""
+    """Mean (D,) and covariance (D, D) of features (N, D), a host array (as classify returns), in float64."""
     features = np.asarray(features, dtype=np.float64)
     return features.mean(axis=0), np.cov(features, rowvar=False)
 
@@ -118,7 +118,7 @@ def _sqrt_psd(matrix):
 
 
 def frechet_distance(mean1, cov1, mean2, cov2):
-    """FD between N(mean1, cov1) and N(mean2, cov2), in float64:
+    """FD between N(mean1, cov1) and N(mean2, cov2) (host arrays), in float64:
 
         ||mean1 - mean2||^2 + tr(cov1) + tr(cov2) - 2 tr((cov1^{1/2} cov2 cov1^{1/2})^{1/2})
 
