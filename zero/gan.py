@@ -231,9 +231,10 @@ def generator_gradient_norm(generator, discriminator, n, kind):
 
 
 def moving_average(values, width=50):
-    """Moving average of a host sequence over `width` steps (per-step GAN numbers are noisy): (len - width + 1,)."""
+    """Moving average of a host sequence over `width` steps (per-step GAN numbers are noisy): (len - width + 1,).
+    The window is at most a quarter of the sequence, so that a short run still draws a curve, not one point."""
     values = np.asarray(values, dtype=np.float64)
-    width = max(1, min(width, len(values)))
+    width = max(1, min(width, len(values) // 4))
     return np.convolve(values, np.ones(width) / width, mode="valid")
 
 

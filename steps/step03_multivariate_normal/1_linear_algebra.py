@@ -46,15 +46,15 @@ print(f"det(A) = 1*4 - 2*3 = {np.linalg.det(A):.4f}")
 A_inverse = np.linalg.inv(A)
 print(f"inv(A) =\n{A_inverse}\nA @ inv(A) =\n{np.round(A @ A_inverse, 12)}")
 
-# ---- a matrix maps the unit circle to an ellipse; covariance of A z is A A^T -----------------------------
-mix = np.array([[2.0, 0.0], [1.2, 0.8]])                   # any invertible matrix
+# ---- a matrix M maps the unit circle to an ellipse; covariance of M z is M M^T ---------------------------
+M = np.array([[2.0, 0.0], [1.2, 0.8]])                     # any invertible matrix (not the A above)
 angle = np.linspace(0, 2 * np.pi, 200)
 circle = np.stack([np.cos(angle), np.sin(angle)])          # (2, 200): columns are points
-ellipse = mix @ circle
+ellipse = M @ circle
 z = rng.standard_normal((N_POINTS, 2))                     # z ~ N(0, I), rows are points
-samples = z @ mix.T                                        # x_n = A z_n for every row at once
+samples = z @ M.T                                          # x_n = M z_n for every row at once
 sample_covariance = samples.T @ samples / N_POINTS         # 1/N sum_n x_n x_n^T (the mean is 0)
-print(f"A A^T =\n{mix @ mix.T}\ncovariance of {N_POINTS} samples x = A z =\n{np.round(sample_covariance, 3)}")
+print(f"M =\n{M}\nM M^T =\n{M @ M.T}\ncovariance of {N_POINTS} samples x = M z =\n{np.round(sample_covariance, 3)}")
 
 fig, (ax_z, ax_x) = plt.subplots(1, 2, figsize=(10, 5))
 ax_z.scatter(z[:, 0], z[:, 1], s=2, alpha=0.3)
@@ -63,7 +63,7 @@ ax_z.set(title="z ~ N(0, I) and the unit circle", xlabel="z1", ylabel="z2", aspe
          xlim=(-5, 5), ylim=(-5, 5))
 ax_x.scatter(samples[:, 0], samples[:, 1], s=2, alpha=0.3)
 ax_x.plot(ellipse[0], ellipse[1], "r")
-ax_x.set(title="x = A z: covariance A A^T", xlabel="x1", ylabel="x2", aspect="equal",
+ax_x.set(title="x = M z: covariance M M^T", xlabel="x1", ylabel="x2", aspect="equal",
          xlim=(-8, 8), ylim=(-8, 8))
 save(fig, folder, "matrix_as_a_map")
 show()

@@ -48,7 +48,7 @@ print("N(x | mu, Sigma) for the correlated Sigma:")
 for point in [MEAN, np.array([1.5, 0.8]), np.array([1.5, -1.2])]:
     print(f"  x = {point}: by the formula {multivariate_normal(point, MEAN, covariance):.6f}, "
           f"zero.distributions {multivariate_normal_pdf(point, MEAN, covariance):.6f}")
-print("  (the two points are equally far from mu, but only the first lies along the correlation)")
+print("  (the last two are equally far from mu, but only [1.5, 0.8] lies along the correlation)")
 
 xs = np.linspace(MEAN[0] - 3.5, MEAN[0] + 3.5, GRID)
 ys = np.linspace(MEAN[1] - 3.5, MEAN[1] + 3.5, GRID)

@@ -107,7 +107,7 @@ for epoch in range(start_epoch + 1, args.epochs + 1):
             optimizer.step()
             history["step_loss"].append(loss.item())  # .item(): one number to the host per step
             total += history["step_loss"][-1]
-            bar.set_postfix(loss=f"{history['step_loss'][-1]:.4f}")
+            bar.set_postfix(loss=f"{history['step_loss'][-1]:.4f}", refresh=False)  # shown at the next refresh
     history["train_loss"].append(total / len(loader))
     save_checkpoint(checkpoint, model, optimizer, epoch, history)   # every epoch: an interrupted run can --resume
     print(f"epoch {epoch}/{args.epochs}: mean loss {history['train_loss'][-1]:.4f} "

@@ -1,4 +1,4 @@
-"""Step 9.3 - Beyond the book: DDIM, the same trained model sampled in 50 steps instead of 1000.
+"""Step 9.3 - Beyond the book: DDIM, the same trained model sampled in 10 to 100 steps instead of 1000.
 
 DDPM sampling (9.4) calls the U-Net T = 1000 times per image, each step a small noisy move.
 DDIM (Song et al. 2021) keeps the network of step 9.2 and changes only the sampler. At time t
@@ -10,7 +10,15 @@ along the same noise direction, adding no fresh noise:
 
 This is q(x_t' | x_0) of (9.2) with x_0 and the noise replaced by their estimates, so the
 training objective (9.3) is unchanged; any subset of times t works. It is deterministic: the
-same x_T always gives the same image, whatever the number of steps approximately agrees on.
+same x_T always gives the same image, and runs with different numbers of steps give nearly the
+same one. DDIM can also put fresh noise back at each jump: keep only part of eps_theta and add
+noise of standard deviation sigma (Song et al. 2021, eq. 12):
+
+    x_t' = sqrt(alpha_bar_t') x0_hat + sqrt(1 - alpha_bar_t' - sigma^2) eps_theta(x_t, t) + sigma z,
+    sigma = eta sqrt((1 - alpha_bar_t') / (1 - alpha_bar_t)) sqrt(1 - alpha_bar_t / alpha_bar_t')   (9.6)
+
+eta = 0 is (9.5); eta = 1 with t' = t - 1 is exactly the DDPM step (9.4), and with bigger jumps
+DDPM on a coarser time grid. This script uses eta = 0; step 10 samples with eta = 1.
 
 We start DDPM and DDIM with 10, 20, 50 and 100 steps from the same x_T and compare pictures
 and time. Step 10.3 measures the quality of both samplers with a classifier.

@@ -21,7 +21,7 @@ We measure how often samples show the digit they were asked for with the classif
 10.1 (its checkpoint; trained here if missing): the share of guided samples (gamma = 3)
 classified as their label, and the same for each gamma. 1000 DDPM steps per image are slow on a
 CPU, so the CPU default samples in 50 DDIM jumps (step 9.3) that add DDPM's amount of fresh noise
-at each jump (eta = 1, step 10.3): DDPM on a coarser time grid. `--sampler ddpm` is the book's,
+at each jump (eta = 1 in (9.6)): DDPM on a coarser time grid. `--sampler ddpm` is the book's,
 `--eta 0` deterministic DDIM.
 Budgets as step 9.2: `--config cpu` (U-Net 32/64/128, 8,000 images, 10 epochs) trained in 747-816 s
 (12.5-13.6 minutes) on 2 cores in our last runs; `--config book` (64/128/256, batch 128, all images, DDPM
@@ -140,7 +140,7 @@ for epoch in range(start_epoch + 1, args.epochs + 1):
             optimizer.step()
             history["step_loss"].append(loss.item())
             total += history["step_loss"][-1]
-            bar.set_postfix(loss=f"{history['step_loss'][-1]:.4f}")
+            bar.set_postfix(loss=f"{history['step_loss'][-1]:.4f}", refresh=False)  # shown at the next refresh
     history["train_loss"].append(total / len(loader))
     save_checkpoint(checkpoint, model, optimizer, epoch, history)
     print(f"epoch {epoch}/{args.epochs}: mean loss {history['train_loss'][-1]:.4f} "
@@ -190,6 +190,6 @@ fig, axes = plt.subplots(1, len(gammas), figsize=(2.2 * len(gammas), 5))
 for ax, gamma in zip(np.atleast_1d(axes), gammas):
     images = samples[gamma].reshape(NUM_CLASSES, args.per_class, 1, 28, 28)[:, :shown].reshape(-1, 1, 28, 28)
     show_images(ax, images, shown, f"gamma = {gamma:g}\n{label_accuracy[gamma]:.0%} as asked", fontsize=10)
-fig.suptitle("classifier-free guidance (10.1): same noise, growing gamma; rows ask for 0 ... 9")
+fig.suptitle("classifier-free guidance, eq. (10.1): same noise, growing gamma; rows ask for 0 ... 9")
 save(fig, folder, "guidance_scales")
 show()

@@ -115,12 +115,12 @@ save_image_grid(np.concatenate([data.x_heldout[:10], ae_reconstructions, vae_rec
                 f"held-out digits, autoencoder (error {ae_error:.1f}), VAE mu(x) (error {vae_error:.1f})", folder,
                 "reconstructions")
 
-fig, axes = plt.subplots(1, 3, figsize=(16, 4.8))
+fig, axes = plt.subplots(1, 3, figsize=(18, 5.4), layout="constrained")
 circle = np.linspace(0, 2 * np.pi, 100)
 for ax, codes, name in [(axes[0], ae_codes, "autoencoder z"), (axes[1], vae_codes, "VAE z ~ q(z | x)")]:
     points = ax.scatter(codes[:, 0], codes[:, 1], c=data.t_heldout, cmap="tab10", s=4)
     ax.plot(2 * np.cos(circle), 2 * np.sin(circle), "k--", lw=1, label="N(0, I): 2 std")
-    ax.set(title=f"held-out codes of the {name}, dimensions 1 and 2", xlabel="z_1", ylabel="z_2", aspect="equal")
+    ax.set(title=f"held-out codes: {name}\n(dimensions 1 and 2)", xlabel="z_1", ylabel="z_2", aspect="equal")
     ax.legend(loc="upper right")
 fig.colorbar(points, ax=axes[1], label="digit")
 for codes, name, marker in [(ae_codes, "autoencoder", "o"), (vae_codes, "VAE z ~ q(z | x)", "s")]:

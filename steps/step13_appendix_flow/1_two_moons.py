@@ -12,7 +12,8 @@ f is a RealNVP (zero.flow.RealNVP): a stack of affine couplings. Each keeps half
 coordinates (mask m = 1) and scales and shifts the other half by amounts computed from
 the kept half:
 
-    y = x * exp(s) + t,   s = (1 - m) * scale * tanh(s_raw),   (s_raw, t) = net(m * x)     (C.2)
+    y = x * exp(s) + t,   (s_raw, t_raw) = net(m * x),                                    (C.2)
+    s = (1 - m) * scale * tanh(s_raw),   t = (1 - m) * t_raw   (s = t = 0 on the kept half)
     log |det dy/dx| = sum_d s_d   (the Jacobian is triangular)                           (C.3)
     x = (y - t) * exp(-s)         (the inverse: s and t depend only on the kept half)      (C.4)
 

@@ -75,7 +75,8 @@ with tqdm(range(start_epoch + 1, args.epochs + 1), desc="flow", leave=False) as 
             total += loss.item()
         history["train_loss"].append(total / len(loader))
         history["heldout_loss"].append(mean_loss(model, x_heldout, device=args.device))
-        bar.set_postfix(train=f"{history['train_loss'][-1]:.3f}", heldout=f"{history['heldout_loss'][-1]:.3f}")
+        bar.set_postfix(train=f"{history['train_loss'][-1]:.3f}", heldout=f"{history['heldout_loss'][-1]:.3f}",
+                        refresh=False)  # shown with the count at the bar's next refresh (a refresh now shows a stale count)
 if args.epochs > start_epoch:
     print(f"trained {args.epochs - start_epoch} epochs in {time.perf_counter() - start:.1f} s")
     save_checkpoint(checkpoint, model, optimizer, args.epochs, history)
