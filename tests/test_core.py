@@ -368,3 +368,67 @@ def test_dot_graph_lists_every_function_and_variable(tmp_path, monkeypatch):
     monkeypatch.setattr("shutil.which", lambda name: None)
     written = plot_dot_graph(y, tmp_path / "graph.png")
     assert written == tmp_path / "graph.dot" and written.read_text() == text
+
+
+def test_double_backprop_through_every_gradient_of_the_fused_ops():
+    """As above, but every input needs a gradient, so the second pass runs through all branches of
+    LinearGrad.backward (gx = gy W^T too) and MeanSquaredErrorGrad.backward (both inputs)."""
+    rng = np.random.default_rng(1)
+    arrays = [rng.standard_normal((5, 3)), rng.standard_normal((3, 2)), rng.standard_normal(2),
+              rng.standard_normal((5, 2))]
+
+    def penalty(x, W, b, t):  # sum of squares of all four first derivatives of a loss
+        for v in (x, W, b, t):
+            v.cleargrad()
+        loss = F.mean_squared_error(F.sin(F.linear(x, W, b)), t)
+        loss.backward(create_graph=True)
+        return sum(F.sum(v.grad * v.grad) for v in (x, W, b, t))
+
+    variables = [Variable(a.copy()) for a in arrays]
+    g = penalty(*variables)
+    for v in variables:
+        v.cleargrad()
+    g.backward()
+    for v, expected in zip(variables, numerical_grad(penalty, *arrays)):
+        np.testing.assert_allclose(v.grad.data, expected, rtol=1e-5, atol=1e-8)
+
+
+def test_double_backprop_through_indexing():
+    """d/dx of |d sum(sin(x[idx])^2) / dx|^2, with a repeated index: GetItemGrad's backward."""
+    index = np.array([0, 2, 2, 3])
+
+    def penalty(x):
+        x.cleargrad()
+        F.sum(F.sin(x[index]) ** 2).backward(create_graph=True)
+        return F.sum(x.grad * x.grad)
+
+    x0 = np.random.default_rng(2).standard_normal(5)
+    x = Variable(x0.copy())
+    g = penalty(x)
+    x.cleargrad()
+    g.backward()
+    np.testing.assert_allclose(x.grad.data, numerical_grad(penalty, x0)[0], rtol=1e-5, atol=1e-8)
+
+
+def test_reflected_operators_compute_the_right_values():
+    x = Variable(np.array([0.5, 2.0, 4.0]))
+    np.testing.assert_allclose((3.0 / x).data, 3.0 / x.data)
+    np.testing.assert_allclose((2.0 ** x).data, 2.0 ** x.data)
+    np.testing.assert_allclose((1.5 - x).data, 1.5 - x.data)
+    for f in (lambda x: 3.0 / x, lambda x: 2.0 ** x):
+        gradient_check(f, x.data.copy())
+
+
+def test_a_constant_never_receives_a_gradient():
+    """Even when an op's backward returns a gradient for every input, constants keep grad None."""
+    class Scale(Function):  # y = a * b, backward always returns both gradients
+        def forward(self, a, b):
+            return a * b
+
+        def backward(self, gy):
+            a, b = self.inputs
+            return gy * b, gy * a
+
+    a, b = Variable(np.array([2.0])), Variable(np.array([3.0]), requires_grad=False)
+    Scale()(a, b).backward()
+    assert a.grad.item() == 3.0 and b.grad is None
