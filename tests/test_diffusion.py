@@ -2,6 +2,7 @@
 import numpy as np
 import pytest
 
+import zero
 from conftest import host, on
 from zero.backend import get_backend
 from zero.diffusion import Diffusion, drop_labels, sampler_name, to_images, to_model_range
@@ -227,3 +228,107 @@ def test_guidance_combines_conditional_and_unconditional_predictions():
     unconditional = model(x, t, np.full(3, model.no_label)).data
     assert np.allclose(guided, unconditional + 2.5 * (conditional - unconditional), atol=1e-5)
     assert np.allclose(diffusion.predict_noise(model, x, t, labels, guidance_scale=1.0), conditional)
+
+
+# --- the training loss and the ancestral step against the documented formulas -------------------
+def _schedule(num_timesteps, beta_start=1e-4, beta_end=0.02):
+    """beta_t, alpha_t, alpha_bar_t, alpha_bar_{t-1} (alpha_bar_0 = 1) in float64, from the documented
+    linear schedule (independently of Diffusion); index t - 1 holds time step t."""
+    betas = np.linspace(beta_start, beta_end, num_timesteps, dtype=np.float64)
+    alphas = 1 - betas
+    alpha_bars = np.cumprod(alphas)
+    return betas, alphas, alpha_bars, np.concatenate([[1.0], alpha_bars[:-1]])
+
+
+class _SpyModel:
+    """A stand-in noise predictor eps_theta(x_t, t[, y]) = 0.5 x_t + 0.01 t (+ 0.1 y) that records
+    its inputs, so a test sees exactly which x_t, t and labels the loss fed it."""
+
+    def __init__(self):
+        self.calls = []
+
+    def __call__(self, x_t, t, labels=None):
+        self.calls.append((np.array(x_t), np.array(t), None if labels is None else np.array(labels)))
+        out = 0.5 * x_t + np.float32(0.01) * t.reshape(-1, 1, 1, 1).astype(np.float32)
+        if labels is not None:
+            out = out + np.float32(0.1) * labels.reshape(-1, 1, 1, 1).astype(np.float32)
+        return zero.Variable(out, requires_grad=False)
+
+
+@pytest.mark.parametrize("with_labels", [False, True])
+def test_loss_is_the_documented_noise_prediction_mse(with_labels):
+    """L = mean ||eps - eps_theta(x_t, t[, y])||^2 with t ~ U{1..T} drawn first, then eps ~ N(0, I),
+    x_t = sqrt(alpha_bar_t) x_0 + sqrt(1 - alpha_bar_t) eps, and the labels passed on as given
+    (dropping them is drop_labels' job, before the call)."""
+    T = 1000
+    diffusion = Diffusion(T)
+    rng = np.random.default_rng(10)
+    x0 = rng.uniform(-1, 1, (64, 1, 4, 4)).astype(np.float32)
+    labels = rng.integers(0, 10, 64) if with_labels else None
+    model = _SpyModel()
+    np.random.seed(123)
+    loss = diffusion.loss(model, x0, labels)
+    # the same random state, the documented recipe by hand
+    np.random.seed(123)
+    t = np.random.randint(1, T + 1, size=64)
+    noise = np.random.standard_normal(x0.shape).astype(np.float32)
+    _, _, alpha_bars, _ = _schedule(T)
+    a = np.sqrt(alpha_bars[t - 1]).astype(np.float32).reshape(-1, 1, 1, 1)
+    s = np.sqrt(1 - alpha_bars[t - 1]).astype(np.float32).reshape(-1, 1, 1, 1)
+    x_t = a * x0 + s * noise
+    eps = 0.5 * x_t + 0.01 * t.reshape(-1, 1, 1, 1)
+    if with_labels:
+        eps = eps + 0.1 * labels.reshape(-1, 1, 1, 1)
+    expected = np.mean((eps.astype(np.float64) - noise) ** 2)
+    (seen_x_t, seen_t, seen_labels), = model.calls
+    np.testing.assert_array_equal(seen_t, t)
+    np.testing.assert_allclose(seen_x_t, x_t, rtol=1e-6, atol=1e-7)
+    if with_labels:
+        np.testing.assert_array_equal(seen_labels, labels)
+    else:
+        assert seen_labels is None
+    assert loss.shape == () and loss.item() == pytest.approx(expected, rel=1e-6)
+    # not the error against x_0 (or anything else that ignores the drawn noise)
+    assert abs(np.mean((eps - x0) ** 2) - expected) > 0.1
+
+
+def test_loss_draws_time_steps_uniformly_from_1_to_T():
+    """Over many draws every t in 1..T occurs, both ends and both halves, about equally often."""
+    T = 10
+    diffusion = Diffusion(T, beta_start=1e-3, beta_end=0.2)
+    model = _SpyModel()
+    np.random.seed(0)
+    diffusion.loss(model, np.zeros((20000, 1, 1, 1), np.float32))
+    t = model.calls[0][1]
+    assert t.dtype == np.int64 and t.min() == 1 and t.max() == T
+    counts = np.bincount(t, minlength=T + 1)
+    assert counts[0] == 0 and len(counts) == T + 1
+    # each of the 10 steps: 2000 expected, binomial sd ~ 42
+    assert np.all(np.abs(counts[1:] - 2000) < 250), counts
+    assert abs((t > T // 2).mean() - 0.5) < 0.02
+
+
+@pytest.mark.parametrize("t", [2, 3, 10, 100])
+def test_ddpm_step_adds_noise_with_the_posterior_standard_deviation(t):
+    """x_{t-1} = (x_t - beta_t / sqrt(1 - alpha_bar_t) eps) / sqrt(alpha_t) + sigma_t z,
+    sigma_t^2 = beta_t (1 - alpha_bar_{t-1}) / (1 - alpha_bar_t) (not beta_t), z ~ N(0, I)."""
+    T = 1000
+    diffusion = Diffusion(T)
+    rng = np.random.default_rng(11)
+    x_t = rng.standard_normal((3, 1, 4, 4)).astype(np.float32)
+    eps = rng.standard_normal((3, 1, 4, 4)).astype(np.float32)
+    np.random.seed(7)
+    x_prev = diffusion.ddpm_step(x_t, eps, t)
+    np.random.seed(7)
+    z = np.random.standard_normal(x_t.shape).astype(np.float32)
+    betas, alphas, alpha_bars, alpha_bars_prev = _schedule(T)
+    b, a, ab, ab_prev = betas[t - 1], alphas[t - 1], alpha_bars[t - 1], alpha_bars_prev[t - 1]
+    mean = (x_t.astype(np.float64) - b / np.sqrt(1 - ab) * eps) / np.sqrt(a)
+    sigma = np.sqrt(b * (1 - ab_prev) / (1 - ab))
+    assert x_prev.dtype == np.float32
+    np.testing.assert_allclose(x_prev, mean + sigma * z, rtol=1e-5, atol=1e-6)
+    # the noise's size, read off the step itself: sigma_t, well below sqrt(beta_t) at small t
+    large = np.abs(z) > 0.5
+    assert large.sum() > 10
+    np.testing.assert_allclose(((x_prev - mean) / z)[large], sigma, rtol=1e-3)
+    assert sigma < np.sqrt(b)

@@ -77,6 +77,9 @@ def test_classifier_learns_and_scores(device):
     assert scores["label_matches"] == int(np.sum(scores["predicted"] == labels[:100]))
     assert scores["label_accuracy"] == scores["label_matches"] / 100
     assert scores["class_histogram"].sum() == 100 and scores["class_histogram"][2:].sum() <= 5
+    assert scores["class_histogram"].shape == (10,)   # one count per class, empty classes included
+    np.testing.assert_array_equal(scores["class_histogram"],
+                                  [np.sum(scores["predicted"] == k) for k in range(10)])
     assert scores["frechet_distance"] >= 0
     _, reference_features = classify(model, images[100:200])
     from_statistics = score_samples(model, images[:100], reference_statistics=feature_statistics(reference_features))
@@ -124,3 +127,25 @@ def test_share_interval_matches_published_wilson_intervals():
     assert low < 68 / 80 < high and high - low < share_interval(17, 20)[1] - share_interval(17, 20)[0]
     with pytest.raises(ValueError, match="successes"):
         share_interval(5, 4)
+
+
+def test_class_histogram_has_all_ten_classes_when_few_are_predicted():
+    """A model that only ever predicts some digits still gets a (10,) histogram: the missing
+    classes are zero counts, not cut off (a model that forgets digits shows gaps)."""
+    np.random.seed(0)
+    model = MnistClassifier()
+    fc2 = dict(model.named_params())
+    fc2["fc2.W"].data = np.zeros_like(fc2["fc2.W"].data)
+    bias = np.zeros(10, np.float32)
+    bias[3] = 1.0                                     # every image: class 3
+    fc2["fc2.b"].data = bias
+    images = np.random.rand(7, 1, 28, 28).astype(np.float32)
+    scores = score_samples(model, images, labels=np.full(7, 3))
+    np.testing.assert_array_equal(scores["predicted"], np.full(7, 3))
+    assert scores["class_histogram"].shape == (10,)
+    np.testing.assert_array_equal(scores["class_histogram"], [0, 0, 0, 7, 0, 0, 0, 0, 0, 0])
+    assert scores["label_matches"] == 7 and scores["label_accuracy"] == 1.0
+    bias[:] = 0
+    bias[0] = 1.0                                     # every image: class 0, the histogram still (10,)
+    fc2["fc2.b"].data = bias.copy()
+    np.testing.assert_array_equal(score_samples(model, images)["class_histogram"], [7] + [0] * 9)

@@ -4,6 +4,7 @@ import math
 
 import numpy as np
 import pytest
+from hypothesis import given, strategies as st
 
 import zero
 from conftest import host, on
@@ -264,3 +265,26 @@ def test_cosine_lr_decays_from_base_to_final():
     assert cosine_lr(1.0, 500, 40) == 0.0                                     # clamped past the end
     with pytest.raises(ValueError, match="total_steps"):
         cosine_lr(1.0, 0, 0)
+
+
+def test_cosine_lr_is_clamped_before_the_start_and_after_the_end():
+    """progress = step / total_steps is clamped to [0, 1]: a negative step gives base_lr (not a rate
+    from a cosine run backwards), a step past the end gives final_lr."""
+    assert cosine_lr(1.0, -1, 40) == 1.0
+    assert cosine_lr(1.0, -10, 40) == 1.0                    # unclamped: (1 + cos(-pi / 4)) / 2 = 0.85
+    assert cosine_lr(1.0, -40, 40) == 1.0                    # unclamped: (1 + cos(-pi)) / 2 = 0
+    assert cosine_lr(2e-3, -7, 100, final_lr=1e-4) == cosine_lr(2e-3, 0, 100, final_lr=1e-4)
+    assert cosine_lr(2e-3, 0, 100, final_lr=1e-4) == pytest.approx(2e-3, rel=1e-12)
+    assert cosine_lr(1.0, 41, 40) == 0.0 and cosine_lr(1.0, 80, 40) == 0.0   # unclamped 80: cos(2 pi) -> 1.0
+    assert cosine_lr(2e-3, 150, 100, final_lr=1e-4) == pytest.approx(1e-4, rel=1e-12)
+
+
+@given(st.integers(-10_000, 10_000), st.integers(1, 1_000),
+       st.floats(1e-6, 1.0), st.floats(0.0, 1e-6))
+def test_cosine_lr_stays_between_final_and_base_and_is_flat_outside_the_run(step, total, base, final):
+    lr = cosine_lr(base, step, total, final_lr=final)
+    assert final <= lr <= base * (1 + 1e-15)   # (base - final) + final may round up by an ulp
+    if step <= 0:
+        assert lr == cosine_lr(base, 0, total, final_lr=final)
+    if step >= total:
+        assert lr == cosine_lr(base, total, total, final_lr=final)

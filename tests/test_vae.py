@@ -172,3 +172,97 @@ def test_short_training_on_real_mnist_lowers_the_heldout_loss(real_mnist_dir, mo
     assert bounds["iwae_nll"] < bounds["negative_elbo"]
     # -log N(x | x_hat, I) = |x - x_hat|^2 / 2 + D/2 log(2 pi) and KL >= 0, so -ELBO >= D/2 log(2 pi)
     assert bounds["negative_elbo"] > 392 * math.log(2 * math.pi)
+
+
+# --- decoder std != 1, the Bernoulli hierarchical VAE, top-down sampling: against hand computation ---
+def _float64(model):
+    for _, p in model.named_params():
+        p.data = p.data.astype(np.float64)
+    return model
+
+
+def _mlp_by_hand(W, prefix, z):
+    """The decoders' MLP (latent -> relu hidden -> out, no output activation) from its weights."""
+    hidden = np.maximum(z @ W[prefix + ".layers.0.W"] + W[prefix + ".layers.0.b"], 0)
+    return hidden @ W[prefix + ".layers.1.W"] + W[prefix + ".layers.1.b"]
+
+
+def _encoder_by_hand(W, prefix, x):
+    h = np.maximum(x @ W[prefix + ".hidden.W"] + W[prefix + ".hidden.b"], 0)
+    return h @ W[prefix + ".to_mu.W"] + W[prefix + ".to_mu.b"], h @ W[prefix + ".to_logvar.W"] + W[prefix + ".to_logvar.b"]
+
+
+def _sigmoid(a):
+    return 1 / (1 + np.exp(-a))
+
+
+@pytest.mark.parametrize("std", [0.5, 2.0, 1.0])
+def test_gaussian_log_prob_with_a_decoder_std_matches_scipy(std):
+    """log p(x | z) = sum_d log N(x_d | sigmoid(logit_d), std^2), constants included."""
+    rng = np.random.default_rng(20)
+    x, logits = rng.random((4, 7)), rng.normal(size=(4, 7))
+    model = VAE(7, 5, 2, decoder_std=std)
+    expected = norm.logpdf(x, _sigmoid(logits), std).sum(axis=1)
+    np.testing.assert_allclose(model.likelihood.log_prob(V(x), V(logits)).data, expected, rtol=1e-12)
+
+
+@pytest.mark.parametrize("std", [0.5, 2.0])
+def test_negative_elbo_with_a_decoder_std_by_hand(std):
+    """-ELBO = -sum_d log N(x_d | x_hat_d, std^2) + KL(N(mu, e^logvar) || N(0, I)), one z = mu + sigma eps."""
+    np.random.seed(21)
+    model = _float64(VAE(6, 5, 3, decoder_std=std))
+    x = np.random.rand(4, 6)
+    nelbo = _with_seed(22, model.negative_elbo, V(x)).data
+    log_w = _with_seed(22, model.log_weight, V(x)).data
+    np.random.seed(22)
+    eps = np.random.standard_normal((4, 3))
+    W = {name: p.data for name, p in model.named_params()}
+    mu, logvar = _encoder_by_hand(W, "encoder", x)
+    z = mu + np.exp(0.5 * logvar) * eps
+    x_hat = _sigmoid(_mlp_by_hand(W, "decoder", z))
+    log_likelihood = norm.logpdf(x, x_hat, std).sum(axis=1)
+    kl = 0.5 * (np.exp(logvar) + mu ** 2 - 1 - logvar).sum(axis=1)
+    np.testing.assert_allclose(nelbo, -log_likelihood + kl, rtol=1e-10)
+    log_q = norm.logpdf(z, mu, np.exp(0.5 * logvar)).sum(axis=1)
+    np.testing.assert_allclose(log_w, log_likelihood + norm.logpdf(z).sum(axis=1) - log_q, rtol=1e-10)
+
+
+@pytest.mark.parametrize("levels", [2, 3])
+def test_bernoulli_hierarchical_loss_by_hand(levels):
+    """Bernoulli: loss = (BCE(x, x_hat(z_1)) + sum_l KL(q(z_l | .) || N(zhat_l, I))) / N, where
+    zhat_l = decoders[l](z_{l+1}) for l < L and zhat_L = 0; z_l = mu_l + sigma_l eps_l, drawn bottom-up."""
+    np.random.seed(23)
+    model = _float64(HierarchicalVAE(8, 5, 3, levels=levels, likelihood="bernoulli"))
+    x = (np.random.rand(5, 8) > 0.5).astype(np.float64)
+    loss = _with_seed(24, model.loss, V(x)).data
+    np.random.seed(24)
+    W = {name: p.data for name, p in model.named_params()}
+    chain, below = [], x
+    for level in range(levels):
+        mu, logvar = _encoder_by_hand(W, f"encoders.{level}", below)
+        below = mu + np.exp(0.5 * logvar) * np.random.standard_normal(mu.shape)
+        chain.append((mu, logvar, below))
+    p = _sigmoid(_mlp_by_hand(W, "decoders.0", chain[0][2]))
+    total = -(x * np.log(p) + (1 - x) * np.log(1 - p)).sum()
+    for level, (mu, logvar, _) in enumerate(chain):
+        prior = _mlp_by_hand(W, f"decoders.{level + 1}", chain[level + 1][2]) if level + 1 < levels else 0.0
+        total += 0.5 * (np.exp(logvar) + (mu - prior) ** 2 - 1 - logvar).sum()
+    assert loss == pytest.approx(total / len(x), rel=1e-10)
+
+
+@pytest.mark.parametrize("levels", [2, 3])
+def test_hierarchical_sample_is_the_documented_top_down_chain(levels):
+    """z_L ~ N(0, I); z_l = zhat_l(z_{l+1}) + N(0, I) noise for l = L-1..1; image = sigmoid(decoders[0](z_1)),
+    the draws made in that order from the global generator."""
+    np.random.seed(25)
+    model = HierarchicalVAE(9, 6, 4, levels=levels)
+    samples = _with_seed(26, model.sample, 5)
+    np.random.seed(26)
+    W = {name: p.data for name, p in model.named_params()}
+    z = np.random.standard_normal((5, 4)).astype(np.float32)
+    for level in range(levels - 1, 0, -1):
+        z_hat = _mlp_by_hand(W, f"decoders.{level}", z)
+        z = z_hat + np.random.standard_normal(z_hat.shape).astype(np.float32)
+    expected = _sigmoid(_mlp_by_hand(W, "decoders.0", z))
+    assert samples.shape == (5, 9) and samples.dtype == np.float32
+    np.testing.assert_allclose(samples, expected, rtol=1e-5, atol=1e-6)
