@@ -618,3 +618,32 @@ def test_reused_patch_buffer_never_leaks_into_results():
     for thread in threads:
         thread.join()
     assert not failures
+
+
+@pytest.mark.parametrize("pool", [F.max_pool2d, F.avg_pool2d])
+def test_pool_padding_is_checked_on_each_axis(pool):
+    """padding <= kernel // 2 on both axes: the limit itself is accepted, one more on either axis is not."""
+    x = np.arange(2 * 6 * 7, dtype=np.float32).reshape(1, 2, 6, 7)
+    assert pool(x, (3, 5), stride=1, padding=(1, 2)).shape == (1, 2, 6, 7)
+    for padding in [(2, 0), (0, 3), (1, 3)]:
+        with pytest.raises(ValueError, match=r"padding .* must be at most half the kernel size \(3, 5\)"):
+            pool(x, (3, 5), stride=1, padding=padding)
+
+
+def test_conv_transpose2d_output_padding_is_checked_on_each_axis():
+    """output_padding < stride on both axes; the largest allowed value gives the documented size."""
+    x = np.ones((1, 3, 4, 5), np.float32)
+    w = np.ones((3, 2, 3, 3), np.float32)
+    y = F.conv_transpose2d(x, w, stride=(3, 2), output_padding=(2, 1))
+    assert y.shape == (1, 2, (4 - 1) * 3 + 3 + 2, (5 - 1) * 2 + 3 + 1)
+    for stride, output_padding in [((2, 1), (0, 1)), ((1, 2), (1, 0)), ((2, 2), (1, 2))]:
+        with pytest.raises(ValueError, match=r"output_padding .* must be smaller than stride"):
+            F.conv_transpose2d(x, w, stride=stride, output_padding=output_padding)
+
+
+def test_batch_chunks_keep_each_buffer_within_the_budget(monkeypatch):
+    """As many items per chunk as fit in CHUNK_ELEMENTS, but at least one, and the chunks tile the batch."""
+    monkeypatch.setattr(conv_module, "CHUNK_ELEMENTS", 100)
+    assert conv_module._batch_chunks(7, 30) == [slice(0, 3), slice(3, 6), slice(6, 7)]
+    assert conv_module._batch_chunks(3, 250) == [slice(0, 1), slice(1, 2), slice(2, 3)]   # one item over budget
+    assert conv_module._batch_chunks(4, 0) == [slice(0, 4)]

@@ -102,3 +102,14 @@ def test_seed_repeats_the_random_numbers_of_a_run(device):
         draws.append((np.random.rand(2), host(xp.random.standard_normal(3))))
     np.testing.assert_array_equal(draws[0][0], draws[1][0])
     np.testing.assert_array_equal(draws[0][1], draws[1][1])
+
+
+def test_floating_point_targets_keep_their_dtype_and_values():
+    """Only inputs are cast to float32: float64 regression targets come out unrounded."""
+    x = np.arange(6, dtype=np.float64).reshape(3, 2)
+    t = np.array([0.1, 1 / 3, 2.718281828459045])
+    batches = list(DataLoader(Dataset(x, t), 2, shuffle=False))
+    assert [b[0].dtype for b in batches] == [np.float32, np.float32]
+    assert [b[1].dtype for b in batches] == [np.float64, np.float64]
+    np.testing.assert_array_equal(np.concatenate([b[1] for b in batches]), t)
+    np.testing.assert_array_equal(batches[1][0], np.float32([[4, 5]]))   # the last, partial batch

@@ -148,3 +148,17 @@ def test_two_moons_are_two_moons():
     np.testing.assert_allclose(np.hypot(lower[:, 0] - 1, lower[:, 1] - 0.5), 1, atol=1e-6)
     assert (upper[:, 1] >= 0).all() and (lower[:, 1] <= 0.5).all()
     np.testing.assert_array_equal(two_moons(10, seed=5), two_moons(10, seed=5))
+
+
+def test_a_coupling_log_scale_is_bounded_by_its_scale_which_starts_at_one():
+    """s = (1 - m) * scale * tanh(s_raw) with scale initialised to 1: a saturated s_raw gives
+    s = 1 on every changed dimension, 0 on the kept ones, log |det| = the number of changed dimensions."""
+    mask = np.array([1, 0, 1, 0, 0], np.float32)
+    coupling = AffineCoupling(mask, hidden_size=4)
+    np.testing.assert_array_equal(coupling.scale.data, np.ones(5, np.float32))
+    last = coupling.net.layers[-1]
+    last.b.data[:5] = 100.0   # s_raw: tanh(100) = 1 in float32
+    x = np.random.default_rng(0).standard_normal((4, 5)).astype(np.float32)
+    y, log_det = coupling(x)
+    np.testing.assert_allclose(log_det.data, np.full(4, 3.0), rtol=1e-6)
+    np.testing.assert_allclose(y.data, x * np.exp(1 - mask), rtol=1e-6)

@@ -7,11 +7,14 @@ import numpy as np
 import pytest
 
 import zero
+import zero.functions as F
 from conftest import host
-from zero.gan import (DCDiscriminator, DCGenerator, MLPDiscriminator, MLPGenerator, discriminator_loss,
+from zero import Parameter
+from zero.gan import (DCDiscriminator, DCGenerator, MLPDiscriminator, MLPGenerator, _Generator, discriminator_loss,
                       generator_gradient_norm, generator_loss, interpolate, load_gan, logit_gradient,
                       moving_average, plot_game, save_gan, train_gan)
-from zero.optimizers import Adam
+from zero.models import Model
+from zero.optimizers import SGD, Adam
 
 
 def V(values):
@@ -156,3 +159,107 @@ def test_a_resumed_gan_run_continues_the_uninterrupted_one(tmp_path):
     run(2, True, tmp_path / "b.npz", *resumed)
     for a, b in zip(straight[0].params(), resumed[0].params()):
         np.testing.assert_array_equal(a.data, b.data)
+
+
+# =============================================================================
+# A game small enough to play by hand: every real image is ones, G's images are all sigmoid(b),
+# D's logit is w * mean(x) + c, so every step of train_gan can be recomputed in NumPy.
+# =============================================================================
+class _ConstantGenerator(_Generator):
+    """Every image of a batch is sigmoid(b + z); latent(n) gives z = 0.1 k for its k-th call."""
+
+    def __init__(self, b):
+        super().__init__(latent_size=1)
+        self.b = Parameter(np.array([b], np.float32), name="b")
+        self.calls = 0
+
+    def latent(self, n):
+        self.calls += 1
+        return np.full((n, 1), 0.1 * self.calls, np.float32)
+
+    def forward(self, z):
+        return F.sigmoid(self.b * np.ones((len(z), 784), np.float32) + z)
+
+
+class _MeanDiscriminator(Model):
+    def __init__(self, w, c):
+        super().__init__()
+        self.w = Parameter(np.array([w], np.float32), name="w")
+        self.c = Parameter(np.array([c], np.float32), name="c")
+
+    def forward(self, x):
+        return F.mean(x, axis=1) * self.w + self.c
+
+
+def _softplus(a):
+    return np.logaddexp(0.0, a)
+
+
+def _sigmoid(a):
+    return 1 / (1 + np.exp(-a))
+
+
+@pytest.mark.parametrize("loss", ["non_saturating", "minimax"])
+def test_train_gan_steps_and_curves_match_a_hand_computed_game(loss):
+    """Per batch one code z, one D step on L_D with G's images held fixed, then a G step on the same
+    images through the updated D; history records L_D, L_G and the mean D(x), D(G(z)) before the
+    D step; drop_last leaves out the partial batch."""
+    generator, discriminator = _ConstantGenerator(0.3), _MeanDiscriminator(0.5, -0.2)
+    lr = 0.5
+    history = train_gan(generator, discriminator, SGD(generator.params(), lr), SGD(discriminator.params(), lr),
+                        np.ones((10, 784), np.float32), epochs=2, batch_size=4, loss=loss)
+    b, w, c = 0.3, 0.5, -0.2
+    expected = {key: [] for key in ("d_loss", "g_loss", "d_real", "d_fake")}
+    for step in range(1, 2 * (10 // 4) + 1):   # 2 epochs of 2 full batches
+        g = _sigmoid(b + 0.1 * step)
+        real, fake = w + c, w * g + c
+        expected["d_loss"].append(_softplus(-real) + _softplus(fake))
+        expected["d_real"].append(_sigmoid(real))
+        expected["d_fake"].append(_sigmoid(fake))
+        grad_real, grad_fake = -_sigmoid(-real), _sigmoid(fake)   # d L_D / d logit
+        w, c = w - lr * (grad_real + grad_fake * g), c - lr * (grad_real + grad_fake)
+        fake = w * g + c
+        if loss == "non_saturating":
+            expected["g_loss"].append(_softplus(-fake))
+            grad_logit = -_sigmoid(-fake)
+        else:
+            expected["g_loss"].append(-_softplus(fake))
+            grad_logit = -_sigmoid(fake)
+        b = b - lr * grad_logit * w * g * (1 - g)
+    for key, values in expected.items():
+        np.testing.assert_allclose(history[key], values, rtol=2e-5, err_msg=key)
+    np.testing.assert_allclose([generator.b.data[0], discriminator.w.data[0], discriminator.c.data[0]],
+                               [b, w, c], rtol=2e-5)
+    assert generator.calls == 4   # one code per step
+
+
+@pytest.mark.parametrize("p", [0.3, 0.1])
+def test_mlp_discriminator_applies_its_dropout_rate_in_training_only(monkeypatch, p):
+    rates = []
+    original = F.dropout
+
+    def recording_dropout(x, rate=0.5):
+        rates.append((rate, zero.Config.train))
+        return original(x, rate)
+
+    monkeypatch.setattr(F, "dropout", recording_dropout)
+    # p = 0.3 is the default rate: build that one without the argument
+    discriminator = MLPDiscriminator(8, image_size=5, dropout=p) if p != 0.3 else MLPDiscriminator(8, image_size=5)
+    discriminator(np.ones((4, 5), np.float32))
+    assert rates == [(p, True), (p, True)]
+    rates.clear()
+    discriminator.eval()
+    y = discriminator(np.ones((4, 5), np.float32)).data
+    assert rates == [(p, False), (p, False)]
+    np.testing.assert_array_equal(y, np.full(4, y[0]))   # no dropout: identical rows give identical logits
+
+
+@pytest.mark.parametrize("kind", ["non_saturating", "minimax"])
+def test_generator_gradient_norm_by_hand_and_it_leaves_no_gradients_on_either_player(kind):
+    generator, discriminator = _ConstantGenerator(0.3), _MeanDiscriminator(0.5, -0.2)
+    g = _sigmoid(0.3 + 0.1)   # the first code is z = 0.1
+    logit = 0.5 * g - 0.2
+    grad_logit = -_sigmoid(-logit) if kind == "non_saturating" else -_sigmoid(logit)
+    norm = generator_gradient_norm(generator, discriminator, 6, kind)
+    assert norm == pytest.approx(abs(grad_logit * 0.5 * g * (1 - g)), rel=1e-5)
+    assert all(param.grad is None for param in [*generator.params(), *discriminator.params()])

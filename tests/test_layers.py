@@ -605,3 +605,50 @@ def test_dropout_only_in_training(device):
     np.testing.assert_array_equal(host(layer(x).data), 1.0)
     with pytest.raises(ValueError, match="p must be"):
         Dropout(1.0)
+
+
+@pytest.mark.parametrize("make, fan_in", [
+    (lambda: Conv2d(8, 3, in_channels=2), 2 * 3 * 3),            # W (8, 2, 3, 3): fan_in = C * KH * KW
+    (lambda: ConvTranspose2d(8, 3, in_channels=2), 8 * 3 * 3),   # W (2, 8, 3, 3): PyTorch uses W.shape[1]
+    (lambda: Conv2d(2, (2, 5), in_channels=8), 8 * 2 * 5),
+])
+def test_convolution_init_draws_pytorch_bounds_from_numpys_generator(make, fan_in):
+    """W then b ~ U(-1/sqrt(fan_in), 1/sqrt(fan_in)), drawn in that order from np.random (float32)."""
+    np.random.seed(0)
+    layer = make()
+    bound = 1 / np.sqrt(fan_in)
+    np.random.seed(0)
+    W = np.random.uniform(-bound, bound, size=layer.W.shape).astype(np.float32)
+    b = np.random.uniform(-bound, bound, size=layer.b.shape).astype(np.float32)
+    np.testing.assert_array_equal(layer.W.data, W)
+    np.testing.assert_array_equal(layer.b.data, b)
+
+
+def test_embedding_init_is_standard_normal_from_numpys_generator():
+    np.random.seed(1)
+    layer = Embedding(7, 3)
+    np.random.seed(1)
+    np.testing.assert_array_equal(layer.W.data, np.random.standard_normal((7, 3)).astype(np.float32))
+
+
+def test_batch_norm_layer_starts_from_zero_mean_unit_var_and_uses_its_momentum_and_eps():
+    x = np.array([[1.0, -2.0], [3.0, 0.0], [8.0, 4.0]], np.float32)
+    layer = BatchNorm(2, momentum=0.25, eps=0.5)
+    layer.eval()
+    # before any training step: running_mean 0, running_var 1, so y = x / sqrt(1 + eps)
+    np.testing.assert_allclose(layer(x).data, x / np.sqrt(1.5), rtol=1e-6)
+    layer.train()
+    y = layer(x).data
+    mean, var = x.mean(axis=0, dtype=np.float64), x.var(axis=0, dtype=np.float64)
+    np.testing.assert_allclose(y, (x - mean) / np.sqrt(var + 0.5), rtol=1e-5, atol=1e-6)
+    np.testing.assert_allclose(layer.running_mean, 0.25 * mean, rtol=1e-6)
+    np.testing.assert_allclose(layer.running_var, 0.75 + 0.25 * x.var(axis=0, ddof=1, dtype=np.float64), rtol=1e-6)
+
+
+@pytest.mark.parametrize("p", [0.2, 0.75])
+def test_dropout_layer_uses_its_own_p(p):
+    np.random.seed(0)
+    y = Dropout(p)(np.ones(4000, np.float32)).data
+    kept = y[y != 0]
+    np.testing.assert_array_equal(kept, np.float32(1 / (1 - p)))
+    assert abs(len(kept) / 4000 - (1 - p)) < 0.03

@@ -193,3 +193,45 @@ def test_collapsing_component_raises_instead_of_nan():
     gmm = GaussianMixture(2).fit(data, means=means, covariances=covariances)
     assert np.isfinite(gmm.covariances).all()
     np.testing.assert_allclose(gmm.covariances[0], 1e-6 * np.eye(2), rtol=1e-3)
+
+
+def _log_gaussian(x, mean, cov):
+    """log N(x | mean, cov) for rows of x, from the textbook formula (slogdet and solve)."""
+    d = x.shape[1]
+    centred = x - mean
+    _, logdet = np.linalg.slogdet(cov)
+    maha = np.einsum("ni,ni->n", centred, np.linalg.solve(cov, centred.T).T)
+    return -0.5 * (d * np.log(2 * np.pi) + logdet + maha)
+
+
+def test_one_em_step_from_given_weights_and_means_and_the_default_covariance():
+    """history[0] uses the given weights renormalised to sum 1, the given means and the biased
+    covariance of the data (+ reg_covar I) for every component; one M-step follows the formulas."""
+    x = np.array([[0.0, 1.0], [1.0, 3.0], [2.0, 2.0], [5.0, 6.0], [6.0, 5.5], [7.0, 8.0]])
+    weights, means, reg = np.array([0.3, 0.700009]), np.array([[1.0, 2.0], [6.0, 6.0]]), 0.01
+    mixture = GaussianMixture(2, reg_covar=reg, max_iter=1)
+    with pytest.warns(UserWarning, match="did not converge"):
+        mixture.fit(x, weights=weights, means=means)
+    pi = weights / weights.sum()
+    cov = np.cov(x.T, bias=True) + reg * np.eye(2)
+    log_joint = np.stack([np.log(pi[k]) + _log_gaussian(x, means[k], cov) for k in range(2)], axis=1)
+    log_evidence = np.log(np.exp(log_joint).sum(axis=1))
+    assert mixture.log_likelihood_history == pytest.approx([log_evidence.mean()], rel=1e-12, abs=0)
+    resp = np.exp(log_joint - log_evidence[:, None])
+    counts = resp.sum(axis=0)
+    new_means = resp.T @ x / counts[:, None]
+    np.testing.assert_allclose(mixture.weights, counts / 6, rtol=1e-12)
+    np.testing.assert_allclose(mixture.means, new_means, rtol=1e-12)
+    for k in range(2):
+        centred = x - new_means[k]
+        np.testing.assert_allclose(mixture.covariances[k],
+                                   (resp[:, k, None] * centred).T @ centred / counts[k] + reg * np.eye(2), rtol=1e-10)
+
+
+def test_a_component_left_with_almost_no_responsibility_is_named():
+    """A component whose N_k = sum_n r_nk is positive but below 1e-10 has lost its points: EM stops
+    with that diagnosis rather than divide by a vanishing count."""
+    data = np.random.default_rng(0).normal(scale=0.1, size=(5, 1))
+    means = np.array([[0.0], [8.0]])   # r_n1 ~ exp(-32) ~ 1e-14 for every point
+    with pytest.raises(ValueError, match=r"EM iteration 1: component 1 lost all its points"):
+        GaussianMixture(2).fit(data, means=means, covariances=np.ones((2, 1, 1)))

@@ -240,3 +240,35 @@ def test_embedding_accepts_ids_in_any_form_and_rejects_bad_ones(device):
         F.embedding(np.array([-1, 4]), weight)
     with pytest.raises(ValueError, match=r"embedding: weight must be \(num_embeddings, dim\)"):
         F.embedding(np.array([0]), Variable(on(device, np.zeros(3))))
+
+
+def test_embedding_rejects_the_first_id_past_the_table():
+    """ids == num_embeddings is out of range (the largest valid id is num_embeddings - 1)."""
+    weight = np.arange(8.0).reshape(4, 2)
+    np.testing.assert_array_equal(F.embedding(np.array([3]), weight).data, [[6.0, 7.0]])
+    with pytest.raises(ValueError, match=r"ids must lie in \[0, 4\), got values from 0 to 4"):
+        F.embedding(np.array([0, 4]), weight)
+
+
+def test_batch_norm_test_mode_gradient_uses_the_statistics_of_its_forward():
+    """A training step between a test-mode forward and its backward moves the running mean in place;
+    dgamma must still use xhat = (x - running_mean at forward time) / sqrt(running_var + eps)."""
+    x = Variable(np.array([[1.0, 2.0], [3.0, 5.0], [6.0, 4.0]]))
+    gamma, beta = Variable(np.array([2.0, 0.5])), Variable(np.array([0.0, 1.0]))
+    running_mean, running_var = np.array([0.5, -1.0]), np.array([4.0, 0.25])
+    with using_config("train", False):
+        y = F.batch_norm(x, gamma, beta, running_mean, running_var, eps=0.0)
+    F.batch_norm(Variable(x.data + 10), gamma, beta, running_mean, running_var)   # a training step
+    assert running_mean[0] != 0.5
+    y.backward(Variable(np.ones((3, 2))))
+    xhat = (x.data - [0.5, -1.0]) / np.sqrt([4.0, 0.25])
+    np.testing.assert_allclose(gamma.grad.data, xhat.sum(axis=0), rtol=1e-12)
+    np.testing.assert_allclose(x.grad.data, np.tile([2.0 / 2.0, 0.5 / 0.5], (3, 1)), rtol=1e-12)
+
+
+def test_batch_norm_updates_running_statistics_given_as_variables_in_place():
+    x = np.array([[1.0, 0.0], [3.0, 4.0], [5.0, 2.0]])
+    running_mean, running_var = Variable(np.zeros(2)), Variable(np.ones(2))
+    F.batch_norm(Variable(x), Variable(np.ones(2)), Variable(np.zeros(2)), running_mean, running_var, momentum=0.5)
+    np.testing.assert_allclose(running_mean.data, 0.5 * x.mean(axis=0), rtol=1e-12)
+    np.testing.assert_allclose(running_var.data, 0.5 + 0.5 * x.var(axis=0, ddof=1), rtol=1e-12)

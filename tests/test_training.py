@@ -6,6 +6,7 @@ import pytest
 import zero
 import zero.functions as F
 from conftest import host
+from zero.data import DataLoader, Dataset
 from zero.models import MLP, Model
 from zero.optimizers import SGD, Adam, Momentum
 from zero.layers import BatchNorm, Dropout, Linear
@@ -366,3 +367,88 @@ def test_a_resumed_run_draws_the_noise_an_uninterrupted_one_would(tmp_path):
     fit(resumed, resumed_optimizer, x, epochs=2, batch_size=8, history=history, start_epoch=start_epoch)
     for name, array in _weights(straight).items():
         np.testing.assert_array_equal(_weights(resumed)[name], array)
+
+
+class _Recorder(Model):
+    """A linear model that records the batches `fit` gives it and the loss of each."""
+
+    def __init__(self):
+        super().__init__()
+        self.net = Linear(1, in_size=3)
+        self.batches, self.losses = [], []
+
+    def loss(self, x):
+        self.batches.append(np.array(x.data if isinstance(x, zero.Variable) else x))
+        loss = F.mean_squared_error(self.net(x), x[:, :1] * 0)
+        self.losses.append(float(loss.data))
+        return loss
+
+
+def test_fit_visits_the_seeded_batch_order_of_each_epoch_and_records_the_mean_batch_loss():
+    """Epoch e iterates DataLoader(seed=(seed, e)); history holds the mean of that epoch's batch losses."""
+    np.random.seed(0)
+    x = np.random.rand(10, 3).astype(np.float32)
+    model = _Recorder()
+    history = fit(model, SGD(model.params(), lr=0.0), x, epochs=3, batch_size=4, seed=7)
+    assert len(model.batches) == 3 * 3 and len(history["train_loss"]) == 3 and history["heldout_loss"] == []
+    for epoch in (1, 2, 3):
+        expected = list(DataLoader(Dataset(x), 4, seed=(7, epoch)))
+        seen = model.batches[3 * (epoch - 1):3 * epoch]
+        for got, want in zip(seen, expected):
+            np.testing.assert_array_equal(got, want)
+        assert history["train_loss"][epoch - 1] == sum(model.losses[3 * (epoch - 1):3 * epoch]) / 3
+
+
+def test_mean_loss_weights_each_batch_by_its_size():
+    """With a last partial batch, mean_loss is still the mean over all images, not over batches."""
+    np.random.seed(0)
+    model = Regression()
+    x = np.random.rand(10, 3).astype(np.float32)
+    with zero.no_grad():
+        per_row = ((model.net(zero.Variable(x)).data.astype(np.float64) - x[:, :2]) ** 2).mean(axis=1)
+    np.testing.assert_allclose(mean_loss(model, x, batch_size=4), per_row.mean(), rtol=1e-6)
+
+
+def test_checkpoint_history_round_trips_exactly_in_float64(tmp_path):
+    model, optimizer, _ = _trained()
+    history = {"train_loss": [0.1, 1 / 3, 2.718281828459045], "heldout_loss": [0.2]}
+    save_checkpoint(tmp_path / "run.npz", model, optimizer, epoch=3, history=history)
+    state = load_checkpoint(tmp_path / "run.npz", model, optimizer)
+    assert state["history"] == history and state["epoch"] == 3
+
+
+def test_a_checkpoint_of_another_optimizer_type_is_refused_even_if_its_state_would_fit(tmp_path):
+    """Adam's state saved, an SGD (which has no state lists) restored: the type alone must refuse it."""
+    model, optimizer, _ = _trained()
+    save_checkpoint(tmp_path / "run.npz", model, optimizer)
+    sgd = SGD(model.params(), lr=0.5)
+    with pytest.raises(ValueError, match="Adam"):
+        load_checkpoint(tmp_path / "run.npz", model, sgd)
+    assert sgd.lr == 0.5
+
+
+def test_a_checkpoint_missing_a_buffer_is_refused_and_changes_nothing(tmp_path):
+    np.random.seed(0)
+    model = NormalizedRegression()
+    model.loss(zero.Variable(np.random.rand(8, 3).astype(np.float32)))   # creates Linear(2), moves the stats
+    path = save_checkpoint(tmp_path / "run.npz", model)
+    with np.load(path) as archive:
+        arrays = {key: archive[key] for key in archive.files if key != "buffer/norm.running_var"}
+    np.savez(path, **arrays)
+    model.norm.running_mean[...] = 5.0
+    with pytest.raises(ValueError, match=r"run\.npz: buffer 'norm\.running_var' is missing"):
+        load_checkpoint(path, model)
+    np.testing.assert_array_equal(model.norm.running_mean, np.full(4, 5.0))   # left untouched
+
+
+def test_fit_or_resume_with_nothing_left_to_train_leaves_the_checkpoint_alone(tmp_path):
+    from argparse import Namespace
+    x = np.random.default_rng(0).random((16, 3)).astype(np.float32)
+    checkpoint = tmp_path / "c.npz"
+    options = dict(batch_size=8, device="cpu", seed=0)
+    first = fit_or_resume(*_fresh_regression(), x, Namespace(epochs=3, resume=False, **options), checkpoint)
+    saved = checkpoint.read_bytes()
+    for epochs in (3, 2):   # asked for no more (or fewer) epochs than the checkpoint holds
+        history = fit_or_resume(*_fresh_regression(), x, Namespace(epochs=epochs, resume=True, **options), checkpoint)
+        assert history == first
+        assert checkpoint.read_bytes() == saved
