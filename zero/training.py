@@ -145,13 +145,18 @@ def fit(model, optimizer, x_train, epochs, batch_size=32, device="cpu", seed=0, 
 # =============================================================================
 # Checkpoints
 # =============================================================================
+def _is_count_list(value):
+    """Whether a per-parameter state list holds step counts (ints, Adam's t) rather than arrays."""
+    return all(isinstance(v, (int, np.integer)) for v in value)
+
+
 def _optimizer_state(optimizer):
     """The optimizer's state as {name: host array}: 'lr', and each per-parameter list that its class
     names in `state_lists` (Adam's moments and step counts, momentum buffers)."""
     state = {"lr": np.asarray(optimizer.lr, dtype=np.float64)}
     for attribute in type(optimizer).state_lists:
         value = getattr(optimizer, attribute)
-        if all(isinstance(v, (int, np.integer)) for v in value):
+        if _is_count_list(value):
             state[attribute] = np.asarray(value, dtype=np.int64)
             continue
         for index, entry in enumerate(value):
@@ -295,11 +300,10 @@ def _stage_optimizer(path, stored, optimizer):
         raise ValueError(f"checkpoint {path} holds no optimizer state, but a {kind} was given to restore")
     if str(stored["optimizer_type"]) != kind:
         raise ValueError(f"checkpoint {path} holds {stored['optimizer_type']} state, not {kind}")
-    current = _optimizer_state(optimizer)
     n = len(optimizer.params)
     staged = {"lr": float(stored["optimizer/lr"])}
     for attribute in type(optimizer).state_lists:
-        if attribute in current:  # a list of step counts (Adam's t per parameter)
+        if _is_count_list(getattr(optimizer, attribute)):  # step counts (Adam's t per parameter)
             array = stored.get(f"optimizer/{attribute}")
             if array is None or array.shape != (n,):
                 raise ValueError(f"checkpoint {path}: optimizer entry {attribute!r} missing or of the wrong length")
