@@ -211,7 +211,8 @@ class Variable:
                     function.kept_grads = True
                     for y in outputs:
                         if y in earlier:
-                            y.grad = earlier.pop(y) if y.grad is None else earlier.pop(y) + y.grad
+                            kept = earlier.pop(y)
+                            y.grad = kept if y.grad is None else kept + y.grad
                 else:  # forget them; gradients kept by an earlier pass stay
                     for y in outputs:
                         if y is not None:

@@ -71,9 +71,8 @@ channels = tuple(int(c) for c in args.channels.split(","))
 folder = out_dir(args, __file__)
 checkpoint = checkpoint_path(args, __file__)
 plt = figures(args.show)
-np.random.seed(args.seed)                       # weights
+zero.seed(args.seed, args.device)              # weights (NumPy) and the time steps and noise, drawn on the device
 xp = get_backend(args.device).xp
-xp.random.seed(args.seed)                       # time steps and noise, drawn on the device
 
 data = mnist_splits(args.data_dir, args.source, args.train_limit, args.heldout_limit)
 print(data.description)

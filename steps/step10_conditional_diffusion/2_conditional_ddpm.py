@@ -54,7 +54,7 @@ from pathlib import Path
 import numpy as np
 from tqdm import tqdm
 
-from zero.backend import get_backend, to_numpy
+from zero.backend import get_backend, seed, to_numpy
 from zero.cli import checkpoint_path, out_dir, step_checkpoint, step_parser
 from zero.data import DataLoader, Dataset
 from zero.diffusion import Diffusion, drop_labels, sampler_name, to_images, to_model_range
@@ -110,9 +110,8 @@ sampler_label = sampler_name(args.sampler, args.eta)
 folder = out_dir(args, __file__)
 checkpoint = checkpoint_path(args, __file__)
 plt = figures(args.show)
-np.random.seed(args.seed)
+seed(args.seed, args.device)                   # weights (NumPy) and the noise, drawn on the device
 xp = get_backend(args.device).xp
-xp.random.seed(args.seed)
 
 data = mnist_splits(args.data_dir, args.source, args.train_limit, args.heldout_limit)
 print(data.description)
