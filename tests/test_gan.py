@@ -263,3 +263,32 @@ def test_generator_gradient_norm_by_hand_and_it_leaves_no_gradients_on_either_pl
     norm = generator_gradient_norm(generator, discriminator, 6, kind)
     assert norm == pytest.approx(abs(grad_logit * 0.5 * g * (1 - g)), rel=1e-5)
     assert all(param.grad is None for param in [*generator.params(), *discriminator.params()])
+
+
+def test_load_gan_checks_both_files_before_changing_either_player(tmp_path):
+    """The discriminator's file is fine, the generator's is from another epoch (or another run):
+    neither player nor optimizer changes."""
+    from zero.gan import load_gan, save_gan
+    from zero.training import save_checkpoint
+
+    def players(seed):
+        np.random.seed(seed)
+        generator, discriminator = MLPGenerator(8, 32), MLPDiscriminator(32)
+        generator(generator.latent(2)), discriminator(np.zeros((2, 784), np.float32))   # create lazy weights
+        return generator, discriminator, Adam(generator.params()), Adam(discriminator.params())
+
+    saved = players(0)
+    path = tmp_path / "gan.npz"
+    save_gan(path, *saved, epoch=3, history={}, settings={"lr": "0.0002"})
+    save_checkpoint(path, saved[0], saved[2], epoch=2)                    # G's file now says epoch 2
+    target = players(1)
+    before = [p.data.copy() for model in target[:2] for p in model.params()]
+    with pytest.raises(ValueError, match="different epochs"):
+        load_gan(path, *target)
+    save_gan(path, *saved, epoch=3, history={}, settings={"lr": "0.0002"})
+    with pytest.raises(ValueError, match=r"--lr 0.0002 \(now 0.001\)"):
+        load_gan(path, *target, settings={"lr": "0.001"})
+    after = [p.data for model in target[:2] for p in model.params()]
+    assert all(np.array_equal(a, b) for a, b in zip(before, after))
+    assert load_gan(path, *target, settings={"lr": "0.0002"})["epoch"] == 3
+    assert all(np.array_equal(a.data, b.data) for a, b in zip(saved[1].params(), target[1].params()))

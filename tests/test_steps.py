@@ -43,3 +43,22 @@ def test_every_script_path_in_the_docs_exists():
     assert named, "no script paths found: the pattern is broken"
     missing = sorted(path for path in named if not (ROOT / path).is_file())
     assert not missing, f"named in the docs but missing: {missing}"
+
+
+def test_a_script_resumed_with_other_options_stops_and_one_with_the_same_continues(tmp_path):
+    """Step 13.1 saved with noise 0.05: --resume --noise 0.1 would train on other data, so it stops,
+    saying which option differs; --resume with the same options continues from epoch 2 (--quick
+    fixes the epochs at 2, so nothing is left to train)."""
+    script = ROOT / "steps" / "step13_appendix_flow" / "1_two_moons.py"
+    env = dict(os.environ, MPLBACKEND="Agg")
+
+    def run(*options):
+        command = [sys.executable, str(script), "--quick", "--out", str(tmp_path / "figures"), *options]
+        return subprocess.run(command, cwd=tmp_path, env=env, capture_output=True, text=True, timeout=300)
+
+    assert run().returncode == 0
+    refused = run("--resume", "--noise", "0.1")
+    assert refused.returncode != 0 and "--noise 0.05 (now 0.1)" in refused.stderr
+    resumed = run("--resume")
+    assert resumed.returncode == 0, resumed.stderr[-3000:]
+    assert "resumed from" in resumed.stdout and "after epoch 2" in resumed.stdout

@@ -1,5 +1,7 @@
 """zero.training: the MNIST split, the training loop, and checkpoints that survive
 interrupted saves and refuse bad files without touching the model."""
+import re
+
 import numpy as np
 import pytest
 
@@ -11,7 +13,7 @@ from zero.models import MLP, Model
 from zero.optimizers import SGD, Adam, Momentum
 from zero.layers import BatchNorm, Dropout, Linear
 from zero.training import (fit, fit_or_resume, load_checkpoint, mean_loss, mnist_splits, restore_if_trained,
-                           restore_or_fit, resume, save_checkpoint)
+                           restore_or_fit, resume, run_settings, save_checkpoint)
 
 
 class Regression(Model):
@@ -452,3 +454,51 @@ def test_fit_or_resume_with_nothing_left_to_train_leaves_the_checkpoint_alone(tm
         history = fit_or_resume(*_fresh_regression(), x, Namespace(epochs=epochs, resume=True, **options), checkpoint)
         assert history == first
         assert checkpoint.read_bytes() == saved
+
+
+# =============================================================================
+# A run resumed with other options would not continue the saved one: refused
+# =============================================================================
+def test_run_settings_keeps_the_options_a_run_depends_on_and_not_the_free_ones():
+    from argparse import Namespace
+    args = Namespace(lr=3e-4, batch_size=32, seed=0, train_limit=None, epochs=30, device="cpu",
+                     resume=True, data_dir="/data", samples=36)
+    assert run_settings(args) == {"lr": "0.0003", "batch_size": "32", "seed": "0", "train_limit": "None"}
+
+
+def test_resume_refuses_a_checkpoint_trained_with_other_options_and_changes_nothing(tmp_path):
+    from argparse import Namespace
+    model, optimizer, _ = _trained(steps=3)
+    checkpoint = tmp_path / "c.npz"
+    saved = Namespace(lr=0.01, batch_size=8, seed=0, train_limit=None, resume=True, epochs=4)
+    save_checkpoint(checkpoint, model, optimizer, epoch=4, settings=run_settings(saved))
+    for changed, message in [(dict(lr=0.001), "--lr 0.01 (now 0.001)"),
+                             (dict(batch_size=16, train_limit=500),
+                              "--batch-size 8 (now 16), --train-limit None (now 500)")]:
+        other, other_optimizer, _ = _trained(steps=1)
+        before, steps_before = _weights(other), list(other_optimizer.steps)
+        args = Namespace(**{**vars(saved), **changed, "epochs": 9})
+        with pytest.raises(ValueError, match=re.escape(message)):
+            resume(checkpoint, other, other_optimizer, args)
+        assert all(np.array_equal(before[k], v) for k, v in _weights(other).items())
+        assert other_optimizer.steps == steps_before
+    # --epochs, --device and the like may change; so may anything a file saved without settings holds
+    other, other_optimizer, _ = _trained(steps=1)
+    assert resume(checkpoint, other, other_optimizer, Namespace(**{**vars(saved), "epochs": 9}))[1] == 4
+    save_checkpoint(tmp_path / "old.npz", model, optimizer, epoch=2)
+    assert resume(tmp_path / "old.npz", other, other_optimizer, Namespace(**{**vars(saved), "lr": 1.0}))[1] == 2
+
+
+def test_fit_or_resume_saves_the_run_settings_it_then_checks(tmp_path):
+    from argparse import Namespace
+    x = np.random.default_rng(0).random((40, 3)).astype(np.float32)
+    checkpoint = tmp_path / "c.npz"
+    options = dict(batch_size=8, device="cpu", seed=0, lr=0.01)
+    fit_or_resume(*_fresh_regression(), x, Namespace(epochs=1, resume=False, **options), checkpoint)
+    with np.load(checkpoint) as archive:
+        assert {k: str(archive[k]) for k in archive.files if k.startswith("settings/")} == {
+            "settings/batch_size": "8", "settings/seed": "0", "settings/lr": "0.01"}
+    with pytest.raises(ValueError, match=re.escape("--batch-size 8 (now 10)")):
+        fit_or_resume(*_fresh_regression(), x, Namespace(epochs=2, resume=True, **{**options, "batch_size": 10}),
+                      checkpoint)
+    assert load_checkpoint(checkpoint, Regression())["epoch"] == 1   # the refused run wrote nothing

@@ -36,7 +36,7 @@ from zero.data import DataLoader, Dataset
 from zero.layers import BatchNorm, Conv2d, ConvTranspose2d, Linear
 from zero.metrics import score_samples
 from zero.models import Model
-from zero.training import load_checkpoint, restore_random_state, save_checkpoint
+from zero.training import restore_random_state, run_settings, save_checkpoint, stage_checkpoint
 
 GENERATOR_LOSSES = ("non_saturating", "minimax")
 HISTORY_KEYS = ("d_loss", "g_loss", "d_real", "d_fake")
@@ -271,19 +271,23 @@ def discriminator_path(path):
     return path.with_name(path.stem + "_discriminator.npz")
 
 
-def save_gan(path, generator, discriminator, g_optimizer, d_optimizer, epoch, history):
-    """Two atomic checkpoints: G, its optimizer and the history at path; D and its optimizer beside it."""
-    save_checkpoint(path, generator, g_optimizer, epoch, history)
-    save_checkpoint(discriminator_path(path), discriminator, d_optimizer, epoch)
+def save_gan(path, generator, discriminator, g_optimizer, d_optimizer, epoch, history, settings=None):
+    """Two atomic checkpoints: G, its optimizer and the history at path; D and its optimizer beside it.
+    settings: the run's options (zero.training.run_settings), kept in both."""
+    save_checkpoint(path, generator, g_optimizer, epoch, history, settings)
+    save_checkpoint(discriminator_path(path), discriminator, d_optimizer, epoch, settings=settings)
 
 
-def load_gan(path, generator, discriminator, g_optimizer, d_optimizer):
-    """Restore what save_gan wrote; returns {'epoch', 'history'} of the generator's file."""
-    d_state = load_checkpoint(discriminator_path(path), discriminator, d_optimizer)
-    state = load_checkpoint(path, generator, g_optimizer)
+def load_gan(path, generator, discriminator, g_optimizer, d_optimizer, settings=None):
+    """Restore what save_gan wrote; returns {'epoch', 'history', 'random_state'} of the generator's
+    file. Both files are checked before either player changes (settings: as load_checkpoint)."""
+    apply_discriminator, d_state = stage_checkpoint(discriminator_path(path), discriminator, d_optimizer, settings)
+    apply_generator, state = stage_checkpoint(path, generator, g_optimizer, settings)
     if d_state["epoch"] != state["epoch"]:
         raise ValueError(f"checkpoints {path} and {discriminator_path(path)} are from different epochs "
                          f"({state['epoch']} and {d_state['epoch']})")
+    apply_discriminator()
+    apply_generator()
     return state
 
 
@@ -296,7 +300,7 @@ def train_gan_or_resume(generator, discriminator, g_optimizer, d_optimizer, imag
     history, start_epoch = None, 0
     seed(args.seed, args.device)   # the codes z and dropout masks (NumPy's generator and the device's)
     if args.resume and Path(checkpoint).exists():
-        state = load_gan(checkpoint, generator, discriminator, g_optimizer, d_optimizer)
+        state = load_gan(checkpoint, generator, discriminator, g_optimizer, d_optimizer, run_settings(args))
         restore_random_state(state)   # continue the stream where the saved run left it
         history, start_epoch = state["history"], state["epoch"]
         print(f"resumed from {checkpoint} after epoch {start_epoch}")
@@ -305,7 +309,8 @@ def train_gan_or_resume(generator, discriminator, g_optimizer, d_optimizer, imag
                         args.device, args.seed, "non_saturating", history, start_epoch, description=description)
     if args.epochs > start_epoch:
         print(f"trained {args.epochs - start_epoch} epochs in {time.perf_counter() - start:.1f} s")
-        save_gan(checkpoint, generator, discriminator, g_optimizer, d_optimizer, args.epochs, history)
+        save_gan(checkpoint, generator, discriminator, g_optimizer, d_optimizer, args.epochs, history,
+                 run_settings(args))
         print(f"checkpoints saved: {checkpoint} and its _discriminator file (continue with --resume --epochs N)")
     return history
 

@@ -12,8 +12,10 @@ its last 2,000 the held-out set, so every step reports numbers on images it neve
 
 Checkpoints: one .npz file holding the model's weights (under "model/<name>"), the
 optimizer's state ("optimizer/<name>"), the number of finished epochs, the loss history
-("history/<name>") and the settings the weights depend on ("config/<name>", such as a VAE's
-likelihood: loading into a model with other settings is refused). It is written to a
+("history/<name>"), the settings the weights depend on ("config/<name>", such as a VAE's
+likelihood: loading into a model with other settings is refused) and the script options the
+training run was started with ("settings/<name>", run_settings: a `--resume` with another
+learning rate, batch size, seed or data is refused, as it would not continue that run). It is written to a
 temporary file and renamed into place, so an interrupted save leaves the previous checkpoint
 intact; loading checks every entry before changing anything, so a failed load leaves model
 and optimizer as they were.
@@ -165,11 +167,27 @@ def _optimizer_state(optimizer):
     return state
 
 
-def save_checkpoint(path, model, optimizer=None, epoch=0, history=None):
+# The script options a training run depends on: a run resumed with other values would not continue
+# the one in the checkpoint (other data, another learning rate or batch order), so resume refuses it.
+# The model's sizes are here too, for a clearer message than a shape mismatch. Options that may change
+# between a run and its continuation (--epochs, --device, --data-dir, figures and sampling) are not.
+RUN_SETTINGS = ("seed", "batch_size", "lr", "lr_decay", "source", "train_limit", "heldout_limit",
+                "points", "noise", "noise_std", "heldout_size", "anomaly_digit", "head_start_steps",
+                "hidden_size", "latent_size", "levels", "likelihood", "couplings", "g_hidden_size",
+                "d_hidden_size", "width", "channels", "time_embed_dim")
+
+
+def run_settings(args):
+    """{option: value as text} of the RUN_SETTINGS that the script's options `args` have."""
+    return {name: str(getattr(args, name)) for name in RUN_SETTINGS if hasattr(args, name)}
+
+
+def save_checkpoint(path, model, optimizer=None, epoch=0, history=None, settings=None):
     """Write model weights, optimizer state, epoch and history {name: list of numbers} atomically,
     with the state of NumPy's global random generator (the noise of a VAE or a diffusion model,
     dropout): `resume` restores it, so a resumed run draws what an uninterrupted one would have.
-    (CuPy's generator, which draws the noise on a GPU, is not saved.)"""
+    (CuPy's generator, which draws the noise on a GPU, is not saved.) settings: the run's
+    options {name: text} (run_settings(args)), which a resumed run must repeat."""
     path = Path(path)
     arrays = {"format_version": np.asarray(FORMAT_VERSION), "epoch": np.asarray(int(epoch))}
     _, keys, position, has_gauss, cached_gaussian = np.random.get_state()
@@ -191,6 +209,8 @@ def save_checkpoint(path, model, optimizer=None, epoch=0, history=None):
             arrays[f"optimizer/{name}"] = array
     for name, values in (history or {}).items():
         arrays[f"history/{name}"] = np.asarray(values, dtype=np.float64)
+    for name, value in (settings or {}).items():
+        arrays[f"settings/{name}"] = np.asarray(str(value))
     save_npz_atomically(path, arrays)
     return path
 
@@ -229,18 +249,30 @@ def _check_array(path, name, array, current):
         raise ValueError(f"checkpoint {path}: {name} has dtype {array.dtype} in the file but {expected} in the model")
 
 
-def load_checkpoint(path, model, optimizer=None):
+def load_checkpoint(path, model, optimizer=None, settings=None):
     """Restore a checkpoint written by save_checkpoint into model (and optimizer), on their device.
 
     Everything is checked before anything changes: a missing, corrupt or mismatching file
     raises an error naming the file and the entry, and leaves model and optimizer untouched.
+    settings: this run's options {name: text}; each one the file also holds must be the same
+    (a file saved without settings is not checked).
     Returns {'epoch': int, 'history': {name: list of floats}, 'random_state': the saved state of
     NumPy's global generator (None in older files), which restore_random_state sets}.
     """
+    apply, state = stage_checkpoint(path, model, optimizer, settings)
+    apply()
+    return state
+
+
+def stage_checkpoint(path, model, optimizer=None, settings=None):
+    """load_checkpoint in two halves: read and check the file, changing nothing, and return
+    (apply, state); apply() then restores model and optimizer. Loading several checkpoints
+    that belong together (a GAN's two players) checks them all before applying any."""
     path = Path(path)
     stored = _read(path)
     if "format_version" not in stored or "epoch" not in stored:
         raise ValueError(f"checkpoint {path}: not a zero checkpoint (no format_version/epoch entry)")
+    _check_settings(path, stored, settings or {})
     for name, value in model.checkpoint_config().items():  # absent from files written before settings were saved
         if f"config/{name}" in stored and str(stored[f"config/{name}"]) != str(value):
             raise ValueError(f"checkpoint {path} was trained with {name} {str(stored[f'config/{name}'])!r}, "
@@ -271,19 +303,31 @@ def load_checkpoint(path, model, optimizer=None):
         staged_buffers.append((name, to_device(stored[key], device)))
     staged_optimizer = _stage_optimizer(path, stored, optimizer) if optimizer is not None else None
 
-    for param, array in staged_params:
-        param.data = array
-    for name, array in staged_buffers:
-        setattr(*_resolve(model, name), array)
-    if staged_optimizer is not None:
-        for attribute, value in staged_optimizer.items():
-            setattr(optimizer, attribute, value)
+    def apply():
+        for param, array in staged_params:
+            param.data = array
+        for name, array in staged_buffers:
+            setattr(*_resolve(model, name), array)
+        if staged_optimizer is not None:
+            for attribute, value in staged_optimizer.items():
+                setattr(optimizer, attribute, value)
     history = {key.split("/", 1)[1]: stored[key].tolist() for key in stored if key.startswith("history/")}
     random_state = None
     if "random/keys" in stored:
         random_state = ("MT19937", stored["random/keys"], int(stored["random/position"]),
                         int(stored["random/has_gauss"]), float(stored["random/cached_gaussian"]))
-    return {"epoch": int(stored["epoch"]), "history": history, "random_state": random_state}
+    return apply, {"epoch": int(stored["epoch"]), "history": history, "random_state": random_state}
+
+
+def _check_settings(path, stored, settings):
+    """A run resumed with other options than the checkpoint's is refused, naming each difference."""
+    changed = [(name, str(stored[f"settings/{name}"]), str(value)) for name, value in settings.items()
+               if f"settings/{name}" in stored and str(stored[f"settings/{name}"]) != str(value)]
+    if changed:
+        differences = ", ".join(f"--{name.replace('_', '-')} {saved} (now {value})" for name, saved, value in changed)
+        raise ValueError(f"checkpoint {path} was trained with {differences}: resuming with other settings would "
+                         f"not continue that run. Repeat its settings, or start a new run without --resume "
+                         f"(or with another --checkpoint)")
 
 
 def restore_random_state(state):
@@ -323,9 +367,10 @@ def _stage_optimizer(path, stored, optimizer):
 def resume(checkpoint, model, optimizer, args, history=None):
     """Where a step script's training starts: (history, start_epoch) restored from `checkpoint`
     into model and optimizer when `--resume` is given (args.resume) and the file exists, else the
-    `history` passed in and epoch 0."""
+    `history` passed in and epoch 0. A checkpoint trained with other options (run_settings:
+    learning rate, batch size, seed, data, sizes) is refused, the model left as it was."""
     if args.resume and Path(checkpoint).exists():
-        state = load_checkpoint(checkpoint, model, optimizer)
+        state = load_checkpoint(checkpoint, model, optimizer, settings=run_settings(args))
         restore_random_state(state)
         print(f"resumed from {checkpoint} after epoch {state['epoch']}")
         return state["history"], state["epoch"]
@@ -343,7 +388,7 @@ def fit_or_resume(model, optimizer, x_train, args, checkpoint, x_heldout=None, d
                   x_heldout=x_heldout, history=history, start_epoch=start_epoch, description=description)
     if args.epochs > start_epoch:
         print(f"trained {args.epochs - start_epoch} epochs in {time.perf_counter() - start:.1f} s")
-        save_checkpoint(checkpoint, model, optimizer, args.epochs, history)
+        save_checkpoint(checkpoint, model, optimizer, args.epochs, history, run_settings(args))
         print(f"checkpoint saved: {checkpoint} (continue with --resume --epochs N)")
     return history
 

@@ -42,7 +42,7 @@ from zero.data import DataLoader, Dataset
 from zero.distributions import normal_quantile
 from zero.optimizers import Adam
 from zero.plot import figures, save, save_image_grid, save_loss_curves, show, show_images
-from zero.training import add_data_options, mean_loss, mnist_splits, resume, save_checkpoint
+from zero.training import add_data_options, mean_loss, mnist_splits, resume, run_settings, save_checkpoint
 from zero.vae import VAE, evaluate_bounds
 
 parser = step_parser(__doc__, training=True, epochs=30, batch_size=32, lr=3e-4, hidden_size=200,
@@ -82,7 +82,7 @@ for epoch in range(start_epoch + 1, args.epochs + 1):
           f"held-out loss {history['heldout_loss'][-1]:.2f}")
 if args.epochs > start_epoch:
     print(f"trained {args.epochs - start_epoch} epochs in {time.perf_counter() - start:.1f} s")
-    save_checkpoint(checkpoint, model, optimizer, args.epochs, history)
+    save_checkpoint(checkpoint, model, optimizer, args.epochs, history, run_settings(args))
     print(f"checkpoint saved: {checkpoint} (continue with --resume --epochs N)")
 
 # ---- the bound in nats on held-out images ----------------------------------------------------------

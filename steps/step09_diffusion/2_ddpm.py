@@ -43,7 +43,7 @@ from zero.data import DataLoader, Dataset
 from zero.diffusion import Diffusion, to_images, to_model_range
 from zero.optimizers import Adam
 from zero.plot import figures, save, save_image_grid, show
-from zero.training import add_data_options, mnist_splits, resume, save_checkpoint
+from zero.training import add_data_options, mnist_splits, resume, run_settings, save_checkpoint
 from zero.unet import UNet
 
 CONFIGS = {
@@ -108,7 +108,7 @@ for epoch in range(start_epoch + 1, args.epochs + 1):
             total += history["step_loss"][-1]
             bar.set_postfix(loss=f"{history['step_loss'][-1]:.4f}", refresh=False)  # shown at the next refresh
     history["train_loss"].append(total / len(loader))
-    save_checkpoint(checkpoint, model, optimizer, epoch, history)   # every epoch: an interrupted run can --resume
+    save_checkpoint(checkpoint, model, optimizer, epoch, history, run_settings(args))   # every epoch: an interrupted run can --resume
     print(f"epoch {epoch}/{args.epochs}: mean loss {history['train_loss'][-1]:.4f} "
           f"({time.perf_counter() - start:.0f} s so far), checkpoint {checkpoint}")
 if args.epochs > start_epoch:

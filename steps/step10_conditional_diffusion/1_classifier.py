@@ -28,7 +28,7 @@ from zero.cli import checkpoint_path, out_dir, step_parser
 from zero.metrics import MnistClassifier, classify, referee_epochs, train_classifier
 from zero.optimizers import Adam
 from zero.plot import figures, save, show, show_images
-from zero.training import add_data_options, mnist_splits, resume, save_checkpoint
+from zero.training import add_data_options, mnist_splits, resume, run_settings, save_checkpoint
 
 parser = step_parser(__doc__, training=True, epochs=None, batch_size=64, lr=1e-3)
 add_data_options(parser)
@@ -54,7 +54,7 @@ history = train_classifier(model, optimizer, x_train, data.t_train, args.epochs,
                            args.device, args.seed, start_epoch, history)
 if args.epochs > start_epoch:
     print(f"trained {args.epochs - start_epoch} epochs in {time.perf_counter() - start:.1f} s")
-    save_checkpoint(checkpoint, model, optimizer, args.epochs, history)
+    save_checkpoint(checkpoint, model, optimizer, args.epochs, history, run_settings(args))
     print(f"checkpoint saved: {checkpoint}")
 
 logits, _ = classify(model, x_heldout)

@@ -61,7 +61,7 @@ from zero.diffusion import Diffusion, drop_labels, sampler_name, to_images, to_m
 from zero.metrics import classifier_for_scoring, score_samples, share_interval
 from zero.optimizers import Adam, cosine_lr
 from zero.plot import figures, save, save_image_grid, show, show_images
-from zero.training import add_data_options, mnist_splits, resume, save_checkpoint
+from zero.training import add_data_options, mnist_splits, resume, run_settings, save_checkpoint
 from zero.unet import UNet
 
 CONFIGS = {
@@ -141,7 +141,7 @@ for epoch in range(start_epoch + 1, args.epochs + 1):
             total += history["step_loss"][-1]
             bar.set_postfix(loss=f"{history['step_loss'][-1]:.4f}", refresh=False)  # shown at the next refresh
     history["train_loss"].append(total / len(loader))
-    save_checkpoint(checkpoint, model, optimizer, epoch, history)
+    save_checkpoint(checkpoint, model, optimizer, epoch, history, run_settings(args))
     print(f"epoch {epoch}/{args.epochs}: mean loss {history['train_loss'][-1]:.4f} "
           f"({time.perf_counter() - start:.0f} s so far), checkpoint {checkpoint}")
 if args.epochs > start_epoch:

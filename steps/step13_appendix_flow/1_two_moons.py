@@ -38,7 +38,7 @@ from zero.cli import checkpoint_path, out_dir, step_parser
 from zero.flow import RealNVP, two_moons
 from zero.optimizers import Adam
 from zero.plot import figures, save, save_loss_curves, show
-from zero.training import fit, mean_loss, resume, save_checkpoint
+from zero.training import fit, mean_loss, resume, run_settings, save_checkpoint
 
 parser = step_parser(__doc__, training=True, epochs=30, batch_size=128, lr=1e-3, hidden_size=64,
                      couplings=8, points=8000, noise=0.05)
@@ -69,7 +69,7 @@ history = fit(model, optimizer, x_train, args.epochs, args.batch_size, args.devi
               history, start_epoch, description="flow")
 if args.epochs > start_epoch:
     print(f"trained {args.epochs - start_epoch} epochs in {time.perf_counter() - start:.1f} s")
-    save_checkpoint(checkpoint, model, optimizer, args.epochs, history)
+    save_checkpoint(checkpoint, model, optimizer, args.epochs, history, run_settings(args))
     print(f"checkpoint saved: {checkpoint} (continue with --resume --epochs N)")
 
 # the exact likelihood, in nats per point; the standardisation's Jacobian turns it into the raw units

@@ -31,7 +31,7 @@ from zero.flow import RealNVP
 from zero.mixture import GaussianMixture
 from zero.optimizers import Adam
 from zero.plot import figures, save, show
-from zero.training import mean_loss, resume, save_checkpoint
+from zero.training import mean_loss, resume, run_settings, save_checkpoint
 
 parser = step_parser(__doc__, training=True, epochs=500, batch_size=200, lr=1e-3, hidden_size=16,
                      couplings=4, heldout_size=72)
@@ -79,7 +79,7 @@ with tqdm(range(start_epoch + 1, args.epochs + 1), desc="flow", leave=False) as 
                         refresh=False)  # shown with the count at the bar's next refresh (a refresh now shows a stale count)
 if args.epochs > start_epoch:
     print(f"trained {args.epochs - start_epoch} epochs in {time.perf_counter() - start:.1f} s")
-    save_checkpoint(checkpoint, model, optimizer, args.epochs, history)
+    save_checkpoint(checkpoint, model, optimizer, args.epochs, history, run_settings(args))
     print(f"checkpoint saved: {checkpoint} (continue with --resume --epochs N)")
 flow = {"train": -mean_loss(model, x_train, device=args.device),
         "heldout": -mean_loss(model, x_heldout, device=args.device)}
