@@ -20,12 +20,12 @@ operands made beforehand): what this conv would cost if copying patches were fre
     python benchmarks/run.py conv [--quick]
 """
 import json
-import resource
 import statistics
-import subprocess
 import sys
 import time
 from pathlib import Path
+
+from workers import peak_rss_kb, run_worker
 
 ROOT = Path(__file__).resolve().parents[1]
 SHAPE = dict(batch=128, channels=64, size=28, out_channels=64, kernel=3, padding=1)
@@ -103,20 +103,6 @@ def gemm_step():
     return step
 
 
-def peak_rss_kb():
-    """Peak resident memory of this process in kB. On Linux read VmHWM: a child's
-    ru_maxrss starts at its parent's peak (it survives fork and exec), which
-    would hide the worker's own peak when the parent has imported torch."""
-    try:
-        with open("/proc/self/status") as status:
-            for line in status:
-                if line.startswith("VmHWM:"):
-                    return int(line.split()[1])
-    except OSError:
-        pass
-    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
-
-
 def worker(framework, repeats):
     """Time `repeats` steps after one warm-up step; print one JSON line."""
     if framework == "gemm":
@@ -131,9 +117,7 @@ def worker(framework, repeats):
 
 
 def measure(framework, repeats):
-    command = [sys.executable, str(Path(__file__).resolve()), "--worker", framework, "--repeats", str(repeats)]
-    result = subprocess.run(command, cwd=ROOT, capture_output=True, text=True, check=True)
-    return json.loads(result.stdout.strip().splitlines()[-1])
+    return run_worker(__file__, framework, "--repeats", repeats)
 
 
 def summary(results):

@@ -13,12 +13,13 @@ zero's step with:
 """
 import json
 import os
-import subprocess
 import sys
 import time
 from pathlib import Path
 
 import numpy as np
+
+from workers import run_worker
 
 SIZES = (784, 200, 10)
 BATCH = 32
@@ -116,9 +117,7 @@ def worker(framework, rounds):
 
 
 def measure(framework, rounds):
-    command = [sys.executable, str(Path(__file__).resolve()), "--worker", framework, str(rounds)]
-    result = subprocess.run(command, capture_output=True, text=True, check=True)
-    return json.loads(result.stdout.strip().splitlines()[-1])
+    return run_worker(__file__, framework, rounds)
 
 
 def run(quick=False):

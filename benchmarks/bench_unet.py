@@ -14,12 +14,13 @@ Every measurement runs in its own subprocess, so neither framework's memory poll
 import argparse
 import json
 import math
-import subprocess
 import sys
 import time
 from pathlib import Path
 
 import numpy as np
+
+from workers import peak_rss_kb, run_worker
 
 ROOT = Path(__file__).resolve().parents[1]
 CONFIGS = {"cpu": ((32, 64, 128), 32), "book": ((64, 128, 256), 128)}  # channels, batch size
@@ -136,14 +137,12 @@ def _time(step, repeats):
 
 def _measure(framework, config, task, repeats):
     """Run one measurement in a fresh process: (seconds, peak RSS in MB), or None if it failed."""
-    command = [sys.executable, __file__, "--worker", framework, "--config", config, "--task", task,
-               "--repeats", str(repeats)]
-    result = subprocess.run(command, capture_output=True, text=True, cwd=ROOT)
-    if result.returncode != 0:
-        if framework == "torch" and "No module named 'torch'" in result.stderr:
+    try:
+        return run_worker(__file__, framework, "--config", config, "--task", task, "--repeats", repeats)
+    except RuntimeError as error:
+        if framework == "torch" and "No module named 'torch'" in str(error):
             return None
-        raise RuntimeError(f"{' '.join(command)} failed:\n{result.stderr[-3000:]}")
-    return json.loads(result.stdout.strip().splitlines()[-1])
+        raise
 
 
 def _measure_alternating(config, task, repeats, rounds):
@@ -193,7 +192,6 @@ def main():
     channels, batch_size = CONFIGS[args.config]
     worker = _zero_worker if args.worker == "zero" else _torch_worker
     seconds = worker(channels, batch_size, args.task, args.repeats)
-    from bench_conv import peak_rss_kb  # VmHWM: ru_maxrss would start at the parent's peak
     peak_rss_mb = peak_rss_kb() / 1024
     print(json.dumps({"seconds": seconds, "peak_rss_mb": peak_rss_mb}))
 

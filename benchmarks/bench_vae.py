@@ -6,7 +6,6 @@ zero and in PyTorch CPU from the same initial weights on the same batches, on MN
     python benchmarks/run.py vae [--quick]
 """
 import json
-import subprocess
 import sys
 import time
 from pathlib import Path
@@ -19,6 +18,7 @@ from zero.data import DataLoader, Dataset
 from zero.optimizers import Adam
 from zero.training import mnist_splits
 from zero.vae import VAE
+from workers import run_worker
 
 EPOCHS, QUICK_EPOCHS, QUICK_IMAGES = 3, 1, 2000
 ROUNDS = 2  # subprocesses per framework, taking turns
@@ -108,9 +108,7 @@ def worker(framework, quick):
 
 
 def _measure(framework, quick):
-    command = [sys.executable, str(Path(__file__).resolve()), "--worker", framework] + (["--quick"] if quick else [])
-    result = subprocess.run(command, capture_output=True, text=True, check=True)
-    return json.loads(result.stdout.strip().splitlines()[-1])
+    return run_worker(__file__, framework, *(["--quick"] if quick else []))
 
 
 def run(quick=False):

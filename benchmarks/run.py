@@ -44,6 +44,7 @@ def main():
     parser.add_argument("--quick", action="store_true")
     args = parser.parse_args()
     sys.path.insert(0, str(HERE.parent))
+    sys.path.insert(0, str(HERE))   # the benchmarks' shared helpers (workers.py)
     paths = sorted(HERE.glob("bench_*.py"))
     if args.only:
         paths = [p for p in paths if any(word in p.stem for word in args.only)]

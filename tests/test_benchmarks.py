@@ -32,7 +32,7 @@ def test_benchmark_runs_in_quick_mode_without_references(path, request, monkeypa
         monkeypatch.setenv("ZERO_DATA_DIR", str(request.getfixturevalue("real_mnist_dir")))
     for reference in ("torch", "sklearn"):  # `import torch` now raises ImportError, as when not installed
         monkeypatch.setitem(sys.modules, reference, None)
-    monkeypatch.syspath_prepend(str(ROOT / "benchmarks"))  # bench_unet imports bench_conv
+    monkeypatch.syspath_prepend(str(ROOT / "benchmarks"))  # the benchmarks import workers.py
     rows = _load(path).run(quick=True)
     assert rows
     for row in rows:
@@ -49,3 +49,15 @@ def test_run_prints_one_table(tmp_path):
     header = next(line for line in result.stdout.splitlines() if line.startswith("benchmark"))
     assert header.split()[:3] == ["benchmark", "unit", "zero"]
     assert "EM Old Faithful" in result.stdout
+
+
+def test_run_worker_returns_the_workers_json_and_reports_its_failure(tmp_path, monkeypatch):
+    monkeypatch.syspath_prepend(str(ROOT / "benchmarks"))
+    from workers import run_worker
+    script = tmp_path / "bench_fake.py"
+    script.write_text("import json, sys\n"
+                      "if sys.argv[2] == 'fail':\n    raise ValueError('the worker broke')\n"
+                      "print('progress')\nprint(json.dumps({'args': sys.argv[1:]}))\n")
+    assert run_worker(script, "ok", 3) == {"args": ["--worker", "ok", "3"]}
+    with pytest.raises(RuntimeError, match="ValueError: the worker broke"):
+        run_worker(script, "fail")
