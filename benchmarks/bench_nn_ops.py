@@ -7,7 +7,8 @@
 - linear on an input with two leading axes, (4, 32, 784) -> 200: guards the path that
   must not go through NumPy's dot (which reaches BLAS with 2-D operands only).
 
-Each row is the best of REPEATS runs of one forward + backward in float32. The rows are
+Each row is the best of REPEATS runs of one forward + backward in float32, over ROUNDS
+rounds in which zero and PyTorch take turns, each in its own subprocess (workers.py). The rows are
 diagnostics without a target (the targets are on whole training steps: mlp, vae, conv, unet);
 on the large ones zero takes 2-6 times PyTorch's time. Those ops are memory-bound: NumPy
 makes one single-threaded pass over the array per elementwise operation, while
@@ -15,11 +16,17 @@ PyTorch fuses each forward and backward into one kernel run on all cores.
 
     python benchmarks/run.py nn_ops [--quick]
 """
+import json
+import sys
 import time
+from pathlib import Path
 
 import numpy as np
 
+from workers import run_worker
+
 REPEATS, QUICK_REPEATS = 10, 3
+ROUNDS = 2
 
 
 def _best_seconds(step, repeats):
@@ -126,19 +133,44 @@ def _cases(torch):
     return cases
 
 
+def worker(framework, repeats):
+    """In a fresh process: the best seconds of each case for one framework, printed as JSON."""
+    sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+    torch = None
+    if framework == "torch":
+        import torch
+    seconds = {}
+    for name, _, zero_step, torch_step in _cases(torch):
+        seconds[name] = _best_seconds(zero_step if framework == "zero" else torch_step, repeats)
+    print(json.dumps(seconds))
+
+
 def run(quick=False):
     try:
         import torch
     except ImportError:
         torch = None
     repeats = QUICK_REPEATS if quick else REPEATS
+    frameworks = ["zero"] + (["torch"] if torch is not None else [])
+    best = {framework: {} for framework in frameworks}
+    for _ in range(1 if quick else ROUNDS):
+        for framework in frameworks:
+            for name, seconds in run_worker(__file__, framework, repeats).items():
+                best[framework][name] = min(seconds, best[framework].get(name, float("inf")))
     rows = []
-    for name, target, zero_step, torch_step in _cases(torch):
-        zero_seconds = _best_seconds(zero_step, repeats)
-        torch_seconds = _best_seconds(torch_step, repeats) if torch_step is not None else None
+    for name, zero_seconds in best["zero"].items():
+        torch_seconds = best["torch"][name] if torch is not None else None
         rows.append({"benchmark": name, "unit": "s", "zero": zero_seconds, "reference": torch_seconds,
                      "reference_name": f"torch {torch.__version__} CPU" if torch else "torch (not installed)",
-                     "ratio": zero_seconds / torch_seconds if torch_seconds else None, "target": target,
-                     "note": f"best of {repeats}, float32" + (f", torch threads {torch.get_num_threads()}"
-                                                              if torch else "")})
+                     "ratio": zero_seconds / torch_seconds if torch_seconds else None, "target": None,
+                     "note": f"best of {repeats} x {1 if quick else ROUNDS} rounds, float32, each framework "
+                             f"in its own subprocess" + (f", torch threads {torch.get_num_threads()}" if torch else "")})
     return rows
+
+
+if __name__ == "__main__":
+    if "--worker" in sys.argv:
+        worker(sys.argv[sys.argv.index("--worker") + 1], int(sys.argv[sys.argv.index("--worker") + 2]))
+    else:
+        for row in run(quick="--quick" in sys.argv):
+            print(row)
