@@ -9,16 +9,21 @@ first 8,000 images train, the last 2,000 evaluate. Model (both frameworks):
 
 Adam lr 2e-3 decayed linearly to 0, batch 64, EPOCHS epochs. Acceptance:
 zero reaches >= 97% held-out accuracy. Skipped (no rows) when MNIST is not
-found ($ZERO_DATA_DIR or ../shared/datasets/mnist).
+found ($ZERO_DATA_DIR or ../shared/datasets/mnist). Each framework trains in its own
+subprocess (workers.py), so neither's idle threads slow the other.
 
     python benchmarks/bench_cnn_mnist.py
 """
+import json
 import os
+import sys
 import time
 from pathlib import Path
 
 import numpy as np
 from tqdm import tqdm
+
+from workers import run_worker
 
 EPOCHS = 4
 BATCH = 64
@@ -105,10 +110,8 @@ def run(quick=False):
     if folder is None:
         print(f"bench_cnn_mnist: MNIST not found ($ZERO_DATA_DIR or {SHARED_MNIST}); skipped")
         return []
-    from zero.mnist import load_mnist
-    x, t = load_mnist("test", data_dir=folder, download=False)
     epochs = 1 if quick else EPOCHS
-    accuracy, seconds = train_zero(x, t, epochs)
+    accuracy, seconds = run_worker(__file__, "zero", epochs)
     accuracy_row = {"benchmark": f"CNN MNIST held-out accuracy ({epochs} epochs, 8k train / 2k test)",
                     "unit": "accuracy", "zero": accuracy, "reference": None, "reference_name": "torch (not installed)",
                     "ratio": None, "target": None, "ok": None if quick else accuracy >= 0.97,
@@ -120,7 +123,7 @@ def run(quick=False):
         import torch
     except ImportError:
         return [accuracy_row, time_row]
-    torch_accuracy, torch_seconds = train_torch(x, t, epochs)
+    torch_accuracy, torch_seconds = run_worker(__file__, "torch", epochs)
     accuracy_row.update(reference=torch_accuracy, reference_name=f"torch {torch.__version__} CPU")
     time_row.update(reference=torch_seconds, reference_name=f"torch {torch.__version__} CPU",
                     ratio=seconds / torch_seconds,
@@ -128,6 +131,17 @@ def run(quick=False):
     return [accuracy_row, time_row]
 
 
+def worker(framework, epochs):
+    """In a fresh process: train one framework's CNN, print [held-out accuracy, seconds] (JSON)."""
+    sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+    from zero.mnist import load_mnist
+    x, t = load_mnist("test", data_dir=mnist_folder(), download=False)
+    print(json.dumps((train_zero if framework == "zero" else train_torch)(x, t, epochs)))
+
+
 if __name__ == "__main__":
-    for row in run():
-        print(row)
+    if "--worker" in sys.argv:
+        worker(sys.argv[sys.argv.index("--worker") + 1], int(sys.argv[sys.argv.index("--worker") + 2]))
+    else:
+        for row in run(quick="--quick" in sys.argv):
+            print(row)
