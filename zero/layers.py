@@ -94,6 +94,12 @@ class Layer:
                             f"parameter, which params(), save_weights, eval() and to() would not see; "
                             f"put layers in a LayerList([...]) and parameters in attributes of their own")
 
+    def _check_containers(self):
+        """Look again into the list, dict and set attributes (usually none): catches
+        `self.blocks = []` filled with layers after the assignment."""
+        for name in self._containers:
+            self._refuse_hidden_layers(name, self.__dict__.get(name))
+
     def __call__(self, *inputs):
         if self.training or not Config.train:
             return self.forward(*inputs)
@@ -113,8 +119,7 @@ class Layer:
         """(dotted name, owning layer, attribute, kind) for every parameter and
         buffer below this layer; each object once, under its first name."""
         seen = set() if seen is None else seen
-        for name in self._containers:  # usually none; catches `self.blocks = []` filled after assignment
-            self._refuse_hidden_layers(name, self.__dict__.get(name))
+        self._check_containers()
         for name, kind in self._members.items():
             value = self.__dict__[name]
             if kind == LAYER:
@@ -131,8 +136,7 @@ class Layer:
         found, stack = {id(self): self}, [self]
         while stack:
             layer = stack.pop()
-            for name in layer._containers:  # as in _walk
-                layer._refuse_hidden_layers(name, layer.__dict__.get(name))
+            layer._check_containers()
             for name, kind in layer._members.items():
                 child = layer.__dict__[name]
                 if kind == LAYER and id(child) not in found:
