@@ -12,7 +12,8 @@ alternate the two) and their peak memory is measured apart: peak RSS
 A third row times PyTorch with oneDNN switched off (`torch.backends.mkldnn.enabled
 = False`): its own im2col + GEMM convolution, the same method as zero's. The
 target compares against PyTorch's default, oneDNN's direct convolution.
-A fourth row times only the matrix products zero's method does (forward, input
+Another row times PyTorch started with the C allocator settings that importing zero
+makes (workers.py). A last row times only the matrix products zero's method does (forward, input
 gradient, weight gradient: NumPy matmul at zero's shapes and batch chunks, on
 operands made beforehand): what this conv would cost if copying patches were free.
 
@@ -116,8 +117,8 @@ def worker(framework, repeats):
     print(json.dumps({"times": times, "peak_mb": (peak_kb - baseline_kb) / 1024}))
 
 
-def measure(framework, repeats):
-    return run_worker(__file__, framework, "--repeats", repeats)
+def measure(framework, repeats, zero_allocator=False):
+    return run_worker(__file__, framework, "--repeats", repeats, zero_allocator=zero_allocator)
 
 
 def summary(results):
@@ -136,11 +137,12 @@ def run(quick=False):
         import torch
     except ImportError:
         torch = None
-    zero_results, torch_results, im2col_results, gemm_results = [], [], [], []
+    zero_results, torch_results, im2col_results, gemm_results, kept_results = [], [], [], [], []
     for _ in range(rounds):
         zero_results.append(measure("zero", repeats))
         if torch is not None:
             torch_results.append(measure("torch", repeats))
+            kept_results.append(measure("torch", repeats, zero_allocator=True))
             im2col_results.append(measure("torch-im2col", repeats))
             gemm_results.append(measure("gemm", repeats))
     z = summary(zero_results)
@@ -169,7 +171,13 @@ def run(quick=False):
                 "target": None,
                 "note": f"the products of zero's method, without im2col copies: fwd {g['forward']:.4f} "
                         f"bwd {g['backward']:.4f}; {g['total'] / z['total']:.0%} of zero's conv time"}
-    return [time_row, memory_row, im2col_row, gemm_row]
+    k = summary(kept_results)
+    kept_row = {"benchmark": f"{name}: against PyTorch with zero's allocator settings", "unit": "s",
+                "zero": z["total"], "reference": k["total"], "reference_name": reference_name + ", GLIBC_TUNABLES",
+                "ratio": z["total"] / k["total"], "target": None,
+                "note": f"PyTorch started with the malloc settings importing zero makes (workers.py): "
+                        f"fwd {k['forward']:.4f} bwd {k['backward']:.4f}, peak RSS {k['peak_mb']:.0f} MB"}
+    return [time_row, memory_row, kept_row, im2col_row, gemm_row]
 
 
 if __name__ == "__main__":

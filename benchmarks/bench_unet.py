@@ -7,6 +7,8 @@ Time: the median of several repetitions after a warm-up, from the faster of ROUN
 alternate the frameworks (target zero/PyTorch <= 1.3).
 Peak memory: the resident set size of a fresh process running only that measurement.
 Every measurement runs in its own subprocess, so neither framework's memory pollutes the other.
+A third measurement times PyTorch with the C allocator settings that importing zero makes
+(workers.py), as a second reference.
 
     python benchmarks/run.py unet [--quick]
     python benchmarks/bench_unet.py --worker zero --config cpu --task train   # one measurement, JSON
@@ -136,9 +138,13 @@ def _time(step, repeats):
 
 
 def _measure(framework, config, task, repeats):
-    """Run one measurement in a fresh process: (seconds, peak RSS in MB), or None if it failed."""
+    """Run one measurement in a fresh process: (seconds, peak RSS in MB), or None if it failed.
+    framework 'torch-zero-allocator': PyTorch with the C allocator settings zero makes (workers.py)."""
+    zero_allocator = framework == "torch-zero-allocator"
+    framework = "torch" if zero_allocator else framework
     try:
-        return run_worker(__file__, framework, "--config", config, "--task", task, "--repeats", repeats)
+        return run_worker(__file__, framework, "--config", config, "--task", task, "--repeats", repeats,
+                          zero_allocator=zero_allocator)
     except RuntimeError as error:
         if framework == "torch" and "No module named 'torch'" in str(error):
             return None
@@ -148,7 +154,7 @@ def _measure(framework, config, task, repeats):
 def _measure_alternating(config, task, repeats, rounds):
     """zero, PyTorch, zero, PyTorch, ... (rounds of each), so that a slow spell of the machine
     hits both alike: per framework the fastest round's result, None for PyTorch if missing."""
-    results = {"zero": [], "torch": []}
+    results = {"zero": [], "torch": [], "torch-zero-allocator": []}
     for _ in range(rounds):
         for framework in results:
             result = _measure(framework, config, task, repeats)
@@ -156,7 +162,7 @@ def _measure_alternating(config, task, repeats, rounds):
                 results[framework].append(result)
     fastest = {framework: min(found, key=lambda result: result["seconds"]) if found else None
                for framework, found in results.items()}
-    return fastest["zero"], fastest["torch"]
+    return fastest["zero"], fastest["torch"], fastest["torch-zero-allocator"]
 
 
 def run(quick=False):
@@ -166,7 +172,7 @@ def run(quick=False):
         for task in ("train", "denoise"):
             repeats = 2 if quick else (5 if config == "book" else 10)
             rounds = 1 if quick else ROUNDS
-            zero_result, torch_result = _measure_alternating(config, task, repeats, rounds)
+            zero_result, torch_result, kept_result = _measure_alternating(config, task, repeats, rounds)
             name = f"unet {'/'.join(map(str, channels))} batch {batch_size} {task} step"
             reference_name = "pytorch cpu" if torch_result else "pytorch cpu (not installed)"
             note = (f"median of {repeats} after a warm-up, each framework in its own process; "
@@ -175,6 +181,13 @@ def run(quick=False):
                          "reference": torch_result and torch_result["seconds"], "reference_name": reference_name,
                          "ratio": torch_result and zero_result["seconds"] / torch_result["seconds"],
                          "target": 1.3, "note": note})
+            if kept_result:
+                rows.append({"benchmark": name + ", PyTorch with zero's allocator settings", "unit": "s",
+                             "zero": zero_result["seconds"], "reference": kept_result["seconds"],
+                             "reference_name": "pytorch cpu, GLIBC_TUNABLES",
+                             "ratio": zero_result["seconds"] / kept_result["seconds"], "target": None,
+                             "note": f"PyTorch started with the malloc settings importing zero makes (workers.py); "
+                                     f"peak RSS {kept_result['peak_rss_mb']:.0f} MB"})
             rows.append({"benchmark": name + " peak RSS", "unit": "MB", "zero": zero_result["peak_rss_mb"],
                          "reference": torch_result and torch_result["peak_rss_mb"], "reference_name": reference_name,
                          "ratio": torch_result and zero_result["peak_rss_mb"] / torch_result["peak_rss_mb"],

@@ -4,21 +4,33 @@ Each framework is timed in its own subprocess, the two taking turns: in one proc
 threads of one framework's BLAS or OpenMP pool keep spinning after its last product and take
 the cores from the other's next steps (PyTorch's MLP steps ran up to twice as slow after
 zero's), and each one's peak memory could not be told apart. A benchmark file is its own
-worker: `python benchmarks/bench_x.py --worker <arguments>` prints its result as one JSON
-line, which `run_worker` returns.
+worker (`python benchmarks/bench_conv.py --worker torch --repeats 5`, say): it prints its
+result as one JSON line, which `run_worker` returns.
+
+Importing zero sets the C allocator to keep freed memory for reuse (zero.backend.
+keep_freed_host_memory); PyTorch leaves the defaults. The conv and U-Net benchmarks also time
+PyTorch with zero's settings (GLIBC_TUNABLES), as a second reference: on this machine it
+gains as much or more from them.
 """
 import json
+import os
 import resource
 import subprocess
 import sys
 from pathlib import Path
 
 
-def run_worker(script, *arguments):
+def run_worker(script, *arguments, zero_allocator=False):
     """Run `python script --worker arguments...` and return the JSON value of its last output line.
-    A failing worker raises RuntimeError with the end of its error output."""
+    A failing worker raises RuntimeError with the end of its error output. zero_allocator: start
+    the worker with the C allocator settings that importing zero makes (zero.backend.
+    keep_freed_host_memory), to time PyTorch with them too."""
     command = [sys.executable, str(Path(script).resolve()), "--worker", *map(str, arguments)]
-    result = subprocess.run(command, capture_output=True, text=True)
+    env = None
+    if zero_allocator:
+        from zero.backend import glibc_tunables
+        env = dict(os.environ, GLIBC_TUNABLES=glibc_tunables())
+    result = subprocess.run(command, capture_output=True, text=True, env=env)
     if result.returncode != 0:
         raise RuntimeError(f"{' '.join(command)} failed (exit status {result.returncode}):\n"
                            f"{result.stderr[-3000:]}")

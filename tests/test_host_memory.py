@@ -1,0 +1,45 @@
+"""zero.backend.keep_freed_host_memory: with glibc, memory of freed arrays is reused
+instead of given back to the system and faulted in again at the next allocation."""
+import os
+import subprocess
+import sys
+
+import pytest
+
+from conftest import ROOT
+
+PROBE = """
+import resource, sys
+import numpy as np
+sys.path.insert(0, {root!r})
+import zero.backend
+def touch_fresh_arrays():
+    for _ in range(10):   # two 20 MB arrays live at once, as an activation and its gradient
+        a, b = np.empty(5_000_000, np.float32), np.empty(5_000_000, np.float32)
+        a.fill(1.0)       # touch every page
+        b.fill(1.0)
+        del a, b
+touch_fresh_arrays()
+before = resource.getrusage(resource.RUSAGE_SELF).ru_minflt
+touch_fresh_arrays()
+print(zero.backend.HOST_MEMORY_KEPT, resource.getrusage(resource.RUSAGE_SELF).ru_minflt - before)
+"""
+
+
+def _probe(keep):
+    env = dict(os.environ, ZERO_KEEP_FREED_MEMORY="1" if keep else "0")
+    result = subprocess.run([sys.executable, "-c", PROBE.format(root=str(ROOT))], env=env,
+                            capture_output=True, text=True, timeout=120, check=True)
+    kept, faults = result.stdout.split()
+    return kept == "True", int(faults)
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="the allocator setting is for glibc on Linux")
+def test_freed_arrays_memory_is_reused_and_the_setting_can_be_switched_off():
+    kept, faults = _probe(keep=True)
+    if not kept:
+        pytest.skip("this Linux's C library is not glibc: nothing is set")
+    # 2 x 10 fresh 20 MB arrays: about 100,000 page faults when their memory is given back and taken again
+    assert faults < 1000, f"{faults} page faults with freed memory kept"
+    kept_off, faults_off = _probe(keep=False)
+    assert not kept_off and faults_off > 10 * max(faults, 100), (faults, faults_off)
