@@ -111,7 +111,7 @@ def run(quick=False):
         print(f"bench_cnn_mnist: MNIST not found ($ZERO_DATA_DIR or {SHARED_MNIST}); skipped")
         return []
     epochs = 1 if quick else EPOCHS
-    accuracy, seconds = run_worker(__file__, "zero", epochs)
+    accuracy, seconds = run_worker(__file__, "zero", epochs, zero_allocator=True)
     accuracy_row = {"benchmark": f"CNN MNIST held-out accuracy ({epochs} epochs, 8k train / 2k test)",
                     "unit": "accuracy", "zero": accuracy, "reference": None, "reference_name": "torch (not installed)",
                     "ratio": None, "target": None, "ok": None if quick else accuracy >= 0.97,
@@ -123,7 +123,7 @@ def run(quick=False):
         import torch
     except ImportError:
         return [accuracy_row, time_row]
-    torch_accuracy, torch_seconds = run_worker(__file__, "torch", epochs)
+    torch_accuracy, torch_seconds = run_worker(__file__, "torch", epochs, zero_allocator=False)
     accuracy_row.update(reference=torch_accuracy, reference_name=f"torch {torch.__version__} CPU")
     time_row.update(reference=torch_seconds, reference_name=f"torch {torch.__version__} CPU",
                     ratio=seconds / torch_seconds,

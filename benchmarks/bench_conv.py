@@ -9,7 +9,7 @@ alternate the two) and their peak memory is measured apart: peak RSS
 (VmHWM on Linux, else ru_maxrss) minus the peak just before the first step
 (after imports and input creation).
 
-A third row times PyTorch with oneDNN switched off (`torch.backends.mkldnn.enabled
+Another row times PyTorch with oneDNN switched off (`torch.backends.mkldnn.enabled
 = False`): its own im2col + GEMM convolution, the same method as zero's. The
 target compares against PyTorch's default, oneDNN's direct convolution.
 Another row times PyTorch started with the C allocator settings that importing zero
@@ -117,7 +117,10 @@ def worker(framework, repeats):
     print(json.dumps({"times": times, "peak_mb": (peak_kb - baseline_kb) / 1024}))
 
 
-def measure(framework, repeats, zero_allocator=False):
+def measure(framework, repeats, zero_allocator=None):
+    """One worker's results; zero's allocator settings for zero and its products (gemm), by default."""
+    if zero_allocator is None:
+        zero_allocator = framework in ("zero", "gemm")
     return run_worker(__file__, framework, "--repeats", repeats, zero_allocator=zero_allocator)
 
 

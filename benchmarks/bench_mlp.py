@@ -117,7 +117,7 @@ def worker(framework, rounds):
 
 
 def measure(framework, rounds):
-    return run_worker(__file__, framework, rounds)
+    return run_worker(__file__, framework, rounds, zero_allocator=framework == "zero")
 
 
 def run(quick=False):

@@ -155,7 +155,7 @@ def run(quick=False):
     best = {framework: {} for framework in frameworks}
     for _ in range(1 if quick else ROUNDS):
         for framework in frameworks:
-            for name, seconds in run_worker(__file__, framework, repeats).items():
+            for name, seconds in run_worker(__file__, framework, repeats, zero_allocator=framework == "zero").items():
                 best[framework][name] = min(seconds, best[framework].get(name, float("inf")))
     rows = []
     for name, zero_seconds in best["zero"].items():

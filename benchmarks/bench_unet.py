@@ -140,8 +140,8 @@ def _time(step, repeats):
 def _measure(framework, config, task, repeats):
     """Run one measurement in a fresh process: (seconds, peak RSS in MB), or None if it failed.
     framework 'torch-zero-allocator': PyTorch with the C allocator settings zero makes (workers.py)."""
-    zero_allocator = framework == "torch-zero-allocator"
-    framework = "torch" if zero_allocator else framework
+    zero_allocator = framework in ("zero", "torch-zero-allocator")
+    framework = "torch" if framework == "torch-zero-allocator" else framework
     try:
         return run_worker(__file__, framework, "--config", config, "--task", task, "--repeats", repeats,
                           zero_allocator=zero_allocator)

@@ -108,7 +108,7 @@ def worker(framework, quick):
 
 
 def _measure(framework, quick):
-    return run_worker(__file__, framework, *(["--quick"] if quick else []))
+    return run_worker(__file__, framework, *(["--quick"] if quick else []), zero_allocator=framework == "zero")
 
 
 def run(quick=False):

@@ -8,9 +8,11 @@ worker (`python benchmarks/bench_conv.py --worker torch --repeats 5`, say): it p
 result as one JSON line, which `run_worker` returns.
 
 Importing zero sets the C allocator to keep freed memory for reuse (zero.backend.
-keep_freed_host_memory); PyTorch leaves the defaults. The conv and U-Net benchmarks also time
-PyTorch with zero's settings (GLIBC_TUNABLES), as a second reference: on this machine it
-gains as much or more from them.
+keep_freed_host_memory); PyTorch leaves the defaults, and so do its workers here, even those
+that import zero to read MNIST (ZERO_KEEP_FREED_MEMORY=0). The conv and U-Net benchmarks also
+time PyTorch with zero's settings (GLIBC_TUNABLES), as a second reference: on this machine it
+gains as much or more from them. (bench_overhead runs both frameworks in one process, with
+zero's settings; its arrays are a few hundred bytes, far below the allocator's thresholds.)
 """
 import json
 import os
@@ -20,16 +22,22 @@ import sys
 from pathlib import Path
 
 
-def run_worker(script, *arguments, zero_allocator=False):
-    """Run `python script --worker arguments...` and return the JSON value of its last output line.
-    A failing worker raises RuntimeError with the end of its error output. zero_allocator: start
-    the worker with the C allocator settings that importing zero makes (zero.backend.
-    keep_freed_host_memory), to time PyTorch with them too."""
-    command = [sys.executable, str(Path(script).resolve()), "--worker", *map(str, arguments)]
-    env = None
+def run_worker(script, framework, *arguments, zero_allocator):
+    """Run `python script --worker framework arguments...` and return the JSON value of its last
+    output line. A failing worker raises RuntimeError with the end of its error output.
+
+    zero_allocator: start the worker with the C allocator settings that importing zero makes
+    (zero.backend.keep_freed_host_memory), or else with the allocator's defaults, even where the
+    worker imports zero (a PyTorch worker reading MNIST with zero.mnist, say)."""
+    command = [sys.executable, str(Path(script).resolve()), "--worker", framework, *map(str, arguments)]
+    from zero.backend import glibc_tunables
+    env = dict(os.environ)
     if zero_allocator:
-        from zero.backend import glibc_tunables
-        env = dict(os.environ, GLIBC_TUNABLES=glibc_tunables())
+        env["GLIBC_TUNABLES"] = glibc_tunables()
+        env.pop("ZERO_KEEP_FREED_MEMORY", None)
+    else:
+        env["ZERO_KEEP_FREED_MEMORY"] = "0"
+        env.pop("GLIBC_TUNABLES", None)
     result = subprocess.run(command, capture_output=True, text=True, env=env)
     if result.returncode != 0:
         raise RuntimeError(f"{' '.join(command)} failed (exit status {result.returncode}):\n"

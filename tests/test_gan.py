@@ -286,8 +286,9 @@ def test_load_gan_checks_both_files_before_changing_either_player(tmp_path):
     with pytest.raises(ValueError, match="different epochs"):
         load_gan(path, *target)
     save_gan(path, *saved, epoch=3, history={}, settings={"lr": "0.0002"})
-    with pytest.raises(ValueError, match=r"--lr 0.0002 \(now 0.001\)"):
+    with pytest.raises(ValueError, match=r"--lr 0.0002 \(now 0.001\)") as refused:
         load_gan(path, *target, settings={"lr": "0.001"})
+    assert str(refused.value).startswith(f"checkpoint {path} ")   # the file the user named, not D's
     after = [p.data for model in target[:2] for p in model.params()]
     assert all(np.array_equal(a, b) for a, b in zip(before, after))
     assert load_gan(path, *target, settings={"lr": "0.0002"})["epoch"] == 3

@@ -474,7 +474,7 @@ def test_resume_refuses_a_checkpoint_trained_with_other_options_and_changes_noth
     save_checkpoint(checkpoint, model, optimizer, epoch=4, settings=run_settings(saved))
     for changed, message in [(dict(lr=0.001), "--lr 0.01 (now 0.001)"),
                              (dict(batch_size=16, train_limit=500),
-                              "--batch-size 8 (now 16), --train-limit None (now 500)")]:
+                              "--batch-size 8 (now 16), --train-limit not given (now 500)")]:
         other, other_optimizer, _ = _trained(steps=1)
         before, steps_before = _weights(other), list(other_optimizer.steps)
         args = Namespace(**{**vars(saved), **changed, "epochs": 9})
@@ -487,6 +487,32 @@ def test_resume_refuses_a_checkpoint_trained_with_other_options_and_changes_noth
     assert resume(checkpoint, other, other_optimizer, Namespace(**{**vars(saved), "epochs": 9}))[1] == 4
     save_checkpoint(tmp_path / "old.npz", model, optimizer, epoch=2)
     assert resume(tmp_path / "old.npz", other, other_optimizer, Namespace(**{**vars(saved), "lr": 1.0}))[1] == 2
+
+
+def test_run_settings_leaves_out_or_adds_the_options_a_script_names():
+    from argparse import Namespace
+    args = Namespace(lr=0.1, heldout_limit=500, epochs=10, samples=4)
+    assert run_settings(args, exclude=("heldout_limit",)) == {"lr": "0.1"}
+    assert run_settings(args, also=("epochs",)) == {"lr": "0.1", "heldout_limit": "500", "epochs": "10"}
+
+
+def test_a_classifier_trained_for_scoring_is_saved_with_the_settings_step_10_1_checks(tmp_path):
+    """classifier_for_scoring (the GAN and diffusion steps train step 10.1's classifier when it is
+    missing) saves what it trained with; step 10.1's --resume of that file with other options stops."""
+    from argparse import Namespace
+    from zero.metrics import MnistClassifier, classifier_for_scoring
+    rng = np.random.default_rng(0)
+    images, labels = rng.random((64, 1, 28, 28), dtype=np.float32), rng.integers(0, 10, 64)
+    path = tmp_path / "classifier.npz"
+    classifier_for_scoring(path, images, labels, epochs=1, seed=3)
+    with np.load(path) as archive:
+        assert {k: str(archive[k]) for k in archive.files if k.startswith("settings/")} == {
+            "settings/seed": "3", "settings/batch_size": "64", "settings/lr": "0.001", "settings/train_limit": "64"}
+    model = MnistClassifier()
+    step_10_1 = dict(seed=3, batch_size=64, lr=1e-3, resume=True, epochs=2)
+    with pytest.raises(ValueError, match=re.escape("--train-limit 64 (now not given)")):
+        resume(path, model, Adam(model.params()), Namespace(train_limit=None, **step_10_1))
+    assert resume(path, model, Adam(model.params()), Namespace(train_limit=64, **step_10_1))[1] == 1
 
 
 def test_fit_or_resume_saves_the_run_settings_it_then_checks(tmp_path):

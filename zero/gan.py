@@ -281,8 +281,8 @@ def save_gan(path, generator, discriminator, g_optimizer, d_optimizer, epoch, hi
 def load_gan(path, generator, discriminator, g_optimizer, d_optimizer, settings=None):
     """Restore what save_gan wrote; returns {'epoch', 'history', 'random_state'} of the generator's
     file. Both files are checked before either player changes (settings: as load_checkpoint)."""
-    apply_discriminator, d_state = stage_checkpoint(discriminator_path(path), discriminator, d_optimizer, settings)
     apply_generator, state = stage_checkpoint(path, generator, g_optimizer, settings)
+    apply_discriminator, d_state = stage_checkpoint(discriminator_path(path), discriminator, d_optimizer, settings)
     if d_state["epoch"] != state["epoch"]:
         raise ValueError(f"checkpoints {path} and {discriminator_path(path)} are from different epochs "
                          f"({state['epoch']} and {d_state['epoch']})")
@@ -298,9 +298,10 @@ def train_gan_or_resume(generator, discriminator, g_optimizer, d_optimizer, imag
     `args.epochs`, then save. args: the script's options (epochs, batch_size, device, seed,
     resume). Returns the loss history."""
     history, start_epoch = None, 0
+    settings = run_settings(args, exclude=("heldout_limit",))   # held-out images only score the result
     seed(args.seed, args.device)   # the codes z and dropout masks (NumPy's generator and the device's)
     if args.resume and Path(checkpoint).exists():
-        state = load_gan(checkpoint, generator, discriminator, g_optimizer, d_optimizer, run_settings(args))
+        state = load_gan(checkpoint, generator, discriminator, g_optimizer, d_optimizer, settings)
         restore_random_state(state)   # continue the stream where the saved run left it
         history, start_epoch = state["history"], state["epoch"]
         print(f"resumed from {checkpoint} after epoch {start_epoch}")
@@ -309,8 +310,7 @@ def train_gan_or_resume(generator, discriminator, g_optimizer, d_optimizer, imag
                         args.device, args.seed, "non_saturating", history, start_epoch, description=description)
     if args.epochs > start_epoch:
         print(f"trained {args.epochs - start_epoch} epochs in {time.perf_counter() - start:.1f} s")
-        save_gan(checkpoint, generator, discriminator, g_optimizer, d_optimizer, args.epochs, history,
-                 run_settings(args))
+        save_gan(checkpoint, generator, discriminator, g_optimizer, d_optimizer, args.epochs, history, settings)
         print(f"checkpoints saved: {checkpoint} and its _discriminator file (continue with --resume --epochs N)")
     return history
 

@@ -202,10 +202,12 @@ def classifier_for_scoring(path, images=None, labels=None, device="cpu", epochs=
     else:
         epochs = epochs or referee_epochs(len(images))
         print(f"classifier: none at {path}; training one here ({epochs} epochs on {len(images):,} images)")
-        optimizer = Adam(model.params(), lr=1e-3)
-        history = train_classifier(model, optimizer, images, labels, epochs, 64, device, seed)
-        if save:
-            save_checkpoint(path, model, optimizer, epochs, history)
+        lr, batch_size = 1e-3, 64   # step 10.1's defaults
+        optimizer = Adam(model.params(), lr=lr)
+        history = train_classifier(model, optimizer, images, labels, epochs, batch_size, device, seed)
+        if save:   # with its settings, as step 10.1 saves them, which a --resume there checks
+            settings = {"seed": seed, "batch_size": batch_size, "lr": lr, "train_limit": len(images)}
+            save_checkpoint(path, model, optimizer, epochs, history, settings)
             print(f"classifier saved: {path}")
     model.eval()
     if heldout is not None:

@@ -230,7 +230,8 @@ def cosine_lr(base_lr, step, total_steps, final_lr=0.0):
     Large steps while the model is far off, ever smaller ones at the end, so the last weights are
     an average of many small moves rather than one noisy jump. Set it before each step:
     `optimizer.lr = cosine_lr(lr, step, total)`; it depends on the step number only, so a resumed
-    run continues the same schedule."""
+    run with the same total continues the same schedule (a larger total would restart the decay
+    part-way up, which is why step 10.2 refuses to resume a cosine run with other --epochs)."""
     if total_steps <= 0:
         raise ValueError(f"cosine_lr: total_steps must be positive, got {total_steps}")
     progress = min(max(step / total_steps, 0.0), 1.0)

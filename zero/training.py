@@ -171,15 +171,19 @@ def _optimizer_state(optimizer):
 # the one in the checkpoint (other data, another learning rate or batch order), so resume refuses it.
 # The model's sizes are here too, for a clearer message than a shape mismatch. Options that may change
 # between a run and its continuation (--epochs, --device, --data-dir, figures and sampling) are not.
-RUN_SETTINGS = ("seed", "batch_size", "lr", "lr_decay", "source", "train_limit", "heldout_limit",
-                "points", "noise", "noise_std", "heldout_size", "anomaly_digit", "head_start_steps",
+RUN_SETTINGS = ("seed", "batch_size", "lr", "lr_decay", "config", "source", "train_limit", "heldout_limit",
+                "points", "noise", "noise_std", "heldout_size", "anomaly_digit",
                 "hidden_size", "latent_size", "levels", "likelihood", "couplings", "g_hidden_size",
                 "d_hidden_size", "width", "channels", "time_embed_dim")
 
 
-def run_settings(args):
-    """{option: value as text} of the RUN_SETTINGS that the script's options `args` have."""
-    return {name: str(getattr(args, name)) for name in RUN_SETTINGS if hasattr(args, name)}
+def run_settings(args, exclude=(), also=()):
+    """{option: value as text} of the RUN_SETTINGS that the script's options `args` have.
+    exclude: options of that list that do not change this script's training (--heldout-limit
+    where the held-out images are only scored after training); also: options that do here
+    (--epochs, when the learning rate decays over all epochs)."""
+    names = [name for name in RUN_SETTINGS if name not in exclude] + list(also)
+    return {name: str(getattr(args, name)) for name in names if hasattr(args, name)}
 
 
 def save_checkpoint(path, model, optimizer=None, epoch=0, history=None, settings=None):
@@ -324,7 +328,10 @@ def _check_settings(path, stored, settings):
     changed = [(name, str(stored[f"settings/{name}"]), str(value)) for name, value in settings.items()
                if f"settings/{name}" in stored and str(stored[f"settings/{name}"]) != str(value)]
     if changed:
-        differences = ", ".join(f"--{name.replace('_', '-')} {saved} (now {value})" for name, saved, value in changed)
+        def shown(value):
+            return "not given" if value == "None" else value
+        differences = ", ".join(f"--{name.replace('_', '-')} {shown(saved)} (now {shown(value)})"
+                                for name, saved, value in changed)
         raise ValueError(f"checkpoint {path} was trained with {differences}: resuming with other settings would "
                          f"not continue that run. Repeat its settings, or start a new run without --resume "
                          f"(or with another --checkpoint)")
@@ -364,13 +371,15 @@ def _stage_optimizer(path, stored, optimizer):
     return staged
 
 
-def resume(checkpoint, model, optimizer, args, history=None):
+def resume(checkpoint, model, optimizer, args, history=None, settings=None):
     """Where a step script's training starts: (history, start_epoch) restored from `checkpoint`
     into model and optimizer when `--resume` is given (args.resume) and the file exists, else the
-    `history` passed in and epoch 0. A checkpoint trained with other options (run_settings:
-    learning rate, batch size, seed, data, sizes) is refused, the model left as it was."""
+    `history` passed in and epoch 0. A checkpoint trained with other options (settings, by
+    default run_settings(args): learning rate, batch size, seed, data, sizes) is refused, the
+    model left as it was."""
     if args.resume and Path(checkpoint).exists():
-        state = load_checkpoint(checkpoint, model, optimizer, settings=run_settings(args))
+        settings = run_settings(args) if settings is None else settings
+        state = load_checkpoint(checkpoint, model, optimizer, settings=settings)
         restore_random_state(state)
         print(f"resumed from {checkpoint} after epoch {state['epoch']}")
         return state["history"], state["epoch"]

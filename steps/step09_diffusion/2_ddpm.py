@@ -87,7 +87,8 @@ with zero.no_grad():
 assert out.shape == x.shape, out.shape         # the noise prediction has the image's shape
 print(f"U-Net channels {channels}, {model.num_params():,} parameters; input {x.shape} -> output {out.shape}")
 optimizer = Adam(model.params(), lr=args.lr)
-history, start_epoch = resume(checkpoint, model, optimizer, args, history={"train_loss": [], "step_loss": []})
+settings = run_settings(args, exclude=("heldout_limit",))   # the held-out images only score the result
+history, start_epoch = resume(checkpoint, model, optimizer, args, {"train_loss": [], "step_loss": []}, settings)
 
 # ---- training: (9.3), one random t per image ------------------------------------------------------------------
 start = time.perf_counter()
@@ -108,7 +109,7 @@ for epoch in range(start_epoch + 1, args.epochs + 1):
             total += history["step_loss"][-1]
             bar.set_postfix(loss=f"{history['step_loss'][-1]:.4f}", refresh=False)  # shown at the next refresh
     history["train_loss"].append(total / len(loader))
-    save_checkpoint(checkpoint, model, optimizer, epoch, history, run_settings(args))   # every epoch: an interrupted run can --resume
+    save_checkpoint(checkpoint, model, optimizer, epoch, history, settings)   # every epoch: an interrupted run can --resume
     print(f"epoch {epoch}/{args.epochs}: mean loss {history['train_loss'][-1]:.4f} "
           f"({time.perf_counter() - start:.0f} s so far), checkpoint {checkpoint}")
 if args.epochs > start_epoch:

@@ -48,13 +48,14 @@ args.epochs = args.epochs or referee_epochs(len(x_train))   # about 80,000 image
 
 model = MnistClassifier().to(args.device)
 optimizer = Adam(model.params(), lr=args.lr)
-history, start_epoch = resume(checkpoint, model, optimizer, args)
+settings = run_settings(args, exclude=("heldout_limit",))   # the held-out images only score the result
+history, start_epoch = resume(checkpoint, model, optimizer, args, settings=settings)
 start = time.perf_counter()
 history = train_classifier(model, optimizer, x_train, data.t_train, args.epochs, args.batch_size,
                            args.device, args.seed, start_epoch, history)
 if args.epochs > start_epoch:
     print(f"trained {args.epochs - start_epoch} epochs in {time.perf_counter() - start:.1f} s")
-    save_checkpoint(checkpoint, model, optimizer, args.epochs, history, run_settings(args))
+    save_checkpoint(checkpoint, model, optimizer, args.epochs, history, settings)
     print(f"checkpoint saved: {checkpoint}")
 
 logits, _ = classify(model, x_heldout)

@@ -121,7 +121,9 @@ x_train = data.x_train.reshape(-1, 1, 28, 28)
 model = UNet(channels=channels, time_embed_dim=args.time_embed_dim, num_classes=NUM_CLASSES).to(args.device)
 diffusion = Diffusion(T, device=args.device)
 optimizer = Adam(model.params(), lr=args.lr)
-history, start_epoch = resume(checkpoint, model, optimizer, args, history={"train_loss": [], "step_loss": []})
+# the held-out images only score the result; with the cosine decay, the number of epochs sets the schedule
+settings = run_settings(args, exclude=("heldout_limit",), also=("epochs",) if args.lr_decay == "cosine" else ())
+history, start_epoch = resume(checkpoint, model, optimizer, args, {"train_loss": [], "step_loss": []}, settings)
 
 # ---- training: step 9's loss, with labels; each label dropped with probability 0.1 -------------------------
 start = time.perf_counter()
@@ -141,7 +143,7 @@ for epoch in range(start_epoch + 1, args.epochs + 1):
             total += history["step_loss"][-1]
             bar.set_postfix(loss=f"{history['step_loss'][-1]:.4f}", refresh=False)  # shown at the next refresh
     history["train_loss"].append(total / len(loader))
-    save_checkpoint(checkpoint, model, optimizer, epoch, history, run_settings(args))
+    save_checkpoint(checkpoint, model, optimizer, epoch, history, settings)
     print(f"epoch {epoch}/{args.epochs}: mean loss {history['train_loss'][-1]:.4f} "
           f"({time.perf_counter() - start:.0f} s so far), checkpoint {checkpoint}")
 if args.epochs > start_epoch:
