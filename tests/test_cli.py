@@ -1,7 +1,9 @@
 """zero.cli: the step scripts' common options and where their files go."""
 from pathlib import Path
 
-from zero.cli import checkpoint_path, out_dir, step_checkpoint, step_parser
+import pytest
+
+from zero.cli import checkpoint_path, out_dir, running_under_ci, script_name, step_checkpoint, step_parser
 
 
 def test_a_quick_run_writes_beside_a_real_runs_files_never_over_them(tmp_path, monkeypatch):
@@ -23,3 +25,61 @@ def test_a_quick_run_writes_beside_a_real_runs_files_never_over_them(tmp_path, m
     # another step's checkpoint is read from the same world: a quick run reads that step's quick run
     assert step_checkpoint("step07_vae/1_vae", real) == Path("checkpoints/step07_vae_1_vae.npz")
     assert step_checkpoint("step07_vae/1_vae", quick) == Path("checkpoints/quick/step07_vae_1_vae.npz")
+
+
+def test_a_training_scripts_defaults_and_extra_options_are_typed_and_settable():
+    parser = step_parser("a step", training=True, seed=7, epochs=5, batch_size=64, lr=2e-4, latent_size=16)
+    args = parser.parse_args([])
+    assert (args.seed, args.epochs, args.batch_size, args.lr, args.latent_size) == (7, 5, 64, 2e-4, 16)
+    assert not args.quick and not args.show and not args.resume
+    assert args.out is None and args.data_dir is None and args.checkpoint is None
+    args = parser.parse_args(["--seed", "3", "--epochs", "2", "--batch-size", "4", "--lr", "0.5", "--latent-size", "8",
+                              "--show", "--resume", "--data-dir", "mnist"])
+    assert (args.seed, args.epochs, args.batch_size, args.lr, args.latent_size) == (3, 2, 4, 0.5, 8)
+    assert isinstance(args.seed, int) and isinstance(args.lr, float) and isinstance(args.latent_size, int)
+    assert args.show and args.resume and args.data_dir == Path("mnist")
+
+
+def test_a_script_that_does_not_train_refuses_training_options(capsys):
+    parser = step_parser("a step", iters=100)
+    assert parser.parse_args(["--iters", "5"]).iters == 5
+    with pytest.raises(SystemExit):
+        parser.parse_args(["--epochs", "3"])
+    assert "unrecognized arguments: --epochs" in capsys.readouterr().err
+
+
+def test_the_device_defaults_to_zero_device(monkeypatch):
+    monkeypatch.setenv("ZERO_DEVICE", "cuda")
+    assert step_parser("a step", training=True).parse_args([]).device == "cuda"
+    monkeypatch.delenv("ZERO_DEVICE")
+    assert step_parser("a step", training=True).parse_args([]).device == "cpu"
+
+
+def test_a_default_figure_folder_is_used_unless_out_is_given(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    parser = step_parser("a step", default_out=Path("pictures/mine"))
+    assert out_dir(parser.parse_args([]), "steps/step02_mle/1_fit.py") == Path("pictures/mine")
+    assert (tmp_path / "pictures/mine").is_dir()
+    assert out_dir(parser.parse_args(["--out", "other"]), "steps/step02_mle/1_fit.py") == Path("other")
+
+
+def test_script_name_of_a_relative_path_uses_the_real_folder(tmp_path, monkeypatch):
+    folder = tmp_path / "steps" / "step07_vae"
+    folder.mkdir(parents=True)
+    monkeypatch.chdir(folder)
+    assert script_name("1_vae.py") == "step07_vae/1_vae"
+
+
+def test_help_keeps_the_docstring_layout():
+    description = "Step 2.1: fit a normal distribution.\n\n    x = load_heights()\n    mu, sigma = normal_mle(x)\n"
+    assert "    x = load_heights()\n    mu, sigma = normal_mle(x)" in step_parser(description).format_help()
+
+
+@pytest.mark.parametrize("value, expected", [("true", True), ("TRUE", True), ("1", True), ("yes", True),
+                                             ("", False), ("0", False), ("false", False), (None, False)])
+def test_running_under_ci_reads_the_ci_variable(monkeypatch, value, expected):
+    if value is None:
+        monkeypatch.delenv("CI", raising=False)
+    else:
+        monkeypatch.setenv("CI", value)
+    assert running_under_ci() is expected

@@ -12,7 +12,8 @@ import zero.functions as F
 from zero import Function, Parameter, Variable, no_grad
 from zero.backend import cuda_available, to_device, to_numpy
 from zero.graph import get_dot_graph, plot_dot_graph
-from zero.utils import gradient_check, numerical_grad
+from zero.utils import (gradient_check, keepdims_shape, normalize_axes, numerical_grad, save_npz_atomically,
+                        sum_to)
 
 
 # --- Variable ----------------------------------------------------------------
@@ -355,6 +356,81 @@ def test_gradient_check_reports_a_wrong_backward():
     assert gradient_check(lambda x: x * x, np.array([1.0, 2.0])) < 1e-6
     with pytest.raises(AssertionError, match="gradient check failed for input 0"):
         gradient_check(lambda x: WrongSquare()(x), np.array([1.0, 2.0]))
+
+
+class _ScaledSquare(Function):
+    """x^2 with a backward scaled by `factor` (1 is right)."""
+    def __init__(self, factor):
+        self.factor = factor
+
+    def forward(self, x):
+        return x * x
+
+    def backward(self, gy):
+        return gy * 2 * self.inputs[0] * self.factor
+
+
+def test_gradient_check_tolerances_are_relative_to_the_numerical_gradient():
+    x = np.array([1.0, 2.0])
+    with pytest.raises(AssertionError):                       # 0.1% off: more than the default rtol 1e-4
+        gradient_check(lambda v: _ScaledSquare(1.001)(v), x)
+    gradient_check(lambda v: _ScaledSquare(1.001)(v), x, rtol=1e-2)
+    # 5 times too large: |analytic - numeric| = 4 |numeric| fails rtol=1 (it would pass relative to analytic)
+    with pytest.raises(AssertionError):
+        gradient_check(lambda v: _ScaledSquare(5.0)(v), x, rtol=1.0)
+
+
+def test_gradient_check_returns_the_largest_difference_at_the_given_eps():
+    # analytic 2x * 1.5 against 2x: the largest difference is 0.5 * 2 * 2 = 2
+    assert gradient_check(lambda v: _ScaledSquare(1.5)(v), np.array([1.0, 2.0]), rtol=1.0) == pytest.approx(2.0)
+    # central differences of x^3 are 3x^2 + eps^2 exactly: the difference from the backward is eps^2
+    assert gradient_check(lambda v: v ** 3, np.array([1.0, -2.0]), eps=0.1, rtol=1.0) == pytest.approx(0.01)
+
+
+def test_gradient_check_takes_python_numbers_and_an_input_without_gradient():
+    assert gradient_check(lambda v: v * v, [1, 2]) < 1e-6           # ints become float64
+    assert gradient_check(lambda v: v * v * v, 1.5) < 1e-5
+    assert gradient_check(lambda v, unused: v * 2.0, np.array([1.0, 2.0]), np.array([3.0])) < 1e-6
+
+
+def test_gradient_check_refuses_a_gradient_of_the_wrong_shape():
+    class SumWithoutBroadcast(Function):
+        def forward(self, x):
+            return x.sum()
+
+        def backward(self, gy):
+            return gy  # shape () where x is (3,): right values once broadcast, wrong shape
+
+    with pytest.raises(AssertionError, match=r"gradient shape \(\) != input shape \(3,\)"):
+        gradient_check(lambda v: SumWithoutBroadcast()(v), np.array([1.0, 2.0, 3.0]))
+
+
+def test_numerical_grad_is_accurate_and_leaves_its_inputs_alone():
+    x = np.array([[1.0, -2.0], [0.5, 3.0]])
+    before = x.copy()
+    grad, = numerical_grad(lambda v: v ** 3, x)
+    np.testing.assert_allclose(grad, 3 * x ** 2, rtol=0, atol=1e-7)
+    np.testing.assert_array_equal(x, before)
+    # a non-contiguous input (a transpose) and a function that mixes the elements: d/dx_i (sum x)^2 = 2 sum x
+    w = np.arange(6.0).reshape(2, 3).T
+    grad, = numerical_grad(lambda v: F.sum(v) ** 2, w)
+    np.testing.assert_allclose(grad, np.full((3, 2), 2 * 15.0), rtol=0, atol=1e-6)
+
+
+def test_array_helpers_sum_to_and_axes():
+    x = np.arange(24.0).reshape(2, 3, 4)
+    np.testing.assert_array_equal(sum_to(x, (3, 1)), x.sum(axis=(0, 2))[:, None])
+    np.testing.assert_array_equal(sum_to(x, (1, 4)), x.sum(axis=(0, 1))[None, :])
+    assert normalize_axes((-1, 0), 3) == (0, 2) and normalize_axes(None, 2) == (0, 1)
+    assert keepdims_shape((2, 3, 4), -2) == (2, 1, 4)
+
+
+def test_npz_saved_atomically_into_a_new_folder(tmp_path):
+    path = save_npz_atomically(tmp_path / "new" / "folder" / "arrays.npz", {"w": np.arange(3.0)})
+    assert path == tmp_path / "new" / "folder" / "arrays.npz"
+    with np.load(path) as saved:
+        np.testing.assert_array_equal(saved["w"], [0.0, 1.0, 2.0])
+    assert [p.name for p in path.parent.iterdir()] == ["arrays.npz"]
 
 
 def test_dot_graph_lists_every_function_and_variable(tmp_path, monkeypatch):

@@ -1,5 +1,7 @@
 """The bundled data sets load with the right shapes, units and values, and a
 missing or broken file gives an error that names it."""
+import warnings
+
 import numpy as np
 import pytest
 
@@ -34,6 +36,8 @@ def test_heights_are_the_first_column():
 def test_missing_folder_names_the_file(tmp_path):
     with pytest.raises(FileNotFoundError, match=OLD_FAITHFUL):
         load_old_faithful(data_dir=tmp_path)
+    with pytest.raises(FileNotFoundError, match="data_dir="):   # and says how to read it from elsewhere
+        load_old_faithful(data_dir=tmp_path)
 
 
 @pytest.mark.parametrize("content, problem", [
@@ -41,6 +45,7 @@ def test_missing_folder_names_the_file(tmp_path):
     ("# header\n1.0 2.0 3.0\n4.0 5.0 6.0\n", "expected 2 columns"),
     ("# only comments\n", "no data rows"),
     ("1.0 2.0\nnan 3.0\n", "non-finite value in data row 2"),
+    ("170.0\n180.0\n", "expected 2 columns"),
 ])
 def test_corrupt_file_names_the_file(tmp_path, content, problem):
     (tmp_path / HEIGHT_WEIGHT).write_text(content)
@@ -53,3 +58,23 @@ def test_data_dir_override_reads_that_folder(tmp_path):
     (tmp_path / OLD_FAITHFUL).write_text("# two eruptions\n2.5 60\n4.0 80\n")
     np.testing.assert_array_equal(load_old_faithful(data_dir=tmp_path), [[2.5, 60], [4.0, 80]])
     assert (DATA_DIR / OLD_FAITHFUL).is_file()
+
+
+def test_a_one_row_file_is_a_table_of_one_row(tmp_path):
+    (tmp_path / HEIGHT_WEIGHT).write_text("# one adult\n180.5 75.0\n")
+    data = load_height_weight(data_dir=tmp_path)
+    assert data.shape == (1, 2)
+    np.testing.assert_array_equal(data, [[180.5, 75.0]])
+
+
+def test_heights_read_the_given_folder(tmp_path):
+    (tmp_path / HEIGHT_WEIGHT).write_text("150.0 50.0\n190.0 90.0\n")
+    np.testing.assert_array_equal(load_heights(data_dir=tmp_path), [150.0, 190.0])
+
+
+def test_an_empty_file_is_an_error_without_a_warning(tmp_path):
+    (tmp_path / HEIGHT_WEIGHT).write_text("# only comments\n")
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")                  # numpy's "input contained no data" would fail here
+        with pytest.raises(ValueError, match="no data rows"):
+            load_height_weight(data_dir=tmp_path)

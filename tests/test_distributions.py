@@ -40,6 +40,24 @@ def test_normal_pdf_rejects_non_positive_sigma():
         normal_pdf(0.0, 0.0, 0.0)
 
 
+@pytest.mark.parametrize("call", [
+    lambda: normal_cdf(0.0, 0.0, -1.0),
+    lambda: normal_quantile(0.975, 0.0, -2.0),
+    lambda: normal_log_pdf(0.0, 0.0, np.array(0.0)),      # a 0-d array is a number too
+], ids=["cdf", "quantile", "0-d sigma"])
+def test_non_positive_sigma_is_refused_by_the_cdf_the_quantile_and_as_a_0d_array(call):
+    with pytest.raises(ValueError, match="sigma must be positive"):
+        call()
+
+
+def test_float32_data_stays_float32_with_python_number_parameters():
+    x = np.array([-1.0, 0.5, 3.0], dtype=np.float32)
+    log_pdf = normal_log_pdf(x, 1.0, 2.0)
+    assert log_pdf.dtype == np.float32
+    expected = [-0.5 * ((v - 1.0) / 2.0) ** 2 - math.log(2.0 * math.sqrt(2 * math.pi)) for v in x.tolist()]
+    np.testing.assert_allclose(log_pdf, expected, rtol=1e-6)
+
+
 def test_erf_and_cdf_match_math():
     for x in [-6.0, -1.3, 0.0, 0.4, 2.0, 5.5]:
         assert erf(x) == math.erf(x) and erfc(x) == math.erfc(x)
@@ -96,6 +114,21 @@ def test_batched_gaussians_agree_with_one_at_a_time():
     batched = gaussian_log_pdf_cholesky(x, means, cholesky(covariances))
     for k in range(4):
         np.testing.assert_allclose(batched[:, k], multivariate_normal_log_pdf(x, means[k], covariances[k]))
+
+
+def test_float32_data_far_from_zero_with_a_narrow_gaussian_keeps_its_accuracy():
+    # x W - mu W would cancel here (|x W| ~ 1e4, result ~ 1): the data must be shifted first
+    rng = np.random.default_rng(0)
+    mean = np.array([1000.0, -500.0], dtype=np.float32)
+    covariance = np.array([[0.01, 0.004], [0.004, 0.02]], dtype=np.float32)
+    x = (mean + 0.1 * rng.normal(size=(20, 2))).astype(np.float32)
+    exact = multivariate_normal_log_pdf(x.astype(np.float64), mean.astype(np.float64), covariance.astype(np.float64))
+    np.testing.assert_allclose(multivariate_normal_log_pdf(x, mean, covariance), exact, rtol=1e-5)
+
+
+def test_a_single_point_gives_a_single_number():
+    assert multivariate_normal_log_pdf(MEAN, MEAN, COVARIANCE).shape == ()
+    assert multivariate_normal_log_pdf(MEAN[None], MEAN, COVARIANCE).shape == (1,)
 
 
 def test_float32_data_far_from_zero_keeps_its_accuracy():
@@ -162,6 +195,19 @@ def test_bad_covariances_and_shapes_are_named():
         multivariate_normal_mle(np.zeros(5))
 
 
+def test_mismatched_or_empty_inputs_are_named():
+    with pytest.raises(ValueError, match=r"mean must be \(D,\) and covariance \(D, D\)"):
+        multivariate_normal_pdf(MEAN, MEAN, np.eye(3))
+    with pytest.raises(ValueError, match="must be a square matrix"):
+        cholesky(np.ones((2, 3)))
+    with pytest.raises(ValueError, match=r"samples must have shape \(N,\)"):
+        normal_mle(np.zeros((4, 2)))
+    with pytest.raises(ValueError, match="no samples"):
+        normal_mle(np.zeros(0))
+    with pytest.raises(ValueError, match="no samples"):
+        multivariate_normal_mle(np.zeros((0, 2)))
+
+
 def test_a_covariance_singular_to_working_precision_is_refused_even_when_cholesky_succeeds():
     # three points span only a plane in 3-D: their covariance has rank 2, and rounding leaves a pivot
     # of ~1e-17 that np.linalg.cholesky accepts; a log-density from it would be rounding noise
@@ -202,6 +248,15 @@ def test_normal_quantile_inverts_the_cdf():
     assert normal_quantile(0.975, mu=1.0, sigma=2.0) == pytest.approx(1 + 2 * norm.ppf(0.975), abs=1e-6)
     with pytest.raises(ValueError, match="strictly between 0 and 1"):
         normal_quantile([0.5, 1.0])
+    with pytest.raises(ValueError, match="strictly between 0 and 1"):
+        normal_quantile(0.0)
+
+
+def test_normal_quantile_is_accurate_deep_in_both_tails():
+    from scipy.stats import norm
+    lower = np.logspace(-6, math.log10(0.5), 4001)           # the tails, densely
+    p = np.concatenate([lower, 1 - lower])
+    np.testing.assert_allclose(normal_quantile(p), norm.ppf(p), rtol=0, atol=1.1e-7)  # the documented bound
 
 
 def test_the_library_and_the_course_do_not_need_scipy_or_scikit_learn():

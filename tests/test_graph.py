@@ -1,9 +1,14 @@
 """zero.graph: the layered layout and the picture with and without Graphviz."""
+import itertools
+import subprocess
+import sys
+
 import numpy as np
+import pytest
 
 import zero.functions as F
 from zero import Variable
-from zero.graph import draw_graph, graph_layers
+from zero.graph import draw_graph, get_dot_graph, graph_layers, plot_dot_graph
 
 
 def _expression():
@@ -51,3 +56,97 @@ def test_graph_of_a_gradient_built_with_create_graph():
     y.backward(create_graph=True)
     nodes, edges = graph_layers(x.grad)
     assert any(label == "Pow" for label, *_ in nodes.values()) and edges
+
+
+def _diamond():
+    """x -> Tanh -> a, and a feeds two functions (Exp and Mul) that meet again in Add."""
+    x = Variable(np.ones(3), name="x")
+    a = F.tanh(x)
+    y = F.exp(a) + a * 2.0
+    return x, y
+
+
+def test_dot_labels_unnamed_variables_by_shape_and_only_names_when_not_verbose():
+    _, y = _expression()
+    verbose = get_dot_graph(y)
+    assert 'label="2x3 float64"' in verbose                # an unnamed intermediate: no leading ": "
+    brief = get_dot_graph(y, verbose=False)
+    assert 'label="x"' in brief and 'label="y"' in brief and 'label=""' in brief
+    assert "float64" not in brief and "2x3" not in brief
+
+
+def test_a_variable_used_twice_gives_each_function_once():
+    _, y = _diamond()
+    text = get_dot_graph(y)
+    assert text.count("shape=box") == 4                   # Tanh, Exp, Mul, Add
+    assert text.count("->") == 10                         # x>Tanh>a, a>Exp>., a>Mul, 2.0>Mul, Mul>., two >Add, Add>y
+    nodes, edges = graph_layers(y)
+    assert sorted(label for label, kind, *_ in nodes.values() if kind == "function") == ["Add", "Exp", "Mul", "Tanh"]
+    assert len(edges) == len(set(edges)) == 10
+
+
+def test_graph_of_a_variable_without_creator_is_one_node():
+    x = Variable(np.ones(2), name="x")
+    text = get_dot_graph(x)
+    assert 'label="x: 2 float64"' in text and "->" not in text
+    nodes, edges = graph_layers(x)
+    assert list(nodes.values()) == [("x\n2", "variable", 0, 0.0)] and edges == []
+
+
+def _crossings(nodes, edges):
+    """Pairs of arrows between the same two rows whose ends are in opposite order."""
+    def column(node):
+        return nodes[node][3]
+    return sum(1 for (a, b), (c, d) in itertools.combinations(edges, 2)
+               if nodes[a][2] == nodes[c][2] and nodes[b][2] == nodes[d][2]
+               and (column(a) - column(c)) * (column(b) - column(d)) < 0)
+
+
+def test_layers_order_each_row_under_its_inputs_and_centre_it():
+    x, w = Variable(np.ones(2), name="x"), Variable(np.ones(2), name="w")
+    y = F.tanh(x) + F.exp(w)                               # two chains that meet at the end
+    nodes, edges = graph_layers(y)
+    assert _crossings(nodes, edges) == 0
+    for row in {row for _, _, row, _ in nodes.values()}:
+        columns = sorted(column for _, _, r, column in nodes.values() if r == row)
+        assert columns == [c - (len(columns) - 1) / 2 for c in range(len(columns))]   # ..., -0.5, 0.5, ... around 0
+
+
+@pytest.fixture
+def fake_dot(tmp_path, monkeypatch):
+    """A stand-in for Graphviz's dot program that records its arguments and exits with $FAKE_DOT_STATUS."""
+    if sys.platform == "win32":
+        pytest.skip("the stand-in dot is a shell script")
+    script = tmp_path / "bin" / "dot"
+    script.parent.mkdir()
+    script.write_text('#!/bin/sh\nprintf "%s\\n" "$@" > "$(dirname "$0")/args"\nexit "${FAKE_DOT_STATUS:-0}"\n')
+    script.chmod(0o755)
+    monkeypatch.setattr("shutil.which", lambda name: str(script))
+    return script
+
+
+def test_plot_dot_graph_asks_graphviz_for_the_file_type_and_reports_its_failure(tmp_path, monkeypatch, fake_dot):
+    _, y = _expression()
+    path = plot_dot_graph(y, tmp_path / "out" / "graph.svg")
+    assert path == tmp_path / "out" / "graph.svg"
+    args = (fake_dot.parent / "args").read_text().split("\n")
+    assert args[:5] == [str(tmp_path / "out" / "graph.dot"), "-T", "svg", "-o", str(path)]
+    monkeypatch.setenv("FAKE_DOT_STATUS", "3")
+    with pytest.raises(subprocess.CalledProcessError):     # not a path to a picture that was never drawn
+        plot_dot_graph(y, tmp_path / "graph.png")
+
+
+def test_plot_dot_graph_without_graphviz_creates_the_folder(tmp_path, monkeypatch, capsys):
+    monkeypatch.setattr("shutil.which", lambda name: None)
+    _, y = _expression()
+    path = plot_dot_graph(y, tmp_path / "new" / "graph.png")
+    assert path == tmp_path / "new" / "graph.dot" and path.read_text() == get_dot_graph(y)
+    assert "Graphviz is not installed" in capsys.readouterr().out
+
+
+def test_draw_graph_passes_verbose_on_to_graphviz(tmp_path, monkeypatch):
+    monkeypatch.setattr("shutil.which", lambda name: "/usr/bin/dot")
+    monkeypatch.setattr("subprocess.run", lambda command, check: None)
+    _, y = _expression()
+    draw_graph(y, tmp_path / "graph.png", verbose=False)
+    assert (tmp_path / "graph.dot").read_text() == get_dot_graph(y, verbose=False)

@@ -41,6 +41,37 @@ def test_frechet_distance_matches_scipy_sqrtm():
     assert frechet_distance(m1, cov1, m2, cov2) == pytest.approx(frechet_distance(m2, cov2, m1, cov1), rel=1e-8)
 
 
+def test_feature_statistics_divide_by_n_minus_1_as_the_reference_fid_code_does():
+    features = np.array([[0.0, 0.0], [2.0, 0.0], [1.0, 3.0]])
+    mean, cov = feature_statistics(features)
+    np.testing.assert_allclose(mean, [1.0, 1.0])
+    # deviations (-1, -1), (1, -1), (0, 2): sums of products 2, 0, 6, divided by N - 1 = 2
+    np.testing.assert_allclose(cov, [[1.0, 0.0], [0.0, 3.0]])
+
+
+def test_frechet_distance_of_one_dimensional_features():
+    # one feature: np.cov gives a 0-d variance, which must still count as a 1 x 1 covariance
+    rng = np.random.default_rng(3)
+    a, b = rng.normal(0.0, 1.0, (50, 1)), rng.normal(1.0, 2.0, (60, 1))
+    expected = (a.mean() - b.mean()) ** 2 + (a.std(ddof=1) - b.std(ddof=1)) ** 2
+    assert frechet_distance(*feature_statistics(a), *feature_statistics(b)) == pytest.approx(expected, rel=1e-10)
+    assert frechet_distance(1.0, 4.0, 3.0, 9.0) == pytest.approx(4 + 1)   # scalar means and variances
+
+
+def test_frechet_distance_of_rank_deficient_features_of_two_different_sets():
+    # 8 features spanning only 3 dimensions (as dead or tied units give): the eigenvalues that should be 0
+    # come out as -1e-15, and their square roots must not turn the distance into NaN (or 0)
+    rng = np.random.default_rng(1)
+    basis = rng.standard_normal((3, 8))
+    m1, c1 = feature_statistics(rng.standard_normal((200, 3)) @ basis)
+    m2, c2 = feature_statistics(rng.standard_normal((200, 3)) @ basis + 0.3)
+    # tr((C1 C2)^1/2) = sum of the square roots of the eigenvalues of C1 C2 (real, >= 0 up to rounding)
+    trace_sqrt = np.sqrt(np.clip(np.linalg.eigvals(c1 @ c2).real, 0, None)).sum()
+    expected = np.sum((m1 - m2) ** 2) + np.trace(c1) + np.trace(c2) - 2 * trace_sqrt
+    assert expected > 0.5
+    assert frechet_distance(m1, c1, m2, c2) == pytest.approx(expected, rel=1e-6)
+
+
 def test_frechet_distance_of_samples_converges_to_the_true_value():
     rng = np.random.default_rng(2)
     x = rng.normal(0.0, 1.0, (200000, 2))
@@ -95,6 +126,60 @@ def test_classifier_learns_and_scores(device):
         score_samples(model, images[:4], labels=labels[:3])
 
 
+def test_classify_in_batches_that_do_not_divide_the_images():
+    np.random.seed(0)
+    model = MnistClassifier()
+    images, _ = _toy_digits(7)
+    logits, features = classify(model, images, batch_size=3)          # batches of 3, 3 and 1
+    assert logits.dtype == features.dtype == np.float64
+    assert logits.shape == (7, 10) and features.shape == (7, MnistClassifier.feature_size)
+    one_batch_logits, one_batch_features = classify(model, images)
+    np.testing.assert_allclose(logits, one_batch_logits, rtol=1e-5, atol=1e-6)
+    np.testing.assert_allclose(features, one_batch_features, rtol=1e-5, atol=1e-6)
+
+
+def _cross_entropy(logits, labels):
+    """Mean softmax cross-entropy, computed with NumPy from the logits."""
+    shifted = logits - logits.max(axis=1, keepdims=True)
+    log_probs = shifted - np.log(np.exp(shifted).sum(axis=1, keepdims=True))
+    return -log_probs[np.arange(len(labels)), labels].mean()
+
+
+def test_train_classifier_logs_the_mean_batch_loss_and_resumes_after_start_epoch(capsys):
+    np.random.seed(0)
+    model = MnistClassifier()
+    images, labels = _toy_digits(32)
+    frozen = Adam(model.params(), lr=0.0)                  # the weights stay: every batch sees the same model
+    history = train_classifier(model, frozen, images, labels, epochs=1, batch_size=8)
+    # four equal batches: the mean of their mean losses is the loss over all 32 images
+    assert history["train_loss"] == [pytest.approx(_cross_entropy(classify(model, images)[0], labels), rel=1e-5)]
+    earlier = {"train_loss": [9.0]}
+    resumed = train_classifier(model, frozen, images, labels, epochs=3, batch_size=8, start_epoch=1, history=earlier)
+    assert resumed is earlier and len(earlier["train_loss"]) == 3 and earlier["train_loss"][0] == 9.0
+    printed = capsys.readouterr().out
+    assert "classifier epoch 2/3" in printed and "classifier epoch 3/3" in printed and "epoch 1/3" not in printed
+
+
+def test_score_samples_takes_labels_on_the_device(device):
+    np.random.seed(0)
+    model = MnistClassifier().to(device)
+    weights = dict(model.named_params())
+    weights["fc2.W"].data = on(device, np.zeros(weights["fc2.W"].shape, np.float32))
+    weights["fc2.b"].data = on(device, np.eye(10, dtype=np.float32)[3])     # every image: class 3
+    images = np.random.rand(5, 1, 28, 28).astype(np.float32)
+    scores = score_samples(model, images, labels=on(device, np.array([3, 3, 1, 3, 0])))
+    assert scores["label_matches"] == 3 and scores["label_accuracy"] == pytest.approx(0.6)
+
+
+def test_classifier_for_scoring_trains_for_the_epochs_asked_and_returns_it_in_eval_mode(tmp_path, capsys):
+    rng = np.random.default_rng(0)
+    images = rng.random((16, 1, 28, 28), dtype=np.float32)
+    model = classifier_for_scoring(tmp_path / "c.npz", images, rng.integers(0, 10, 16), epochs=1, save=False)
+    printed = capsys.readouterr().out
+    assert "classifier epoch 1/1" in printed and "1 epochs on 16 images" in printed
+    assert not model.training
+
+
 def test_classifier_for_scoring_trains_when_missing_saves_only_if_asked_and_then_loads(tmp_path, capsys):
     rng = np.random.default_rng(0)
     images = rng.random((64, 1, 28, 28), dtype=np.float32)
@@ -127,6 +212,14 @@ def test_share_interval_matches_published_wilson_intervals():
     assert low < 68 / 80 < high and high - low < share_interval(17, 20)[1] - share_interval(17, 20)[0]
     with pytest.raises(ValueError, match="successes"):
         share_interval(5, 4)
+    for successes, trials in [(0, 0), (-1, 10)]:
+        with pytest.raises(ValueError, match="successes"):
+            share_interval(successes, trials)
+
+
+def test_share_interval_stays_within_0_and_1():
+    for trials in range(1, 200):                          # rounding alone would step outside for some counts
+        assert share_interval(0, trials)[0] >= 0.0 and share_interval(trials, trials)[1] <= 1.0
 
 
 def test_class_histogram_has_all_ten_classes_when_few_are_predicted():

@@ -4,6 +4,7 @@ local HTTP server on 127.0.0.1), and one real-data training run."""
 import functools
 import gzip
 import hashlib
+import http.client
 import http.server
 import io
 import threading
@@ -85,6 +86,11 @@ def test_load_mnist_reads_a_local_folder(tmp_path, compress):
     np.testing.assert_array_equal(x_flat, x.reshape(10_000, 784))
 
 
+def _invalid_deflate_block(gzip_data):
+    """gzip data whose first deflate block has the reserved type 11 (zlib.error, not OSError)."""
+    return gzip_data[:10] + b"\xff" + gzip_data[11:]
+
+
 def _bad_file(tmp_path, name, content):
     path = tmp_path / name
     path.write_bytes(content)
@@ -102,6 +108,8 @@ def _bad_file(tmp_path, name, content):
     ("labels", idx_bytes("labels", np.array([1, 10, 2])), "label 10 found"),
     ("labels", gzip.compress(idx_bytes("labels", np.zeros(400)))[:-12], "corrupt or truncated gzip"),
     ("labels", b"\x1f\x8b" + b"garbage" * 10, "corrupt or truncated gzip"),
+    ("labels", _invalid_deflate_block(gzip.compress(idx_bytes("labels", np.zeros(400)), mtime=0)),
+     "corrupt or truncated gzip"),
 ])
 def test_read_idx_rejects_bad_files_naming_them(tmp_path, kind, content, message):
     path = _bad_file(tmp_path, "suspect-file", content)
@@ -114,6 +122,13 @@ def test_read_idx_checks_the_expected_count(tmp_path):
     path = _bad_file(tmp_path, "labels", idx_bytes("labels", np.zeros(4)))
     with pytest.raises(ValueError, match="4 labels, but the official file has 10000"):
         read_idx(path, "labels", expected_count=10_000)
+
+
+def test_read_idx_accepts_a_header_only_file_with_no_items(tmp_path):
+    labels = _bad_file(tmp_path, "labels", idx_bytes("labels", np.zeros(0)))
+    images = _bad_file(tmp_path, "images", idx_bytes("images", np.zeros((0, 28, 28))))
+    assert read_idx(labels, "labels").shape == (0,)
+    assert read_idx(images, "images").shape == (0, 28, 28)
 
 
 def test_load_mnist_checks_counts_and_pairs(tmp_path):
@@ -245,6 +260,43 @@ def test_download_with_right_md5_but_bad_structure_is_not_cached(tmp_path, monke
     with pytest.raises(RuntimeError, match="official file has 10000"):
         mnist.download_file(TEST_LABELS, tmp_path, mirrors=["https://m/"])
     assert list(tmp_path.iterdir()) == []
+
+
+def test_only_the_missing_file_is_downloaded(tmp_path, monkeypatch, fake_md5):
+    _, labels_gz = fake_md5
+    write_test_split(tmp_path, compress=False)
+    (tmp_path / TEST_LABELS[:-3]).unlink()                    # the unpacked images stay
+    requests = []
+    monkeypatch.setattr(urllib.request, "urlopen", fake_urlopen({"https://m/" + TEST_LABELS: labels_gz}, requests))
+    monkeypatch.setattr(mnist, "MIRRORS", ["https://m/"])
+    x, t = load_mnist("test", data_dir=tmp_path)
+    assert [url for url, _ in requests] == ["https://m/" + TEST_LABELS]
+    assert len(x) == len(t) == 10_000
+    assert sorted(p.name for p in tmp_path.iterdir()) == sorted([TEST_IMAGES[:-3], TEST_LABELS])
+
+
+def test_download_without_content_length_is_accepted(tmp_path, monkeypatch, fake_md5):
+    _, labels_gz = fake_md5
+
+    def urlopen(request, timeout=None):                       # e.g. chunked transfer: no length announced
+        response = FakeResponse(labels_gz)
+        response.headers = {}
+        return response
+
+    monkeypatch.setattr(urllib.request, "urlopen", urlopen)
+    path = mnist.download_file(TEST_LABELS, tmp_path, mirrors=["https://m/"])
+    assert path.read_bytes() == labels_gz
+
+
+def test_an_http_protocol_error_moves_on_to_the_next_mirror(tmp_path, monkeypatch, fake_md5):
+    _, labels_gz = fake_md5
+    bad, good = "https://bad.example/", "https://good.example/"
+    routes = {bad + TEST_LABELS: http.client.IncompleteRead(b"partial", 1000),  # not an OSError
+              good + TEST_LABELS: labels_gz}
+    monkeypatch.setattr(urllib.request, "urlopen", fake_urlopen(routes, []))
+    path = mnist.download_file(TEST_LABELS, tmp_path, mirrors=[bad, good])
+    assert path.read_bytes() == labels_gz
+    assert [p.name for p in tmp_path.iterdir()] == [TEST_LABELS]
 
 
 class _QuietHandler(http.server.SimpleHTTPRequestHandler):

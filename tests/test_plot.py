@@ -1,6 +1,8 @@
 """zero.plot: the image grid laid out pixel by pixel, drawn on an axis, and saved as a PNG
 without a display (Agg); loss curves epoch by epoch."""
+import matplotlib
 import numpy as np
+import pytest
 
 import zero.plot
 from zero.plot import figures, save_image_grid, save_loss_curves, show_images, tile_images
@@ -69,3 +71,84 @@ def test_save_loss_curves_draws_one_point_per_epoch_and_skips_an_empty_heldout_c
     assert drawn[1] == [("training", [1, 2], [1.0, 0.5])]
     assert (tmp_path / "loss2.png").exists()
     assert plt.get_fignums() == open_figures
+
+
+def _keep_figures(monkeypatch):
+    """Figures passed to zero.plot.save, recorded before they are saved (and maybe closed)."""
+    kept = []
+    original_save = zero.plot.save
+
+    def keep(fig, folder, name):
+        kept.append(fig)
+        return original_save(fig, folder, name)
+
+    monkeypatch.setattr(zero.plot, "save", keep)
+    return kept
+
+
+@pytest.fixture
+def headless(monkeypatch):
+    """No display (and not macOS or Windows, which always have one); zero.plot's state restored after."""
+    monkeypatch.delenv("DISPLAY", raising=False)
+    monkeypatch.delenv("WAYLAND_DISPLAY", raising=False)
+    monkeypatch.setattr(zero.plot.sys, "platform", "linux")
+    monkeypatch.setattr(zero.plot, "_show", False)
+
+
+def test_without_a_display_figures_use_agg_close_after_saving_and_show_nothing(tmp_path, monkeypatch, headless, capsys):
+    plt = figures()
+    plt.switch_backend("svg")                                         # some other backend was in use
+    plt = figures(show=True)                                          # asked for windows, but there is no display
+    assert matplotlib.get_backend().lower() == "agg"
+    shown = []
+    monkeypatch.setattr(plt, "show", lambda: shown.append(True))
+    open_figures = plt.get_fignums()
+    fig, _ = plt.subplots()
+    path = zero.plot.save(fig, tmp_path, "headless")
+    assert plt.get_fignums() == open_figures
+    assert f"figure saved: {path}" in capsys.readouterr().out
+    zero.plot.show()
+    assert shown == []
+
+
+@pytest.mark.parametrize("variable", ["DISPLAY", "WAYLAND_DISPLAY"])
+def test_with_a_display_and_show_figures_stay_open_for_show(tmp_path, monkeypatch, headless, variable):
+    plt = figures()                                                   # Agg: no real window can open in the test
+    monkeypatch.setenv(variable, ":99")
+    plt = figures(show=True)
+    shown = []
+    monkeypatch.setattr(plt, "show", lambda: shown.append(True))
+    fig, _ = plt.subplots()
+    try:
+        zero.plot.save(fig, tmp_path, "kept")
+        assert fig.number in plt.get_fignums()                        # still open, for the window
+        zero.plot.show()
+        assert shown == [True]
+    finally:
+        plt.close(fig)
+
+
+def test_save_image_grid_default_size_title_and_grey_map(tmp_path, monkeypatch):
+    figures()
+    kept = _keep_figures(monkeypatch)
+    images = np.random.default_rng(0).random((11, 784))
+    save_image_grid(images, 10, "eleven digits", tmp_path, "grid")      # 2 rows of 10 columns
+    save_image_grid(images, 10, "chosen size", tmp_path, "sized", figsize=(3.0, 5.0))
+    default, chosen = kept
+    np.testing.assert_allclose(default.get_size_inches(), [0.8 * 10, 0.8 * 2 + 0.5])
+    np.testing.assert_allclose(chosen.get_size_inches(), [3.0, 5.0])
+    ax = default.axes[0]
+    assert ax.get_title() == "eleven digits"
+    assert ax.get_images()[0].get_cmap().name == "gray"
+
+
+def test_save_loss_curves_labels_the_axes_and_ticks_whole_epochs(tmp_path, monkeypatch):
+    figures()
+    kept = _keep_figures(monkeypatch)
+    save_loss_curves({"train_loss": [3.0, 2.0, 1.5], "heldout_loss": [3.2, 2.5, 2.0]}, "a title", tmp_path,
+                     labels=("fit", "check"), ylabel="nats")
+    ax = kept[0].axes[0]
+    assert (ax.get_title(), ax.get_xlabel(), ax.get_ylabel()) == ("a title", "epoch", "nats")
+    assert [text.get_text() for text in ax.get_legend().get_texts()] == ["fit", "check"]
+    ticks = [tick for tick in ax.get_xticks() if 1 <= tick <= 3]
+    assert ticks and all(tick == int(tick) for tick in ticks)
