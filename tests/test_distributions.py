@@ -259,6 +259,19 @@ def test_normal_quantile_is_accurate_deep_in_both_tails():
     np.testing.assert_allclose(normal_quantile(p), norm.ppf(p), rtol=0, atol=1.1e-7)  # the documented bound
 
 
+def test_normal_quantile_far_in_both_tails_and_beyond():
+    """From p = 1e-300 to the largest float below 1 (1e-30 was read off a clamped grid: -9.2
+    instead of -11.46; 1 - 1e-15 was 6.5e-3 off), and a clear error past about 37 sigma."""
+    from scipy.stats import norm
+    lower = np.logspace(-300, -6, 2000)
+    upper = 1 - np.logspace(-6, -16, 500)
+    p = np.concatenate([lower, upper, [np.nextafter(1.0, 0.0)]])
+    reference = norm.ppf(p)
+    np.testing.assert_allclose(normal_quantile(p), reference, rtol=4e-8, atol=0)
+    with pytest.raises(ValueError, match="37 standard deviations"):
+        normal_quantile([0.5, 1e-310])
+
+
 def test_the_library_and_the_course_do_not_need_scipy_or_scikit_learn():
     """They are test-only references (setup.py's 'test' extra): README's first command installs
     zero without them, so no module of zero/ and no step script may import them."""
