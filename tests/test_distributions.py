@@ -280,3 +280,10 @@ def test_the_library_and_the_course_do_not_need_scipy_or_scikit_learn():
         text = path.read_text(encoding="utf-8")
         for module in ("scipy", "sklearn"):
             assert f"import {module}" not in text and f"from {module}" not in text, f"{path} imports {module}"
+
+
+def test_a_bad_matrix_in_a_two_dimensional_batch_is_named_by_its_plain_index():
+    batch = np.broadcast_to(np.eye(2), (2, 3, 2, 2)).copy()
+    batch[1, 2] = 0.0
+    with pytest.raises(ValueError, match=r"\(component \(1, 2\)\)"):
+        cholesky(batch, index_name="component")

@@ -242,3 +242,10 @@ def test_class_histogram_has_all_ten_classes_when_few_are_predicted():
     bias[0] = 1.0                                     # every image: class 0, the histogram still (10,)
     fc2["fc2.b"].data = bias.copy()
     np.testing.assert_array_equal(score_samples(model, images)["class_histogram"], [7] + [0] * 9)
+
+
+def test_frechet_distance_refuses_statistics_with_nan_instead_of_scoring_them_0():
+    with pytest.raises(ValueError, match="mean1 has NaN"):
+        frechet_distance([np.nan, 0.0], np.eye(2), [0.0, 0.0], np.eye(2))
+    with pytest.raises(ValueError, match="cov2 has NaN or infinite"):
+        frechet_distance([0.0, 0.0], np.eye(2), [0.0, 0.0], np.array([[1.0, np.inf], [np.inf, 1.0]]))

@@ -243,6 +243,6 @@ def _which_matrix(xp, matrices, index_name):
     for index in range(flat.shape[0]):
         factor = _cholesky_or_none(xp, flat[index])
         if factor is None or bool(_singular(xp, flat[index], factor)):
-            position = np.unravel_index(index, matrices.shape[:-2])
+            position = tuple(int(i) for i in np.unravel_index(index, matrices.shape[:-2]))
             return f" ({index_name} {position[0] if len(position) == 1 else position})"
     return ""

@@ -124,9 +124,14 @@ def frechet_distance(mean1, cov1, mean2, cov2):
 
     The last trace equals tr((cov1 cov2)^{1/2}); the symmetric form lets eigh take both roots.
     A distance is never negative: rounding (about -1e-10 for two identical sets) is clipped to 0.
+    Statistics with NaN or infinite entries (features of diverged samples) are refused: clipping
+    would have turned their NaN distance into a perfect 0.
     """
     mean1, mean2 = np.asarray(mean1, np.float64), np.asarray(mean2, np.float64)
     cov1, cov2 = np.atleast_2d(np.asarray(cov1, np.float64)), np.atleast_2d(np.asarray(cov2, np.float64))
+    for name, value in [("mean1", mean1), ("cov1", cov1), ("mean2", mean2), ("cov2", cov2)]:
+        if not np.all(np.isfinite(value)):
+            raise ValueError(f"frechet_distance: {name} has NaN or infinite entries")
     root1 = _sqrt_psd(cov1)
     middle = root1 @ cov2 @ root1
     eigenvalues = np.linalg.eigvalsh((middle + middle.T) / 2)

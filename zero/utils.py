@@ -125,7 +125,8 @@ def gradient_check(f, *inputs, eps=1e-6, rtol=1e-4, atol=1e-5, verbose=False):
         if verbose:
             print(f"input {index}: max |analytic - numeric| = {error.max() if error.size else 0:.3g}")
         if bad.any():
-            where = tuple(int(i) for i in np.argwhere(bad)[0])
+            excess = np.where(bad, error - (atol + rtol * np.abs(expected)), -np.inf)
+            where = tuple(int(i) for i in np.unravel_index(np.argmax(excess), excess.shape))  # the worst
             raise AssertionError(
                 f"gradient check failed for input {index} (shape {expected.shape}) at {where}: "
                 f"backward gives {analytic[where]:.6g}, numerical gradient {expected[where]:.6g}")
