@@ -15,10 +15,10 @@ optimizer's state ("optimizer/<name>"), the number of finished epochs, the loss 
 ("history/<name>"), the settings the weights depend on ("config/<name>", such as a VAE's
 likelihood: loading into a model with other settings is refused) and the script options the
 training run was started with ("settings/<name>", run_settings: a `--resume` with another
-learning rate, batch size, seed or data is refused, as it would not continue that run). It is written to a
-temporary file and renamed into place, so an interrupted save leaves the previous checkpoint
-intact; loading checks every entry before changing anything, so a failed load leaves model
-and optimizer as they were.
+learning rate, batch size, seed or data is refused, as it would not continue that run). It is
+written to a temporary file and renamed into place, so an interrupted save leaves the previous
+checkpoint intact; loading checks every entry before changing anything, so a failed load
+leaves model and optimizer as they were.
 
 Another step's model, for comparison (step 8's VAE, step 11's): `restore_or_fit` reads its
 checkpoint when it holds enough training, and otherwise trains the model here.
