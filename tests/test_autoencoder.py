@@ -83,3 +83,41 @@ def test_the_autoencoder_runs_on_both_devices(device):
     errors = reconstruction_errors(model, x, device=device, noise_std=0.2)
     assert isinstance(errors, np.ndarray) and errors.shape == (3,)
     assert zero.backend.device_of(add_noise(on(device, x), 0.1)) == device
+
+
+def test_add_noise_adds_noise_std_times_unit_normal_draws_then_clips():
+    x = np.random.default_rng(3).random((50, 8)).astype(np.float32)
+    np.random.seed(6)
+    noisy = add_noise(x, 0.4)
+    np.random.seed(6)
+    expected = np.clip(x + 0.4 * np.random.standard_normal(x.shape), 0, 1)
+    assert noisy.shape == x.shape and noisy.dtype == np.float32
+    np.testing.assert_allclose(noisy, expected, rtol=1e-6, atol=1e-7)
+    inside = (expected > 0) & (expected < 1)
+    assert 0.2 < inside.mean() < 0.9                    # both clipped and unclipped pixels checked
+
+
+def test_reconstruction_errors_of_corrupted_images_score_the_clean_image():
+    """noise_std > 0: x_tilde = clip(x + noise_std eps, 0, 1) is reconstructed, and the score is
+    sum_d (x_d - x_hat(x_tilde)_d)^2 against the clean x."""
+    np.random.seed(7)
+    model = Autoencoder(10, 6, 2)
+    x = np.random.rand(5, 10).astype(np.float32)
+    np.random.seed(8)
+    errors = reconstruction_errors(model, x, batch_size=2, noise_std=0.3)
+    np.random.seed(8)
+    noisy = np.clip(x + 0.3 * np.random.standard_normal(x.shape).astype(np.float32), 0, 1)
+    expected = ((x - model(noisy).data) ** 2).sum(axis=1)
+    np.testing.assert_allclose(errors, expected, rtol=1e-5)
+    assert np.abs(errors - ((x - model(x).data) ** 2).sum(axis=1)).max() > 1e-3   # the noise mattered
+
+
+def test_the_networks_have_the_documented_layer_sizes():
+    """encoder input-hidden-latent, decoder latent-hidden-input, as the VAE's (784-200-20 by default)."""
+    shapes = {name: p.data.shape for name, p in Autoencoder(30, 16, 4).named_params()}
+    assert shapes == {"encoder.layers.0.W": (30, 16), "encoder.layers.0.b": (16,),
+                      "encoder.layers.1.W": (16, 4), "encoder.layers.1.b": (4,),
+                      "decoder.layers.0.W": (4, 16), "decoder.layers.0.b": (16,),
+                      "decoder.layers.1.W": (16, 30), "decoder.layers.1.b": (30,)}
+    default = {name: p.data.shape for name, p in Autoencoder().named_params()}
+    assert default["encoder.layers.0.W"] == (784, 200) and default["encoder.layers.1.W"] == (200, 20)

@@ -332,3 +332,103 @@ def test_ddpm_step_adds_noise_with_the_posterior_standard_deviation(t):
     assert large.sum() > 10
     np.testing.assert_allclose(((x_prev - mean) / z)[large], sigma, rtol=1e-3)
     assert sigma < np.sqrt(b)
+
+
+# --- the samplers' loops and guidance, against the documented recipes with a stand-in network ---
+class _ConditionalSpyModel(_SpyModel):
+    """_SpyModel with the label 3 meaning "no label", as a class-conditional UNet(num_classes=3)."""
+    no_label = 3
+
+
+def test_guidance_scale_zero_is_the_unconditional_model():
+    """gamma = 0 in eps_uncond + gamma (eps_cond - eps_uncond): the prediction with the "no label" label."""
+    diffusion = Diffusion(20)
+    rng = np.random.default_rng(12)
+    x = rng.standard_normal((3, 1, 2, 2)).astype(np.float32)
+    t, labels = np.array([4, 9, 20]), np.array([0, 1, 2])
+    model = _ConditionalSpyModel()
+    unguided = diffusion.predict_noise(model, x, t, labels, guidance_scale=0)
+    expected = 0.5 * x + 0.01 * t.reshape(-1, 1, 1, 1) + 0.1 * 3     # the spy's formula with label 3
+    np.testing.assert_allclose(unguided, expected, rtol=1e-6)
+    guided = diffusion.predict_noise(model, x, t, labels, guidance_scale=4.0)
+    conditional = 0.5 * x + 0.01 * t.reshape(-1, 1, 1, 1) + 0.1 * labels.reshape(-1, 1, 1, 1)
+    np.testing.assert_allclose(guided, expected + 4.0 * (conditional - expected), rtol=1e-5, atol=1e-6)
+
+
+def _chain_by_hand(sampler, eta, grid, x_T, schedule, predict):
+    """The reverse chain written out from the papers in float64, drawing z from the global generator
+    after each prediction exactly where the documented step adds noise. Returns (states before each
+    step, final x_0 clipped to [-1, 1])."""
+    betas, alphas, alpha_bars, alpha_bars_prev = schedule
+    x, states = x_T.astype(np.float64), []
+    for index, t in enumerate(grid):
+        states.append(x)
+        eps = predict(x, t)
+        b, a, ab, ab_prev = betas[t - 1], alphas[t - 1], alpha_bars[t - 1], alpha_bars_prev[t - 1]
+        if sampler == "ddpm":      # Ho et al. 2020, Algorithm 2: no noise at t = 1
+            x = (x - b / np.sqrt(1 - ab) * eps) / np.sqrt(a)
+            if t > 1:
+                x = x + np.sqrt(b * (1 - ab_prev) / (1 - ab)) * np.random.standard_normal(x.shape)
+            continue
+        x0_hat = (x - np.sqrt(1 - ab) * eps) / np.sqrt(ab)   # Song et al. 2021, eq. 12
+        t_prev = grid[index + 1] if index + 1 < len(grid) else 0
+        if t_prev == 0:
+            x = x0_hat
+            continue
+        ab_to = alpha_bars[t_prev - 1]
+        sigma = eta * np.sqrt((1 - ab_to) / (1 - ab) * (1 - ab / ab_to))
+        x = np.sqrt(ab_to) * x0_hat + np.sqrt(1 - ab_to - sigma ** 2) * eps
+        if sigma > 0:
+            x = x + sigma * np.random.standard_normal(x.shape)
+    return states, np.clip(x, -1, 1)
+
+
+@pytest.mark.parametrize("sampler, eta", [("ddpm", 0.0), ("ddim", 0.0), ("ddim", 1.0)])
+def test_sample_runs_the_documented_reverse_chain(sampler, eta):
+    """From x_T ~ N(0, I), the network is asked at t = T .. 1 (DDPM) or at the DDIM grid 21, 16, 11, 6, 1,
+    each step follows its paper's update (DDIM with eta's fresh noise), the last one lands on x0_hat
+    (t_prev = 0), and the snapshots are the states x_t the network saw."""
+    T = 21
+    schedule = _schedule(T, 0.02, 0.3)
+    diffusion = Diffusion(T, beta_start=0.02, beta_end=0.3)
+    model = _SpyModel()
+    np.random.seed(13)
+    samples, snapshots = diffusion.sample(model, (3, 1, 2, 2), sampler=sampler, steps=5, eta=eta,
+                                          snapshot_every=1, progress=False)
+    grid = list(range(T, 0, -1)) if sampler == "ddpm" else [21, 16, 11, 6, 1]
+    assert [int(t[0]) for _, t, _ in model.calls] == grid
+    assert all(np.all(t == t[0]) and labels is None for _, t, labels in model.calls)
+    np.random.seed(13)
+    x_T = np.random.standard_normal((3, 1, 2, 2)).astype(np.float32)
+    states, expected = _chain_by_hand(sampler, eta, grid, x_T, schedule,
+                                      lambda x, t: 0.5 * x + 0.01 * t)
+    np.testing.assert_array_equal(snapshots[T], x_T)            # x_T itself: unit variance, not rescaled
+    for t, state in zip(grid, states):
+        np.testing.assert_allclose(snapshots[t], state, rtol=1e-4, atol=1e-4, err_msg=f"x_{t}")
+    np.testing.assert_allclose(samples, expected, rtol=1e-4, atol=1e-4)
+    np.testing.assert_array_equal(snapshots[0], samples)
+    assert (np.abs(expected) < 0.99).sum() >= 3, "the comparison must not be of clipped values only"
+
+
+def test_sample_with_guidance_uses_the_guided_noise_at_every_step():
+    """sample(labels, guidance_scale=gamma) steps with eps_uncond + gamma (eps_cond - eps_uncond)."""
+    T = 21
+    schedule = _schedule(T, 0.02, 0.3)
+    diffusion = Diffusion(T, beta_start=0.02, beta_end=0.3)
+    labels = np.array([0, 2, 1])
+    np.random.seed(14)
+    samples = diffusion.sample(_ConditionalSpyModel(), (3, 1, 2, 2), labels=labels, guidance_scale=2.0,
+                               sampler="ddim", steps=5, progress=False)
+    np.random.seed(14)
+    x_T = np.random.standard_normal((3, 1, 2, 2)).astype(np.float32)
+
+    def guided(x, t):
+        base = 0.5 * x + 0.01 * t
+        conditional, unconditional = base + 0.1 * labels.reshape(-1, 1, 1, 1), base + 0.1 * 3
+        return unconditional + 2.0 * (conditional - unconditional)
+
+    _, expected = _chain_by_hand("ddim", 0.0, [21, 16, 11, 6, 1], x_T, schedule, guided)
+    np.testing.assert_allclose(samples, expected, rtol=1e-4, atol=1e-4)
+    _, plain = _chain_by_hand("ddim", 0.0, [21, 16, 11, 6, 1], x_T, schedule,
+                              lambda x, t: 0.5 * x + 0.01 * t + 0.1 * labels.reshape(-1, 1, 1, 1))
+    assert np.abs(plain - expected).max() > 0.05, "guidance must make a visible difference here"

@@ -6,7 +6,8 @@ import pytest
 
 from conftest import host, on
 import zero.functions as F
-from zero.unet import UNet, sinusoidal_encoding
+from zero.training import save_checkpoint
+from zero.unet import UNet, sinusoidal_encoding, unet_from_checkpoint
 
 
 def test_sinusoidal_encoding_values():
@@ -104,3 +105,28 @@ def test_batch_norm_cancels_a_bias_before_it():
     shift = np.array([0.5, -2.0, 7.0]).reshape(1, 3, 1, 1)
     norm = BatchNorm(3)
     assert np.allclose(norm(x).data, norm(x + shift).data, atol=1e-6)
+
+
+def test_width_not_divisible_by_4_is_rejected_too():
+    model = UNet(channels=(4, 8, 8), time_embed_dim=6)
+    with pytest.raises(ValueError, match="divisible by 4"):
+        model(np.zeros((1, 1, 8, 6), np.float32), np.array([1]))
+
+
+@pytest.mark.parametrize("in_channels, num_classes", [(2, 3), (1, None)])
+def test_unet_from_checkpoint_rebuilds_the_saved_network(tmp_path, in_channels, num_classes):
+    """The architecture is read back from the weights: input channels, the three widths, the size of
+    the time encoding and the number of classes (the embedding has one more row, "no label")."""
+    np.random.seed(0)
+    model = UNet(in_channels=in_channels, channels=(4, 6, 10), time_embed_dim=8, num_classes=num_classes)
+    x = np.random.standard_normal((2, in_channels, 8, 8)).astype(np.float32)
+    t = np.array([3, 700])
+    labels = None if num_classes is None else np.array([1, num_classes])
+    model(x, t, labels)                               # a training-mode call moves batch norm's running statistics
+    path = save_checkpoint(tmp_path / "unet.npz", model)
+    loaded, _ = unet_from_checkpoint(path)
+    assert loaded.channels == (4, 6, 10) and loaded.time_embed_dim == 8 and loaded.num_classes == num_classes
+    model.eval(), loaded.eval()
+    expected = model(x, t, labels).data
+    assert expected.shape == (2, in_channels, 8, 8)
+    np.testing.assert_array_equal(loaded(x, t, labels).data, expected)

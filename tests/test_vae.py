@@ -8,6 +8,7 @@ from scipy.stats import multivariate_normal, norm
 
 import zero
 from conftest import host, on
+from zero.models import Model
 from zero.optimizers import Adam
 from zero.training import fit, mean_loss, mnist_splits
 from zero.vae import (VAE, HierarchicalVAE, bernoulli_log_likelihood, book_kl_term, evaluate_bounds,
@@ -266,3 +267,126 @@ def test_hierarchical_sample_is_the_documented_top_down_chain(levels):
     expected = _sigmoid(_mlp_by_hand(W, "decoders.0", z))
     assert samples.shape == (5, 9) and samples.dtype == np.float32
     np.testing.assert_allclose(samples, expected, rtol=1e-5, atol=1e-6)
+
+
+# --- the Gaussian hierarchical loss, the Bernoulli VAE loss, reconstruct and sample: by hand ----------
+def test_book_kl_term_with_a_prior_mean_by_hand():
+    """-sum(1 + logvar - (mu - m)^2 - e^logvar) over the batch: twice the KL to N(m, I), summed."""
+    mu, logvar = np.array([[0.5, -1.0], [0.0, 2.0]]), np.array([[0.0, math.log(4.0)], [math.log(0.25), 0.0]])
+    prior_mean = np.array([[1.5, 0.0], [-1.0, 1.0]])   # mu - m = (-1, -1), (1, 1)
+    expected = (1 + 1 - 1 - 0) + (4 + 1 - 1 - math.log(4.0)) + (0.25 + 1 - 1 - math.log(0.25)) + (1 + 1 - 1 - 0)
+    assert book_kl_term(V(mu), V(logvar), V(prior_mean)).data == pytest.approx(expected)
+
+
+@pytest.mark.parametrize("levels", [2, 3])
+def test_gaussian_hierarchical_loss_by_hand(levels):
+    """The book's loss: (sum (x - x_hat(z_1))^2 + sum_l -sum(1 + logvar_l - (mu_l - zhat_l)^2 - e^logvar_l)) / N,
+    zhat_l = decoders[l](z_{l+1}) for l < L and zhat_L = 0."""
+    np.random.seed(27)
+    model = _float64(HierarchicalVAE(8, 5, 3, levels=levels))
+    x = np.random.rand(5, 8)
+    loss = _with_seed(28, model.loss, V(x)).data
+    np.random.seed(28)
+    W = {name: p.data for name, p in model.named_params()}
+    chain, below = [], x
+    for level in range(levels):
+        mu, logvar = _encoder_by_hand(W, f"encoders.{level}", below)
+        below = mu + np.exp(0.5 * logvar) * np.random.standard_normal(mu.shape)
+        chain.append((mu, logvar, below))
+    total = ((x - _sigmoid(_mlp_by_hand(W, "decoders.0", chain[0][2]))) ** 2).sum()
+    for level, (mu, logvar, _) in enumerate(chain):
+        prior = _mlp_by_hand(W, f"decoders.{level + 1}", chain[level + 1][2]) if level + 1 < levels else 0.0
+        total += -(1 + logvar - (mu - prior) ** 2 - np.exp(logvar)).sum()
+    assert loss == pytest.approx(total / len(x), rel=1e-10)
+
+
+def test_bernoulli_vae_loss_is_its_negative_elbo_by_hand():
+    """Bernoulli: loss = (BCE(x, x_hat(z)) + KL(q(z | x) || N(0, I))) / N with the KL's 1/2 kept (no factor 2),
+    the mean of negative_elbo for the same draw of z."""
+    np.random.seed(29)
+    model = _float64(VAE(6, 5, 3, likelihood="bernoulli"))
+    x = (np.random.rand(4, 6) > 0.5).astype(np.float64)
+    loss = _with_seed(30, model.loss, V(x)).data
+    np.random.seed(30)
+    W = {name: p.data for name, p in model.named_params()}
+    mu, logvar = _encoder_by_hand(W, "encoder", x)
+    z = mu + np.exp(0.5 * logvar) * np.random.standard_normal(mu.shape)
+    p = _sigmoid(_mlp_by_hand(W, "decoder", z))
+    nelbo = -(x * np.log(p) + (1 - x) * np.log(1 - p)).sum(axis=1) + 0.5 * (np.exp(logvar) + mu ** 2 - 1 - logvar).sum(axis=1)
+    assert loss == pytest.approx(nelbo.mean(), rel=1e-10)
+    np.testing.assert_allclose(_with_seed(30, model.negative_elbo, V(x)).data, nelbo, rtol=1e-10)
+
+
+@pytest.mark.parametrize("make, prefix", [(lambda: VAE(6, 5, 3), "encoder"),
+                                          (lambda: HierarchicalVAE(6, 5, 3, levels=2), "encoders.0")])
+def test_reconstruct_decodes_the_posterior_mean_without_sampling(make, prefix):
+    """reconstruct(x) = sigmoid(decoder(mu(x))): deterministic, no z drawn."""
+    np.random.seed(31)
+    model = _float64(make())
+    x = np.random.rand(4, 6)
+    W = {name: p.data for name, p in model.named_params()}
+    mu, _ = _encoder_by_hand(W, prefix, x)
+    decoder = "decoder" if prefix == "encoder" else "decoders.0"
+    expected = _sigmoid(_mlp_by_hand(W, decoder, mu))
+    np.testing.assert_allclose(_with_seed(1, model.reconstruct, V(x)).data, expected, rtol=1e-10)
+    np.testing.assert_allclose(_with_seed(2, model.reconstruct, V(x)).data, expected, rtol=1e-10)
+
+
+def test_vae_sample_decodes_standard_normal_draws():
+    """z ~ N(0, I) (latent_size numbers per image, from the global generator); image = sigmoid(decoder(z))."""
+    np.random.seed(32)
+    model = VAE(9, 6, 4)
+    samples = _with_seed(33, model.sample, 5)
+    np.random.seed(33)
+    W = {name: p.data for name, p in model.named_params()}
+    z = np.random.standard_normal((5, 4)).astype(np.float32)
+    expected = _sigmoid(_mlp_by_hand(W, "decoder", z))
+    assert samples.shape == (5, 9) and samples.dtype == np.float32
+    np.testing.assert_allclose(samples, expected, rtol=1e-5, atol=1e-6)
+
+
+class _KnownBounds(Model):
+    """A stand-in model whose k-th draw (k = 0..K-1, cycling) for image x is
+    negative_elbo = s(x) + c_k and log_weight = -s(x) - c_k, s(x) = sum_d x_d; it records the mode it ran in."""
+
+    def __init__(self, offsets):
+        super().__init__()
+        self.offsets, self.draws, self.modes = offsets, {"negative_elbo": 0, "log_weight": 0}, []
+
+    def _next(self, kind, x):
+        self.modes.append(self.training)
+        offset = self.offsets[self.draws[kind] % len(self.offsets)]
+        self.draws[kind] += 1
+        return x.data.sum(axis=1) + offset
+
+    def negative_elbo(self, x):
+        return zero.Variable(self._next("negative_elbo", x))
+
+    def log_weight(self, x):
+        return zero.Variable(-self._next("log_weight", x))
+
+
+def test_evaluate_bounds_averages_k_draws_per_image_and_all_images():
+    """negative_elbo: mean over images of the mean over K draws; iwae_nll: mean over images of
+    -log (1/K) sum_k w_k; batches of unequal size weigh by their images; the model runs in eval mode
+    and is handed back in the mode it came in."""
+    offsets = np.array([0.0, 1.0, 3.0])
+    model = _KnownBounds(offsets)
+    images = np.random.default_rng(34).random((7, 3))
+    bounds = evaluate_bounds(model, images, samples=3, batch_size=3, progress=False)
+    s = images.sum(axis=1)
+    expected_nelbo = np.mean(s + offsets.mean())
+    expected_iwae = np.mean(s - np.log(np.mean(np.exp(-offsets))))
+    assert bounds == {"negative_elbo": pytest.approx(expected_nelbo, rel=1e-6),
+                      "iwae_nll": pytest.approx(expected_iwae, rel=1e-6), "samples": 3, "images": 7}
+    assert expected_iwae < expected_nelbo - 0.5
+    assert model.draws == {"negative_elbo": 9, "log_weight": 9}      # K draws for each of the 3 batches
+    assert model.modes and not any(model.modes) and model.training
+
+
+def test_decoder_std_must_be_positive():
+    for bad in (0.0, -1.0):
+        with pytest.raises(ValueError, match="decoder_std must be positive"):
+            VAE(decoder_std=bad)
+    with pytest.raises(ValueError, match="decoder_std must be positive"):
+        HierarchicalVAE(decoder_std=0)
