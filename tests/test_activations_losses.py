@@ -443,3 +443,69 @@ def test_binary_cross_entropy_keeps_float32_with_integer_or_float64_targets(loss
         value = getattr(F, loss)(F.sigmoid(outputs) if loss == "binary_cross_entropy" else outputs, targets)
         value.backward()
         assert value.dtype == W.grad.dtype == np.float32
+
+
+# --- found by a mutation audit ---
+def test_relu_has_slope_zero_at_zero(device):
+    """As PyTorch: relu'(0) = 0 (the mask is x > 0, not x >= 0)."""
+    x = Variable(on(device, np.array([-1.0, 0.0, 2.0])))
+    F.relu(x).sum().backward()
+    np.testing.assert_array_equal(host(x.grad.data), [0.0, 0.0, 1.0])
+
+
+@pytest.mark.parametrize("loss", ["mean_squared_error", "binary_cross_entropy", "binary_cross_entropy_with_logits",
+                                  "softmax_cross_entropy"])
+def test_every_loss_refuses_an_unknown_reduction(loss):
+    args = (np.zeros((2, 3)), np.array([0, 1])) if loss == "softmax_cross_entropy" else (np.full(3, 0.5), np.zeros(3))
+    with pytest.raises(ValueError, match=rf"{loss}: reduction must be 'mean' or 'sum', got 'none'"):
+        getattr(F, loss)(*args, reduction="none")
+
+
+def test_mean_squared_error_of_a_scalar_against_a_python_number():
+    for x in (Variable(np.array(3.0, np.float32)), Variable(np.array(3.0))):
+        loss = F.mean_squared_error(x, 1.0)
+        loss.backward()
+        assert loss.dtype == x.grad.dtype == x.dtype
+        assert loss.item() == 4.0 and x.grad.item() == 4.0  # (3 - 1)^2, 2 (3 - 1)
+
+
+def test_mean_squared_error_double_backprop_when_its_own_gradient_depends_on_x():
+    """tanh on top of the loss: the gradient arriving at the fused MSE gradient depends on x, so its
+    derivative with respect to that incoming gradient is tested too."""
+    rng = np.random.default_rng(7)
+    targets = rng.standard_normal((2, 3))
+    check_double_backprop(lambda x: F.tanh(F.mean_squared_error(x, targets)), rng.standard_normal((2, 3)))
+    check_double_backprop(lambda x: F.tanh(F.mean_squared_error(targets, x, reduction="sum") / 10),
+                          rng.standard_normal((2, 3)))
+
+
+def test_softmax_cross_entropy_takes_unsigned_labels(device):
+    """MNIST labels are uint8."""
+    logits = np.random.default_rng(8).standard_normal((4, 3))
+    labels = np.array([2, 0, 1, 2])
+    expected = cross_entropy_loop(logits, labels) / 4
+    loss = F.softmax_cross_entropy(Variable(on(device, logits)), on(device, labels.astype(np.uint8)))
+    np.testing.assert_allclose(loss.item(), expected, rtol=1e-12)
+
+
+def test_softmax_cross_entropy_of_an_empty_batch_sums_to_zero():
+    logits = Variable(np.zeros((0, 3)))
+    loss = F.softmax_cross_entropy(logits, np.zeros(0, np.int64), reduction="sum")
+    loss.backward()
+    assert loss.item() == 0.0 and logits.grad.shape == (0, 3)
+
+
+def test_accuracy_refuses_logits_that_are_not_two_dimensional():
+    with pytest.raises(ValueError, match=r"accuracy: expected logits \(N, C\).*logits \(4, 2, 3\)"):
+        F.accuracy(np.zeros((4, 2, 3)), np.zeros(4, np.int64))
+
+
+@pytest.mark.parametrize("loss", ["binary_cross_entropy", "binary_cross_entropy_with_logits"])
+def test_binary_cross_entropy_input_gradient_stays_float32(loss):
+    """Integer or float64 targets take the input's dtype: the gradient reaching the input itself
+    (not only one passed through a float32 op below it) is float32."""
+    for targets in (np.array([0, 1, 1]), np.array([0.0, 1.0, 1.0])):
+        x = Variable(np.array([0.2, 0.6, 0.9], np.float32))
+        value = getattr(F, loss)(x, targets)
+        value.backward()
+        assert value.dtype == x.grad.dtype == np.float32, targets.dtype

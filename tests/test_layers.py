@@ -652,3 +652,28 @@ def test_dropout_layer_uses_its_own_p(p):
     kept = y[y != 0]
     np.testing.assert_array_equal(kept, np.float32(1 / (1 - p)))
     assert abs(len(kept) / 4000 - (1 - p)) < 0.03
+
+
+# -----------------------------------------------------------------------------
+# Models: found by a mutation audit
+# -----------------------------------------------------------------------------
+def mlp_by_hand(model, x, activation):
+    for i, layer in enumerate(model.layers):
+        x = x @ layer.W.data + layer.b.data
+        x = activation(x) if i < len(model.layers) - 1 else x
+    return x
+
+
+def test_mlp_hidden_activation_defaults_to_relu_and_can_be_changed():
+    x = np.random.default_rng(1).standard_normal((4, 3)).astype(np.float32)
+    model = MLP((3, 5, 5, 2))
+    np.testing.assert_allclose(model(x).data, mlp_by_hand(model, x, lambda h: np.maximum(h, 0)), rtol=1e-5, atol=1e-6)
+    model = MLP((3, 5, 5, 2), activation=F.tanh)
+    np.testing.assert_allclose(model(x).data, mlp_by_hand(model, x, np.tanh), rtol=1e-5, atol=1e-6)
+
+
+def test_mlp_takes_sizes_as_any_iterable():
+    for sizes in ([3, 4, 2], range(3, 0, -1), (size for size in (3, 4, 2))):
+        model = MLP(sizes)
+        assert model(np.ones((2, 3), np.float32)).shape[0] == 2
+        assert model.layers[0].W.shape[0] == 3

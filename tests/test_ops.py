@@ -356,3 +356,189 @@ def test_arrays_stay_constants_through_shortcuts():
 def test_an_op_error_keeps_the_kind_of_numpy_error():
     with pytest.raises(TypeError, match="Linear"):   # NumPy's UFuncTypeError, not a ValueError
         F.linear(np.ones((2, 2), int), np.ones((2, 2), int), np.ones(2))
+
+
+# --- found by a mutation audit of the ops ---
+def test_power_with_a_variable_exponent_matches_numpy():
+    """x ** c with c a Variable goes through exp(c log x): value and both partial derivatives."""
+    rng = np.random.default_rng(7)
+    a, b = positive(rng, (2, 3)), normal(rng, (2, 3))
+    x, c = Variable(a), Variable(b)
+    y = x ** c
+    np.testing.assert_allclose(y.data, a ** b, rtol=1e-12)
+    y.sum().backward()
+    np.testing.assert_allclose(x.grad.data, b * a ** (b - 1), rtol=1e-12)   # d/dx x^c = c x^(c-1)
+    np.testing.assert_allclose(c.grad.data, a ** b * np.log(a), rtol=1e-12)  # d/dc x^c = x^c log x
+
+
+def test_gradients_of_integer_powers_at_zero():
+    """d(x^c)/dx = c x^(c-1) is 0 at x = 0 for c > 1 (not 0 / 0 or 0 * inf)."""
+    x = Variable(np.array([0.0, 2.0]))
+    for c, slope in [(1, [1.0, 1.0]), (2, [0.0, 4.0]), (3, [0.0, 12.0])]:
+        x.cleargrad()
+        (x ** c).sum().backward()
+        np.testing.assert_array_equal(x.grad.data, slope, err_msg=f"x ** {c}")
+    x.cleargrad()
+    F.square(x).sum().backward()
+    np.testing.assert_array_equal(x.grad.data, [0.0, 4.0])
+
+
+def test_numpy_integer_exponents_keep_float32():
+    x = Variable(np.array([0.5, 2.0], np.float32))
+    for c in (np.int64(3), np.int32(2)):
+        x.cleargrad()
+        y = x ** c
+        y.sum().backward()
+        assert y.dtype == x.grad.dtype == np.float32, type(c)
+        np.testing.assert_allclose(x.grad.data, int(c) * x.data ** (int(c) - 1), rtol=1e-6)
+
+
+def second_derivative(f, x0):
+    """f''(x) of an element-wise f at each element of x0, by two backward passes (create_graph)."""
+    x = Variable(x0.copy())
+    f(x).sum().backward(create_graph=True)
+    first = x.grad
+    x.cleargrad()
+    first.sum().backward()
+    return x.grad.data
+
+
+@pytest.mark.parametrize("f, second", [
+    (F.exp, np.exp),
+    (F.log, lambda x: -1 / x ** 2),
+    (F.sqrt, lambda x: -0.25 * x ** -1.5),
+    (lambda x: 1.0 / x, lambda x: 2 / x ** 3),
+], ids=["exp", "log", "sqrt", "reciprocal"])
+def test_second_derivatives_of_exp_log_sqrt_and_reciprocal(f, second):
+    x0 = np.array([0.5, 1.0, 2.5])
+    np.testing.assert_allclose(second_derivative(f, x0), second(x0), rtol=1e-12)
+
+
+def test_mixed_second_derivatives_of_division():
+    """d^2 (x0 / x1) / dx0 dx1 = -1 / x1^2 and d^2 / dx1^2 = 2 x0 / x1^3: the backward of
+    division must itself be differentiable with respect to both inputs."""
+    a, b = np.array([1.5, -2.0]), np.array([0.5, 4.0])
+    x0, x1 = Variable(a), Variable(b)
+    (x0 / x1).sum().backward(create_graph=True)
+    g0, g1 = x0.grad, x1.grad
+    x0.cleargrad(), x1.cleargrad()
+    g0.sum().backward()
+    np.testing.assert_allclose(x1.grad.data, -1 / b ** 2, rtol=1e-12)
+    x0.cleargrad(), x1.cleargrad()
+    g1.sum().backward()
+    np.testing.assert_allclose(x0.grad.data, -1 / b ** 2, rtol=1e-12)
+    np.testing.assert_allclose(x1.grad.data, 2 * a / b ** 3, rtol=1e-12)
+
+
+SHAPE_OPS = {  # x of shape (3, 4) -> something; sin on top makes the incoming gradient depend on x
+    "reshape": lambda x: F.reshape(x, (2, 6)),
+    "transpose": lambda x: F.transpose(x),
+    "broadcast_to": lambda x: F.broadcast_to(x, (2, 3, 4)),
+    "sum_to": lambda x: F.sum_to(x, (1, 4)),
+    "slice": lambda x: x[1:, ::2],
+    "repeated_indices": lambda x: x[[0, 2, 2]],
+    "concatenate": lambda x: F.concatenate([x, x * x], axis=1),
+    "stack": lambda x: F.stack([x, x * x], axis=-1),
+}
+
+
+@pytest.mark.parametrize("name", sorted(SHAPE_OPS))
+def test_gradients_of_gradients_through_shape_ops(name):
+    """Second and third derivatives through the shape ops: their backward passes are built from
+    differentiable zero ops (needed for gradient penalties), checked by central differences."""
+    op = SHAPE_OPS[name]
+    rng = np.random.default_rng(8)
+    x0 = normal(rng, (3, 4))
+    weights = normal(rng, op(Variable(x0)).shape)
+    directions = Variable(normal(rng, (3, 4)))
+
+    def penalty(x):  # |d/dx sum(w sin(op(x)))|^2
+        x.cleargrad()
+        F.sum(F.sin(op(x)) * weights).backward(create_graph=True)
+        gx = x.grad
+        x.cleargrad()
+        return F.sum(gx * gx)
+
+    def penalty_slope(x):  # <d penalty / dx, v>: differentiating it is a third derivative
+        penalty(x).backward(create_graph=True)
+        gx = x.grad
+        x.cleargrad()
+        return F.sum(gx * directions)
+
+    gradient_check(penalty, x0, rtol=1e-5, atol=1e-7)
+    gradient_check(penalty_slope, x0, rtol=1e-5, atol=1e-7)
+
+
+def test_gradients_at_kinks_follow_the_usual_conventions():
+    """As PyTorch: |x|' = sign(x), so 0 at 0; clip passes the gradient on at the bounds themselves
+    (slope 1 on the closed interval [low, high]), also with one bound only."""
+    x = Variable(np.array([-1.0, 0.0, 1.0]))
+    F.abs(x).sum().backward()
+    np.testing.assert_array_equal(x.grad.data, [-1.0, 0.0, 1.0])
+    x = Variable(np.array([-1.5, -1.0, 0.0, 1.0, 1.5]))
+    for low, high, expected in [(-1.0, 1.0, [0, 1, 1, 1, 0]), (None, 1.0, [1, 1, 1, 1, 0]),
+                                (-1.0, None, [0, 1, 1, 1, 1])]:
+        x.cleargrad()
+        F.clip(x, low, high).sum().backward()
+        np.testing.assert_array_equal(x.grad.data, expected, err_msg=f"clip({low}, {high})")
+
+
+@pytest.mark.parametrize("f", [
+    lambda x: F.clip(x, -0.5, 0.5), lambda x: F.clip(x, None, 0.5), lambda x: F.abs(x),
+    lambda x: F.maximum(x, x[::-1]), lambda x: F.minimum(x, 0.25), lambda x: F.where(x.data > 0, x, 2 * x),
+    lambda x: F.max(x), lambda x: F.min(x, axis=0, keepdims=True),
+], ids=["clip", "clip_high", "abs", "maximum", "minimum", "where", "max", "min"])
+def test_masked_gradients_keep_float32(f):
+    """Ops whose backward multiplies by a 0/1 mask or a sign must not turn float32 gradients into float64."""
+    x = Variable(np.array([-1.0, 0.25, 0.75, 2.0], np.float32))
+    y = f(x)
+    y.sum().backward() if y.ndim else y.backward()
+    assert y.dtype == np.float32 and x.grad.dtype == np.float32
+
+
+def test_where_takes_a_variable_condition():
+    condition = Variable(np.array([True, False, True]))
+    a, b = Variable(np.array([1.0, 2.0, 3.0])), Variable(np.array([-1.0, -2.0, -3.0]))
+    y = F.where(condition, a, b)
+    np.testing.assert_array_equal(y.data, [1.0, -2.0, 3.0])
+    y.sum().backward()
+    np.testing.assert_array_equal(a.grad.data, [1.0, 0.0, 1.0])
+    np.testing.assert_array_equal(b.grad.data, [0.0, 1.0, 0.0])
+
+
+@pytest.mark.parametrize("name", ["sum", "mean", "max", "min"])
+def test_reductions_over_several_axes_keep_dims(name):
+    x0 = distinct(np.random.default_rng(9), (2, 3, 4))
+    x = Variable(x0)
+    y = getattr(F, name)(x, axis=(0, 2), keepdims=True)
+    assert y.shape == (1, 3, 1)
+    np.testing.assert_allclose(y.data, getattr(np, name)(x0, axis=(0, 2), keepdims=True), rtol=1e-12)
+    gradient_check(lambda v: getattr(F, name)(v, axis=(0, 2), keepdims=True) * np.arange(1.0, 4.0)[:, None], x0)
+
+
+def test_mean_over_an_empty_batch():
+    """Mean over the last axis of 0 rows: an empty result and an empty gradient, not a ZeroDivisionError."""
+    x = Variable(np.zeros((0, 3)))
+    y = F.mean(x, axis=1)
+    assert y.shape == (0,)
+    y.sum().backward()
+    assert x.grad.shape == (0, 3)
+
+
+def test_reshape_and_transpose_take_lists_and_negative_axes():
+    x0 = np.arange(24.0).reshape(2, 3, 4)
+    assert F.reshape(Variable(x0), [4, 6]).shape == (4, 6)
+    assert Variable(x0).reshape([6, 4]).shape == (6, 4)
+    np.testing.assert_array_equal(F.transpose(Variable(x0), [2, 0, 1]).data, x0.transpose(2, 0, 1))
+    np.testing.assert_array_equal(F.transpose(Variable(x0), -1, 0, -2).data, x0.transpose(-1, 0, -2))
+    weights = normal(np.random.default_rng(10), (4, 2, 3))
+    check_everywhere(lambda v, w: F.transpose(v, -1, 0, -2) * w, x0, weights)
+    check_everywhere(lambda v, w: F.transpose(v, (-1, -3, 1)) * w, x0, weights)
+
+
+def test_flatten_keeps_the_batch_axis():
+    x0 = normal(np.random.default_rng(11), (2, 3, 4))
+    y = F.flatten(Variable(x0))
+    assert y.shape == (2, 12)
+    np.testing.assert_array_equal(y.data, x0.reshape(2, 12))
+    check_everywhere(lambda v, w: F.flatten(v) * w, x0, normal(np.random.default_rng(12), (2, 12)))

@@ -288,3 +288,48 @@ def test_cosine_lr_stays_between_final_and_base_and_is_flat_outside_the_run(step
         assert lr == cosine_lr(base, 0, total, final_lr=final)
     if step >= total:
         assert lr == cosine_lr(base, total, total, final_lr=final)
+
+
+# -----------------------------------------------------------------------------
+# Found by a mutation audit
+# -----------------------------------------------------------------------------
+def test_adam_and_adamw_defaults_are_pytorchs():
+    """lr 1e-3, betas (0.9, 0.999), eps 1e-8; weight_decay 0 for Adam and 0.01 for AdamW."""
+    result, _ = run(lambda ps: Adam(ps), "cpu")
+    np.testing.assert_allclose(result, reference_adam(1e-3, (0.9, 0.999), 1e-8), rtol=1e-6, atol=1e-7)
+    result, _ = run(lambda ps: AdamW(ps), "cpu")
+    expected = reference_adam(1e-3, (0.9, 0.999), 1e-8, weight_decay=0.01, decoupled=True)
+    np.testing.assert_allclose(result, expected, rtol=1e-6, atol=1e-7)
+    assert not np.allclose(expected, reference_adam(1e-3, (0.9, 0.999), 1e-8), rtol=1e-6, atol=1e-7)
+    # a gradient equal to eps: the first step is lr g / (|g| + eps) = lr / 2
+    result, _ = run(lambda ps: Adam(ps), "cpu", grads=[np.full((2, 2), 1e-8, np.float32)])
+    np.testing.assert_allclose(result, START - 0.5e-3, rtol=1e-5)
+
+
+def test_adam_state_follows_a_parameter_moved_to_another_device():
+    p = Parameter(np.ones(2, np.float32))
+    optimizer = Adam([p], lr=0.1)
+    p.grad = Variable(np.array([1.0, -2.0], np.float32))
+    optimizer.step()
+    p.to("strict")
+    p.grad = Variable(on("strict", np.array([1.0, -2.0], np.float32)))
+    optimizer.step()
+    assert isinstance(p.data, StrictArray) and isinstance(optimizer.means[0], StrictArray)
+    np.testing.assert_allclose(host(p.data), [1 - 0.2, 1 + 0.2], rtol=1e-5)  # lr sign(g) per step: g is constant
+
+
+def test_fast_momentum_flushes_dead_velocities_but_keeps_small_live_ones(device):
+    """momentum 0.5 halves a dead unit's velocity each step (1e-3 becomes a float32 denormal within
+    about 117 steps), so a flush must catch it one FLUSH_EVERY ahead; a live velocity of 2e-9 is far
+    above anything that could decay that far and must survive the flush at step 200."""
+    p = Parameter(on(device, np.ones(2, np.float32)))
+    optimizer = Momentum([p], lr=1.0, momentum=0.5)
+    p.grad = Variable(on(device, np.array([1e-3, 1e-9], np.float32)))
+    optimizer.step()
+    p.grad = Variable(on(device, np.array([0.0, 1e-9], np.float32)))
+    for _ in range(199):
+        optimizer.step()
+        assert not _denormal(optimizer.velocities[0]).any()
+    assert optimizer.step_count == 200  # just flushed
+    velocity = host(optimizer.velocities[0])
+    assert velocity[0] == 0 and velocity[1] == pytest.approx(2e-9, rel=1e-5)  # 1e-9 / (1 - 0.5)
