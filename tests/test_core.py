@@ -524,3 +524,24 @@ def test_gradient_check_names_the_worst_element_not_the_first_failing_one():
 
     with pytest.raises(AssertionError, match=r"at \(2,\): backward gives 6\.18"):
         gradient_check(lambda x: SlightlyWrongSquare()(x).sum(), np.array([1.0, 2.0, 3.0]))
+
+
+def test_gradient_check_fails_on_a_nan_gradient():
+    """NaN compares false with every tolerance: it must count as a failure, not as error 0."""
+
+    class NanBackward(Function):
+        def forward(self, x):
+            return 2 * x
+
+        def backward(self, gy):
+            return gy * np.nan
+
+    with pytest.raises(AssertionError, match="backward gives nan"):
+        gradient_check(lambda x: NanBackward()(x), np.ones(3))
+
+
+def test_numpy_integer_scalars_keep_float32_like_python_numbers():
+    x = Variable(np.ones(3, np.float32))
+    for y in (x * np.int64(2), np.int32(2) * x, x / np.int64(2), x + np.int8(1), np.int64(1) - x):
+        assert y.dtype == np.float32, y.dtype
+    np.testing.assert_array_equal((x * np.int64(3)).data, np.full(3, 3.0, np.float32))

@@ -338,7 +338,7 @@ def _as_variables(inputs):
     variables, arrays = [], []
     for x in inputs:
         if not isinstance(x, Variable):
-            if type(x) is not np.ndarray and isinstance(x, (int, float)):  # arrays skip the slow isinstance
+            if type(x) is not np.ndarray and isinstance(x, (int, float, np.integer)):  # arrays skip the slow isinstance
                 x = _number_as_array(x, inputs)
             x = Variable(x, None, False)
         variables.append(x)
@@ -347,7 +347,7 @@ def _as_variables(inputs):
 
 
 def _number_as_array(number, inputs):
-    reference = next((getattr(x, "data", x) for x in inputs if not isinstance(x, (int, float))), None)
+    reference = next((getattr(x, "data", x) for x in inputs if not isinstance(x, (int, float, np.integer))), None)
     if reference is None:
         dtype = backend.DEFAULT_DTYPE if isinstance(number, float) else None
         return np.asarray(number, dtype=dtype)
