@@ -228,6 +228,18 @@ def test_negative_elbo_with_a_decoder_std_by_hand(std):
     np.testing.assert_allclose(log_w, log_likelihood + norm.logpdf(z).sum(axis=1) - log_q, rtol=1e-10)
 
 
+def _bottom_up_chain_by_hand(W, x, levels, seed):
+    """[(mu_l, logvar_l, z_l)] for l = 1..L: each encoder reads the level below (x, then z_1, ...),
+    z_l = mu_l + sigma_l eps_l, the eps drawn bottom-up from the global generator seeded with seed."""
+    np.random.seed(seed)
+    chain, below = [], x
+    for level in range(levels):
+        mu, logvar = _encoder_by_hand(W, f"encoders.{level}", below)
+        below = mu + np.exp(0.5 * logvar) * np.random.standard_normal(mu.shape)
+        chain.append((mu, logvar, below))
+    return chain
+
+
 @pytest.mark.parametrize("levels", [2, 3])
 def test_bernoulli_hierarchical_loss_by_hand(levels):
     """Bernoulli: loss = (BCE(x, x_hat(z_1)) + sum_l KL(q(z_l | .) || N(zhat_l, I))) / N, where
@@ -236,13 +248,8 @@ def test_bernoulli_hierarchical_loss_by_hand(levels):
     model = _float64(HierarchicalVAE(8, 5, 3, levels=levels, likelihood="bernoulli"))
     x = (np.random.rand(5, 8) > 0.5).astype(np.float64)
     loss = _with_seed(24, model.loss, V(x)).data
-    np.random.seed(24)
     W = {name: p.data for name, p in model.named_params()}
-    chain, below = [], x
-    for level in range(levels):
-        mu, logvar = _encoder_by_hand(W, f"encoders.{level}", below)
-        below = mu + np.exp(0.5 * logvar) * np.random.standard_normal(mu.shape)
-        chain.append((mu, logvar, below))
+    chain = _bottom_up_chain_by_hand(W, x, levels, seed=24)
     p = _sigmoid(_mlp_by_hand(W, "decoders.0", chain[0][2]))
     total = -(x * np.log(p) + (1 - x) * np.log(1 - p)).sum()
     for level, (mu, logvar, _) in enumerate(chain):
@@ -286,13 +293,8 @@ def test_gaussian_hierarchical_loss_by_hand(levels):
     model = _float64(HierarchicalVAE(8, 5, 3, levels=levels))
     x = np.random.rand(5, 8)
     loss = _with_seed(28, model.loss, V(x)).data
-    np.random.seed(28)
     W = {name: p.data for name, p in model.named_params()}
-    chain, below = [], x
-    for level in range(levels):
-        mu, logvar = _encoder_by_hand(W, f"encoders.{level}", below)
-        below = mu + np.exp(0.5 * logvar) * np.random.standard_normal(mu.shape)
-        chain.append((mu, logvar, below))
+    chain = _bottom_up_chain_by_hand(W, x, levels, seed=28)
     total = ((x - _sigmoid(_mlp_by_hand(W, "decoders.0", chain[0][2]))) ** 2).sum()
     for level, (mu, logvar, _) in enumerate(chain):
         prior = _mlp_by_hand(W, f"decoders.{level + 1}", chain[level + 1][2]) if level + 1 < levels else 0.0
