@@ -23,7 +23,7 @@ from pathlib import Path
 import numpy as np
 from tqdm import tqdm
 
-from workers import run_worker
+from workers import main, run_worker
 
 EPOCHS = 4
 BATCH = 64
@@ -140,8 +140,4 @@ def worker(framework, epochs):
 
 
 if __name__ == "__main__":
-    if "--worker" in sys.argv:
-        worker(sys.argv[sys.argv.index("--worker") + 1], int(sys.argv[sys.argv.index("--worker") + 2]))
-    else:
-        for row in run(quick="--quick" in sys.argv):
-            print(row)
+    main(run, worker)

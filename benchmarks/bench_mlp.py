@@ -19,7 +19,7 @@ from pathlib import Path
 
 import numpy as np
 
-from workers import run_worker
+from workers import main, run_worker
 
 SIZES = (784, 200, 10)
 BATCH = 32
@@ -165,10 +165,7 @@ def profile(steps=1000):
 
 
 if __name__ == "__main__":
-    if "--worker" in sys.argv:
-        worker(sys.argv[sys.argv.index("--worker") + 1], int(sys.argv[sys.argv.index("--worker") + 2]))
-    elif "--profile" in sys.argv:
+    if "--profile" in sys.argv:
         profile()
     else:
-        for row in run(quick="--quick" in sys.argv):
-            print(row)
+        main(run, worker)

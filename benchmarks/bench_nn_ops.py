@@ -23,7 +23,7 @@ from pathlib import Path
 
 import numpy as np
 
-from workers import run_worker
+from workers import main, run_worker
 
 REPEATS, QUICK_REPEATS = 10, 3
 ROUNDS = 2
@@ -169,8 +169,4 @@ def run(quick=False):
 
 
 if __name__ == "__main__":
-    if "--worker" in sys.argv:
-        worker(sys.argv[sys.argv.index("--worker") + 1], int(sys.argv[sys.argv.index("--worker") + 2]))
-    else:
-        for row in run(quick="--quick" in sys.argv):
-            print(row)
+    main(run, worker)

@@ -57,3 +57,15 @@ def peak_rss_kb():
     except OSError:
         pass
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+
+
+def main(run, worker):
+    """The command line of a benchmark file whose worker takes a framework and a count:
+    `--worker FRAMEWORK N` runs worker(FRAMEWORK, N) (the subprocess side of run_worker);
+    otherwise the rows of run(quick=--quick) are printed."""
+    if "--worker" in sys.argv:
+        at = sys.argv.index("--worker")
+        worker(sys.argv[at + 1], int(sys.argv[at + 2]))
+    else:
+        for row in run(quick="--quick" in sys.argv):
+            print(row)
