@@ -419,6 +419,29 @@ def test_activations_of_integer_input_are_not_truncated(name, expected):
     np.testing.assert_allclose(y.data, expected, rtol=1e-6)
 
 
+_INTEGERS = np.array([[1, 2, 3], [0, 4, 1]])
+_AS_FLOATS = _INTEGERS.astype(np.float64)
+
+
+@pytest.mark.parametrize("name, reference", [
+    ("exp", np.exp), ("log", np.log), ("sin", np.sin), ("cos", np.cos), ("tanh", np.tanh),
+    ("sqrt", np.sqrt), ("softplus", lambda x: np.log1p(np.exp(x))),
+    ("softmax", lambda x: np.exp(x) / np.exp(x).sum(axis=-1, keepdims=True)),
+    ("log_softmax", lambda x: x - np.log(np.exp(x).sum(axis=-1, keepdims=True))),
+    ("logsumexp", lambda x: np.log(np.exp(x).sum(axis=-1))),
+    ("mean", np.mean),
+])
+def test_float_valued_ops_give_float32_for_integer_input(name, reference):
+    """As torch does: NumPy computed these in float64 (one more float64 array leaking into a
+    float32 model), and log_softmax crashed (x - max(x) kept the integer dtype, then a float
+    was subtracted from it in place)."""
+    with np.errstate(divide="ignore"):  # log 0 = -inf is part of the check
+        y = getattr(F, name)(Variable(_INTEGERS))
+        expected = reference(_AS_FLOATS)
+    assert y.dtype == np.float32, name
+    np.testing.assert_allclose(y.data, expected, rtol=1e-6)
+
+
 def test_leaky_relu_of_integer_input_keeps_its_slope():
     np.testing.assert_allclose(F.leaky_relu(np.array([-300, 5]), 0.1).data, [-30, 5])
 

@@ -167,6 +167,13 @@ def as_array(x, xp=np, dtype=None):
     return xp.asarray(x, dtype=dtype)
 
 
+def floating(array):
+    """array as is if it holds floating-point (or complex) numbers; integers and booleans as
+    DEFAULT_DTYPE. Ops such as exp, log and softmax use it: NumPy would compute them in float64,
+    and a float result in an integer array (x - max(x), in place) would not even fit."""
+    return array if array.dtype.kind in "fc" else array.astype(DEFAULT_DTYPE)
+
+
 def ones(xp, shape, dtype):
     """xp.ones(shape, dtype) by empty + fill: NumPy's ones takes 3-4x longer on tiny arrays
     (1.3 us against 0.4 for 100 elements), which shows on the per-op hot path."""

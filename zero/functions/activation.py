@@ -8,22 +8,16 @@ log_softmax and logsumexp subtract the maximum before exponentiating
 
 __all__ = ['leaky_relu', 'log_softmax', 'logsumexp', 'relu', 'sigmoid', 'silu', 'softmax', 'softplus']
 from zero import utils
-from zero.backend import DEFAULT_DTYPE
+from zero.backend import floating
 from zero.core import Function
 from zero.functions.math import exp
 from zero.functions.reduction import sum
 from zero.functions.shape import reshape
 
 
-def _floating(x):
-    """x as is if it holds floats; integers as the default float dtype (their dtype would turn
-    a constant such as 0.5 into 0)."""
-    return x if x.dtype.kind == "f" else x.astype(DEFAULT_DTYPE)
-
-
 def _sigmoid(xp, x):
     """1 / (1 + e^-x) on an array, as 0.5 tanh(x/2) + 0.5: no overflow for large |x|."""
-    x = _floating(x)
+    x = floating(x)
     half = x.dtype.type(0.5)  # a NumPy scalar: faster than a Python float in in-place ops
     y = xp.tanh(x * half)
     y *= half
@@ -74,7 +68,7 @@ class LeakyReLU(Function):
     def forward(self, x):
         # y = max(x, slope x) for slope <= 1 (min for slope > 1): two fast passes, where xp.where is slow
         larger_or_smaller = self.xp.maximum if self.negative_slope <= 1 else self.xp.minimum
-        x = _floating(x)
+        x = floating(x)
         return larger_or_smaller(x, x * x.dtype.type(self.negative_slope))
 
     def backward(self, gy):
@@ -89,7 +83,7 @@ class Softplus(Function):
     """log(1 + e^x) = max(x, 0) + log(1 + e^-|x|): the exponent is never positive."""
 
     def forward(self, x):
-        xp = self.xp
+        xp, x = self.xp, floating(x)
         y = xp.log1p(xp.exp(-xp.abs(x)))
         y += xp.maximum(x, 0)
         return y
@@ -140,6 +134,7 @@ class Softmax(Function):
         self.axis = axis
 
     def forward(self, x):
+        x = floating(x)
         y = self.xp.exp(x - x.max(axis=self.axis, keepdims=True))
         y /= y.sum(axis=self.axis, keepdims=True)
         return y
@@ -158,7 +153,7 @@ class LogSoftmax(Function):
         self.axis = axis
 
     def forward(self, x):
-        xp = self.xp
+        xp, x = self.xp, floating(x)
         y = x - x.max(axis=self.axis, keepdims=True)
         y -= xp.log(xp.exp(y).sum(axis=self.axis, keepdims=True))
         return y
@@ -176,7 +171,7 @@ class LogSumExp(Function):
         self.axis, self.keepdims = axis, keepdims
 
     def forward(self, x):
-        xp = self.xp
+        xp, x = self.xp, floating(x)
         m = x.max(axis=self.axis, keepdims=True)
         # rows that are all -inf (or hold +inf): shift by 0, so the result is -inf (+inf), not nan
         m = xp.where(xp.isfinite(m), m, m.dtype.type(0))

@@ -1,10 +1,12 @@
 """Element-wise math: exp, log, sin, cos, tanh, sqrt, abs, clip,
 maximum/minimum, where. Each backward is the derivative you learned in school,
-times the incoming gradient gy (the chain rule)."""
+times the incoming gradient gy (the chain rule). The transcendental ones give
+float32 (the default dtype) for integer input, not NumPy's float64."""
 
 __all__ = ['abs', 'clip', 'cos', 'exp', 'log', 'maximum', 'minimum', 'sin', 'sqrt', 'square', 'tanh', 'where']
 import numpy as np
 
+from zero.backend import floating
 from zero.core import Function, Variable, as_variable
 from zero.functions.shape import sum_to
 
@@ -16,7 +18,7 @@ def _mask(condition, dtype):
 
 class Exp(Function):
     def forward(self, x):
-        return self.xp.exp(x)
+        return self.xp.exp(floating(x))
 
     def backward(self, gy):
         y = self.outputs[0]()
@@ -25,7 +27,7 @@ class Exp(Function):
 
 class Log(Function):
     def forward(self, x):
-        return self.xp.log(x)
+        return self.xp.log(floating(x))
 
     def backward(self, gy):
         x, = self.inputs
@@ -34,7 +36,7 @@ class Log(Function):
 
 class Sin(Function):
     def forward(self, x):
-        return self.xp.sin(x)
+        return self.xp.sin(floating(x))
 
     def backward(self, gy):
         x, = self.inputs
@@ -43,7 +45,7 @@ class Sin(Function):
 
 class Cos(Function):
     def forward(self, x):
-        return self.xp.cos(x)
+        return self.xp.cos(floating(x))
 
     def backward(self, gy):
         x, = self.inputs
@@ -52,7 +54,7 @@ class Cos(Function):
 
 class Tanh(Function):
     def forward(self, x):
-        return self.xp.tanh(x)
+        return self.xp.tanh(floating(x))
 
     def backward(self, gy):
         y = self.outputs[0]()
@@ -61,7 +63,7 @@ class Tanh(Function):
 
 class Sqrt(Function):
     def forward(self, x):
-        return self.xp.sqrt(x)
+        return self.xp.sqrt(floating(x))
 
     def backward(self, gy):
         y = self.outputs[0]()

@@ -2,6 +2,7 @@
 
 __all__ = ['max', 'mean', 'min', 'sum']
 from zero import utils
+from zero.backend import floating
 from zero.core import Function
 from zero.functions.shape import broadcast_to, reshape
 
@@ -31,7 +32,7 @@ class Mean(Function):
 
     def forward(self, x):
         self.x_shape = x.shape
-        y = x.mean(axis=self.axis, keepdims=self.keepdims)
+        y = floating(x).mean(axis=self.axis, keepdims=self.keepdims)  # float32 for integers too
         self.count = x.size // y.size if y.size else 1
         return y
 
