@@ -11,7 +11,9 @@
 (no graph is built, nothing leaves the parameter's device); parameters whose
 grad is None are skipped. State (momentum buffers, Adam moments) is created
 on the first update of each parameter, on that parameter's device. The
-formulas and defaults are PyTorch's (torch.optim), so runs can be compared.
+formulas are PyTorch's (torch.optim), so runs can be compared; so are Adam's
+and AdamW's defaults. SGD and Momentum default to lr 0.01, torch.optim.SGD to
+1e-3: pass lr when comparing them.
 """
 import math
 
