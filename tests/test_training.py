@@ -12,8 +12,8 @@ from zero.data import DataLoader, Dataset
 from zero.models import MLP, Model
 from zero.optimizers import SGD, Adam, Momentum
 from zero.layers import BatchNorm, Dropout, Linear
-from zero.training import (fit, fit_or_resume, load_checkpoint, mean_loss, mnist_splits, restore_if_trained,
-                           restore_or_fit, resume, run_settings, save_checkpoint)
+from zero.training import (fit, fit_or_resume, load_checkpoint, mean_loss, mnist_splits, mnist_splits_from,
+                           restore_if_trained, restore_or_fit, resume, run_settings, save_checkpoint)
 
 
 class Regression(Model):
@@ -487,6 +487,36 @@ def test_resume_refuses_a_checkpoint_trained_with_other_options_and_changes_noth
     assert resume(checkpoint, other, other_optimizer, Namespace(**{**vars(saved), "epochs": 9}))[1] == 4
     save_checkpoint(tmp_path / "old.npz", model, optimizer, epoch=2)
     assert resume(tmp_path / "old.npz", other, other_optimizer, Namespace(**{**vars(saved), "lr": 1.0}))[1] == 2
+
+
+def test_a_run_on_the_split_auto_chose_is_not_resumed_on_another(tmp_path, monkeypatch):
+    """--source auto trains on the test split while only that one is in the data folder; once the
+    training split is there too, auto means 60,000 other images: the checkpoint must record the
+    split it was trained on, not 'auto', or a --resume would continue on other data unnoticed."""
+    import zero.training as training
+    from argparse import Namespace
+    present = {"test"}
+    monkeypatch.setattr(training, "find_local", lambda folder, name: any(
+        name in training.SPLITS[split][:2] for split in present))
+    monkeypatch.setattr(training, "load_mnist", lambda split, folder, flatten: (
+        np.zeros((10, 784), np.float32), np.zeros(10, np.int64)))
+    options = dict(data_dir=str(tmp_path), train_limit=None, heldout_limit=None, lr=0.01, batch_size=8, seed=0,
+                   resume=True, epochs=2)
+    args = Namespace(source="auto", **options)
+    data = mnist_splits_from(args)
+    assert args.source == data.source == "test" and "test split" in data.description
+    model, optimizer, _ = _trained()
+    checkpoint = tmp_path / "c.npz"
+    save_checkpoint(checkpoint, model, optimizer, epoch=1, settings=run_settings(args))
+    present.add("train")                                     # the training split was downloaded since
+    args = Namespace(source="auto", **options)
+    assert mnist_splits_from(args).source == args.source == "train"
+    with pytest.raises(ValueError, match=re.escape("--source test (now train)")):
+        resume(checkpoint, *_trained()[:2], args)
+    assert resume(checkpoint, *_trained()[:2], Namespace(**{**options, "source": "test"}))[1] == 1
+    # checkpoints written before the split was recorded say 'auto': which split that was is unknown
+    save_checkpoint(checkpoint, model, optimizer, epoch=1, settings=run_settings(Namespace(source="auto", **options)))
+    assert resume(checkpoint, *_trained()[:2], args)[1] == 1
 
 
 def test_run_settings_leaves_out_or_adds_the_options_a_script_names():

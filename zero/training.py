@@ -1,6 +1,6 @@
 """What every training script of the course shares: its MNIST data and its checkpoints.
 
-    data = mnist_splits(data_dir=args.data_dir, train_limit=args.train_limit)
+    data = mnist_splits_from(args)               # --data-dir, --source, --train-limit, --heldout-limit
     print(data.description)                     # says which images were used
     ...
     save_checkpoint(path, model, optimizer, epoch, history)
@@ -47,12 +47,14 @@ FORMAT_VERSION = 1
 # =============================================================================
 @dataclass
 class MnistSplits:
-    """Training and held-out images, (N, 784) float32 in [0, 1], with labels and a description."""
+    """Training and held-out images, (N, 784) float32 in [0, 1], with labels, a description and
+    the split they come from: source 'train' or 'test' (what 'auto' chose)."""
     x_train: np.ndarray
     t_train: np.ndarray
     x_heldout: np.ndarray
     t_heldout: np.ndarray
     description: str
+    source: str
 
 
 def mnist_splits(data_dir=None, source="auto", train_limit=None, heldout_limit=None):
@@ -85,11 +87,21 @@ def mnist_splits(data_dir=None, source="auto", train_limit=None, heldout_limit=N
     x_heldout, t_heldout = x_heldout[:heldout_limit], t_heldout[:heldout_limit]
     description = (f"training on {len(x_train):,} images ({origin[0]}), "
                    f"held out {len(x_heldout):,} images ({origin[1]}) from {folder}")
-    return MnistSplits(x_train, t_train, x_heldout, t_heldout, description)
+    return MnistSplits(x_train, t_train, x_heldout, t_heldout, description, source)
+
+
+def mnist_splits_from(args):
+    """mnist_splits with a step script's options (--data-dir, --source, --train-limit,
+    --heldout-limit). args.source becomes the split actually used, so that a checkpoint's
+    settings name it: a run started with 'auto' on the test split alone must not be resumed
+    on the training split once it has been downloaded."""
+    data = mnist_splits(args.data_dir, args.source, args.train_limit, args.heldout_limit)
+    args.source = data.source
+    return data
 
 
 def add_data_options(parser, train_limit=None, heldout_limit=None):
-    """--source and --train-limit / --heldout-limit options for mnist_splits."""
+    """--source and --train-limit / --heldout-limit options for mnist_splits_from."""
     parser.add_argument("--source", default="auto", choices=["auto", "train", "test"],
                         help="which MNIST split to train on: 'train' (hold out the test split), "
                              "'test' (its first 8,000 train, its last 2,000 are held out), "
@@ -325,8 +337,11 @@ def stage_checkpoint(path, model, optimizer=None, settings=None):
 
 def _check_settings(path, stored, settings):
     """A run resumed with other options than the checkpoint's is refused, naming each difference."""
-    changed = [(name, str(stored[f"settings/{name}"]), str(value)) for name, value in settings.items()
-               if f"settings/{name}" in stored and str(stored[f"settings/{name}"]) != str(value)]
+    saved = {name: str(stored[f"settings/{name}"]) for name in settings if f"settings/{name}" in stored}
+    if saved.get("source") == "auto":  # written before mnist_splits_from recorded the split auto chose: unknown
+        del saved["source"]
+    changed = [(name, saved[name], str(value)) for name, value in settings.items()
+               if name in saved and saved[name] != str(value)]
     if changed:
         def shown(value):
             return "not given" if value == "None" else value

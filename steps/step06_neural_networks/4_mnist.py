@@ -14,7 +14,7 @@ import numpy as np
 
 from zero.cli import out_dir, step_parser
 from zero.plot import figures, save, show, show_images
-from zero.training import add_data_options, mnist_splits
+from zero.training import add_data_options, mnist_splits_from
 
 parser = step_parser(__doc__)   # nothing trains here: no --epochs, --device or checkpoint options
 parser.add_argument("--data-dir", type=Path, default=None, help="folder with the MNIST files (default: $ZERO_DATA_DIR)")
@@ -23,7 +23,7 @@ args = parser.parse_args()
 folder = out_dir(args, __file__)
 plt = figures(args.show)
 
-data = mnist_splits(args.data_dir, args.source, args.train_limit, args.heldout_limit)
+data = mnist_splits_from(args)
 print(data.description)
 x, t = data.x_train, data.t_train
 print(f"images {x.shape} {x.dtype}, pixel values from {x.min()} to {x.max()}, "

@@ -42,7 +42,7 @@ from zero.data import DataLoader, Dataset
 from zero.distributions import normal_quantile
 from zero.optimizers import Adam
 from zero.plot import figures, save, save_image_grid, save_loss_curves, show, show_images
-from zero.training import add_data_options, mean_loss, mnist_splits, resume, run_settings, save_checkpoint
+from zero.training import add_data_options, mean_loss, mnist_splits_from, resume, run_settings, save_checkpoint
 from zero.vae import VAE, evaluate_bounds
 
 parser = step_parser(__doc__, training=True, epochs=30, batch_size=32, lr=3e-4, hidden_size=200,
@@ -57,7 +57,7 @@ plt = figures(args.show)
 zero.seed(args.seed, args.device)  # the weights (NumPy) and the noise eps (drawn on the device)
 
 # ---- data: flattened images (N, 784) in [0, 1] ------------------------------------------------
-data = mnist_splits(args.data_dir, args.source, args.train_limit, args.heldout_limit)
+data = mnist_splits_from(args)
 print(data.description)
 
 # ---- model and optimizer: encoder 784-200-(20, 20), decoder 20-200-784 -------------------------

@@ -43,7 +43,7 @@ from zero.data import DataLoader, Dataset
 from zero.diffusion import Diffusion, to_images, to_model_range
 from zero.optimizers import Adam
 from zero.plot import figures, save, save_image_grid, show
-from zero.training import add_data_options, mnist_splits, resume, run_settings, save_checkpoint
+from zero.training import add_data_options, mnist_splits_from, resume, run_settings, save_checkpoint
 from zero.unet import UNet
 
 CONFIGS = {
@@ -74,7 +74,7 @@ plt = figures(args.show)
 zero.seed(args.seed, args.device)              # weights (NumPy) and the time steps and noise, drawn on the device
 xp = get_backend(args.device).xp
 
-data = mnist_splits(args.data_dir, args.source, args.train_limit, args.heldout_limit)
+data = mnist_splits_from(args)
 print(data.description)
 x_train = data.x_train.reshape(-1, 1, 28, 28)   # (N, 1, 28, 28) in [0, 1]
 

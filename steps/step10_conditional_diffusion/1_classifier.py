@@ -28,7 +28,7 @@ from zero.cli import checkpoint_path, out_dir, step_parser
 from zero.metrics import MnistClassifier, classify, referee_epochs, train_classifier
 from zero.optimizers import Adam
 from zero.plot import figures, save, show, show_images
-from zero.training import add_data_options, mnist_splits, resume, run_settings, save_checkpoint
+from zero.training import add_data_options, mnist_splits_from, resume, run_settings, save_checkpoint
 
 parser = step_parser(__doc__, training=True, epochs=None, batch_size=64, lr=1e-3)
 add_data_options(parser)
@@ -40,7 +40,7 @@ checkpoint = checkpoint_path(args, __file__)
 plt = figures(args.show)
 seed(args.seed, args.device)
 
-data = mnist_splits(args.data_dir, args.source, args.train_limit, args.heldout_limit)
+data = mnist_splits_from(args)
 print(data.description)
 x_train = data.x_train.reshape(-1, 1, 28, 28)      # images (N, 1, 28, 28) in [0, 1]
 x_heldout = data.x_heldout.reshape(-1, 1, 28, 28)

@@ -61,7 +61,7 @@ from zero.diffusion import Diffusion, drop_labels, sampler_name, to_images, to_m
 from zero.metrics import classifier_for_scoring, score_samples, share_interval
 from zero.optimizers import Adam, cosine_lr
 from zero.plot import figures, save, save_image_grid, show, show_images
-from zero.training import add_data_options, mnist_splits, resume, run_settings, save_checkpoint
+from zero.training import add_data_options, mnist_splits_from, resume, run_settings, save_checkpoint
 from zero.unet import UNet
 
 CONFIGS = {
@@ -113,7 +113,7 @@ plt = figures(args.show)
 seed(args.seed, args.device)                   # weights (NumPy) and the noise, drawn on the device
 xp = get_backend(args.device).xp
 
-data = mnist_splits(args.data_dir, args.source, args.train_limit, args.heldout_limit)
+data = mnist_splits_from(args)
 print(data.description)
 x_train = data.x_train.reshape(-1, 1, 28, 28)
 

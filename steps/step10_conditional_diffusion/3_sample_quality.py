@@ -31,7 +31,7 @@ from zero.diffusion import Diffusion, sampler_name, to_images
 from zero.metrics import (classifier_for_scoring, classify, feature_statistics, frechet_distance, score_samples,
                           share_interval)
 from zero.plot import figures, save, show, show_images
-from zero.training import add_data_options, mnist_splits
+from zero.training import add_data_options, mnist_splits_from
 from zero.unet import UNet, unet_from_checkpoint
 
 DEFAULT_MODELS = ["step09_diffusion/2_ddpm", "step10_conditional_diffusion/2_conditional_ddpm"]  # their checkpoints
@@ -64,7 +64,7 @@ for spec in args.samplers.split(","):
         parser.error(f"--samplers: the eta of {spec!r} is not a number")
 xp = get_backend(args.device).xp
 
-data = mnist_splits(args.data_dir, args.source, args.train_limit, args.heldout_limit)
+data = mnist_splits_from(args)
 print(data.description)
 x_heldout = data.x_heldout.reshape(-1, 1, 28, 28)
 classifier = classifier_for_scoring(args.classifier, data.x_train.reshape(-1, 1, 28, 28), data.t_train,

@@ -34,7 +34,7 @@ from zero.autoencoder import Autoencoder
 from zero.cli import checkpoint_path, out_dir, step_checkpoint, step_parser
 from zero.optimizers import Adam
 from zero.plot import figures, save, save_image_grid, save_loss_curves, show, show_images
-from zero.training import add_data_options, fit_or_resume, mean_loss, mnist_splits, restore_or_fit
+from zero.training import add_data_options, fit_or_resume, mean_loss, mnist_splits_from, restore_or_fit
 from zero.vae import VAE, reparameterize
 
 parser = step_parser(__doc__, training=True, epochs=20, batch_size=64, lr=1e-3, hidden_size=200,
@@ -51,7 +51,7 @@ checkpoint = checkpoint_path(args, __file__)
 plt = figures(args.show)
 zero.seed(args.seed, args.device)  # NumPy's generator and the device's
 
-data = mnist_splits(args.data_dir, args.source, args.train_limit, args.heldout_limit)
+data = mnist_splits_from(args)
 print(data.description)
 
 # ---- the autoencoder, trained on (A.1) ---------------------------------------------------------------

@@ -28,7 +28,7 @@ from zero.autoencoder import Autoencoder, add_noise, reconstruction_errors
 from zero.cli import checkpoint_path, out_dir, step_checkpoint, step_parser
 from zero.optimizers import Adam
 from zero.plot import figures, save_image_grid, save_loss_curves, show
-from zero.training import add_data_options, fit_or_resume, mnist_splits, restore_or_fit
+from zero.training import add_data_options, fit_or_resume, mnist_splits_from, restore_or_fit
 
 parser = step_parser(__doc__, training=True, epochs=20, batch_size=64, lr=1e-3, hidden_size=200,
                      latent_size=20, noise_std=0.5)
@@ -44,7 +44,7 @@ checkpoint = checkpoint_path(args, __file__)
 figures(args.show)  # headless (Agg) unless --show and a display
 zero.seed(args.seed, args.device)  # the weights (NumPy) and the noise (drawn on the device)
 
-data = mnist_splits(args.data_dir, args.source, args.train_limit, args.heldout_limit)
+data = mnist_splits_from(args)
 print(data.description)
 
 # ---- the denoising autoencoder: a fresh corruption (A.2) of every batch, loss (A.3) ----------------------

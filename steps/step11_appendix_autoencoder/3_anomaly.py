@@ -24,7 +24,7 @@ from zero.backend import seed
 from zero.cli import checkpoint_path, out_dir, step_parser
 from zero.optimizers import Adam
 from zero.plot import figures, save, show
-from zero.training import add_data_options, fit_or_resume, mnist_splits
+from zero.training import add_data_options, fit_or_resume, mnist_splits_from
 
 parser = step_parser(__doc__, training=True, epochs=20, batch_size=64, lr=1e-3, hidden_size=200,
                      latent_size=20, anomaly_digit=2)
@@ -37,7 +37,7 @@ checkpoint = checkpoint_path(args, __file__, variant=f"_without_{args.anomaly_di
 plt = figures(args.show)
 seed(args.seed, args.device)
 
-data = mnist_splits(args.data_dir, args.source, args.train_limit, args.heldout_limit)
+data = mnist_splits_from(args)
 normal_train = data.x_train[data.t_train != args.anomaly_digit]
 print(f"{data.description}\ntraining on the {len(normal_train):,} training images that are not a {args.anomaly_digit}")
 

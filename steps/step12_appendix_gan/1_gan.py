@@ -48,7 +48,7 @@ from zero.gan import (MLPDiscriminator, MLPGenerator, discriminator_loss, genera
 from zero.metrics import classifier_for_scoring, classify, feature_statistics, frechet_distance
 from zero.optimizers import Adam
 from zero.plot import figures, save, save_image_grid, show, show_images
-from zero.training import add_data_options, mnist_splits
+from zero.training import add_data_options, mnist_splits_from
 
 parser = step_parser(__doc__, training=True, epochs=30, batch_size=64, lr=2e-4, latent_size=64, g_hidden_size=512,
                      d_hidden_size=256, minimax_epochs=30, head_start_steps=100, score_images=1000)
@@ -65,7 +65,7 @@ folder = out_dir(args, __file__)
 checkpoint = checkpoint_path(args, __file__)
 plt = figures(args.show)
 
-data = mnist_splits(args.data_dir, args.source, args.train_limit, args.heldout_limit)
+data = mnist_splits_from(args)
 print(data.description)
 
 

@@ -29,7 +29,7 @@ from zero.gan import DCDiscriminator, DCGenerator, interpolate, plot_game, score
 from zero.metrics import classifier_for_scoring
 from zero.optimizers import Adam
 from zero.plot import figures, save, save_image_grid, show, show_images
-from zero.training import add_data_options, mnist_splits
+from zero.training import add_data_options, mnist_splits_from
 
 parser = step_parser(__doc__, training=True, epochs=15, batch_size=64, lr=2e-4, latent_size=64, width=32,
                      score_images=1000)
@@ -46,7 +46,7 @@ checkpoint = checkpoint_path(args, __file__)
 plt = figures(args.show)
 zero.seed(args.seed, args.device)
 
-data = mnist_splits(args.data_dir, args.source, args.train_limit, args.heldout_limit)
+data = mnist_splits_from(args)
 print(data.description)
 
 generator = DCGenerator(args.latent_size, args.width).to(args.device)
