@@ -3,7 +3,7 @@ from pathlib import Path
 
 import pytest
 
-from zero.cli import checkpoint_path, out_dir, running_under_ci, script_name, step_checkpoint, step_parser
+from zero.cli import checkpoint_path, out_dir, parse_options, running_under_ci, script_name, step_checkpoint, step_parser
 
 
 def test_a_quick_run_writes_beside_a_real_runs_files_never_over_them(tmp_path, monkeypatch):
@@ -83,3 +83,18 @@ def test_running_under_ci_reads_the_ci_variable(monkeypatch, value, expected):
     else:
         monkeypatch.setenv("CI", value)
     assert running_under_ci() is expected
+
+
+def test_quick_sets_defaults_that_options_given_on_the_command_line_override(monkeypatch):
+    """--quick --epochs 3 once trained 1 epoch: the quick values replaced what was typed."""
+    parser = step_parser("doc", training=True, epochs=30, train_limit=0)
+    quick = dict(epochs=1, train_limit=512)
+    for argv, expected in [([], (30, 0)), (["--quick"], (1, 512)), (["--quick", "--epochs", "3"], (3, 512)),
+                           (["--epochs", "3"], (3, 0))]:
+        monkeypatch.setattr("sys.argv", ["script.py", *argv])
+        args = parse_options(parser, quick=quick)
+        assert (args.epochs, args.train_limit) == expected, argv
+        parser.set_defaults(epochs=30, train_limit=0)  # a script parses once; the test reuses the parser
+    monkeypatch.setattr("sys.argv", ["script.py", "--quick"])
+    with pytest.raises(ValueError, match=r"quick sets \['epoch'\]"):
+        parse_options(step_parser("doc", training=True), quick=dict(epoch=1))

@@ -1,7 +1,8 @@
 """Command-line options shared by the course's step scripts.
 
 Every step script starts with `parser = step_parser(__doc__)` (plus
-`training=True` for the scripts that train a network) and so offers the same
+`training=True` for the scripts that train a network), reads its options with
+`args = parse_options(parser, quick={...})` (a --quick run's defaults), and so offers the same
 switches: `--quick` (a tiny run for the test suite), `--out` (where figures
 go), `--show` (open windows as well), `--seed`; training scripts add
 `--device`, `--epochs`, `--batch-size`, `--data-dir`, `--checkpoint` and
@@ -51,6 +52,19 @@ def step_parser(description, training=False, default_out=None, **training_defaul
     for name, value in training_defaults.items():
         parser.add_argument("--" + name.replace("_", "-"), type=type(value), default=value)
     return parser
+
+
+def parse_options(parser, quick=None):
+    """parser.parse_args(), with `quick` ({option: value}) as the defaults of a --quick run:
+    options given on the command line keep their values (--quick --epochs 3 trains 3 epochs)."""
+    args = parser.parse_args()
+    if args.quick and quick:
+        unknown = sorted(set(quick) - set(vars(args)))
+        if unknown:
+            raise ValueError(f"parse_options: quick sets {unknown}, which the parser does not have")
+        parser.set_defaults(**quick)
+        args = parser.parse_args()
+    return args
 
 
 def script_name(path):

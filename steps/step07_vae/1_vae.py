@@ -37,7 +37,7 @@ import numpy as np
 from tqdm import tqdm
 
 import zero
-from zero.cli import checkpoint_path, out_dir, step_parser
+from zero.cli import checkpoint_path, out_dir, parse_options, step_parser
 from zero.data import DataLoader, Dataset
 from zero.distributions import normal_quantile
 from zero.optimizers import Adam
@@ -48,9 +48,7 @@ from zero.vae import VAE, evaluate_bounds
 parser = step_parser(__doc__, training=True, epochs=30, batch_size=32, lr=3e-4, hidden_size=200,
                      latent_size=20, likelihood="gaussian", iwae_samples=100)
 add_data_options(parser)
-args = parser.parse_args()
-if args.quick:
-    args.epochs, args.train_limit, args.heldout_limit, args.iwae_samples = 1, 512, 256, 10
+args = parse_options(parser, quick=dict(epochs=1, train_limit=512, heldout_limit=256, iwae_samples=10))
 folder = out_dir(args, __file__)
 checkpoint = checkpoint_path(args, __file__)
 plt = figures(args.show)

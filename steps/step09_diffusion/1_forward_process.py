@@ -24,16 +24,14 @@ same distribution (same mean and standard deviation per pixel, same histogram).
 import numpy as np
 from tqdm import tqdm
 
-from zero.cli import out_dir, step_parser
+from zero.cli import out_dir, parse_options, step_parser
 from zero.diffusion import Diffusion, to_images, to_model_range
 from zero.mnist import load_mnist
 from zero.plot import figures, save, show
 
 parser = step_parser(__doc__, chains=2000)
 parser.add_argument("--data-dir", default=None, help="folder with the MNIST files (default: $ZERO_DATA_DIR)")
-args = parser.parse_args()
-if args.quick:
-    args.chains = 200
+args = parse_options(parser, quick=dict(chains=200))
 folder = out_dir(args, __file__)
 plt = figures(args.show)
 rng = np.random.default_rng(args.seed)

@@ -38,7 +38,7 @@ from tqdm import tqdm
 
 import zero
 from zero.backend import get_backend, to_numpy
-from zero.cli import checkpoint_path, out_dir, step_parser
+from zero.cli import checkpoint_path, out_dir, parse_options, step_parser
 from zero.data import DataLoader, Dataset
 from zero.diffusion import Diffusion, to_images, to_model_range
 from zero.optimizers import Adam
@@ -61,12 +61,10 @@ parser.add_argument("--channels", default=None, help="U-Net widths, e.g. 16,32,6
 parser.add_argument("--time-embed-dim", type=int, default=None)
 parser.add_argument("--lr", type=float, default=None)
 parser.set_defaults(epochs=None, batch_size=None)
-args = parser.parse_args()
+args = parse_options(parser, quick=dict(samples=8, heldout_limit=256))
 for name, value in (QUICK if args.quick else CONFIGS[args.config]).items():
     if getattr(args, name) is None:
         setattr(args, name, value)
-if args.quick:
-    args.samples, args.heldout_limit = 8, 256
 channels = tuple(int(c) for c in args.channels.split(","))
 folder = out_dir(args, __file__)
 checkpoint = checkpoint_path(args, __file__)

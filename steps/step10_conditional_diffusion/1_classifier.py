@@ -24,7 +24,7 @@ import time
 import numpy as np
 
 from zero.backend import seed
-from zero.cli import checkpoint_path, out_dir, step_parser
+from zero.cli import checkpoint_path, out_dir, parse_options, step_parser
 from zero.metrics import MnistClassifier, classify, referee_epochs, train_classifier
 from zero.optimizers import Adam
 from zero.plot import figures, save, show, show_images
@@ -32,9 +32,7 @@ from zero.training import add_data_options, mnist_splits_from, resume, run_setti
 
 parser = step_parser(__doc__, training=True, epochs=None, batch_size=64, lr=1e-3)
 add_data_options(parser)
-args = parser.parse_args()
-if args.quick:
-    args.epochs, args.train_limit, args.heldout_limit = 1, 512, 256
+args = parse_options(parser, quick=dict(epochs=1, train_limit=512, heldout_limit=256))
 folder = out_dir(args, __file__)
 checkpoint = checkpoint_path(args, __file__)
 plt = figures(args.show)

@@ -55,7 +55,7 @@ import numpy as np
 from tqdm import tqdm
 
 from zero.backend import get_backend, seed, to_numpy
-from zero.cli import checkpoint_path, out_dir, step_checkpoint, step_parser
+from zero.cli import checkpoint_path, out_dir, parse_options, step_checkpoint, step_parser
 from zero.data import DataLoader, Dataset
 from zero.diffusion import Diffusion, drop_labels, sampler_name, to_images, to_model_range
 from zero.metrics import classifier_for_scoring, score_samples, share_interval
@@ -97,13 +97,11 @@ parser.add_argument("--eta", type=float, default=None,
 parser.add_argument("--classifier", type=Path, default=None,
                     help="step 10.1's classifier (default: where 1_classifier.py writes it; trained here if missing)")
 parser.set_defaults(epochs=None, batch_size=None)
-args = parser.parse_args()
+args = parse_options(parser, quick=dict(per_class=1, heldout_limit=256, gammas="0,3"))
 args.classifier = args.classifier or step_checkpoint("step10_conditional_diffusion/1_classifier", args)
 for name, value in (QUICK if args.quick else CONFIGS[args.config]).items():
     if getattr(args, name) is None:
         setattr(args, name, value)
-if args.quick:
-    args.per_class, args.heldout_limit, args.gammas = 1, 256, "0,3"
 channels = tuple(int(c) for c in args.channels.split(","))
 gammas = [float(g) for g in args.gammas.split(",")]
 sampler_label = sampler_name(args.sampler, args.eta)

@@ -26,7 +26,7 @@ from pathlib import Path
 import numpy as np
 
 from zero.backend import get_backend, to_numpy
-from zero.cli import out_dir, step_checkpoint, step_parser
+from zero.cli import out_dir, parse_options, step_checkpoint, step_parser
 from zero.diffusion import Diffusion, sampler_name, to_images
 from zero.metrics import (classifier_for_scoring, classify, feature_statistics, frechet_distance, score_samples,
                           share_interval)
@@ -47,10 +47,9 @@ parser.add_argument("--device", default="cpu")
 parser.add_argument("--data-dir", type=Path, default=None)
 parser.add_argument("--classifier", type=Path, default=None,
                     help="step 10.1's classifier (default: where 1_classifier.py writes it; trained here if missing)")
-args = parser.parse_args()
+args = parse_options(parser, quick=dict(samples=20, train_limit=256, heldout_limit=256,
+                                       ddim_steps=10, samplers="ddim,ddim:1"))
 args.classifier = args.classifier or step_checkpoint("step10_conditional_diffusion/1_classifier", args)
-if args.quick:
-    args.samples, args.train_limit, args.heldout_limit, args.ddim_steps, args.samplers = 20, 256, 256, 10, "ddim,ddim:1"
 folder = out_dir(args, __file__)
 plt = figures(args.show)
 samplers = []                                        # (name, eta): 'ddim:1' -> ('ddim', 1.0)

@@ -21,7 +21,7 @@ import numpy as np
 
 from zero.autoencoder import Autoencoder, reconstruction_errors, roc_auc, roc_curve
 from zero.backend import seed
-from zero.cli import checkpoint_path, out_dir, step_parser
+from zero.cli import checkpoint_path, out_dir, parse_options, step_parser
 from zero.optimizers import Adam
 from zero.plot import figures, save, show
 from zero.training import add_data_options, fit_or_resume, mnist_splits_from
@@ -29,9 +29,7 @@ from zero.training import add_data_options, fit_or_resume, mnist_splits_from
 parser = step_parser(__doc__, training=True, epochs=20, batch_size=64, lr=1e-3, hidden_size=200,
                      latent_size=20, anomaly_digit=2)
 add_data_options(parser)
-args = parser.parse_args()
-if args.quick:
-    args.epochs, args.train_limit, args.heldout_limit = 1, 512, 256
+args = parse_options(parser, quick=dict(epochs=1, train_limit=512, heldout_limit=256))
 folder = out_dir(args, __file__)
 checkpoint = checkpoint_path(args, __file__, variant=f"_without_{args.anomaly_digit}")  # one model per unseen digit
 plt = figures(args.show)

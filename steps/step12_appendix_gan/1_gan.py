@@ -41,7 +41,7 @@ import numpy as np
 
 import zero
 import zero.functions as F
-from zero.cli import checkpoint_path, out_dir, step_checkpoint, step_parser
+from zero.cli import checkpoint_path, out_dir, parse_options, step_checkpoint, step_parser
 from zero.gan import (MLPDiscriminator, MLPGenerator, discriminator_loss, generator_gradient_norm,
                       interpolate, logit_gradient, moving_average, plot_game, score_generator, train_gan,
                       train_gan_or_resume)
@@ -56,11 +56,9 @@ add_data_options(parser)
 parser.add_argument("--classifier-epochs", type=int, default=None,
                     help="epochs if the classifier is trained here (default: zero.metrics.referee_epochs)")
 parser.add_argument("--classifier", type=Path, default=None, help="step 10.1's classifier (default: where 1_classifier.py writes it; trained here if missing)")
-args = parser.parse_args()
+args = parse_options(parser, quick=dict(epochs=1, minimax_epochs=1, head_start_steps=5, train_limit=512,
+                                       heldout_limit=256, score_images=200, classifier_epochs=1))
 args.classifier = args.classifier or step_checkpoint("step10_conditional_diffusion/1_classifier", args)
-if args.quick:
-    args.epochs, args.minimax_epochs, args.head_start_steps = 1, 1, 5
-    args.train_limit, args.heldout_limit, args.score_images, args.classifier_epochs = 512, 256, 200, 1
 folder = out_dir(args, __file__)
 checkpoint = checkpoint_path(args, __file__)
 plt = figures(args.show)

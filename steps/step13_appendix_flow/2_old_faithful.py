@@ -23,7 +23,7 @@ import numpy as np
 from tqdm import tqdm
 
 import zero
-from zero.cli import checkpoint_path, out_dir, step_parser
+from zero.cli import checkpoint_path, out_dir, parse_options, step_parser
 from zero.data import DataLoader, Dataset
 from zero.datasets import load_old_faithful
 from zero.distributions import multivariate_normal_log_pdf, multivariate_normal_mle
@@ -35,9 +35,7 @@ from zero.training import mean_loss, resume, run_settings, save_checkpoint
 
 parser = step_parser(__doc__, training=True, epochs=500, batch_size=200, lr=1e-3, hidden_size=16,
                      couplings=4, heldout_size=72)
-args = parser.parse_args()
-if args.quick:
-    args.epochs = 50
+args = parse_options(parser, quick=dict(epochs=50))
 folder = out_dir(args, __file__)
 checkpoint = checkpoint_path(args, __file__)
 plt = figures(args.show)
