@@ -45,3 +45,27 @@ def test_freed_arrays_memory_is_reused_and_the_setting_can_be_switched_off():
     assert faults < 1000, f"{faults} page faults with freed memory kept"
     kept_off, faults_off = _probe(keep=False)
     assert not kept_off and faults_off > 10 * max(faults, 100), (faults, faults_off)
+
+
+def test_a_setting_glibc_refuses_is_reported_and_the_others_still_apply(monkeypatch):
+    """Only True when every setting took; a refusal used to skip the settings after it."""
+    import ctypes
+    import zero.backend
+
+    calls = []
+
+    class FakeGlibc:
+        gnu_get_libc_version = None
+
+        @staticmethod
+        def mallopt(option, value):
+            calls.append(option)
+            return 0 if option == -3 else 1   # refuse M_MMAP_THRESHOLD, the first one set
+
+    monkeypatch.setattr(zero.backend.sys, "platform", "linux")
+    monkeypatch.setattr(ctypes, "CDLL", lambda name: FakeGlibc())
+    assert zero.backend.keep_freed_host_memory() is False
+    assert sorted(calls) == [-3, -2, -1]
+    calls.clear()
+    FakeGlibc.mallopt = staticmethod(lambda option, value: calls.append(option) or 1)
+    assert zero.backend.keep_freed_host_memory() is True and len(calls) == 3

@@ -187,7 +187,8 @@ def ones(xp, shape, dtype):
 # =============================================================================
 def keep_freed_host_memory():
     """Let C's allocator (glibc's malloc, on Linux) keep freed memory for reuse. Returns True
-    if it was set; False elsewhere (macOS, Windows, other C libraries), where nothing changes.
+    if it was set; False elsewhere (macOS, Windows, other C libraries), where nothing changes,
+    and if glibc refused one of the settings (never seen), where the others still apply.
 
     A training step allocates and frees the same large arrays again and again: activations,
     gradients, copies of patches. By default glibc gives every block above a threshold
@@ -211,7 +212,8 @@ def keep_freed_host_memory():
     except (OSError, AttributeError):
         return False
     options = {"mmap_threshold": -3, "trim_threshold": -1, "top_pad": -2}   # M_MMAP_THRESHOLD, ... in malloc.h
-    return all(libc.mallopt(options[name], value) == 1 for name, value in HOST_MALLOC_SETTINGS.items())
+    accepted = [libc.mallopt(options[name], value) == 1 for name, value in HOST_MALLOC_SETTINGS.items()]
+    return all(accepted)  # each one tried: a refused setting does not leave the next ones out
 
 
 # glibc's malloc settings: blocks up to 32 MB (glibc's maximum) come from the heap, free heap is
