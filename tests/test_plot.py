@@ -5,7 +5,7 @@ import numpy as np
 import pytest
 
 import zero.plot
-from zero.plot import figures, save_image_grid, save_loss_curves, show_images, tile_images
+from zero.plot import figures, save_image_grid, save_loss_curves, save_step_loss, show_images, tile_images
 
 
 def test_tile_images_places_each_image_row_by_row_with_white_padding_and_empty_cells():
@@ -71,6 +71,22 @@ def test_save_loss_curves_draws_one_point_per_epoch_and_skips_an_empty_heldout_c
     assert drawn[1] == [("training", [1, 2], [1.0, 0.5])]
     assert (tmp_path / "loss2.png").exists()
     assert plt.get_fignums() == open_figures
+
+
+def test_save_step_loss_draws_every_step_and_its_moving_mean_on_a_log_scale(tmp_path, monkeypatch):
+    figures()
+    kept = _keep_figures(monkeypatch)
+    losses = [8.0, 4.0, 6.0, 2.0, 4.0, 1.0, 3.0, 1.0]
+    path = save_step_loss(losses, "the loss", tmp_path, width=2)
+    assert path == tmp_path / "loss.png" and path.exists()
+    ax = kept[0].axes[0]
+    (per_step, mean) = ax.get_lines()
+    assert list(per_step.get_ydata()) == losses
+    assert list(mean.get_xdata()) == [1, 2, 3, 4, 5, 6, 7]              # each mean drawn at its window's last step
+    assert list(mean.get_ydata()) == [6.0, 5.0, 4.0, 3.0, 2.5, 2.0, 2.0]
+    assert mean.get_label() == "mean of 2 steps" and ax.get_yscale() == "log" and ax.get_title() == "the loss"
+    save_step_loss(losses, "short run", tmp_path, "short", width=50)   # the window shrinks to a quarter: 2
+    assert list(kept[1].axes[0].get_lines()[1].get_ydata()) == [6.0, 5.0, 4.0, 3.0, 2.5, 2.0, 2.0]
 
 
 def _keep_figures(monkeypatch):

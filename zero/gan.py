@@ -36,6 +36,7 @@ from zero.data import DataLoader, Dataset
 from zero.layers import BatchNorm, Conv2d, ConvTranspose2d, Linear
 from zero.metrics import score_samples
 from zero.models import Model
+from zero.plot import moving_average
 from zero.training import restore_random_state, run_settings, save_checkpoint, stage_checkpoint
 
 GENERATOR_LOSSES = ("non_saturating", "minimax")
@@ -228,14 +229,6 @@ def generator_gradient_norm(generator, discriminator, n, kind):
     generator.cleargrads()
     discriminator.cleargrads()
     return squares ** 0.5
-
-
-def moving_average(values, width=50):
-    """Moving average of a host sequence over `width` steps (per-step GAN numbers are noisy): (len - width + 1,).
-    The window is at most a quarter of the sequence, so that a short run still draws a curve, not one point."""
-    values = np.asarray(values, dtype=np.float64)
-    width = max(1, min(width, len(values) // 4))
-    return np.convolve(values, np.ones(width) / width, mode="valid")
 
 
 def plot_game(ax_loss, ax_prob, history, title):

@@ -5,7 +5,8 @@ windows and a display exists; `save(fig, folder, name)` writes the PNG and
 prints where it went. Grids of 28 x 28 digits, drawn by steps 6-12:
 `tile_images` lays them out in one array, `show_images` draws that on an axis,
 `save_image_grid` makes, draws and saves a one-axis figure of it.
-`save_loss_curves` draws a training history, epoch by epoch.
+`save_loss_curves` draws a training history, epoch by epoch, `save_step_loss` one
+optimizer step at a time with its moving average.
 """
 import os
 import sys
@@ -95,5 +96,27 @@ def save_loss_curves(history, title, folder, name="loss", labels=("training", "h
             ax.plot(np.arange(1, len(history[key]) + 1), history[key], marker, label=label)
     ax.set(title=title, xlabel="epoch", ylabel=ylabel)
     ax.xaxis.set_major_locator(MaxNLocator(integer=True))   # epochs are whole numbers
+    ax.legend()
+    return save(fig, folder, name)
+
+
+def moving_average(values, width=50):
+    """Moving average of a host sequence over `width` steps (per-step numbers are noisy): (len - width + 1,).
+    The window is at most a quarter of the sequence, so that a short run still draws a curve, not one point."""
+    values = np.asarray(values, dtype=np.float64)
+    width = max(1, min(width, len(values) // 4))
+    return np.convolve(values, np.ones(width) / width, mode="valid")
+
+
+def save_step_loss(step_loss, title, folder, name="loss", width=50):
+    """The loss of every optimizer step (faint) and its moving average over `width` steps, on a log
+    scale, saved to folder/name.png; returns the path."""
+    import matplotlib.pyplot as plt
+    fig, ax = plt.subplots(figsize=(7, 4))
+    ax.plot(np.asarray(step_loss), alpha=0.3, label="per step")
+    mean = moving_average(step_loss, width)
+    window = len(step_loss) - len(mean) + 1
+    ax.plot(np.arange(window - 1, len(step_loss)), mean, label=f"mean of {window} steps")
+    ax.set(title=title, xlabel="optimizer step", ylabel="loss", yscale="log")
     ax.legend()
     return save(fig, folder, name)

@@ -42,7 +42,7 @@ from zero.cli import checkpoint_path, out_dir, parse_options, step_parser
 from zero.data import DataLoader, Dataset
 from zero.diffusion import Diffusion, to_images, to_model_range
 from zero.optimizers import Adam
-from zero.plot import figures, save, save_image_grid, show
+from zero.plot import figures, save, save_image_grid, save_step_loss, show
 from zero.training import add_data_options, mnist_splits_from, resume, run_settings, save_checkpoint
 from zero.unet import UNet
 
@@ -131,16 +131,7 @@ print(f"DDPM: {args.samples} samples in {T} steps took {time.perf_counter() - st
 samples = to_numpy(to_images(samples))
 
 # ---- figures ------------------------------------------------------------------------------------------------------
-fig, ax = plt.subplots(figsize=(7, 4))
-step_loss = np.asarray(history["step_loss"])
-window = max(1, min(50, len(step_loss) // 10))
-ax.plot(step_loss, alpha=0.3, label="per step")
-ax.plot(np.arange(window - 1, len(step_loss)), np.convolve(step_loss, np.ones(window) / window, "valid"),
-        label=f"mean of {window} steps")
-ax.set(title="DDPM training loss (9.3): || eps - eps_theta(x_t, t) ||^2", xlabel="optimizer step", ylabel="loss",
-       yscale="log")
-ax.legend()
-save(fig, folder, "loss")
+save_step_loss(history["step_loss"], "DDPM training loss (9.3): || eps - eps_theta(x_t, t) ||^2", folder)
 
 columns = int(np.ceil(np.sqrt(args.samples)))
 save_image_grid(samples, columns,

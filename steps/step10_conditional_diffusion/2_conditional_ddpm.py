@@ -60,7 +60,7 @@ from zero.data import DataLoader, Dataset
 from zero.diffusion import Diffusion, drop_labels, sampler_name, to_images, to_model_range
 from zero.metrics import classifier_for_scoring, score_samples, share_interval
 from zero.optimizers import Adam, cosine_lr
-from zero.plot import figures, save, save_image_grid, show, show_images
+from zero.plot import figures, save, save_image_grid, save_step_loss, show, show_images
 from zero.training import add_data_options, mnist_splits_from, resume, run_settings, save_checkpoint
 from zero.unet import UNet
 
@@ -170,15 +170,7 @@ for gamma in sorted(set(gammas) | {GUIDANCE}):
         print("  per digit: " + ", ".join(f"{digit}: {share:.0%}" for digit, share in enumerate(per_digit)))
 
 # ---- figures ------------------------------------------------------------------------------------------------------
-fig, ax = plt.subplots(figsize=(7, 4))
-step_loss = np.asarray(history["step_loss"])
-window = max(1, min(50, len(step_loss) // 10))
-ax.plot(step_loss, alpha=0.3, label="per step")
-ax.plot(np.arange(window - 1, len(step_loss)), np.convolve(step_loss, np.ones(window) / window, "valid"),
-        label=f"mean of {window} steps")
-ax.set(title="conditional DDPM training loss", xlabel="optimizer step", ylabel="loss", yscale="log")
-ax.legend()
-save(fig, folder, "loss")
+save_step_loss(history["step_loss"], "conditional DDPM training loss", folder)
 
 save_image_grid(samples[GUIDANCE], args.per_class,
                 f"guided samples ({sampler_label}), gamma = {GUIDANCE:g}\none row per digit 0-9", folder,
