@@ -326,6 +326,10 @@ def test_loss_double_backprop():
     check_double_backprop(lambda x: F.binary_cross_entropy_with_logits(x, targets), rng.standard_normal((2, 3)))
     check_double_backprop(lambda x: F.binary_cross_entropy(x, targets), rng.uniform(0.1, 0.9, (2, 3)))
     check_double_backprop(lambda x: F.softmax_cross_entropy(x, labels), rng.standard_normal((2, 3)))
+    # the fused softmax cross-entropy gradient with an incoming gradient gy that depends on x too
+    for reduction in ("mean", "sum"):
+        check_double_backprop(lambda x: F.softmax_cross_entropy(x, labels, reduction) * F.tanh(x).sum(),
+                              rng.standard_normal((2, 3)))
     # the fused mean-squared-error gradient, with x in either slot
     check_double_backprop(lambda x: F.mean_squared_error(F.tanh(x), targets), rng.standard_normal((2, 3)))
     check_double_backprop(lambda x: F.mean_squared_error(targets, x * x, reduction="sum"), rng.standard_normal((2, 3)))

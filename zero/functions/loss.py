@@ -119,11 +119,45 @@ class SoftmaxCrossEntropy(Function):
 
     def backward(self, gy):
         logits, = self.inputs
+        return SoftmaxCrossEntropyGrad(self.labels, self.reduction)(logits, gy)
+
+
+class SoftmaxCrossEntropyGrad(Function):
+    """The backward of softmax_cross_entropy as one op (the hot path of every classifier):
+
+        gx = c gy (softmax(x) - onehot(t))   (c = 1/N for 'mean', 1 for 'sum')
+
+    computed in place on one array: as Variable ops (softmax, subtract a one-hot matrix,
+    multiply) it took 3-4 times as long at MNIST's batch sizes."""
+
+    def __init__(self, labels, reduction):
+        self.labels = labels
+        self.reduction = reduction
+
+    def scale(self, n):
+        return 1.0 / n if self.reduction == "mean" and n else 1.0  # c
+
+    def forward(self, logits, gy):
+        xp, n = self.xp, len(logits)
+        gx = xp.exp(logits - logits.max(axis=1, keepdims=True))
+        gx /= gx.sum(axis=1, keepdims=True)                      # softmax(x)
+        gx[xp.arange(n), self.labels] -= 1                       # - onehot(t)
+        gx *= gy * gy.dtype.type(self.scale(n))                  # gy: a 0-d array of the loss's dtype
+        return gx
+
+    def backward(self, ggx):
+        # differentiate gx = c gy (p - onehot) again, p = softmax(x):
+        # d/dx <ggx, gx> = c gy p (ggx - sum_j ggx_j p_j)  (softmax's Jacobian diag(p) - p p^T),
+        # d/dgy <ggx, gx> = c sum ggx (p - onehot)
+        logits, gy = self.inputs
         n, num_classes = logits.shape
         xp = self.xp
-        one_hot = (xp.arange(num_classes) == self.labels[:, None]).astype(logits.dtype)
-        scale = gy / n if self.reduction == "mean" else gy
-        return (softmax(logits, axis=1) - one_hot) * scale  # (softmax - onehot) gy / N
+        c = self.scale(n)
+        p = softmax(logits, axis=1)
+        g_logits = p * (ggx - (ggx * p).sum(axis=1, keepdims=True)) * (gy * c)
+        one_hot = Variable((xp.arange(num_classes) == self.labels[:, None]).astype(logits.dtype))
+        g_gy = (ggx * (p - one_hot)).sum() * c
+        return g_logits, g_gy
 
 
 class BinaryCrossEntropy(Function):
