@@ -40,6 +40,18 @@ def test_a_training_scripts_defaults_and_extra_options_are_typed_and_settable():
     assert args.show and args.resume and args.data_dir == Path("mnist")
 
 
+def test_a_training_script_that_names_no_defaults_trains_one_epoch_of_32_image_batches_from_seed_0():
+    args = step_parser("a step", training=True).parse_args([])
+    assert (args.epochs, args.batch_size, args.seed) == (1, 32, 0)
+
+
+def test_a_checkpoint_given_in_a_new_folder_gets_that_folder_created(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    args = step_parser("a step", training=True).parse_args(["--checkpoint", "runs/new/mine.npz"])
+    assert checkpoint_path(args, "steps/step07_vae/1_vae.py") == Path("runs/new/mine.npz")
+    assert (tmp_path / "runs/new").is_dir()
+
+
 def test_a_script_that_does_not_train_refuses_training_options(capsys):
     parser = step_parser("a step", iters=100)
     assert parser.parse_args(["--iters", "5"]).iters == 5

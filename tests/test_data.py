@@ -86,8 +86,29 @@ def test_bad_arguments_are_clear_errors():
         Dataset(np.zeros((3, 1)), np.zeros(2))
     with pytest.raises(ValueError, match="batch_size"):
         DataLoader(numbered(3), 0)
+    with pytest.raises(ValueError, match="batch_size must be a positive integer, got 1.5"):
+        DataLoader(numbered(3), 1.5)
     with pytest.raises(ValueError, match="unknown device"):
         DataLoader(numbered(3), 1, device="tpu")
+
+
+@settings(max_examples=20, deadline=None)
+@given(n=st.integers(1, 30), batch_size=st.integers(1, 12), number_type=st.sampled_from([float, np.int64]))
+def test_a_whole_batch_size_of_another_number_type_batches_as_the_int_does(n, batch_size, number_type):
+    """A batch size computed as 64.0 or read from a NumPy array is still a whole number of examples."""
+    as_int = [t for _, t in DataLoader(numbered(n), batch_size, seed=0)]
+    as_other = [t for _, t in DataLoader(numbered(n), number_type(batch_size), seed=0)]
+    assert len(as_other) == len(as_int)
+    for got, expected in zip(as_other, as_int):
+        np.testing.assert_array_equal(got, expected)
+
+
+def test_a_dataset_of_python_lists_gives_array_batches():
+    loader = DataLoader(Dataset([[0.0, 1.0], [2.0, 3.0], [4.0, 5.0]], [7, 8, 9]), 2, shuffle=False)
+    x, t = next(iter(loader))
+    assert x.dtype == np.float32
+    np.testing.assert_array_equal(x, [[0, 1], [2, 3]])
+    np.testing.assert_array_equal(t, [7, 8])
 
 
 def test_seed_repeats_the_random_numbers_of_a_run(device):

@@ -7,6 +7,7 @@ import hashlib
 import http.client
 import http.server
 import io
+import re
 import threading
 import urllib.error
 import urllib.request
@@ -102,6 +103,7 @@ def _bad_file(tmp_path, name, content):
     ("labels", idx_bytes("images", np.zeros((1, 28, 28))), r"magic number 2051, expected 2049.*images file"),
     ("images", idx_bytes("images", np.zeros((2, 28, 28)), magic=1234), "magic number 1234"),
     ("images", idx_bytes("images", np.zeros((2, 27, 28))), "27 x 28, expected 28 x 28"),
+    ("images", idx_bytes("images", np.zeros((2, 28, 27))), "28 x 27, expected 28 x 28"),
     ("images", idx_bytes("images", np.zeros((2, 28, 28)))[:-1], "is truncated"),
     ("images", idx_bytes("images", np.zeros((2, 28, 28)))[:10], r"truncated: 10 bytes, less than its 16-byte header"),
     ("labels", idx_bytes("labels", np.zeros(4)) + b"\0", "has extra bytes"),
@@ -118,10 +120,11 @@ def test_read_idx_rejects_bad_files_naming_them(tmp_path, kind, content, message
     assert "suspect-file" in str(error.value)
 
 
-def test_read_idx_checks_the_expected_count(tmp_path):
+@pytest.mark.parametrize("expected_count", [10_000, 3])   # fewer than the official count, or more
+def test_read_idx_checks_the_expected_count(tmp_path, expected_count):
     path = _bad_file(tmp_path, "labels", idx_bytes("labels", np.zeros(4)))
-    with pytest.raises(ValueError, match="4 labels, but the official file has 10000"):
-        read_idx(path, "labels", expected_count=10_000)
+    with pytest.raises(ValueError, match=f"4 labels, but the official file has {expected_count}"):
+        read_idx(path, "labels", expected_count=expected_count)
 
 
 def test_read_idx_accepts_a_header_only_file_with_no_items(tmp_path):
@@ -178,6 +181,19 @@ def test_missing_files_without_download_say_what_to_put_where(tmp_path, monkeypa
     message = str(error.value)
     for part in ("train-images-idx3-ubyte.gz", "train-labels-idx1-ubyte.gz", str(tmp_path), "ZERO_DATA_DIR"):
         assert part in message
+
+
+@pytest.mark.parametrize("labels_left_as", ["nothing", "a folder"])
+def test_one_missing_file_without_download_is_named_and_nothing_is_fetched(tmp_path, monkeypatch, labels_left_as):
+    """The images are there but not the labels (a folder of that name is no file): an error naming
+    only the labels file, not a download."""
+    write_test_split(tmp_path)
+    (tmp_path / TEST_LABELS).unlink()
+    if labels_left_as == "a folder":
+        (tmp_path / TEST_LABELS).mkdir()
+    monkeypatch.setattr(urllib.request, "urlopen", _refuse)
+    with pytest.raises(FileNotFoundError, match=f"MNIST files not found: {re.escape(TEST_LABELS)} missing in"):
+        load_mnist("test", data_dir=tmp_path, download=False)
 
 
 # -----------------------------------------------------------------------------
@@ -286,6 +302,38 @@ def test_download_without_content_length_is_accepted(tmp_path, monkeypatch, fake
     monkeypatch.setattr(urllib.request, "urlopen", urlopen)
     path = mnist.download_file(TEST_LABELS, tmp_path, mirrors=["https://m/"])
     assert path.read_bytes() == labels_gz
+
+
+def test_a_download_is_written_beside_its_destination_under_a_hidden_name(tmp_path, monkeypatch, fake_md5):
+    """While it streams, the file is a hidden .part file in the destination folder (a rename from
+    another file system, /tmp say, can fail), never a half file under the official name."""
+    _, labels_gz = fake_md5
+    folder_while_reading = []
+
+    class WatchedResponse(FakeResponse):
+        def read(self, size=-1):
+            folder_while_reading.append([p.name for p in tmp_path.iterdir()])
+            return super().read(size)
+
+    monkeypatch.setattr(urllib.request, "urlopen", lambda request, timeout=None: WatchedResponse(labels_gz))
+    mnist.download_file(TEST_LABELS, tmp_path, mirrors=["https://m/"])
+    assert folder_while_reading
+    for names in folder_while_reading:
+        assert len(names) == 1 and names[0].startswith(f".{TEST_LABELS}.") and names[0].endswith(".part")
+    assert [p.name for p in tmp_path.iterdir()] == [TEST_LABELS]
+
+
+def test_a_download_sets_a_timeout_so_a_silent_mirror_cannot_hang_it(tmp_path, monkeypatch, fake_md5):
+    _, labels_gz = fake_md5
+    timeouts = []
+
+    def urlopen(request, timeout=None):
+        timeouts.append(timeout)
+        return FakeResponse(labels_gz)
+
+    monkeypatch.setattr(urllib.request, "urlopen", urlopen)
+    mnist.download_file(TEST_LABELS, tmp_path, mirrors=["https://m/"])
+    assert len(timeouts) == 1 and isinstance(timeouts[0], (int, float)) and timeouts[0] > 0
 
 
 def test_an_http_protocol_error_moves_on_to_the_next_mirror(tmp_path, monkeypatch, fake_md5):

@@ -1,6 +1,7 @@
 """zero.training: the MNIST split, the training loop, and checkpoints that survive
 interrupted saves and refuse bad files without touching the model."""
 import re
+from argparse import Namespace
 
 import numpy as np
 import pytest
@@ -8,12 +9,15 @@ import pytest
 import zero
 import zero.functions as F
 from conftest import host
+from zero.backend import device_of
 from zero.data import DataLoader, Dataset
+from zero.mnist import SPLITS
 from zero.models import MLP, Model
 from zero.optimizers import SGD, Adam, Momentum
 from zero.layers import BatchNorm, Dropout, Linear
-from zero.training import (fit, fit_or_resume, load_checkpoint, mean_loss, mnist_splits, mnist_splits_from,
-                           restore_if_trained, restore_or_fit, resume, run_settings, save_checkpoint)
+from zero.training import (add_data_options, fit, fit_or_resume, load_checkpoint, mean_loss, mnist_splits,
+                           mnist_splits_from, restore_if_trained, restore_or_fit, restore_random_state, resume,
+                           run_settings, save_checkpoint)
 
 
 class Regression(Model):
@@ -60,6 +64,7 @@ def test_checkpoint_round_trip_restores_model_optimizer_epoch_and_history(tmp_pa
     state = load_checkpoint(path, restored, restored_optimizer)
     assert state["epoch"] == 4 and state["history"] == {"train_loss": [3.0, 2.5]}
     assert restored_optimizer.lr == 0.01 and restored_optimizer.steps == optimizer.steps
+    assert all(device_of(moment) == device for moment in restored_optimizer.means + restored_optimizer.variances)
     for name, p in restored.named_params():
         assert p.device == device
         np.testing.assert_array_equal(host(p.data), _weights(model)[name])
@@ -132,12 +137,117 @@ def test_a_bad_checkpoint_raises_and_changes_nothing(tmp_path, damage):
     assert optimizer.steps == steps and all((a == b).all() for a, b in zip(optimizer.means, moments))
 
 
+def _rewrite_checkpoint(path, change):
+    """Rewrite the .npz at path as change({name: array}) gives it (a damaged file, or one of another version)."""
+    with np.load(path) as archive:
+        arrays = change({name: archive[name] for name in archive.files})
+    np.savez(path, **arrays)
+
+
+def _assert_refused_unchanged(path, model, optimizer=None, match=""):
+    """load_checkpoint raises a ValueError naming the file and matching `match`, and leaves the model's
+    weights (and an Adam's learning rate and step counts) as they were."""
+    weights = _weights(model)
+    optimizer_state = None if optimizer is None else (optimizer.lr, list(optimizer.steps))
+    with pytest.raises(ValueError, match=match) as error:
+        load_checkpoint(path, model, optimizer)
+    assert path.name in str(error.value)
+    for name, array in _weights(model).items():
+        np.testing.assert_array_equal(array, weights[name], err_msg=name)
+    if optimizer is not None:
+        assert (optimizer.lr, list(optimizer.steps)) == optimizer_state
+
+
+@pytest.mark.parametrize("left_out", ["format_version", "epoch"])
+def test_an_npz_without_the_checkpoint_entries_is_not_taken_for_a_checkpoint(tmp_path, left_out):
+    model, optimizer, _ = _trained()
+    path = save_checkpoint(tmp_path / "run.npz", model, optimizer, epoch=2)
+    _rewrite_checkpoint(path, lambda arrays: {name: array for name, array in arrays.items() if name != left_out})
+    other, other_optimizer, _ = _trained(steps=1)
+    _assert_refused_unchanged(path, other, other_optimizer, match="not a zero checkpoint")
+    restored, message = restore_if_trained(other, path, min_epochs=0)
+    assert not restored and "run.npz" in message
+
+
+def _layers(**layers):
+    """A Model holding the given layers."""
+    model = Model()
+    for name, layer in layers.items():
+        setattr(model, name, layer)
+    return model
+
+
+def _with_an_extra_layer(path):
+    save_checkpoint(path, _layers(head=Linear(3, in_size=5), extra=Linear(2, in_size=3)))
+
+
+def _with_a_wider_head(path):
+    save_checkpoint(path, _layers(head=Linear(4, in_size=5)))
+
+
+def _in_float64(path):
+    save_checkpoint(path, _layers(head=Linear(3, in_size=5)))
+    _rewrite_checkpoint(path, lambda arrays: {**arrays, "model/head.W": arrays["model/head.W"].astype(np.float64)})
+
+
+@pytest.mark.parametrize("write, message", [
+    (_with_an_extra_layer, r"unexpected \['extra\.W', 'extra\.b'\]"),
+    (_with_a_wider_head, r"parameter 'head\.W' has shape \(5, 4\) in the file but \(5, 3\) in the model"),
+    (_in_float64, r"parameter 'head\.W' has dtype float64 in the file but float32"),
+], ids=["an extra layer", "a wider layer", "float64 weights"])
+def test_weights_of_another_layout_shape_or_dtype_are_refused_and_change_nothing(tmp_path, write, message):
+    """The model's layers already exist (not lazy): only the checkpoint's own checks can refuse these."""
+    np.random.seed(0)
+    write(tmp_path / "run.npz")
+    _assert_refused_unchanged(tmp_path / "run.npz", _layers(head=Linear(3, in_size=5)), match=message)
+
+
+@pytest.mark.parametrize("optimizer_saved, chosen_params, message", [
+    (False, lambda params: params, "holds no optimizer state"),
+    (True, lambda params: params[:2], "'steps' missing or of the wrong length"),
+    (True, lambda params: params[::-1], r"optimizer means\[0\] has shape"),
+], ids=["no optimizer saved", "an optimizer of fewer parameters", "parameters in another order"])
+def test_optimizer_state_that_does_not_fit_the_optimizer_is_refused_and_changes_nothing(
+        tmp_path, optimizer_saved, chosen_params, message):
+    model, optimizer, _ = _trained()
+    path = save_checkpoint(tmp_path / "run.npz", model, optimizer if optimizer_saved else None)
+    _assert_refused_unchanged(path, model, Adam(chosen_params(list(model.params())), lr=0.5), match=message)
+
+
+def test_an_optimizer_that_has_not_stepped_yet_round_trips(tmp_path):
+    """Adam has no moments before its first step: the checkpoint must still load (None is no array)."""
+    np.random.seed(0)
+    model = _layers(head=Linear(3, in_size=5))
+    save_checkpoint(tmp_path / "run.npz", model, Adam(model.params(), lr=0.01))
+    restored = Adam(model.params(), lr=0.5)
+    load_checkpoint(tmp_path / "run.npz", model, restored)
+    assert restored.lr == 0.01 and restored.steps == [0, 0]
+    assert restored.means == [None, None] and restored.variances == [None, None]
+
+
+def test_saving_a_model_whose_lazy_weights_do_not_exist_yet_is_refused(tmp_path):
+    with pytest.raises(RuntimeError, match="is not created yet"):
+        save_checkpoint(tmp_path / "run.npz", _layers(head=Linear(10)))   # W (in_size, 10) made on the first call
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_weights_loaded_into_a_lazy_model_go_to_its_device(tmp_path, device):
+    np.random.seed(0)
+    path = save_checkpoint(tmp_path / "run.npz", _layers(head=Linear(3, in_size=5)))
+    reader = _layers(head=Linear(3)).to(device)                       # no weights yet: the file makes them
+    load_checkpoint(path, reader)
+    assert reader.head.W.device == device and reader.head.W.shape == (5, 3)
+
+
 def test_an_interrupted_save_keeps_the_old_checkpoint(tmp_path, monkeypatch):
     model, optimizer, _ = _trained()
     path = save_checkpoint(tmp_path / "run.npz", model, optimizer, epoch=1)
     old_bytes = path.read_bytes()
 
-    def crash(*args, **kwargs):
+    write_arrays = np.savez
+
+    def crash(file, **arrays):  # the power fails halfway through writing the new checkpoint
+        write_arrays(file, **dict(list(arrays.items())[:len(arrays) // 2]))
         raise KeyboardInterrupt("power cut")
 
     monkeypatch.setattr(np, "savez", crash)
@@ -212,6 +322,102 @@ def test_mnist_splits_with_only_the_test_split(real_mnist_dir):
     assert len(small.x_train) == 100 and len(small.x_heldout) == 10 and len(small.t_heldout) == 10
     with pytest.raises(ValueError, match="source"):
         mnist_splits(real_mnist_dir, "validation")
+
+
+TRAIN_CODE, TEST_CODE = 1, 2
+
+
+def _fake_mnist(monkeypatch):
+    """zero.training reads fake MNIST splits of the official sizes: image i of a split is the row
+    [i, TRAIN_CODE or TEST_CODE] and its label is i, so a test sees which images each set got and
+    that each kept its label. Returns the list of folders read."""
+    import zero.training as training
+    folders = []
+
+    def load_mnist(split, folder, flatten):
+        folders.append(folder)
+        count = SPLITS[split][2]
+        code = TRAIN_CODE if split == "train" else TEST_CODE
+        return np.stack([np.arange(count), np.full(count, code)], axis=1).astype(np.float32), np.arange(count)
+
+    monkeypatch.setattr(training, "load_mnist", load_mnist)
+    return folders
+
+
+def _assert_paired(images, labels):
+    np.testing.assert_array_equal(images[:, 0], labels)
+
+
+def test_the_test_split_alone_trains_on_its_first_8000_images_and_holds_out_the_rest_with_their_labels(
+        tmp_path, monkeypatch):
+    _fake_mnist(monkeypatch)
+    data = mnist_splits(tmp_path, "test")
+    np.testing.assert_array_equal(data.t_train, np.arange(8000))
+    np.testing.assert_array_equal(data.t_heldout, np.arange(8000, 10_000))
+    _assert_paired(data.x_train, data.t_train)
+    _assert_paired(data.x_heldout, data.t_heldout)
+    assert "images 0-7999" in data.description and "images 8000-9999" in data.description
+
+
+def test_the_training_split_trains_and_the_whole_test_split_is_held_out(tmp_path, monkeypatch):
+    _fake_mnist(monkeypatch)
+    data = mnist_splits(tmp_path, "train")
+    assert len(data.x_train) == 60_000 and (data.x_train[:, 1] == TRAIN_CODE).all()
+    assert len(data.x_heldout) == 10_000 and (data.x_heldout[:, 1] == TEST_CODE).all()
+    _assert_paired(data.x_train, data.t_train)
+    assert data.source == "train"
+
+
+@pytest.mark.parametrize("train_limit, heldout_limit, train_count, heldout_count", [
+    (5, 3, 5, 3), (0, None, 0, 2000), (None, 20_000, 8000, 2000)])
+def test_the_limits_keep_the_first_images_of_each_set_with_their_labels(
+        tmp_path, monkeypatch, train_limit, heldout_limit, train_count, heldout_count):
+    folders = _fake_mnist(monkeypatch)
+    args = Namespace(data_dir=tmp_path / "mnist", source="test", train_limit=train_limit, heldout_limit=heldout_limit)
+    data = mnist_splits_from(args)
+    np.testing.assert_array_equal(data.t_train, np.arange(train_count))
+    np.testing.assert_array_equal(data.t_heldout, 8000 + np.arange(heldout_count))
+    _assert_paired(data.x_train, data.t_train)
+    _assert_paired(data.x_heldout, data.t_heldout)
+    assert folders == [tmp_path / "mnist"] and str(tmp_path / "mnist") in data.description
+
+
+TEST_FILES, TRAIN_FILES = SPLITS["test"][:2], SPLITS["train"][:2]
+
+
+@pytest.mark.parametrize("files, chosen", [
+    ((), "train"),                                           # nothing there yet: load_mnist downloads both
+    (TEST_FILES, "test"),
+    (tuple(name.removesuffix(".gz") for name in TEST_FILES), "test"),
+    (TEST_FILES + TRAIN_FILES, "train"),
+    (TEST_FILES + TRAIN_FILES[:1], "test"),                  # the training split only half there
+    (TEST_FILES[:1], "train"),                               # the test split only half there
+], ids=["nothing", "test split", "test split unpacked", "both splits", "half a training split", "half a test split"])
+def test_auto_trains_on_the_test_split_only_when_it_alone_is_complete(tmp_path, monkeypatch, files, chosen):
+    _fake_mnist(monkeypatch)
+    for name in files:
+        (tmp_path / name).touch()
+    assert mnist_splits(tmp_path).source == chosen
+
+
+def test_without_a_data_dir_the_splits_come_from_the_zero_data_dir_folder(tmp_path, monkeypatch):
+    folders = _fake_mnist(monkeypatch)
+    monkeypatch.setenv("ZERO_DATA_DIR", str(tmp_path))
+    for name in TEST_FILES:
+        (tmp_path / name).touch()
+    data = mnist_splits()
+    assert data.source == "test" and folders == [tmp_path] and str(tmp_path) in data.description
+
+
+def test_the_data_options_default_to_auto_and_to_the_scripts_limits():
+    import argparse
+    parser = add_data_options(argparse.ArgumentParser(), train_limit=512)
+    args = parser.parse_args([])
+    assert (args.source, args.train_limit, args.heldout_limit) == ("auto", 512, None)
+    args = parser.parse_args(["--source", "test", "--train-limit", "5", "--heldout-limit", "7"])
+    assert (args.source, args.train_limit, args.heldout_limit) == ("test", 5, 7)
+    with pytest.raises(SystemExit):
+        parser.parse_args(["--source", "validation"])
 
 
 def test_restore_if_trained_loads_only_a_long_enough_checkpoint(tmp_path):
@@ -289,6 +495,17 @@ def test_restore_or_fit_loads_a_long_enough_checkpoint_and_otherwise_trains_with
     np.testing.assert_array_equal(frozen.net.layers[0].W.data, before)
 
 
+def test_restore_or_fit_trains_as_fit_would_with_the_scripts_seed_and_batch_size(tmp_path):
+    x = np.random.default_rng(0).random((40, 3)).astype(np.float32)
+    args = Namespace(epochs=2, batch_size=7, lr=0.01, device="cpu", seed=5)
+    here, _ = _fresh_regression()
+    assert restore_or_fit(here, tmp_path / "missing.npz", args, x, "other step") is False
+    expected, optimizer = _fresh_regression()
+    fit(expected, optimizer, x, epochs=2, batch_size=7, seed=5)
+    for name, array in _weights(expected).items():
+        np.testing.assert_array_equal(_weights(here)[name], array, err_msg=name)
+
+
 def test_a_checkpoint_refuses_a_model_with_other_settings_and_says_which(tmp_path):
     from zero.vae import VAE, HierarchicalVAE
     np.random.seed(0)
@@ -318,9 +535,8 @@ def test_a_checkpoint_without_saved_settings_still_loads(tmp_path):
     np.random.seed(0)
     model = VAE(12, 6, 2)
     path = save_checkpoint(tmp_path / "vae.npz", model)
-    with np.load(path) as archive:                                               # as written before settings were saved
-        arrays = {name: archive[name] for name in archive.files if not name.startswith("config/")}
-    np.savez(path, **arrays)
+    _rewrite_checkpoint(path, lambda arrays: {name: array for name, array in arrays.items()   # as written before
+                                              if not name.startswith("config/")})          # settings were saved
     other = VAE(12, 6, 2, likelihood="bernoulli")
     load_checkpoint(path, other)
     np.testing.assert_array_equal(other.encoder.hidden.W.data, model.encoder.hidden.W.data)
@@ -371,6 +587,19 @@ def test_a_resumed_run_draws_the_noise_an_uninterrupted_one_would(tmp_path):
         np.testing.assert_array_equal(_weights(resumed)[name], array)
 
 
+def test_a_resumed_run_draws_the_normal_numpy_held_back(tmp_path):
+    """NumPy's global generator makes normals in pairs and keeps the second for the next draw: a run
+    saved after an odd number of draws must go on with that one, as an uninterrupted run would."""
+    model, optimizer, _ = _trained()
+    np.random.seed(0)
+    np.random.standard_normal()                               # one of a pair: the other is held back
+    path = save_checkpoint(tmp_path / "run.npz", model, optimizer)
+    uninterrupted = np.random.standard_normal(3)
+    np.random.seed(1)                                         # a new process
+    restore_random_state(load_checkpoint(path, model, optimizer))
+    np.testing.assert_array_equal(np.random.standard_normal(3), uninterrupted)
+
+
 class _Recorder(Model):
     """A linear model that records the batches `fit` gives it and the loss of each."""
 
@@ -399,6 +628,15 @@ def test_fit_visits_the_seeded_batch_order_of_each_epoch_and_records_the_mean_ba
         for got, want in zip(seen, expected):
             np.testing.assert_array_equal(got, want)
         assert history["train_loss"][epoch - 1] == sum(model.losses[3 * (epoch - 1):3 * epoch]) / 3
+
+
+def test_fit_trains_and_scores_the_held_out_images_on_the_models_device(device):
+    np.random.seed(0)
+    model = Regression().to(device)
+    x = np.random.default_rng(0).random((20, 3)).astype(np.float32)
+    history = fit(model, Adam(model.params(), lr=0.01), x, epochs=1, batch_size=8, device=device, x_heldout=x[:6])
+    assert len(history["train_loss"]) == len(history["heldout_loss"]) == 1
+    assert all(param.device == device for param in model.params())
 
 
 def test_mean_loss_weights_each_batch_by_its_size():
@@ -434,13 +672,25 @@ def test_a_checkpoint_missing_a_buffer_is_refused_and_changes_nothing(tmp_path):
     model = NormalizedRegression()
     model.loss(zero.Variable(np.random.rand(8, 3).astype(np.float32)))   # creates Linear(2), moves the stats
     path = save_checkpoint(tmp_path / "run.npz", model)
-    with np.load(path) as archive:
-        arrays = {key: archive[key] for key in archive.files if key != "buffer/norm.running_var"}
-    np.savez(path, **arrays)
+    _rewrite_checkpoint(path, lambda arrays: {key: array for key, array in arrays.items()
+                                              if key != "buffer/norm.running_var"})
     model.norm.running_mean[...] = 5.0
     with pytest.raises(ValueError, match=r"run\.npz: buffer 'norm\.running_var' is missing"):
         load_checkpoint(path, model)
     np.testing.assert_array_equal(model.norm.running_mean, np.full(4, 5.0))   # left untouched
+
+
+def test_batch_norm_statistics_are_restored_on_the_models_device(tmp_path, device):
+    np.random.seed(0)
+    model = NormalizedRegression().to(device)
+    model.loss(zero.Variable(zero.to_device(np.random.rand(8, 3).astype(np.float32), device)))   # moves the stats
+    assert not np.array_equal(host(model.norm.running_mean), np.zeros(4))
+    path = save_checkpoint(tmp_path / "run.npz", model)
+    restored = NormalizedRegression().to(device)
+    load_checkpoint(path, restored)
+    for name in ("running_mean", "running_var"):
+        assert device_of(getattr(restored.norm, name)) == device
+        np.testing.assert_array_equal(host(getattr(restored.norm, name)), host(getattr(model.norm, name)))
 
 
 def test_fit_or_resume_with_nothing_left_to_train_leaves_the_checkpoint_alone(tmp_path):
@@ -449,11 +699,21 @@ def test_fit_or_resume_with_nothing_left_to_train_leaves_the_checkpoint_alone(tm
     checkpoint = tmp_path / "c.npz"
     options = dict(batch_size=8, device="cpu", seed=0)
     first = fit_or_resume(*_fresh_regression(), x, Namespace(epochs=3, resume=False, **options), checkpoint)
-    saved = checkpoint.read_bytes()
+    saved, written = checkpoint.read_bytes(), checkpoint.stat()
     for epochs in (3, 2):   # asked for no more (or fewer) epochs than the checkpoint holds
         history = fit_or_resume(*_fresh_regression(), x, Namespace(epochs=epochs, resume=True, **options), checkpoint)
         assert history == first
         assert checkpoint.read_bytes() == saved
+        assert checkpoint.stat().st_ino == written.st_ino   # not even rewritten with the same bytes
+
+
+def test_fit_or_resume_scores_the_held_out_images_after_every_epoch(tmp_path):
+    x = np.random.default_rng(0).random((40, 3)).astype(np.float32)
+    model, optimizer = _fresh_regression()
+    args = Namespace(epochs=2, resume=False, batch_size=8, device="cpu", seed=0)
+    history = fit_or_resume(model, optimizer, x, args, tmp_path / "c.npz", x_heldout=x[:10])
+    assert len(history["heldout_loss"]) == 2
+    assert history["heldout_loss"][-1] == pytest.approx(mean_loss(model, x[:10]))
 
 
 # =============================================================================
