@@ -4,6 +4,8 @@ import math
 
 import numpy as np
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 import zero
 from conftest import host, on
@@ -36,6 +38,7 @@ def test_masks_alternate_and_every_dimension_gets_changed():
     masks = alternating_masks(3, 2)
     np.testing.assert_array_equal(masks[0], [1, 0, 1])
     np.testing.assert_array_equal(masks[1], [0, 1, 0])
+    assert all(mask.dtype == np.float32 for mask in masks)
     with pytest.raises(ValueError, match="at least 2"):
         RealNVP(dim=1)
 
@@ -162,3 +165,90 @@ def test_a_coupling_log_scale_is_bounded_by_its_scale_which_starts_at_one():
     y, log_det = coupling(x)
     np.testing.assert_allclose(log_det.data, np.full(4, 3.0), rtol=1e-6)
     np.testing.assert_allclose(y.data, x * np.exp(1 - mask), rtol=1e-6)
+
+
+# =============================================================================
+# Found by a mutation audit: the coupling against NumPy, sampling, stages, defaults, two moons
+# =============================================================================
+def coupling_by_hand(coupling, x):
+    """y and log |det dy/dx| of one coupling from its parameters, in NumPy: its net is an MLP with
+    tanh between the layers, whose 2D outputs are (s_raw, t_raw)."""
+    mask = host(coupling.mask)
+    hidden = x * mask
+    layers = coupling.net.layers
+    for i, layer in enumerate(layers):
+        hidden = hidden @ layer.W.data + layer.b.data
+        if i < len(layers) - 1:
+            hidden = np.tanh(hidden)
+    dim = len(mask)
+    s = (1 - mask) * coupling.scale.data * np.tanh(hidden[:, :dim])
+    t = (1 - mask) * hidden[:, dim:]
+    return x * np.exp(s) + t, s.sum(axis=1)
+
+
+@settings(max_examples=25, deadline=None)
+@given(dim=st.integers(2, 4), hidden_size=st.integers(1, 6), n_points=st.integers(1, 5), seed=st.integers(0, 100))
+def test_each_coupling_matches_its_formula_computed_in_numpy(dim, hidden_size, n_points, seed):
+    flow = random_flow(dim, hidden_size=hidden_size, num_couplings=2, seed=seed)
+    x = np.random.default_rng(seed).standard_normal((n_points, dim))
+    for coupling in flow.couplings:
+        assert ([layer.W.shape for layer in coupling.net.layers]
+                == [(dim, hidden_size), (hidden_size, hidden_size), (hidden_size, 2 * dim)])
+        y, log_det = coupling(x)
+        y_expected, log_det_expected = coupling_by_hand(coupling, x)
+        np.testing.assert_allclose(y.data, y_expected, rtol=1e-12, atol=1e-12)
+        np.testing.assert_allclose(log_det.data, log_det_expected, rtol=1e-12, atol=1e-12)
+
+
+def test_a_couplings_repr_shows_its_mask_as_integers():
+    assert repr(AffineCoupling(np.array([1.0, 0.0, 1.0]), 4)).startswith("AffineCoupling(mask=[1, 0, 1]\n")
+
+
+def test_a_flow_has_eight_couplings_of_width_64_in_two_dimensions_by_default():
+    flow = RealNVP()
+    assert flow.dim == 2 and len(flow.couplings) == 8
+    assert flow.couplings[0].net.layers[0].W.shape == (2, 64)
+
+
+def test_samples_map_back_to_a_standard_normal():
+    """x = f^-1(z) with z ~ N(0, I): f(x) has mean 0 and covariance I, though x itself does not."""
+    flow = random_flow(2, dtype=np.float32)
+    np.random.seed(0)
+    samples = flow.sample(4000)
+    assert samples.shape == (4000, 2) and samples.dtype == np.float32
+    assert np.abs(np.cov(samples.T) - np.eye(2)).max() > 0.3   # the flow really moves the points
+    z = flow(samples)[0].data
+    np.testing.assert_allclose(z.mean(axis=0), 0, atol=0.08)
+    np.testing.assert_allclose(np.cov(z.T), np.eye(2), atol=0.08)
+
+
+def test_stages_apply_the_couplings_one_at_a_time():
+    flow = random_flow(2, num_couplings=3)
+    x = np.random.default_rng(6).standard_normal((5, 2))
+    forward = flow.stages(x)
+    backward = flow.stages(forward[-1], inverse=True)
+    assert len(forward) == len(backward) == 4
+    np.testing.assert_array_equal(forward[0], x)
+    for coupling, before, after in zip(flow.couplings, forward, forward[1:]):
+        np.testing.assert_allclose(after, coupling(before)[0].data, rtol=1e-12)
+    for coupling, before, after in zip(reversed(list(flow.couplings)), backward, backward[1:]):
+        np.testing.assert_allclose(after, coupling.inverse(before).data, rtol=1e-12)
+
+
+def test_two_moons_puts_n_over_two_points_on_the_upper_moon_for_odd_n():
+    points = two_moons(7, noise=0.0)
+    np.testing.assert_allclose(np.hypot(*points[:3].T), 1, atol=1e-6)
+    np.testing.assert_allclose(np.hypot(points[3:, 0] - 1, points[3:, 1] - 0.5), 1, atol=1e-6)
+
+
+@pytest.mark.parametrize("noise", [None, 0.2])
+def test_two_moons_noise_has_the_given_std_by_default_five_hundredths(noise):
+    """The distance of an upper-moon point to the circle's centre is 1 + the radial part of its
+    noise, a N(0, noise^2) number."""
+    points = two_moons(8000, seed=1) if noise is None else two_moons(8000, noise=noise, seed=1)
+    radial_noise = np.hypot(*points[:4000].T) - 1
+    assert radial_noise.std() == pytest.approx(0.05 if noise is None else noise, rel=0.05)
+
+
+def test_two_moons_seeds_give_different_points():
+    assert not np.array_equal(two_moons(10, seed=5), two_moons(10, seed=6))

@@ -2,17 +2,20 @@
 minimax loss), the players' shapes on both devices, a training step that moves both players,
 and checkpoints of both."""
 import math
+from types import SimpleNamespace
 
 import numpy as np
 import pytest
 
 import zero
 import zero.functions as F
+import zero.gan
 from conftest import host
 from zero import Parameter
 from zero.gan import (DCDiscriminator, DCGenerator, MLPDiscriminator, MLPGenerator, _Generator, discriminator_loss,
-                      generator_gradient_norm, generator_loss, interpolate, load_gan, logit_gradient,
-                      moving_average, plot_game, save_gan, train_gan)
+                      discriminator_path, generator_gradient_norm, generator_loss, interpolate, leaky_relu, load_gan,
+                      logit_gradient, moving_average, plot_game, save_gan, score_generator, train_gan,
+                      train_gan_or_resume)
 from zero.models import Model
 from zero.optimizers import SGD, Adam
 
@@ -132,33 +135,43 @@ def test_plot_game_draws_both_players_and_the_discriminators_beliefs():
     np.testing.assert_allclose(ax_loss.lines[1].get_ydata(), moving_average(history["g_loss"]))
     np.testing.assert_allclose(ax_prob.lines[0].get_ydata(), moving_average(history["d_real"]))
     assert len(ax_prob.lines[0].get_ydata()) == 120 - 120 // 4 + 1  # the window: a quarter of a short run
+    np.testing.assert_array_equal(ax_prob.lines[2].get_ydata(), [0.5, 0.5])   # "D cannot tell"
+    assert ax_prob.get_ylim() == (0, 1)
     plt.close(fig)
+
+
+SCRIPT_IMAGES = np.random.default_rng(1).random((128, 784)).astype(np.float32)
+
+
+def script_players(init_seed=0):
+    """Small MLP players and their Adam optimizers, the weights drawn after np.random.seed(init_seed)."""
+    np.random.seed(init_seed)
+    generator, discriminator = MLPGenerator(8, 32), MLPDiscriminator(32)
+    return (generator, discriminator, Adam(generator.params(), lr=2e-4, betas=(0.5, 0.999)),
+            Adam(discriminator.params(), lr=2e-4, betas=(0.5, 0.999)))
+
+
+def run_script(players, checkpoint, epochs, resume=False, **options):
+    """The training block of a GAN script (train_gan_or_resume) on SCRIPT_IMAGES."""
+    settings = {"batch_size": 64, "device": "cpu", "seed": 0, **options}
+    args = SimpleNamespace(epochs=epochs, resume=resume, **settings)
+    return train_gan_or_resume(*players, SCRIPT_IMAGES, args, checkpoint, description="test")
+
+
+def assert_same_weights(model, other):
+    for a, b in zip(model.params(), other.params(), strict=True):
+        np.testing.assert_array_equal(a.data, b.data)
 
 
 def test_a_resumed_gan_run_continues_the_uninterrupted_one(tmp_path):
     """1 epoch, save, new players, --resume to 2 epochs: the same generator as 2 epochs straight
     (the codes z come from the saved random state, not a reseed)."""
-    from types import SimpleNamespace
-    from zero.gan import train_gan_or_resume
-    images = np.random.default_rng(1).random((128, 784)).astype(np.float32)
-
-    def players():
-        np.random.seed(0)
-        generator, discriminator = MLPGenerator(8, 32), MLPDiscriminator(32)
-        return (generator, discriminator, Adam(generator.params(), lr=2e-4, betas=(0.5, 0.999)),
-                Adam(discriminator.params(), lr=2e-4, betas=(0.5, 0.999)))
-
-    def run(epochs, resume, path, *models):
-        args = SimpleNamespace(epochs=epochs, batch_size=64, device="cpu", seed=0, resume=resume)
-        train_gan_or_resume(*models, images, args, path, description="test")
-
-    straight = players()
-    run(2, False, tmp_path / "a.npz", *straight)
-    run(1, False, tmp_path / "b.npz", *players())
-    resumed = players()
-    run(2, True, tmp_path / "b.npz", *resumed)
-    for a, b in zip(straight[0].params(), resumed[0].params()):
-        np.testing.assert_array_equal(a.data, b.data)
+    straight = script_players()
+    run_script(straight, tmp_path / "a.npz", epochs=2)
+    run_script(script_players(), tmp_path / "b.npz", epochs=1)
+    resumed = script_players()
+    run_script(resumed, tmp_path / "b.npz", epochs=2, resume=True)
+    assert_same_weights(straight[0], resumed[0])
 
 
 # =============================================================================
@@ -254,9 +267,13 @@ def test_mlp_discriminator_applies_its_dropout_rate_in_training_only(monkeypatch
     np.testing.assert_array_equal(y, np.full(4, y[0]))   # no dropout: identical rows give identical logits
 
 
+@pytest.mark.parametrize("stale_gradients", [False, True])
 @pytest.mark.parametrize("kind", ["non_saturating", "minimax"])
-def test_generator_gradient_norm_by_hand_and_it_leaves_no_gradients_on_either_player(kind):
+def test_generator_gradient_norm_by_hand_and_it_leaves_no_gradients_on_either_player(kind, stale_gradients):
+    """stale_gradients: an earlier backward left gradients on G, which the norm must not include."""
     generator, discriminator = _ConstantGenerator(0.3), _MeanDiscriminator(0.5, -0.2)
+    if stale_gradients:
+        generator_loss(discriminator(generator(np.full((3, 1), 5.0, np.float32))), kind).backward()
     g = _sigmoid(0.3 + 0.1)   # the first code is z = 0.1
     logit = 0.5 * g - 0.2
     grad_logit = -_sigmoid(-logit) if kind == "non_saturating" else -_sigmoid(logit)
@@ -293,3 +310,232 @@ def test_load_gan_checks_both_files_before_changing_either_player(tmp_path):
     assert all(np.array_equal(a, b) for a, b in zip(before, after))
     assert load_gan(path, *target, settings={"lr": "0.0002"})["epoch"] == 3
     assert all(np.array_equal(a.data, b.data) for a, b in zip(saved[1].params(), target[1].params()))
+
+
+# =============================================================================
+# Found by a mutation audit: the players against NumPy, and what train_gan, the script block,
+# interpolate and score_generator promise
+# =============================================================================
+def test_leaky_relu_has_slope_two_tenths():
+    np.testing.assert_allclose(leaky_relu(V([-1.0, -0.5, 0.0, 2.0])).data, [-0.2, -0.1, 0.0, 2.0])
+
+
+def test_latent_codes_are_standard_normal_float32():
+    np.random.seed(0)
+    codes = MLPGenerator(latent_size=5, hidden_size=4).latent(20_000)
+    assert codes.shape == (20_000, 5) and codes.dtype == np.float32
+    np.testing.assert_allclose(codes.mean(axis=0), 0, atol=0.03)
+    np.testing.assert_allclose(codes.std(axis=0), 1, atol=0.03)
+
+
+def _leaky(h):
+    return np.where(h > 0, h, 0.2 * h)
+
+
+def _batch_norm_by_hand(h, norm):
+    """Training-mode batch norm in float64: batch statistics over every axis but 1, then gamma, beta."""
+    axes = (0,) + tuple(range(2, h.ndim))
+    per_channel = (1, -1) + (1,) * (h.ndim - 2)
+    normalised = (h - h.mean(axis=axes, keepdims=True)) / np.sqrt(h.var(axis=axes, keepdims=True) + 1e-5)
+    return normalised * norm.gamma.data.reshape(per_channel) + norm.beta.data.reshape(per_channel)
+
+
+def _linear_by_hand(h, layer):
+    return h @ layer.W.data.astype(np.float64) + layer.b.data
+
+
+def _conv_by_hand(x, layer):
+    """Conv2d with a 4x4 kernel, stride 2, padding 1 as a sum over the kernel's 16 offsets."""
+    n, _, height, width = x.shape
+    padded = np.pad(x, ((0, 0), (0, 0), (1, 1), (1, 1)))
+    out = np.zeros((n, layer.W.shape[0], height // 2, width // 2))
+    for i in range(4):
+        for j in range(4):
+            window = padded[:, :, i:i + height - 1:2, j:j + width - 1:2]   # the inputs this offset sees
+            out += np.einsum("nchw,oc->nohw", window, layer.W.data[:, :, i, j])
+    return out + layer.b.data[None, :, None, None]
+
+
+def _randomise_batch_norms(model, rng):
+    """gamma and beta away from 1 and 0, so that forgetting them shows."""
+    for name, param in model.named_params():
+        if name.endswith(("gamma", "beta")):
+            param.data = rng.uniform(0.5, 1.5, param.shape).astype(np.float32)
+
+
+def test_mlp_generator_is_linear_batch_norm_relu_twice_then_sigmoid():
+    np.random.seed(0)
+    generator = MLPGenerator(latent_size=4, hidden_size=8, image_size=10)
+    _randomise_batch_norms(generator, np.random.default_rng(0))
+    z = np.random.default_rng(1).standard_normal((6, 4)).astype(np.float32)
+    h = np.maximum(_batch_norm_by_hand(_linear_by_hand(z, generator.hidden1), generator.norm1), 0)
+    h = np.maximum(_batch_norm_by_hand(_linear_by_hand(h, generator.hidden2), generator.norm2), 0)
+    expected = 1 / (1 + np.exp(-_linear_by_hand(h, generator.out)))
+    np.testing.assert_allclose(generator(z).data, expected, rtol=1e-4, atol=1e-6)
+
+
+def test_mlp_discriminator_in_eval_mode_is_linear_leaky_relu_twice_then_a_logit():
+    np.random.seed(0)
+    discriminator = MLPDiscriminator(hidden_size=8, image_size=10).eval()
+    x = np.random.default_rng(1).random((5, 10)).astype(np.float32)
+    h = _leaky(_linear_by_hand(_leaky(_linear_by_hand(x, discriminator.hidden1)), discriminator.hidden2))
+    expected = _linear_by_hand(h, discriminator.out)[:, 0]
+    np.testing.assert_allclose(discriminator(x).data, expected, rtol=1e-4, atol=1e-5)
+
+
+def test_dc_discriminator_is_conv_leaky_conv_batch_norm_leaky_then_a_logit():
+    np.random.seed(0)
+    discriminator = DCDiscriminator(width=2)
+    _randomise_batch_norms(discriminator, np.random.default_rng(0))
+    x = np.random.default_rng(1).random((3, 784)).astype(np.float32)
+    h = _leaky(_conv_by_hand(x.reshape(3, 1, 28, 28).astype(np.float64), discriminator.down1))   # (3, 2, 14, 14)
+    h = _leaky(_batch_norm_by_hand(_conv_by_hand(h, discriminator.down2), discriminator.norm2))   # (3, 4, 7, 7)
+    expected = _linear_by_hand(h.reshape(3, -1), discriminator.out)[:, 0]
+    np.testing.assert_allclose(discriminator(x).data, expected, rtol=1e-4, atol=1e-5)
+
+
+class _RecordingDiscriminator(_MeanDiscriminator):
+    """Records the real batches it judges: the training images are >= 1, G's images sigmoid(...) < 1."""
+
+    def __init__(self):
+        super().__init__(0.5, -0.2)
+        self.real_batches = []
+
+    def forward(self, x):
+        values = np.asarray(getattr(x, "data", x))
+        if values.min() >= 1:
+            self.real_batches.append(values[:, 0].copy())
+        return super().forward(x)
+
+
+def _hand_game(images, epochs, **options):
+    """train_gan on the hand-computable players; returns (history, generator, discriminator)."""
+    generator, discriminator = _ConstantGenerator(0.3), _RecordingDiscriminator()
+    history = train_gan(generator, discriminator, SGD(generator.params(), 0.1), SGD(discriminator.params(), 0.1),
+                        images, epochs, **options)
+    return history, generator, discriminator
+
+
+def _numbered_images(n):
+    """Image i is filled with the number i + 1: a batch shows which images it holds."""
+    return np.repeat(np.arange(1, n + 1, dtype=np.float32)[:, None], 784, axis=1)
+
+
+def test_train_gan_shuffles_every_epoch_differently_and_by_its_seed():
+    def epoch_orders(seed):
+        _, _, discriminator = _hand_game(_numbered_images(12), epochs=2, batch_size=4, seed=seed)
+        batches = discriminator.real_batches
+        return np.concatenate(batches[:3]), np.concatenate(batches[3:])
+
+    first, second = epoch_orders(seed=0)
+    assert sorted(first) == sorted(second) == list(range(1, 13))   # every image once per epoch
+    assert not np.array_equal(first, second)
+    assert not np.array_equal(first, epoch_orders(seed=1)[0])
+    np.testing.assert_array_equal(first, epoch_orders(seed=0)[0])
+
+
+def test_train_gan_batches_64_images_by_default():
+    history, _, _ = _hand_game(np.ones((130, 784), np.float32), epochs=1)
+    assert len(history["d_loss"]) == 130 // 64
+
+
+def test_train_gan_appends_to_a_given_history():
+    earlier = {key: [9.0] for key in ("d_loss", "g_loss", "d_real", "d_fake")}
+    history, _, _ = _hand_game(np.ones((8, 784), np.float32), epochs=1, batch_size=4, history=earlier)
+    assert history is earlier
+    assert all(len(values) == 3 and values[0] == 9.0 for values in history.values())
+
+
+def test_train_gan_prints_each_epochs_own_means(capsys):
+    history, _, _ = _hand_game(np.ones((8, 784), np.float32), epochs=2, batch_size=4, description="game")
+    second_epoch = {key: np.mean(values[2:]) for key, values in history.items()}
+    expected = (f"game epoch 2/2: L_D {second_epoch['d_loss']:.3f}, L_G {second_epoch['g_loss']:.3f}, "
+                f"D(x) {second_epoch['d_real']:.2f}, D(G(z)) {second_epoch['d_fake']:.2f}")
+    assert expected in capsys.readouterr().out.splitlines()
+
+
+def test_train_gan_puts_players_left_in_eval_mode_back_in_training_mode():
+    np.random.seed(0)
+    generator, discriminator = MLPGenerator(4, 8).eval(), MLPDiscriminator(8).eval()
+    optimizers = SGD(generator.params(), 0.1), SGD(discriminator.params(), 0.1)
+    train_gan(generator, discriminator, *optimizers, np.ones((4, 784), np.float32), epochs=1, batch_size=4)
+    assert all(layer.training for player in (generator, discriminator) for layer in player.sublayers())
+
+
+def test_interpolate_walks_the_straight_line_between_the_codes_at_even_steps():
+    """_ConstantGenerator's images are sigmoid(b + z): the k-th of 5 steps from z = 0 to z = 1 is sigmoid(b + k / 4)."""
+    generator = _ConstantGenerator(0.3)
+    images = interpolate(generator, np.zeros(1, np.float32), np.ones(1, np.float32), steps=5)
+    assert images.shape == (5, 784)
+    np.testing.assert_allclose(images, np.repeat(_sigmoid(0.3 + np.arange(5) / 4)[:, None], 784, axis=1), rtol=1e-6)
+
+
+def test_the_discriminators_checkpoint_sits_beside_the_generators(tmp_path):
+    assert discriminator_path(tmp_path / "runs" / "gan.npz") == tmp_path / "runs" / "gan_discriminator.npz"
+    save_gan(tmp_path / "gan.npz", *script_players(), epoch=1, history={})
+    assert sorted(path.name for path in tmp_path.iterdir()) == ["gan.npz", "gan_discriminator.npz"]
+
+
+def test_load_gan_refuses_a_discriminator_trained_with_other_settings(tmp_path):
+    """Both files keep the run's settings: a discriminator file from another run is caught too."""
+    players = script_players()
+    for name, lr in [("this.npz", "0.0002"), ("other.npz", "0.001")]:
+        save_gan(tmp_path / name, *players, epoch=1, history={}, settings={"lr": lr})
+    discriminator_path(tmp_path / "this.npz").write_bytes(discriminator_path(tmp_path / "other.npz").read_bytes())
+    with pytest.raises(ValueError, match=r"this_discriminator.npz was trained with --lr 0.001 \(now 0.0002\)"):
+        load_gan(tmp_path / "this.npz", *script_players(), settings={"lr": "0.0002"})
+
+
+def test_a_script_run_without_resume_starts_afresh_over_an_existing_checkpoint(tmp_path):
+    run_script(script_players(init_seed=1), tmp_path / "gan.npz", epochs=1)   # another run's checkpoint
+    fresh, reference = script_players(), script_players()
+    run_script(fresh, tmp_path / "gan.npz", epochs=1)
+    run_script(reference, tmp_path / "clean.npz", epochs=1)
+    assert_same_weights(fresh[0], reference[0])
+
+
+def test_a_script_run_draws_its_codes_from_its_seed_whatever_came_before(tmp_path):
+    runs = []
+    for global_seed, run_seed in [(123, 0), (456, 0), (123, 1)]:
+        players = script_players()
+        np.random.seed(global_seed)   # whatever the program drew before training
+        run_script(players, tmp_path / f"{global_seed}_{run_seed}.npz", epochs=1, seed=run_seed)
+        runs.append(players[0])
+    assert_same_weights(runs[0], runs[1])
+    assert not np.array_equal(runs[0].out.W.data, runs[2].out.W.data)
+
+
+def test_a_script_run_may_resume_with_another_heldout_limit(tmp_path):
+    """The held-out images only score the result: changing --heldout-limit does not refuse --resume."""
+    run_script(script_players(), tmp_path / "gan.npz", epochs=1, heldout_limit=100)
+    history = run_script(script_players(), tmp_path / "gan.npz", epochs=2, resume=True, heldout_limit=200)
+    assert len(history["d_loss"]) == 2 * (128 // 64)
+
+
+def test_resuming_a_run_that_is_past_the_requested_epochs_leaves_its_checkpoints_alone(tmp_path):
+    path = tmp_path / "gan.npz"
+    run_script(script_players(), path, epochs=2)
+    saved = {file: file.read_bytes() for file in (path, discriminator_path(path))}
+    run_script(script_players(), path, epochs=1, resume=True)
+    assert all(file.read_bytes() == content for file, content in saved.items())
+
+
+def test_score_generator_scores_n_images_drawn_in_eval_mode(monkeypatch):
+    """n = 7 in batches of 3: 3 + 3 + 1 images. In eval mode batch norm reads its running
+    statistics, so scoring does not move them."""
+    scored = {}
+
+    def fake_score_samples(classifier, images, reference):
+        scored.update(classifier=classifier, images=images, reference=reference)
+        return {"frechet_distance": 1.0}
+
+    monkeypatch.setattr(zero.gan, "score_samples", fake_score_samples)
+    np.random.seed(0)
+    generator = MLPGenerator(latent_size=4, hidden_size=8)
+    running_before = [host(buffer).copy() for _, buffer in generator.named_buffers()]
+    scores = score_generator(generator, "classifier", np.zeros((2, 784), np.float32), n=7, batch_size=3)
+    assert scores["images"].shape == (7, 784) and scored["images"].shape == (7, 1, 28, 28)
+    assert scored["reference"].shape == (2, 1, 28, 28) and scored["classifier"] == "classifier"
+    assert scores["frechet_distance"] == 1.0
+    for before, (_, after) in zip(running_before, generator.named_buffers()):
+        np.testing.assert_array_equal(before, host(after))

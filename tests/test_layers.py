@@ -677,3 +677,103 @@ def test_mlp_takes_sizes_as_any_iterable():
         model = MLP(sizes)
         assert model(np.ones((2, 3), np.float32)).shape[0] == 2
         assert model.layers[0].W.shape[0] == 3
+
+
+# -----------------------------------------------------------------------------
+# Layers: found by a mutation audit
+# -----------------------------------------------------------------------------
+def test_a_shared_lazy_batch_norm_is_listed_once():
+    """Its buffers are None until the first call, so only the layer itself can tell it was seen."""
+    model = Model()
+    model.a = model.b = BatchNorm()
+    assert [name for name, _ in model.named_params()] == ["a.gamma", "a.beta"]
+    assert [name for name, _ in model.named_buffers()] == ["a.running_mean", "a.running_var"]
+
+
+def test_sequential_names_layers_by_their_position_among_all_steps():
+    model = Sequential(Linear(4, in_size=2), F.relu, Linear(1, in_size=4))
+    assert [name for name, _ in model.named_params()] == ["0.W", "0.b", "2.W", "2.b"]
+
+
+def test_repr_shows_settings_and_nests_sublayers():
+    assert repr(TwoLayer()) == ("TwoLayer(\n"
+                                "  (encoder): Sequential(\n"
+                                "    (0): Linear(out_size=4, in_size=3, bias=True)\n"
+                                "  )\n"
+                                "  (head): Linear(out_size=2, in_size=4, bias=True)\n"
+                                ")")
+    assert repr(Conv2d(4, 3, in_channels=2, bias=False)) == ("Conv2d(out_channels=4, kernel_size=(3, 3), stride=1, "
+                                                             "padding=0, in_channels=2, bias=False)")
+
+
+def test_a_plain_model_records_no_checkpoint_settings():
+    assert TwoLayer().checkpoint_config() == {}
+
+
+def test_to_records_the_devices_canonical_name():
+    layer = Linear(2).to("strict:0")
+    assert layer.device == "strict"
+    layer(on("strict", np.ones((1, 3), np.float32)))
+    assert layer.W.device == layer.device
+
+
+def test_save_weights_creates_missing_folders(tmp_path):
+    model = TwoLayer()
+    path = tmp_path / "runs" / "today" / "model.npz"
+    model.save_weights(path)
+    target = TwoLayer()
+    target.load_weights(path)
+    _assert_same(_values(model), _values(target))
+
+
+def test_lazy_layer_refuses_a_file_of_another_dtype(tmp_path):
+    """A lazy parameter would be created float32, so a float64 file is refused like a wrong shape."""
+    model = Model()
+    model.layer = Linear(3)
+    path = tmp_path / "float64.npz"
+    np.savez(path, **{"layer.W": np.zeros((2, 3)), "layer.b": np.zeros(3)})
+    with pytest.raises(ValueError, match=r"'layer.W' has dtype float64 in the file but float32"):
+        model.load_weights(path)
+    assert model.layer.W.data is None and model.layer.b.data is None
+
+
+def test_lazy_batch_norm_loads_its_file_onto_its_device(tmp_path, device):
+    source = BatchNorm(3)
+    source(np.random.default_rng(0).standard_normal((4, 3)).astype(np.float32))   # moves the running statistics
+    source.save_weights(tmp_path / "norm.npz")
+    target = BatchNorm().to(device)
+    target.load_weights(tmp_path / "norm.npz")
+    assert all(zero.backend.device_of(array) == device for array in (target.gamma.data, target.running_mean,
+                                                                         target.running_var))
+    _assert_same(_values(source), _values(target))
+
+
+def test_lazy_linear_takes_in_size_from_the_last_axis():
+    layer = Linear(5)
+    assert layer(np.ones((2, 4, 3), np.float32)).shape == (2, 4, 5)
+    assert layer.W.shape == (3, 5)
+
+
+def test_conv_transpose2d_adds_its_output_padding():
+    """H' = (H - 1) stride - 2 padding + KH + output_padding = 3 * 2 - 0 + 3 + 1 = 10."""
+    layer = ConvTranspose2d(2, 3, stride=2, output_padding=1, in_channels=1)
+    assert layer(np.ones((1, 1, 4, 4), np.float32)).shape == (1, 2, 10, 10)
+
+
+def test_batch_norm_default_eps_is_one_hundred_thousandth():
+    """A batch whose variance equals eps = 1e-5 is scaled by 1 / sqrt(var + eps) = 1 / sqrt(2 var):
+    its normalised values are +-1/sqrt(2), not +-1."""
+    half_spread = np.sqrt(1e-5)
+    x = np.array([[half_spread], [-half_spread]], np.float32)   # mean 0, variance 1e-5
+    np.testing.assert_allclose(BatchNorm()(x).data, [[2 ** -0.5], [-(2 ** -0.5)]], rtol=1e-4)
+
+
+def test_batch_norm_refuses_three_dimensional_input():
+    with pytest.raises(ValueError, match=r"expected input \(N, C\) or \(N, C, H, W\), got shape \(2, 3, 4\)"):
+        BatchNorm()(np.ones((2, 3, 4), np.float32))
+
+
+@pytest.mark.parametrize("p", [1.0, -0.1])
+def test_dropout_probability_must_lie_in_zero_to_one(p):
+    with pytest.raises(ValueError, match=r"p must be in \[0, 1\)"):
+        Dropout(p)

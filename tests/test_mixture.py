@@ -2,12 +2,14 @@
 gives its known two-cluster answer, the same run as scikit-learn's, the
 device path keeps its results on the device, bad inputs are named."""
 import math
+import warnings
 
 import numpy as np
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+import zero.mixture
 from conftest import host, on
 from zero.backend import device_of
 from zero.datasets import load_old_faithful
@@ -204,9 +206,12 @@ def _log_gaussian(x, mean, cov):
     return -0.5 * (d * np.log(2 * np.pi) + logdet + maha)
 
 
-def test_one_em_step_from_given_weights_and_means_and_the_default_covariance():
+@pytest.mark.parametrize("rows_per_block", [4096, 4, 1])
+def test_one_em_step_from_given_weights_and_means_and_the_default_covariance(monkeypatch, rows_per_block):
     """history[0] uses the given weights renormalised to sum 1, the given means and the biased
-    covariance of the data (+ reg_covar I) for every component; one M-step follows the formulas."""
+    covariance of the data (+ reg_covar I) for every component; one M-step follows the formulas,
+    whether the covariances are summed over the 6 rows at once or in blocks of 4 + 2 or 1 row."""
+    monkeypatch.setattr(zero.mixture, "ROWS_PER_BLOCK", rows_per_block)
     x = np.array([[0.0, 1.0], [1.0, 3.0], [2.0, 2.0], [5.0, 6.0], [6.0, 5.5], [7.0, 8.0]])
     weights, means, reg = np.array([0.3, 0.700009]), np.array([[1.0, 2.0], [6.0, 6.0]]), 0.01
     mixture = GaussianMixture(2, reg_covar=reg, max_iter=1)
@@ -235,3 +240,133 @@ def test_a_component_left_with_almost_no_responsibility_is_named():
     means = np.array([[0.0], [8.0]])   # r_n1 ~ exp(-32) ~ 1e-14 for every point
     with pytest.raises(ValueError, match=r"EM iteration 1: component 1 lost all its points"):
         GaussianMixture(2).fit(data, means=means, covariances=np.ones((2, 1, 1)))
+
+
+# =============================================================================
+# Settings, seeding, stopping and the fitted model's interface: found by a mutation audit
+# =============================================================================
+def _fit_quietly(mixture, x, **initial):
+    """mixture.fit(x, **initial) when it may stop at max_iter before converging."""
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", UserWarning)
+        return mixture.fit(x, **initial)
+
+
+def test_default_settings():
+    mixture = GaussianMixture(2)
+    assert (mixture.reg_covar, mixture.tol, mixture.max_iter, mixture.seed) == (1e-6, 1e-3, 100, 0)
+
+
+@pytest.mark.parametrize("settings, problem", [
+    ({"n_components": 0}, "n_components must be at least 1, got 0"),
+    ({"n_components": 2, "reg_covar": -0.5}, "reg_covar must be >= 0, got -0.5"),
+])
+def test_bad_settings_are_refused(settings, problem):
+    with pytest.raises(ValueError, match=problem):
+        GaussianMixture(**settings)
+
+
+def test_em_stops_at_the_first_change_below_tol():
+    """With the default tol 1e-3, history[i] - history[i-1] is at least 1e-3 for every iteration
+    but the last, where it falls below: n_iter = len(history)."""
+    gmm = GaussianMixture(2).fit(load_old_faithful())
+    changes = np.abs(np.diff(gmm.log_likelihood_history))
+    assert gmm.converged and gmm.n_iter == len(gmm.log_likelihood_history) >= 3
+    assert (changes[:-1] >= 1e-3).all() and changes[-1] < 1e-3, changes
+
+
+def test_em_without_convergence_runs_max_iter_iterations_and_says_so():
+    """tol 0 is never met: the default max_iter of 100 iterations run, then a warning."""
+    x = np.random.default_rng(0).normal(size=(20, 1))
+    with pytest.warns(UserWarning, match="did not converge in 100 iterations"):
+        gmm = GaussianMixture(1, tol=0.0).fit(x)
+    assert gmm.n_iter == len(gmm.log_likelihood_history) == 100 and not gmm.converged
+
+
+def test_a_second_fit_that_does_not_converge_is_not_reported_converged():
+    data = load_old_faithful()
+    gmm = GaussianMixture(2).fit(data)
+    assert gmm.converged
+    gmm.max_iter = 1
+    with pytest.warns(UserWarning, match="did not converge"):
+        gmm.fit(data)
+    assert not gmm.converged and gmm.n_iter == 1
+
+
+def test_initial_weights_must_be_non_negative_and_sum_to_one():
+    data = load_old_faithful()
+    for weights in ([1.5, -0.5], [0.5, 0.52]):   # sums 1 but one is negative; all positive but sums 1.02
+        with pytest.raises(ValueError, match="weights must be non-negative and sum to 1"):
+            GaussianMixture(2).fit(data, weights=weights)
+
+
+def test_k_means_plus_plus_seeds_one_mean_in_each_far_apart_cluster():
+    """Three clusters of 20 points (unit spread) 100 apart, stored one cluster after the other.
+    With unit initial covariances, a cluster left without an initial mean would cost its points
+    about 100^2 / 2 nats each: history[0] (the mean log-likelihood of the initial parameters)
+    is near -5 only if every cluster got one. The first pick is a random point, so the seeds
+    give different starts (the next test checks that pick)."""
+    rng = np.random.default_rng(0)
+    centres = np.array([[0.0, 0.0], [100.0, 0.0], [0.0, 100.0]])
+    x = np.concatenate([centre + rng.normal(size=(20, 2)) for centre in centres])
+    initial_log_likelihoods = []
+    for seed in range(20):
+        gmm = _fit_quietly(GaussianMixture(3, seed=seed, max_iter=1), x, covariances=np.stack([np.eye(2)] * 3))
+        initial_log_likelihoods.append(gmm.log_likelihood_history[0])
+    assert min(initial_log_likelihoods) > -10, initial_log_likelihoods
+    assert len(set(initial_log_likelihoods)) > 10
+
+
+def test_the_first_initial_mean_is_a_data_point_drawn_with_the_seed():
+    """K = 1 and unit covariance: history[0] is the mean log N(x_n | x_j, I) of the picked row j,
+    which the seeds spread over the data rather than always the same row."""
+    x = np.random.default_rng(2).normal(size=(30, 2))
+    by_row = [_log_gaussian(x, row, np.eye(2)).mean() for row in x]
+    picked_rows = set()
+    for seed in range(10):
+        gmm = _fit_quietly(GaussianMixture(1, seed=seed, max_iter=1), x, covariances=np.eye(2)[None])
+        distances = np.abs(np.array(by_row) - gmm.log_likelihood_history[0])
+        assert distances.min() < 1e-9
+        picked_rows.add(int(distances.argmin()))
+    assert len(picked_rows) >= 5, picked_rows
+
+
+def test_as_many_points_as_components_is_enough():
+    gmm = GaussianMixture(2).fit(np.array([0.0, 10.0]))
+    np.testing.assert_allclose(np.sort(gmm.means.ravel()), [0.0, 10.0], atol=1e-6)
+
+
+@pytest.mark.parametrize("data, dtype", [
+    (np.random.default_rng(0).normal(size=(50, 2)), np.float64),
+    (np.random.default_rng(0).integers(0, 9, size=(50, 2)), np.float32),
+])
+def test_predict_proba_and_samples_come_in_the_dtype_of_the_data(data, dtype):
+    """Floating data keeps its dtype; integer data gives float32 (the default dtype)."""
+    gmm = GaussianMixture(2).fit(data)
+    assert gmm.predict_proba(data).dtype == dtype
+    assert gmm.sample(5)[0].dtype == dtype
+    assert gmm.means.dtype == np.float64   # parameters are float64 whatever the data
+
+
+@pytest.mark.parametrize("use", [lambda gmm, x: gmm.log_prob(x), lambda gmm, x: gmm.score(x),
+                                 lambda gmm, x: gmm.predict(x), lambda gmm, x: gmm.predict_proba(x)],
+                         ids=["log_prob", "score", "predict", "predict_proba"])
+def test_using_a_mixture_before_fit_says_to_fit_it(use):
+    with pytest.raises(RuntimeError, match=r"call fit\(x\) first"):
+        use(GaussianMixture(2), np.zeros((3, 2)))
+
+
+def test_a_one_dimensional_mixture_takes_flat_data_everywhere():
+    x = np.random.default_rng(1).normal(size=40)
+    gmm = GaussianMixture(2).fit(x)
+    column = x[:, None]
+    np.testing.assert_array_equal(gmm.log_prob(x), gmm.log_prob(column))
+    np.testing.assert_array_equal(gmm.predict_proba(x), gmm.predict_proba(column))
+    np.testing.assert_array_equal(gmm.predict(x), gmm.predict(column))
+
+
+def test_sample_without_a_seed_uses_the_mixtures_seed():
+    data = load_old_faithful()
+    gmm = GaussianMixture(2, seed=7).fit(data)
+    np.testing.assert_array_equal(gmm.sample(20)[0], gmm.sample(20, seed=7)[0])
+    assert not np.array_equal(gmm.sample(20)[0], gmm.sample(20, seed=0)[0])
