@@ -113,13 +113,15 @@ class SoftmaxCrossEntropy(Function):
                              f"{int(labels.min())} to {int(labels.max())}")
         # -log softmax(x)[t] = log sum_c e^(x_c - m) - (x_t - m),  m = max_c x_c
         shifted = logits - logits.max(axis=1, keepdims=True)
-        log_z = xp.log(xp.exp(shifted).sum(axis=1))
-        loss = (log_z - shifted[xp.arange(n), labels]).sum()
+        self.exp_shifted = xp.exp(shifted)                         # kept: backward's softmax
+        self.z = self.exp_shifted.sum(axis=1, keepdims=True)       # = exp_shifted / z
+        loss = (xp.log(self.z[:, 0]) - shifted[xp.arange(n), labels]).sum()
         return loss / n if self.reduction == "mean" else loss
 
     def backward(self, gy):
         logits, = self.inputs
-        return SoftmaxCrossEntropyGrad(self.labels, self.reduction)(logits, gy)
+        softmax_of_logits = self.exp_shifted / self.z              # a new array: the op fills it in place
+        return SoftmaxCrossEntropyGrad(self.labels, self.reduction, softmax_of_logits)(logits, gy)
 
 
 class SoftmaxCrossEntropyGrad(Function):
@@ -128,19 +130,20 @@ class SoftmaxCrossEntropyGrad(Function):
         gx = c gy (softmax(x) - onehot(t))   (c = 1/N for 'mean', 1 for 'sum')
 
     computed in place on one array: as Variable ops (softmax, subtract a one-hot matrix,
-    multiply) it took 3-4 times as long at MNIST's batch sizes."""
+    multiply) it took 3-4 times as long at MNIST's batch sizes. softmax_of_logits: the
+    forward pass's softmax(x), a fresh array that this op overwrites."""
 
-    def __init__(self, labels, reduction):
+    def __init__(self, labels, reduction, softmax_of_logits):
         self.labels = labels
         self.reduction = reduction
+        self.softmax_of_logits = softmax_of_logits
 
     def scale(self, n):
         return 1.0 / n if self.reduction == "mean" and n else 1.0  # c
 
     def forward(self, logits, gy):
         xp, n = self.xp, len(logits)
-        gx = xp.exp(logits - logits.max(axis=1, keepdims=True))
-        gx /= gx.sum(axis=1, keepdims=True)                      # softmax(x)
+        gx, self.softmax_of_logits = self.softmax_of_logits, None  # softmax(x), used up here
         gx[xp.arange(n), self.labels] -= 1                       # - onehot(t)
         gx *= gy * gy.dtype.type(self.scale(n))                  # gy: a 0-d array of the loss's dtype
         return gx
