@@ -40,6 +40,27 @@ def test_a_training_scripts_defaults_and_extra_options_are_typed_and_settable():
     assert args.show and args.resume and args.data_dir == Path("mnist")
 
 
+def test_a_yes_or_no_option_reads_as_one_and_refuses_a_value():
+    parser = step_parser("a step", flip=False, sharpen=True)
+    assert (parser.parse_args([]).flip, parser.parse_args([]).sharpen) == (False, True)
+    args = parser.parse_args(["--flip", "--no-sharpen"])
+    assert args.flip is True and args.sharpen is False
+    with pytest.raises(SystemExit):  # type=bool would have read "False" as True
+        parser.parse_args(["--flip", "False"])
+
+
+def test_an_extra_option_whose_default_is_none_is_refused_by_name():
+    with pytest.raises(TypeError, match="--latent-size is None"):
+        step_parser("a step", latent_size=None)
+
+
+@pytest.mark.parametrize("value", ["0", "-32", "3.5"])
+def test_the_batch_size_must_be_a_positive_count(value, capsys):
+    with pytest.raises(SystemExit):
+        step_parser("a step", training=True).parse_args(["--batch-size", value])
+    assert "--batch-size" in capsys.readouterr().err
+
+
 def test_a_training_script_that_names_no_defaults_trains_one_epoch_of_32_image_batches_from_seed_0():
     args = step_parser("a step", training=True).parse_args([])
     assert (args.epochs, args.batch_size, args.seed) == (1, 32, 0)

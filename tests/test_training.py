@@ -369,7 +369,7 @@ def test_the_training_split_trains_and_the_whole_test_split_is_held_out(tmp_path
 
 
 @pytest.mark.parametrize("train_limit, heldout_limit, train_count, heldout_count", [
-    (5, 3, 5, 3), (0, None, 0, 2000), (None, 20_000, 8000, 2000)])
+    (5, 3, 5, 3), (1, None, 1, 2000), (None, 20_000, 8000, 2000)])
 def test_the_limits_keep_the_first_images_of_each_set_with_their_labels(
         tmp_path, monkeypatch, train_limit, heldout_limit, train_count, heldout_count):
     folders = _fake_mnist(monkeypatch)
@@ -380,6 +380,46 @@ def test_the_limits_keep_the_first_images_of_each_set_with_their_labels(
     _assert_paired(data.x_train, data.t_train)
     _assert_paired(data.x_heldout, data.t_heldout)
     assert folders == [tmp_path / "mnist"] and str(tmp_path / "mnist") in data.description
+
+
+@pytest.mark.parametrize("source, train_limit, heldout_limit, train_range, heldout_range", [
+    ("test", 5, 3, "MNIST test split, images 0-4)", "MNIST test split, images 8000-8002)"),
+    ("test", 1, None, "MNIST test split, image 0)", "MNIST test split, images 8000-9999)"),
+    ("train", 100, 10, "MNIST training split, images 0-99)", "MNIST test split, images 0-9)"),
+    ("train", None, None, "MNIST training split, images 0-59999)", "MNIST test split, images 0-9999)")])
+def test_the_description_names_the_images_each_set_really_holds(
+        tmp_path, monkeypatch, source, train_limit, heldout_limit, train_range, heldout_range):
+    _fake_mnist(monkeypatch)
+    description = mnist_splits(tmp_path, source, train_limit, heldout_limit).description
+    assert f"({train_range}," in description and f"({heldout_range} from" in description
+
+
+@pytest.mark.parametrize("limits", [dict(train_limit=0), dict(heldout_limit=0), dict(train_limit=-5),
+                                    dict(heldout_limit=2.5), dict(train_limit=True)])
+def test_a_limit_that_is_not_a_positive_whole_number_is_refused_naming_it(tmp_path, monkeypatch, limits):
+    _fake_mnist(monkeypatch)
+    (option, value), = limits.items()
+    with pytest.raises(ValueError, match=f"{option} must be a positive whole number.*{value!r}"):
+        mnist_splits(tmp_path, "test", **limits)
+
+
+@pytest.mark.parametrize("option", ["--train-limit", "--heldout-limit"])
+@pytest.mark.parametrize("value", ["0", "-3", "ten"])
+def test_the_limit_options_refuse_what_is_not_a_positive_count(option, value, capsys):
+    import argparse
+    parser = add_data_options(argparse.ArgumentParser())
+    with pytest.raises(SystemExit):
+        parser.parse_args([option, value])
+    assert option in capsys.readouterr().err
+
+
+def test_fit_and_mean_loss_refuse_an_empty_image_array_by_name():
+    model, optimizer = _fresh_regression()
+    empty = np.zeros((0, 1), np.float32)
+    with pytest.raises(ValueError, match="fit: no training images"):
+        fit(model, optimizer, empty, epochs=1)
+    with pytest.raises(ValueError, match="mean_loss: no images"):
+        mean_loss(model, empty)
 
 
 TEST_FILES, TRAIN_FILES = SPLITS["test"][:2], SPLITS["train"][:2]

@@ -18,6 +18,17 @@ import os
 from pathlib import Path
 
 
+def positive_int(text):
+    """argparse type for counts (--batch-size, --train-limit): a whole number of at least 1."""
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a whole number, got {text!r}") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be at least 1, got {value}")
+    return value
+
+
 def step_parser(description, training=False, default_out=None, **training_defaults):
     """An ArgumentParser with the course's common options.
 
@@ -40,7 +51,7 @@ def step_parser(description, training=False, default_out=None, **training_defaul
                             help="cpu or cuda (cuda needs CuPy: pip install -e '.[gpu]'); "
                                  "default: $ZERO_DEVICE or cpu")
         parser.add_argument("--epochs", type=int, default=training_defaults.pop("epochs", 1))
-        parser.add_argument("--batch-size", type=int, default=training_defaults.pop("batch_size", 32))
+        parser.add_argument("--batch-size", type=positive_int, default=training_defaults.pop("batch_size", 32))
         parser.add_argument("--data-dir", type=Path, default=None,
                             help="folder with the MNIST files (default: $ZERO_DATA_DIR, "
                                  "then ~/.cache/zero/mnist, downloading if needed)")
@@ -50,7 +61,14 @@ def step_parser(description, training=False, default_out=None, **training_defaul
         parser.add_argument("--resume", action="store_true",
                             help="start from --checkpoint if it exists")
     for name, value in training_defaults.items():
-        parser.add_argument("--" + name.replace("_", "-"), type=type(value), default=value)
+        option = "--" + name.replace("_", "-")
+        if isinstance(value, bool):  # type=bool would read "--flag False" as True
+            parser.add_argument(option, action=argparse.BooleanOptionalAction, default=value)
+        elif value is None:
+            raise TypeError(f"step_parser: the default of {option} is None, which gives no type; "
+                            f"add that option with parser.add_argument instead")
+        else:
+            parser.add_argument(option, type=type(value), default=value)
     return parser
 
 

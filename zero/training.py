@@ -32,6 +32,7 @@ import numpy as np
 from tqdm import tqdm
 
 from zero.backend import device_of, to_device, to_numpy
+from zero.cli import positive_int
 from zero.core import Variable, no_grad, test_mode
 from zero.data import DataLoader, Dataset
 from zero.mnist import SPLITS, find_local, load_mnist, mnist_dir
@@ -64,8 +65,11 @@ def mnist_splits(data_dir=None, source="auto", train_limit=None, heldout_limit=N
     'test' (only the test split: its first 8,000 images train, its last 2,000 are held out),
     or 'auto': 'train' if the training files are in the data folder or nothing is there yet
     (load_mnist downloads both splits), 'test' if only the test split is there.
-    train_limit / heldout_limit: keep only the first so many images of each set.
+    train_limit / heldout_limit: keep only the first so many images of each set (None: all).
     """
+    for option, limit in (("train_limit", train_limit), ("heldout_limit", heldout_limit)):
+        if limit is not None and (isinstance(limit, bool) or int(limit) != limit or limit < 1):
+            raise ValueError(f"mnist_splits: {option} must be a positive whole number or None, got {limit!r}")
     folder = mnist_dir(data_dir)
     if source == "auto":
         has_train = all(find_local(folder, name) for name in SPLITS["train"][:2])
@@ -74,20 +78,25 @@ def mnist_splits(data_dir=None, source="auto", train_limit=None, heldout_limit=N
     if source == "train":
         x_train, t_train = load_mnist("train", folder, flatten=True)
         x_heldout, t_heldout = load_mnist("test", folder, flatten=True)
-        origin = "MNIST training split", "MNIST test split"
+        first_train, first_heldout = 0, 0  # where each set starts in its split file
     elif source == "test":
         x, t = load_mnist("test", folder, flatten=True)
         x_train, t_train = x[:TEST_ONLY_TRAIN_SIZE], t[:TEST_ONLY_TRAIN_SIZE]
         x_heldout, t_heldout = x[TEST_ONLY_TRAIN_SIZE:], t[TEST_ONLY_TRAIN_SIZE:]
-        origin = (f"MNIST test split, images 0-{TEST_ONLY_TRAIN_SIZE - 1}",
-                  f"MNIST test split, images {TEST_ONLY_TRAIN_SIZE}-{len(x) - 1}")
+        first_train, first_heldout = 0, TEST_ONLY_TRAIN_SIZE
     else:
         raise ValueError(f"mnist_splits: source must be 'auto', 'train' or 'test', got {source!r}")
     x_train, t_train = x_train[:train_limit], t_train[:train_limit]
     x_heldout, t_heldout = x_heldout[:heldout_limit], t_heldout[:heldout_limit]
-    description = (f"training on {len(x_train):,} images ({origin[0]}), "
-                   f"held out {len(x_heldout):,} images ({origin[1]}) from {folder}")
+    train_split, heldout_split = ("training", "test") if source == "train" else ("test", "test")
+    description = (f"training on {len(x_train):,} images (MNIST {train_split} split, "
+                   f"{_image_range(first_train, len(x_train))}), held out {len(x_heldout):,} images "
+                   f"(MNIST {heldout_split} split, {_image_range(first_heldout, len(x_heldout))}) from {folder}")
     return MnistSplits(x_train, t_train, x_heldout, t_heldout, description, source)
+
+
+def _image_range(first, count):
+    return f"image {first}" if count == 1 else f"images {first}-{first + count - 1}"
 
 
 def mnist_splits_from(args):
@@ -106,9 +115,9 @@ def add_data_options(parser, train_limit=None, heldout_limit=None):
                         help="which MNIST split to train on: 'train' (hold out the test split), "
                              "'test' (its first 8,000 train, its last 2,000 are held out), "
                              "'auto' (train if available)")
-    parser.add_argument("--train-limit", type=int, default=train_limit,
+    parser.add_argument("--train-limit", type=positive_int, default=train_limit,
                         help="use only the first N training images")
-    parser.add_argument("--heldout-limit", type=int, default=heldout_limit,
+    parser.add_argument("--heldout-limit", type=positive_int, default=heldout_limit,
                         help="use only the first N held-out images")
     return parser
 
@@ -119,6 +128,8 @@ def add_data_options(parser, train_limit=None, heldout_limit=None):
 def mean_loss(model, images, batch_size=500, device="cpu"):
     """model.loss(x) averaged over all images (N, ...) host array, without a graph and in test mode
     (dropout off, batch norm on its running statistics, which stay as they are): a float."""
+    if len(images) == 0:
+        raise ValueError("mean_loss: no images to average the loss over (an empty array)")
     total = 0.0
     with no_grad(), test_mode():
         for start in range(0, len(images), batch_size):
@@ -136,6 +147,8 @@ def fit(model, optimizer, x_train, epochs, batch_size=32, device="cpu", seed=0, 
     training loss (and held-out loss, if x_heldout is given) to history['train_loss'] and
     history['heldout_loss']; returns history.
     """
+    if len(x_train) == 0:
+        raise ValueError("fit: no training images (x_train is empty)")
     history = {"train_loss": [], "heldout_loss": []} if history is None else history
     for epoch in range(start_epoch + 1, epochs + 1):
         loader = DataLoader(Dataset(x_train), batch_size, seed=(seed, epoch), device=device)
