@@ -834,15 +834,18 @@ def test_a_classifier_trained_for_scoring_is_saved_with_the_settings_step_10_1_c
     rng = np.random.default_rng(0)
     images, labels = rng.random((64, 1, 28, 28), dtype=np.float32), rng.integers(0, 10, 64)
     path = tmp_path / "classifier.npz"
-    classifier_for_scoring(path, images, labels, epochs=1, seed=3)
+    classifier_for_scoring(path, images, labels, epochs=1, seed=3, source="test")
     with np.load(path) as archive:
         assert {k: str(archive[k]) for k in archive.files if k.startswith("settings/")} == {
-            "settings/seed": "3", "settings/batch_size": "64", "settings/lr": "0.001", "settings/train_limit": "64"}
+            "settings/seed": "3", "settings/batch_size": "64", "settings/lr": "0.001", "settings/train_limit": "64",
+            "settings/source": "test"}
     model = MnistClassifier()
     step_10_1 = dict(seed=3, batch_size=64, lr=1e-3, resume=True, epochs=2)
     with pytest.raises(ValueError, match=re.escape("--train-limit 64 (now not given)")):
-        resume(path, model, Adam(model.params()), Namespace(train_limit=None, **step_10_1))
-    assert resume(path, model, Adam(model.params()), Namespace(train_limit=64, **step_10_1))[1] == 1
+        resume(path, model, Adam(model.params()), Namespace(train_limit=None, source="test", **step_10_1))
+    with pytest.raises(ValueError, match=re.escape("--source test (now train)")):   # the training split came later
+        resume(path, model, Adam(model.params()), Namespace(train_limit=64, source="train", **step_10_1))
+    assert resume(path, model, Adam(model.params()), Namespace(train_limit=64, source="test", **step_10_1))[1] == 1
 
 
 def test_fit_or_resume_saves_the_run_settings_it_then_checks(tmp_path):

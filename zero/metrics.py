@@ -189,14 +189,16 @@ def share_interval(successes, trials, z=1.96):
 
 
 def classifier_for_scoring(path, images=None, labels=None, device="cpu", epochs=None, seed=0, save=True,
-                           heldout=None):
+                           heldout=None, source=None):
     """The referee of the sample-quality numbers: the classifier saved at `path` (by
     steps/step10_conditional_diffusion/1_classifier.py). If the file is missing and training images
     (N, 1, 28, 28) and labels are given, one is trained on them here (Adam, lr 1e-3, batch 64,
     `epochs`, by default referee_epochs(N), as step 10.1 does) and, if save, saved at `path` (a
     --quick run passes save=False, so its toy classifier is never written, not even where an
     explicit --classifier points). Prints where the classifier came from, and its accuracy on
-    heldout = (images, labels) when given. Returns the model in eval mode."""
+    heldout = (images, labels) when given. source: the MNIST split the images come from ('train' or
+    'test', mnist_splits' .source), saved with the settings so that step 10.1 does not resume the
+    classifier on other data. Returns the model in eval mode."""
     model = MnistClassifier().to(device)
     if Path(path).exists():
         load_checkpoint(path, model)
@@ -212,6 +214,8 @@ def classifier_for_scoring(path, images=None, labels=None, device="cpu", epochs=
         history = train_classifier(model, optimizer, images, labels, epochs, batch_size, device, seed)
         if save:   # with its settings, as step 10.1 saves them, which a --resume there checks
             settings = {"seed": seed, "batch_size": batch_size, "lr": lr, "train_limit": len(images)}
+            if source is not None:
+                settings["source"] = source
             save_checkpoint(path, model, optimizer, epochs, history, settings)
             print(f"classifier saved: {path}")
     model.eval()

@@ -152,7 +152,7 @@ model.eval()
 asked = np.repeat(np.arange(NUM_CLASSES), args.per_class)            # 0 0 ... 1 1 ... 9 9
 classifier = classifier_for_scoring(args.classifier, x_train, data.t_train, args.device,
                                     epochs=1 if args.quick else None, seed=args.seed, save=not args.quick,
-                                    heldout=(data.x_heldout.reshape(-1, 1, 28, 28), data.t_heldout))
+                                    heldout=(data.x_heldout.reshape(-1, 1, 28, 28), data.t_heldout), source=data.source)
 samples, label_accuracy = {}, {}
 for gamma in sorted(set(gammas) | {GUIDANCE}):
     xp.random.seed(args.seed)                                         # same x_T and z for every gamma

@@ -68,7 +68,7 @@ print(data.description)
 x_heldout = data.x_heldout.reshape(-1, 1, 28, 28)
 classifier = classifier_for_scoring(args.classifier, data.x_train.reshape(-1, 1, 28, 28), data.t_train,
                                     args.device, epochs=1 if args.quick else None, seed=args.seed, save=not args.quick,
-                                    heldout=(x_heldout, data.t_heldout))
+                                    heldout=(x_heldout, data.t_heldout), source=data.source)
 diffusion = Diffusion(T, device=args.device)
 
 models = []

@@ -115,7 +115,7 @@ minimax_history = train_gan(minimax_generator, minimax_discriminator, minimax_g_
 # ---- sample quality, scored by the MNIST classifier -----------------------------------------------------------------
 classifier = classifier_for_scoring(args.classifier, data.x_train.reshape(-1, 1, 28, 28), data.t_train, args.device,
                                     args.classifier_epochs, args.seed, save=not args.quick,
-                                    heldout=(data.x_heldout.reshape(-1, 1, 28, 28), data.t_heldout))
+                                    heldout=(data.x_heldout.reshape(-1, 1, 28, 28), data.t_heldout), source=data.source)
 reference = data.x_heldout
 _, real_features = classify(classifier, data.x_train[:args.score_images].reshape(-1, 1, 28, 28))
 _, reference_features = classify(classifier, reference.reshape(-1, 1, 28, 28))

@@ -59,7 +59,7 @@ history = train_gan_or_resume(generator, discriminator, g_optimizer, d_optimizer
 # ---- sample quality, scored by the MNIST classifier (the same numbers as B.1) ------------------------------------
 classifier = classifier_for_scoring(args.classifier, data.x_train.reshape(-1, 1, 28, 28), data.t_train, args.device,
                                     args.classifier_epochs, args.seed, save=not args.quick,
-                                    heldout=(data.x_heldout.reshape(-1, 1, 28, 28), data.t_heldout))
+                                    heldout=(data.x_heldout.reshape(-1, 1, 28, 28), data.t_heldout), source=data.source)
 zero.seed(args.seed + 1, args.device)
 scores = score_generator(generator, classifier, data.x_heldout, args.score_images)   # G in eval mode from here
 print(f"\nDCGAN sample quality ({args.score_images} images, Frechet distance to {len(data.x_heldout)} held-out "
