@@ -40,7 +40,7 @@ def main():
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--steps", default=None, help="which steps, e.g. '1-5' or '6,7' (default: all)")
     parser.add_argument("--quick", action="store_true", help="tiny runs (what the test suite does)")
-    parser.add_argument("--device", default=None, help="cpu or cuda for the training steps")
+    parser.add_argument("--device", default=None, help="cpu or cuda for the steps that train or sample (sets $ZERO_DEVICE)")
     parser.add_argument("--data-dir", default=None, help="folder with the MNIST files")
     args = parser.parse_args()
 

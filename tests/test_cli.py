@@ -3,7 +3,8 @@ from pathlib import Path
 
 import pytest
 
-from zero.cli import checkpoint_path, out_dir, parse_options, running_under_ci, script_name, step_checkpoint, step_parser
+from zero.cli import (add_device_option, checkpoint_path, out_dir, parse_options, running_under_ci, script_name,
+                      step_checkpoint, step_parser)
 
 
 def test_a_quick_run_writes_beside_a_real_runs_files_never_over_them(tmp_path, monkeypatch):
@@ -84,8 +85,10 @@ def test_a_script_that_does_not_train_refuses_training_options(capsys):
 def test_the_device_defaults_to_zero_device(monkeypatch):
     monkeypatch.setenv("ZERO_DEVICE", "cuda")
     assert step_parser("a step", training=True).parse_args([]).device == "cuda"
+    assert add_device_option(step_parser("a sampling step")).parse_args([]).device == "cuda"
     monkeypatch.delenv("ZERO_DEVICE")
     assert step_parser("a step", training=True).parse_args([]).device == "cpu"
+    assert add_device_option(step_parser("a sampling step")).parse_args([]).device == "cpu"
 
 
 def test_a_default_figure_folder_is_used_unless_out_is_given(tmp_path, monkeypatch):

@@ -33,6 +33,44 @@ def test_step_script_runs_in_quick_mode(script, tmp_path):
     assert list((tmp_path / "figures").rglob("*.png")), f"{script} saved no figure"
 
 
+DEVICE_SCRIPTS = [p for p in STEP_SCRIPTS
+                  if re.search(r"training=True|add_device_option\(", p.read_text(encoding="utf-8"))]
+
+# Runs a step script on the strict test device (zero.testing registers it; its arrays refuse to become
+# NumPy arrays, as CuPy's do): a script line that copies device data to the host by accident fails here.
+STRICT_LAUNCHER = """
+import runpy, sys
+import zero.testing
+script = sys.argv[1]
+sys.argv = [script] + sys.argv[2:]
+runpy.run_path(script, run_name="__main__")
+"""
+
+
+@pytest.mark.parametrize("script", DEVICE_SCRIPTS, ids=lambda p: f"{p.parent.name}/{p.name}")
+def test_a_script_with_a_device_option_runs_on_a_device_that_refuses_host_copies(script, tmp_path):
+    env = dict(os.environ, MPLBACKEND="Agg", PYTHONHASHSEED="0", ZERO_DEVICE="cpu")
+    env.pop("DISPLAY", None)
+    if _needs_mnist(script):
+        folder = mnist_dir()
+        if folder is None:
+            pytest.skip("real MNIST not found: set ZERO_DATA_DIR or put it in ../shared/datasets/mnist")
+        env["ZERO_DATA_DIR"] = str(folder)
+    command = [sys.executable, "-c", STRICT_LAUNCHER, str(script), "--quick", "--device", "strict",
+               "--out", str(tmp_path / "figures")]
+    result = subprocess.run(command, cwd=tmp_path, env=env, capture_output=True, text=True, timeout=600)
+    assert result.returncode == 0, f"{script} on the strict device failed:\n{result.stderr[-5000:]}"
+
+
+def test_the_scripts_that_train_or_sample_take_their_device_from_zero_device(tmp_path):
+    """run_all.py --device cuda sets ZERO_DEVICE; the scripts that only sample (9.3, 10.3) must follow
+    it too, or a GPU run of the course samples 1000-step chains on the CPU."""
+    assert {"3_ddim.py", "3_sample_quality.py"} <= {p.name for p in DEVICE_SCRIPTS}
+    for script in DEVICE_SCRIPTS:
+        text = script.read_text(encoding="utf-8")
+        assert 'add_argument("--device"' not in text, f"{script} defines --device itself, not by zero.cli"
+
+
 def test_every_script_path_in_the_docs_exists():
     """Commands that README.md, the step scripts and the benchmarks tell a reader to run name real files
     (a renamed script must not leave a dead command behind)."""

@@ -6,7 +6,7 @@ Every step script starts with `parser = step_parser(__doc__)` (plus
 switches: `--quick` (a tiny run for the test suite), `--out` (where figures
 go), `--show` (open windows as well), `--seed`; training scripts add
 `--device`, `--epochs`, `--batch-size`, `--data-dir`, `--checkpoint` and
-`--resume`.
+`--resume`; scripts that only sample add `--device` with add_device_option.
 
 A `--quick` run is a smoke test: by default its figures and checkpoints go under
 figures/quick/ and checkpoints/quick/, and the other steps' checkpoints it reads come from
@@ -29,6 +29,15 @@ def positive_int(text):
     return value
 
 
+def add_device_option(parser):
+    """--device, by default $ZERO_DEVICE or cpu (`steps/run_all.py --device cuda` sets that variable, so
+    every script that computes on a device, training or only sampling, follows it)."""
+    parser.add_argument("--device", default=os.environ.get("ZERO_DEVICE", "cpu"),
+                        help="cpu or cuda (cuda needs CuPy: pip install -e '.[gpu]'); "
+                             "default: $ZERO_DEVICE or cpu")
+    return parser
+
+
 def step_parser(description, training=False, default_out=None, **training_defaults):
     """An ArgumentParser with the course's common options.
 
@@ -47,9 +56,7 @@ def step_parser(description, training=False, default_out=None, **training_defaul
     parser.add_argument("--seed", type=int, default=training_defaults.pop("seed", 0),
                         help="random seed")
     if training:
-        parser.add_argument("--device", default=os.environ.get("ZERO_DEVICE", "cpu"),
-                            help="cpu or cuda (cuda needs CuPy: pip install -e '.[gpu]'); "
-                                 "default: $ZERO_DEVICE or cpu")
+        add_device_option(parser)
         parser.add_argument("--epochs", type=int, default=training_defaults.pop("epochs", 1))
         parser.add_argument("--batch-size", type=positive_int, default=training_defaults.pop("batch_size", 32))
         parser.add_argument("--data-dir", type=Path, default=None,

@@ -32,7 +32,7 @@ from pathlib import Path
 import numpy as np
 
 from zero.backend import get_backend, to_numpy
-from zero.cli import out_dir, parse_options, step_checkpoint, step_parser
+from zero.cli import add_device_option, out_dir, parse_options, step_checkpoint, step_parser
 from zero.diffusion import Diffusion, to_images
 from zero.plot import figures, save, show, show_images
 from zero.unet import UNet, unet_from_checkpoint
@@ -40,7 +40,7 @@ from zero.unet import UNet, unet_from_checkpoint
 T = 1000
 
 parser = step_parser(__doc__, samples=16, ddim_steps="10,20,50,100")
-parser.add_argument("--device", default="cpu")
+add_device_option(parser)
 parser.add_argument("--checkpoint", type=Path, default=None,
                     help="step 9.2's trained U-Net (default: where 2_ddpm.py writes it)")
 args = parse_options(parser, quick=dict(samples=4, ddim_steps="5,10"))

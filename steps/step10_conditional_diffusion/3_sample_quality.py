@@ -26,7 +26,7 @@ from pathlib import Path
 import numpy as np
 
 from zero.backend import get_backend, to_numpy
-from zero.cli import out_dir, parse_options, step_checkpoint, step_parser
+from zero.cli import add_device_option, out_dir, parse_options, step_checkpoint, step_parser
 from zero.diffusion import Diffusion, sampler_name, to_images
 from zero.metrics import (classifier_for_scoring, classify, feature_statistics, frechet_distance, score_samples,
                           share_interval)
@@ -43,7 +43,7 @@ parser.add_argument("--model", type=Path, action="append", default=None,
                     help="diffusion checkpoint to score (repeatable; default: the step 9 and step 10 checkpoints)")
 parser.add_argument("--samplers", default="ddpm,ddim,ddim:1",
                     help="comma-separated: ddpm, ddim (deterministic), ddim:ETA (fresh noise, eta in [0, 1])")
-parser.add_argument("--device", default="cpu")
+add_device_option(parser)
 parser.add_argument("--data-dir", type=Path, default=None)
 parser.add_argument("--classifier", type=Path, default=None,
                     help="step 10.1's classifier (default: where 1_classifier.py writes it; trained here if missing)")
