@@ -16,13 +16,12 @@ at (1, 1) at the bottom of a long curved valley. Gradient descent repeats
 import numpy as np
 
 import zero
-from zero.cli import out_dir, step_parser
+from zero.cli import out_dir, parse_options, step_parser
 from zero.plot import figures, save, show
 
-args = step_parser(__doc__, lr=0.001, iters=10000).parse_args()
+args = parse_options(step_parser(__doc__, lr=0.001, iters=10000), quick=dict(iters=1000))
 folder = out_dir(args, __file__)
 plt = figures(args.show)
-iters = 1000 if args.quick else args.iters
 
 
 def rosenbrock(x0, x1):
@@ -39,7 +38,7 @@ print(f"at (0, 2): y = {y.item():.1f}, gradient by backward ({x0.grad.item():.1f
 
 # ---- gradient descent (6.1) ---------------------------------------------------------------------------
 path = [(x0.item(), x1.item())]
-for i in range(iters):
+for i in range(args.iters):
     x0.cleargrad()
     x1.cleargrad()
     y = rosenbrock(x0, x1)
@@ -48,7 +47,7 @@ for i in range(iters):
     x1.data -= args.lr * x1.grad.data
     path.append((x0.item(), x1.item()))
 y = rosenbrock(x0, x1)   # at the final x (the loop's y was computed before its last step)
-print(f"after {iters} steps of lr {args.lr}: x = ({x0.item():.4f}, {x1.item():.4f}), y = {y.item():.2e} "
+print(f"after {args.iters} steps of lr {args.lr}: x = ({x0.item():.4f}, {x1.item():.4f}), y = {y.item():.2e} "
       f"(minimum at (1, 1))")
 
 path = np.array(path)

@@ -16,15 +16,14 @@ from tqdm import tqdm
 
 import zero
 import zero.functions as F
-from zero.cli import out_dir, step_parser
+from zero.cli import out_dir, parse_options, step_parser
 from zero.models import MLP
 from zero.optimizers import SGD
 from zero.plot import figures, save, show
 
-args = step_parser(__doc__, lr=0.2, iters=10000, hidden_size=10).parse_args()
+args = parse_options(step_parser(__doc__, lr=0.2, iters=10000, hidden_size=10), quick=dict(iters=1000))
 folder = out_dir(args, __file__)
 plt = figures(args.show)
-iters = 1000 if args.quick else args.iters
 np.random.seed(args.seed)
 
 rng = np.random.default_rng(args.seed)
@@ -34,13 +33,13 @@ y = (np.sin(2 * np.pi * x) + rng.random((100, 1))).astype(np.float32)
 model = MLP((1, args.hidden_size, 1), activation=F.sigmoid)   # (6.3)
 optimizer = SGD(model.params(), lr=args.lr)
 losses = []
-for i in tqdm(range(iters), desc="training"):
+for i in tqdm(range(args.iters), desc="training"):
     loss = F.mean_squared_error(model(zero.Variable(x)), y)
     optimizer.zero_grad()
     loss.backward()
     optimizer.step()
     losses.append(loss.item())
-print(f"loss after {iters} iterations: {losses[-1]:.4f} (noise U(0, 1) alone has variance 1/12 = 0.083)")
+print(f"loss after {args.iters} iterations: {losses[-1]:.4f} (noise U(0, 1) alone has variance 1/12 = 0.083)")
 
 grid = np.linspace(0, 1, 200, dtype=np.float32)[:, None]
 with zero.no_grad():
