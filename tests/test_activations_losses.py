@@ -346,6 +346,17 @@ def test_loss_bad_input_errors():
         F.mean_squared_error(np.zeros(3), np.zeros(4))
 
 
+@pytest.mark.parametrize("probs", [[0.5, 1.5], [-0.25, 0.5], [-3.0, 2.0]], ids=["above 1", "below 0", "logits"])
+def test_binary_cross_entropy_refuses_values_that_are_not_probabilities(device, probs):
+    """Logits passed by mistake were clipped to [eps, 1 - eps] into a finite, wrong loss."""
+    probs = Variable(on(device, np.array(probs, np.float32)))
+    with pytest.raises(ValueError, match=r"BinaryCrossEntropy: probs must be probabilities in \[0, 1\], got values "
+                                         r"from .* \(for logits use binary_cross_entropy_with_logits\)"):
+        F.binary_cross_entropy(probs, on(device, np.array([1.0, 0.0], np.float32)))
+    assert np.isfinite(F.binary_cross_entropy(Variable(on(device, np.array([0.0, 1.0], np.float32))),
+                                              on(device, np.array([1.0, 0.0], np.float32))).item())
+
+
 def test_mean_squared_error_gradient_and_sum(device):
     rng = np.random.default_rng(4)
     a, b = rng.standard_normal((3, 4)), rng.standard_normal((3, 4))
