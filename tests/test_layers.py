@@ -777,3 +777,27 @@ def test_batch_norm_refuses_three_dimensional_input():
 def test_dropout_probability_must_lie_in_zero_to_one(p):
     with pytest.raises(ValueError, match=r"p must be in \[0, 1\)"):
         Dropout(p)
+
+
+@pytest.mark.parametrize("make, message", [
+    (lambda: Linear(0), "Linear: out_size must be a whole number >= 1, got 0"),
+    (lambda: Linear(-3), "Linear: out_size must be a whole number >= 1, got -3"),
+    (lambda: Linear(2.5), "Linear: out_size must be a whole number >= 1, got 2.5"),
+    (lambda: Linear(4, in_size=0), "Linear: in_size must be a whole number >= 1, got 0"),
+    (lambda: MLP((3, 0, 2)), "Linear: out_size must be a whole number >= 1, got 0"),
+    (lambda: Conv2d(0, 3), "Conv2d: out_channels must be a whole number >= 1, got 0"),
+    (lambda: ConvTranspose2d(8, 3, in_channels=-1), "ConvTranspose2d: in_channels must be a whole number >= 1, got -1"),
+    (lambda: BatchNorm(0), "BatchNorm: num_features must be a whole number >= 1, got 0"),
+    (lambda: BatchNorm(4, momentum=1.5), "BatchNorm: momentum must be in [0, 1] and eps > 0"),
+    (lambda: BatchNorm(4, eps=0), "BatchNorm: momentum must be in [0, 1] and eps > 0"),
+    (lambda: Embedding(0, 4), "Embedding: num must be a whole number >= 1, got 0"),
+    (lambda: Embedding(10, True), "Embedding: dim must be a whole number >= 1, got True"),
+])
+def test_a_layer_refuses_a_size_or_setting_out_of_range_by_name(make, message):
+    """A 0 or negative size failed later, if at all (MLP((3, 0, 2)) with a bare ZeroDivisionError)."""
+    with pytest.raises(ValueError, match=re.escape(message)):
+        make()
+
+
+def test_layer_sizes_may_be_numpy_integers():
+    assert Linear(np.int64(4), in_size=np.int64(3)).W.shape == (3, 4)

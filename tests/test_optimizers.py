@@ -333,3 +333,35 @@ def test_fast_momentum_flushes_dead_velocities_but_keeps_small_live_ones(device)
     assert optimizer.step_count == 200  # just flushed
     velocity = host(optimizer.velocities[0])
     assert velocity[0] == 0 and velocity[1] == pytest.approx(2e-9, rel=1e-5)  # 1e-9 / (1 - 0.5)
+
+
+@pytest.mark.parametrize("make, message", [
+    (lambda p: SGD(p, lr=-0.1), "SGD: lr must be >= 0, got -0.1"),
+    (lambda p: Momentum(p, momentum=-0.5), "Momentum: momentum must be >= 0, got -0.5"),
+    (lambda p: Adam(p, lr=-1e-3), "Adam: lr must be >= 0, got -0.001"),
+    (lambda p: Adam(p, betas=(1.0, 0.999)), "Adam: betas[0] must be in [0, 1), got 1.0"),
+    (lambda p: Adam(p, betas=(0.9, -0.1)), "Adam: betas[1] must be in [0, 1), got -0.1"),
+    (lambda p: Adam(p, betas=(0.9,)), "Adam: betas must be a pair (beta1, beta2), got (0.9,)"),
+    (lambda p: Adam(p, eps=-1e-8), "Adam: eps must be >= 0, got -1e-08"),
+    (lambda p: AdamW(p, weight_decay=-0.01), "AdamW: weight_decay must be >= 0, got -0.01"),
+])
+def test_an_optimizer_refuses_a_hyperparameter_out_of_range_by_name(make, message):
+    """A negative learning rate would climb the loss; torch.optim refuses these too."""
+    import re
+    with pytest.raises(ValueError, match=re.escape(message)):
+        make([Parameter(np.zeros(3, np.float32))])
+
+
+def test_an_optimizer_takes_a_zero_learning_rate_and_leaves_the_parameter_alone():
+    param = Parameter(np.ones(3, np.float32))
+    param.grad = Variable(np.ones(3, np.float32))
+    Adam([param], lr=0.0).step()
+    np.testing.assert_array_equal(param.data, np.ones(3, np.float32))
+
+
+def test_clip_grad_norm_refuses_a_negative_max_norm_that_would_flip_the_gradients():
+    param = Parameter(np.ones(3, np.float32))
+    param.grad = Variable(np.full(3, 10.0, np.float32))
+    with pytest.raises(ValueError, match="clip_grad_norm: max_norm must be >= 0, got -1"):
+        clip_grad_norm([param], -1)
+    np.testing.assert_array_equal(param.grad.data, np.full(3, 10.0, np.float32))

@@ -45,6 +45,7 @@ class Optimizer:
                 self.params.append(param)
         if not self.params:
             raise ValueError(f"{type(self).__name__}: got no parameters to optimize")
+        _check_setting(self, "lr", lr, lr >= 0, ">= 0")
         self.lr = lr
 
     def step(self):
@@ -88,6 +89,7 @@ class Momentum(Optimizer):
 
     def __init__(self, params, lr=0.01, momentum=0.9):
         super().__init__(params, lr)
+        _check_setting(self, "momentum", momentum, momentum >= 0, ">= 0")
         self.momentum = momentum
         self.velocities = [None] * len(self.params)
         self.step_count = 0
@@ -126,6 +128,12 @@ class Adam(Optimizer):
 
     def __init__(self, params, lr=1e-3, betas=(0.9, 0.999), eps=1e-8, weight_decay=0.0):
         super().__init__(params, lr)
+        if len(betas) != 2:
+            raise ValueError(f"{type(self).__name__}: betas must be a pair (beta1, beta2), got {betas!r}")
+        for name, beta in zip(("betas[0]", "betas[1]"), betas):
+            _check_setting(self, name, beta, 0 <= beta < 1, "in [0, 1)")
+        _check_setting(self, "eps", eps, eps >= 0, ">= 0")
+        _check_setting(self, "weight_decay", weight_decay, weight_decay >= 0, ">= 0")
         self.betas = betas
         self.eps = eps
         self.weight_decay = weight_decay
@@ -167,6 +175,12 @@ class Adam(Optimizer):
         if t % FLUSH_EVERY == 0:
             _flush_denormals(xp, mean, beta1)
             _flush_denormals(xp, variance, beta2)
+
+
+def _check_setting(optimizer, name, value, valid, rule):
+    """Refuse a hyperparameter outside its range (a negative lr climbs the loss), as torch.optim does."""
+    if not valid:
+        raise ValueError(f"{type(optimizer).__name__}: {name} must be {rule}, got {value!r}")
 
 
 def _flush_denormals(xp, array, decay):
@@ -211,6 +225,8 @@ def clip_grad_norm(params, max_norm):
     of a scalar). Gradients are replaced, not changed in place, so a gradient
     array shared by two parameters is scaled once.
     """
+    if not max_norm >= 0:  # a negative one would flip every gradient's sign
+        raise ValueError(f"clip_grad_norm: max_norm must be >= 0, got {max_norm!r}")
     params = [param for param in params if param.grad is not None]
     if not params:
         return 0.0
