@@ -432,3 +432,16 @@ def test_sample_with_guidance_uses_the_guided_noise_at_every_step():
     _, plain = _chain_by_hand("ddim", 0.0, [21, 16, 11, 6, 1], x_T, schedule,
                               lambda x, t: 0.5 * x + 0.01 * t + 0.1 * labels.reshape(-1, 1, 1, 1))
     assert np.abs(plain - expected).max() > 0.05, "guidance must make a visible difference here"
+
+
+@pytest.mark.parametrize("options, message", [
+    (dict(num_timesteps=0), "num_timesteps must be a whole number >= 1, got 0"),
+    (dict(num_timesteps=10.5), "num_timesteps must be a whole number >= 1, got 10.5"),
+    (dict(beta_start=0.0), "beta_start and beta_end must lie in (0, 1), got 0.0 and 0.02"),
+    (dict(beta_end=1.5), "beta_start and beta_end must lie in (0, 1), got 0.0001 and 1.5"),
+])
+def test_a_schedule_that_is_not_a_diffusion_is_refused(options, message):
+    """beta_end 1.5 gave NaN coefficients (sqrt of negative alpha_bar) with only a warning."""
+    import re
+    with pytest.raises(ValueError, match=re.escape("Diffusion: " + message)):
+        Diffusion(**options)

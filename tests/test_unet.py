@@ -130,3 +130,9 @@ def test_unet_from_checkpoint_rebuilds_the_saved_network(tmp_path, in_channels, 
     expected = model(x, t, labels).data
     assert expected.shape == (2, in_channels, 8, 8)
     np.testing.assert_array_equal(loaded(x, t, labels).data, expected)
+
+
+@pytest.mark.parametrize("channels", [(), (8, 16), (8, 16, 32, 64)])
+def test_a_unet_needs_exactly_three_widths(channels):
+    with pytest.raises(ValueError, match=r"UNet: channels must be three widths \(down1, down2, bottleneck\)"):
+        UNet(channels=channels, time_embed_dim=8)

@@ -90,6 +90,8 @@ class UNet(Model):
     def __init__(self, in_channels=1, channels=BOOK_CHANNELS, time_embed_dim=BOOK_TIME_EMBED_DIM,
                  num_classes=None):
         super().__init__()
+        if len(channels) != 3:
+            raise ValueError(f"UNet: channels must be three widths (down1, down2, bottleneck), got {channels!r}")
         c1, c2, c3 = channels
         self.channels = tuple(channels)
         self.time_embed_dim = time_embed_dim
