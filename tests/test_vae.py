@@ -392,3 +392,11 @@ def test_decoder_std_must_be_positive():
             VAE(decoder_std=bad)
     with pytest.raises(ValueError, match="decoder_std must be positive"):
         HierarchicalVAE(decoder_std=0)
+
+
+def test_evaluate_bounds_refuses_zero_samples_and_an_empty_image_array():
+    model = VAE(784, 8, 2)
+    with pytest.raises(ValueError, match="evaluate_bounds: samples must be >= 1, got 0"):
+        evaluate_bounds(model, np.random.default_rng(0).random((2, 784), dtype=np.float32), samples=0)
+    with pytest.raises(ValueError, match="evaluate_bounds: no images"):  # was a bare ZeroDivisionError
+        evaluate_bounds(model, np.zeros((0, 784), np.float32), progress=False)

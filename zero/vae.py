@@ -333,6 +333,8 @@ def evaluate_bounds(model, images, samples=100, batch_size=500, device="cpu", pr
     """
     if samples < 1:
         raise ValueError(f"evaluate_bounds: samples must be >= 1, got {samples}")
+    if len(images) == 0:
+        raise ValueError("evaluate_bounds: no images to evaluate (an empty array)")
     training = model.training
     model.eval()
     nelbo_total = iwae_total = 0.0
