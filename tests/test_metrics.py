@@ -1,4 +1,6 @@
 """zero.metrics: the Frechet distance against known values, the classifier and the scores."""
+import re
+
 import numpy as np
 import pytest
 from scipy import linalg
@@ -249,3 +251,15 @@ def test_frechet_distance_refuses_statistics_with_nan_instead_of_scoring_them_0(
         frechet_distance([np.nan, 0.0], np.eye(2), [0.0, 0.0], np.eye(2))
     with pytest.raises(ValueError, match="cov2 has NaN or infinite"):
         frechet_distance([0.0, 0.0], np.eye(2), [0.0, 0.0], np.array([[1.0, np.inf], [np.inf, 1.0]]))
+
+
+@pytest.mark.parametrize("shape", [(1, 4), (0, 4), (5,)])
+def test_feature_statistics_refuses_too_few_rows_for_a_covariance(shape):
+    """One row gave a NaN covariance with a warning only."""
+    with pytest.raises(ValueError, match=r"feature_statistics: .* N >= 2, got shape " + re.escape(str(shape))):
+        feature_statistics(np.ones(shape))
+
+
+def test_classify_refuses_an_empty_batch_by_name():
+    with pytest.raises(ValueError, match=r"classify: got no images \(an empty batch of shape \(0, 1, 28, 28\)\)"):
+        classify(MnistClassifier(), np.zeros((0, 1, 28, 28), np.float32))

@@ -94,6 +94,8 @@ def train_classifier(model, optimizer, images, labels, epochs, batch_size=128, d
 def classify(model, images, batch_size=500):
     """Logits and features of images (N, 1, 28, 28) in [0, 1] (host or device array):
     host arrays (N, 10) and (N, 128), float64."""
+    if len(images) == 0:
+        raise ValueError(f"classify: got no images (an empty batch of shape {tuple(images.shape)})")
     logits, features = [], []
     with no_grad(), test_mode():
         for start in range(0, len(images), batch_size):
@@ -107,6 +109,9 @@ def classify(model, images, batch_size=500):
 def feature_statistics(features):
     """Mean (D,) and covariance (D, D) of features (N, D), a host array (as classify returns), in float64."""
     features = np.asarray(features, dtype=np.float64)
+    if features.ndim != 2 or len(features) < 2:  # np.cov of one row is NaN (with a warning only)
+        raise ValueError(f"feature_statistics: a mean and covariance need features (N, D) with N >= 2, "
+                         f"got shape {features.shape}")
     return features.mean(axis=0), np.cov(features, rowvar=False)
 
 
