@@ -545,3 +545,398 @@ def test_numpy_integer_scalars_keep_float32_like_python_numbers():
     for y in (x * np.int64(2), np.int32(2) * x, x / np.int64(2), x + np.int8(1), np.int64(1) - x):
         assert y.dtype == np.float32, y.dtype
     np.testing.assert_array_equal((x * np.int64(3)).data, np.full(3, 3.0, np.float32))
+
+
+# --- found by a mutation audit of core.py, backend.py and testing.py ---
+class _Halves(Function):
+    """(x of 4 elements) -> (first half, second half): a function with two outputs."""
+    def forward(self, x):
+        return x[:2].copy(), x[2:].copy()
+
+    def backward(self, g_left, g_right):
+        zeros = Variable(np.zeros(2))
+        return F.concatenate([zeros if g_left is None else g_left, zeros if g_right is None else g_right])
+
+
+def test_config_switches_are_restored_after_an_exception_and_when_nested():
+    with pytest.raises(RuntimeError, match="inside"):
+        with no_grad():
+            raise RuntimeError("inside")
+    assert zero.Config.enable_backprop
+    with no_grad():
+        with no_grad():
+            pass
+        assert not zero.Config.enable_backprop  # the inner block restores the outer one's value
+    assert zero.Config.enable_backprop
+
+
+def test_numpy_scalars_become_0d_arrays_and_none_is_allowed():
+    v = Variable(np.float64(2.5))
+    assert type(v.data) is np.ndarray and v.shape == () and v.item() == 2.5
+    empty = Variable(None)
+    assert empty.data is None and repr(empty) == "Variable(None)"
+
+
+def test_repr_aligns_rows_and_names_a_device_other_than_the_cpu():
+    v = Variable(np.array([[1.0, 2.0], [3.0, 4.0]]))
+    assert repr(v) == "Variable([[1. 2.]\n" + " " * 10 + "[3. 4.]])"
+    assert repr(Variable(to_device(np.array([1.0]), "strict"))) == "Variable([1.], device='strict')"
+
+
+def test_item_refuses_a_variable_of_several_elements():
+    with pytest.raises(ValueError):
+        Variable(np.ones(2)).item()
+
+
+def test_outputs_are_one_generation_after_their_creator():
+    x = Variable(np.arange(4.0))
+    left, right = _Halves()(x * 2.0)     # Mul: generation 0, its output 1; Halves: 1, its outputs 2
+    assert left.creator.generation == 1 and left.generation == right.generation == 2
+    y = Variable(np.ones(2))
+    y.set_creator(left.creator)
+    assert y.generation == 2
+
+
+def test_unchain_backward_cuts_every_path_and_every_output():
+    x = Variable(np.array([1.0, 2.0, 3.0, 4.0]))
+    x.unchain_backward()                       # a leaf: nothing to cut
+    a = F.exp(x)
+    b = F.sin(a) * 2.0
+    left, right = _Halves()(b)
+    z = F.cos(a)
+    y = F.sum(left * right) + F.sum(z)         # a reaches y along two paths, Halves through two outputs
+    y.unchain_backward()
+    assert [v.creator for v in (a, b, left, right, z)] == [None] * 5
+    y.backward()
+    assert x.grad is None
+
+
+def test_to_returns_the_variable_itself():
+    x = Variable(np.ones(2))
+    assert x.to("strict") is x and x.to("cpu") is x
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_backward_seeds_with_ones_of_the_outputs_dtype(dtype):
+    x = Variable(np.array([0.1, 0.2], dtype))
+    y = x * 3.0
+    y.backward(retain_grad=True)
+    assert y.grad.dtype == x.grad.dtype == dtype
+    np.testing.assert_array_equal(x.grad.data, np.full(2, 3.0, dtype))
+
+
+def test_a_gradient_set_on_the_output_before_backward_is_the_seed():
+    x = Variable(np.array([1.0, 2.0]))
+    y = x * x
+    y.grad = Variable(np.array([3.0, -1.0]))   # a vector-Jacobian product: y.grad^T dy/dx
+    y.backward()
+    np.testing.assert_array_equal(x.grad.data, [6.0, -4.0])
+
+
+def test_an_input_whose_backward_gives_none_gets_no_gradient_and_stops_the_pass():
+    class FirstOnly(Function):  # y = a; b is passed in but gets no gradient
+        def forward(self, a, b):
+            return a.copy()
+
+        def backward(self, gy):
+            return gy, None
+
+    x = Variable(np.array([1.0, 2.0]))
+    b = F.exp(x)
+    FirstOnly()(x * 2.0, b).sum().backward()
+    assert b.grad is None
+    np.testing.assert_array_equal(x.grad.data, [2.0, 2.0])
+
+
+def test_backward_twice_from_an_output_that_kept_its_gradient():
+    x = Variable(np.array([1.0, 2.0]))
+    y = x * x
+    y.backward(retain_grad=True)
+    y.backward(retain_grad=True)               # y keeps its seed: it starts the second pass too
+    np.testing.assert_array_equal(x.grad.data, [4.0, 8.0])
+    np.testing.assert_array_equal(y.grad.data, [1.0, 1.0])
+
+
+def test_a_kept_gradient_of_the_seeds_sibling_output_does_not_flow():
+    x = Variable(np.array([1.0, 2.0, 3.0, 4.0]))
+    left, right = _Halves()(x * 1.0)
+    F.sum(left * right).backward(retain_grad=True)
+    np.testing.assert_array_equal(right.grad.data, [1.0, 2.0])
+    x.cleargrad(), left.cleargrad()
+    left.backward()                            # from one output of Halves: right's kept gradient stays out
+    np.testing.assert_array_equal(x.grad.data, [1.0, 1.0, 0.0, 0.0])
+    np.testing.assert_array_equal(right.grad.data, [1.0, 2.0])
+
+
+def test_a_cleared_kept_gradient_gets_only_the_next_passs_gradient():
+    a = Variable(np.array([1.0, 2.0]))
+    h = a * 3
+    F.sum(h * h).backward(retain_grad=True)
+    h.cleargrad()
+    F.sum(h).backward(retain_grad=True)
+    np.testing.assert_array_equal(h.grad.data, [1.0, 1.0])
+    np.testing.assert_array_equal(a.grad.data, [18.0 + 3, 36.0 + 3])
+
+
+def test_gradients_are_constants_unless_create_graph():
+    x = Variable(np.array([1.0, 2.0]))
+    (x * x).sum().backward()
+    assert x.grad.creator is None and not x.grad.requires_grad
+    x.cleargrad()
+    (x * x).sum().backward(create_graph=True)
+    assert x.grad.creator is not None
+
+
+def test_backward_restores_the_backprop_switch_also_after_an_error_and_inside_no_grad():
+    class BrokenBackward(Function):
+        def forward(self, x):
+            return x * 1
+
+        def backward(self, gy):
+            raise RuntimeError("broken backward")
+
+    x = Variable(np.ones(2))
+    try:
+        with pytest.raises(RuntimeError, match="broken backward"):
+            BrokenBackward()(x).sum().backward()
+        assert zero.Config.enable_backprop
+        y = (x * x).sum()
+        with no_grad():
+            y.backward(create_graph=True)
+            assert not zero.Config.enable_backprop
+        assert zero.Config.enable_backprop
+    finally:
+        zero.Config.enable_backprop = True
+
+
+def test_an_output_that_was_freed_sends_no_gradient_and_two_output_graphs_are_freed():
+    x = Variable(np.arange(1.0, 5.0))
+    left, right = _Halves()(x * 1.0)
+    del right                                   # freed: Halves.backward gets None for it
+    F.sum(left * 3.0).backward()
+    np.testing.assert_array_equal(x.grad.data, [3.0, 3.0, 0.0, 0.0])
+    halves = weakref.ref(left.creator)
+    gc.disable()
+    try:
+        del left
+        assert halves() is None                 # no reference cycle through the outputs
+    finally:
+        gc.enable()
+
+
+def test_arrays_of_one_device_but_different_array_types_mix():
+    class Sub(np.ndarray):
+        pass
+
+    y = Variable(np.arange(3.0).view(Sub)) + Variable(np.ones(3))
+    np.testing.assert_array_equal(y.data, [1.0, 2.0, 3.0])
+
+
+def test_an_index_error_names_the_op_and_keeps_its_cause():
+    with pytest.raises(IndexError, match=r"\(3,\) float64 on cpu") as info:
+        Variable(np.ones(3))[5]
+    assert isinstance(info.value.__cause__, IndexError)
+
+
+def test_ops_on_python_numbers_only_give_float32_for_floats_and_keep_integers():
+    assert F.add(1.5, 2.0).dtype == np.float32
+    y = F.add(2, 3)
+    assert y.dtype.kind == "i" and y.item() == 5
+
+
+def test_a_forward_that_returns_a_python_number_gives_a_0d_array():
+    class Norm(Function):
+        def forward(self, x):
+            return float(np.sqrt((x * x).sum()))
+
+        def backward(self, gy):
+            x, = self.inputs
+            return gy * x / Norm()(x)
+
+    y = Norm()(Variable(np.array([3.0, 4.0])))
+    assert type(y.data) is np.ndarray and y.shape == () and y.item() == 5.0
+
+
+def test_backend_helpers_see_through_parameters():
+    p = Parameter(to_device(np.arange(3.0), "strict"))
+    assert zero.backend.device_of(p) == "strict"
+    np.testing.assert_array_equal(to_numpy(p), [0.0, 1.0, 2.0])
+
+
+def test_a_device_array_on_the_left_gives_a_variable():
+    x = Variable(to_device(np.ones(2), "strict"))
+    y = to_device(np.array([2.0, 3.0]), "strict") * x
+    assert isinstance(y, Variable) and y.device == "strict"
+    y.sum().backward()
+    np.testing.assert_array_equal(to_numpy(x.grad.data), [2.0, 3.0])
+
+
+def test_device_names_take_an_index_and_the_gpu_alias_and_none_means_the_cpu():
+    backend = zero.backend
+    assert backend.get_backend(None) is backend.CPU
+    assert backend.get_backend("cpu:0") is backend.CPU and backend.get_backend("strict:1").name == "strict"
+    with pytest.raises(ValueError, match=r"unknown device 'tpu'; available devices: cpu, .*strict"):
+        backend.get_backend("tpu")
+    if backend.cupy is None:
+        with pytest.raises(RuntimeError, match="CuPy is not installed"):
+            backend.get_backend("gpu")
+        assert backend.cuda_available() is False
+    assert repr(backend.CPU) == "Backend('cpu')"
+
+
+def test_a_subclass_of_a_device_array_belongs_to_that_device():
+    import zero.testing
+
+    class Sub(zero.testing.StrictArray):
+        __slots__ = ()
+
+    assert zero.backend.device_of(Sub(np.ones(2))) == "strict"
+    assert zero.backend.device_of(1.5) == "cpu" and zero.backend.device_of([1, 2]) == "cpu"
+
+
+def test_seed_seeds_numpy_and_the_devices_own_generator_and_checks_the_device(monkeypatch):
+    backend = zero.backend
+    seeded = []
+    device_random = type("Random", (), {"seed": staticmethod(seeded.append)})
+    device_xp = type("Xp", (), {"random": device_random})
+    monkeypatch.setitem(backend._backends, "fake", backend.Backend("fake", device_xp, object, None, None))
+    state = np.random.get_state()
+    try:
+        backend.seed(5)
+        first = np.random.rand(3)
+        backend.seed(5)
+        np.testing.assert_array_equal(np.random.rand(3), first)
+        backend.seed(7, device="fake")                  # NumPy's generator and the device's own
+        assert seeded == [7]
+        with pytest.raises(ValueError, match="unknown device 'tpu'"):
+            backend.seed(5, device="tpu")
+    finally:
+        np.random.set_state(state)
+
+
+def test_to_numpy_gives_an_ndarray_and_moving_to_the_same_device_does_not_copy():
+    for value in (np.float32(1.5), 2.0, [1, 2]):
+        assert type(to_numpy(value)) is np.ndarray
+    v = Variable(np.arange(3.0))
+    assert to_numpy(v) is v.data
+    on_device = to_device(np.arange(3.0), "strict")
+    assert to_device(on_device, "strict") is on_device and to_device(v.data, "cpu") is v.data
+    np.testing.assert_array_equal(to_numpy(Variable(on_device)), [0.0, 1.0, 2.0])
+
+
+def test_as_array_and_floating_choose_dtypes_as_documented():
+    backend = zero.backend
+    assert backend.as_array(1.5).dtype == np.float32 and backend.as_array(1.5, dtype=np.float64).dtype == np.float64
+    assert backend.as_array(3).dtype.kind == "i"
+    a = np.ones(2)
+    assert backend.as_array(a) is a and backend.as_array(a, dtype=np.float32).dtype == np.float32
+    on_device = to_device(a, "strict")
+    assert backend.as_array(on_device, zero.testing.xp) is on_device
+    assert backend.floating(np.arange(3)).dtype == np.float32
+    assert backend.floating(np.array([True])).dtype == np.float32
+    for kept in (np.ones(2), np.array([1 + 2j])):
+        assert backend.floating(kept) is kept
+
+
+def test_malloc_settings_go_to_the_right_options_and_only_on_glibc(monkeypatch):
+    import ctypes
+    import os
+
+    backend = zero.backend
+    calls = {}
+
+    class FakeGlibc:
+        gnu_get_libc_version = None
+
+        @staticmethod
+        def mallopt(option, value):
+            calls[option] = value
+            return 1
+
+    monkeypatch.setattr(backend.sys, "platform", "linux")
+    monkeypatch.setattr(ctypes, "CDLL", lambda name: FakeGlibc())
+    assert backend.keep_freed_host_memory() is True
+    assert calls == {-3: 32 * 2 ** 20, -1: 2 ** 30, -2: 256 * 2 ** 20}   # M_MMAP_THRESHOLD, M_TRIM_THRESHOLD, M_TOP_PAD
+    monkeypatch.setattr(ctypes, "CDLL", lambda name: object())          # another C library: no gnu_get_libc_version
+    assert backend.keep_freed_host_memory() is False
+    calls.clear()
+    monkeypatch.setattr(ctypes, "CDLL", lambda name: FakeGlibc())
+    monkeypatch.setattr(backend.sys, "platform", "darwin")
+    assert backend.keep_freed_host_memory() is False and calls == {}
+    assert backend.glibc_tunables() == ("glibc.malloc.mmap_threshold=33554432:glibc.malloc.trim_threshold=1073741824:"
+                                        "glibc.malloc.top_pad=268435456")
+    if os.environ.get("ZERO_KEEP_FREED_MEMORY", "1") != "0":
+        monkeypatch.undo()
+        assert backend.HOST_MEMORY_KEPT == backend.keep_freed_host_memory()   # on by default where it works
+
+
+def test_strict_arrays_follow_numpy_for_operators_scalars_and_iteration():
+    import operator
+
+    from zero.testing import StrictArray
+    a_np, b_np = np.array([[-7, 5], [3, -2]]), np.array([[2, -3], [3, 2]])
+    a, b = to_device(a_np, "strict"), to_device(b_np, "strict")
+    for op in (operator.add, operator.sub, operator.mul, operator.truediv, operator.floordiv, operator.mod,
+               operator.and_, operator.or_, operator.xor, operator.matmul,
+               operator.lt, operator.le, operator.gt, operator.ge, operator.eq, operator.ne):
+        pairs = [(a, b, a_np, b_np)]
+        if op is not operator.matmul:
+            pairs += [(3, a, 3, a_np), (a, 3, a_np, 3)]
+        for left, right, left_np, right_np in pairs:   # also the reflected operators: 3 - a
+            result = op(left, right)
+            assert type(result) is StrictArray, op
+            np.testing.assert_array_equal(to_numpy(result), op(left_np, right_np), err_msg=op.__name__)
+    np.testing.assert_array_equal(to_numpy(a ** abs(b)), a_np ** np.abs(b_np))
+    for op in (operator.neg, operator.pos, abs, operator.invert):
+        np.testing.assert_array_equal(to_numpy(op(a)), op(a_np), err_msg=op.__name__)
+    c = to_device(a_np.copy(), "strict")
+    c_before = c
+    c -= b
+    assert c is c_before
+    np.testing.assert_array_equal(to_numpy(c), a_np - b_np)
+    assert all(type(row) is StrictArray for row in a) and type(a.T) is StrictArray
+    assert [type(part) for part in zero.testing.xp.split(a, 2)] == [StrictArray, StrictArray]
+    assert type(np.concatenate([a, b])) is StrictArray                   # NumPy functions dispatch to it
+
+
+def test_strict_arrays_give_python_scalars_only_from_one_element():
+    one, several = to_device(np.array(2.5), "strict"), to_device(np.array([1.0, 0.0]), "strict")
+    assert float(one) == 2.5 and int(one) == 2 and bool(one) and one.item() == 2.5
+    for convert in (float, int):
+        with pytest.raises(TypeError):
+            convert(several)
+    with pytest.raises(ValueError):
+        bool(several)
+    assert [10, 20, 30][to_device(np.array(1), "strict")] == 20
+    with pytest.raises(TypeError):
+        [10, 20, 30][one]                   # a float is no index
+    with pytest.raises(TypeError):
+        hash(one)                           # unhashable, as NumPy and CuPy arrays
+    for name in ("data", "base", "ctypes"):  # no direct access to the memory
+        assert not hasattr(several, name)
+
+
+def test_the_strict_device_copies_at_its_borders_and_its_module_refuses_host_arrays():
+    import zero.testing
+    xp = zero.testing.xp
+    host = np.ones(3)
+    on_device = to_device(host, "strict")
+    host[0] = 5.0
+    back = to_numpy(on_device)
+    back[1] = 7.0
+    np.testing.assert_array_equal(to_numpy(on_device), [1.0, 1.0, 1.0])
+    assert isinstance(on_device, xp.ndarray) and isinstance(xp.asarray(host), xp.ndarray)  # explicit reads are fine
+    for call in (lambda: xp.add.reduce(host), lambda: xp.lib.stride_tricks.sliding_window_view(host, 2)):
+        with pytest.raises(zero.testing.HostConversionError):
+            call()
+    assert isinstance(xp.lib.stride_tricks.sliding_window_view(on_device, 2), xp.ndarray)
+
+
+def test_backend_helpers_see_through_a_subclass_of_variable():
+    """backend._data recognised Variable and Parameter by exact type: a subclass was taken for an array."""
+    class NamedVariable(Variable):
+        __slots__ = ()
+
+    v = NamedVariable(to_device(np.arange(3.0), "strict"))
+    assert zero.backend.device_of(v) == v.device == "strict"
+    np.testing.assert_array_equal(to_numpy(NamedVariable(np.arange(3.0))), [0.0, 1.0, 2.0])

@@ -542,3 +542,59 @@ def test_flatten_keeps_the_batch_axis():
     assert y.shape == (2, 12)
     np.testing.assert_array_equal(y.data, x0.reshape(2, 12))
     check_everywhere(lambda v, w: F.flatten(v) * w, x0, normal(np.random.default_rng(12), (2, 12)))
+
+
+# --- found by a mutation audit of linalg.py ---
+@pytest.mark.parametrize("a_shape,b_shape", [((3,), (3,)), ((3,), (2, 3, 4)), ((2, 2, 3), (3,))])
+def test_matmul_with_vectors_has_numpys_shape(a_shape, b_shape):
+    rng = np.random.default_rng(3)
+    a, b = normal(rng, a_shape), normal(rng, b_shape)
+    y = Variable(a) @ Variable(b)
+    assert y.shape == (a @ b).shape
+    np.testing.assert_allclose(y.data, a @ b, rtol=1e-12)
+    check_everywhere(lambda x, w: F.sum(F.matmul(x, w) * 1.5), a, b)
+
+
+def test_linear_keeps_float32_gradients_and_takes_an_empty_batch():
+    x = Variable(np.ones((4, 3), np.float32))
+    W, b = Variable(np.ones((3, 2), np.float32)), Variable(np.zeros(2, np.float32))
+    F.linear(x, W, b).sum().backward()
+    assert x.grad.dtype == W.grad.dtype == b.grad.dtype == np.float32
+    np.testing.assert_array_equal(b.grad.data, [4.0, 4.0])
+    empty = F.linear(Variable(np.zeros((0, 2, 3))), W, b)
+    assert empty.shape == (0, 2, 2)
+
+
+@pytest.mark.parametrize("bias", [True, False])
+def test_double_backprop_through_linear_with_batch_axes(bias):
+    """d/d(x, W, b) of |d sum(sin(linear(x, W, b))) / d(x, W, b)|^2 for a 3-D x, with and without bias:
+    every branch of LinearGrad.backward, checked by central differences."""
+    rng = np.random.default_rng(4)
+    arrays = [normal(rng, (2, 3, 4)), normal(rng, (4, 2))] + ([normal(rng, 2)] if bias else [])
+
+    def penalty(*vs):
+        for v in vs:
+            v.cleargrad()
+        F.sum(F.sin(F.linear(*vs))).backward(create_graph=True)
+        grads = [v.grad for v in vs]
+        for v in vs:
+            v.cleargrad()
+        return sum(F.sum(g * g) for g in grads)
+
+    gradient_check(penalty, *arrays, rtol=1e-5, atol=1e-7)
+
+
+def test_double_backprop_through_the_bias_gradient_alone():
+    """Only b's gradient is differentiated again: gy gets the bias term only, broadcast to gy's shape
+    (the reshape after linear would refuse a gradient of b's shape)."""
+    rng = np.random.default_rng(5)
+    data, W0, b0 = normal(rng, (3, 4)), normal(rng, (4, 2)), normal(rng, 2)
+
+    def penalty(W, b):
+        W.cleargrad(), b.cleargrad()
+        F.sum(F.sin(F.reshape(F.linear(data, W, b), (-1,)))).backward(create_graph=True)
+        gb = b.grad
+        W.cleargrad(), b.cleargrad()
+        return F.sum(gb * gb)
+
+    gradient_check(penalty, W0, b0, rtol=1e-5, atol=1e-7)

@@ -59,12 +59,12 @@ else:  # pragma: no cover - needs CuPy
     register_backend(Backend("cuda", cupy, cupy.ndarray, cupy.asarray, cupy.asnumpy))
 
 
-VARIABLE_TYPES = []  # filled by zero.core, so that this module needs no import of it
+VARIABLE_TYPES = ()  # (Variable,), set by zero.core, so that this module needs no import of it
 
 
 def _data(x):
-    """The array inside a Variable, or x itself."""
-    if type(x) in VARIABLE_TYPES:
+    """The array inside a Variable (or an instance of a subclass of it), or x itself."""
+    if isinstance(x, VARIABLE_TYPES):
         return x.data
     return x
 

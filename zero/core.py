@@ -246,7 +246,7 @@ class Parameter(Variable):
     __slots__ = ()
 
 
-backend.VARIABLE_TYPES += [Variable, Parameter]
+backend.VARIABLE_TYPES = (Variable,)  # Parameter and any other subclass included
 
 
 def as_variable(obj):
