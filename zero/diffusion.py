@@ -146,7 +146,8 @@ class Diffusion:
     # --- training ----------------------------------------------------------------------------------
     def loss(self, model, x0, labels=None):
         """The simplified DDPM loss: t ~ U{1..T}, eps ~ N(0, I), x_t ~ q(x_t | x_0),
-        L = mean ||eps - eps_theta(x_t, t)||^2. x0: (N, C, H, W) array in [-1, 1]. Returns a scalar Variable."""
+        L = mean of (eps - eps_theta(x_t, t))^2 over all pixels of the batch, i.e. ||eps - eps_theta||^2 / (C H W)
+        per image (the same minimiser as (9.3)). x0: (N, C, H, W) array in [-1, 1]. Returns a scalar Variable."""
         xp = self.xp
         t = xp.random.randint(1, self.num_timesteps + 1, size=len(x0)).astype(np.int64)
         noise = xp.random.standard_normal(x0.shape).astype(x0.dtype)
@@ -186,7 +187,7 @@ class Diffusion:
         return mean + self.xp.sqrt(self._at(self.posterior_variance, ts)) * z
 
     def ddim_mean_std(self, x_t, eps, t, t_prev, eta=0.0):
-        """Mean and standard deviation of a DDIM step (Song et al. 2021, eq. 12) from time t to an
+        """Mean and standard deviation of a DDIM step (Song et al. 2021, eq. 12; sigma from eq. 16) from time t to an
         earlier t_prev >= 1: predict x_0, then move it back to noise level t_prev, keeping part of the
         predicted noise and replacing the rest by fresh noise of standard deviation sigma:
 

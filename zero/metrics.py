@@ -9,7 +9,7 @@
     low, high = share_interval(68, 80)                          # 95% interval of a share: 85% of 80 is 76-91%
 
 The Frechet distance (the idea behind FID, Heusel et al. 2017) fits a Gaussian to each set of
-features (the classifier's penultimate layer) and measures the 2-Wasserstein distance between them:
+features (the classifier's penultimate layer) and measures the squared 2-Wasserstein distance between them:
 
     FD = ||mu_1 - mu_2||^2 + tr(S_1 + S_2 - 2 (S_1^{1/2} S_2 S_1^{1/2})^{1/2})
 

@@ -13,9 +13,11 @@ Two likelihoods p(x | z) are offered, both on the decoder's mean image x_hat = s
   sum (x - x_hat)^2 + sum(-1 - logvar + mu^2 + e^logvar), which is 2 (-ELBO) - D log(2 pi)
   at std = 1: the same optimum, but not a bound in nats. `loss()` is the book's number;
   `negative_elbo()` is the bound, constants included.
-- 'bernoulli': prod_d x_hat_d^x_d (1 - x_hat_d)^(1 - x_d) (binary cross-entropy), the usual
-  likelihood for MNIST papers' numbers; `loss()` is then the negative ELBO itself (for the
-  VAE; the hierarchical VAE's loss is the book's close surrogate of it: HierarchicalVAE.loss).
+- 'bernoulli': prod_d x_hat_d^x_d (1 - x_hat_d)^(1 - x_d) (binary cross-entropy), the likelihood
+  papers use on binarized MNIST; `loss()` is then the negative ELBO itself (for the VAE; the
+  hierarchical VAE's loss is the book's close surrogate of it: HierarchicalVAE.loss). Our images
+  keep their grey levels in [0, 1], where this is a cross-entropy rather than a normalised density
+  (the continuous Bernoulli's normaliser is missing), so its nats are not comparable with papers'.
 
 Every bound here is in nats per image. `evaluate_bounds` gives the held-out negative ELBO and
 the importance-weighted estimate of -log p(x) (IWAE, Burda et al. 2016):

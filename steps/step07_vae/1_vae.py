@@ -24,7 +24,8 @@ averaged over the batch: that is 2 (-ELBO) minus the constant 784 log(2 pi), so 
 optimum, but it is not a number in nats. We train on it (numbers match the book) and report the
 bound itself on held-out images: -ELBO in nats per image, and the tighter importance-weighted
 estimate of -log p(x) (IWAE, K samples). `--likelihood bernoulli` trains on -ELBO with a
-Bernoulli p(x | z) (binary cross-entropy) instead, the usual choice in papers.
+Bernoulli p(x | z) (binary cross-entropy) instead, as papers do on binarized MNIST (our pixels
+keep their grey levels, so those nats are not comparable with papers' numbers).
 
     python steps/step07_vae/1_vae.py                      # 30 epochs, as the book
     python steps/step07_vae/1_vae.py --latent-size 2      # a 2-D latent: draw the whole manifold

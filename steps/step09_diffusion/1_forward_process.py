@@ -6,8 +6,9 @@ the image) and replaces every encoder by a fixed recipe: add a little Gaussian n
 
     q(x_t | x_{t-1}) = N(x_t | sqrt(1 - beta_t) x_{t-1}, beta_t I),   beta_t from 1e-4 up to 0.02   (9.1)
 
-Shrinking by sqrt(1 - beta_t) keeps the variance at 1, so after T steps nothing of the digit is
-left: x_T ~ N(0, I). Nothing is learned here; step 9.2 learns to run the chain backwards.
+Shrinking by sqrt(1 - beta_t) keeps a variance of 1 at 1 and pulls any other towards 1
+(Var x_t = (1 - beta_t) Var x_{t-1} + beta_t), so after T steps nothing of the digit is left:
+x_T ~ N(0, I). Nothing is learned here; step 9.2 learns to run the chain backwards.
 
 Because a sum of Gaussians is Gaussian, t steps collapse into one (alpha_t = 1 - beta_t,
 alpha_bar_t = alpha_1 alpha_2 ... alpha_t):

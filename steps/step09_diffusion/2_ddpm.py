@@ -7,7 +7,8 @@ For small steps the reverse is Gaussian too, and given x_0 it is known exactly:
     q(x_{t-1} | x_t, x_0) = N(mu~_t, sigma_t^2 I),   sigma_t^2 = beta_t (1 - alpha_bar_{t-1}) / (1 - alpha_bar_t)
     mu~_t = sqrt(alpha_bar_{t-1}) beta_t / (1 - alpha_bar_t) x_0 + sqrt(alpha_t) (1 - alpha_bar_{t-1}) / (1 - alpha_bar_t) x_t
 
-As in the hierarchical VAE of step 8, the ELBO of this chain is a sum of one KL per level. Writing
+As in the hierarchical VAE of step 8, the ELBO of this chain is a sum of one KL per level (plus a
+reconstruction term, log p(x_0 | x_1)). Writing
 x_0 through the noise that made x_t (x_t = sqrt(alpha_bar_t) x_0 + sqrt(1 - alpha_bar_t) eps), each KL
 becomes, up to a weight, a regression of that noise; Ho et al. (2020) drop the weights:
 
@@ -131,7 +132,7 @@ print(f"DDPM: {args.samples} samples in {T} steps took {time.perf_counter() - st
 samples = to_numpy(to_images(samples))
 
 # ---- figures ------------------------------------------------------------------------------------------------------
-save_step_loss(history["step_loss"], "DDPM training loss (9.3): || eps - eps_theta(x_t, t) ||^2", folder)
+save_step_loss(history["step_loss"], "DDPM training loss (9.3), per pixel: (eps - eps_theta(x_t, t))^2", folder)
 
 columns = int(np.ceil(np.sqrt(args.samples)))
 save_image_grid(samples, columns,

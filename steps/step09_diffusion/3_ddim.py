@@ -12,7 +12,7 @@ This is q(x_t' | x_0) of (9.2) with x_0 and the noise replaced by their estimate
 training objective (9.3) is unchanged; any subset of times t works. It is deterministic: the
 same x_T always gives the same image, and runs with different numbers of steps give nearly the
 same one. DDIM can also put fresh noise back at each jump: keep only part of eps_theta and add
-noise of standard deviation sigma (Song et al. 2021, eq. 12):
+noise of standard deviation sigma (Song et al. 2021, eq. 12, with sigma from their eq. 16):
 
     x_t' = sqrt(alpha_bar_t') x0_hat + sqrt(1 - alpha_bar_t' - sigma^2) eps_theta(x_t, t) + sigma z,
     sigma = eta sqrt((1 - alpha_bar_t') / (1 - alpha_bar_t)) sqrt(1 - alpha_bar_t / alpha_bar_t')   (9.6)

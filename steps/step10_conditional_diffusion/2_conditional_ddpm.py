@@ -7,8 +7,9 @@ block sees "time t, digit y". The loss stays (9.3), now eps_theta(x_t, t, y).
 
 Classifier-free guidance (Ho & Salimans 2022) makes samples follow the label more closely.
 In training, each example's label is replaced by a "no label" class with probability 0.1
-(per example, so every batch trains both), and the same network also learns the unconditional
-eps_theta(x_t, t). In sampling, the two predictions are extrapolated with a guidance scale gamma:
+(per example, so almost every batch trains both: 97% of batches of 32 images have a dropped
+label), and the same network also learns the unconditional eps_theta(x_t, t). In sampling,
+the two predictions are extrapolated with a guidance scale gamma:
 
     eps = eps_theta(x_t, t) + gamma (eps_theta(x_t, t, y) - eps_theta(x_t, t))              (10.1)
 
