@@ -6,8 +6,9 @@ An autoencoder squeezes an image x (D pixels) through a small code z and back:
 
 It is the VAE of step 7 without the probabilities: one code per image instead of a
 distribution q(z | x), and no KL term pulling the codes towards N(0, I). `Autoencoder`
-uses the VAE's networks (784-200-20 and 20-200-784, ReLU) and the reconstruction term
-of the book's VAE loss, so the two differ only in that term and the sampling.
+uses the VAE's layer sizes (784-200-20 and 20-200-784, ReLU; the VAE's encoder has two
+200 -> 20 heads, mu and log sigma^2, where this one has one) and the reconstruction term of the
+book's VAE loss: the two differ only in the VAE's KL term and its sampling of z ~ q(z | x).
 
 A denoising autoencoder (noise_std > 0) sees a corrupted image and is asked for the
 clean one: x_tilde = clip(x + noise_std * eps, 0, 1), loss = sum_d (x_d - x_hat(x_tilde)_d)^2.

@@ -5,7 +5,8 @@ A `Variable` holds an array (`data`) and, after `backward()`, its gradient
 `forward` on the raw arrays and, unless gradients are switched off, links the
 result into a graph: each output remembers its `creator`, each function its
 `inputs`. `backward()` walks that graph from the output back to the leaves,
-calling every function's `backward` once, latest function first.
+calling every function's `backward` once, in order of generation (its distance from
+the leaves), highest first: a function runs only after every function that used its outputs.
 
 Functions hold their outputs through weak references, so a graph is freed
 as soon as nothing but the graph points at its outputs.
@@ -173,7 +174,7 @@ class Variable:
         if self.creator is None:
             return
 
-        # Max-heap on generation: the function created last runs first, and a
+        # Max-heap on generation: the function farthest from the leaves runs first, and a
         # function runs only when all functions that use its outputs are done.
         pending = [(-self.creator.generation, 0, self.creator)]
         queued = {self.creator}

@@ -20,7 +20,7 @@ ROWS_PER_BLOCK = 1024
 
 
 def normal_log_pdf(x, mu=0.0, sigma=1.0):
-    """log N(x | mu, sigma^2), elementwise (x, mu, sigma broadcast)."""
+    """log N(x | mu, sigma), sigma the standard deviation, elementwise (x, mu, sigma broadcast)."""
     _check_scale(sigma)
     xp = get_array_module(x)
     z = (x - mu) / sigma
@@ -29,7 +29,8 @@ def normal_log_pdf(x, mu=0.0, sigma=1.0):
 
 
 def normal_pdf(x, mu=0.0, sigma=1.0):
-    """N(x | mu, sigma^2) = exp(-(x - mu)^2 / (2 sigma^2)) / (sqrt(2 pi) sigma), elementwise."""
+    """N(x | mu, sigma) = exp(-(x - mu)^2 / (2 sigma^2)) / (sqrt(2 pi) sigma), sigma the standard
+    deviation (as in step 1), elementwise."""
     return get_array_module(x).exp(normal_log_pdf(x, mu, sigma))
 
 

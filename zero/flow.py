@@ -14,7 +14,8 @@ dimensions; those with m = 1 pass through and set a scale and shift for the othe
     y = x * exp(s) + t,   (s_raw, t_raw) = net(m * x),
     s = (1 - m) * scale * tanh(s_raw),   t = (1 - m) * t_raw              (s = t = 0 where m = 1)
 
-The Jacobian dy/dx is triangular (the kept dimensions do not depend on the changed ones),
+The Jacobian dy/dx is triangular once the kept dimensions are listed first (they do not depend
+on the changed ones; for dim = 2 it is triangular as it stands),
 so log |det dy/dx| = sum_d s_d, and the inverse needs no inverse of `net`:
 x = (y - t) * exp(-s), with s and t computed from m * y = m * x. tanh bounds every
 log-scale by |scale|, which keeps early training stable. Alternating masks let every

@@ -2,15 +2,17 @@
 
 The model (K components, full covariances) and its latent variable z:
 
-    p(z = k) = pi_k,   p(x | z = k) = N(x | mu_k, Sigma_k),   p(x) = sum_k pi_k N(x | mu_k, Sigma_k)
+    p(z = k) = phi_k,   p(x | z = k) = N(x | mu_k, Sigma_k),   p(x) = sum_k phi_k N(x | mu_k, Sigma_k)
 
-EM repeats two steps, and the log-likelihood sum_n log p(x_n) never goes down:
+EM repeats two steps, and the log-likelihood sum_n log p(x_n) never goes down (exactly so with
+reg_covar = 0; the default adds reg_covar I to each Sigma_k after the M-step, a tiny change that
+keeps covariances invertible):
 
-    E-step   r_nk = pi_k N(x_n | mu_k, Sigma_k) / sum_j pi_j N(x_n | mu_j, Sigma_j)   (responsibilities)
-    M-step   N_k = sum_n r_nk,  pi_k = N_k / N,  mu_k = sum_n r_nk x_n / N_k,
+    E-step   r_nk = phi_k N(x_n | mu_k, Sigma_k) / sum_j phi_j N(x_n | mu_j, Sigma_j)   (responsibilities)
+    M-step   N_k = sum_n r_nk,  phi_k = N_k / N,  mu_k = sum_n r_nk x_n / N_k,
              Sigma_k = sum_n r_nk (x_n - mu_k)(x_n - mu_k)^T / N_k
 
-The E-step is computed in log space (log r_nk = log pi_k N_k(x_n) - logsumexp_j(...)),
+The E-step is computed in log space (log r_nk = log phi_k N_k(x_n) - logsumexp_j(...)),
 so points far from every component do not underflow to 0/0. All the work is
 array operations over all points and components at once, on the array module
 of the data (NumPy, CuPy, ...): fitted parameters stay on the data's device,
@@ -104,7 +106,7 @@ class GaussianMixture:
 
     def _e_step(self, x):
         """Mean log-likelihood (float) and log responsibilities log r_nk (N, K)."""
-        log_joint = self._log_joint(x)                # log pi_k + log N(x_n | mu_k, Sigma_k)
+        log_joint = self._log_joint(x)                # log phi_k + log N(x_n | mu_k, Sigma_k)
         log_evidence = logsumexp(log_joint, axis=1)   # log p(x_n) = log sum_k exp(...)
         log_resp = log_joint - log_evidence[:, None]  # log r_nk
         return float(log_evidence.mean()), log_resp
@@ -129,7 +131,7 @@ class GaussianMixture:
                 centred = x[block] - means[k]
                 scatter[k] += (resp[block, k, None] * centred).T @ centred  # sum_n r_nk (x_n - mu_k)(x_n - mu_k)^T
         covariances = scatter / counts[:, None, None] + self.reg_covar * xp.eye(dim, dtype=x.dtype)  # Sigma_k
-        self._set_parameters(counts / n_points, means, covariances,  # pi_k = N_k / N
+        self._set_parameters(counts / n_points, means, covariances,  # phi_k = N_k / N
                              f"EM iteration {iteration}: covariance",
                              f"increase reg_covar (now {self.reg_covar:g}) or use fewer components")
 
@@ -223,7 +225,7 @@ class GaussianMixture:
 
     # ----- using the fitted model --------------------------------------------------------------
     def _log_joint(self, x):
-        """log pi_k + log N(x_n | mu_k, Sigma_k), (N, K)."""
+        """log phi_k + log N(x_n | mu_k, Sigma_k), (N, K)."""
         if x.shape[1] != self._fitted_dim():
             raise ValueError(f"data has dimension {x.shape[1]} but the mixture was fitted in "
                              f"dimension {self._fitted_dim()}")
@@ -258,7 +260,7 @@ class GaussianMixture:
         return self._log_joint(self._prepare(x)).argmax(axis=1)
 
     def sample(self, n, seed=None):
-        """Ancestral sampling: z_i ~ Categorical(pi), then x_i = mu_z + L_z eps_i, eps_i ~ N(0, I).
+        """Ancestral sampling: z_i ~ Categorical(phi), then x_i = mu_z + L_z eps_i, eps_i ~ N(0, I).
 
         Returns (x (n, D) in the data's dtype, z (n,) component labels), on the
         parameters' device. The random numbers are drawn on the host from

@@ -40,18 +40,18 @@ for n, ax_sum, ax_mean in zip(NS, axes_sum, axes_mean):
     uniforms = rng.uniform(0.0, 1.0, size=(N_EXPERIMENTS, n))
     sums = uniforms.sum(axis=1)                   # s = u_1 + ... + u_N
     averages = sums / n                           # a = s / N
-    sum_mu, sum_sigma = n * UNIFORM_MEAN, np.sqrt(n * UNIFORM_VARIANCE)   # s ~ N(N mu, N sigma^2)
-    mean_mu, mean_sigma = UNIFORM_MEAN, np.sqrt(UNIFORM_VARIANCE / n)    # a ~ N(mu, sigma^2 / N)
+    sum_mu, sum_sigma = n * UNIFORM_MEAN, np.sqrt(n * UNIFORM_VARIANCE)   # s: mean N mu, variance N sigma^2
+    mean_mu, mean_sigma = UNIFORM_MEAN, np.sqrt(UNIFORM_VARIANCE / n)    # a: mean mu, variance sigma^2 / N
     print(f"{n:3d} | {sums.mean():9.4f} {sum_mu:9.4f} {sums.var():7.4f} {sum_sigma ** 2:9.4f} | "
           f"{averages.var():12.5f} {mean_sigma ** 2:9.5f}")
 
     grid = np.linspace(sums.min(), sums.max(), 200)
     ax_sum.hist(sums, bins=BINS, density=True, alpha=0.6, label="sums")
-    ax_sum.plot(grid, normal_pdf(grid, sum_mu, sum_sigma), "r", label="N(N/2, N/12)")
+    ax_sum.plot(grid, normal_pdf(grid, sum_mu, sum_sigma), "r", label="normal, mean N/2, variance N/12")
     ax_sum.set(title=f"sum of N = {n} uniforms", xlabel="s")
     grid = np.linspace(averages.min(), averages.max(), 200)
     ax_mean.hist(averages, bins=BINS, density=True, alpha=0.6, label="averages")
-    ax_mean.plot(grid, normal_pdf(grid, mean_mu, mean_sigma), "r", label="N(1/2, 1/(12N))")
+    ax_mean.plot(grid, normal_pdf(grid, mean_mu, mean_sigma), "r", label="normal, mean 1/2, variance 1/(12N)")
     ax_mean.set(title=f"average of N = {n} uniforms", xlabel="a", xlim=(0, 1))
 axes_sum[0].legend()
 axes_mean[0].legend()

@@ -3,11 +3,12 @@
 Step 5.1 wrote EM out by hand. From here on the course uses the tested
 library version, `zero.mixture.GaussianMixture`: the same E- and M-steps,
 vectorised over points and components, on NumPy or on the GPU, starting
-from the data itself (K data points picked far apart as means) instead of
-hand-chosen parameters. With the mixture fitted we do what a generative
-model is for: score data (the mean log-likelihood, to compare with step 4's
-single normal) and generate new eruptions by ancestral sampling (step 4.3),
-which should be hard to tell from the real ones.
+from the data itself (K data points as means, drawn so that they are likely
+far apart: k-means++) instead of hand-chosen parameters. With the mixture
+fitted we do what a generative model is for: score data (the mean
+log-likelihood, to compare with step 4's single normal) and generate new
+eruptions by ancestral sampling (step 4.3), which should be hard to tell
+from the real ones.
 
 The limit that step 6 onwards removes: every component is a normal, and
 the number of them grows with the complexity of the data. Images would need

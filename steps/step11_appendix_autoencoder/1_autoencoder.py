@@ -6,8 +6,9 @@ loss keeps only the reconstruction term,
 
     L = sum_d (x_d - x_hat_d)^2   per image                                              (A.1)
 
-(the first term of the book's VAE loss; the KL term is gone). Same networks (784-200-20
-and 20-200-784) as the VAE, so any difference comes from the objective.
+(the first term of the book's VAE loss; the KL term is gone). Same layer sizes (784-200-20
+and 20-200-784) as the VAE, whose encoder only adds a second 200 -> 20 head for log sigma^2,
+so any difference comes from the objective.
 
 What it can do: compress a digit into 20 numbers and rebuild it, usually more sharply than
 the VAE, because nothing else competes with the reconstruction. What it cannot: generate.

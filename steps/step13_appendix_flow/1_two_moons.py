@@ -14,7 +14,7 @@ the kept half:
 
     y = x * exp(s) + t,   (s_raw, t_raw) = net(m * x),                                    (C.2)
     s = (1 - m) * scale * tanh(s_raw),   t = (1 - m) * t_raw   (s = t = 0 on the kept half)
-    log |det dy/dx| = sum_d s_d   (the Jacobian is triangular)                           (C.3)
+    log |det dy/dx| = sum_d s_d   (the Jacobian is triangular: y_kept = x_kept)          (C.3)
     x = (y - t) * exp(-s)         (the inverse: s and t depend only on the kept half)      (C.4)
 
 Masks alternate between couplings so that every coordinate gets changed. Sampling runs
