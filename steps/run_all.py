@@ -28,19 +28,27 @@ def step_number(folder):
 
 
 def parse_range(text):
-    """'1-5,9' -> {1, 2, 3, 4, 5, 9}."""
+    """'1-5,9' -> {1, 2, 3, 4, 5, 9} (an argparse type: a malformed or reversed range is refused)."""
     chosen = set()
     for part in text.split(","):
         low, _, high = part.partition("-")
-        chosen.update(range(int(low), int(high or low) + 1))
+        try:
+            first, last = int(low), int(high or low)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"expected step numbers like '1-5' or '6,7', got {text!r}") from None
+        if first > last:
+            raise argparse.ArgumentTypeError(f"the range {part!r} runs backwards")
+        chosen.update(range(first, last + 1))
     return chosen
 
 
 def main():
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--steps", default=None, help="which steps, e.g. '1-5' or '6,7' (default: all)")
+    parser.add_argument("--steps", type=parse_range, default=None,
+                        help="which steps, e.g. '1-5' or '6,7' (default: all)")
     parser.add_argument("--quick", action="store_true", help="tiny runs (what the test suite does)")
-    parser.add_argument("--device", default=None, help="cpu or cuda for the steps that train or sample (sets $ZERO_DEVICE)")
+    parser.add_argument("--device", default=None,
+                        help="cpu or cuda for the steps that train or sample (sets $ZERO_DEVICE)")
     parser.add_argument("--data-dir", default=None, help="folder with the MNIST files")
     args = parser.parse_args()
 
@@ -49,8 +57,12 @@ def main():
         env["ZERO_DEVICE"] = args.device
     if args.data_dir:
         env["ZERO_DATA_DIR"] = str(Path(args.data_dir).resolve())
-    wanted = parse_range(args.steps) if args.steps else None
     folders = sorted((p for p in STEPS_DIR.glob("step*") if p.is_dir()), key=lambda p: (step_number(p), p.name))
+    wanted = args.steps
+    numbers = sorted({step_number(folder) for folder in folders})
+    if wanted is not None and not wanted <= set(numbers):
+        parser.error(f"--steps: there is no step {', '.join(map(str, sorted(wanted - set(numbers))))}; "
+                     f"the steps are {numbers[0]}-{numbers[-1]}")
     failed = []
     for folder in folders:
         if wanted is not None and step_number(folder) not in wanted:

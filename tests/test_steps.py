@@ -100,3 +100,17 @@ def test_a_script_resumed_with_other_options_stops_and_one_with_the_same_continu
     resumed = run("--resume")
     assert resumed.returncode == 0, resumed.stderr[-3000:]
     assert "resumed from" in resumed.stdout and "after epoch 2" in resumed.stdout
+
+
+@pytest.mark.parametrize("steps, message", [
+    ("14", "there is no step 14; the steps are 1-13"),
+    ("0,2", "there is no step 0"),
+    ("3-1", "the range '3-1' runs backwards"),
+    ("a", "expected step numbers like '1-5' or '6,7', got 'a'"),
+])
+def test_run_all_refuses_steps_that_select_nothing_or_do_not_exist(steps, message, tmp_path):
+    """--steps 14 or 3-1 ran nothing and printed 'All steps done'; 'a' ended in a traceback."""
+    result = subprocess.run([sys.executable, str(ROOT / "steps" / "run_all.py"), "--quick", "--steps", steps],
+                            cwd=tmp_path, capture_output=True, text=True, timeout=60)
+    assert result.returncode == 2 and message in result.stderr, result.stderr
+    assert "===" not in result.stdout   # nothing ran
