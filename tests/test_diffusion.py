@@ -445,3 +445,9 @@ def test_a_schedule_that_is_not_a_diffusion_is_refused(options, message):
     import re
     with pytest.raises(ValueError, match=re.escape("Diffusion: " + message)):
         Diffusion(**options)
+
+
+def test_sample_refuses_a_shape_without_images():
+    """--samples 0 ran the whole reverse chain and failed later, in scoring or plotting."""
+    with pytest.raises(ValueError, match=r"sample: shape must hold at least one image.*got \(0, 1, 28, 28\)"):
+        Diffusion(10).sample(lambda x, t: x * 0, (0, 1, 28, 28), progress=False)

@@ -136,3 +136,13 @@ def test_unet_from_checkpoint_rebuilds_the_saved_network(tmp_path, in_channels, 
 def test_a_unet_needs_exactly_three_widths(channels):
     with pytest.raises(ValueError, match=r"UNet: channels must be three widths \(down1, down2, bottleneck\)"):
         UNet(channels=channels, time_embed_dim=8)
+
+
+def test_a_unet_takes_an_empty_batch():
+    """max_pool2d and the bilinear upsampling reshaped with -1, which NumPy cannot resolve for size 0."""
+    model = UNet(channels=(4, 8, 8), time_embed_dim=8)
+    model.eval()  # in training, batch norm needs values to take statistics of
+    y = model(np.zeros((0, 1, 28, 28), np.float32), np.zeros(0, np.int64))
+    assert y.shape == (0, 1, 28, 28)
+    empty = np.zeros((0, 2, 4, 4), np.float32)
+    assert F.max_pool2d(empty, 2).shape == (0, 2, 2, 2) and F.upsample(empty, 2, "bilinear").shape == (0, 2, 8, 8)

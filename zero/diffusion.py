@@ -247,6 +247,9 @@ class Diffusion:
         Returns x_0 in [-1, 1] (clipped), an array on the device; or (x_0, snapshots).
         """
         xp = self.xp
+        if len(shape) < 1 or shape[0] < 1:  # a whole reverse chain for nothing; scripts' --samples 0
+            raise ValueError(f"sample: shape must hold at least one image, (N, C, H, W) with N >= 1, "
+                             f"got {tuple(shape)}")
         if labels is not None:
             labels = to_device(labels, self.device)
         timesteps = self.sampling_timesteps(sampler, steps)

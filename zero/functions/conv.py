@@ -478,7 +478,7 @@ class MaxPool2d(_Pool2d):
     def forward(self, x):
         _check_images("max_pool2d", x)
         patches = _unfold(x, self.kernel_size, self.stride, self.padding, fill=-self.xp.inf)
-        patches = patches.reshape(-1, *patches.shape[2:])  # (KH*KW, N, C, OH, OW)
+        patches = patches.reshape(len(patches) * patches.shape[1], *patches.shape[2:])  # (KH*KW, N, C, OH, OW)
         y = patches.max(axis=0)
         self.chosen = _first_maximum(patches, y)
         return y
@@ -527,7 +527,7 @@ class MaxPool2dSelect(_MaxPoolMask):
 
     def forward(self, a):
         patches = _unfold(a, self.kernel_size, self.stride, self.padding)
-        patches = patches.reshape(-1, *patches.shape[2:])
+        patches = patches.reshape(len(patches) * patches.shape[1], *patches.shape[2:])
         return (patches * self.chosen).sum(axis=0)
 
     def backward(self, gy):
@@ -600,7 +600,7 @@ class Resize2d(Function):
         # all rows of an image in one product, (C*H, W) @ (W, OW): N products instead of the
         # N*C small ones of a 4-D x @ A_w^T (1.3-2.3x slower here); the reshape is a view even when x
         # is a channel slice (as the gradients that concatenate hands back are)
-        rows_resized = (x.reshape(N, C * H, W) @ self.matrix_w.T).reshape(N, C, H, -1)  # (N, C, H, OW)
+        rows_resized = (x.reshape(N, C * H, W) @ self.matrix_w.T).reshape(N, C, H, len(self.matrix_w))  # (N, C, H, OW)
         return self.matrix_h @ rows_resized  # (N, C, OH, OW): A_h times each (H, OW) image
 
     def backward(self, gy):
