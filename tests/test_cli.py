@@ -134,3 +134,13 @@ def test_quick_sets_defaults_that_options_given_on_the_command_line_override(mon
     monkeypatch.setattr("sys.argv", ["script.py", "--quick"])
     with pytest.raises(ValueError, match=r"quick sets \['epoch'\]"):
         parse_options(step_parser("doc", training=True), quick=dict(epoch=1))
+
+
+def test_comma_list_reads_numbers_and_names_the_option_when_it_cannot(capsys):
+    from zero.cli import comma_list
+    parser = step_parser("a step")
+    assert comma_list(parser, "32,64,128", int, "--channels") == [32, 64, 128]
+    assert comma_list(parser, "0,1.5", float, "--gammas") == [0.0, 1.5]
+    with pytest.raises(SystemExit):
+        comma_list(parser, "32,x", int, "--channels")
+    assert "--channels: expected whole numbers separated by commas, e.g. 10,20,50; got '32,x'" in capsys.readouterr().err

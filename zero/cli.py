@@ -38,6 +38,16 @@ def add_device_option(parser):
     return parser
 
 
+def comma_list(parser, text, kind, option):
+    """'32,64,128' -> [32, 64, 128] for an option that takes a list (kind: int or float); anything else
+    ends the script with the option named, as argparse does for its own options."""
+    try:
+        return [kind(item) for item in text.split(",")]
+    except ValueError:
+        parser.error(f"{option}: expected {'whole numbers' if kind is int else 'numbers'} separated by commas, "
+                     f"e.g. {'10,20,50' if kind is int else '0,1.5,3'}; got {text!r}")
+
+
 def step_parser(description, training=False, default_out=None, **training_defaults):
     """An ArgumentParser with the course's common options.
 

@@ -39,7 +39,7 @@ from tqdm import tqdm
 
 import zero
 from zero.backend import get_backend, to_numpy
-from zero.cli import checkpoint_path, out_dir, parse_options, step_parser
+from zero.cli import checkpoint_path, comma_list, out_dir, parse_options, step_parser
 from zero.data import DataLoader, Dataset
 from zero.diffusion import Diffusion, to_images, to_model_range
 from zero.optimizers import Adam
@@ -66,7 +66,7 @@ args = parse_options(parser, quick=dict(samples=8, heldout_limit=256))
 for name, value in (QUICK if args.quick else CONFIGS[args.config]).items():
     if getattr(args, name) is None:
         setattr(args, name, value)
-channels = tuple(int(c) for c in args.channels.split(","))
+channels = tuple(comma_list(parser, args.channels, int, "--channels"))
 folder = out_dir(args, __file__)
 checkpoint = checkpoint_path(args, __file__)
 plt = figures(args.show)

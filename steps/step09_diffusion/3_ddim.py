@@ -32,7 +32,7 @@ from pathlib import Path
 import numpy as np
 
 from zero.backend import get_backend, to_numpy
-from zero.cli import add_device_option, out_dir, parse_options, step_checkpoint, step_parser
+from zero.cli import add_device_option, comma_list, out_dir, parse_options, step_checkpoint, step_parser
 from zero.diffusion import Diffusion, to_images
 from zero.plot import figures, save, show, show_images
 from zero.unet import UNet, unet_from_checkpoint
@@ -63,7 +63,8 @@ diffusion = Diffusion(T, device=args.device)
 shape = (args.samples, 1, 28, 28)
 
 runs = []
-for sampler, steps in [("ddpm", T)] + [("ddim", int(s)) for s in args.ddim_steps.split(",")]:
+ddim_steps = comma_list(parser, args.ddim_steps, int, "--ddim-steps")
+for sampler, steps in [("ddpm", T)] + [("ddim", s) for s in ddim_steps]:
     xp.random.seed(args.seed)                   # the same x_T for every sampler
     start = time.perf_counter()
     x = diffusion.sample(model, shape, sampler=sampler, steps=steps)
@@ -72,7 +73,7 @@ for sampler, steps in [("ddpm", T)] + [("ddim", int(s)) for s in args.ddim_steps
     print(f"{sampler.upper()} with {steps:4d} steps: {args.samples} images in {seconds:6.1f} s")
 
 xp.random.seed(args.seed)
-again = to_numpy(to_images(diffusion.sample(model, shape, sampler="ddim", steps=int(args.ddim_steps.split(",")[-1]))))
+again = to_numpy(to_images(diffusion.sample(model, shape, sampler="ddim", steps=ddim_steps[-1])))
 print(f"DDIM is deterministic: the same x_T sampled again differs by at most {np.abs(again - runs[-1][1]).max():.1e}")
 
 columns = int(np.ceil(np.sqrt(args.samples)))

@@ -56,7 +56,7 @@ import numpy as np
 from tqdm import tqdm
 
 from zero.backend import get_backend, seed, to_numpy
-from zero.cli import checkpoint_path, out_dir, parse_options, step_checkpoint, step_parser
+from zero.cli import checkpoint_path, comma_list, out_dir, parse_options, step_checkpoint, step_parser
 from zero.data import DataLoader, Dataset
 from zero.diffusion import Diffusion, drop_labels, sampler_name, to_images, to_model_range
 from zero.metrics import classifier_for_scoring, score_samples, share_interval
@@ -103,8 +103,8 @@ args.classifier = args.classifier or step_checkpoint("step10_conditional_diffusi
 for name, value in (QUICK if args.quick else CONFIGS[args.config]).items():
     if getattr(args, name) is None:
         setattr(args, name, value)
-channels = tuple(int(c) for c in args.channels.split(","))
-gammas = [float(g) for g in args.gammas.split(",")]
+channels = tuple(comma_list(parser, args.channels, int, "--channels"))
+gammas = comma_list(parser, args.gammas, float, "--gammas")
 sampler_label = sampler_name(args.sampler, args.eta)
 folder = out_dir(args, __file__)
 checkpoint = checkpoint_path(args, __file__)
