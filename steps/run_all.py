@@ -2,7 +2,7 @@
 
     python steps/run_all.py                 # every step with its CPU defaults
     python steps/run_all.py --steps 1-5     # only steps 1 to 5
-    python steps/run_all.py --quick         # a tiny run of everything (minutes)
+    python steps/run_all.py --quick         # a tiny run of everything (about a minute)
     python steps/run_all.py --device cuda   # training and sampling steps on the GPU (needs CuPy)
 
 Each script prints what it computes and saves its figures under figures/;

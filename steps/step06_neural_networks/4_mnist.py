@@ -17,7 +17,9 @@ from zero.plot import figures, save, show, show_images
 from zero.training import add_data_options, mnist_splits_from
 
 parser = step_parser(__doc__)   # nothing trains here: no --epochs, --device or checkpoint options
-parser.add_argument("--data-dir", type=Path, default=None, help="folder with the MNIST files (default: $ZERO_DATA_DIR)")
+parser.add_argument("--data-dir", type=Path, default=None,
+                    help="folder with the MNIST files (default: $ZERO_DATA_DIR, then ~/.cache/zero/mnist, "
+                         "downloading if needed)")
 add_data_options(parser)
 args = parser.parse_args()
 folder = out_dir(args, __file__)

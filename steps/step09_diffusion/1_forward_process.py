@@ -31,7 +31,9 @@ from zero.mnist import load_mnist
 from zero.plot import figures, save, show
 
 parser = step_parser(__doc__, chains=2000)
-parser.add_argument("--data-dir", default=None, help="folder with the MNIST files (default: $ZERO_DATA_DIR)")
+parser.add_argument("--data-dir", default=None,
+                    help="folder with the MNIST files (default: $ZERO_DATA_DIR, then ~/.cache/zero/mnist, "
+                         "downloading if needed)")
 args = parse_options(parser, quick=dict(chains=200))
 folder = out_dir(args, __file__)
 plt = figures(args.show)

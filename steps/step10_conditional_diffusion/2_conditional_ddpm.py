@@ -24,8 +24,8 @@ classified as their label, and the same for each gamma. 1000 DDPM steps per imag
 CPU, so the CPU default samples in 50 DDIM jumps (step 9.3) that add DDPM's amount of fresh noise
 at each jump (eta = 1 in (9.6)): DDPM on a coarser time grid. `--sampler ddpm` is the book's,
 `--eta 0` deterministic DDIM.
-Budgets as step 9.2: `--config cpu` (U-Net 32/64/128, 8,000 images, 10 epochs) trained in 747-816 s
-(12.5-13.6 minutes) on 2 cores in our last runs; `--config book` (64/128/256, batch 128, all images, DDPM
+Budgets as step 9.2: `--config cpu` (U-Net 32/64/128, 8,000 images, 10 epochs) trained in 747-830 s
+(12.5-13.8 minutes) on 2 cores in our last runs; `--config book` (64/128/256, batch 128, all images, DDPM
 sampling) is for a GPU.
 
 New here: the learning rate decays over the run, lr(s) = lr (1 + cos(pi s / S)) / 2 for step s of S

@@ -96,7 +96,8 @@ for step in range(args.head_start_steps):   # D alone learns to reject G's first
 with zero.no_grad():
     d_fake = F.sigmoid(discriminator(generator.sample(500))).data.mean().item()
 norms = {kind: generator_gradient_norm(generator, discriminator, 500, kind) for kind in ("minimax", "non_saturating")}
-print(f"\nafter {args.head_start_steps} steps of D alone: mean D(G(z)) = {d_fake:.4f}; norm of G's gradient "
+print(f"\nafter {args.head_start_steps} steps of D alone (measured as in training, dropout on): "
+      f"mean D(G(z)) = {d_fake:.4f}; norm of G's gradient "
       f"||dL_G/dtheta||: minimax {norms['minimax']:.3g}, non-saturating {norms['non_saturating']:.3g} "
       f"({norms['non_saturating'] / norms['minimax']:.0f}x larger)")
 

@@ -14,9 +14,9 @@ What it can do over B.1: cleaner strokes with fewer parameters, because a convol
 one small filter everywhere. What it cannot, still: a likelihood, or a guarantee against
 oscillation and mode collapse; compare the curves and the class histogram with B.1's, and
 the Frechet distance (same classifier, same number of images) with B.1 and with step 10.3's
-score of step 9's diffusion model.
+score of step 9's diffusion model (`--samples 1000` there: distances compare only at equal counts).
 
-    python steps/step12_appendix_gan/2_dcgan.py       # 15 epochs: 4 minutes on 2 idle cores, 8 on busy ones
+    python steps/step12_appendix_gan/2_dcgan.py       # 15 epochs: 103 s on 2 idle cores, up to 8 min on busy ones
 """
 # needs: mnist
 from pathlib import Path
