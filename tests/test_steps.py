@@ -17,15 +17,21 @@ def _needs_mnist(script):
     return NEEDS_MNIST_MARK in script.read_text(encoding="utf-8")
 
 
-@pytest.mark.parametrize("script", STEP_SCRIPTS, ids=lambda p: f"{p.parent.name}/{p.name}")
-def test_step_script_runs_in_quick_mode(script, tmp_path):
-    env = dict(os.environ, MPLBACKEND="Agg", PYTHONHASHSEED="0")
+def _script_env(script, **settings):
+    """The environment a quick run of `script` gets: no display, real MNIST if it needs it (else a skip)."""
+    env = dict(os.environ, MPLBACKEND="Agg", PYTHONHASHSEED="0", **settings)
     env.pop("DISPLAY", None)
     if _needs_mnist(script):
         folder = mnist_dir()
         if folder is None:
             pytest.skip("real MNIST not found: set ZERO_DATA_DIR or put it in ../shared/datasets/mnist")
         env["ZERO_DATA_DIR"] = str(folder)
+    return env
+
+
+@pytest.mark.parametrize("script", STEP_SCRIPTS, ids=lambda p: f"{p.parent.name}/{p.name}")
+def test_step_script_runs_in_quick_mode(script, tmp_path):
+    env = _script_env(script)
     command = [sys.executable, str(script), "--quick", "--out", str(tmp_path / "figures")]
     result = subprocess.run(command, cwd=tmp_path, env=env, capture_output=True, text=True,
                             timeout=600)
@@ -49,13 +55,7 @@ runpy.run_path(script, run_name="__main__")
 
 @pytest.mark.parametrize("script", DEVICE_SCRIPTS, ids=lambda p: f"{p.parent.name}/{p.name}")
 def test_a_script_with_a_device_option_runs_on_a_device_that_refuses_host_copies(script, tmp_path):
-    env = dict(os.environ, MPLBACKEND="Agg", PYTHONHASHSEED="0", ZERO_DEVICE="cpu")
-    env.pop("DISPLAY", None)
-    if _needs_mnist(script):
-        folder = mnist_dir()
-        if folder is None:
-            pytest.skip("real MNIST not found: set ZERO_DATA_DIR or put it in ../shared/datasets/mnist")
-        env["ZERO_DATA_DIR"] = str(folder)
+    env = _script_env(script, ZERO_DEVICE="cpu")
     command = [sys.executable, "-c", STRICT_LAUNCHER, str(script), "--quick", "--device", "strict",
                "--out", str(tmp_path / "figures")]
     result = subprocess.run(command, cwd=tmp_path, env=env, capture_output=True, text=True, timeout=600)
