@@ -399,7 +399,7 @@ def test_the_description_names_the_images_each_set_really_holds(
 def test_a_limit_that_is_not_a_positive_whole_number_is_refused_naming_it(tmp_path, monkeypatch, limits):
     _fake_mnist(monkeypatch)
     (option, value), = limits.items()
-    with pytest.raises(ValueError, match=f"{option} must be a positive whole number.*{value!r}"):
+    with pytest.raises(ValueError, match=f"mnist_splits: {option} must be a whole number >= 1, got {value!r}"):
         mnist_splits(tmp_path, "test", **limits)
 
 

@@ -24,6 +24,7 @@ from tqdm import tqdm
 import zero.functions as F
 from zero.backend import get_array_module, get_backend, to_device, to_numpy
 from zero.core import no_grad, test_mode
+from zero.utils import check_count
 
 
 def to_model_range(images):
@@ -66,8 +67,7 @@ class Diffusion:
     """
 
     def __init__(self, num_timesteps=1000, beta_start=1e-4, beta_end=0.02, device="cpu"):
-        if isinstance(num_timesteps, bool) or not isinstance(num_timesteps, (int, np.integer)) or num_timesteps < 1:
-            raise ValueError(f"Diffusion: num_timesteps must be a whole number >= 1, got {num_timesteps!r}")
+        check_count("Diffusion", "num_timesteps", num_timesteps)
         if not (0 < beta_start < 1 and 0 < beta_end < 1):  # every beta_t is a variance fraction in (0, 1)
             raise ValueError(f"Diffusion: beta_start and beta_end must lie in (0, 1), got {beta_start!r} "
                              f"and {beta_end!r}")

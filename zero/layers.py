@@ -45,7 +45,7 @@ import numpy as np
 import zero.functions as F
 from zero.backend import DEFAULT_DTYPE, device_of, get_backend, to_device, to_numpy
 from zero.core import Config, Parameter, using_config
-from zero.utils import save_npz_atomically
+from zero.utils import check_count, save_npz_atomically
 
 PARAM, LAYER, BUFFER = "param", "layer", "buffer"
 PLAIN_CONTAINERS = (list, tuple, dict, set, frozenset)
@@ -381,16 +381,6 @@ def _pair(value):
     return (value, value) if isinstance(value, int) else tuple(value)
 
 
-def _check_size(layer, name, value, optional=False):
-    """A layer's size argument (out_size, channels, ...) must be a whole number >= 1 (or None if
-    optional: taken from the first input), so a 0 or -3 is refused here, not by a later
-    division by zero or an empty weight."""
-    if value is None and optional:
-        return
-    if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < 1:
-        raise ValueError(f"{layer}: {name} must be a whole number >= 1, got {value!r}")
-
-
 # =============================================================================
 # Linear and convolution layers
 # =============================================================================
@@ -403,8 +393,8 @@ class Linear(Layer):
 
     def __init__(self, out_size, in_size=None, bias=True):
         super().__init__()
-        _check_size("Linear", "out_size", out_size)
-        _check_size("Linear", "in_size", in_size, optional=True)
+        check_count("Linear", "out_size", out_size)
+        check_count("Linear", "in_size", in_size, optional=True)
         self.out_size = out_size
         self.W = Parameter(None, name="W")
         self.b = Parameter(None, name="b") if bias else None
@@ -445,8 +435,8 @@ class _ConvNd(Layer):
 
     def __init__(self, out_channels, kernel_size, stride, padding, in_channels, bias):
         super().__init__()
-        _check_size(type(self).__name__, "out_channels", out_channels)
-        _check_size(type(self).__name__, "in_channels", in_channels, optional=True)
+        check_count(type(self).__name__, "out_channels", out_channels)
+        check_count(type(self).__name__, "in_channels", in_channels, optional=True)
         self.out_channels = out_channels
         self.kernel_size = _pair(kernel_size)
         self.stride = stride
@@ -548,7 +538,7 @@ class BatchNorm(Layer):
 
     def __init__(self, num_features=None, momentum=0.1, eps=1e-5):
         super().__init__()
-        _check_size("BatchNorm", "num_features", num_features, optional=True)
+        check_count("BatchNorm", "num_features", num_features, optional=True)
         if not 0 <= momentum <= 1 or not eps > 0:
             raise ValueError(f"BatchNorm: momentum must be in [0, 1] and eps > 0, got momentum={momentum!r}, "
                              f"eps={eps!r}")
@@ -592,8 +582,8 @@ class Embedding(Layer):
 
     def __init__(self, num, dim):
         super().__init__()
-        _check_size("Embedding", "num", num)
-        _check_size("Embedding", "dim", dim)
+        check_count("Embedding", "num", num)
+        check_count("Embedding", "dim", dim)
         self.W = Parameter(None, name="W")
         self._fill(self.W, np.random.standard_normal((num, dim)))
 

@@ -37,7 +37,7 @@ from zero.core import Variable, no_grad, test_mode
 from zero.data import DataLoader, Dataset
 from zero.mnist import SPLITS, find_local, load_mnist, mnist_dir
 from zero.optimizers import Adam
-from zero.utils import save_npz_atomically
+from zero.utils import check_count, save_npz_atomically
 
 TEST_ONLY_TRAIN_SIZE = 8_000   # test images 0..7999 train, 8000..9999 are held out
 FORMAT_VERSION = 1
@@ -67,9 +67,8 @@ def mnist_splits(data_dir=None, source="auto", train_limit=None, heldout_limit=N
     (load_mnist downloads both splits), 'test' if only the test split is there.
     train_limit / heldout_limit: keep only the first so many images of each set (None: all).
     """
-    for option, limit in (("train_limit", train_limit), ("heldout_limit", heldout_limit)):
-        if limit is not None and (isinstance(limit, bool) or int(limit) != limit or limit < 1):
-            raise ValueError(f"mnist_splits: {option} must be a positive whole number or None, got {limit!r}")
+    check_count("mnist_splits", "train_limit", train_limit, optional=True)
+    check_count("mnist_splits", "heldout_limit", heldout_limit, optional=True)
     folder = mnist_dir(data_dir)
     if source == "auto":
         has_train = all(find_local(folder, name) for name in SPLITS["train"][:2])

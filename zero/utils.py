@@ -33,6 +33,16 @@ def save_npz_atomically(path, arrays):
 # -----------------------------------------------------------------------------
 # Array helpers for broadcasting and reductions
 # -----------------------------------------------------------------------------
+def check_count(owner, name, value, optional=False):
+    """Refuse a size or count (layer widths, time steps, image limits) that is not a whole number >= 1,
+    naming `owner` and `name`; None passes when optional. A 0 or -3 fails here, clearly, instead of
+    in a later division by zero, an empty weight or a NaN."""
+    if value is None and optional:
+        return
+    if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < 1:
+        raise ValueError(f"{owner}: {name} must be a whole number >= 1, got {value!r}")
+
+
 def sum_to(x, shape):
     """Sum array x down to `shape` (the reverse of broadcasting shape -> x.shape)."""
     shape = tuple(shape)
