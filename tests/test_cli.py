@@ -144,3 +144,13 @@ def test_comma_list_reads_numbers_and_names_the_option_when_it_cannot(capsys):
     with pytest.raises(SystemExit):
         comma_list(parser, "32,x", int, "--channels")
     assert "--channels: expected whole numbers separated by commas, e.g. 10,20,50; got '32,x'" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("value", ["0", "-2"])
+def test_an_int_extra_option_is_a_count_of_at_least_one(value, capsys):
+    """--chains 0 or --iters 0 ended in an IndexError deep in the script."""
+    parser = step_parser("a step", samples=16, lr=0.1)
+    assert parser.parse_args(["--samples", "3", "--lr", "-0.5"]).samples == 3   # only ints are counts
+    with pytest.raises(SystemExit):
+        parser.parse_args(["--samples", value])
+    assert f"argument --samples: must be at least 1, got {value}" in capsys.readouterr().err

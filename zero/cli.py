@@ -53,7 +53,9 @@ def step_parser(description, training=False, default_out=None, **training_defaul
 
     description: the script's docstring. default_out: figure folder, by
     default ``figures/<script name>``. training_defaults: defaults for
-    epochs, batch_size and the like of a training script.
+    epochs, batch_size and the like of a training script, and extra options
+    (samples=16 adds --samples), typed by their default: an int one is a count
+    and must be at least 1 (add an int that may be 0 with parser.add_argument).
     """
     parser = argparse.ArgumentParser(description=description,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -85,7 +87,7 @@ def step_parser(description, training=False, default_out=None, **training_defaul
             raise TypeError(f"step_parser: the default of {option} is None, which gives no type; "
                             f"add that option with parser.add_argument instead")
         else:
-            parser.add_argument(option, type=type(value), default=value)
+            parser.add_argument(option, type=positive_int if type(value) is int else type(value), default=value)
     return parser
 
 

@@ -28,7 +28,9 @@ from zero.plot import figures, save, show
 from zero.training import add_data_options, fit_or_resume, mnist_splits_from
 
 parser = step_parser(__doc__, training=True, epochs=20, batch_size=64, lr=1e-3, hidden_size=200,
-                     latent_size=20, anomaly_digit=2)
+                     latent_size=20)
+parser.add_argument("--anomaly-digit", type=int, choices=range(10), default=2,
+                    help="the digit left out of training, to be found as the anomaly")
 add_data_options(parser)
 args = parse_options(parser, quick=dict(epochs=1, train_limit=512, heldout_limit=256))
 folder = out_dir(args, __file__)

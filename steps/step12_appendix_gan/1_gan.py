@@ -51,8 +51,10 @@ from zero.plot import figures, save, save_image_grid, show, show_images
 from zero.training import add_data_options, mnist_splits_from
 
 parser = step_parser(__doc__, training=True, epochs=30, batch_size=64, lr=2e-4, latent_size=64, g_hidden_size=512,
-                     d_hidden_size=256, minimax_epochs=30, head_start_steps=100, score_images=1000)
+                     d_hidden_size=256, minimax_epochs=30, score_images=1000)
 add_data_options(parser)
+parser.add_argument("--head-start-steps", type=int, default=100,
+                    help="steps D trains alone before G's gradient is measured (0: none)")
 parser.add_argument("--classifier-epochs", type=int, default=None,
                     help="epochs if the classifier is trained here (default: zero.metrics.referee_epochs)")
 parser.add_argument("--classifier", type=Path, default=None, help="step 10.1's classifier (default: where 1_classifier.py writes it; trained here if missing)")
