@@ -119,9 +119,10 @@ def get_backend(device):
 
 
 def seed(value, device="cpu"):
-    """Seed a run's random numbers: NumPy's global generator (weights, data order, noise drawn on
-    the host) and, for another device, that device's own generator (noise drawn on a GPU comes
-    from CuPy's, which NumPy's seed does not reach)."""
+    """Seed a run's random numbers: NumPy's global generator (initial weights, noise drawn on the
+    host) and, for another device, that device's own generator (noise drawn on a GPU comes from
+    CuPy's, which NumPy's seed does not reach). A DataLoader's batch order comes from its own
+    `seed` argument, not from here."""
     np.random.seed(value)
     xp = get_backend(device).xp
     if xp is not np:
@@ -175,8 +176,8 @@ def floating(array):
 
 
 def ones(xp, shape, dtype):
-    """xp.ones(shape, dtype) by empty + fill: NumPy's ones takes 3-4x longer on tiny arrays
-    (1.3 us against 0.4 for 100 elements), which shows on the per-op hot path."""
+    """xp.ones(shape, dtype) by empty + fill: NumPy's ones takes about twice as long on tiny arrays
+    (0.59 us against 0.28 for 100 float32 elements, 2026-12-03), which shows on the per-op hot path."""
     array = xp.empty(shape, dtype)
     array.fill(1)
     return array

@@ -46,7 +46,8 @@ class DataLoader:
 
     Every epoch (every `for` loop over the loader) visits each example once,
     in a new order when shuffle=True; the order comes from the loader's own
-    NumPy Generator seeded with `seed`, so runs are repeatable. drop_last=True
+    NumPy Generator seeded with `seed`, so runs with the same seed are repeatable
+    (seed=None: the operating system's entropy, another order every run). drop_last=True
     leaves out the final, smaller batch. len(loader) is the number of batches.
     """
 

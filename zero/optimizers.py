@@ -119,7 +119,8 @@ class Adam(Optimizer):
     decoupled weight decay use AdamW.
 
     Each step works in place with one scratch array per parameter, so it
-    allocates nothing. Every FLUSH_EVERY steps, moments small enough to decay
+    allocates nothing (with weight_decay, the penalised gradient is a new
+    array). Every FLUSH_EVERY steps, moments small enough to decay
     into float32 denormals before the next flush are set to 0 (see
     _flush_denormals): a speed fix only.
     """

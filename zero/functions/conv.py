@@ -425,7 +425,8 @@ def conv_transpose2d(x, weight, bias=None, stride=1, padding=0, output_padding=0
 
     x (N, C_in, H, W), weight (C_in, C_out, KH, KW) as in PyTorch, bias (C_out,)
     -> (N, C_out, OH, OW), OH = (H - 1)*stride - 2*padding + KH + output_padding.
-    With stride 2 it doubles the image size (the learned upsampling of a U-Net).
+    With stride 2, a 4x4 kernel and padding 1 it doubles the image size (learned upsampling,
+    as in the DCGAN generator): (H - 1) 2 - 2 + 4 = 2H.
     """
     stride, padding = _pair(stride, "stride"), _pair(padding, "padding")
     output_padding = _pair(output_padding, "output_padding")

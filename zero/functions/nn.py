@@ -151,7 +151,9 @@ class BatchNorm(Function):
 
 
 def batch_norm(x, gamma, beta, running_mean, running_var, momentum=0.1, eps=1e-5):
-    """Batch normalisation over every axis but 1 (channels), as torch.nn.functional.batch_norm.
+    """Batch normalisation over every axis but 1 (channels): the computation of
+    torch.nn.functional.batch_norm, with the arguments in another order and the mode read from
+    Config.train instead of a `training` argument.
 
     x: (N, C) or (N, C, H, W); gamma, beta: (C,) Variables; running_mean,
     running_var: (C,) arrays (or Variables) on x's device, updated in place
