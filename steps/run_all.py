@@ -31,9 +31,9 @@ def parse_range(text):
     """'1-5,9' -> {1, 2, 3, 4, 5, 9} (an argparse type: a malformed or reversed range is refused)."""
     chosen = set()
     for part in text.split(","):
-        low, _, high = part.partition("-")
+        low, dash, high = part.partition("-")
         try:
-            first, last = int(low), int(high or low)
+            first, last = int(low), int(high if dash else low)   # '7-' is refused, not read as 7
         except ValueError:
             raise argparse.ArgumentTypeError(f"expected step numbers like '1-5' or '6,7', got {text!r}") from None
         if first > last:

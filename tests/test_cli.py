@@ -1,4 +1,5 @@
 """zero.cli: the step scripts' common options and where their files go."""
+import sys
 from pathlib import Path
 
 import pytest
@@ -143,7 +144,8 @@ def test_comma_list_reads_numbers_and_names_the_option_when_it_cannot(capsys):
     assert comma_list(parser, "0,1.5", float, "--gammas") == [0.0, 1.5]
     with pytest.raises(SystemExit):
         comma_list(parser, "32,x", int, "--channels")
-    assert "--channels: expected whole numbers separated by commas, e.g. 10,20,50; got '32,x'" in capsys.readouterr().err
+    expected = "--channels: expected whole numbers separated by commas, e.g. 10,20,50; got '32,x'"
+    assert expected in capsys.readouterr().err
 
 
 @pytest.mark.parametrize("value", ["0", "-2"])
@@ -154,3 +156,180 @@ def test_an_int_extra_option_is_a_count_of_at_least_one(value, capsys):
     with pytest.raises(SystemExit):
         parser.parse_args(["--samples", value])
     assert f"argument --samples: must be at least 1, got {value}" in capsys.readouterr().err
+
+
+# --- from a mutation audit of zero/cli.py and steps/run_all.py -------------------------------------------------------
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def test_a_count_of_one_is_accepted(capsys):
+    parser = step_parser("a step", training=True, samples=16)
+    args = parser.parse_args(["--batch-size", "1", "--samples", "1"])
+    assert (args.batch_size, args.samples) == (1, 1)
+
+
+def test_a_count_that_is_not_a_number_is_refused_saying_what_was_expected(capsys):
+    with pytest.raises(SystemExit):
+        step_parser("a step", training=True).parse_args(["--batch-size", "ten"])
+    assert "argument --batch-size: expected a whole number, got 'ten'" in capsys.readouterr().err
+
+
+def test_the_seed_is_any_whole_number_not_a_count():
+    parser = step_parser("a step", training=True, seed=7)
+    assert parser.parse_args(["--seed", "0"]).seed == 0
+    assert parser.parse_args(["--seed", "-1"]).seed == -1
+
+
+@pytest.mark.parametrize("text", ["32,,64", "32,", ",32", "", " "])
+def test_comma_list_refuses_empty_items(text, capsys):
+    from zero.cli import comma_list
+    with pytest.raises(SystemExit):
+        comma_list(step_parser("a step"), text, int, "--channels")
+    assert "--channels: expected whole numbers" in capsys.readouterr().err
+
+
+def test_comma_list_of_floats_names_numbers_and_a_float_example(capsys):
+    from zero.cli import comma_list
+    with pytest.raises(SystemExit):
+        comma_list(step_parser("a step"), "0,x", float, "--gammas")
+    assert "--gammas: expected numbers separated by commas, e.g. 0,1.5,3; got '0,x'" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("argv", [["--bogus"], ["--quick", "--bogus"]])
+def test_parse_options_refuses_an_unknown_option_with_or_without_quick(argv, monkeypatch, capsys):
+    parser = step_parser("doc", training=True, epochs=30)
+    monkeypatch.setattr("sys.argv", ["script.py", *argv])
+    with pytest.raises(SystemExit):
+        parse_options(parser, quick=dict(epochs=1))
+    assert "unrecognized arguments: --bogus" in capsys.readouterr().err
+
+
+def test_options_without_a_quick_attribute_use_the_real_runs_folders():
+    from argparse import Namespace
+    assert step_checkpoint("step07_vae/1_vae", Namespace()) == Path("checkpoints/step07_vae_1_vae.npz")
+
+
+def test_a_script_run_twice_reuses_its_figure_and_checkpoint_folders(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    args = step_parser("a step", training=True).parse_args(["--quick"])
+    script = "steps/step07_vae/1_vae.py"
+    assert out_dir(args, script) == out_dir(args, script) == Path("figures/quick/step07_vae/1_vae")
+    assert checkpoint_path(args, script) == checkpoint_path(args, script)
+
+
+def test_checkpoint_path_creates_the_folder_but_not_the_file(tmp_path, monkeypatch):
+    """A folder made where the checkpoint file goes would make its save fail."""
+    monkeypatch.chdir(tmp_path)
+    for argv in ([], ["--checkpoint", "runs/new/mine.npz"]):
+        path = checkpoint_path(step_parser("a step", training=True).parse_args(argv), "steps/step07_vae/1_vae.py")
+        assert path.parent.is_dir() and not path.exists()
+
+
+def test_the_help_says_where_a_quick_run_writes():
+    help_text = " ".join(step_parser("a step", training=True).format_help().split())
+    assert "figures/quick/<script> with --quick" in help_text
+    assert "under checkpoints/quick/ with --quick" in help_text
+    assert "default: $ZERO_DEVICE or cpu" in help_text
+
+
+def _run_all():
+    import runpy
+    return runpy.run_path(str(ROOT / "steps" / "run_all.py"))
+
+
+def test_run_all_reads_step_ranges_and_lists():
+    parse_range = _run_all()["parse_range"]
+    assert parse_range("1-3,5") == {1, 2, 3, 5}
+    assert parse_range("4") == {4} and parse_range("2-2") == {2}
+    assert parse_range("9,7-8,8") == {7, 8, 9}
+
+
+@pytest.mark.parametrize("text", ["", "1,", "-3", "2-1", "1-3-5", "x-2"])
+def test_run_all_refuses_a_malformed_or_reversed_range(text):
+    import argparse
+    with pytest.raises(argparse.ArgumentTypeError):
+        _run_all()["parse_range"](text)
+
+
+def test_run_all_refuses_an_open_ended_range():
+    """parse_range read '7-' as step 7 alone (int(high or low)), so --steps 7- ran one step."""
+    import argparse
+    with pytest.raises(argparse.ArgumentTypeError):
+        _run_all()["parse_range"]("7-")
+
+
+def test_run_all_numbers_steps_by_their_folder_and_puts_an_unnumbered_folder_last():
+    step_number = _run_all()["step_number"]
+    assert step_number(Path("step07_vae")) == 7
+    assert step_number(Path("step11_appendix_autoencoder")) == 11
+    assert step_number(Path("step3_short")) == 3
+    assert step_number(Path("steps_extra")) == 99
+
+
+@pytest.fixture
+def fake_course(tmp_path, monkeypatch):
+    """run_all's main() on a made-up steps folder, with subprocess.run recorded instead of run: returns
+    (run(argv, failing=()) -> exit code, calls as (script relative to the folder, its options, its env))."""
+    import subprocess
+    steps = tmp_path / "steps"
+    for name in ["step01_first/2_b.py", "step01_first/1_a.py", "step01_first/_shared.py", "step2_second/1_c.py",
+                 "step10_tenth/1_d.py", "step11_appendix_extra/1_e.py"]:
+        (steps / name).parent.mkdir(parents=True, exist_ok=True)
+        (steps / name).write_text("raise SystemExit('not to be run')\n")
+    (steps / "step03_not_a_folder.py").write_text("")
+    main = _run_all()["main"]
+    monkeypatch.setitem(main.__globals__, "STEPS_DIR", steps)
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setenv("ZERO_AUDIT_KEPT", "yes")
+    monkeypatch.delenv("ZERO_DEVICE", raising=False)
+    monkeypatch.delenv("ZERO_DATA_DIR", raising=False)
+    calls = []
+
+    def run(argv, failing=()):
+        def fake_run(command, env):
+            script = Path(command[1]).relative_to(steps).as_posix()
+            calls.append((command[0], script, command[2:], env))
+            return subprocess.CompletedProcess(command, 1 if script in failing else 0)
+        monkeypatch.setattr(subprocess, "run", fake_run)
+        monkeypatch.setattr("sys.argv", ["run_all.py", *argv])
+        try:
+            main()
+        except SystemExit as exit:
+            return exit.code
+        return 0
+    return run, calls
+
+
+def test_run_all_runs_the_chosen_steps_in_order_quick_on_the_device_with_the_data_folder(fake_course, capsys):
+    run, calls = fake_course
+    assert run(["--steps", "10-11,1", "--quick", "--device", "cuda", "--data-dir", "mnist"]) == 0
+    assert [script for _, script, _, _ in calls] == [
+        "step01_first/1_a.py", "step01_first/2_b.py", "step10_tenth/1_d.py", "step11_appendix_extra/1_e.py"]
+    for executable, _, options, env in calls:
+        assert executable == sys.executable and options == ["--quick"]
+        assert env["ZERO_DEVICE"] == "cuda" and env["ZERO_AUDIT_KEPT"] == "yes"
+        assert env["ZERO_DATA_DIR"] == str(Path("mnist").resolve())
+    assert "All steps done. Figures are in figures/quick/." in capsys.readouterr().out
+
+
+def test_run_all_without_options_runs_every_step_in_step_order_with_their_defaults(fake_course, capsys):
+    run, calls = fake_course
+    assert run([]) == 0
+    assert [script for _, script, _, _ in calls] == [
+        "step01_first/1_a.py", "step01_first/2_b.py", "step2_second/1_c.py", "step10_tenth/1_d.py",
+        "step11_appendix_extra/1_e.py"]
+    assert all(options == [] and "ZERO_DEVICE" not in env and "ZERO_DATA_DIR" not in env
+               for _, _, options, env in calls)
+    calls.clear()
+    assert run(["--device", "strict", "--steps", "2"]) == 0   # the device without --quick too
+    assert [(script, env["ZERO_DEVICE"]) for _, script, _, env in calls] == [("step2_second/1_c.py", "strict")]
+    assert "Figures are in figures/." in capsys.readouterr().out
+
+
+def test_run_all_goes_on_after_a_failing_script_and_ends_naming_it_with_exit_code_1(fake_course, capsys):
+    run, calls = fake_course
+    assert run(["--steps", "1-2"], failing={"step01_first/1_a.py"}) == 1
+    assert len(calls) == 3
+    out = capsys.readouterr().out
+    assert "These scripts failed:\n  step01_first/1_a.py\n" in out + "\n" and "All steps done" not in out
+    assert "--- step01_first/1_a.py: FAILED" in out and "--- step01_first/2_b.py: ok" in out

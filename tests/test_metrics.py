@@ -263,3 +263,16 @@ def test_feature_statistics_refuses_too_few_rows_for_a_covariance(shape):
 def test_classify_refuses_an_empty_batch_by_name():
     with pytest.raises(ValueError, match=r"classify: got no images \(an empty batch of shape \(0, 1, 28, 28\)\)"):
         classify(MnistClassifier(), np.zeros((0, 1, 28, 28), np.float32))
+
+
+# --- from a mutation audit of the argument checks --------------------------------------------------------------------
+def test_classify_takes_a_single_image():
+    logits, features = classify(MnistClassifier(), np.zeros((1, 1, 28, 28), np.float32))
+    assert logits.shape == (1, 10) and features.shape == (1, 128)
+
+
+def test_feature_statistics_of_two_rows_are_float64_even_from_float32_features():
+    mean, cov = feature_statistics(np.array([[0.0, 1.0], [2.0, 5.0]], np.float32))
+    assert mean.dtype == cov.dtype == np.float64
+    np.testing.assert_allclose(mean, [1.0, 3.0])
+    np.testing.assert_allclose(cov, [[2.0, 4.0], [4.0, 8.0]])   # divided by N - 1 = 1

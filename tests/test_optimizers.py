@@ -365,3 +365,29 @@ def test_clip_grad_norm_refuses_a_negative_max_norm_that_would_flip_the_gradient
     with pytest.raises(ValueError, match="clip_grad_norm: max_norm must be >= 0, got -1"):
         clip_grad_norm([param], -1)
     np.testing.assert_array_equal(param.grad.data, np.full(3, 10.0, np.float32))
+
+
+# --- from a mutation audit of the hyperparameter checks --------------------------------------------------------------
+def test_an_optimizer_takes_the_zero_edges_of_its_ranges_as_torch_does():
+    """momentum 0 is plain SGD; Adam's betas may be 0 and its eps 0 (torch.optim: 0 <= beta < 1, 0 <= eps)."""
+    param = Parameter(np.ones(3, np.float32))
+    param.grad = Variable(np.full(3, 2.0, np.float32))
+    Momentum([param], lr=0.5, momentum=0.0).step()
+    np.testing.assert_allclose(param.data, np.zeros(3))
+    Adam([param], lr=0.1, betas=(0.0, 0.0), eps=0.0).step()    # m_hat / sqrt(v_hat) = g / |g| = 1
+    np.testing.assert_allclose(param.data, np.full(3, -0.1), rtol=1e-6)
+
+
+def test_clip_grad_norm_to_zero_zeroes_the_gradients():
+    param = Parameter(np.ones(3, np.float32))
+    param.grad = Variable(np.full(3, 10.0, np.float32))
+    assert clip_grad_norm([param], 0.0) == pytest.approx(math.sqrt(300))
+    np.testing.assert_array_equal(param.grad.data, np.zeros(3, np.float32))
+
+
+def test_clip_grad_norm_refuses_a_nan_max_norm_that_would_make_every_gradient_nan():
+    param = Parameter(np.ones(3, np.float32))
+    param.grad = Variable(np.full(3, 10.0, np.float32))
+    with pytest.raises(ValueError, match="clip_grad_norm: max_norm must be >= 0, got nan"):
+        clip_grad_norm([param], float("nan"))
+    np.testing.assert_array_equal(param.grad.data, np.full(3, 10.0, np.float32))

@@ -861,3 +861,56 @@ def test_fit_or_resume_saves_the_run_settings_it_then_checks(tmp_path):
         fit_or_resume(*_fresh_regression(), x, Namespace(epochs=2, resume=True, **{**options, "batch_size": 10}),
                       checkpoint)
     assert load_checkpoint(checkpoint, Regression())["epoch"] == 1   # the refused run wrote nothing
+
+
+# --- from a mutation audit of the argument checks --------------------------------------------------------------------
+@pytest.mark.parametrize("source, limits, train_text, heldout_text", [
+    ("train", {}, "training on 60,000 images", "held out 10,000 images"),
+    ("test", {}, "training on 8,000 images", "held out 2,000 images"),
+    ("test", dict(train_limit=5, heldout_limit=3), "training on 5 images", "held out 3 images")])
+def test_the_description_counts_each_sets_images(tmp_path, monkeypatch, source, limits, train_text, heldout_text):
+    _fake_mnist(monkeypatch)
+    description = mnist_splits(tmp_path, source, **limits).description
+    assert description.startswith(train_text + " (") and f"), {heldout_text} (" in description
+
+
+def test_a_numpy_integer_limit_is_a_count():
+    from zero.utils import check_count
+    check_count("mnist_splits", "train_limit", np.int64(5))
+
+
+def test_check_count_refuses_none_unless_it_is_optional():
+    from zero.utils import check_count
+    check_count("Linear", "in_size", None, optional=True)
+    with pytest.raises(ValueError, match="Linear: out_size must be a whole number >= 1, got None"):
+        check_count("Linear", "out_size", None)
+
+
+def test_fit_and_mean_loss_take_a_single_image():
+    model, optimizer = _fresh_regression()
+    one = np.random.default_rng(0).random((1, 3)).astype(np.float32)
+    history = fit(model, optimizer, one, epochs=1, x_heldout=one)
+    assert len(history["train_loss"]) == len(history["heldout_loss"]) == 1
+    assert mean_loss(model, one) == pytest.approx(history["heldout_loss"][0])
+
+
+def test_the_data_options_take_the_scripts_heldout_limit_as_default():
+    import argparse
+    args = add_data_options(argparse.ArgumentParser(), heldout_limit=256).parse_args([])
+    assert (args.train_limit, args.heldout_limit) == (None, 256)
+    args = add_data_options(argparse.ArgumentParser(), heldout_limit=256).parse_args(["--heldout-limit", "1"])
+    assert args.heldout_limit == 1
+
+
+def test_a_classifier_trained_for_scoring_without_a_source_saves_no_source_setting(tmp_path):
+    """Saving source 'None' would make step 10.1's --resume refuse the file on every split."""
+    from zero.metrics import MnistClassifier, classifier_for_scoring
+    rng = np.random.default_rng(0)
+    images, labels = rng.random((16, 1, 28, 28), dtype=np.float32), rng.integers(0, 10, 16)
+    path = tmp_path / "classifier.npz"
+    classifier_for_scoring(path, images, labels, epochs=1)
+    with np.load(path) as archive:
+        assert "settings/source" not in archive.files and str(archive["settings/train_limit"]) == "16"
+    model = MnistClassifier()
+    options = dict(seed=0, batch_size=64, lr=1e-3, resume=True, epochs=2, train_limit=16)
+    assert resume(path, model, Adam(model.params()), Namespace(source="test", **options))[1] == 1
