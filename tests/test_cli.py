@@ -333,3 +333,11 @@ def test_run_all_goes_on_after_a_failing_script_and_ends_naming_it_with_exit_cod
     out = capsys.readouterr().out
     assert "These scripts failed:\n  step01_first/1_a.py\n" in out + "\n" and "All steps done" not in out
     assert "--- step01_first/1_a.py: FAILED" in out and "--- step01_first/2_b.py: ok" in out
+
+
+def test_zero_epochs_are_refused_rather_than_saving_an_untrained_checkpoint(capsys):
+    """--epochs 0 trained nothing and still wrote the untrained model as the step's checkpoint,
+    which later steps would have read as trained."""
+    with pytest.raises(SystemExit):
+        step_parser("a step", training=True).parse_args(["--epochs", "0"])
+    assert "argument --epochs: must be at least 1, got 0" in capsys.readouterr().err

@@ -69,7 +69,7 @@ def step_parser(description, training=False, default_out=None, **training_defaul
                         help="random seed")
     if training:
         add_device_option(parser)
-        parser.add_argument("--epochs", type=int, default=training_defaults.pop("epochs", 1))
+        parser.add_argument("--epochs", type=positive_int, default=training_defaults.pop("epochs", 1))
         parser.add_argument("--batch-size", type=positive_int, default=training_defaults.pop("batch_size", 32))
         parser.add_argument("--data-dir", type=Path, default=None,
                             help="folder with the MNIST files (default: $ZERO_DATA_DIR, "
