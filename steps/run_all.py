@@ -59,10 +59,10 @@ def main():
         env["ZERO_DATA_DIR"] = str(Path(args.data_dir).resolve())
     folders = sorted((p for p in STEPS_DIR.glob("step*") if p.is_dir()), key=lambda p: (step_number(p), p.name))
     wanted = args.steps
-    numbers = sorted({step_number(folder) for folder in folders})
-    if wanted is not None and not wanted <= set(numbers):
-        parser.error(f"--steps: there is no step {', '.join(map(str, sorted(wanted - set(numbers))))}; "
-                     f"the steps are {numbers[0]}-{numbers[-1]}")
+    available = {step_number(folder) for folder in folders}
+    if wanted is not None and not wanted <= available:
+        parser.error(f"--steps: there is no step {', '.join(map(str, sorted(wanted - available)))}; "
+                     f"the steps are {min(available)}-{max(available)}")
     failed = []
     for folder in folders:
         if wanted is not None and step_number(folder) not in wanted:

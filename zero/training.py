@@ -77,20 +77,20 @@ def mnist_splits(data_dir=None, source="auto", train_limit=None, heldout_limit=N
     if source == "train":
         x_train, t_train = load_mnist("train", folder, flatten=True)
         x_heldout, t_heldout = load_mnist("test", folder, flatten=True)
-        first_train, first_heldout = 0, 0  # where each set starts in its split file
+        first_heldout = 0  # where the held-out images start in the test split
     elif source == "test":
         x, t = load_mnist("test", folder, flatten=True)
         x_train, t_train = x[:TEST_ONLY_TRAIN_SIZE], t[:TEST_ONLY_TRAIN_SIZE]
         x_heldout, t_heldout = x[TEST_ONLY_TRAIN_SIZE:], t[TEST_ONLY_TRAIN_SIZE:]
-        first_train, first_heldout = 0, TEST_ONLY_TRAIN_SIZE
+        first_heldout = TEST_ONLY_TRAIN_SIZE
     else:
         raise ValueError(f"mnist_splits: source must be 'auto', 'train' or 'test', got {source!r}")
     x_train, t_train = x_train[:train_limit], t_train[:train_limit]
     x_heldout, t_heldout = x_heldout[:heldout_limit], t_heldout[:heldout_limit]
-    train_split, heldout_split = ("training", "test") if source == "train" else ("test", "test")
+    train_split = "training" if source == "train" else "test"   # the held-out images are always the test split's
     description = (f"training on {len(x_train):,} images (MNIST {train_split} split, "
-                   f"{_image_range(first_train, len(x_train))}), held out {len(x_heldout):,} images "
-                   f"(MNIST {heldout_split} split, {_image_range(first_heldout, len(x_heldout))}) from {folder}")
+                   f"{_image_range(0, len(x_train))}), held out {len(x_heldout):,} images "
+                   f"(MNIST test split, {_image_range(first_heldout, len(x_heldout))}) from {folder}")
     return MnistSplits(x_train, t_train, x_heldout, t_heldout, description, source)
 
 
