@@ -243,7 +243,9 @@ def save_checkpoint(path, model, optimizer=None, epoch=0, history=None, settings
     return path
 
 
-def _read(path):
+def _read(path, names=None):
+    """{name: array} of the checkpoint file's entries (all, or those in `names`); a missing file
+    raises FileNotFoundError, anything else that is not a readable .npz archive ValueError."""
     try:
         archive = np.load(path, allow_pickle=False)
     except FileNotFoundError:
@@ -254,7 +256,7 @@ def _read(path):
         raise ValueError(f"cannot read checkpoint {path}: not an .npz archive")
     try:
         with archive:
-            return {name: archive[name] for name in archive.files}
+            return {name: archive[name] for name in (archive.files if names is None else names)}
     except (OSError, ValueError, EOFError, KeyError, zipfile.BadZipFile) as error:
         raise ValueError(f"cannot read checkpoint {path}: corrupt or not a checkpoint ({error})") from None
 
@@ -461,10 +463,4 @@ def restore_or_fit(model, path, args, x_train, description, lr=None):
 
 def _epochs_in(path):
     """The number of finished epochs stored in a checkpoint file (raises as load_checkpoint does)."""
-    try:
-        with np.load(path, allow_pickle=False) as archive:
-            return int(archive["epoch"])
-    except FileNotFoundError:
-        raise FileNotFoundError(f"checkpoint not found: {path}") from None
-    except (OSError, ValueError, KeyError, EOFError, zipfile.BadZipFile) as error:
-        raise ValueError(f"cannot read checkpoint {path} ({error})") from None
+    return int(_read(path, ["epoch"])["epoch"])
