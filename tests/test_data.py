@@ -84,6 +84,8 @@ def test_inputs_only_and_integer_inputs_keep_their_dtype():
 def test_bad_arguments_are_clear_errors():
     with pytest.raises(ValueError, match="x has 3 examples but t has 2"):
         Dataset(np.zeros((3, 1)), np.zeros(2))
+    with pytest.raises(ValueError, match="x has 2 examples but t has 3"):
+        Dataset(np.zeros((2, 1)), np.zeros(3))
     with pytest.raises(ValueError, match="batch_size"):
         DataLoader(numbered(3), 0)
     with pytest.raises(ValueError, match="batch_size must be a positive integer, got 1.5"):
@@ -134,3 +136,15 @@ def test_floating_point_targets_keep_their_dtype_and_values():
     assert [b[1].dtype for b in batches] == [np.float64, np.float64]
     np.testing.assert_array_equal(np.concatenate([b[1] for b in batches]), t)
     np.testing.assert_array_equal(batches[1][0], np.float32([[4, 5]]))   # the last, partial batch
+
+
+def test_floating_point_inputs_without_targets_come_as_float32():
+    x = np.arange(6, dtype=np.float64).reshape(3, 2) / 3
+    batches = list(DataLoader(Dataset(x), 2, shuffle=False))
+    assert [b.dtype for b in batches] == [np.float32, np.float32]
+    np.testing.assert_array_equal(np.concatenate(batches), x.astype(np.float32))
+
+
+def test_without_a_seed_two_loaders_shuffle_differently():
+    first, second = DataLoader(numbered(100), 100), DataLoader(numbered(100), 100)
+    assert not np.array_equal(next(iter(first))[1], next(iter(second))[1])

@@ -31,6 +31,7 @@ def test_heights_are_the_first_column():
     heights = load_heights()
     assert heights.shape == (507,) and heights.dtype == np.float32
     np.testing.assert_array_equal(heights, load_height_weight()[:, 0])
+    assert heights.flags.c_contiguous
 
 
 def test_missing_folder_names_the_file(tmp_path):
@@ -45,6 +46,9 @@ def test_missing_folder_names_the_file(tmp_path):
     ("# header\n1.0 2.0 3.0\n4.0 5.0 6.0\n", "expected 2 columns"),
     ("# only comments\n", "no data rows"),
     ("1.0 2.0\nnan 3.0\n", "non-finite value in data row 2"),
+    ("1.0 2.0\n3.0 inf\n", "non-finite value in data row 2"),
+    ("1.0 2.0\n3.0 -inf\n5.0 nan\n", "non-finite value in data row 2"),
+    ("170 80\n180 1e39\n", "non-finite value in data row 2 .*float32 range"),
     ("170.0\n180.0\n", "expected 2 columns"),
 ])
 def test_corrupt_file_names_the_file(tmp_path, content, problem):
@@ -78,3 +82,9 @@ def test_an_empty_file_is_an_error_without_a_warning(tmp_path):
         warnings.simplefilter("error")                  # numpy's "input contained no data" would fail here
         with pytest.raises(ValueError, match="no data rows"):
             load_height_weight(data_dir=tmp_path)
+
+
+def test_a_folder_in_place_of_the_file_is_a_missing_file(tmp_path):
+    (tmp_path / OLD_FAITHFUL).mkdir()
+    with pytest.raises(FileNotFoundError, match=OLD_FAITHFUL):
+        load_old_faithful(data_dir=tmp_path)

@@ -102,6 +102,8 @@ def _bad_file(tmp_path, name, content):
     ("images", idx_bytes("labels", np.zeros(3)), r"magic number 2049, expected 2051.*labels file"),
     ("labels", idx_bytes("images", np.zeros((1, 28, 28))), r"magic number 2051, expected 2049.*images file"),
     ("images", idx_bytes("images", np.zeros((2, 28, 28)), magic=1234), "magic number 1234"),
+    ("images", (2049).to_bytes(4, "big"), r"magic number 2049, expected 2051"),
+    ("labels", b"\x1f\x00" + bytes(20), "magic number 520093696, expected 2049"),
     ("images", idx_bytes("images", np.zeros((2, 27, 28))), "27 x 28, expected 28 x 28"),
     ("images", idx_bytes("images", np.zeros((2, 28, 27))), "28 x 27, expected 28 x 28"),
     ("images", idx_bytes("images", np.zeros((2, 28, 28)))[:-1], "is truncated"),
@@ -151,6 +153,14 @@ def test_load_mnist_names_a_truncated_local_file(tmp_path):
     path.write_bytes(path.read_bytes()[:5000])
     with pytest.raises(ValueError, match="t10k-images-idx3-ubyte.gz is corrupt or truncated"):
         load_mnist("test", data_dir=tmp_path, download=False)
+
+
+def test_train_split_must_hold_the_official_60000(tmp_path):
+    images, labels = fake_split(10)
+    (tmp_path / "train-images-idx3-ubyte.gz").write_bytes(gzip.compress(idx_bytes("images", images)))
+    (tmp_path / "train-labels-idx1-ubyte.gz").write_bytes(gzip.compress(idx_bytes("labels", labels)))
+    with pytest.raises(ValueError, match="holds 10 images, but the official file has 60000"):
+        load_mnist("train", data_dir=tmp_path, download=False)
 
 
 def test_bad_split_is_a_clear_error():
@@ -345,6 +355,30 @@ def test_an_http_protocol_error_moves_on_to_the_next_mirror(tmp_path, monkeypatc
     path = mnist.download_file(TEST_LABELS, tmp_path, mirrors=[bad, good])
     assert path.read_bytes() == labels_gz
     assert [p.name for p in tmp_path.iterdir()] == [TEST_LABELS]
+
+
+def test_a_download_creates_the_missing_parent_folders(tmp_path, monkeypatch, fake_md5):
+    _, labels_gz = fake_md5
+    monkeypatch.setattr(urllib.request, "urlopen", fake_urlopen({"https://m/" + TEST_LABELS: labels_gz}, []))
+    folder = tmp_path / "home" / ".cache" / "zero" / "mnist"
+    assert mnist.download_file(TEST_LABELS, folder, mirrors=["https://m/"]) == folder / TEST_LABELS
+    assert (folder / TEST_LABELS).read_bytes() == labels_gz
+
+
+def test_an_empty_mirror_list_tries_nothing_and_says_so(tmp_path, monkeypatch):
+    monkeypatch.setattr(urllib.request, "urlopen", _refuse)
+    with pytest.raises(RuntimeError, match=r"from any mirror:\n  \(no mirrors given\)"):
+        mnist.download_file(TEST_LABELS, tmp_path, mirrors=[])
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_the_default_mirrors_are_asked_for_the_official_file_name(tmp_path, monkeypatch):
+    requests = []
+    monkeypatch.setattr(urllib.request, "urlopen", fake_urlopen({}, requests))
+    with pytest.raises(RuntimeError, match="404"):
+        mnist.download_file(TEST_LABELS, tmp_path)
+    assert [url for url, _ in requests] == [mirror + TEST_LABELS for mirror in mnist.MIRRORS]
+    assert all(url.endswith("/mnist/" + TEST_LABELS) for url, _ in requests)
 
 
 class _QuietHandler(http.server.SimpleHTTPRequestHandler):

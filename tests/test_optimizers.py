@@ -342,6 +342,7 @@ def test_fast_momentum_flushes_dead_velocities_but_keeps_small_live_ones(device)
     (lambda p: Adam(p, betas=(1.0, 0.999)), "Adam: betas[0] must be in [0, 1), got 1.0"),
     (lambda p: Adam(p, betas=(0.9, -0.1)), "Adam: betas[1] must be in [0, 1), got -0.1"),
     (lambda p: Adam(p, betas=(0.9,)), "Adam: betas must be a pair (beta1, beta2), got (0.9,)"),
+    (lambda p: Adam(p, betas=(0.9, 0.999, 0.5)), "Adam: betas must be a pair (beta1, beta2), got (0.9, 0.999, 0.5)"),
     (lambda p: Adam(p, eps=-1e-8), "Adam: eps must be >= 0, got -1e-08"),
     (lambda p: AdamW(p, weight_decay=-0.01), "AdamW: weight_decay must be >= 0, got -0.01"),
 ])
@@ -391,3 +392,55 @@ def test_clip_grad_norm_refuses_a_nan_max_norm_that_would_make_every_gradient_na
     with pytest.raises(ValueError, match="clip_grad_norm: max_norm must be >= 0, got nan"):
         clip_grad_norm([param], float("nan"))
     np.testing.assert_array_equal(param.grad.data, np.full(3, 10.0, np.float32))
+
+
+# --- from a mutation audit of defaults, flushing and clipping -------------------------------------------------------
+def test_sgd_and_momentum_default_to_lr_0_01_and_momentum_0_9():
+    result, _ = run(lambda ps: SGD(ps), "cpu")
+    np.testing.assert_allclose(result, START - 0.01 * sum(GRADS), rtol=1e-6)
+    result, _ = run(lambda ps: Momentum(ps), "cpu")
+    g1, g2, g3 = GRADS
+    v2 = 0.9 * g1 + g2
+    np.testing.assert_allclose(result, START - 0.01 * (g1 + v2 + 0.9 * v2 + g3), rtol=1e-6)
+
+
+def test_adam_keeps_a_small_live_variance_across_a_flush(device):
+    """A constant gradient of 1e-17 gives v = (1 - 0.999^t) 1e-34, far above what could decay into a
+    denormal by the next flush: it must survive the flush at step 100, and with eps = 0 every step
+    stays lr m_hat / sqrt(v_hat) = lr."""
+    p = Parameter(on(device, np.zeros(1, np.float32)))
+    optimizer = Adam([p], lr=1.0, eps=0.0)
+    moves = []
+    for _ in range(101):
+        p.grad = Variable(on(device, np.full(1, 1e-17, np.float32)))
+        before = host(p.data).copy()
+        optimizer.step()
+        moves.append(float((before - host(p.data))[0]))
+        if optimizer.steps == [100]:
+            variance = host(optimizer.variances[0]).copy()
+    np.testing.assert_allclose(variance, (1 - 0.999 ** 100) * np.float32(1e-17) ** 2, rtol=1e-4)
+    np.testing.assert_allclose(moves, 1.0, rtol=1e-4)
+
+
+def test_negative_velocities_are_flushed_when_dead_and_kept_when_live(device):
+    p = Parameter(on(device, np.ones(2, np.float32)))
+    optimizer = Momentum([p], lr=1e-3, momentum=0.9)
+    p.grad = Variable(on(device, np.array([-1e-3, -1.0], np.float32)))
+    optimizer.step()
+    p.grad = Variable(on(device, np.array([0.0, -1.0], np.float32)))
+    for _ in range(699):  # -1e-3 0.9^t is within a flush interval of the denormals after ~660 steps
+        optimizer.step()
+        assert not _denormal(optimizer.velocities[0]).any()
+    assert optimizer.step_count == 700  # just flushed
+    velocity = host(optimizer.velocities[0])
+    assert velocity[0] == 0 and velocity[1] == pytest.approx(-10.0, rel=1e-4)
+
+
+@pytest.mark.parametrize("float32_first", [True, False])
+def test_clip_grad_norm_keeps_each_gradient_in_its_own_dtype(float32_first):
+    a, b = Parameter(np.zeros(2, np.float32)), Parameter(np.zeros(2, np.float64))
+    a.grad = Variable(np.array([3.0, 4.0], np.float32))
+    b.grad = Variable(np.array([0.0, 0.0], np.float64))
+    assert clip_grad_norm([a, b] if float32_first else [b, a], 1.0) == pytest.approx(5.0)
+    assert (a.grad.dtype, b.grad.dtype) == (np.float32, np.float64)
+    np.testing.assert_allclose(a.grad.data, [0.6, 0.8], rtol=1e-5)

@@ -47,10 +47,13 @@ def load_table(name, n_columns, data_dir=None):
     if table.shape[1] != n_columns:
         raise ValueError(f"corrupt data file {path}: expected {n_columns} columns per row, "
                          f"found {table.shape[1]}")
+    with np.errstate(over="ignore"):  # a number beyond float32's range becomes inf, refused below
+        table = table.astype(DEFAULT_DTYPE)
     if not np.isfinite(table).all():
         bad_row = int(np.nonzero(~np.isfinite(table).all(axis=1))[0][0])
-        raise ValueError(f"corrupt data file {path}: non-finite value in data row {bad_row + 1}")
-    return table.astype(DEFAULT_DTYPE)
+        raise ValueError(f"corrupt data file {path}: non-finite value in data row {bad_row + 1} "
+                         f"(NaN, inf, or beyond the float32 range)")
+    return table
 
 
 def load_old_faithful(data_dir=None):
