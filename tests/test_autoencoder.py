@@ -7,7 +7,7 @@ import zero
 from conftest import host, on
 from zero.autoencoder import Autoencoder, add_noise, reconstruction_errors, roc_auc, roc_curve
 from zero.optimizers import Adam
-from zero.training import fit
+from zero.training import fit, load_checkpoint, save_checkpoint
 
 
 def test_shapes_and_the_loss_by_hand():
@@ -121,3 +121,30 @@ def test_the_networks_have_the_documented_layer_sizes():
                       "decoder.layers.1.W": (16, 30), "decoder.layers.1.b": (30,)}
     default = {name: p.data.shape for name, p in Autoencoder().named_params()}
     assert default["encoder.layers.0.W"] == (784, 200) and default["encoder.layers.1.W"] == (200, 20)
+
+
+@pytest.mark.parametrize("negative, positive", [([1.0, 2.0], []), ([], [])])
+def test_roc_auc_without_positives_is_refused(negative, positive):
+    with pytest.raises(ValueError, match=r"roc_auc needs scores of both kinds, got \d negative and 0 positive"):
+        roc_auc(negative, positive)
+
+
+def test_a_denoising_autoencoders_checkpoint_is_refused_by_a_plain_one(tmp_path):
+    np.random.seed(0)
+    save_checkpoint(tmp_path / "dae.npz", Autoencoder(6, 4, 2, noise_std=0.5))
+    with pytest.raises(ValueError, match=r"trained with noise_std '0\.5', but this Autoencoder has noise_std '0'"):
+        load_checkpoint(tmp_path / "dae.npz", Autoencoder(6, 4, 2))
+    load_checkpoint(tmp_path / "dae.npz", Autoencoder(6, 4, 2, noise_std=0.5))
+
+
+def test_the_reconstruction_is_relu_layers_then_a_sigmoid_computed_in_numpy():
+    np.random.seed(0)
+    model = Autoencoder(6, 5, 2)
+    x = np.random.rand(3, 6).astype(np.float32)
+    (W0, b0), (W1, b1) = [(layer.W.data, layer.b.data) for layer in model.encoder.layers]
+    (V0, c0), (V1, c1) = [(layer.W.data, layer.b.data) for layer in model.decoder.layers]
+    z = np.maximum(x @ W0 + b0, 0) @ W1 + b1
+    x_hat = 1 / (1 + np.exp(-(np.maximum(z @ V0 + c0, 0) @ V1 + c1)))
+    assert (z < 0).any() and (z > 0).any()                 # the code itself is not passed through a ReLU
+    np.testing.assert_allclose(model.encode(x).data, z, rtol=1e-5, atol=1e-6)
+    np.testing.assert_allclose(model(x).data, x_hat, rtol=1e-5, atol=1e-6)

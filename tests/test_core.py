@@ -2,7 +2,9 @@
 higher-order derivatives, config switches, dtypes, devices and bad input."""
 import gc
 import math
+import os
 import weakref
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -422,6 +424,7 @@ def test_array_helpers_sum_to_and_axes():
     np.testing.assert_array_equal(sum_to(x, (3, 1)), x.sum(axis=(0, 2))[:, None])
     np.testing.assert_array_equal(sum_to(x, (1, 4)), x.sum(axis=(0, 1))[None, :])
     assert normalize_axes((-1, 0), 3) == (0, 2) and normalize_axes(None, 2) == (0, 1)
+    assert normalize_axes(np.int64(-2), 3) == (1,)  # a NumPy integer is one axis too
     assert keepdims_shape((2, 3, 4), -2) == (2, 1, 4)
 
 
@@ -431,6 +434,18 @@ def test_npz_saved_atomically_into_a_new_folder(tmp_path):
     with np.load(path) as saved:
         np.testing.assert_array_equal(saved["w"], [0.0, 1.0, 2.0])
     assert [p.name for p in path.parent.iterdir()] == ["arrays.npz"]
+
+
+def test_npz_is_written_beside_its_target_then_renamed(tmp_path, monkeypatch):
+    """The temporary file sits in the target's folder: a rename within one file system is atomic
+    (from another one, os.replace would copy, or fail)."""
+    renames = []
+    real_replace = os.replace
+    monkeypatch.setattr(os, "replace", lambda source, target: (renames.append((source, target)),
+                                                                  real_replace(source, target)))
+    path = save_npz_atomically(tmp_path / "arrays.npz", {"w": np.arange(3.0)})
+    (source, target), = renames
+    assert Path(source).parent == tmp_path and Path(target) == path
 
 
 def test_dot_graph_lists_every_function_and_variable(tmp_path, monkeypatch):

@@ -287,3 +287,53 @@ def test_a_bad_matrix_in_a_two_dimensional_batch_is_named_by_its_plain_index():
     batch[1, 2] = 0.0
     with pytest.raises(ValueError, match=r"\(component \(1, 2\)\)"):
         cholesky(batch, index_name="component")
+
+
+@pytest.mark.parametrize("matrix", [np.ones(3), np.array(2.0)], ids=["1-d", "0-d"])
+def test_cholesky_of_a_vector_or_a_number_is_named_not_square(matrix):
+    with pytest.raises(ValueError, match=r"covariance must be a square matrix \(\.\.\., D, D\), got shape"):
+        cholesky(matrix)
+
+
+def test_a_covariance_asymmetric_beyond_rounding_is_refused():
+    with pytest.raises(ValueError, match="covariance is not symmetric"):
+        cholesky(np.array([[2.0, 0.5], [0.5 + 2e-4, 1.0]]))      # |C - C^T| = 1e-4 of the largest entry
+    rounded = np.array([[2.0, 0.5], [0.5 + 1e-12, 1.0]])
+    np.testing.assert_allclose(cholesky(rounded), np.linalg.cholesky(rounded))
+
+
+def test_a_factor_of_nans_as_cupy_returns_it_is_refused_and_named(monkeypatch):
+    """CuPy's cholesky does not raise on a matrix that is not positive definite: it returns NaNs."""
+    numpy_cholesky = np.linalg.cholesky
+
+    def cupy_like(matrix):
+        try:
+            return numpy_cholesky(matrix)
+        except np.linalg.LinAlgError:
+            return np.full(np.shape(matrix), np.nan)
+
+    monkeypatch.setattr(np.linalg, "cholesky", cupy_like)
+    with pytest.raises(ValueError, match="covariance is not positive definite"):
+        cholesky(np.array([[1.0, 2.0], [2.0, 1.0]]))
+    with pytest.raises(ValueError, match=r"not positive definite \(index 1\)"):
+        cholesky(np.stack([np.eye(2), -np.eye(2)]))
+
+
+def test_one_bad_matrix_is_named_without_an_index():
+    with pytest.raises(ValueError, match=r"^covariance is not positive definite: it is singular"):
+        cholesky(np.zeros((2, 2)))
+
+
+def test_the_singularity_threshold_is_10_d_eps_times_the_largest_variance():
+    eps = np.finfo(np.float64).eps
+    with pytest.raises(ValueError, match="not positive definite"):
+        cholesky(np.diag([1.0, 10 * 2 * eps * 0.9]))      # pivot^2 just below 10 D eps
+    just_above = np.diag([4.0, 4 * 10 * 2 * eps * 1.5])
+    np.testing.assert_allclose(cholesky(just_above), np.diag([2.0, 2 * math.sqrt(30 * eps)]))
+
+
+def test_float32_gaussians_give_float32_log_densities():
+    x = np.array([[0.5, -1.0], [2.0, 0.0]], dtype=np.float32)
+    log_pdf = multivariate_normal_log_pdf(x, MEAN.astype(np.float32), COVARIANCE.astype(np.float32))
+    assert log_pdf.dtype == np.float32
+    np.testing.assert_allclose(log_pdf, multivariate_normal_log_pdf(x.astype(np.float64), MEAN, COVARIANCE), rtol=1e-6)

@@ -252,3 +252,16 @@ def test_two_moons_noise_has_the_given_std_by_default_five_hundredths(noise):
 
 def test_two_moons_seeds_give_different_points():
     assert not np.array_equal(two_moons(10, seed=5), two_moons(10, seed=6))
+
+
+def test_stages_move_host_points_to_the_models_device(device):
+    flow = random_flow(2, dtype=np.float32).to(device)
+    x = np.random.default_rng(7).standard_normal((4, 2)).astype(np.float32)
+    stages = flow.stages(x)
+    assert all(zero.backend.device_of(points) == device for points in stages)
+    np.testing.assert_allclose(host(stages[-1]), host(flow(on(device, x))[0].data), rtol=1e-6)
+
+
+def test_a_three_dimensional_flow_samples_three_dimensional_points():
+    np.random.seed(0)
+    assert RealNVP(dim=3, hidden_size=4, num_couplings=2).sample(5).shape == (5, 3)

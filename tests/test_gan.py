@@ -539,3 +539,36 @@ def test_score_generator_scores_n_images_drawn_in_eval_mode(monkeypatch):
     assert scores["frechet_distance"] == 1.0
     for before, (_, after) in zip(running_before, generator.named_buffers()):
         np.testing.assert_array_equal(before, host(after))
+
+
+def test_train_gan_refuses_an_unknown_generator_loss_before_any_step():
+    generator, discriminator = _ConstantGenerator(0.3), _MeanDiscriminator(0.5, -0.2)
+    with pytest.raises(ValueError, match=r"generator loss must be one of .*non_saturating.*got 'wasserstein'"):
+        train_gan(generator, discriminator, SGD(generator.params(), 0.1), SGD(discriminator.params(), 0.1),
+                  np.ones((8, 784), np.float32), epochs=1, batch_size=4, loss="wasserstein")
+    assert (discriminator.w.data[0], discriminator.c.data[0]) == (np.float32(0.5), np.float32(-0.2))
+    assert generator.calls == 0
+
+
+@pytest.mark.parametrize("kind", ["non_saturating", "minimax"])
+def test_generator_gradient_norm_sums_over_every_parameter_of_the_generator(kind):
+    np.random.seed(0)
+    generator, discriminator = MLPGenerator(2, 3), MLPDiscriminator(4).eval()
+    np.random.seed(1)
+    norm = generator_gradient_norm(generator, discriminator, 5, kind)
+    np.random.seed(1)
+    generator_loss(discriminator(generator(generator.latent(5))), kind).backward()
+    squares = [float((param.grad.data ** 2).sum()) for param in generator.params()]
+    assert sum(value > 0 for value in squares) > 1
+    assert norm == pytest.approx(math.sqrt(sum(squares)), rel=1e-6)
+
+
+def test_dc_generator_ends_with_a_biased_transposed_convolution_and_a_sigmoid():
+    """With the last layer's weights zero, every pixel of every image is sigmoid(its bias)."""
+    np.random.seed(0)
+    generator = DCGenerator(latent_size=4, width=2)
+    generator.up2.W.data = np.zeros_like(generator.up2.W.data)
+    generator.up2.b.data = np.array([1.5], np.float32)
+    images = generator(generator.latent(3)).data
+    assert images.shape == (3, 784)
+    np.testing.assert_allclose(images, np.full((3, 784), sigmoid(1.5)), rtol=1e-6)

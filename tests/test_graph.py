@@ -7,8 +7,9 @@ import numpy as np
 import pytest
 
 import zero.functions as F
-from zero import Variable
+from zero import Function, Variable
 from zero.graph import draw_graph, get_dot_graph, graph_layers, plot_dot_graph
+from zero.utils import gradient_check
 
 
 def _expression():
@@ -150,3 +151,54 @@ def test_draw_graph_passes_verbose_on_to_graphviz(tmp_path, monkeypatch):
     _, y = _expression()
     draw_graph(y, tmp_path / "graph.png", verbose=False)
     assert (tmp_path / "graph.dot").read_text() == get_dot_graph(y, verbose=False)
+
+
+def test_dot_labels_a_zero_dimensional_variable_scalar():
+    _, y = _expression()
+    assert 'label="y: scalar float64"' in get_dot_graph(y)
+
+
+def test_dot_labels_a_variable_without_data_by_its_name_only():
+    text = get_dot_graph(Variable(None, name="w"))
+    assert 'label="w"' in text and "->" not in text
+
+
+def test_gradient_check_returns_the_largest_difference_over_all_inputs():
+    """Central differences of v^3 are 3 v^2 + eps^2 (0.01 off the backward at eps 0.1); of 2 w, exact."""
+    worst = gradient_check(lambda v, w: v ** 3 + w * 2.0, np.array([1.0, -2.0]), np.array([0.5, 3.0]),
+                           eps=0.1, rtol=1.0)
+    assert worst == pytest.approx(0.01)
+
+
+class _SquareOffBy(Function):
+    """x^2 with a backward `offset` too large."""
+    def __init__(self, offset):
+        self.offset = offset
+
+    def forward(self, x):
+        return x * x
+
+    def backward(self, gy):
+        return gy * 2 * self.inputs[0] + self.offset
+
+
+def test_gradient_check_allows_an_absolute_error_of_1e_5_where_the_gradient_is_zero():
+    at_zero = np.zeros(2)
+    assert gradient_check(lambda v: _SquareOffBy(5e-6)(v), at_zero) == pytest.approx(5e-6)
+    with pytest.raises(AssertionError, match="gradient check failed for input 0"):
+        gradient_check(lambda v: _SquareOffBy(1e-4)(v), at_zero)
+
+
+def test_dot_draws_variables_as_filled_orange_ovals_and_functions_as_filled_blue_boxes():
+    _, y = _diamond()
+    text = get_dot_graph(y)
+    node_lines = [line for line in text.splitlines() if "[label=" in line]
+    functions = [line for line in node_lines if "shape=box" in line]
+    assert len(functions) == 4 and all("color=lightblue, style=filled" in line for line in functions)
+    variables = [line for line in node_lines if "shape=box" not in line]
+    assert variables and all(line.endswith("color=orange, style=filled]") for line in variables)
+
+
+def test_picture_layers_label_a_variable_without_data_by_its_name_only():
+    nodes, edges = graph_layers(Variable(None, name="w"))
+    assert [label for label, *_ in nodes.values()] == ["w"] and edges == []

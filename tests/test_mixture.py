@@ -258,7 +258,9 @@ def test_default_settings():
 
 
 @pytest.mark.parametrize("settings, problem", [
-    ({"n_components": 0}, "n_components must be at least 1, got 0"),
+    ({"n_components": 0}, "GaussianMixture: n_components must be a whole number >= 1, got 0"),
+    ({"n_components": 2, "max_iter": 0}, "GaussianMixture: max_iter must be a whole number >= 1, got 0"),
+    ({"n_components": 2, "max_iter": -3}, "max_iter must be a whole number >= 1, got -3"),
     ({"n_components": 2, "reg_covar": -0.5}, "reg_covar must be >= 0, got -0.5"),
 ])
 def test_bad_settings_are_refused(settings, problem):
@@ -370,3 +372,46 @@ def test_sample_without_a_seed_uses_the_mixtures_seed():
     gmm = GaussianMixture(2, seed=7).fit(data)
     np.testing.assert_array_equal(gmm.sample(20)[0], gmm.sample(20, seed=7)[0])
     assert not np.array_equal(gmm.sample(20)[0], gmm.sample(20, seed=0)[0])
+
+
+def test_the_first_iteration_has_nothing_to_compare_with_so_em_runs_at_least_two():
+    """history[0] has no predecessor: however large tol is, convergence is judged from iteration 2."""
+    gmm = GaussianMixture(2, tol=1e9).fit(load_old_faithful())
+    assert gmm.converged and gmm.n_iter == len(gmm.log_likelihood_history) == 2
+
+
+def test_float32_initial_parameters_are_used_in_float64():
+    x = np.random.default_rng(3).normal(size=(30, 2)) * [1.0, 5.0] + 100.0
+    weights = np.array([0.3, 0.7], np.float32)
+    means = (x[[0, 1]] + 0.1).astype(np.float32)
+    covariances = np.stack([np.diag([1.1, 20.3]), np.diag([0.7, 30.1])]).astype(np.float32)
+    history = []
+    for dtype in (np.float32, np.float64):
+        gmm = _fit_quietly(GaussianMixture(2, max_iter=1), x, weights=weights.astype(dtype),
+                           means=means.astype(dtype), covariances=covariances.astype(dtype))
+        history.append(gmm.log_likelihood_history[0])
+    assert history[0] == pytest.approx(history[1], rel=1e-14, abs=0)
+
+
+def test_verbose_prints_the_log_likelihood_of_every_iteration_and_quiet_prints_nothing(capsys):
+    data = load_old_faithful()
+    gmm = GaussianMixture(2, verbose=True).fit(data)
+    lines = capsys.readouterr().out.splitlines()
+    assert len(lines) == gmm.n_iter
+    assert lines[0] == f"  EM iteration   1: mean log-likelihood {gmm.log_likelihood_history[0]:.6f}"
+    GaussianMixture(2).fit(data)
+    assert capsys.readouterr().out == ""
+
+
+def test_one_point_gives_one_log_probability():
+    gmm = GaussianMixture(2).fit(load_old_faithful())
+    assert gmm.log_prob(np.array([[3.0, 70.0]])).shape == (1,)
+    assert gmm.predict_proba(np.array([[3.0, 70.0]])).shape == (1, 2)
+
+
+def test_fit_takes_a_list_of_rows():
+    rows = np.random.default_rng(5).normal(size=(30, 2)).round(3)
+    from_list = GaussianMixture(2).fit(rows.tolist())
+    from_array = GaussianMixture(2).fit(rows.astype(np.float32))
+    np.testing.assert_array_equal(from_list.means, from_array.means)
+    assert from_list.predict_proba(rows.tolist()).dtype == np.float32

@@ -168,3 +168,24 @@ def test_save_loss_curves_labels_the_axes_and_ticks_whole_epochs(tmp_path, monke
     assert [text.get_text() for text in ax.get_legend().get_texts()] == ["fit", "check"]
     ticks = [tick for tick in ax.get_xticks() if 1 <= tick <= 3]
     assert ticks and all(tick == int(tick) for tick in ticks)
+
+
+def test_macos_always_has_a_display_for_show(monkeypatch, headless):
+    monkeypatch.setattr(zero.plot.sys, "platform", "darwin")
+    figures(show=True)
+    assert zero.plot._show
+
+
+def test_figures_are_saved_at_100_dpi(tmp_path):
+    from PIL import Image
+    plt = figures()
+    fig, ax = plt.subplots(figsize=(2, 1))
+    ax.plot([0, 1], [0, 1])
+    path = zero.plot.save(fig, tmp_path, "small")
+    with Image.open(path) as image:
+        assert image.info["dpi"] == pytest.approx((100, 100), abs=0.01)
+
+
+def test_moving_average_keeps_float64_precision():
+    values = [1e8 + step for step in range(8)]                        # float32 steps by 8 there
+    np.testing.assert_array_equal(zero.plot.moving_average(values, width=2), [1e8 + step + 0.5 for step in range(7)])

@@ -84,8 +84,8 @@ def graph_layers(output):
     def add_variable(v):
         if id(v) not in labels:
             label = v.name or ""
-            shape = "x".join(str(n) for n in v.shape) or "scalar"
-            labels[id(v)] = f"{label}\n{shape}" if label else shape
+            shape = "" if v.data is None else "x".join(str(n) for n in v.shape) or "scalar"
+            labels[id(v)] = "\n".join(part for part in (label, shape) if part)
             kinds[id(v)], rows[id(v)] = "variable", 2 * v.generation
 
     add_variable(output)

@@ -25,6 +25,7 @@ import numpy as np
 
 from zero.backend import DEFAULT_DTYPE, device_of, get_array_module, to_device, to_numpy
 from zero.distributions import cholesky, gaussian_log_pdf_cholesky
+from zero.utils import check_count
 
 MIN_RESPONSIBILITY = 1e-10  # a component whose N_k falls below this has lost all its points
 ROWS_PER_BLOCK = 4096       # M-step: rows per block when summing the covariances
@@ -56,8 +57,8 @@ class GaussianMixture:
     """
 
     def __init__(self, n_components, reg_covar=1e-6, tol=1e-3, max_iter=100, seed=0, verbose=False):
-        if int(n_components) < 1:
-            raise ValueError(f"n_components must be at least 1, got {n_components}")
+        check_count("GaussianMixture", "n_components", n_components)
+        check_count("GaussianMixture", "max_iter", max_iter)  # 0 would fit nothing and report no change
         if reg_covar < 0:
             raise ValueError(f"reg_covar must be >= 0, got {reg_covar}")
         self.n_components = int(n_components)
