@@ -451,3 +451,107 @@ def test_sample_refuses_a_shape_without_images():
     """--samples 0 ran the whole reverse chain and failed later, in scoring or plotting."""
     with pytest.raises(ValueError, match=r"sample: shape must hold at least one image.*got \(0, 1, 28, 28\)"):
         Diffusion(10).sample(lambda x, t: x * 0, (0, 1, 28, 28), progress=False)
+
+
+def test_a_final_beta_of_one_is_refused():
+    """beta_T = 1 makes alpha_bar_T = 0, and every step that divides by sqrt(alpha_bar_T) infinite."""
+    import re
+    with pytest.raises(ValueError, match=re.escape("Diffusion: beta_start and beta_end must lie in (0, 1), "
+                                                   "got 0.0001 and 1.0")):
+        Diffusion(10, beta_end=1.0)
+
+
+def test_q_sample_of_flat_data_broadcasts_per_example():
+    """x0 (N, D): alpha_bar_t is taken per row, whatever the number of axes."""
+    diffusion = Diffusion(100)
+    rng = np.random.default_rng(20)
+    x0, noise = rng.standard_normal((2, 3, 5)).astype(np.float32)
+    t = np.array([1, 100, 40])
+    x_t = diffusion.q_sample(x0, t, noise)
+    _, _, alpha_bars, _ = _schedule(100)
+    expected = (np.sqrt(alpha_bars[t - 1])[:, None] * x0 + np.sqrt(1 - alpha_bars[t - 1])[:, None] * noise)
+    assert x_t.shape == (3, 5)
+    np.testing.assert_allclose(x_t, expected, rtol=1e-5, atol=1e-6)
+
+
+@pytest.mark.parametrize("t", [1, 2, 10])
+def test_q_step_uses_the_coefficients_of_its_own_time_step(t):
+    diffusion = Diffusion(10, beta_start=0.01, beta_end=0.5)
+    x_prev = np.array([1.0, -2.0], np.float32)
+    noise = np.array([0.5, 1.0], np.float32)
+    beta = np.linspace(0.01, 0.5, 10)[t - 1]
+    np.testing.assert_allclose(diffusion.q_step(x_prev, t, noise),
+                               np.sqrt(1 - beta) * x_prev + np.sqrt(beta) * noise, rtol=1e-6)
+
+
+def test_posterior_variance_is_shaped_to_broadcast_over_images(device):
+    diffusion = Diffusion(10, device=device)
+    x = on(device, np.zeros((3, 2, 4, 4), np.float32))
+    mean, variance = diffusion.posterior_mean_variance(x, x, on(device, np.array([1, 5, 10])))
+    assert mean.shape == (3, 2, 4, 4) and variance.shape == (3, 1, 1, 1)
+
+
+def test_loss_feeds_the_model_float32_images():
+    diffusion = Diffusion(10)
+    model = _SpyModel()
+    np.random.seed(0)
+    loss = diffusion.loss(model, np.zeros((4, 1, 2, 2), np.float32))
+    (seen_x_t, _, _), = model.calls
+    assert seen_x_t.dtype == np.float32 and loss.dtype == np.float32
+
+
+@pytest.mark.parametrize("guidance_scale", [0, 1])
+def test_guidance_scales_zero_and_one_need_a_single_plain_batch(guidance_scale):
+    """gamma = 0 and gamma = 1 are the unconditional and the conditional model: one call on the N
+    images, not the doubled batch."""
+    diffusion = Diffusion(20)
+    x = np.ones((3, 1, 2, 2), np.float32)
+    model = _ConditionalSpyModel()
+    diffusion.predict_noise(model, x, np.array([4, 9, 20]), np.array([0, 1, 2]), guidance_scale=guidance_scale)
+    (seen_x, _, seen_labels), = model.calls
+    assert seen_x.shape == (3, 1, 2, 2)
+    assert list(seen_labels) == ([3, 3, 3] if guidance_scale == 0 else [0, 1, 2])
+
+
+def test_ddpm_last_step_draws_no_noise():
+    """t = 1 returns the mean without drawing z: the generator is left where it was."""
+    diffusion = Diffusion(10)
+    x = np.ones((2, 1, 4, 4), np.float32)
+    np.random.seed(3)
+    diffusion.ddpm_step(x, np.zeros_like(x), 1)
+    after = np.random.random_sample()
+    np.random.seed(3)
+    assert after == np.random.random_sample()
+
+
+def test_ddim_takes_50_steps_by_default():
+    steps = Diffusion(1000).sampling_timesteps("ddim")
+    assert len(steps) == 50 and steps[0] == 1000 and steps[-1] == 1
+
+
+def test_sample_moves_host_labels_to_the_device(device):
+    np.random.seed(0)
+    model = UNet(channels=(4, 8, 8), time_embed_dim=8, num_classes=3).to(device)
+    diffusion = Diffusion(10, device=device)
+    samples = diffusion.sample(model, (2, 1, 4, 4), labels=np.array([0, 2]), guidance_scale=2.0,
+                               sampler="ddim", steps=2, progress=False)
+    assert samples.shape == (2, 1, 4, 4) and zero.backend.device_of(samples) == device
+
+
+def test_a_stochastic_ddim_step_stays_in_float32():
+    diffusion = Diffusion(10)
+    np.random.seed(0)
+    x = np.ones((2, 1, 2, 2), np.float32)
+    assert diffusion.ddim_step(x, np.zeros_like(x), 8, 4, eta=1.0).dtype == np.float32
+
+
+def test_snapshot_every_zero_takes_no_snapshots():
+    samples = Diffusion(3).sample(_SpyModel(), (1, 1, 2, 2), snapshot_every=0, progress=False)
+    assert isinstance(samples, np.ndarray) and samples.shape == (1, 1, 2, 2)
+
+
+def test_the_progress_bar_shows_only_when_asked(capsys):
+    Diffusion(3).sample(_SpyModel(), (1, 1, 2, 2), progress=False)
+    assert capsys.readouterr().err == ""
+    Diffusion(3).sample(_SpyModel(), (1, 1, 2, 2), progress=True)
+    assert "ddpm sampling" in capsys.readouterr().err

@@ -5,9 +5,13 @@ import numpy as np
 import pytest
 from scipy import linalg
 
+import zero.metrics
 from conftest import on
+from zero.data import DataLoader, Dataset
+from zero.layers import Dropout, Linear
 from zero.metrics import (MnistClassifier, classifier_for_scoring, classify, feature_statistics, frechet_distance,
                           referee_epochs, score_samples, share_interval, train_classifier)
+from zero.models import Model
 from zero.optimizers import Adam
 
 
@@ -261,7 +265,7 @@ def test_feature_statistics_refuses_too_few_rows_for_a_covariance(shape):
 
 
 def test_classify_refuses_an_empty_batch_by_name():
-    with pytest.raises(ValueError, match=r"classify: got no images \(an empty batch of shape \(0, 1, 28, 28\)\)"):
+    with pytest.raises(ValueError, match=r"classify: no images to classify \(an empty array of shape \(0, 1, 28, 28\)\)"):
         classify(MnistClassifier(), np.zeros((0, 1, 28, 28), np.float32))
 
 
@@ -276,3 +280,106 @@ def test_feature_statistics_of_two_rows_are_float64_even_from_float32_features()
     assert mean.dtype == cov.dtype == np.float64
     np.testing.assert_allclose(mean, [1.0, 3.0])
     np.testing.assert_allclose(cov, [[2.0, 4.0], [4.0, 8.0]])   # divided by N - 1 = 1
+
+
+def test_score_samples_refuses_reference_images_and_statistics_together():
+    images = np.zeros((2, 1, 28, 28), np.float32)
+    statistics = (np.zeros(128), np.eye(128))
+    with pytest.raises(ValueError, match="score_samples: give reference images or reference_statistics, not both"):
+        score_samples(MnistClassifier(), images, reference=images, reference_statistics=statistics)
+
+
+def test_score_samples_refuses_labels_that_do_not_pair_with_the_images():
+    with pytest.raises(ValueError, match="score_samples: 3 labels for 5 images"):
+        score_samples(MnistClassifier(), np.zeros((5, 1, 28, 28), np.float32), labels=np.array([1, 2, 3]))
+
+
+@pytest.mark.parametrize("negative", ["cov1", "cov2"])
+def test_a_slightly_negative_eigenvalue_counts_as_zero(negative):
+    """Rounding can leave a covariance eigenvalue just below 0: its square root is 0, not sqrt(|value|)."""
+    slightly_negative, plain = np.diag([1.0, -1e-6]), np.eye(2)
+    covs = (slightly_negative, plain) if negative == "cov1" else (plain, slightly_negative)
+    distance = frechet_distance(np.zeros(2), covs[0], np.zeros(2), covs[1])
+    assert distance == pytest.approx(1 - 1e-6, abs=1e-12)
+
+
+class _DropoutClassifier(MnistClassifier):
+    def __init__(self):
+        super().__init__()
+        self.drop = Dropout(0.5)
+
+    def features(self, x):
+        return self.drop(super().features(x))
+
+
+def test_classify_runs_the_classifier_in_test_mode():
+    np.random.seed(0)
+    model = _DropoutClassifier()
+    images, _ = _toy_digits(4)
+    first, second = classify(model, images), classify(model, images)
+    np.testing.assert_array_equal(first[1], second[1])
+    model.eval()
+    np.testing.assert_array_equal(classify(model, images)[1], first[1])
+
+
+class _BatchRecorder(Model):
+    """A linear classifier of the flattened images that records the first pixel of each batch's images."""
+
+    def __init__(self):
+        super().__init__()
+        self.fc = Linear(10, in_size=784)
+        self.batches = []
+
+    def forward(self, x):
+        self.batches.append(x[:, 0, 0, 0].tolist())
+        return self.fc(x.reshape(len(x), -1))
+
+
+def test_train_classifier_draws_each_epochs_batch_order_from_seed_and_epoch():
+    np.random.seed(0)
+    model = _BatchRecorder()
+    images, labels = _toy_digits(6)
+    images[:, 0, 0, 0] = np.arange(6)
+    train_classifier(model, Adam(model.params(), lr=0.0), images, labels, epochs=2, batch_size=3, seed=3)
+    expected = [x[:, 0, 0, 0].tolist() for epoch in (1, 2)
+                for x, _ in DataLoader(Dataset(images, labels), 3, seed=(3, epoch))]
+    assert model.batches == expected and model.batches[:2] != model.batches[2:]
+
+
+def test_the_features_are_the_relu_outputs_of_the_hidden_layer():
+    np.random.seed(0)
+    _, features = classify(MnistClassifier(), np.random.rand(4, 1, 28, 28).astype(np.float32))
+    assert features.min() == 0.0 and features.max() > 0
+
+
+def test_score_samples_compares_the_samples_features_with_the_reference_statistics():
+    np.random.seed(0)
+    model = MnistClassifier()
+    images, reference = np.random.rand(2, 6, 1, 28, 28).astype(np.float32)
+    statistics = feature_statistics(classify(model, reference)[1])
+    scores = score_samples(model, images, reference_statistics=statistics)
+    expected = frechet_distance(*feature_statistics(classify(model, images)[1]), *statistics)
+    assert scores["frechet_distance"] == pytest.approx(expected, rel=1e-12) and expected > 0
+
+
+def test_classifier_for_scoring_trains_with_step_10_1s_settings(tmp_path, monkeypatch):
+    """Adam with lr 1e-3, batches of 64, the given epochs, device and seed."""
+    calls = []
+
+    def record(model, optimizer, images, labels, epochs, batch_size, device, seed):
+        calls.append((type(optimizer), optimizer.lr, len(images), epochs, batch_size, device, seed))
+        return {"train_loss": [0.0] * epochs}
+
+    monkeypatch.setattr(zero.metrics, "train_classifier", record)
+    images, labels = _toy_digits(3)
+    classifier_for_scoring(tmp_path / "c.npz", images, labels, epochs=2, seed=3, save=False)
+    assert calls == [(Adam, 1e-3, 3, 2, 64, "cpu", 3)]
+
+
+def test_training_a_classifier_on_no_images_is_refused_by_name(tmp_path):
+    empty_images, empty_labels = np.zeros((0, 1, 28, 28), np.float32), np.zeros(0, np.int64)
+    with pytest.raises(ValueError, match=r"classifier_for_scoring: no images to train a classifier on \(an empty"):
+        classifier_for_scoring(tmp_path / "none.npz", empty_images, empty_labels, save=False)
+    with pytest.raises(ValueError, match=r"train_classifier: no training images \(an empty array of shape \(0, 1"):
+        model = MnistClassifier()
+        train_classifier(model, Adam(model.params()), empty_images, empty_labels, epochs=1)

@@ -914,3 +914,51 @@ def test_a_classifier_trained_for_scoring_without_a_source_saves_no_source_setti
     model = MnistClassifier()
     options = dict(seed=0, batch_size=64, lr=1e-3, resume=True, epochs=2, train_limit=16)
     assert resume(path, model, Adam(model.params()), Namespace(source="test", **options))[1] == 1
+
+
+def test_a_checkpoint_missing_a_parameter_of_the_model_is_refused_naming_it(tmp_path):
+    np.random.seed(0)
+    path = save_checkpoint(tmp_path / "run.npz", _layers(head=Linear(3, in_size=5)))
+    _assert_refused_unchanged(path, _layers(head=Linear(3, in_size=5), extra=Linear(2, in_size=3)),
+                              match=r"missing parameters \['extra\.W', 'extra\.b'\], unexpected none")
+
+
+def test_weights_load_onto_the_device_each_layer_lives_on(tmp_path):
+    np.random.seed(0)
+    model = _layers(head=Linear(3, in_size=5))
+    path = save_checkpoint(tmp_path / "run.npz", model)
+    model.head.to("strict")
+    load_checkpoint(path, model)
+    assert device_of(model.head.W.data) == "strict" and model.device == "cpu"
+
+
+def test_resume_checks_the_settings_it_is_given_instead_of_the_scripts_options(tmp_path):
+    model, optimizer, _ = _trained(steps=3)
+    checkpoint = tmp_path / "c.npz"
+    args = Namespace(lr=0.01, seed=0, resume=True)
+    save_checkpoint(checkpoint, model, optimizer, epoch=4, settings={**run_settings(args), "width": "8"})
+    other, other_optimizer, _ = _trained(steps=1)
+    with pytest.raises(ValueError, match=re.escape("--width 8 (now 16)")):
+        resume(checkpoint, other, other_optimizer, args, settings={**run_settings(args), "width": "16"})
+    assert resume(checkpoint, other, other_optimizer, Namespace(lr=0.5, seed=0, resume=True),
+                  settings={"width": "8"})[1] == 4
+
+
+def test_settings_of_any_type_are_saved_as_text(tmp_path):
+    np.random.seed(0)
+    model = _layers(head=Linear(3, in_size=5))
+    path = save_checkpoint(tmp_path / "run.npz", model, settings={"train_limit": None, "seed": 3})
+    load_checkpoint(path, model, settings={"train_limit": None, "seed": 3})
+    with pytest.raises(ValueError, match=re.escape("--seed 3 (now 4)")):
+        load_checkpoint(path, model, settings={"seed": 4})
+
+
+def test_restore_if_trained_names_a_missing_checkpoint(tmp_path):
+    restored, message = restore_if_trained(_layers(head=Linear(3, in_size=5)), tmp_path / "none.npz", min_epochs=1)
+    assert not restored and message == f"no usable checkpoint (checkpoint not found: {tmp_path / 'none.npz'})"
+
+
+def test_restore_if_trained_refuses_a_file_that_is_not_an_npz_archive(tmp_path):
+    np.save(tmp_path / "weights.npy", np.zeros(3))  # was a TypeError from a with-statement
+    restored, message = restore_if_trained(_layers(head=Linear(3, in_size=5)), tmp_path / "weights.npy", min_epochs=1)
+    assert not restored and message.endswith("not an .npz archive)")

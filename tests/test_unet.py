@@ -146,3 +146,47 @@ def test_a_unet_takes_an_empty_batch():
     assert y.shape == (0, 1, 28, 28)
     empty = np.zeros((0, 2, 4, 4), np.float32)
     assert F.max_pool2d(empty, 2).shape == (0, 2, 2, 2) and F.upsample(empty, 2, "bilinear").shape == (0, 2, 8, 8)
+
+
+def test_time_steps_of_the_wrong_shape_are_refused():
+    model = UNet(channels=(4, 8, 8), time_embed_dim=6)
+    with pytest.raises(ValueError, match=r"UNet: expected one time step per image, t of shape \(2,\), got \(2, 1\)"):
+        model(np.zeros((2, 1, 8, 8), np.float32), np.array([[1], [2]]))
+
+
+def test_images_without_a_channel_axis_are_refused():
+    model = UNet(channels=(4, 8, 8), time_embed_dim=6)
+    with pytest.raises(ValueError, match=r"UNet: expected images \(N, C, H, W\).*got \(1, 8, 8\)"):
+        model(np.zeros((1, 8, 8), np.float32), np.array([1]))
+
+
+def test_time_steps_on_another_device_are_moved_to_the_images_device(device):
+    np.random.seed(0)
+    model = UNet(channels=(4, 8, 8), time_embed_dim=6).to(device)
+    other = "cpu" if device == "strict" else "strict"
+    y = model(on(device, np.zeros((2, 1, 8, 8), np.float32)), on(other, np.array([1, 5])))
+    assert y.device == device and y.shape == (2, 1, 8, 8)
+
+
+def test_unet_from_checkpoint_names_a_missing_file(tmp_path):
+    with pytest.raises(FileNotFoundError, match="checkpoint not found: .*absent.npz"):
+        unet_from_checkpoint(tmp_path / "absent.npz")
+
+
+def test_unet_from_checkpoint_refuses_another_network(tmp_path):
+    from zero.models import MLP
+    model = MLP((3, 4, 2))
+    model(np.zeros((1, 3), np.float32))
+    path = save_checkpoint(tmp_path / "mlp.npz", model)
+    with pytest.raises(ValueError, match=r"mlp.npz holds no U-Net \(no weight 'down1.conv1.W'\)"):
+        unet_from_checkpoint(path)
+
+
+def test_describe_names_the_architecture():
+    assert UNet(channels=(4, 8, 8), time_embed_dim=6, num_classes=3).describe() == \
+        "channels=(4, 8, 8), time_embed_dim=6, num_classes=3"
+
+
+def test_sinusoidal_encoding_keeps_large_time_steps_exact():
+    v = sinusoidal_encoding(np.array([4097, 40001]), 2, np)
+    assert v[:, 0] == pytest.approx([math.sin(4097), math.sin(40001)], abs=1e-3)

@@ -400,3 +400,47 @@ def test_evaluate_bounds_refuses_zero_samples_and_an_empty_image_array():
         evaluate_bounds(model, np.random.default_rng(0).random((2, 784), dtype=np.float32), samples=0)
     with pytest.raises(ValueError, match="evaluate_bounds: no images"):  # was a bare ZeroDivisionError
         evaluate_bounds(model, np.zeros((0, 784), np.float32), progress=False)
+
+
+@pytest.mark.parametrize("levels", [2, 3])
+def test_hierarchical_negative_elbo_below_the_top_is_the_monte_carlo_term_of_its_draw(levels):
+    """For one draw: -ELBO + log w = KL(q(z_L | .) || N(0, I)) + log N(z_L | 0, I) - log q(z_L | .); the levels
+    below the top cancel only if negative_elbo uses log q(z_l | .) - log N(z_l | zhat_l, I) of the drawn z_l."""
+    np.random.seed(35)
+    model = _float64(HierarchicalVAE(8, 5, 3, levels=levels))
+    x = V(np.random.rand(4, 8))
+    nelbo = _with_seed(36, model.negative_elbo, x).data
+    log_w = _with_seed(36, model.log_weight, x).data
+    W = {name: p.data for name, p in model.named_params()}
+    mu, logvar, z = _bottom_up_chain_by_hand(W, x.data, levels, seed=36)[-1]
+    kl = 0.5 * (np.exp(logvar) + mu ** 2 - 1 - logvar).sum(axis=1)
+    top = kl + norm.logpdf(z).sum(axis=1) - norm.logpdf(z, mu, np.exp(0.5 * logvar)).sum(axis=1)
+    np.testing.assert_allclose(nelbo + log_w, top, rtol=1e-8, atol=1e-10)
+
+
+def test_evaluate_bounds_leaves_a_model_in_eval_mode_in_eval_mode():
+    model = _KnownBounds(np.array([0.0]))
+    model.eval()
+    evaluate_bounds(model, np.ones((2, 3)), samples=1, progress=False)
+    assert not model.training
+
+
+def test_the_likelihood_describes_itself_with_its_std():
+    assert VAE(6, 4, 2, decoder_std=0.5).likelihood.describe() == "Gaussian p(x|z) with fixed std 0.5"
+    assert HierarchicalVAE(6, 4, 2, likelihood="bernoulli").likelihood.describe() == "Bernoulli p(x|z)"
+
+
+class _DtypeRecorder(_KnownBounds):
+    def __init__(self, offsets):
+        super().__init__(offsets)
+        self.dtypes = []
+
+    def negative_elbo(self, x):
+        self.dtypes.append(x.data.dtype)
+        return super().negative_elbo(x)
+
+
+def test_evaluate_bounds_hands_the_model_float32_images():
+    model = _DtypeRecorder(np.array([0.0]))
+    evaluate_bounds(model, np.ones((3, 2), np.float64), samples=1, progress=False)
+    assert model.dtypes == [np.float32]

@@ -30,6 +30,7 @@ from zero.layers import Conv2d, Linear
 from zero.models import Model
 from zero.optimizers import Adam
 from zero.training import load_checkpoint, save_checkpoint
+from zero.utils import check_not_empty
 
 NUM_CLASSES = 10
 
@@ -75,6 +76,7 @@ def train_classifier(model, optimizer, images, labels, epochs, batch_size=128, d
     images: host (N, 1, 28, 28) in [0, 1]; labels: host (N,) ints. Appends each epoch's mean
     training loss to history['train_loss'] and returns history.
     """
+    check_not_empty("train_classifier", images, "training images")
     history = {"train_loss": []} if history is None else history
     model.train()
     for epoch in range(start_epoch + 1, epochs + 1):
@@ -94,8 +96,7 @@ def train_classifier(model, optimizer, images, labels, epochs, batch_size=128, d
 def classify(model, images, batch_size=500):
     """Logits and features of images (N, 1, 28, 28) in [0, 1] (host or device array):
     host arrays (N, 10) and (N, 128), float64."""
-    if len(images) == 0:
-        raise ValueError(f"classify: got no images (an empty batch of shape {tuple(images.shape)})")
+    check_not_empty("classify", images, "images to classify")
     logits, features = [], []
     with no_grad(), test_mode():
         for start in range(0, len(images), batch_size):
@@ -155,9 +156,7 @@ def score_samples(model, images, labels=None, reference=None, reference_statisti
     """
     if reference is not None and reference_statistics is not None:
         raise ValueError("score_samples: give reference images or reference_statistics, not both")
-    if len(images) == 0:
-        raise ValueError("score_samples: got no images to score (an empty batch of shape "
-                         f"{tuple(images.shape)})")
+    check_not_empty("score_samples", images, "images to score")
     if labels is not None and len(labels) != len(images):
         raise ValueError(f"score_samples: {len(labels)} labels for {len(images)} images")
     logits, features = classify(model, images)
@@ -212,6 +211,7 @@ def classifier_for_scoring(path, images=None, labels=None, device="cpu", epochs=
         raise FileNotFoundError(f"no classifier checkpoint at {path}: run "
                                 f"steps/step10_conditional_diffusion/1_classifier.py first")
     else:
+        check_not_empty("classifier_for_scoring", images, "images to train a classifier on")
         epochs = epochs or referee_epochs(len(images))
         print(f"classifier: none at {path}; training one here ({epochs} epochs on {len(images):,} images)")
         lr, batch_size = 1e-3, 64   # step 10.1's defaults

@@ -37,7 +37,7 @@ from zero.core import Variable, no_grad, test_mode
 from zero.data import DataLoader, Dataset
 from zero.mnist import SPLITS, find_local, load_mnist, mnist_dir
 from zero.optimizers import Adam
-from zero.utils import check_count, save_npz_atomically
+from zero.utils import check_count, check_not_empty, save_npz_atomically
 
 TEST_ONLY_TRAIN_SIZE = 8_000   # test images 0..7999 train, 8000..9999 are held out
 FORMAT_VERSION = 1
@@ -127,8 +127,7 @@ def add_data_options(parser, train_limit=None, heldout_limit=None):
 def mean_loss(model, images, batch_size=500, device="cpu"):
     """model.loss(x) averaged over all images (N, ...) host array, without a graph and in test mode
     (dropout off, batch norm on its running statistics, which stay as they are): a float."""
-    if len(images) == 0:
-        raise ValueError("mean_loss: no images to average the loss over (an empty array)")
+    check_not_empty("mean_loss", images, "images to average the loss over")
     total = 0.0
     with no_grad(), test_mode():
         for start in range(0, len(images), batch_size):
@@ -146,8 +145,7 @@ def fit(model, optimizer, x_train, epochs, batch_size=32, device="cpu", seed=0, 
     training loss (and held-out loss, if x_heldout is given) to history['train_loss'] and
     history['heldout_loss']; returns history.
     """
-    if len(x_train) == 0:
-        raise ValueError("fit: no training images (x_train is empty)")
+    check_not_empty("fit", x_train, "training images")
     history = {"train_loss": [], "heldout_loss": []} if history is None else history
     for epoch in range(start_epoch + 1, epochs + 1):
         loader = DataLoader(Dataset(x_train), batch_size, seed=(seed, epoch), device=device)

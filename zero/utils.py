@@ -43,6 +43,13 @@ def check_count(owner, name, value, optional=False):
         raise ValueError(f"{owner}: {name} must be a whole number >= 1, got {value!r}")
 
 
+def check_not_empty(owner, array, what):
+    """Refuse an array without rows, naming `owner` and what was missing: a mean over no images
+    would be a division by zero, a training run over them a model that learned nothing."""
+    if len(array) == 0:
+        raise ValueError(f"{owner}: no {what} (an empty array of shape {tuple(array.shape)})")
+
+
 def sum_to(x, shape):
     """Sum array x down to `shape` (the reverse of broadcasting shape -> x.shape)."""
     shape = tuple(shape)

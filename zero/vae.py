@@ -36,6 +36,7 @@ from zero.backend import get_array_module, get_backend, to_device
 from zero.core import Variable, no_grad
 from zero.layers import Layer, LayerList, Linear
 from zero.models import MLP, Model
+from zero.utils import check_not_empty
 
 LOG_2PI = math.log(2 * math.pi)
 LIKELIHOODS = ("gaussian", "bernoulli")
@@ -335,8 +336,7 @@ def evaluate_bounds(model, images, samples=100, batch_size=500, device="cpu", pr
     """
     if samples < 1:
         raise ValueError(f"evaluate_bounds: samples must be >= 1, got {samples}")
-    if len(images) == 0:
-        raise ValueError("evaluate_bounds: no images to evaluate (an empty array)")
+    check_not_empty("evaluate_bounds", images, "images to evaluate")
     training = model.training
     model.eval()
     nelbo_total = iwae_total = 0.0
