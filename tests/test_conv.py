@@ -6,6 +6,8 @@ gradients in float64 with hypothesis-drawn shapes, strides and paddings, the
 same computation on the strict device (no silent host copies), and, when
 PyTorch is installed, values and gradients against torch.nn.functional.
 """
+import re
+
 import numpy as np
 import pytest
 from hypothesis import given, settings
@@ -647,3 +649,137 @@ def test_batch_chunks_keep_each_buffer_within_the_budget(monkeypatch):
     assert conv_module._batch_chunks(7, 30) == [slice(0, 3), slice(3, 6), slice(6, 7)]
     assert conv_module._batch_chunks(3, 250) == [slice(0, 1), slice(1, 2), slice(2, 3)]   # one item over budget
     assert conv_module._batch_chunks(4, 0) == [slice(0, 4)]
+    assert conv_module._batch_chunks(150, 1) == [slice(0, 100), slice(100, 150)]   # one element per item
+
+
+# =============================================================================
+# Found by a mutation audit: argument checks at their boundaries, third-order max pooling
+# =============================================================================
+@pytest.mark.parametrize("name, value", [("stride", (1, 1, 1)), ("padding", (1,)), ("stride", 1.5),
+                                         ("padding", 0.5), ("stride", -1)])
+def test_conv2d_refuses_a_stride_or_padding_that_is_not_a_pair_of_whole_numbers(name, value):
+    x, w = np.zeros((1, 2, 5, 5)), np.zeros((3, 2, 3, 3))
+    with pytest.raises(ValueError, match=rf"{name} must be an int >= 0 or a pair of them, got {re.escape(repr(value))}"):
+        F.conv2d(x, w, **{name: value})
+
+
+def test_conv2d_takes_numpy_integers_for_stride_and_padding():
+    x, w = np.ones((1, 1, 5, 5)), np.ones((1, 1, 3, 3))
+    y = F.conv2d(x, w, stride=np.int64(2), padding=(np.int64(1), 1))
+    np.testing.assert_array_equal(y.data, F.conv2d(x, w, stride=2, padding=1).data)
+
+
+@pytest.mark.parametrize("name", ["stride", "padding"])
+def test_conv2d_refuses_a_bool_for_a_size(name):
+    with pytest.raises(ValueError, match=rf"{name} must be an int >= 0 or a pair of them, got True"):
+        F.conv2d(np.zeros((1, 2, 5, 5)), np.zeros((3, 2, 3, 3)), **{name: True})
+
+
+@pytest.mark.parametrize("stride", [(1, 0), (0, 1)])
+def test_convolutions_refuse_a_zero_stride_on_either_axis(stride):
+    x = np.zeros((1, 2, 5, 5))
+    with pytest.raises(ValueError, match=r"conv2d: stride must be >= 1"):
+        F.conv2d(x, np.zeros((3, 2, 3, 3)), stride=stride)
+    with pytest.raises(ValueError, match=r"conv_transpose2d: stride must be >= 1"):
+        F.conv_transpose2d(x, np.zeros((2, 3, 3, 3)), stride=stride)
+
+
+@pytest.mark.parametrize("op", [
+    lambda x: F.conv2d(x, x[:1]),
+    lambda x: F.max_pool2d(x, 2),
+    lambda x: F.avg_pool2d(x, 2),
+    lambda x: F.upsample(x, 2),
+], ids=["conv2d", "max_pool2d", "avg_pool2d", "upsample"])
+def test_integer_images_are_refused_by_name(op):
+    x = np.arange(2 * 2 * 4 * 4).reshape(2, 2, 4, 4)
+    with pytest.raises(TypeError, match=r"(conv2d|max_pool2d|avg_pool2d|upsample) needs floating-point x, got dtype int"):
+        op(x)
+
+
+@pytest.mark.parametrize("op", [
+    lambda x: F.max_pool2d(x, 2),
+    lambda x: F.avg_pool2d(x, 2),
+    lambda x: F.upsample(x, 2),
+], ids=["max_pool2d", "avg_pool2d", "upsample"])
+@pytest.mark.parametrize("shape", [(4, 4), (2, 4, 4)])
+def test_images_without_batch_or_channel_axis_are_refused_by_name(op, shape):
+    with pytest.raises(ValueError, match=r"expects x of shape \(N, C, H, W\), got shape " + re.escape(str(shape))):
+        op(np.zeros(shape))
+
+
+def test_conv2d_refuses_a_weight_that_is_not_four_dimensional_and_a_bias_that_is_not_a_vector():
+    x = np.zeros((1, 2, 5, 5))
+    with pytest.raises(ValueError, match=r"conv2d expects a 4-D weight, got shape \(3, 2, 3\)"):
+        F.conv2d(x, np.zeros((3, 2, 3)))
+    with pytest.raises(ValueError, match=r"conv2d: bias must have shape \(3,\), got \(3, 1\)"):
+        F.conv2d(x, np.zeros((3, 2, 3, 3)), np.zeros((3, 1)))
+
+
+@pytest.mark.parametrize("kernel", [(6, 3), (3, 6), (7, 7)])
+def test_conv2d_refuses_a_kernel_that_leaves_no_output_row_or_column(kernel):
+    """A 6-wide kernel on 5 pixels gives output size (5 - 6) // 1 + 1 = 0: refused, not an empty result."""
+    with pytest.raises(ValueError, match=r"conv2d: kernel .* does not fit input \(1, 2, 5, 5\)"):
+        F.conv2d(np.zeros((1, 2, 5, 5)), np.zeros((3, 2, *kernel)))
+
+
+@pytest.mark.parametrize("pool", [F.max_pool2d, F.avg_pool2d])
+def test_pooling_refuses_a_window_larger_than_the_image_and_zero_sizes(pool):
+    x = np.zeros((1, 2, 5, 5))
+    name = pool.__name__
+    with pytest.raises(ValueError, match=rf"{name}: kernel \(3, 6\) does not fit input \(1, 2, 5, 5\)"):
+        pool(x, (3, 6), stride=1)
+    with pytest.raises(ValueError, match=rf"{name}: kernel_size and stride must be >= 1, got \(0, 0\), \(1, 1\)"):
+        pool(x, 0, stride=1)
+    with pytest.raises(ValueError, match=rf"{name}: kernel_size and stride must be >= 1, got \(2, 2\), \(1, 0\)"):
+        pool(x, 2, stride=(1, 0))
+
+
+def test_upsample_refuses_a_zero_scale_factor():
+    with pytest.raises(ValueError, match=r"upsample: scale_factor must be a positive int, got 0"):
+        F.upsample(np.zeros((1, 1, 2, 2)), 0)
+
+
+def test_conv2d_grad_weight_refuses_a_gradient_that_does_not_fit_x():
+    x = np.zeros((2, 3, 5, 5))
+    for gy_shape in [(1, 4, 3, 3), (2, 4, 3, 2), (2, 4, 2, 3), (2, 4, 9)]:
+        with pytest.raises(ValueError, match=r"conv2d_grad_weight: gy must have shape \(2, OC, 3, 3\) for x "
+                                             r"\(2, 3, 5, 5\) and kernel \(3, 3\), got " + re.escape(str(gy_shape))):
+            F.conv2d_grad_weight(x, np.zeros(gy_shape), 3)
+    with pytest.raises(TypeError, match=r"conv2d_grad_weight: x and gy must share one dtype, got float64 and float32"):
+        F.conv2d_grad_weight(x, np.zeros((2, 4, 3, 3), np.float32), 3)
+    with pytest.raises(ValueError, match=r"conv2d_grad_weight expects x of shape \(N, C, H, W\)"):
+        F.conv2d_grad_weight(x[0], np.zeros((2, 4, 3, 3)), 3)
+
+
+def test_max_pool2d_third_derivative_matches_numerical():
+    """d/dx of the second derivative of sum(max_pool2d(x)^3) / 6 in directions v, u: the backward of
+    the op that double backprop builds (MaxPool2dSelect) must itself be right."""
+    rng = np.random.default_rng(13)
+    x = distinct(rng, (1, 2, 4, 4))
+    v, u = rng.standard_normal(x.shape), rng.standard_normal(x.shape)
+
+    def second_derivative(x):
+        x = x if isinstance(x, Variable) else Variable(x)
+        (F.max_pool2d(x, 2) ** 3).sum().backward(create_graph=True)
+        first, x.grad = x.grad, None
+        (first * Variable(v)).sum().backward(create_graph=True)
+        second, x.grad = x.grad, None
+        return (second * Variable(u)).sum() / 6
+
+    gradient_check(second_derivative, x)
+
+
+@pytest.mark.parametrize("stride", [(1, 2), (2, 1)])
+def test_conv2d_gradients_with_a_different_stride_per_axis(stride):
+    """A stride of 1 on one axis only must not take the stride-1 backward (hypothesis draws it only sometimes)."""
+    rng = np.random.default_rng(14)
+    x, w, b = rng.standard_normal((2, 2, 5, 6)), rng.standard_normal((3, 2, 3, 3)), rng.standard_normal(3)
+    gy = Variable(rng.standard_normal(F.conv2d(x, w, b, stride, 1).shape))
+    gradient_check(lambda x, w, b: (F.conv2d(x, w, b, stride, 1) * gy).sum(), x, w, b)
+
+
+def test_conv_transpose2d_refuses_padding_that_leaves_no_output():
+    """(1 - 1) * 1 - 2 * 1 + 2 = 0 rows: refused, not an empty result."""
+    with pytest.raises(ValueError, match=r"conv_transpose2d: kernel \(2, 2\) does not fit input \(1, 2, 1, 1\) "
+                                         r"\(output size \(0, 0\)\)"):
+        F.conv_transpose2d(np.zeros((1, 2, 1, 1)), np.zeros((2, 3, 2, 2)), padding=1)

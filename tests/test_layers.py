@@ -122,6 +122,14 @@ def test_layer_put_in_a_plain_list_after_assignment_is_refused_when_the_model_is
     _assert_same(before, _values(model.head))
 
 
+def test_a_list_inside_a_tuple_filled_with_a_layer_later_is_refused():
+    model = Model()
+    model.blocks = ([],)
+    model.blocks[0].append(Linear(2, in_size=2))  # was invisible to params(), silently
+    with pytest.raises(TypeError, match=r"Model\.blocks: a plain tuple holds a layer"):
+        list(model.params())
+
+
 def test_plain_containers_of_other_things_keep_working(tmp_path):
     model = TwoLayer()
     model.sizes = (3, 4, 2)
@@ -792,6 +800,11 @@ def test_dropout_probability_must_lie_in_zero_to_one(p):
     (lambda: BatchNorm(4, eps=0), "BatchNorm: momentum must be in [0, 1] and eps > 0"),
     (lambda: Embedding(0, 4), "Embedding: num must be a whole number >= 1, got 0"),
     (lambda: Embedding(10, True), "Embedding: dim must be a whole number >= 1, got True"),
+    (lambda: Conv2d(8, 0, in_channels=2), "Conv2d: kernel_size must be a whole number >= 1, got 0"),
+    (lambda: Conv2d(8, (3, -1)), "Conv2d: kernel_size must be a whole number >= 1, got -1"),
+    (lambda: ConvTranspose2d(8, (3,)), "ConvTranspose2d: kernel_size must be a whole number >= 1 or a pair of them, "
+                                       "got (3,)"),
+    (lambda: Conv2d(8, (3, 3, 3)), "Conv2d: kernel_size must be a whole number >= 1 or a pair of them, got (3, 3, 3)"),
 ])
 def test_a_layer_refuses_a_size_or_setting_out_of_range_by_name(make, message):
     """A 0 or negative size failed later, if at all (MLP((3, 0, 2)) with a bare ZeroDivisionError)."""
@@ -801,3 +814,68 @@ def test_a_layer_refuses_a_size_or_setting_out_of_range_by_name(make, message):
 
 def test_layer_sizes_may_be_numpy_integers():
     assert Linear(np.int64(4), in_size=np.int64(3)).W.shape == (3, 4)
+    assert Conv2d(8, np.int64(3), in_channels=2).W.shape == (8, 2, 3, 3)
+
+
+# -----------------------------------------------------------------------------
+# Found by a second mutation audit
+# -----------------------------------------------------------------------------
+def test_layers_show_their_own_settings_in_repr():
+    assert repr(Linear(3, in_size=2, bias=False)) == "Linear(out_size=3, in_size=2, bias=False)"
+    assert repr(Embedding(7, 3)) == "Embedding(num=7, dim=3)"
+    assert repr(Dropout(0.25)) == "Dropout(p=0.25)"
+    assert repr(BatchNorm(4, momentum=0.2, eps=0.001)) == "BatchNorm(num_features=4, momentum=0.2, eps=0.001)"
+
+
+def test_linear_refuses_a_scalar_input_by_name():
+    with pytest.raises(ValueError, match=r"Linear\(out_size=5, in_size=3.*input of shape \(\) does not end in 3"):
+        Linear(5, in_size=3)(np.array(1.0, np.float32))
+
+
+@pytest.mark.parametrize("make", [lambda: Conv2d(8, 3, in_channels=5), lambda: ConvTranspose2d(8, 3, in_channels=5)])
+def test_conv_layer_refuses_an_input_without_batch_axis_by_name(make):
+    """(2, 5, 6) has 5 in axis 1 like a good input, but no batch axis."""
+    layer = make()
+    with pytest.raises(ValueError, match=type(layer).__name__ + r"\(out_channels=8.*expected input \(N, 5, H, W\), "
+                                                                 r"got shape \(2, 5, 6\)"):
+        layer(np.ones((2, 5, 6), np.float32))
+
+
+def test_conv_layer_with_a_rectangular_kernel_keeps_height_then_width():
+    layer = Conv2d(4, (2, 3), in_channels=1)
+    assert layer.W.shape == (4, 1, 2, 3)
+    assert layer(np.ones((1, 1, 5, 5), np.float32)).shape == (1, 4, 4, 3)
+
+
+def test_batch_norm_accepts_momentum_zero_and_one_and_refuses_negative():
+    x = np.array([[1.0], [3.0], [8.0]], np.float32)
+    frozen, follow = BatchNorm(1, momentum=0), BatchNorm(1, momentum=1)
+    frozen(x), follow(x)
+    np.testing.assert_array_equal(frozen.running_mean, [0.0])
+    np.testing.assert_array_equal(frozen.running_var, [1.0])
+    np.testing.assert_allclose(follow.running_mean, [4.0], rtol=1e-6)
+    np.testing.assert_allclose(follow.running_var, [x.var(ddof=1)], rtol=1e-6)
+    with pytest.raises(ValueError, match=r"BatchNorm: momentum must be in \[0, 1\] and eps > 0, got momentum=-0.1"):
+        BatchNorm(1, momentum=-0.1)
+
+
+def test_dropout_with_p_zero_keeps_every_element():
+    x = np.random.default_rng(0).standard_normal(100).astype(np.float32)
+    np.testing.assert_array_equal(Dropout(0.0)(x).data, x)
+
+
+def test_check_lazy_shapes_skips_entries_the_arrays_do_not_hold():
+    """zero.training passes only the buffers its checkpoint holds: a lazy entry without an array is not checked."""
+    model = Model()
+    model.layer = Linear(5)
+    model.check_lazy_shapes({"layer.W": np.zeros((3, 5), np.float32)}, "checkpoint c.npz")
+    with pytest.raises(ValueError, match=r"checkpoint c.npz: 'layer.W' has shape \(3, 4\)"):
+        model.check_lazy_shapes({"layer.W": np.zeros((3, 4), np.float32)}, "checkpoint c.npz")
+
+
+def test_layer_put_in_a_plain_set_after_assignment_is_refused_when_the_model_is_walked():
+    model = Model()
+    model.tags = set()
+    model.tags.add(Linear(2, in_size=2))
+    with pytest.raises(TypeError, match=r"Model\.tags: a plain set holds a layer or parameter"):
+        list(model.params())

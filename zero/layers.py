@@ -49,7 +49,6 @@ from zero.utils import check_count, save_npz_atomically
 
 PARAM, LAYER, BUFFER = "param", "layer", "buffer"
 PLAIN_CONTAINERS = (list, tuple, dict, set, frozenset)
-FILLABLE_CONTAINERS = (list, dict, set)  # may come to hold a layer after the assignment
 
 
 class Layer:
@@ -72,8 +71,8 @@ class Layer:
                             f"before assigning attributes (assigning {name!r})")
         if isinstance(value, PLAIN_CONTAINERS):
             self._refuse_hidden_layers(name, value)  # raises before anything changes
-        if isinstance(value, FILLABLE_CONTAINERS):
-            self._containers.add(name)  # it may be filled later (self.blocks = []; append): _walk looks again
+            # it may be filled later (self.blocks = []; append), even inside a tuple: _walk looks again
+            self._containers.add(name)
         else:
             self._containers.discard(name)
         if isinstance(value, Parameter):
@@ -95,8 +94,8 @@ class Layer:
                             f"put layers in a LayerList([...]) and parameters in attributes of their own")
 
     def _check_containers(self):
-        """Look again into the list, dict and set attributes (usually none): catches
-        `self.blocks = []` filled with layers after the assignment."""
+        """Look again into the container attributes (usually none): catches `self.blocks = []`
+        (or a list inside a tuple) filled with layers after the assignment."""
         for name in self._containers:
             self._refuse_hidden_layers(name, self.__dict__.get(name))
 
@@ -377,8 +376,14 @@ def _shape_text(shape):
     return "(" + ", ".join(map(str, shape)) + ("," if len(shape) == 1 else "") + ")"
 
 
-def _pair(value):
-    return (value, value) if isinstance(value, int) else tuple(value)
+def _size_pair(owner, name, value):
+    """A kernel size: 3 -> (3, 3), (3, 2) stays; each a whole number >= 1."""
+    pair = tuple(value) if isinstance(value, (tuple, list)) else (value, value)
+    if len(pair) != 2:
+        raise ValueError(f"{owner}: {name} must be a whole number >= 1 or a pair of them, got {value!r}")
+    for size in pair:
+        check_count(owner, name, size)
+    return tuple(int(size) for size in pair)
 
 
 # =============================================================================
@@ -438,7 +443,7 @@ class _ConvNd(Layer):
         check_count(type(self).__name__, "out_channels", out_channels)
         check_count(type(self).__name__, "in_channels", in_channels, optional=True)
         self.out_channels = out_channels
-        self.kernel_size = _pair(kernel_size)
+        self.kernel_size = _size_pair(type(self).__name__, "kernel_size", kernel_size)
         self.stride = stride
         self.padding = padding
         self.W = Parameter(None, name="W")

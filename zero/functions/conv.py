@@ -29,6 +29,7 @@ The gradients are convolutions again, which keeps backward differentiable:
 
 __all__ = ['avg_pool2d', 'conv2d', 'conv2d_grad_weight', 'conv_transpose2d', 'max_pool2d', 'upsample']
 import math
+import numbers
 import threading
 
 from zero.backend import get_array_module
@@ -43,9 +44,10 @@ CHUNK_ELEMENTS = 2 ** 21  # im2col buffer per batch chunk: 2M elements (8 MB in 
 def _pair(value, name):
     """3 -> (3, 3); (3, 2) -> (3, 2); checked to be non-negative integers."""
     pair = tuple(value) if isinstance(value, (tuple, list)) else (value, value)
-    if len(pair) != 2 or not all(isinstance(v, int) and v >= 0 for v in pair):
+    if len(pair) != 2 or not all(isinstance(v, numbers.Integral) and not isinstance(v, bool) and v >= 0
+                                 for v in pair):
         raise ValueError(f"{name} must be an int >= 0 or a pair of them, got {value!r}")
-    return pair
+    return tuple(int(v) for v in pair)
 
 
 def _conv_out_size(size, kernel_size, stride, padding):
