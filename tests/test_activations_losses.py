@@ -533,6 +533,15 @@ def test_softmax_cross_entropy_of_an_empty_batch_sums_to_zero():
     assert loss.item() == 0.0 and logits.grad.shape == (0, 3)
 
 
+@pytest.mark.parametrize("loss", [F.binary_cross_entropy, F.binary_cross_entropy_with_logits])
+def test_binary_cross_entropy_of_an_empty_batch_sums_to_zero(loss):
+    """The range check of binary_cross_entropy took the minimum of no values (a NumPy error)."""
+    probs = Variable(np.zeros((0, 4), np.float32))
+    total = loss(probs, np.zeros((0, 4), np.float32), reduction="sum")
+    total.backward()
+    assert total.item() == 0.0 and probs.grad.shape == (0, 4)
+
+
 def test_accuracy_refuses_logits_that_are_not_two_dimensional():
     with pytest.raises(ValueError, match=r"accuracy: expected logits \(N, C\).*logits \(4, 2, 3\)"):
         F.accuracy(np.zeros((4, 2, 3)), np.zeros(4, np.int64))
@@ -547,3 +556,68 @@ def test_binary_cross_entropy_input_gradient_stays_float32(loss):
         value = getattr(F, loss)(x, targets)
         value.backward()
         assert value.dtype == x.grad.dtype == np.float32, targets.dtype
+
+
+# --- found by a second mutation audit ---
+def test_relu_of_integer_input_stays_integer():
+    """As torch.relu: max(x, 0) of integers is an integer, not a float64 array."""
+    y = F.relu(np.array([-3, 0, 4]))
+    assert y.dtype == np.int64
+    np.testing.assert_array_equal(y.data, [0, 0, 4])
+
+
+def test_mean_squared_error_does_not_truncate_a_float_target_to_an_integer_prediction():
+    for order in (lambda p, t: (p, t), lambda p, t: (t, p)):
+        prediction, target = Variable(np.array([1, 2])), np.array([0.5, 0.5])
+        assert F.mean_squared_error(*order(prediction, target)).item() == (0.5 ** 2 + 1.5 ** 2) / 2
+
+
+@pytest.mark.parametrize("reduction", ["mean", "sum"])
+def test_mean_squared_error_double_backprop_through_both_gradients(reduction):
+    """A penalty on the gradients of both inputs: the fused gradient's backward combines the two
+    incoming gradients as ggx0 - ggx1 (since gx1 = -gx0)."""
+    rng = np.random.default_rng(9)
+
+    def penalty(a, b):
+        a.cleargrad(), b.cleargrad()
+        F.mean_squared_error(F.sin(a), b, reduction=reduction).backward(create_graph=True)
+        ga, gb = a.grad, b.grad
+        a.cleargrad(), b.cleargrad()
+        return F.sum(ga * ga) + F.sum(gb * gb * gb)
+
+    gradient_check(penalty, rng.standard_normal((2, 3)), rng.standard_normal((2, 3)), rtol=1e-5, atol=1e-7)
+
+
+def test_binary_cross_entropy_is_accurate_for_small_probabilities_in_float32():
+    """-log(1 - p) ~ p for small p: log1p(-p) keeps it, log(1 - p) rounds 1 - p first (1% off at p = 1e-6)."""
+    for p in (1e-6, 1e-4):
+        loss = F.binary_cross_entropy(np.array([p], np.float32), np.array([0.0], np.float32))
+        np.testing.assert_allclose(loss.item(), -np.log1p(-np.float64(np.float32(p))), rtol=1e-5)
+
+
+def test_softmax_cross_entropy_double_backprop_keeps_float32():
+    x = Variable(np.array([[0.5, 1.0, -1.0], [2.0, 0.0, 0.5]], np.float32))
+    (F.softmax_cross_entropy(x, [1, 0]) * F.tanh(x).sum()).backward(create_graph=True)
+    g = x.grad
+    x.cleargrad()
+    F.sum(g * g).backward()
+    assert g.dtype == x.grad.dtype == np.float32
+
+
+def test_binary_cross_entropy_slope_is_exact_where_p_is_0_or_1_and_equals_the_target():
+    """-log(1 - p) has slope 1 at p = 0 and -log p slope -1 at p = 1: the gradient at the clipped p
+    (not 0, as (probs - t) in the numerator would give)."""
+    probs = Variable(np.array([1.0, 0.0], np.float32))
+    F.binary_cross_entropy(probs, np.array([1.0, 0.0], np.float32), reduction="sum").backward()
+    np.testing.assert_allclose(probs.grad.data, [-1.0, 1.0], rtol=1e-5)
+
+
+@pytest.mark.parametrize("loss, expected", [
+    ("mean_squared_error", [-0.25, 0.25]),                               # -2 (x - t) / n
+    ("binary_cross_entropy", [np.log(3) / 2, -np.log(3) / 2]),           # (log(1 - p) - log p) / n
+    ("binary_cross_entropy_with_logits", [-0.125, -0.375]),              # -x / n
+])
+def test_a_target_variable_of_another_dtype_still_gets_its_gradient(loss, expected):
+    x, targets = Variable(np.array([0.25, 0.75], np.float32)), Variable(np.array([0.0, 1.0]))
+    getattr(F, loss)(x, targets).backward()
+    np.testing.assert_allclose(targets.grad.data, expected, rtol=1e-6)

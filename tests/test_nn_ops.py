@@ -49,6 +49,13 @@ def test_dropout_zeroes_a_fraction_p_and_scales_the_rest(device):
     assert (other != values).any()  # a new mask at every call
 
 
+def test_dropout_of_integers_scales_by_the_exact_factor_in_float32(device):
+    """x's integer dtype truncated 1 / (1 - p): 1 / 0.7 became 1, and the mean was not kept."""
+    y = host(F.dropout(on(device, np.full(1000, 10)), 0.3).data)
+    assert y.dtype == np.float32
+    assert set(np.unique(y)) == {0.0, np.float32(10) * np.float32(1 / 0.7)}
+
+
 def test_dropout_is_the_identity_in_test_mode_and_for_p_zero(device):
     data = on(device, np.arange(6, dtype=np.float32).reshape(2, 3))
     with zero.test_mode():
@@ -272,3 +279,36 @@ def test_batch_norm_updates_running_statistics_given_as_variables_in_place():
     F.batch_norm(Variable(x), Variable(np.ones(2)), Variable(np.zeros(2)), running_mean, running_var, momentum=0.5)
     np.testing.assert_allclose(running_mean.data, 0.5 * x.mean(axis=0), rtol=1e-12)
     np.testing.assert_allclose(running_var.data, 0.5 + 0.5 * x.var(axis=0, ddof=1), rtol=1e-12)
+
+
+# --- found by a second mutation audit ---
+def test_batch_norm_names_each_bad_argument(device):
+    ones = on(device, np.ones(3))
+    with pytest.raises(ValueError, match=r"BatchNorm: x must be \(N, C\) or \(N, C, \*spatial\), got shape \(3,\)"):
+        F.batch_norm(Variable(ones), ones, ones, ones.copy(), ones.copy())
+    x = Variable(on(device, np.zeros((4, 3))))
+    with pytest.raises(ValueError, match=r"BatchNorm: beta must have shape \(3,\) for x \(4, 3\), got \(4,\)"):
+        F.batch_norm(x, ones, on(device, np.ones(4)), ones.copy(), ones.copy())
+    with pytest.raises(ValueError, match=r"BatchNorm: running_var must have shape \(3,\) for x \(4, 3\), got \(2,\)"):
+        F.batch_norm(x, ones, ones, ones.copy(), on(device, np.ones(2)))
+    if device != "cpu":
+        with pytest.raises(TypeError, match="BatchNorm: running_var is on device 'cpu' but x is on 'strict'"):
+            F.batch_norm(x, ones, ones, ones.copy(), np.ones(3))
+
+
+def test_embedding_refuses_negative_and_boolean_ids(device):
+    """-1 would silently pick the last row; a boolean array would be read as a mask."""
+    weight = Variable(on(device, np.arange(8.0).reshape(4, 2)))
+    with pytest.raises(ValueError, match=r"embedding: ids must lie in \[0, 4\), got values from -1 to 0"):
+        F.embedding(np.array([-1, 0]), weight)
+    with pytest.raises(TypeError, match=r"embedding: ids must be integers, got dtype bool"):
+        F.embedding(np.array([True, False, True, False]), weight)
+
+
+def test_embedding_of_a_device_array_and_of_no_ids(device):
+    weight = on(device, np.arange(8.0).reshape(4, 2))
+    y = F.embedding(np.array([2, 2]), weight)
+    assert y.device == device
+    np.testing.assert_array_equal(host(y.data), [[4.0, 5.0], [4.0, 5.0]])
+    empty = F.embedding(np.zeros((0, 3), np.int64), weight)
+    assert empty.shape == (0, 3, 2)

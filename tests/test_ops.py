@@ -270,6 +270,7 @@ INDEXES = {
     "rows_and_columns": np.s_[[0, 1, 1], [2, 0, 0]],
     "ellipsis_newaxis": np.s_[..., None, 0],
     "boolean_mask": np.array([True, False, True, True]),
+    "slice_and_repeated_integers": np.s_[:, [0, 0, 2]],
 }
 
 
@@ -598,3 +599,42 @@ def test_double_backprop_through_the_bias_gradient_alone():
         return F.sum(gb * gb)
 
     gradient_check(penalty, W0, b0, rtol=1e-5, atol=1e-7)
+
+
+# --- found by a mutation audit of the element-wise, reduction and shape ops ---
+def test_a_number_to_the_power_of_a_variable_matches_numpy():
+    x0 = np.array([-1.5, 0.0, 2.0])
+    x = Variable(x0)
+    y = 3.0 ** x
+    np.testing.assert_allclose(y.data, 3.0 ** x0, rtol=1e-12)
+    y.sum().backward()
+    np.testing.assert_allclose(x.grad.data, 3.0 ** x0 * np.log(3.0), rtol=1e-12)
+
+
+@pytest.mark.parametrize("base", [0.0, -2.0])
+def test_a_base_that_is_not_positive_is_refused_by_name(base):
+    with pytest.raises(ValueError, match=rf"rpow: .*needs a base c > 0, got {base}"):
+        base ** Variable(np.array([1.0, 2.0]))
+
+
+def test_concatenate_and_stack_default_to_the_first_axis():
+    a, b = np.arange(6.0).reshape(2, 3), -np.arange(6.0).reshape(2, 3)
+    joined, stacked = F.concatenate([Variable(a), Variable(b)]), F.stack([Variable(a), Variable(b)])
+    assert joined.shape == (4, 3) and stacked.shape == (2, 2, 3)
+    np.testing.assert_array_equal(joined.data, np.concatenate([a, b]))
+    np.testing.assert_array_equal(stacked.data, np.stack([a, b]))
+
+
+def test_get_item_of_a_device_array_moves_a_host_index_to_it():
+    x = to_device(np.arange(8.0).reshape(4, 2), "strict")
+    y = F.get_item(x, np.array([3, 0, 3]))
+    assert y.device == "strict"
+    np.testing.assert_array_equal(to_numpy(y.data), [[6.0, 7.0], [0.0, 1.0], [6.0, 7.0]])
+
+
+def test_numpy_integer_exponents_keep_integer_input_integer():
+    x = Variable(np.array([1, 2, 3]))
+    for c in (2, np.int64(2)):
+        y = x ** c
+        assert y.dtype == np.int64, type(c)
+        np.testing.assert_array_equal(y.data, [1, 4, 9])

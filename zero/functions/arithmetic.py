@@ -129,4 +129,6 @@ def rpow(x, c):
     """c ** x for a constant base c > 0: exp(x log c)."""
     from zero.functions.math import exp
     import math
+    if not c > 0:
+        raise ValueError(f"rpow: c ** x is computed as exp(x log c), which needs a base c > 0, got {c!r}")
     return exp(x * math.log(c))
