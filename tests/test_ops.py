@@ -507,6 +507,15 @@ def test_where_takes_a_variable_condition():
     np.testing.assert_array_equal(b.grad.data, [0.0, 1.0, 0.0])
 
 
+def test_where_moves_a_host_condition_to_the_inputs_device():
+    a = Variable(to_device(np.array([1.0, 2.0, 3.0]), "strict"))
+    y = F.where(np.array([True, False, True]), a, 0.0)
+    np.testing.assert_array_equal(to_numpy(y.data), [1.0, 0.0, 3.0])
+    y.sum().backward()
+    np.testing.assert_array_equal(to_numpy(a.grad.data), [1.0, 0.0, 1.0])
+    assert F.where([False, True, True], 5.0, a).device == "strict"
+
+
 @pytest.mark.parametrize("name", ["sum", "mean", "max", "min"])
 def test_reductions_over_several_axes_keep_dims(name):
     x0 = distinct(np.random.default_rng(9), (2, 3, 4))

@@ -6,6 +6,7 @@ float32 (the default dtype) for integer input, not NumPy's float64."""
 __all__ = ['abs', 'clip', 'cos', 'exp', 'log', 'maximum', 'minimum', 'sin', 'sqrt', 'square', 'tanh', 'where']
 import numpy as np
 
+from zero import backend
 from zero.backend import floating
 from zero.core import Function, Variable, as_variable
 from zero.functions.shape import sum_to
@@ -185,8 +186,12 @@ def minimum(x0, x1):
 
 
 def where(condition, x0, x1):
-    """condition: boolean array or Variable (not differentiated)."""
-    condition = getattr(condition, "data", condition) if isinstance(condition, Variable) else condition
+    """condition: boolean array or Variable (not differentiated). A host condition is moved to
+    the device of x0 (or of x1, if x0 is a number), as get_item moves host indices."""
+    condition = condition.data if isinstance(condition, Variable) else condition
+    reference = x0 if hasattr(x0, "shape") else x1
+    if hasattr(reference, "shape") and backend.backend_of(condition) is backend.CPU:
+        condition = backend.to_device(condition, backend.device_of(reference))
     return Where(condition)(x0, x1)
 
 
