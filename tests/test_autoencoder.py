@@ -148,3 +148,29 @@ def test_the_reconstruction_is_relu_layers_then_a_sigmoid_computed_in_numpy():
     assert (z < 0).any() and (z > 0).any()                 # the code itself is not passed through a ReLU
     np.testing.assert_allclose(model.encode(x).data, z, rtol=1e-5, atol=1e-6)
     np.testing.assert_allclose(model(x).data, x_hat, rtol=1e-5, atol=1e-6)
+
+
+@pytest.mark.parametrize("dtype", [np.uint8, np.bool_])
+def test_noise_on_integer_images_is_not_cut_to_their_dtype(dtype):
+    """uint8 truncated the Gaussian noise to whole numbers (and bool made it a constant +0.3)."""
+    np.random.seed(0)
+    noisy = add_noise(np.zeros((100, 50), dtype), 0.3)
+    assert noisy.dtype == np.float32
+    assert len(np.unique(noisy)) > 1000 and abs(noisy.mean() - 0.3 * 0.3989) < 0.01  # E[max(0, 0.3 z)]
+
+
+@pytest.mark.parametrize("negative, positive", [([0.1, np.nan], [0.5]), ([0.1, 0.2], [np.inf])])
+def test_scores_with_nan_or_inf_are_refused(negative, positive):
+    for score in (roc_auc, roc_curve):
+        with pytest.raises(ValueError, match=rf"{score.__name__}: the scores hold NaN or inf"):
+            score(np.array(negative), np.array(positive))
+
+
+def test_roc_curve_needs_scores_of_both_kinds():
+    with pytest.raises(ValueError, match="roc_curve needs scores of both kinds, got 0 negative and 2 positive"):
+        roc_curve(np.array([]), np.array([1.0, 2.0]))
+
+
+def test_reconstruction_errors_of_no_images_are_refused_by_name():
+    with pytest.raises(ValueError, match=r"reconstruction_errors: no images to reconstruct \(an empty array"):
+        reconstruction_errors(Autoencoder(), np.zeros((0, 784), np.float32))

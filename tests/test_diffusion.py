@@ -555,3 +555,21 @@ def test_the_progress_bar_shows_only_when_asked(capsys):
     assert capsys.readouterr().err == ""
     Diffusion(3).sample(_SpyModel(), (1, 1, 2, 2), progress=True)
     assert "ddpm sampling" in capsys.readouterr().err
+
+
+def test_integer_images_are_refused_by_to_model_range():
+    """uint8 pixels wrapped around: 0 * 2 - 1 became 255."""
+    with pytest.raises(TypeError, match=r"to_model_range expects floating-point images .* got dtype uint8"):
+        to_model_range(np.array([0, 1], np.uint8))
+
+
+@pytest.mark.parametrize("t", [0, 11, -1])
+def test_time_steps_outside_one_to_t_are_refused(device, t):
+    """t = 0 read values[-1], the last step's coefficients, silently."""
+    diffusion = Diffusion(10, device=device)
+    x = on(device, np.zeros((2, 1, 2, 2), np.float32))
+    with pytest.raises(ValueError, match=rf"q_sample: time steps must lie in 1..10, got values from {min(t, 1)} "
+                                         rf"to {max(t, 1)}"):
+        diffusion.q_sample(x, on(device, np.array([1, t])), x)
+    with pytest.raises(ValueError, match="q_step: time steps must lie in 1..10"):
+        diffusion.q_step(x, t, x)

@@ -444,3 +444,12 @@ def test_clip_grad_norm_keeps_each_gradient_in_its_own_dtype(float32_first):
     assert clip_grad_norm([a, b] if float32_first else [b, a], 1.0) == pytest.approx(5.0)
     assert (a.grad.dtype, b.grad.dtype) == (np.float32, np.float64)
     np.testing.assert_allclose(a.grad.data, [0.6, 0.8], rtol=1e-5)
+
+
+def test_clip_grad_norm_of_float16_gradients_sums_their_squares_without_overflow():
+    """In float16, 3 x 200^2 overflowed to inf and every gradient became 0."""
+    p = Parameter(np.zeros(3, np.float16))
+    p.grad = Variable(np.full(3, 200.0, np.float16))
+    assert clip_grad_norm([p], 1.0) == pytest.approx(200 * math.sqrt(3), rel=1e-3)
+    assert p.grad.dtype == np.float16
+    np.testing.assert_allclose(p.grad.data.astype(np.float64), 1 / math.sqrt(3), rtol=1e-3)

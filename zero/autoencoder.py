@@ -22,15 +22,16 @@ import numpy as np
 from tqdm import tqdm
 
 import zero.functions as F
-from zero.backend import get_array_module, to_device, to_numpy
+from zero.backend import floating, get_array_module, to_device, to_numpy
 from zero.core import Variable, no_grad
 from zero.models import MLP, Model
+from zero.utils import check_not_empty
 
 
 def add_noise(x, noise_std):
     """x + noise_std * eps, eps ~ N(0, I), clipped to [0, 1]: an array like x (array or Variable data),
     drawn on x's device."""
-    data = x.data if isinstance(x, Variable) else x
+    data = floating(x.data if isinstance(x, Variable) else x)  # integer images as float32 (else the noise is cut)
     xp = get_array_module(data)
     noisy = data + noise_std * xp.random.standard_normal(data.shape).astype(data.dtype)
     return xp.clip(noisy, 0, 1)
@@ -79,6 +80,7 @@ def reconstruction_errors(model, images, batch_size=500, device="cpu", noise_std
 
     noise_std > 0: reconstruct corrupted images (the clean ones are the targets).
     """
+    check_not_empty("reconstruction_errors", images, "images to reconstruct")
     errors = []
     with no_grad():
         for start in tqdm(range(0, len(images), batch_size), desc="reconstruction errors", leave=False):
@@ -97,14 +99,22 @@ def roc_auc(negative_scores, positive_scores):
     count one half), the Mann-Whitney statistic: computed from the ranks of all scores.
     1 = perfect separation, 0.5 = chance.
     """
-    negative, positive = np.asarray(negative_scores, np.float64), np.asarray(positive_scores, np.float64)
-    if len(negative) == 0 or len(positive) == 0:
-        raise ValueError(f"roc_auc needs scores of both kinds, got {len(negative)} negative and "
-                         f"{len(positive)} positive")
+    negative, positive = _check_scores("roc_auc", negative_scores, positive_scores)
     ranks = _average_ranks(np.concatenate([negative, positive]))
     positive_rank_sum = ranks[len(negative):].sum()
     wins = positive_rank_sum - len(positive) * (len(positive) + 1) / 2  # pairs where a positive is above
     return float(wins / (len(negative) * len(positive)))
+
+
+def _check_scores(owner, negative_scores, positive_scores):
+    """Both score arrays as float64, refused (naming owner) if either is empty or holds NaN or inf."""
+    negative, positive = np.asarray(negative_scores, np.float64), np.asarray(positive_scores, np.float64)
+    if len(negative) == 0 or len(positive) == 0:
+        raise ValueError(f"{owner} needs scores of both kinds, got {len(negative)} negative and "
+                         f"{len(positive)} positive")
+    if not (np.isfinite(negative).all() and np.isfinite(positive).all()):
+        raise ValueError(f"{owner}: the scores hold NaN or inf (a diverged model?); they cannot be ranked")
+    return negative, positive
 
 
 def _average_ranks(scores):
@@ -121,6 +131,7 @@ def roc_curve(negative_scores, positive_scores):
 
     One point per distinct score: images with equal scores are flagged together, so the area under
     the curve (trapezoids) equals roc_auc, ties counting one half."""
+    negative_scores, positive_scores = _check_scores("roc_curve", negative_scores, positive_scores)
     scores = np.concatenate([negative_scores, positive_scores])
     is_positive = np.concatenate([np.zeros(len(negative_scores)), np.ones(len(positive_scores))])
     order = np.argsort(-scores, kind="stable")

@@ -28,7 +28,10 @@ from zero.utils import check_count
 
 
 def to_model_range(images):
-    """Images in [0, 1] -> data x_0 in [-1, 1] (any array)."""
+    """Images in [0, 1] -> data x_0 in [-1, 1] (any floating-point array)."""
+    if images.dtype.kind != "f":  # uint8 pixels 0-255 would wrap around, silently
+        raise TypeError(f"to_model_range expects floating-point images in [0, 1], got dtype {images.dtype} "
+                        f"(divide 0-255 pixels by 255 first)")
     return images * 2 - 1
 
 
@@ -103,6 +106,13 @@ class Diffusion:
         """values[t - 1] for integer time steps t (N,), shaped (N, 1, 1, 1) to broadcast over images."""
         return values[t - 1].reshape((-1,) + (1,) * (ndim - 1))
 
+    def _check_timesteps(self, owner, t):
+        """Refuse time steps outside 1..T: values[t - 1] would read t = 0 as t = T, silently."""
+        t = self.xp.asarray(t)
+        if ((t < 1) | (t > self.num_timesteps)).any().item():  # one explicit host copy of a bool
+            raise ValueError(f"{owner}: time steps must lie in 1..{self.num_timesteps}, got values from "
+                             f"{t.min().item()} to {t.max().item()}")
+
     def timesteps_like(self, n, t):
         """(n,) integer array of time step t on the device."""
         return self.xp.full((n,), t, dtype=np.int64)
@@ -113,10 +123,12 @@ class Diffusion:
 
         x0, noise: (N, C, H, W) arrays; t: (N,) integers in 1..T. Returns an array like x0.
         """
+        self._check_timesteps("q_sample", t)
         return self._at(self.sqrt_alpha_bars, t, x0.ndim) * x0 + self._at(self.sqrt_one_minus_alpha_bars, t, x0.ndim) * noise
 
     def q_step(self, x_prev, t, noise):
         """One step of the chain: x_t = sqrt(alpha_t) x_{t-1} + sqrt(beta_t) noise, t an int."""
+        self._check_timesteps("q_step", t)
         return self.xp.sqrt(self.alphas[t - 1]) * x_prev + self.xp.sqrt(self.betas[t - 1]) * noise
 
     # --- the posterior and the reverse step ------------------------------------------------------

@@ -222,6 +222,13 @@ class AdamW(Adam):
         self._adam_step(index, data, grad)
 
 
+def _sum_of_squares(g):
+    """sum of g^2, in float32 at least: in float16 it overflows to inf once the norm passes 256."""
+    if g.dtype.itemsize < 4:
+        g = g.astype("float32")
+    return (g * g).sum()
+
+
 def clip_grad_norm(params, max_norm):
     """Scale all gradients together so that their global L2 norm is at most max_norm.
 
@@ -235,7 +242,7 @@ def clip_grad_norm(params, max_norm):
     if not params:
         return 0.0
     xp = get_array_module(params[0].grad.data)
-    total_norm = xp.sqrt(sum((param.grad.data * param.grad.data).sum() for param in params))
+    total_norm = xp.sqrt(sum(_sum_of_squares(param.grad.data) for param in params))
     # scale = min(1, max_norm / (norm + 1e-6)), computed on the device: no host round trip
     scale = xp.minimum(float(max_norm) / (total_norm + 1e-6), 1.0)
     for param in params:  # the scale in each gradient's own dtype: a float32 one stays float32

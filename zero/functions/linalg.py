@@ -106,6 +106,10 @@ def _rows(a):
 
 
 def linear(x, W, b=None):
+    """x @ W + b as one op. A bias of another shape than (out,), e.g. (1, out) or one per row, is
+    added by the broadcasting +, whose gradient is summed back to the bias's shape."""
     if b is None:
         return Linear()(x, W)
+    if b.shape != W.shape[-1:]:
+        return Linear()(x, W) + b
     return Linear()(x, W, b)
