@@ -663,6 +663,11 @@ def test_conv2d_refuses_a_stride_or_padding_that_is_not_a_pair_of_whole_numbers(
         F.conv2d(x, w, **{name: value})
 
 
+def test_upsample_takes_a_numpy_integer_scale_factor():
+    x = np.arange(4.0).reshape(1, 1, 2, 2)
+    np.testing.assert_array_equal(F.upsample(x, np.int64(2)).data, F.upsample(x, 2).data)
+
+
 def test_conv2d_takes_numpy_integers_for_stride_and_padding():
     x, w = np.ones((1, 1, 5, 5)), np.ones((1, 1, 3, 3))
     y = F.conv2d(x, w, stride=np.int64(2), padding=(np.int64(1), 1))

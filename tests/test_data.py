@@ -148,3 +148,10 @@ def test_floating_point_inputs_without_targets_come_as_float32():
 def test_without_a_seed_two_loaders_shuffle_differently():
     first, second = DataLoader(numbered(100), 100), DataLoader(numbered(100), 100)
     assert not np.array_equal(next(iter(first))[1], next(iter(second))[1])
+
+
+def test_a_dataset_on_a_device_is_not_copied_to_the_host_by_a_cpu_loader():
+    x = on("strict", np.zeros((4, 2), np.float32))
+    with pytest.raises(ValueError, match=r"dataset is on device 'strict' but the loader's device is 'cpu': "
+                                         r"pass device='strict'"):
+        DataLoader(Dataset(x), 2)

@@ -647,3 +647,32 @@ def test_numpy_integer_exponents_keep_integer_input_integer():
         y = x ** c
         assert y.dtype == np.int64, type(c)
         np.testing.assert_array_equal(y.data, [1, 4, 9])
+
+
+@pytest.mark.parametrize("bias_shape", [(1, 2), (4, 2), (), (4, 1)])
+def test_linear_with_a_bias_of_another_shape_gets_that_shape_s_gradient(bias_shape):
+    """The fused op summed the bias gradient over rows whatever the bias's shape: a (4, 2) bias got
+    a (2,) gradient, silently wrong."""
+    rng = np.random.default_rng(3)
+    x, W, b = rng.standard_normal((4, 3)), rng.standard_normal((3, 2)), rng.standard_normal(bias_shape)
+    assert gradient_check(lambda x, W, b: F.linear(x, W, b) * np.arange(8.0).reshape(4, 2), x, W, b) < 1e-6
+    b_var = Variable(b)
+    F.linear(x, W, b_var).sum().backward()
+    assert b_var.grad.shape == bias_shape
+
+
+def test_an_array_exponent_or_base_is_refused_by_name():
+    x = Variable(np.array([1.0, 2.0]))
+    with pytest.raises(TypeError, match=r"pow: the exponent must be a number or a Variable, got an array of shape \(2,\)"):
+        x ** np.array([1.0, 2.0])
+    with pytest.raises(TypeError, match=r"rpow: the base must be a number or a Variable, got an array of shape \(2,\)"):
+        np.array([2.0, 3.0]) ** x
+
+
+@pytest.mark.parametrize("scalar", [np.float32(2), np.float16(2), np.bool_(True), np.uint8(2)])
+def test_numpy_scalars_join_a_device_array_as_numbers(scalar):
+    """np.float32 (not a Python float subclass) was taken for a host array: 'inputs are on different devices'."""
+    x = Variable(to_device(np.ones(2, np.float32), "strict"))
+    y = x * scalar
+    assert y.device == "strict" and y.dtype == np.float32
+    np.testing.assert_array_equal(to_numpy(y.data), np.full(2, float(scalar), np.float32))

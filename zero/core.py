@@ -332,6 +332,9 @@ class Function:
         return type(self).__name__
 
 
+NUMBERS = (int, float, np.number, np.bool_)  # Python and NumPy scalars: constants on the other input's device
+
+
 def _as_variables(inputs):
     """Variables for the inputs, and their arrays; arrays and numbers become
     constants. Python numbers take the dtype and device of the first array
@@ -339,7 +342,7 @@ def _as_variables(inputs):
     variables, arrays = [], []
     for x in inputs:
         if not isinstance(x, Variable):
-            if type(x) is not np.ndarray and isinstance(x, (int, float, np.integer)):  # arrays skip the slow isinstance
+            if type(x) is not np.ndarray and isinstance(x, NUMBERS):  # arrays skip the slow isinstance
                 x = _number_as_array(x, inputs)
             x = Variable(x, None, False)
         variables.append(x)
@@ -348,7 +351,7 @@ def _as_variables(inputs):
 
 
 def _number_as_array(number, inputs):
-    reference = next((getattr(x, "data", x) for x in inputs if not isinstance(x, (int, float, np.integer))), None)
+    reference = next((getattr(x, "data", x) for x in inputs if not isinstance(x, NUMBERS)), None)
     if reference is None:
         dtype = backend.DEFAULT_DTYPE if isinstance(number, float) else None
         return np.asarray(number, dtype=dtype)

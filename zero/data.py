@@ -59,6 +59,10 @@ class DataLoader:
         self.shuffle = shuffle
         self.drop_last = drop_last
         self.device = get_backend(device).name
+        data_device = device_of(getattr(dataset, "x", None))
+        if data_device != "cpu" and self.device == "cpu":
+            raise ValueError(f"DataLoader: the dataset is on device '{data_device}' but the loader's device is "
+                             f"'cpu': pass device='{data_device}' (batches are never copied to the host silently)")
         self.rng = np.random.default_rng(seed)
 
     def __len__(self):

@@ -120,6 +120,9 @@ def pow(x, c):
     if isinstance(c, Variable):
         from zero.functions.math import exp, log
         return exp(log(x) * c)
+    if hasattr(c, "shape") and c.shape != ():
+        raise TypeError(f"pow: the exponent must be a number or a Variable, got an array of shape {c.shape} "
+                        f"(wrap it: x ** Variable(array))")
     if isinstance(c, np.generic):  # a NumPy float64 exponent would make float32 data float64
         c = c.item()
     return Pow(c)(x)
@@ -129,6 +132,9 @@ def rpow(x, c):
     """c ** x for a constant base c > 0: exp(x log c)."""
     from zero.functions.math import exp
     import math
+    if hasattr(c, "shape") and c.shape != ():
+        raise TypeError(f"rpow: the base must be a number or a Variable, got an array of shape {c.shape} "
+                        f"(wrap it: Variable(array) ** x)")
     if not c > 0:
         raise ValueError(f"rpow: c ** x is computed as exp(x log c), which needs a base c > 0, got {c!r}")
     return exp(x * math.log(c))

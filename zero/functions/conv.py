@@ -641,7 +641,7 @@ def upsample(x, scale_factor=2, mode="nearest"):
     """
     if mode not in ("nearest", "bilinear"):
         raise ValueError(f"upsample: mode must be 'nearest' or 'bilinear', got {mode!r}")
-    if not isinstance(scale_factor, int) or scale_factor < 1:
+    if not isinstance(scale_factor, numbers.Integral) or isinstance(scale_factor, bool) or scale_factor < 1:
         raise ValueError(f"upsample: scale_factor must be a positive int, got {scale_factor!r}")
     if x.ndim != 4:
         raise ValueError(f"upsample expects x of shape (N, C, H, W), got shape {x.shape}")
