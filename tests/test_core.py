@@ -786,10 +786,12 @@ def test_a_device_array_on_the_left_gives_a_variable():
     np.testing.assert_array_equal(to_numpy(x.grad.data), [2.0, 3.0])
 
 
-def test_device_names_take_an_index_and_the_gpu_alias_and_none_means_the_cpu():
+def test_device_names_take_index_0_and_the_gpu_alias_and_none_means_the_cpu():
     backend = zero.backend
     assert backend.get_backend(None) is backend.CPU
-    assert backend.get_backend("cpu:0") is backend.CPU and backend.get_backend("strict:1").name == "strict"
+    assert backend.get_backend("cpu:0") is backend.CPU and backend.get_backend("strict:0").name == "strict"
+    with pytest.raises(ValueError, match=r"device 'cuda:1': zero computes on one GPU.*CUDA_VISIBLE_DEVICES=1"):
+        backend.get_backend("cuda:1")  # CuPy would compute on the current GPU, 0, silently
     with pytest.raises(ValueError, match=r"unknown device 'tpu'; available devices: cpu, .*strict"):
         backend.get_backend("tpu")
     if backend.cupy is None:
@@ -847,6 +849,7 @@ def test_as_array_and_floating_choose_dtypes_as_documented():
     assert backend.as_array(a) is a and backend.as_array(a, dtype=np.float32).dtype == np.float32
     on_device = to_device(a, "strict")
     assert backend.as_array(on_device, zero.testing.xp) is on_device
+    assert backend.device_of(backend.as_array(a, zero.testing.xp)) == "strict"  # a host array was returned as is
     assert backend.floating(np.arange(3)).dtype == np.float32
     assert backend.floating(np.array([True])).dtype == np.float32
     for kept in (np.ones(2), np.array([1 + 2j])):

@@ -208,6 +208,16 @@ def test_mismatched_or_empty_inputs_are_named():
         multivariate_normal_mle(np.zeros((0, 2)))
 
 
+def test_a_failed_factor_that_cupy_returns_without_an_error_is_refused(monkeypatch):
+    """CuPy's cholesky raises nothing by default: a failed factorisation leaves NaN or, as LAPACK's
+    potrf stops, a finite factor with a pivot <= 0, whose square passed the pivot-size check."""
+    def stopped_at_a_negative_pivot(matrix):
+        return np.array([[1.0, 0.0], [2.0, -1.7320508]])
+    monkeypatch.setattr(np.linalg, "cholesky", stopped_at_a_negative_pivot)
+    with pytest.raises(ValueError, match="is not positive definite"):
+        cholesky(np.array([[1.0, 2.0], [2.0, 1.0]]))
+
+
 def test_a_covariance_singular_to_working_precision_is_refused_even_when_cholesky_succeeds():
     # three points span only a plane in 3-D: their covariance has rank 2, and rounding leaves a pivot
     # of ~1e-17 that np.linalg.cholesky accepts; a log-density from it would be rounding noise

@@ -98,7 +98,10 @@ def get_backend(device):
     """The Backend for a device name; a clear error if it is not available."""
     if device is None:
         return CPU
-    name = str(device).split(":")[0]
+    name, _, index = str(device).partition(":")
+    if index not in ("", "0"):  # CuPy computes on the current GPU; 'cuda:1' would silently mean GPU 0
+        raise ValueError(f"device {device!r}: zero computes on one GPU, 'cuda' (the first one it sees); "
+                         f"to use another, choose it with the environment variable CUDA_VISIBLE_DEVICES={index}")
     if name == "gpu":
         name = "cuda"
     backend = _backends.get(name)
@@ -161,7 +164,7 @@ def to_device(x, device):
 def as_array(x, xp=np, dtype=None):
     """x as an array of module xp. Python floats become DEFAULT_DTYPE (float32)
     unless a dtype is given; arrays keep their dtype."""
-    if isinstance(x, (np.ndarray, xp.ndarray)) and (dtype is None or x.dtype == dtype):
+    if isinstance(x, xp.ndarray) and (dtype is None or x.dtype == dtype):
         return x
     if dtype is None and isinstance(x, float):
         dtype = DEFAULT_DTYPE

@@ -149,12 +149,15 @@ def cholesky(covariance, name="covariance", index_name="index"):
 
 
 def _cholesky_or_none(xp, covariance):
-    """The Cholesky factor, or None where the factorisation fails (NumPy raises, CuPy returns NaN)."""
+    """The Cholesky factor, or None where the factorisation fails. NumPy raises; CuPy does not check
+    (unless asked) and leaves NaN or what the solver stopped at, so the factor itself is checked:
+    finite, with a positive diagonal, as every true Cholesky factor has."""
     try:
         factor = xp.linalg.cholesky(covariance)
     except np.linalg.LinAlgError:
         return None
-    return factor if bool(xp.isfinite(factor).all()) else None
+    valid = xp.isfinite(factor).all() & (xp.diagonal(factor, axis1=-2, axis2=-1) > 0).all()
+    return factor if bool(valid) else None
 
 
 def _singular(xp, covariance, factor):
