@@ -9,7 +9,7 @@ from hypothesis import strategies as st
 from hypothesis.extra import numpy as hnp
 
 import zero.functions as F
-from zero import Variable
+from zero import Function, Variable
 from zero.backend import to_device, to_numpy
 from zero.utils import gradient_check
 
@@ -355,8 +355,21 @@ def test_arrays_stay_constants_through_shortcuts():
 
 
 def test_an_op_error_keeps_the_kind_of_numpy_error():
-    with pytest.raises(TypeError, match="Linear"):   # NumPy's UFuncTypeError, not a ValueError
-        F.linear(np.ones((2, 2), int), np.ones((2, 2), int), np.ones(2))
+    class AddInPlace(Function):
+        def forward(self, x0, x1):
+            x0 += x1  # a float added into an integer array: NumPy's UFuncTypeError
+            return x0
+
+    with pytest.raises(TypeError, match="AddInPlace"):   # a TypeError still, not a ValueError
+        AddInPlace()(np.ones(2, int), np.ones(2))
+
+
+def test_linear_of_integer_inputs_computes_in_float32():
+    """int64 @ float32 is float64 in NumPy: the activations and the weights' gradient were float64."""
+    W, b = Variable(np.ones((3, 2), np.float32)), Variable(np.zeros(2, np.float32))
+    y = F.linear(np.arange(12).reshape(4, 3), W, b)
+    y.sum().backward()
+    assert (y.dtype, W.grad.dtype, b.grad.dtype) == (np.float32, np.float32, np.float32)
 
 
 # --- found by a mutation audit of the ops ---
