@@ -573,3 +573,28 @@ def test_time_steps_outside_one_to_t_are_refused(device, t):
         diffusion.q_sample(x, on(device, np.array([1, t])), x)
     with pytest.raises(ValueError, match="q_step: time steps must lie in 1..10"):
         diffusion.q_step(x, t, x)
+
+
+def test_the_reverse_process_keeps_the_shape_of_a_flat_batch():
+    """_at shaped every coefficient (N, 1, 1, 1): a (2, 3) batch came back (2, 1, 2, 3), each row mixed with
+    every other."""
+    diffusion, x, eps = Diffusion(10), np.ones((2, 3), np.float32), np.full((2, 3), 0.5, np.float32)
+    t = np.array([3, 7])
+    mean, variance = diffusion.posterior_mean_variance(x, x, t)
+    assert mean.shape == (2, 3) and variance.shape == (2, 1)
+    for row in range(2):  # each row with its own time step, as a batch of one
+        one = diffusion.mean_from_noise(x[row:row + 1], eps[row:row + 1], t[row:row + 1])
+        np.testing.assert_array_equal(diffusion.mean_from_noise(x, eps, t)[row], one[0])
+    assert diffusion.predict_x0(x, eps, t).shape == (2, 3)
+    assert diffusion.ddpm_step(x, eps, 5).shape == (2, 3)
+
+
+@pytest.mark.parametrize("method", ["posterior_mean_variance", "mean_from_noise", "predict_x0"])
+def test_the_reverse_process_refuses_time_steps_outside_one_to_t(method):
+    diffusion, x = Diffusion(10), np.ones((1, 1, 2, 2), np.float32)
+    with pytest.raises(ValueError, match=rf"{method}: time steps must lie in 1..10, got values from 0 to 0"):
+        getattr(diffusion, method)(x, x, np.array([0]))
+    with pytest.raises(ValueError, match="ddpm_step: time steps must lie in 1..10, got values from 11 to 11"):
+        diffusion.ddpm_step(x, x, 11)
+    with pytest.raises(ValueError, match=r"ddim_mean_std: needs 1 <= t_prev < t <= 10, got t = 5, t_prev = 0"):
+        diffusion.ddim_mean_std(x, x, 5, 0)

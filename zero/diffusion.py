@@ -18,6 +18,8 @@ Forward process (fixed, no parameters), one step and in closed form:
 Reverse process (learned): p(x_{t-1} | x_t) = N(mu_theta(x_t, t), sigma_t^2 I), where the
 network eps_theta predicts the noise in x_t and mu_theta follows from it.
 """
+import numbers
+
 import numpy as np
 from tqdm import tqdm
 
@@ -102,16 +104,23 @@ class Diffusion:
         self.alpha_bars_host = alpha_bars  # float64 on the host, for the per-step scalars of DDIM
         self.xp = xp
 
-    def _at(self, values, t, ndim=4):
-        """values[t - 1] for integer time steps t (N,), shaped (N, 1, 1, 1) to broadcast over images."""
+    def _at(self, values, t, ndim):
+        """values[t - 1] for integer time steps t (N,), shaped (N, 1, ..., 1) with ndim axes to broadcast
+        over a batch of ndim axes (N, 1, 1, 1 for images)."""
         return values[t - 1].reshape((-1,) + (1,) * (ndim - 1))
 
     def _check_timesteps(self, owner, t):
         """Refuse time steps outside 1..T: values[t - 1] would read t = 0 as t = T, silently."""
-        t = self.xp.asarray(t)
-        if ((t < 1) | (t > self.num_timesteps)).any().item():  # one explicit host copy of a bool
+        if isinstance(t, numbers.Integral):  # one step for the whole batch: checked on the host
+            low = high = int(t)
+        else:
+            t = self.xp.asarray(t)
+            if not ((t < 1) | (t > self.num_timesteps)).any().item():  # one explicit host copy of a bool
+                return
+            low, high = t.min().item(), t.max().item()
+        if not 1 <= low <= high <= self.num_timesteps:
             raise ValueError(f"{owner}: time steps must lie in 1..{self.num_timesteps}, got values from "
-                             f"{t.min().item()} to {t.max().item()}")
+                             f"{low} to {high}")
 
     def timesteps_like(self, n, t):
         """(n,) integer array of time step t on the device."""
@@ -141,19 +150,24 @@ class Diffusion:
 
         x_t, x0: (N, C, H, W) arrays; t: (N,) integers. Returns (mean (N, C, H, W), variance (N, 1, 1, 1)).
         """
-        mean = self._at(self.posterior_coef_x0, t) * x0 + self._at(self.posterior_coef_xt, t) * x_t
-        return mean, self._at(self.posterior_variance, t)
+        self._check_timesteps("posterior_mean_variance", t)
+        ndim = x_t.ndim
+        mean = self._at(self.posterior_coef_x0, t, ndim) * x0 + self._at(self.posterior_coef_xt, t, ndim) * x_t
+        return mean, self._at(self.posterior_variance, t, ndim)
 
     def mean_from_noise(self, x_t, eps, t):
         """The posterior mean with x_0 written through the noise, x_0 = (x_t - sqrt(1 - alpha_bar_t) eps) / sqrt(alpha_bar_t):
 
             mu_theta(x_t, t) = (x_t - beta_t / sqrt(1 - alpha_bar_t) eps) / sqrt(alpha_t)     (Ho et al., eq. 11)
         """
-        return (x_t - self._at(self.noise_coef, t) * eps) / self.xp.sqrt(self._at(self.alphas, t))
+        self._check_timesteps("mean_from_noise", t)
+        return (x_t - self._at(self.noise_coef, t, x_t.ndim) * eps) / self.xp.sqrt(self._at(self.alphas, t, x_t.ndim))
 
     def predict_x0(self, x_t, eps, t):
         """x_0 implied by x_t and the noise: (x_t - sqrt(1 - alpha_bar_t) eps) / sqrt(alpha_bar_t)."""
-        return (x_t - self._at(self.sqrt_one_minus_alpha_bars, t) * eps) / self._at(self.sqrt_alpha_bars, t)
+        self._check_timesteps("predict_x0", t)
+        ndim = x_t.ndim
+        return (x_t - self._at(self.sqrt_one_minus_alpha_bars, t, ndim) * eps) / self._at(self.sqrt_alpha_bars, t, ndim)
 
     # --- training ----------------------------------------------------------------------------------
     def loss(self, model, x0, labels=None):
@@ -191,12 +205,13 @@ class Diffusion:
     def ddpm_step(self, x_t, eps, t):
         """One ancestral step x_t -> x_{t-1} for an int t: mu_theta(x_t, t) + sigma_t z, z ~ N(0, I),
         and no noise at the last step t = 1 (sigma_1 = 0 as well)."""
+        self._check_timesteps("ddpm_step", t)
         ts = self.timesteps_like(len(x_t), t)
         mean = self.mean_from_noise(x_t, eps, ts)
         if t == 1:
             return mean
         z = self.xp.random.standard_normal(x_t.shape).astype(x_t.dtype)
-        return mean + self.xp.sqrt(self._at(self.posterior_variance, ts)) * z
+        return mean + self.xp.sqrt(self._at(self.posterior_variance, ts, x_t.ndim)) * z
 
     def ddim_mean_std(self, x_t, eps, t, t_prev, eta=0.0):
         """Mean and standard deviation of a DDIM step (Song et al. 2021, eq. 12; sigma from eq. 16) from time t to an
@@ -210,6 +225,9 @@ class Diffusion:
         step: this mean is mu_theta(x_t, t) and sigma^2 the posterior variance; with larger jumps it
         is DDPM on a coarser time grid. t, t_prev: ints. Returns (mean array, sigma as a float)."""
         _check_eta(eta)
+        if not 1 <= t_prev < t <= self.num_timesteps:  # a t_prev of 0 would read alpha_bar_T
+            raise ValueError(f"ddim_mean_std: needs 1 <= t_prev < t <= {self.num_timesteps}, got t = {t}, "
+                             f"t_prev = {t_prev}")
         x0_hat = self.predict_x0(x_t, eps, self.timesteps_like(len(x_t), t))
         alpha_bar, alpha_bar_prev = self.alpha_bars_host[t - 1], self.alpha_bars_host[t_prev - 1]
         sigma = eta * np.sqrt((1 - alpha_bar_prev) / (1 - alpha_bar) * (1 - alpha_bar / alpha_bar_prev))
