@@ -598,3 +598,9 @@ def test_the_reverse_process_refuses_time_steps_outside_one_to_t(method):
         diffusion.ddpm_step(x, x, 11)
     with pytest.raises(ValueError, match=r"ddim_mean_std: needs 1 <= t_prev < t <= 10, got t = 5, t_prev = 0"):
         diffusion.ddim_mean_std(x, x, 5, 0)
+
+
+def test_sample_needs_one_label_per_image():
+    """One label for two images was broadcast without guidance, and failed in an Add with it."""
+    with pytest.raises(ValueError, match="sample: 1 labels for 2 images; give one per image"):
+        Diffusion(10).sample(lambda x, t, labels: x, (2, 1, 2, 2), labels=np.array([3]))

@@ -10,7 +10,7 @@ import zero
 from conftest import host, on
 from zero.models import Model
 from zero.optimizers import Adam
-from zero.training import fit, mean_loss, mnist_splits
+from zero.training import fit, load_checkpoint, mean_loss, mnist_splits, save_checkpoint
 from zero.vae import (VAE, HierarchicalVAE, bernoulli_log_likelihood, book_kl_term, evaluate_bounds,
                       gaussian_kl, gaussian_log_pdf, iwae_from_log_weights)
 
@@ -396,7 +396,7 @@ def test_decoder_std_must_be_positive():
 
 def test_evaluate_bounds_refuses_zero_samples_and_an_empty_image_array():
     model = VAE(784, 8, 2)
-    with pytest.raises(ValueError, match="evaluate_bounds: samples must be >= 1, got 0"):
+    with pytest.raises(ValueError, match="evaluate_bounds: samples must be a whole number >= 1, got 0"):
         evaluate_bounds(model, np.random.default_rng(0).random((2, 784), dtype=np.float32), samples=0)
     with pytest.raises(ValueError, match="evaluate_bounds: no images"):  # was a bare ZeroDivisionError
         evaluate_bounds(model, np.zeros((0, 784), np.float32), progress=False)
@@ -444,3 +444,18 @@ def test_evaluate_bounds_hands_the_model_float32_images():
     model = _DtypeRecorder(np.array([0.0]))
     evaluate_bounds(model, np.ones((3, 2), np.float64), samples=1, progress=False)
     assert model.dtypes == [np.float32]
+
+
+def test_evaluate_bounds_refuses_a_batch_size_of_zero_by_name():
+    with pytest.raises(ValueError, match="evaluate_bounds: batch_size must be a whole number >= 1, got 0"):
+        evaluate_bounds(VAE(6, 5, 2), np.zeros((3, 6), np.float32), samples=2, batch_size=0)
+
+
+@pytest.mark.parametrize("model_class", [VAE, HierarchicalVAE])
+def test_a_checkpoint_of_another_decoder_std_is_refused(tmp_path, model_class):
+    """The std does not enter the book's training loss, but it changes the model's bounds: the same
+    weights under another std are another model."""
+    model = model_class(6, 5, 2, decoder_std=0.1)
+    save_checkpoint(tmp_path / "vae.npz", model)
+    with pytest.raises(ValueError, match=r"trained with decoder_std '0.1', but this .* has decoder_std '1.0'"):
+        load_checkpoint(tmp_path / "vae.npz", model_class(6, 5, 2))

@@ -281,6 +281,8 @@ class Diffusion:
             raise ValueError(f"sample: shape must hold at least one image, (N, C, H, W) with N >= 1, "
                              f"got {tuple(shape)}")
         if labels is not None:
+            if len(labels) != shape[0]:  # one label would be broadcast over the batch, or fail with guidance
+                raise ValueError(f"sample: {len(labels)} labels for {shape[0]} images; give one per image")
             labels = to_device(labels, self.device)
         timesteps = self.sampling_timesteps(sampler, steps)
         _check_eta(eta)

@@ -157,8 +157,9 @@ def score_samples(model, images, labels=None, reference=None, reference_statisti
     if reference is not None and reference_statistics is not None:
         raise ValueError("score_samples: give reference images or reference_statistics, not both")
     check_not_empty("score_samples", images, "images to score")
-    if labels is not None and len(labels) != len(images):
-        raise ValueError(f"score_samples: {len(labels)} labels for {len(images)} images")
+    if labels is not None and np.shape(labels) != (len(images),):  # (N, 1) labels would compare N x N pairs
+        raise ValueError(f"score_samples: labels must be one per image, shape ({len(images)},), got shape "
+                         f"{np.shape(labels)}")
     logits, features = classify(model, images)
     predicted = logits.argmax(axis=1)
     scores = {"predicted": predicted, "class_histogram": np.bincount(predicted, minlength=NUM_CLASSES)}

@@ -36,7 +36,7 @@ from zero.backend import get_array_module, get_backend, to_device
 from zero.core import Variable, no_grad
 from zero.layers import Layer, LayerList, Linear
 from zero.models import MLP, Model
-from zero.utils import check_not_empty
+from zero.utils import check_count, check_not_empty
 
 LOG_2PI = math.log(2 * math.pi)
 LIKELIHOODS = ("gaussian", "bernoulli")
@@ -128,7 +128,9 @@ class _Likelihood:
         self.kind, self.std = kind, float(std)
 
     def book_loss(self, x, logits):
-        """Reconstruction term of the training loss, summed over the batch."""
+        """Reconstruction term of the training loss, summed over the batch. For 'gaussian' it is the
+        book's sum (x - x_hat)^2, whatever decoder_std is: the std enters log_prob (and so the
+        bounds of evaluate_bounds), not this training number."""
         if self.kind == "gaussian":
             return F.mean_squared_error(F.sigmoid(logits), x, reduction="sum")  # sum (x - x_hat)^2
         return F.binary_cross_entropy_with_logits(logits, x, reduction="sum")  # -log p(x | z)
@@ -173,8 +175,8 @@ class VAE(Model):
         """Mean image x_hat = sigmoid(decoder(z)): (N, latent) -> (N, input_size)."""
         return F.sigmoid(self.decoder(z))
 
-    def checkpoint_config(self):
-        return {"likelihood": self.likelihood.kind}  # the same weights mean another model under the other one
+    def checkpoint_config(self):  # the same weights mean another model under another likelihood or std
+        return {"likelihood": self.likelihood.kind, "decoder_std": self.likelihood.std}
 
     def loss(self, x):
         """The training loss per image, averaged over the batch (a scalar Variable).
@@ -251,7 +253,7 @@ class HierarchicalVAE(Model):
         return F.sigmoid(self.decoders[0](z1))
 
     def checkpoint_config(self):
-        return {"likelihood": self.likelihood.kind}
+        return {"likelihood": self.likelihood.kind, "decoder_std": self.likelihood.std}
 
     def loss(self, x):
         """The book's loss per image, averaged over the batch (a scalar Variable), for L levels:
@@ -334,8 +336,8 @@ def evaluate_bounds(model, images, samples=100, batch_size=500, device="cpu", pr
 
     Returns {'negative_elbo': float, 'iwae_nll': float, 'samples': K, 'images': N}.
     """
-    if samples < 1:
-        raise ValueError(f"evaluate_bounds: samples must be >= 1, got {samples}")
+    check_count("evaluate_bounds", "samples", samples)
+    check_count("evaluate_bounds", "batch_size", batch_size)
     check_not_empty("evaluate_bounds", images, "images to evaluate")
     training = model.training
     model.eval()
