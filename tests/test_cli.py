@@ -174,10 +174,16 @@ def test_a_count_that_is_not_a_number_is_refused_saying_what_was_expected(capsys
     assert "argument --batch-size: expected a whole number, got 'ten'" in capsys.readouterr().err
 
 
-def test_the_seed_is_any_whole_number_not_a_count():
-    parser = step_parser("a step", training=True, seed=7)
+@pytest.mark.parametrize("training", [True, False])
+def test_the_seed_is_a_whole_number_numpy_takes_not_a_count(training, capsys):
+    """-1 and 2^32 ended in NumPy's seed error; 2^32 - 1 after training, where a script adds 1."""
+    parser = step_parser("a step", training=training, seed=7)
     assert parser.parse_args(["--seed", "0"]).seed == 0
-    assert parser.parse_args(["--seed", "-1"]).seed == -1
+    assert parser.parse_args(["--seed", str(2 ** 31 - 1)]).seed == 2 ** 31 - 1
+    for bad in ("-1", str(2 ** 31), "x"):
+        with pytest.raises(SystemExit):
+            parser.parse_args(["--seed", bad])
+    assert "--seed: must lie in 0 .. 2^31 - 1, got -1" in capsys.readouterr().err
 
 
 @pytest.mark.parametrize("text", ["32,,64", "32,", ",32", "", " "])

@@ -114,6 +114,10 @@ def test_a_training_epoch_moves_both_players_and_records_the_curves(tmp_path):
         np.testing.assert_array_equal(a.data, b.data)
     with pytest.raises(ValueError, match="generator loss"):
         train_gan(generator, discriminator, g_optimizer, d_optimizer, images, 1, loss="hinge")
+    # fewer images than one full batch trained nothing (NaN curves, an untrained checkpoint saved as trained)
+    for batch_size in (len(images) + 1, 1):
+        with pytest.raises(ValueError, match=rf"train_gan: batch_size must lie in 2..{len(images)} .* got {batch_size}"):
+            train_gan(generator, discriminator, g_optimizer, d_optimizer, images, 1, batch_size=batch_size)
 
 
 def test_moving_average():

@@ -29,6 +29,18 @@ def positive_int(text):
     return value
 
 
+def seed_int(text):
+    """argparse type for --seed: a whole number in 0 .. 2^31 - 1 (NumPy's seeds are 0 .. 2^32 - 1; the
+    scripts derive a few more seeds by adding small numbers)."""
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a whole number, got {text!r}") from None
+    if not 0 <= value < 2 ** 31:
+        raise argparse.ArgumentTypeError(f"must lie in 0 .. 2^31 - 1, got {value}")
+    return value
+
+
 def add_device_option(parser):
     """--device, by default $ZERO_DEVICE or cpu (`steps/run_all.py --device cuda` sets that variable, so
     every script that computes on a device, training or only sampling, follows it)."""
@@ -65,7 +77,7 @@ def step_parser(description, training=False, default_out=None, **training_defaul
                         help="folder for the figures (default: figures/<script>, figures/quick/<script> with --quick)")
     parser.add_argument("--show", action="store_true",
                         help="also open the figures in windows")
-    parser.add_argument("--seed", type=int, default=training_defaults.pop("seed", 0),
+    parser.add_argument("--seed", type=seed_int, default=training_defaults.pop("seed", 0),
                         help="random seed")
     if training:
         add_device_option(parser)

@@ -185,6 +185,10 @@ def train_gan(generator, discriminator, g_optimizer, d_optimizer, images, epochs
     """
     if loss not in GENERATOR_LOSSES:
         raise ValueError(f"generator loss must be one of {GENERATOR_LOSSES}, got {loss!r}")
+    # every batch is full (drop_last), and batch norm needs two examples: fewer would train nothing
+    if not 2 <= batch_size <= len(images):
+        raise ValueError(f"train_gan: batch_size must lie in 2..{len(images)} (the number of training images: "
+                         f"batches are full, and batch norm needs two examples per batch), got {batch_size}")
     history = {key: [] for key in HISTORY_KEYS} if history is None else history
     generator.train()
     discriminator.train()
