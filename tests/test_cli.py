@@ -146,6 +146,10 @@ def test_comma_list_reads_numbers_and_names_the_option_when_it_cannot(capsys):
         comma_list(parser, "32,x", int, "--channels")
     expected = "--channels: expected whole numbers separated by commas, e.g. 10,20,50; got '32,x'"
     assert expected in capsys.readouterr().err
+    assert comma_list(parser, "1,10", int, "--ddim-steps", minimum=1) == [1, 10]
+    with pytest.raises(SystemExit):
+        comma_list(parser, "10,0", int, "--ddim-steps", minimum=1)
+    assert "--ddim-steps: every value must be at least 1, got '10,0'" in capsys.readouterr().err
 
 
 @pytest.mark.parametrize("value", ["0", "-2"])

@@ -114,3 +114,16 @@ def test_run_all_refuses_steps_that_select_nothing_or_do_not_exist(steps, messag
                             cwd=tmp_path, capture_output=True, text=True, timeout=60)
     assert result.returncode == 2 and message in result.stderr, result.stderr
     assert "===" not in result.stdout   # nothing ran
+
+
+@pytest.mark.parametrize("script, options, message", [
+    ("step10_conditional_diffusion/2_conditional_ddpm.py", ["--eta", "2"], "--eta must lie in [0, 1], got 2.0"),
+    ("step09_diffusion/3_ddim.py", ["--ddim-steps", "10,0"], "--ddim-steps: every value must be at least 1"),
+])
+def test_sampling_options_are_checked_before_any_training_or_sampling(script, options, message, tmp_path):
+    """--eta 2 was refused after step 10.2's whole training, --ddim-steps 0 after step 9.3's DDPM run."""
+    command = [sys.executable, str(ROOT / "steps" / script), "--quick", "--out", str(tmp_path / "figures"), *options]
+    result = subprocess.run(command, cwd=tmp_path, env=dict(os.environ, MPLBACKEND="Agg"), capture_output=True,
+                            text=True, timeout=300)
+    assert result.returncode == 2 and message in result.stderr
+    assert not (tmp_path / "checkpoints").exists() and "sampling" not in result.stderr

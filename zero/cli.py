@@ -50,14 +50,17 @@ def add_device_option(parser):
     return parser
 
 
-def comma_list(parser, text, kind, option):
-    """'32,64,128' -> [32, 64, 128] for an option that takes a list (kind: int or float); anything else
-    ends the script with the option named, as argparse does for its own options."""
+def comma_list(parser, text, kind, option, minimum=None):
+    """'32,64,128' -> [32, 64, 128] for an option that takes a list (kind: int or float), each item at least
+    `minimum` if given; anything else ends the script with the option named, as argparse does for its own."""
     try:
-        return [kind(item) for item in text.split(",")]
+        values = [kind(item) for item in text.split(",")]
     except ValueError:
         parser.error(f"{option}: expected {'whole numbers' if kind is int else 'numbers'} separated by commas, "
                      f"e.g. {'10,20,50' if kind is int else '0,1.5,3'}; got {text!r}")
+    if minimum is not None and min(values) < minimum:
+        parser.error(f"{option}: every value must be at least {minimum}, got {text!r}")
+    return values
 
 
 def step_parser(description, training=False, default_out=None, **training_defaults):

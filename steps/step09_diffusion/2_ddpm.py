@@ -140,12 +140,13 @@ save_image_grid(samples, columns,
                 "samples")
 
 steps = sorted(snapshots, reverse=True)      # t = 1000, 900, ..., 100, 0
-fig, axes = plt.subplots(2, len(steps), figsize=(1.3 * len(steps), 3))
+rows = min(2, args.samples)
+fig, axes = plt.subplots(rows, len(steps), figsize=(1.3 * len(steps), 1.5 * rows), squeeze=False)
 for column, t in enumerate(steps):
-    for row in range(2):
+    for row in range(rows):
         axes[row, column].imshow(to_images(snapshots[t][row, 0]), cmap="gray", vmin=0, vmax=1)
         axes[row, column].axis("off")
     axes[0, column].set_title(f"t = {t}", fontsize=9)
-fig.suptitle("two samples on their way from noise (t = 1000) to a digit (t = 0)")
+fig.suptitle(f"{'two samples' if rows == 2 else 'a sample'} on their way from noise (t = {steps[0]}) to a digit (t = 0)")
 save(fig, folder, "trajectory")
 show()

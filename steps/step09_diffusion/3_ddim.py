@@ -63,7 +63,7 @@ diffusion = Diffusion(T, device=args.device)
 shape = (args.samples, 1, 28, 28)
 
 runs = []
-ddim_steps = comma_list(parser, args.ddim_steps, int, "--ddim-steps")
+ddim_steps = comma_list(parser, args.ddim_steps, int, "--ddim-steps", minimum=1)
 for sampler, steps in [("ddpm", T)] + [("ddim", s) for s in ddim_steps]:
     xp.random.seed(args.seed)                   # the same x_T for every sampler
     start = time.perf_counter()

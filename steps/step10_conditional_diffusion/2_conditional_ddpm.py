@@ -99,6 +99,8 @@ parser.add_argument("--classifier", type=Path, default=None,
                     help="step 10.1's classifier (default: where 1_classifier.py writes it; trained here if missing)")
 parser.set_defaults(epochs=None, batch_size=None)
 args = parse_options(parser, quick=dict(per_class=1, heldout_limit=256, gammas="0,3"))
+if args.eta is not None and not 0 <= args.eta <= 1:  # checked before training, not after it
+    parser.error(f"--eta must lie in [0, 1], got {args.eta}")
 args.classifier = args.classifier or step_checkpoint("step10_conditional_diffusion/1_classifier", args)
 for name, value in (QUICK if args.quick else CONFIGS[args.config]).items():
     if getattr(args, name) is None:
