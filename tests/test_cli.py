@@ -235,6 +235,14 @@ def test_checkpoint_path_creates_the_folder_but_not_the_file(tmp_path, monkeypat
         assert path.parent.is_dir() and not path.exists()
 
 
+def test_a_checkpoint_path_that_is_a_folder_is_refused_before_training(tmp_path, monkeypatch):
+    """It failed with IsADirectoryError when the trained model was saved."""
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "runs").mkdir()
+    with pytest.raises(SystemExit, match=r"--checkpoint runs is a folder: give a file in it, e.g. runs/model.npz"):
+        checkpoint_path(step_parser("a step", training=True).parse_args(["--checkpoint", "runs"]), "steps/x/1_a.py")
+
+
 def test_the_help_says_where_a_quick_run_writes():
     help_text = " ".join(step_parser("a step", training=True).format_help().split())
     assert "figures/quick/<script> with --quick" in help_text

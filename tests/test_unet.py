@@ -173,6 +173,13 @@ def test_unet_from_checkpoint_names_a_missing_file(tmp_path):
         unet_from_checkpoint(tmp_path / "absent.npz")
 
 
+def test_unet_from_checkpoint_names_a_corrupt_file(tmp_path):
+    """A text file gave NumPy's advice to load pickled data unsafely."""
+    (tmp_path / "bad.npz").write_text("not a checkpoint")
+    with pytest.raises(ValueError, match="cannot read checkpoint .*bad.npz: corrupt or not a checkpoint"):
+        unet_from_checkpoint(tmp_path / "bad.npz")
+
+
 def test_unet_from_checkpoint_refuses_another_network(tmp_path):
     from zero.models import MLP
     model = MLP((3, 4, 2))

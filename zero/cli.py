@@ -151,6 +151,8 @@ def checkpoint_path(args, script_file, variant=""):
     path = args.checkpoint
     if path is None:
         path = step_checkpoint(script_name(script_file) + variant, args)
+    if path.is_dir():  # found before training, not when the trained model is saved
+        raise SystemExit(f"--checkpoint {path} is a folder: give a file in it, e.g. {path / 'model.npz'}")
     path.parent.mkdir(parents=True, exist_ok=True)
     return path
 

@@ -241,7 +241,7 @@ def save_checkpoint(path, model, optimizer=None, epoch=0, history=None, settings
     return path
 
 
-def _read(path, names=None):
+def read_checkpoint(path, names=None):
     """{name: array} of the checkpoint file's entries (all, or those in `names`); a missing file
     raises FileNotFoundError, anything else that is not a readable .npz archive ValueError."""
     try:
@@ -297,7 +297,7 @@ def stage_checkpoint(path, model, optimizer=None, settings=None):
     (apply, state); apply() then restores model and optimizer. Loading several checkpoints
     that belong together (a GAN's two players) checks them all before applying any."""
     path = Path(path)
-    stored = _read(path)
+    stored = read_checkpoint(path)
     if "format_version" not in stored or "epoch" not in stored:
         raise ValueError(f"checkpoint {path}: not a zero checkpoint (no format_version/epoch entry)")
     _check_settings(path, stored, settings or {})
@@ -461,4 +461,4 @@ def restore_or_fit(model, path, args, x_train, description, lr=None):
 
 def _epochs_in(path):
     """The number of finished epochs stored in a checkpoint file (raises as load_checkpoint does)."""
-    return int(_read(path, ["epoch"])["epoch"])
+    return int(read_checkpoint(path, ["epoch"])["epoch"])

@@ -22,14 +22,12 @@ classifier-free guidance trains and samples with.
 """
 import math
 
-import numpy as np
-
 import zero.functions as F
 from zero.backend import get_array_module, to_device
 from zero.core import Variable
 from zero.layers import BatchNorm, Conv2d, Embedding, Layer, Linear
 from zero.models import Model
-from zero.training import load_checkpoint
+from zero.training import load_checkpoint, read_checkpoint
 
 BOOK_CHANNELS = (64, 128, 256)
 BOOK_TIME_EMBED_DIM = 100
@@ -145,11 +143,8 @@ class UNet(Model):
 def unet_from_checkpoint(path):
     """The UNet stored in a zero.training checkpoint, its architecture read from the weight shapes
     (channels, time_embed_dim, in_channels, num_classes), weights loaded on the CPU."""
-    try:
-        with np.load(path, allow_pickle=False) as archive:
-            shapes = {key[len("model/"):]: archive[key].shape for key in archive.files if key.startswith("model/")}
-    except FileNotFoundError:
-        raise FileNotFoundError(f"checkpoint not found: {path}") from None
+    stored = read_checkpoint(path)  # a missing or corrupt file: an error that names it
+    shapes = {key[len("model/"):]: array.shape for key, array in stored.items() if key.startswith("model/")}
     try:
         in_channels = shapes["down1.conv1.W"][1]
         channels = tuple(shapes[f"{block}.conv1.W"][0] for block in ("down1", "down2", "bottleneck"))
