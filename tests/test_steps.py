@@ -119,9 +119,13 @@ def test_run_all_refuses_steps_that_select_nothing_or_do_not_exist(steps, messag
 @pytest.mark.parametrize("script, options, message", [
     ("step10_conditional_diffusion/2_conditional_ddpm.py", ["--eta", "2"], "--eta must lie in [0, 1], got 2.0"),
     ("step09_diffusion/3_ddim.py", ["--ddim-steps", "10,0"], "--ddim-steps: every value must be at least 1"),
+    ("step10_conditional_diffusion/3_sample_quality.py", ["--samples", "1"], "--samples must be at least 2 here"),
+    ("step12_appendix_gan/1_gan.py", ["--score-images", "1"], "--score-images must be at least 2 here"),
+    ("step12_appendix_gan/2_dcgan.py", ["--heldout-limit", "1"], "--heldout-limit must be at least 2 here"),
 ])
 def test_sampling_options_are_checked_before_any_training_or_sampling(script, options, message, tmp_path):
-    """--eta 2 was refused after step 10.2's whole training, --ddim-steps 0 after step 9.3's DDPM run."""
+    """--eta 2 was refused after step 10.2's whole training, --ddim-steps 0 after step 9.3's DDPM run, one
+    image for a Frechet distance after sampling or training (10.3, 12.1, 12.2)."""
     command = [sys.executable, str(ROOT / "steps" / script), "--quick", "--out", str(tmp_path / "figures"), *options]
     result = subprocess.run(command, cwd=tmp_path, env=dict(os.environ, MPLBACKEND="Agg"), capture_output=True,
                             text=True, timeout=300)

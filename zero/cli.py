@@ -50,6 +50,15 @@ def add_device_option(parser):
     return parser
 
 
+def at_least(parser, args, minimum, options, reason):
+    """End the script, naming the option, if one of `options` (attribute names of args) is below
+    minimum: checked right after parsing, not after training."""
+    for name in options:
+        value = getattr(args, name, None)
+        if value is not None and value < minimum:
+            parser.error(f"--{name.replace('_', '-')} must be at least {minimum} here ({reason}), got {value}")
+
+
 def comma_list(parser, text, kind, option, minimum=None):
     """'32,64,128' -> [32, 64, 128] for an option that takes a list (kind: int or float), each item at least
     `minimum` if given; anything else ends the script with the option named, as argparse does for its own."""

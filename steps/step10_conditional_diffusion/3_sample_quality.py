@@ -26,7 +26,7 @@ from pathlib import Path
 import numpy as np
 
 from zero.backend import get_backend, to_numpy
-from zero.cli import add_device_option, out_dir, parse_options, step_checkpoint, step_parser
+from zero.cli import add_device_option, at_least, out_dir, parse_options, step_checkpoint, step_parser
 from zero.diffusion import Diffusion, sampler_name, to_images
 from zero.metrics import (classifier_for_scoring, classify, feature_statistics, frechet_distance, score_samples,
                           share_interval)
@@ -49,6 +49,7 @@ parser.add_argument("--classifier", type=Path, default=None,
                     help="step 10.1's classifier (default: where 1_classifier.py writes it; trained here if missing)")
 args = parse_options(parser, quick=dict(samples=20, train_limit=256, heldout_limit=256,
                                        ddim_steps=10, samplers="ddim,ddim:1"))
+at_least(parser, args, 2, ("samples", "heldout_limit", "train_limit"), "a Frechet distance needs two images for a covariance")
 args.classifier = args.classifier or step_checkpoint("step10_conditional_diffusion/1_classifier", args)
 folder = out_dir(args, __file__)
 plt = figures(args.show)

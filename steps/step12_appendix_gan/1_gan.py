@@ -41,7 +41,7 @@ import numpy as np
 
 import zero
 import zero.functions as F
-from zero.cli import checkpoint_path, out_dir, parse_options, step_checkpoint, step_parser
+from zero.cli import at_least, checkpoint_path, out_dir, parse_options, step_checkpoint, step_parser
 from zero.gan import (MLPDiscriminator, MLPGenerator, discriminator_loss, generator_gradient_norm,
                       interpolate, logit_gradient, moving_average, plot_game, score_generator, train_gan,
                       train_gan_or_resume)
@@ -60,6 +60,7 @@ parser.add_argument("--classifier-epochs", type=int, default=None,
 parser.add_argument("--classifier", type=Path, default=None, help="step 10.1's classifier (default: where 1_classifier.py writes it; trained here if missing)")
 args = parse_options(parser, quick=dict(epochs=1, minimax_epochs=1, head_start_steps=5, train_limit=512,
                                        heldout_limit=256, score_images=200, classifier_epochs=1))
+at_least(parser, args, 2, ("score_images", "heldout_limit", "train_limit"), "a Frechet distance needs two images for a covariance")
 args.classifier = args.classifier or step_checkpoint("step10_conditional_diffusion/1_classifier", args)
 folder = out_dir(args, __file__)
 checkpoint = checkpoint_path(args, __file__)

@@ -24,7 +24,7 @@ from pathlib import Path
 import numpy as np
 
 import zero
-from zero.cli import checkpoint_path, out_dir, parse_options, step_checkpoint, step_parser
+from zero.cli import at_least, checkpoint_path, out_dir, parse_options, step_checkpoint, step_parser
 from zero.gan import DCDiscriminator, DCGenerator, interpolate, plot_game, score_generator, train_gan_or_resume
 from zero.metrics import classifier_for_scoring
 from zero.optimizers import Adam
@@ -39,6 +39,7 @@ parser.add_argument("--classifier-epochs", type=int, default=None,
 parser.add_argument("--classifier", type=Path, default=None, help="step 10.1's classifier (default: where 1_classifier.py writes it; trained here if missing)")
 args = parse_options(parser, quick=dict(epochs=1, train_limit=256, heldout_limit=256,
                                        score_images=200, classifier_epochs=1))
+at_least(parser, args, 2, ("score_images", "heldout_limit", "train_limit"), "a Frechet distance needs two images for a covariance")
 args.classifier = args.classifier or step_checkpoint("step10_conditional_diffusion/1_classifier", args)
 folder = out_dir(args, __file__)
 checkpoint = checkpoint_path(args, __file__)
