@@ -122,8 +122,13 @@ def test_run_all_refuses_steps_that_select_nothing_or_do_not_exist(steps, messag
     ("step10_conditional_diffusion/3_sample_quality.py", ["--samples", "1"], "--samples must be at least 2 here"),
     ("step12_appendix_gan/1_gan.py", ["--score-images", "1"], "--score-images must be at least 2 here"),
     ("step12_appendix_gan/2_dcgan.py", ["--heldout-limit", "1"], "--heldout-limit must be at least 2 here"),
+    ("step11_appendix_autoencoder/1_autoencoder.py", ["--heldout-limit", "1"], "--heldout-limit must be at least 2"),
+    ("step11_appendix_autoencoder/1_autoencoder.py", ["--latent-size", "1"], "--latent-size must be at least 2 here"),
+    ("step09_diffusion/1_forward_process.py", ["--chains", "1"], "--chains must be at least 2 here"),
+    ("step13_appendix_flow/1_two_moons.py", ["--points", "4"], "--points must be at least 8 here"),
+    ("step13_appendix_flow/2_old_faithful.py", ["--heldout-size", "250"], "--heldout-size must lie in 2..200"),
 ])
-def test_sampling_options_are_checked_before_any_training_or_sampling(script, options, message, tmp_path):
+def test_options_are_checked_before_any_training_or_sampling(script, options, message, tmp_path):
     """--eta 2 was refused after step 10.2's whole training, --ddim-steps 0 after step 9.3's DDPM run, one
     image for a Frechet distance after sampling or training (10.3, 12.1, 12.2)."""
     command = [sys.executable, str(ROOT / "steps" / script), "--quick", "--out", str(tmp_path / "figures"), *options]
@@ -131,3 +136,14 @@ def test_sampling_options_are_checked_before_any_training_or_sampling(script, op
                             text=True, timeout=300)
     assert result.returncode == 2 and message in result.stderr
     assert not (tmp_path / "checkpoints").exists() and "sampling" not in result.stderr
+
+
+def test_the_anomaly_step_refuses_limits_that_leave_no_unseen_digit_before_training(real_mnist_dir, tmp_path):
+    """Held-out images 8000-8009 hold no 2: roc_auc failed after training."""
+    script = ROOT / "steps" / "step11_appendix_autoencoder" / "3_anomaly.py"
+    command = [sys.executable, str(script), "--quick", "--data-dir", str(real_mnist_dir), "--heldout-limit", "10",
+               "--out", str(tmp_path / "figures")]
+    result = subprocess.run(command, cwd=tmp_path, env=dict(os.environ, MPLBACKEND="Agg"), capture_output=True,
+                            text=True, timeout=300)
+    assert result.returncode == 2 and "the held-out ones 0 2s of 10: the score needs both kinds" in result.stderr
+    assert not list(tmp_path.rglob("*.npz"))  # nothing trained

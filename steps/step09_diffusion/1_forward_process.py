@@ -25,7 +25,7 @@ same distribution (same mean and standard deviation per pixel, same histogram).
 import numpy as np
 from tqdm import tqdm
 
-from zero.cli import out_dir, parse_options, step_parser
+from zero.cli import at_least, out_dir, parse_options, step_parser
 from zero.diffusion import Diffusion, to_images, to_model_range
 from zero.mnist import load_mnist
 from zero.plot import figures, save, show
@@ -35,6 +35,7 @@ parser.add_argument("--data-dir", default=None,
                     help="folder with the MNIST files (default: $ZERO_DATA_DIR, then ~/.cache/zero/mnist, "
                          "downloading if needed)")
 args = parse_options(parser, quick=dict(chains=200))
+at_least(parser, args, 2, ("chains",), "the spread of x_t over the chains is compared")
 folder = out_dir(args, __file__)
 plt = figures(args.show)
 rng = np.random.default_rng(args.seed)

@@ -32,7 +32,7 @@ import numpy as np
 
 import zero
 from zero.autoencoder import Autoencoder
-from zero.cli import checkpoint_path, out_dir, parse_options, step_checkpoint, step_parser
+from zero.cli import at_least, checkpoint_path, out_dir, parse_options, step_checkpoint, step_parser
 from zero.optimizers import Adam
 from zero.plot import figures, save, save_image_grid, save_loss_curves, show, show_images
 from zero.training import add_data_options, fit_or_resume, mean_loss, mnist_splits_from, restore_or_fit
@@ -44,6 +44,8 @@ add_data_options(parser)
 parser.add_argument("--vae-checkpoint", type=Path, default=None,
                     help="step 7's VAE (default: where step 7 writes it); trained here if missing")
 args = parse_options(parser, quick=dict(epochs=1, train_limit=512, heldout_limit=256))
+at_least(parser, args, 2, ("heldout_limit",), "a Gaussian is fitted to the held-out images' codes")
+at_least(parser, args, 2, ("latent_size",), "the codes are drawn in their first two dimensions")
 args.vae_checkpoint = args.vae_checkpoint or step_checkpoint("step07_vae/1_vae", args)
 folder = out_dir(args, __file__)
 checkpoint = checkpoint_path(args, __file__)

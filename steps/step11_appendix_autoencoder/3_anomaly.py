@@ -40,6 +40,11 @@ seed(args.seed, args.device)
 
 data = mnist_splits_from(args)
 normal_train = data.x_train[data.t_train != args.anomaly_digit]
+unseen_heldout = (data.t_heldout == args.anomaly_digit).sum()
+if len(normal_train) == 0 or not 0 < unseen_heldout < len(data.t_heldout):  # checked before training
+    parser.error(f"with these limits the training images hold {len(normal_train)} digits other than "
+                 f"{args.anomaly_digit} and the held-out ones {unseen_heldout} {args.anomaly_digit}s of "
+                 f"{len(data.t_heldout)}: the score needs both kinds (raise --train-limit / --heldout-limit)")
 print(f"{data.description}\ntraining on the {len(normal_train):,} training images that are not a {args.anomaly_digit}")
 
 model = Autoencoder(784, args.hidden_size, args.latent_size).to(args.device)

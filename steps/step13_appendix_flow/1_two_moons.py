@@ -34,7 +34,7 @@ import time
 import numpy as np
 
 import zero
-from zero.cli import checkpoint_path, out_dir, parse_options, step_parser
+from zero.cli import at_least, checkpoint_path, out_dir, parse_options, step_parser
 from zero.flow import RealNVP, two_moons
 from zero.optimizers import Adam
 from zero.plot import figures, save, save_loss_curves, show
@@ -43,6 +43,7 @@ from zero.training import fit, mean_loss, resume, run_settings, save_checkpoint
 parser = step_parser(__doc__, training=True, epochs=30, batch_size=128, lr=1e-3, hidden_size=64,
                      couplings=8, points=8000, noise=0.05)
 args = parse_options(parser, quick=dict(epochs=2, points=1000))
+at_least(parser, args, 8, ("points",), "a quarter of that many is drawn again as held-out points")
 folder = out_dir(args, __file__)
 checkpoint = checkpoint_path(args, __file__)
 plt = figures(args.show)

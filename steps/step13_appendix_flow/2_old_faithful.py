@@ -36,6 +36,9 @@ from zero.training import mean_loss, resume, run_settings, save_checkpoint
 parser = step_parser(__doc__, training=True, epochs=500, batch_size=200, lr=1e-3, hidden_size=16,
                      couplings=4, heldout_size=72)
 args = parse_options(parser, quick=dict(epochs=50))
+if not 2 <= args.heldout_size <= 200:  # of 272 eruptions: at least 72 left to fit on
+    parser.error(f"--heldout-size must lie in 2..200 (of the 272 eruptions, the rest are fitted on), "
+                 f"got {args.heldout_size}")
 folder = out_dir(args, __file__)
 checkpoint = checkpoint_path(args, __file__)
 plt = figures(args.show)
