@@ -18,12 +18,16 @@ import os
 from pathlib import Path
 
 
-def positive_int(text):
-    """argparse type for counts (--batch-size, --train-limit): a whole number of at least 1."""
+def _whole_number(text):
     try:
-        value = int(text)
+        return int(text)
     except ValueError:
         raise argparse.ArgumentTypeError(f"expected a whole number, got {text!r}") from None
+
+
+def positive_int(text):
+    """argparse type for counts (--batch-size, --train-limit): a whole number of at least 1."""
+    value = _whole_number(text)
     if value < 1:
         raise argparse.ArgumentTypeError(f"must be at least 1, got {value}")
     return value
@@ -32,10 +36,7 @@ def positive_int(text):
 def seed_int(text):
     """argparse type for --seed: a whole number in 0 .. 2^31 - 1 (NumPy's seeds are 0 .. 2^32 - 1; the
     scripts derive a few more seeds by adding small numbers)."""
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a whole number, got {text!r}") from None
+    value = _whole_number(text)
     if not 0 <= value < 2 ** 31:
         raise argparse.ArgumentTypeError(f"must lie in 0 .. 2^31 - 1, got {value}")
     return value
