@@ -147,3 +147,24 @@ def test_the_anomaly_step_refuses_limits_that_leave_no_unseen_digit_before_train
                             text=True, timeout=300)
     assert result.returncode == 2 and "the held-out ones 0 2s of 10: the score needs both kinds" in result.stderr
     assert not list(tmp_path.rglob("*.npz"))  # nothing trained
+
+
+def test_the_linear_regression_step_says_when_gradient_descent_diverged(tmp_path):
+    """--lr 10 printed a NaN line and the advice to iterate longer."""
+    script = ROOT / "steps" / "step06_neural_networks" / "2_linear_regression.py"
+    command = [sys.executable, str(script), "--quick", "--lr", "10", "--out", str(tmp_path / "figures")]
+    result = subprocess.run(command, cwd=tmp_path, env=dict(os.environ, MPLBACKEND="Agg"), capture_output=True,
+                            text=True, timeout=300)
+    assert result.returncode == 0 and "gradient descent diverged" in result.stdout
+    assert "try --iters" not in result.stdout
+
+
+def test_the_vae_step_does_not_call_one_draw_a_tighter_bound(real_mnist_dir, tmp_path):
+    """With K = 1 it printed 'tighter by -0.02': sampling noise, not a bound."""
+    script = ROOT / "steps" / "step07_vae" / "1_vae.py"
+    command = [sys.executable, str(script), "--quick", "--data-dir", str(real_mnist_dir), "--iwae-samples", "1",
+               "--out", str(tmp_path / "figures")]
+    result = subprocess.run(command, cwd=tmp_path, env=dict(os.environ, MPLBACKEND="Agg"), capture_output=True,
+                            text=True, timeout=300)
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert "with K = 1 the -ELBO itself" in result.stdout and "tighter by" not in result.stdout

@@ -45,8 +45,11 @@ print(f"fitted y = {W.item():.3f} x + {b.item():.3f} (data made from y = 2 x + 5
 # the exact minimum of (6.2): least squares, solved for [W, b] in closed form
 (W_best, b_best), *_ = np.linalg.lstsq(np.hstack([x, np.ones_like(x)]).astype(np.float64), y[:, 0], rcond=None)
 reached = max(abs(W.item() - W_best), abs(b.item() - b_best)) < 5e-3
-print(f"exact minimum of (6.2): y = {W_best:.3f} x + {b_best:.3f} "
-      + ("(gradient descent has reached it)" if reached else "(gradient descent is not there yet: try --iters 2000)"))
+if not np.isfinite(losses[-1]):
+    verdict = "(gradient descent diverged: each step overshot the minimum by more; try a smaller --lr)"
+else:
+    verdict = "(gradient descent has reached it)" if reached else "(gradient descent is not there yet: try --iters 2000)"
+print(f"exact minimum of (6.2): y = {W_best:.3f} x + {b_best:.3f} {verdict}")
 
 fig, (ax_fit, ax_loss) = plt.subplots(1, 2, figsize=(10, 4))
 ax_fit.scatter(x[:, 0], y[:, 0], s=10)
