@@ -29,6 +29,13 @@ def _script_env(script, **settings):
     return env
 
 
+def _run_quick(script, tmp_path, *options):
+    """`script` (a path under steps/) run in quick mode from tmp_path, figures under tmp_path/figures."""
+    command = [sys.executable, str(ROOT / "steps" / script), "--quick", "--out", str(tmp_path / "figures"), *options]
+    return subprocess.run(command, cwd=tmp_path, env=dict(os.environ, MPLBACKEND="Agg"), capture_output=True,
+                          text=True, timeout=300)
+
+
 @pytest.mark.parametrize("script", STEP_SCRIPTS, ids=lambda p: f"{p.parent.name}/{p.name}")
 def test_step_script_runs_in_quick_mode(script, tmp_path):
     env = _script_env(script)
@@ -87,12 +94,8 @@ def test_a_script_resumed_with_other_options_stops_and_one_with_the_same_continu
     """Step 13.1 saved with noise 0.05: --resume --noise 0.1 would train on other data, so it stops,
     saying which option differs; --resume with the same options continues from epoch 2 (--quick
     fixes the epochs at 2, so nothing is left to train)."""
-    script = ROOT / "steps" / "step13_appendix_flow" / "1_two_moons.py"
-    env = dict(os.environ, MPLBACKEND="Agg")
-
     def run(*options):
-        command = [sys.executable, str(script), "--quick", "--out", str(tmp_path / "figures"), *options]
-        return subprocess.run(command, cwd=tmp_path, env=env, capture_output=True, text=True, timeout=300)
+        return _run_quick("step13_appendix_flow/1_two_moons.py", tmp_path, *options)
 
     assert run().returncode == 0
     refused = run("--resume", "--noise", "0.1")
@@ -131,40 +134,28 @@ def test_run_all_refuses_steps_that_select_nothing_or_do_not_exist(steps, messag
 def test_options_are_checked_before_any_training_or_sampling(script, options, message, tmp_path):
     """--eta 2 was refused after step 10.2's whole training, --ddim-steps 0 after step 9.3's DDPM run, one
     image for a Frechet distance after sampling or training (10.3, 12.1, 12.2)."""
-    command = [sys.executable, str(ROOT / "steps" / script), "--quick", "--out", str(tmp_path / "figures"), *options]
-    result = subprocess.run(command, cwd=tmp_path, env=dict(os.environ, MPLBACKEND="Agg"), capture_output=True,
-                            text=True, timeout=300)
+    result = _run_quick(script, tmp_path, *options)
     assert result.returncode == 2 and message in result.stderr
     assert not (tmp_path / "checkpoints").exists() and "sampling" not in result.stderr
 
 
 def test_the_anomaly_step_refuses_limits_that_leave_no_unseen_digit_before_training(real_mnist_dir, tmp_path):
     """Held-out images 8000-8009 hold no 2: roc_auc failed after training."""
-    script = ROOT / "steps" / "step11_appendix_autoencoder" / "3_anomaly.py"
-    command = [sys.executable, str(script), "--quick", "--data-dir", str(real_mnist_dir), "--heldout-limit", "10",
-               "--out", str(tmp_path / "figures")]
-    result = subprocess.run(command, cwd=tmp_path, env=dict(os.environ, MPLBACKEND="Agg"), capture_output=True,
-                            text=True, timeout=300)
+    result = _run_quick("step11_appendix_autoencoder/3_anomaly.py", tmp_path,
+                        "--data-dir", str(real_mnist_dir), "--heldout-limit", "10")
     assert result.returncode == 2 and "the held-out ones 0 2s of 10: the score needs both kinds" in result.stderr
     assert not list(tmp_path.rglob("*.npz"))  # nothing trained
 
 
 def test_the_linear_regression_step_says_when_gradient_descent_diverged(tmp_path):
     """--lr 10 printed a NaN line and the advice to iterate longer."""
-    script = ROOT / "steps" / "step06_neural_networks" / "2_linear_regression.py"
-    command = [sys.executable, str(script), "--quick", "--lr", "10", "--out", str(tmp_path / "figures")]
-    result = subprocess.run(command, cwd=tmp_path, env=dict(os.environ, MPLBACKEND="Agg"), capture_output=True,
-                            text=True, timeout=300)
+    result = _run_quick("step06_neural_networks/2_linear_regression.py", tmp_path, "--lr", "10")
     assert result.returncode == 0 and "gradient descent diverged" in result.stdout
     assert "try --iters" not in result.stdout
 
 
 def test_the_vae_step_does_not_call_one_draw_a_tighter_bound(real_mnist_dir, tmp_path):
     """With K = 1 it printed 'tighter by -0.02': sampling noise, not a bound."""
-    script = ROOT / "steps" / "step07_vae" / "1_vae.py"
-    command = [sys.executable, str(script), "--quick", "--data-dir", str(real_mnist_dir), "--iwae-samples", "1",
-               "--out", str(tmp_path / "figures")]
-    result = subprocess.run(command, cwd=tmp_path, env=dict(os.environ, MPLBACKEND="Agg"), capture_output=True,
-                            text=True, timeout=300)
+    result = _run_quick("step07_vae/1_vae.py", tmp_path, "--data-dir", str(real_mnist_dir), "--iwae-samples", "1")
     assert result.returncode == 0, result.stderr[-3000:]
     assert "with K = 1 the -ELBO itself" in result.stdout and "tighter by" not in result.stdout
