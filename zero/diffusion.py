@@ -133,6 +133,9 @@ class Diffusion:
         x0, noise: (N, C, H, W) arrays; t: (N,) integers in 1..T. Returns an array like x0.
         """
         self._check_timesteps("q_sample", t)
+        return self._q_sample(x0, t, noise)
+
+    def _q_sample(self, x0, t, noise):  # for time steps drawn here, in 1..T: no check (a device sync) per step
         return self._at(self.sqrt_alpha_bars, t, x0.ndim) * x0 + self._at(self.sqrt_one_minus_alpha_bars, t, x0.ndim) * noise
 
     def q_step(self, x_prev, t, noise):
@@ -161,11 +164,17 @@ class Diffusion:
             mu_theta(x_t, t) = (x_t - beta_t / sqrt(1 - alpha_bar_t) eps) / sqrt(alpha_t)     (Ho et al., eq. 11)
         """
         self._check_timesteps("mean_from_noise", t)
+        return self._mean_from_noise(x_t, eps, t)
+
+    def _mean_from_noise(self, x_t, eps, t):  # for time steps the sampler checked already
         return (x_t - self._at(self.noise_coef, t, x_t.ndim) * eps) / self.xp.sqrt(self._at(self.alphas, t, x_t.ndim))
 
     def predict_x0(self, x_t, eps, t):
         """x_0 implied by x_t and the noise: (x_t - sqrt(1 - alpha_bar_t) eps) / sqrt(alpha_bar_t)."""
         self._check_timesteps("predict_x0", t)
+        return self._predict_x0(x_t, eps, t)
+
+    def _predict_x0(self, x_t, eps, t):  # for time steps the sampler checked already
         ndim = x_t.ndim
         return (x_t - self._at(self.sqrt_one_minus_alpha_bars, t, ndim) * eps) / self._at(self.sqrt_alpha_bars, t, ndim)
 
@@ -177,7 +186,7 @@ class Diffusion:
         xp = self.xp
         t = xp.random.randint(1, self.num_timesteps + 1, size=len(x0)).astype(np.int64)
         noise = xp.random.standard_normal(x0.shape).astype(x0.dtype)
-        x_t = self.q_sample(x0, t, noise)
+        x_t = self._q_sample(x0, t, noise)
         eps = model(x_t, t) if labels is None else model(x_t, t, labels)
         return F.mean_squared_error(eps, noise)
 
@@ -207,7 +216,7 @@ class Diffusion:
         and no noise at the last step t = 1 (sigma_1 = 0 as well)."""
         self._check_timesteps("ddpm_step", t)
         ts = self.timesteps_like(len(x_t), t)
-        mean = self.mean_from_noise(x_t, eps, ts)
+        mean = self._mean_from_noise(x_t, eps, ts)
         if t == 1:
             return mean
         z = self.xp.random.standard_normal(x_t.shape).astype(x_t.dtype)
@@ -228,7 +237,7 @@ class Diffusion:
         if not 1 <= t_prev < t <= self.num_timesteps:  # a t_prev of 0 would read alpha_bar_T
             raise ValueError(f"ddim_mean_std: needs 1 <= t_prev < t <= {self.num_timesteps}, got t = {t}, "
                              f"t_prev = {t_prev}")
-        x0_hat = self.predict_x0(x_t, eps, self.timesteps_like(len(x_t), t))
+        x0_hat = self._predict_x0(x_t, eps, self.timesteps_like(len(x_t), t))
         alpha_bar, alpha_bar_prev = self.alpha_bars_host[t - 1], self.alpha_bars_host[t_prev - 1]
         sigma = eta * np.sqrt((1 - alpha_bar_prev) / (1 - alpha_bar) * (1 - alpha_bar / alpha_bar_prev))
         mean = (np.float32(np.sqrt(alpha_bar_prev)) * x0_hat
