@@ -1,5 +1,5 @@
-"""Array helpers used by the ops, and the teaching tools: numerical gradients
-and the gradient check students use to test their own ops."""
+"""Array helpers used by the ops, the argument checks the library shares, and the teaching
+tools: numerical gradients and the gradient check students use to test their own ops."""
 import os
 import tempfile
 from pathlib import Path
@@ -31,7 +31,7 @@ def save_npz_atomically(path, arrays):
 
 
 # -----------------------------------------------------------------------------
-# Array helpers for broadcasting and reductions
+# Argument checks shared by layers, models and training
 # -----------------------------------------------------------------------------
 def check_count(owner, name, value, optional=False):
     """Refuse a size or count (layer widths, time steps, image limits) that is not a whole number >= 1,
@@ -50,6 +50,9 @@ def check_not_empty(owner, array, what):
         raise ValueError(f"{owner}: no {what} (an empty array of shape {tuple(array.shape)})")
 
 
+# -----------------------------------------------------------------------------
+# Array helpers for broadcasting and reductions
+# -----------------------------------------------------------------------------
 def sum_to(x, shape):
     """Sum array x down to `shape` (the reverse of broadcasting shape -> x.shape)."""
     shape = tuple(shape)
