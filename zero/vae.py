@@ -127,6 +127,10 @@ class _Likelihood:
             raise ValueError(f"decoder_std must be positive, got {std!r}")
         self.kind, self.std = kind, float(std)
 
+    def checkpoint_config(self):
+        """Saved with a model's weights: the same weights mean another model under another likelihood or std."""
+        return {"likelihood": self.kind, "decoder_std": self.std}
+
     def book_loss(self, x, logits):
         """Reconstruction term of the training loss, summed over the batch. For 'gaussian' it is the
         book's sum (x - x_hat)^2, whatever decoder_std is: the std enters log_prob (and so the
@@ -175,8 +179,8 @@ class VAE(Model):
         """Mean image x_hat = sigmoid(decoder(z)): (N, latent) -> (N, input_size)."""
         return F.sigmoid(self.decoder(z))
 
-    def checkpoint_config(self):  # the same weights mean another model under another likelihood or std
-        return {"likelihood": self.likelihood.kind, "decoder_std": self.likelihood.std}
+    def checkpoint_config(self):
+        return self.likelihood.checkpoint_config()
 
     def loss(self, x):
         """The training loss per image, averaged over the batch (a scalar Variable).
@@ -253,7 +257,7 @@ class HierarchicalVAE(Model):
         return F.sigmoid(self.decoders[0](z1))
 
     def checkpoint_config(self):
-        return {"likelihood": self.likelihood.kind, "decoder_std": self.likelihood.std}
+        return self.likelihood.checkpoint_config()
 
     def loss(self, x):
         """The book's loss per image, averaged over the batch (a scalar Variable), for L levels:
