@@ -34,7 +34,10 @@ def matmul(x, W):
 
 
 class Linear(Function):
-    """y = x W + b in one op. x: (..., in), W: (in, out), b: (out,) or absent."""
+    """y = x W + b in one op. x: (..., in), W: (in, out), b: (out,), absent, or any shape that
+    broadcasts to y's (one bias per row, say), whose gradient is then gy summed to b's shape."""
+
+    other_bias_shape = False  # set by forward for a bias that is not (out,)
 
     def forward(self, x, W, b=None):
         if x.dtype.kind != "f":  # integer x as float32 (int64 @ float32 would be float64)
@@ -42,13 +45,18 @@ class Linear(Function):
         y = _matrix_product(self.xp, x, W)
         if b is not None:
             y += b
+            if b.shape != y.shape[-1:]:
+                self.other_bias_shape = True
         return y
 
     def backward(self, gy):
         x, W = self.inputs[:2]
-        grads = LinearGrad(len(self.inputs) == 3, x.requires_grad)(x, W, gy)
+        has_bias = len(self.inputs) == 3
+        grads = LinearGrad(has_bias and not self.other_bias_shape, x.requires_grad)(x, W, gy)
         if not isinstance(grads, tuple):
             grads = (grads,)
+        if self.other_bias_shape:  # the row sum of LinearGrad fits only a (out,) bias
+            grads += (sum_to(gy, self.inputs[2].shape),)
         return grads if x.requires_grad else (None,) + grads
 
 
@@ -110,10 +118,6 @@ def _rows(a):
 
 
 def linear(x, W, b=None):
-    """x @ W + b as one op. A bias of another shape than (out,), e.g. (1, out) or one per row, is
-    added by the broadcasting +, whose gradient is summed back to the bias's shape."""
     if b is None:
         return Linear()(x, W)
-    if b.shape != W.shape[-1:]:
-        return Linear()(x, W) + b
     return Linear()(x, W, b)
