@@ -198,15 +198,35 @@ def test_conv2d_on_strict_device_matches_cpu(case, seed):
     assert_strict_device_matches_cpu(f, arrays, seed)
 
 
+@pytest.mark.parametrize("split", ["input", "columns", "output"])
+@settings(max_examples=12, deadline=None)
+@given(case=conv_cases(), seed=seeds)
+def test_conv2d_stride1_with_each_split_of_the_kernel_offsets(split, case, seed):
+    """Stride-1 conv2d sums its kernel offsets on the input side of the matmul (im2col), on the
+    output side, or columns on one and rows on the other (_split_for picks by the channel counts):
+    force each one and check values, both gradients and the strict device."""
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(conv_module, "_split_for", lambda in_channels, out_channels: split)
+        check_stride1_conv2d(case, seed)
+
+
 @pytest.mark.parametrize("whole_rows", [True, False])
 @settings(max_examples=12, deadline=None)
 @given(case=conv_cases(), seed=seeds)
 def test_conv2d_stride1_with_and_without_whole_rows(whole_rows, case, seed):
-    """Stride-1 conv2d has two im2col paths (_unfold_rows for wide images, _unfold otherwise):
-    force each one and check values, both gradients, and the strict device."""
+    """Stride-1 backward has two im2col paths for gy (_unfold_rows for wide images, _unfold
+    otherwise): force each one and check values, both gradients, and the strict device."""
     with pytest.MonkeyPatch.context() as patch:
         patch.setattr(conv_module, "_rows_pay_off", lambda out_width, padded_width: whole_rows)
         check_stride1_conv2d(case, seed)
+
+
+def test_split_for_follows_the_channel_counts():
+    assert conv_module._split_for(1, 32) == "input"      # a first layer: copies of 1 channel are cheap
+    assert conv_module._split_for(32, 32) == "columns"
+    assert conv_module._split_for(32, 64) == "columns"
+    assert conv_module._split_for(96, 32) == "output"    # a decoder block after a skip concat
+    assert conv_module._split_for(64, 32) == "output"
 
 
 @pytest.mark.parametrize("channels", [(1, 4), (2, 9), (1, 3), (3, 5)])
