@@ -18,7 +18,10 @@ adjoint (col2im): it adds each column back where it came from.
 col is KH*KW times larger than x, so the batch is processed in chunks: the
 buffers stay bounded (CHUNK_ELEMENTS), and each chunk is still one large matmul.
 For stride 1 on wide images, `_unfold_rows` copies whole padded rows instead
-(one long contiguous copy per plane) and the few extra columns are cropped.
+(one long contiguous copy per plane) and the few extra columns are cropped (backward).
+A stride-1 forward need not copy all KH*KW offsets of x: it can add some of them
+after the matmul instead, which costs less when x has more channels than y
+(`_conv2d_stride1_array`, "shifted planes").
 
 The gradients are convolutions again, which keeps backward differentiable:
 
@@ -117,7 +120,7 @@ def _unfold(x, kernel_size, stride, padding, fill=0.0):
 
 
 def _unfold_rows(x, kernel_size, padding):
-    """im2col for stride 1 that copies whole padded rows: the fast path of conv2d.
+    """im2col for stride 1 that copies whole padded rows: the fast path of conv2d's backward.
 
     Like _unfold (and in the same reused buffer), but each output row h keeps all
     Wp = W + 2 pw columns of the padded input, so the window at kernel offset (i, j) is
