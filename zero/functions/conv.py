@@ -212,7 +212,10 @@ def _check_output_size(op, out_size, x_shape, kernel_size):
 #   'output'  no copy: a matmul with KH*KW*OC rows, then add the KH*KW shifts of its result.
 # Copies grow with the input channels C, additions with the output channels OC, so the
 # choice follows C : OC (_split_for); 'columns' is the best of both in between.
-SPLITS = {"input": lambda KH, KW: (KH, KW), "columns": lambda KH, KW: (1, KW), "output": lambda KH, KW: (1, 1)}
+def _input_side(kernel_size, split):
+    """The block of kernel offsets a split copies on the input side: (rows, columns)."""
+    KH, KW = kernel_size
+    return {"input": (KH, KW), "columns": (1, KW), "output": (1, 1)}[split]
 
 
 def _split_for(in_channels, out_channels):
@@ -229,7 +232,7 @@ def _split_offsets(kernel_size, width, split):
     """Flat shifts copied on the input side and added on the output side: every kernel offset
     (i, j) is one input shift plus one output shift, i*width + j in the flat rows."""
     KH, KW = kernel_size
-    KHi, KWi = SPLITS[split](KH, KW)
+    KHi, KWi = _input_side(kernel_size, split)
     inputs = [i * width + j for i in range(KHi) for j in range(KWi)]
     outputs = [i * KHi * width + j * KWi for i in range(KH // KHi) for j in range(KW // KWi)]
     return inputs, outputs
@@ -238,7 +241,7 @@ def _split_offsets(kernel_size, width, split):
 def _split_weight(weight, split):
     """W (OC, C, KH, KW) as the matrix w_mat[(output shift, o), (input shift, c)]."""
     OC, C, KH, KW = weight.shape
-    KHi, KWi = SPLITS[split](KH, KW)
+    KHi, KWi = _input_side((KH, KW), split)
     w = weight.reshape(OC, C, KH // KHi, KHi, KW // KWi, KWi)
     return w.transpose(2, 4, 0, 3, 5, 1).reshape((KH // KHi) * (KW // KWi) * OC, KHi * KWi * C)
 
