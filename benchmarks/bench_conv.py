@@ -76,25 +76,29 @@ def torch_step(onednn=True):
 
 def gemm_step():
     """The three matrix products of zero's stride-1 conv2d forward + backward, per batch chunk as
-    zero.functions.conv splits it: y = W_mat @ col, gx = W_flip @ col_gy, gW += col_gy @ x_rows^T,
-    with col (9 C, n (H + 2) W_pad) as zero's whole-row im2col lays it out."""
+    zero.functions.conv splits it: forward y = W_mat @ rows on the shifted planes of the split it
+    picks for these channels; backward gx = W_flip @ col_gy, gW += col_gy @ x_rows^T, with col_gy
+    (9 OC, n H (W + 2)) as zero's whole-row im2col lays it out."""
     import numpy as np
-    from zero.functions.conv import _batch_chunks
+    from zero.functions.conv import _batch_chunks, _split_for, _split_offsets
     b, c, s, oc, k = (SHAPE[key] for key in ("batch", "channels", "size", "out_channels", "kernel"))
     width = s + 2 * SHAPE["padding"]
     rng = np.random.default_rng(0)
-    chunks = _batch_chunks(b, k * k * c * s * width)
+    in_shifts, out_shifts = _split_offsets((k, k), width, _split_for(c, oc))
+    forward_chunks = _batch_chunks(b, max(len(in_shifts) * c, len(out_shifts) * oc) * width * width)
+    forward_columns = (forward_chunks[0].stop - forward_chunks[0].start) * width * width
+    w_mat = rng.standard_normal((len(out_shifts) * oc, len(in_shifts) * c), dtype=np.float32)
+    rows = rng.standard_normal((len(in_shifts) * c, forward_columns), dtype=np.float32)
+    chunks = _batch_chunks(b, k * k * oc * s * width)
     columns = (chunks[0].stop - chunks[0].start) * s * width
-    w_mat = rng.standard_normal((oc, k * k * c), dtype=np.float32)
     w_flip = rng.standard_normal((c, k * k * oc), dtype=np.float32)
-    col = rng.standard_normal((k * k * c, columns), dtype=np.float32)
     col_gy = rng.standard_normal((k * k * oc, columns), dtype=np.float32)
     x_rows = rng.standard_normal((c, columns), dtype=np.float32)
 
     def step():
         start = time.perf_counter()
-        for _ in chunks:
-            w_mat @ col
+        for _ in forward_chunks:
+            w_mat @ rows
         middle = time.perf_counter()
         gw = np.zeros((k * k * oc, c), dtype=np.float32)
         for _ in chunks:
