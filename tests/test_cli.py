@@ -1,11 +1,12 @@
 """zero.cli: the step scripts' common options and where their files go."""
+import subprocess
 import sys
 from pathlib import Path
 
 import pytest
 
-from zero.cli import (add_device_option, checkpoint_path, out_dir, parse_options, running_under_ci, script_name,
-                      step_checkpoint, step_parser)
+from zero.cli import (add_device_option, checkpoint_path, fill_from_config, out_dir, parse_options, plural,
+                      running_under_ci, script_name, step_checkpoint, step_parser)
 
 
 def test_a_quick_run_writes_beside_a_real_runs_files_never_over_them(tmp_path, monkeypatch):
@@ -150,6 +151,20 @@ def test_comma_list_reads_numbers_and_names_the_option_when_it_cannot(capsys):
     with pytest.raises(SystemExit):
         comma_list(parser, "10,0", int, "--ddim-steps", minimum=1)
     assert "--ddim-steps: every value must be at least 1, got '10,0'" in capsys.readouterr().err
+
+
+def test_comma_list_refuses_values_above_the_maximum_or_another_count_naming_the_option(capsys):
+    """--ddim-steps 1001 was printed as 1001 steps though 1000 were run; --channels 4,8 ended in a traceback."""
+    from zero.cli import comma_list
+    parser = step_parser("a step")
+    assert comma_list(parser, "10,1000", int, "--ddim-steps", minimum=1, maximum=1000) == [10, 1000]
+    with pytest.raises(SystemExit):
+        comma_list(parser, "10,1001", int, "--ddim-steps", minimum=1, maximum=1000)
+    assert "--ddim-steps: every value must be at most 1000, got '10,1001'" in capsys.readouterr().err
+    assert comma_list(parser, "4,8,8", int, "--channels", length=3) == [4, 8, 8]
+    with pytest.raises(SystemExit):
+        comma_list(parser, "4,8", int, "--channels", length=3)
+    assert "--channels: expected 3 values separated by commas, got 2 in '4,8'" in capsys.readouterr().err
 
 
 @pytest.mark.parametrize("value", ["0", "-2"])
@@ -359,3 +374,58 @@ def test_zero_epochs_are_refused_rather_than_saving_an_untrained_checkpoint(caps
     with pytest.raises(SystemExit):
         step_parser("a step", training=True).parse_args(["--epochs", "0"])
     assert "argument --epochs: must be at least 1, got 0" in capsys.readouterr().err
+
+
+def test_plural_puts_one_in_the_singular():
+    """Scripts printed 'trained 1 epochs'."""
+    assert [plural(n, "epoch") for n in (0, 1, 2)] == ["0 epochs", "1 epoch", "2 epochs"]
+
+
+def _config_parser():
+    parser = step_parser("a step", training=True)
+    parser.add_argument("--config", default=None, choices=["cpu", "book"])
+    parser.add_argument("--lr", type=float, default=None)
+    parser.add_argument("--eta", type=float, default=None)
+    return parser
+
+
+CONFIGS = {"cpu": dict(lr=1e-3, eta=1.0), "book": dict(lr=1e-4, eta=0.0)}
+
+
+@pytest.mark.parametrize("argv, config, lr, eta, given", [
+    ([], "cpu", 1e-3, 1.0, set()),
+    (["--config", "book", "--lr", "0.5"], "book", 0.5, 0.0, {"lr"}),
+    (["--quick", "--eta", "0.5"], "cpu", 2e-3, 0.5, {"eta"}),
+])
+def test_fill_from_config_fills_what_was_not_given_and_says_what_was(argv, config, lr, eta, given, monkeypatch):
+    parser = _config_parser()
+    monkeypatch.setattr(sys, "argv", ["step.py", *argv])
+    args = parse_options(parser)
+    assert fill_from_config(parser, args, CONFIGS, quick=dict(lr=2e-3, eta=1.0)) == given
+    assert (args.config, args.lr, args.eta) == (config, lr, eta)
+
+
+def test_quick_with_a_config_is_refused_naming_the_option(monkeypatch, capsys):
+    """--quick --config book silently trained the quick sizes."""
+    parser = _config_parser()
+    monkeypatch.setattr(sys, "argv", ["step.py", "--quick", "--config", "book"])
+    with pytest.raises(SystemExit) as exit_:
+        fill_from_config(parser, parse_options(parser), CONFIGS, quick=dict(lr=2e-3, eta=1.0))
+    assert exit_.value.code == 2
+    assert "--config book does not apply with --quick, which uses its own tiny sizes" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("raised, status, shown, hidden", [
+    ("SetupError('no MNIST files in /data')", 2, "step.py: error: no MNIST files in /data", "Traceback"),
+    ("ValueError('a bug')", 1, "Traceback", "step.py: error"),   # anything else keeps its traceback
+])
+def test_a_setup_error_ends_a_script_with_its_message_alone_and_a_bug_with_its_traceback(raised, status, shown, hidden,
+                                                                                          tmp_path):
+    """No MNIST at --data-dir, or --device cuda without CuPy, showed a traceback before the message."""
+    script = tmp_path / "step.py"
+    script.write_text("from zero.cli import parse_options, step_parser\n"
+                      "from zero.errors import SetupError\n"
+                      "parse_options(step_parser('a step'))\n"
+                      f"raise {raised}\n")
+    result = subprocess.run([sys.executable, str(script)], capture_output=True, text=True, timeout=60)
+    assert result.returncode == status and shown in result.stderr and hidden not in result.stderr, result.stderr

@@ -498,6 +498,11 @@ def test_a_script_run_without_resume_starts_afresh_over_an_existing_checkpoint(t
     assert_same_weights(fresh[0], reference[0])
 
 
+def test_a_script_run_resumed_without_a_checkpoint_says_it_trains_from_scratch(tmp_path, capsys):
+    run_script(script_players(), tmp_path / "gan.npz", epochs=1, resume=True)
+    assert f"no checkpoint at {tmp_path / 'gan.npz'}: training from scratch" in capsys.readouterr().out
+
+
 def test_a_script_run_draws_its_codes_from_its_seed_whatever_came_before(tmp_path):
     runs = []
     for global_seed, run_seed in [(123, 0), (456, 0), (123, 1)]:

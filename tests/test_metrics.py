@@ -182,7 +182,7 @@ def test_classifier_for_scoring_trains_for_the_epochs_asked_and_returns_it_in_ev
     images = rng.random((16, 1, 28, 28), dtype=np.float32)
     model = classifier_for_scoring(tmp_path / "c.npz", images, rng.integers(0, 10, 16), epochs=1, save=False)
     printed = capsys.readouterr().out
-    assert "classifier epoch 1/1" in printed and "1 epochs on 16 images" in printed
+    assert "classifier epoch 1/1" in printed and "1 epoch on 16 images" in printed
     assert not model.training
 
 

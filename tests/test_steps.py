@@ -8,6 +8,7 @@ import sys
 import pytest
 
 from conftest import ROOT, mnist_dir
+from zero import cuda_available
 
 STEP_SCRIPTS = sorted(p for p in (ROOT / "steps").glob("step*/*.py") if not p.name.startswith("_"))
 NEEDS_MNIST_MARK = "# needs: mnist"
@@ -122,6 +123,14 @@ def test_run_all_refuses_steps_that_select_nothing_or_do_not_exist(steps, messag
 @pytest.mark.parametrize("script, options, message", [
     ("step10_conditional_diffusion/2_conditional_ddpm.py", ["--eta", "2"], "--eta must lie in [0, 1], got 2.0"),
     ("step09_diffusion/3_ddim.py", ["--ddim-steps", "10,0"], "--ddim-steps: every value must be at least 1"),
+    ("step09_diffusion/3_ddim.py", ["--ddim-steps", "10,1001"], "--ddim-steps: every value must be at most 1000"),
+    ("step09_diffusion/2_ddpm.py", ["--channels", "4,8"], "--channels: expected 3 values separated by commas"),
+    ("step10_conditional_diffusion/2_conditional_ddpm.py", ["--channels", "4,8"], "--channels: expected 3 values"),
+    ("step09_diffusion/2_ddpm.py", ["--channels", "4,0,8"], "--channels: every value must be at least 1"),
+    ("step10_conditional_diffusion/2_conditional_ddpm.py", ["--sampler", "ddpm", "--eta", "0.5"],
+     "--eta applies only to the ddim sampler, but this run samples with ddpm"),
+    ("step09_diffusion/2_ddpm.py", ["--config", "book"], "--config book does not apply with --quick"),
+    ("step10_conditional_diffusion/2_conditional_ddpm.py", ["--config", "cpu"], "--config cpu does not apply"),
     ("step10_conditional_diffusion/3_sample_quality.py", ["--samples", "1"], "--samples must be at least 2 here"),
     ("step12_appendix_gan/1_gan.py", ["--score-images", "1"], "--score-images must be at least 2 here"),
     ("step12_appendix_gan/2_dcgan.py", ["--heldout-limit", "1"], "--heldout-limit must be at least 2 here"),
@@ -159,3 +168,82 @@ def test_the_vae_step_does_not_call_one_draw_a_tighter_bound(real_mnist_dir, tmp
     result = _run_quick("step07_vae/1_vae.py", tmp_path, "--data-dir", str(real_mnist_dir), "--iwae-samples", "1")
     assert result.returncode == 0, result.stderr[-3000:]
     assert "with K = 1 the -ELBO itself" in result.stdout and "tighter by" not in result.stdout
+
+
+def test_a_gan_resumed_past_its_epochs_is_labelled_with_the_epochs_it_holds(real_mnist_dir, tmp_path):
+    """--resume --epochs 1 on a 2-epoch checkpoint labelled the scores '1 epochs'; the model holds 2."""
+    small = ["--data-dir", str(real_mnist_dir), "--train-limit", "64", "--heldout-limit", "32", "--score-images", "32",
+             "--head-start-steps", "0"]
+    assert _run_quick("step12_appendix_gan/1_gan.py", tmp_path, *small, "--epochs", "2").returncode == 0
+    result = _run_quick("step12_appendix_gan/1_gan.py", tmp_path, *small, "--epochs", "1", "--resume")
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert "GAN, non-saturating, 2 epochs" in result.stdout
+    assert "GAN, minimax, 1 epoch " in result.stdout   # --quick trains the minimax run 1 epoch: no plural
+
+
+@pytest.mark.parametrize("script, lr", [("step06_neural_networks/1_gradients.py", "0.01"),
+                                        ("step06_neural_networks/3_neural_network.py", "50")])
+def test_the_gradient_descent_steps_say_when_it_diverged(script, lr, tmp_path):
+    """Steps 6.1 and 6.3 printed a NaN result and nothing else (6.2 said it diverged)."""
+    result = _run_quick(script, tmp_path, "--lr", lr, "--iters", "200")
+    assert result.returncode == 0 and "gradient descent diverged" in result.stdout, result.stderr[-3000:]
+    assert "diverged" not in _run_quick(script, tmp_path, "--iters", "200").stdout   # the default lr converges
+
+
+def test_a_script_resumed_from_another_scripts_checkpoint_says_the_model_type_differs(real_mnist_dir, tmp_path):
+    """Step 7 resumed from step 11.1's checkpoint listed --batch-size and --lr as the differences."""
+    data = ["--data-dir", str(real_mnist_dir)]
+    assert _run_quick("step11_appendix_autoencoder/1_autoencoder.py", tmp_path, *data).returncode == 0
+    autoencoder = tmp_path / "checkpoints" / "quick" / "step11_appendix_autoencoder_1_autoencoder.npz"
+    result = _run_quick("step07_vae/1_vae.py", tmp_path, *data, "--resume", "--checkpoint", str(autoencoder))
+    assert result.returncode != 0 and "holds model type Autoencoder, not VAE" in result.stderr
+    assert "--batch-size" not in result.stderr
+
+
+def test_extending_a_run_whose_learning_rate_decays_is_refused_naming_the_option_that_allows_it(
+        real_mnist_dir, tmp_path):
+    """Step 10.2's cosine decay spans all epochs, so --resume --epochs 2 after 1 is refused: the message now
+    says how to train a run that can be extended."""
+    data = ["--data-dir", str(real_mnist_dir), "--train-limit", "64", "--heldout-limit", "32", "--per-class", "1"]
+    assert _run_quick("step10_conditional_diffusion/2_conditional_ddpm.py", tmp_path, *data).returncode == 0
+    refused = _run_quick("step10_conditional_diffusion/2_conditional_ddpm.py", tmp_path, *data,
+                         "--resume", "--epochs", "2")
+    assert refused.returncode != 0 and "--epochs 1 (now 2)" in refused.stderr
+    assert "use --lr-decay none" in refused.stderr
+
+
+def test_the_ddim_step_refuses_a_checkpoint_it_was_given_that_does_not_exist(tmp_path):
+    """In quick mode an explicit --checkpoint that did not exist was replaced by an untrained U-Net."""
+    missing = tmp_path / "no_such_unet.npz"
+    result = _run_quick("step09_diffusion/3_ddim.py", tmp_path, "--checkpoint", str(missing))
+    assert result.returncode == 2 and f"--checkpoint {missing}: no such file" in result.stderr
+    assert "untrained" not in result.stdout
+
+
+# Runs a step script with no MNIST mirror to download from: a folder without the files is then a setup error.
+NO_DOWNLOAD_LAUNCHER = """
+import runpy, sys
+import zero.mnist
+zero.mnist.MIRRORS = []
+script = sys.argv[1]
+sys.argv = [script] + sys.argv[2:]
+runpy.run_path(script, run_name="__main__")
+"""
+
+
+def test_a_script_without_mnist_shows_the_message_alone_and_exits_with_status_2(tmp_path):
+    """A --data-dir without the MNIST files ended in a traceback before the message saying where to put them."""
+    command = [sys.executable, "-c", NO_DOWNLOAD_LAUNCHER, str(ROOT / "steps" / "step07_vae" / "1_vae.py"), "--quick",
+               "--out", str(tmp_path / "figures"), "--data-dir", str(tmp_path / "empty")]
+    result = subprocess.run(command, cwd=tmp_path, env=dict(os.environ, MPLBACKEND="Agg"), capture_output=True,
+                            text=True, timeout=120)
+    assert result.returncode == 2 and "Traceback" not in result.stderr, result.stderr[-3000:]
+    assert "1_vae.py: error: could not download MNIST file" in result.stderr
+    assert f"in {tmp_path / 'empty'}: put them there" in result.stderr
+
+
+@pytest.mark.skipif(cuda_available(), reason="CuPy is installed: --device cuda is no error here")
+def test_a_script_asked_for_cuda_without_cupy_shows_the_message_alone_and_exits_with_status_2(tmp_path):
+    result = _run_quick("step13_appendix_flow/1_two_moons.py", tmp_path, "--device", "cuda")
+    assert result.returncode == 2 and "Traceback" not in result.stderr, result.stderr[-3000:]
+    assert "1_two_moons.py: error: device 'cuda' requested but CuPy is not installed" in result.stderr

@@ -287,10 +287,34 @@ def test_resume_restores_only_when_asked_and_the_checkpoint_exists(tmp_path):
         assert resume(path, other, other_optimizer, args, history=fresh_start) == (fresh_start, 0)
         assert all(np.array_equal(before[k], v) for k, v in _weights(other).items())   # untouched
     other, other_optimizer, _ = _trained(steps=1)
-    history, start_epoch = resume(checkpoint, other, other_optimizer, Namespace(resume=True), history=fresh_start)
+    history, start_epoch = resume(checkpoint, other, other_optimizer, Namespace(resume=True, epochs=4),
+                                  history=fresh_start)
     assert start_epoch == 4 and history == {"train_loss": [3.0, 2.0, 1.5, 1.0]}
     assert all(np.array_equal(_weights(model)[k], v) for k, v in _weights(other).items())
     assert other_optimizer.steps == optimizer.steps                                     # Adam's t restored too
+
+
+def test_a_resume_that_finds_no_checkpoint_says_it_trains_from_scratch(tmp_path, capsys):
+    """--resume with no checkpoint file trained from scratch without a word, as if it had resumed."""
+    model, optimizer, _ = _trained(steps=1)
+    missing = tmp_path / "missing.npz"
+    assert resume(missing, model, optimizer, Namespace(resume=True), history={}) == ({}, 0)
+    assert capsys.readouterr().out == f"no checkpoint at {missing}: training from scratch\n"
+    resume(missing, model, optimizer, Namespace(resume=False), history={})   # no --resume: nothing to say
+    assert capsys.readouterr().out == ""
+
+
+def test_a_resumed_checkpoint_past_the_asked_epochs_sets_the_epochs_to_those_the_model_holds(tmp_path, capsys):
+    """--resume --epochs 2 on a 4-epoch checkpoint trains nothing, and the titles must then say 4, not 2."""
+    model, optimizer, _ = _trained(steps=1)
+    checkpoint = save_checkpoint(tmp_path / "c.npz", model, optimizer, epoch=4)
+    args = Namespace(resume=True, epochs=2)
+    assert resume(checkpoint, model, optimizer, args)[1] == 4
+    assert args.epochs == 4
+    assert "after epoch 4, past --epochs 2: nothing left to train" in capsys.readouterr().out
+    args = Namespace(resume=True, epochs=6)   # more to train: --epochs stays
+    resume(checkpoint, model, optimizer, args)
+    assert args.epochs == 6 and capsys.readouterr().out == f"resumed from {checkpoint} after epoch 4\n"
 
 
 def test_fit_or_resume_saves_then_continues_where_it_stopped(tmp_path):
@@ -570,6 +594,18 @@ def test_a_checkpoint_refuses_a_model_with_other_settings_and_says_which(tmp_pat
         load_checkpoint(path, HierarchicalVAE(12, 6, 2))
 
 
+def test_another_models_checkpoint_is_refused_for_its_type_before_its_settings(tmp_path):
+    """--resume on another script's checkpoint listed the options that differed, not that it held another model."""
+    from zero.autoencoder import Autoencoder
+    from zero.vae import VAE
+    np.random.seed(0)
+    path = save_checkpoint(tmp_path / "ae.npz", Autoencoder(12, 6, 2), settings={"lr": "0.001", "batch_size": "64"})
+    with pytest.raises(ValueError) as refused:
+        load_checkpoint(path, VAE(12, 6, 2), settings={"lr": "0.0003", "batch_size": "32"})
+    assert "holds model type Autoencoder, not VAE" in str(refused.value)
+    assert "--lr" not in str(refused.value)
+
+
 def test_a_checkpoint_without_saved_settings_still_loads(tmp_path):
     from zero.vae import VAE
     np.random.seed(0)
@@ -621,7 +657,7 @@ def test_a_resumed_run_draws_the_noise_an_uninterrupted_one_would(tmp_path):
     history = fit(first, first_optimizer, x, epochs=1, batch_size=8)
     save_checkpoint(tmp_path / "c.npz", first, first_optimizer, 1, history)
     resumed, resumed_optimizer = start()                     # a new run of the script, with --resume
-    history, start_epoch = resume(tmp_path / "c.npz", resumed, resumed_optimizer, Namespace(resume=True))
+    history, start_epoch = resume(tmp_path / "c.npz", resumed, resumed_optimizer, Namespace(resume=True, epochs=2))
     fit(resumed, resumed_optimizer, x, epochs=2, batch_size=8, history=history, start_epoch=start_epoch)
     for name, array in _weights(straight).items():
         np.testing.assert_array_equal(_weights(resumed)[name], array)
@@ -940,7 +976,7 @@ def test_resume_checks_the_settings_it_is_given_instead_of_the_scripts_options(t
     other, other_optimizer, _ = _trained(steps=1)
     with pytest.raises(ValueError, match=re.escape("--width 8 (now 16)")):
         resume(checkpoint, other, other_optimizer, args, settings={**run_settings(args), "width": "16"})
-    assert resume(checkpoint, other, other_optimizer, Namespace(lr=0.5, seed=0, resume=True),
+    assert resume(checkpoint, other, other_optimizer, Namespace(lr=0.5, seed=0, resume=True, epochs=4),
                   settings={"width": "8"})[1] == 4
 
 

@@ -12,7 +12,8 @@ from zero.models import Model
 from zero.optimizers import Adam
 from zero.training import fit, load_checkpoint, mean_loss, mnist_splits, save_checkpoint
 from zero.vae import (VAE, HierarchicalVAE, bernoulli_log_likelihood, book_kl_term, evaluate_bounds,
-                      gaussian_kl, gaussian_log_pdf, iwae_from_log_weights)
+                      gaussian_kl, gaussian_log_pdf, iwae_from_log_weights, loss_terms,
+                      walk_ends)
 
 
 def V(array, device="cpu"):
@@ -459,3 +460,23 @@ def test_a_checkpoint_of_another_decoder_std_is_refused(tmp_path, model_class):
     save_checkpoint(tmp_path / "vae.npz", model)
     with pytest.raises(ValueError, match=r"trained with decoder_std '0.1', but this .* has decoder_std '1.0'"):
         load_checkpoint(tmp_path / "vae.npz", model_class(6, 5, 2))
+
+
+@pytest.mark.parametrize("labels, expected", [
+    ([4, 3, 9, 8, 3, 8], (1, 3, "from a 3 to an 8")),
+    ([4, 9, 9, 7, 1, 1, 9, 0, 7, 8], (0, 9, "from a 4 to an 8")),     # held-out images 8000-8009: no 3
+    ([4, 9, 9, 7, 1], (0, 1, "from a 4 to a 9")),                      # neither a 3 nor an 8
+    ([3, 3, 1], (0, 2, "from a 3 to a 1")),
+    ([8, 8, 8], (0, 1, "from an 8 to an 8")),                          # one digit only: two of its images
+    ([5], (0, 0, "from a 5 to a 5")),
+])
+def test_the_latent_walk_names_the_digits_it_joins(labels, expected):
+    """Steps 7 and 8 titled the walk 'from a 3 to an 8' when a small --heldout-limit left no 3 or no 8."""
+    assert walk_ends(np.array(labels)) == expected
+
+
+def test_the_loss_title_names_one_term_per_level_after_the_reconstruction():
+    """Step 8's loss curve was titled 'L1 + L2 + L3' whatever --levels was."""
+    assert loss_terms(2) == "L1 + L2 + L3"    # the book's
+    assert loss_terms(1) == "L1 + L2"
+    assert loss_terms(4) == "L1 + L2 + L3 + L4 + L5"

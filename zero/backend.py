@@ -18,6 +18,8 @@ import sys
 
 import numpy as np
 
+from zero.errors import SetupError
+
 DEFAULT_DTYPE = np.float32
 
 CUDA_INSTALL_HINT = (
@@ -107,17 +109,17 @@ def get_backend(device):
     backend = _backends.get(name)
     if backend is None:
         if name == "cuda":
-            raise RuntimeError(f"device 'cuda' requested but CuPy is not installed: {CUDA_INSTALL_HINT}.")
+            raise SetupError(f"device 'cuda' requested but CuPy is not installed: {CUDA_INSTALL_HINT}.")
         known = ", ".join(sorted(_backends))
         raise ValueError(f"unknown device {device!r}; available devices: {known}")
     if name == "cuda":  # pragma: no cover - needs CuPy
         try:
             count = cupy.cuda.runtime.getDeviceCount()
         except Exception as error:
-            raise RuntimeError(f"device 'cuda' requested but no usable GPU was found ({error}); "
-                               f"{CUDA_INSTALL_HINT}.") from None
+            raise SetupError(f"device 'cuda' requested but no usable GPU was found ({error}); "
+                             f"{CUDA_INSTALL_HINT}.") from None
         if count == 0:
-            raise RuntimeError(f"device 'cuda' requested but no GPU was found; {CUDA_INSTALL_HINT}.")
+            raise SetupError(f"device 'cuda' requested but no GPU was found; {CUDA_INSTALL_HINT}.")
     return backend
 
 

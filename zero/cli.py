@@ -15,7 +15,10 @@ there too (step_checkpoint). Quick runs never overwrite, or use, a real run's re
 """
 import argparse
 import os
+import sys
 from pathlib import Path
+
+from zero.errors import SetupError
 
 
 def _whole_number(text):
@@ -60,16 +63,26 @@ def at_least(parser, args, minimum, options, reason):
             parser.error(f"--{name.replace('_', '-')} must be at least {minimum} here ({reason}), got {value}")
 
 
-def comma_list(parser, text, kind, option, minimum=None):
+def plural(count, noun):
+    """'1 epoch', '2 epochs': a count with its noun, singular for one."""
+    return f"{count} {noun}" if count == 1 else f"{count} {noun}s"
+
+
+def comma_list(parser, text, kind, option, minimum=None, maximum=None, length=None):
     """'32,64,128' -> [32, 64, 128] for an option that takes a list (kind: int or float), each item at least
-    `minimum` if given; anything else ends the script with the option named, as argparse does for its own."""
+    `minimum` and at most `maximum`, and `length` items, if given; anything else ends the script with the
+    option named, as argparse does for its own."""
     try:
         values = [kind(item) for item in text.split(",")]
     except ValueError:
         parser.error(f"{option}: expected {'whole numbers' if kind is int else 'numbers'} separated by commas, "
                      f"e.g. {'10,20,50' if kind is int else '0,1.5,3'}; got {text!r}")
+    if length is not None and len(values) != length:
+        parser.error(f"{option}: expected {length} values separated by commas, got {len(values)} in {text!r}")
     if minimum is not None and min(values) < minimum:
         parser.error(f"{option}: every value must be at least {minimum}, got {text!r}")
+    if maximum is not None and max(values) > maximum:
+        parser.error(f"{option}: every value must be at most {maximum}, got {text!r}")
     return values
 
 
@@ -118,7 +131,10 @@ def step_parser(description, training=False, default_out=None, **training_defaul
 
 def parse_options(parser, quick=None):
     """parser.parse_args(), with `quick` ({option: value}) as the defaults of a --quick run:
-    options given on the command line keep their values (--quick --epochs 3 trains 3 epochs)."""
+    options given on the command line keep their values (--quick --epochs 3 trains 3 epochs).
+    From here on, a SetupError (no MNIST files, no CuPy for --device cuda) ends the script as a
+    wrong option does: its message alone, exit status 2 (show_setup_errors)."""
+    show_setup_errors(parser.prog)
     args = parser.parse_args()
     if args.quick and quick:
         unknown = sorted(set(quick) - set(vars(args)))
@@ -127,6 +143,40 @@ def parse_options(parser, quick=None):
         parser.set_defaults(**quick)
         args = parser.parse_args()
     return args
+
+
+def fill_from_config(parser, args, configs, quick, default="cpu"):
+    """Give the options left unset (None) the values of the chosen --config, configs[args.config] (by
+    default `default`), or in a --quick run those of `quick`, whose tiny sizes replace every config:
+    --quick with a --config is refused rather than silently ignoring it. Returns the names of the
+    options that were given on the command line, not filled in."""
+    if args.quick and args.config is not None:
+        parser.error(f"--config {args.config} does not apply with --quick, which uses its own tiny sizes: "
+                     f"give one of them")
+    args.config = args.config or default
+    chosen = quick if args.quick else configs[args.config]
+    given = {name for name in chosen if getattr(args, name) is not None}
+    for name, value in chosen.items():
+        if name not in given:
+            setattr(args, name, value)
+    return given
+
+
+def show_setup_errors(prog):
+    """Make an uncaught SetupError, something the person running the script must fix, print only
+    "prog: error: message" and exit with status 2; every other exception is a bug and keeps its
+    traceback (Python's usual handling, sys.excepthook)."""
+    previous = sys.excepthook
+    if getattr(previous, "shows_setup_errors", False):   # already installed
+        return
+
+    def hook(kind, error, traceback):
+        if not issubclass(kind, SetupError):
+            return previous(kind, error, traceback)
+        print(f"{prog}: error: {error}", file=sys.stderr)
+        raise SystemExit(2)   # Python exits with this status when its excepthook raises SystemExit
+    hook.shows_setup_errors = True
+    sys.excepthook = hook
 
 
 def script_name(path):

@@ -31,13 +31,15 @@ from tqdm import tqdm
 
 import zero.functions as F
 from zero.backend import DEFAULT_DTYPE, get_backend, seed, to_numpy
+from zero.cli import plural
 from zero.core import Variable, no_grad
 from zero.data import DataLoader, Dataset
 from zero.layers import BatchNorm, Conv2d, ConvTranspose2d, Linear
 from zero.metrics import score_samples
 from zero.models import Model
 from zero.plot import moving_average
-from zero.training import restore_random_state, run_settings, save_checkpoint, stage_checkpoint
+from zero.training import (restore_random_state, resumed_after, resuming, run_settings, save_checkpoint,
+                           stage_checkpoint)
 
 GENERATOR_LOSSES = ("non_saturating", "minimax")
 HISTORY_KEYS = ("d_loss", "g_loss", "d_real", "d_fake")
@@ -293,20 +295,20 @@ def train_gan_or_resume(generator, discriminator, g_optimizer, d_optimizer, imag
     """The training block of the GAN scripts: continue from `checkpoint` (save_gan's two files)
     when `--resume` is given and it exists, train with the non-saturating loss up to
     `args.epochs`, then save. args: the script's options (epochs, batch_size, device, seed,
-    resume). Returns the loss history."""
+    resume; epochs raised to the checkpoint's if it holds more). Returns the loss history."""
     history, start_epoch = None, 0
     settings = run_settings(args, exclude=("heldout_limit",))   # held-out images only score the result
     seed(args.seed, args.device)   # the codes z and dropout masks (NumPy's generator and the device's)
-    if args.resume and Path(checkpoint).exists():
+    if resuming(checkpoint, args):
         state = load_gan(checkpoint, generator, discriminator, g_optimizer, d_optimizer, settings)
         restore_random_state(state)   # continue the stream where the saved run left it
         history, start_epoch = state["history"], state["epoch"]
-        print(f"resumed from {checkpoint} after epoch {start_epoch}")
+        resumed_after(checkpoint, start_epoch, args)
     start = time.perf_counter()
     history = train_gan(generator, discriminator, g_optimizer, d_optimizer, images, args.epochs, args.batch_size,
                         args.device, args.seed, "non_saturating", history, start_epoch, description=description)
     if args.epochs > start_epoch:
-        print(f"trained {args.epochs - start_epoch} epochs in {time.perf_counter() - start:.1f} s")
+        print(f"trained {plural(args.epochs - start_epoch, 'epoch')} in {time.perf_counter() - start:.1f} s")
         save_gan(checkpoint, generator, discriminator, g_optimizer, d_optimizer, args.epochs, history, settings)
         print(f"checkpoints saved: {checkpoint} and its _discriminator file (continue with --resume --epochs N)")
     return history

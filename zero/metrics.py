@@ -24,6 +24,7 @@ from tqdm import tqdm
 
 import zero.functions as F
 from zero.backend import to_device, to_numpy
+from zero.cli import plural
 from zero.core import Variable, no_grad, test_mode
 from zero.data import DataLoader, Dataset
 from zero.layers import Conv2d, Linear
@@ -214,7 +215,7 @@ def classifier_for_scoring(path, images=None, labels=None, device="cpu", epochs=
     else:
         check_not_empty("classifier_for_scoring", images, "images to train a classifier on")
         epochs = epochs or referee_epochs(len(images))
-        print(f"classifier: none at {path}; training one here ({epochs} epochs on {len(images):,} images)")
+        print(f"classifier: none at {path}; training one here ({plural(epochs, 'epoch')} on {len(images):,} images)")
         lr, batch_size = 1e-3, 64   # step 10.1's defaults
         optimizer = Adam(model.params(), lr=lr)
         history = train_classifier(model, optimizer, images, labels, epochs, batch_size, device, seed)

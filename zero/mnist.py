@@ -32,6 +32,7 @@ import numpy as np
 from tqdm import tqdm
 
 from zero.backend import DEFAULT_DTYPE
+from zero.errors import SetupError
 
 ENV_VAR = "ZERO_DATA_DIR"
 DEFAULT_DIR = Path("~/.cache/zero/mnist")
@@ -178,8 +179,8 @@ def download_file(name, folder, mirrors=None):
                 os.unlink(temporary)
     split = next(s for s, (images, labels, _) in SPLITS.items() if name in (images, labels))
     tried = "\n".join(failures) or "  (no mirrors given)"
-    raise RuntimeError(f"could not download MNIST file {name} from any mirror:\n{tried}\n"
-                       f"{_where_to_put(split, folder)}.")
+    raise SetupError(f"could not download MNIST file {name} from any mirror:\n{tried}\n"
+                     f"{_where_to_put(split, folder)}.")
 
 
 def _fetch(url, file, name):

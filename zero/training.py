@@ -10,7 +10,7 @@ Data: MNIST's official split is 60,000 training and 10,000 test images. Where on
 test split is at hand (this course's CI), its first 8,000 images are the training set and
 its last 2,000 the held-out set, so every step reports numbers on images it never trained on.
 
-Checkpoints: one .npz file holding the model's weights (under "model/<name>"), the
+Checkpoints: one .npz file holding the model's class name and weights (under "model/<name>"), the
 optimizer's state ("optimizer/<name>"), the number of finished epochs, the loss history
 ("history/<name>"), the settings the weights depend on ("config/<name>", such as a VAE's
 likelihood: loading into a model with other settings is refused) and the script options the
@@ -32,7 +32,7 @@ import numpy as np
 from tqdm import tqdm
 
 from zero.backend import device_of, to_device, to_numpy
-from zero.cli import positive_int
+from zero.cli import plural, positive_int
 from zero.core import Variable, no_grad, test_mode
 from zero.data import DataLoader, Dataset
 from zero.mnist import SPLITS, find_local, load_mnist, mnist_dir
@@ -199,6 +199,15 @@ RUN_SETTINGS = ("seed", "batch_size", "lr", "lr_decay", "config", "source", "tra
                 "d_hidden_size", "width", "channels", "time_embed_dim")
 
 
+# Why an option that usually may change between a run and its continuation is one of its settings
+# (run_settings' `also`): said when a --resume changes it.
+SETTING_REASONS = {
+    "epochs": "--epochs is one of them because the learning rate decays over all the epochs (--lr-decay cosine): "
+              "a run so trained cannot be extended; to train a run that --resume --epochs N can extend, "
+              "use --lr-decay none",
+}
+
+
 def run_settings(args, exclude=(), also=()):
     """{option: value as text} of the RUN_SETTINGS that the script's options `args` have.
     exclude: options of that list that do not change this script's training (--heldout-limit
@@ -215,7 +224,8 @@ def save_checkpoint(path, model, optimizer=None, epoch=0, history=None, settings
     (CuPy's generator, which draws the noise on a GPU, is not saved.) settings: the run's
     options {name: text} (run_settings(args)), which a resumed run must repeat."""
     path = Path(path)
-    arrays = {"format_version": np.asarray(FORMAT_VERSION), "epoch": np.asarray(int(epoch))}
+    arrays = {"format_version": np.asarray(FORMAT_VERSION), "epoch": np.asarray(int(epoch)),
+              "model_type": np.asarray(type(model).__name__)}
     _, keys, position, has_gauss, cached_gaussian = np.random.get_state()
     arrays.update({"random/keys": keys, "random/position": np.asarray(position),
                    "random/has_gauss": np.asarray(has_gauss), "random/cached_gaussian": np.asarray(cached_gaussian)})
@@ -300,6 +310,10 @@ def stage_checkpoint(path, model, optimizer=None, settings=None):
     stored = read_checkpoint(path)
     if "format_version" not in stored or "epoch" not in stored:
         raise ValueError(f"checkpoint {path}: not a zero checkpoint (no format_version/epoch entry)")
+    kind = type(model).__name__   # first: another model's file differs in everything else too
+    if "model_type" in stored and str(stored["model_type"]) != kind:   # absent from files written before it was saved
+        raise ValueError(f"checkpoint {path} holds model type {stored['model_type']}, not {kind}: "
+                         f"it was written by another script or for another model")
     _check_settings(path, stored, settings or {})
     for name, value in model.checkpoint_config().items():  # absent from files written before settings were saved
         if f"config/{name}" in stored and str(stored[f"config/{name}"]) != str(value):
@@ -359,8 +373,9 @@ def _check_settings(path, stored, settings):
             return "not given" if value == "None" else value
         differences = ", ".join(f"--{name.replace('_', '-')} {shown(saved)} (now {shown(value)})"
                                 for name, saved, value in changed)
+        reasons = "".join(f" {SETTING_REASONS[name]}." for name, _, _ in changed if name in SETTING_REASONS)
         raise ValueError(f"checkpoint {path} was trained with {differences}: resuming with other settings would "
-                         f"not continue that run. Repeat its settings, or start a new run without --resume "
+                         f"not continue that run.{reasons} Repeat its settings, or start a new run without --resume "
                          f"(or with another --checkpoint)")
 
 
@@ -398,17 +413,39 @@ def _stage_optimizer(path, stored, optimizer):
     return staged
 
 
+def resuming(checkpoint, args):
+    """Whether a training script continues from `checkpoint`: `--resume` was given (args.resume) and
+    the file exists. A --resume that finds no file says so, since the run then trains from scratch."""
+    if not args.resume:
+        return False
+    if not Path(checkpoint).exists():
+        print(f"no checkpoint at {checkpoint}: training from scratch")
+        return False
+    return True
+
+
+def resumed_after(checkpoint, epoch, args):
+    """Say where a resumed run starts. A checkpoint already past --epochs leaves nothing to train:
+    args.epochs becomes the number of epochs its model holds, which titles and labels then show."""
+    if epoch > args.epochs:
+        print(f"resumed from {checkpoint} after epoch {epoch}, past --epochs {args.epochs}: nothing left to train")
+        args.epochs = epoch
+    else:
+        print(f"resumed from {checkpoint} after epoch {epoch}")
+
+
 def resume(checkpoint, model, optimizer, args, history=None, settings=None):
     """Where a step script's training starts: (history, start_epoch) restored from `checkpoint`
     into model and optimizer when `--resume` is given (args.resume) and the file exists, else the
     `history` passed in and epoch 0. A checkpoint trained with other options (settings, by
     default run_settings(args): learning rate, batch size, seed, data, sizes) is refused, the
-    model left as it was."""
-    if args.resume and Path(checkpoint).exists():
+    model left as it was. args.epochs becomes the checkpoint's epochs if it holds more
+    (resumed_after)."""
+    if resuming(checkpoint, args):
         settings = run_settings(args) if settings is None else settings
         state = load_checkpoint(checkpoint, model, optimizer, settings=settings)
         restore_random_state(state)
-        print(f"resumed from {checkpoint} after epoch {state['epoch']}")
+        resumed_after(checkpoint, state["epoch"], args)
         return state["history"], state["epoch"]
     return history, 0
 
@@ -423,7 +460,7 @@ def fit_or_resume(model, optimizer, x_train, args, checkpoint, x_heldout=None, d
     history = fit(model, optimizer, x_train, args.epochs, args.batch_size, args.device, args.seed,
                   x_heldout=x_heldout, history=history, start_epoch=start_epoch, description=description)
     if args.epochs > start_epoch:
-        print(f"trained {args.epochs - start_epoch} epochs in {time.perf_counter() - start:.1f} s")
+        print(f"trained {plural(args.epochs - start_epoch, 'epoch')} in {time.perf_counter() - start:.1f} s")
         save_checkpoint(checkpoint, model, optimizer, args.epochs, history, run_settings(args))
         print(f"checkpoint saved: {checkpoint} (continue with --resume --epochs N)")
     return history
@@ -442,8 +479,8 @@ def restore_if_trained(model, path, min_epochs):
     except (FileNotFoundError, ValueError) as error:
         return False, f"no usable checkpoint ({error})"
     if epochs < min_epochs:
-        return False, f"{path} holds only {epochs} epochs (fewer than {min_epochs})"
-    return True, f"loaded {path}, trained {epochs} epochs"
+        return False, f"{path} holds only {plural(epochs, 'epoch')} (fewer than {min_epochs})"
+    return True, f"loaded {path}, trained {plural(epochs, 'epoch')}"
 
 
 def restore_or_fit(model, path, args, x_train, description, lr=None):

@@ -359,3 +359,29 @@ def evaluate_bounds(model, images, samples=100, batch_size=500, device="cpu", pr
         model.train(training)
     n = len(images)
     return {"negative_elbo": nelbo_total / n, "iwae_nll": iwae_total / n, "samples": samples, "images": n}
+
+
+# =============================================================================
+# What the figures of steps 7 and 8 name
+# =============================================================================
+def loss_terms(levels):
+    """'L1 + L2 + L3', the terms of the book's loss of a HierarchicalVAE with `levels` levels: the
+    reconstruction term L1, then one KL term per level."""
+    return " + ".join(f"L{term}" for term in range(1, levels + 2))
+
+
+def walk_ends(labels, digits=(3, 8)):
+    """The two images a latent walk joins, as (first, second, words): the first image of digits[0] and
+    the first of digits[1] among `labels`; where one is missing, the first image of another digit than
+    the other end (of any digit if all are the same). words names what was walked between,
+    'from a 3 to an 8' (or 'from a 3 to a 5' when there was no 8), for the figure's title."""
+    labels = np.asarray(labels)
+    check_not_empty("walk_ends", labels, "labels to choose the walk's ends from")
+    indices = range(len(labels))
+    first = min(indices, key=lambda i: (labels[i] != digits[0], i))
+    others = [i for i in indices if i != first] or [first]   # a single image is walked to itself
+    second = min(others, key=lambda i: (labels[i] != digits[1], labels[i] == labels[first], i))
+
+    def named(digit):
+        return f"an {digit}" if digit == 8 else f"a {digit}"
+    return first, second, f"from {named(labels[first])} to {named(labels[second])}"

@@ -49,6 +49,8 @@ for i in range(args.iters):
 y = rosenbrock(x0, x1)   # at the final x (the loop's y was computed before its last step)
 print(f"after {args.iters} steps of lr {args.lr}: x = ({x0.item():.4f}, {x1.item():.4f}), y = {y.item():.2e} "
       f"(minimum at (1, 1))")
+if not np.isfinite(y.item()):   # a step too large for the valley's curvature lands further out each time
+    print("gradient descent diverged: each step overshot the minimum by more; try a smaller --lr")
 
 path = np.array(path)
 a, b = np.meshgrid(np.linspace(-2, 2, 200), np.linspace(-1, 3, 200))

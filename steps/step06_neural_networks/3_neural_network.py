@@ -40,6 +40,8 @@ for i in tqdm(range(args.iters), desc="training"):
     optimizer.step()
     losses.append(loss.item())
 print(f"loss after {args.iters} iterations: {losses[-1]:.4f} (noise U(0, 1) alone has variance 1/12 = 0.083)")
+if not np.isfinite(losses[-1]):
+    print("gradient descent diverged: each step overshot the minimum by more; try a smaller --lr")
 
 grid = np.linspace(0, 1, 200, dtype=np.float32)[:, None]
 with zero.no_grad():

@@ -12,7 +12,7 @@ from pathlib import Path
 
 import numpy as np
 
-from zero.cli import out_dir, step_parser
+from zero.cli import out_dir, parse_options, step_parser
 from zero.plot import figures, save, show, show_images
 from zero.training import add_data_options, mnist_splits_from
 
@@ -21,7 +21,7 @@ parser.add_argument("--data-dir", type=Path, default=None,
                     help="folder with the MNIST files (default: $ZERO_DATA_DIR, then ~/.cache/zero/mnist, "
                          "downloading if needed)")
 add_data_options(parser)
-args = parser.parse_args()
+args = parse_options(parser)
 folder = out_dir(args, __file__)
 plt = figures(args.show)
 

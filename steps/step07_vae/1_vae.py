@@ -38,13 +38,13 @@ import numpy as np
 from tqdm import tqdm
 
 import zero
-from zero.cli import checkpoint_path, out_dir, parse_options, step_parser
+from zero.cli import checkpoint_path, out_dir, parse_options, plural, step_parser
 from zero.data import DataLoader, Dataset
 from zero.distributions import normal_quantile
 from zero.optimizers import Adam
 from zero.plot import figures, save, save_image_grid, save_loss_curves, show, show_images
 from zero.training import add_data_options, mean_loss, mnist_splits_from, resume, run_settings, save_checkpoint
-from zero.vae import VAE, evaluate_bounds
+from zero.vae import VAE, evaluate_bounds, walk_ends
 
 parser = step_parser(__doc__, training=True, epochs=30, batch_size=32, lr=3e-4, hidden_size=200,
                      latent_size=20, likelihood="gaussian", iwae_samples=100)
@@ -80,7 +80,7 @@ for epoch in range(start_epoch + 1, args.epochs + 1):
     print(f"epoch {epoch:2d}: training loss {history['train_loss'][-1]:.2f}, "
           f"held-out loss {history['heldout_loss'][-1]:.2f}")
 if args.epochs > start_epoch:
-    print(f"trained {args.epochs - start_epoch} epochs in {time.perf_counter() - start:.1f} s")
+    print(f"trained {plural(args.epochs - start_epoch, 'epoch')} in {time.perf_counter() - start:.1f} s")
     save_checkpoint(checkpoint, model, optimizer, args.epochs, history, run_settings(args))
     print(f"checkpoint saved: {checkpoint} (continue with --resume --epochs N)")
 
@@ -103,9 +103,8 @@ with zero.no_grad():
     generated = zero.to_numpy(model.sample(64))                                   # z ~ N(0, I) -> x_hat
     originals = data.x_heldout[:10]
     reconstructed = zero.to_numpy(model.reconstruct(zero.Variable(zero.to_device(originals, args.device))).data)
-    # a walk in latent space: straight line between the codes mu(x) of two held-out digits
-    labels = data.t_heldout
-    first, second = int(np.argmax(labels == 3)), int(np.argmax(labels == 8))
+    # a walk in latent space: straight line between the codes mu(x) of two held-out digits (a 3 and an 8)
+    first, second, walked = walk_ends(data.t_heldout)
     ends = zero.to_device(data.x_heldout[[first, second]], args.device)
     mu, _ = model.encoder(zero.Variable(ends))
     mu = zero.to_numpy(mu.data)
@@ -116,7 +115,7 @@ with zero.no_grad():
 save_image_grid(generated, 8, "samples: x_hat(z), z ~ N(0, I)", folder, "samples")
 save_image_grid(np.concatenate([originals, reconstructed]), 10,
                 "held-out digits (top) and their reconstructions x_hat(mu(x)) (bottom)", folder, "reconstructions")
-save_image_grid(walk, 10, "a straight walk in latent space from a 3 to an 8", folder, "latent_walk")
+save_image_grid(walk, 10, f"a straight walk in latent space {walked}", folder, "latent_walk")
 
 if args.latent_size == 2:
     # the decoded manifold: a grid of z through the prior's quantiles, and where the held-out digits sit

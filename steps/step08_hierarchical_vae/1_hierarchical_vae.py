@@ -37,11 +37,11 @@ from pathlib import Path
 import numpy as np
 
 import zero
-from zero.cli import checkpoint_path, out_dir, parse_options, step_checkpoint, step_parser
+from zero.cli import checkpoint_path, out_dir, parse_options, plural, step_checkpoint, step_parser
 from zero.optimizers import Adam
 from zero.plot import figures, save, save_image_grid, save_loss_curves, show, show_images
 from zero.training import add_data_options, fit_or_resume, mnist_splits_from, restore_or_fit
-from zero.vae import VAE, HierarchicalVAE, evaluate_bounds
+from zero.vae import VAE, HierarchicalVAE, evaluate_bounds, loss_terms, walk_ends
 
 parser = step_parser(__doc__, training=True, epochs=30, batch_size=32, lr=1e-3, hidden_size=100,
                      latent_size=20, levels=2, likelihood="gaussian", iwae_samples=100)
@@ -71,26 +71,26 @@ history = fit_or_resume(model, optimizer, data.x_train, args, checkpoint, x_held
 # (read if step 7 trained it as many epochs or more, with this likelihood; else trained here with the book's lr 3e-4)
 vae = VAE(784, 200, args.latent_size, likelihood=args.likelihood).to(args.device)
 loaded = restore_or_fit(vae, args.vae_checkpoint, args, data.x_train, "VAE (step 7)", lr=3e-4)
-vae_source = "step 7's checkpoint" if loaded else f"trained here, {args.epochs} epochs, book settings"
+vae_source = "step 7's checkpoint" if loaded else f"trained here, {plural(args.epochs, 'epoch')}, book settings"
 
 # ---- both bounds in nats per held-out image --------------------------------------------------------------
 print(f"held-out bounds ({len(data.x_heldout)} images, {model.likelihood.describe()}), nats per image:")
 rows = []
-for name, net in [(f"VAE ({vae_source})", vae), (f"hierarchical VAE, {args.levels} levels", model)]:
+for name, net in [(f"VAE ({vae_source})", vae), (f"hierarchical VAE, {plural(args.levels, 'level')}", model)]:
     bounds = evaluate_bounds(net, data.x_heldout, samples=args.iwae_samples, device=args.device)
     rows.append((name, bounds))
     print(f"  {name}:\n    -ELBO {bounds['negative_elbo']:.2f}   IWAE (K={args.iwae_samples}) "
           f"{bounds['iwae_nll']:.2f}   parameters {net.num_params():,}")
 
 # ---- figures ------------------------------------------------------------------------------------------------
-save_loss_curves(history, "hierarchical VAE: the book's loss L1 + L2 + L3 per image", folder)
+save_loss_curves(history, f"hierarchical VAE: the book's loss {loss_terms(args.levels)} per image", folder)
 
 model.eval()
 with zero.no_grad():
     generated = zero.to_numpy(model.sample(64))                   # top-down: z2 -> z1 -> x_hat
     originals = data.x_heldout[:10]
     reconstructed = zero.to_numpy(model.reconstruct(zero.Variable(zero.to_device(originals, args.device))).data)
-    first, second = int(np.argmax(data.t_heldout == 3)), int(np.argmax(data.t_heldout == 8))
+    first, second, walked = walk_ends(data.t_heldout)                # a 3 and an 8, if held out
     mu, _ = model.encoders[0](zero.Variable(zero.to_device(data.x_heldout[[first, second]], args.device)))
     mu = zero.to_numpy(mu.data)
     steps = np.linspace(0, 1, 10, dtype=np.float32)[:, None]
@@ -106,5 +106,5 @@ save(fig, folder, "samples")
 
 save_image_grid(np.concatenate([originals, reconstructed]), 10,
                 "held-out digits (top) and reconstructions through z1 = mu1(x) (bottom)", folder, "reconstructions")
-save_image_grid(walk, 10, "a straight walk in z1 from a 3 to an 8", folder, "latent_walk")
+save_image_grid(walk, 10, f"a straight walk in z1 {walked}", folder, "latent_walk")
 show()

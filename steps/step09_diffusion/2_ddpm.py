@@ -39,7 +39,7 @@ from tqdm import tqdm
 
 import zero
 from zero.backend import get_backend, to_numpy
-from zero.cli import checkpoint_path, comma_list, out_dir, parse_options, step_parser
+from zero.cli import checkpoint_path, comma_list, fill_from_config, out_dir, parse_options, plural, step_parser
 from zero.data import DataLoader, Dataset
 from zero.diffusion import Diffusion, to_images, to_model_range
 from zero.optimizers import Adam
@@ -57,16 +57,14 @@ T = 1000  # time steps, linear betas 1e-4 .. 0.02, as the book
 
 parser = step_parser(__doc__, training=True, samples=36)
 add_data_options(parser)
-parser.add_argument("--config", default="cpu", choices=sorted(CONFIGS), help="hyper-parameter set (default: cpu)")
+parser.add_argument("--config", default=None, choices=sorted(CONFIGS), help="hyper-parameter set (default: cpu)")
 parser.add_argument("--channels", default=None, help="U-Net widths, e.g. 16,32,64")
 parser.add_argument("--time-embed-dim", type=int, default=None)
 parser.add_argument("--lr", type=float, default=None)
 parser.set_defaults(epochs=None, batch_size=None)
 args = parse_options(parser, quick=dict(samples=8, heldout_limit=256))
-for name, value in (QUICK if args.quick else CONFIGS[args.config]).items():
-    if getattr(args, name) is None:
-        setattr(args, name, value)
-channels = tuple(comma_list(parser, args.channels, int, "--channels"))
+fill_from_config(parser, args, CONFIGS, QUICK)    # the options not given take the config's values
+channels = tuple(comma_list(parser, args.channels, int, "--channels", minimum=1, length=3))   # the U-Net's 3 widths
 folder = out_dir(args, __file__)
 checkpoint = checkpoint_path(args, __file__)
 plt = figures(args.show)
@@ -112,7 +110,7 @@ for epoch in range(start_epoch + 1, args.epochs + 1):
     print(f"epoch {epoch}/{args.epochs}: mean loss {history['train_loss'][-1]:.4f} "
           f"({time.perf_counter() - start:.0f} s so far), checkpoint {checkpoint}")
 if args.epochs > start_epoch:
-    print(f"trained {args.epochs - start_epoch} epochs in {time.perf_counter() - start:.1f} s")
+    print(f"trained {plural(args.epochs - start_epoch, 'epoch')} in {time.perf_counter() - start:.1f} s")
 
 # the same loss on held-out images (fixed t and noise per image): close to the training loss = no overfitting
 model.eval()
@@ -136,8 +134,8 @@ save_step_loss(history["step_loss"], "DDPM training loss (9.3), per pixel: (eps 
 
 columns = int(np.ceil(np.sqrt(args.samples)))
 save_image_grid(samples, columns,
-                f"DDPM samples ({T} steps, U-Net {'/'.join(map(str, channels))}, {args.epochs} epochs)", folder,
-                "samples")
+                f"DDPM samples ({T} steps, U-Net {'/'.join(map(str, channels))}, {plural(args.epochs, 'epoch')})",
+                folder, "samples")
 
 steps = sorted(snapshots, reverse=True)      # t = 1000, 900, ..., 100, 0
 rows = min(2, args.samples)

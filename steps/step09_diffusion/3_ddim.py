@@ -32,7 +32,7 @@ from pathlib import Path
 import numpy as np
 
 from zero.backend import get_backend, to_numpy
-from zero.cli import add_device_option, comma_list, out_dir, parse_options, step_checkpoint, step_parser
+from zero.cli import add_device_option, comma_list, out_dir, parse_options, plural, step_checkpoint, step_parser
 from zero.diffusion import Diffusion, to_images
 from zero.plot import figures, save, show, show_images
 from zero.unet import UNet, unet_from_checkpoint
@@ -44,14 +44,17 @@ add_device_option(parser)
 parser.add_argument("--checkpoint", type=Path, default=None,
                     help="step 9.2's trained U-Net (default: where 2_ddpm.py writes it)")
 args = parse_options(parser, quick=dict(samples=4, ddim_steps="5,10"))
+if args.checkpoint is not None and not args.checkpoint.is_file():   # given, so never replaced by an untrained U-Net
+    parser.error(f"--checkpoint {args.checkpoint}: no such file")
 args.checkpoint = args.checkpoint or step_checkpoint("step09_diffusion/2_ddpm", args)
+ddim_steps = comma_list(parser, args.ddim_steps, int, "--ddim-steps", minimum=1, maximum=T)   # jumps between T steps
 folder = out_dir(args, __file__)
 plt = figures(args.show)
 xp = get_backend(args.device).xp
 
 if args.checkpoint.exists():
     model, state = unet_from_checkpoint(args.checkpoint)
-    print(f"U-Net of {args.checkpoint} ({state['epoch']} epochs)")
+    print(f"U-Net of {args.checkpoint} ({plural(state['epoch'], 'epoch')})")
 elif args.quick:
     print(f"quick mode: {args.checkpoint} not found, sampling a tiny untrained U-Net (a smoke test)")
     np.random.seed(args.seed)
@@ -63,7 +66,6 @@ diffusion = Diffusion(T, device=args.device)
 shape = (args.samples, 1, 28, 28)
 
 runs = []
-ddim_steps = comma_list(parser, args.ddim_steps, int, "--ddim-steps", minimum=1)
 for sampler, steps in [("ddpm", T)] + [("ddim", s) for s in ddim_steps]:
     xp.random.seed(args.seed)                   # the same x_T for every sampler
     start = time.perf_counter()

@@ -24,7 +24,7 @@ import time
 import numpy as np
 
 from zero.backend import seed
-from zero.cli import checkpoint_path, out_dir, parse_options, step_parser
+from zero.cli import checkpoint_path, out_dir, parse_options, plural, step_parser
 from zero.metrics import MnistClassifier, classify, referee_epochs, train_classifier
 from zero.optimizers import Adam
 from zero.plot import figures, save, show, show_images
@@ -52,7 +52,7 @@ start = time.perf_counter()
 history = train_classifier(model, optimizer, x_train, data.t_train, args.epochs, args.batch_size,
                            args.device, args.seed, start_epoch, history)
 if args.epochs > start_epoch:
-    print(f"trained {args.epochs - start_epoch} epochs in {time.perf_counter() - start:.1f} s")
+    print(f"trained {plural(args.epochs - start_epoch, 'epoch')} in {time.perf_counter() - start:.1f} s")
     save_checkpoint(checkpoint, model, optimizer, args.epochs, history, settings)
     print(f"checkpoint saved: {checkpoint}")
 

@@ -56,7 +56,8 @@ import numpy as np
 from tqdm import tqdm
 
 from zero.backend import get_backend, seed, to_numpy
-from zero.cli import checkpoint_path, comma_list, out_dir, parse_options, step_checkpoint, step_parser
+from zero.cli import (checkpoint_path, comma_list, fill_from_config, out_dir, parse_options, plural, step_checkpoint,
+                      step_parser)
 from zero.data import DataLoader, Dataset
 from zero.diffusion import Diffusion, drop_labels, sampler_name, to_images, to_model_range
 from zero.metrics import classifier_for_scoring, score_samples, share_interval
@@ -85,7 +86,7 @@ GUIDANCE = 3.0          # gamma of the main sample grid
 
 parser = step_parser(__doc__, training=True, per_class=8, gammas="0,1,3,5")
 add_data_options(parser)
-parser.add_argument("--config", default="cpu", choices=sorted(CONFIGS), help="hyper-parameter set (default: cpu)")
+parser.add_argument("--config", default=None, choices=sorted(CONFIGS), help="hyper-parameter set (default: cpu)")
 parser.add_argument("--channels", default=None, help="U-Net widths, e.g. 16,32,64")
 parser.add_argument("--time-embed-dim", type=int, default=None)
 parser.add_argument("--lr", type=float, default=None)
@@ -102,10 +103,11 @@ args = parse_options(parser, quick=dict(per_class=1, heldout_limit=256, gammas="
 if args.eta is not None and not 0 <= args.eta <= 1:  # checked before training, not after it
     parser.error(f"--eta must lie in [0, 1], got {args.eta}")
 args.classifier = args.classifier or step_checkpoint("step10_conditional_diffusion/1_classifier", args)
-for name, value in (QUICK if args.quick else CONFIGS[args.config]).items():
-    if getattr(args, name) is None:
-        setattr(args, name, value)
-channels = tuple(comma_list(parser, args.channels, int, "--channels"))
+given = fill_from_config(parser, args, CONFIGS, QUICK)    # the options not given take the config's values
+if "eta" in given and args.sampler == "ddpm":   # DDPM's noise at each step is fixed by the schedule
+    parser.error("--eta applies only to the ddim sampler, but this run samples with ddpm: "
+                 "leave out --eta, or add --sampler ddim")
+channels = tuple(comma_list(parser, args.channels, int, "--channels", minimum=1, length=3))   # the U-Net's 3 widths
 gammas = comma_list(parser, args.gammas, float, "--gammas")
 sampler_label = sampler_name(args.sampler, args.eta)
 folder = out_dir(args, __file__)
@@ -148,7 +150,7 @@ for epoch in range(start_epoch + 1, args.epochs + 1):
     print(f"epoch {epoch}/{args.epochs}: mean loss {history['train_loss'][-1]:.4f} "
           f"({time.perf_counter() - start:.0f} s so far), checkpoint {checkpoint}")
 if args.epochs > start_epoch:
-    print(f"trained {args.epochs - start_epoch} epochs in {time.perf_counter() - start:.1f} s")
+    print(f"trained {plural(args.epochs - start_epoch, 'epoch')} in {time.perf_counter() - start:.1f} s")
 
 # ---- guided samples: per_class images of every digit, for each gamma from the same starting noise --------------
 model.eval()

@@ -26,7 +26,7 @@ from pathlib import Path
 import numpy as np
 
 from zero.backend import get_backend, to_numpy
-from zero.cli import add_device_option, at_least, out_dir, parse_options, step_checkpoint, step_parser
+from zero.cli import add_device_option, at_least, out_dir, parse_options, plural, step_checkpoint, step_parser
 from zero.diffusion import Diffusion, sampler_name, to_images
 from zero.metrics import (classifier_for_scoring, classify, feature_statistics, frechet_distance, score_samples,
                           share_interval)
@@ -76,7 +76,7 @@ models = []
 for path in args.model or [step_checkpoint(script, args) for script in DEFAULT_MODELS]:
     if path.exists():
         model, state = unet_from_checkpoint(path)
-        models.append((f"{path.name} ({state['epoch']} epochs)", model.to(args.device).eval()))
+        models.append((f"{path.name} ({plural(state['epoch'], 'epoch')})", model.to(args.device).eval()))
     elif args.model:
         raise FileNotFoundError(f"checkpoint not found: {path}")
     else:

@@ -41,7 +41,7 @@ import numpy as np
 
 import zero
 import zero.functions as F
-from zero.cli import at_least, checkpoint_path, out_dir, parse_options, step_checkpoint, step_parser
+from zero.cli import at_least, checkpoint_path, out_dir, parse_options, plural, step_checkpoint, step_parser
 from zero.gan import (MLPDiscriminator, MLPGenerator, discriminator_loss, generator_gradient_norm,
                       interpolate, logit_gradient, moving_average, plot_game, score_generator, train_gan,
                       train_gan_or_resume)
@@ -125,9 +125,9 @@ _, real_features = classify(classifier, data.x_train[:args.score_images].reshape
 _, reference_features = classify(classifier, reference.reshape(-1, 1, 28, 28))
 real_distance = frechet_distance(*feature_statistics(real_features), *feature_statistics(reference_features))
 zero.seed(args.seed + 1, args.device)
-scores = {f"non-saturating, {args.epochs} epochs": score_generator(generator, classifier, reference, args.score_images),
-          f"minimax, {args.minimax_epochs} epochs": score_generator(minimax_generator, classifier, reference,
-                                                                    args.score_images)}
+generators = {f"non-saturating, {plural(args.epochs, 'epoch')}": generator,
+              f"minimax, {plural(args.minimax_epochs, 'epoch')}": minimax_generator}
+scores = {name: score_generator(net, classifier, reference, args.score_images) for name, net in generators.items()}
 print(f"\nsample quality ({args.score_images} images each, Frechet distance to {len(reference)} held-out digits):")
 print(f"  {'real training digits (the floor)':<34} FD {real_distance:8.2f}")
 for name, score in scores.items():
@@ -139,7 +139,7 @@ plot_game(ax_loss, ax_prob, history, "both players' losses (moving average)")
 compared = len(minimax_history["d_fake"])
 ax_compare.plot(moving_average(history["d_fake"][:compared]), label="non-saturating -log D(G(z))")
 ax_compare.plot(moving_average(minimax_history["d_fake"]), label="minimax log(1 - D(G(z)))")
-ax_compare.set(title=f"D(G(z)) over the first {args.minimax_epochs} epochs, same start", xlabel="step",
+ax_compare.set(title=f"D(G(z)) over the first {plural(args.minimax_epochs, 'epoch')}, same start", xlabel="step",
                ylabel="D(G(z))", ylim=(0, 1))
 ax_compare.legend()
 save(fig, folder, "training_curves")

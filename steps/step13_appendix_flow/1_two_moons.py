@@ -34,7 +34,7 @@ import time
 import numpy as np
 
 import zero
-from zero.cli import at_least, checkpoint_path, out_dir, parse_options, step_parser
+from zero.cli import at_least, checkpoint_path, out_dir, parse_options, plural, step_parser
 from zero.flow import RealNVP, two_moons
 from zero.optimizers import Adam
 from zero.plot import figures, save, save_loss_curves, show
@@ -67,7 +67,7 @@ start = time.perf_counter()
 history = fit(model, optimizer, x_train, args.epochs, args.batch_size, args.device, args.seed, x_heldout,
               history, start_epoch, description="flow")
 if args.epochs > start_epoch:
-    print(f"trained {args.epochs - start_epoch} epochs in {time.perf_counter() - start:.1f} s")
+    print(f"trained {plural(args.epochs - start_epoch, 'epoch')} in {time.perf_counter() - start:.1f} s")
     save_checkpoint(checkpoint, model, optimizer, args.epochs, history, run_settings(args))
     print(f"checkpoint saved: {checkpoint} (continue with --resume --epochs N)")
 

@@ -23,7 +23,7 @@ import numpy as np
 from tqdm import tqdm
 
 import zero
-from zero.cli import checkpoint_path, out_dir, parse_options, step_parser
+from zero.cli import checkpoint_path, out_dir, parse_options, plural, step_parser
 from zero.data import DataLoader, Dataset
 from zero.datasets import load_old_faithful
 from zero.distributions import multivariate_normal_log_pdf, multivariate_normal_mle
@@ -79,7 +79,7 @@ with tqdm(range(start_epoch + 1, args.epochs + 1), desc="flow", leave=False) as 
         bar.set_postfix(train=f"{history['train_loss'][-1]:.3f}", heldout=f"{history['heldout_loss'][-1]:.3f}",
                         refresh=False)  # shown with the count at the bar's next refresh (a refresh now shows a stale count)
 if args.epochs > start_epoch:
-    print(f"trained {args.epochs - start_epoch} epochs in {time.perf_counter() - start:.1f} s")
+    print(f"trained {plural(args.epochs - start_epoch, 'epoch')} in {time.perf_counter() - start:.1f} s")
     save_checkpoint(checkpoint, model, optimizer, args.epochs, history, run_settings(args))
     print(f"checkpoint saved: {checkpoint} (continue with --resume --epochs N)")
 flow = {"train": -mean_loss(model, x_train, device=args.device),
