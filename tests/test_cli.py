@@ -1,4 +1,5 @@
 """zero.cli: the step scripts' common options and where their files go."""
+import argparse
 import subprocess
 import sys
 from pathlib import Path
@@ -85,9 +86,9 @@ def test_a_script_that_does_not_train_refuses_training_options(capsys):
 
 
 def test_the_device_defaults_to_zero_device(monkeypatch):
-    monkeypatch.setenv("ZERO_DEVICE", "cuda")
-    assert step_parser("a step", training=True).parse_args([]).device == "cuda"
-    assert add_device_option(step_parser("a sampling step")).parse_args([]).device == "cuda"
+    monkeypatch.setenv("ZERO_DEVICE", "cpu:0")   # a device this machine has (the value is checked)
+    assert step_parser("a step", training=True).parse_args([]).device == "cpu:0"
+    assert add_device_option(step_parser("a sampling step")).parse_args([]).device == "cpu:0"
     monkeypatch.delenv("ZERO_DEVICE")
     assert step_parser("a step", training=True).parse_args([]).device == "cpu"
     assert add_device_option(step_parser("a sampling step")).parse_args([]).device == "cpu"
@@ -279,14 +280,12 @@ def test_run_all_reads_step_ranges_and_lists():
 
 @pytest.mark.parametrize("text", ["", "1,", "-3", "2-1", "1-3-5", "x-2"])
 def test_run_all_refuses_a_malformed_or_reversed_range(text):
-    import argparse
     with pytest.raises(argparse.ArgumentTypeError):
         _run_all()["parse_range"](text)
 
 
 def test_run_all_refuses_an_open_ended_range():
     """parse_range read '7-' as step 7 alone (int(high or low)), so --steps 7- ran one step."""
-    import argparse
     with pytest.raises(argparse.ArgumentTypeError):
         _run_all()["parse_range"]("7-")
 
@@ -429,3 +428,13 @@ def test_a_setup_error_ends_a_script_with_its_message_alone_and_a_bug_with_its_t
                       f"raise {raised}\n")
     result = subprocess.run([sys.executable, str(script)], capture_output=True, text=True, timeout=60)
     assert result.returncode == status and shown in result.stderr and hidden not in result.stderr, result.stderr
+
+
+@pytest.mark.parametrize("device, reason", [("tpu", "unknown device 'tpu'"), ("cuda:1", "CUDA_VISIBLE_DEVICES=1")])
+def test_a_device_zero_cannot_use_is_refused_as_the_options_are_read(device, reason, capsys):
+    parser = add_device_option(argparse.ArgumentParser(prog="step"))
+    assert parser.parse_args(["--device", "cpu"]).device == "cpu"
+    with pytest.raises(SystemExit) as exit_status:
+        parser.parse_args(["--device", device])
+    error = capsys.readouterr().err
+    assert exit_status.value.code == 2 and "argument --device" in error and reason in error

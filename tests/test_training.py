@@ -11,6 +11,7 @@ import zero.functions as F
 from conftest import host
 from zero.backend import device_of
 from zero.data import DataLoader, Dataset
+from zero.errors import CheckpointRefused, SetupError
 from zero.mnist import SPLITS
 from zero.models import MLP, Model
 from zero.optimizers import SGD, Adam, Momentum
@@ -802,6 +803,10 @@ def test_run_settings_keeps_the_options_a_run_depends_on_and_not_the_free_ones()
     assert run_settings(args) == {"lr": "0.0003", "batch_size": "32", "seed": "0", "train_limit": "None"}
 
 
+def test_a_refused_checkpoint_is_both_a_value_error_and_a_setup_error():
+    assert issubclass(CheckpointRefused, ValueError) and issubclass(CheckpointRefused, SetupError)
+
+
 def test_resume_refuses_a_checkpoint_trained_with_other_options_and_changes_nothing(tmp_path):
     from argparse import Namespace
     model, optimizer, _ = _trained(steps=3)
@@ -814,7 +819,7 @@ def test_resume_refuses_a_checkpoint_trained_with_other_options_and_changes_noth
         other, other_optimizer, _ = _trained(steps=1)
         before, steps_before = _weights(other), list(other_optimizer.steps)
         args = Namespace(**{**vars(saved), **changed, "epochs": 9})
-        with pytest.raises(ValueError, match=re.escape(message)):
+        with pytest.raises(CheckpointRefused, match=re.escape(message)):   # a ValueError, shown without traceback
             resume(checkpoint, other, other_optimizer, args)
         assert all(np.array_equal(before[k], v) for k, v in _weights(other).items())
         assert other_optimizer.steps == steps_before

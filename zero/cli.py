@@ -18,6 +18,7 @@ import os
 import sys
 from pathlib import Path
 
+from zero.backend import get_backend
 from zero.errors import SetupError
 
 
@@ -45,10 +46,20 @@ def seed_int(text):
     return value
 
 
+def device_name(text):
+    """--device's value, checked as the options are read: a device zero cannot use here (a typo,
+    'cuda:1', 'cuda' without CuPy or a GPU) ends the script before any work, with the reason."""
+    try:
+        get_backend(text)
+    except (ValueError, SetupError) as error:
+        raise argparse.ArgumentTypeError(str(error)) from None
+    return text
+
+
 def add_device_option(parser):
     """--device, by default $ZERO_DEVICE or cpu (`steps/run_all.py --device cuda` sets that variable, so
     every script that computes on a device, training or only sampling, follows it)."""
-    parser.add_argument("--device", default=os.environ.get("ZERO_DEVICE", "cpu"),
+    parser.add_argument("--device", default=os.environ.get("ZERO_DEVICE", "cpu"), type=device_name,
                         help="cpu or cuda (cuda needs CuPy: pip install -e '.[gpu]'); "
                              "default: $ZERO_DEVICE or cpu")
     return parser

@@ -5,3 +5,9 @@ class SetupError(RuntimeError):
     """Something the person running the code must set up: the MNIST files (none at the data folder and
     none to download), CuPy and a GPU for device 'cuda'. A step script shows only its message, without
     a traceback, and exits with status 2, as for a wrong option (zero.cli.parse_options)."""
+
+
+class CheckpointRefused(SetupError, ValueError):
+    """A checkpoint that a script was asked to resume from does not fit the run: written for another
+    model or with other settings, or corrupt. The person running it chooses: the run's settings, another
+    --checkpoint, or no --resume. A ValueError too, like load_checkpoint's own errors."""

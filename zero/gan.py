@@ -34,6 +34,7 @@ from zero.backend import DEFAULT_DTYPE, get_backend, seed, to_numpy
 from zero.cli import plural
 from zero.core import Variable, no_grad
 from zero.data import DataLoader, Dataset
+from zero.errors import CheckpointRefused
 from zero.layers import BatchNorm, Conv2d, ConvTranspose2d, Linear
 from zero.metrics import score_samples
 from zero.models import Model
@@ -300,7 +301,10 @@ def train_gan_or_resume(generator, discriminator, g_optimizer, d_optimizer, imag
     settings = run_settings(args, exclude=("heldout_limit",))   # held-out images only score the result
     seed(args.seed, args.device)   # the codes z and dropout masks (NumPy's generator and the device's)
     if resuming(checkpoint, args):
-        state = load_gan(checkpoint, generator, discriminator, g_optimizer, d_optimizer, settings)
+        try:
+            state = load_gan(checkpoint, generator, discriminator, g_optimizer, d_optimizer, settings)
+        except ValueError as error:   # the files do not fit this run: the script ends with the reason alone
+            raise CheckpointRefused(str(error)) from None
         restore_random_state(state)   # continue the stream where the saved run left it
         history, start_epoch = state["history"], state["epoch"]
         resumed_after(checkpoint, start_epoch, args)

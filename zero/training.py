@@ -35,6 +35,7 @@ from zero.backend import device_of, to_device, to_numpy
 from zero.cli import plural, positive_int
 from zero.core import Variable, no_grad, test_mode
 from zero.data import DataLoader, Dataset
+from zero.errors import CheckpointRefused
 from zero.mnist import SPLITS, find_local, load_mnist, mnist_dir
 from zero.optimizers import Adam
 from zero.utils import check_count, check_not_empty, save_npz_atomically
@@ -443,7 +444,10 @@ def resume(checkpoint, model, optimizer, args, history=None, settings=None):
     (resumed_after)."""
     if resuming(checkpoint, args):
         settings = run_settings(args) if settings is None else settings
-        state = load_checkpoint(checkpoint, model, optimizer, settings=settings)
+        try:
+            state = load_checkpoint(checkpoint, model, optimizer, settings=settings)
+        except ValueError as error:   # the file does not fit this run: the script ends with the reason alone
+            raise CheckpointRefused(str(error)) from None
         restore_random_state(state)
         resumed_after(checkpoint, state["epoch"], args)
         return state["history"], state["epoch"]
