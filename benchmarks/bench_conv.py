@@ -10,7 +10,8 @@ alternate the two) and their peak memory is measured apart: peak RSS
 (after imports and input creation).
 
 Another row times PyTorch with oneDNN switched off (`torch.backends.mkldnn.enabled
-= False`): its own im2col + GEMM convolution, the same method as zero's. The
+= False`): its own im2col + GEMM convolution, the method of zero's backward (zero's
+stride-1 forward adds some kernel offsets after the matrix product instead). The
 target compares against PyTorch's default, oneDNN's direct convolution.
 Another row times PyTorch started with the C allocator settings that importing zero
 makes (workers.py). A last row times only the matrix products zero's method does (forward, input

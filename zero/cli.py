@@ -1,10 +1,11 @@
 """Command-line options shared by the course's step scripts.
 
 Every step script starts with `parser = step_parser(__doc__)` (plus
-`training=True` for the scripts that train a network), reads its options with
-`args = parse_options(parser, quick={...})` (a --quick run's defaults), and so offers the same
-switches: `--quick` (a tiny run for the test suite), `--out` (where figures
-go), `--show` (open windows as well), `--seed`; training scripts add
+`training=True` for the scripts that train a network); those that train, sample or read MNIST
+read their options with `args = parse_options(parser, quick={...})` (a --quick run's defaults;
+a SetupError then ends the script with its message alone), the others (steps 1-5, 6.2, 6.5)
+with `parser.parse_args()`. So every script offers the same switches: `--quick` (a tiny run
+for the test suite), `--out` (where figures go), `--show` (open windows as well), `--seed`; training scripts add
 `--device`, `--epochs`, `--batch-size`, `--data-dir`, `--checkpoint` and
 `--resume`; scripts that only sample add `--device` with add_device_option.
 
@@ -124,8 +125,8 @@ def step_parser(description, training=False, default_out=None, **training_defaul
                             help="folder with the MNIST files (default: $ZERO_DATA_DIR, "
                                  "then ~/.cache/zero/mnist, downloading if needed)")
         parser.add_argument("--checkpoint", type=Path, default=None,
-                            help="checkpoint file to write at the end (default: checkpoints/<script>.npz; "
-                                 "under checkpoints/quick/ with --quick)")
+                            help="checkpoint file this run writes and --resume reads (default: "
+                                 "checkpoints/<step folder>_<script>.npz; under checkpoints/quick/ with --quick)")
         parser.add_argument("--resume", action="store_true",
                             help="start from --checkpoint if it exists")
     for name, value in training_defaults.items():

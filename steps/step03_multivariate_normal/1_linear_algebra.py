@@ -9,7 +9,8 @@ sum_i x_i y_i, the matrix product (A B)_ij = sum_k A_ik B_kj, the transpose,
 the determinant and the inverse.
 
 The figure shows what a matrix does geometrically, and the fact step 3.2
-builds on: if z ~ N(0, I) then x = A z has covariance A A^T.
+builds on: if z ~ N(0, I) then x = M z has covariance M M^T (M another matrix than
+the A printed above).
 
     python steps/step03_multivariate_normal/1_linear_algebra.py [--show]
 """

@@ -17,11 +17,12 @@ adjoint (col2im): it adds each column back where it came from.
 
 col is KH*KW times larger than x, so the batch is processed in chunks: the
 buffers stay bounded (CHUNK_ELEMENTS), and each chunk is still one large matmul.
-For stride 1 on wide images, `_unfold_rows` copies whole padded rows instead
-(one long contiguous copy per plane) and the few extra columns are cropped (backward).
-A stride-1 forward need not copy all KH*KW offsets of x: it can add some of them
-after the matmul instead, which costs less when x has more channels than y
-(`_conv2d_stride1_array`, "shifted planes").
+That is how the backward (for stride 1 on wide images, `_unfold_rows` copies whole
+padded rows, one long contiguous copy per plane, and crops the few extra columns),
+pooling and a forward with stride > 1 work. A stride-1 forward, the U-Net's every
+convolution, need not copy all KH*KW offsets of x: `_conv2d_stride1_array` ("shifted
+planes", below) adds some or all of them after the matmul instead, as `_split_for`
+chooses from the channel counts (im2col only for a first layer of few channels).
 
 The gradients are convolutions again, which keeps backward differentiable:
 
