@@ -22,8 +22,9 @@ predicted noise into the posterior mean, from t = T down to 1:
 with no noise at the last step (t = 1, where sigma_1 = 0 anyway). Pixels are scaled to [-1, 1].
 
 Budgets: `--config cpu` (default) is a smaller U-Net (channels 32/64/128) on 8,000 training images,
-10 epochs: 767-795 s of training (held-out loss 0.0323-0.0326) in our last runs on an idle 2-core
-machine, whose speed varies by up to 30% within an hour (earlier versions took 15-16 minutes); `--config book` is
+10 epochs: 496 s of training (held-out loss 0.0324) in our last run on an idle 2-core machine, whose
+speed varies by up to 30% within an hour (767-795 s before the convolution forward of 2026-12-03,
+15-16 minutes in earlier versions); `--config book` is
 the book's network (64/128/256, batch 128, 10 epochs on all training images) for a CUDA GPU
 (`--device cuda`).
 
