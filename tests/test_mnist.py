@@ -372,6 +372,18 @@ def test_an_empty_mirror_list_tries_nothing_and_says_so(tmp_path, monkeypatch):
     assert list(tmp_path.iterdir()) == []
 
 
+def test_a_failed_download_removes_the_folder_it_made_and_keeps_one_that_was_there(tmp_path, monkeypatch):
+    """A mistyped --data-dir was left behind as an empty folder after the download failed."""
+    monkeypatch.setattr(urllib.request, "urlopen", _refuse)
+    mistyped = tmp_path / "mnsit"
+    with pytest.raises(RuntimeError, match="from any mirror"):
+        mnist.download_file(TEST_LABELS, mistyped, mirrors=[])
+    assert not mistyped.exists()
+    with pytest.raises(RuntimeError, match="from any mirror"):
+        mnist.download_file(TEST_LABELS, tmp_path, mirrors=[])
+    assert tmp_path.is_dir()
+
+
 def test_the_default_mirrors_are_asked_for_the_official_file_name(tmp_path, monkeypatch):
     requests = []
     monkeypatch.setattr(urllib.request, "urlopen", fake_urlopen({}, requests))

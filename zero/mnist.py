@@ -157,6 +157,7 @@ def download_file(name, folder, mirrors=None):
     """Download official file `name` into folder from the first mirror that gives a
     correct copy (published MD5 and valid structure); returns its path."""
     folder = Path(folder)
+    created = not folder.exists()
     folder.mkdir(parents=True, exist_ok=True)
     kind = "images" if "images" in name else "labels"
     count = next(n for images, labels, n in SPLITS.values() if name in (images, labels))
@@ -177,6 +178,8 @@ def download_file(name, folder, mirrors=None):
         finally:
             if os.path.exists(temporary):
                 os.unlink(temporary)
+    if created and not any(folder.iterdir()):   # a mistyped --data-dir leaves no empty folder behind
+        folder.rmdir()
     split = next(s for s, (images, labels, _) in SPLITS.items() if name in (images, labels))
     tried = "\n".join(failures) or "  (no mirrors given)"
     raise SetupError(f"could not download MNIST file {name} from any mirror:\n{tried}\n"
