@@ -38,14 +38,16 @@ print(f"at (0, 2): y = {y.item():.1f}, gradient by backward ({x0.grad.item():.1f
 
 # ---- gradient descent (6.1) ---------------------------------------------------------------------------
 path = [(x0.item(), x1.item())]
-for i in range(args.iters):
-    x0.cleargrad()
-    x1.cleargrad()
-    y = rosenbrock(x0, x1)
-    y.backward()
-    x0.data -= args.lr * x0.grad.data
-    x1.data -= args.lr * x1.grad.data
-    path.append((x0.item(), x1.item()))
+# a step size too large overflows to inf and nan: said once after the loop, not by NumPy at every step
+with np.errstate(over="ignore", invalid="ignore"):
+    for i in range(args.iters):
+        x0.cleargrad()
+        x1.cleargrad()
+        y = rosenbrock(x0, x1)
+        y.backward()
+        x0.data -= args.lr * x0.grad.data
+        x1.data -= args.lr * x1.grad.data
+        path.append((x0.item(), x1.item()))
 y = rosenbrock(x0, x1)   # at the final x (the loop's y was computed before its last step)
 print(f"after {args.iters} steps of lr {args.lr}: x = ({x0.item():.4f}, {x1.item():.4f}), y = {y.item():.2e} "
       f"(minimum at (1, 1))")

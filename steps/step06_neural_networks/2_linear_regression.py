@@ -30,17 +30,19 @@ y = (5 + 2 * x + rng.random((100, 1))).astype(np.float32)   # true line 5.5 + 2x
 W = zero.Variable(np.zeros((1, 1), dtype=np.float32), name="W")
 b = zero.Variable(np.zeros(1, dtype=np.float32), name="b")
 losses = []
-for i in range(args.iters):
-    y_pred = x @ W + b
-    loss = F.mean_squared_error(y_pred, y)                     # (6.2)
-    W.cleargrad()
-    b.cleargrad()
-    loss.backward()
-    W.data -= args.lr * W.grad.data
-    b.data -= args.lr * b.grad.data
-    losses.append(loss.item())
-    if i % 10 == 0:
-        print(f"iteration {i:3d}: loss {losses[-1]:.4f}")
+# a step size too large overflows to inf and nan: said once after the loop, not by NumPy at every step
+with np.errstate(over="ignore", invalid="ignore"):
+    for i in range(args.iters):
+        y_pred = x @ W + b
+        loss = F.mean_squared_error(y_pred, y)                     # (6.2)
+        W.cleargrad()
+        b.cleargrad()
+        loss.backward()
+        W.data -= args.lr * W.grad.data
+        b.data -= args.lr * b.grad.data
+        losses.append(loss.item())
+        if i % 10 == 0:
+            print(f"iteration {i:3d}: loss {losses[-1]:.4f}")
 print(f"fitted y = {W.item():.3f} x + {b.item():.3f} (data made from y = 2 x + 5.5 + noise)")
 # the exact minimum of (6.2): least squares, solved for [W, b] in closed form
 (W_best, b_best), *_ = np.linalg.lstsq(np.hstack([x, np.ones_like(x)]).astype(np.float64), y[:, 0], rcond=None)

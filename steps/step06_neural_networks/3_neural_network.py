@@ -33,12 +33,14 @@ y = (np.sin(2 * np.pi * x) + rng.random((100, 1))).astype(np.float32)
 model = MLP((1, args.hidden_size, 1), activation=F.sigmoid)   # (6.3)
 optimizer = SGD(model.params(), lr=args.lr)
 losses = []
-for i in tqdm(range(args.iters), desc="training"):
-    loss = F.mean_squared_error(model(zero.Variable(x)), y)
-    optimizer.zero_grad()
-    loss.backward()
-    optimizer.step()
-    losses.append(loss.item())
+# a step size too large overflows to inf and nan: said once after the loop, not by NumPy at every step
+with np.errstate(over="ignore", invalid="ignore"):
+    for i in tqdm(range(args.iters), desc="training"):
+        loss = F.mean_squared_error(model(zero.Variable(x)), y)
+        optimizer.zero_grad()
+        loss.backward()
+        optimizer.step()
+        losses.append(loss.item())
 print(f"loss after {args.iters} iterations: {losses[-1]:.4f} (noise U(0, 1) alone has variance 1/12 = 0.083)")
 if not np.isfinite(losses[-1]):
     print("gradient descent diverged: each step overshot the minimum by more; try a smaller --lr")
