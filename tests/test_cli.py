@@ -166,6 +166,14 @@ def test_comma_list_refuses_values_above_the_maximum_or_another_count_naming_the
     with pytest.raises(SystemExit):
         comma_list(parser, "4,8", int, "--channels", length=3)
     assert "--channels: expected 3 values separated by commas, got 2 in '4,8'" in capsys.readouterr().err
+    with pytest.raises(SystemExit):
+        comma_list(parser, "4,8,8,16", int, "--channels", length=3)   # one too many is refused too
+    assert "--channels: expected 3 values separated by commas, got 4 in '4,8,8,16'" in capsys.readouterr().err
+
+
+def test_comma_list_without_a_maximum_or_length_takes_any_size_and_count():
+    from zero.cli import comma_list
+    assert comma_list(step_parser("a step"), "5000,1,2,3", int, "--ddim-steps", minimum=1) == [5000, 1, 2, 3]
 
 
 @pytest.mark.parametrize("value", ["0", "-2"])
@@ -416,6 +424,8 @@ def test_quick_with_a_config_is_refused_naming_the_option(monkeypatch, capsys):
 
 @pytest.mark.parametrize("raised, status, shown, hidden", [
     ("SetupError('no MNIST files in /data')", 2, "step.py: error: no MNIST files in /data", "Traceback"),
+    ("CheckpointRefused('checkpoint c.npz holds model type VAE')", 2, "step.py: error: checkpoint c.npz holds",
+     "Traceback"),   # a refused --resume is a SetupError too
     ("ValueError('a bug')", 1, "Traceback", "step.py: error"),   # anything else keeps its traceback
 ])
 def test_a_setup_error_ends_a_script_with_its_message_alone_and_a_bug_with_its_traceback(raised, status, shown, hidden,
@@ -423,7 +433,7 @@ def test_a_setup_error_ends_a_script_with_its_message_alone_and_a_bug_with_its_t
     """No MNIST at --data-dir, or --device cuda without CuPy, showed a traceback before the message."""
     script = tmp_path / "step.py"
     script.write_text("from zero.cli import parse_options, step_parser\n"
-                      "from zero.errors import SetupError\n"
+                      "from zero.errors import CheckpointRefused, SetupError\n"
                       "parse_options(step_parser('a step'))\n"
                       f"raise {raised}\n")
     result = subprocess.run([sys.executable, str(script)], capture_output=True, text=True, timeout=60)
@@ -438,3 +448,19 @@ def test_a_device_zero_cannot_use_is_refused_as_the_options_are_read(device, rea
         parser.parse_args(["--device", device])
     error = capsys.readouterr().err
     assert exit_status.value.code == 2 and "argument --device" in error and reason in error
+
+
+def test_a_device_whose_setup_is_missing_is_refused_as_the_options_are_read(monkeypatch, capsys):
+    """--device cuda without CuPy or a GPU is a SetupError, not a ValueError: refused as a wrong option too."""
+    import zero.cli
+    from zero.errors import SetupError
+
+    def no_cupy(device):
+        raise SetupError(f"device {device!r} requested but CuPy is not installed")
+    monkeypatch.setattr(zero.cli, "get_backend", no_cupy)
+    parser = add_device_option(argparse.ArgumentParser(prog="step"))
+    with pytest.raises(SystemExit) as exit_status:
+        parser.parse_args(["--device", "cuda"])
+    error = capsys.readouterr().err
+    assert exit_status.value.code == 2
+    assert "argument --device: device 'cuda' requested but CuPy is not installed" in error

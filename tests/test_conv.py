@@ -229,6 +229,24 @@ def test_split_for_follows_the_channel_counts():
     assert conv_module._split_for(64, 32) == "output"
 
 
+@pytest.mark.parametrize("split", ["input", "columns", "output"])
+def test_a_stride1_forward_takes_the_split_that_split_for_chooses_from_its_channel_counts(monkeypatch, split):
+    """The forced-split tests patch _split_for: they test the shifted planes only if a stride-1 forward
+    asks it, with (C, OC), and computes with its answer; other strides take im2col without asking."""
+    asked, used = [], []
+    stride1 = conv_module._conv2d_stride1_array
+    monkeypatch.setattr(conv_module, "_split_for", lambda c, oc: asked.append((c, oc)) or split)
+    monkeypatch.setattr(conv_module, "_conv2d_stride1_array",
+                        lambda x, w, b, padding, chosen: used.append(chosen) or stride1(x, w, b, padding, chosen))
+    rng = np.random.default_rng(3)
+    x, w = rng.standard_normal((2, 2, 4, 5)), rng.standard_normal((5, 2, 3, 2))
+    np.testing.assert_allclose(F.conv2d(x, w, None, 1, 1).data, ref_conv2d(x, w, None, (1, 1), (1, 1)),
+                               rtol=1e-10, atol=1e-10)
+    assert asked == [(2, 5)] and used == [split]
+    F.conv2d(x, w, None, (1, 2), 1)
+    assert asked == [(2, 5)] and used == [split]
+
+
 @pytest.mark.parametrize("channels", [(1, 4), (2, 9), (1, 3), (3, 5)])
 @pytest.mark.parametrize("padding", [(1, 1), (0, 2)])
 def test_conv2d_stride1_backward_for_wide_and_narrow_outputs(channels, padding):

@@ -12,6 +12,7 @@ import zero.functions as F
 import zero.gan
 from conftest import host
 from zero import Parameter
+from zero.errors import CheckpointRefused
 from zero.gan import (DCDiscriminator, DCGenerator, MLPDiscriminator, MLPGenerator, _Generator, discriminator_loss,
                       discriminator_path, generator_gradient_norm, generator_loss, interpolate, leaky_relu, load_gan,
                       logit_gradient, moving_average, plot_game, save_gan, score_generator, train_gan,
@@ -527,6 +528,28 @@ def test_resuming_a_run_that_is_past_the_requested_epochs_leaves_its_checkpoints
     saved = {file: file.read_bytes() for file in (path, discriminator_path(path))}
     run_script(script_players(), path, epochs=1, resume=True)
     assert all(file.read_bytes() == content for file, content in saved.items())
+
+
+def test_resuming_a_run_at_or_past_the_requested_epochs_says_so_and_trains_nothing(tmp_path, capsys):
+    path = tmp_path / "gan.npz"
+    run_script(script_players(), path, epochs=2)
+    assert "trained 2 epochs in " in capsys.readouterr().out
+    history = run_script(script_players(), path, epochs=1, resume=True)
+    out = capsys.readouterr().out
+    assert f"resumed from {path} after epoch 2, past --epochs 1: nothing left to train" in out
+    assert "trained" not in out and "saved" not in out and len(history["d_loss"]) == 2 * (128 // 64)
+    run_script(script_players(), path, epochs=2, resume=True)
+    out = capsys.readouterr().out
+    assert f"resumed from {path} after epoch 2\n" in out and "trained" not in out and "saved" not in out
+    run_script(script_players(), path, epochs=3, resume=True)
+    assert "trained 1 epoch in " in capsys.readouterr().out
+
+
+def test_a_script_run_refuses_to_resume_another_runs_checkpoint_with_the_reason(tmp_path):
+    """A CheckpointRefused ends the script with its message alone (zero.cli.show_setup_errors)."""
+    run_script(script_players(), tmp_path / "gan.npz", epochs=1)
+    with pytest.raises(CheckpointRefused, match=r"gan\.npz was trained with --batch-size 64 \(now 32\)"):
+        run_script(script_players(), tmp_path / "gan.npz", epochs=2, resume=True, batch_size=32)
 
 
 def test_score_generator_scores_n_images_drawn_in_eval_mode(monkeypatch):

@@ -318,6 +318,14 @@ def test_a_resumed_checkpoint_past_the_asked_epochs_sets_the_epochs_to_those_the
     assert args.epochs == 6 and capsys.readouterr().out == f"resumed from {checkpoint} after epoch 4\n"
 
 
+def test_a_resumed_checkpoint_at_the_asked_epochs_just_says_where_it_resumed(tmp_path, capsys):
+    model, optimizer, _ = _trained(steps=1)
+    checkpoint = save_checkpoint(tmp_path / "c.npz", model, optimizer, epoch=4)
+    args = Namespace(resume=True, epochs=4)
+    assert resume(checkpoint, model, optimizer, args)[1] == 4
+    assert args.epochs == 4 and capsys.readouterr().out == f"resumed from {checkpoint} after epoch 4\n"
+
+
 def test_fit_or_resume_saves_then_continues_where_it_stopped(tmp_path):
     from argparse import Namespace
     x = np.random.default_rng(0).random((40, 3)).astype(np.float32)
@@ -334,6 +342,16 @@ def test_fit_or_resume_saves_then_continues_where_it_stopped(tmp_path):
                             checkpoint)
     np.testing.assert_allclose(history["train_loss"], full_history["train_loss"], rtol=1e-6)
     assert load_checkpoint(checkpoint, Regression())["epoch"] == 3
+
+
+def test_fit_or_resume_says_how_many_epochs_it_trained_in_words(tmp_path, capsys):
+    """It printed 'trained 1 epochs'."""
+    x = np.random.default_rng(0).random((16, 3)).astype(np.float32)
+    options = dict(batch_size=8, device="cpu", seed=0, resume=True)
+    fit_or_resume(*_fresh_regression(), x, Namespace(epochs=1, **options), tmp_path / "c.npz")
+    assert "trained 1 epoch in " in capsys.readouterr().out
+    fit_or_resume(*_fresh_regression(), x, Namespace(epochs=3, **options), tmp_path / "c.npz")
+    assert "trained 2 epochs in " in capsys.readouterr().out
 
 
 def test_mnist_splits_with_only_the_test_split(real_mnist_dir):
@@ -619,6 +637,17 @@ def test_a_checkpoint_without_saved_settings_still_loads(tmp_path):
     np.testing.assert_array_equal(other.encoder.hidden.W.data, model.encoder.hidden.W.data)
 
 
+def test_a_checkpoint_written_before_model_types_were_saved_still_loads(tmp_path):
+    from zero.vae import VAE
+    np.random.seed(0)
+    model = VAE(12, 6, 2)
+    path = save_checkpoint(tmp_path / "vae.npz", model)
+    _rewrite_checkpoint(path, lambda arrays: {name: array for name, array in arrays.items() if name != "model_type"})
+    other = VAE(12, 6, 2)
+    load_checkpoint(path, other)
+    np.testing.assert_array_equal(other.encoder.hidden.W.data, model.encoder.hidden.W.data)
+
+
 def test_a_checkpoint_into_a_lazy_model_is_checked_against_what_it_would_create(tmp_path):
     """A lazy Linear(10) (weights not created yet) must refuse W (5, 3): it could only make (in, 10)."""
     writer = Model()
@@ -801,6 +830,25 @@ def test_run_settings_keeps_the_options_a_run_depends_on_and_not_the_free_ones()
     args = Namespace(lr=3e-4, batch_size=32, seed=0, train_limit=None, epochs=30, device="cpu",
                      resume=True, data_dir="/data", samples=36)
     assert run_settings(args) == {"lr": "0.0003", "batch_size": "32", "seed": "0", "train_limit": "None"}
+
+
+def test_a_resume_that_changes_the_epochs_of_a_decaying_run_says_why_they_are_a_setting(tmp_path):
+    """With --lr-decay cosine the epochs are one of the run's settings (run_settings' also): the refusal
+    names --lr-decay none; a refusal for another option alone does not."""
+    model, optimizer, _ = _trained(steps=1)
+    saved = Namespace(lr=0.01, seed=0, lr_decay="cosine", resume=True, epochs=4)
+    checkpoint = save_checkpoint(tmp_path / "c.npz", model, optimizer, epoch=4,
+                                 settings=run_settings(saved, also=("epochs",)))
+    longer = Namespace(**{**vars(saved), "epochs": 8})
+    with pytest.raises(CheckpointRefused) as refused:
+        resume(checkpoint, model, optimizer, longer, settings=run_settings(longer, also=("epochs",)))
+    assert ("--epochs 4 (now 8): resuming with other settings would not continue that run. --epochs is one of them "
+            "because the learning rate decays over all the epochs") in str(refused.value)
+    assert "use --lr-decay none. Repeat its settings" in str(refused.value)
+    other_lr = Namespace(**{**vars(saved), "lr": 0.5})
+    with pytest.raises(CheckpointRefused) as refused:
+        resume(checkpoint, model, optimizer, other_lr, settings=run_settings(other_lr, also=("epochs",)))
+    assert "--lr 0.01 (now 0.5)" in str(refused.value) and "--lr-decay none" not in str(refused.value)
 
 
 def test_a_refused_checkpoint_is_both_a_value_error_and_a_setup_error():
