@@ -475,8 +475,25 @@ def test_the_latent_walk_names_the_digits_it_joins(labels, expected):
     assert walk_ends(np.array(labels)) == expected
 
 
+def test_the_latent_walk_names_each_digit_with_its_article_whichever_digits_it_looks_for():
+    assert walk_ends(np.array([7, 1, 8]), digits=(1, 7)) == (1, 0, "from a 1 to a 7")
+    assert walk_ends(np.array([8, 1]), digits=(1, 7)) == (1, 0, "from a 1 to an 8")
+
+
+def test_the_latent_walk_refuses_no_labels_naming_what_is_missing():
+    with pytest.raises(ValueError, match=r"walk_ends: no labels to choose the walk's ends from"):
+        walk_ends(np.array([], dtype=np.int64))
+
+
 def test_the_loss_title_names_one_term_per_level_after_the_reconstruction():
     """Step 8's loss curve was titled 'L1 + L2 + L3' whatever --levels was."""
     assert loss_terms(2) == "L1 + L2 + L3"    # the book's
     assert loss_terms(1) == "L1 + L2"
     assert loss_terms(4) == "L1 + L2 + L3 + L4 + L5"
+
+
+@pytest.mark.parametrize("labels, expected", [([8, 8, 5], (2, 0, "from a 5 to an 8")),
+                                              ([8, 2, 8, 1], (1, 0, "from a 2 to an 8"))])
+def test_the_latent_walk_without_a_3_starts_from_another_digit_than_its_8(labels, expected):
+    """With no 3 and an 8 first, the walk joined two 8s although other digits were there."""
+    assert walk_ends(labels) == expected

@@ -378,7 +378,7 @@ def walk_ends(labels, digits=(3, 8)):
     labels = np.asarray(labels)
     check_not_empty("walk_ends", labels, "labels to choose the walk's ends from")
     indices = range(len(labels))
-    first = min(indices, key=lambda i: (labels[i] != digits[0], i))
+    first = min(indices, key=lambda i: (labels[i] != digits[0], labels[i] == digits[1], i))
     others = [i for i in indices if i != first] or [first]   # a single image is walked to itself
     second = min(others, key=lambda i: (labels[i] != digits[1], labels[i] == labels[first], i))
 
