@@ -131,6 +131,7 @@ def test_run_all_refuses_steps_that_select_nothing_or_do_not_exist(steps, messag
      "--eta applies only to the ddim sampler, but this run samples with ddpm"),
     ("step09_diffusion/2_ddpm.py", ["--config", "book"], "--config book does not apply with --quick"),
     ("step10_conditional_diffusion/2_conditional_ddpm.py", ["--config", "cpu"], "--config cpu does not apply"),
+    ("step10_conditional_diffusion/3_sample_quality.py", ["--model", "missing.npz"], "--model missing.npz: no such file"),
     ("step10_conditional_diffusion/3_sample_quality.py", ["--samples", "1"], "--samples must be at least 2 here"),
     ("step12_appendix_gan/1_gan.py", ["--score-images", "1"], "--score-images must be at least 2 here"),
     ("step12_appendix_gan/2_dcgan.py", ["--heldout-limit", "1"], "--heldout-limit must be at least 2 here"),

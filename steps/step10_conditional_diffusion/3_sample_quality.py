@@ -50,6 +50,9 @@ parser.add_argument("--classifier", type=Path, default=None,
 args = parse_options(parser, quick=dict(samples=20, train_limit=256, heldout_limit=256,
                                        ddim_steps=10, samplers="ddim,ddim:1"))
 at_least(parser, args, 2, ("samples", "heldout_limit", "train_limit"), "a Frechet distance needs two images for a covariance")
+for path in args.model or []:   # checked now, not after the classifier has trained
+    if not path.is_file():
+        parser.error(f"--model {path}: no such file")
 args.classifier = args.classifier or step_checkpoint("step10_conditional_diffusion/1_classifier", args)
 folder = out_dir(args, __file__)
 plt = figures(args.show)
@@ -77,9 +80,7 @@ for path in args.model or [step_checkpoint(script, args) for script in DEFAULT_M
     if path.exists():
         model, state = unet_from_checkpoint(path)
         models.append((f"{path.name} ({plural(state['epoch'], 'epoch')})", model.to(args.device).eval()))
-    elif args.model:
-        raise FileNotFoundError(f"checkpoint not found: {path}")
-    else:
+    else:   # a default path (a given --model exists: checked above)
         print(f"{path} not found: run its step first (steps/step09_diffusion/2_ddpm.py or "
               f"steps/step10_conditional_diffusion/2_conditional_ddpm.py)")
 if not models:
