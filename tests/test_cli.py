@@ -402,7 +402,7 @@ CONFIGS = {"cpu": dict(lr=1e-3, eta=1.0), "book": dict(lr=1e-4, eta=0.0)}
 @pytest.mark.parametrize("argv, config, lr, eta, given", [
     ([], "cpu", 1e-3, 1.0, set()),
     (["--config", "book", "--lr", "0.5"], "book", 0.5, 0.0, {"lr"}),
-    (["--quick", "--eta", "0.5"], "cpu", 2e-3, 0.5, {"eta"}),
+    (["--quick", "--eta", "0.5"], "quick", 2e-3, 0.5, {"eta"}),   # saved 'cpu' in its settings before
 ])
 def test_fill_from_config_fills_what_was_not_given_and_says_what_was(argv, config, lr, eta, given, monkeypatch):
     parser = _config_parser()

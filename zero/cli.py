@@ -160,12 +160,13 @@ def parse_options(parser, quick=None):
 def fill_from_config(parser, args, configs, quick, default="cpu"):
     """Give the options left unset (None) the values of the chosen --config, configs[args.config] (by
     default `default`), or in a --quick run those of `quick`, whose tiny sizes replace every config:
-    --quick with a --config is refused rather than silently ignoring it. Returns the names of the
-    options that were given on the command line, not filled in."""
+    --quick with a --config is refused rather than silently ignoring it, and a --quick run's config
+    is 'quick' (the name its checkpoint's settings record). Returns the names of the options that
+    were given on the command line, not filled in."""
     if args.quick and args.config is not None:
         parser.error(f"--config {args.config} does not apply with --quick, which uses its own tiny sizes: "
                      f"give one of them")
-    args.config = args.config or default
+    args.config = "quick" if args.quick else args.config or default
     chosen = quick if args.quick else configs[args.config]
     given = {name for name in chosen if getattr(args, name) is not None}
     for name, value in chosen.items():
