@@ -37,26 +37,23 @@ class Linear(Function):
     """y = x W + b in one op. x: (..., in), W: (in, out), b: (out,), absent, or any shape that
     broadcasts to y's (one bias per row, say), whose gradient is then gy summed to b's shape."""
 
-    other_bias_shape = False  # set by forward for a bias that is not (out,)
-
     def forward(self, x, W, b=None):
         if x.dtype.kind != "f":  # integer x as float32 (int64 @ float32 would be float64)
             x = backend.floating(x)
         y = _matrix_product(self.xp, x, W)
         if b is not None:
             y += b
-            if b.shape != y.shape[-1:]:
-                self.other_bias_shape = True
         return y
 
     def backward(self, gy):
         x, W = self.inputs[:2]
-        has_bias = len(self.inputs) == 3
-        grads = LinearGrad(has_bias and not self.other_bias_shape, x.requires_grad)(x, W, gy)
+        b = self.inputs[2] if len(self.inputs) == 3 else None
+        out_bias = b is not None and b.shape == W.shape[-1:]  # (out,): LinearGrad sums gy over the rows
+        grads = LinearGrad(out_bias, x.requires_grad)(x, W, gy)
         if not isinstance(grads, tuple):
             grads = (grads,)
-        if self.other_bias_shape:  # the row sum of LinearGrad fits only a (out,) bias
-            grads += (sum_to(gy, self.inputs[2].shape),)
+        if b is not None and not out_bias:  # any other bias shape: gy summed to it
+            grads += (sum_to(gy, b.shape),)
         return grads if x.requires_grad else (None,) + grads
 
 
