@@ -9,7 +9,7 @@ import pytest
 import zero
 import zero.functions as F
 from conftest import host, on
-from zero import Config, Parameter
+from zero import Config, Parameter, Variable
 from zero.layers import (BatchNorm, Conv2d, ConvTranspose2d, Dropout, Embedding, Layer, LayerList,
                          Linear)
 from zero.models import MLP, Model, Sequential
@@ -351,6 +351,67 @@ def test_model_on_cpu_with_input_on_another_device_fails_clearly():
     model = MLP((3, 2))
     with pytest.raises(TypeError, match="different devices"):
         model(on("strict", np.ones((1, 3), np.float32)))
+
+
+# -----------------------------------------------------------------------------
+# Dtypes
+# -----------------------------------------------------------------------------
+@pytest.mark.parametrize("make, shape", [
+    (lambda: Linear(2, in_size=3), (4, 3)),
+    (lambda: Conv2d(2, 3, padding=1, in_channels=1), (1, 1, 5, 5)),
+    (lambda: ConvTranspose2d(2, 3, in_channels=1), (1, 1, 5, 5)),
+    (lambda: BatchNorm(3), (4, 3)),
+])
+def test_a_float64_input_to_a_float32_layer_is_refused_with_both_dtypes(make, shape):
+    """NumPy would run the rest of the model in float64 and give the float32 weights float64 gradients."""
+    layer = make()
+    with pytest.raises(TypeError, match=r"input has dtype float64 but the layer's parameters have float32: "
+                                        r"convert the input \(x.astype\(np.float32\)\) or the model"):
+        layer(np.ones(shape))
+    with pytest.raises(TypeError, match="float64"):
+        layer(Variable(np.ones(shape)))
+    assert layer(np.ones(shape, np.float32)).dtype == np.float32
+
+
+def test_integer_inputs_still_reach_a_linear_layer():
+    layer = Linear(2, in_size=3)
+    y = layer(np.arange(6).reshape(2, 3))
+    y.sum().backward()
+    assert y.dtype == layer.W.grad.dtype == np.float32
+
+
+def test_astype_converts_params_grads_buffers_and_lazy_layers(device):
+    np.random.seed(0)
+    model = Sequential(Linear(4, in_size=3), BatchNorm(4), Linear(2)).to(device)
+    x = on(device, np.random.rand(5, 3).astype(np.float32))
+    y32 = host(model(x).data)
+    model.steps[0].W.grad = Variable(on(device, np.ones((3, 4), np.float32)))
+    assert model.astype(np.float64) is model
+    assert all(layer.dtype == np.float64 for layer in model.sublayers())
+    assert model.steps[0].W.dtype == model.steps[0].W.grad.dtype == np.float64
+    assert model.steps[1].running_mean.dtype == np.float64
+    assert model.steps[2].W.data.dtype == np.float64  # created on the first call, which ran in float32
+    assert zero.backend.device_of(model.steps[1].running_var) == device
+    x64 = on(device, host(x).astype(np.float64))
+    y = model(x64)
+    y.sum().backward()
+    assert y.dtype == np.float64 and all(p.grad.dtype == np.float64 for p in model.params())
+    np.testing.assert_allclose(host(y.data), y32, rtol=1e-5, atol=1e-6)
+    lazy = Linear(2).astype(np.float64)
+    assert lazy(np.ones((1, 3))).dtype == lazy.W.dtype == np.float64
+    with pytest.raises(TypeError, match="Linear.astype: parameters must have a floating dtype, got int64"):
+        lazy.astype(np.int64)
+
+
+def test_a_float64_model_loads_float64_weights_into_lazy_layers_and_refuses_float32(tmp_path):
+    source = Sequential(Linear(4, in_size=3), Linear(2)).astype(np.float64)
+    source(np.ones((1, 3)))
+    source.save_weights(tmp_path / "w64.npz")
+    target = Sequential(Linear(4), Linear(2)).astype(np.float64)
+    target.load_weights(tmp_path / "w64.npz")
+    assert target.steps[1].W.dtype == np.float64
+    with pytest.raises(ValueError, match="has dtype float64 in the file but float32 in the model"):
+        Sequential(Linear(4), Linear(2)).load_weights(tmp_path / "w64.npz")
 
 
 # -----------------------------------------------------------------------------

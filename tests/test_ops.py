@@ -372,6 +372,32 @@ def test_linear_of_integer_inputs_computes_in_float32():
     assert (y.dtype, W.grad.dtype, b.grad.dtype) == (np.float32, np.float32, np.float32)
 
 
+@SETTINGS
+@given(shape=shapes, seed=seeds)
+def test_astype_passes_the_gradient_back_in_the_input_dtype(shape, seed):
+    rng = np.random.default_rng(seed)
+    x, w = normal(rng, shape), normal(rng, shape)
+
+    def f(v, u):  # float64 -> float32 -> float64: rounding to float32 (relative 6e-8) is far
+        return F.sin(F.astype(v, np.float32)).astype(np.float64) * u  # below what eps 1e-3 measures
+    gradient_check(f, x, w, eps=1e-3, rtol=1e-3, atol=1e-5)
+    on_device = Variable(to_device(x, "strict"))
+    f(on_device, to_device(w, "strict")).backward()
+    assert on_device.grad.device == "strict"
+    np.testing.assert_allclose(to_numpy(on_device.grad.data), np.cos(x.astype(np.float32)) * w, rtol=1e-6)
+
+
+def test_astype_gives_float32_weights_float32_gradients_of_a_float64_loss():
+    W = Variable(np.full((2, 3), 0.5, np.float32))
+    y = (W.astype(np.float64) ** 2).sum()
+    y.backward()
+    assert (y.dtype, W.grad.dtype) == (np.float64, np.float32)
+    np.testing.assert_array_equal(W.grad.data, np.ones((2, 3)))
+    assert F.astype(W, np.float32).data is W.data  # the same dtype: no op, no copy
+    with pytest.raises(TypeError, match="astype: .*floating dtypes only, got int32"):
+        W.astype(np.int32)
+
+
 # --- found by a mutation audit of the ops ---
 def test_power_with_a_variable_exponent_matches_numpy():
     """x ** c with c a Variable goes through exp(c log x): value and both partial derivatives."""

@@ -101,8 +101,8 @@ def test_batch_norm_cancels_a_bias_before_it():
     """Why ConvBlock's convolutions have no bias: in training mode batch norm removes any
     per-channel constant added to its input, so such a bias could never change the output."""
     from zero.layers import BatchNorm
-    x = np.random.default_rng(0).standard_normal((8, 3, 5, 5))
-    shift = np.array([0.5, -2.0, 7.0]).reshape(1, 3, 1, 1)
+    x = np.random.default_rng(0).standard_normal((8, 3, 5, 5), dtype=np.float32)
+    shift = np.array([0.5, -2.0, 7.0], np.float32).reshape(1, 3, 1, 1)
     norm = BatchNorm(3)
     assert np.allclose(norm(x).data, norm(x + shift).data, atol=1e-6)
 

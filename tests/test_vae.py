@@ -146,10 +146,8 @@ def test_one_level_hierarchical_vae_is_the_vae():
 
 def test_hierarchical_negative_elbo_and_log_weights_estimate_the_same_bound():
     np.random.seed(1)
-    model = HierarchicalVAE(10, 6, 2, levels=2)
+    model = HierarchicalVAE(10, 6, 2, levels=2).astype(np.float64)
     x = V(np.repeat(np.random.rand(1, 10), 20_000, axis=0).astype(np.float64))
-    for _, p in model.named_params():
-        p.data = p.data.astype(np.float64)
     nelbo, log_w = model.negative_elbo(x).data, model.log_weight(x).data
     standard_error = math.hypot(nelbo.std(), log_w.std()) / math.sqrt(len(nelbo))
     assert abs(nelbo.mean() + log_w.mean()) < 4 * standard_error
@@ -178,9 +176,7 @@ def test_short_training_on_real_mnist_lowers_the_heldout_loss(real_mnist_dir, mo
 
 # --- decoder std != 1, the Bernoulli hierarchical VAE, top-down sampling: against hand computation ---
 def _float64(model):
-    for _, p in model.named_params():
-        p.data = p.data.astype(np.float64)
-    return model
+    return model.astype(np.float64)
 
 
 def _mlp_by_hand(W, prefix, z):

@@ -25,8 +25,11 @@ own flag and `Config.train` are both True: `__call__` runs `forward` under
 `using_config('train', False)` for a layer in eval mode, and
 `with zero.test_mode():` switches every layer to test behaviour as well.
 
-Devices: parameters and buffers live on the layer's device (`layer.device`,
-'cpu' by default); `to(device)` moves them all. Layers whose input size is not
+Devices and dtypes: parameters and buffers live on the layer's device (`layer.device`,
+'cpu' by default); `to(device)` moves them all. They hold `layer.dtype` (float32, zero's
+default), and `astype(np.float64)` converts them all (a float64 gradient check, say).
+Linear, convolution and batch norm layers refuse a floating input of another dtype than
+their parameters rather than run the rest of the model in it. Layers whose input size is not
 given (`Linear(10)`) create their parameters on the first call, on the
 layer's device; until then their parameters are `Parameter(None)`, already
 known to `params()`, so an optimizer may be built before the first call.
@@ -63,6 +66,7 @@ class Layer:
         object.__setattr__(self, "_containers", set())  # names of plain container attributes: see _walk
         self.training = True
         self.device = "cpu"
+        self.dtype = np.dtype(DEFAULT_DTYPE)
 
     def __setattr__(self, name, value):
         members = self.__dict__.get("_members")
@@ -205,9 +209,36 @@ class Layer:
                 setattr(layer, attribute, to_device(value, device))
         return self
 
+    def astype(self, dtype):
+        """Convert every parameter (with its grad) and buffer to floating dtype `dtype`, and
+        create lazy ones in it; returns self. An optimizer built before keeps state of the old dtype."""
+        dtype = np.dtype(dtype)
+        if dtype.kind != "f":
+            raise TypeError(f"{type(self).__name__}.astype: parameters must have a floating dtype, got {dtype}")
+        for layer in self.sublayers():
+            layer.dtype = dtype
+        for _, layer, attribute, kind in self._walk():
+            value = layer.__dict__[attribute]
+            if kind == PARAM and value.data is not None:
+                value.data = value.data.astype(dtype, copy=False)
+                if value.grad is not None:
+                    value.grad.data = value.grad.data.astype(dtype, copy=False)
+            elif kind == BUFFER and value is not None and value.dtype.kind == "f":
+                setattr(layer, attribute, value.astype(dtype, copy=False))
+        return self
+
     def _fill(self, param, array):
-        """Give (lazy) Parameter `param` host array `array` as float32 data on this layer's device."""
-        param.data = to_device(array.astype(DEFAULT_DTYPE), self.device)
+        """Give (lazy) Parameter `param` host array `array` as data of the layer's dtype on its device."""
+        param.data = to_device(array.astype(self.dtype), self.device)
+
+    def _check_dtype(self, x, param):
+        """Refuse a floating input whose dtype is not the parameters': float64 data in a float32
+        layer would run the rest of the model in float64 (twice the memory, about half the
+        speed) and give float32 weights float64 gradients. Integer inputs pass (computed as floats)."""
+        if x.dtype != param.dtype and x.dtype.kind == "f":
+            raise TypeError(f"{self!r}: the input has dtype {x.dtype} but the layer's parameters have "
+                            f"{param.dtype}: convert the input (x.astype(np.{param.dtype})) or the "
+                            f"model (model.astype(np.{x.dtype}))")
 
     # --- saving and loading ---
     def save_weights(self, path):
@@ -250,7 +281,7 @@ class Layer:
             value = layer.__dict__[attribute]
             current = value.data if kind == PARAM else value
             array = stored[name]
-            expected_dtype = current.dtype if current is not None else np.dtype(DEFAULT_DTYPE)
+            expected_dtype = current.dtype if current is not None else layer.dtype
             if current is not None and tuple(current.shape) != array.shape:
                 raise ValueError(f"weights file {path}: {kind} {name!r} has shape {array.shape} in the "
                                  f"file but {tuple(current.shape)} in the model")
@@ -426,6 +457,7 @@ class Linear(Layer):
         if x.ndim == 0 or x.shape[-1] != in_size:
             raise ValueError(f"{self!r}: input of shape {tuple(x.shape)} does not end in "
                              f"{in_size} features")
+        self._check_dtype(x, self.W)
         return F.linear(x, self.W, self.b)
 
     def describe(self):
@@ -479,6 +511,7 @@ class _ConvNd(Layer):
         in_channels = self.in_channels
         if x.ndim != 4 or x.shape[1] != in_channels:
             raise ValueError(f"{self!r}: expected input (N, {in_channels}, H, W), got shape {tuple(x.shape)}")
+        self._check_dtype(x, self.W)
 
     def describe(self):
         in_channels = self.in_channels if self.W.data is not None else None
@@ -559,8 +592,8 @@ class BatchNorm(Layer):
     def _init_params(self, num_features):
         self._fill(self.gamma, np.ones(num_features))
         self._fill(self.beta, np.zeros(num_features))
-        self.running_mean = to_device(np.zeros(num_features, DEFAULT_DTYPE), self.device)
-        self.running_var = to_device(np.ones(num_features, DEFAULT_DTYPE), self.device)
+        self.running_mean = to_device(np.zeros(num_features, self.dtype), self.device)
+        self.running_var = to_device(np.ones(num_features, self.dtype), self.device)
 
     def expected_shapes(self, arrays):
         channels = _stored_size(arrays.get("gamma"), ndim=1, axis=0, placeholder="C")
@@ -574,6 +607,7 @@ class BatchNorm(Layer):
         if x.shape[1] != self.gamma.shape[0]:
             raise ValueError(f"{self!r}: input of shape {tuple(x.shape)} has {x.shape[1]} features/channels "
                              f"in axis 1, expected {self.gamma.shape[0]}")
+        self._check_dtype(x, self.gamma)
         return F.batch_norm(x, self.gamma, self.beta, self.running_mean, self.running_var,
                             momentum=self.momentum, eps=self.eps)
 

@@ -27,6 +27,7 @@ def _install_variable_methods():
     Variable.__matmul__ = la.matmul
     Variable.__rmatmul__ = lambda W, x: la.matmul(x, W)
     Variable.__getitem__ = s.get_item
+    Variable.astype = s.astype
     Variable.reshape = s.reshape
     Variable.transpose = s.transpose
     Variable.T = property(s.transpose)

@@ -1,7 +1,8 @@
 """Ops that move values around without changing them: reshape, transpose,
-broadcast_to / sum_to, indexing, concatenate, stack."""
+broadcast_to / sum_to, indexing, concatenate, stack; and astype, which keeps
+the values but stores them in another dtype."""
 
-__all__ = ['broadcast_to', 'concatenate', 'expand_dims', 'flatten', 'get_item', 'reshape', 'squeeze', 'stack', 'sum_to', 'swapaxes', 'transpose']
+__all__ = ['astype', 'broadcast_to', 'concatenate', 'expand_dims', 'flatten', 'get_item', 'reshape', 'squeeze', 'stack', 'sum_to', 'swapaxes', 'transpose']
 import numpy as np
 
 from zero import backend, utils
@@ -59,6 +60,21 @@ class SumTo(Function):
 
     def backward(self, gy):
         return broadcast_to(gy, self.x_shape)
+
+
+class AsType(Function):
+    """x stored in another floating dtype. y = x (rounded), so dy/dx = 1: the gradient is gy,
+    cast back to x's dtype (a float32 weight gets a float32 gradient from a float64 loss)."""
+
+    def __init__(self, dtype):
+        self.dtype = dtype
+
+    def forward(self, x):
+        self.x_dtype = x.dtype
+        return x.astype(self.dtype)
+
+    def backward(self, gy):
+        return astype(gy, self.x_dtype)
 
 
 class GetItem(Function):
@@ -163,6 +179,17 @@ def sum_to(x, shape):
     if tuple(x.shape) == tuple(shape):
         return as_variable(x)
     return SumTo(shape)(x)
+
+
+def astype(x, dtype):
+    """x with its values in floating dtype `dtype` (x itself when it has that dtype already):
+    Variable.astype(np.float64), for a float64 check of a float32 computation, say."""
+    dtype = np.dtype(dtype)
+    if dtype.kind != "f":
+        raise TypeError(f"astype: zero computes gradients in floating dtypes only, got {dtype}")
+    if x.dtype == dtype:
+        return as_variable(x)
+    return AsType(dtype)(x)
 
 
 def get_item(x, index):
