@@ -318,6 +318,29 @@ def test_adam_state_follows_a_parameter_moved_to_another_device():
     np.testing.assert_allclose(host(p.data), [1 - 0.2, 1 + 0.2], rtol=1e-5)  # lr sign(g) per step: g is constant
 
 
+@pytest.mark.parametrize("make", [lambda ps: Adam(ps, lr=0.1), lambda ps: Momentum(ps, lr=0.1)],
+                         ids=["adam", "momentum"])
+def test_state_follows_a_model_converted_to_float64(make):
+    """After model.astype(np.float64), the next step continues in float64 (state kept, converted):
+    float32 state (and Adam's float32 scratch array) would round every update to float32."""
+    np.random.seed(0)
+    layer = Linear(2, in_size=2)
+    optimizer = make(list(layer.params()))
+    reference = make([Parameter(layer.W.data.astype(np.float64))])  # the same run in float64 throughout
+    grads = [np.array([[0.1, -0.2], [0.3, 0.05]]), np.array([[1 / 3, 0.2], [-0.1, 0.7]])]
+    for step, grad in enumerate(grads):
+        if step == 1:
+            layer.astype(np.float64)
+        layer.W.grad = Variable(grad.astype(layer.W.dtype))
+        reference.params[0].grad = Variable(grad)
+        optimizer.step()
+        reference.step()
+    state = optimizer.means[0] if isinstance(optimizer, Adam) else optimizer.velocities[0]
+    assert layer.W.dtype == state.dtype == np.float64
+    np.testing.assert_allclose(layer.W.data, reference.params[0].data, rtol=1e-6, atol=1e-7)  # step 1 in float32
+    assert not np.array_equal(layer.W.data, layer.W.data.astype(np.float32))  # not rounded to float32
+
+
 def test_fast_momentum_flushes_dead_velocities_but_keeps_small_live_ones(device):
     """momentum 0.5 halves a dead unit's velocity each step (1e-3 becomes a float32 denormal within
     about 117 steps), so a flush must catch it one FLUSH_EVERY ahead; a live velocity of 2e-9 is far

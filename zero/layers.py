@@ -211,7 +211,7 @@ class Layer:
 
     def astype(self, dtype):
         """Convert every parameter (with its grad) and buffer to floating dtype `dtype`, and
-        create lazy ones in it; returns self. An optimizer built before keeps state of the old dtype."""
+        create lazy ones in it; returns self. An optimizer's state follows on its next step."""
         dtype = np.dtype(dtype)
         if dtype.kind != "f":
             raise TypeError(f"{type(self).__name__}.astype: parameters must have a floating dtype, got {dtype}")

@@ -62,12 +62,12 @@ class Optimizer:
         raise NotImplementedError
 
     def _state(self, buffers, index, data):
-        """The zero-initialized state array number `index` of `buffers`, on data's device."""
+        """The zero-initialized state array number `index` of `buffers`, on data's device, in its dtype."""
         state = buffers[index]
         if state is None:
             state = buffers[index] = get_array_module(data).zeros_like(data)
-        elif type(state) is not type(data):  # the parameter was moved with .to(device)
-            state = buffers[index] = to_device(state, device_of(data))
+        elif type(state) is not type(data) or state.dtype != data.dtype:  # moved (.to) or converted (.astype)
+            state = buffers[index] = to_device(state, device_of(data)).astype(data.dtype, copy=False)
         return state
 
 
@@ -154,7 +154,8 @@ class Adam(Optimizer):
         mean = self._state(self.means, index, data)
         variance = self._state(self.variances, index, data)
         scratch = self._scratch.get(index)
-        if scratch is None or scratch.shape != data.shape or type(scratch) is not type(data):
+        if (scratch is None or scratch.shape != data.shape or type(scratch) is not type(data)
+                or scratch.dtype != data.dtype):
             scratch = self._scratch[index] = xp.empty_like(data)
         self.steps[index] += 1
         t = self.steps[index]
