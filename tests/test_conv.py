@@ -276,6 +276,7 @@ def test_conv2d_batch_chunks_give_the_same_result(monkeypatch, device, chunk_ele
     gy = rng.standard_normal((5, 3, 6, 5))
     expected = ref_conv2d(x, w, b, (1, 1), (1, 1))
     monkeypatch.setattr(conv_module, "CHUNK_ELEMENTS", chunk_elements)
+    monkeypatch.setattr(conv_module, "DEVICE_CHUNK_ELEMENTS", chunk_elements)
     for stride in [(1, 1), (2, 1)]:  # the shared-im2col backward and the general one
         xv, wv, bv = (Variable(on(device, a)) for a in (x, w, b))
         y = F.conv2d(xv, wv, bv, stride, 1)
@@ -684,10 +685,22 @@ def test_conv_transpose2d_output_padding_is_checked_on_each_axis():
 def test_batch_chunks_keep_each_buffer_within_the_budget(monkeypatch):
     """As many items per chunk as fit in CHUNK_ELEMENTS, but at least one, and the chunks tile the batch."""
     monkeypatch.setattr(conv_module, "CHUNK_ELEMENTS", 100)
-    assert conv_module._batch_chunks(7, 30) == [slice(0, 3), slice(3, 6), slice(6, 7)]
-    assert conv_module._batch_chunks(3, 250) == [slice(0, 1), slice(1, 2), slice(2, 3)]   # one item over budget
-    assert conv_module._batch_chunks(4, 0) == [slice(0, 4)]
-    assert conv_module._batch_chunks(150, 1) == [slice(0, 100), slice(100, 150)]   # one element per item
+    batch = np.zeros((7, 1))
+    assert conv_module._batch_chunks(batch, 30) == [slice(0, 3), slice(3, 6), slice(6, 7)]
+    assert conv_module._batch_chunks(batch[:3], 250) == [slice(0, 1), slice(1, 2), slice(2, 3)]  # one item over budget
+    assert conv_module._batch_chunks(batch[:4], 0) == [slice(0, 4)]
+    assert conv_module._batch_chunks(np.zeros((150, 1)), 1) == [slice(0, 100), slice(100, 150)]  # one element per item
+
+
+def test_a_device_batch_takes_chunks_of_the_device_budget(monkeypatch):
+    """On a GPU (here the strict device, which stands for one) kernel launches, not caches, bound the
+    chunks: a book-sized U-Net layer, 64 -> 64 channels at 28x28 with a batch of 128, in one chunk."""
+    per_item = 3 * 64 * 30 * 30  # the 'columns' split: 3 column shifts of 64 padded 30x30 planes
+    x = np.zeros((128, 1), np.float32)
+    assert len(conv_module._batch_chunks(x, per_item)) == 11
+    assert conv_module._batch_chunks(on("strict", x), per_item) == [slice(0, 128)]
+    monkeypatch.setattr(conv_module, "DEVICE_CHUNK_ELEMENTS", 100)
+    assert len(conv_module._batch_chunks(on("strict", x), 30)) == 43
 
 
 # =============================================================================

@@ -36,10 +36,16 @@ import math
 import numbers
 import threading
 
+import numpy as np
+
 from zero.backend import get_array_module
 from zero.core import Function
 
-CHUNK_ELEMENTS = 2 ** 21  # im2col buffer per batch chunk: 2M elements (8 MB in float32)
+CHUNK_ELEMENTS = 2 ** 21  # im2col buffer per batch chunk on the CPU: 2M elements (8 MB in float32)
+# On a GPU, caches do not bound the chunks, kernel launches do: each chunk is about ten of them
+# (a U-Net layer of the book's size took 11 chunks at the CPU's budget); 32M elements (128 MB in
+# float32) fit a batch of 128 of the book's U-Net in one chunk for most layers.
+DEVICE_CHUNK_ELEMENTS = 2 ** 25
 
 
 # =============================================================================
@@ -65,10 +71,12 @@ def _transpose_out_size(size, kernel_size, stride, padding, output_padding):
                  for n, k, s, p, op in zip(size, kernel_size, stride, padding, output_padding))
 
 
-def _batch_chunks(batch_size, elements_per_item):
-    """Slices of the batch such that each chunk's im2col buffer holds about
-    CHUNK_ELEMENTS elements (at least one item per chunk)."""
-    step = max(1, CHUNK_ELEMENTS // max(1, elements_per_item))
+def _batch_chunks(x, elements_per_item):
+    """Slices of x's batch (axis 0) such that each chunk's im2col buffer holds about
+    CHUNK_ELEMENTS elements on the CPU, DEVICE_CHUNK_ELEMENTS on a GPU (at least one item per chunk)."""
+    batch_size = len(x)
+    budget = CHUNK_ELEMENTS if get_array_module(x) is np else DEVICE_CHUNK_ELEMENTS
+    step = max(1, budget // max(1, elements_per_item))
     return [slice(start, min(start + step, batch_size)) for start in range(0, batch_size, step)]
 
 
@@ -88,7 +96,7 @@ def _patch_buffer(x, shape):
     before it unfolds again, so one buffer serves all chunks and all layers. A fresh 8 MB
     array per chunk made a U-Net training step 7-9% slower (new pages are zeroed by the
     kernel and start cold in the caches). The result is overwritten by the next call; the
-    buffer stays allocated, as large as the largest patches so far (normally CHUNK_ELEMENTS)."""
+    buffer stays allocated, as large as the largest patches so far (normally the chunk budget)."""
     key = (type(x), str(getattr(x, "device", "")), x.dtype.str)
     buffers = _patch_buffers.by_key
     size = math.prod(shape)
@@ -297,7 +305,7 @@ def _conv2d_stride1_array(x, weight, bias, padding, split):
     in_shifts, out_shifts = _split_offsets((KH, KW), Wp, split)
     w_mat = _split_weight(weight, split)
     y = xp.empty((N, OC, OH, OW), dtype=x.dtype)
-    for batch in _batch_chunks(N, max(len(in_shifts) * C, len(out_shifts) * OC) * Hp * Wp):
+    for batch in _batch_chunks(x, max(len(in_shifts) * C, len(out_shifts) * OC) * Hp * Wp):
         flat = _flat_planes(x[batch], padding, tail=in_shifts[-1])
         rows = _shifted_rows(flat, in_shifts, flat.shape[1] - in_shifts[-1])
         grid = _add_shifted((w_mat @ rows).reshape(len(out_shifts), OC, -1), out_shifts)
@@ -321,7 +329,7 @@ def _conv2d_array(x, weight, bias, stride, padding):
     # rows of W_mat follow the rows of col: (i, j, c)
     w_mat = weight.transpose(0, 2, 3, 1).reshape(OC, KH * KW * C)
     y = xp.empty((N, OC, OH, OW), dtype=x.dtype)
-    for batch in _batch_chunks(N, KH * KW * C * OH * OW):
+    for batch in _batch_chunks(x, KH * KW * C * OH * OW):
         # col[(i, j, c), (n, h, w)] = x_pad[n, c, s*h + i, s*w + j]
         col = _unfold(x[batch].transpose(1, 0, 2, 3), (KH, KW), stride, padding)
         y_mat = w_mat @ col.reshape(KH * KW * C, -1)  # (OC, n*OH*OW)
@@ -340,7 +348,7 @@ def _conv_transpose2d_array(x, weight, bias, stride, padding, output_padding):
     # col[(i, j, d), (n, h, w)] = sum_c W[c, d, i, j] x[n, c, h, w]
     w_mat = weight.transpose(2, 3, 1, 0).reshape(KH * KW * C_out, C_in)
     y = xp.empty((N, C_out, *out_size), dtype=x.dtype)
-    for batch in _batch_chunks(N, KH * KW * C_out * H * W):
+    for batch in _batch_chunks(x, KH * KW * C_out * H * W):
         x_mat = x[batch].transpose(1, 0, 2, 3).reshape(C_in, -1)  # (C_in, n*H*W)
         col = (w_mat @ x_mat).reshape(KH, KW, C_out, -1, H, W)
         y_chunk = _fold(col, out_size, stride, padding)  # (C_out, n, OH, OW)
@@ -358,7 +366,7 @@ def _conv2d_grad_weight_array(x, gy, kernel_size, stride, padding):
     KH, KW = kernel_size
     OH, OW = _conv_out_size((H, W), kernel_size, stride, padding)
     gw_mat = xp.zeros((KH * KW * C, OC), dtype=x.dtype)
-    for batch in _batch_chunks(N, KH * KW * C * OH * OW):
+    for batch in _batch_chunks(x, KH * KW * C * OH * OW):
         col = _unfold(x[batch].transpose(1, 0, 2, 3), kernel_size, stride, padding)
         gy_mat = gy[batch].transpose(1, 0, 2, 3).reshape(OC, -1)  # (OC, n*OH*OW)
         gw_mat += col.reshape(KH * KW * C, -1) @ gy_mat.T
@@ -384,7 +392,7 @@ def _conv2d_grads_stride1(x, weight, gy, padding):
     gw_flip = xp.zeros((KH * KW * OC, C), dtype=x.dtype)
     rows = _rows_pay_off(W, gy.shape[3] + 2 * gy_padding[1])
     width = gy.shape[3] + 2 * gy_padding[1] if rows else W
-    for batch in _batch_chunks(N, KH * KW * OC * H * width):
+    for batch in _batch_chunks(x, KH * KW * OC * H * width):
         # col[(i, j, o), (n, h, w)] = gy_pad[n, o, h + i, w + j]  (w < W; with whole rows, the rest is ignored)
         gy_chunk = gy[batch].transpose(1, 0, 2, 3)
         col = _unfold_rows(gy_chunk, (KH, KW), gy_padding) if rows else _unfold(gy_chunk, (KH, KW), (1, 1), gy_padding)
