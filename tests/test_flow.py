@@ -265,3 +265,12 @@ def test_stages_move_host_points_to_the_models_device(device):
 def test_a_three_dimensional_flow_samples_three_dimensional_points():
     np.random.seed(0)
     assert RealNVP(dim=3, hidden_size=4, num_couplings=2).sample(5).shape == (5, 3)
+
+
+def test_a_float64_flow_samples_from_a_float64_normal():
+    """z in the model's dtype: a float32 z was rounded to float32 before a float64 inverse."""
+    flow = RealNVP(2, 4, 2).astype(np.float64)
+    np.random.seed(0)
+    expected = np.random.standard_normal((3, 2))  # a fresh flow is the identity
+    np.random.seed(0)
+    np.testing.assert_array_equal(flow.sample(3), expected)

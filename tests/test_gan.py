@@ -604,3 +604,10 @@ def test_dc_generator_ends_with_a_biased_transposed_convolution_and_a_sigmoid():
     images = generator(generator.latent(3)).data
     assert images.shape == (3, 784)
     np.testing.assert_allclose(images, np.full((3, 784), sigmoid(1.5)), rtol=1e-6)
+
+
+@pytest.mark.parametrize("make", [lambda: MLPGenerator(4, 8, 784), lambda: DCGenerator(4, 2)], ids=["mlp", "dc"])
+def test_a_float64_generator_draws_its_latents_in_float64(make):
+    """Its first linear layer refuses a float32 z (it raised TypeError after generator.astype(np.float64))."""
+    generator = make().astype(np.float64)
+    assert generator.latent(2).dtype == generator.sample(2).dtype == np.float64

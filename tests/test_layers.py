@@ -414,6 +414,64 @@ def test_a_float64_model_loads_float64_weights_into_lazy_layers_and_refuses_floa
         Sequential(Linear(4), Linear(2)).load_weights(tmp_path / "w64.npz")
 
 
+# --- found by a mutation audit of the dtypes ---
+def test_a_float32_input_to_a_float64_model_is_refused():
+    """The other way round: a float64 gradient check fed float32 data would quietly measure
+    float32-rounded inputs (refusing only float64 inputs would let it through)."""
+    model = Sequential(Linear(2, in_size=3), BatchNorm(2)).astype(np.float64)
+    with pytest.raises(TypeError, match="input has dtype float32 but the layer's parameters have float64"):
+        model(np.ones((4, 3), np.float32))
+    assert model(np.ones((4, 3))).dtype == np.float64
+
+
+def test_a_lazy_batch_norm_converted_before_its_first_call_creates_float64_statistics(device):
+    """Its running statistics are still None at astype: the first call creates them in the layer's
+    dtype. float32 ones would round every update of a float64 model's statistics."""
+    norm = BatchNorm().to(device).astype(np.float64)
+    norm(on(device, np.random.default_rng(0).standard_normal((8, 3))))
+    assert norm.gamma.dtype == norm.running_mean.dtype == norm.running_var.dtype == np.float64
+    assert zero.backend.device_of(norm.running_var) == device
+
+
+def test_astype_leaves_integer_buffers_alone():
+    """Only floating buffers hold values of the model's precision; a count or an index stays integral."""
+    class Counting(Layer):
+        def __init__(self):
+            super().__init__()
+            self.scale = Parameter(np.ones(2, np.float32))
+            self.register_buffer("seen", np.zeros((), np.int64))
+            self.register_buffer("offset", np.zeros(2, np.float32))
+
+    layer = Counting().astype(np.float64)
+    assert (layer.scale.dtype, layer.offset.dtype, layer.seen.dtype) == (np.float64, np.float64, np.int64)
+    with pytest.raises(TypeError, match="floating dtype, got complex128"):
+        layer.astype(np.complex128)
+
+
+def test_astype_to_the_dtype_a_model_has_copies_nothing():
+    """As F.astype: the same dtype is a no-op, so converting a model on a GPU to its own dtype does
+    not hold every parameter, gradient and buffer twice for a moment."""
+    model = Sequential(Linear(4, in_size=3), BatchNorm(4))
+    model.steps[0].W.grad = Variable(np.ones((3, 4), np.float32))
+
+    def arrays():
+        return [model.steps[0].W.data, model.steps[0].W.grad.data, model.steps[1].running_mean]
+    before = arrays()
+    model.astype(np.float32)
+    assert all(now is then for now, then in zip(arrays(), before))
+
+
+def test_parameters_converted_by_hand_still_load_weights_of_their_dtype(tmp_path):
+    """Before Layer.astype, float64 checks set p.data by hand, and the layer's dtype stays float32:
+    a file is compared with each array's own dtype, with the layer's only for lazy (None) ones."""
+    layer = Linear(2, in_size=3)
+    for param in layer.params():
+        param.data = param.data.astype(np.float64)
+    layer.save_weights(tmp_path / "w64.npz")
+    layer.load_weights(tmp_path / "w64.npz")
+    assert layer.W.dtype == np.float64
+
+
 # -----------------------------------------------------------------------------
 # Saving and loading
 # -----------------------------------------------------------------------------

@@ -375,16 +375,22 @@ def test_linear_of_integer_inputs_computes_in_float32():
 @SETTINGS
 @given(shape=shapes, seed=seeds)
 def test_astype_passes_the_gradient_back_in_the_input_dtype(shape, seed):
+    """float64 -> float32 -> float64: x's gradient comes back in float64 (a float32 one would pass
+    every value check). x holds multiples of 2^-8 in [-2, 2) and eps is 2^-8, so x +- eps and their
+    squares are exact in float32 and the numerical gradient is exact: with sin and eps 1e-3, float32
+    rounding of f (6e-8 of |f|, over 2 eps) moved it by up to about 1e-4 and the check failed
+    now and then (shape (4, 4), seed 1614081)."""
     rng = np.random.default_rng(seed)
-    x, w = normal(rng, shape), normal(rng, shape)
+    x, w = np.asarray(rng.integers(-512, 512, shape) / 256), normal(rng, shape)
 
-    def f(v, u):  # float64 -> float32 -> float64: rounding to float32 (relative 6e-8) is far
-        return F.sin(F.astype(v, np.float32)).astype(np.float64) * u  # below what eps 1e-3 measures
-    gradient_check(f, x, w, eps=1e-3, rtol=1e-3, atol=1e-5)
-    on_device = Variable(to_device(x, "strict"))
-    f(on_device, to_device(w, "strict")).backward()
-    assert on_device.grad.device == "strict"
-    np.testing.assert_allclose(to_numpy(on_device.grad.data), np.cos(x.astype(np.float32)) * w, rtol=1e-6)
+    def f(v, u):
+        return (F.astype(v, np.float32) ** 2).astype(np.float64) * u
+    gradient_check(f, x, w, eps=2 ** -8)
+    for device in ["cpu", "strict"]:
+        v = Variable(to_device(x, device))
+        f(v, to_device(w, device)).backward()
+        assert (v.grad.dtype, v.grad.device) == (np.float64, device)
+        np.testing.assert_allclose(to_numpy(v.grad.data), 2 * x * w, rtol=1e-6)  # w rounded to float32 on the way
 
 
 def test_astype_gives_float32_weights_float32_gradients_of_a_float64_loss():
@@ -396,6 +402,17 @@ def test_astype_gives_float32_weights_float32_gradients_of_a_float64_loss():
     assert F.astype(W, np.float32).data is W.data  # the same dtype: no op, no copy
     with pytest.raises(TypeError, match="astype: .*floating dtypes only, got int32"):
         W.astype(np.int32)
+    with pytest.raises(TypeError, match="floating dtypes only, got complex64"):  # backward would drop
+        W.astype(np.complex64)                                                  # the imaginary part
+
+
+def test_astype_of_an_integer_variable_passes_back_a_floating_gradient():
+    """x has no floating dtype to cast the gradient back to: it keeps gy's dtype, as x * w does for an
+    integer x (casting it to int64 raised TypeError from inside backward)."""
+    x = Variable(np.arange(3))
+    (F.astype(x, np.float64) * np.array([1.0, 2.0, 3.0])).sum().backward()
+    assert x.grad.dtype == np.float64
+    np.testing.assert_array_equal(x.grad.data, [1.0, 2.0, 3.0])
 
 
 # --- found by a mutation audit of the ops ---

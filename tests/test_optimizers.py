@@ -341,6 +341,40 @@ def test_state_follows_a_model_converted_to_float64(make):
     assert not np.array_equal(layer.W.data, layer.W.data.astype(np.float32))  # not rounded to float32
 
 
+def test_adam_steps_a_converted_parameter_exactly_as_a_float64_one():
+    """After astype(np.float64), Adam's scratch array (where the update is computed) is float64
+    too: a float32 one keeps the moments in float64 but rounds each update to float32 (relative
+    6e-8, within the tolerance of the test above)."""
+    layer = Linear(2, in_size=2, bias=False)
+    adam = Adam(list(layer.params()), lr=0.1)
+    layer.W.grad = Variable(np.array([[0.1, -0.2], [0.3, 0.05]], np.float32))
+    adam.step()
+    layer.astype(np.float64)
+    reference = Adam([Parameter(layer.W.data.copy())], lr=0.1)  # float64 from the same state on
+    reference.means[0], reference.variances[0] = adam.means[0].astype(np.float64), adam.variances[0].astype(np.float64)
+    reference.steps[0] = 1
+    grad = np.array([[1 / 3, 0.2], [-0.1, 0.7]])
+    layer.W.grad, reference.params[0].grad = Variable(grad), Variable(grad)
+    adam.step()
+    reference.step()
+    np.testing.assert_array_equal(layer.W.data, reference.params[0].data)
+
+
+@pytest.mark.parametrize("make", [lambda ps: Adam(ps, lr=0.1), lambda ps: Momentum(ps, lr=0.1)],
+                         ids=["adam", "momentum"])
+def test_state_follows_a_model_converted_back_to_float32(make):
+    """A float64 check done, the model goes back to float32: so does the state (float64 state
+    would make every step convert it again and train at float64 cost)."""
+    layer = Linear(2, in_size=2, bias=False).astype(np.float64)
+    optimizer = make(list(layer.params()))
+    for dtype in [np.float64, np.float32]:
+        layer.astype(dtype)
+        layer.W.grad = Variable(np.full((2, 2), 0.5, dtype))
+        optimizer.step()
+    states = [optimizer.means[0], optimizer.variances[0]] if isinstance(optimizer, Adam) else [optimizer.velocities[0]]
+    assert layer.W.dtype == np.float32 and all(state.dtype == np.float32 for state in states)
+
+
 def test_fast_momentum_flushes_dead_velocities_but_keeps_small_live_ones(device):
     """momentum 0.5 halves a dead unit's velocity each step (1e-3 becomes a float32 denormal within
     about 117 steps), so a flush must catch it one FLUSH_EVERY ahead; a live velocity of 2e-9 is far

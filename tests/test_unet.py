@@ -197,3 +197,11 @@ def test_describe_names_the_architecture():
 def test_sinusoidal_encoding_keeps_large_time_steps_exact():
     v = sinusoidal_encoding(np.array([4097, 40001]), 2, np)
     assert v[:, 0] == pytest.approx([math.sin(4097), math.sin(40001)], abs=1e-3)
+
+
+def test_a_float64_unet_encodes_its_time_steps_in_float64():
+    """The time MLP's linear layers refuse the float32 sinusoidal encoding of a float64 model
+    (model.astype(np.float64) for a gradient check raised TypeError in the unconditional U-Net)."""
+    model = UNet(1, (2, 2, 2), 4).astype(np.float64)
+    y = model(np.random.default_rng(0).standard_normal((2, 1, 4, 4)), np.array([1, 2]))
+    assert y.dtype == np.float64

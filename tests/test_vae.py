@@ -493,3 +493,16 @@ def test_the_loss_title_names_one_term_per_level_after_the_reconstruction():
 def test_the_latent_walk_without_a_3_starts_from_another_digit_than_its_8(labels, expected):
     """With no 3 and an 8 first, the walk joined two 8s although other digits were there."""
     assert walk_ends(labels) == expected
+
+
+# --- a model converted with astype keeps working (its own draws in its dtype) ---
+@pytest.mark.parametrize("make", [lambda: VAE(6, 5, 3), lambda: HierarchicalVAE(8, 5, 3, levels=2)],
+                         ids=["vae", "hierarchical"])
+def test_a_float64_model_samples_and_evaluates_in_float64(make):
+    """Its linear layers refuse float32 inputs: z ~ N(0, I) and the held-out images must come in
+    the model's dtype (a float32 z raised TypeError after model.astype(np.float64))."""
+    np.random.seed(0)
+    model = make().astype(np.float64)
+    assert model.sample(3).dtype == np.float64
+    images = np.random.rand(4, model.sample(1).shape[1]).astype(np.float32)
+    assert math.isfinite(evaluate_bounds(model, images, samples=2, progress=False)["iwae_nll"])

@@ -126,7 +126,7 @@ class RealNVP(Model):
         """n points x = f^{-1}(z), z ~ N(0, I): (n, D) array on the model's device."""
         xp = get_backend(self.device).xp
         with no_grad():
-            z = xp.random.standard_normal((n, self.dim)).astype(DEFAULT_DTYPE)
+            z = xp.random.standard_normal((n, self.dim)).astype(self.dtype)
             return self.inverse(Variable(z)).data
 
     def stages(self, x, inverse=False):

@@ -92,7 +92,7 @@ class _Generator(Model):
     def latent(self, n):
         """z ~ N(0, I): (n, latent_size) array on the model's device."""
         xp = get_backend(self.device).xp
-        return xp.random.standard_normal((n, self.latent_size)).astype(DEFAULT_DTYPE)
+        return xp.random.standard_normal((n, self.latent_size)).astype(self.dtype)  # the parameters' dtype
 
     def sample(self, n):
         """n generated images (n, 784) as an array on the model's device (no graph)."""

@@ -118,7 +118,8 @@ class UNet(Model):
         t = to_device(t, x.device)
         if t.shape != (len(x),):
             raise ValueError(f"UNet: expected one time step per image, t of shape ({len(x)},), got {t.shape}")
-        v = Variable(sinusoidal_encoding(t, self.time_embed_dim, xp), requires_grad=False)
+        encoding = sinusoidal_encoding(t, self.time_embed_dim, xp).astype(self.dtype, copy=False)  # a float64 model
+        v = Variable(encoding, requires_grad=False)
         if self.num_classes is not None:
             if labels is None:
                 raise ValueError("UNet: this model is class-conditional: pass labels "

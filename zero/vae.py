@@ -216,7 +216,7 @@ class VAE(Model):
         """n images decoded from z ~ N(0, I): (n, input_size) array on the model's device."""
         xp = _model_xp(self)
         with no_grad():
-            z = xp.random.standard_normal((n, self.latent_size)).astype(np.float32)
+            z = xp.random.standard_normal((n, self.latent_size)).astype(self.dtype)  # a float64 model: float64 z
             return self.decode(Variable(z)).data
 
 
@@ -315,7 +315,7 @@ class HierarchicalVAE(Model):
         """n images generated top-down: zL ~ N(0, I), z_l ~ N(zhat_l, I), x_hat from z1."""
         xp = _model_xp(self)
         with no_grad():
-            z = Variable(xp.random.standard_normal((n, self.latent_size)).astype(np.float32))
+            z = Variable(xp.random.standard_normal((n, self.latent_size)).astype(self.dtype))
             for level in range(self.levels - 1, 0, -1):
                 z_hat = self.decoders[level](z)
                 z = z_hat + standard_normal_like(z_hat)  # z_l ~ N(zhat_l, I)
@@ -350,7 +350,7 @@ def evaluate_bounds(model, images, samples=100, batch_size=500, device="cpu", pr
     try:
         with no_grad():
             for start in tqdm(batches, desc=f"held-out bounds (K={samples})", leave=False, disable=not progress):
-                x = Variable(to_device(images[start:start + batch_size].astype(np.float32), device))
+                x = Variable(to_device(images[start:start + batch_size].astype(model.dtype), device))
                 nelbo = sum(model.negative_elbo(x).data for _ in range(samples)) / samples
                 log_w = F.stack([model.log_weight(x) for _ in range(samples)], axis=0)
                 nelbo_total += float(nelbo.sum().item())                     # explicit host copy of a sum

@@ -74,6 +74,8 @@ class AsType(Function):
         return x.astype(self.dtype)
 
     def backward(self, gy):
+        if self.x_dtype.kind != "f":  # an integer x: its gradient in the dtype computed in, as other ops give it
+            return gy
         return astype(gy, self.x_dtype)
 
 
