@@ -86,11 +86,12 @@ def gemm_step():
     width = s + 2 * SHAPE["padding"]
     rng = np.random.default_rng(0)
     in_shifts, out_shifts = _split_offsets((k, k), width, _split_for(c, oc))
-    forward_chunks = _batch_chunks(b, max(len(in_shifts) * c, len(out_shifts) * oc) * width * width)
+    batch = np.empty((b, 0), np.float32)  # a CPU batch of b items: _batch_chunks reads its length and device
+    forward_chunks = _batch_chunks(batch, max(len(in_shifts) * c, len(out_shifts) * oc) * width * width)
     forward_columns = (forward_chunks[0].stop - forward_chunks[0].start) * width * width
     w_mat = rng.standard_normal((len(out_shifts) * oc, len(in_shifts) * c), dtype=np.float32)
     rows = rng.standard_normal((len(in_shifts) * c, forward_columns), dtype=np.float32)
-    chunks = _batch_chunks(b, k * k * oc * s * width)
+    chunks = _batch_chunks(batch, k * k * oc * s * width)
     columns = (chunks[0].stop - chunks[0].start) * s * width
     w_flip = rng.standard_normal((c, k * k * oc), dtype=np.float32)
     col_gy = rng.standard_normal((k * k * oc, columns), dtype=np.float32)
