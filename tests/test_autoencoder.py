@@ -22,6 +22,8 @@ def test_shapes_and_the_loss_by_hand():
     assert model.loss(x).item() == pytest.approx(expected, rel=1e-6)
     np.testing.assert_allclose(reconstruction_errors(model, x, batch_size=2), ((x - x_hat.data) ** 2).sum(axis=1),
                                rtol=1e-6)
+    np.testing.assert_array_equal(reconstruction_errors(model, x.astype(np.float64)),  # cast to the model's dtype
+                                  reconstruction_errors(model, x))
 
 
 def test_training_lowers_the_loss_on_held_out_images():

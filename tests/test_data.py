@@ -145,6 +145,16 @@ def test_floating_point_inputs_without_targets_come_as_float32():
     np.testing.assert_array_equal(np.concatenate(batches), x.astype(np.float32))
 
 
+def test_a_loader_for_a_float64_model_gives_float64_inputs_and_keeps_the_targets():
+    """dtype=model.dtype: a float64 model refuses float32 batches (and a float32 one float64)."""
+    x, t = np.arange(6, dtype=np.float32).reshape(3, 2) / 3, np.array([0, 1, 2])
+    (xb, tb), = list(DataLoader(Dataset(x, t), 3, shuffle=False, dtype=np.float64))
+    assert (xb.dtype, tb.dtype) == (np.float64, t.dtype)
+    np.testing.assert_array_equal(xb, x.astype(np.float64))
+    with pytest.raises(TypeError, match="DataLoader: dtype must be a floating dtype .*got int32"):
+        DataLoader(Dataset(x), 2, dtype=np.int32)
+
+
 def test_without_a_seed_two_loaders_shuffle_differently():
     first, second = DataLoader(numbered(100), 100), DataLoader(numbered(100), 100)
     assert not np.array_equal(next(iter(first))[1], next(iter(second))[1])

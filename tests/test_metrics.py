@@ -118,6 +118,8 @@ def test_classifier_learns_and_scores(device):
     np.testing.assert_array_equal(scores["class_histogram"],
                                   [np.sum(scores["predicted"] == k) for k in range(10)])
     assert scores["frechet_distance"] >= 0
+    logits64, _ = classify(model, images[:40].astype(np.float64))   # float64 images: cast to the model's dtype
+    np.testing.assert_array_equal(logits64, logits)
     _, reference_features = classify(model, images[100:200])
     from_statistics = score_samples(model, images[:100], reference_statistics=feature_statistics(reference_features))
     assert from_statistics["frechet_distance"] == pytest.approx(scores["frechet_distance"])

@@ -983,6 +983,20 @@ def test_fit_and_mean_loss_take_a_single_image():
     assert mean_loss(model, one) == pytest.approx(history["heldout_loss"][0])
 
 
+def test_fit_and_mean_loss_feed_a_model_its_own_dtype():
+    """fit's batches and mean_loss's images come in the model's dtype: a float64 model trains on
+    float32 data, and a float32 model evaluates float64 images (its layers refuse a mismatch)."""
+    x = np.random.default_rng(0).random((20, 3))                      # float64, as np.random gives
+    model, _ = _fresh_regression()
+    model.astype(np.float64)
+    history = fit(model, Adam(model.params(), lr=0.01), x.astype(np.float32), epochs=2, batch_size=8,
+                  x_heldout=x)
+    assert history["heldout_loss"][1] < history["heldout_loss"][0]
+    assert all(p.dtype == np.float64 for p in model.params())
+    float32_model, _ = _fresh_regression()
+    assert np.isfinite(mean_loss(float32_model, x))
+
+
 def test_the_data_options_take_the_scripts_heldout_limit_as_default():
     import argparse
     args = add_data_options(argparse.ArgumentParser(), heldout_limit=256).parse_args([])

@@ -41,8 +41,8 @@ class Dataset:
 
 class DataLoader:
     """Mini-batches of a dataset, moved to `device`: (x, t) per batch, or x alone if
-    the dataset has no targets. Floating-point x comes as float32 (integer x,
-    e.g. token ids, and targets keep their dtype).
+    the dataset has no targets. Floating-point x comes as `dtype` (float32 unless a
+    float64 model asks for model.dtype; integer x, e.g. token ids, and targets keep their dtype).
 
     Every epoch (every `for` loop over the loader) visits each example once,
     in a new order when shuffle=True; the order comes from the loader's own
@@ -51,7 +51,8 @@ class DataLoader:
     leaves out the final, smaller batch. len(loader) is the number of batches.
     """
 
-    def __init__(self, dataset, batch_size, shuffle=True, drop_last=False, seed=None, device="cpu"):
+    def __init__(self, dataset, batch_size, shuffle=True, drop_last=False, seed=None, device="cpu",
+                 dtype=DEFAULT_DTYPE):
         if int(batch_size) != batch_size or batch_size < 1:
             raise ValueError(f"DataLoader: batch_size must be a positive integer, got {batch_size!r}")
         self.dataset = dataset
@@ -59,6 +60,10 @@ class DataLoader:
         self.shuffle = shuffle
         self.drop_last = drop_last
         self.device = get_backend(device).name
+        self.dtype = np.dtype(dtype)
+        if self.dtype.kind != "f":
+            raise TypeError(f"DataLoader: dtype must be a floating dtype (that of the model's parameters), "
+                            f"got {self.dtype}")
         data_device = device_of(getattr(dataset, "x", None))
         if data_device != "cpu" and self.device == "cpu":
             raise ValueError(f"DataLoader: the dataset is on device '{data_device}' but the loader's device is "
@@ -87,9 +92,9 @@ class DataLoader:
         return to_device(indices, device_of(data))
 
     def _move(self, array, is_input):
-        """array on the loader's device; floating-point inputs as float32."""
+        """array on the loader's device; floating-point inputs in the loader's dtype."""
         array = to_device(array, self.device)
-        if is_input and array.dtype.kind == "f" and array.dtype != DEFAULT_DTYPE:
-            array = array.astype(DEFAULT_DTYPE)
+        if is_input and array.dtype.kind == "f" and array.dtype != self.dtype:
+            array = array.astype(self.dtype)
         return array
 

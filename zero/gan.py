@@ -196,7 +196,8 @@ def train_gan(generator, discriminator, g_optimizer, d_optimizer, images, epochs
     generator.train()
     discriminator.train()
     for epoch in range(start_epoch + 1, epochs + 1):
-        loader = DataLoader(Dataset(images), batch_size, seed=(seed, epoch), device=device, drop_last=True)
+        loader = DataLoader(Dataset(images), batch_size, seed=(seed, epoch), device=device, drop_last=True,
+                            dtype=discriminator.dtype)
         with tqdm(loader, desc=f"{description} epoch {epoch}/{epochs}", leave=False) as bar:
             for x in bar:
                 fake = generator(generator.latent(len(x)))

@@ -81,7 +81,8 @@ def train_classifier(model, optimizer, images, labels, epochs, batch_size=128, d
     history = {"train_loss": []} if history is None else history
     model.train()
     for epoch in range(start_epoch + 1, epochs + 1):
-        loader = DataLoader(Dataset(images, labels), batch_size, seed=(seed, epoch), device=device)
+        loader = DataLoader(Dataset(images, labels), batch_size, seed=(seed, epoch), device=device,
+                            dtype=model.dtype)
         total = 0.0
         for x, t in tqdm(loader, desc=f"classifier epoch {epoch}/{epochs}", leave=False):
             loss = F.softmax_cross_entropy(model(x), t)
@@ -101,7 +102,8 @@ def classify(model, images, batch_size=500):
     logits, features = [], []
     with no_grad(), test_mode():
         for start in range(0, len(images), batch_size):
-            x = Variable(to_device(images[start:start + batch_size], model.device), requires_grad=False)
+            batch = images[start:start + batch_size].astype(model.dtype, copy=False)  # float64 images too
+            x = Variable(to_device(batch, model.device), requires_grad=False)
             h = model.features(x)
             logits.append(to_numpy(model.fc2(h).data))    # explicit host copies of the results
             features.append(to_numpy(h.data))

@@ -132,7 +132,7 @@ def mean_loss(model, images, batch_size=500, device="cpu"):
     total = 0.0
     with no_grad(), test_mode():
         for start in range(0, len(images), batch_size):
-            x = Variable(to_device(images[start:start + batch_size], device))
+            x = Variable(to_device(images[start:start + batch_size].astype(model.dtype, copy=False), device))
             total += model.loss(x).item() * len(x)  # .item(): explicit host copy of one number
     return total / len(images)
 
@@ -149,7 +149,7 @@ def fit(model, optimizer, x_train, epochs, batch_size=32, device="cpu", seed=0, 
     check_not_empty("fit", x_train, "training images")
     history = {"train_loss": [], "heldout_loss": []} if history is None else history
     for epoch in range(start_epoch + 1, epochs + 1):
-        loader = DataLoader(Dataset(x_train), batch_size, seed=(seed, epoch), device=device)
+        loader = DataLoader(Dataset(x_train), batch_size, seed=(seed, epoch), device=device, dtype=model.dtype)
         total = 0.0
         with tqdm(loader, desc=f"{description} epoch {epoch}/{epochs}", leave=False) as bar:
             for x in bar:
