@@ -593,9 +593,15 @@ def test_numpy_scalars_become_0d_arrays_and_none_is_allowed():
 
 
 def test_repr_aligns_rows_and_names_a_device_other_than_the_cpu():
-    v = Variable(np.array([[1.0, 2.0], [3.0, 4.0]]))
+    v = Variable(np.array([[1.0, 2.0], [3.0, 4.0]], np.float32))
     assert repr(v) == "Variable([[1. 2.]\n" + " " * 10 + "[3. 4.]])"
-    assert repr(Variable(to_device(np.array([1.0]), "strict"))) == "Variable([1.], device='strict')"
+    assert repr(Variable(to_device(np.array([1.0], np.float32), "strict"))) == "Variable([1.], device='strict')"
+
+
+def test_repr_names_a_dtype_other_than_float32():
+    """A float64 batch is refused by float32 layers: its repr says why at a glance."""
+    assert repr(Variable(np.array([1.0, 2.0]))) == "Variable([1. 2.], dtype=float64)"
+    assert repr(Variable(to_device(np.arange(2), "strict"))) == "Variable([0 1], dtype=int64, device='strict')"
 
 
 def test_item_refuses_a_variable_of_several_elements():

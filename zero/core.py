@@ -114,7 +114,8 @@ class Variable:
             return "Variable(None)"
         body = str(backend.to_numpy(self.data)).replace("\n", "\n" + " " * 9)
         device = self.device
-        suffix = "" if device == "cpu" else f", device='{device}'"
+        suffix = "" if self.data.dtype == backend.DEFAULT_DTYPE else f", dtype={self.data.dtype}"  # as torch shows
+        suffix += "" if device == "cpu" else f", device='{device}'"
         return f"Variable({body}{suffix})"
 
     def item(self):
