@@ -316,6 +316,17 @@ def test_strict_arrays_refuse_silent_host_copies():
     np.testing.assert_array_equal(to_numpy(device_array), np.ones(3))
 
 
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_standard_normal_draws_in_the_dtype_on_the_device_from_the_seeded_generator(device, dtype):
+    xp = zero.backend.get_backend(device).xp
+    zero.backend.seed(3, device)
+    draws = zero.backend.standard_normal(xp, (2, 3), dtype)
+    assert type(draws) is zero.backend.get_backend(device).array_type and draws.dtype == dtype
+    np.random.seed(3)  # NumPy's global generator (the strict device's too), rounded to dtype
+    np.testing.assert_array_equal(to_numpy(draws), np.random.standard_normal((2, 3)).astype(dtype))
+    assert zero.backend.standard_normal(xp, 4).dtype == np.float32  # the default dtype
+
+
 def test_mixing_devices_names_the_op_and_devices():
     a = Variable(np.ones(3))
     b = Variable(to_device(np.ones(3), "strict"))

@@ -22,7 +22,7 @@ import numpy as np
 from tqdm import tqdm
 
 import zero.functions as F
-from zero.backend import floating, get_array_module, to_device, to_numpy
+from zero.backend import floating, get_array_module, standard_normal, to_device, to_numpy
 from zero.core import Variable, no_grad
 from zero.models import MLP, Model
 from zero.utils import check_not_empty
@@ -33,7 +33,7 @@ def add_noise(x, noise_std):
     drawn on x's device."""
     data = floating(x.data if isinstance(x, Variable) else x)  # integer images as float32 (else the noise is cut)
     xp = get_array_module(data)
-    noisy = data + noise_std * xp.random.standard_normal(data.shape).astype(data.dtype)
+    noisy = data + noise_std * standard_normal(xp, data.shape, data.dtype)
     return xp.clip(noisy, 0, 1)
 
 

@@ -24,7 +24,7 @@ import numpy as np
 from tqdm import tqdm
 
 import zero.functions as F
-from zero.backend import get_array_module, get_backend, to_device, to_numpy
+from zero.backend import get_array_module, get_backend, standard_normal, to_device, to_numpy
 from zero.core import no_grad, test_mode
 from zero.utils import check_count
 
@@ -185,7 +185,7 @@ class Diffusion:
         per image (the same minimiser as (9.3)). x0: (N, C, H, W) array in [-1, 1]. Returns a scalar Variable."""
         xp = self.xp
         t = xp.random.randint(1, self.num_timesteps + 1, size=len(x0)).astype(np.int64)
-        noise = xp.random.standard_normal(x0.shape).astype(x0.dtype)
+        noise = standard_normal(xp, x0.shape, x0.dtype)
         x_t = self._q_sample(x0, t, noise)
         eps = model(x_t, t) if labels is None else model(x_t, t, labels)
         return F.mean_squared_error(eps, noise)
@@ -219,7 +219,7 @@ class Diffusion:
         mean = self._mean_from_noise(x_t, eps, ts)
         if t == 1:
             return mean
-        z = self.xp.random.standard_normal(x_t.shape).astype(x_t.dtype)
+        z = standard_normal(self.xp, x_t.shape, x_t.dtype)
         return mean + self.xp.sqrt(self._at(self.posterior_variance, ts, x_t.ndim)) * z
 
     def ddim_mean_std(self, x_t, eps, t, t_prev, eta=0.0):
@@ -254,7 +254,7 @@ class Diffusion:
         mean, sigma = self.ddim_mean_std(x_t, eps, t, t_prev, eta)
         if sigma == 0:
             return mean
-        z = self.xp.random.standard_normal(x_t.shape).astype(x_t.dtype)
+        z = standard_normal(self.xp, x_t.shape, x_t.dtype)
         return mean + np.float32(sigma) * z
 
     def sampling_timesteps(self, sampler="ddpm", steps=None):
@@ -295,7 +295,7 @@ class Diffusion:
             labels = to_device(labels, self.device)
         timesteps = self.sampling_timesteps(sampler, steps)
         _check_eta(eta)
-        x = xp.random.standard_normal(shape).astype(np.float32)
+        x = standard_normal(xp, shape, np.float32)
         snapshots = {}
         with no_grad(), test_mode():
             for index, t in enumerate(tqdm(timesteps, desc=f"{sampler} sampling", leave=False, disable=not progress)):

@@ -29,7 +29,7 @@ dimension be changed by some coupling.
 import numpy as np
 
 import zero.functions as F
-from zero.backend import DEFAULT_DTYPE, get_backend, to_device, to_numpy
+from zero.backend import DEFAULT_DTYPE, get_backend, standard_normal, to_device, to_numpy
 from zero.core import Parameter, Variable, no_grad
 from zero.layers import Layer, LayerList
 from zero.models import MLP, Model
@@ -126,7 +126,7 @@ class RealNVP(Model):
         """n points x = f^{-1}(z), z ~ N(0, I): (n, D) array on the model's device."""
         xp = get_backend(self.device).xp
         with no_grad():
-            z = xp.random.standard_normal((n, self.dim)).astype(self.dtype)
+            z = standard_normal(xp, (n, self.dim), self.dtype)
             return self.inverse(Variable(z)).data
 
     def stages(self, x, inverse=False):

@@ -30,7 +30,7 @@ import numpy as np
 from tqdm import tqdm
 
 import zero.functions as F
-from zero.backend import DEFAULT_DTYPE, get_backend, seed, to_numpy
+from zero.backend import DEFAULT_DTYPE, get_backend, seed, standard_normal, to_numpy
 from zero.cli import plural
 from zero.core import Variable, no_grad
 from zero.data import DataLoader, Dataset
@@ -92,7 +92,7 @@ class _Generator(Model):
     def latent(self, n):
         """z ~ N(0, I): (n, latent_size) array on the model's device."""
         xp = get_backend(self.device).xp
-        return xp.random.standard_normal((n, self.latent_size)).astype(self.dtype)  # the parameters' dtype
+        return standard_normal(xp, (n, self.latent_size), self.dtype)  # the parameters' dtype
 
     def sample(self, n):
         """n generated images (n, 784) as an array on the model's device (no graph)."""

@@ -32,7 +32,7 @@ import numpy as np
 from tqdm import tqdm
 
 import zero.functions as F
-from zero.backend import get_array_module, get_backend, to_device
+from zero.backend import get_array_module, get_backend, standard_normal, to_device
 from zero.core import Variable, no_grad
 from zero.layers import Layer, LayerList, Linear
 from zero.models import MLP, Model
@@ -48,7 +48,7 @@ LIKELIHOODS = ("gaussian", "bernoulli")
 def standard_normal_like(a):
     """Array of N(0, 1) draws with the shape, dtype and device of array (or Variable) a."""
     data = a.data if isinstance(a, Variable) else a
-    return get_array_module(data).random.standard_normal(data.shape).astype(data.dtype)
+    return standard_normal(get_array_module(data), data.shape, data.dtype)
 
 
 def reparameterize(mu, logvar):
@@ -216,7 +216,7 @@ class VAE(Model):
         """n images decoded from z ~ N(0, I): (n, input_size) array on the model's device."""
         xp = _model_xp(self)
         with no_grad():
-            z = xp.random.standard_normal((n, self.latent_size)).astype(self.dtype)  # a float64 model: float64 z
+            z = standard_normal(xp, (n, self.latent_size), self.dtype)  # a float64 model: float64 z
             return self.decode(Variable(z)).data
 
 
@@ -315,7 +315,7 @@ class HierarchicalVAE(Model):
         """n images generated top-down: zL ~ N(0, I), z_l ~ N(zhat_l, I), x_hat from z1."""
         xp = _model_xp(self)
         with no_grad():
-            z = Variable(xp.random.standard_normal((n, self.latent_size)).astype(self.dtype))
+            z = Variable(standard_normal(xp, (n, self.latent_size), self.dtype))
             for level in range(self.levels - 1, 0, -1):
                 z_hat = self.decoders[level](z)
                 z = z_hat + standard_normal_like(z_hat)  # z_l ~ N(zhat_l, I)
