@@ -87,7 +87,8 @@ for iteration in range(1, MAX_ITER + 1):
 steps = np.diff(history)
 outcome = "converged" if abs(steps[-1]) < TOL else f"stopped (not converged: MAX_ITER = {MAX_ITER})"
 print(f"{outcome} after {len(history)} iterations; smallest change between iterations {steps.min():.2e} "
-      f"(never negative: EM does not decrease the log-likelihood)")
+      + ("(never negative: EM does not decrease the log-likelihood)" if steps.min() >= 0 else
+         "(negative: a decrease, which EM cannot make beyond rounding errors: check the updates)"))
 order = np.argsort(means[:, 0])
 for k in order:
     print(f"component: phi = {weights[k]:.3f}, mu = ({means[k, 0]:.3f}, {means[k, 1]:.2f}), "

@@ -65,20 +65,22 @@ optimizer = Adam(model.params(), lr=args.lr)
 history, start_epoch = resume(checkpoint, model, optimizer, args, history={"train_loss": [], "heldout_loss": []})
 
 # ---- training: minimise the loss by mini-batch Adam --------------------------------------------------
+# the Gaussian likelihood trains on the book's loss, 2 (-ELBO) - 784 log(2 pi): not nats (see the docstring)
+LOSS_NAME = "the book's loss" if args.likelihood == "gaussian" else "-ELBO (nats)"
 start = time.perf_counter()
 for epoch in range(start_epoch + 1, args.epochs + 1):
     loader = DataLoader(Dataset(data.x_train), args.batch_size, seed=(args.seed, epoch), device=args.device)
     total = 0.0
     for x in tqdm(loader, desc=f"epoch {epoch}/{args.epochs}", leave=False):
-        loss = model.loss(x)   # (7.1) with one sample z per image, see the docstring
+        loss = model.loss(x)   # the book's loss (or -ELBO), one sample z per image: see the docstring
         optimizer.zero_grad()
         loss.backward()
         optimizer.step()
         total += loss.item()
     history["train_loss"].append(total / len(loader))
     history["heldout_loss"].append(mean_loss(model, data.x_heldout, device=args.device))
-    print(f"epoch {epoch:2d}: training loss {history['train_loss'][-1]:.2f}, "
-          f"held-out loss {history['heldout_loss'][-1]:.2f}")
+    print(f"epoch {epoch:2d}: {LOSS_NAME}: training {history['train_loss'][-1]:.2f}, "
+          f"held out {history['heldout_loss'][-1]:.2f}")
 if args.epochs > start_epoch:
     print(f"trained {plural(args.epochs - start_epoch, 'epoch')} in {time.perf_counter() - start:.1f} s")
     save_checkpoint(checkpoint, model, optimizer, args.epochs, history, run_settings(args))
@@ -95,7 +97,7 @@ if args.likelihood == "gaussian":
     print("  (with std 1, 784/2 log(2 pi) = 720.4 nats of each number are the Gaussian's constant)")
 
 # ---- figures ------------------------------------------------------------------------------------------
-save_loss_curves(history, "VAE loss per image", folder,
+save_loss_curves(history, f"VAE: {LOSS_NAME} per image", folder,
                  labels=("training (mean over the epoch's batches)", "held out (after the epoch)"))
 
 model.eval()

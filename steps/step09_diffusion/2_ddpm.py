@@ -7,12 +7,16 @@ For small steps the reverse is Gaussian too, and given x_0 it is known exactly:
     q(x_{t-1} | x_t, x_0) = N(mu~_t, sigma_t^2 I),   sigma_t^2 = beta_t (1 - alpha_bar_{t-1}) / (1 - alpha_bar_t)
     mu~_t = sqrt(alpha_bar_{t-1}) beta_t / (1 - alpha_bar_t) x_0 + sqrt(alpha_t) (1 - alpha_bar_{t-1}) / (1 - alpha_bar_t) x_t
 
-As in the hierarchical VAE of step 8, the ELBO of this chain is a sum of one KL per level (plus a
-reconstruction term, log p(x_0 | x_1)). Writing
+As in the hierarchical VAE of step 8, the ELBO of this chain is a sum of one KL per level, plus a
+reconstruction term (log p(x_0 | x_1)) and a prior term KL(q(x_T | x_0) || p(x_T)) that has nothing
+to learn (x_T is pure noise by construction). Writing
 x_0 through the noise that made x_t (x_t = sqrt(alpha_bar_t) x_0 + sqrt(1 - alpha_bar_t) eps), each KL
 becomes, up to a weight, a regression of that noise; Ho et al. (2020) drop the weights:
 
     L = E_{t, x_0, eps} || eps - eps_theta(x_t, t) ||^2,   t ~ U{1..T}                              (9.3)
+
+(zero.diffusion computes it as a mean over the 784 pixels, ||.||^2 / 784: the same minimiser, and a
+number that does not depend on the image size; every loss this script prints is per pixel.)
 
 eps_theta is a U-Net (zero.unet.UNet). Sampling (ancestral, Ho et al. Algorithm 2) puts the
 predicted noise into the posterior mean, from t = T down to 1:
@@ -22,9 +26,8 @@ predicted noise into the posterior mean, from t = T down to 1:
 with no noise at the last step (t = 1, where sigma_1 = 0 anyway). Pixels are scaled to [-1, 1].
 
 Budgets: `--config cpu` (default) is a smaller U-Net (channels 32/64/128) on 8,000 training images,
-10 epochs: 496 s of training (held-out loss 0.0324) in our last run on an idle 2-core machine, whose
-speed varies by up to 30% within an hour (767-795 s before the convolution forward of 2026-12-03,
-15-16 minutes in earlier versions); `--config book` is
+10 epochs: 496-511 s of training (held-out loss 0.0324 per pixel) in our last runs on an idle 2-core
+machine (README gives the history); `--config book` is
 the book's network (64/128/256, batch 128, 10 epochs on all training images) for a CUDA GPU
 (`--device cuda`).
 
@@ -121,7 +124,7 @@ with zero.no_grad():
     for begin in range(0, len(data.x_heldout), 500):
         x0 = to_model_range(zero.to_device(data.x_heldout[begin:begin + 500].reshape(-1, 1, 28, 28), args.device))
         heldout_total += diffusion.loss(model, x0).item() * len(x0)
-print(f"loss (9.3) on {len(data.x_heldout):,} held-out images: {heldout_total / len(data.x_heldout):.4f}")
+print(f"loss (9.3) per pixel on {len(data.x_heldout):,} held-out images: {heldout_total / len(data.x_heldout):.4f}")
 
 # ---- sampling: (9.4) from x_T ~ N(0, I) down to x_0 ------------------------------------------------------------
 xp.random.seed(args.seed)

@@ -125,10 +125,12 @@ for ax, codes, name in [(axes[0], ae_codes, "autoencoder z"), (axes[1], vae_code
     ax.legend(loc="upper right")
 fig.colorbar(points, ax=axes[1], label="digit")
 for codes, name, marker in [(ae_codes, "autoencoder", "o"), (vae_codes, "VAE z ~ q(z | x)", "s")]:
-    axes[2].errorbar(np.arange(args.latent_size), codes.mean(axis=0), yerr=codes.std(axis=0), fmt=marker,
+    axes[2].errorbar(np.arange(1, args.latent_size + 1), codes.mean(axis=0), yerr=codes.std(axis=0), fmt=marker,
                      capsize=2, label=name)
 axes[2].axhspan(-1, 1, color="gray", alpha=0.2, label="N(0, 1): mean 0 +- 1 std")
-axes[2].set(title="every code dimension: mean +- std over held-out digits", xlabel="dimension", ylabel="value")
+axes[2].set(title="every code dimension: mean +- std over held-out digits", xlabel="dimension j of z_j",
+            ylabel="value")
+axes[2].xaxis.get_major_locator().set_params(integer=True)   # dimensions are whole numbers, counted from 1 as z_1
 axes[2].legend()
 save(fig, folder, "latent_codes")
 

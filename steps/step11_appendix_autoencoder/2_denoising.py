@@ -71,6 +71,10 @@ print(f"held-out error per image against the clean digit (noise std {args.noise_
 print(f"  the noisy input itself                        {noise_error:8.2f}")
 for name, (clean_error, noisy_error, _) in errors.items():
     print(f"  {name:>9} autoencoder: from noisy input {noisy_error:8.2f}   from the clean input {clean_error:8.2f}")
+clean_error, noisy_error, _ = errors["denoising"]
+if clean_error > noisy_error:
+    print("  (the denoising autoencoder does worse on a clean digit than on a noisy one: it was only ever "
+          "shown noisy inputs,\n   and a clean image lies outside what it learned to expect)")
 
 # ---- figures --------------------------------------------------------------------------------------------
 shown = slice(0, 10)

@@ -14,7 +14,8 @@ What it can do over B.1: cleaner strokes with fewer parameters, because a convol
 one small filter everywhere. What it cannot, still: a likelihood, or a guarantee against
 oscillation and mode collapse; compare the curves and the class histogram with B.1's, and
 the Frechet distance (same classifier, same number of images) with B.1 and with step 10.3's
-score of step 9's diffusion model (`--samples 1000` there: distances compare only at equal counts).
+score of step 9's diffusion model (distances compare only at equal counts: run 10.3 with
+`--samples 1000 --samplers ddim,ddim:1`, as 1000 samples of its 1000-step DDPM take hours on a CPU).
 
     python steps/step12_appendix_gan/2_dcgan.py       # 15 epochs: 103 s on 2 idle cores, up to 8 min on busy ones
 """

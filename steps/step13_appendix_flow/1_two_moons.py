@@ -47,7 +47,7 @@ at_least(parser, args, 8, ("points",), "a quarter of that many is drawn again as
 folder = out_dir(args, __file__)
 checkpoint = checkpoint_path(args, __file__)
 plt = figures(args.show)
-zero.seed(args.seed, args.device)  # the weights (NumPy) and the z of the samples (drawn on the device)
+zero.seed(args.seed, args.device)  # NumPy's generator: the initial weights and the z of the samples below
 
 # ---- data: two moons, standardised with the training set's mean and std ---------------------------
 raw_train = two_moons(args.points, args.noise, seed=args.seed)
