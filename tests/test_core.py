@@ -418,6 +418,14 @@ def test_gradient_check_refuses_a_gradient_of_the_wrong_shape():
         gradient_check(lambda v: SumWithoutBroadcast()(v), np.array([1.0, 2.0, 3.0]))
 
 
+@pytest.mark.parametrize("scalar", [np.float64(3.0), np.float32(3.0)])
+def test_numerical_grad_and_gradient_check_take_numpy_scalars(scalar):
+    np.testing.assert_allclose(numerical_grad(lambda x: x * x, scalar, eps=1e-2)[0], 6.0, rtol=1e-3)
+    assert gradient_check(lambda x: x * x, scalar, eps=1e-2, rtol=1e-2, atol=1e-2) < 1e-2
+    with pytest.raises(AssertionError):  # and a wrong backward still fails
+        gradient_check(lambda x: F.clip(x, 0.0, 10.0) * 0.0 + x.data ** 2, scalar, eps=1e-2, rtol=1e-2, atol=1e-2)
+
+
 def test_numerical_grad_is_accurate_and_leaves_its_inputs_alone():
     x = np.array([[1.0, -2.0], [0.5, 3.0]])
     before = x.copy()

@@ -8,6 +8,7 @@ from hypothesis import HealthCheck, given, settings, strategies as st
 import zero.functions as F
 import zero
 from zero import Config, Variable, get_array_module, no_grad, using_config
+from zero.layers import BatchNorm
 from zero.utils import gradient_check
 
 from conftest import host, on
@@ -159,6 +160,27 @@ def test_batch_norm_keeps_float32_and_normalises(device):
     with no_grad():  # no graph, but training mode: the running arrays still move
         F.batch_norm(x, gamma, beta, running_mean, running_var)
     np.testing.assert_allclose(host(running_mean), 0.57, rtol=0.1)
+
+
+def test_batch_norm_keeps_x_s_dtype_with_float64_running_statistics_in_test_mode(device):
+    x = Variable(on(device, np.random.default_rng(1).standard_normal((4, 3)).astype(np.float32)))
+    gamma, beta = Variable(on(device, np.ones(3, np.float32))), Variable(on(device, np.zeros(3, np.float32)))
+    running_mean, running_var = on(device, np.full(3, 0.5)), on(device, np.full(3, 4.0))  # float64, as np.zeros gives
+    with zero.test_mode():
+        y = F.batch_norm(x, gamma, beta, running_mean, running_var)
+    y.sum().backward()
+    for a in (y.data, x.grad.data, gamma.grad.data, beta.grad.data):
+        assert a.dtype == np.float32
+    np.testing.assert_allclose(host(y.data), (host(x.data) - 0.5) / np.sqrt(4.0 + 1e-5), rtol=1e-6)
+
+
+@pytest.mark.parametrize("train", [True, False])
+def test_batch_norm_computes_integer_input_in_float32(train):
+    x = np.arange(12, dtype=np.uint8).reshape(4, 3)
+    with using_config("train", train):
+        y, expected = BatchNorm()(x), BatchNorm()(x.astype(np.float32))
+    assert y.dtype == np.float32
+    np.testing.assert_allclose(y.data, expected.data, rtol=1e-6)
 
 
 def test_batch_norm_uses_running_statistics_in_test_mode(device):

@@ -88,6 +88,14 @@ def test_clip_passes_no_gradient_where_clipped():
     np.testing.assert_array_equal(x.grad.data, [0.0, 1.0, 0.0])
 
 
+def test_clip_without_bounds_passes_the_whole_gradient():
+    x = Variable(np.array([-2.0, 0.0, 2.0]))
+    y = F.clip(x, None, None)  # NumPy allows it: no limit on either side
+    (y * 3.0).sum().backward()
+    np.testing.assert_array_equal(y.data, x.data)
+    np.testing.assert_array_equal(x.grad.data, [3.0, 3.0, 3.0])
+
+
 # --- element-wise ops on two broadcasting inputs ----------------------------
 BINARY = {
     "add": (lambda a, b: a + b, normal, normal),
@@ -138,6 +146,16 @@ def test_where_gradients(shapes, seed):
     device_condition = to_device(condition, "strict")
     check_device = F.where(device_condition, Variable(to_device(a, "strict")), Variable(to_device(b, "strict")))
     np.testing.assert_array_equal(to_numpy(check_device.data), np.where(condition, a, b))
+
+
+@pytest.mark.parametrize("condition", [np.array([2, 0, -1]), np.array([0.5, 0.0, -3.0]), [1, 0, 7]])
+def test_where_reads_a_condition_that_is_not_boolean_by_its_truth_in_backward_too(condition):
+    a, b = Variable(np.array([1.0, 2.0, 3.0])), Variable(np.array([4.0, 5.0, 6.0]))
+    y = F.where(condition, a, b)
+    y.sum().backward()
+    np.testing.assert_array_equal(y.data, np.where(condition, a.data, b.data))
+    np.testing.assert_array_equal(a.grad.data, [1.0, 0.0, 1.0])  # 1 where a was chosen, not the condition's value
+    np.testing.assert_array_equal(b.grad.data, [0.0, 1.0, 0.0])
 
 
 # --- reductions --------------------------------------------------------------
@@ -591,6 +609,35 @@ def test_mean_over_an_empty_batch():
     assert x.grad.shape == (0, 3)
 
 
+@pytest.mark.parametrize("axis", [3, -4, 10])
+def test_expand_dims_refuses_an_axis_out_of_range_as_numpy_does(axis):
+    with pytest.raises(ValueError, match=f"expand_dims: axis {axis} is out of range for x of shape \\(3, 2\\)"):
+        F.expand_dims(Variable(np.ones((3, 2))), axis)
+    assert F.expand_dims(Variable(np.ones((3, 2))), 2).shape == (3, 2, 1)
+    assert F.expand_dims(Variable(np.ones((3, 2))), -3).shape == (1, 3, 2)
+
+
+@pytest.mark.parametrize("x_shape, shape", [((3, 4), (3,)), ((3, 2), (4,)), ((3,), (2, 3)), ((2, 3), (3, 3))])
+def test_sum_to_refuses_a_shape_that_does_not_broadcast_to_the_input(x_shape, shape):
+    with pytest.raises(ValueError, match=r"SumTo: cannot sum an array of shape .* to shape"):
+        F.sum_to(Variable(np.ones(x_shape)), shape)
+
+
+def test_zero_dimensional_float64_exponents_and_bounds_keep_float32_as_numbers_do():
+    x = Variable(np.array([0.5, 2.0, 3.0], np.float32))
+    for y in (x ** np.array(2.0), F.clip(x, np.array(1.0), np.array(2.5)), F.clip(x, np.float64(1.0), None)):
+        y.sum().backward()
+        assert y.dtype == np.float32 and x.grad.dtype == np.float32
+        x.cleargrad()
+    np.testing.assert_array_equal((x ** np.array(2.0)).data, [0.25, 4.0, 9.0])
+
+
+@pytest.mark.parametrize("op", [F.concatenate, F.stack])
+def test_concatenate_and_stack_of_nothing_are_refused_by_name(op):
+    with pytest.raises(ValueError, match=f"{op.__name__}: needs at least one array"):
+        op([])
+
+
 def test_reshape_and_transpose_take_lists_and_negative_axes():
     x0 = np.arange(24.0).reshape(2, 3, 4)
     assert F.reshape(Variable(x0), [4, 6]).shape == (4, 6)
@@ -695,6 +742,26 @@ def test_get_item_of_a_device_array_moves_a_host_index_to_it():
     y = F.get_item(x, np.array([3, 0, 3]))
     assert y.device == "strict"
     np.testing.assert_array_equal(to_numpy(y.data), [[6.0, 7.0], [0.0, 1.0], [6.0, 7.0]])
+
+
+def test_double_backprop_through_linear_with_integer_input_keeps_float32():
+    x = np.arange(8).reshape(2, 4)  # integer data, computed as float32 by linear
+    W = Variable(np.random.default_rng(0).standard_normal((4, 3)).astype(np.float32))
+    b = Variable(np.zeros(3, np.float32))
+    F.tanh(F.linear(x, W, b)).sum().backward(create_graph=True)
+    gW = W.grad
+    W.cleargrad()
+    b.cleargrad()
+    (gW * gW).sum().backward()
+    assert W.grad.dtype == np.float32 and b.grad.dtype == np.float32
+    x64 = x.astype(np.float64)  # the same second derivatives as float input
+    W64, b64 = Variable(W.data.astype(np.float64)), Variable(b.data.astype(np.float64))
+    F.tanh(F.linear(x64, W64, b64)).sum().backward(create_graph=True)
+    gW64 = W64.grad
+    W64.cleargrad()
+    b64.cleargrad()
+    (gW64 * gW64).sum().backward()
+    np.testing.assert_allclose(W.grad.data, W64.grad.data, rtol=1e-4, atol=1e-5)
 
 
 def test_numpy_integer_exponents_keep_integer_input_integer():

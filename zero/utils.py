@@ -99,7 +99,8 @@ def numerical_grad(f, *inputs, eps=1e-6):
         y = getattr(y, "data", y)
         return float(y.sum())
 
-    arrays = [a.copy() for a in inputs]
+    # copies, to perturb in place (a NumPy scalar as a 0-d array: its reshape would be a new array)
+    arrays = [np.array(a) if isinstance(a, np.generic) else a.copy() for a in inputs]
     grads = []
     for a in arrays:
         xp = get_array_module(a)
@@ -128,7 +129,8 @@ def gradient_check(f, *inputs, eps=1e-6, rtol=1e-4, atol=1e-5, verbose=False):
     """
     from zero.core import Variable
 
-    arrays = [np.asarray(a, dtype=np.float64) if isinstance(a, (list, float, int)) else a for a in inputs]
+    arrays = [np.asarray(a, dtype=np.float64) if isinstance(a, (list, float, int)) else
+              np.asarray(a) if isinstance(a, np.generic) else a for a in inputs]  # np.float32(3.0): 0-d, float32
     variables = [Variable(a.copy()) for a in arrays]
     y = f(*variables)
     y.backward()

@@ -123,8 +123,8 @@ def pow(x, c):
     if hasattr(c, "shape") and c.shape != ():
         raise TypeError(f"pow: the exponent must be a number or a Variable, got an array of shape {c.shape} "
                         f"(wrap it: x ** Variable(array))")
-    if isinstance(c, np.generic):  # a NumPy float64 exponent would make float32 data float64
-        c = c.item()
+    if getattr(c, "shape", None) == ():  # NumPy scalars and 0-d arrays as Python numbers:
+        c = c.item()                     # a float64 exponent would make float32 data float64
     return Pow(c)(x)
 
 

@@ -2,7 +2,7 @@
 
 __all__ = ['linear', 'matmul']
 from zero import backend
-from zero.core import Function
+from zero.core import Function, Variable
 from zero.functions.shape import broadcast_to, reshape, sum_to, swapaxes
 
 
@@ -84,6 +84,8 @@ class LinearGrad(Function):
     def backward(self, *output_grads):
         # differentiate gx, gW, gb again (double backprop); absent grads are None
         x, W, gy = self.inputs
+        if x.dtype.kind != "f":  # integer x as float32, as in forward (int64 @ float32 would be float64)
+            x = Variable(backend.floating(x.data), requires_grad=False)
         output_grads = list(output_grads)
         ggx = output_grads.pop(0) if self.needs_gx else None
         ggW = output_grads.pop(0)

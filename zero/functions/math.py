@@ -7,7 +7,7 @@ __all__ = ['abs', 'clip', 'cos', 'exp', 'log', 'maximum', 'minimum', 'sin', 'sqr
 import numpy as np
 
 from zero import backend
-from zero.backend import floating
+from zero.backend import floating, get_array_module
 from zero.core import Function, Variable, as_variable
 from zero.functions.shape import sum_to
 
@@ -89,6 +89,8 @@ class Clip(Function):
 
     def backward(self, gy):
         x, = self.inputs
+        if self.low is None and self.high is None:  # no limit on either side: y = x
+            return gy
         if self.low is None:  # slope 1 inside [low, high], 0 where clipped; a bound None: no limit
             inside = x.data <= self.high
         elif self.high is None:
@@ -173,8 +175,9 @@ def abs(x):
 
 def clip(x, low, high):
     """x limited to [low, high] element-wise (a bound None: no limit on that side)."""
-    low, high = (bound.item() if isinstance(bound, np.generic) else bound for bound in (low, high))
-    return Clip(low, high)(x)  # NumPy scalar bounds as Python numbers: float64 ones would upcast float32
+    # NumPy scalars and 0-d arrays as Python numbers: float64 ones would upcast float32
+    low, high = (bound.item() if getattr(bound, "shape", None) == () else bound for bound in (low, high))
+    return Clip(low, high)(x)
 
 
 def maximum(x0, x1):
@@ -186,12 +189,14 @@ def minimum(x0, x1):
 
 
 def where(condition, x0, x1):
-    """condition: boolean array or Variable (not differentiated). A host condition is moved to
-    the device of x0 (or of x1, if x0 is a number), as get_item moves host indices."""
+    """condition: boolean array or Variable (not differentiated; other values count by their
+    truth, as in numpy.where: nonzero is True). A host condition is moved to the device of x0
+    (or of x1, if x0 is a number), as get_item moves host indices."""
     condition = condition.data if isinstance(condition, Variable) else condition
     reference = x0 if hasattr(x0, "shape") else x1
     if hasattr(reference, "shape") and backend.backend_of(condition) is backend.CPU:
         condition = backend.to_device(condition, backend.device_of(reference))
+    condition = get_array_module(condition).asarray(condition, dtype=bool)  # backward uses it as a 0/1 mask
     return Where(condition)(x0, x1)
 
 

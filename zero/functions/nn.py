@@ -62,11 +62,14 @@ class BatchNorm(Function):
     def forward(self, x, gamma, beta):
         xp = self.xp
         self._check(x, gamma, beta)
+        x = backend.floating(x)  # integers as float32 (NumPy would compute their statistics in float64)
         channels = x.shape[1]
         self.channel_shape = (1, channels) + (1,) * (x.ndim - 2)  # broadcasts (C,) against x
         if not self.train:
-            self.used_mean = self.running_mean.copy()  # kept for backward: later training steps change it
-            self.inv_std = 1 / xp.sqrt(self.running_var + self.eps)
+            # the running statistics in x's dtype (float64 ones would make a float32 batch float64);
+            # a copy either way, kept for backward: later training steps change them
+            self.used_mean = self.running_mean.astype(x.dtype)
+            self.inv_std = 1 / xp.sqrt(self.running_var.astype(x.dtype) + self.eps)
             scale = gamma * self.inv_std
             shift = beta - self.used_mean * scale
             y = x * scale.reshape(self.channel_shape)

@@ -56,6 +56,10 @@ class SumTo(Function):
 
     def forward(self, x):
         self.x_shape = x.shape
+        lead = x.ndim - len(self.shape)  # shape must broadcast to x's: each size 1 or x's own
+        if lead < 0 or any(size not in (1, x_size) for size, x_size in zip(self.shape, x.shape[lead:])):
+            raise ValueError(f"cannot sum an array of shape {x.shape} to shape {self.shape} "
+                             f"(that shape does not broadcast to it)")
         return utils.sum_to(x, self.shape)
 
     def backward(self, gy):
@@ -207,11 +211,18 @@ def get_item(x, index):
 
 
 def concatenate(xs, axis=0):
+    _check_some("concatenate", xs)
     return Concatenate(axis)(*xs)
 
 
 def stack(xs, axis=0):
+    _check_some("stack", xs)
     return Stack(axis)(*xs)
+
+
+def _check_some(op, xs):
+    if len(xs) == 0:
+        raise ValueError(f"{op}: needs at least one array, got an empty sequence")
 
 
 def flatten(x):
@@ -222,6 +233,9 @@ def flatten(x):
 def expand_dims(x, axis):
     """x with a new axis of size 1 at position `axis` (a reshape), as numpy.expand_dims."""
     shape = list(x.shape)
+    if not -len(shape) - 1 <= axis <= len(shape):
+        raise ValueError(f"expand_dims: axis {axis} is out of range for x of shape {tuple(x.shape)} "
+                         f"(from {-len(shape) - 1} to {len(shape)})")
     shape.insert(axis % (len(shape) + 1), 1)
     return reshape(x, tuple(shape))
 
