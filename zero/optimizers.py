@@ -85,28 +85,23 @@ class Momentum(Optimizer):
     """SGD with momentum (PyTorch's form): v <- momentum v + g, p <- p - lr v.
     Velocities are flushed like Adam's moments (see _flush_denormals)."""
 
-    state_lists = ("velocities",)
+    state_lists = ("velocities", "steps")
 
     def __init__(self, params, lr=0.01, momentum=0.9):
         super().__init__(params, lr)
         _check_setting(self, "momentum", momentum, momentum >= 0, ">= 0")
         self.momentum = momentum
         self.velocities = [None] * len(self.params)
-        self.step_count = 0
-
-    def step(self):
-        super().step()
-        self.step_count += 1
-        if self.step_count % FLUSH_EVERY == 0:
-            for velocity in self.velocities:
-                if velocity is not None:
-                    _flush_denormals(get_array_module(velocity), velocity, float(self.momentum))
+        self.steps = [0] * len(self.params)  # updates per parameter: when to flush (saved, so a resumed run flushes alike)
 
     def update(self, index, data, grad):
         velocity = self._state(self.velocities, index, data)
         velocity *= float(self.momentum)
         velocity += grad
         data -= float(self.lr) * velocity
+        self.steps[index] += 1
+        if self.steps[index] % FLUSH_EVERY == 0:
+            _flush_denormals(get_array_module(velocity), velocity, float(self.momentum))
 
 
 class Adam(Optimizer):
