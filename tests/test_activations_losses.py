@@ -457,6 +457,14 @@ def test_float_valued_ops_give_float32_for_integer_input(name, reference):
     np.testing.assert_allclose(y.data, expected, rtol=1e-6)
 
 
+def test_softmax_cross_entropy_gives_float32_for_integer_logits():
+    logits = np.array([[2, 0, -1], [0, 3, 1]])
+    loss = F.softmax_cross_entropy(Variable(logits), np.array([0, 2]))
+    expected = F.softmax_cross_entropy(Variable(logits.astype(np.float64)), np.array([0, 2]))
+    assert loss.dtype == np.float32
+    np.testing.assert_allclose(loss.data, expected.data, rtol=1e-6)
+
+
 def test_leaky_relu_of_integer_input_keeps_its_slope():
     np.testing.assert_allclose(F.leaky_relu(np.array([-300, 5]), 0.1).data, [-30, 5])
 

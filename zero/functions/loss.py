@@ -111,6 +111,7 @@ class SoftmaxCrossEntropy(Function):
         if n and (int(labels.min()) < 0 or int(labels.max()) >= num_classes):
             raise ValueError(f"labels must lie in [0, {num_classes}), got values from "
                              f"{int(labels.min())} to {int(labels.max())}")
+        logits = backend.floating(logits)  # integer logits as float32, as softmax takes them (NumPy would use float64)
         # -log softmax(x)[t] = log sum_c e^(x_c - m) - (x_t - m),  m = max_c x_c
         shifted = logits - logits.max(axis=1, keepdims=True)
         self.exp_shifted = xp.exp(shifted)                         # kept: backward's softmax
