@@ -1036,6 +1036,24 @@ def test_weights_load_onto_the_device_each_layer_lives_on(tmp_path):
     assert device_of(model.head.W.data) == "strict" and model.device == "cpu"
 
 
+def test_a_setting_the_file_did_not_record_is_refused_as_another_scripts_run(tmp_path):
+    """Step A.3 (--anomaly-digit 2) pointed at A.1's checkpoint, which saw every digit: same model
+    type, same common settings, but not a run A.3 can continue."""
+    model, optimizer, _ = _trained(steps=3)
+    checkpoint = tmp_path / "autoencoder.npz"
+    common = dict(lr=0.01, batch_size=8, seed=0, train_limit=None)
+    save_checkpoint(checkpoint, model, optimizer, epoch=2, settings=run_settings(Namespace(**common)))
+    other, other_optimizer, _ = _trained(steps=1)
+    before, steps_before = _weights(other), list(other_optimizer.steps)
+    args = Namespace(**common, anomaly_digit=2, resume=True, epochs=4)
+    with pytest.raises(CheckpointRefused, match=re.escape("was trained without --anomaly-digit, which this run has")):
+        resume(checkpoint, other, other_optimizer, args)
+    assert all(np.array_equal(before[k], v) for k, v in _weights(other).items())
+    assert other_optimizer.steps == steps_before
+    # the split is the exception: files written before it was recorded are taken as on this run's
+    assert resume(checkpoint, other, other_optimizer, Namespace(**common, source="test", resume=True, epochs=4))[1] == 2
+
+
 def test_resume_checks_the_settings_it_is_given_instead_of_the_scripts_options(tmp_path):
     model, optimizer, _ = _trained(steps=3)
     checkpoint = tmp_path / "c.npz"

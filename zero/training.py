@@ -363,7 +363,18 @@ def stage_checkpoint(path, model, optimizer=None, settings=None):
 
 
 def _check_settings(path, stored, settings):
-    """A run resumed with other options than the checkpoint's is refused, naming each difference."""
+    """A run resumed with other options than the checkpoint's is refused, naming each difference,
+    and so is a file that recorded settings but not one this run has: another script's model (step
+    A.3's --anomaly-digit, say, on A.1's autoencoder, which saw every digit). A file that recorded
+    no settings is not checked, and one without 'source' is taken as on this run's split (files
+    written before the split was recorded, a referee trained on images passed in)."""
+    if any(key.startswith("settings/") for key in stored):
+        absent = [name for name in settings if f"settings/{name}" not in stored and name != "source"]
+        if absent:
+            options = ", ".join(f"--{name.replace('_', '-')}" for name in absent)
+            raise ValueError(f"checkpoint {path} was trained without {options}, which this run has: it was written "
+                             f"by another script (or an older version of this one), so resuming would not continue "
+                             f"that run. Start a new run without --resume (or with another --checkpoint)")
     saved = {name: str(stored[f"settings/{name}"]) for name in settings if f"settings/{name}" in stored}
     if saved.get("source") == "auto":  # written before mnist_splits_from recorded the split auto chose: unknown
         del saved["source"]
