@@ -1036,6 +1036,21 @@ def test_weights_load_onto_the_device_each_layer_lives_on(tmp_path):
     assert device_of(model.head.W.data) == "strict" and model.device == "cpu"
 
 
+def test_a_float64_model_with_lazy_layers_loads_its_own_checkpoint(tmp_path):
+    np.random.seed(0)
+    model = _layers(head=Linear(3, in_size=4)).astype(np.float64)
+    optimizer = Adam(model.params(), lr=0.01)
+    F.sum(model.head(np.ones((2, 4)))).backward()
+    optimizer.step()
+    path = save_checkpoint(tmp_path / "run.npz", model, optimizer, epoch=1)
+    lazy = _layers(head=Linear(3)).astype(np.float64)          # its input size not known yet
+    lazy_optimizer = Adam(lazy.params(), lr=0.5)
+    load_checkpoint(path, lazy, lazy_optimizer)
+    assert lazy.head.W.dtype == np.float64 and lazy_optimizer.means[0].dtype == np.float64
+    np.testing.assert_array_equal(lazy.head.W.data, model.head.W.data)
+    _assert_refused_unchanged(path, _layers(head=Linear(3)), match="has dtype float64 in the file but float32")
+
+
 def test_a_setting_the_file_did_not_record_is_refused_as_another_scripts_run(tmp_path):
     """Step A.3 (--anomaly-digit 2) pointed at A.1's checkpoint, which saw every digit: same model
     type, same common settings, but not a run A.3 can continue."""

@@ -31,7 +31,7 @@ from pathlib import Path
 import numpy as np
 from tqdm import tqdm
 
-from zero.backend import device_of, to_device, to_numpy
+from zero.backend import DEFAULT_DTYPE, device_of, to_device, to_numpy
 from zero.cli import plural, positive_int
 from zero.core import Variable, no_grad, test_mode
 from zero.data import DataLoader, Dataset
@@ -279,11 +279,13 @@ def _resolve(model, dotted):
     return layer, attribute
 
 
-def _check_array(path, name, array, current):
+def _check_array(path, name, array, current, lazy_dtype):
+    """An entry of the file against the model's array `current` (None for a lazy layer's parameter
+    not created yet, which will have `lazy_dtype`, its layer's)."""
     if current is not None and tuple(current.shape) != array.shape:
         raise ValueError(f"checkpoint {path}: {name} has shape {array.shape} in the file but "
                          f"{tuple(current.shape)} in the model")
-    expected = current.dtype if current is not None else np.dtype(np.float32)
+    expected = current.dtype if current is not None else np.dtype(lazy_dtype)
     if array.dtype != expected:
         raise ValueError(f"checkpoint {path}: {name} has dtype {array.dtype} in the file but {expected} in the model")
 
@@ -333,7 +335,7 @@ def stage_checkpoint(path, model, optimizer=None, settings=None):
     staged_params = []
     for name, param in params.items():
         array = stored[f"model/{name}"]
-        _check_array(path, f"parameter {name!r}", array, param.data)
+        _check_array(path, f"parameter {name!r}", array, param.data, _resolve(model, name)[0].dtype)
         device = device_of(param.data) if param.data is not None else model.device
         staged_params.append((param, to_device(array, device)))
     staged_buffers = []
@@ -341,10 +343,11 @@ def stage_checkpoint(path, model, optimizer=None, settings=None):
         key = f"buffer/{name}"
         if key not in stored:
             raise ValueError(f"checkpoint {path}: buffer {name!r} is missing")
-        _check_array(path, f"buffer {name!r}", stored[key], buffer)
+        _check_array(path, f"buffer {name!r}", stored[key], buffer, _resolve(model, name)[0].dtype)
         device = device_of(buffer) if buffer is not None else model.device
         staged_buffers.append((name, to_device(stored[key], device)))
-    staged_optimizer = _stage_optimizer(path, stored, optimizer) if optimizer is not None else None
+    lazy_dtypes = {id(param): _resolve(model, name)[0].dtype for name, param in params.items()}
+    staged_optimizer = _stage_optimizer(path, stored, optimizer, lazy_dtypes) if optimizer is not None else None
 
     def apply():
         for param, array in staged_params:
@@ -398,8 +401,9 @@ def restore_random_state(state):
         np.random.set_state(state["random_state"])
 
 
-def _stage_optimizer(path, stored, optimizer):
-    """The optimizer's restored attributes {name: value}, checked against its parameters."""
+def _stage_optimizer(path, stored, optimizer, lazy_dtypes):
+    """The optimizer's restored attributes {name: value}, checked against its parameters (lazy_dtypes:
+    id(parameter) -> the dtype its layer will create it in)."""
     kind = type(optimizer).__name__
     if "optimizer_type" not in stored:
         raise ValueError(f"checkpoint {path} holds no optimizer state, but a {kind} was given to restore")
@@ -418,7 +422,8 @@ def _stage_optimizer(path, stored, optimizer):
         for index, param in enumerate(optimizer.params):
             array = stored.get(f"optimizer/{attribute}.{index}")
             if array is not None:
-                _check_array(path, f"optimizer {attribute}[{index}]", array, param.data)
+                _check_array(path, f"optimizer {attribute}[{index}]", array, param.data,
+                             lazy_dtypes.get(id(param), DEFAULT_DTYPE))
                 array = to_device(array, device_of(param.data) if param.data is not None else "cpu")
             entries.append(array)
         staged[attribute] = entries
