@@ -216,6 +216,14 @@ def test_quick_training_lowers_the_loss_and_samples_are_finite(device):
     assert host(diffusion.sample(unconditional, (2, 1, 8, 8), progress=False)).shape == (2, 1, 8, 8)
 
 
+@pytest.mark.parametrize("guidance_scale", [None, 0.0, 3.0])
+def test_labels_for_an_unconditional_model_are_refused_at_every_guidance_scale(guidance_scale):
+    unconditional = UNet(channels=(2, 2, 2), time_embed_dim=4)
+    with pytest.raises(ValueError, match=r"unconditional \(num_classes=None\) but labels were given"):
+        Diffusion(10).sample(unconditional, (2, 1, 4, 4), labels=np.array([0, 1]), guidance_scale=guidance_scale,
+                             progress=False)
+
+
 def test_guidance_combines_conditional_and_unconditional_predictions():
     """eps = eps_uncond + gamma (eps_cond - eps_uncond), checked against two separate calls."""
     np.random.seed(1)
@@ -482,6 +490,17 @@ def test_q_step_uses_the_coefficients_of_its_own_time_step(t):
     beta = np.linspace(0.01, 0.5, 10)[t - 1]
     np.testing.assert_allclose(diffusion.q_step(x_prev, t, noise),
                                np.sqrt(1 - beta) * x_prev + np.sqrt(beta) * noise, rtol=1e-6)
+
+
+def test_q_step_takes_one_time_step_per_image_as_q_sample_does(device):
+    diffusion = Diffusion(10, beta_start=0.01, beta_end=0.5, device=device)
+    rng = np.random.default_rng(0)
+    x_prev, noise = rng.standard_normal((2, 4, 1, 3, 5)).astype(np.float32)   # width 5: no accidental match
+    t = np.array([1, 3, 7, 10])
+    x_t = host(diffusion.q_step(on(device, x_prev), on(device, t), on(device, noise)))
+    for image, step in enumerate(t):   # each image as a batch of its own, with an int time step
+        expected = host(diffusion.q_step(on(device, x_prev[image:image + 1]), int(step), on(device, noise[image:image + 1])))
+        np.testing.assert_allclose(x_t[image:image + 1], expected, rtol=1e-6)
 
 
 def test_posterior_variance_is_shaped_to_broadcast_over_images(device):

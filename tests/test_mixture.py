@@ -412,6 +412,22 @@ def test_one_point_gives_one_log_probability():
 def test_fit_takes_a_list_of_rows():
     rows = np.random.default_rng(5).normal(size=(30, 2)).round(3)
     from_list = GaussianMixture(2).fit(rows.tolist())
-    from_array = GaussianMixture(2).fit(rows.astype(np.float32))
+    from_array = GaussianMixture(2).fit(rows)   # Python floats are float64: the same numbers
     np.testing.assert_array_equal(from_list.means, from_array.means)
-    assert from_list.predict_proba(rows.tolist()).dtype == np.float32
+    assert from_list.score(rows.tolist()) == from_array.score(rows)
+    assert from_list.predict_proba(rows.tolist()).dtype == np.float32   # what comes back: zero's default
+
+
+def test_a_fraction_of_a_sample_and_an_empty_score_are_refused_by_name():
+    gmm = GaussianMixture(2).fit(load_old_faithful())
+    with pytest.raises(ValueError, match=r"GaussianMixture.sample: n must be a whole number >= 1, got 3.7"):
+        gmm.sample(3.7)
+    with pytest.raises(ValueError, match=r"GaussianMixture.score: no data points to score"):
+        gmm.score(np.zeros((0, 2)))
+
+
+def test_a_list_is_not_rounded_to_float32_before_the_fit():
+    values = 1e8 + 0.001 * np.arange(100)   # apart by less than float32's spacing at 1e8 (8)
+    gmm = GaussianMixture(1, reg_covar=1e-6).fit(values.tolist())
+    np.testing.assert_allclose(gmm.covariances.ravel(), values.var() + 1e-6, rtol=1e-4)
+    np.testing.assert_allclose(gmm.score(values.tolist()), gmm.score(values), rtol=1e-12)

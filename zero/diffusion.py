@@ -139,9 +139,11 @@ class Diffusion:
         return self._at(self.sqrt_alpha_bars, t, x0.ndim) * x0 + self._at(self.sqrt_one_minus_alpha_bars, t, x0.ndim) * noise
 
     def q_step(self, x_prev, t, noise):
-        """One step of the chain: x_t = sqrt(alpha_t) x_{t-1} + sqrt(beta_t) noise, t an int."""
+        """One step of the chain: x_t = sqrt(alpha_t) x_{t-1} + sqrt(beta_t) noise; t an int for the
+        whole batch, or (N,) integers, one per image (as in q_sample)."""
         self._check_timesteps("q_step", t)
-        return self.xp.sqrt(self.alphas[t - 1]) * x_prev + self.xp.sqrt(self.betas[t - 1]) * noise
+        xp, ndim = self.xp, x_prev.ndim
+        return xp.sqrt(self._at(self.alphas, t, ndim)) * x_prev + xp.sqrt(self._at(self.betas, t, ndim)) * noise
 
     # --- the posterior and the reverse step ------------------------------------------------------
     def posterior_mean_variance(self, x_t, x0, t):
@@ -203,6 +205,9 @@ class Diffusion:
             return model(x, t).data
         if guidance_scale is None or guidance_scale == 1:
             return model(x, t, labels).data
+        if model.no_label is None:  # as the model itself would say, before "no label" is looked up
+            raise ValueError(f"{type(model).__name__}: this model is unconditional (num_classes=None) "
+                             f"but labels were given (with guidance scale {guidance_scale})")
         xp = self.xp
         no_labels = xp.full(labels.shape, model.no_label, dtype=labels.dtype)
         if guidance_scale == 0:
@@ -258,8 +263,9 @@ class Diffusion:
         return mean + np.float32(sigma) * z
 
     def sampling_timesteps(self, sampler="ddpm", steps=None):
-        """The time steps a sampler visits, from T down: all T for DDPM; for DDIM `steps`
-        (default 50) evenly spaced ones from T to 1 (one step: T alone, one jump to the data)."""
+        """The time steps a sampler visits, from T down: all T for DDPM (which ignores `steps`, so that
+        callers can pass one value for either sampler); for DDIM `steps` (default 50) evenly spaced
+        ones from T to 1 (one step: T alone, one jump to the data)."""
         if sampler == "ddpm":
             return list(range(self.num_timesteps, 0, -1))
         if sampler != "ddim":

@@ -25,7 +25,7 @@ import numpy as np
 
 from zero.backend import DEFAULT_DTYPE, device_of, get_array_module, to_device, to_numpy
 from zero.distributions import cholesky, gaussian_log_pdf_cholesky
-from zero.utils import check_count
+from zero.utils import check_count, check_not_empty
 
 MIN_RESPONSIBILITY = 1e-10  # a component whose N_k falls below this has lost all its points
 ROWS_PER_BLOCK = 4096       # M-step: rows per block when summing the covariances
@@ -201,15 +201,17 @@ class GaussianMixture:
         return value
 
     def _check_data(self, x):
-        """x as a float64 (N, D) array of its own backend, after checking it."""
+        """x as a float64 (N, D) array of its own backend, after checking it. The dtype of samples is
+        that of a floating x, float32 for integers and lists."""
+        floating_array = hasattr(x, "shape") and np.issubdtype(x.dtype, np.floating)
         if not hasattr(x, "shape"):
-            x = np.asarray(x, dtype=DEFAULT_DTYPE)
+            x = np.asarray(x, dtype=np.float64)  # Python floats are float64: no rounding to float32 first
         xp = get_array_module(x)
         if x.ndim == 1:
             x = x[:, None]
         if x.ndim != 2:
             raise ValueError(f"data must have shape (N, D) or (N,), got {x.shape}")
-        self.dtype = x.dtype if np.issubdtype(x.dtype, np.floating) else np.dtype(DEFAULT_DTYPE)
+        self.dtype = x.dtype if floating_array else np.dtype(DEFAULT_DTYPE)
         x = x.astype(xp.float64)
         finite = xp.isfinite(x).all(axis=1)
         if not bool(finite.all()):
@@ -237,7 +239,7 @@ class GaussianMixture:
         if self.means is None:
             raise RuntimeError("the mixture has no parameters yet: call fit(x) first")
         if not hasattr(x, "shape"):
-            x = np.asarray(x, dtype=DEFAULT_DTYPE)
+            x = np.asarray(x, dtype=np.float64)  # as in _check_data
         if x.ndim == 1:
             x = x[:, None]
         return x.astype(get_array_module(x).float64)
@@ -248,7 +250,9 @@ class GaussianMixture:
 
     def score(self, x):
         """Mean log-likelihood 1/N sum_n log p(x_n) (a Python float)."""
-        return float(self.log_prob(x).mean())
+        log_probs = self.log_prob(x)
+        check_not_empty("GaussianMixture.score", log_probs, "data points to score")   # a mean of nothing: NaN
+        return float(log_probs.mean())
 
     def predict_proba(self, x):
         """Responsibilities p(z = k | x_n) (N, K), rows summing to 1, in the data's dtype."""
@@ -269,6 +273,7 @@ class GaussianMixture:
         """
         if self.means is None:
             raise RuntimeError("the mixture has no parameters yet: call fit(x) first")
+        check_count("GaussianMixture.sample", "n", n)   # 3.7 samples would silently be 3
         device = device_of(self.means)
         rng = np.random.default_rng(self.seed if seed is None else seed)
         weights = to_numpy(self.weights)
