@@ -176,3 +176,9 @@ def test_roc_curve_needs_scores_of_both_kinds():
 def test_reconstruction_errors_of_no_images_are_refused_by_name():
     with pytest.raises(ValueError, match=r"reconstruction_errors: no images to reconstruct \(an empty array"):
         reconstruction_errors(Autoencoder(), np.zeros((0, 784), np.float32))
+
+
+@pytest.mark.parametrize("noise_std", [-0.1, float("nan")])
+def test_a_negative_or_nan_noise_level_is_refused(noise_std):
+    with pytest.raises(ValueError, match="noise_std must be >= 0"):
+        Autoencoder(12, 6, 2, noise_std=noise_std)

@@ -180,10 +180,28 @@ def test_comma_list_without_a_maximum_or_length_takes_any_size_and_count():
 def test_an_int_extra_option_is_a_count_of_at_least_one(value, capsys):
     """--chains 0 or --iters 0 ended in an IndexError deep in the script."""
     parser = step_parser("a step", samples=16, lr=0.1)
-    assert parser.parse_args(["--samples", "3", "--lr", "-0.5"]).samples == 3   # only ints are counts
+    assert parser.parse_args(["--samples", "3", "--lr", "0.5"]).samples == 3
     with pytest.raises(SystemExit):
         parser.parse_args(["--samples", value])
     assert f"argument --samples: must be at least 1, got {value}" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("argv, message", [
+    (["--lr", "-1"], "argument --lr: must be greater than 0, got -1"),
+    (["--lr", "0"], "argument --lr: must be greater than 0, got 0"),
+    (["--lr", "nan"], "argument --lr: must be a finite number, got 'nan'"),
+    (["--noise-std", "inf"], "argument --noise-std: must be a finite number, got 'inf'"),
+    (["--noise-std", "-0.1"], "argument --noise-std: must be at least 0, got -0.1"),
+    (["--lr", "fast"], "argument --lr: expected a number, got 'fast'"),
+])
+def test_a_float_extra_option_is_a_finite_amount_and_the_learning_rate_positive(argv, message, capsys):
+    """--lr -1 ended in a traceback from Adam after the data had loaded; --noise-std nan trained on NaN."""
+    parser = step_parser("a step", training=True, lr=0.1, noise_std=0.5)
+    args = parser.parse_args(["--lr", "1e-3", "--noise-std", "0"])
+    assert (args.lr, args.noise_std) == (1e-3, 0.0)
+    with pytest.raises(SystemExit):
+        parser.parse_args(argv)
+    assert message in capsys.readouterr().err
 
 
 # --- from a mutation audit of zero/cli.py and steps/run_all.py -------------------------------------------------------

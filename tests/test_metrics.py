@@ -388,3 +388,12 @@ def test_training_a_classifier_on_no_images_is_refused_by_name(tmp_path):
     with pytest.raises(ValueError, match=r"train_classifier: no training images \(an empty array of shape \(0, 1"):
         model = MnistClassifier()
         train_classifier(model, Adam(model.params()), empty_images, empty_labels, epochs=1)
+
+
+@pytest.mark.parametrize("epochs", [0, -1])
+def test_a_referee_of_no_epochs_is_refused_before_anything_is_saved(tmp_path, epochs):
+    """--classifier-epochs -1 saved an untrained referee where step 10.1's classifier belongs."""
+    images, labels = np.zeros((8, 1, 28, 28), np.float32), np.arange(8) % 10
+    with pytest.raises(ValueError, match=f"classifier_for_scoring: epochs must be a whole number >= 1, got {epochs}"):
+        classifier_for_scoring(tmp_path / "referee.npz", images, labels, epochs=epochs)
+    assert not (tmp_path / "referee.npz").exists()

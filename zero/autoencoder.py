@@ -45,7 +45,7 @@ class Autoencoder(Model):
 
     def __init__(self, input_size=784, hidden_size=200, latent_size=20, noise_std=0.0):
         super().__init__()
-        if noise_std < 0:
+        if not noise_std >= 0:  # NaN too
             raise ValueError(f"noise_std must be >= 0, got {noise_std}")
         self.latent_size = latent_size
         self.noise_std = float(noise_std)

@@ -15,6 +15,7 @@ there too (step_checkpoint). Quick runs never overwrite, or use, a real run's re
 7's 30-epoch VAE, say, which later steps read).
 """
 import argparse
+import math
 import os
 import sys
 from pathlib import Path
@@ -35,6 +36,40 @@ def positive_int(text):
     value = _whole_number(text)
     if value < 1:
         raise argparse.ArgumentTypeError(f"must be at least 1, got {value}")
+    return value
+
+
+def non_negative_int(text):
+    """argparse type for counts that may be 0 (--head-start-steps)."""
+    value = _whole_number(text)
+    if value < 0:
+        raise argparse.ArgumentTypeError(f"must be at least 0, got {value}")
+    return value
+
+
+def _finite_number(text):
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a number, got {text!r}") from None
+    if not math.isfinite(value):
+        raise argparse.ArgumentTypeError(f"must be a finite number, got {text!r}")
+    return value
+
+
+def non_negative_float(text):
+    """argparse type for amounts (noise levels, guidance scales): a finite number >= 0."""
+    value = _finite_number(text)
+    if value < 0:
+        raise argparse.ArgumentTypeError(f"must be at least 0, got {value:g}")
+    return value
+
+
+def positive_float(text):
+    """argparse type for --lr: a finite number > 0 (0 would train nothing, a negative one climb the loss)."""
+    value = _finite_number(text)
+    if value <= 0:
+        raise argparse.ArgumentTypeError(f"must be greater than 0, got {value:g}")
     return value
 
 
@@ -136,8 +171,9 @@ def step_parser(description, training=False, default_out=None, **training_defaul
         elif value is None:
             raise TypeError(f"step_parser: the default of {option} is None, which gives no type; "
                             f"add that option with parser.add_argument instead")
-        else:
-            parser.add_argument(option, type=positive_int if type(value) is int else type(value), default=value)
+        else:  # counts >= 1, learning rates > 0, other numbers (noise levels, gamma) >= 0
+            kind = {int: positive_int, float: positive_float if name == "lr" else non_negative_float}.get(type(value), type(value))
+            parser.add_argument(option, type=kind, default=value)
     return parser
 
 

@@ -53,7 +53,7 @@ def drop_labels(labels, probability, no_label):
 
 
 def _check_eta(eta):
-    if not 0 <= eta <= 1:
+    if not 0 <= eta <= 1:  # NaN fails too
         raise ValueError(f"DDIM: eta must be between 0 (deterministic) and 1 (DDPM-like), got {eta!r}")
 
 

@@ -31,7 +31,7 @@ from zero.layers import Conv2d, Linear
 from zero.models import Model
 from zero.optimizers import Adam
 from zero.training import load_checkpoint, save_checkpoint
-from zero.utils import check_not_empty
+from zero.utils import check_count, check_not_empty
 
 NUM_CLASSES = 10
 
@@ -207,6 +207,7 @@ def classifier_for_scoring(path, images=None, labels=None, device="cpu", epochs=
     heldout = (images, labels) when given. source: the MNIST split the images come from ('train' or
     'test', mnist_splits' .source), saved with the settings so that step 10.1 does not resume the
     classifier on other data. Returns the model in eval mode."""
+    check_count("classifier_for_scoring", "epochs", epochs, optional=True)   # -1 would save an untrained referee
     model = MnistClassifier().to(device)
     if Path(path).exists():
         load_checkpoint(path, model)

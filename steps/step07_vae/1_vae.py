@@ -44,10 +44,11 @@ from zero.distributions import normal_quantile
 from zero.optimizers import Adam
 from zero.plot import figures, save, save_image_grid, save_loss_curves, show, show_images
 from zero.training import add_data_options, mean_loss, mnist_splits_from, resume, run_settings, save_checkpoint
-from zero.vae import VAE, evaluate_bounds, walk_ends
+from zero.vae import LIKELIHOODS, VAE, evaluate_bounds, walk_ends
 
 parser = step_parser(__doc__, training=True, epochs=30, batch_size=32, lr=3e-4, hidden_size=200,
-                     latent_size=20, likelihood="gaussian", iwae_samples=100)
+                     latent_size=20, iwae_samples=100)
+parser.add_argument("--likelihood", choices=LIKELIHOODS, default="gaussian", help="p(x | z): the book's Gaussian, or Bernoulli")
 add_data_options(parser)
 args = parse_options(parser, quick=dict(epochs=1, train_limit=512, heldout_limit=256, iwae_samples=10))
 folder = out_dir(args, __file__)

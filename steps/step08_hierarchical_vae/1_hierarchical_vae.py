@@ -41,10 +41,11 @@ from zero.cli import checkpoint_path, out_dir, parse_options, plural, step_check
 from zero.optimizers import Adam
 from zero.plot import figures, save, save_image_grid, save_loss_curves, show, show_images
 from zero.training import add_data_options, fit_or_resume, mnist_splits_from, restore_or_fit
-from zero.vae import VAE, HierarchicalVAE, evaluate_bounds, loss_terms, walk_ends
+from zero.vae import LIKELIHOODS, VAE, HierarchicalVAE, evaluate_bounds, loss_terms, walk_ends
 
 parser = step_parser(__doc__, training=True, epochs=30, batch_size=32, lr=1e-3, hidden_size=100,
-                     latent_size=20, levels=2, likelihood="gaussian", iwae_samples=100)
+                     latent_size=20, levels=2, iwae_samples=100)
+parser.add_argument("--likelihood", choices=LIKELIHOODS, default="gaussian", help="p(x | z): the book's Gaussian, or Bernoulli")
 add_data_options(parser)
 parser.add_argument("--vae-checkpoint", type=Path, default=None,
                     help="step 7's VAE to compare with (book settings 784-200-20; default: where step 7 "

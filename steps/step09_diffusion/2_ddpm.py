@@ -43,7 +43,8 @@ from tqdm import tqdm
 
 import zero
 from zero.backend import get_backend, to_numpy
-from zero.cli import checkpoint_path, comma_list, fill_from_config, out_dir, parse_options, plural, step_parser
+from zero.cli import (checkpoint_path, comma_list, fill_from_config, out_dir, parse_options, plural, positive_float,
+                      positive_int, step_parser)
 from zero.data import DataLoader, Dataset
 from zero.diffusion import Diffusion, to_images, to_model_range
 from zero.optimizers import Adam
@@ -63,8 +64,8 @@ parser = step_parser(__doc__, training=True, samples=36)
 add_data_options(parser)
 parser.add_argument("--config", default=None, choices=sorted(CONFIGS), help="hyper-parameter set (default: cpu)")
 parser.add_argument("--channels", default=None, help="U-Net widths, e.g. 16,32,64")
-parser.add_argument("--time-embed-dim", type=int, default=None)
-parser.add_argument("--lr", type=float, default=None)
+parser.add_argument("--time-embed-dim", type=positive_int, default=None)
+parser.add_argument("--lr", type=positive_float, default=None)
 parser.set_defaults(epochs=None, batch_size=None)
 args = parse_options(parser, quick=dict(samples=8, heldout_limit=256))
 fill_from_config(parser, args, CONFIGS, QUICK)    # the options not given take the config's values

@@ -48,8 +48,8 @@ import numpy as np
 from tqdm import tqdm
 
 from zero.backend import get_backend, seed, to_numpy
-from zero.cli import (checkpoint_path, comma_list, fill_from_config, out_dir, parse_options, plural, step_checkpoint,
-                      step_parser)
+from zero.cli import (checkpoint_path, comma_list, fill_from_config, out_dir, parse_options, plural, positive_float,
+                      positive_int, step_checkpoint, step_parser)
 from zero.data import DataLoader, Dataset
 from zero.diffusion import Diffusion, drop_labels, sampler_name, to_images, to_model_range
 from zero.metrics import classifier_for_scoring, score_samples, share_interval
@@ -80,8 +80,8 @@ parser = step_parser(__doc__, training=True, per_class=8, gammas="0,1,3,5")
 add_data_options(parser)
 parser.add_argument("--config", default=None, choices=sorted(CONFIGS), help="hyper-parameter set (default: cpu)")
 parser.add_argument("--channels", default=None, help="U-Net widths, e.g. 16,32,64")
-parser.add_argument("--time-embed-dim", type=int, default=None)
-parser.add_argument("--lr", type=float, default=None)
+parser.add_argument("--time-embed-dim", type=positive_int, default=None)
+parser.add_argument("--lr", type=positive_float, default=None)
 parser.add_argument("--lr-decay", default=None, choices=["cosine", "none"],
                     help="learning-rate schedule over all steps (zero.optimizers.cosine_lr), or constant")
 parser.add_argument("--sampler", default=None, choices=["ddpm", "ddim"],

@@ -65,6 +65,8 @@ for spec in args.samplers.split(","):
         samplers.append((kind, float(eta or 0)))
     except ValueError:
         parser.error(f"--samplers: the eta of {spec!r} is not a number")
+    if not 0 <= samplers[-1][1] <= 1:   # checked before any sampling (nan fails too)
+        parser.error(f"--samplers: the eta of {spec!r} must lie in [0, 1]")
 xp = get_backend(args.device).xp
 
 data = mnist_splits_from(args)

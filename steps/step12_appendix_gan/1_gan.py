@@ -41,7 +41,8 @@ import numpy as np
 
 import zero
 import zero.functions as F
-from zero.cli import at_least, checkpoint_path, out_dir, parse_options, plural, step_checkpoint, step_parser
+from zero.cli import (at_least, checkpoint_path, non_negative_int, out_dir, parse_options, plural, positive_int,
+                      step_checkpoint, step_parser)
 from zero.gan import (MLPDiscriminator, MLPGenerator, discriminator_loss, generator_gradient_norm,
                       interpolate, logit_gradient, moving_average, plot_game, score_generator, train_gan,
                       train_gan_or_resume)
@@ -53,9 +54,9 @@ from zero.training import add_data_options, mnist_splits_from
 parser = step_parser(__doc__, training=True, epochs=30, batch_size=64, lr=2e-4, latent_size=64, g_hidden_size=512,
                      d_hidden_size=256, minimax_epochs=30, score_images=1000)
 add_data_options(parser)
-parser.add_argument("--head-start-steps", type=int, default=100,
+parser.add_argument("--head-start-steps", type=non_negative_int, default=100,
                     help="steps D trains alone before G's gradient is measured (0: none)")
-parser.add_argument("--classifier-epochs", type=int, default=None,
+parser.add_argument("--classifier-epochs", type=positive_int, default=None,
                     help="epochs if the classifier is trained here (default: zero.metrics.referee_epochs)")
 parser.add_argument("--classifier", type=Path, default=None, help="step 10.1's classifier (default: where 1_classifier.py writes it; trained here if missing)")
 args = parse_options(parser, quick=dict(epochs=1, minimax_epochs=1, head_start_steps=5, train_limit=512,

@@ -25,7 +25,7 @@ from pathlib import Path
 import numpy as np
 
 import zero
-from zero.cli import at_least, checkpoint_path, out_dir, parse_options, step_checkpoint, step_parser
+from zero.cli import at_least, checkpoint_path, out_dir, parse_options, positive_int, step_checkpoint, step_parser
 from zero.gan import DCDiscriminator, DCGenerator, interpolate, plot_game, score_generator, train_gan_or_resume
 from zero.metrics import classifier_for_scoring
 from zero.optimizers import Adam
@@ -35,7 +35,7 @@ from zero.training import add_data_options, mnist_splits_from
 parser = step_parser(__doc__, training=True, epochs=15, batch_size=64, lr=2e-4, latent_size=64, width=32,
                      score_images=1000)
 add_data_options(parser)
-parser.add_argument("--classifier-epochs", type=int, default=None,
+parser.add_argument("--classifier-epochs", type=positive_int, default=None,
                     help="epochs if the classifier is trained here (default: zero.metrics.referee_epochs)")
 parser.add_argument("--classifier", type=Path, default=None, help="step 10.1's classifier (default: where 1_classifier.py writes it; trained here if missing)")
 args = parse_options(parser, quick=dict(epochs=1, train_limit=256, heldout_limit=256,

@@ -6,7 +6,6 @@ constant such as the 1 in `x - 1`) gets None: nothing is computed for it.
 """
 
 __all__ = ['add', 'div', 'mul', 'neg', 'pow', 'rdiv', 'rpow', 'rsub', 'sub']
-import numpy as np
 
 from zero.core import Function
 from zero.functions.shape import sum_to

@@ -4,7 +4,6 @@ times the incoming gradient gy (the chain rule). The transcendental ones give
 float32 (the default dtype) for integer input, not NumPy's float64."""
 
 __all__ = ['abs', 'clip', 'cos', 'exp', 'log', 'maximum', 'minimum', 'sin', 'sqrt', 'square', 'tanh', 'where']
-import numpy as np
 
 from zero import backend
 from zero.backend import floating, get_array_module
