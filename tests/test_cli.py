@@ -8,6 +8,7 @@ import pytest
 
 from zero.cli import (add_device_option, checkpoint_path, fill_from_config, out_dir, parse_options, plural,
                       running_under_ci, script_name, step_checkpoint, step_parser)
+from zero.errors import SetupError
 
 
 def test_a_quick_run_writes_beside_a_real_runs_files_never_over_them(tmp_path, monkeypatch):
@@ -283,6 +284,17 @@ def test_a_checkpoint_path_that_is_a_folder_is_refused_before_training(tmp_path,
     (tmp_path / "runs").mkdir()
     with pytest.raises(SystemExit, match=r"--checkpoint runs is a folder: give a file in it, e.g. runs/model.npz"):
         checkpoint_path(step_parser("a step", training=True).parse_args(["--checkpoint", "runs"]), "steps/x/1_a.py")
+
+
+def test_a_checkpoint_or_figure_folder_that_cannot_be_written_is_refused_before_any_work(tmp_path, monkeypatch):
+    """--checkpoint under a file trained the whole run, then failed to save it (naming a temporary file)."""
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "a_file").write_text("")
+    args = step_parser("a step", training=True).parse_args(["--checkpoint", "a_file/run.npz", "--out", "a_file/figs"])
+    with pytest.raises(SetupError, match=r"--checkpoint a_file/run.npz: a_file is a file, not a folder"):
+        checkpoint_path(args, "steps/x/1_a.py")
+    with pytest.raises(SetupError, match=r"figures \(--out\): a_file is a file, not a folder"):
+        out_dir(args, "steps/x/1_a.py")
 
 
 def test_the_help_says_where_a_quick_run_writes():

@@ -3,6 +3,7 @@ higher-order derivatives, config switches, dtypes, devices and bad input."""
 import gc
 import math
 import os
+import stat
 import weakref
 from pathlib import Path
 
@@ -453,6 +454,19 @@ def test_npz_saved_atomically_into_a_new_folder(tmp_path):
     with np.load(path) as saved:
         np.testing.assert_array_equal(saved["w"], [0.0, 1.0, 2.0])
     assert [p.name for p in path.parent.iterdir()] == ["arrays.npz"]
+
+
+def test_an_atomic_save_keeps_the_mode_of_the_file_it_replaces_or_gives_a_new_one_the_usual_one(tmp_path):
+    """mkstemp's temporary files are 0600: renamed over a checkpoint, they made it unreadable to others."""
+    umask = os.umask(0o022)
+    try:
+        new = save_npz_atomically(tmp_path / "new.npz", {"w": np.arange(3.0)})
+        assert stat.S_IMODE(new.stat().st_mode) == 0o644
+        os.chmod(new, 0o640)
+        save_npz_atomically(new, {"w": np.arange(4.0)})
+        assert stat.S_IMODE(new.stat().st_mode) == 0o640
+    finally:
+        os.umask(umask)
 
 
 def test_npz_is_written_beside_its_target_then_renamed(tmp_path, monkeypatch):

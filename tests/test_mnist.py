@@ -7,7 +7,9 @@ import hashlib
 import http.client
 import http.server
 import io
+import os
 import re
+import stat
 import threading
 import urllib.error
 import urllib.request
@@ -17,6 +19,7 @@ import pytest
 
 import zero.functions as F
 from zero import mnist, no_grad
+from zero.errors import SetupError
 from zero.data import DataLoader, Dataset
 from zero.mnist import load_mnist, read_idx
 from zero.models import MLP
@@ -363,6 +366,22 @@ def test_a_download_creates_the_missing_parent_folders(tmp_path, monkeypatch, fa
     folder = tmp_path / "home" / ".cache" / "zero" / "mnist"
     assert mnist.download_file(TEST_LABELS, folder, mirrors=["https://m/"]) == folder / TEST_LABELS
     assert (folder / TEST_LABELS).read_bytes() == labels_gz
+
+
+def test_a_download_is_readable_as_a_plainly_written_file_and_a_file_as_folder_is_named(tmp_path, monkeypatch,
+                                                                                         fake_md5):
+    """Downloads were left readable by their owner alone (mkstemp's 0600): a shared cache locked others out."""
+    _, labels_gz = fake_md5
+    monkeypatch.setattr(urllib.request, "urlopen", fake_urlopen({"https://m/" + TEST_LABELS: labels_gz}, []))
+    umask = os.umask(0o022)
+    try:
+        path = mnist.download_file(TEST_LABELS, tmp_path / "cache", mirrors=["https://m/"])
+    finally:
+        os.umask(umask)
+    assert stat.S_IMODE(path.stat().st_mode) == 0o644
+    (tmp_path / "a_file").write_text("not a folder")
+    with pytest.raises(SetupError, match=r"MNIST data folder .*a_file is a file, not a folder"):
+        mnist.download_file(TEST_LABELS, tmp_path / "a_file", mirrors=["https://m/"])
 
 
 def test_an_empty_mirror_list_tries_nothing_and_says_so(tmp_path, monkeypatch):

@@ -22,6 +22,7 @@ from pathlib import Path
 
 from zero.backend import get_backend
 from zero.errors import SetupError
+from zero.utils import writable_folder
 
 
 def _whole_number(text):
@@ -174,6 +175,7 @@ def step_parser(description, training=False, default_out=None, **training_defaul
         else:  # counts >= 1, learning rates > 0, other numbers (noise levels, gamma) >= 0
             kind = {int: positive_int, float: positive_float if name == "lr" else non_negative_float}.get(type(value), type(value))
             parser.add_argument(option, type=kind, default=value)
+    show_setup_errors(parser.prog)   # a SetupError (no MNIST files, an unwritable folder) ends the script with its message
     return parser
 
 
@@ -242,8 +244,7 @@ def _run_folder(kind, args):
 def out_dir(args, script_file):
     """The figure folder for this run, created if needed."""
     folder = args.out if args.out is not None else _run_folder("figures", args) / script_name(script_file)
-    folder.mkdir(parents=True, exist_ok=True)
-    return folder
+    return writable_folder(folder, "figures (--out)")
 
 
 def step_checkpoint(script, args):
@@ -262,7 +263,7 @@ def checkpoint_path(args, script_file, variant=""):
         path = step_checkpoint(script_name(script_file) + variant, args)
     if path.is_dir():  # found before training, not when the trained model is saved
         raise SystemExit(f"--checkpoint {path} is a folder: give a file in it, e.g. {path / 'model.npz'}")
-    path.parent.mkdir(parents=True, exist_ok=True)
+    writable_folder(path.parent, f"--checkpoint {path}")   # found before training too
     return path
 
 

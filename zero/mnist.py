@@ -33,6 +33,7 @@ from tqdm import tqdm
 
 from zero.backend import DEFAULT_DTYPE
 from zero.errors import SetupError
+from zero.utils import replace_keeping_mode, writable_folder
 
 ENV_VAR = "ZERO_DATA_DIR"
 DEFAULT_DIR = Path("~/.cache/zero/mnist")
@@ -158,7 +159,7 @@ def download_file(name, folder, mirrors=None):
     correct copy (published MD5 and valid structure); returns its path."""
     folder = Path(folder)
     created = not folder.exists()
-    folder.mkdir(parents=True, exist_ok=True)
+    writable_folder(folder, f"MNIST data folder (to download {name} into)")
     kind = "images" if "images" in name else "labels"
     count = next(n for images, labels, n in SPLITS.values() if name in (images, labels))
     failures = []
@@ -171,7 +172,7 @@ def download_file(name, folder, mirrors=None):
             if digest != MD5[name]:
                 raise ValueError(f"MD5 {digest} differs from the published {MD5[name]}")
             read_idx(temporary, kind, count)
-            os.replace(temporary, folder / name)
+            replace_keeping_mode(temporary, folder / name)
             return folder / name
         except (OSError, ValueError, http.client.HTTPException) as error:
             failures.append(f"  {url}: {error}")

@@ -1,12 +1,14 @@
 """Array helpers used by the ops, the argument checks the library shares, and the teaching
 tools: numerical gradients and the gradient check students use to test their own ops."""
 import os
+import stat
 import tempfile
 from pathlib import Path
 
 import numpy as np
 
 from zero.backend import get_array_module, to_numpy
+from zero.errors import SetupError
 
 
 def save_npz_atomically(path, arrays):
@@ -22,12 +24,46 @@ def save_npz_atomically(path, arrays):
             np.savez(file, **arrays)
             file.flush()
             os.fsync(file.fileno())
-        os.replace(temporary, path)
+        replace_keeping_mode(temporary, path)
     except BaseException:
         if os.path.exists(temporary):
             os.unlink(temporary)
         raise
     return path
+
+
+def replace_keeping_mode(temporary, path):
+    """Rename the finished `temporary` over `path`, first giving it the mode a plain write would
+    have left: `path`'s own if it exists, else the usual one for new files (0666 less the umask).
+    mkstemp makes its files readable by their owner alone (0600): a checkpoint or a shared MNIST
+    cache written that way would lock other users out."""
+    try:
+        mode = stat.S_IMODE(os.stat(path).st_mode)
+    except FileNotFoundError:
+        umask = os.umask(0)   # the only way to read it is to set it: put it straight back
+        os.umask(umask)
+        mode = 0o666 & ~umask
+    os.chmod(temporary, mode)
+    os.replace(temporary, path)
+
+
+def writable_folder(folder, what):
+    """`folder`, created if needed, once a file could be written there: a folder that cannot hold
+    `what` (a file where a folder should be, no permission) is refused by name before any work,
+    not after an hour of training. Raises SetupError."""
+    folder = Path(folder)
+    existing = next((p for p in (folder, *folder.parents) if p.exists()), None)
+    if existing is not None and not existing.is_dir():
+        raise SetupError(f"{what}: {existing} is a file, not a folder: give a folder")
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+        handle, probe = tempfile.mkstemp(dir=folder, prefix=".zero-write-test.")
+        os.close(handle)
+        os.unlink(probe)
+    except OSError as error:
+        raise SetupError(f"{what}: cannot write in the folder {folder} ({error.strerror or error}): "
+                         f"give a writable one") from None
+    return folder
 
 
 # -----------------------------------------------------------------------------
