@@ -611,3 +611,30 @@ def test_a_float64_generator_draws_its_latents_in_float64(make):
     """Its first linear layer refuses a float32 z (it raised TypeError after generator.astype(np.float64))."""
     generator = make().astype(np.float64)
     assert generator.latent(2).dtype == generator.sample(2).dtype == np.float64
+
+
+@pytest.mark.parametrize("failing_write", [1, 2])
+def test_a_gan_save_interrupted_while_writing_leaves_the_previous_pair_loadable(tmp_path, monkeypatch, failing_write):
+    """The second player's file failing to save left a new G beside an old D: a pair load_gan refuses
+    for ever (different epochs), so --resume could never continue that run again."""
+    from zero.gan import discriminator_path, load_gan, save_gan
+    np.random.seed(0)
+    generator, discriminator = MLPGenerator(4, 8), MLPDiscriminator(8)
+    optimizers = Adam(generator.params()), Adam(discriminator.params())
+    path = tmp_path / "gan.npz"
+    save_gan(path, generator, discriminator, *optimizers, epoch=1, history={"d_loss": [0.5]})
+    real_savez, writes = np.savez, []
+
+    def savez_failing(file, **arrays):
+        writes.append(file)
+        if len(writes) == failing_write:
+            raise OSError("disk full")
+        real_savez(file, **arrays)
+    monkeypatch.setattr(np, "savez", savez_failing)
+    with pytest.raises(OSError, match="disk full"):
+        save_gan(path, generator, discriminator, *optimizers, epoch=2, history={"d_loss": [0.5, 0.4]})
+    monkeypatch.setattr(np, "savez", real_savez)
+    other_g, other_d = MLPGenerator(4, 8), MLPDiscriminator(8)
+    state = load_gan(path, other_g, other_d, Adam(other_g.params()), Adam(other_d.params()))
+    assert state["epoch"] == 1
+    assert sorted(p.name for p in tmp_path.iterdir()) == sorted([path.name, discriminator_path(path).name])

@@ -39,8 +39,9 @@ from zero.layers import BatchNorm, Conv2d, ConvTranspose2d, Linear
 from zero.metrics import score_samples
 from zero.models import Model
 from zero.plot import moving_average
-from zero.training import (restore_random_state, resumed_after, resuming, run_settings, save_checkpoint,
+from zero.training import (checkpoint_arrays, restore_random_state, resumed_after, resuming, run_settings,
                            stage_checkpoint)
+from zero.utils import save_npz_files_atomically
 
 GENERATOR_LOSSES = ("non_saturating", "minimax")
 HISTORY_KEYS = ("d_loss", "g_loss", "d_real", "d_fake")
@@ -273,10 +274,13 @@ def discriminator_path(path):
 
 
 def save_gan(path, generator, discriminator, g_optimizer, d_optimizer, epoch, history, settings=None):
-    """Two atomic checkpoints: G, its optimizer and the history at path; D and its optimizer beside it.
-    settings: the run's options (zero.training.run_settings), kept in both."""
-    save_checkpoint(path, generator, g_optimizer, epoch, history, settings)
-    save_checkpoint(discriminator_path(path), discriminator, d_optimizer, epoch, settings=settings)
+    """Two checkpoints saved as one: G, its optimizer and the history at path; D and its optimizer
+    beside it. Both are written before either replaces its old file, so an interrupted save leaves the
+    previous pair, which load_gan accepts only from one epoch. settings: the run's options
+    (zero.training.run_settings), kept in both."""
+    save_npz_files_atomically({
+        path: checkpoint_arrays(generator, g_optimizer, epoch, history, settings),
+        discriminator_path(path): checkpoint_arrays(discriminator, d_optimizer, epoch, settings=settings)})
 
 
 def load_gan(path, generator, discriminator, g_optimizer, d_optimizer, settings=None):

@@ -224,7 +224,11 @@ def save_checkpoint(path, model, optimizer=None, epoch=0, history=None, settings
     dropout): `resume` restores it, so a resumed run draws what an uninterrupted one would have.
     (CuPy's generator, which draws the noise on a GPU, is not saved.) settings: the run's
     options {name: text} (run_settings(args)), which a resumed run must repeat."""
-    path = Path(path)
+    return save_npz_atomically(path, checkpoint_arrays(model, optimizer, epoch, history, settings))
+
+
+def checkpoint_arrays(model, optimizer=None, epoch=0, history=None, settings=None):
+    """What save_checkpoint writes, as {entry name: host array}."""
     arrays = {"format_version": np.asarray(FORMAT_VERSION), "epoch": np.asarray(int(epoch)),
               "model_type": np.asarray(type(model).__name__)}
     _, keys, position, has_gauss, cached_gaussian = np.random.get_state()
@@ -248,8 +252,7 @@ def save_checkpoint(path, model, optimizer=None, epoch=0, history=None, settings
         arrays[f"history/{name}"] = np.asarray(values, dtype=np.float64)
     for name, value in (settings or {}).items():
         arrays[f"settings/{name}"] = np.asarray(str(value))
-    save_npz_atomically(path, arrays)
-    return path
+    return arrays
 
 
 def read_checkpoint(path, names=None):

@@ -16,20 +16,32 @@ def save_npz_atomically(path, arrays):
     leaving a half-written file there: write a temporary file in the same
     folder, flush it to disk, then rename it over `path` (atomic on POSIX and
     Windows). An interrupted save leaves the previous file intact."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    handle, temporary = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    return save_npz_files_atomically({path: arrays})[0]
+
+
+def save_npz_files_atomically(files):
+    """save_npz_atomically for files that belong together ({path: arrays}, a GAN's two players):
+    every file is written to its temporary first, and only then are they renamed, so that a save
+    interrupted while writing (the slow part) leaves the previous set whole. Returns the paths."""
+    written = []   # (temporary, path)
     try:
-        with os.fdopen(handle, "wb") as file:
-            np.savez(file, **arrays)
-            file.flush()
-            os.fsync(file.fileno())
-        replace_keeping_mode(temporary, path)
+        for path, arrays in files.items():
+            path = Path(path)
+            path.parent.mkdir(parents=True, exist_ok=True)
+            handle, temporary = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+            written.append((temporary, path))
+            with os.fdopen(handle, "wb") as file:
+                np.savez(file, **arrays)
+                file.flush()
+                os.fsync(file.fileno())
+        for temporary, path in written:
+            replace_keeping_mode(temporary, path)
     except BaseException:
-        if os.path.exists(temporary):
-            os.unlink(temporary)
+        for temporary, _ in written:
+            if os.path.exists(temporary):
+                os.unlink(temporary)
         raise
-    return path
+    return [path for _, path in written]
 
 
 def replace_keeping_mode(temporary, path):
