@@ -368,6 +368,25 @@ def test_mnist_splits_with_only_the_test_split(real_mnist_dir):
         mnist_splits(real_mnist_dir, "validation")
 
 
+def test_without_files_or_network_one_message_names_every_file_the_run_reads(tmp_path, monkeypatch):
+    """It named the training split's files only; the test split's came in a second error, once those
+    were in place, and the test-split-only way to run was not mentioned."""
+    import urllib.request
+    from zero.errors import SetupError
+
+    def offline(*args, **kwargs):
+        raise OSError("no network")
+    monkeypatch.setattr(urllib.request, "urlopen", offline)
+    with pytest.raises(SetupError) as error:
+        mnist_splits(tmp_path / "empty", "train")
+    message = str(error.value)
+    for name in ("train-images-idx3-ubyte.gz", "train-labels-idx1-ubyte.gz", "t10k-images-idx3-ubyte.gz",
+                 "t10k-labels-idx1-ubyte.gz", "--source test"):
+        assert name in message, name
+    with pytest.raises(SetupError, match=r"reads the test split alone: t10k-images-idx3-ubyte.gz and t10k-labels"):
+        mnist_splits(tmp_path / "empty", "test")
+
+
 TRAIN_CODE, TEST_CODE = 1, 2
 
 

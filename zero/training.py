@@ -35,7 +35,7 @@ from zero.backend import DEFAULT_DTYPE, device_of, to_device, to_numpy
 from zero.cli import plural, positive_int
 from zero.core import Variable, no_grad, test_mode
 from zero.data import DataLoader, Dataset
-from zero.errors import CheckpointRefused
+from zero.errors import CheckpointRefused, SetupError
 from zero.mnist import SPLITS, find_local, load_mnist, mnist_dir
 from zero.optimizers import Adam
 from zero.utils import check_count, check_not_empty, save_npz_atomically
@@ -75,17 +75,20 @@ def mnist_splits(data_dir=None, source="auto", train_limit=None, heldout_limit=N
         has_train = all(find_local(folder, name) for name in SPLITS["train"][:2])
         has_test = all(find_local(folder, name) for name in SPLITS["test"][:2])
         source = "test" if has_test and not has_train else "train"
-    if source == "train":
-        x_train, t_train = load_mnist("train", folder, flatten=True)
-        x_heldout, t_heldout = load_mnist("test", folder, flatten=True)
-        first_heldout = 0  # where the held-out images start in the test split
-    elif source == "test":
-        x, t = load_mnist("test", folder, flatten=True)
-        x_train, t_train = x[:TEST_ONLY_TRAIN_SIZE], t[:TEST_ONLY_TRAIN_SIZE]
-        x_heldout, t_heldout = x[TEST_ONLY_TRAIN_SIZE:], t[TEST_ONLY_TRAIN_SIZE:]
-        first_heldout = TEST_ONLY_TRAIN_SIZE
-    else:
+    if source not in ("train", "test"):
         raise ValueError(f"mnist_splits: source must be 'auto', 'train' or 'test', got {source!r}")
+    try:
+        if source == "train":
+            x_train, t_train = load_mnist("train", folder, flatten=True)
+            x_heldout, t_heldout = load_mnist("test", folder, flatten=True)
+            first_heldout = 0  # where the held-out images start in the test split
+        else:
+            x, t = load_mnist("test", folder, flatten=True)
+            x_train, t_train = x[:TEST_ONLY_TRAIN_SIZE], t[:TEST_ONLY_TRAIN_SIZE]
+            x_heldout, t_heldout = x[TEST_ONLY_TRAIN_SIZE:], t[TEST_ONLY_TRAIN_SIZE:]
+            first_heldout = TEST_ONLY_TRAIN_SIZE
+    except SetupError as error:   # the file that failed first: say all that this run reads, in one message
+        raise SetupError(f"{error}\n{_files_needed(source, folder)}") from None
     x_train, t_train = x_train[:train_limit], t_train[:train_limit]
     x_heldout, t_heldout = x_heldout[:heldout_limit], t_heldout[:heldout_limit]
     train_split = "training" if source == "train" else "test"   # the held-out images are always the test split's
@@ -93,6 +96,16 @@ def mnist_splits(data_dir=None, source="auto", train_limit=None, heldout_limit=N
                    f"{_image_range(0, len(x_train))}), held out {len(x_heldout):,} images "
                    f"(MNIST test split, {_image_range(first_heldout, len(x_heldout))}) from {folder}")
     return MnistSplits(x_train, t_train, x_heldout, t_heldout, description, source)
+
+
+def _files_needed(source, folder):
+    """Every MNIST file a run on `source` reads, and the other way to run, for a setup error."""
+    test_files = " and ".join(SPLITS["test"][:2])
+    if source == "test":
+        return f"This run reads the test split alone: {test_files} in {folder}."
+    return (f"This run reads both splits from {folder}: {' and '.join(SPLITS['train'][:2])} (training), "
+            f"{test_files} (held out). With the test split's two files alone, source 'test' (the scripts' "
+            f"--source test) trains on its first {TEST_ONLY_TRAIN_SIZE:,} images and holds out the rest.")
 
 
 def _image_range(first, count):
