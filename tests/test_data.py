@@ -90,6 +90,9 @@ def test_bad_arguments_are_clear_errors():
         DataLoader(numbered(3), 0)
     with pytest.raises(ValueError, match="batch_size must be a positive integer, got 1.5"):
         DataLoader(numbered(3), 1.5)
+    for bad in (None, float("nan"), float("inf"), True):   # a TypeError, ValueError or OverflowError from int()
+        with pytest.raises(ValueError, match=f"DataLoader: batch_size must be a positive integer, got {bad!r}"):
+            DataLoader(numbered(3), bad)
     with pytest.raises(ValueError, match="unknown device"):
         DataLoader(numbered(3), 1, device="tpu")
 

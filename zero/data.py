@@ -10,6 +10,7 @@ integer array, so a batch is gathered by one fancy-indexing operation instead
 of one Python call per example.
 """
 import math
+import numbers
 
 import numpy as np
 
@@ -53,7 +54,8 @@ class DataLoader:
 
     def __init__(self, dataset, batch_size, shuffle=True, drop_last=False, seed=None, device="cpu",
                  dtype=DEFAULT_DTYPE):
-        if int(batch_size) != batch_size or batch_size < 1:
+        if (isinstance(batch_size, bool) or not isinstance(batch_size, numbers.Real)
+                or not math.isfinite(batch_size) or int(batch_size) != batch_size or batch_size < 1):
             raise ValueError(f"DataLoader: batch_size must be a positive integer, got {batch_size!r}")
         self.dataset = dataset
         self.batch_size = int(batch_size)
