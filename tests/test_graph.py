@@ -202,3 +202,10 @@ def test_dot_draws_variables_as_filled_orange_ovals_and_functions_as_filled_blue
 def test_picture_layers_label_a_variable_without_data_by_its_name_only():
     nodes, edges = graph_layers(Variable(None, name="w"))
     assert [label for label, *_ in nodes.values()] == ["w"] and edges == []
+
+
+def test_a_quote_or_backslash_in_a_name_is_escaped_in_the_dot_text():
+    """A name such as 'x "input"' ended the DOT string early: a file Graphviz cannot read."""
+    x = Variable(np.ones(2), name='x "input" \\ raw')
+    text = get_dot_graph(x * 2.0)
+    assert 'label="x \\"input\\" \\\\ raw: 2 float64"' in text   # the whole label inside one DOT string

@@ -19,11 +19,16 @@ def _variable_node(variable, verbose):
         shape = "x".join(str(n) for n in variable.shape) or "scalar"
         label = f"{label}: " if label else ""
         label += f"{shape} {variable.dtype}"
-    return f'{id(variable)} [label="{label}", color=orange, style=filled]\n'
+    return f'{id(variable)} [label="{_quoted(label)}", color=orange, style=filled]\n'
+
+
+def _quoted(text):
+    """text inside a DOT string: a quote or backslash of a variable's name would end or break it."""
+    return text.replace("\\", "\\\\").replace('"', '\\"')
 
 
 def _function_node(function):
-    lines = [f'{id(function)} [label="{function.name}", color=lightblue, style=filled, shape=box]\n']
+    lines = [f'{id(function)} [label="{_quoted(function.name)}", color=lightblue, style=filled, shape=box]\n']
     for x in function.inputs:
         lines.append(f"{id(x)} -> {id(function)}\n")
     for output in function.outputs:
