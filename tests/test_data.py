@@ -90,6 +90,9 @@ def test_bad_arguments_are_clear_errors():
         DataLoader(numbered(3), 0)
     with pytest.raises(ValueError, match="batch_size must be a positive integer, got 1.5"):
         DataLoader(numbered(3), 1.5)
+    for x, t in ((np.float32(3), None), (np.zeros((3, 1)), np.int64(2))):   # len() failed later, in the loader
+        with pytest.raises(ValueError, match=r"Dataset: x and t must be arrays of examples \(N, ...\)"):
+            Dataset(x, t)
     for bad in (None, float("nan"), float("inf"), True):   # a TypeError, ValueError or OverflowError from int()
         with pytest.raises(ValueError, match=f"DataLoader: batch_size must be a positive integer, got {bad!r}"):
             DataLoader(numbered(3), bad)

@@ -304,12 +304,13 @@ def test_only_the_missing_file_is_downloaded(tmp_path, monkeypatch, fake_md5):
     assert sorted(p.name for p in tmp_path.iterdir()) == sorted([TEST_IMAGES[:-3], TEST_LABELS])
 
 
-def test_download_without_content_length_is_accepted(tmp_path, monkeypatch, fake_md5):
+@pytest.mark.parametrize("headers", [{}, {"Content-Length": "unknown"}])
+def test_download_without_a_usable_content_length_is_accepted(tmp_path, monkeypatch, fake_md5, headers):
     _, labels_gz = fake_md5
 
     def urlopen(request, timeout=None):                       # e.g. chunked transfer: no length announced
         response = FakeResponse(labels_gz)
-        response.headers = {}
+        response.headers = headers                            # the length only sizes the progress bar
         return response
 
     monkeypatch.setattr(urllib.request, "urlopen", urlopen)

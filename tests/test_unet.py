@@ -6,6 +6,7 @@ import pytest
 
 from conftest import host, on
 import zero.functions as F
+from zero.errors import CheckpointRefused
 from zero.training import save_checkpoint
 from zero.unet import UNet, sinusoidal_encoding, unet_from_checkpoint
 
@@ -176,8 +177,8 @@ def test_unet_from_checkpoint_names_a_missing_file(tmp_path):
 def test_unet_from_checkpoint_names_a_corrupt_file(tmp_path):
     """A text file gave NumPy's advice to load pickled data unsafely."""
     (tmp_path / "bad.npz").write_text("not a checkpoint")
-    with pytest.raises(ValueError, match="cannot read checkpoint .*bad.npz: corrupt or not a checkpoint"):
-        unet_from_checkpoint(tmp_path / "bad.npz")
+    with pytest.raises(CheckpointRefused, match="cannot read checkpoint .*bad.npz: corrupt or not a checkpoint"):
+        unet_from_checkpoint(tmp_path / "bad.npz")   # a SetupError too: a step script shows the message alone
 
 
 def test_unet_from_checkpoint_refuses_another_network(tmp_path):
@@ -185,7 +186,7 @@ def test_unet_from_checkpoint_refuses_another_network(tmp_path):
     model = MLP((3, 4, 2))
     model(np.zeros((1, 3), np.float32))
     path = save_checkpoint(tmp_path / "mlp.npz", model)
-    with pytest.raises(ValueError, match=r"mlp.npz holds no U-Net \(no weight 'down1.conv1.W'\)"):
+    with pytest.raises(CheckpointRefused, match=r"mlp.npz holds no U-Net \(no weight 'down1.conv1.W'\)"):
         unet_from_checkpoint(path)
 
 

@@ -23,6 +23,9 @@ class Dataset:
     def __init__(self, x, t=None):
         x = x if hasattr(x, "shape") else np.asarray(x)
         t = t if t is None or hasattr(t, "shape") else np.asarray(t)
+        if x.ndim == 0 or (t is not None and t.ndim == 0):
+            raise ValueError(f"Dataset: x and t must be arrays of examples (N, ...), got a single number "
+                             f"({'x' if x.ndim == 0 else 't'} has shape ())")
         if t is not None and len(x) != len(t):
             raise ValueError(f"Dataset: x has {len(x)} examples but t has {len(t)}")
         if t is not None and device_of(x) != device_of(t):  # one batch of indices must serve both

@@ -194,7 +194,7 @@ def _fetch(url, file, name):
     written = 0
     with urllib.request.urlopen(request, timeout=TIMEOUT_SECONDS) as response:
         length = response.headers.get("Content-Length")
-        total = int(length) if length else None
+        total = int(length) if length and length.isdigit() else None   # the bar's size only: a bad header is no error
         with tqdm(total=total, unit="B", unit_scale=True, desc=name, leave=False) as bar:
             while chunk := response.read(CHUNK_BYTES):
                 file.write(chunk)

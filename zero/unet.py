@@ -25,6 +25,7 @@ import math
 import zero.functions as F
 from zero.backend import get_array_module, to_device
 from zero.core import Variable
+from zero.errors import CheckpointRefused
 from zero.layers import BatchNorm, Conv2d, Embedding, Layer, Linear
 from zero.models import Model
 from zero.training import load_checkpoint, read_checkpoint
@@ -143,7 +144,16 @@ class UNet(Model):
 
 def unet_from_checkpoint(path):
     """The UNet stored in a zero.training checkpoint, its architecture read from the weight shapes
-    (channels, time_embed_dim, in_channels, num_classes), weights loaded on the CPU."""
+    (channels, time_embed_dim, in_channels, num_classes), weights loaded on the CPU. A file that
+    holds no readable U-Net raises CheckpointRefused (a ValueError that a step script shows as its
+    message alone); a missing one FileNotFoundError."""
+    try:
+        return _unet_from_checkpoint(path)
+    except ValueError as error:
+        raise CheckpointRefused(str(error)) from None
+
+
+def _unet_from_checkpoint(path):
     stored = read_checkpoint(path)  # a missing or corrupt file: an error that names it
     shapes = {key[len("model/"):]: array.shape for key, array in stored.items() if key.startswith("model/")}
     try:
