@@ -39,7 +39,10 @@ def sinusoidal_encoding(t, dim, xp):
 
         v[2i] = sin(t / 10000^(2i/dim)),   v[2i+1] = cos(t / 10000^(2i/dim))
 
-    Nearby t get similar vectors; the many frequencies let the network tell every t apart.
+    Nearby t get similar vectors; the many frequencies let the network tell every t apart. Each
+    sine and cosine pair shares one frequency, as in the Transformer (Vaswani et al. 2017); the
+    book's code takes the cosine's from the odd index, cos(t / 10000^((2i+1)/dim)), a slightly
+    different but equally usable encoding (a checkpoint trained with one needs the same one).
     """
     t = xp.asarray(t).astype(xp.float32)
     frequencies = xp.exp(-math.log(10000.0) * xp.arange(0, dim, 2, dtype=xp.float32) / dim)  # (ceil(dim/2),)
