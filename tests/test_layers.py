@@ -512,11 +512,11 @@ def test_interrupted_save_keeps_the_old_file(tmp_path, monkeypatch):
     model.save_weights(path)
     old_bytes = path.read_bytes()
 
-    def crash(file, **arrays):
+    def crash(file, arrays):
         file.write(b"partial")
         raise KeyboardInterrupt
 
-    monkeypatch.setattr(np, "savez", crash)
+    monkeypatch.setattr(zero.utils, "write_npz", crash)
     with pytest.raises(KeyboardInterrupt):
         TwoLayer().save_weights(path)
     assert path.read_bytes() == old_bytes
@@ -998,3 +998,79 @@ def test_layer_put_in_a_plain_set_after_assignment_is_refused_when_the_model_is_
     model.tags.add(Linear(2, in_size=2))
     with pytest.raises(TypeError, match=r"Model\.tags: a plain set holds a layer or parameter"):
         list(model.params())
+
+
+# --- from a bug hunt of layers and models (2026-12-03) ----------------------------------------------------------------
+def test_deleting_a_part_unregisters_it():
+    """del left the name registered: every walk over the model (params, repr, save) raised KeyError."""
+    class Two(Layer):
+        def __init__(self):
+            super().__init__()
+            self.a, self.b = Linear(2, in_size=3), Linear(1, in_size=2)
+    model = Two()
+    del model.a
+    assert [name for name, _ in model.named_params()] == ["b.W", "b.b"] and "(a)" not in repr(model)
+    norm = BatchNorm(3)
+    del norm.running_mean
+    assert [name for name, _ in norm.named_buffers()] == ["running_var"]
+
+
+def test_a_layer_put_in_place_of_another_is_the_one_that_runs():
+    """Sequential and LayerList ran the old layer while params(), eval() and save_weights saw the new one."""
+    np.random.seed(0)
+    new = Linear(1, in_size=2)
+    new.W.data[:] = 0
+    new.b.data[:] = 5
+    sequential = Sequential(Linear(2, in_size=3), F.relu, Linear(1, in_size=2))
+    setattr(sequential, "2", new)
+    np.testing.assert_array_equal(sequential(np.ones((1, 3), np.float32)).data, [[5.0]])
+    layers = LayerList([Linear(1, in_size=2), Linear(1, in_size=2)])
+    setattr(layers, "0", new)
+    assert layers[0] is new and list(layers)[0] is new and len(layers) == 2
+
+
+def test_a_child_pointing_back_at_its_parent_does_not_rename_or_recurse():
+    class Child(Layer):
+        def __init__(self):
+            super().__init__()
+            self.linear = Linear(2, in_size=2)
+
+    class Parent(Layer):
+        def __init__(self):
+            super().__init__()
+            self.child = Child()
+            self.child.parent = self
+            self.W = Parameter(np.ones(2, np.float32))
+    parent = Parent()
+    assert [name for name, _ in parent.named_params()] == ["child.linear.W", "child.linear.b", "W"]
+    assert "(parent): Parent(, ...)" in repr(parent)
+
+
+def test_weights_named_like_numpy_savez_arguments_are_saved(tmp_path):
+    """np.savez takes the names as keyword arguments: 'allow_pickle' was dropped, 'file' an error."""
+    class Odd(Layer):
+        def __init__(self):
+            super().__init__()
+            self.file = Parameter(np.arange(2, dtype=np.float32))
+            self.allow_pickle = Parameter(np.ones(3, np.float32))
+    Odd().save_weights(tmp_path / "odd.npz")
+    other = Odd()
+    other.file.data[:] = 7
+    other.load_weights(tmp_path / "odd.npz")
+    np.testing.assert_array_equal(other.file.data, [0, 1])
+    with np.load(tmp_path / "odd.npz") as archive:
+        assert sorted(archive.files) == ["allow_pickle", "file"]
+
+
+def test_batch_norm_with_a_numpy_float64_eps_keeps_float32_in_eval_mode():
+    model = Sequential(Linear(3, in_size=2), BatchNorm(eps=np.float64(1e-3)), Linear(1))
+    x = np.random.default_rng(0).standard_normal((4, 2)).astype(np.float32)
+    assert model(x).dtype == np.float32
+    model.eval()
+    assert model(x).dtype == np.float32   # the next layer refused the float64 batch
+
+
+def test_batch_norm_momentum_none_and_the_transposed_convs_output_padding_are_named():
+    with pytest.raises(ValueError, match=r"BatchNorm: momentum must be in \[0, 1\] and eps > 0, got momentum=None"):
+        BatchNorm(3, momentum=None)
+    assert "output_padding=1" in repr(ConvTranspose2d(3, 2, stride=2, output_padding=1))

@@ -510,3 +510,15 @@ def test_clip_grad_norm_of_float16_gradients_sums_their_squares_without_overflow
     assert clip_grad_norm([p], 1.0) == pytest.approx(200 * math.sqrt(3), rel=1e-3)
     assert p.grad.dtype == np.float16
     np.testing.assert_allclose(p.grad.data.astype(np.float64), 1 / math.sqrt(3), rtol=1e-3)
+
+
+@pytest.mark.parametrize("make", [lambda ps: Adam(ps, lr=1e-2), lambda ps: Momentum(ps, lr=1e-2)])
+def test_float16_state_is_not_flushed_while_it_is_live(make):
+    """float16's tiny is 6e-5: the flush threshold scaled from it zeroed live moments every 100 steps."""
+    p = Parameter(np.zeros(1, np.float16))
+    optimizer = make([p])
+    p.grad = Variable(np.full(1, 0.1, np.float16))
+    for _ in range(100):
+        optimizer.step()
+    state = optimizer.means[0] if isinstance(optimizer, Adam) else optimizer.velocities[0]
+    assert float(state[0]) > 0.09   # Adam's mean -> 0.1, Momentum's velocity -> 1

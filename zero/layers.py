@@ -40,6 +40,7 @@ U(-1/sqrt(fan_in), 1/sqrt(fan_in)), Embedding from N(0, 1). Random numbers
 come from NumPy's global generator: `np.random.seed(0)` makes them repeatable.
 """
 import math
+import numbers
 import zipfile
 from pathlib import Path
 
@@ -51,6 +52,7 @@ from zero.core import Config, Parameter, using_config
 from zero.utils import check_count, save_npz_atomically
 
 PARAM, LAYER, BUFFER = "param", "layer", "buffer"
+_SHOWN = set()   # ids of the layers whose repr is being built (Layer.__repr__)
 PLAIN_CONTAINERS = (list, tuple, dict, set, frozenset)
 
 
@@ -89,6 +91,12 @@ class Layer:
             members.pop(name, None)
         object.__setattr__(self, name, value)
 
+    def __delattr__(self, name):
+        """`del layer.part` unregisters the part too (as layer.part = None would)."""
+        object.__delattr__(self, name)
+        self._members.pop(name, None)
+        self._containers.discard(name)
+
     def _refuse_hidden_layers(self, name, value):
         """TypeError if plain container `value` (attribute `name`) holds a Layer or Parameter at any
         depth: params(), save_weights, eval() and to() only look at attributes, not inside containers."""
@@ -121,7 +129,7 @@ class Layer:
     def _walk(self, prefix="", seen=None):
         """(dotted name, owning layer, attribute, kind) for every parameter and
         buffer below this layer; each object once, under its first name."""
-        seen = set() if seen is None else seen
+        seen = {id(self)} if seen is None else seen   # the root too: a child may point back at it
         self._check_containers()
         for name, kind in self._members.items():
             value = self.__dict__[name]
@@ -324,10 +332,16 @@ class Layer:
         return {attribute: array.shape for attribute, array in arrays.items()}
 
     def __repr__(self):
-        children = [f"({name}): {child!r}".replace("\n", "\n  ")
-                    for name, kind in self._members.items() if kind == LAYER
-                    for child in [self.__dict__[name]]]
         head = f"{type(self).__name__}({self.describe()}"
+        if id(self) in _SHOWN:   # a sub-layer that points back at a layer being shown
+            return head + ", ...)"
+        _SHOWN.add(id(self))
+        try:
+            children = [f"({name}): {child!r}".replace("\n", "\n  ")
+                        for name, kind in self._members.items() if kind == LAYER
+                        for child in [self.__dict__[name]]]
+        finally:
+            _SHOWN.discard(id(self))
         if not children:
             return head + ")"
         return head + "\n  " + "\n  ".join(children) + "\n)"
@@ -368,24 +382,29 @@ class LayerList(Layer):
 
     def __init__(self, layers=()):
         super().__init__()
-        object.__setattr__(self, "_items", [])
+        object.__setattr__(self, "_length", 0)
         for layer in layers:
             self.append(layer)
 
     def append(self, layer):
         if not isinstance(layer, Layer):
             raise TypeError(f"LayerList holds layers, got {type(layer).__name__}")
-        setattr(self, str(len(self._items)), layer)
-        self._items.append(layer)
+        setattr(self, str(self._length), layer)
+        object.__setattr__(self, "_length", self._length + 1)
+
+    def _layers(self):
+        """The registered layers in order: one put in place of another (setattr(layers, "0", new))
+        is the one that runs, trains and is saved."""
+        return [self.__dict__[str(position)] for position in range(self._length)]
 
     def __getitem__(self, index):
-        return self._items[index]
+        return self._layers()[index]
 
     def __len__(self):
-        return len(self._items)
+        return self._length
 
     def __iter__(self):
-        return iter(self._items)
+        return iter(self._layers())
 
 
 def _uniform(bound, shape):
@@ -562,6 +581,9 @@ class ConvTranspose2d(_ConvNd):
         return F.conv_transpose2d(x, self.W, self.b, stride=self.stride, padding=self.padding,
                                   output_padding=self.output_padding)
 
+    def describe(self):
+        return super().describe() + (f", output_padding={self.output_padding}" if self.output_padding else "")
+
 
 # =============================================================================
 # Normalization, embedding, dropout
@@ -577,7 +599,8 @@ class BatchNorm(Layer):
     def __init__(self, num_features=None, momentum=0.1, eps=1e-5):
         super().__init__()
         check_count("BatchNorm", "num_features", num_features, optional=True)
-        if not 0 <= momentum <= 1 or not eps > 0:
+        if not isinstance(momentum, numbers.Real) or not isinstance(eps, numbers.Real) or not 0 <= momentum <= 1 \
+                or not eps > 0:   # momentum None (PyTorch's cumulative average) is not supported
             raise ValueError(f"BatchNorm: momentum must be in [0, 1] and eps > 0, got momentum={momentum!r}, "
                              f"eps={eps!r}")
         self.momentum = momentum

@@ -32,8 +32,8 @@ class Sequential(Model):
         object.__setattr__(self, "steps", steps)
 
     def forward(self, x):
-        for step in self.steps:
-            x = step(x)
+        for position, step in enumerate(self.steps):
+            x = getattr(self, str(position), step)(x)   # a layer put in place of another runs
         return x
 
 

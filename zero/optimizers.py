@@ -200,6 +200,8 @@ def _flush_denormals(xp, array, decay):
     squares are float32 denormals already), flushing Adam's variance changes
     the next steps (about 10x larger for a while): keep eps > 0 there.
     """
+    if array.dtype.itemsize < 4:   # float16: its tiny (6e-5) is a live value; NumPy computes it in float32 anyway
+        return
     reach = decay ** FLUSH_EVERY                  # how far an entry can decay before the next flush
     headroom = 2.0 ** 23 if reach < 2.0 ** -23 else 1.0 / reach
     array[xp.abs(array) < xp.finfo(array.dtype).tiny * headroom] = 0

@@ -197,9 +197,10 @@ def _optimizer_state(optimizer):
         if _is_count_list(value):
             state[attribute] = np.asarray(value, dtype=np.int64)
             continue
-        for index, entry in enumerate(value):
-            if entry is not None:
-                state[f"{attribute}.{index}"] = to_numpy(entry)
+        for index, (entry, param) in enumerate(zip(value, optimizer.params)):
+            if entry is not None:   # in its parameter's dtype: after model.astype, the state converts at the next step
+                dtype = entry.dtype if param.data is None else param.data.dtype
+                state[f"{attribute}.{index}"] = to_numpy(entry).astype(dtype, copy=False)
     return state
 
 

@@ -57,7 +57,8 @@ class BatchNorm(Function):
 
     def __init__(self, running_mean, running_var, momentum, eps, train):
         self.running_mean, self.running_var = running_mean, running_var
-        self.momentum, self.eps, self.train = momentum, eps, train
+        # Python numbers: a NumPy float64 eps or momentum would make float32 statistics float64
+        self.momentum, self.eps, self.train = float(momentum), float(eps), train
 
     def forward(self, x, gamma, beta):
         xp = self.xp
