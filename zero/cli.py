@@ -173,9 +173,10 @@ def step_parser(description, training=False, default_out=None, **training_defaul
             raise TypeError(f"step_parser: the default of {option} is None, which gives no type; "
                             f"add that option with parser.add_argument instead")
         else:  # counts >= 1, learning rates > 0, other numbers (noise levels, gamma) >= 0
-            kind = {int: positive_int, float: positive_float if name == "lr" else non_negative_float}.get(type(value), type(value))
+            number_type = positive_float if name == "lr" else non_negative_float
+            kind = {int: positive_int, float: number_type}.get(type(value), type(value))
             parser.add_argument(option, type=kind, default=value)
-    show_setup_errors(parser.prog)   # a SetupError (no MNIST files, an unwritable folder) ends the script with its message
+    show_setup_errors(parser.prog)   # a SetupError (no MNIST files, an unwritable folder): its message alone
     return parser
 
 

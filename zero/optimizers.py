@@ -92,7 +92,7 @@ class Momentum(Optimizer):
         _check_setting(self, "momentum", momentum, momentum >= 0, ">= 0")
         self.momentum = momentum
         self.velocities = [None] * len(self.params)
-        self.steps = [0] * len(self.params)  # updates per parameter: when to flush (saved, so a resumed run flushes alike)
+        self.steps = [0] * len(self.params)  # updates per parameter: when to flush (saved with the state)
 
     def update(self, index, data, grad):
         velocity = self._state(self.velocities, index, data)
