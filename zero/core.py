@@ -123,10 +123,6 @@ class Variable:
         return self.data.item()
 
     # --- graph ---
-    def set_creator(self, function):
-        self.creator = function
-        self.generation = function.generation + 1
-
     def cleargrad(self):
         self.grad = None
 
@@ -176,7 +172,8 @@ class Variable:
             return
 
         # Max-heap on generation: the function farthest from the leaves runs first, and a
-        # function runs only when all functions that use its outputs are done.
+        # function runs only when all functions that use its outputs are done. (The middle
+        # entry, a counter, breaks ties: heapq never has to compare two Functions.)
         pending = [(-self.creator.generation, 0, self.creator)]
         queued = {self.creator}
         push, pop = heapq.heappush, heapq.heappop
@@ -189,7 +186,7 @@ class Variable:
             while pending:
                 function = pop(pending)[2]
                 refs = function.outputs
-                if len(refs) == 1:
+                if len(refs) == 1:   # the common case, written out (no lists: the hot path of small graphs)
                     y = refs[0]()  # None if that output was freed: no gradient flows from it
                     outputs = (y,)
                     input_grads = function.backward(None if y is None else y.grad)
@@ -338,8 +335,9 @@ NUMBERS = (int, float, np.number, np.bool_)  # Python and NumPy scalars: constan
 
 def _as_variables(inputs):
     """Variables for the inputs, and their arrays; arrays and numbers become
-    constants. Python numbers take the dtype and device of the first array
-    input, so 2.0 * float32 stays float32."""
+    constants. Python and NumPy numbers take the device of the first array input
+    and, if it is floating, its dtype, so 2.0 * float32 stays float32 (with an
+    integer array, NumPy's rules apply: int64 * 2.5 is float64)."""
     variables, arrays = [], []
     for x in inputs:
         if not isinstance(x, Variable):

@@ -9,7 +9,7 @@ log_softmax and logsumexp subtract the maximum before exponentiating
 __all__ = ['leaky_relu', 'log_softmax', 'logsumexp', 'relu', 'sigmoid', 'silu', 'softmax', 'softplus']
 from zero import utils
 from zero.backend import floating
-from zero.core import Function
+from zero.core import Function, as_variable
 from zero.functions.math import exp
 from zero.functions.reduction import sum
 from zero.functions.shape import reshape
@@ -56,7 +56,7 @@ class ReLU(Function):
 
     def backward(self, gy):
         x, = self.inputs
-        return gy * (x.data > 0).astype(gy.dtype)  # slope 1 where x > 0 (a constant mask)
+        return gy * as_variable((x.data > 0).astype(gy.dtype))  # slope 1 where x > 0 (a constant mask)
 
 
 class LeakyReLU(Function):
@@ -76,7 +76,7 @@ class LeakyReLU(Function):
         one, slope = gy.dtype.type(1), gy.dtype.type(self.negative_slope)
         local_slope = (x.data > 0) * (one - slope)  # 1 - slope where x > 0, 0 elsewhere
         local_slope += slope                        # 1 where x > 0, negative_slope elsewhere
-        return gy * local_slope
+        return gy * as_variable(local_slope)
 
 
 class Softplus(Function):

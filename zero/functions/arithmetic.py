@@ -7,7 +7,10 @@ constant such as the 1 in `x - 1`) gets None: nothing is computed for it.
 
 __all__ = ['add', 'div', 'mul', 'neg', 'pow', 'rdiv', 'rpow', 'rsub', 'sub']
 
-from zero.core import Function
+import math
+
+from zero.core import Function, Variable
+from zero.functions.math import exp, log
 from zero.functions.shape import sum_to
 
 
@@ -115,9 +118,7 @@ def neg(x):
 def pow(x, c):
     """x ** c. A constant exponent (number) uses Pow; a Variable exponent
     goes through exp(c log x), defined for x > 0."""
-    from zero.core import Variable
     if isinstance(c, Variable):
-        from zero.functions.math import exp, log
         return exp(log(x) * c)
     if hasattr(c, "shape") and c.shape != ():
         raise TypeError(f"pow: the exponent must be a number or a Variable, got an array of shape {c.shape} "
@@ -129,8 +130,6 @@ def pow(x, c):
 
 def rpow(x, c):
     """c ** x for a constant base c > 0: exp(x log c)."""
-    from zero.functions.math import exp
-    import math
     if hasattr(c, "shape") and c.shape != ():
         raise TypeError(f"rpow: the base must be a number or a Variable, got an array of shape {c.shape} "
                         f"(wrap it: Variable(array) ** x)")

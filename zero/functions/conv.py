@@ -110,7 +110,8 @@ def _unfold(x, kernel_size, stride, padding, fill=0.0):
 
     Returns patches (KH, KW, ..., OH, OW) with
     patches[i, j, ..., h, w] = x_pad[..., s*h + i, s*w + j],
-    in a buffer that the next _unfold or _unfold_rows call overwrites (_patch_buffer).
+    in the thread's reused patch buffer, which the next call of _unfold, _unfold_rows or
+    _shifted_rows overwrites (_patch_buffer).
     """
     xp = get_array_module(x)
     (KH, KW), (sh, sw), (ph, pw) = kernel_size, stride, padding
@@ -433,9 +434,10 @@ class Conv2d(Function):
 class Conv2dGrad(Function):
     """Both gradients of conv2d in one op: (x, W, gy) -> (gx, gW) with
         gx = conv_transpose2d(gy, W),   gW = conv2d_grad_weight(x, gy).
-    Stride 1 (the common case) shares one im2col, that of gy, between the two, unless gy
-    has at least 4 times as many channels as x: then unfolding x for gW and folding gx
-    back (the general path) copies less (a first layer 1 -> 32 or 64 channels: 2.3-2.6x faster)."""
+    Stride 1 with padding smaller than the kernel (the common case) shares one im2col, that of
+    gy, between the two, unless gy has at least 4 times as many channels as x: then unfolding x
+    for gW and folding gx back (the general path) copies less (a first layer 1 -> 32 or 64
+    channels: 2.3-2.6x faster)."""
 
     def __init__(self, stride, padding):
         self.stride, self.padding = stride, padding
@@ -451,18 +453,19 @@ class Conv2dGrad(Function):
         return gx, gw
 
     def backward(self, ggx, ggw):
+        # the gradients of this op's inputs (x, W, gy), given those of its outputs (ggx, ggw)
         x, weight, gy = self.inputs
         s, p = self.stride, self.padding
-        gx = gweight = ggy = None
+        g_x = g_weight = g_gy = None
         if ggx is not None:  # gx = conv_transpose2d(gy, W) is linear in gy and in W
-            gweight = conv2d_grad_weight(ggx, gy, weight.shape[2:], s, p)
-            ggy = conv2d(ggx, weight, None, s, p)
+            g_weight = conv2d_grad_weight(ggx, gy, weight.shape[2:], s, p)
+            g_gy = conv2d(ggx, weight, None, s, p)
         if ggw is not None:  # gW = conv2d_grad_weight(x, gy) is linear in x and in gy
             output_padding = _output_padding(x.shape[2:], gy.shape[2:], weight.shape[2:], s, p)
-            gx = conv_transpose2d(gy, ggw, None, s, p, output_padding)
-            ggy_from_w = conv2d(x, ggw, None, s, p)
-            ggy = ggy_from_w if ggy is None else ggy + ggy_from_w
-        return gx, gweight, ggy
+            g_x = conv_transpose2d(gy, ggw, None, s, p, output_padding)
+            g_gy_from_w = conv2d(x, ggw, None, s, p)
+            g_gy = g_gy_from_w if g_gy is None else g_gy + g_gy_from_w
+        return g_x, g_weight, g_gy
 
 
 class Conv2dGradWeight(Function):
@@ -488,9 +491,9 @@ class Conv2dGradWeight(Function):
         x, gy = self.inputs
         # gW is bilinear in (x, gy): each partial derivative is the other convolution
         output_padding = _output_padding(x.shape[2:], gy.shape[2:], self.kernel_size, self.stride, self.padding)
-        gx = conv_transpose2d(gy, ggw, None, self.stride, self.padding, output_padding)
-        ggy = conv2d(x, ggw, None, self.stride, self.padding)
-        return gx, ggy
+        g_x = conv_transpose2d(gy, ggw, None, self.stride, self.padding, output_padding)
+        g_gy = conv2d(x, ggw, None, self.stride, self.padding)
+        return g_x, g_gy
 
 
 class ConvTranspose2d(Function):

@@ -7,7 +7,7 @@ over the N samples, the others over all elements.
 __all__ = ['accuracy', 'binary_cross_entropy', 'binary_cross_entropy_with_logits', 'mean_squared_error',
            'softmax_cross_entropy']
 from zero import backend
-from zero.core import Function, Variable
+from zero.core import Function, Variable, as_variable
 from zero.functions.activation import sigmoid, softmax
 from zero.functions.math import clip, log
 
@@ -84,7 +84,12 @@ class MeanSquaredErrorGrad(Function):
         needs_gx0, needs_gx1 = self.needs
         ggx0 = ggs[0] if needs_gx0 else None
         ggx1 = ggs[-1] if needs_gx1 else None
-        gg = ggx0 if ggx1 is None else -ggx1 if ggx0 is None else ggx0 - ggx1
+        if ggx1 is None:                                 # gx1 = -gx0: its gradient counts with a minus
+            gg = ggx0
+        elif ggx0 is None:
+            gg = -ggx1
+        else:
+            gg = ggx0 - ggx1
         g_x0 = gg * gy * self.scale
         g_gy = (gg * (x0 - x1)).sum() * self.scale
         return g_x0, -g_x0, g_gy
@@ -114,14 +119,15 @@ class SoftmaxCrossEntropy(Function):
         logits = backend.floating(logits)  # integer logits as float32, as softmax takes them (NumPy would use float64)
         # -log softmax(x)[t] = log sum_c e^(x_c - m) - (x_t - m),  m = max_c x_c
         shifted = logits - logits.max(axis=1, keepdims=True)
-        self.exp_shifted = xp.exp(shifted)                         # kept: backward's softmax
-        self.z = self.exp_shifted.sum(axis=1, keepdims=True)       # = exp_shifted / z
-        loss = (xp.log(self.z[:, 0]) - shifted[xp.arange(n), labels]).sum()
+        # kept for backward, which rebuilds softmax(x) = exp_shifted / sum_exp from them
+        self.exp_shifted = xp.exp(shifted)
+        self.sum_exp = self.exp_shifted.sum(axis=1, keepdims=True)
+        loss = (xp.log(self.sum_exp[:, 0]) - shifted[xp.arange(n), labels]).sum()
         return loss / n if self.reduction == "mean" else loss
 
     def backward(self, gy):
         logits, = self.inputs
-        softmax_of_logits = self.exp_shifted / self.z              # a new array: the op fills it in place
+        softmax_of_logits = self.exp_shifted / self.sum_exp        # a new array: the op fills it in place
         return SoftmaxCrossEntropyGrad(self.labels, self.reduction, softmax_of_logits)(logits, gy)
 
 
@@ -159,7 +165,7 @@ class SoftmaxCrossEntropyGrad(Function):
         c = self.scale(n)
         p = softmax(logits, axis=1)
         g_logits = p * (ggx - (ggx * p).sum(axis=1, keepdims=True)) * (gy * c)
-        one_hot = Variable((xp.arange(num_classes) == self.labels[:, None]).astype(logits.dtype))
+        one_hot = as_variable((xp.arange(num_classes) == self.labels[:, None]).astype(logits.dtype))
         g_gy = (ggx * (p - one_hot)).sum() * c
         return g_logits, g_gy
 
@@ -189,7 +195,9 @@ class BinaryCrossEntropy(Function):
     def backward(self, gy):
         probs, targets = self.inputs
         scale = gy / probs.size if self.reduction == "mean" else gy
-        # The gradient at the clipped p (exact for eps <= p <= 1 - eps; finite where p is 0 or 1):
+        # The formula's gradient evaluated at the clipped p (exact for eps <= p <= 1 - eps; finite
+        # where p is 0 or 1). Deliberately not the derivative of the clipped forward, which is 0
+        # outside [eps, 1 - eps] and would stop a saturated prediction from learning:
         # dL/dp = (p - t) / (p (1 - p)),  dL/dt = log(1 - p) - log p
         p = clip(probs, BCE_EPS, 1 - BCE_EPS)
         g_probs = scale * (p - targets) / (p * (1 - p))

@@ -12,8 +12,8 @@ from zero.functions.shape import sum_to
 
 
 def _mask(condition, dtype):
-    """A constant 0/1 Variable from a boolean array (not differentiated)."""
-    return Variable(condition.astype(dtype))
+    """A constant 0/1 Variable from a boolean array (requires_grad=False: never differentiated)."""
+    return as_variable(condition.astype(dtype))
 
 
 class Exp(Function):
@@ -76,7 +76,7 @@ class Abs(Function):
 
     def backward(self, gy):
         x, = self.inputs
-        return gy * Variable(self.xp.sign(x.data))  # |x|' = sign(x), 0 at 0
+        return gy * as_variable(self.xp.sign(x.data))  # |x|' = sign(x), 0 at 0 (a constant)
 
 
 class Clip(Function):

@@ -81,11 +81,11 @@ class BatchNorm(Function):
         if count < 2:
             raise ValueError(f"training needs more than one value per channel, got input {x.shape}")
         batch_mean = xp.einsum("ncl->c", _per_channel(x)) / count      # (einsum: 2-5x faster than .mean here)
-        xhat = x - batch_mean.reshape(self.channel_shape)                  # x - mean
-        centred = _per_channel(xhat)
-        batch_var = xp.einsum("ncl,ncl->c", centred, centred) / count      # mean (x - mean)^2
+        centred = x - batch_mean.reshape(self.channel_shape)              # x - mean
+        batch_var = xp.einsum("ncl,ncl->c", _per_channel(centred), _per_channel(centred)) / count  # mean (x - mean)^2
         self.inv_std = 1 / xp.sqrt(batch_var + self.eps)
-        xhat *= self.inv_std.reshape(self.channel_shape)                   # (x - mean) / sqrt(var + eps)
+        xhat = centred                                                    # normalised in place, no new array:
+        xhat *= self.inv_std.reshape(self.channel_shape)                  # (x - mean) / sqrt(var + eps)
         self.xhat = xhat
         y = xhat * gamma.reshape(self.channel_shape)
         y += beta.reshape(self.channel_shape)
@@ -108,7 +108,8 @@ class BatchNorm(Function):
         for name, a in [("running_mean", self.running_mean), ("running_var", self.running_var)]:
             if backend.get_array_module(a) is not self.xp:
                 raise TypeError(f"{name} is on device '{backend.device_of(a)}' but x is on "
-                                f"'{backend.device_of(x)}'; move it with zero.to_device() first")
+                                f"'{backend.device_of(x)}'; move the model (model.to(device)), or "
+                                f"pass the arrays moved with zero.to_device()")
 
     def backward(self, gy):
         if not self.train:

@@ -3,7 +3,7 @@
 __all__ = ['max', 'mean', 'min', 'sum']
 from zero import utils
 from zero.backend import floating
-from zero.core import Function
+from zero.core import Function, as_variable
 from zero.functions.shape import broadcast_to, reshape
 
 
@@ -44,22 +44,23 @@ class _ArgReduction(Function):
     """max/min: the gradient flows only to the selected element. At ties the
     first one (in C order over the reduced axes) is chosen, as argmax does."""
 
-    select = None  # "argmax" or "argmin"
+    reduce, select = None, None  # "max" and "argmax", or "min" and "argmin"
 
     def __init__(self, axis=None, keepdims=False):
         self.axis, self.keepdims = axis, keepdims
 
     def forward(self, x):
         self.x_shape = x.shape
-        return getattr(x, self.select[3:])(axis=self.axis, keepdims=self.keepdims)
+        return getattr(x, self.reduce)(axis=self.axis, keepdims=self.keepdims)
 
     def backward(self, gy):
-        from zero.core import Variable
         x, = self.inputs
-        mask = Variable(self._first_selected(x.data).astype(gy.dtype))
+        mask = as_variable(self._first_selected(x.data).astype(gy.dtype))   # 1 at the chosen element
         return _spread(gy, self.x_shape, self.axis, self.keepdims) * mask
 
     def _first_selected(self, x):
+        """A boolean array like x, True at the first max (min) of each reduced block: move the reduced
+        axes last, flatten them, arg-select, one-hot, and move the axes back."""
         xp = self.xp
         axes = utils.normalize_axes(self.axis, x.ndim)
         k = len(axes)
@@ -71,11 +72,11 @@ class _ArgReduction(Function):
 
 
 class Max(_ArgReduction):
-    select = "argmax"
+    reduce, select = "max", "argmax"
 
 
 class Min(_ArgReduction):
-    select = "argmin"
+    reduce, select = "min", "argmin"
 
 
 def sum(x, axis=None, keepdims=False):

@@ -1,6 +1,7 @@
 """Ops that move values around without changing them: reshape, transpose,
-broadcast_to / sum_to, indexing, concatenate, stack; and astype, which keeps
-the values but stores them in another dtype."""
+broadcast_to, indexing, concatenate, stack; sum_to, broadcast_to's adjoint,
+which adds up the copies; and astype, which keeps the values but stores them
+in another dtype."""
 
 __all__ = ['astype', 'broadcast_to', 'concatenate', 'expand_dims', 'flatten', 'get_item', 'reshape', 'squeeze', 'stack', 'sum_to', 'swapaxes', 'transpose']
 import numpy as np
