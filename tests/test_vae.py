@@ -425,6 +425,8 @@ def test_evaluate_bounds_leaves_a_model_in_eval_mode_in_eval_mode():
 def test_the_likelihood_describes_itself_with_its_std():
     assert VAE(6, 4, 2, decoder_std=0.5).likelihood.describe() == "Gaussian p(x|z) with fixed std 0.5"
     assert HierarchicalVAE(6, 4, 2, likelihood="bernoulli").likelihood.describe() == "Bernoulli p(x|z)"
+    assert VAE(6, 4, 2).likelihood.loss_name == "the book's loss"   # labels of steps 7 and 8
+    assert HierarchicalVAE(6, 4, 2, likelihood="bernoulli").likelihood.loss_name == "-ELBO (nats)"
 
 
 class _DtypeRecorder(_KnownBounds):

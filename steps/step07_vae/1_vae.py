@@ -66,8 +66,7 @@ optimizer = Adam(model.params(), lr=args.lr)
 history, start_epoch = resume(checkpoint, model, optimizer, args, history={"train_loss": [], "heldout_loss": []})
 
 # ---- training: minimise the loss by mini-batch Adam --------------------------------------------------
-# the Gaussian likelihood trains on the book's loss, 2 (-ELBO) - 784 log(2 pi): not nats (see the docstring)
-LOSS_NAME = "the book's loss" if args.likelihood == "gaussian" else "-ELBO (nats)"
+LOSS_NAME = model.likelihood.loss_name   # the Gaussian's is the book's loss, not nats (see the docstring)
 start = time.perf_counter()
 for epoch in range(start_epoch + 1, args.epochs + 1):
     loader = DataLoader(Dataset(data.x_train), args.batch_size, seed=(args.seed, epoch), device=args.device)
