@@ -349,10 +349,12 @@ def stage_checkpoint(path, model, optimizer=None, settings=None):
     model.check_lazy_shapes({**{name: stored[f"model/{name}"] for name in params},   # lazy layers: shapes
                              **{name: stored[f"buffer/{name}"] for name in buffers if f"buffer/{name}" in stored}},
                             f"checkpoint {path}")
+    # the dtype each parameter's layer creates it in (a lazy one has no data yet); the optimizer's state too
+    lazy_dtypes = {id(param): _resolve(model, name)[0].dtype for name, param in params.items()}
     staged_params = []
     for name, param in params.items():
         array = stored[f"model/{name}"]
-        _check_array(path, f"parameter {name!r}", array, param.data, _resolve(model, name)[0].dtype)
+        _check_array(path, f"parameter {name!r}", array, param.data, lazy_dtypes[id(param)])
         device = device_of(param.data) if param.data is not None else model.device
         staged_params.append((param, to_device(array, device)))
     staged_buffers = []
@@ -363,7 +365,6 @@ def stage_checkpoint(path, model, optimizer=None, settings=None):
         _check_array(path, f"buffer {name!r}", stored[key], buffer, _resolve(model, name)[0].dtype)
         device = device_of(buffer) if buffer is not None else model.device
         staged_buffers.append((name, to_device(stored[key], device)))
-    lazy_dtypes = {id(param): _resolve(model, name)[0].dtype for name, param in params.items()}
     staged_optimizer = _stage_optimizer(path, stored, optimizer, lazy_dtypes) if optimizer is not None else None
 
     def apply():
