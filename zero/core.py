@@ -156,11 +156,10 @@ class Variable:
     def backward(self, retain_grad=False, create_graph=False):
         """Fill `.grad` of every variable this one depends on.
 
-        retain_grad: keep the gradients of intermediate variables too (by
-        default only leaves keep theirs); a later backward through them sends
-        on only its own gradients, and adds them to the kept ones if it keeps
-        too. create_graph: record the backward computation itself, so
-        gradients can be differentiated again.
+        Leaves (variables no function made, such as parameters) add this pass's
+        gradient to their `.grad`. retain_grad: do the same for the intermediate
+        variables (by default they keep none). create_graph: record the backward
+        computation itself, so gradients can be differentiated again.
         """
         if self.grad is None:
             if self.data.dtype.kind not in "fc":
@@ -171,72 +170,51 @@ class Variable:
         if self.creator is None:
             return
 
-        # Max-heap on generation: the function farthest from the leaves runs first, and a
-        # function runs only when all functions that use its outputs are done. (The middle
+        # This pass's gradients of intermediate variables, each held until the function that
+        # made it runs (not in .grad: one kept by an earlier pass must not flow back again).
+        grads = {self: self.grad}
+        # Max-heap on generation: the function farthest from the leaves runs first, so a
+        # function runs only once every function that used its outputs is done. (The middle
         # entry, a counter, breaks ties: heapq never has to compare two Functions.)
         pending = [(-self.creator.generation, 0, self.creator)]
         queued = {self.creator}
-        push, pop = heapq.heappush, heapq.heappop
-        earlier = {}  # intermediate variable -> the gradient an earlier backward(retain_grad=True) kept
-        if self.creator.kept_grads:
-            _set_aside_kept_grads(self.creator, earlier, self)
         old_enable_backprop = Config.enable_backprop
         Config.enable_backprop = create_graph
         try:
             while pending:
-                function = pop(pending)[2]
-                refs = function.outputs
-                if len(refs) == 1:   # the common case, written out (no lists: the hot path of small graphs)
-                    y = refs[0]()  # None if that output was freed: no gradient flows from it
-                    outputs = (y,)
-                    input_grads = function.backward(None if y is None else y.grad)
+                function = heapq.heappop(pending)[2]
+                if len(function.outputs) == 1:  # the common case, without building lists
+                    y = function.outputs[0]()     # None if that output was freed: no gradient from it
+                    outputs, output_grads = (y,), (grads.pop(y, None),)
                 else:
-                    outputs = [ref() for ref in refs]
-                    input_grads = function.backward(*[None if y is None else y.grad for y in outputs])
+                    outputs = [ref() for ref in function.outputs]
+                    output_grads = [grads.pop(y, None) for y in outputs]
+                input_grads = function.backward(*output_grads)
                 if type(input_grads) is not tuple:
                     input_grads = (input_grads,)
                 for x, gx in zip(function.inputs, input_grads):
                     if gx is None or not x.requires_grad:
                         continue
-                    creator = x.creator
-                    if creator is not None and creator not in queued:
-                        queued.add(creator)
-                        push(pending, (-creator.generation, len(queued), creator))
-                        if creator.kept_grads:  # before this pass's first gradient reaches x
-                            _set_aside_kept_grads(creator, earlier, self)
+                    if x.creator is None:  # a leaf: its gradient is final
+                        x.grad = gx if x.grad is None else x.grad + gx
+                        continue
+                    if x.creator not in queued:
+                        queued.add(x.creator)
+                        heapq.heappush(pending, (-x.creator.generation, len(queued), x.creator))
                     # a variable used several times sums the gradients it gets
-                    x.grad = gx if x.grad is None else x.grad + gx
-                if retain_grad:  # keep the outputs' gradients, added to those kept before
-                    function.kept_grads = True
-                    for y in outputs:
-                        if y in earlier:
-                            kept = earlier.pop(y)
-                            y.grad = kept if y.grad is None else kept + y.grad
-                else:  # forget them; gradients kept by an earlier pass stay
-                    for y in outputs:
-                        if y is not None:
-                            y.grad = None
-                    if earlier:
-                        for y in outputs:
-                            if y in earlier:
-                                y.grad = earlier.pop(y)
+                    grads[x] = gx if x not in grads else grads[x] + gx
+                if retain_grad:  # intermediate variables add this pass's gradient, as leaves do
+                    for y, gy in zip(outputs, output_grads):
+                        if gy is not None and y is not self:
+                            y.grad = gy if y.grad is None else y.grad + gy
         finally:
             Config.enable_backprop = old_enable_backprop
+        if not retain_grad:
+            self.grad = None  # the seed too is an intermediate variable
 
     def _label(self):
         name = f"variable {self.name!r}" if self.name else "the variable"
         return f"{name} (shape {self.shape})"
-
-
-def _set_aside_kept_grads(function, earlier, seed):
-    """Move the gradients that an earlier backward(retain_grad=True) kept on the outputs of
-    `function` into `earlier`, so that only the current pass's gradients flow back from them
-    (the seed variable of the pass keeps its gradient: it starts the pass)."""
-    for ref in function.outputs:
-        y = ref()
-        if y is not None and y is not seed and y.grad is not None:
-            earlier[y] = y.grad
-            y.grad = None
 
 
 class Parameter(Variable):
@@ -266,7 +244,6 @@ class Function:
     """
 
     generation = 0
-    kept_grads = False  # set by backward(retain_grad=True): the outputs' .grad are kept
 
     def __call__(self, *inputs):
         xs = []
