@@ -7,7 +7,7 @@ zero's), and each one's peak memory could not be told apart. A benchmark file is
 worker (`python benchmarks/bench_conv.py --worker torch --repeats 5`, say): it prints its
 result as one JSON line, which `run_worker` returns.
 
-Importing zero sets the C allocator to keep freed memory for reuse (zero.backend.
+Importing zero sets the C allocator to keep freed memory for reuse (zero.host_memory.
 keep_freed_host_memory); PyTorch leaves the defaults, and so do its workers here, even those
 that import zero to read MNIST (ZERO_KEEP_FREED_MEMORY=0). The conv and U-Net benchmarks also
 time PyTorch with zero's settings (GLIBC_TUNABLES), as a second reference: on this machine it
@@ -27,10 +27,10 @@ def run_worker(script, framework, *arguments, zero_allocator):
     output line. A failing worker raises RuntimeError with the end of its error output.
 
     zero_allocator: start the worker with the C allocator settings that importing zero makes
-    (zero.backend.keep_freed_host_memory), or else with the allocator's defaults, even where the
+    (zero.host_memory.keep_freed_host_memory), or else with the allocator's defaults, even where the
     worker imports zero (a PyTorch worker reading MNIST with zero.mnist, say)."""
     command = [sys.executable, str(Path(script).resolve()), "--worker", framework, *map(str, arguments)]
-    from zero.backend import glibc_tunables
+    from zero.host_memory import glibc_tunables
     env = dict(os.environ)
     if zero_allocator:
         env["GLIBC_TUNABLES"] = glibc_tunables()

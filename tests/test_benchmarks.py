@@ -62,14 +62,14 @@ def test_run_worker_returns_the_workers_json_and_reports_its_failure(tmp_path, m
                       "import zero.backend\n"
                       "if sys.argv[2] == 'fail':\n    raise ValueError('the worker broke')\n"
                       "print('progress')\n"
-                      "print(json.dumps({'args': sys.argv[1:], 'kept': zero.backend.HOST_MEMORY_KEPT,\n"
+                      "print(json.dumps({'args': sys.argv[1:], 'kept': zero.host_memory.HOST_MEMORY_KEPT,\n"
                       "                  'tunables': os.environ.get('GLIBC_TUNABLES')}))\n")
     with_defaults = run_worker(script, "ok", 3, zero_allocator=False)
     assert with_defaults["args"] == ["--worker", "ok", "3"]
     # a PyTorch worker that imports zero (to read MNIST) keeps the allocator's defaults
     assert with_defaults["kept"] is False and with_defaults["tunables"] is None
     with_zeros = run_worker(script, "ok", zero_allocator=True)
-    assert with_zeros["tunables"] == zero.backend.glibc_tunables()
-    assert with_zeros["kept"] is zero.backend.HOST_MEMORY_KEPT   # True with glibc, False elsewhere
+    assert with_zeros["tunables"] == zero.host_memory.glibc_tunables()
+    assert with_zeros["kept"] is zero.host_memory.HOST_MEMORY_KEPT   # True with glibc, False elsewhere
     with pytest.raises(RuntimeError, match="ValueError: the worker broke"):
         run_worker(script, "fail", zero_allocator=False)

@@ -892,38 +892,6 @@ def test_as_array_and_floating_choose_dtypes_as_documented():
         assert backend.floating(kept) is kept
 
 
-def test_malloc_settings_go_to_the_right_options_and_only_on_glibc(monkeypatch):
-    import ctypes
-    import os
-
-    backend = zero.backend
-    calls = {}
-
-    class FakeGlibc:
-        gnu_get_libc_version = None
-
-        @staticmethod
-        def mallopt(option, value):
-            calls[option] = value
-            return 1
-
-    monkeypatch.setattr(backend.sys, "platform", "linux")
-    monkeypatch.setattr(ctypes, "CDLL", lambda name: FakeGlibc())
-    assert backend.keep_freed_host_memory() is True
-    assert calls == {-3: 32 * 2 ** 20, -1: 2 ** 30, -2: 256 * 2 ** 20}   # M_MMAP_THRESHOLD, M_TRIM_THRESHOLD, M_TOP_PAD
-    monkeypatch.setattr(ctypes, "CDLL", lambda name: object())          # another C library: no gnu_get_libc_version
-    assert backend.keep_freed_host_memory() is False
-    calls.clear()
-    monkeypatch.setattr(ctypes, "CDLL", lambda name: FakeGlibc())
-    monkeypatch.setattr(backend.sys, "platform", "darwin")
-    assert backend.keep_freed_host_memory() is False and calls == {}
-    assert backend.glibc_tunables() == ("glibc.malloc.mmap_threshold=33554432:glibc.malloc.trim_threshold=1073741824:"
-                                        "glibc.malloc.top_pad=268435456")
-    if os.environ.get("ZERO_KEEP_FREED_MEMORY", "1") != "0":
-        monkeypatch.undo()
-        assert backend.HOST_MEMORY_KEPT == backend.keep_freed_host_memory()   # on by default where it works
-
-
 def test_strict_arrays_follow_numpy_for_operators_scalars_and_iteration():
     import operator
 

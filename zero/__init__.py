@@ -9,6 +9,7 @@
     y.backward()
     print(x.grad)
 """
+import zero.host_memory  # noqa: F401  (sets C's allocator to keep freed memory: see that module)
 from zero.backend import cuda_available, get_array_module, seed, to_device, to_numpy
 from zero.core import (Config, Function, Parameter, Variable, as_variable, no_grad, test_mode,
                        using_config)
