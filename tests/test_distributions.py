@@ -347,3 +347,18 @@ def test_float32_gaussians_give_float32_log_densities():
     log_pdf = multivariate_normal_log_pdf(x, MEAN.astype(np.float32), COVARIANCE.astype(np.float32))
     assert log_pdf.dtype == np.float32
     np.testing.assert_allclose(log_pdf, multivariate_normal_log_pdf(x.astype(np.float64), MEAN, COVARIANCE), rtol=1e-6)
+
+
+def test_erf_of_arrays_is_accurate_near_zero_where_one_minus_erfc_cancels():
+    """erf of an array was 1 - erfc(x): near 0 only erfc's 1e-7 error was left (erf(1e-8) came out
+    -1.9e-8, the wrong sign). A series takes |x| < 1/2; float32 stays float32."""
+    points = np.array([-3.0, -0.6, -0.5, -0.3, -1e-6, 1e-12, 1e-8, 1e-4, 0.1, 0.49, 0.5, 0.51, 1.0, 4.0])
+    expected = np.array([math.erf(v) for v in points])
+    np.testing.assert_allclose(erf(points), expected, rtol=2e-7, atol=0)
+    assert erf(points.astype(np.float32)).dtype == np.float32
+
+
+def test_normal_quantile_refuses_nan():
+    """NaN failed neither p <= 0 nor p >= 1, and came back as a NaN quantile."""
+    with pytest.raises(ValueError, match="normal_quantile: p must lie strictly between 0 and 1"):
+        normal_quantile(float("nan"))

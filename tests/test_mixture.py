@@ -431,3 +431,22 @@ def test_a_list_is_not_rounded_to_float32_before_the_fit():
     gmm = GaussianMixture(1, reg_covar=1e-6).fit(values.tolist())
     np.testing.assert_allclose(gmm.covariances.ravel(), values.var() + 1e-6, rtol=1e-4)
     np.testing.assert_allclose(gmm.score(values.tolist()), gmm.score(values), rtol=1e-12)
+
+
+@pytest.mark.parametrize("option, value", [("tol", float("nan")), ("tol", -1.0), ("reg_covar", float("nan")),
+                                           ("reg_covar", None), ("reg_covar", float("inf"))])
+def test_a_tolerance_or_regularisation_that_is_not_a_finite_number_at_least_0_is_refused_by_name(option, value):
+    """tol=nan ran all iterations and warned 'tol nan'; reg_covar=nan failed later as an asymmetric covariance."""
+    with pytest.raises(ValueError, match=f"GaussianMixture: {option} must be >= 0"):
+        GaussianMixture(2, **{option: value})
+
+
+def test_negative_weights_that_sum_to_1_are_refused_with_the_smallest_one_named():
+    with pytest.raises(ValueError, match="sum 1 and smallest -0.5"):
+        GaussianMixture(2).fit(load_old_faithful(), weights=[1.5, -0.5])
+
+
+def test_data_of_three_dimensions_is_refused_when_scored_as_when_fitted():
+    gmm = GaussianMixture(1).fit(load_old_faithful())
+    with pytest.raises(ValueError, match=r"shape \(N, D\) or \(N,\), got \(3, 2, 1\)"):
+        gmm.log_prob(np.zeros((3, 2, 1)))

@@ -189,3 +189,10 @@ def test_figures_are_saved_at_100_dpi(tmp_path):
 def test_moving_average_keeps_float64_precision():
     values = [1e8 + step for step in range(8)]                        # float32 steps by 8 there
     np.testing.assert_array_equal(zero.plot.moving_average(values, width=2), [1e8 + step + 0.5 for step in range(7)])
+
+
+def test_images_are_drawn_on_the_fixed_scale_0_black_1_white():
+    """imshow stretched each grid to its own range: the mean MNIST image (peak 0.56) was drawn with 0.56 as white."""
+    figure = matplotlib.figure.Figure()
+    ax = show_images(figure.add_subplot(), np.full(784, 0.3), 1)
+    assert (ax.images[0].norm.vmin, ax.images[0].norm.vmax) == (0.0, 1.0)

@@ -59,7 +59,15 @@ def erf(x):
     """The error function erf(x) = 2/sqrt(pi) int_0^x exp(-t^2) dt = 1 - erfc(x)."""
     if _is_scalar(x):
         return math.erf(float(x))
-    return 1.0 - erfc(x)
+    xp = get_array_module(x)
+    # near 0, 1 - erfc(x) loses everything to cancellation (erfc's 1e-7 error is all that is left):
+    # there use the Maclaurin series 2/sqrt(pi) sum_n (-1)^n x^(2n+1) / (n! (2n+1)), converged for |x| < 1/2
+    small = xp.minimum(xp.abs(x), 0.5) * xp.sign(x)
+    term, series = small, small
+    for n in range(1, 12):
+        term = -term * small * small / n             # (-1)^n x^(2n+1) / n!
+        series = series + term / (2 * n + 1)
+    return xp.where(xp.abs(x) < 0.5, series * (2.0 / math.sqrt(math.pi)), 1.0 - erfc(x))
 
 
 def normal_cdf(x, mu=0.0, sigma=1.0):
@@ -83,7 +91,7 @@ def normal_quantile(p, mu=0.0, sigma=1.0):
     float below 1. Smaller p (about 37 standard deviations out) are refused.
     """
     p = np.asarray(p, dtype=np.float64)
-    if np.any((p <= 0) | (p >= 1)):
+    if not np.all((p > 0) & (p < 1)):                # NaN fails this test too
         raise ValueError(f"normal_quantile: p must lie strictly between 0 and 1, got {p}")
     _check_scale(sigma)
     q = np.minimum(p, 1.0 - p)                       # the lower tail's probability

@@ -59,8 +59,10 @@ class GaussianMixture:
     def __init__(self, n_components, reg_covar=1e-6, tol=1e-3, max_iter=100, seed=0, verbose=False):
         check_count("GaussianMixture", "n_components", n_components)
         check_count("GaussianMixture", "max_iter", max_iter)  # 0 would fit nothing and report no change
-        if reg_covar < 0:
-            raise ValueError(f"reg_covar must be >= 0, got {reg_covar}")
+        if not (isinstance(reg_covar, (int, float, np.integer, np.floating)) and 0 <= reg_covar < math.inf):
+            raise ValueError(f"GaussianMixture: reg_covar must be >= 0, got {reg_covar!r} (a finite number is needed)")
+        if not (isinstance(tol, (int, float, np.integer, np.floating)) and 0 <= tol < math.inf):
+            raise ValueError(f"GaussianMixture: tol must be >= 0, got {tol!r} (a finite number is needed)")
         self.n_components = int(n_components)
         self.reg_covar = float(reg_covar)
         self.tol = float(tol)
@@ -155,7 +157,8 @@ class GaussianMixture:
         else:
             weights = self._check_parameter(weights, "weights", (n_components,), device)
             if not bool((weights >= 0).all()) or abs(float(weights.sum()) - 1.0) > 1e-5:
-                raise ValueError(f"weights must be non-negative and sum to 1, got sum {float(weights.sum()):.6g}")
+                raise ValueError(f"weights must be non-negative and sum to 1, got sum {float(weights.sum()):.6g} "
+                                 f"and smallest {float(weights.min()):.6g}")
             weights = weights / weights.sum()
         if means is None:
             means = x[self._pick_seeds(x)]
@@ -242,6 +245,8 @@ class GaussianMixture:
             x = np.asarray(x, dtype=np.float64)  # as in _check_data
         if x.ndim == 1:
             x = x[:, None]
+        if x.ndim != 2:
+            raise ValueError(f"data must have shape (N, D) or (N,), got {x.shape}")
         return x.astype(get_array_module(x).float64)
 
     def log_prob(self, x):

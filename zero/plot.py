@@ -66,7 +66,7 @@ def show_images(ax, images, columns, title=None, **title_options):
     """Draw host images (N, 784) on ax as a grey grid with `columns` columns (tile_images),
     titled if a title is given (title_options such as fontsize=9 go to ax.set_title), without
     axes; returns ax."""
-    ax.imshow(tile_images(images, columns), cmap="gray")
+    ax.imshow(tile_images(images, columns), cmap="gray", vmin=0.0, vmax=1.0)   # 0 black, 1 white, whatever the images hold
     if title is not None:
         ax.set_title(title, **title_options)
     ax.axis("off")
