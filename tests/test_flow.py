@@ -274,3 +274,10 @@ def test_a_float64_flow_samples_from_a_float64_normal():
     expected = np.random.standard_normal((3, 2))  # a fresh flow is the identity
     np.random.seed(0)
     np.testing.assert_array_equal(flow.sample(3), expected)
+
+
+@pytest.mark.parametrize("couplings", [0, -1, 2.5])
+def test_a_flow_without_a_whole_positive_number_of_couplings_is_refused(couplings):
+    """RealNVP(num_couplings=0) built an identity 'flow' that trained and sampled without complaint."""
+    with pytest.raises(ValueError, match="RealNVP: num_couplings must be"):
+        RealNVP(2, num_couplings=couplings)

@@ -397,3 +397,34 @@ def test_a_referee_of_no_epochs_is_refused_before_anything_is_saved(tmp_path, ep
     with pytest.raises(ValueError, match=f"classifier_for_scoring: epochs must be a whole number >= 1, got {epochs}"):
         classifier_for_scoring(tmp_path / "referee.npz", images, labels, epochs=epochs)
     assert not (tmp_path / "referee.npz").exists()
+
+
+@pytest.mark.parametrize("shapes, named", [
+    (((3,), (3, 3), (4,), (4, 4)), r"mean2 has shape \(4,\), expected \(3,\)"),   # failed inside matmul
+    (((5,), (3, 3), (5,), (3, 3)), r"cov1 has shape \(3, 3\), expected \(5, 5\)"),   # gave a number
+])
+def test_frechet_distance_refuses_statistics_of_other_sizes_naming_the_argument(shapes, named):
+    mean1, cov1, mean2, cov2 = (np.zeros(s) if len(s) == 1 else np.eye(s[0]) for s in shapes)
+    with pytest.raises(ValueError, match=f"frechet_distance: {named}"):
+        frechet_distance(mean1, cov1, mean2, cov2)
+
+
+@pytest.mark.parametrize("successes, trials", [(0.85, 80), (68.5, 80), (3, 7.5)])
+def test_share_interval_refuses_a_share_or_other_non_whole_counts(successes, trials):
+    """share_interval(0.85, 80), the share passed for the count, gave (0.0017, 0.064)."""
+    with pytest.raises(ValueError, match="share_interval takes whole counts"):
+        share_interval(successes, trials)
+
+
+def test_a_referee_trained_here_starts_from_its_seed_whatever_ran_before(tmp_path):
+    """The GAN steps train the referee after their own training: its initial weights came from wherever
+    NumPy's global generator then stood, while the file said seed 0."""
+    rng = np.random.default_rng(0)
+    images, labels = rng.random((16, 1, 28, 28), dtype=np.float32), rng.integers(0, 10, 16)
+    weights = []
+    for earlier_seed in (1, 2):
+        np.random.seed(earlier_seed)
+        model = classifier_for_scoring(tmp_path / f"c{earlier_seed}.npz", images, labels, epochs=1, seed=0, save=False)
+        weights.append([p.data.copy() for p in model.params()])
+    for first, second in zip(*weights):
+        np.testing.assert_array_equal(first, second)

@@ -33,6 +33,7 @@ from zero.backend import DEFAULT_DTYPE, get_backend, standard_normal, to_device,
 from zero.core import Parameter, Variable, no_grad
 from zero.layers import Layer, LayerList
 from zero.models import MLP, Model
+from zero.utils import check_count
 from zero.vae import gaussian_log_pdf
 
 
@@ -96,6 +97,7 @@ class RealNVP(Model):
         super().__init__()
         if dim < 2:
             raise ValueError(f"RealNVP needs at least 2 dimensions to split, got dim={dim}")
+        check_count("RealNVP", "num_couplings", num_couplings)   # 0 or -1 built an identity 'flow'
         self.dim = dim
         self.couplings = LayerList(AffineCoupling(mask, hidden_size) for mask in alternating_masks(dim, num_couplings))
 

@@ -23,7 +23,7 @@ import numpy as np
 from tqdm import tqdm
 
 import zero.functions as F
-from zero.backend import to_device, to_numpy
+from zero.backend import seed as seed_generators, to_device, to_numpy
 from zero.cli import plural
 from zero.core import Variable, no_grad, test_mode
 from zero.data import DataLoader, Dataset
@@ -136,8 +136,14 @@ def frechet_distance(mean1, cov1, mean2, cov2):
     Statistics with NaN or infinite entries (features of diverged samples) are refused: clipping
     would have turned their NaN distance into a perfect 0.
     """
-    mean1, mean2 = np.asarray(mean1, np.float64), np.asarray(mean2, np.float64)
+    mean1, mean2 = np.atleast_1d(np.asarray(mean1, np.float64)), np.atleast_1d(np.asarray(mean2, np.float64))
     cov1, cov2 = np.atleast_2d(np.asarray(cov1, np.float64)), np.atleast_2d(np.asarray(cov2, np.float64))
+    size = mean1.size
+    for name, value, shape in [("mean1", mean1, (size,)), ("cov1", cov1, (size, size)),
+                               ("mean2", mean2, (size,)), ("cov2", cov2, (size, size))]:
+        if value.shape != shape:   # a mismatch failed inside matmul, or broadcast silently
+            raise ValueError(f"frechet_distance: {name} has shape {value.shape}, expected {shape} "
+                             f"(mean1 has {size} features)")
     for name, value in [("mean1", mean1), ("cov1", cov1), ("mean2", mean2), ("cov2", cov2)]:
         if not np.all(np.isfinite(value)):
             raise ValueError(f"frechet_distance: {name} has NaN or infinite entries")
@@ -186,6 +192,8 @@ def share_interval(successes, trials, z=1.96):
         centre = (p + z^2 / 2n) / (1 + z^2 / n),
         half-width = z sqrt(p (1 - p) / n + z^2 / 4n^2) / (1 + z^2 / n)
     """
+    if successes != int(successes) or trials != int(trials):   # a share (0.85) read as 0.85 successes
+        raise ValueError(f"share_interval takes whole counts (successes of trials), got {successes} of {trials}")
     if trials <= 0 or not 0 <= successes <= trials:
         raise ValueError(f"share_interval needs 0 <= successes <= trials and trials > 0, "
                          f"got {successes} of {trials}")
@@ -200,14 +208,17 @@ def classifier_for_scoring(path, images=None, labels=None, device="cpu", epochs=
                            heldout=None, source=None):
     """The referee of the sample-quality numbers: the classifier saved at `path` (by
     steps/step10_conditional_diffusion/1_classifier.py). If the file is missing and training images
-    (N, 1, 28, 28) and labels are given, one is trained on them here (Adam, lr 1e-3, batch 64,
-    `epochs`, by default referee_epochs(N), as step 10.1 does) and, if save, saved at `path` (a
+    (N, 1, 28, 28) and labels are given, one is trained on them here (NumPy's and the device's generators
+    seeded with `seed` first; Adam, lr 1e-3, batch 64, `epochs`, by default referee_epochs(N): as step
+    10.1 does, so the same seed and images give the same referee) and, if save, saved at `path` (a
     --quick run passes save=False, so its toy classifier is never written, not even where an
     explicit --classifier points). Prints where the classifier came from, and its accuracy on
     heldout = (images, labels) when given. source: the MNIST split the images come from ('train' or
     'test', mnist_splits' .source), saved with the settings so that step 10.1 does not resume the
     classifier on other data. Returns the model in eval mode."""
     check_count("classifier_for_scoring", "epochs", epochs, optional=True)   # -1 would save an untrained referee
+    if not Path(path).exists() and images is not None:
+        seed_generators(seed, device)   # the initial weights from `seed`, as step 10.1 draws them
     model = MnistClassifier().to(device)
     if Path(path).exists():
         load_checkpoint(path, model)
