@@ -545,6 +545,29 @@ def test_restore_if_trained_loads_only_a_long_enough_checkpoint(tmp_path):
     np.testing.assert_array_equal(fresh.net.layers[0].W.data, trained.net.layers[0].W.data)
 
 
+
+def test_a_model_for_comparison_trained_on_other_images_is_not_loaded(tmp_path):
+    """Step A.3's autoencoder, which never saw a 2, was loaded as A.1's plain model and ranked against a
+    denoiser trained on 512 images: the data options a file recorded must agree with this run's."""
+    np.random.seed(0)
+    trained, fresh = Regression(), Regression()
+    trained.net(np.ones((1, 3), np.float32))
+    fresh.net(np.ones((1, 3), np.float32))
+    before = fresh.net.layers[0].W.data.copy()
+    without_2 = tmp_path / "without_2.npz"
+    save_checkpoint(without_2, trained, epoch=20, settings={"source": "test", "train_limit": "None", "anomaly_digit": "2"})
+    this_run = {"source": "test", "train_limit": 512, "anomaly_digit": None}
+    restored, message = restore_if_trained(fresh, without_2, min_epochs=1, data=this_run)
+    assert not restored and "trained on other data (--train-limit None, now 512, --anomaly-digit 2, now None)" in message
+    np.testing.assert_array_equal(fresh.net.layers[0].W.data, before)
+    step7 = tmp_path / "vae.npz"              # recorded no --anomaly-digit (step 7 has none): it saw every digit
+    save_checkpoint(step7, trained, epoch=20, settings={"source": "test", "train_limit": "512"})
+    assert restore_if_trained(fresh, step7, min_epochs=1, data=this_run)[0]
+    older = tmp_path / "older.npz"             # 'auto': written before the split was recorded, so unknown
+    save_checkpoint(older, trained, epoch=20, settings={"source": "auto", "train_limit": "512"})
+    assert restore_if_trained(fresh, older, min_epochs=1, data=this_run)[0]
+    assert not restore_if_trained(fresh, step7, min_epochs=1, data=dict(this_run, source="train"))[0]
+
 class NormalizedRegression(Model):
     """Batch norm and dropout: a loss that depends on train or test mode."""
 

@@ -504,29 +504,57 @@ def fit_or_resume(model, optimizer, x_train, args, checkpoint, x_heldout=None, d
     return history
 
 
-def restore_if_trained(model, path, min_epochs):
+# The options that decide which images a model was trained on: a model for comparison must agree on them
+DATA_SETTINGS = ("source", "train_limit", "anomaly_digit")
+
+
+def restore_if_trained(model, path, min_epochs, data=None):
     """Load model weights from another step's checkpoint if it holds at least min_epochs of training.
 
+    data: {option: value} of this run's training data (DATA_SETTINGS); a file that recorded
+    another value for one of them was trained on other images (step A.3's model, which never
+    saw a 2, offered as A.1's) and is not loaded. Options the file did not record are taken
+    to agree (step 7 has no --anomaly-digit, so its VAE saw every digit).
     Returns (True, message) after loading, or (False, why not) with the model left as it was:
-    file missing, not matching the model, or trained too briefly (a run with fewer --epochs, say).
+    file missing, not matching the model, trained on other data or too briefly (a run with
+    fewer --epochs, say).
     """
     try:
         epochs = _epochs_in(path)
-        if epochs >= min_epochs:
+        differences = _data_differences(path, data or {})
+        if epochs >= min_epochs and not differences:
             load_checkpoint(path, model)
     except (FileNotFoundError, ValueError) as error:
         return False, f"no usable checkpoint ({error})"
+    if differences:
+        return False, f"{path} was trained on other data ({differences})"
     if epochs < min_epochs:
         return False, f"{path} holds only {plural(epochs, 'epoch')} (fewer than {min_epochs})"
     return True, f"loaded {path}, trained {plural(epochs, 'epoch')}"
 
 
+def _data_differences(path, data):
+    """'--train-limit 8000, now 512', ...: the data options that `path` recorded with another value
+    than `data` has ('' if none). A source saved as 'auto' (files older than the recorded split) is unknown."""
+    try:
+        with np.load(path, allow_pickle=False) as archive:
+            saved = {name: str(archive[f"settings/{name}"]) for name in data if f"settings/{name}" in archive.files}
+    except (OSError, ValueError, EOFError, zipfile.BadZipFile) as error:
+        raise ValueError(f"cannot read checkpoint {path}: corrupt or not a checkpoint ({error})") from None
+    if saved.get("source") == "auto":
+        del saved["source"]
+    return ", ".join(f"--{name.replace('_', '-')} {saved[name]}, now {value}"
+                     for name, value in data.items() if name in saved and saved[name] != str(value))
+
+
 def restore_or_fit(model, path, args, x_train, description, lr=None):
     """The model of another step, for comparison: loaded from its checkpoint at `path` when that
-    holds at least args.epochs of training (restore_if_trained), else trained here with this
+    holds at least args.epochs of training on the images this run trains on (restore_if_trained:
+    same --source, --train-limit and, where the script has one, --anomaly-digit), else trained here with this
     script's settings (args.epochs, batch_size, device, seed; Adam with learning rate lr, by
     default args.lr; fit). Prints which; returns True if it was loaded."""
-    restored, message = restore_if_trained(model, path, min_epochs=args.epochs)
+    data = {name: getattr(args, name, None) for name in DATA_SETTINGS}   # None: this script has no such option
+    restored, message = restore_if_trained(model, path, min_epochs=args.epochs, data=data)
     print(f"{description}: {message}")
     if not restored:
         fit(model, Adam(model.params(), lr=args.lr if lr is None else lr), x_train, args.epochs,
