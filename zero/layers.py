@@ -289,13 +289,7 @@ class Layer:
             value = layer.__dict__[attribute]
             current = value.data if kind == PARAM else value
             array = stored[name]
-            expected_dtype = current.dtype if current is not None else layer.dtype
-            if current is not None and tuple(current.shape) != array.shape:
-                raise ValueError(f"weights file {path}: {kind} {name!r} has shape {array.shape} in the "
-                                 f"file but {tuple(current.shape)} in the model")
-            if array.dtype != expected_dtype:
-                raise ValueError(f"weights file {path}: {kind} {name!r} has dtype {array.dtype} in the "
-                                 f"file but {expected_dtype} in the model")
+            check_stored_array(f"weights file {path}", f"{kind} {name!r}", array, current, layer.dtype)
             device = device_of(current) if current is not None else layer.device
             staged.append((layer, attribute, kind, to_device(array, device)))
         for layer, attribute, kind, array in staged:
@@ -361,6 +355,18 @@ def _holds_layer(container, searched=None):
     searched.add(id(container))
     items = container.values() if isinstance(container, dict) else container
     return any(isinstance(item, (Layer, Parameter)) or _holds_layer(item, searched) for item in items)
+
+
+def check_stored_array(source, label, array, current, lazy_dtype):
+    """An array read from a file against the model's array `current` it would replace (None for a
+    lazy layer's parameter not created yet, which will have `lazy_dtype`, its layer's): a shape
+    or dtype that differs raises ValueError, starting with `source` and naming `label`."""
+    if current is not None and tuple(current.shape) != array.shape:
+        raise ValueError(f"{source}: {label} has shape {array.shape} in the file but "
+                         f"{tuple(current.shape)} in the model")
+    expected = current.dtype if current is not None else np.dtype(lazy_dtype)
+    if array.dtype != expected:
+        raise ValueError(f"{source}: {label} has dtype {array.dtype} in the file but {expected} in the model")
 
 
 def _read_npz(path):

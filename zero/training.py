@@ -36,6 +36,7 @@ from zero.cli import plural, positive_int
 from zero.core import Variable, no_grad, test_mode
 from zero.data import DataLoader, Dataset
 from zero.errors import CheckpointRefused, SetupError
+from zero.layers import check_stored_array
 from zero.mnist import SPLITS, find_local, load_mnist, mnist_dir
 from zero.optimizers import Adam
 from zero.utils import check_count, check_not_empty, save_npz_atomically
@@ -296,17 +297,6 @@ def _resolve(model, dotted):
     return layer, attribute
 
 
-def _check_array(path, name, array, current, lazy_dtype):
-    """An entry of the file against the model's array `current` (None for a lazy layer's parameter
-    not created yet, which will have `lazy_dtype`, its layer's)."""
-    if current is not None and tuple(current.shape) != array.shape:
-        raise ValueError(f"checkpoint {path}: {name} has shape {array.shape} in the file but "
-                         f"{tuple(current.shape)} in the model")
-    expected = current.dtype if current is not None else np.dtype(lazy_dtype)
-    if array.dtype != expected:
-        raise ValueError(f"checkpoint {path}: {name} has dtype {array.dtype} in the file but {expected} in the model")
-
-
 def load_checkpoint(path, model, optimizer=None, settings=None):
     """Restore a checkpoint written by save_checkpoint into model (and optimizer), on their device.
 
@@ -351,10 +341,11 @@ def stage_checkpoint(path, model, optimizer=None, settings=None):
                             f"checkpoint {path}")
     # the dtype each parameter's layer creates it in (a lazy one has no data yet); the optimizer's state too
     lazy_dtypes = {id(param): _resolve(model, name)[0].dtype for name, param in params.items()}
+    source = f"checkpoint {path}"
     staged_params = []
     for name, param in params.items():
         array = stored[f"model/{name}"]
-        _check_array(path, f"parameter {name!r}", array, param.data, lazy_dtypes[id(param)])
+        check_stored_array(source, f"parameter {name!r}", array, param.data, lazy_dtypes[id(param)])
         device = device_of(param.data) if param.data is not None else model.device
         staged_params.append((param, to_device(array, device)))
     staged_buffers = []
@@ -362,7 +353,7 @@ def stage_checkpoint(path, model, optimizer=None, settings=None):
         key = f"buffer/{name}"
         if key not in stored:
             raise ValueError(f"checkpoint {path}: buffer {name!r} is missing")
-        _check_array(path, f"buffer {name!r}", stored[key], buffer, _resolve(model, name)[0].dtype)
+        check_stored_array(source, f"buffer {name!r}", stored[key], buffer, _resolve(model, name)[0].dtype)
         device = device_of(buffer) if buffer is not None else model.device
         staged_buffers.append((name, to_device(stored[key], device)))
     staged_optimizer = _stage_optimizer(path, stored, optimizer, lazy_dtypes) if optimizer is not None else None
@@ -440,8 +431,8 @@ def _stage_optimizer(path, stored, optimizer, lazy_dtypes):
         for index, param in enumerate(optimizer.params):
             array = stored.get(f"optimizer/{attribute}.{index}")
             if array is not None:
-                _check_array(path, f"optimizer {attribute}[{index}]", array, param.data,
-                             lazy_dtypes.get(id(param), DEFAULT_DTYPE))
+                check_stored_array(f"checkpoint {path}", f"optimizer {attribute}[{index}]", array, param.data,
+                                   lazy_dtypes.get(id(param), DEFAULT_DTYPE))
                 array = to_device(array, device_of(param.data) if param.data is not None else "cpu")
             entries.append(array)
         staged[attribute] = entries
