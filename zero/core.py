@@ -246,24 +246,27 @@ class Function:
     generation = 0
 
     def __call__(self, *inputs):
+        # 1. the inputs' arrays (arrays and numbers passed in become constant Variables), all on one device
         xs = []
         for x in inputs:
-            if not isinstance(x, Variable):  # arrays and numbers become constants
+            if not isinstance(x, Variable):
                 inputs, xs = _as_variables(inputs)
                 break
             xs.append(x.data)
         x0 = xs[0]
         array_type = type(x0)
         for x in xs:
-            if type(x) is not array_type:
+            if type(x) is not array_type:  # the cheap test first; the device check only when types differ
                 _check_same_device(self, xs)
                 break
         self.xp = xp = np if array_type is np.ndarray else get_array_module(x0)
+        # 2. the computation, on arrays; an error names this op and its inputs
         try:
             ys = self.forward(*xs)
         except (ValueError, TypeError, IndexError) as error:
             raise _op_error(self, error, xs) from error
 
+        # 3. the outputs, linked into the graph if some input needs a gradient (and backprop is on)
         generation = -1  # stays -1 unless some input needs a gradient
         if Config.enable_backprop:
             for x in inputs:
