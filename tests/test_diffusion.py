@@ -623,3 +623,31 @@ def test_sample_needs_one_label_per_image():
     """One label for two images was broadcast without guidance, and failed in an Add with it."""
     with pytest.raises(ValueError, match="sample: 1 labels for 2 images; give one per image"):
         Diffusion(10).sample(lambda x, t, labels: x, (2, 1, 2, 2), labels=np.array([3]))
+
+
+def test_a_numpy_float64_guidance_scale_keeps_sampling_in_float32():
+    """A scale from np.linspace is a NumPy float64: it made eps float64, then x, and the next U-Net call refused it."""
+    np.random.seed(0)
+    model = UNet(channels=(2, 2, 2), time_embed_dim=4, num_classes=3).eval()
+    for sampler in ("ddim", "ddpm"):
+        x = Diffusion(4).sample(model, (2, 1, 8, 8), labels=np.array([1, 2]), guidance_scale=np.float64(2.0),
+                                sampler=sampler, steps=3 if sampler == "ddim" else None)
+        assert x.dtype == np.float32
+
+
+@pytest.mark.parametrize("scale, labels, message", [
+    (float("nan"), np.array([1, 2]), "the guidance scale must be a finite number"),
+    (np.inf, np.array([1, 2]), "the guidance scale must be a finite number"),
+    (3.0, None, r"classifier-free guidance \(scale 3.0\) needs labels"),   # ran unguided, silently
+])
+def test_guidance_without_labels_or_with_a_scale_that_is_not_finite_is_refused(scale, labels, message):
+    model = UNet(channels=(2, 2, 2), time_embed_dim=4, num_classes=3).eval()
+    with pytest.raises(ValueError, match=message):
+        Diffusion(4).sample(model, (2, 1, 8, 8), labels=labels, guidance_scale=scale, sampler="ddim", steps=2)
+
+
+@pytest.mark.parametrize("probability", [10, -1, float("nan")])
+def test_drop_labels_refuses_a_probability_outside_0_1(probability):
+    """10 (a percentage) dropped every label: the conditional model was never trained."""
+    with pytest.raises(ValueError, match="drop_labels: probability must be a number in"):
+        drop_labels(np.arange(4), probability, 10)

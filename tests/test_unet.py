@@ -206,3 +206,12 @@ def test_a_float64_unet_encodes_its_time_steps_in_float64():
     model = UNet(1, (2, 2, 2), 4).astype(np.float64)
     y = model(np.random.default_rng(0).standard_normal((2, 1, 4, 4)), np.array([1, 2]))
     assert y.dtype == np.float64
+
+
+@pytest.mark.parametrize("labels", [np.array([3]), np.array(3), np.array([[1], [2], [3], [0]])])
+def test_a_conditional_unet_wants_one_label_per_image(labels):
+    """One label was spread over the whole batch (in training too); (N, 1) failed in a reshape."""
+    model = UNet(channels=(2, 2, 2), time_embed_dim=4, num_classes=5)
+    x = np.zeros((4, 1, 8, 8), np.float32)
+    with pytest.raises(ValueError, match=r"UNet: expected one label per image, labels of shape \(4,\)"):
+        model(x, np.full(4, 3), labels)

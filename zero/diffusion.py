@@ -47,6 +47,8 @@ def drop_labels(labels, probability, no_label):
     """Classifier-free guidance training: each example's label independently becomes
     `no_label` with the given probability (Ho & Salimans 2022), so one network learns
     both p(x | y) and p(x). labels: (N,) integer array; the draw happens on its device."""
+    if not (isinstance(probability, numbers.Real) and 0 <= probability <= 1):  # NaN fails too; 10 (percent) too
+        raise ValueError(f"drop_labels: probability must be a number in [0, 1], got {probability!r}")
     xp = get_array_module(labels)
     dropped = xp.random.random_sample(labels.shape) < probability   # one coin per example
     return xp.where(dropped, no_label, labels)
@@ -201,6 +203,14 @@ class Diffusion:
         gamma = 1 is the plain conditional model, gamma = 0 the unconditional one; both
         predictions come from one network call on the doubled batch.
         """
+        if guidance_scale is not None:
+            if not isinstance(guidance_scale, numbers.Real) or not np.isfinite(guidance_scale):
+                raise ValueError(f"classifier-free guidance: the guidance scale must be a finite number, "
+                                 f"got {guidance_scale!r}")
+            if labels is None:  # an unguided sample, silently, otherwise
+                raise ValueError(f"classifier-free guidance (scale {guidance_scale}) needs labels; "
+                                 f"give one per image, or leave guidance_scale None")
+            guidance_scale = float(guidance_scale)  # a NumPy float64 scale would turn eps (and x) into float64
         if labels is None:
             return model(x, t).data
         if guidance_scale is None or guidance_scale == 1:

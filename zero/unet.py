@@ -128,6 +128,9 @@ class UNet(Model):
             if labels is None:
                 raise ValueError("UNet: this model is class-conditional: pass labels "
                                  f"(use {self.no_label} for 'no label')")
+            labels = to_device(labels, x.device)
+            if labels.shape != (len(x),):  # one label would be broadcast over the batch, silently
+                raise ValueError(f"UNet: expected one label per image, labels of shape ({len(x)},), got {labels.shape}")
             v = v + self.label_embedding(labels)
         elif labels is not None:
             raise ValueError("UNet: this model is unconditional (num_classes=None) but labels were given")
