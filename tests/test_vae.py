@@ -508,3 +508,26 @@ def test_a_float64_model_samples_and_evaluates_in_float64(make):
     assert model.sample(3).dtype == np.float64
     images = np.random.rand(4, model.sample(1).shape[1]).astype(np.float32)
     assert math.isfinite(evaluate_bounds(model, images, samples=2, progress=False)["iwae_nll"])
+
+
+@pytest.mark.parametrize("call, message", [
+    (lambda: HierarchicalVAE(levels=1.5), "HierarchicalVAE: levels must be"),
+    (lambda: HierarchicalVAE(levels=True), "HierarchicalVAE: levels must be"),
+    (lambda: VAE(decoder_std=float("inf")), "decoder_std must be positive and finite"),
+    (lambda: VAE(decoder_std="1"), "decoder_std must be positive and finite"),
+    (lambda: mean_loss(VAE(), np.zeros((4, 784), np.float32), batch_size=-5), "mean_loss: batch_size must be"),
+    (lambda: evaluate_bounds(VAE(), np.zeros(784, np.float32), samples=2), r"images must be \(N, D\)"),
+])
+def test_bad_sizes_and_settings_are_refused_by_name(call, message):
+    """batch_size -5 made mean_loss return 0.0; decoder_std inf gave infinite bounds; one image of
+    shape (784,) was cut into batches of pixels; levels True counted as one level."""
+    with pytest.raises((ValueError, TypeError), match=message):
+        call()
+
+
+def test_the_hierarchical_vaes_loss_is_named_a_surrogate_where_it_is_one():
+    """With the Bernoulli likelihood and two levels or more, loss() is the book's surrogate of -ELBO
+    (0.4 nats per image above it), which step 8's loss curve had titled -ELBO."""
+    assert HierarchicalVAE(levels=2, likelihood="bernoulli").loss_name == "surrogate -ELBO (nats)"
+    assert HierarchicalVAE(levels=1, likelihood="bernoulli").loss_name == "-ELBO (nats)"
+    assert HierarchicalVAE(levels=2).loss_name == "the book's loss"

@@ -143,6 +143,7 @@ def mean_loss(model, images, batch_size=500, device="cpu"):
     """model.loss(x) averaged over all images (N, ...) host array, without a graph and in test mode
     (dropout off, batch norm on its running statistics, which stay as they are): a float."""
     check_not_empty("mean_loss", images, "images to average the loss over")
+    check_count("mean_loss", "batch_size", batch_size)
     total = 0.0
     with no_grad(), test_mode():
         for start in range(0, len(images), batch_size):

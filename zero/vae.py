@@ -123,8 +123,9 @@ class _Likelihood:
     def __init__(self, kind, std):
         if kind not in LIKELIHOODS:
             raise ValueError(f"likelihood must be one of {LIKELIHOODS}, got {kind!r}")
-        if not std > 0:
-            raise ValueError(f"decoder_std must be positive, got {std!r}")
+        if isinstance(std, bool) or not isinstance(std, (int, float, np.integer, np.floating)) \
+                or not (math.isfinite(std) and std > 0):
+            raise ValueError(f"decoder_std must be positive and finite, got {std!r}")
         self.kind, self.std = kind, float(std)
 
     def checkpoint_config(self):
@@ -240,8 +241,7 @@ class HierarchicalVAE(Model):
     def __init__(self, input_size=784, hidden_size=100, latent_size=20, levels=2, likelihood="gaussian",
                  decoder_std=1.0):
         super().__init__()
-        if levels < 1:
-            raise ValueError(f"HierarchicalVAE needs at least one level, got levels={levels}")
+        check_count("HierarchicalVAE", "levels", levels)   # at least one level; 1.5, True or '2' refused by name
         self.levels, self.latent_size = levels, latent_size
         self.likelihood = _Likelihood(likelihood, decoder_std)
         self.encoders = LayerList(Encoder(input_size if level == 0 else latent_size, hidden_size, latent_size)
@@ -264,6 +264,14 @@ class HierarchicalVAE(Model):
 
     def checkpoint_config(self):
         return self.likelihood.checkpoint_config()
+
+    @property
+    def loss_name(self):
+        """What loss() is, for labels: the likelihood's name (the book's loss, or -ELBO in nats),
+        except that with two levels or more the Bernoulli loss is the book's surrogate of -ELBO (see loss)."""
+        if self.likelihood.kind == "bernoulli" and self.levels > 1:
+            return "surrogate -ELBO (nats)"
+        return self.likelihood.loss_name
 
     def loss(self, x):
         """The book's loss per image, averaged over the batch (a scalar Variable), for L levels:
@@ -349,6 +357,8 @@ def evaluate_bounds(model, images, samples=100, batch_size=500, device="cpu", pr
     check_count("evaluate_bounds", "samples", samples)
     check_count("evaluate_bounds", "batch_size", batch_size)
     check_not_empty("evaluate_bounds", images, "images to evaluate")
+    if images.ndim != 2:
+        raise ValueError(f"evaluate_bounds: images must be (N, D) flattened images, got shape {tuple(images.shape)}")
     training = model.training
     model.eval()
     nelbo_total = iwae_total = 0.0

@@ -90,7 +90,7 @@ print(f"  hierarchical VAE minus VAE: {-gaps[0]:+.2f} nats (-ELBO), {-gaps[1]:+.
          ",\n  beside the 784/2 log(2 pi) = 720.4 nats that the Gaussian's constant puts in every number"))
 
 # ---- figures ------------------------------------------------------------------------------------------------
-save_loss_curves(history, f"hierarchical VAE: {model.likelihood.loss_name} {loss_terms(args.levels)} per image",
+save_loss_curves(history, f"hierarchical VAE: {model.loss_name} {loss_terms(args.levels)} per image",
                  folder)
 
 model.eval()
