@@ -962,3 +962,44 @@ def test_backend_helpers_see_through_a_subclass_of_variable():
     v = NamedVariable(to_device(np.arange(3.0), "strict"))
     assert zero.backend.device_of(v) == v.device == "strict"
     np.testing.assert_array_equal(to_numpy(NamedVariable(np.arange(3.0))), [0.0, 1.0, 2.0])
+
+
+def test_a_gradient_on_an_intermediate_variable_that_backward_did_not_put_there_does_not_flow_back():
+    """Only the pass's own gradients flow (as in PyTorch): one set by hand on h was sent on and then erased."""
+    x = Variable(np.array([1.0, 2.0]))
+    h = x * 3.0
+    y = F.sum(h * 1.0)
+    h.grad = Variable(np.array([100.0, 100.0]))
+    y.backward()
+    np.testing.assert_array_equal(x.grad.data, [3.0, 3.0])
+    np.testing.assert_array_equal(h.grad.data, [100.0, 100.0])
+
+
+def test_an_unchained_output_of_a_two_output_function_is_a_leaf():
+    x = Variable(np.arange(1.0, 5.0))
+    left, right = _Halves()(x * 1.0)
+    left.unchain()
+    F.sum(left * right).backward()
+    np.testing.assert_array_equal(x.grad.data, [0.0, 0.0, 1.0, 2.0])   # through right only
+    np.testing.assert_array_equal(left.grad.data, [3.0, 4.0])          # a leaf keeps its gradient
+
+
+def test_a_pass_that_failed_leaves_nothing_that_the_next_pass_sends_again():
+    class FailsOnce(Function):
+        failed = False
+
+        def forward(self, x):
+            return x.copy()
+
+        def backward(self, gy):
+            if not FailsOnce.failed:
+                FailsOnce.failed = True
+                raise RuntimeError("backward failed")
+            return gy
+
+    x = Variable(np.array([1.0, 2.0]))
+    y = F.sum((FailsOnce()(x) * 2.0) ** 2)
+    with pytest.raises(RuntimeError):
+        y.backward()
+    y.backward()
+    np.testing.assert_array_equal(x.grad.data, [8.0, 16.0])   # d/dx (2x)^2 = 8x, once (the old core gave 16x)
