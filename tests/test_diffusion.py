@@ -651,3 +651,12 @@ def test_drop_labels_refuses_a_probability_outside_0_1(probability):
     """10 (a percentage) dropped every label: the conditional model was never trained."""
     with pytest.raises(ValueError, match="drop_labels: probability must be a number in"):
         drop_labels(np.arange(4), probability, 10)
+
+
+@pytest.mark.parametrize("t, t_prev", [(5, 5), (5, 6)])
+def test_a_ddim_step_that_does_not_go_back_in_time_is_refused(t, t_prev):
+    diffusion, x = Diffusion(10), np.zeros((1, 1, 4, 4), np.float32)
+    with pytest.raises(ValueError, match="needs 1 <= t_prev < t"):
+        diffusion.ddim_mean_std(x, x, t, t_prev)
+    with pytest.raises(ValueError, match="needs 1 <= t_prev < t"):
+        diffusion.ddim_step(x, x, t, t_prev)

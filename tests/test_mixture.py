@@ -450,3 +450,24 @@ def test_data_of_three_dimensions_is_refused_when_scored_as_when_fitted():
     gmm = GaussianMixture(1).fit(load_old_faithful())
     with pytest.raises(ValueError, match=r"shape \(N, D\) or \(N,\), got \(3, 2, 1\)"):
         gmm.log_prob(np.zeros((3, 2, 1)))
+
+
+def test_predict_is_the_most_responsible_component_weights_included():
+    """With unequal weights the likelihood alone picks otherwise: predict must agree with predict_proba."""
+    rng = np.random.default_rng(0)
+    x = np.concatenate([rng.normal(0, 1, 900), rng.normal(2, 1, 100)])[:, None]
+    gmm = GaussianMixture(2, max_iter=1).fit(x, weights=[0.9, 0.1], means=[[0.0], [2.0]],
+                                             covariances=[[[1.0]], [[1.0]]])
+    grid = np.linspace(-1, 4, 201)[:, None]
+    np.testing.assert_array_equal(gmm.predict(grid), gmm.predict_proba(grid).argmax(axis=1))
+
+
+def test_seeds_are_drawn_with_probability_proportional_to_the_squared_distance():
+    """k-means++: after a first pick at 0, points at 1 and 3 (squared distances 1 and 9) come next
+    with probabilities 0.1 and 0.9."""
+    x = np.array([[0.0], [1.0], [3.0]])
+    second = [picks[1] for picks in (GaussianMixture(2, seed=seed)._pick_seeds(x) for seed in range(3000))
+              if picks[0] == 0]
+    assert len(second) > 700
+    assert abs(np.mean(np.array(second) == 1) - 0.1) < 0.03
+    assert set(second) == {1, 2}
