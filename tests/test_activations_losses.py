@@ -629,3 +629,12 @@ def test_a_target_variable_of_another_dtype_still_gets_its_gradient(loss, expect
     x, targets = Variable(np.array([0.25, 0.75], np.float32)), Variable(np.array([0.0, 1.0]))
     getattr(F, loss)(x, targets).backward()
     np.testing.assert_allclose(targets.grad.data, expected, rtol=1e-6)
+
+
+@pytest.mark.parametrize("reduction", ["mean", "sum"])
+def test_softmax_cross_entropy_of_an_empty_batch_backprops_an_empty_gradient(reduction):
+    x = Variable(np.zeros((0, 3), np.float32))
+    with np.errstate(invalid="ignore", divide="ignore"):
+        loss = F.softmax_cross_entropy(x, np.zeros(0, np.int64), reduction)
+    loss.backward()
+    assert x.grad.shape == (0, 3) and x.grad.dtype == np.float32

@@ -1003,3 +1003,23 @@ def test_a_pass_that_failed_leaves_nothing_that_the_next_pass_sends_again():
         y.backward()
     y.backward()
     np.testing.assert_array_equal(x.grad.data, [8.0, 16.0])   # d/dx (2x)^2 = 8x, once (the old core gave 16x)
+
+
+def test_gradient_check_fails_when_backward_gives_no_gradient_for_an_input_that_matters():
+    class ForgetsSecond(Function):
+        def forward(self, a, b):
+            return a * b
+
+        def backward(self, gy):
+            a, b = self.inputs
+            return gy * b, None            # d/db = a forgotten
+
+    with pytest.raises(AssertionError, match="input 1"):
+        gradient_check(lambda a, b: ForgetsSecond()(a, b), np.array([1.0, 2.0]), np.array([3.0, 4.0]))
+
+
+def test_gradient_check_returns_the_worst_difference_over_all_inputs():
+    """input 0 is off by 2.0 (tolerated by rtol=1), input 1 exact: the answer is 2.0, not the last input's ~0."""
+    error = gradient_check(lambda a, b: _ScaledSquare(1.5)(a) + b * 2.0, np.array([1.0, 2.0]), np.array([3.0]),
+                           rtol=1.0)
+    assert error == pytest.approx(2.0)
