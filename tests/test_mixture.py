@@ -456,8 +456,8 @@ def test_predict_is_the_most_responsible_component_weights_included():
     """With unequal weights the likelihood alone picks otherwise: predict must agree with predict_proba."""
     rng = np.random.default_rng(0)
     x = np.concatenate([rng.normal(0, 1, 900), rng.normal(2, 1, 100)])[:, None]
-    gmm = GaussianMixture(2, max_iter=1).fit(x, weights=[0.9, 0.1], means=[[0.0], [2.0]],
-                                             covariances=[[[1.0]], [[1.0]]])
+    gmm = GaussianMixture(2).fit(x, weights=[0.9, 0.1], means=[[0.0], [2.0]],
+                                 covariances=[[[1.0]], [[1.0]]])
     grid = np.linspace(-1, 4, 201)[:, None]
     np.testing.assert_array_equal(gmm.predict(grid), gmm.predict_proba(grid).argmax(axis=1))
 
