@@ -271,9 +271,10 @@ def checkpoint_arrays(model, optimizer=None, epoch=0, history=None, settings=Non
     return arrays
 
 
-def read_checkpoint(path, names=None):
-    """{name: array} of the checkpoint file's entries (all, or those in `names`); a missing file
-    raises FileNotFoundError, anything else that is not a readable .npz archive ValueError."""
+def read_checkpoint(path, names=None, optional=()):
+    """{name: array} of the checkpoint file's entries (all, or those in `names`, plus those of
+    `optional` that the file holds); a missing file raises FileNotFoundError, anything else that
+    is not a readable .npz archive ValueError."""
     try:
         archive = np.load(path, allow_pickle=False)
     except FileNotFoundError:
@@ -284,7 +285,11 @@ def read_checkpoint(path, names=None):
         raise ValueError(f"cannot read checkpoint {path}: not an .npz archive")
     try:
         with archive:
-            return {name: archive[name] for name in (archive.files if names is None else names)}
+            if names is None:
+                names = archive.files
+            else:
+                names = [*names, *(name for name in optional if name in archive.files)]
+            return {name: archive[name] for name in names}
     except (OSError, ValueError, EOFError, KeyError, zipfile.BadZipFile) as error:
         raise ValueError(f"cannot read checkpoint {path}: corrupt or not a checkpoint ({error})") from None
 
@@ -511,9 +516,11 @@ def restore_if_trained(model, path, min_epochs, data=None):
     file missing, not matching the model, trained on other data or too briefly (a run with
     fewer --epochs, say).
     """
+    data = data or {}
     try:
-        epochs = _epochs_in(path)
-        differences = _data_differences(path, data or {})
+        stored = read_checkpoint(path, ["epoch"], optional=[f"settings/{name}" for name in data])
+        epochs = int(stored["epoch"])
+        differences = _data_differences(stored, data)
         if epochs >= min_epochs and not differences:
             load_checkpoint(path, model)
     except (FileNotFoundError, ValueError) as error:
@@ -525,14 +532,11 @@ def restore_if_trained(model, path, min_epochs, data=None):
     return True, f"loaded {path}, trained {plural(epochs, 'epoch')}"
 
 
-def _data_differences(path, data):
-    """'--train-limit 8000, now 512', ...: the data options that `path` recorded with another value
-    than `data` has ('' if none). A source saved as 'auto' (files older than the recorded split) is unknown."""
-    try:
-        with np.load(path, allow_pickle=False) as archive:
-            saved = {name: str(archive[f"settings/{name}"]) for name in data if f"settings/{name}" in archive.files}
-    except (OSError, ValueError, EOFError, zipfile.BadZipFile) as error:
-        raise ValueError(f"cannot read checkpoint {path}: corrupt or not a checkpoint ({error})") from None
+def _data_differences(stored, data):
+    """'--train-limit 8000, now 512', ...: the data options that a checkpoint's entries `stored`
+    recorded with another value than `data` has ('' if none). A source saved as 'auto' (files
+    older than the recorded split) is unknown."""
+    saved = {name: str(stored[f"settings/{name}"]) for name in data if f"settings/{name}" in stored}
     if saved.get("source") == "auto":
         del saved["source"]
     return ", ".join(f"--{name.replace('_', '-')} {saved[name]}, now {value}"
@@ -552,8 +556,3 @@ def restore_or_fit(model, path, args, x_train, description, lr=None):
         fit(model, Adam(model.params(), lr=args.lr if lr is None else lr), x_train, args.epochs,
             args.batch_size, args.device, args.seed, description=f"{description} (trained here)")
     return restored
-
-
-def _epochs_in(path):
-    """The number of finished epochs stored in a checkpoint file (raises as load_checkpoint does)."""
-    return int(read_checkpoint(path, ["epoch"])["epoch"])
