@@ -38,6 +38,18 @@ def logsumexp(a, axis):
     return (peak + xp.log(xp.exp(a - peak).sum(axis=axis, keepdims=True))).squeeze(axis)
 
 
+def _as_float64_rows(x):
+    """Data (an array of any backend, or lists) as a float64 (N, D) array of its backend; (N,) is N
+    points in one dimension. Lists are read as float64 (Python floats are: no rounding to float32 first)."""
+    if not hasattr(x, "shape"):
+        x = np.asarray(x, dtype=np.float64)
+    if x.ndim == 1:
+        x = x[:, None]
+    if x.ndim != 2:
+        raise ValueError(f"data must have shape (N, D) or (N,), got {x.shape}")
+    return x.astype(get_array_module(x).float64)
+
+
 class GaussianMixture:
     """A mixture of K full-covariance Gaussians in D dimensions, fitted by EM.
 
@@ -207,15 +219,10 @@ class GaussianMixture:
         """x as a float64 (N, D) array of its own backend, after checking it. The dtype of samples is
         that of a floating x, float32 for integers and lists."""
         floating_array = hasattr(x, "shape") and np.issubdtype(x.dtype, np.floating)
-        if not hasattr(x, "shape"):
-            x = np.asarray(x, dtype=np.float64)  # Python floats are float64: no rounding to float32 first
+        dtype = x.dtype if floating_array else np.dtype(DEFAULT_DTYPE)
+        x = _as_float64_rows(x)
+        self.dtype = dtype
         xp = get_array_module(x)
-        if x.ndim == 1:
-            x = x[:, None]
-        if x.ndim != 2:
-            raise ValueError(f"data must have shape (N, D) or (N,), got {x.shape}")
-        self.dtype = x.dtype if floating_array else np.dtype(DEFAULT_DTYPE)
-        x = x.astype(xp.float64)
         finite = xp.isfinite(x).all(axis=1)
         if not bool(finite.all()):
             bad_rows = int((~finite).sum())
@@ -241,13 +248,7 @@ class GaussianMixture:
     def _prepare(self, x):
         if self.means is None:
             raise RuntimeError("the mixture has no parameters yet: call fit(x) first")
-        if not hasattr(x, "shape"):
-            x = np.asarray(x, dtype=np.float64)  # as in _check_data
-        if x.ndim == 1:
-            x = x[:, None]
-        if x.ndim != 2:
-            raise ValueError(f"data must have shape (N, D) or (N,), got {x.shape}")
-        return x.astype(get_array_module(x).float64)
+        return _as_float64_rows(x)
 
     def log_prob(self, x):
         """log p(x_n) for each row of x (N, D): (N,), float64."""
