@@ -393,11 +393,7 @@ def _check_settings(path, stored, settings):
             raise ValueError(f"checkpoint {path} was trained without {options}, which this run has: it was written "
                              f"by another script (or an older version of this one), so resuming would not continue "
                              f"that run. Start a new run without --resume (or with another --checkpoint)")
-    saved = {name: str(stored[f"settings/{name}"]) for name in settings if f"settings/{name}" in stored}
-    if saved.get("source") == "auto":  # written before mnist_splits_from recorded the split auto chose: unknown
-        del saved["source"]
-    changed = [(name, saved[name], str(value)) for name, value in settings.items()
-               if name in saved and saved[name] != str(value)]
+    changed = _changed_settings(stored, settings)
     if changed:
         def shown(value):
             return "not given" if value == "None" else value
@@ -407,6 +403,18 @@ def _check_settings(path, stored, settings):
         raise ValueError(f"checkpoint {path} was trained with {differences}: resuming with other settings would "
                          f"not continue that run.{reasons} Repeat its settings, or start a new run without --resume "
                          f"(or with another --checkpoint)")
+
+
+def _changed_settings(stored, settings):
+    """[(option, value saved, this run's value)] as text, for the options of `settings` that the
+    checkpoint's entries `stored` recorded with another value (options it did not record are not
+    compared, nor a source saved as 'auto': written before mnist_splits_from recorded the split
+    auto chose, so unknown)."""
+    saved = {name: str(stored[f"settings/{name}"]) for name in settings if f"settings/{name}" in stored}
+    if saved.get("source") == "auto":
+        del saved["source"]
+    return [(name, saved[name], str(value)) for name, value in settings.items()
+            if name in saved and saved[name] != str(value)]
 
 
 def restore_random_state(state):
@@ -520,7 +528,8 @@ def restore_if_trained(model, path, min_epochs, data=None):
     try:
         stored = read_checkpoint(path, ["epoch"], optional=[f"settings/{name}" for name in data])
         epochs = int(stored["epoch"])
-        differences = _data_differences(stored, data)
+        differences = ", ".join(f"--{name.replace('_', '-')} {saved}, now {value}"
+                                for name, saved, value in _changed_settings(stored, data))
         if epochs >= min_epochs and not differences:
             load_checkpoint(path, model)
     except (FileNotFoundError, ValueError) as error:
@@ -530,17 +539,6 @@ def restore_if_trained(model, path, min_epochs, data=None):
     if epochs < min_epochs:
         return False, f"{path} holds only {plural(epochs, 'epoch')} (fewer than {min_epochs})"
     return True, f"loaded {path}, trained {plural(epochs, 'epoch')}"
-
-
-def _data_differences(stored, data):
-    """'--train-limit 8000, now 512', ...: the data options that a checkpoint's entries `stored`
-    recorded with another value than `data` has ('' if none). A source saved as 'auto' (files
-    older than the recorded split) is unknown."""
-    saved = {name: str(stored[f"settings/{name}"]) for name in data if f"settings/{name}" in stored}
-    if saved.get("source") == "auto":
-        del saved["source"]
-    return ", ".join(f"--{name.replace('_', '-')} {saved[name]}, now {value}"
-                     for name, value in data.items() if name in saved and saved[name] != str(value))
 
 
 def restore_or_fit(model, path, args, x_train, description, lr=None):
