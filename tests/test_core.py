@@ -954,6 +954,35 @@ def test_the_strict_device_copies_at_its_borders_and_its_module_refuses_host_arr
     assert isinstance(xp.lib.stride_tricks.sliding_window_view(on_device, 2), xp.ndarray)
 
 
+def test_the_strict_device_has_a_generator_of_its_own_that_only_a_seed_sets():
+    """As CuPy's: NumPy's seed does not reach it, and its state can be neither read nor set."""
+    import zero.testing
+    device_random = zero.testing.xp.random
+    zero.seed(3, "strict")
+    first = to_numpy(device_random.standard_normal(4))
+    np.random.seed(3)                                        # NumPy's seed leaves the device's stream alone
+    assert not np.array_equal(to_numpy(device_random.standard_normal(4)), first)
+    zero.seed(3, "strict")
+    np.testing.assert_array_equal(to_numpy(device_random.standard_normal(4)), first)
+    for name in ("get_state", "set_state"):
+        with pytest.raises(AttributeError, match=f"has no {name}"):
+            getattr(device_random, name)
+
+
+def test_reseed_device_seeds_a_devices_generator_from_numpys_and_leaves_the_cpu_alone():
+    import zero.testing
+    np.random.seed(5)
+    zero.reseed_device("cpu")                                # CPU noise is NumPy's own: nothing drawn
+    np.testing.assert_array_equal(np.random.random(3), np.random.RandomState(5).random_sample(3))
+    draws = []
+    for numpy_seed in (5, 5, 6):
+        np.random.seed(numpy_seed)
+        zero.reseed_device("strict")
+        draws.append(to_numpy(zero.testing.xp.random.standard_normal(4)))
+    np.testing.assert_array_equal(draws[0], draws[1])        # NumPy's state decides the device's stream
+    assert not np.array_equal(draws[0], draws[2])
+
+
 def test_backend_helpers_see_through_a_subclass_of_variable():
     """backend._data recognised Variable and Parameter by exact type: a subclass was taken for an array."""
     class NamedVariable(Variable):

@@ -148,10 +148,11 @@ def test_plot_game_draws_both_players_and_the_discriminators_beliefs():
 SCRIPT_IMAGES = np.random.default_rng(1).random((128, 784)).astype(np.float32)
 
 
-def script_players(init_seed=0):
-    """Small MLP players and their Adam optimizers, the weights drawn after np.random.seed(init_seed)."""
-    np.random.seed(init_seed)
-    generator, discriminator = MLPGenerator(8, 32), MLPDiscriminator(32)
+def script_players(init_seed=0, device="cpu"):
+    """Small MLP players on `device` and their Adam optimizers, the weights drawn after
+    zero.seed(init_seed, device), as a script starts."""
+    zero.seed(init_seed, device)
+    generator, discriminator = MLPGenerator(8, 32).to(device), MLPDiscriminator(32).to(device)
     return (generator, discriminator, Adam(generator.params(), lr=2e-4, betas=(0.5, 0.999)),
             Adam(discriminator.params(), lr=2e-4, betas=(0.5, 0.999)))
 
@@ -165,17 +166,18 @@ def run_script(players, checkpoint, epochs, resume=False, **options):
 
 def assert_same_weights(model, other):
     for a, b in zip(model.params(), other.params(), strict=True):
-        np.testing.assert_array_equal(a.data, b.data)
+        np.testing.assert_array_equal(host(a.data), host(b.data))
 
 
-def test_a_resumed_gan_run_continues_the_uninterrupted_one(tmp_path):
+def test_a_resumed_gan_run_continues_the_uninterrupted_one(tmp_path, device):
     """1 epoch, save, new players, --resume to 2 epochs: the same generator as 2 epochs straight
-    (the codes z come from the saved random state, not a reseed)."""
-    straight = script_players()
-    run_script(straight, tmp_path / "a.npz", epochs=2)
-    run_script(script_players(), tmp_path / "b.npz", epochs=1)
-    resumed = script_players()
-    run_script(resumed, tmp_path / "b.npz", epochs=2, resume=True)
+    (the codes z come from the saved random state, not a reseed; on a device, from its generator
+    reseeded from that state at each epoch's start)."""
+    straight = script_players(device=device)
+    run_script(straight, tmp_path / "a.npz", epochs=2, device=device)
+    run_script(script_players(device=device), tmp_path / "b.npz", epochs=1, device=device)
+    resumed = script_players(device=device)
+    run_script(resumed, tmp_path / "b.npz", epochs=2, resume=True, device=device)
     assert_same_weights(straight[0], resumed[0])
 
 

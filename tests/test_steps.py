@@ -5,6 +5,7 @@ import re
 import subprocess
 import sys
 
+import numpy as np
 import pytest
 
 from conftest import ROOT, mnist_dir
@@ -68,6 +69,28 @@ def test_a_script_with_a_device_option_runs_on_a_device_that_refuses_host_copies
                "--out", str(tmp_path / "figures")]
     result = subprocess.run(command, cwd=tmp_path, env=env, capture_output=True, text=True, timeout=600)
     assert result.returncode == 0, f"{script} on the strict device failed:\n{result.stderr[-5000:]}"
+
+
+def test_a_script_resumed_on_a_device_trains_the_model_an_uninterrupted_run_would(real_mnist_dir, tmp_path):
+    """Step 7 on the strict device, whose generator (as CuPy's) no checkpoint can keep: 2 epochs
+    straight, and 1 epoch then --resume to 2, end with the same weights (the device's generator is
+    reseeded from NumPy's, which the checkpoint keeps, at every epoch's start)."""
+    env = _script_env(ROOT / "steps/step07_vae/1_vae.py", ZERO_DEVICE="cpu")
+
+    def run(checkpoint, *options):
+        command = [sys.executable, "-c", STRICT_LAUNCHER, str(ROOT / "steps/step07_vae/1_vae.py"), "--quick",
+                   "--device", "strict", "--checkpoint", checkpoint, "--out", str(tmp_path / "figures"), *options]
+        result = subprocess.run(command, cwd=tmp_path, env=env, capture_output=True, text=True, timeout=300)
+        assert result.returncode == 0, result.stderr[-3000:]
+
+    run("straight.npz", "--epochs", "2")
+    run("resumed.npz", "--epochs", "1")
+    run("resumed.npz", "--epochs", "2", "--resume")
+    straight, resumed = np.load(tmp_path / "straight.npz"), np.load(tmp_path / "resumed.npz")
+    weights = [name for name in straight.files if name.startswith("model/")]
+    assert weights
+    for name in weights:
+        np.testing.assert_array_equal(resumed[name], straight[name], err_msg=name)
 
 
 def test_the_scripts_that_train_or_sample_take_their_device_from_zero_device(tmp_path):

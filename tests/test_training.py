@@ -749,6 +749,36 @@ def test_a_resumed_run_draws_the_noise_an_uninterrupted_one_would(tmp_path):
         np.testing.assert_array_equal(_weights(resumed)[name], array)
 
 
+class DeviceNoisyRegression(Regression):
+    """Draws its noise on the batch's device, from that device's own generator, as a VAE or a
+    diffusion model on a GPU does (CuPy's generator, whose state no checkpoint can keep)."""
+
+    def loss(self, x):
+        noise = zero.backend.standard_normal(zero.backend.get_array_module(x), x.shape)
+        return F.mean_squared_error(self.net(x + 0.1 * noise), x[:, :2])
+
+
+def test_a_resumed_run_on_a_device_draws_the_device_noise_an_uninterrupted_one_would(tmp_path, device):
+    x = np.random.default_rng(0).random((40, 3)).astype(np.float32)
+
+    def start():  # a step script's start: seed both generators, then build model and optimizer on the device
+        zero.backend.seed(0, device)
+        model = DeviceNoisyRegression().to(device)
+        return model, Adam(model.params(), lr=0.01)
+
+    straight, optimizer = start()
+    fit(straight, optimizer, x, epochs=3, batch_size=8, device=device)
+    first, first_optimizer = start()
+    history = fit(first, first_optimizer, x, epochs=1, batch_size=8, device=device)
+    save_checkpoint(tmp_path / "c.npz", first, first_optimizer, 1, history)
+    resumed, resumed_optimizer = start()                     # a new run of the script, with --resume
+    history, start_epoch = resume(tmp_path / "c.npz", resumed, resumed_optimizer, Namespace(resume=True, epochs=3))
+    fit(resumed, resumed_optimizer, x, epochs=3, batch_size=8, device=device, history=history,
+        start_epoch=start_epoch)
+    for name, array in _weights(straight).items():
+        np.testing.assert_array_equal(_weights(resumed)[name], array)
+
+
 def test_a_resumed_run_draws_the_normal_numpy_held_back(tmp_path):
     """NumPy's global generator makes normals in pairs and keeps the second for the next draw: a run
     saved after an odd number of draws must go on with that one, as an uninterrupted run would."""

@@ -130,6 +130,16 @@ def seed(value, device="cpu"):
         xp.random.seed(value)
 
 
+def reseed_device(device):
+    """Seed `device`'s own generator from NumPy's global one; on the CPU, whose noise comes from
+    NumPy's, nothing. Training loops call it at the start of every epoch. A checkpoint keeps the
+    state of NumPy's generator, but CuPy's has no state that can be saved: drawn from NumPy's, its
+    seed makes a resumed GPU run draw the noise an uninterrupted one would."""
+    xp = get_backend(device).xp
+    if xp is not np:
+        xp.random.seed(np.random.randint(2**31))
+
+
 def cuda_available():
     """True when CuPy is installed and sees at least one GPU."""
     try:

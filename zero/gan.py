@@ -30,7 +30,7 @@ import numpy as np
 from tqdm import tqdm
 
 import zero.functions as F
-from zero.backend import DEFAULT_DTYPE, get_backend, seed, standard_normal, to_numpy
+from zero.backend import DEFAULT_DTYPE, get_backend, reseed_device, seed, standard_normal, to_numpy
 from zero.cli import plural
 from zero.core import Variable, no_grad
 from zero.data import DataLoader, Dataset
@@ -199,6 +199,7 @@ def train_gan(generator, discriminator, g_optimizer, d_optimizer, images, epochs
     for epoch in range(start_epoch + 1, epochs + 1):
         loader = DataLoader(Dataset(images), batch_size, seed=(seed, epoch), device=device, drop_last=True,
                             dtype=discriminator.dtype)
+        reseed_device(device)   # a GPU's noise from here on follows NumPy's generator, which checkpoints keep
         with tqdm(loader, desc=f"{description} epoch {epoch}/{epochs}", leave=False) as bar:
             for x in bar:
                 fake = generator(generator.latent(len(x)))

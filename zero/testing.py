@@ -9,7 +9,8 @@ device "strict" and fail on a laptop exactly where CuPy would fail on a GPU.
 
 `xp` (the module returned by `zero.backend.get_array_module` for a
 StrictArray) mirrors the parts of the NumPy namespace zero uses: functions,
-ufuncs with `.at`/`.reduce`, `random`, `lib.stride_tricks`, dtypes.
+ufuncs with `.at`/`.reduce`, `random` (a generator of its own, as CuPy's),
+`lib.stride_tricks`, dtypes.
 """
 import functools
 import types
@@ -220,9 +221,20 @@ class _Namespace(types.SimpleNamespace):
         return wrapped
 
 
+class _DeviceGenerator(_Namespace):
+    """The device's own global generator, as CuPy's is: NumPy's seed does not reach it, and its
+    state can be neither read nor set (CuPy has no get_state); only `seed` sets it."""
+
+    def __getattr__(self, name):
+        if name in ("get_state", "set_state"):
+            raise AttributeError(f"{self.__name__} has no {name}: as on CuPy, the state of a device's "
+                                 f"generator cannot be saved or restored, only seeded")
+        return super().__getattr__(name)
+
+
 xp = _Namespace(np, "zero.testing.xp")
 xp.ndarray = StrictArray
-xp.random = _Namespace(np.random, "zero.testing.xp.random")
+xp.random = _DeviceGenerator(np.random.RandomState(), "zero.testing.xp.random")
 
 
 def _to_strict(array):

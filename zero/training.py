@@ -31,7 +31,7 @@ from pathlib import Path
 import numpy as np
 from tqdm import tqdm
 
-from zero.backend import DEFAULT_DTYPE, device_of, to_device, to_numpy
+from zero.backend import DEFAULT_DTYPE, device_of, reseed_device, to_device, to_numpy
 from zero.cli import plural, positive_int
 from zero.core import Variable, no_grad, test_mode
 from zero.data import DataLoader, Dataset
@@ -165,6 +165,7 @@ def fit(model, optimizer, x_train, epochs, batch_size=32, device="cpu", seed=0, 
     history = {"train_loss": [], "heldout_loss": []} if history is None else history
     for epoch in range(start_epoch + 1, epochs + 1):
         loader = DataLoader(Dataset(x_train), batch_size, seed=(seed, epoch), device=device, dtype=model.dtype)
+        reseed_device(device)   # a GPU's noise from here on follows NumPy's generator, which checkpoints keep
         total = 0.0
         with tqdm(loader, desc=f"{description} epoch {epoch}/{epochs}", leave=False) as bar:
             for x in bar:

@@ -70,6 +70,7 @@ LOSS_NAME = model.likelihood.loss_name   # the Gaussian's is the book's loss, no
 start = time.perf_counter()
 for epoch in range(start_epoch + 1, args.epochs + 1):
     loader = DataLoader(Dataset(data.x_train), args.batch_size, seed=(args.seed, epoch), device=args.device)
+    zero.reseed_device(args.device)   # on a GPU: its noise follows NumPy's generator, which the checkpoint keeps
     total = 0.0
     for x in tqdm(loader, desc=f"epoch {epoch}/{args.epochs}", leave=False):
         loss = model.loss(x)   # the book's loss (or -ELBO), one sample z per image: see the docstring

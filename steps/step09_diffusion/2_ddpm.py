@@ -42,7 +42,7 @@ import numpy as np
 from tqdm import tqdm
 
 import zero
-from zero.backend import get_backend, to_numpy
+from zero.backend import get_backend, reseed_device, to_numpy
 from zero.cli import (checkpoint_path, comma_list, fill_from_config, out_dir, parse_options, plural, positive_float,
                       positive_int, step_parser)
 from zero.data import DataLoader, Dataset
@@ -96,6 +96,7 @@ history, start_epoch = resume(checkpoint, model, optimizer, args, {"train_loss":
 start = time.perf_counter()
 for epoch in range(start_epoch + 1, args.epochs + 1):
     loader = DataLoader(Dataset(x_train), args.batch_size, seed=(args.seed, epoch), device=args.device)
+    reseed_device(args.device)   # on a GPU: its noise follows NumPy's generator, which the checkpoint keeps
     total = 0.0
     with tqdm(loader, desc=f"epoch {epoch}/{args.epochs}", leave=False) as bar:
         for images in bar:

@@ -47,7 +47,7 @@ from pathlib import Path
 import numpy as np
 from tqdm import tqdm
 
-from zero.backend import get_backend, seed, to_numpy
+from zero.backend import get_backend, reseed_device, seed, to_numpy
 from zero.cli import (checkpoint_path, comma_list, fill_from_config, out_dir, parse_options, plural, positive_float,
                       positive_int, step_checkpoint, step_parser)
 from zero.data import DataLoader, Dataset
@@ -124,6 +124,7 @@ history, start_epoch = resume(checkpoint, model, optimizer, args, {"train_loss":
 start = time.perf_counter()
 for epoch in range(start_epoch + 1, args.epochs + 1):
     loader = DataLoader(Dataset(x_train, data.t_train), args.batch_size, seed=(args.seed, epoch), device=args.device)
+    reseed_device(args.device)   # on a GPU: its noise follows NumPy's generator, which the checkpoint keeps
     total = 0.0
     with tqdm(loader, desc=f"epoch {epoch}/{args.epochs}", leave=False) as bar:
         for step, (images, labels) in enumerate(bar, start=(epoch - 1) * len(loader)):
