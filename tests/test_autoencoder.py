@@ -180,5 +180,5 @@ def test_reconstruction_errors_of_no_images_are_refused_by_name():
 
 @pytest.mark.parametrize("noise_std", [-0.1, float("nan")])
 def test_a_negative_or_nan_noise_level_is_refused(noise_std):
-    with pytest.raises(ValueError, match="noise_std must be >= 0"):
+    with pytest.raises(ValueError, match="Autoencoder: noise_std must be a finite number >= 0"):
         Autoencoder(12, 6, 2, noise_std=noise_std)

@@ -902,7 +902,7 @@ def test_batch_norm_refuses_three_dimensional_input():
 
 @pytest.mark.parametrize("p", [1.0, -0.1])
 def test_dropout_probability_must_lie_in_zero_to_one(p):
-    with pytest.raises(ValueError, match=r"p must be in \[0, 1\)"):
+    with pytest.raises(ValueError, match=r"Dropout: p must be a finite number in \[0, 1\)"):
         Dropout(p)
 
 
@@ -915,8 +915,8 @@ def test_dropout_probability_must_lie_in_zero_to_one(p):
     (lambda: Conv2d(0, 3), "Conv2d: out_channels must be a whole number >= 1, got 0"),
     (lambda: ConvTranspose2d(8, 3, in_channels=-1), "ConvTranspose2d: in_channels must be a whole number >= 1, got -1"),
     (lambda: BatchNorm(0), "BatchNorm: num_features must be a whole number >= 1, got 0"),
-    (lambda: BatchNorm(4, momentum=1.5), "BatchNorm: momentum must be in [0, 1] and eps > 0"),
-    (lambda: BatchNorm(4, eps=0), "BatchNorm: momentum must be in [0, 1] and eps > 0"),
+    (lambda: BatchNorm(4, momentum=1.5), "BatchNorm: momentum must be a finite number in [0, 1], got 1.5"),
+    (lambda: BatchNorm(4, eps=0), "BatchNorm: eps must be a finite number > 0, got 0"),
     (lambda: Embedding(0, 4), "Embedding: num must be a whole number >= 1, got 0"),
     (lambda: Embedding(10, True), "Embedding: dim must be a whole number >= 1, got True"),
     (lambda: Conv2d(8, 0, in_channels=2), "Conv2d: kernel_size must be a whole number >= 1, got 0"),
@@ -974,7 +974,7 @@ def test_batch_norm_accepts_momentum_zero_and_one_and_refuses_negative():
     np.testing.assert_array_equal(frozen.running_var, [1.0])
     np.testing.assert_allclose(follow.running_mean, [4.0], rtol=1e-6)
     np.testing.assert_allclose(follow.running_var, [x.var(ddof=1)], rtol=1e-6)
-    with pytest.raises(ValueError, match=r"BatchNorm: momentum must be in \[0, 1\] and eps > 0, got momentum=-0.1"):
+    with pytest.raises(ValueError, match=r"BatchNorm: momentum must be a finite number in \[0, 1\], got -0.1"):
         BatchNorm(1, momentum=-0.1)
 
 
@@ -1071,6 +1071,6 @@ def test_batch_norm_with_a_numpy_float64_eps_keeps_float32_in_eval_mode():
 
 
 def test_batch_norm_momentum_none_and_the_transposed_convs_output_padding_are_named():
-    with pytest.raises(ValueError, match=r"BatchNorm: momentum must be in \[0, 1\] and eps > 0, got momentum=None"):
+    with pytest.raises(ValueError, match=r"BatchNorm: momentum must be a finite number in \[0, 1\], got None"):
         BatchNorm(3, momentum=None)
     assert "output_padding=1" in repr(ConvTranspose2d(3, 2, stride=2, output_padding=1))

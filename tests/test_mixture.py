@@ -261,7 +261,7 @@ def test_default_settings():
     ({"n_components": 0}, "GaussianMixture: n_components must be a whole number >= 1, got 0"),
     ({"n_components": 2, "max_iter": 0}, "GaussianMixture: max_iter must be a whole number >= 1, got 0"),
     ({"n_components": 2, "max_iter": -3}, "max_iter must be a whole number >= 1, got -3"),
-    ({"n_components": 2, "reg_covar": -0.5}, "reg_covar must be >= 0, got -0.5"),
+    ({"n_components": 2, "reg_covar": -0.5}, "reg_covar must be a finite number >= 0, got -0.5"),
 ])
 def test_bad_settings_are_refused(settings, problem):
     with pytest.raises(ValueError, match=problem):
@@ -437,7 +437,7 @@ def test_a_list_is_not_rounded_to_float32_before_the_fit():
                                            ("reg_covar", None), ("reg_covar", float("inf"))])
 def test_a_tolerance_or_regularisation_that_is_not_a_finite_number_at_least_0_is_refused_by_name(option, value):
     """tol=nan ran all iterations and warned 'tol nan'; reg_covar=nan failed later as an asymmetric covariance."""
-    with pytest.raises(ValueError, match=f"GaussianMixture: {option} must be >= 0"):
+    with pytest.raises(ValueError, match=f"GaussianMixture: {option} must be a finite number >= 0"):
         GaussianMixture(2, **{option: value})
 
 

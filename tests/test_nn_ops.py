@@ -62,7 +62,7 @@ def test_dropout_is_the_identity_in_test_mode_and_for_p_zero(device):
     with zero.test_mode():
         assert F.dropout(Variable(data), 0.5).data is data
     assert F.dropout(Variable(data), 0.0).data is data
-    with pytest.raises(ValueError, match=r"dropout: p must be in \[0, 1\), got 1"):
+    with pytest.raises(ValueError, match=r"dropout: p must be a finite number in \[0, 1\), got 1"):
         F.dropout(Variable(data), 1)
 
 

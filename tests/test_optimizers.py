@@ -393,15 +393,19 @@ def test_fast_momentum_flushes_dead_velocities_but_keeps_small_live_ones(device)
 
 
 @pytest.mark.parametrize("make, message", [
-    (lambda p: SGD(p, lr=-0.1), "SGD: lr must be >= 0, got -0.1"),
-    (lambda p: Momentum(p, momentum=-0.5), "Momentum: momentum must be >= 0, got -0.5"),
-    (lambda p: Adam(p, lr=-1e-3), "Adam: lr must be >= 0, got -0.001"),
-    (lambda p: Adam(p, betas=(1.0, 0.999)), "Adam: betas[0] must be in [0, 1), got 1.0"),
-    (lambda p: Adam(p, betas=(0.9, -0.1)), "Adam: betas[1] must be in [0, 1), got -0.1"),
+    (lambda p: SGD(p, lr=-0.1), "SGD: lr must be a finite number >= 0, got -0.1"),
+    (lambda p: SGD(p, lr=float("inf")), "SGD: lr must be a finite number >= 0, got inf"),    # every weight inf
+    (lambda p: SGD(p, lr="0.1"), "SGD: lr must be a finite number >= 0, got '0.1'"),       # a TypeError in >=
+    (lambda p: SGD(p, lr=True), "SGD: lr must be a finite number >= 0, got True"),
+    (lambda p: Momentum(p, momentum=-0.5), "Momentum: momentum must be a finite number >= 0, got -0.5"),
+    (lambda p: Adam(p, lr=-1e-3), "Adam: lr must be a finite number >= 0, got -0.001"),
+    (lambda p: Adam(p, betas=(1.0, 0.999)), "Adam: betas[0] must be a finite number in [0, 1), got 1.0"),
+    (lambda p: Adam(p, betas=(0.9, -0.1)), "Adam: betas[1] must be a finite number in [0, 1), got -0.1"),
     (lambda p: Adam(p, betas=(0.9,)), "Adam: betas must be a pair (beta1, beta2), got (0.9,)"),
     (lambda p: Adam(p, betas=(0.9, 0.999, 0.5)), "Adam: betas must be a pair (beta1, beta2), got (0.9, 0.999, 0.5)"),
-    (lambda p: Adam(p, eps=-1e-8), "Adam: eps must be >= 0, got -1e-08"),
-    (lambda p: AdamW(p, weight_decay=-0.01), "AdamW: weight_decay must be >= 0, got -0.01"),
+    (lambda p: Adam(p, eps=-1e-8), "Adam: eps must be a finite number >= 0, got -1e-08"),
+    (lambda p: Adam(p, eps=float("nan")), "Adam: eps must be a finite number >= 0, got nan"),
+    (lambda p: AdamW(p, weight_decay=-0.01), "AdamW: weight_decay must be a finite number >= 0, got -0.01"),
 ])
 def test_an_optimizer_refuses_a_hyperparameter_out_of_range_by_name(make, message):
     """A negative learning rate would climb the loss; torch.optim refuses these too."""

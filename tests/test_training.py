@@ -1061,6 +1061,25 @@ def test_check_count_refuses_none_unless_it_is_optional():
         check_count("Linear", "out_size", None)
 
 
+@pytest.mark.parametrize("value, bounds, message", [
+    (0.5, {}, None), (np.float32(0.5), {"at_least": 0, "at_most": 1}, None), (np.int64(2), {"above": 0}, None),
+    (0, {"at_least": 0, "below": 1}, None), (1, {"at_least": 0, "at_most": 1}, None),
+    (1, {"at_least": 0, "below": 1}, " in [0, 1), got 1"), (0, {"above": 0, "at_most": 1}, " in (0, 1], got 0"),
+    (0, {"above": 0}, " > 0, got 0"), (-1, {"at_least": 0}, " >= 0, got -1"),
+    (2, {"at_most": 1}, " <= 1, got 2"), (1, {"below": 1}, " < 1, got 1"),
+    (float("nan"), {"at_least": 0}, " >= 0, got nan"), (float("inf"), {}, ", got inf"),
+    (True, {}, ", got True"), ("0.1", {"above": 0}, " > 0, got '0.1'"), (None, {}, ", got None"),
+    (np.array(0.5), {}, ", got array(0.5)"),
+])
+def test_check_number_takes_finite_real_numbers_within_their_bounds(value, bounds, message):
+    from zero.utils import check_number
+    if message is None:
+        check_number("Owner", "rate", value, **bounds)
+    else:
+        with pytest.raises(ValueError, match=re.escape(f"Owner: rate must be a finite number{message}") + "$"):
+            check_number("Owner", "rate", value, **bounds)
+
+
 def test_fit_and_mean_loss_take_a_single_image():
     model, optimizer = _fresh_regression()
     one = np.random.default_rng(0).random((1, 3)).astype(np.float32)

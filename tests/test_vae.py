@@ -385,9 +385,9 @@ def test_evaluate_bounds_averages_k_draws_per_image_and_all_images():
 
 def test_decoder_std_must_be_positive():
     for bad in (0.0, -1.0):
-        with pytest.raises(ValueError, match="decoder_std must be positive"):
+        with pytest.raises(ValueError, match="VAE: decoder_std must be a finite number > 0"):
             VAE(decoder_std=bad)
-    with pytest.raises(ValueError, match="decoder_std must be positive"):
+    with pytest.raises(ValueError, match="HierarchicalVAE: decoder_std must be a finite number > 0, got 0"):
         HierarchicalVAE(decoder_std=0)
 
 
@@ -513,8 +513,8 @@ def test_a_float64_model_samples_and_evaluates_in_float64(make):
 @pytest.mark.parametrize("call, message", [
     (lambda: HierarchicalVAE(levels=1.5), "HierarchicalVAE: levels must be"),
     (lambda: HierarchicalVAE(levels=True), "HierarchicalVAE: levels must be"),
-    (lambda: VAE(decoder_std=float("inf")), "decoder_std must be positive and finite"),
-    (lambda: VAE(decoder_std="1"), "decoder_std must be positive and finite"),
+    (lambda: VAE(decoder_std=float("inf")), "VAE: decoder_std must be a finite number > 0, got inf"),
+    (lambda: VAE(decoder_std="1"), "VAE: decoder_std must be a finite number > 0, got '1'"),
     (lambda: mean_loss(VAE(), np.zeros((4, 784), np.float32), batch_size=-5), "mean_loss: batch_size must be"),
     (lambda: evaluate_bounds(VAE(), np.zeros(784, np.float32), samples=2), r"images must be \(N, D\)"),
 ])

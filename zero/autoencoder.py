@@ -25,7 +25,7 @@ import zero.functions as F
 from zero.backend import floating, get_array_module, standard_normal, to_device, to_numpy
 from zero.core import Variable, no_grad
 from zero.models import MLP, Model
-from zero.utils import check_not_empty
+from zero.utils import check_not_empty, check_number
 
 
 def add_noise(x, noise_std):
@@ -45,8 +45,7 @@ class Autoencoder(Model):
 
     def __init__(self, input_size=784, hidden_size=200, latent_size=20, noise_std=0.0):
         super().__init__()
-        if not noise_std >= 0:  # NaN too
-            raise ValueError(f"noise_std must be >= 0, got {noise_std}")
+        check_number(type(self).__name__, "noise_std", noise_std, at_least=0)
         self.latent_size = latent_size
         self.noise_std = float(noise_std)
         self.encoder = MLP((input_size, hidden_size, latent_size))

@@ -26,7 +26,7 @@ from tqdm import tqdm
 import zero.functions as F
 from zero.backend import get_array_module, get_backend, standard_normal, to_device, to_numpy
 from zero.core import no_grad, test_mode
-from zero.utils import check_count
+from zero.utils import check_count, check_number
 
 
 def to_model_range(images):
@@ -47,16 +47,14 @@ def drop_labels(labels, probability, no_label):
     """Classifier-free guidance training: each example's label independently becomes
     `no_label` with the given probability (Ho & Salimans 2022), so one network learns
     both p(x | y) and p(x). labels: (N,) integer array; the draw happens on its device."""
-    if not (isinstance(probability, numbers.Real) and 0 <= probability <= 1):  # NaN fails too; 10 (percent) too
-        raise ValueError(f"drop_labels: probability must be a number in [0, 1], got {probability!r}")
+    check_number("drop_labels", "probability", probability, at_least=0, at_most=1)   # 10 (percent) fails
     xp = get_array_module(labels)
     dropped = xp.random.random_sample(labels.shape) < probability   # one coin per example
     return xp.where(dropped, no_label, labels)
 
 
 def _check_eta(eta):
-    if not 0 <= eta <= 1:  # NaN fails too
-        raise ValueError(f"DDIM: eta must be between 0 (deterministic) and 1 (DDPM-like), got {eta!r}")
+    check_number("DDIM", "eta", eta, at_least=0, at_most=1)   # 0: deterministic, 1: DDPM's amount of noise
 
 
 def sampler_name(sampler, eta=0.0):
@@ -204,9 +202,7 @@ class Diffusion:
         predictions come from one network call on the doubled batch.
         """
         if guidance_scale is not None:
-            if not isinstance(guidance_scale, numbers.Real) or not np.isfinite(guidance_scale):
-                raise ValueError(f"classifier-free guidance: the guidance scale must be a finite number, "
-                                 f"got {guidance_scale!r}")
+            check_number("classifier-free guidance", "guidance_scale", guidance_scale)
             if labels is None:  # an unguided sample, silently, otherwise
                 raise ValueError(f"classifier-free guidance (scale {guidance_scale}) needs labels; "
                                  f"give one per image, or leave guidance_scale None")

@@ -40,7 +40,6 @@ U(-1/sqrt(fan_in), 1/sqrt(fan_in)), Embedding from N(0, 1). Random numbers
 come from NumPy's global generator: `np.random.seed(0)` makes them repeatable.
 """
 import math
-import numbers
 import zipfile
 from pathlib import Path
 
@@ -49,7 +48,7 @@ import numpy as np
 import zero.functions as F
 from zero.backend import DEFAULT_DTYPE, device_of, get_backend, to_device, to_numpy
 from zero.core import Config, Parameter, using_config
-from zero.utils import check_count, save_npz_atomically
+from zero.utils import check_count, check_number, save_npz_atomically
 
 PARAM, LAYER, BUFFER = "param", "layer", "buffer"
 _SHOWN = set()   # ids of the layers whose repr is being built (Layer.__repr__)
@@ -605,10 +604,8 @@ class BatchNorm(Layer):
     def __init__(self, num_features=None, momentum=0.1, eps=1e-5):
         super().__init__()
         check_count("BatchNorm", "num_features", num_features, optional=True)
-        if not isinstance(momentum, numbers.Real) or not isinstance(eps, numbers.Real) or not 0 <= momentum <= 1 \
-                or not eps > 0:   # momentum None (PyTorch's cumulative average) is not supported
-            raise ValueError(f"BatchNorm: momentum must be in [0, 1] and eps > 0, got momentum={momentum!r}, "
-                             f"eps={eps!r}")
+        check_number("BatchNorm", "momentum", momentum, at_least=0, at_most=1)  # None (PyTorch's cumulative
+        check_number("BatchNorm", "eps", eps, above=0)                           # average) is not supported
         self.momentum = momentum
         self.eps = eps
         self.gamma = Parameter(None, name="gamma")
@@ -667,8 +664,7 @@ class Dropout(Layer):
 
     def __init__(self, p=0.5):
         super().__init__()
-        if not 0 <= p < 1:
-            raise ValueError(f"Dropout: p must be in [0, 1), got {p}")
+        check_number("Dropout", "p", p, at_least=0, below=1)
         self.p = p
 
     def forward(self, x):

@@ -25,7 +25,7 @@ import numpy as np
 
 from zero.backend import DEFAULT_DTYPE, device_of, get_array_module, to_device, to_numpy
 from zero.distributions import cholesky, gaussian_log_pdf_cholesky
-from zero.utils import check_count, check_not_empty
+from zero.utils import check_count, check_not_empty, check_number
 
 MIN_RESPONSIBILITY = 1e-10  # a component whose N_k falls below this has lost all its points
 ROWS_PER_BLOCK = 4096       # M-step: rows per block when summing the covariances
@@ -71,10 +71,8 @@ class GaussianMixture:
     def __init__(self, n_components, reg_covar=1e-6, tol=1e-3, max_iter=100, seed=0, verbose=False):
         check_count("GaussianMixture", "n_components", n_components)
         check_count("GaussianMixture", "max_iter", max_iter)  # 0 would fit nothing and report no change
-        if not (isinstance(reg_covar, (int, float, np.integer, np.floating)) and 0 <= reg_covar < math.inf):
-            raise ValueError(f"GaussianMixture: reg_covar must be >= 0, got {reg_covar!r} (a finite number is needed)")
-        if not (isinstance(tol, (int, float, np.integer, np.floating)) and 0 <= tol < math.inf):
-            raise ValueError(f"GaussianMixture: tol must be >= 0, got {tol!r} (a finite number is needed)")
+        check_number("GaussianMixture", "reg_covar", reg_covar, at_least=0)
+        check_number("GaussianMixture", "tol", tol, at_least=0)
         self.n_components = int(n_components)
         self.reg_covar = float(reg_covar)
         self.tol = float(tol)

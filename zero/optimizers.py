@@ -19,6 +19,7 @@ import math
 
 from zero.backend import device_of, get_array_module, to_device
 from zero.core import Variable
+from zero.utils import check_number
 
 FLUSH_EVERY = 100  # steps between flushes of decaying optimizer state (see _flush_denormals)
 
@@ -45,7 +46,7 @@ class Optimizer:
                 self.params.append(param)
         if not self.params:
             raise ValueError(f"{type(self).__name__}: got no parameters to optimize")
-        _check_setting(self, "lr", lr, lr >= 0, ">= 0")
+        check_number(type(self).__name__, "lr", lr, at_least=0)   # a negative lr climbs the loss
         self.lr = lr
 
     def step(self):
@@ -89,7 +90,7 @@ class Momentum(Optimizer):
 
     def __init__(self, params, lr=0.01, momentum=0.9):
         super().__init__(params, lr)
-        _check_setting(self, "momentum", momentum, momentum >= 0, ">= 0")
+        check_number(type(self).__name__, "momentum", momentum, at_least=0)
         self.momentum = momentum
         self.velocities = [None] * len(self.params)
         self.steps = [0] * len(self.params)  # updates per parameter: when to flush (saved with the state)
@@ -127,9 +128,9 @@ class Adam(Optimizer):
         if len(betas) != 2:
             raise ValueError(f"{type(self).__name__}: betas must be a pair (beta1, beta2), got {betas!r}")
         for name, beta in zip(("betas[0]", "betas[1]"), betas):
-            _check_setting(self, name, beta, 0 <= beta < 1, "in [0, 1)")
-        _check_setting(self, "eps", eps, eps >= 0, ">= 0")
-        _check_setting(self, "weight_decay", weight_decay, weight_decay >= 0, ">= 0")
+            check_number(type(self).__name__, name, beta, at_least=0, below=1)
+        check_number(type(self).__name__, "eps", eps, at_least=0)
+        check_number(type(self).__name__, "weight_decay", weight_decay, at_least=0)
         self.betas = betas
         self.eps = eps
         self.weight_decay = weight_decay
@@ -172,12 +173,6 @@ class Adam(Optimizer):
         if t % FLUSH_EVERY == 0:
             _flush_denormals(xp, mean, beta1)
             _flush_denormals(xp, variance, beta2)
-
-
-def _check_setting(optimizer, name, value, valid, rule):
-    """Refuse a hyperparameter outside its range (a negative lr climbs the loss), as torch.optim does."""
-    if not valid:
-        raise ValueError(f"{type(optimizer).__name__}: {name} must be {rule}, got {value!r}")
 
 
 def _flush_denormals(xp, array, decay):

@@ -1,5 +1,7 @@
 """Array helpers used by the ops, the argument checks the library shares, and the teaching
 tools: numerical gradients and the gradient check students use to test their own ops."""
+import math
+import numbers
 import os
 import stat
 import tempfile
@@ -100,6 +102,28 @@ def check_count(owner, name, value, optional=False):
         return
     if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < 1:
         raise ValueError(f"{owner}: {name} must be a whole number >= 1, got {value!r}")
+
+
+def check_number(owner, name, value, at_least=None, above=None, at_most=None, below=None):
+    """Refuse a setting (a rate, a scale, a probability) that is not a finite real number within its
+    bounds, naming `owner` and `name`: NaN, inf, True or the string '0.1' fail here, clearly, instead
+    of in a later step that turns every weight into NaN. Bounds: at most one lower (at_least: >=,
+    above: >) and one upper (at_most: <=, below: <)."""
+    low, high = (at_least if above is None else above), (at_most if below is None else below)
+    valid = (isinstance(value, numbers.Real) and not isinstance(value, bool) and math.isfinite(value)
+             and (low is None or value > low or (value == low and above is None))
+             and (high is None or value < high or (value == high and below is None)))
+    if valid:
+        return
+    if low is not None and high is not None:
+        bounds = f" in {'[' if above is None else '('}{low}, {high}{']' if below is None else ')'}"
+    elif low is not None:
+        bounds = f" {'>=' if above is None else '>'} {low}"
+    elif high is not None:
+        bounds = f" {'<=' if below is None else '<'} {high}"
+    else:
+        bounds = ""
+    raise ValueError(f"{owner}: {name} must be a finite number{bounds}, got {value!r}")
 
 
 def check_not_empty(owner, array, what):

@@ -36,7 +36,7 @@ from zero.backend import get_array_module, get_backend, standard_normal, to_devi
 from zero.core import Variable, no_grad
 from zero.layers import Layer, LayerList, Linear
 from zero.models import MLP, Model
-from zero.utils import check_count, check_not_empty
+from zero.utils import check_count, check_not_empty, check_number
 
 LOG_2PI = math.log(2 * math.pi)
 LIKELIHOODS = ("gaussian", "bernoulli")
@@ -120,12 +120,10 @@ def decoder(latent_size, hidden_size, out_size):
 class _Likelihood:
     """p(x | z) from the decoder's logits, for both likelihoods; see the module docstring."""
 
-    def __init__(self, kind, std):
+    def __init__(self, kind, std, owner):
         if kind not in LIKELIHOODS:
-            raise ValueError(f"likelihood must be one of {LIKELIHOODS}, got {kind!r}")
-        if isinstance(std, bool) or not isinstance(std, (int, float, np.integer, np.floating)) \
-                or not (math.isfinite(std) and std > 0):
-            raise ValueError(f"decoder_std must be positive and finite, got {std!r}")
+            raise ValueError(f"{owner}: likelihood must be one of {LIKELIHOODS}, got {kind!r}")
+        check_number(owner, "decoder_std", std, above=0)
         self.kind, self.std = kind, float(std)
 
     def checkpoint_config(self):
@@ -178,7 +176,7 @@ class VAE(Model):
     def __init__(self, input_size=784, hidden_size=200, latent_size=20, likelihood="gaussian", decoder_std=1.0):
         super().__init__()
         self.latent_size = latent_size
-        self.likelihood = _Likelihood(likelihood, decoder_std)
+        self.likelihood = _Likelihood(likelihood, decoder_std, owner=type(self).__name__)
         self.encoder = Encoder(input_size, hidden_size, latent_size)
         self.decoder = decoder(latent_size, hidden_size, input_size)
 
@@ -243,7 +241,7 @@ class HierarchicalVAE(Model):
         super().__init__()
         check_count("HierarchicalVAE", "levels", levels)   # at least one level; 1.5, True or '2' refused by name
         self.levels, self.latent_size = levels, latent_size
-        self.likelihood = _Likelihood(likelihood, decoder_std)
+        self.likelihood = _Likelihood(likelihood, decoder_std, owner=type(self).__name__)
         self.encoders = LayerList(Encoder(input_size if level == 0 else latent_size, hidden_size, latent_size)
                                   for level in range(levels))
         self.decoders = LayerList(decoder(latent_size, hidden_size, input_size if level == 0 else latent_size)

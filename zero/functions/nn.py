@@ -5,6 +5,7 @@ from zero import backend
 from zero.core import Config, Function, Variable, as_variable
 from zero.functions.reduction import mean, sum
 from zero.functions.shape import get_item, reshape
+from zero.utils import check_number
 
 
 # =============================================================================
@@ -29,8 +30,7 @@ class Dropout(Function):
 
 def dropout(x, p=0.5):
     """Inverted dropout in training mode; the identity in test mode (zero.test_mode()) or for p = 0."""
-    if not 0 <= p < 1:
-        raise ValueError(f"dropout: p must be in [0, 1), got {p}")
+    check_number("dropout", "p", p, at_least=0, below=1)
     if not Config.train or p == 0:
         return as_variable(x)
     return Dropout(p)(x)
