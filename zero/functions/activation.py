@@ -201,6 +201,7 @@ def relu(x):
 
 
 def leaky_relu(x, negative_slope=0.01):
+    """x where x > 0, negative_slope * x elsewhere."""
     return LeakyReLU(negative_slope)(x)
 
 

@@ -117,6 +117,8 @@ def _rows(a):
 
 
 def linear(x, W, b=None):
+    """x W + b as one op (see Linear): x (..., in), W (in, out), b (out,), None, or any shape
+    that broadcasts to the result."""
     if b is None:
         return Linear()(x, W)
     return Linear()(x, W, b)

@@ -180,10 +180,12 @@ def clip(x, low, high):
 
 
 def maximum(x0, x1):
+    """Element-wise larger of x0 and x1 (broadcast); at ties the gradient goes to x0."""
     return Maximum()(x0, x1)
 
 
 def minimum(x0, x1):
+    """Element-wise smaller of x0 and x1 (broadcast); at ties the gradient goes to x0."""
     return Minimum()(x0, x1)
 
 
@@ -200,4 +202,5 @@ def where(condition, x0, x1):
 
 
 def square(x):
+    """x ** 2, element-wise."""
     return as_variable(x) ** 2

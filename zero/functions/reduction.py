@@ -80,16 +80,24 @@ class Min(_ArgReduction):
 
 
 def sum(x, axis=None, keepdims=False):
+    """Sum over `axis` (an int, a tuple of them, or None: all), as numpy.sum; its gradient
+    spreads gy back over the summed elements."""
     return Sum(axis, keepdims)(x)
 
 
 def mean(x, axis=None, keepdims=False):
+    """Mean over `axis` (an int, a tuple of them, or None: all), as numpy.mean; each element
+    gets gy / n back, n the number averaged."""
     return Mean(axis, keepdims)(x)
 
 
 def max(x, axis=None, keepdims=False):
+    """Largest element over `axis` (an int, a tuple of them, or None: all); the gradient goes
+    to that element only, the first one at ties (as argmax)."""
     return Max(axis, keepdims)(x)
 
 
 def min(x, axis=None, keepdims=False):
+    """Smallest element over `axis` (an int, a tuple of them, or None: all); the gradient goes
+    to that element only, the first one at ties (as argmin)."""
     return Min(axis, keepdims)(x)

@@ -155,6 +155,7 @@ class Stack(Function):
 
 # -----------------------------------------------------------------------------
 def reshape(x, *shape):
+    """x with a new shape of as many elements: reshape(x, 2, -1) or reshape(x, (2, -1))."""
     if len(shape) == 1 and isinstance(shape[0], (tuple, list)):
         shape = tuple(shape[0])
     if tuple(x.shape) == shape:
@@ -177,12 +178,16 @@ def swapaxes(x, axis1, axis2):
 
 
 def broadcast_to(x, shape):
+    """x repeated along new or size-1 axes to `shape`, by NumPy's broadcasting rules; the
+    gradient is gy summed back to x's shape (sum_to)."""
     if tuple(x.shape) == tuple(shape):
         return as_variable(x)
     return BroadcastTo(shape)(x)
 
 
 def sum_to(x, shape):
+    """x summed down to `shape`, the reverse of broadcast_to: over the leading axes x has in
+    excess and over the axes where `shape` has size 1."""
     if tuple(x.shape) == tuple(shape):
         return as_variable(x)
     return SumTo(shape)(x)
@@ -212,11 +217,13 @@ def get_item(x, index):
 
 
 def concatenate(xs, axis=0):
+    """The arrays or Variables of `xs` joined along an existing axis; each gets its slice of gy."""
     _check_some("concatenate", xs)
     return Concatenate(axis)(*xs)
 
 
 def stack(xs, axis=0):
+    """The arrays or Variables of `xs`, all of one shape, joined along a new axis."""
     _check_some("stack", xs)
     return Stack(axis)(*xs)
 
