@@ -15,7 +15,8 @@ setup(
     packages=find_packages(include=["zero", "zero.*"]),
     install_requires=["numpy>=1.22", "matplotlib>=3.5", "tqdm>=4.60"],
     extras_require={
-        "gpu": ["cupy-cuda12x"],
+        # 13.3 or later: the earlier ones cannot be seeded under NumPy 2 (cupy/cupy#8392)
+        "gpu": ["cupy-cuda12x>=13.3"],
         # scipy and scikit-learn are independent references the tests compare against
         "test": ["pytest>=7", "hypothesis>=6", "scipy", "scikit-learn"],
     },

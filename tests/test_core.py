@@ -969,6 +969,20 @@ def test_the_strict_device_has_a_generator_of_its_own_that_only_a_seed_sets():
             getattr(device_random, name)
 
 
+def test_the_strict_device_has_only_the_ufunc_methods_cupy_has():
+    """CuPy 13 has reduce only for add and multiply, and at for add, subtract, maximum, minimum and
+    the bitwise ufuncs: a maximum.reduce would pass on NumPy and fail first on a GPU."""
+    import zero.testing
+    xp = zero.testing.xp
+    a = to_device(np.array([1.0, 3.0, 2.0]), "strict")
+    assert float(xp.add.reduce(a)) == 6.0 and float(xp.multiply.reduce(a)) == 6.0
+    xp.maximum.at(a, to_device(np.array([0, 0]), "strict"), 5.0)
+    np.testing.assert_array_equal(to_numpy(a), [5.0, 3.0, 2.0])
+    for call in (lambda: xp.maximum.reduce(a), lambda: xp.multiply.at(a, 0, 2.0)):
+        with pytest.raises(NotImplementedError, match="not available on CuPy's ufuncs"):
+            call()
+
+
 def test_reseed_device_seeds_a_devices_generator_from_numpys_and_leaves_the_cpu_alone():
     import zero.testing
     np.random.seed(5)

@@ -178,8 +178,14 @@ def _from_host(function):
     return call
 
 
+# The ufunc methods CuPy 13 has, and for which ufuncs (its reference, "Universal functions"):
+# any other, such as maximum.reduce, raises NotImplementedError there, and so here.
+_UFUNC_METHODS = {"reduce": {"add", "multiply"},
+                  "at": {"add", "subtract", "maximum", "minimum", "bitwise_and", "bitwise_or", "bitwise_xor"}}
+
+
 class _Ufunc:
-    """A NumPy ufunc that takes and returns strict arrays, with .at/.reduce."""
+    """A NumPy ufunc that takes and returns strict arrays, with .at and .reduce where CuPy has them."""
 
     def __init__(self, ufunc):
         self._ufunc = ufunc
@@ -189,6 +195,8 @@ class _Ufunc:
         return _wrap(self._ufunc(*_unwrap(args), **_unwrap(kwargs)))
 
     def __getattr__(self, name):
+        if name in _UFUNC_METHODS and self.__name__ not in _UFUNC_METHODS[name]:
+            raise NotImplementedError(f"{self.__name__}.{name} is not available on CuPy's ufuncs")
         attribute = getattr(self._ufunc, name)
         return _wrapped(attribute) if callable(attribute) else attribute
 

@@ -42,7 +42,7 @@ import numpy as np
 from tqdm import tqdm
 
 import zero
-from zero.backend import get_backend, reseed_device, to_numpy
+from zero.backend import get_backend, reseed_device, standard_normal, to_numpy
 from zero.cli import (checkpoint_path, comma_list, fill_from_config, out_dir, parse_options, plural, positive_float,
                       positive_int, step_parser)
 from zero.data import DataLoader, Dataset
@@ -102,7 +102,7 @@ for epoch in range(start_epoch + 1, args.epochs + 1):
         for images in bar:
             x0 = to_model_range(images)                                        # [0, 1] -> [-1, 1]
             t = xp.random.randint(1, T + 1, size=len(x0))                      # t ~ U{1..T}
-            noise = xp.random.standard_normal(x0.shape).astype(np.float32)     # eps ~ N(0, I)
+            noise = standard_normal(xp, x0.shape, np.float32)                  # eps ~ N(0, I)
             x_t = diffusion.q_sample(x0, t, noise)                             # (9.2): jump straight to x_t
             loss = zero.functions.mean_squared_error(model(x_t, t), noise)     # (9.3)
             optimizer.zero_grad()
