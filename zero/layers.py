@@ -604,8 +604,9 @@ class BatchNorm(Layer):
     def __init__(self, num_features=None, momentum=0.1, eps=1e-5):
         super().__init__()
         check_count("BatchNorm", "num_features", num_features, optional=True)
-        check_number("BatchNorm", "momentum", momentum, at_least=0, at_most=1)  # None (PyTorch's cumulative
-        check_number("BatchNorm", "eps", eps, above=0)                           # average) is not supported
+        # momentum None (PyTorch's cumulative average) is not supported
+        check_number("BatchNorm", "momentum", momentum, at_least=0, at_most=1)
+        check_number("BatchNorm", "eps", eps, above=0)
         self.momentum = momentum
         self.eps = eps
         self.gamma = Parameter(None, name="gamma")
