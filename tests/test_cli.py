@@ -248,6 +248,17 @@ def test_comma_list_of_floats_names_numbers_and_a_float_example(capsys):
     assert "--gammas: expected numbers separated by commas, e.g. 0,1.5,3; got '0,x'" in capsys.readouterr().err
 
 
+@pytest.mark.parametrize("text", ["0,nan", "inf", "3,-inf", "1e999"])
+def test_comma_list_of_floats_refuses_a_value_that_is_not_finite_naming_the_option(text, capsys):
+    """Single-number options refuse NaN and inf as they are read, but a list took them: NaN passes
+    `min(values) < minimum`, so step 10.2's --gammas 0,nan trained the whole U-Net and only then
+    failed in the guidance check, with a traceback. (Found by a helper's mutation audit.)"""
+    from zero.cli import comma_list
+    with pytest.raises(SystemExit):
+        comma_list(step_parser("a step"), text, float, "--gammas", minimum=0)
+    assert f"--gammas: every value must be a finite number, got {text!r}" in capsys.readouterr().err
+
+
 @pytest.mark.parametrize("argv", [["--bogus"], ["--quick", "--bogus"]])
 def test_parse_options_refuses_an_unknown_option_with_or_without_quick(argv, monkeypatch, capsys):
     parser = step_parser("doc", training=True, epochs=30)

@@ -125,6 +125,8 @@ def comma_list(parser, text, kind, option, minimum=None, maximum=None, length=No
     except ValueError:
         parser.error(f"{option}: expected {'whole numbers' if kind is int else 'numbers'} separated by commas, "
                      f"e.g. {'10,20,50' if kind is int else '0,1.5,3'}; got {text!r}")
+    if not all(math.isfinite(value) for value in values):   # NaN would pass every comparison below
+        parser.error(f"{option}: every value must be a finite number, got {text!r}")
     if length is not None and len(values) != length:
         parser.error(f"{option}: expected {length} values separated by commas, got {len(values)} in {text!r}")
     if minimum is not None and min(values) < minimum:
