@@ -209,3 +209,30 @@ def test_a_quote_or_backslash_in_a_name_is_escaped_in_the_dot_text():
     x = Variable(np.ones(2), name='x "input" \\ raw')
     text = get_dot_graph(x * 2.0)
     assert 'label="x \\"input\\" \\\\ raw: 2 float64"' in text   # the whole label inside one DOT string
+
+
+class _Halves(Function):
+    """Two outputs: the first two elements and the rest."""
+
+    def forward(self, x):
+        return x[:2], x[2:]
+
+    def backward(self, ga, gb):
+        return F.concatenate([ga, gb])
+
+
+def test_every_variable_an_arrow_of_the_dot_graph_touches_is_declared_once_with_its_label():
+    """The other output of a two-output function got an arrow but no declaration (the walk back from
+    y never reaches it), so Graphviz drew it as a bare id() number; inputs were declared once per use.
+    (Found by a helper's mutation audit.)"""
+    import re
+    x = Variable(np.arange(4.0), name="x")
+    a, b = _Halves()(x)
+    b.name = "unused_half"
+    y = a * a * 2.0
+    text = get_dot_graph(y)
+    declared = re.findall(r"^(\d+) \[label=", text, flags=re.M)
+    arrow_ends = {end for edge in re.findall(r"^(\d+) -> (\d+)$", text, flags=re.M) for end in edge}
+    assert arrow_ends <= set(declared), f"drawn without a label: {sorted(arrow_ends - set(declared))}"
+    assert len(declared) == len(set(declared))
+    assert '"unused_half: 2 float64"' in text

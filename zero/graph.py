@@ -39,16 +39,23 @@ def _function_node(function):
 
 
 def get_dot_graph(output, verbose=True):
-    """DOT text of the graph that computed `output` (walked iteratively)."""
+    """DOT text of the graph that computed `output` (walked iteratively). Every variable an arrow
+    touches is declared once, with its label: each function's inputs and its live outputs (the
+    other output of a two-output function too, which the walk back from `output` never reaches)."""
     text = _variable_node(output, verbose)
+    declared = {id(output)}
     seen_functions = set()
     stack = [output.creator] if output.creator is not None else []
     seen_functions.update(id(f) for f in stack)
     while stack:
         function = stack.pop()
         text += _function_node(function)
+        outputs = [y for y in (ref() for ref in function.outputs) if y is not None]
+        for variable in [*function.inputs, *outputs]:
+            if id(variable) not in declared:
+                declared.add(id(variable))
+                text += _variable_node(variable, verbose)
         for x in function.inputs:
-            text += _variable_node(x, verbose)
             if x.creator is not None and id(x.creator) not in seen_functions:
                 seen_functions.add(id(x.creator))
                 stack.append(x.creator)
