@@ -214,6 +214,17 @@ def test_lazy_linear_without_features_is_a_clear_error(shape):
     assert layer(np.ones((2, 3), np.float32)).shape == (2, 5)
 
 
+@pytest.mark.parametrize("shape", [(4, 0), (4, 0, 5, 5)])
+def test_lazy_batch_norm_without_channels_is_a_clear_error(shape):
+    """It made 0-size parameters, failed with a bare ZeroDivisionError, and refused every later
+    input as 'expected 0' (found by a helper's mutation audit)."""
+    layer = BatchNorm()
+    with pytest.raises(ValueError, match=r"cannot take num_features from an input of shape " + re.escape(str(shape))):
+        layer(np.zeros(shape, np.float32))
+    assert layer.gamma.data is None and layer.running_mean is None  # still lazy: a good input can follow
+    assert layer(np.random.rand(4, 3).astype(np.float32)).shape == (4, 3)
+
+
 def test_linear_matches_torch_forward_and_backward():
     torch = pytest.importorskip("torch")
     layer = Linear(3, in_size=4)

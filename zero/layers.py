@@ -629,7 +629,10 @@ class BatchNorm(Layer):
     def forward(self, x):
         if x.ndim not in (2, 4):
             raise ValueError(f"{self!r}: expected input (N, C) or (N, C, H, W), got shape {tuple(x.shape)}")
-        if self.gamma.data is None:
+        if self.gamma.data is None:  # lazy: C is the input's axis 1
+            if x.shape[1] == 0:
+                raise ValueError(f"{self!r}: cannot take num_features from an input of shape {tuple(x.shape)}: "
+                                 f"expected (N, C) or (N, C, H, W) with C >= 1")
             self._init_params(x.shape[1])
         if x.shape[1] != self.gamma.shape[0]:
             raise ValueError(f"{self!r}: input of shape {tuple(x.shape)} has {x.shape[1]} features/channels "
