@@ -182,3 +182,18 @@ def test_reconstruction_errors_of_no_images_are_refused_by_name():
 def test_a_negative_or_nan_noise_level_is_refused(noise_std):
     with pytest.raises(ValueError, match="Autoencoder: noise_std must be a finite number >= 0"):
         Autoencoder(12, 6, 2, noise_std=noise_std)
+
+
+def test_a_plain_autoencoder_draws_no_noise_in_its_loss_or_its_reconstruction_errors():
+    """With noise_std=0 nothing is corrupted, so nothing may be drawn: `noise_std > 0` turned into
+    `>= 0` went unnoticed, and then every loss and every anomaly score advanced NumPy's generator
+    (shifting the noise and initial weights of whatever the script does next)."""
+    np.random.seed(0)
+    model = Autoencoder(12, 8, 3)
+    x = np.random.rand(5, 12).astype(np.float32)
+    state = np.random.get_state()
+    model.loss(x)
+    reconstruction_errors(model, x, batch_size=2)
+    after = np.random.get_state()
+    assert after[2] == state[2] and np.array_equal(after[1], state[1]), \
+        "a plain autoencoder's loss or reconstruction_errors drew random numbers"

@@ -505,3 +505,30 @@ def test_a_device_whose_setup_is_missing_is_refused_as_the_options_are_read(monk
     error = capsys.readouterr().err
     assert exit_status.value.code == 2
     assert "argument --device: device 'cuda' requested but CuPy is not installed" in error
+
+
+def test_a_count_that_may_be_zero_takes_zero_and_refuses_a_negative_by_name(capsys):
+    """non_negative_int (--head-start-steps) was never tested on its own (a helper's mutation audit):
+    dropping its `value < 0` check left every test passing, so --head-start-steps -5 would have run."""
+    from zero.cli import non_negative_int
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--head-start-steps", type=non_negative_int, default=100)
+    assert parser.parse_args(["--head-start-steps", "0"]).head_start_steps == 0
+    assert parser.parse_args(["--head-start-steps", "7"]).head_start_steps == 7
+    with pytest.raises(SystemExit):
+        parser.parse_args(["--head-start-steps", "-5"])
+    assert "argument --head-start-steps: must be at least 0, got -5" in capsys.readouterr().err
+
+
+def test_at_least_accepts_the_minimum_itself_and_refuses_below_it_naming_the_option(capsys):
+    """at_least's `value < minimum` could become `<=` unnoticed: --heldout-limit 2 (enough for a
+    covariance) would have been refused."""
+    from zero.cli import at_least
+    parser = step_parser("a step", heldout_limit=100)
+    args = parser.parse_args(["--heldout-limit", "2"])
+    at_least(parser, args, 2, ("heldout_limit", "missing_option"), "a covariance needs two images")
+    assert args.heldout_limit == 2                        # passed, and an option the script lacks is skipped
+    args = parser.parse_args(["--heldout-limit", "1"])
+    with pytest.raises(SystemExit):
+        at_least(parser, args, 2, ("heldout_limit",), "a covariance needs two images")
+    assert "--heldout-limit must be at least 2 here (a covariance needs two images), got 1" in capsys.readouterr().err

@@ -1066,3 +1066,44 @@ def test_gradient_check_returns_the_worst_difference_over_all_inputs():
     error = gradient_check(lambda a, b: _ScaledSquare(1.5)(a) + b * 2.0, np.array([1.0, 2.0]), np.array([3.0]),
                            rtol=1.0)
     assert error == pytest.approx(2.0)
+
+
+def test_reseeding_a_device_every_epoch_gives_every_epoch_a_noise_stream_of_its_own():
+    """reseed_device draws the device's seed from NumPy's generator: `2**31` written as `31**2`
+    (961 possible seeds) passed every test, though then epochs would often repeat an earlier
+    epoch's noise (with 200 epochs, certainly)."""
+    import zero.testing
+    np.random.seed(0)
+    first_draws = set()
+    for _ in range(200):
+        zero.reseed_device("strict")
+        first_draws.add(float(to_numpy(zero.testing.xp.random.standard_normal(1))[0]))
+    assert len(first_draws) == 200, f"only {len(first_draws)} distinct noise streams in 200 epochs"
+
+
+def test_to_device_of_a_variable_already_on_that_device_gives_its_array_without_a_copy():
+    """to_device unwraps a Variable before asking whether its array is already on the target
+    device: deleting `x = _data(x)` passed every test, though then a Variable already on a GPU went
+    GPU -> host -> GPU on every call (a copy, not the array)."""
+    for device in ("cpu", "strict"):
+        v = Variable(to_device(np.arange(3.0), device))
+        assert to_device(v, device) is v.data, f"to_device copied a Variable's array already on {device}"
+
+
+def test_save_npz_atomically_takes_a_path_given_as_a_string(tmp_path):
+    """Every caller passed a pathlib.Path, so deleting `path = Path(path)` passed every test; a str
+    path then failed with AttributeError: 'str' object has no attribute 'parent'."""
+    from zero.utils import save_npz_atomically
+    target = tmp_path / "sub" / "arrays.npz"
+    written = save_npz_atomically(str(target), {"w": np.arange(3.0)})
+    assert written == target
+    with np.load(target) as archive:
+        np.testing.assert_array_equal(archive["w"], np.arange(3.0))
+
+
+def test_writable_folder_takes_a_folder_given_as_a_string(tmp_path):
+    """As above for writable_folder: without `folder = Path(folder)` a str folder failed with
+    AttributeError ('str' object has no attribute 'parents') instead of being created."""
+    from zero.utils import writable_folder
+    folder = writable_folder(str(tmp_path / "figures" / "step"), "figures (--out)")
+    assert folder == tmp_path / "figures" / "step" and folder.is_dir()
