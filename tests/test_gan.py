@@ -165,7 +165,9 @@ def run_script(players, checkpoint, epochs, resume=False, **options):
 
 
 def assert_same_weights(model, other):
-    for a, b in zip(model.params(), other.params(), strict=True):
+    params, other_params = list(model.params()), list(other.params())
+    assert len(params) == len(other_params)
+    for a, b in zip(params, other_params):
         np.testing.assert_array_equal(host(a.data), host(b.data))
 
 
