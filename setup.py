@@ -1,4 +1,4 @@
-"""Installs the `zero` package only; steps/ and datasets/ stay repository folders.
+"""Installs the `zero` package only (with a copy of datasets/ inside it); steps/ and datasets/ stay repository folders.
 
 This file must not import zero: installing has to work before numpy is there.
 """
@@ -12,7 +12,11 @@ setup(
     long_description=open("README.md", encoding="utf-8").read(),
     long_description_content_type="text/markdown",
     python_requires=">=3.9",
-    packages=find_packages(include=["zero", "zero.*"]),
+    packages=find_packages(include=["zero", "zero.*"]) + ["zero._datasets"],
+    # a copy of the small data files of datasets/ inside the package, for installs that are not
+    # editable (pip install .): zero.datasets reads the repository folder when it is there
+    package_dir={"zero._datasets": "datasets"},
+    package_data={"zero._datasets": ["*.txt", "README.md"]},
     install_requires=["numpy>=1.22", "matplotlib>=3.5", "tqdm>=4.60"],
     extras_require={
         # 13.3 or later: the earlier ones cannot be seeded under NumPy 2 (cupy/cupy#8392)

@@ -7,9 +7,10 @@ One call per data set, each returning a float32 NumPy array:
     load_old_faithful()   (272, 2)  eruption duration (min), waiting time (min)
 
 The files are plain text (see `datasets/README.md` for source, licence and
-units). By default they are read from the `datasets/` folder next to the
-`zero` package (the repository root, for `pip install -e .`); pass
-`data_dir=` to read them from somewhere else. A missing or malformed file
+units). By default they are read from the copy that an installed zero carries
+(`zero/_datasets`, put there by `pip install .`), else from the `datasets/`
+folder next to the `zero` package (the repository root, for `pip install -e .`);
+pass `data_dir=` to read them from somewhere else. A missing or malformed file
 raises an error that names the file.
 """
 import warnings
@@ -19,7 +20,10 @@ import numpy as np
 
 from zero.backend import DEFAULT_DTYPE
 
-DATA_DIR = Path(__file__).resolve().parent.parent / "datasets"
+# The installed copy first: beside an installed package, site-packages/datasets may be another
+# project's (Hugging Face's `datasets` is one); a checkout has no zero/_datasets.
+_INSTALLED_COPY = Path(__file__).resolve().parent / "_datasets"
+DATA_DIR = _INSTALLED_COPY if _INSTALLED_COPY.is_dir() else Path(__file__).resolve().parent.parent / "datasets"
 
 OLD_FAITHFUL = "old_faithful.txt"
 HEIGHT_WEIGHT = "height_weight.txt"
