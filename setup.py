@@ -17,7 +17,8 @@ setup(
     # editable (pip install .): zero.datasets reads the repository folder when it is there
     package_dir={"zero._datasets": "datasets"},
     package_data={"zero._datasets": ["*.txt", "README.md"]},
-    install_requires=["numpy>=1.22", "matplotlib>=3.5", "tqdm>=4.60"],
+    # NumPy 2: its promotion rules keep float32 float32 (zero.backend.check_numpy_version)
+    install_requires=["numpy>=2.0", "matplotlib>=3.5", "tqdm>=4.60"],
     extras_require={
         # 13.3 or later: the earlier ones cannot be seeded under NumPy 2 (cupy/cupy#8392)
         "gpu": ["cupy-cuda12x>=13.3"],

@@ -3,6 +3,7 @@ higher-order derivatives, config switches, dtypes, devices and bad input."""
 import gc
 import math
 import os
+import re
 import stat
 import weakref
 from pathlib import Path
@@ -13,7 +14,7 @@ import pytest
 import zero
 import zero.functions as F
 from zero import Function, Parameter, Variable, no_grad
-from zero.backend import cuda_available, to_device, to_numpy
+from zero.backend import check_numpy_version, cuda_available, to_device, to_numpy
 from zero.graph import get_dot_graph, plot_dot_graph
 from zero.utils import (gradient_check, keepdims_shape, normalize_axes, numerical_grad, save_npz_atomically,
                         sum_to)
@@ -41,6 +42,17 @@ def test_python_numbers_never_upcast_float32():
         assert y.dtype == np.float32
     x.data = np.ones(3, dtype=np.float64)
     assert (x * 2.0).dtype == np.float64
+
+
+@pytest.mark.parametrize("version", ["1.26.4", "1.22.0", "0.9"])
+def test_numpy_1_is_refused_at_import_naming_the_version_found(version):
+    with pytest.raises(ImportError, match=rf"NumPy 2\.0 or later, found NumPy {re.escape(version)}"):
+        check_numpy_version(version)
+
+
+@pytest.mark.parametrize("version", ["2.0.0", "2.0.2", "2.5.5", "2.6.0.dev0+git20261201.abc1234", "3.0.0rc1"])
+def test_numpy_2_and_later_are_accepted(version):
+    check_numpy_version(version)
 
 
 def test_numpy_array_on_the_left_gives_a_variable():

@@ -18,6 +18,18 @@ from zero.errors import SetupError
 
 DEFAULT_DTYPE = np.float32
 
+
+def check_numpy_version(version):
+    """Refuse NumPy 1: zero relies on NumPy 2's promotion rules (NEP 50), under which a Python number
+    never changes an array's dtype and float32 scalars stay float32. Under NumPy 1.26 losses and
+    their gradients came out float64 (13 tests failed), so refusing is clearer than running."""
+    if int(version.split(".")[0]) < 2:
+        raise ImportError(f"zero needs NumPy 2.0 or later, found NumPy {version}: "
+                          f"upgrade it, e.g. pip install -U 'numpy>=2'")
+
+
+check_numpy_version(np.__version__)
+
 CUDA_INSTALL_HINT = (
     "install CuPy for your CUDA version, e.g. `pip install -e '.[gpu]'` "
     "(which installs cupy-cuda12x for CUDA 12), on a machine with an NVIDIA GPU"
