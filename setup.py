@@ -18,7 +18,7 @@ setup(
     package_dir={"zero._datasets": "datasets"},
     package_data={"zero._datasets": ["*.txt", "README.md"]},
     # NumPy 2: its promotion rules keep float32 float32 (zero.backend.check_numpy_version)
-    install_requires=["numpy>=2.0", "matplotlib>=3.5", "tqdm>=4.60"],
+    install_requires=["numpy>=2.0", "matplotlib>=3.8.4", "tqdm>=4.60"],  # matplotlib 3.8.4: the first for NumPy 2
     extras_require={
         # 13.3 or later: the earlier ones cannot be seeded under NumPy 2 (cupy/cupy#8392)
         "gpu": ["cupy-cuda12x>=13.3"],
