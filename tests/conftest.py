@@ -46,3 +46,22 @@ def on(device, array):
 
 def host(array):
     return to_numpy(array)
+
+
+# Fields of a zip archive's central directory entry (after its 4-byte signature PK\1\2) that, once
+# damaged, make zipfile raise something other than BadZipFile: (offset in the entry, new bytes).
+ZIP_HEADER_DAMAGE = {
+    "zip version": (6, b"\xff\x00"),        # version needed to extract 25.5: NotImplementedError
+    "encrypted flag": (8, b"\x01\x00"),     # general purpose bit 0, encrypted: RuntimeError
+    "compression method": (10, b"\x63\x00"),  # method 99, unknown: NotImplementedError
+}
+
+
+def damage_zip_header(path, field):
+    """Overwrite `field` (a key of ZIP_HEADER_DAMAGE) in the first central directory entry of the
+    .npz file at path, as a flipped byte on disk would."""
+    offset, value = ZIP_HEADER_DAMAGE[field]
+    data = bytearray(Path(path).read_bytes())
+    entry = data.find(b"PK\x01\x02")
+    data[entry + offset:entry + offset + len(value)] = value
+    Path(path).write_bytes(bytes(data))

@@ -8,7 +8,7 @@ import pytest
 
 import zero
 import zero.functions as F
-from conftest import host, on
+from conftest import ZIP_HEADER_DAMAGE, damage_zip_header, host, on
 from zero import Config, Parameter, Variable
 from zero.layers import (BatchNorm, Conv2d, ConvTranspose2d, Dropout, Embedding, Layer, LayerList,
                          Linear)
@@ -553,14 +553,18 @@ def test_mismatching_file_leaves_model_unchanged(tmp_path, change, message):
     _assert_same(before, _values(model))  # not even the entries checked before the bad one changed
 
 
-@pytest.mark.parametrize("content", [b"", b"not a zip file at all", "truncated"])
+@pytest.mark.parametrize("content", [b"", b"not a zip file at all", "truncated", *ZIP_HEADER_DAMAGE])
 def test_corrupt_file_is_a_clear_error_and_changes_nothing(tmp_path, content):
     model = TwoLayer()
     path = tmp_path / "corrupt.npz"
     if content == "truncated":
         model.save_weights(path)
-        content = path.read_bytes()[:-40]
-    path.write_bytes(content)
+        path.write_bytes(path.read_bytes()[:-40])
+    elif content in ZIP_HEADER_DAMAGE:
+        TwoLayer().save_weights(path)   # other weights, so that a load would show
+        damage_zip_header(path, content)
+    else:
+        path.write_bytes(content)
     before = _values(model)
     with pytest.raises(ValueError, match="corrupt.npz"):
         model.load_weights(path)

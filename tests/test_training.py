@@ -8,7 +8,7 @@ import pytest
 
 import zero
 import zero.functions as F
-from conftest import host
+from conftest import ZIP_HEADER_DAMAGE, damage_zip_header, host
 from zero.backend import device_of
 from zero.data import DataLoader, Dataset
 from zero.errors import CheckpointRefused, SetupError
@@ -111,7 +111,8 @@ def test_only_declared_optimizer_state_is_saved(tmp_path):
     np.testing.assert_array_equal(other.means[0], optimizer.means[0])
 
 
-@pytest.mark.parametrize("damage", ["garbage", "truncated", "npy", "other_model", "other_optimizer", "missing"])
+@pytest.mark.parametrize("damage", ["garbage", "truncated", "npy", "other_model", "other_optimizer", "missing",
+                                    *ZIP_HEADER_DAMAGE])
 def test_a_bad_checkpoint_raises_and_changes_nothing(tmp_path, damage):
     model, optimizer, _ = _trained()
     path = tmp_path / "run.npz"
@@ -129,6 +130,9 @@ def test_a_bad_checkpoint_raises_and_changes_nothing(tmp_path, damage):
         save_checkpoint(path, other, Adam(other.params()))
     elif damage == "other_optimizer":
         save_checkpoint(path, model, SGD(model.params()))
+    elif damage in ZIP_HEADER_DAMAGE:
+        save_checkpoint(path, model, optimizer)
+        damage_zip_header(path, damage)
     before, steps = _weights(model), list(optimizer.steps)
     moments = [m.copy() for m in optimizer.means]
     error = FileNotFoundError if damage == "missing" else ValueError

@@ -40,7 +40,6 @@ U(-1/sqrt(fan_in), 1/sqrt(fan_in)), Embedding from N(0, 1). Random numbers
 come from NumPy's global generator: `np.random.seed(0)` makes them repeatable.
 """
 import math
-import zipfile
 from pathlib import Path
 
 import numpy as np
@@ -48,7 +47,7 @@ import numpy as np
 import zero.functions as F
 from zero.backend import DEFAULT_DTYPE, device_of, get_backend, to_device, to_numpy
 from zero.core import Config, Parameter, using_config
-from zero.utils import check_count, check_number, save_npz_atomically
+from zero.utils import NPZ_READ_ERRORS, check_count, check_number, save_npz_atomically
 
 PARAM, LAYER, BUFFER = "param", "layer", "buffer"
 _SHOWN = set()   # ids of the layers whose repr is being built (Layer.__repr__)
@@ -378,7 +377,7 @@ def _read_npz(path):
             return {name: archive[name] for name in archive.files}
     except FileNotFoundError:
         raise FileNotFoundError(f"weights file not found: {path}") from None
-    except (OSError, ValueError, EOFError, KeyError, zipfile.BadZipFile) as error:
+    except NPZ_READ_ERRORS as error:
         raise ValueError(f"cannot load weights from {path}: corrupt or not a weights file ({error})") from None
 
 

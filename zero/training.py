@@ -24,7 +24,6 @@ Another step's model, for comparison (step 8's VAE, step 11's): `restore_or_fit`
 checkpoint when it holds enough training, and otherwise trains the model here.
 """
 import time
-import zipfile
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -39,7 +38,7 @@ from zero.errors import CheckpointRefused, SetupError
 from zero.layers import check_stored_array
 from zero.mnist import SPLITS, find_local, load_mnist, mnist_dir
 from zero.optimizers import Adam
-from zero.utils import check_count, check_not_empty, save_npz_atomically
+from zero.utils import NPZ_READ_ERRORS, check_count, check_not_empty, save_npz_atomically
 
 TEST_ONLY_TRAIN_SIZE = 8_000   # test images 0..7999 train, 8000..9999 are held out
 FORMAT_VERSION = 1
@@ -280,7 +279,7 @@ def read_checkpoint(path, names=None, optional=()):
         archive = np.load(path, allow_pickle=False)
     except FileNotFoundError:
         raise FileNotFoundError(f"checkpoint not found: {path}") from None
-    except (OSError, ValueError, EOFError, zipfile.BadZipFile) as error:
+    except NPZ_READ_ERRORS as error:
         raise ValueError(f"cannot read checkpoint {path}: corrupt or not a checkpoint ({error})") from None
     if not isinstance(archive, np.lib.npyio.NpzFile):  # an .npy file gives a plain array
         raise ValueError(f"cannot read checkpoint {path}: not an .npz archive")
@@ -291,7 +290,7 @@ def read_checkpoint(path, names=None, optional=()):
             else:
                 names = [*names, *(name for name in optional if name in archive.files)]
             return {name: archive[name] for name in names}
-    except (OSError, ValueError, EOFError, KeyError, zipfile.BadZipFile) as error:
+    except NPZ_READ_ERRORS as error:
         raise ValueError(f"cannot read checkpoint {path}: corrupt or not a checkpoint ({error})") from None
 
 

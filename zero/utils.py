@@ -13,6 +13,12 @@ import numpy as np
 from zero.backend import get_array_module, to_numpy
 from zero.errors import SetupError
 
+# What reading a damaged .npz file (weights, a checkpoint) can raise: NumPy's and zipfile's errors,
+# and, for a damaged zip header, zipfile's NotImplementedError (an unknown compression method or
+# zip version) and RuntimeError (the entry then looks encrypted); found by flipping bytes of saved
+# weights. Readers turn them into a ValueError that names the file.
+NPZ_READ_ERRORS = (OSError, ValueError, EOFError, KeyError, zipfile.BadZipFile, NotImplementedError, RuntimeError)
+
 
 def save_npz_atomically(path, arrays):
     """Write host arrays {name: numpy.ndarray} to `path` as .npz without ever
