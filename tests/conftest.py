@@ -65,3 +65,19 @@ def damage_zip_header(path, field):
     entry = data.find(b"PK\x01\x02")
     data[entry + offset:entry + offset + len(value)] = value
     Path(path).write_bytes(bytes(data))
+
+
+def open_handles(path):
+    """This process's file descriptors open on `path` (Linux's /proc; elsewhere the test skips)."""
+    fd_folder = Path("/proc/self/fd")
+    if not fd_folder.is_dir():
+        pytest.skip("needs /proc/self/fd (Linux) to list open files")
+    target = str(Path(path).resolve())
+    handles = []
+    for fd in os.listdir(fd_folder):
+        try:
+            if os.readlink(fd_folder / fd) == target:
+                handles.append(int(fd))
+        except OSError:  # closed meanwhile (the listing's own descriptor)
+            continue
+    return handles

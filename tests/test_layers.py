@@ -8,7 +8,7 @@ import pytest
 
 import zero
 import zero.functions as F
-from conftest import ZIP_HEADER_DAMAGE, damage_zip_header, host, on
+from conftest import ZIP_HEADER_DAMAGE, damage_zip_header, host, on, open_handles
 from zero import Config, Parameter, Variable
 from zero.layers import (BatchNorm, Conv2d, ConvTranspose2d, Dropout, Embedding, Layer, LayerList,
                          Linear)
@@ -566,9 +566,10 @@ def test_corrupt_file_is_a_clear_error_and_changes_nothing(tmp_path, content):
     else:
         path.write_bytes(content)
     before = _values(model)
-    with pytest.raises(ValueError, match="corrupt.npz"):
+    with pytest.raises(ValueError, match="corrupt.npz") as error:
         model.load_weights(path)
     _assert_same(before, _values(model))
+    assert error.value is not None and open_handles(path) == []  # closed, even while the error lives
 
 
 def test_pickled_or_missing_file_is_refused(tmp_path):

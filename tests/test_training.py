@@ -8,7 +8,7 @@ import pytest
 
 import zero
 import zero.functions as F
-from conftest import ZIP_HEADER_DAMAGE, damage_zip_header, host
+from conftest import ZIP_HEADER_DAMAGE, damage_zip_header, host, open_handles
 from zero.backend import device_of
 from zero.data import DataLoader, Dataset
 from zero.errors import CheckpointRefused, SetupError
@@ -136,8 +136,9 @@ def test_a_bad_checkpoint_raises_and_changes_nothing(tmp_path, damage):
     before, steps = _weights(model), list(optimizer.steps)
     moments = [m.copy() for m in optimizer.means]
     error = FileNotFoundError if damage == "missing" else ValueError
-    with pytest.raises(error, match="run.npz"):
+    with pytest.raises(error, match="run.npz") as raised:
         load_checkpoint(path, model, optimizer)
+    assert raised.value is not None and open_handles(path) == []  # closed, even while the error lives
     for name, array in _weights(model).items():
         np.testing.assert_array_equal(array, before[name])
     assert optimizer.steps == steps and all((a == b).all() for a, b in zip(optimizer.means, moments))

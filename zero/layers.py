@@ -370,10 +370,11 @@ def check_stored_array(source, label, array, current, lazy_dtype):
 def _read_npz(path):
     """All arrays of an .npz file as {name: numpy array}; clear errors for bad files."""
     try:
-        archive = np.load(path, allow_pickle=False)
-        if not isinstance(archive, np.lib.npyio.NpzFile):
-            raise ValueError("an .npy array, not an .npz archive")
-        with archive:
+        # our own file object: np.load leaves the file it opened open when the zip is damaged
+        with open(path, "rb") as file:
+            archive = np.load(file, allow_pickle=False)
+            if not isinstance(archive, np.lib.npyio.NpzFile):
+                raise ValueError("an .npy array, not an .npz archive")
             return {name: archive[name] for name in archive.files}
     except FileNotFoundError:
         raise FileNotFoundError(f"weights file not found: {path}") from None

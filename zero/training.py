@@ -276,22 +276,20 @@ def read_checkpoint(path, names=None, optional=()):
     `optional` that the file holds); a missing file raises FileNotFoundError, anything else that
     is not a readable .npz archive ValueError."""
     try:
-        archive = np.load(path, allow_pickle=False)
+        # our own file object: np.load leaves the file it opened open when the zip is damaged
+        with open(path, "rb") as file:
+            archive = np.load(file, allow_pickle=False)
+            if isinstance(archive, np.lib.npyio.NpzFile):
+                if names is None:
+                    names = archive.files
+                else:
+                    names = [*names, *(name for name in optional if name in archive.files)]
+                return {name: archive[name] for name in names}
     except FileNotFoundError:
         raise FileNotFoundError(f"checkpoint not found: {path}") from None
     except NPZ_READ_ERRORS as error:
         raise ValueError(f"cannot read checkpoint {path}: corrupt or not a checkpoint ({error})") from None
-    if not isinstance(archive, np.lib.npyio.NpzFile):  # an .npy file gives a plain array
-        raise ValueError(f"cannot read checkpoint {path}: not an .npz archive")
-    try:
-        with archive:
-            if names is None:
-                names = archive.files
-            else:
-                names = [*names, *(name for name in optional if name in archive.files)]
-            return {name: archive[name] for name in names}
-    except NPZ_READ_ERRORS as error:
-        raise ValueError(f"cannot read checkpoint {path}: corrupt or not a checkpoint ({error})") from None
+    raise ValueError(f"cannot read checkpoint {path}: not an .npz archive")  # an .npy file gives a plain array
 
 
 def _resolve(model, dotted):
