@@ -63,19 +63,29 @@ def main():
     if wanted is not None and not wanted <= available:
         parser.error(f"--steps: there is no step {', '.join(map(str, sorted(wanted - available)))}; "
                      f"the steps are {min(available)}-{max(available)}")
-    failed = []
-    for folder in folders:
-        if wanted is not None and step_number(folder) not in wanted:
-            continue
-        for script in sorted(p for p in folder.glob("*.py") if not p.name.startswith("_")):
-            print(f"\n=== {folder.name}/{script.name} ===", flush=True)
-            command = [sys.executable, str(script)] + (["--quick"] if args.quick else [])
-            start = time.perf_counter()
-            result = subprocess.run(command, env=env)
-            print(f"--- {folder.name}/{script.name}: {'ok' if result.returncode == 0 else 'FAILED'} "
-                  f"in {time.perf_counter() - start:.1f} s", flush=True)
-            if result.returncode != 0:
-                failed.append(f"{folder.name}/{script.name}")
+    failed, current = [], None
+    try:
+        for folder in folders:
+            if wanted is not None and step_number(folder) not in wanted:
+                continue
+            for script in sorted(p for p in folder.glob("*.py") if not p.name.startswith("_")):
+                current = f"{folder.name}/{script.name}", step_number(folder)
+                print(f"\n=== {current[0]} ===", flush=True)
+                command = [sys.executable, str(script)] + (["--quick"] if args.quick else [])
+                start = time.perf_counter()
+                result = subprocess.run(command, env=env)
+                print(f"--- {current[0]}: {'ok' if result.returncode == 0 else 'FAILED'} "
+                      f"in {time.perf_counter() - start:.1f} s", flush=True)
+                if result.returncode != 0:
+                    failed.append(current[0])
+    except KeyboardInterrupt:   # Ctrl-C reaches the running script as well, which says so itself
+        where = ""
+        if current is not None:
+            name, step = current
+            where = (f" in {name}; to go on from that step, run it again with --steps {step}-{max(available)} "
+                     f"(and the other options you gave)")
+        print(f"\nrun_all: interrupted{where}", file=sys.stderr)
+        sys.exit(130)   # 128 + SIGINT, what shells report for a program ended by Ctrl-C
     if failed:
         print("\nThese scripts failed:\n  " + "\n  ".join(failed))
         sys.exit(1)

@@ -2,6 +2,7 @@
 temporary folder, no window opens, the script exits 0."""
 import os
 import re
+import signal
 import subprocess
 import sys
 
@@ -274,3 +275,35 @@ def test_a_script_asked_for_cuda_without_cupy_shows_the_message_alone_and_exits_
     result = _run_quick("step13_appendix_flow/1_two_moons.py", tmp_path, "--device", "cuda")
     assert result.returncode == 2 and "Traceback" not in result.stderr, result.stderr[-3000:]
     assert "1_two_moons.py: error: argument --device: device 'cuda' requested but CuPy is not installed" in result.stderr
+
+
+def test_ctrl_c_in_a_script_prints_one_line_and_exits_with_status_130():
+    """Every script installs the hook with step_parser: a KeyboardInterrupt then ends it without a traceback."""
+    code = "import zero.cli; zero.cli.step_parser('a step'); raise KeyboardInterrupt"
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    assert result.returncode == 130, result.stderr[-3000:]
+    assert result.stderr.strip() == "-c: interrupted"
+
+
+@pytest.mark.skipif(not hasattr(os, "killpg"), reason="needs POSIX process groups to press Ctrl-C")
+def test_ctrl_c_in_run_all_names_the_step_to_go_on_from(tmp_path):
+    """Ctrl-C in a terminal reaches run_all and its running script (one process group): run_all says
+    where it stopped and how to go on, without a traceback of its own, and exits with status 130."""
+    command = [sys.executable, str(ROOT / "steps" / "run_all.py"), "--quick", "--steps", "13"]
+    env = dict(os.environ, MPLBACKEND="Agg", PYTHONUNBUFFERED="1")
+    process = subprocess.Popen(command, cwd=tmp_path, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                               text=True, start_new_session=True)
+    try:
+        assert process.stdout.readline().strip() == ""            # run_all's blank line before a script
+        assert process.stdout.readline().startswith("=== step13_appendix_flow/1_two_moons.py")
+        process.stdout.readline()   # the script's first line: it runs (a Ctrl-C as it starts could beat its hook)
+        os.killpg(process.pid, signal.SIGINT)                     # the whole group, as a terminal does
+        _, stderr = process.communicate(timeout=120)
+    finally:
+        if process.poll() is None:
+            process.kill()
+    assert process.returncode == 130, stderr[-3000:]
+    # the script interrupted (or, if it had just finished, the next one)
+    assert re.search(r"run_all: interrupted in step13_appendix_flow/[12]_\w+\.py; to go on from that step, run it "
+                     r"again with --steps 13-13 \(and the other options you gave\)\n", stderr), stderr[-3000:]
+    assert f'File "{ROOT / "steps" / "run_all.py"}"' not in stderr  # no traceback through run_all itself

@@ -218,13 +218,17 @@ def fill_from_config(parser, args, configs, quick, default="cpu"):
 
 def show_setup_errors(prog):
     """Make an uncaught SetupError, something the person running the script must fix, print only
-    "prog: error: message" and exit with status 2; every other exception is a bug and keeps its
-    traceback (Python's usual handling, sys.excepthook)."""
+    "prog: error: message" and exit with status 2, and Ctrl-C print "prog: interrupted" and exit
+    with status 130 (128 + SIGINT, what shells report); every other exception is a bug and keeps
+    its traceback (Python's usual handling, sys.excepthook)."""
     previous = sys.excepthook
     if getattr(previous, "shows_setup_errors", False):   # already installed
         return
 
     def hook(kind, error, traceback):
+        if issubclass(kind, KeyboardInterrupt):   # the person stopped it: not an error to trace
+            print(f"\n{prog}: interrupted", file=sys.stderr)
+            raise SystemExit(130)
         if not issubclass(kind, SetupError):
             return previous(kind, error, traceback)
         print(f"{prog}: error: {error}", file=sys.stderr)
