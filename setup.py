@@ -1,4 +1,5 @@
-"""Installs the `zero` package only (with a copy of datasets/ inside it); steps/ and datasets/ stay repository folders.
+"""Installs the `zero` package only, with a copy of datasets/ inside it (zero/_datasets);
+steps/ and datasets/ stay repository folders.
 
 This file must not import zero: installing has to work before numpy is there.
 """

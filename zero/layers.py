@@ -375,7 +375,8 @@ def _read_npz(path):
             archive = np.load(file, allow_pickle=False)
             if not isinstance(archive, np.lib.npyio.NpzFile):
                 raise ValueError("an .npy array, not an .npz archive")
-            return {name: archive[name] for name in archive.files}
+            with archive:
+                return {name: archive[name] for name in archive.files}
     except FileNotFoundError:
         raise FileNotFoundError(f"weights file not found: {path}") from None
     except NPZ_READ_ERRORS as error:

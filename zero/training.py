@@ -280,11 +280,12 @@ def read_checkpoint(path, names=None, optional=()):
         with open(path, "rb") as file:
             archive = np.load(file, allow_pickle=False)
             if isinstance(archive, np.lib.npyio.NpzFile):
-                if names is None:
-                    names = archive.files
-                else:
-                    names = [*names, *(name for name in optional if name in archive.files)]
-                return {name: archive[name] for name in names}
+                with archive:
+                    if names is None:
+                        names = archive.files
+                    else:
+                        names = [*names, *(name for name in optional if name in archive.files)]
+                    return {name: archive[name] for name in names}
     except FileNotFoundError:
         raise FileNotFoundError(f"checkpoint not found: {path}") from None
     except NPZ_READ_ERRORS as error:
