@@ -404,6 +404,19 @@ def test_a_failed_download_removes_the_folder_it_made_and_keeps_one_that_was_the
     assert tmp_path.is_dir()
 
 
+def test_ctrl_c_during_a_download_leaves_no_partial_file_and_no_folder_it_made(tmp_path, monkeypatch):
+    def interrupted(request, timeout=None):
+        raise KeyboardInterrupt
+    monkeypatch.setattr(urllib.request, "urlopen", interrupted)
+    new_folder = tmp_path / "mnist"
+    with pytest.raises(KeyboardInterrupt):
+        mnist.download_file(TEST_LABELS, new_folder, mirrors=["https://m/"])
+    assert not new_folder.exists()
+    with pytest.raises(KeyboardInterrupt):
+        mnist.download_file(TEST_LABELS, tmp_path, mirrors=["https://m/"])
+    assert list(tmp_path.iterdir()) == []   # the folder that was there stays, without a .part file
+
+
 def test_the_default_mirrors_are_asked_for_the_official_file_name(tmp_path, monkeypatch):
     requests = []
     monkeypatch.setattr(urllib.request, "urlopen", fake_urlopen({}, requests))

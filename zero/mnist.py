@@ -163,24 +163,26 @@ def download_file(name, folder, mirrors=None):
     kind = "images" if "images" in name else "labels"
     count = next(n for images, labels, n in SPLITS.values() if name in (images, labels))
     failures = []
-    for mirror in MIRRORS if mirrors is None else mirrors:
-        url = mirror + name
-        handle, temporary = tempfile.mkstemp(dir=folder, prefix=f".{name}.", suffix=".part")
-        try:
-            with os.fdopen(handle, "wb") as file:
-                digest = _fetch(url, file, name)
-            if digest != MD5[name]:
-                raise ValueError(f"MD5 {digest} differs from the published {MD5[name]}")
-            read_idx(temporary, kind, count)
-            replace_keeping_mode(temporary, folder / name)
-            return folder / name
-        except (OSError, ValueError, http.client.HTTPException) as error:
-            failures.append(f"  {url}: {error}")
-        finally:
-            if os.path.exists(temporary):
-                os.unlink(temporary)
-    if created and not any(folder.iterdir()):   # a mistyped --data-dir leaves no empty folder behind
-        folder.rmdir()
+    try:
+        for mirror in MIRRORS if mirrors is None else mirrors:
+            url = mirror + name
+            handle, temporary = tempfile.mkstemp(dir=folder, prefix=f".{name}.", suffix=".part")
+            try:
+                with os.fdopen(handle, "wb") as file:
+                    digest = _fetch(url, file, name)
+                if digest != MD5[name]:
+                    raise ValueError(f"MD5 {digest} differs from the published {MD5[name]}")
+                read_idx(temporary, kind, count)
+                replace_keeping_mode(temporary, folder / name)
+                return folder / name
+            except (OSError, ValueError, http.client.HTTPException) as error:
+                failures.append(f"  {url}: {error}")
+            finally:
+                if os.path.exists(temporary):
+                    os.unlink(temporary)
+    finally:   # also on Ctrl-C: a mistyped --data-dir leaves no empty folder behind
+        if created and folder.is_dir() and not any(folder.iterdir()):
+            folder.rmdir()
     split = next(s for s, (images, labels, _) in SPLITS.items() if name in (images, labels))
     tried = "\n".join(failures) or "  (no mirrors given)"
     raise SetupError(f"could not download MNIST file {name} from any mirror:\n{tried}\n"
