@@ -22,8 +22,8 @@ from zero.backend import DEFAULT_DTYPE
 
 # The installed copy first: beside an installed package, site-packages/datasets may be another
 # project's (Hugging Face's `datasets` is one); a checkout has no zero/_datasets.
-_INSTALLED_COPY = Path(__file__).resolve().parent / "_datasets"
-DATA_DIR = _INSTALLED_COPY if _INSTALLED_COPY.is_dir() else Path(__file__).resolve().parent.parent / "datasets"
+_PACKAGE = Path(__file__).resolve().parent
+DATA_DIR = _PACKAGE / "_datasets" if (_PACKAGE / "_datasets").is_dir() else _PACKAGE.parent / "datasets"
 
 OLD_FAITHFUL = "old_faithful.txt"
 HEIGHT_WEIGHT = "height_weight.txt"

@@ -47,7 +47,7 @@ import numpy as np
 import zero.functions as F
 from zero.backend import DEFAULT_DTYPE, device_of, get_backend, to_device, to_numpy
 from zero.core import Config, Parameter, using_config
-from zero.utils import NPZ_READ_ERRORS, check_count, check_number, save_npz_atomically
+from zero.utils import NPZ_READ_ERRORS, check_count, check_number, read_npz, save_npz_atomically
 
 PARAM, LAYER, BUFFER = "param", "layer", "buffer"
 _SHOWN = set()   # ids of the layers whose repr is being built (Layer.__repr__)
@@ -370,13 +370,10 @@ def check_stored_array(source, label, array, current, lazy_dtype):
 def _read_npz(path):
     """All arrays of an .npz file as {name: numpy array}; clear errors for bad files."""
     try:
-        # our own file object: np.load leaves the file it opened open when the zip is damaged
-        with open(path, "rb") as file:
-            archive = np.load(file, allow_pickle=False)
-            if not isinstance(archive, np.lib.npyio.NpzFile):
-                raise ValueError("an .npy array, not an .npz archive")
-            with archive:
-                return {name: archive[name] for name in archive.files}
+        arrays = read_npz(path)
+        if arrays is None:
+            raise ValueError("an .npy array, not an .npz archive")
+        return arrays
     except FileNotFoundError:
         raise FileNotFoundError(f"weights file not found: {path}") from None
     except NPZ_READ_ERRORS as error:

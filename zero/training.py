@@ -38,7 +38,7 @@ from zero.errors import CheckpointRefused, SetupError
 from zero.layers import check_stored_array
 from zero.mnist import SPLITS, find_local, load_mnist, mnist_dir
 from zero.optimizers import Adam
-from zero.utils import NPZ_READ_ERRORS, check_count, check_not_empty, save_npz_atomically
+from zero.utils import NPZ_READ_ERRORS, check_count, check_not_empty, read_npz, save_npz_atomically
 
 TEST_ONLY_TRAIN_SIZE = 8_000   # test images 0..7999 train, 8000..9999 are held out
 FORMAT_VERSION = 1
@@ -276,21 +276,14 @@ def read_checkpoint(path, names=None, optional=()):
     `optional` that the file holds); a missing file raises FileNotFoundError, anything else that
     is not a readable .npz archive ValueError."""
     try:
-        # our own file object: np.load leaves the file it opened open when the zip is damaged
-        with open(path, "rb") as file:
-            archive = np.load(file, allow_pickle=False)
-            if isinstance(archive, np.lib.npyio.NpzFile):
-                with archive:
-                    if names is None:
-                        names = archive.files
-                    else:
-                        names = [*names, *(name for name in optional if name in archive.files)]
-                    return {name: archive[name] for name in names}
+        arrays = read_npz(path, names, optional)
     except FileNotFoundError:
         raise FileNotFoundError(f"checkpoint not found: {path}") from None
     except NPZ_READ_ERRORS as error:
         raise ValueError(f"cannot read checkpoint {path}: corrupt or not a checkpoint ({error})") from None
-    raise ValueError(f"cannot read checkpoint {path}: not an .npz archive")  # an .npy file gives a plain array
+    if arrays is None:
+        raise ValueError(f"cannot read checkpoint {path}: not an .npz archive")
+    return arrays
 
 
 def _resolve(model, dotted):
