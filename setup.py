@@ -3,11 +3,16 @@ steps/ and datasets/ stay repository folders.
 
 This file must not import zero: installing has to work before numpy is there.
 """
+import re
+
 from setuptools import find_packages, setup
+
+# the version, from zero/__init__.py without importing it
+VERSION = re.search(r'^__version__ = "([^"]+)"', open("zero/__init__.py", encoding="utf-8").read(), re.M).group(1)
 
 setup(
     name="zero-dlfs5-course",
-    version="0.1.0",
+    version=VERSION,
     description="zero: a small, readable autograd engine on NumPy/CuPy and the generative-model "
                 "course (Deep Learning from Scratch 5) that runs on it",
     long_description=open("README.md", encoding="utf-8").read(),

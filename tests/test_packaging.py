@@ -62,3 +62,8 @@ def test_an_installed_zero_reads_its_copy_of_the_data(wheel, tmp_path):
 def test_a_checkout_reads_the_repository_folder():
     from zero.datasets import DATA_DIR
     assert DATA_DIR == ROOT / "datasets"  # pip install -e . (or PYTHONPATH): the files one edits
+
+
+def test_the_wheel_carries_the_version_zero_reports(wheel):
+    import zero
+    assert wheel.name.startswith(f"zero_dlfs5_course-{zero.__version__}-")  # setup.py reads zero/__init__.py

@@ -1,0 +1,82 @@
+"""`python -m zero`: the report of versions, devices and data a learner pastes into a bug report."""
+import gzip
+import subprocess
+import sys
+
+import pytest
+
+import zero
+from zero import __main__ as report_command
+from zero import mnist
+from test_mnist import TEST_IMAGES, TEST_LABELS, write_test_split
+
+
+def run_report(capsys, *argv):
+    status = report_command.main(list(argv))
+    return status, capsys.readouterr().out
+
+
+def test_reports_versions_devices_and_bundled_data(capsys, tmp_path):
+    status, out = run_report(capsys, "--data-dir", str(tmp_path))
+    assert status == 0
+    assert out.startswith(f"zero {zero.__version__} at ")
+    import numpy as np
+    assert f"NumPy {np.__version__}" in out
+    assert "device cpu: ready" in out
+    cuda_line = next(line for line in out.splitlines() if line.startswith("device cuda: "))
+    assert ("ready" in cuda_line) == zero.cuda_available()
+    assert "Old Faithful: 272 rows" in out and "height/weight: 507 rows" in out
+
+
+def test_missing_mnist_files_are_listed_with_where_they_would_go(capsys, tmp_path):
+    status, out = run_report(capsys, "--data-dir", str(tmp_path))
+    assert status == 0  # nothing there is not an error: a first run downloads them
+    assert f"MNIST folder: {tmp_path} (--data-dir)" in out
+    assert f"test: missing {TEST_IMAGES}, {TEST_LABELS}" in out
+    assert "train: missing train-images-idx3-ubyte.gz, train-labels-idx1-ubyte.gz" in out
+
+
+def test_valid_files_are_checked_and_counted(capsys, tmp_path):
+    write_test_split(tmp_path)
+    status, out = run_report(capsys, "--data-dir", str(tmp_path))
+    assert status == 0
+    assert f"test: 10,000 images and labels, valid ({TEST_IMAGES}, {TEST_LABELS})" in out
+
+
+def test_a_damaged_file_is_named_and_fails_the_command(capsys, tmp_path):
+    write_test_split(tmp_path)
+    labels = tmp_path / TEST_LABELS
+    labels.write_bytes(gzip.compress(gzip.decompress(labels.read_bytes())[:-5]))  # five labels short
+    status, out = run_report(capsys, "--data-dir", str(tmp_path))
+    assert status == 1
+    damaged = [line for line in out.splitlines() if "DAMAGED" in line]
+    assert len(damaged) == 1 and str(labels) in damaged[0] and "truncated" in damaged[0]
+
+
+def test_the_folder_comes_from_the_environment_variable(capsys, tmp_path, monkeypatch):
+    monkeypatch.setenv(mnist.ENV_VAR, str(tmp_path))
+    _, out = run_report(capsys)
+    assert f"MNIST folder: {tmp_path} (${mnist.ENV_VAR})" in out
+
+
+@pytest.mark.parametrize("damage", ["delete", "garble"])
+def test_a_missing_or_damaged_data_set_fails_the_command(capsys, tmp_path, monkeypatch, damage):
+    from zero import datasets
+    for path in datasets.DATA_DIR.iterdir():
+        (tmp_path / path.name).write_bytes(path.read_bytes())
+    target = tmp_path / datasets.OLD_FAITHFUL
+    if damage == "delete":
+        target.unlink()
+    else:
+        target.write_text("eruptions waiting\n3.6 seventy-nine\n")
+    monkeypatch.setattr(datasets, "DATA_DIR", tmp_path)
+    status, out = run_report(capsys, "--data-dir", str(tmp_path))
+    assert status == 1
+    assert "Old Faithful: DAMAGED or missing" in out and datasets.OLD_FAITHFUL in out
+
+
+def test_python_dash_m_zero_runs(tmp_path):
+    run = subprocess.run([sys.executable, "-m", "zero", "--data-dir", str(tmp_path)],
+                         capture_output=True, text=True, cwd=tmp_path)
+    assert run.returncode == 0, run.stderr
+    assert run.stdout.startswith(f"zero {zero.__version__} at ") and run.stderr == ""
