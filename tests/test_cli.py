@@ -37,12 +37,12 @@ def test_a_training_scripts_defaults_and_extra_options_are_typed_and_settable():
     args = parser.parse_args([])
     assert (args.seed, args.epochs, args.batch_size, args.lr, args.latent_size) == (7, 5, 64, 2e-4, 16)
     assert not args.quick and not args.show and not args.resume
-    assert args.out is None and args.data_dir is None and args.checkpoint is None
+    assert args.out is None and args.checkpoint is None
     args = parser.parse_args(["--seed", "3", "--epochs", "2", "--batch-size", "4", "--lr", "0.5", "--latent-size", "8",
-                              "--show", "--resume", "--data-dir", "mnist"])
+                              "--show", "--resume"])
     assert (args.seed, args.epochs, args.batch_size, args.lr, args.latent_size) == (3, 2, 4, 0.5, 8)
     assert isinstance(args.seed, int) and isinstance(args.lr, float) and isinstance(args.latent_size, int)
-    assert args.show and args.resume and args.data_dir == Path("mnist")
+    assert args.show and args.resume
 
 
 def test_a_yes_or_no_option_reads_as_one_and_refuses_a_value():

@@ -136,6 +136,14 @@ def comma_list(parser, text, kind, option, minimum=None, maximum=None, length=No
     return values
 
 
+def add_data_dir_option(parser):
+    """--data-dir, for the scripts that read MNIST (zero.training.add_data_options adds it too)."""
+    parser.add_argument("--data-dir", type=Path, default=None,
+                        help="folder with the MNIST files (default: $ZERO_DATA_DIR, "
+                             "then ~/.cache/zero/mnist, downloading if needed)")
+    return parser
+
+
 def step_parser(description, training=False, default_out=None, **training_defaults):
     """An ArgumentParser with the course's common options.
 
@@ -159,9 +167,6 @@ def step_parser(description, training=False, default_out=None, **training_defaul
         add_device_option(parser)
         parser.add_argument("--epochs", type=positive_int, default=training_defaults.pop("epochs", 1))
         parser.add_argument("--batch-size", type=positive_int, default=training_defaults.pop("batch_size", 32))
-        parser.add_argument("--data-dir", type=Path, default=None,
-                            help="folder with the MNIST files (default: $ZERO_DATA_DIR, "
-                                 "then ~/.cache/zero/mnist, downloading if needed)")
         parser.add_argument("--checkpoint", type=Path, default=None,
                             help="checkpoint file this run writes and --resume reads (default: "
                                  "checkpoints/<step folder>_<script>.npz; under checkpoints/quick/ with --quick)")

@@ -31,7 +31,7 @@ import numpy as np
 from tqdm import tqdm
 
 from zero.backend import DEFAULT_DTYPE, device_of, reseed_device, to_device, to_numpy
-from zero.cli import plural, positive_int
+from zero.cli import add_data_dir_option, plural, positive_int
 from zero.core import Variable, no_grad, test_mode
 from zero.data import DataLoader, Dataset
 from zero.errors import CheckpointRefused, SetupError
@@ -123,7 +123,8 @@ def mnist_splits_from(args):
 
 
 def add_data_options(parser, train_limit=None, heldout_limit=None):
-    """--source and --train-limit / --heldout-limit options for mnist_splits_from."""
+    """--data-dir, --source and --train-limit / --heldout-limit options for mnist_splits_from."""
+    add_data_dir_option(parser)
     parser.add_argument("--source", default="auto", choices=["auto", "train", "test"],
                         help="which MNIST split to train on: 'train' (hold out the test split), "
                              "'test' (its first 8,000 train, its last 2,000 are held out), "

@@ -8,7 +8,6 @@ some with their labels and the mean image.
     python steps/step06_neural_networks/4_mnist.py [--data-dir DIR] [--show]
 """
 # needs: mnist
-from pathlib import Path
 
 import numpy as np
 
@@ -17,9 +16,6 @@ from zero.plot import figures, save, show, show_images
 from zero.training import add_data_options, mnist_splits_from
 
 parser = step_parser(__doc__)   # nothing trains here: no --epochs, --device or checkpoint options
-parser.add_argument("--data-dir", type=Path, default=None,
-                    help="folder with the MNIST files (default: $ZERO_DATA_DIR, then ~/.cache/zero/mnist, "
-                         "downloading if needed)")
 add_data_options(parser)
 args = parse_options(parser)
 folder = out_dir(args, __file__)

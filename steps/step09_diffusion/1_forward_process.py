@@ -25,15 +25,13 @@ same distribution (same mean and standard deviation per pixel, same histogram).
 import numpy as np
 from tqdm import tqdm
 
-from zero.cli import at_least, out_dir, parse_options, step_parser
+from zero.cli import add_data_dir_option, at_least, out_dir, parse_options, step_parser
 from zero.diffusion import Diffusion, to_images, to_model_range
 from zero.mnist import load_mnist
 from zero.plot import figures, save, show
 
 parser = step_parser(__doc__, chains=2000)
-parser.add_argument("--data-dir", default=None,
-                    help="folder with the MNIST files (default: $ZERO_DATA_DIR, then ~/.cache/zero/mnist, "
-                         "downloading if needed)")
+add_data_dir_option(parser)
 args = parse_options(parser, quick=dict(chains=200))
 at_least(parser, args, 2, ("chains",), "the spread of x_t over the chains is compared")
 folder = out_dir(args, __file__)

@@ -25,7 +25,6 @@ and time. Step 10.3 measures the quality of both samplers with a classifier.
 
     python steps/step09_diffusion/3_ddim.py            # needs the checkpoint of 2_ddpm.py
 """
-# needs: mnist
 import time
 from pathlib import Path
 

@@ -44,7 +44,6 @@ parser.add_argument("--model", type=Path, action="append", default=None,
 parser.add_argument("--samplers", default="ddpm,ddim,ddim:1",
                     help="comma-separated: ddpm, ddim (deterministic), ddim:ETA (fresh noise, eta in [0, 1])")
 add_device_option(parser)
-parser.add_argument("--data-dir", type=Path, default=None)
 parser.add_argument("--classifier", type=Path, default=None,
                     help="step 10.1's classifier (default: where 1_classifier.py writes it; trained here if missing)")
 args = parse_options(parser, quick=dict(samples=20, train_limit=256, heldout_limit=256,
