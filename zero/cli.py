@@ -6,8 +6,9 @@ read their options with `args = parse_options(parser, quick={...})` (a --quick r
 a SetupError then ends the script with its message alone), the others (steps 1-5, 6.2, 6.5)
 with `parser.parse_args()`. So every script offers the same switches: `--quick` (a tiny run
 for the test suite), `--out` (where figures go), `--show` (open windows as well), `--seed`;
-training scripts add `--device`, `--epochs`, `--batch-size`, `--data-dir`, `--checkpoint`
-and `--resume`; scripts that only sample add `--device` with add_device_option.
+training scripts add `--device`, `--epochs`, `--batch-size`, `--checkpoint` and `--resume`;
+scripts that only sample add `--device` with add_device_option, and those that read MNIST
+`--data-dir` (add_data_dir_option, or zero.training.add_data_options with the split options).
 
 A `--quick` run is a smoke test: by default its figures and checkpoints go under
 figures/quick/ and checkpoints/quick/, and the other steps' checkpoints it reads come from
