@@ -23,13 +23,14 @@ setup(
     # editable (pip install .): zero.datasets reads the repository folder when it is there
     package_dir={"zero._datasets": "datasets"},
     package_data={"zero._datasets": ["*.txt", "README.md"]},
-    # NumPy 2: its promotion rules keep float32 float32 (zero.backend.check_numpy_version)
-    install_requires=["numpy>=2.0", "matplotlib>=3.8.4", "tqdm>=4.60"],  # matplotlib 3.8.4: the first for NumPy 2
+    # NumPy 2: its promotion rules keep float32 float32 (zero.backend.check_numpy_version). Each minimum
+    # here is a version the whole test suite passed with (NumPy 2.0.2 and pytest 7.0.1 on Python 3.9)
+    install_requires=["numpy>=2.0.2", "matplotlib>=3.8.4", "tqdm>=4.60"],  # matplotlib 3.8.4: the first for NumPy 2
     extras_require={
         # 13.3 or later: the earlier ones cannot be seeded under NumPy 2 (cupy/cupy#8392)
         "gpu": ["cupy-cuda12x>=13.3"],
         # scipy and scikit-learn are independent references the tests compare against
-        "test": ["pytest>=7", "hypothesis>=6", "scipy", "scikit-learn"],
+        "test": ["pytest>=7.0.1", "hypothesis>=6", "scipy", "scikit-learn"],
     },
     license="MIT",
 )
