@@ -26,6 +26,7 @@ from tqdm import tqdm
 from workers import main, run_worker
 
 EPOCHS = 4
+ROUNDS = 2  # zero then PyTorch, twice: the faster round of each
 BATCH = 64
 LR = 2e-3
 N_TRAIN = 8000
@@ -111,7 +112,18 @@ def run(quick=False):
         print(f"bench_cnn_mnist: MNIST not found ($ZERO_DATA_DIR or {SHARED_MNIST}); skipped")
         return []
     epochs = 1 if quick else EPOCHS
-    accuracy, seconds = run_worker(__file__, "zero", epochs, zero_allocator=True)
+    try:
+        import torch
+    except ImportError:
+        torch = None
+    # rounds of zero then PyTorch, each in a fresh process: the faster round of each counts (a seeded
+    # run gives the same accuracy every round)
+    runs = {"zero": [], "torch": []}
+    for _ in range(1 if quick else ROUNDS):
+        runs["zero"].append(run_worker(__file__, "zero", epochs, zero_allocator=True))
+        if torch is not None:
+            runs["torch"].append(run_worker(__file__, "torch", epochs, zero_allocator=False))
+    accuracy, seconds = min(runs["zero"], key=lambda run: run[1])
     accuracy_row = {"benchmark": f"CNN MNIST held-out accuracy ({epochs} epochs, 8k train / 2k test)",
                     "unit": "accuracy", "zero": accuracy, "reference": None, "reference_name": "torch (not installed)",
                     "ratio": None, "target": None, "ok": None if quick else accuracy >= 0.97,
@@ -119,15 +131,14 @@ def run(quick=False):
     time_row = {"benchmark": f"CNN MNIST training time ({epochs} epochs)", "unit": "s", "zero": seconds,
                 "reference": None, "reference_name": "torch (not installed)", "ratio": None, "target": None,
                 "note": f"load avg {os.getloadavg()[0]:.1f}"}
-    try:
-        import torch
-    except ImportError:
+    if torch is None:
         return [accuracy_row, time_row]
-    torch_accuracy, torch_seconds = run_worker(__file__, "torch", epochs, zero_allocator=False)
+    torch_accuracy, torch_seconds = min(runs["torch"], key=lambda run: run[1])
     accuracy_row.update(reference=torch_accuracy, reference_name=f"torch {torch.__version__} CPU")
     time_row.update(reference=torch_seconds, reference_name=f"torch {torch.__version__} CPU",
                     ratio=seconds / torch_seconds,
-                    note=f"torch threads {torch.get_num_threads()}; load avg {os.getloadavg()[0]:.1f}")
+                    note=f"faster of {len(runs['zero'])} rounds each, alternating; torch threads "
+                         f"{torch.get_num_threads()}; load avg {os.getloadavg()[0]:.1f}")
     return [accuracy_row, time_row]
 
 

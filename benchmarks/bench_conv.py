@@ -99,13 +99,14 @@ def gemm_step():
 
     def step():
         start = time.perf_counter()
-        for _ in forward_chunks:
-            w_mat @ rows
+        for chunk in forward_chunks:  # each chunk's own width: the last one may be narrower
+            w_mat @ rows[:, :(chunk.stop - chunk.start) * width * width]
         middle = time.perf_counter()
         gw = np.zeros((k * k * oc, c), dtype=np.float32)
-        for _ in chunks:
-            w_flip @ col_gy
-            gw += col_gy @ x_rows.T
+        for chunk in chunks:
+            n = (chunk.stop - chunk.start) * s * width
+            w_flip @ col_gy[:, :n]
+            gw += col_gy[:, :n] @ x_rows[:, :n].T
         return middle - start, time.perf_counter() - middle
     return step
 

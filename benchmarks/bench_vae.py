@@ -98,8 +98,7 @@ def worker(framework, quick):
     if framework == "zero":
         trainer = _train_zero(model, x_train, x_heldout, epochs, seed=0)
     else:
-        import torch
-        torch.set_num_threads(2)
+        import torch  # its default threads (the physical cores), as NumPy's OpenBLAS takes its own default
         weights = {name: p.data.copy() for name, p in model.named_params()}
         trainer = _train_torch(torch, weights, x_train, x_heldout, epochs, seed=0)
     times = [next(trainer) for _ in range(epochs)]

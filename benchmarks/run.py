@@ -15,6 +15,7 @@ losing the others' rows; the exit status is then 1.
 """
 import argparse
 import importlib.util
+import os
 import sys
 import traceback
 from pathlib import Path
@@ -38,6 +39,19 @@ def fmt(value):
     return str(value)
 
 
+def load_warning(limit=0.5):
+    """A warning when other processes use the CPU (1-minute load average above limit), else ''.
+    zero's OpenBLAS threads suffer more from a busy core than PyTorch's: a review saw the MLP ratio
+    go from 0.6 to 7 under load. Every ratio of such a run is suspect, in either direction."""
+    if not hasattr(os, "getloadavg"):
+        return ""
+    load = os.getloadavg()[0]
+    if load <= limit:
+        return ""
+    return (f"WARNING: load average {load:.1f} before the run: other processes are using the CPU, and the "
+            f"ratios below are not to be trusted (run again on an idle machine)")
+
+
 def main():
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("only", nargs="*", help="run only benchmarks whose file name contains one of these")
@@ -48,6 +62,9 @@ def main():
     paths = sorted(HERE.glob("bench_*.py"))
     if args.only:
         paths = [p for p in paths if any(word in p.stem for word in args.only)]
+    busy = load_warning()  # checked before the run only: the benchmarks' own threads raise it
+    if busy:
+        print(busy, flush=True)
     rows, failures = [], []
     for path in paths:
         print(f"running {path.name} ...", flush=True)
@@ -70,6 +87,8 @@ def main():
     print("  ".join(h.ljust(w) for h, w in zip(header, widths)))
     for r in table:
         print("  ".join(c.ljust(w) for c, w in zip(r, widths)))
+    if busy:
+        print("\n" + busy)  # again under the table, where the numbers are read
     if failures:
         print("\nfailed (traceback above):\n  " + "\n  ".join(failures))
         sys.exit(1)
