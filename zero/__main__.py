@@ -67,7 +67,7 @@ def _mnist_lines(data_dir):
                 damaged = True
             else:
                 found.append(path.name)
-        if not missing and len(found) == 2:
+        if len(found) == 2:
             lines.append(f"  {split}: {count:,} images and labels, valid ({', '.join(found)})")
         elif missing:
             lines.append(f"  {split}: missing {', '.join(missing)}: downloaded into this folder on first "
