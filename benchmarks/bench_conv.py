@@ -31,6 +31,7 @@ from workers import peak_rss_kb, run_worker
 
 ROOT = Path(__file__).resolve().parents[1]
 SHAPE = dict(batch=128, channels=64, size=28, out_channels=64, kernel=3, padding=1)
+TARGET = 1.3  # zero / PyTorch for forward + backward (issue 3)
 
 
 def inputs():
@@ -158,7 +159,7 @@ def run(quick=False):
     z = summary(zero_results)
     name = "conv2d 3x3 pad 1, x (128,64,28,28) -> 64 ch, fwd+bwd"
     time_row = {"benchmark": f"{name} (median of {rounds * repeats})", "unit": "s", "zero": z["total"],
-                "reference": None, "reference_name": "torch (not installed)", "ratio": None, "target": 1.3,
+                "reference": None, "reference_name": "torch (not installed)", "ratio": None, "target": TARGET,
                 "note": f"zero fwd {z['forward']:.4f} bwd {z['backward']:.4f} best {z['best']:.4f}"}
     memory_row = {"benchmark": f"{name}: peak RSS above inputs", "unit": "MB", "zero": z["peak_mb"],
                   "reference": None, "reference_name": "torch (not installed)", "ratio": None, "target": None,
@@ -167,8 +168,13 @@ def run(quick=False):
         return [time_row, memory_row]
     t = summary(torch_results)
     reference_name = f"torch {torch.__version__} CPU, {torch.get_num_threads()} threads"
-    time_row.update(reference=t["total"], reference_name=reference_name, ratio=z["total"] / t["total"])
-    time_row["note"] += f"; torch fwd {t['forward']:.4f} bwd {t['backward']:.4f} best {t['best']:.4f}"
+    # PyTorch's steps here vary far more than zero's (best 0.091 s, median 0.137 s in one run), so the
+    # median ratio swings between runs: the target counts as met only when the best steps meet it too
+    best_ratio = z["best"] / t["best"]
+    time_row.update(reference=t["total"], reference_name=reference_name, ratio=z["total"] / t["total"],
+                    ok=z["total"] / t["total"] <= TARGET and best_ratio <= TARGET)
+    time_row["note"] += (f"; torch fwd {t['forward']:.4f} bwd {t['backward']:.4f} best {t['best']:.4f}; "
+                         f"ratio of best steps {best_ratio:.3f} (met only if both ratios <= {TARGET})")
     memory_row.update(reference=t["peak_mb"], reference_name=reference_name, ratio=z["peak_mb"] / t["peak_mb"])
     i = summary(im2col_results)
     im2col_row = {"benchmark": f"{name}: against PyTorch's im2col path", "unit": "s", "zero": z["total"],
