@@ -42,6 +42,11 @@ def parse_range(text):
     return chosen
 
 
+def duration(seconds):
+    """'12.3 s' under a minute, else '34.9 minutes'."""
+    return f"{seconds:.1f} s" if seconds < 60 else f"{seconds / 60:.1f} minutes"
+
+
 def main():
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--steps", type=parse_range, default=None,
@@ -63,7 +68,7 @@ def main():
     if wanted is not None and not wanted <= available:
         parser.error(f"--steps: there is no step {', '.join(map(str, sorted(wanted - available)))}; "
                      f"the steps are {min(available)}-{max(available)}")
-    failed, current = [], None
+    failed, current, ran, course_start = [], None, 0, time.perf_counter()
     try:
         for folder in folders:
             if wanted is not None and step_number(folder) not in wanted:
@@ -74,6 +79,7 @@ def main():
                 command = [sys.executable, str(script)] + (["--quick"] if args.quick else [])
                 start = time.perf_counter()
                 result = subprocess.run(command, env=env)
+                ran += 1
                 print(f"--- {current[0]}: {'ok' if result.returncode == 0 else 'FAILED'} "
                       f"in {time.perf_counter() - start:.1f} s", flush=True)
                 if result.returncode != 0:
@@ -86,10 +92,12 @@ def main():
                      f"(and the other options you gave)")
         print(f"\nrun_all: interrupted{where}", file=sys.stderr)
         sys.exit(130)   # 128 + SIGINT, what shells report for a program ended by Ctrl-C
+    took = duration(time.perf_counter() - course_start)
     if failed:
-        print("\nThese scripts failed:\n  " + "\n  ".join(failed))
+        print(f"\n{len(failed)} of {ran} scripts failed ({took} in all):\n  " + "\n  ".join(failed))
         sys.exit(1)
-    print(f"\nAll steps done. Figures are in {'figures/quick/' if args.quick else 'figures/'}.")
+    print(f"\nAll steps done: {ran} scripts ok in {took}. "
+          f"Figures are in {'figures/quick/' if args.quick else 'figures/'}.")
 
 
 if __name__ == "__main__":

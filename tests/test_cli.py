@@ -1,5 +1,6 @@
 """zero.cli: the step scripts' common options and where their files go."""
 import argparse
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -390,7 +391,8 @@ def test_run_all_runs_the_chosen_steps_in_order_quick_on_the_device_with_the_dat
         assert executable == sys.executable and options == ["--quick"]
         assert env["ZERO_DEVICE"] == "cuda" and env["ZERO_AUDIT_KEPT"] == "yes"
         assert env["ZERO_DATA_DIR"] == str(Path("mnist").resolve())
-    assert "All steps done. Figures are in figures/quick/." in capsys.readouterr().out
+    assert re.search(r"All steps done: 4 scripts ok in \d+\.\d s\. Figures are in figures/quick/\.",
+                     capsys.readouterr().out)
 
 
 def test_run_all_without_options_runs_every_step_in_step_order_with_their_defaults(fake_course, capsys):
@@ -407,12 +409,18 @@ def test_run_all_without_options_runs_every_step_in_step_order_with_their_defaul
     assert "Figures are in figures/." in capsys.readouterr().out
 
 
+def test_run_all_gives_durations_in_seconds_under_a_minute_else_in_minutes():
+    duration = _run_all()["duration"]
+    assert (duration(1.23), duration(59.94), duration(2094)) == ("1.2 s", "59.9 s", "34.9 minutes")
+
+
 def test_run_all_goes_on_after_a_failing_script_and_ends_naming_it_with_exit_code_1(fake_course, capsys):
     run, calls = fake_course
     assert run(["--steps", "1-2"], failing={"step01_first/1_a.py"}) == 1
     assert len(calls) == 3
     out = capsys.readouterr().out
-    assert "These scripts failed:\n  step01_first/1_a.py\n" in out + "\n" and "All steps done" not in out
+    assert re.search(r"1 of 3 scripts failed \(\d+\.\d s in all\):\n  step01_first/1_a.py\n", out + "\n")
+    assert "All steps done" not in out
     assert "--- step01_first/1_a.py: FAILED" in out and "--- step01_first/2_b.py: ok" in out
 
 
