@@ -223,7 +223,8 @@ def gaussian_log_pdf_cholesky(x, means, scale_trils):
     log_pdf = xp.empty((n_points, n_gaussians), dtype=stacked.dtype)
     for start in range(0, n_points, ROWS_PER_BLOCK):
         block = slice(start, start + ROWS_PER_BLOCK)
-        whitened = (x[block] - centre) @ stacked - shift  # (L_k^-1 (x_n - mu_k))^T side by side, (rows, K*D)
+        whitened = (x[block] - centre) @ stacked
+        whitened -= shift                                 # (L_k^-1 (x_n - mu_k))^T side by side, (rows, K*D)
         whitened *= whitened
         log_pdf[block] = whitened @ sum_groups            # -1/2 |L_k^-1 (x_n - mu_k)|^2, (rows, K)
     log_pdf += -0.5 * (dim * LOG_2PI + log_det)           # - D/2 log(2 pi) - 1/2 log|Sigma_k|
