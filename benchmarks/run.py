@@ -52,6 +52,34 @@ def load_warning(limit=0.5):
             f"ratios below are not to be trusted (run again on an idle machine)")
 
 
+PINNING_VARIABLES = ("OPENBLAS_CORETYPE", "OPENBLAS_L2_SIZE")
+
+
+def blas_report():
+    """One line naming the BLAS that NumPy's matrix products (zero's convolutions) run on, and
+    its kernel, plus a warning when an environment variable chooses that kernel instead of
+    OpenBLAS. Some machines pin an older kernel for old OpenBLAS builds: OPENBLAS_CORETYPE=Haswell
+    on a Zen 5 ran the U-Net's products at AVX2 speed, half of what OpenBLAS picks by itself
+    (AVX-512), and every conv ratio measured so is a ratio against that pinned kernel."""
+    import numpy as np  # loads the BLAS, so that threadpoolctl can see it
+    try:
+        from threadpoolctl import threadpool_info
+    except ImportError:
+        line = f"NumPy {np.__version__}: BLAS kernel unknown (pip install threadpoolctl to see it)"
+    else:
+        blas = [info for info in threadpool_info() if info.get("user_api") == "blas"]
+        line = "; ".join(f"NumPy's BLAS: {info.get('internal_api')} {info.get('version')}, kernel "
+                         f"{info.get('architecture', '?')}, {info.get('num_threads')} threads"
+                         for info in blas) or "NumPy's BLAS: none found by threadpoolctl"
+    pinned = [f"{name}={os.environ[name]}" for name in PINNING_VARIABLES if name in os.environ]
+    if pinned:
+        unset = " ".join(f"-u {name}" for name in PINNING_VARIABLES)
+        line += (f"\nWARNING: {' and '.join(pinned)} set: OpenBLAS runs the kernel this names, not the one "
+                 f"it would choose for this CPU; to measure its own choice, unset them for this command "
+                 f"alone: env {unset} python benchmarks/run.py")
+    return line
+
+
 def main():
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("only", nargs="*", help="run only benchmarks whose file name contains one of these")
@@ -65,6 +93,8 @@ def main():
     busy = load_warning()  # checked before the run only: the benchmarks' own threads raise it
     if busy:
         print(busy, flush=True)
+    blas = blas_report()
+    print(blas, flush=True)
     rows, failures = [], []
     for path in paths:
         print(f"running {path.name} ...", flush=True)
@@ -87,8 +117,9 @@ def main():
     print("  ".join(h.ljust(w) for h, w in zip(header, widths)))
     for r in table:
         print("  ".join(c.ljust(w) for c, w in zip(r, widths)))
+    print("\n" + blas)  # again under the table, where the numbers are read
     if busy:
-        print("\n" + busy)  # again under the table, where the numbers are read
+        print("\n" + busy)
     if failures:
         print("\nfailed (traceback above):\n  " + "\n  ".join(failures))
         sys.exit(1)

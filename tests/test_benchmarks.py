@@ -53,6 +53,20 @@ def test_run_prints_one_table(tmp_path):
     assert "EM Old Faithful" in result.stdout
 
 
+def test_run_names_the_blas_kernel_and_warns_when_a_variable_pins_it(monkeypatch):
+    run = _load(ROOT / "benchmarks" / "run.py")
+    for name in run.PINNING_VARIABLES:
+        monkeypatch.delenv(name, raising=False)
+    report = run.blas_report()
+    assert report.startswith("NumPy") and "WARNING" not in report
+    monkeypatch.setitem(sys.modules, "threadpoolctl", None)  # as when it is not installed
+    assert "kernel unknown (pip install threadpoolctl" in run.blas_report()
+    monkeypatch.setenv("OPENBLAS_CORETYPE", "Haswell")
+    report = run.blas_report()
+    assert "WARNING: OPENBLAS_CORETYPE=Haswell set" in report
+    assert "env -u OPENBLAS_CORETYPE -u OPENBLAS_L2_SIZE python benchmarks/run.py" in report
+
+
 def test_run_worker_returns_the_workers_json_and_reports_its_failure(tmp_path, monkeypatch):
     monkeypatch.syspath_prepend(str(ROOT / "benchmarks"))
     from workers import run_worker
