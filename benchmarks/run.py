@@ -52,9 +52,6 @@ def load_warning(limit=0.5):
             f"ratios below are not to be trusted (run again on an idle machine)")
 
 
-PINNING_VARIABLES = ("OPENBLAS_CORETYPE", "OPENBLAS_L2_SIZE")
-
-
 def blas_report():
     """One line naming the BLAS that NumPy's matrix products (zero's convolutions) run on, and
     its kernel, plus a warning when an environment variable chooses that kernel instead of
@@ -62,6 +59,7 @@ def blas_report():
     on a Zen 5 ran the U-Net's products at AVX2 speed, half of what OpenBLAS picks by itself
     (AVX-512), and every conv ratio measured so is a ratio against that pinned kernel."""
     import numpy as np  # loads the BLAS, so that threadpoolctl can see it
+    from zero.__main__ import BLAS_PINNING_VARIABLES
     try:
         from threadpoolctl import threadpool_info
     except ImportError:
@@ -71,9 +69,9 @@ def blas_report():
         line = "; ".join(f"NumPy's BLAS: {info.get('internal_api')} {info.get('version')}, kernel "
                          f"{info.get('architecture', '?')}, {info.get('num_threads')} threads"
                          for info in blas) or "NumPy's BLAS: none found by threadpoolctl"
-    pinned = [f"{name}={os.environ[name]}" for name in PINNING_VARIABLES if name in os.environ]
+    pinned = [f"{name}={os.environ[name]}" for name in BLAS_PINNING_VARIABLES if name in os.environ]
     if pinned:
-        unset = " ".join(f"-u {name}" for name in PINNING_VARIABLES)
+        unset = " ".join(f"-u {name}" for name in BLAS_PINNING_VARIABLES)
         line += (f"\nWARNING: {' and '.join(pinned)} set: OpenBLAS runs the kernel this names, not the one "
                  f"it would choose for this CPU; to measure its own choice, unset them for this command "
                  f"alone: env {unset} python benchmarks/run.py")

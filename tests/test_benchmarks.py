@@ -54,8 +54,9 @@ def test_run_prints_one_table(tmp_path):
 
 
 def test_run_names_the_blas_kernel_and_warns_when_a_variable_pins_it(monkeypatch):
+    from zero.__main__ import BLAS_PINNING_VARIABLES
     run = _load(ROOT / "benchmarks" / "run.py")
-    for name in run.PINNING_VARIABLES:
+    for name in BLAS_PINNING_VARIABLES:
         monkeypatch.delenv(name, raising=False)
     report = run.blas_report()
     assert report.startswith("NumPy") and "WARNING" not in report

@@ -28,6 +28,19 @@ def test_reports_versions_devices_and_bundled_data(capsys, tmp_path):
     assert "Old Faithful: 272 rows" in out and "height/weight: 507 rows" in out
 
 
+def test_variables_that_pin_openblas_to_a_kernel_are_named_under_numpy(capsys, tmp_path, monkeypatch):
+    for name in report_command.BLAS_PINNING_VARIABLES:
+        monkeypatch.delenv(name, raising=False)
+    _, out = run_report(capsys, "--data-dir", str(tmp_path))
+    assert "OPENBLAS" not in out
+    monkeypatch.setenv("OPENBLAS_CORETYPE", "Haswell")
+    _, out = run_report(capsys, "--data-dir", str(tmp_path))
+    lines = out.splitlines()
+    assert lines[2].startswith("NumPy ")
+    assert lines[3].startswith("  OPENBLAS_CORETYPE=Haswell set: OpenBLAS uses that, not its own choice")
+    assert "env -u OPENBLAS_CORETYPE -u OPENBLAS_L2_SIZE" in lines[3]
+
+
 def test_missing_mnist_files_are_listed_with_where_they_would_go(capsys, tmp_path):
     status, out = run_report(capsys, "--data-dir", str(tmp_path))
     assert status == 0  # nothing there is not an error: a first run downloads them
