@@ -56,8 +56,9 @@ def blas_report():
     """One line naming the BLAS that NumPy's matrix products (zero's convolutions) run on, and
     its kernel, plus a warning when an environment variable chooses that kernel instead of
     OpenBLAS. Some machines pin an older kernel for old OpenBLAS builds: OPENBLAS_CORETYPE=Haswell
-    on a Zen 5 ran the U-Net's products at AVX2 speed, half of what OpenBLAS picks by itself
-    (AVX-512), and every conv ratio measured so is a ratio against that pinned kernel."""
+    on a Zen 5 ran the conv benchmark's forward product at 170 GFLOP/s where OpenBLAS's own choice
+    (its AVX-512 kernel) ran it at 244, and a conv or U-Net ratio measured so is a ratio against
+    that pinned kernel."""
     import numpy as np  # loads the BLAS, so that threadpoolctl can see it
     from zero.__main__ import BLAS_PINNING_VARIABLES
     try:

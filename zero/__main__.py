@@ -43,8 +43,8 @@ BLAS_PINNING_VARIABLES = ("OPENBLAS_CORETYPE", "OPENBLAS_L2_SIZE")
 def _blas_pinning():
     """A line naming the environment variables that make OpenBLAS use a kernel (or cache size) of
     their choosing instead of its own for this CPU, or None. Some machines set them for old
-    OpenBLAS builds; on a newer CPU they can halve the speed of every matrix product (a Zen 5
-    pinned to Haswell's AVX2 kernel ran the course in 34.9 minutes instead of 27.2)."""
+    OpenBLAS builds; on a newer CPU they slow every matrix product down (a Zen 5 pinned to
+    Haswell's AVX2 kernel ran the course in 34.9 minutes instead of 27.2)."""
     pinned = [f"{name}={os.environ[name]}" for name in BLAS_PINNING_VARIABLES if name in os.environ]
     if not pinned:
         return None
