@@ -111,6 +111,16 @@ def test_script_name_of_a_relative_path_uses_the_real_folder(tmp_path, monkeypat
     assert script_name("1_vae.py") == "step07_vae/1_vae"
 
 
+def test_the_data_dir_help_names_the_folders_zero_mnist_reads():
+    # the help text writes them out (importing zero.mnist would slow every script's start-up)
+    from zero import mnist
+    from zero.cli import add_data_dir_option
+    parser = add_data_dir_option(argparse.ArgumentParser())
+    help_text = " ".join(parser.format_help().split())
+    for name in (f"${mnist.ENV_VAR}", str(mnist.DEFAULT_DIR)):  # each whole: not followed by more of a name
+        assert re.search(re.escape(name) + r"(?![\w/])", help_text), (name, help_text)
+
+
 def test_help_keeps_the_docstring_layout():
     description = "Step 2.1: fit a normal distribution.\n\n    x = load_heights()\n    mu, sigma = normal_mle(x)\n"
     assert "    x = load_heights()\n    mu, sigma = normal_mle(x)" in step_parser(description).format_help()

@@ -138,7 +138,9 @@ def comma_list(parser, text, kind, option, minimum=None, maximum=None, length=No
 
 
 def add_data_dir_option(parser):
-    """--data-dir, for the scripts that read MNIST (zero.training.add_data_options adds it too)."""
+    """--data-dir, for the scripts that read MNIST (zero.training.add_data_options adds it too).
+    The help writes out zero.mnist's ENV_VAR and DEFAULT_DIR rather than importing zero.mnist,
+    whose download code would load at every script's start; tests/test_cli.py checks they agree."""
     parser.add_argument("--data-dir", type=Path, default=None,
                         help="folder with the MNIST files (default: $ZERO_DATA_DIR, "
                              "then ~/.cache/zero/mnist, downloading if needed)")
