@@ -60,7 +60,7 @@ def blas_report():
     (its AVX-512 kernel) ran it at 244, and a conv or U-Net ratio measured so is a ratio against
     that pinned kernel."""
     import numpy as np  # loads the BLAS, so that threadpoolctl can see it
-    from zero.__main__ import BLAS_PINNING_VARIABLES
+    from zero.__main__ import UNSET_BLAS_PINNING, pinned_blas_variables
     try:
         from threadpoolctl import threadpool_info
     except ImportError:
@@ -70,12 +70,11 @@ def blas_report():
         line = "; ".join(f"NumPy's BLAS: {info.get('internal_api')} {info.get('version')}, kernel "
                          f"{info.get('architecture', '?')}, {info.get('num_threads')} threads"
                          for info in blas) or "NumPy's BLAS: none found by threadpoolctl"
-    pinned = [f"{name}={os.environ[name]}" for name in BLAS_PINNING_VARIABLES if name in os.environ]
+    pinned = pinned_blas_variables()
     if pinned:
-        unset = " ".join(f"-u {name}" for name in BLAS_PINNING_VARIABLES)
         line += (f"\nWARNING: {' and '.join(pinned)} set: OpenBLAS runs the kernel this names, not the one "
                  f"it would choose for this CPU; to measure its own choice, unset them for this command "
-                 f"alone: env {unset} python benchmarks/run.py")
+                 f"alone: {UNSET_BLAS_PINNING} python benchmarks/run.py")
     return line
 
 

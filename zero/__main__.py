@@ -38,18 +38,24 @@ def _blas():
 
 
 BLAS_PINNING_VARIABLES = ("OPENBLAS_CORETYPE", "OPENBLAS_L2_SIZE")
+UNSET_BLAS_PINNING = "env " + " ".join(f"-u {name}" for name in BLAS_PINNING_VARIABLES)  # a command's prefix
+
+
+def pinned_blas_variables():
+    """'NAME=value' for each environment variable set here that makes OpenBLAS use a kernel (or
+    cache size) of its choosing instead of OpenBLAS's own for this CPU. Some machines set them for
+    old OpenBLAS builds; on a newer CPU they slow every matrix product down (a Zen 5 pinned to
+    Haswell's AVX2 kernel ran the course in 34.9 minutes instead of 27.2)."""
+    return [f"{name}={os.environ[name]}" for name in BLAS_PINNING_VARIABLES if name in os.environ]
 
 
 def _blas_pinning():
-    """A line naming the environment variables that make OpenBLAS use a kernel (or cache size) of
-    their choosing instead of its own for this CPU, or None. Some machines set them for old
-    OpenBLAS builds; on a newer CPU they slow every matrix product down (a Zen 5 pinned to
-    Haswell's AVX2 kernel ran the course in 34.9 minutes instead of 27.2)."""
-    pinned = [f"{name}={os.environ[name]}" for name in BLAS_PINNING_VARIABLES if name in os.environ]
+    """The report's line on pinned_blas_variables(), or None when none is set."""
+    pinned = pinned_blas_variables()
     if not pinned:
         return None
     return (f"  {' and '.join(pinned)} set: OpenBLAS uses that, not its own choice for this CPU "
-            f"(unset to compare: env {' '.join('-u ' + name for name in BLAS_PINNING_VARIABLES)} ...)")
+            f"(unset to compare: {UNSET_BLAS_PINNING} ...)")
 
 
 def _gpu():
