@@ -1090,3 +1090,33 @@ def test_batch_norm_momentum_none_and_the_transposed_convs_output_padding_are_na
     with pytest.raises(ValueError, match=r"BatchNorm: momentum must be a finite number in \[0, 1\], got None"):
         BatchNorm(3, momentum=None)
     assert "output_padding=1" in repr(ConvTranspose2d(3, 2, stride=2, output_padding=1))
+
+
+def test_dropout_draws_its_mask_in_the_arrays_dtype_on_cupy(monkeypatch):
+    """Dropout asks zero.backend.uniform for draws in x's dtype, which on CuPy come in that dtype (a
+    float32 model draws no float64 array as large as its activations); a stand-in module takes
+    CuPy's place in zero.backend to record the call."""
+    backend = zero.backend
+    asked = []
+    real_uniform = backend.uniform
+    monkeypatch.setattr(backend, "uniform", lambda xp, shape, dtype: asked.append(dtype) or real_uniform(xp, shape, dtype))
+    Dropout(0.5)(np.ones((2, 3), np.float32))
+    assert asked == [np.float32]
+
+    calls = []
+
+    class FakeRandom:
+        @staticmethod
+        def random_sample(shape, dtype=float):
+            calls.append((shape, np.dtype(dtype)))
+            return np.random.random_sample(shape).astype(dtype)
+
+    fake_cupy = type("FakeCuPy", (), {"random": FakeRandom})()
+    monkeypatch.setattr(backend, "cupy", fake_cupy)
+    draws = real_uniform(fake_cupy, (3, 4), np.float32)
+    assert calls == [((3, 4), np.dtype(np.float32))] and draws.dtype == np.float32
+    # NumPy: float64 draws, the same numbers for a seed whatever the model's dtype
+    np.random.seed(0)
+    on_numpy = real_uniform(np, (3, 4), np.float32)
+    np.random.seed(0)
+    np.testing.assert_array_equal(on_numpy, np.random.random_sample((3, 4)))

@@ -208,6 +208,15 @@ def standard_normal(xp, shape, dtype=DEFAULT_DTYPE):
     return xp.random.standard_normal(shape).astype(dtype, copy=False)
 
 
+def uniform(xp, shape, dtype=DEFAULT_DTYPE):
+    """Draws of U[0, 1), as `standard_normal` draws N(0, 1): NumPy's float64 draws (a seed gives
+    the same numbers in every dtype), CuPy's in `dtype` directly (a float32 model's dropout mask
+    then draws no float64 array as large as its activations on the GPU)."""
+    if cupy is not None and xp is cupy:  # pragma: no cover - needs CuPy
+        return cupy.random.random_sample(shape, dtype=dtype)
+    return xp.random.random_sample(shape)
+
+
 def ones(xp, shape, dtype):
     """xp.ones(shape, dtype) by empty + fill: NumPy's ones takes about twice as long on tiny arrays
     (0.59 us against 0.28 for 100 float32 elements, 2026-12-03), which shows on the per-op hot path."""

@@ -20,7 +20,7 @@ class Dropout(Function):
 
     def forward(self, x):
         x = backend.floating(x)  # integers as float32: 1 / (1 - p) in an integer dtype would be truncated
-        keep = self.xp.random.random_sample(x.shape) >= self.p  # drawn on x's device
+        keep = backend.uniform(self.xp, x.shape, x.dtype) >= self.p  # drawn on x's device
         self.mask = keep * x.dtype.type(1 / (1 - self.p))  # 0 or 1 / (1 - p), in x's dtype
         return x * self.mask
 
