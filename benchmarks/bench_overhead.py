@@ -6,6 +6,11 @@ is almost all framework overhead: graph building, backward bookkeeping,
 optimizer loop. PyTorch CPU is timed on the same model in the same run, each side with its
 fastest way of writing the update (PyTorch's `p -= LR * p.grad` is two ops,
 `p.sub_(p.grad, alpha=LR)` one: about 20% of its iteration; a review found it).
+
+A third trainer does the same arithmetic in NumPy by hand, the gradients written out, no graph:
+the least time any engine built on NumPy could take here (its ratio against PyTorch is in the
+row's note). What zero takes beyond it is the engine's own cost: building the graph, ordering the
+backward pass, wrapping arrays in Variables.
 """
 import time
 
@@ -71,6 +76,37 @@ def torch_trainer():
     return train
 
 
+def numpy_trainer():
+    """The same model, loss and update in NumPy alone, each gradient written out by hand:
+        h = sigmoid(x W1 + b1),  y_pred = h W2 + b2,  loss = mean((y_pred - y)^2)
+        g_pred = 2 (y_pred - y) / n,  gW2 = h^T g_pred,  gb2 = 1^T g_pred,
+        g_a = (g_pred W2^T) h (1 - h),  gW1 = x^T g_a,  gb1 = 1^T g_a."""
+    x, y = sine_data()
+    W1, b1, W2, b2 = params = init_params()
+    ones = np.ones(len(x), np.float32)
+
+    def train(iters):
+        for _ in range(iters):
+            a = x @ W1
+            a += b1
+            h = np.exp(-a)                 # sigmoid(a) = 1 / (1 + e^-a)
+            h += 1
+            np.reciprocal(h, out=h)
+            y_pred = h @ W2
+            y_pred += b2
+            diff = y_pred - y
+            loss = np.vdot(diff, diff) / diff.size
+            g_pred = diff * np.float32(2 / diff.size)
+            g_a = g_pred @ W2.T
+            g_a *= h
+            g_a *= 1 - h
+            grads = (x.T @ g_a, ones @ g_a, h.T @ g_pred, ones @ g_pred)
+            for p, g in zip(params, grads):
+                p -= LR * g
+        return float(loss)
+    return train
+
+
 def best_time_per_iter(trainers, iters):
     """Run each trainer for iters in CHUNKS alternating chunks; for each, the
     fastest chunk's time per iteration and the final loss."""
@@ -86,21 +122,25 @@ def best_time_per_iter(trainers, iters):
 
 def run(quick=False):
     iters = 1000 if quick else ITERS
-    trainers = [zero_trainer()]
+    trainers = [zero_trainer(), numpy_trainer()]
     try:
         import torch
         trainers.append(torch_trainer())
     except ImportError:
         torch = None
     seconds, losses = best_time_per_iter(trainers, iters)
-    zero_seconds, zero_loss = seconds[0], losses[0]
+    (zero_seconds, numpy_seconds), (zero_loss, numpy_loss) = seconds[:2], losses[:2]
+    by_hand = f"NumPy by hand {numpy_seconds * 1e6:.1f} us"
     row = {"benchmark": f"sine MLP 1-10-1, SGD, {iters} iters (best of {CHUNKS} chunks, per iter)", "unit": "s",
            "zero": zero_seconds, "reference": None, "reference_name": "torch (not installed)",
-           "ratio": None, "target": 0.5, "note": f"final loss zero {zero_loss:.4f}"}
+           "ratio": None, "target": 0.5,
+           "note": f"final loss zero {zero_loss:.4f}, by hand {numpy_loss:.4f}; {by_hand}"}
     if torch is None:
         return [row]
-    torch_seconds, torch_loss = seconds[1], losses[1]
+    torch_seconds, torch_loss = seconds[2], losses[2]
     row.update(reference=torch_seconds, reference_name=f"torch {torch.__version__} CPU",
                ratio=zero_seconds / torch_seconds,
-               note=f"final loss zero {zero_loss:.4f}, torch {torch_loss:.4f}")
+               note=(f"final loss zero {zero_loss:.4f}, by hand {numpy_loss:.4f}, torch {torch_loss:.4f}; "
+                     f"{by_hand}, ratio {numpy_seconds / torch_seconds:.2f} against torch: NumPy's own time "
+                     f"for this arithmetic, with no engine around it"))
     return [row]

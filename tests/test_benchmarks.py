@@ -88,3 +88,17 @@ def test_run_worker_returns_the_workers_json_and_reports_its_failure(tmp_path, m
     assert with_zeros["kept"] is zero.host_memory.HOST_MEMORY_KEPT   # True with glibc, False elsewhere
     with pytest.raises(RuntimeError, match="ValueError: the worker broke"):
         run_worker(script, "fail", zero_allocator=False)
+
+
+def test_overhead_numpy_by_hand_trains_the_same_model_as_zero(monkeypatch):
+    """The hand-written NumPy trainer is the floor the overhead row reports: it must do zero's
+    arithmetic (same data, initial weights, gradients and update), so their losses agree."""
+    monkeypatch.syspath_prepend(str(ROOT / "benchmarks"))
+    overhead = _load(ROOT / "benchmarks" / "bench_overhead.py")
+    zero_train, numpy_train = overhead.zero_trainer(), overhead.numpy_trainer()
+    first_loss = zero_train(1)
+    assert numpy_train(1) == pytest.approx(first_loss, rel=1e-5)
+    for _ in range(3):
+        zero_loss, numpy_loss = zero_train(100), numpy_train(100)
+        assert numpy_loss == pytest.approx(zero_loss, rel=1e-4)
+    assert zero_loss < 0.8 * first_loss  # and both learnt
