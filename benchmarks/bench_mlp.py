@@ -6,8 +6,10 @@ step is a few hundred microseconds of arithmetic, so framework overhead
 matters. PyTorch CPU runs the same model with the same thread count. Each
 framework runs in its own subprocesses, taking turns: in one process, NumPy's
 OpenBLAS threads keep spinning after zero's products and slowed PyTorch's next
-steps by half (a ratio of 0.54-0.62 where the fair one is about 0.9). Profile
-zero's step with:
+steps by half (a ratio of 0.54-0.62 where the fair one is about 0.9). A third
+worker runs the same step in NumPy by hand (gradients and Adam written out, no
+graph): NumPy's own time for this arithmetic, the least an engine built on it
+could take; the row's note gives it. Profile zero's step with:
 
     python benchmarks/bench_mlp.py --profile
 """
@@ -75,6 +77,61 @@ def zero_step_function():
     return step
 
 
+def numpy_step_function():
+    """zero's step (the same initial weights, arithmetic and Adam update) in NumPy by hand:
+        h = relu(x W1 + b1),  z = h W2 + b2,  loss = mean_n (log sum_c e^z_nc - z_n,t_n)
+        gz = (softmax(z) - onehot(t)) / N,  gW2 = h^T gz,  gb2 = 1^T gz,
+        gh = (gz W2^T) [h > 0],  gW1 = x^T gh,  gb1 = 1^T gh,
+    then zero.optimizers.Adam's in-place passes over each parameter."""
+    import math
+    from zero.models import MLP
+    np.random.seed(0)
+    (W1, b1), (W2, b2) = [(layer.W.data.copy(), layer.b.data.copy()) for layer in MLP(SIZES).layers]
+    params = [W1, b1, W2, b2]
+    means, variances, scratch = ([np.zeros_like(p) for p in params] for _ in range(3))
+    lr, beta1, beta2, eps = 1e-3, 0.9, 0.999, 1e-8
+    ones = np.ones(BATCH, np.float32)
+    steps = [0]
+
+    def adam(p, g, m, v, s, t):
+        m -= g                     # m <- b1 m + (1 - b1) g
+        m *= beta1
+        m += g
+        np.square(g, out=s)        # v <- b2 v + (1 - b2) g^2
+        s *= 1 - beta2
+        v *= beta2
+        v += s
+        root_bias2 = math.sqrt(1 - beta2 ** t)
+        np.sqrt(v, out=s)          # p <- p - lr_t m / (sqrt(v) + eps_t)
+        s += eps * root_bias2
+        np.divide(m, s, out=s)
+        s *= -lr * root_bias2 / (1 - beta1 ** t)
+        p += s
+
+    def step(x, t):
+        n = len(x)
+        a = x @ W1
+        a += b1
+        h = np.maximum(a, 0)
+        z = h @ W2
+        z += b2
+        z -= z.max(axis=1, keepdims=True)
+        gz = np.exp(z)
+        sum_exp = gz.sum(axis=1, keepdims=True)
+        loss = (np.log(sum_exp[:, 0]) - z[np.arange(n), t]).sum() / n
+        gz /= sum_exp                       # softmax(z)
+        gz[np.arange(n), t] -= 1
+        gz *= np.float32(1 / n)
+        gh = gz @ W2.T
+        gh *= a > 0
+        grads = (x.T @ gh, ones[:n] @ gh, h.T @ gz, ones[:n] @ gz)
+        steps[0] += 1
+        for p, g, m, v, s in zip(params, grads, means, variances, scratch):
+            adam(p, g, m, v, s, steps[0])
+        return loss
+    return step
+
+
 def torch_step_function():
     import torch
     torch.manual_seed(0)
@@ -111,13 +168,13 @@ def worker(framework, rounds):
     """In a fresh process: warm up, then print the seconds per step of `rounds` rounds (JSON)."""
     sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
     x, t = batches(STEPS_PER_ROUND)
-    step = zero_step_function() if framework == "zero" else torch_step_function()
+    step = {"zero": zero_step_function, "numpy": numpy_step_function, "torch": torch_step_function}[framework]()
     seconds_per_step(step, x[:WARMUP], t[:WARMUP])
     print(json.dumps([seconds_per_step(step, x, t) for _ in range(rounds)]))
 
 
 def measure(framework, rounds):
-    return run_worker(__file__, framework, rounds, zero_allocator=framework == "zero")
+    return run_worker(__file__, framework, rounds, zero_allocator=framework != "torch")
 
 
 def run(quick=False):
@@ -129,13 +186,14 @@ def run(quick=False):
         import torch
     except ImportError:
         torch = None
-    frameworks = ["zero"] + (["torch"] if torch is not None else [])
+    frameworks = ["zero", "numpy"] + (["torch"] if torch is not None else [])
     times = {name: [] for name in frameworks}
     while len(times["zero"]) < rounds:
         for name in frameworks:
             times[name] += measure(name, ROUNDS_PER_PROCESS)
-    zero_seconds = float(np.median(times["zero"]))
+    zero_seconds, numpy_seconds = (float(np.median(times[name])) for name in ("zero", "numpy"))
     best = f"best round zero {min(times['zero']) * 1e3:.3f} ms"
+    by_hand = f"NumPy by hand {numpy_seconds * 1e3:.3f} ms"
     row = {"benchmark": f"MLP 784-200-10 train step, batch {BATCH}, Adam", "unit": "s/step",
            "zero": zero_seconds, "reference": None, "reference_name": "torch (not installed)",
            "ratio": None, "target": 0.7}
@@ -144,9 +202,10 @@ def run(quick=False):
         best += f", torch {min(times['torch']) * 1e3:.3f} ms ({torch.get_num_threads()} threads)"
         row.update(reference=torch_seconds, reference_name=f"torch {torch.__version__} CPU",
                    ratio=zero_seconds / torch_seconds)
+        by_hand += f" (ratio {numpy_seconds / torch_seconds:.2f} against torch: NumPy's own time, no engine)"
     data = "MNIST" if mnist_folder() is not None else "synthetic data"
     row["note"] = (f"{data}; median of {len(times['zero'])} rounds x {STEPS_PER_ROUND} steps, "
-                   f"{ROUNDS_PER_PROCESS} per subprocess, taking turns; {best}{load_note()}")
+                   f"{ROUNDS_PER_PROCESS} per subprocess, taking turns; {by_hand}; {best}{load_note()}")
     return [row]
 
 

@@ -102,3 +102,16 @@ def test_overhead_numpy_by_hand_trains_the_same_model_as_zero(monkeypatch):
         zero_loss, numpy_loss = zero_train(100), numpy_train(100)
         assert numpy_loss == pytest.approx(zero_loss, rel=1e-4)
     assert zero_loss < 0.8 * first_loss  # and both learnt
+
+
+def test_mlp_numpy_by_hand_trains_the_same_model_as_zero(monkeypatch):
+    """The MLP row's floor, NumPy by hand, must do zero's arithmetic: the same initial weights,
+    softmax cross entropy, gradients and Adam steps, so the losses of ten steps agree."""
+    monkeypatch.syspath_prepend(str(ROOT / "benchmarks"))
+    mlp = _load(ROOT / "benchmarks" / "bench_mlp.py")
+    x, t = mlp.batches(10)
+    zero_step, numpy_step = mlp.zero_step_function(), mlp.numpy_step_function()
+    losses = [(zero_step(x[i], t[i]).item(), float(numpy_step(x[i], t[i]))) for i in range(10)]
+    for zero_loss, numpy_loss in losses:
+        assert numpy_loss == pytest.approx(zero_loss, rel=1e-4)
+    assert losses[-1][0] < 0.9 * losses[0][0]  # and both learnt
