@@ -1,11 +1,14 @@
 """VAE parity with PyTorch: the book's VAE (784-200-20, Adam 3e-4, batch 32, book loss) trained in
 zero and in PyTorch CPU from the same initial weights on the same batches, on MNIST's test split
 (first 8,000 images train, last 2,000 held out). Reports the held-out loss after the same epochs
-(target: within 2% of PyTorch's) and the time per epoch (target: zero/PyTorch <= 0.7).
+(target: within 2% of PyTorch's) and the time per epoch (target: zero/PyTorch <= 0.7). A third
+worker times the same training in NumPy by hand (numpy_vae_step: the gradients and Adam written
+out, no graph), NumPy's own time for this arithmetic; the epoch-time row's note gives it.
 
     python benchmarks/run.py vae [--quick]
 """
 import json
+import math
 import sys
 import time
 from pathlib import Path
@@ -42,6 +45,111 @@ def _train_zero(model, x_train, x_heldout, epochs, seed):
         yield time.perf_counter() - start
     with zero.no_grad():
         yield model.loss(zero.Variable(x_heldout)).item()
+
+
+def _adam_by_hand(params, lr, beta1=0.9, beta2=0.999, eps=1e-8):
+    """zero.optimizers.Adam's in-place passes, written out: a function step(grads) for these arrays."""
+    means, variances, scratch = ([np.zeros_like(p) for p in params] for _ in range(3))
+    steps = [0]
+
+    def step(grads):
+        steps[0] += 1
+        t = steps[0]
+        root_bias2 = math.sqrt(1 - beta2 ** t)
+        for p, g, m, v, s in zip(params, grads, means, variances, scratch):
+            m -= g                  # m <- b1 m + (1 - b1) g
+            m *= beta1
+            m += g
+            np.square(g, out=s)     # v <- b2 v + (1 - b2) g^2
+            s *= 1 - beta2
+            v *= beta2
+            v += s
+            np.sqrt(v, out=s)       # p <- p - lr_t m / (sqrt(v) + eps_t)
+            s += eps * root_bias2
+            np.divide(m, s, out=s)
+            s *= -lr * root_bias2 / (1 - beta1 ** t)
+            p += s
+    return step
+
+
+def numpy_vae_step(weights):
+    """zero's VAE training step in NumPy by hand, no graph: loss(x) computes the book loss of a
+    batch, its gradients and an Adam step (lr 3e-4) on copies of `weights` (zero's named params),
+    drawing eps from NumPy's global generator as zero does. The forward pass, per batch of N:
+        h = relu(x We + be),  mu = h Wm + bm,  logvar = h Wl + bl,  s = e^(logvar/2),
+        z = mu + s eps,  d = relu(z W1 + b1),  x_hat = sigmoid(d W2 + b2),
+        L = [sum (x_hat - x)^2 + sum (e^logvar + mu^2 - 1 - logvar)] / N
+    and backward, each gradient from the one after it:
+        g_logits = 2 (x_hat - x) x_hat (1 - x_hat) / N,  g_d = (g_logits W2^T) [d > 0],
+        g_z = g_d W1^T,  g_mu = g_z + 2 mu / N,  g_logvar = g_z eps s / 2 + (e^logvar - 1) / N,
+        g_h = (g_mu Wm^T + g_logvar Wl^T) [h > 0],  and g_W = input^T g_out, g_b = 1^T g_out per layer."""
+    names = ["encoder.hidden", "encoder.to_mu", "encoder.to_logvar", "decoder.layers.0", "decoder.layers.1"]
+    (We, be), (Wm, bm), (Wl, bl), (W1, b1), (W2, b2) = layers = [
+        (weights[name + ".W"].copy(), weights[name + ".b"].copy()) for name in names]
+    adam = _adam_by_hand([array for layer in layers for array in layer], lr=3e-4)
+
+    def loss(x):
+        n = len(x)
+        ones = np.ones(n, np.float32)
+        a = x @ We
+        a += be
+        h = np.maximum(a, 0)
+        mu = h @ Wm
+        mu += bm
+        logvar = h @ Wl
+        logvar += bl
+        s = np.exp(0.5 * logvar)
+        eps = np.random.standard_normal(mu.shape).astype(np.float32)
+        z = s * eps
+        z += mu
+        c = z @ W1
+        c += b1
+        d = np.maximum(c, 0)
+        x_hat = d @ W2
+        x_hat += b2
+        np.negative(x_hat, out=x_hat)    # sigmoid = 1 / (1 + e^-logits)
+        np.exp(x_hat, out=x_hat)
+        x_hat += 1
+        np.reciprocal(x_hat, out=x_hat)
+        diff = x_hat - x
+        var = np.exp(logvar)
+        kl = var + mu * mu
+        kl -= 1
+        kl -= logvar
+        value = (np.vdot(diff, diff) + kl.sum()) / n
+
+        g_logits = diff * np.float32(2 / n)
+        g_logits *= x_hat
+        g_logits *= 1 - x_hat
+        g_d = g_logits @ W2.T
+        g_d *= c > 0
+        g_z = g_d @ W1.T
+        g_mu = mu * np.float32(2 / n)
+        g_mu += g_z
+        g_logvar = g_z * eps
+        g_logvar *= s
+        g_logvar *= np.float32(0.5)
+        var -= 1
+        var *= np.float32(1 / n)
+        g_logvar += var
+        g_h = g_mu @ Wm.T
+        g_h += g_logvar @ Wl.T
+        g_h *= a > 0
+        adam([x.T @ g_h, ones @ g_h, h.T @ g_mu, ones @ g_mu, h.T @ g_logvar, ones @ g_logvar,
+              z.T @ g_d, ones @ g_d, d.T @ g_logits, ones @ g_logits])
+        return value
+    return loss
+
+
+def _train_numpy(weights, x_train, epochs, seed):
+    """Yields each epoch's time of numpy_vae_step over the same batches as zero's."""
+    loss = numpy_vae_step(weights)
+    for epoch in range(1, epochs + 1):
+        batches = _batches(x_train, 32, seed, epoch)
+        start = time.perf_counter()
+        for x in batches:
+            loss(x)
+        yield time.perf_counter() - start
 
 
 def _train_torch(torch, weights, x_train, x_heldout, epochs, seed):
@@ -97,6 +205,11 @@ def worker(framework, quick):
     model = VAE()
     if framework == "zero":
         trainer = _train_zero(model, x_train, x_heldout, epochs, seed=0)
+    elif framework == "numpy":
+        weights = {name: p.data.copy() for name, p in model.named_params()}
+        times = list(_train_numpy(weights, x_train, epochs, seed=0))
+        print(json.dumps({"epoch_times": times}))
+        return
     else:
         import torch  # its default threads (the physical cores), as NumPy's OpenBLAS takes its own default
         weights = {name: p.data.copy() for name, p in model.named_params()}
@@ -107,7 +220,7 @@ def worker(framework, quick):
 
 
 def _measure(framework, quick):
-    return run_worker(__file__, framework, *(["--quick"] if quick else []), zero_allocator=framework == "zero")
+    return run_worker(__file__, framework, *(["--quick"] if quick else []), zero_allocator=framework != "torch")
 
 
 def run(quick=False):
@@ -117,7 +230,7 @@ def run(quick=False):
         import torch
     except ImportError:
         torch = None
-    frameworks = ["zero"] + (["torch"] if torch is not None else [])
+    frameworks = ["zero", "numpy"] + (["torch"] if torch is not None else [])
     results = {name: [] for name in frameworks}
     for _ in range(1 if quick else ROUNDS):
         for name in frameworks:
@@ -131,6 +244,9 @@ def run(quick=False):
     epochs = len(first["epoch_times"])
     note = (f"{epochs} epochs on {first['train_images']} images, held-out {first['heldout_images']}; epoch time: "
             f"best of {epochs * len(results['zero'])}, each framework in its own subprocess, taking turns")
+    numpy_time = min(t for r in results["numpy"] for t in r["epoch_times"])
+    by_hand = f"; NumPy by hand {numpy_time:.3f} s" + (
+        "" if torch_time is None else f" (ratio {numpy_time / torch_time:.2f} against torch: NumPy's own time, no engine)")
     reference_name = "pytorch cpu" if torch is not None else "pytorch cpu (not installed)"
     loss_ratio = None if torch_loss is None else zero_loss / torch_loss
     rows = [
@@ -139,7 +255,7 @@ def run(quick=False):
          "ok": None if loss_ratio is None else abs(loss_ratio - 1) <= 0.02, "note": note + "; target |ratio - 1| <= 0.02"},
         {"benchmark": "vae epoch time", "unit": "s", "zero": zero_time, "reference": torch_time,
          "reference_name": reference_name, "ratio": None if torch_time is None else zero_time / torch_time,
-         "target": 0.7, "note": note},
+         "target": 0.7, "note": note + by_hand},
     ]
     return rows
 

@@ -7,6 +7,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 import zero.backend
@@ -115,3 +116,30 @@ def test_mlp_numpy_by_hand_trains_the_same_model_as_zero(monkeypatch):
     for zero_loss, numpy_loss in losses:
         assert numpy_loss == pytest.approx(zero_loss, rel=1e-4)
     assert losses[-1][0] < 0.9 * losses[0][0]  # and both learnt
+
+
+def test_vae_numpy_by_hand_trains_the_same_model_as_zero(monkeypatch):
+    """The VAE epoch row's floor, NumPy by hand, must do zero's arithmetic: from the same weights,
+    with the same noise, its book loss equals zero's step after Adam step."""
+    monkeypatch.syspath_prepend(str(ROOT / "benchmarks"))
+    vae_bench = _load(ROOT / "benchmarks" / "bench_vae.py")
+    from zero import Variable
+    from zero.optimizers import Adam
+    from zero.vae import VAE
+    images = np.random.default_rng(0).random((8, 32, 784), dtype=np.float32)
+    np.random.seed(0)
+    model = VAE()
+    optimizer = Adam(model.params(), lr=3e-4)
+    numpy_loss = vae_bench.numpy_vae_step({name: p.data.copy() for name, p in model.named_params()})
+    losses = []
+    for i, x in enumerate(images):
+        np.random.seed(i)  # the same eps for both
+        loss = model.loss(Variable(x, requires_grad=False))
+        optimizer.zero_grad()
+        loss.backward()
+        optimizer.step()
+        np.random.seed(i)
+        losses.append((loss.item(), float(numpy_loss(x))))
+    for zero_loss, by_hand in losses:
+        assert by_hand == pytest.approx(zero_loss, rel=1e-4)
+    assert losses[-1][0] < losses[0][0]  # and both learnt
