@@ -21,6 +21,7 @@ from pathlib import Path
 
 import numpy as np
 
+from by_hand import adam_by_hand
 from workers import main, run_worker
 
 SIZES = (784, 200, 10)
@@ -82,31 +83,12 @@ def numpy_step_function():
         h = relu(x W1 + b1),  z = h W2 + b2,  loss = mean_n (log sum_c e^z_nc - z_n,t_n)
         gz = (softmax(z) - onehot(t)) / N,  gW2 = h^T gz,  gb2 = 1^T gz,
         gh = (gz W2^T) [h > 0],  gW1 = x^T gh,  gb1 = 1^T gh,
-    then zero.optimizers.Adam's in-place passes over each parameter."""
-    import math
+    then zero.optimizers.Adam's in-place passes over each parameter (by_hand.adam_by_hand)."""
     from zero.models import MLP
     np.random.seed(0)
     (W1, b1), (W2, b2) = [(layer.W.data.copy(), layer.b.data.copy()) for layer in MLP(SIZES).layers]
-    params = [W1, b1, W2, b2]
-    means, variances, scratch = ([np.zeros_like(p) for p in params] for _ in range(3))
-    lr, beta1, beta2, eps = 1e-3, 0.9, 0.999, 1e-8
+    adam = adam_by_hand([W1, b1, W2, b2], lr=1e-3)
     ones = np.ones(BATCH, np.float32)
-    steps = [0]
-
-    def adam(p, g, m, v, s, t):
-        m -= g                     # m <- b1 m + (1 - b1) g
-        m *= beta1
-        m += g
-        np.square(g, out=s)        # v <- b2 v + (1 - b2) g^2
-        s *= 1 - beta2
-        v *= beta2
-        v += s
-        root_bias2 = math.sqrt(1 - beta2 ** t)
-        np.sqrt(v, out=s)          # p <- p - lr_t m / (sqrt(v) + eps_t)
-        s += eps * root_bias2
-        np.divide(m, s, out=s)
-        s *= -lr * root_bias2 / (1 - beta1 ** t)
-        p += s
 
     def step(x, t):
         n = len(x)
@@ -124,10 +106,7 @@ def numpy_step_function():
         gz *= np.float32(1 / n)
         gh = gz @ W2.T
         gh *= a > 0
-        grads = (x.T @ gh, ones[:n] @ gh, h.T @ gz, ones[:n] @ gz)
-        steps[0] += 1
-        for p, g, m, v, s in zip(params, grads, means, variances, scratch):
-            adam(p, g, m, v, s, steps[0])
+        adam([x.T @ gh, ones[:n] @ gh, h.T @ gz, ones[:n] @ gz])
         return loss
     return step
 

@@ -8,7 +8,6 @@ out, no graph), NumPy's own time for this arithmetic; the epoch-time row's note 
     python benchmarks/run.py vae [--quick]
 """
 import json
-import math
 import sys
 import time
 from pathlib import Path
@@ -21,6 +20,7 @@ from zero.data import DataLoader, Dataset
 from zero.optimizers import Adam
 from zero.training import mnist_splits
 from zero.vae import VAE
+from by_hand import adam_by_hand
 from workers import run_worker
 
 EPOCHS, QUICK_EPOCHS, QUICK_IMAGES = 3, 1, 2000
@@ -47,31 +47,6 @@ def _train_zero(model, x_train, x_heldout, epochs, seed):
         yield model.loss(zero.Variable(x_heldout)).item()
 
 
-def _adam_by_hand(params, lr, beta1=0.9, beta2=0.999, eps=1e-8):
-    """zero.optimizers.Adam's in-place passes, written out: a function step(grads) for these arrays."""
-    means, variances, scratch = ([np.zeros_like(p) for p in params] for _ in range(3))
-    steps = [0]
-
-    def step(grads):
-        steps[0] += 1
-        t = steps[0]
-        root_bias2 = math.sqrt(1 - beta2 ** t)
-        for p, g, m, v, s in zip(params, grads, means, variances, scratch):
-            m -= g                  # m <- b1 m + (1 - b1) g
-            m *= beta1
-            m += g
-            np.square(g, out=s)     # v <- b2 v + (1 - b2) g^2
-            s *= 1 - beta2
-            v *= beta2
-            v += s
-            np.sqrt(v, out=s)       # p <- p - lr_t m / (sqrt(v) + eps_t)
-            s += eps * root_bias2
-            np.divide(m, s, out=s)
-            s *= -lr * root_bias2 / (1 - beta1 ** t)
-            p += s
-    return step
-
-
 def numpy_vae_step(weights):
     """zero's VAE training step in NumPy by hand, no graph: loss(x) computes the book loss of a
     batch, its gradients and an Adam step (lr 3e-4) on copies of `weights` (zero's named params),
@@ -86,7 +61,7 @@ def numpy_vae_step(weights):
     names = ["encoder.hidden", "encoder.to_mu", "encoder.to_logvar", "decoder.layers.0", "decoder.layers.1"]
     (We, be), (Wm, bm), (Wl, bl), (W1, b1), (W2, b2) = layers = [
         (weights[name + ".W"].copy(), weights[name + ".b"].copy()) for name in names]
-    adam = _adam_by_hand([array for layer in layers for array in layer], lr=3e-4)
+    adam = adam_by_hand([array for layer in layers for array in layer], lr=3e-4)
 
     def loss(x):
         n = len(x)
