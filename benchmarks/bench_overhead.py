@@ -10,7 +10,10 @@ fastest way of writing the update (PyTorch's `p -= LR * p.grad` is two ops,
 A third trainer does the same arithmetic in NumPy by hand, the gradients written out, no graph:
 the least time any engine built on NumPy could take here (its ratio against PyTorch is in the
 row's note). What zero takes beyond it is the engine's own cost: building the graph, ordering the
-backward pass, wrapping arrays in Variables.
+backward pass, wrapping arrays in Variables. A fourth trainer measures that cost alone: zero's
+engine running the same graph (the same four ops and four gradient ops, the same Variables and
+backward pass) with ops that do no arithmetic. NumPy by hand plus the skeleton is about what any
+engine of zero's design would take, however lean its ops.
 """
 import time
 
@@ -107,6 +110,46 @@ def numpy_trainer():
     return train
 
 
+def skeleton_trainer():
+    """zero's engine with the overhead graph and no arithmetic: each op hands back an array made
+    in advance, of the shape the real op returns. The graph, its Variables, the backward pass
+    and the gradients' bookkeeping are zero's own; no parameter is updated (the arrays would
+    not change anyway), and the returned "loss" is 0."""
+    from zero import Parameter
+    from zero.core import Function
+    x, y = sine_data()
+    W1, b1, W2, b2 = params = [Parameter(p) for p in init_params()]
+    hidden, prediction, loss = np.zeros((100, 10), np.float32), np.zeros_like(y), np.zeros((), np.float32)
+
+    class Ready(Function):
+        """An op whose results are given: forward returns `result`; backward, as zero's ops do,
+        calls one gradient op (a Ready too) that returns `grads` (an array, or a tuple of them),
+        the gradients of the inputs after the first `skip` (data inputs: no gradient)."""
+
+        def __init__(self, result, grads=None, skip=0):
+            self.result, self.grads, self.skip = result, grads, (None,) * skip
+
+        def forward(self, *xs):
+            return self.result
+
+        def backward(self, gy):
+            grads = Ready(self.grads)(*self.inputs, gy)
+            return self.skip + (grads if type(grads) is tuple else (grads,))
+
+    def train(iters):
+        for _ in range(iters):
+            a = Ready(hidden, (W1.data, b1.data), skip=1)(x, W1, b1)         # linear (x is data: no gx)
+            h = Ready(hidden, hidden)(a)                                      # sigmoid
+            y_pred = Ready(prediction, (hidden, W2.data, b2.data))(h, W2, b2)  # linear
+            value = Ready(loss, prediction, skip=1)(y, y_pred)                # mean squared error
+            for p in params:
+                p.cleargrad()
+            value.backward()
+        return float(value.data)
+    train.params = params  # for the test that the backward pass reaches every parameter
+    return train
+
+
 def best_time_per_iter(trainers, iters):
     """Run each trainer for iters in CHUNKS alternating chunks; for each, the
     fastest chunk's time per iteration and the final loss."""
@@ -122,25 +165,27 @@ def best_time_per_iter(trainers, iters):
 
 def run(quick=False):
     iters = 1000 if quick else ITERS
-    trainers = [zero_trainer(), numpy_trainer()]
+    trainers = [zero_trainer(), numpy_trainer(), skeleton_trainer()]
     try:
         import torch
         trainers.append(torch_trainer())
     except ImportError:
         torch = None
     seconds, losses = best_time_per_iter(trainers, iters)
-    (zero_seconds, numpy_seconds), (zero_loss, numpy_loss) = seconds[:2], losses[:2]
+    (zero_seconds, numpy_seconds, skeleton_seconds), (zero_loss, numpy_loss) = seconds[:3], losses[:2]
     by_hand = f"NumPy by hand {numpy_seconds * 1e6:.1f} us"
+    skeleton = f"zero's engine alone (same graph, no arithmetic) {skeleton_seconds * 1e6:.1f} us"
     row = {"benchmark": f"sine MLP 1-10-1, SGD, {iters} iters (best of {CHUNKS} chunks, per iter)", "unit": "s",
            "zero": zero_seconds, "reference": None, "reference_name": "torch (not installed)",
            "ratio": None, "target": 0.5,
-           "note": f"final loss zero {zero_loss:.4f}, by hand {numpy_loss:.4f}; {by_hand}"}
+           "note": f"final loss zero {zero_loss:.4f}, by hand {numpy_loss:.4f}; {by_hand}; {skeleton}"}
     if torch is None:
         return [row]
-    torch_seconds, torch_loss = seconds[2], losses[2]
+    torch_seconds, torch_loss = seconds[3], losses[3]
     row.update(reference=torch_seconds, reference_name=f"torch {torch.__version__} CPU",
                ratio=zero_seconds / torch_seconds,
                note=(f"final loss zero {zero_loss:.4f}, by hand {numpy_loss:.4f}, torch {torch_loss:.4f}; "
                      f"{by_hand}, ratio {numpy_seconds / torch_seconds:.2f} against torch: NumPy's own time "
-                     f"for this arithmetic, with no engine around it"))
+                     f"for this arithmetic, with no engine around it; {skeleton}, "
+                     f"{skeleton_seconds / torch_seconds:.2f} of torch's"))
     return [row]

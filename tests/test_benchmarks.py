@@ -143,3 +143,14 @@ def test_vae_numpy_by_hand_trains_the_same_model_as_zero(monkeypatch):
     for zero_loss, by_hand in losses:
         assert by_hand == pytest.approx(zero_loss, rel=1e-4)
     assert losses[-1][0] < losses[0][0]  # and both learnt
+
+
+def test_overhead_skeleton_runs_the_whole_backward_pass(monkeypatch):
+    """The engine-alone trainer must make zero do the real graph's work: its backward pass gives
+    every parameter a gradient of the parameter's shape, in each iteration."""
+    monkeypatch.syspath_prepend(str(ROOT / "benchmarks"))
+    overhead = _load(ROOT / "benchmarks" / "bench_overhead.py")
+    train = overhead.skeleton_trainer()
+    for _ in range(2):
+        train(1)
+        assert [p.grad.shape for p in train.params] == [p.shape for p in train.params]
