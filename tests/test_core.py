@@ -607,6 +607,50 @@ def test_numpy_integer_scalars_keep_float32_like_python_numbers():
     np.testing.assert_array_equal((x * np.int64(3)).data, np.full(3, 3.0, np.float32))
 
 
+INTEGER_ARRAY_OPS = {
+    "mul": lambda w, a: w * a, "rmul": lambda w, a: a * w, "add": lambda w, a: w + a,
+    "sub": lambda w, a: w - a, "rsub": lambda w, a: a - w, "div": lambda w, a: w / (a + 1),
+    "maximum": lambda w, a: F.maximum(w, a), "minimum": lambda w, a: F.minimum(a, w),
+    "matmul": lambda w, a: F.matmul(w.reshape(1, 3), a.reshape(3, 1)),
+    "bce_with_logits": lambda w, a: F.binary_cross_entropy_with_logits(w, a % 2),
+}
+
+
+@pytest.mark.parametrize("name", sorted(INTEGER_ARRAY_OPS))
+@pytest.mark.parametrize("integer_dtype", [np.int64, np.int32, np.uint8, np.bool_])
+def test_integer_arrays_beside_a_float32_variable_keep_float32_and_its_gradient_too(name, integer_dtype):
+    """NumPy would make float32 op int64 a float64 result, and the parameter a float64 gradient."""
+    op = INTEGER_ARRAY_OPS[name]
+    integers = np.array([0, 1, 2]).astype(integer_dtype)
+    w = Variable(np.array([0.5, -1.5, 2.0], np.float32))
+    y = op(w, integers)
+    y.sum().backward()
+    assert (y.dtype, w.grad.dtype) == (np.float32, np.float32)
+    # the same values as with the integers written as float32 by hand
+    w_by_hand = Variable(w.data.copy())
+    expected = op(w_by_hand, integers.astype(np.float32))
+    expected.sum().backward()
+    np.testing.assert_array_equal(y.data, expected.data)
+    np.testing.assert_array_equal(w.grad.data, w_by_hand.grad.data)
+
+
+def test_arrays_in_ops_follow_numpy_where_no_integers_meet_floats():
+    w = Variable(np.ones(3, np.float32))
+    assert (w * np.ones(3, np.float64)).dtype == np.float64    # two floating dtypes: NumPy's promotion
+    assert (Variable(np.arange(3)) * np.arange(3)).dtype == np.int64  # no floating input: integers stay
+    assert (w.astype(np.float64) * np.arange(3)).dtype == np.float64  # the floating input's dtype
+
+
+def test_ops_take_plain_arrays_and_numbers_without_any_variable():
+    """F.add(array, 2.0) once read the array's .data (a memoryview) as if it were a Variable's."""
+    y = F.add(np.ones(3, np.float32), 2.0)
+    assert y.dtype == np.float32 and not y.requires_grad
+    np.testing.assert_array_equal(y.data, np.full(3, 3.0, np.float32))
+    np.testing.assert_array_equal(F.mul(2, np.arange(3)).data, [0, 2, 4])
+    with pytest.raises(TypeError, match="Variable needs an array.*list"):
+        F.add(2.0, [1.0, 2.0])
+
+
 # --- found by a mutation audit of core.py, backend.py and testing.py ---
 class _Halves(Function):
     """(x of 4 elements) -> (first half, second half): a function with two outputs."""

@@ -380,7 +380,7 @@ def test_an_op_error_keeps_the_kind_of_numpy_error():
             return x0
 
     with pytest.raises(TypeError, match="AddInPlace"):   # a TypeError still, not a ValueError
-        AddInPlace()(np.ones(2, int), np.ones(2))
+        AddInPlace()(Variable(np.ones(2, int)), np.ones(2))  # a Variable: an integer array would be cast
 
 
 def test_linear_of_integer_inputs_computes_in_float32():

@@ -317,12 +317,16 @@ def _as_variables(inputs):
     """Variables for the inputs, and their arrays; arrays and numbers become
     constants. Python and NumPy numbers take the device of the first array input
     and, if it is floating, its dtype, so 2.0 * float32 stays float32 (with an
-    integer array, NumPy's rules apply: int64 * 2.5 is float64)."""
+    integer array, NumPy's rules apply: int64 * 2.5 is float64). Integer and boolean
+    arrays passed beside a floating input take its dtype too, so W * np.arange(3) is
+    float32 for a float32 W, and so is W's gradient (NumPy would make both float64)."""
     variables, arrays = [], []
     for x in inputs:
         if not isinstance(x, Variable):
             if type(x) is not np.ndarray and isinstance(x, NUMBERS):  # arrays skip the slow isinstance
                 x = _number_as_array(x, inputs)
+            elif getattr(x, "dtype", None) is not None and x.dtype.kind in "biu":
+                x = _integers_as_floating(x, inputs)
             x = Variable(x, None, False)
         variables.append(x)
         arrays.append(x.data)
@@ -330,12 +334,27 @@ def _as_variables(inputs):
 
 
 def _number_as_array(number, inputs):
-    reference = next((getattr(x, "data", x) for x in inputs if not isinstance(x, NUMBERS)), None)
+    arrays = [_array_of(x) for x in inputs if not isinstance(x, NUMBERS)]
+    reference = next((array for array in arrays if hasattr(array, "dtype")), None)  # a list: Variable says no
     if reference is None:
         dtype = backend.DEFAULT_DTYPE if isinstance(number, float) else None
         return np.asarray(number, dtype=dtype)
     dtype = reference.dtype if reference.dtype.kind == "f" else None
     return get_array_module(reference).asarray(number, dtype=dtype)
+
+
+def _integers_as_floating(array, inputs):
+    """An integer or boolean array as the dtype of the first floating input (as is if none)."""
+    for x in inputs:
+        dtype = getattr(_array_of(x), "dtype", None)
+        if dtype is not None and dtype.kind == "f":
+            return array.astype(dtype)
+    return array
+
+
+def _array_of(x):
+    """The array of an input: a Variable's data, or x itself (an ndarray's own .data is a memoryview)."""
+    return x.data if isinstance(x, Variable) else x
 
 
 def _check_same_device(function, xs):
