@@ -334,7 +334,7 @@ def _as_variables(inputs):
 
 
 def _number_as_array(number, inputs):
-    arrays = [_array_of(x) for x in inputs if not isinstance(x, NUMBERS)]
+    arrays = [backend._data(x) for x in inputs if not isinstance(x, NUMBERS)]  # not x.data: an ndarray's is a memoryview
     reference = next((array for array in arrays if hasattr(array, "dtype")), None)  # a list: Variable says no
     if reference is None:
         dtype = backend.DEFAULT_DTYPE if isinstance(number, float) else None
@@ -346,15 +346,10 @@ def _number_as_array(number, inputs):
 def _integers_as_floating(array, inputs):
     """An integer or boolean array as the dtype of the first floating input (as is if none)."""
     for x in inputs:
-        dtype = getattr(_array_of(x), "dtype", None)
+        dtype = getattr(backend._data(x), "dtype", None)
         if dtype is not None and dtype.kind == "f":
             return array.astype(dtype)
     return array
-
-
-def _array_of(x):
-    """The array of an input: a Variable's data, or x itself (an ndarray's own .data is a memoryview)."""
-    return x.data if isinstance(x, Variable) else x
 
 
 def _check_same_device(function, xs):
