@@ -362,3 +362,15 @@ def test_normal_quantile_refuses_nan():
     """NaN failed neither p <= 0 nor p >= 1, and came back as a NaN quantile."""
     with pytest.raises(ValueError, match="normal_quantile: p must lie strictly between 0 and 1"):
         normal_quantile(float("nan"))
+
+
+def test_lists_are_taken_as_float64_arrays_as_gaussian_mixture_takes_them():
+    heights, rows = [170.0, 180.0, 175.0], [[1, 2], [3, 1], [0, 4]]
+    assert normal_mle(heights) == pytest.approx(normal_mle(np.array(heights)))
+    np.testing.assert_allclose(normal_pdf([0.0, 1.0]), normal_pdf(np.array([0.0, 1.0])))
+    np.testing.assert_allclose(normal_cdf([0.0, 1.0]), normal_cdf(np.array([0.0, 1.0])))
+    mean, covariance = multivariate_normal_mle(rows)
+    np.testing.assert_allclose(mean, np.mean(rows, axis=0))
+    expected = multivariate_normal_pdf(np.array([2.0, 1.5]), mean, covariance)
+    assert multivariate_normal_pdf([2.0, 1.5], mean.tolist(), covariance.tolist()) == pytest.approx(expected)
+    assert multivariate_normal_log_pdf([[2.0, 1.5]], mean, covariance)[0] == pytest.approx(np.log(expected))

@@ -22,6 +22,7 @@ ROWS_PER_BLOCK = 1024
 def normal_log_pdf(x, mu=0.0, sigma=1.0):
     """log N(x | mu, sigma), sigma the standard deviation, elementwise (x, mu, sigma broadcast)."""
     _check_scale(sigma)
+    x = x if _is_scalar(x) else _as_array(x)
     xp = get_array_module(x)
     z = (x - mu) / sigma
     log_sigma = math.log(sigma) if _is_scalar(sigma) else xp.log(sigma)
@@ -77,6 +78,7 @@ def normal_cdf(x, mu=0.0, sigma=1.0):
     its relative accuracy (no 1 - 0.999... cancellation).
     """
     _check_scale(sigma)
+    x = x if _is_scalar(x) else _as_array(x)
     return 0.5 * erfc(-(x - mu) / (sigma * math.sqrt(2.0)))
 
 
@@ -115,6 +117,7 @@ def normal_mle(x):
     mu = 1/N sum_n x_n,   sigma^2 = 1/N sum_n (x_n - mu)^2   (divides by N, not N - 1).
     Returns two 0-d arrays (or NumPy scalars) of x's backend.
     """
+    x = _as_array(x)
     _check_samples(x, 1)
     mu = x.mean()
     sigma = get_array_module(x).sqrt(((x - mu) ** 2).mean())
@@ -126,6 +129,7 @@ def multivariate_normal_mle(x):
 
     mu = 1/N sum_n x_n,   Sigma = 1/N sum_n (x_n - mu)(x_n - mu)^T.
     """
+    x = _as_array(x)
     _check_samples(x, 2)
     mean = x.mean(axis=0)
     centred = x - mean
@@ -183,6 +187,7 @@ def multivariate_normal_log_pdf(x, mean, covariance):
     Returns (N,) or a 0-d array. See `gaussian_log_pdf_cholesky` for several
     Gaussians at once.
     """
+    x, mean, covariance = _as_array(x), _as_array(mean), _as_array(covariance)
     single = x.ndim == 1
     x2 = x[None, :] if single else x
     if mean.ndim != 1 or covariance.shape != (mean.shape[0], mean.shape[0]):
@@ -196,7 +201,7 @@ def multivariate_normal_log_pdf(x, mean, covariance):
 
 def multivariate_normal_pdf(x, mean, covariance):
     """N(x | mean, covariance) for x (N, D) or (D,): exp of `multivariate_normal_log_pdf`."""
-    return get_array_module(x).exp(multivariate_normal_log_pdf(x, mean, covariance))
+    return get_array_module(_as_array(x)).exp(multivariate_normal_log_pdf(x, mean, covariance))
 
 
 def gaussian_log_pdf_cholesky(x, means, scale_trils):
@@ -229,6 +234,11 @@ def gaussian_log_pdf_cholesky(x, means, scale_trils):
         log_pdf[block] = whitened @ sum_groups            # -1/2 |L_k^-1 (x_n - mu_k)|^2, (rows, K)
     log_pdf += -0.5 * (dim * LOG_2PI + log_det)           # - D/2 log(2 pi) - 1/2 log|Sigma_k|
     return log_pdf
+
+
+def _as_array(x):
+    """Arrays of any backend as they are; lists, tuples and numbers as float64 NumPy arrays."""
+    return x if hasattr(x, "shape") else np.asarray(x, dtype=np.float64)
 
 
 def _is_scalar(x):

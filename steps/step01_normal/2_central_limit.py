@@ -53,8 +53,8 @@ for n, ax_sum, ax_mean in zip(NS, axes_sum, axes_mean):
     ax_mean.hist(averages, bins=BINS, density=True, alpha=0.6, label="averages")
     ax_mean.plot(grid, normal_pdf(grid, mean_mu, mean_sigma), "r", label="normal, mean 1/2, variance 1/(12N)")
     ax_mean.set(title=f"average of N = {n} uniforms", xlabel="a", xlim=(0, 1))
-axes_sum[0].legend()
-axes_mean[0].legend()
+for fig, axes in ((fig_sum, axes_sum), (fig_mean, axes_mean)):   # one legend for the row, below it
+    fig.legend(*axes[0].get_legend_handles_labels(), loc="upper center", bbox_to_anchor=(0.5, 0.0), ncol=2)
 axes_sum[0].set_ylabel("density")
 axes_mean[0].set_ylabel("density")
 save(fig_sum, folder, "sums")

@@ -31,7 +31,7 @@ folder = out_dir(args, __file__)
 plt = figures(args.show)
 
 # ---- hyper-parameters -------------------------------------------------------------------------
-BINS = 30
+BIN_WIDTH = 5.0   # cm; narrower bins show spikes: many heights were measured in whole inches (datasets/README.md)
 GRID_POINTS = 81 if args.quick else 201   # (mu, sigma) grid for the log-likelihood surface
 
 # ---- the data -----------------------------------------------------------------------------------
@@ -68,7 +68,8 @@ save(fig, folder, "log_likelihood")
 # ---- the fitted density over the histogram ------------------------------------------------------------
 grid = np.linspace(heights.min() - 5, heights.max() + 5, 400)
 fig, ax = plt.subplots(figsize=(6, 4))
-ax.hist(heights, bins=BINS, density=True, alpha=0.6, label="507 heights")
+bins = np.arange(np.floor(heights.min() / BIN_WIDTH), np.ceil(heights.max() / BIN_WIDTH) + 1) * BIN_WIDTH
+ax.hist(heights, bins=bins, density=True, alpha=0.6, label="507 heights")
 ax.plot(grid, normal_pdf(grid, mu, sigma), "r", label=f"N(x | {mu:.1f}, {sigma:.1f})")
 ax.set(title="Heights and the maximum-likelihood normal", xlabel="height (cm)", ylabel="density")
 ax.legend()

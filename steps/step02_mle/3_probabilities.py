@@ -34,9 +34,14 @@ print(f"fitted model: N(mu = {mu:.2f} cm, sigma = {sigma:.2f} cm)")
 p_short = normal_cdf(SHORT, mu, sigma)          # P(X <= 160) = F(160)
 p_tall = 1.0 - normal_cdf(TALL, mu, sigma)      # P(X > 180) = 1 - F(180)
 p_between = 1.0 - p_short - p_tall              # P(160 < X <= 180)
-print(f"P(height < {SHORT:.0f} cm)  model {p_short:.4f}   data {np.mean(heights < SHORT):.4f}")
-print(f"P(height > {TALL:.0f} cm)  model {p_tall:.4f}   data {np.mean(heights > TALL):.4f}")
+print(f"P(height < {SHORT:.0f} cm)  model {p_short:.4f}   data {np.mean(heights < SHORT):.4f}"
+      f" (<= {SHORT:.0f}: {np.mean(heights <= SHORT):.4f})")
+print(f"P(height > {TALL:.0f} cm)  model {p_tall:.4f}   data {np.mean(heights > TALL):.4f}"
+      f" (>= {TALL:.0f}: {np.mean(heights >= TALL):.4f})")
 print(f"P(in between)        model {p_between:.4f}   data {np.mean((heights >= SHORT) & (heights <= TALL)):.4f}")
+# The model gives a single value probability 0, so P(X < 160) = P(X <= 160). The data do not: many
+# heights were measured in whole inches and written in cm, and 63 inches is 160.0 cm.
+print(f"{np.sum(heights == SHORT)} heights are exactly {SHORT:.1f} cm ({SHORT / 2.54:.1f} inches): for the data, < and <= differ")
 
 left = np.linspace(mu - 10 * sigma, SHORT, 100_001)
 area = (normal_pdf(left, mu, sigma) * (left[1] - left[0])).sum()   # int_-inf^160 N(t | mu, sigma) dt, numerically

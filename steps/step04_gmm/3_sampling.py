@@ -46,8 +46,9 @@ scale_trils = np.linalg.cholesky(COVARIANCES)                          # L_k wit
 samples = MEANS[labels] + np.einsum("nij,nj->ni", scale_trils[labels], noise)  # x = mu_z + L_z eps
 for k in range(len(WEIGHTS)):
     members = samples[labels == k]
-    print(f"component {k + 1}: {len(members)} samples ({len(members) / N_SAMPLES:.2f}, phi = {WEIGHTS[k]}), "
-          f"mean ({members[:, 0].mean():.2f}, {members[:, 1].mean():.1f})")
+    spread = np.sqrt(WEIGHTS[k] * (1 - WEIGHTS[k]) / N_SAMPLES)   # std of a share of N draws: sqrt(phi (1 - phi) / N)
+    print(f"component {k + 1}: {len(members)} samples (share {len(members) / N_SAMPLES:.2f}; phi = {WEIGHTS[k]}, "
+          f"std of the share {spread:.2f}), mean ({members[:, 0].mean():.2f}, {members[:, 1].mean():.1f})")
 
 fig, (ax_data, ax_samples) = plt.subplots(1, 2, figsize=(11, 4.5), sharex=True, sharey=True)
 ax_data.scatter(data[:, 0], data[:, 1], s=8, color="gray")

@@ -85,10 +85,16 @@ for iteration in range(1, MAX_ITER + 1):
     previous = history[-1]
 
 steps = np.diff(history)
-outcome = "converged" if abs(steps[-1]) < TOL else f"stopped (not converged: MAX_ITER = {MAX_ITER})"
-print(f"{outcome} after {len(history)} iterations; smallest change between iterations {steps.min():.2e} "
-      + ("(never negative: EM does not decrease the log-likelihood)" if steps.min() >= 0 else
-         "(negative: a decrease, which EM cannot make beyond rounding errors: check the updates)"))
+converged = len(steps) > 0 and abs(steps[-1]) < TOL
+outcome = "converged" if converged else f"stopped (not converged: MAX_ITER = {MAX_ITER})"
+if len(steps) == 0:
+    print(f"{outcome} after 1 iteration: no change between iterations to check")
+else:
+    # EM never decreases the log-likelihood; float64 rounding can show a change of about -1e-15 near the end
+    rounding = 1e-12 * max(1.0, abs(history[-1]))
+    print(f"{outcome} after {len(history)} iterations; smallest change between iterations {steps.min():.2e} "
+          + ("(never negative beyond rounding: EM does not decrease the log-likelihood)" if steps.min() >= -rounding
+             else "(negative: a decrease, which EM cannot make: check the updates)"))
 order = np.argsort(means[:, 0])
 for k in order:
     print(f"component: phi = {weights[k]:.3f}, mu = ({means[k, 0]:.3f}, {means[k, 1]:.2f}), "
