@@ -10,7 +10,7 @@ from conftest import on
 from zero.data import DataLoader, Dataset
 from zero.layers import Dropout, Linear
 from zero.metrics import (MnistClassifier, classifier_for_scoring, classify, feature_statistics, frechet_distance,
-                          referee_epochs, score_samples, share_interval, train_classifier)
+                          real_image_distances, referee_epochs, score_samples, share_interval, train_classifier)
 from zero.models import Model
 from zero.optimizers import Adam
 
@@ -289,6 +289,35 @@ def test_score_samples_refuses_reference_images_and_statistics_together():
     statistics = (np.zeros(128), np.eye(128))
     with pytest.raises(ValueError, match="score_samples: give reference images or reference_statistics, not both"):
         score_samples(MnistClassifier(), images, reference=images, reference_statistics=statistics)
+
+
+def test_real_image_distances_score_random_sets_not_the_first_images():
+    # a data set in an order that is not random: 20 copies of one image, then 20 varied ones
+    rng = np.random.default_rng(0)
+    images = np.concatenate([np.repeat(rng.random((1, 1, 28, 28)), 20, axis=0), rng.random((20, 1, 28, 28))])
+    np.random.seed(0)
+    model = MnistClassifier()
+    reference = feature_statistics(classify(model, rng.random((30, 1, 28, 28)))[1])
+    distances = real_image_distances(model, images.astype(np.float32), 10, reference, draws=5, seed=3)
+    assert distances.shape == (5,) and distances.dtype == np.float64
+    assert len(set(distances.tolist())) == 5                     # five different sets
+    first_ten = frechet_distance(*feature_statistics(classify(model, images[:10].astype(np.float32))[1]), *reference)
+    assert distances.max() < first_ten                           # the first ten are all one image: far off
+    picks = np.random.default_rng(3).choice(len(images), 10, replace=False)
+    assert distances[0] == pytest.approx(frechet_distance(
+        *feature_statistics(classify(model, images[np.sort(picks)].astype(np.float32))[1]), *reference))
+    again = real_image_distances(model, images.astype(np.float32), 10, reference, draws=5, seed=3)
+    np.testing.assert_array_equal(distances, again)              # seeded
+    whole = real_image_distances(model, images.astype(np.float32), 40, reference, draws=2)
+    assert whole[0] == pytest.approx(whole[1])                   # every image: the same set twice
+
+
+@pytest.mark.parametrize("size, draws, message", [(1, 3, r"size must lie in 2\.\.4"), (5, 3, r"size must lie in 2\.\.4"),
+                                                  (2, 0, "draws must be a whole number >= 1")])
+def test_real_image_distances_refuse_impossible_sets(size, draws, message):
+    statistics = (np.zeros(128), np.eye(128))
+    with pytest.raises(ValueError, match="real_image_distances: " + message):
+        real_image_distances(MnistClassifier(), np.zeros((4, 1, 28, 28), np.float32), size, statistics, draws=draws)
 
 
 def test_score_samples_refuses_labels_that_do_not_pair_with_the_images():

@@ -184,6 +184,26 @@ def score_samples(model, images, labels=None, reference=None, reference_statisti
     return scores
 
 
+def real_image_distances(model, images, size, reference_statistics, draws=10, seed=0):
+    """What a perfect generator would score: the FD of `size` real images (drawn at random, without
+    replacement, from images (N, 1, 28, 28)) to reference_statistics, for `draws` such sets. Returns
+    the draws' distances, a float64 array (draws,): their spread is how much an FD of `size` images
+    varies by chance alone.
+
+    Random sets, not the first `size` images: a data set's order need not be random (the MNIST test
+    split, say, holds one group of writers after another), and one set is one draw of a noisy number."""
+    check_count("real_image_distances", "size", size)
+    check_count("real_image_distances", "draws", draws)
+    if size < 2 or size > len(images):
+        raise ValueError(f"real_image_distances: size must lie in 2..{len(images)} (the number of images), got {size}")
+    rng = np.random.default_rng(seed)
+    distances = []
+    for _ in range(draws):
+        _, features = classify(model, images[np.sort(rng.choice(len(images), size, replace=False))])
+        distances.append(frechet_distance(*feature_statistics(features), *reference_statistics))
+    return np.array(distances)
+
+
 def share_interval(successes, trials, z=1.96):
     """Wilson score interval (low, high) for a share successes / trials (z = 1.96: 95%).
 

@@ -10,7 +10,8 @@ Are they as good as DDPM? We ask the classifier of step 10.1 (zero.metrics):
   - classes: the class histogram (an unconditional model should cover all ten digits, about 10% each),
   - FD:      Frechet distance between classifier features of the samples and of held-out real images.
              Its estimate depends on the number of images, so the table also gives the FD of as many
-             *real* training images: what a perfect model would score here.
+             *real* training images: what a perfect model would score here (the median of 10 random
+             sets, and their range: differences smaller than that range are chance).
 
 By default the checkpoints of steps 9.2 and 10.2 are scored with the three samplers; `--model` scores
 any checkpoint of a zero.unet.UNet (its architecture is read from the file):
@@ -28,7 +29,7 @@ import numpy as np
 from zero.backend import get_backend, to_numpy
 from zero.cli import add_device_option, at_least, out_dir, parse_options, plural, step_checkpoint, step_parser
 from zero.diffusion import Diffusion, sampler_name, to_images
-from zero.metrics import (classifier_for_scoring, classify, feature_statistics, frechet_distance, score_samples,
+from zero.metrics import (classifier_for_scoring, classify, feature_statistics, real_image_distances, score_samples,
                           share_interval)
 from zero.plot import figures, save, show, show_images
 from zero.training import add_data_options, mnist_splits_from
@@ -36,6 +37,7 @@ from zero.unet import UNet, unet_from_checkpoint
 
 DEFAULT_MODELS = ["step09_diffusion/2_ddpm", "step10_conditional_diffusion/2_conditional_ddpm"]  # their checkpoints
 T = 1000
+REAL_DRAWS = 10   # random sets of real images for the reference FD
 
 parser = step_parser(__doc__, samples=100, ddim_steps=50, gamma=3.0)
 add_data_options(parser)
@@ -93,13 +95,15 @@ if not models:
               ("untrained, conditional",
                UNet(channels=(4, 8, 8), time_embed_dim=8, num_classes=10).to(args.device).eval())]
 
-# the reference: held-out features, and the FD a perfect model would get with this many images
+# the reference: held-out features, and the FD real images get with this many images (random sets
+# of training images: what a perfect model would score, and how much that varies by chance alone)
 _, heldout_features = classify(classifier, x_heldout)
 heldout_statistics = feature_statistics(heldout_features)
-real = data.x_train[:args.samples].reshape(-1, 1, 28, 28)
-_, real_features = classify(classifier, real)
-real_fd = frechet_distance(*feature_statistics(real_features), *heldout_statistics)
-print(f"reference: FD of {len(real)} real training images to the {len(x_heldout)} held-out images = {real_fd:.2f}")
+real_size = min(args.samples, len(data.x_train))
+real_fds = real_image_distances(classifier, data.x_train.reshape(-1, 1, 28, 28), real_size, heldout_statistics,
+                                draws=REAL_DRAWS, seed=args.seed)
+real_fd = f"{np.median(real_fds):.2f} (median of {REAL_DRAWS} random sets, {real_fds.min():.2f}-{real_fds.max():.2f})"
+print(f"reference: FD of {real_size} real training images to the {len(x_heldout)} held-out images = {real_fd}")
 
 rows, grids = [], []
 for name, model in models:
@@ -123,7 +127,7 @@ for name, model in models:
         print(rows[-1][0], rows[-1][1], f"{seconds:.1f} s", f"FD {fd:.2f}", flush=True)
 
 print(f"\n{args.samples} samples per row; guidance gamma = {args.gamma:g} for conditional models; "
-      f"FD of real images at this size: {real_fd:.2f}")
+      f"FD of real images at this size: {real_fd}")
 width = max(len(row[0]) for row in rows)
 print(f"{'model':{width}s} {'sampler':22s} {'seconds':>8s} {'asked (95% interval)':>20s} {'FD':>7s}  classes 0-9 (%)")
 for name, sampler, seconds, matches, histogram, fd in rows:
