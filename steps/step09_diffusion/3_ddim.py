@@ -21,7 +21,8 @@ eta = 0 is (9.5); eta = 1 with t' = t - 1 is exactly the DDPM step (9.4), and wi
 DDPM on a coarser time grid. This script uses eta = 0; step 10 samples with eta = 1.
 
 We start DDPM and DDIM with 10, 20, 50 and 100 steps from the same x_T and compare pictures
-and time. Step 10.3 measures the quality of both samplers with a classifier.
+and time. DDIM's pictures agree; DDPM's show other digits: its 999 draws of fresh noise decide
+the image as much as x_T does. Step 10.3 measures the quality of both samplers with a classifier.
 
     python steps/step09_diffusion/3_ddim.py            # needs the checkpoint of 2_ddpm.py
 """
@@ -53,6 +54,10 @@ xp = get_backend(args.device).xp
 
 if args.checkpoint.exists():
     model, state = unet_from_checkpoint(args.checkpoint)
+    if model.num_classes is not None:   # it would need a label per sample, which this script does not give
+        parser.error(f"--checkpoint {args.checkpoint}: a class-conditional U-Net (step 10.2's); this script samples "
+                     f"unconditional ones (step 9.2's): score conditional ones with "
+                     f"steps/step10_conditional_diffusion/3_sample_quality.py --model")
     print(f"U-Net of {args.checkpoint} ({plural(state['epoch'], 'epoch')})")
 elif args.quick:
     print(f"quick mode: {args.checkpoint} not found, sampling a tiny untrained U-Net (a smoke test)")
@@ -81,6 +86,7 @@ columns = int(np.ceil(np.sqrt(args.samples)))
 fig, axes = plt.subplots(1, len(runs), figsize=(3 * len(runs), 3.6))
 for ax, (title, images) in zip(axes, runs):
     show_images(ax, images, columns, title, fontsize=9)
-fig.suptitle("the same U-Net and the same x_T: DDPM (1000 noisy steps) and DDIM (deterministic jumps)")
+fig.suptitle("the same U-Net and the same x_T: DDPM (1000 noisy steps: the fresh noise picks other digits) "
+             "and DDIM (deterministic jumps)")
 save(fig, folder, "ddpm_vs_ddim")
 show()

@@ -24,14 +24,16 @@ classified as their label, and the same for each gamma. 1000 DDPM steps per imag
 CPU, so the CPU default samples in 50 DDIM jumps (step 9.3) that add DDPM's amount of fresh noise
 at each jump (eta = 1 in (9.6)): DDPM on a coarser time grid. `--sampler ddpm` is the book's,
 `--eta 0` deterministic DDIM.
-Budgets as step 9.2: `--config cpu` (U-Net 32/64/128, 8,000 images, 10 epochs) trained in about
-500 s on 2 cores in our last runs (README gives the history); `--config book` (64/128/256, batch
+Budgets as step 9.2: `--config cpu` (U-Net 32/64/128, 8,000 images, 10 epochs) trained in 311-360 s
+on an idle 2-core machine with a recent processor (AMD Zen 5) in our last runs, 739 s on an older one (Zen 3) (README
+gives the history); `--config book` (64/128/256, batch
 128, all images, DDPM sampling) is for a GPU.
 
 New here: the learning rate decays over the run, lr(s) = lr (1 + cos(pi s / S)) / 2 for step s of S
 (`--lr-decay cosine`, zero.optimizers.cosine_lr). With only 2,500 steps, a constant lr leaves the last
 weights one noisy step away from a good fit; the decay gained a little (90.4% of guided samples
-classified as asked, against 87.9% with the book's constant lr). How the samples are drawn mattered
+classified as asked, against 87.9% with the book's constant lr, both sampled with eta = 0 and
+scored by an earlier referee). How the samples are drawn mattered
 more: with fresh noise at each DDIM jump (eta = 1) 96.0% of 1,000 guided samples were classified as
 asked, with deterministic DDIM (eta = 0) 90.2%, at the price of a larger Frechet distance to real
 digits. README's step-10 paragraph has these measurements and what else was tried. The 80 samples

@@ -104,7 +104,9 @@ gmm_density = np.exp(mixture.log_prob(points))
 fig, axes = plt.subplots(1, 3, figsize=(15, 4.8))
 for ax, density, title in [(axes[0], gmm_density, f"mixture of 2 (EM): held out {gmm['heldout']:.3f}"),
                            (axes[1], flow_density, f"flow: held out {flow['heldout']:.3f}")]:
-    ax.contour(grid_x, grid_y, density.reshape(grid_x.shape), levels=12, cmap="viridis")
+    # 12 levels above 0: a level at 0 would trace where float32 densities underflow, far from any data
+    levels = np.linspace(density.max() / 13, density.max(), 12)
+    ax.contour(grid_x, grid_y, density.reshape(grid_x.shape), levels=levels, cmap="viridis")
     ax.scatter(*x_train.T, s=6, c="gray", label="training")
     ax.scatter(*x_heldout.T, s=10, c="red", marker="x", label="held out")
     ax.set(title=title + " nats/pt", xlabel="eruption (standardised)", ylabel="waiting (standardised)")
