@@ -422,6 +422,20 @@ def test_accuracy(device):
         F.accuracy(logits, np.array([1, 0, 1]))
 
 
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_sigmoid_keeps_its_relative_precision_deep_in_the_lower_tail(device, dtype):
+    """0.5 tanh(x/2) + 0.5 rounded sigmoid(-20) to 0 in float32 (and sigmoid(-40) in float64), so that
+    log(sigmoid(-20)) was -inf; 1 / (1 + e^-x) written with e = exp(-|x|) keeps every digit."""
+    x = np.array([-80.0, -40.0, -20.0, -15.0, -5.0, 0.0, 3.0, 30.0], dtype=dtype)
+    exact = 1 / (1 + np.exp(-x.astype(np.float64)))
+    y = F.sigmoid(Variable(on(device, x)))
+    assert y.dtype == dtype
+    np.testing.assert_allclose(host(y.data), exact, rtol=4 * np.finfo(dtype).eps)
+    tail = x[x <= 0]   # log(sigmoid(x)) = -log(1 + e^-x): finite, e.g. -20.0 at x = -20
+    np.testing.assert_allclose(host(F.log(F.sigmoid(Variable(on(device, tail)))).data),
+                               -np.log1p(np.exp(-tail.astype(np.float64))), rtol=16 * np.finfo(dtype).eps)
+
+
 # --- integer and float64 inputs: no truncated constants, no float64 leaking into float32 ---
 @pytest.mark.parametrize("name, expected", [
     ("sigmoid", 1 / (1 + np.exp(-np.array([1.0, 2.0, -3.0])))),
