@@ -23,7 +23,7 @@ def test_layers_put_every_arrow_downwards_and_name_the_nodes():
     x, y = _expression()
     nodes, edges = graph_layers(y)
     labels = sorted(label for label, *_ in nodes.values())
-    assert labels == sorted(["x\n2x3", "2x3", "2x3", "scalar", "Mul", "Tanh", "Sum", "y\nscalar"])
+    assert labels == sorted(["x\n2x3", "2x3", "2x3", "2", "Mul", "Tanh", "Sum", "y\nscalar"])  # the constant 2.0: its value
     assert len(edges) == 7  # x, 2.0 -> Mul -> . -> Tanh -> . -> Sum -> y
     for a, b in edges:
         assert nodes[a][2] < nodes[b][2]
@@ -31,6 +31,19 @@ def test_layers_put_every_arrow_downwards_and_name_the_nodes():
     assert kinds["Mul"] == "function" and kinds["x\n2x3"] == "variable"
     rows = [row for _, _, row, _ in nodes.values()]
     assert len(rows) == len(nodes) and nodes[id(y)][2] == max(rows)
+
+
+def test_a_leaf_sits_just_above_the_first_function_that_uses_it():
+    # the constant 3 and the parameter w enter two and three functions after x: in row 0 their
+    # arrows crossed the picture, through other nodes
+    x, w = Variable(np.ones(2), name="x"), Variable(np.ones(2), name="w")
+    h = F.tanh(F.tanh(x)) * 3.0
+    y = F.sum(h * w)
+    nodes, _ = graph_layers(y)
+    row = {label: r for label, _, r, _ in nodes.values()}   # the labels that matter here are unique
+    mul_rows = sorted(r for label, _, r, _ in nodes.values() if label == "Mul")   # (tanh tanh x) * 3, then h * w
+    assert row["3"] == mul_rows[0] - 1 and row["w\n2"] == mul_rows[1] - 1
+    assert row["x\n2"] == 0
 
 
 def test_draw_graph_without_graphviz_writes_a_png(tmp_path, monkeypatch):

@@ -88,17 +88,23 @@ def graph_layers(output):
 
     Returns (nodes, edges): nodes maps id -> (label, kind, row, column) with kind 'variable'
     or 'function'; a variable of generation g sits in row 2g, a function of generation g in
-    row 2g + 1 (between its inputs and its outputs). edges: list of (from id, to id).
+    row 2g + 1 (between its inputs and its outputs), and a leaf (an input, a parameter, a
+    constant) in the row just above the first function that uses it, so its arrow is short.
+    An unnamed one-element constant is labelled with its value. edges: list of (from id, to id).
     Columns order each row by the mean column of the row's predecessors, to keep arrows short.
     """
-    labels, kinds, rows, edges = {}, {}, {}, []
+    labels, kinds, rows, edges, leaves = {}, {}, {}, [], set()
 
     def add_variable(v):
         if id(v) not in labels:
             label = v.name or ""
             shape = "" if v.data is None else "x".join(str(n) for n in v.shape) or "scalar"
+            if not label and v.data is not None and v.data.size == 1 and not v.requires_grad:
+                shape = f"{v.data.item():.4g}"   # a constant such as the 2 of x ** 2 (an explicit host copy)
             labels[id(v)] = "\n".join(part for part in (label, shape) if part)
             kinds[id(v)], rows[id(v)] = "variable", 2 * v.generation
+            if v.creator is None:
+                leaves.add(id(v))
 
     add_variable(output)
     stack, seen = ([output.creator] if output.creator is not None else []), set()
@@ -119,6 +125,11 @@ def graph_layers(output):
             if y is not None:
                 add_variable(y)
                 edges.append((id(function), id(y)))
+    placed = {}
+    for a, b in edges:   # a leaf moves down to the row above its first user
+        if a in leaves:
+            placed[a] = min(placed.get(a, rows[b] - 1), rows[b] - 1)
+    rows.update(placed)
     parents = {}
     for a, b in edges:
         parents.setdefault(b, []).append(a)
