@@ -1163,3 +1163,26 @@ def test_writable_folder_takes_a_folder_given_as_a_string(tmp_path):
     from zero.utils import writable_folder
     folder = writable_folder(str(tmp_path / "figures" / "step"), "figures (--out)")
     assert folder == tmp_path / "figures" / "step" and folder.is_dir()
+
+
+def test_gradient_check_checks_float32_and_integer_arrays_in_float64():
+    # in float32 the difference quotient was rounding noise (0.48 for a derivative of 0.20); an integer
+    # array truncated x + eps back to x (a "numerical gradient" of 420735 for sin at 1)
+    x = np.random.default_rng(0).standard_normal((3, 4)).astype(np.float32)
+    assert gradient_check(lambda v: F.tanh(v) * v, x) < 1e-6
+    assert gradient_check(lambda v: F.sin(v), np.arange(3)) < 1e-6
+    assert gradient_check(lambda v: v * v * v, np.float32(1.5)) < 1e-5
+
+
+def test_backward_of_a_result_that_needs_no_gradient_says_why_instead_of_doing_nothing():
+    x = Variable(np.ones(3))
+    with no_grad():
+        loss = F.sum(x * x)
+    with pytest.raises(RuntimeError, match=r"backward: the variable \(shape \(\)\) needs no gradient: it was "
+                                           r"computed under no_grad\(\), or from constants only"):
+        loss.backward()
+    assert x.grad is None
+    with pytest.raises(RuntimeError, match="needs no gradient"):
+        F.sum(np.ones(3) * 2.0).backward()                 # arrays passed to ops are constants
+    F.sum(x * x).backward()                                # the same loss with the graph: x gets 2x
+    np.testing.assert_array_equal(x.grad.data, [2.0, 2.0, 2.0])

@@ -161,6 +161,10 @@ class Variable:
         variables (by default they keep none). create_graph: record the backward
         computation itself, so gradients can be differentiated again.
         """
+        if not self.requires_grad:  # else every parameter would keep grad None, and training do nothing
+            raise RuntimeError(f"backward: {self._label()} needs no gradient: it was computed under no_grad(), "
+                               f"or from constants only (arrays and numbers passed to ops, Variables made with "
+                               f"requires_grad=False), so nothing it depends on would get a gradient")
         if self.grad is None:
             if self.data.dtype.kind not in "fc":
                 raise TypeError(f"backward needs floating-point data, but {self._label()} "

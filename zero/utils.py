@@ -233,11 +233,14 @@ def gradient_check(f, *inputs, eps=1e-6, rtol=1e-4, atol=1e-5, verbose=False):
     |analytic - numeric| > atol + rtol * |numeric| anywhere.
 
         err = gradient_check(lambda x: F.tanh(x) * x, np.random.randn(3, 4))
+
+    Every input is checked in float64 (a copy on its own device): in float32 the rounding of
+    f(x + eps) - f(x - eps) swamps the derivative, and an integer array would truncate x + eps.
     """
     from zero.core import Variable
 
-    arrays = [np.asarray(a, dtype=np.float64) if isinstance(a, (list, float, int)) else
-              np.asarray(a) if isinstance(a, np.generic) else a for a in inputs]  # np.float32(3.0): 0-d, float32
+    arrays = [np.asarray(a, dtype=np.float64) if isinstance(a, (list, float, int, np.generic)) else
+              a.astype(np.float64) for a in inputs]
     variables = [Variable(a.copy()) for a in arrays]
     y = f(*variables)
     y.backward()
