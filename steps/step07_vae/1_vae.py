@@ -30,6 +30,9 @@ keep their grey levels, so those nats are not comparable with papers' numbers).
     python steps/step07_vae/1_vae.py                      # 30 epochs, as the book
     python steps/step07_vae/1_vae.py --latent-size 2      # a 2-D latent: draw the whole manifold
     python steps/step07_vae/1_vae.py --resume --epochs 40 # continue from the checkpoint
+
+A run with another size or likelihood writes a checkpoint of its own (step07_vae_1_vae_latent2.npz,
+say), so that steps 8 and A.1 still find the book's VAE.
 """
 # needs: mnist
 import time
@@ -52,7 +55,11 @@ parser.add_argument("--likelihood", choices=LIKELIHOODS, default="gaussian", hel
 add_data_options(parser)
 args = parse_options(parser, quick=dict(epochs=1, train_limit=512, heldout_limit=256, iwae_samples=10))
 folder = out_dir(args, __file__)
-checkpoint = checkpoint_path(args, __file__)
+# a VAE other than the book's gets a checkpoint of its own: steps 8 and A.1 read the book's
+variant = "".join(f"_{name}{value}" for name, value, book in [("hidden", args.hidden_size, 200),
+                                                              ("latent", args.latent_size, 20)] if value != book)
+variant += "" if args.likelihood == "gaussian" else f"_{args.likelihood}"
+checkpoint = checkpoint_path(args, __file__, variant=variant)
 plt = figures(args.show)
 zero.seed(args.seed, args.device)  # the weights (NumPy) and the noise eps (drawn on the device)
 
