@@ -25,7 +25,7 @@ CPU, so the CPU default samples in 50 DDIM jumps (step 9.3) that add DDPM's amou
 at each jump (eta = 1 in (9.6)): DDPM on a coarser time grid. `--sampler ddpm` is the book's,
 `--eta 0` deterministic DDIM.
 Budgets as step 9.2: `--config cpu` (U-Net 32/64/128, 8,000 images, 10 epochs) trained in 311-360 s
-on an idle 2-core machine with a recent processor (AMD Zen 5) in our last runs, 739 s on an older one (Zen 3) (README
+on an idle 2-core machine with a recent processor (AMD Zen 5) in our last runs, 711-739 s on an older one (Zen 3) (README
 gives the history); `--config book` (64/128/256, batch
 128, all images, DDPM sampling) is for a GPU.
 

@@ -16,7 +16,7 @@ Are they as good as DDPM? We ask the classifier of step 10.1 (zero.metrics):
 By default the checkpoints of steps 9.2 and 10.2 are scored with the three samplers; `--model` scores
 any checkpoint of a zero.unet.UNet (its architecture is read from the file):
 
-    python steps/step10_conditional_diffusion/3_sample_quality.py       # 18-23 min on a 2-core CPU, most of it DDPM
+    python steps/step10_conditional_diffusion/3_sample_quality.py       # 7-19 min on a 2-core CPU, most of it DDPM
     python steps/step10_conditional_diffusion/3_sample_quality.py --samplers ddim,ddim:1 --samples 500   # 500 guided samples: 3.5-5 min a sampler
     python steps/step10_conditional_diffusion/3_sample_quality.py --model checkpoints/my.npz --samplers ddim
 """
