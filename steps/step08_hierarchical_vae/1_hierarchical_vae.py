@@ -30,7 +30,7 @@ read if it holds at least as many epochs, so run step 7 first, else it is traine
 same data and epochs), and one trained here with this script's lr (the book's 1e-3 for step 8).
 Only the second comparison is fair: with the same data, epochs and batches, a learning rate
 three times larger alone moves the bound by about a nat. Does the learned prior pay for itself
-here? The last line answers with the difference at equal learning rates.
+here? The printed difference at equal learning rates answers it.
 
     python steps/step08_hierarchical_vae/1_hierarchical_vae.py            # 30 epochs, as the book
 """
