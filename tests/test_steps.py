@@ -219,6 +219,16 @@ def test_the_vae_step_does_not_call_one_draw_a_tighter_bound(real_mnist_dir, tmp
     assert "with K = 1 the -ELBO itself" in result.stdout and "tighter by" not in result.stdout
 
 
+def test_a_vae_other_than_the_books_keeps_its_own_checkpoint(real_mnist_dir, tmp_path):
+    """`--latent-size 2` (the docstring's suggestion) overwrote the book VAE that steps 8 and A.1 read."""
+    small = ["--data-dir", str(real_mnist_dir), "--train-limit", "64", "--heldout-limit", "32", "--iwae-samples", "1"]
+    for options in ([], ["--latent-size", "2"], ["--likelihood", "bernoulli"]):
+        result = _run_quick("step07_vae/1_vae.py", tmp_path, *small, *options)
+        assert result.returncode == 0, result.stderr[-3000:]
+    saved = sorted(path.name for path in (tmp_path / "checkpoints" / "quick").glob("step07_vae_1_vae*.npz"))
+    assert saved == ["step07_vae_1_vae.npz", "step07_vae_1_vae_bernoulli.npz", "step07_vae_1_vae_latent2.npz"]
+
+
 def test_a_gan_resumed_past_its_epochs_is_labelled_with_the_epochs_it_holds(real_mnist_dir, tmp_path):
     """--resume --epochs 1 on a 2-epoch checkpoint labelled the scores '1 epochs'; the model holds 2."""
     small = ["--data-dir", str(real_mnist_dir), "--train-limit", "64", "--heldout-limit", "32", "--score-images", "32",
