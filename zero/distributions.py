@@ -201,7 +201,8 @@ def multivariate_normal_log_pdf(x, mean, covariance):
 
 def multivariate_normal_pdf(x, mean, covariance):
     """N(x | mean, covariance) for x (N, D) or (D,): exp of `multivariate_normal_log_pdf`."""
-    return get_array_module(_as_array(x)).exp(multivariate_normal_log_pdf(x, mean, covariance))
+    log_pdf = multivariate_normal_log_pdf(x, mean, covariance)
+    return get_array_module(log_pdf).exp(log_pdf)
 
 
 def gaussian_log_pdf_cholesky(x, means, scale_trils):

@@ -24,7 +24,7 @@ import warnings
 import numpy as np
 
 from zero.backend import DEFAULT_DTYPE, device_of, get_array_module, to_device, to_numpy
-from zero.distributions import cholesky, gaussian_log_pdf_cholesky
+from zero.distributions import _as_array, cholesky, gaussian_log_pdf_cholesky
 from zero.utils import check_count, check_not_empty, check_number
 
 MIN_RESPONSIBILITY = 1e-10  # a component whose N_k falls below this has lost all its points
@@ -47,8 +47,7 @@ def logsumexp(a, axis):
 def _as_float64_rows(x):
     """Data (an array of any backend, or lists) as a float64 (N, D) array of its backend; (N,) is N
     points in one dimension. Lists are read as float64 (Python floats are: no rounding to float32 first)."""
-    if not hasattr(x, "shape"):
-        x = np.asarray(x, dtype=np.float64)
+    x = _as_array(x)
     if x.ndim == 1:
         x = x[:, None]
     if x.ndim != 2:

@@ -37,7 +37,6 @@ from zero.unet import UNet, unet_from_checkpoint
 
 DEFAULT_MODELS = ["step09_diffusion/2_ddpm", "step10_conditional_diffusion/2_conditional_ddpm"]  # their checkpoints
 T = 1000
-REAL_DRAWS = 10   # random sets of real images for the reference FD
 
 parser = step_parser(__doc__, samples=100, ddim_steps=50, gamma=3.0)
 add_data_options(parser)
@@ -101,8 +100,8 @@ _, heldout_features = classify(classifier, x_heldout)
 heldout_statistics = feature_statistics(heldout_features)
 real_size = min(args.samples, len(data.x_train))
 real_fds = real_image_distances(classifier, data.x_train.reshape(-1, 1, 28, 28), real_size, heldout_statistics,
-                                draws=REAL_DRAWS, seed=args.seed)
-real_fd = f"{np.median(real_fds):.2f} (median of {REAL_DRAWS} random sets, {real_fds.min():.2f}-{real_fds.max():.2f})"
+                                seed=args.seed)
+real_fd = f"{np.median(real_fds):.2f} (median of {len(real_fds)} random sets, {real_fds.min():.2f}-{real_fds.max():.2f})"
 print(f"reference: FD of {real_size} real training images to the {len(x_heldout)} held-out images = {real_fd}")
 
 rows, grids = [], []

@@ -66,7 +66,6 @@ args.classifier = args.classifier or step_checkpoint("step10_conditional_diffusi
 folder = out_dir(args, __file__)
 checkpoint = checkpoint_path(args, __file__)
 plt = figures(args.show)
-REAL_DRAWS = 10   # random sets of real digits for the reference Frechet distance
 
 data = mnist_splits_from(args)
 print(data.description)
@@ -127,13 +126,13 @@ _, reference_features = classify(classifier, reference.reshape(-1, 1, 28, 28))
 # what a perfect generator would score: random sets of as many real training digits (median and range)
 real_distances = real_image_distances(classifier, data.x_train.reshape(-1, 1, 28, 28),
                                       min(args.score_images, len(data.x_train)),
-                                      feature_statistics(reference_features), draws=REAL_DRAWS, seed=args.seed)
+                                      feature_statistics(reference_features), seed=args.seed)
 zero.seed(args.seed + 1, args.device)
 generators = {f"non-saturating, {plural(args.epochs, 'epoch')}": generator,
               f"minimax, {plural(args.minimax_epochs, 'epoch')}": minimax_generator}
 scores = {name: score_generator(net, classifier, reference, args.score_images) for name, net in generators.items()}
 print(f"\nsample quality ({args.score_images} images each, Frechet distance to {len(reference)} held-out digits):")
-print(f"  {'real training digits':<34} FD {np.median(real_distances):8.2f}   (median of {REAL_DRAWS} random sets, "
+print(f"  {'real training digits':<34} FD {np.median(real_distances):8.2f}   (median of {len(real_distances)} random sets, "
       f"{real_distances.min():.2f}-{real_distances.max():.2f})")
 for name, score in scores.items():
     print(f"  {'GAN, ' + name:<34} FD {score['frechet_distance']:8.2f}   classes {score['class_histogram'].tolist()}")
