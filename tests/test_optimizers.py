@@ -10,7 +10,7 @@ import zero
 from conftest import host, on
 from zero import Parameter, Variable
 from zero.layers import Linear
-from zero.optimizers import SGD, Adam, AdamW, Momentum, clip_grad_norm, cosine_lr
+from zero.optimizers import FLUSH_EVERY, SGD, Adam, AdamW, Momentum, Optimizer, clip_grad_norm, cosine_lr
 from zero.testing import StrictArray
 
 START = np.array([[0.5, -1.0], [2.0, 0.25]], np.float32)
@@ -526,3 +526,70 @@ def test_float16_state_is_not_flushed_while_it_is_live(make):
         optimizer.step()
     state = optimizer.means[0] if isinstance(optimizer, Adam) else optimizer.velocities[0]
     assert float(state[0]) > 0.09   # Adam's mean -> 0.1, Momentum's velocity -> 1
+
+
+def _adam_pair(make, device, seed=0):
+    """Two copies of the same three parameters (a matrix, a vector, a scalar-like one), each with
+    its own optimizer made by `make`."""
+    rng = np.random.default_rng(seed)
+    starts = [rng.standard_normal(shape).astype(np.float32) for shape in [(3, 4), (4,), (1,)]]
+    copies = []
+    for _ in range(2):
+        params = [Parameter(on(device, start.copy())) for start in starts]
+        copies.append((params, make(params)))
+    return copies
+
+
+@pytest.mark.parametrize("make", [lambda ps: Adam(ps, lr=0.1), lambda ps: Adam(ps, lr=0.1, weight_decay=0.3),
+                                  lambda ps: AdamW(ps, lr=0.1, weight_decay=0.3)], ids=["adam", "l2", "adamw"])
+def test_adam_on_all_parameters_at_once_equals_one_at_a_time(make, device):
+    """step() updates all parameters together (their moments parts of one flat array); the same
+    steps taken one parameter at a time (update, as the base class does) give the same bits."""
+    rng = np.random.default_rng(1)
+    (together, adam), (alone, reference) = _adam_pair(make, device)
+    for _ in range(FLUSH_EVERY + 3):   # past a flush of the moments
+        for a, b in zip(together, alone):
+            grad = rng.standard_normal(a.shape).astype(np.float32)
+            a.grad, b.grad = Variable(on(device, grad)), Variable(on(device, grad.copy()))
+        adam.step()
+        Optimizer.step(reference)
+    for a, b in zip(together, alone):
+        np.testing.assert_array_equal(host(a.data), host(b.data))
+    if device == "cpu":   # the fast path was taken: every parameter's moment is a part of one array
+        base = adam.means[0].base
+        assert base is not None and all(mean.base is base for mean in adam.means)
+    assert adam.steps == reference.steps == [FLUSH_EVERY + 3] * 3
+
+
+def test_adam_at_once_takes_over_state_set_from_outside_and_steps_without_a_gradient():
+    """Moments replaced from outside (a checkpoint loaded, as training.load_checkpoint does) are
+    used by the next all-at-once step; a step where one parameter has no gradient updates the
+    others one at a time, and the counts then differ, so later steps stay one at a time."""
+    rng = np.random.default_rng(2)
+    (params, adam), (others, reference) = _adam_pair(lambda ps: Adam(ps, lr=0.1), "cpu")
+    grads = [[rng.standard_normal(p.shape).astype(np.float32) for p in params] for _ in range(4)]
+
+    def step(ps, optimizer, step_grads):
+        for p, g in zip(ps, step_grads):
+            p.grad = None if g is None else Variable(g.copy())
+        optimizer.step()
+
+    step(params, adam, grads[0])
+    step(others, reference, [-g for g in grads[0]])
+    # reference's weights and state copied in as new arrays, as a resumed run gets them
+    adam.means, adam.variances = [m.copy() for m in reference.means], [v.copy() for v in reference.variances]
+    for a, b in zip(params, others):
+        a.data[...] = b.data
+    for ps, optimizer in [(params, adam), (others, reference)]:
+        step(ps, optimizer, grads[1])
+        step(ps, optimizer, [grads[2][0], None, grads[2][2]])
+        step(ps, optimizer, grads[3])
+    for a, b in zip(params, others):
+        np.testing.assert_array_equal(a.data, b.data)
+    assert adam.steps == [4, 3, 4]
+    expected = [p.data.copy() for p in params]
+    Optimizer.step(reference)   # one at a time from here on, as adam now is
+    adam.step()
+    for a, b in zip(params, others):
+        np.testing.assert_array_equal(a.data, b.data)
+    assert not all(np.array_equal(a.data, e) for a, e in zip(params, expected))

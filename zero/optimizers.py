@@ -119,6 +119,15 @@ class Adam(Optimizer):
     array). Every FLUSH_EVERY steps, moments small enough to decay
     into float32 denormals before the next flush are set to 0 (see
     _flush_denormals): a speed fix only.
+
+    All parameters at once: the moments of every parameter live in one flat
+    array (self.means[i] is a view of its part), so the passes that do not
+    involve a gradient (m *= b1, the whole of v, the update) run once over all
+    parameters instead of once per parameter. That is the same arithmetic on
+    the same numbers, with fewer calls: for step 7's VAE (10 parameters) 48
+    NumPy calls a step instead of 120, 540 us instead of 640. Steps fall back to one
+    parameter at a time (update) while some parameter has no gradient, the
+    parameters differ in device or dtype, or their step counts differ.
     """
 
     state_lists = ("means", "variances", "steps")
@@ -138,15 +147,25 @@ class Adam(Optimizer):
         self.variances = [None] * len(self.params)   # v: running mean of g^2
         self.steps = [0] * len(self.params)          # t, per parameter
         self._scratch = {}                           # parameter index -> work array
+        self._flat = None                            # the state of all parameters at once (_FlatState)
+
+    def step(self):
+        grads = [param.grad for param in self.params]
+        flat = None
+        if all(grad is not None for grad in grads) and self.steps.count(self.steps[0]) == len(self.steps):
+            flat = self._flat_state()
+        if flat is None:
+            super().step()   # one parameter at a time (update)
+            return
+        datas = [param.data for param in self.params]
+        grads = [self._gradient(data, grad.data) for data, grad in zip(datas, grads)]
+        self.steps = [self.steps[0] + 1] * len(self.params)
+        self._adam_passes(flat.xp, self.steps[0], datas, grads, flat.mean_parts, flat.scratch_parts,
+                          flat.mean, flat.variance, flat.scratch)
 
     def update(self, index, data, grad):
-        if self.weight_decay:
-            grad = grad + float(self.weight_decay) * data
-        self._adam_step(index, data, grad)
-
-    def _adam_step(self, index, data, grad):
+        grad = self._gradient(data, grad)
         xp = get_array_module(data)
-        beta1, beta2 = (float(b) for b in self.betas)
         mean = self._state(self.means, index, data)
         variance = self._state(self.variances, index, data)
         scratch = self._scratch.get(index)
@@ -154,12 +173,26 @@ class Adam(Optimizer):
                 or scratch.dtype != data.dtype):
             scratch = self._scratch[index] = xp.empty_like(data)
         self.steps[index] += 1
-        t = self.steps[index]
-        mean -= grad                                # m <- b1 m + (1 - b1) g, as b1 (m - g) + g:
-        mean *= beta1                               # three passes over two arrays, faster than
-        mean += grad                                # over three (g (1 - b1) in the scratch array)
-        xp.square(grad, out=scratch)                # v <- b2 v + (1 - b2) g^2  (square: 2-3x faster than g * g)
-        scratch *= 1 - beta2
+        self._adam_passes(xp, self.steps[index], [data], [grad], [mean], [scratch], mean, variance, scratch)
+
+    def _gradient(self, data, grad):
+        """The gradient Adam follows: with weight_decay, that of the L2-penalised loss."""
+        if self.weight_decay:
+            grad = grad + float(self.weight_decay) * data
+        return grad
+
+    def _adam_passes(self, xp, t, datas, grads, mean_parts, scratch_parts, mean, variance, scratch):
+        """Step t of Adam, in place. mean, variance, scratch: the state and work arrays; datas,
+        grads, mean_parts, scratch_parts: per parameter (mean_parts[i] and scratch_parts[i] parts
+        of mean and scratch; for one parameter, those arrays themselves)."""
+        beta1, beta2 = (float(b) for b in self.betas)
+        for mean_part, grad in zip(mean_parts, grads):  # m <- b1 m + (1 - b1) g, as b1 (m - g) + g:
+            mean_part -= grad                            # three passes over two arrays, faster than
+        mean *= beta1                                    # over three (g (1 - b1) in the scratch array)
+        for mean_part, scratch_part, grad in zip(mean_parts, scratch_parts, grads):
+            mean_part += grad
+            xp.square(grad, out=scratch_part)            # (square: 2-3x faster than g * g)
+        scratch *= 1 - beta2                             # v <- b2 v + (1 - b2) g^2
         variance *= beta2
         variance += scratch
         # lr m_hat / (sqrt(v_hat) + eps) = lr_t m / (sqrt(v) + eps_t), with
@@ -169,10 +202,57 @@ class Adam(Optimizer):
         scratch += float(self.eps) * root_bias2
         xp.divide(mean, scratch, out=scratch)
         scratch *= -float(self.lr) * root_bias2 / (1 - beta1 ** t)
-        data += scratch
+        for data, scratch_part in zip(datas, scratch_parts):
+            data += scratch_part
         if t % FLUSH_EVERY == 0:
             _flush_denormals(xp, mean, beta1)
             _flush_denormals(xp, variance, beta2)
+
+    def _flat_state(self):
+        """The _FlatState whose parts are self.means and self.variances, built (taking over the
+        current state) when there is none or it is stale: a checkpoint loaded, a parameter moved
+        or converted. None when the parameters differ in array type or dtype."""
+        first = self.params[0].data
+        for param in self.params:
+            if type(param.data) is not type(first) or param.data.dtype != first.dtype:
+                return None
+        flat = self._flat
+        if (flat is None or flat.array_type is not type(first) or flat.dtype != first.dtype
+                or any(a is not b for a, b in zip(self.means, flat.mean_parts))
+                or any(a is not b for a, b in zip(self.variances, flat.variance_parts))):
+            flat = self._flat = _FlatState(self)
+        return flat
+
+
+class _FlatState:
+    """Adam's moments for all parameters as three flat arrays (mean, variance, scratch), and the
+    per-parameter views of each (mean_parts, ...), shaped as the parameters. Building it copies
+    the optimizer's current moments in and puts the views in their place in its lists."""
+
+    def __init__(self, optimizer):
+        datas = [param.data for param in optimizer.params]
+        self.array_type, self.dtype = type(datas[0]), datas[0].dtype
+        self.xp = xp = get_array_module(datas[0])
+        total = sum(data.size for data in datas)
+        self.mean, self.variance = xp.zeros(total, self.dtype), xp.zeros(total, self.dtype)
+        self.scratch = xp.empty(total, self.dtype)
+        self.mean_parts = self._parts(self.mean, datas, optimizer.means)
+        self.variance_parts = self._parts(self.variance, datas, optimizer.variances)
+        self.scratch_parts = self._parts(self.scratch, datas)
+
+    def _parts(self, flat, datas, states=None):
+        """Views of `flat`, one per parameter, shaped as it. With `states` (the optimizer's list of
+        one moment), each view takes over the state it replaces in that list (none: zeros)."""
+        parts, start = [], 0
+        for index, data in enumerate(datas):
+            part = flat[start:start + data.size].reshape(data.shape)
+            start += data.size
+            if states is not None:
+                if states[index] is not None:   # the moment so far, on this device and in this dtype
+                    part[...] = to_device(states[index], device_of(data)).astype(self.dtype, copy=False)
+                states[index] = part
+            parts.append(part)
+        return parts
 
 
 def _flush_denormals(xp, array, decay):
@@ -209,10 +289,11 @@ class AdamW(Adam):
     def __init__(self, params, lr=1e-3, betas=(0.9, 0.999), eps=1e-8, weight_decay=0.01):
         super().__init__(params, lr, betas, eps, weight_decay)
 
-    def update(self, index, data, grad):
+    def _gradient(self, data, grad):
+        """The plain gradient, the parameter decayed first: p <- p (1 - lr weight_decay)."""
         if self.weight_decay:
             data *= 1 - float(self.lr) * float(self.weight_decay)
-        self._adam_step(index, data, grad)
+        return grad
 
 
 def _sum_of_squares(g):
