@@ -4,16 +4,20 @@ import math
 
 import numpy as np
 import pytest
+from hypothesis import HealthCheck, given, settings, strategies as st
 from scipy.stats import multivariate_normal, norm
 
 import zero
+import zero.functions as F
 from conftest import host, on
+from test_activations_losses import check_double_backprop
 from zero.models import Model
 from zero.optimizers import Adam
 from zero.training import fit, load_checkpoint, mean_loss, mnist_splits, save_checkpoint
 from zero.vae import (VAE, HierarchicalVAE, bernoulli_log_likelihood, book_kl_term, evaluate_bounds,
                       gaussian_kl, gaussian_log_pdf, iwae_from_log_weights, loss_terms,
                       walk_ends)
+from zero.utils import gradient_check
 
 
 def V(array, device="cpu"):
@@ -29,6 +33,58 @@ def test_gaussian_kl_by_hand_and_book_term_is_twice_it():
     assert book_kl_term(V(mu), V(logvar)).data == pytest.approx(2 * expected)
     prior_mean = np.array([[1.5, 0.0]])  # (mu - m) = (-1, -1)
     assert gaussian_kl(V(mu), V(logvar), V(prior_mean)).data == pytest.approx([0.5 * (1 + 4 + 1 - 1 - math.log(4.0))])
+
+
+latent_shapes = st.lists(st.integers(1, 4), min_size=1, max_size=3).map(tuple)   # (..., latent)
+
+
+def _seeded(seed, function, device="cpu"):
+    """function with device's generator seeded before each call: the same eps every time."""
+    def call(*args):
+        zero.backend.seed(seed, device)
+        return function(*args)
+    return call
+
+
+@settings(max_examples=15, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(shape=latent_shapes, seed=st.integers(0, 2**32 - 1))
+def test_gaussian_ops_gradients_against_numerical_ones(device, shape, seed):
+    """The one-op KL and reparameterized sample (zero.functions.gaussian) on any batch shape."""
+    rng = np.random.default_rng(seed)
+    mu, logvar = on(device, rng.standard_normal(shape)), on(device, rng.standard_normal(shape))
+    kl_weights = V(rng.standard_normal(shape[:-1]), device)
+    z_weights = V(rng.standard_normal(shape), device)
+    gradient_check(lambda m, lv: F.gaussian_kl_from_standard(m, lv) * kl_weights, mu, logvar)
+    gradient_check(_seeded(seed % 2**31, lambda m, lv: F.reparameterize(m, lv) * z_weights, device), mu, logvar)
+
+
+def test_gaussian_ops_equal_their_formulas_and_keep_float32(device):
+    rng = np.random.default_rng(4)
+    mu, logvar = (rng.standard_normal((5, 3)).astype(np.float32) for _ in range(2))
+    kl = F.gaussian_kl_from_standard(V(mu, device), V(logvar, device))
+    zero.backend.seed(9, device)
+    z = F.reparameterize(V(mu, device), V(logvar, device))
+    zero.backend.seed(9, device)
+    eps = host(zero.backend.standard_normal(zero.backend.get_backend(device).xp, (5, 3)))
+    assert kl.dtype == z.dtype == np.float32 and kl.shape == (5,)
+    mu64, logvar64 = mu.astype(np.float64), logvar.astype(np.float64)
+    np.testing.assert_allclose(host(kl.data), 0.5 * (np.exp(logvar64) + mu64 ** 2 - 1 - logvar64).sum(axis=1), rtol=1e-6)
+    np.testing.assert_allclose(host(z.data), mu64 + np.exp(0.5 * logvar64) * eps, rtol=1e-6, atol=1e-7)
+    with pytest.raises(ValueError, match=r"GaussianKL: mu and logvar must have the same shape.*\(5, 3\)"):
+        F.gaussian_kl_from_standard(V(mu), V(logvar[:, :2]))
+
+
+@pytest.mark.parametrize("op", ["kl", "reparameterize"])
+def test_gaussian_ops_second_derivatives_by_double_backprop(op):
+    """x stacks mu and logvar; tanh makes the loss curved in z, so both of
+    ReparameterizeGrad's inputs (logvar and the incoming gradient) get second derivatives."""
+    rng = np.random.default_rng(5)
+    weights = zero.Variable(rng.standard_normal((3, 4)))
+    if op == "kl":
+        loss = lambda x: (F.tanh(F.gaussian_kl_from_standard(x[0], x[1])) * weights[:, 0]).sum()
+    else:
+        loss = _seeded(6, lambda x: (F.tanh(F.reparameterize(x[0], x[1])) * weights).sum())
+    check_double_backprop(loss, rng.standard_normal((2, 3, 4)))
 
 
 def test_gaussian_kl_matches_a_monte_carlo_estimate():

@@ -53,9 +53,10 @@ def standard_normal_like(a):
 
 def reparameterize(mu, logvar):
     """z = mu + sigma * eps, eps ~ N(0, I), sigma = exp(logvar / 2): a sample of
-    N(mu, sigma^2) through which gradients reach mu and logvar. Shapes (N, d)."""
-    eps = standard_normal_like(mu)
-    return mu + F.exp(0.5 * logvar) * eps
+    N(mu, sigma^2) through which gradients reach mu and logvar. Shapes (N, d).
+    One op (zero.functions.gaussian.Reparameterize), whose backward is
+    dz/dmu = 1, dz/dlogvar = eps sigma / 2."""
+    return F.reparameterize(mu, logvar)
 
 
 def gaussian_log_pdf(x, mean=None, logvar=None):
@@ -74,9 +75,12 @@ def gaussian_log_pdf(x, mean=None, logvar=None):
 def gaussian_kl(mu, logvar, prior_mean=None):
     """KL(N(mu, diag e^logvar) || N(prior_mean, I)) per example: (N, d) -> (N,).
 
-    KL = 1/2 sum_j [e^logvar_j + (mu_j - m_j)^2 - 1 - logvar_j]; prior_mean None means 0.
+    KL = 1/2 sum_j [e^logvar_j + (mu_j - m_j)^2 - 1 - logvar_j]; prior_mean None means 0
+    (then one op: zero.functions.gaussian.GaussianKL, the VAE's hot path).
     """
-    diff = mu if prior_mean is None else mu - prior_mean
+    if prior_mean is None:
+        return F.gaussian_kl_from_standard(mu, logvar)
+    diff = mu - prior_mean
     return 0.5 * F.sum(F.exp(logvar) + diff * diff - 1 - logvar, axis=-1)
 
 
@@ -91,7 +95,9 @@ def bernoulli_log_likelihood(x, logits):
 def book_kl_term(mu, logvar, prior_mean=None):
     """The book's KL term -sum(1 + logvar - (mu - m)^2 - e^logvar) over the whole batch:
     2 KL(q || N(m, I)) summed over examples (the book drops the 1/2)."""
-    diff = mu if prior_mean is None else mu - prior_mean
+    if prior_mean is None:
+        return 2 * F.sum(F.gaussian_kl_from_standard(mu, logvar))
+    diff = mu - prior_mean
     return F.sum(F.exp(logvar) + diff * diff - 1 - logvar)
 
 

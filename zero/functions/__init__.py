@@ -7,6 +7,7 @@ from zero.core import Variable
 from zero.functions.activation import *  # noqa: F401,F403
 from zero.functions.arithmetic import *  # noqa: F401,F403
 from zero.functions.conv import *  # noqa: F401,F403
+from zero.functions.gaussian import *  # noqa: F401,F403
 from zero.functions.linalg import *  # noqa: F401,F403
 from zero.functions.loss import *  # noqa: F401,F403
 from zero.functions.math import *  # noqa: F401,F403
