@@ -83,7 +83,7 @@ def numpy_step_function():
         h = relu(x W1 + b1),  z = h W2 + b2,  loss = mean_n (log sum_c e^z_nc - z_n,t_n)
         gz = (softmax(z) - onehot(t)) / N,  gW2 = h^T gz,  gb2 = 1^T gz,
         gh = (gz W2^T) [h > 0],  gW1 = x^T gh,  gb1 = 1^T gh,
-    then zero.optimizers.Adam's in-place passes over each parameter (by_hand.adam_by_hand)."""
+    then zero.optimizers.Adam's in-place passes (by_hand.adam_by_hand)."""
     from zero.models import MLP
     np.random.seed(0)
     (W1, b1), (W2, b2) = [(layer.W.data.copy(), layer.b.data.copy()) for layer in MLP(SIZES).layers]
