@@ -14,6 +14,12 @@ from zero.functions.reduction import sum
 from zero.functions.shape import reshape
 
 
+def _check_same_shape(mu, logvar):
+    """One mean and one log-variance per latent dimension (no broadcasting: each gradient has its input's shape)."""
+    if mu.shape != logvar.shape:
+        raise ValueError(f"mu and logvar must have the same shape, got {mu.shape} and {logvar.shape}")
+
+
 class Reparameterize(Function):
     """z = mu + sigma eps with sigma = e^(logvar / 2) and eps ~ N(0, I) drawn here, once:
 
@@ -21,6 +27,7 @@ class Reparameterize(Function):
     """
 
     def forward(self, mu, logvar):
+        _check_same_shape(mu, logvar)
         self.eps = backend.standard_normal(self.xp, mu.shape, mu.dtype)  # on mu's device, in its dtype
         z = self.xp.exp(logvar * mu.dtype.type(0.5))                      # sigma
         z *= self.eps
@@ -28,7 +35,7 @@ class Reparameterize(Function):
         return z
 
     def backward(self, gz):
-        mu, logvar = self.inputs
+        logvar = self.inputs[1]
         return gz, ReparameterizeGrad(self.eps)(logvar, gz)
 
 
@@ -61,8 +68,7 @@ class GaussianKL(Function):
     """
 
     def forward(self, mu, logvar):
-        if mu.shape != logvar.shape:
-            raise ValueError(f"mu and logvar must have the same shape, got {mu.shape} and {logvar.shape}")
+        _check_same_shape(mu, logvar)
         terms = self.xp.exp(logvar)
         terms += mu * mu
         terms -= 1
