@@ -212,12 +212,12 @@ def _log_gaussian(x, mean, cov):
     return -0.5 * (d * np.log(2 * np.pi) + logdet + maha)
 
 
-@pytest.mark.parametrize("rows_per_block", [4096, 4, 1])
-def test_one_em_step_from_given_weights_and_means_and_the_default_covariance(monkeypatch, rows_per_block):
+@pytest.mark.parametrize("points_per_block", [8192, 4, 1])
+def test_one_em_step_from_given_weights_and_means_and_the_default_covariance(monkeypatch, points_per_block):
     """history[0] uses the given weights renormalised to sum 1, the given means and the biased
     covariance of the data (+ reg_covar I) for every component; one M-step follows the formulas,
-    whether the covariances are summed over the 6 rows at once or in blocks of 4 + 2 or 1 row."""
-    monkeypatch.setattr(zero.mixture, "ROWS_PER_BLOCK", rows_per_block)
+    whether the covariances are summed over the 6 points at once or in blocks of 4 + 2 or 1 point."""
+    monkeypatch.setattr(zero.mixture, "POINTS_PER_BLOCK", points_per_block)
     x = np.array([[0.0, 1.0], [1.0, 3.0], [2.0, 2.0], [5.0, 6.0], [6.0, 5.5], [7.0, 8.0]])
     weights, means, reg = np.array([0.3, 0.700009]), np.array([[1.0, 2.0], [6.0, 6.0]]), 0.01
     mixture = GaussianMixture(2, reg_covar=reg, max_iter=1)

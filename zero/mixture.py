@@ -28,7 +28,7 @@ from zero.distributions import _as_array, cholesky, gaussian_log_pdf_cholesky
 from zero.utils import check_count, check_not_empty, check_number
 
 MIN_RESPONSIBILITY = 1e-10  # a component whose N_k falls below this has lost all its points
-ROWS_PER_BLOCK = 4096       # M-step: rows per block when summing the covariances
+POINTS_PER_BLOCK = 8192     # M-step: points per block when summing the covariances
 
 
 def logsumexp(a, axis):
@@ -101,6 +101,7 @@ class GaussianMixture:
         covariances the covariance of all the data, weights 1/K.
         """
         x = self._check_data(x)
+        x_columns = get_array_module(x).ascontiguousarray(x.T)   # (D, N): the M-step's layout, made once
         self._initialize(x, weights, means, covariances)
         self.log_likelihood_history = history = []
         self.converged = False
@@ -111,7 +112,7 @@ class GaussianMixture:
             change = log_likelihood - previous
             if self.verbose:
                 print(f"  EM iteration {iteration:3d}: mean log-likelihood {log_likelihood:.6f}")
-            self._m_step(x, log_resp, iteration)
+            self._m_step(x, x_columns, log_resp, iteration)
             self.n_iter = iteration
             if abs(change) < self.tol:  # the criterion of scikit-learn, so both run the same iterations
                 self.converged = True
@@ -129,29 +130,36 @@ class GaussianMixture:
         log_resp = log_joint - log_evidence[:, None]  # log r_nk
         return float(log_evidence.mean()), log_resp
 
-    def _m_step(self, x, log_resp, iteration):
-        """Weighted maximum likelihood: new weights, means, covariances from r_nk = exp(log_resp)."""
+    def _m_step(self, x, x_columns, log_resp, iteration):
+        """Weighted maximum likelihood: new weights, means, covariances from r_nk = exp(log_resp).
+        x_columns is x^T, contiguous: (D, N).
+
+        The work is laid out with the N points along the last, contiguous axis, a long inner loop
+        for every NumPy pass. With D = 10 along it instead, each pass ran 10-element loops, and EM
+        on 100,000 x 10 points (K = 5, 10 iterations) took 0.45-0.48 s instead of 0.37-0.38
+        (2026-12-04, the two alternating in one process)."""
         xp = get_array_module(x)
         n_points, dim = x.shape
-        resp = xp.exp(log_resp)                         # r_nk, (N, K)
-        counts = resp.sum(axis=0)                       # N_k = sum_n r_nk
+        resp = xp.ascontiguousarray(log_resp.T)         # (K, N), then in place: r_kn = exp(log r_nk)
+        xp.exp(resp, out=resp)
+        counts = resp.sum(axis=1)                       # N_k = sum_n r_kn
         smallest = int(counts.argmin())
         if float(counts[smallest]) < MIN_RESPONSIBILITY:
             raise ValueError(
                 f"EM iteration {iteration}: component {smallest} lost all its points (sum of its "
                 f"responsibilities {float(counts[smallest]):.3g}); start from other initial "
                 "parameters or use fewer components")
-        means = (resp.T @ x) / counts[:, None]          # mu_k = sum_n r_nk x_n / N_k
-        # sum_n r_nk (x_n - mu_k)(x_n - mu_k)^T = A^T A with rows a_n = sqrt(r_nk) (x_n - mu_k): a product
+        means = (resp @ x) / counts[:, None]            # mu_k = sum_n r_kn x_n / N_k
+        # sum_n r_kn (x_n - mu_k)(x_n - mu_k)^T = A A^T with columns a_n = sqrt(r_kn) (x_n - mu_k): a product
         # of a matrix with itself, which NumPy hands to BLAS's symmetric kernel (syrk), faster than r * x
-        root_resp = xp.sqrt(resp)
+        root_resp = xp.sqrt(resp, out=resp)
         scatter = xp.zeros((self.n_components, dim, dim), dtype=x.dtype)
-        for start in range(0, n_points, ROWS_PER_BLOCK):  # blocks of rows keep the temporaries in cache
-            block = slice(start, start + ROWS_PER_BLOCK)
-            for k in range(self.n_components):            # K is small: one (D, rows) @ (rows, D) product each
-                weighted = x[block] - means[k]
-                weighted *= root_resp[block, k, None]     # sqrt(r_nk) (x_n - mu_k)
-                scatter[k] += weighted.T @ weighted
+        for start in range(0, n_points, POINTS_PER_BLOCK):  # blocks of points keep the temporaries in cache
+            block = slice(start, start + POINTS_PER_BLOCK)
+            for k in range(self.n_components):              # K is small: one (D, points) @ (points, D) product each
+                weighted = x_columns[:, block] - means[k][:, None]
+                weighted *= root_resp[k, block]             # sqrt(r_kn) (x_n - mu_k), one column per point
+                scatter[k] += weighted @ weighted.T
         covariances = scatter / counts[:, None, None] + self.reg_covar * xp.eye(dim, dtype=x.dtype)  # Sigma_k
         self._set_parameters(counts / n_points, means, covariances,  # phi_k = N_k / N
                              f"EM iteration {iteration}: covariance",
