@@ -9,6 +9,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+import zero.distributions
 from conftest import host, on
 from zero.backend import device_of
 from zero.distributions import (cholesky, erf, erfc, gaussian_log_pdf_cholesky, multivariate_normal_log_pdf,
@@ -105,15 +106,21 @@ def test_one_dimensional_case_agrees_with_normal():
                                normal_log_pdf(x[:, 0], 1.0, 2.0))
 
 
-def test_batched_gaussians_agree_with_one_at_a_time():
+@pytest.mark.parametrize("points_per_block", [8192, 1000, 7])
+def test_batched_gaussians_agree_with_one_at_a_time_and_with_scipy(monkeypatch, points_per_block):
+    """In one block of points or in several (5000 = 5 x 1000, or 714 x 7 + 2)."""
+    from scipy.stats import multivariate_normal
+    monkeypatch.setattr(zero.distributions, "POINTS_PER_BLOCK", points_per_block)
     rng = np.random.default_rng(0)
-    x = rng.normal(size=(5000, 3))  # more rows than one block
+    x = rng.normal(size=(5000, 3))
     means = rng.normal(size=(4, 3))
     factors = rng.normal(size=(4, 3, 3))
     covariances = factors @ factors.transpose(0, 2, 1) + 0.5 * np.eye(3)
     batched = gaussian_log_pdf_cholesky(x, means, cholesky(covariances))
+    assert batched.shape == (5000, 4)
     for k in range(4):
         np.testing.assert_allclose(batched[:, k], multivariate_normal_log_pdf(x, means[k], covariances[k]))
+        np.testing.assert_allclose(batched[:, k], multivariate_normal(means[k], covariances[k]).logpdf(x), rtol=1e-12)
 
 
 def test_float32_data_far_from_zero_with_a_narrow_gaussian_keeps_its_accuracy():

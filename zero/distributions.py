@@ -16,7 +16,7 @@ import numpy as np
 from zero.backend import get_array_module
 
 LOG_2PI = math.log(2.0 * math.pi)
-ROWS_PER_BLOCK = 1024
+POINTS_PER_BLOCK = 8192   # gaussian_log_pdf_columns: points per block (see there)
 
 
 def normal_log_pdf(x, mu=0.0, sigma=1.0):
@@ -209,31 +209,42 @@ def gaussian_log_pdf_cholesky(x, means, scale_trils):
     """log N(x_n | mean_k, L_k L_k^T) for every point and every Gaussian at once.
 
     x (N, D), means (K, D), scale_trils (K, D, D) lower Cholesky factors.
-    Returns (N, K). The K whitening maps W_k = L_k^-T are applied to the data
-    in one matrix product, (rows, D) @ (D, K*D), and the squared lengths of
-    the K whitened vectors are summed by a second one, so there is no loop
-    over Gaussians. Rows go in blocks of ROWS_PER_BLOCK so that the
-    (rows, K*D) intermediate stays in the CPU cache (on 100,000 x 10 points
-    and K = 5 that is several times faster than one product over all rows).
+    Returns (N, K): gaussian_log_pdf_columns on x^T, transposed back.
     """
     xp = get_array_module(x)
-    n_points, dim = x.shape
+    return gaussian_log_pdf_columns(xp.ascontiguousarray(x.T), means, scale_trils).T
+
+
+def gaussian_log_pdf_columns(x_columns, means, scale_trils):
+    """log N(x_n | mean_k, L_k L_k^T) as (K, N), from the points as columns: x_columns (D, N).
+
+    The K whitening maps W_k = L_k^-T are applied to the data in one matrix
+    product, (K*D, D) @ (D, points), and the squared lengths of the K whitened
+    vectors are summed by a second one, so there is no loop over Gaussians.
+    With the points along the contiguous axis, every pass between the products
+    runs one long inner loop (with D = 10 along it, each ran 10-element loops:
+    14.9-15.4 ms instead of 8.5-11.1 on 100,000 x 10 points, K = 5, 2026-12-04).
+    Points go in blocks of POINTS_PER_BLOCK so that the (K*D, points)
+    intermediate stays in the CPU cache.
+    """
+    xp = get_array_module(x_columns)
+    dim, n_points = x_columns.shape
     n_gaussians = means.shape[0]
     centre = means.mean(axis=0)  # shifting x and all means alike keeps x - mu_k, and keeps
-    means = means - centre       # x W_k - mu_k W_k free of cancellation for data far from 0
-    whitening = xp.swapaxes(xp.linalg.inv(scale_trils), -1, -2)             # W_k = L_k^-T, (K, D, D)
-    stacked = xp.swapaxes(whitening, 0, 1).reshape(dim, n_gaussians * dim)  # [W_1 ... W_K], (D, K*D)
-    shift = xp.einsum("kd,kde->ke", means, whitening).reshape(n_gaussians * dim)  # mu_k^T W_k
-    sum_groups = -0.5 * xp.repeat(xp.eye(n_gaussians, dtype=stacked.dtype), dim, axis=0)  # (K*D, K)
+    means = means - centre       # W_k^T x - W_k^T mu_k free of cancellation for data far from 0
+    whitening = xp.linalg.inv(scale_trils)                                    # W_k^T = L_k^-1, (K, D, D)
+    stacked = whitening.reshape(n_gaussians * dim, dim)                       # [W_1^T; ...; W_K^T], (K*D, D)
+    shift = xp.einsum("ked,kd->ke", whitening, means).reshape(n_gaussians * dim, 1)  # W_k^T mu_k
+    sum_groups = -0.5 * xp.repeat(xp.eye(n_gaussians, dtype=stacked.dtype), dim, axis=1)  # (K, K*D)
     log_det = 2.0 * xp.log(xp.diagonal(scale_trils, axis1=-2, axis2=-1)).sum(axis=1)  # log|Sigma_k|
-    log_pdf = xp.empty((n_points, n_gaussians), dtype=stacked.dtype)
-    for start in range(0, n_points, ROWS_PER_BLOCK):
-        block = slice(start, start + ROWS_PER_BLOCK)
-        whitened = (x[block] - centre) @ stacked
-        whitened -= shift                                 # (L_k^-1 (x_n - mu_k))^T side by side, (rows, K*D)
+    log_pdf = xp.empty((n_gaussians, n_points), dtype=stacked.dtype)
+    for start in range(0, n_points, POINTS_PER_BLOCK):
+        block = slice(start, start + POINTS_PER_BLOCK)
+        whitened = stacked @ (x_columns[:, block] - centre[:, None])
+        whitened -= shift                                 # L_k^-1 (x_n - mu_k) stacked, one column per point
         whitened *= whitened
-        log_pdf[block] = whitened @ sum_groups            # -1/2 |L_k^-1 (x_n - mu_k)|^2, (rows, K)
-    log_pdf += -0.5 * (dim * LOG_2PI + log_det)           # - D/2 log(2 pi) - 1/2 log|Sigma_k|
+        log_pdf[:, block] = sum_groups @ whitened         # -1/2 |L_k^-1 (x_n - mu_k)|^2, (K, points)
+    log_pdf += (-0.5 * (dim * LOG_2PI + log_det))[:, None]   # - D/2 log(2 pi) - 1/2 log|Sigma_k|
     return log_pdf
 
 
