@@ -95,10 +95,7 @@ def bernoulli_log_likelihood(x, logits):
 def book_kl_term(mu, logvar, prior_mean=None):
     """The book's KL term -sum(1 + logvar - (mu - m)^2 - e^logvar) over the whole batch:
     2 KL(q || N(m, I)) summed over examples (the book drops the 1/2)."""
-    if prior_mean is None:
-        return 2 * F.sum(F.gaussian_kl_from_standard(mu, logvar))
-    diff = mu - prior_mean
-    return F.sum(F.exp(logvar) + diff * diff - 1 - logvar)
+    return 2 * F.sum(gaussian_kl(mu, logvar, prior_mean))
 
 
 # =============================================================================
