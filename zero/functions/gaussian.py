@@ -29,28 +29,26 @@ class Reparameterize(Function):
     def forward(self, mu, logvar):
         _check_same_shape(mu, logvar)
         self.eps = backend.standard_normal(self.xp, mu.shape, mu.dtype)  # on mu's device, in its dtype
-        z = self.xp.exp(logvar * mu.dtype.type(0.5))                      # sigma
-        z *= self.eps
-        z += mu
-        return z
+        self.sigma_eps = self.xp.exp(logvar * mu.dtype.type(0.5))         # sigma, then in place sigma eps
+        self.sigma_eps *= self.eps                                        # (kept: the backward needs it)
+        return self.sigma_eps + mu
 
     def backward(self, gz):
         logvar = self.inputs[1]
-        return gz, ReparameterizeGrad(self.eps)(logvar, gz)
+        return gz, ReparameterizeGrad(self.eps, self.sigma_eps)(logvar, gz)
 
 
 class ReparameterizeGrad(Function):
-    """g_logvar = gz eps e^(logvar / 2) / 2, as one op; its own backward (double backprop):
-    d/dlogvar = g_logvar / 2 (times the incoming gradient), d/dgz = eps e^(logvar / 2) / 2."""
+    """g_logvar = gz eps e^(logvar / 2) / 2, as one op, from the forward's eps and sigma eps; its
+    own backward (double backprop): d/dlogvar = g_logvar / 2 (times the incoming gradient),
+    d/dgz = eps e^(logvar / 2) / 2."""
 
-    def __init__(self, eps):
-        self.eps = eps
+    def __init__(self, eps, sigma_eps):
+        self.eps, self.sigma_eps = eps, sigma_eps
 
     def forward(self, logvar, gz):
-        g_logvar = self.xp.exp(logvar * logvar.dtype.type(0.5))
-        g_logvar *= self.eps
+        g_logvar = self.sigma_eps * gz
         g_logvar *= 0.5
-        g_logvar *= gz
         return g_logvar
 
     def backward(self, gg):
