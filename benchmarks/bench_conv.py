@@ -11,7 +11,7 @@ alternate the two) and their peak memory is measured apart: peak RSS
 
 Another row times PyTorch with oneDNN switched off (`torch.backends.mkldnn.enabled
 = False`): its own im2col + GEMM convolution, the method of zero's backward (zero's
-stride-1 forward adds some kernel offsets after the matrix product instead). The
+forward of a same convolution adds the row offsets after the matrix product instead). The
 target compares against PyTorch's default, oneDNN's direct convolution.
 Another row times PyTorch started with the C allocator settings that importing zero
 makes (workers.py). A last row times only the matrix products zero's method does (forward, input
@@ -77,36 +77,35 @@ def torch_step(onednn=True):
 
 
 def gemm_step():
-    """The three matrix products of zero's stride-1 conv2d forward + backward, per batch chunk as
-    zero.functions.conv splits it: forward y = W_mat @ rows on the shifted planes of the split it
-    picks for these channels; backward gx = W_flip @ col_gy, gW += col_gy @ x_rows^T, with col_gy
-    (9 OC, n H (W + 2)) as zero's whole-row im2col lays it out."""
+    """The three matrix products of zero's same conv2d forward + backward, per batch chunk as
+    zero.functions.conv splits it: forward y = W_mat @ rows on the shifted rows of the split it
+    picks for these channels; backward gx = W_t @ col_gy, gW += col_gy @ x^T, with col_gy
+    (9 OC, n H W) the shifted rows of gy."""
     import numpy as np
-    from zero.functions.conv import _batch_chunks, _split_for, _split_offsets
+    from zero.functions.conv import _batch_chunks, _kernel_offsets, _split_for
     b, c, s, oc, k = (SHAPE[key] for key in ("batch", "channels", "size", "out_channels", "kernel"))
-    width = s + 2 * SHAPE["padding"]
     rng = np.random.default_rng(0)
-    in_shifts, out_shifts = _split_offsets((k, k), width, _split_for(c, oc))
+    in_offsets, out_offsets = _kernel_offsets((k, k), _split_for(c, oc))
     batch = np.empty((b, 0), np.float32)  # a CPU batch of b items: _batch_chunks reads its length and device
-    forward_chunks = _batch_chunks(batch, max(len(in_shifts) * c, len(out_shifts) * oc) * width * width)
-    forward_columns = (forward_chunks[0].stop - forward_chunks[0].start) * width * width
-    w_mat = rng.standard_normal((len(out_shifts) * oc, len(in_shifts) * c), dtype=np.float32)
-    rows = rng.standard_normal((len(in_shifts) * c, forward_columns), dtype=np.float32)
-    chunks = _batch_chunks(batch, k * k * oc * s * width)
-    columns = (chunks[0].stop - chunks[0].start) * s * width
-    w_flip = rng.standard_normal((c, k * k * oc), dtype=np.float32)
+    forward_chunks = _batch_chunks(batch, max(len(in_offsets) * c, len(out_offsets) * oc) * s * s)
+    w_mat = rng.standard_normal((len(out_offsets) * oc, len(in_offsets) * c), dtype=np.float32)
+    rows = rng.standard_normal((len(in_offsets) * c, (forward_chunks[0].stop - forward_chunks[0].start) * s * s),
+                               dtype=np.float32)
+    chunks = _batch_chunks(batch, k * k * oc * s * s)
+    columns = (chunks[0].stop - chunks[0].start) * s * s
+    w_t = rng.standard_normal((c, k * k * oc), dtype=np.float32)
     col_gy = rng.standard_normal((k * k * oc, columns), dtype=np.float32)
     x_rows = rng.standard_normal((c, columns), dtype=np.float32)
 
     def step():
         start = time.perf_counter()
         for chunk in forward_chunks:  # each chunk's own width: the last one may be narrower
-            w_mat @ rows[:, :(chunk.stop - chunk.start) * width * width]
+            w_mat @ rows[:, :(chunk.stop - chunk.start) * s * s]
         middle = time.perf_counter()
         gw = np.zeros((k * k * oc, c), dtype=np.float32)
         for chunk in chunks:
-            n = (chunk.stop - chunk.start) * s * width
-            w_flip @ col_gy[:, :n]
+            n = (chunk.stop - chunk.start) * s * s
+            w_t @ col_gy[:, :n]
             gw += col_gy[:, :n] @ x_rows[:, :n].T
         return middle - start, time.perf_counter() - middle
     return step

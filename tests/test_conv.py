@@ -10,7 +10,7 @@ import re
 
 import numpy as np
 import pytest
-from hypothesis import given, settings
+from hypothesis import example, given, settings
 from hypothesis import strategies as st
 
 import zero.functions as F
@@ -102,6 +102,16 @@ def conv_cases(draw, max_padding=2):
     # oc up to 4: with c = 1, stride-1 backward takes the path for outputs much wider than inputs
     n, c, oc = draw(st.integers(1, 2)), draw(st.integers(1, 3)), draw(st.integers(1, 4))
     return (n, c, *size), (oc, c, *kernel), stride, padding
+
+
+@st.composite
+def same_cases(draw):
+    """(x shape, weight shape, stride, padding) of a same convolution (stride 1, odd kernel,
+    padding half of it: the output keeps the image size), images as small as one pixel."""
+    kernel = (draw(st.sampled_from([1, 3, 5, 7])), draw(st.sampled_from([1, 3, 5, 7])))
+    size = (draw(st.integers(1, 7)), draw(st.integers(1, 7)))
+    n, c, oc = draw(st.integers(1, 3)), draw(st.integers(1, 3)), draw(st.integers(1, 4))
+    return (n, c, *size), (oc, c, *kernel), (1, 1), (kernel[0] // 2, kernel[1] // 2)
 
 
 @st.composite
@@ -198,60 +208,84 @@ def test_conv2d_on_strict_device_matches_cpu(case, seed):
     assert_strict_device_matches_cpu(f, arrays, seed)
 
 
-@pytest.mark.parametrize("split", ["input", "columns", "output"])
-@settings(max_examples=12, deadline=None)
-@given(case=conv_cases(), seed=seeds)
-def test_conv2d_stride1_with_each_split_of_the_kernel_offsets(split, case, seed):
-    """Stride-1 conv2d sums its kernel offsets on the input side of the matmul (im2col), on the
-    output side, or columns on one and rows on the other (_split_for picks by the channel counts):
-    force each one and check values, both gradients and the strict device."""
+@pytest.mark.parametrize("split", ["input", "columns"])
+@settings(max_examples=25, deadline=None)
+@given(case=same_cases(), seed=seeds)
+@example(case=((3, 2, 2, 3), (3, 2, 7, 5), (1, 1), (3, 2)), seed=1)  # kernel taller and wider than the images
+def test_same_conv2d_with_each_split_of_the_kernel_offsets(split, case, seed):
+    """A same convolution sums its kernel offsets on the input side of the matmul (im2col of
+    shifted rows) or columns on one side and rows on the other (_split_for picks by the channel
+    counts): force each one and check values, both gradients and the strict device, on images
+    down to one pixel, where every shifted row leaves the image."""
+    assert conv_module._is_same(case[1][2:], case[2], case[3])
     with pytest.MonkeyPatch.context() as patch:
         patch.setattr(conv_module, "_split_for", lambda in_channels, out_channels: split)
         check_stride1_conv2d(case, seed)
 
 
-@pytest.mark.parametrize("whole_rows", [True, False])
-@settings(max_examples=12, deadline=None)
-@given(case=conv_cases(), seed=seeds)
-def test_conv2d_stride1_with_and_without_whole_rows(whole_rows, case, seed):
-    """Stride-1 backward has two im2col paths for gy (_unfold_rows for wide images, _unfold
-    otherwise): force each one and check values, both gradients, and the strict device."""
-    with pytest.MonkeyPatch.context() as patch:
-        patch.setattr(conv_module, "_rows_pay_off", lambda out_width, padded_width: whole_rows)
-        check_stride1_conv2d(case, seed)
+@settings(max_examples=20, deadline=None)
+@given(case=same_cases(), seed=seeds)
+def test_same_conv2d_weight_gradient_on_data_input(case, seed):
+    """A same convolution of data (a first layer) takes dL/dW from the shifted rows of x alone."""
+    x_shape, w_shape, stride, padding = case
+    rng = np.random.default_rng(seed)
+    x, w, gy = rng.standard_normal(x_shape), rng.standard_normal(w_shape), rng.standard_normal(
+        (x_shape[0], w_shape[0], *x_shape[2:]))
+    weight = Variable(w)
+    (F.conv2d(x, weight, None, stride, padding) * Variable(gy)).sum().backward()
+    expected = np.einsum("nohw,ncijhw->ocij", gy, patches_of(x, w_shape[2:], padding))
+    np.testing.assert_allclose(weight.grad.data, expected, rtol=1e-10, atol=1e-10)
+
+
+def patches_of(x, kernel_size, padding):
+    """p[n, c, i, j, h, w] = x_pad[n, c, h + i, w + j] for a stride-1 convolution's output pixels."""
+    (KH, KW), x_pad = kernel_size, pad_hw(x, padding)
+    OH, OW = x_pad.shape[2] - KH + 1, x_pad.shape[3] - KW + 1
+    return np.stack([np.stack([x_pad[:, :, i:i + OH, j:j + OW] for j in range(KW)], 2) for i in range(KH)], 2)
+
+
+def test_is_same_means_stride_1_and_padding_half_an_odd_kernel():
+    assert conv_module._is_same((3, 3), (1, 1), (1, 1))
+    assert conv_module._is_same((1, 1), (1, 1), (0, 0))
+    assert conv_module._is_same((3, 5), (1, 1), (1, 2))
+    assert not conv_module._is_same((3, 3), (1, 1), (0, 0))   # the output shrinks
+    assert not conv_module._is_same((3, 3), (1, 1), (2, 2))   # the output grows
+    assert not conv_module._is_same((3, 3), (2, 1), (1, 1))
+    assert not conv_module._is_same((2, 2), (1, 1), (1, 1))   # no centre pixel
 
 
 def test_split_for_follows_the_channel_counts():
     assert conv_module._split_for(1, 32) == "input"      # a first layer: copies of 1 channel are cheap
+    assert conv_module._split_for(3, 32) == "input"
     assert conv_module._split_for(32, 32) == "columns"
     assert conv_module._split_for(32, 64) == "columns"
-    assert conv_module._split_for(96, 32) == "output"    # a decoder block after a skip concat
-    assert conv_module._split_for(64, 32) == "output"
+    assert conv_module._split_for(96, 32) == "columns"   # a decoder block after a skip concat
 
 
-@pytest.mark.parametrize("split", ["input", "columns", "output"])
-def test_a_stride1_forward_takes_the_split_that_split_for_chooses_from_its_channel_counts(monkeypatch, split):
-    """The forced-split tests patch _split_for: they test the shifted planes only if a stride-1 forward
-    asks it, with (C, OC), and computes with its answer; other strides take im2col without asking."""
+@pytest.mark.parametrize("split", ["input", "columns"])
+def test_a_same_conv2d_takes_the_split_that_split_for_chooses_from_its_channel_counts(monkeypatch, split):
+    """The forced-split tests patch _split_for: they test both splits only if a same convolution
+    asks it, with (C, OC), and computes with its answer; other convolutions take im2col without asking."""
     asked, used = [], []
-    stride1 = conv_module._conv2d_stride1_array
+    split_weight = conv_module._split_weight
     monkeypatch.setattr(conv_module, "_split_for", lambda c, oc: asked.append((c, oc)) or split)
-    monkeypatch.setattr(conv_module, "_conv2d_stride1_array",
-                        lambda x, w, b, padding, chosen: used.append(chosen) or stride1(x, w, b, padding, chosen))
+    monkeypatch.setattr(conv_module, "_split_weight", lambda w, chosen: used.append(chosen) or split_weight(w, chosen))
     rng = np.random.default_rng(3)
-    x, w = rng.standard_normal((2, 2, 4, 5)), rng.standard_normal((5, 2, 3, 2))
-    np.testing.assert_allclose(F.conv2d(x, w, None, 1, 1).data, ref_conv2d(x, w, None, (1, 1), (1, 1)),
+    x, w = rng.standard_normal((2, 2, 4, 5)), rng.standard_normal((5, 2, 3, 1))
+    np.testing.assert_allclose(F.conv2d(x, w, None, 1, (1, 0)).data, ref_conv2d(x, w, None, (1, 1), (1, 0)),
                                rtol=1e-10, atol=1e-10)
     assert asked == [(2, 5)] and used == [split]
-    F.conv2d(x, w, None, (1, 2), 1)
+    F.conv2d(x, w, None, (1, 2), (1, 0))   # strided
+    F.conv2d(x, w, None, 1, (0, 0))        # stride 1, but the output shrinks
     assert asked == [(2, 5)] and used == [split]
 
 
 @pytest.mark.parametrize("channels", [(1, 4), (2, 9), (1, 3), (3, 5)])
 @pytest.mark.parametrize("padding", [(1, 1), (0, 2)])
 def test_conv2d_stride1_backward_for_wide_and_narrow_outputs(channels, padding):
-    """Stride-1 backward shares gy's im2col between dL/dx and dL/dW unless gy has at least 4x
-    x's channels (then it unfolds x and folds dL/dx): both branches, checked numerically."""
+    """A same convolution's backward shares gy's shifted rows between dL/dx and dL/dW unless gy
+    has at least 4x x's channels (then it takes the rows of x and folds dL/dx), and a stride-1
+    convolution that changes the size takes the general path: all three, checked numerically."""
     c, oc = channels
     check_stride1_conv2d(((2, c, 5, 6), (oc, c, 3, 3), (1, 1), padding), seed=c * 10 + oc)
 

@@ -17,12 +17,12 @@ adjoint (col2im): it adds each column back where it came from.
 
 col is KH*KW times larger than x, so the batch is processed in chunks: the
 buffers stay bounded (CHUNK_ELEMENTS), and each chunk is still one large matmul.
-That is how the backward (for stride 1 on wide images, `_unfold_rows` copies whole
-padded rows, one long contiguous copy per plane, and crops the few extra columns),
-pooling and a forward with stride > 1 work. A stride-1 forward, the U-Net's every
-convolution, need not copy all KH*KW offsets of x: `_conv2d_stride1_array` ("shifted
-planes", below) adds some or all of them after the matmul instead, as `_split_for`
-chooses from the channel counts (im2col only for a first layer of few channels).
+That is how pooling and strided convolutions work. A same convolution (stride 1,
+the output the size of the input: the U-Net's every convolution) needs no padded
+copy: `_shifted_rows` ("shifted rows", below) lays each channel's images end to end
+and shifts that row per kernel offset, zeroing what crosses an image's edge; its
+forward may also add some offsets after the matmul, as `_split_for` chooses from
+the channel counts, and its backward shares one set of rows between both gradients.
 
 The gradients are convolutions again, which keeps backward differentiable:
 
@@ -110,7 +110,7 @@ def _unfold(x, kernel_size, stride, padding, fill=0.0):
 
     Returns patches (KH, KW, ..., OH, OW) with
     patches[i, j, ..., h, w] = x_pad[..., s*h + i, s*w + j],
-    in the thread's reused patch buffer, which the next call of _unfold, _unfold_rows or
+    in the thread's reused patch buffer, which the next call of _unfold or
     _shifted_rows overwrites (_patch_buffer).
     """
     xp = get_array_module(x)
@@ -127,41 +127,6 @@ def _unfold(x, kernel_size, stride, padding, fill=0.0):
         for j in range(KW):
             patches[i, j] = x_pad[..., i:i + sh * OH:sh, j:j + sw * OW:sw]
     return patches
-
-
-def _unfold_rows(x, kernel_size, padding):
-    """im2col for stride 1 that copies whole padded rows: the fast path of conv2d's backward.
-
-    Like _unfold (and in the same reused buffer), but each output row h keeps all
-    Wp = W + 2 pw columns of the padded input, so the window at kernel offset (i, j) is
-    one contiguous run of the flattened x_pad, starting at i*Wp + j (one long copy per
-    plane instead of one short copy per row). Returns patches (KH, KW, ..., OH, Wp) with
-        patches[i, j, ..., h, w] = x_pad[..., h + i, w + j]   for w < OW = Wp - KW + 1;
-    columns OW..Wp-1 hold values from the next row: finite, to be ignored (a matmul
-    with them is cropped, or meets zeros). x_pad gets one spare zero row at the bottom,
-    which the tail of the last window reads.
-    """
-    xp = get_array_module(x)
-    (KH, KW), (ph, pw) = kernel_size, padding
-    *lead, H, W = x.shape
-    Hp, Wp = H + 2 * ph, W + 2 * pw
-    OH = Hp - KH + 1
-    x_pad = xp.zeros((*lead, Hp + 1, Wp), dtype=x.dtype)
-    x_pad[..., ph:ph + H, pw:pw + W] = x
-    flat = x_pad.reshape(*lead, (Hp + 1) * Wp)
-    patches = _patch_buffer(x, (KH, KW, *lead, OH * Wp))
-    for i in range(KH):
-        for j in range(KW):
-            start = i * Wp + j
-            patches[i, j] = flat[..., start:start + OH * Wp]
-    return patches.reshape(KH, KW, *lead, OH, Wp)
-
-
-def _rows_pay_off(out_width, padded_width):
-    """Whether _unfold_rows beats _unfold: its copies are faster, but the matmul also runs over the
-    padded_width - out_width extra columns. Measured on 2 cores: a gain at 28x28 (2 extra of 28),
-    a loss at 7x7 (2 of 7), so allow at most 1/8 extra."""
-    return 8 * (padded_width - out_width) <= out_width
 
 
 def _fold(patches, size, stride, padding):
@@ -208,111 +173,120 @@ def _check_output_size(op, out_size, x_shape, kernel_size):
 
 
 # =============================================================================
-# Stride 1: shifted planes, and where to sum the kernel offsets
+# Same convolutions (stride 1, the image keeps its size): shifted rows
 # =============================================================================
-# Lay the zero-padded planes (Hp, Wp) of a batch chunk end to end, one flat row per channel:
-# flat[c, q] with q = (n*Hp + h)*Wp + w. Kernel offset (i, j) is then a shift of that row by
-# i*Wp + j, and
-#     grid[o, q] = sum_{c,i,j} W[o, c, i, j] flat[c, q + i*Wp + j]
-# holds output pixel (n, h, w) at q = (n*Hp + h)*Wp + w for h < OH, w < OW; the other q
-# (the last KH-1 rows and KW-1 columns of each plane) are cropped.
-# The sum over the KH*KW offsets can be split between the two sides of the matmul:
+# A convolution with stride 1, an odd kernel and padding half of it, (KH // 2, KW // 2), keeps
+# the image size: every 3x3 (padding 1) and 1x1 convolution of the U-Net. Lay the images of a
+# batch chunk end to end, one flat row per channel: flat[c, q] with q = (n*H + h)*W + w.
+# Kernel offset (i, j) reads pixel (h + di, w + dj), di = i - KH // 2, dj = j - KW // 2, which
+# is flat[c, q + di*W + dj]: the row shifted by di*W + dj. Where (h + di, w + dj) falls outside
+# the image, padding would give a zero but the shifted row holds a pixel of a neighbouring row
+# or image, so those few rows and columns of each image are zeroed. Then
+#     y[o, q] = sum_{c,i,j} W[o, c, i, j] shift_(di,dj)(flat)[c, q]
+# with no padded copy of x and no product with padding. The sum over the KH*KW offsets can be
+# split between the two sides of the matmul:
 #   'input'   im2col: copy the KH*KW shifted rows of x, one matmul with K = KH*KW*C;
-#   'columns' copy the KW column shifts, matmul with KH*OC rows, add the KH row shifts;
-#   'output'  no copy: a matmul with KH*KW*OC rows, then add the KH*KW shifts of its result.
-# Copies grow with the input channels C, additions with the output channels OC, so the
-# choice follows C : OC (_split_for); 'columns' is the best of both in between.
-def _input_side(kernel_size, split):
-    """The block of kernel offsets a split copies on the input side: (rows, columns)."""
-    KH, KW = kernel_size
-    return {"input": (KH, KW), "columns": (1, KW), "output": (1, 1)}[split]
+#   'columns' copy the KW column shifts of x, a matmul with KH*OC rows (one block per row
+#             offset di), then add those blocks shifted by di*W.
+# Copies grow with the input channels C, additions with the output channels OC (_split_for).
+def _is_same(kernel_size, stride, padding):
+    """Whether conv2d with these settings is a same convolution (the shifted-rows path)."""
+    return stride == (1, 1) and all(k % 2 == 1 and p == k // 2 for k, p in zip(kernel_size, padding))
 
 
 def _split_for(in_channels, out_channels):
-    """Where a stride-1 convolution sums its kernel offsets. Measured on 2 cores at the U-Net's
-    shapes: 'input' for a first layer (1 -> 32 channels), 'output' where C >= 2 OC (a decoder's
-    192 -> 64: 7.8 ms instead of 10.6 for im2col), 'columns' otherwise (32 -> 32 at 28x28: 4.0 ms
-    instead of 5.6)."""
-    if out_channels >= 4 * in_channels:
-        return "input"
-    return "output" if in_channels >= 2 * out_channels else "columns"
+    """Where a same convolution sums its kernel offsets. Measured on 2 cores, batch 32 at 28x28:
+    'input' for a first layer of few channels (1 -> 32: 0.84 ms instead of 1.41 for 'columns'),
+    'columns' otherwise (32 -> 32: 4.3 ms instead of 5.0; 96 -> 32: 11.0 instead of 23.5)."""
+    return "input" if out_channels >= 4 * in_channels else "columns"
 
 
-def _split_offsets(kernel_size, width, split):
-    """Flat shifts copied on the input side and added on the output side: every kernel offset
-    (i, j) is one input shift plus one output shift, i*width + j in the flat rows."""
+def _kernel_offsets(kernel_size, split):
+    """(input offsets, output offsets): the (di, dj) that a split copies on the input side of the
+    matmul and adds on its output side; each kernel offset is one of each, summed."""
     KH, KW = kernel_size
-    KHi, KWi = _input_side(kernel_size, split)
-    inputs = [i * width + j for i in range(KHi) for j in range(KWi)]
-    outputs = [i * KHi * width + j * KWi for i in range(KH // KHi) for j in range(KW // KWi)]
-    return inputs, outputs
+    rows, columns = range(-(KH // 2), KH // 2 + 1), range(-(KW // 2), KW // 2 + 1)
+    if split == "input":
+        return [(di, dj) for di in rows for dj in columns], [(0, 0)]
+    return [(0, dj) for dj in columns], [(di, 0) for di in rows]
 
 
 def _split_weight(weight, split):
-    """W (OC, C, KH, KW) as the matrix w_mat[(output shift, o), (input shift, c)]."""
+    """W (OC, C, KH, KW) as the matrix w_mat[(output offset, o), (input offset, c)]."""
     OC, C, KH, KW = weight.shape
-    KHi, KWi = _input_side((KH, KW), split)
-    w = weight.reshape(OC, C, KH // KHi, KHi, KW // KWi, KWi)
-    return w.transpose(2, 4, 0, 3, 5, 1).reshape((KH // KHi) * (KW // KWi) * OC, KHi * KWi * C)
+    if split == "input":
+        return weight.transpose(0, 2, 3, 1).reshape(OC, KH * KW * C)
+    return weight.transpose(2, 0, 3, 1).reshape(KH * OC, KW * C)
 
 
-def _flat_planes(x, padding, tail):
-    """x (n, C, H, W) -> (C, n*Hp*Wp + tail): each channel's zero-padded planes end to end,
-    then `tail` zeros that the last shifts read."""
-    xp = get_array_module(x)
-    n, C, H, W = x.shape
-    (ph, pw) = padding
-    Hp, Wp = H + 2 * ph, W + 2 * pw
-    flat = xp.zeros((C, n * Hp * Wp + tail), dtype=x.dtype)
-    flat[:, :n * Hp * Wp].reshape(C, n, Hp, Wp)[:, :, ph:ph + H, pw:pw + W] = x.transpose(1, 0, 2, 3)
-    return flat
+def _channels_first(x):
+    """x (n, C, H, W) -> flat (C, n*H*W): each channel's images end to end."""
+    return x.transpose(1, 0, 2, 3).reshape(x.shape[1], -1)
 
 
-def _shifted_rows(flat, shifts, length):
-    """rows[(a, c), q] = flat[c, q + shifts[a]] for q < length (in the reused patch buffer);
-    no copy for the single shift 0."""
-    if shifts == [0]:
-        return flat[:, :length]
-    C = flat.shape[0]
-    rows = _patch_buffer(flat, (len(shifts), C, length))
-    for a, shift in enumerate(shifts):
-        rows[a] = flat[:, shift:shift + length]
-    return rows.reshape(len(shifts) * C, length)
+def _overlap(shift, length):
+    """Slices (to, from) of rows of `length` with to[q] = from[q + shift] wherever both exist."""
+    start, kept = max(0, -shift), max(0, length - abs(shift))
+    return slice(start, start + kept), slice(start + shift, start + shift + kept)
 
 
-def _add_shifted(z, shifts):
-    """grid[o, q] = sum_b z[b, o, q + shifts[b]]: the output side of the split. z (B, OC, L);
-    the last shifts[-1] columns of grid, which only cropped pixels use, are zeros."""
-    if len(shifts) == 1:
-        return z[0]
-    xp = get_array_module(z)
-    _, OC, L = z.shape
-    valid = L - shifts[-1]
-    grid = xp.empty((OC, L), dtype=z.dtype)
-    xp.add(z[0, :, :valid], z[1, :, shifts[1]:shifts[1] + valid], out=grid[:, :valid])
-    for b in range(2, len(shifts)):
-        grid[:, :valid] += z[b, :, shifts[b]:shifts[b] + valid]
-    grid[:, valid:] = 0
-    return grid
+def _zero_outside(images, di, dj):
+    """Zero the pixels of images (C, n, H, W) whose neighbour at offset (di, dj) is outside the image."""
+    H, W = images.shape[2:]
+    if di < 0:
+        images[:, :, :-di] = 0
+    elif di > 0:
+        images[:, :, max(0, H - di):] = 0
+    if dj < 0:
+        images[..., :-dj] = 0
+    elif dj > 0:
+        images[..., max(0, W - dj):] = 0
 
 
-def _conv2d_stride1_array(x, weight, bias, padding, split):
-    """y = conv2d(x, W) + b with stride 1, by shifted planes (see above)."""
+def _shifted_rows(flat, offsets, size):
+    """rows[(a, c), q] = the pixel at offset offsets[a] from pixel q of flat (C, n*H*W), zero
+    where it is outside q's image: im2col without padding, in the reused patch buffer.
+    No copy for the single offset (0, 0)."""
+    if offsets == [(0, 0)]:
+        return flat
+    (H, W), (C, L) = size, flat.shape
+    rows = _patch_buffer(flat, (len(offsets), C, L))
+    for a, (di, dj) in enumerate(offsets):
+        to, source = _overlap(di * W + dj, L)
+        rows[a, :, to] = flat[:, source]
+        _zero_outside(rows[a].reshape(C, -1, H, W), di, dj)  # also every place the copy left out
+    return rows.reshape(len(offsets) * C, L)
+
+
+def _add_row_shifts(z, offsets, size):
+    """y[o, q] = sum_b z[b, o, q + di_b*W] over the output offsets (di_b, 0), leaving out the terms
+    whose row h + di_b is outside q's image; computed in place in the block of di = 0."""
+    (H, W), (_, OC, L) = size, z.shape
+    y = z[offsets.index((0, 0))]
+    for b, (di, _) in enumerate(offsets):
+        if di:
+            # z[b, o, r] is only ever added at q = r - di*W: zero the rows of r where q is outside
+            _zero_outside(z[b].reshape(OC, -1, H, W), -di, 0)
+            to, source = _overlap(di * W, L)
+            y[:, to] += z[b, :, source]
+    return y
+
+
+def _conv2d_same_array(x, weight, bias):
+    """y = conv2d(x, W) + b for a same convolution, by shifted rows (see above)."""
     xp = get_array_module(x)
     N, C, H, W = x.shape
-    OC, _, KH, KW = weight.shape
-    Hp, Wp = H + 2 * padding[0], W + 2 * padding[1]
-    OH, OW = Hp - KH + 1, Wp - KW + 1
-    in_shifts, out_shifts = _split_offsets((KH, KW), Wp, split)
+    OC = weight.shape[0]
+    split = _split_for(C, OC)
+    in_offsets, out_offsets = _kernel_offsets(weight.shape[2:], split)
     w_mat = _split_weight(weight, split)
-    y = xp.empty((N, OC, OH, OW), dtype=x.dtype)
-    for batch in _batch_chunks(x, max(len(in_shifts) * C, len(out_shifts) * OC) * Hp * Wp):
-        flat = _flat_planes(x[batch], padding, tail=in_shifts[-1])
-        rows = _shifted_rows(flat, in_shifts, flat.shape[1] - in_shifts[-1])
-        grid = _add_shifted((w_mat @ rows).reshape(len(out_shifts), OC, -1), out_shifts)
+    y = xp.empty((N, OC, H, W), dtype=x.dtype)
+    for batch in _batch_chunks(x, max(len(in_offsets) * C, len(out_offsets) * OC) * H * W):
+        rows = _shifted_rows(_channels_first(x[batch]), in_offsets, (H, W))
+        y_flat = _add_row_shifts((w_mat @ rows).reshape(len(out_offsets), OC, -1), out_offsets, (H, W))
         if bias is not None:
-            grid += bias[:, None]
-        y[batch] = grid.reshape(OC, -1, Hp, Wp)[:, :, :OH, :OW].transpose(1, 0, 2, 3)
+            y_flat += bias[:, None]
+        y[batch] = y_flat.reshape(OC, -1, H, W).transpose(1, 0, 2, 3)
     return y
 
 
@@ -320,9 +294,9 @@ def _conv2d_stride1_array(x, weight, bias, padding, split):
 # Convolution: array-level computations, then the Functions that use them
 # =============================================================================
 def _conv2d_array(x, weight, bias, stride, padding):
-    """y = conv2d(x, W) + b on arrays: one matmul per batch chunk (stride 1: shifted planes)."""
-    if stride == (1, 1):
-        return _conv2d_stride1_array(x, weight, bias, padding, _split_for(x.shape[1], weight.shape[0]))
+    """y = conv2d(x, W) + b on arrays: one matmul per batch chunk (a same convolution: shifted rows)."""
+    if _is_same(weight.shape[2:], stride, padding):
+        return _conv2d_same_array(x, weight, bias)
     xp = get_array_module(x)
     N, C, H, W = x.shape
     OC, _, KH, KW = weight.shape
@@ -360,52 +334,44 @@ def _conv_transpose2d_array(x, weight, bias, stride, padding, output_padding):
 
 
 def _conv2d_grad_weight_array(x, gy, kernel_size, stride, padding):
-    """gW[o, c, i, j] = sum_{n,h,w} gy[n, o, h, w] x_pad[n, c, s*h + i, s*w + j] on arrays."""
+    """gW[o, c, i, j] = sum_{n,h,w} gy[n, o, h, w] x_pad[n, c, s*h + i, s*w + j] on arrays:
+    the patches of x (shifted rows for a same convolution, else im2col) times gy."""
     xp = get_array_module(x)
     N, C, H, W = x.shape
     OC = gy.shape[1]
     KH, KW = kernel_size
-    OH, OW = _conv_out_size((H, W), kernel_size, stride, padding)
+    OH, OW = gy.shape[2:]
+    same = _is_same(kernel_size, stride, padding)
     gw_mat = xp.zeros((KH * KW * C, OC), dtype=x.dtype)
     for batch in _batch_chunks(x, KH * KW * C * OH * OW):
-        col = _unfold(x[batch].transpose(1, 0, 2, 3), kernel_size, stride, padding)
-        gy_mat = gy[batch].transpose(1, 0, 2, 3).reshape(OC, -1)  # (OC, n*OH*OW)
-        gw_mat += col.reshape(KH * KW * C, -1) @ gy_mat.T
+        if same:  # col[(i, j, c), (n, h, w)] = x[n, c, h + di, w + dj], zero outside the image
+            col = _shifted_rows(_channels_first(x[batch]), _kernel_offsets(kernel_size, "input")[0], (H, W))
+        else:     # col[(i, j, c), (n, h, w)] = x_pad[n, c, s*h + i, s*w + j]
+            col = _unfold(x[batch].transpose(1, 0, 2, 3), kernel_size, stride, padding).reshape(KH * KW * C, -1)
+        gw_mat += col @ _channels_first(gy[batch]).T
     return xp.ascontiguousarray(gw_mat.reshape(KH, KW, C, OC).transpose(3, 2, 0, 1))
 
 
-def _conv2d_grads_stride1(x, weight, gy, padding):
-    """(gx, gW) of a stride-1 conv2d from a single im2col, that of gy padded
-    by q = K - 1 - p (the hot path of backward: no col2im, one unfold).
-
-    With stride 1 the input gradient is a plain convolution of gy_pad with
-    the flipped kernel, and the weight gradient reads the same patches:
-        gx[n, c, h, w] = sum_{o,i,j} W[o, c, KH-1-i, KW-1-j] gy_pad[n, o, h + i, w + j]
-        gW[o, c, KH-1-i, KW-1-j] = sum_{n,h,w} gy_pad[n, o, h + i, w + j] x[n, c, h, w]
+def _conv2d_grads_same(x, weight, gy):
+    """(gx, gW) of a same convolution from one set of shifted rows, those of gy (the hot path of
+    backward). dL/dx is a same convolution of gy with the kernel mirrored, and dL/dW reads the
+    same rows: with d = (di, dj) the offset of kernel entry (i, j) and q a pixel,
+        gx[c, q] = sum_{o,i,j} W[o, c, i, j] gy[o, q - d]
+        gW[o, c, i, j] = sum_q gy[o, q - d] x[c, q]
+    (gy taken as zero outside the image).
     """
     xp = get_array_module(x)
     N, C, H, W = x.shape
     OC, _, KH, KW = weight.shape
-    gy_padding = (KH - 1 - padding[0], KW - 1 - padding[1])
-    # w_flip[c, (i, j, o)] = W[o, c, KH-1-i, KW-1-j]
-    w_flip = weight[:, :, ::-1, ::-1].transpose(1, 2, 3, 0).reshape(C, KH * KW * OC)
+    mirrored = [(-di, -dj) for di, dj in _kernel_offsets((KH, KW), "input")[0]]
+    w_t = weight.transpose(1, 2, 3, 0).reshape(C, KH * KW * OC)  # w_t[c, (i, j, o)] = W[o, c, i, j]
     gx = xp.empty_like(x)
-    gw_flip = xp.zeros((KH * KW * OC, C), dtype=x.dtype)
-    rows = _rows_pay_off(W, gy.shape[3] + 2 * gy_padding[1])
-    width = gy.shape[3] + 2 * gy_padding[1] if rows else W
-    for batch in _batch_chunks(x, KH * KW * OC * H * width):
-        # col[(i, j, o), (n, h, w)] = gy_pad[n, o, h + i, w + j]  (w < W; with whole rows, the rest is ignored)
-        gy_chunk = gy[batch].transpose(1, 0, 2, 3)
-        col = _unfold_rows(gy_chunk, (KH, KW), gy_padding) if rows else _unfold(gy_chunk, (KH, KW), (1, 1), gy_padding)
-        col = col.reshape(KH * KW * OC, -1)
-        gx[batch] = (w_flip @ col).reshape(C, -1, H, width)[..., :W].transpose(1, 0, 2, 3)
-        # x on the same (n, h, w < width) grid, zero in the extra columns, which cancels their values
-        x_rows = xp.empty((C, batch.stop - batch.start, H, width), dtype=x.dtype)
-        x_rows[..., :W] = x[batch].transpose(1, 0, 2, 3)
-        x_rows[..., W:] = 0
-        gw_flip += col @ x_rows.reshape(C, -1).T
-    gw = gw_flip.reshape(KH, KW, OC, C)[::-1, ::-1].transpose(2, 3, 0, 1)
-    return gx, xp.ascontiguousarray(gw)
+    gw_mat = xp.zeros((KH * KW * OC, C), dtype=x.dtype)
+    for batch in _batch_chunks(x, KH * KW * OC * H * W):
+        col = _shifted_rows(_channels_first(gy[batch]), mirrored, (H, W))  # col[(i, j, o), q] = gy[o, q - d]
+        gx[batch] = (w_t @ col).reshape(C, -1, H, W).transpose(1, 0, 2, 3)
+        gw_mat += col @ _channels_first(x[batch]).T
+    return gx, xp.ascontiguousarray(gw_mat.reshape(KH, KW, OC, C).transpose(2, 3, 0, 1))
 
 
 class Conv2d(Function):
@@ -434,19 +400,18 @@ class Conv2d(Function):
 class Conv2dGrad(Function):
     """Both gradients of conv2d in one op: (x, W, gy) -> (gx, gW) with
         gx = conv_transpose2d(gy, W),   gW = conv2d_grad_weight(x, gy).
-    Stride 1 with padding smaller than the kernel (the common case) shares one im2col, that of
-    gy, between the two, unless gy has at least 4 times as many channels as x: then unfolding x
-    for gW and folding gx back (the general path) copies less (a first layer 1 -> 32 or 64
-    channels: 2.3-2.6x faster)."""
+    A same convolution (stride 1, padding half the odd kernel: the common case) shares one set of
+    shifted rows, those of gy, between the two, unless gy has at least 4 times as many channels as
+    x: then the rows of x for gW and folding gx back (the general path) copy less (a first layer
+    1 -> 32 or 64 channels)."""
 
     def __init__(self, stride, padding):
         self.stride, self.padding = stride, padding
 
     def forward(self, x, weight, gy):
         kernel_size = weight.shape[2:]
-        stride1 = self.stride == (1, 1) and all(p < k for p, k in zip(self.padding, kernel_size))
-        if stride1 and gy.shape[1] < 4 * x.shape[1]:
-            return _conv2d_grads_stride1(x, weight, gy, self.padding)
+        if _is_same(kernel_size, self.stride, self.padding) and gy.shape[1] < 4 * x.shape[1]:
+            return _conv2d_grads_same(x, weight, gy)
         output_padding = _output_padding(x.shape[2:], gy.shape[2:], kernel_size, self.stride, self.padding)
         gx = _conv_transpose2d_array(gy, weight, None, self.stride, self.padding, output_padding)
         gw = _conv2d_grad_weight_array(x, gy, kernel_size, self.stride, self.padding)
