@@ -243,19 +243,21 @@ def _zero_outside(images, di, dj):
         images[..., max(0, W - dj):] = 0
 
 
-def _shifted_rows(flat, offsets, size):
-    """rows[(a, c), q] = the pixel at offset offsets[a] from pixel q of flat (C, n*H*W), zero
-    where it is outside q's image: im2col without padding, in the reused patch buffer.
-    No copy for the single offset (0, 0)."""
+def _shifted_rows(images, offsets):
+    """rows[(a, c), (n, h, w)] = images[n, c, h + di, w + dj] for the offsets[a] = (di, dj), zero
+    where that pixel is outside the image: im2col without padding, for images (n, C, H, W), in the
+    reused patch buffer. Each image's pixels are shifted as one row of H*W, copied straight from
+    images (no transposed copy first). For the single offset (0, 0): images channels first."""
     if offsets == [(0, 0)]:
-        return flat
-    (H, W), (C, L) = size, flat.shape
-    rows = _patch_buffer(flat, (len(offsets), C, L))
+        return _channels_first(images)
+    n, C, H, W = images.shape
+    rows = _patch_buffer(images, (len(offsets), C, n, H * W))
+    pixels = images.reshape(n, C, H * W).transpose(1, 0, 2)  # (C, n, H*W), a view
     for a, (di, dj) in enumerate(offsets):
-        to, source = _overlap(di * W + dj, L)
-        rows[a, :, to] = flat[:, source]
-        _zero_outside(rows[a].reshape(C, -1, H, W), di, dj)  # also every place the copy left out
-    return rows.reshape(len(offsets) * C, L)
+        to, source = _overlap(di * W + dj, H * W)
+        rows[a, :, :, to] = pixels[:, :, source]
+        _zero_outside(rows[a].reshape(C, n, H, W), di, dj)  # also every place the copy left out
+    return rows.reshape(len(offsets) * C, n * H * W)
 
 
 def _add_row_shifts(z, offsets, size):
@@ -282,7 +284,7 @@ def _conv2d_same_array(x, weight, bias):
     w_mat = _split_weight(weight, split)
     y = xp.empty((N, OC, H, W), dtype=x.dtype)
     for batch in _batch_chunks(x, max(len(in_offsets) * C, len(out_offsets) * OC) * H * W):
-        rows = _shifted_rows(_channels_first(x[batch]), in_offsets, (H, W))
+        rows = _shifted_rows(x[batch], in_offsets)
         y_flat = _add_row_shifts((w_mat @ rows).reshape(len(out_offsets), OC, -1), out_offsets, (H, W))
         if bias is not None:
             y_flat += bias[:, None]
@@ -345,7 +347,7 @@ def _conv2d_grad_weight_array(x, gy, kernel_size, stride, padding):
     gw_mat = xp.zeros((KH * KW * C, OC), dtype=x.dtype)
     for batch in _batch_chunks(x, KH * KW * C * OH * OW):
         if same:  # col[(i, j, c), (n, h, w)] = x[n, c, h + di, w + dj], zero outside the image
-            col = _shifted_rows(_channels_first(x[batch]), _kernel_offsets(kernel_size, "input")[0], (H, W))
+            col = _shifted_rows(x[batch], _kernel_offsets(kernel_size, "input")[0])
         else:     # col[(i, j, c), (n, h, w)] = x_pad[n, c, s*h + i, s*w + j]
             col = _unfold(x[batch].transpose(1, 0, 2, 3), kernel_size, stride, padding).reshape(KH * KW * C, -1)
         gw_mat += col @ _channels_first(gy[batch]).T
@@ -368,7 +370,7 @@ def _conv2d_grads_same(x, weight, gy):
     gx = xp.empty_like(x)
     gw_mat = xp.zeros((KH * KW * OC, C), dtype=x.dtype)
     for batch in _batch_chunks(x, KH * KW * OC * H * W):
-        col = _shifted_rows(_channels_first(gy[batch]), mirrored, (H, W))  # col[(i, j, o), q] = gy[o, q - d]
+        col = _shifted_rows(gy[batch], mirrored)  # col[(i, j, o), q] = gy[o, q - d]
         gx[batch] = (w_t @ col).reshape(C, -1, H, W).transpose(1, 0, 2, 3)
         gw_mat += col @ _channels_first(x[batch]).T
     return gx, xp.ascontiguousarray(gw_mat.reshape(KH, KW, OC, C).transpose(2, 3, 0, 1))
