@@ -280,6 +280,21 @@ def test_a_same_conv2d_takes_the_split_that_split_for_chooses_from_its_channel_c
     assert asked == [(2, 5)] and used == [split]
 
 
+def test_a_same_conv2d_backward_shares_the_shifted_rows_of_gy(monkeypatch):
+    """Backward takes the shared shifted rows for a same convolution whose output has fewer than 4x
+    its input's channels, and the general path (x's rows for dL/dW, col2im for dL/dx) otherwise."""
+    calls = []
+    shared = conv_module._conv2d_grads_same
+    monkeypatch.setattr(conv_module, "_conv2d_grads_same", lambda x, w, gy: calls.append(w.shape) or shared(x, w, gy))
+    rng = np.random.default_rng(5)
+    for w_shape, padding in [((3, 2, 3, 3), 1), ((8, 2, 3, 3), 1), ((3, 2, 3, 3), 0), ((3, 2, 1, 1), 0)]:
+        x, weight = Variable(rng.standard_normal((2, 2, 5, 4))), Variable(rng.standard_normal(w_shape))
+        F.conv2d(x, weight, None, 1, padding).sum().backward()
+        expected = np.einsum("ncijhw->cij", patches_of(x.data, w_shape[2:], (padding, padding)))  # dL/dW for L = sum y
+        np.testing.assert_allclose(weight.grad.data, np.broadcast_to(expected, w_shape), rtol=1e-10, atol=1e-10)
+    assert calls == [(3, 2, 3, 3), (3, 2, 1, 1)]
+
+
 @pytest.mark.parametrize("channels", [(1, 4), (2, 9), (1, 3), (3, 5)])
 @pytest.mark.parametrize("padding", [(1, 1), (0, 2)])
 def test_conv2d_stride1_backward_for_wide_and_narrow_outputs(channels, padding):
