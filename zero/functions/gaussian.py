@@ -98,8 +98,9 @@ class GaussianKLGrad(Function):
             g_mu = gg_mu * gy
             g_gy = sum(gg_mu * mu, axis=-1)
         if gg_logvar is not None:      # from g_logvar = gy (e^logvar - 1) / 2
-            g_logvar = gg_logvar * gy * exp(logvar) * 0.5
-            from_logvar = sum(gg_logvar * (exp(logvar) - 1) * 0.5, axis=-1)
+            variance = exp(logvar)
+            g_logvar = gg_logvar * gy * variance * 0.5
+            from_logvar = sum(gg_logvar * (variance - 1) * 0.5, axis=-1)
             g_gy = from_logvar if g_gy is None else g_gy + from_logvar
         return g_mu, g_logvar, g_gy
 
