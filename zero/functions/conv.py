@@ -344,10 +344,11 @@ def _conv2d_grad_weight_array(x, gy, kernel_size, stride, padding):
     KH, KW = kernel_size
     OH, OW = gy.shape[2:]
     same = _is_same(kernel_size, stride, padding)
+    offsets = _kernel_offsets(kernel_size, "input")[0] if same else None
     gw_mat = xp.zeros((KH * KW * C, OC), dtype=x.dtype)
     for batch in _batch_chunks(x, KH * KW * C * OH * OW):
         if same:  # col[(i, j, c), (n, h, w)] = x[n, c, h + di, w + dj], zero outside the image
-            col = _shifted_rows(x[batch], _kernel_offsets(kernel_size, "input")[0])
+            col = _shifted_rows(x[batch], offsets)
         else:     # col[(i, j, c), (n, h, w)] = x_pad[n, c, s*h + i, s*w + j]
             col = _unfold(x[batch].transpose(1, 0, 2, 3), kernel_size, stride, padding).reshape(KH * KW * C, -1)
         gw_mat += col @ _channels_first(gy[batch]).T
