@@ -8,8 +8,9 @@ first 8,000 images train, the last 2,000 evaluate. Model (both frameworks):
     linear 1568 -> 10
 
 Adam lr 2e-3 decayed linearly to 0, batch 64, EPOCHS epochs. Acceptance:
-zero reaches >= 97% held-out accuracy. Skipped (no rows) when MNIST is not
-found ($ZERO_DATA_DIR or ../shared/datasets/mnist). Each framework trains in its own
+zero reaches >= 97% held-out accuracy. Skipped (no rows) when MNIST's test split is not
+found (workers.mnist_folder: $ZERO_DATA_DIR, zero's download cache, ../shared/datasets/mnist).
+Each framework trains in its own
 subprocess (workers.py), so neither's idle threads slow the other.
 
     python benchmarks/bench_cnn_mnist.py
@@ -23,21 +24,13 @@ from pathlib import Path
 import numpy as np
 from tqdm import tqdm
 
-from workers import main, run_worker
+from workers import main, mnist_folder, mnist_not_found, run_worker
 
 EPOCHS = 4
 ROUNDS = 2  # zero then PyTorch, twice: the faster round of each
 BATCH = 64
 LR = 2e-3
 N_TRAIN = 8000
-SHARED_MNIST = Path(__file__).resolve().parents[2] / "shared" / "datasets" / "mnist"
-
-
-def mnist_folder():
-    for candidate in (os.environ.get("ZERO_DATA_DIR"), SHARED_MNIST):
-        if candidate and (Path(candidate) / "t10k-images-idx3-ubyte.gz").exists():
-            return Path(candidate)
-    return None
 
 
 def train_zero(x, t, epochs):
@@ -109,7 +102,7 @@ def train_torch(x, t, epochs):
 def run(quick=False):
     folder = mnist_folder()
     if folder is None:
-        print(f"bench_cnn_mnist: MNIST not found ($ZERO_DATA_DIR or {SHARED_MNIST}); skipped")
+        print(mnist_not_found("bench_cnn_mnist"))
         return []
     epochs = 1 if quick else EPOCHS
     try:

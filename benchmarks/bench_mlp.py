@@ -22,22 +22,20 @@ from pathlib import Path
 import numpy as np
 
 from by_hand import adam_by_hand
-from workers import main, run_worker
+from workers import main, mnist_folder, run_worker
 
 SIZES = (784, 200, 10)
 BATCH = 32
 ROUNDS = 10
 STEPS_PER_ROUND = 200
 WARMUP = 50
-SHARED_MNIST = Path(__file__).resolve().parents[2] / "shared" / "datasets" / "mnist"
 
 
 def batches(count, seed=0):
     """count batches (x (count, BATCH, 784) float32, t (count, BATCH) int64).
 
-    Real MNIST images when the test split is found ($ZERO_DATA_DIR or
-    ../shared/datasets/mnist), else standardized Gaussian inputs labelled by
-    a fixed random linear teacher. Either way the network keeps learning;
+    Real MNIST images when the test split is found (workers.mnist_folder), else
+    standardized Gaussian inputs labelled by a fixed random linear teacher. Either way the network keeps learning;
     with structureless data (e.g. uniform noise and random labels) Adam drives
     every hidden unit dead and its moments into float32 denormals, which makes
     every array op several times slower and the timing meaningless.
@@ -52,13 +50,6 @@ def batches(count, seed=0):
     x = rng.standard_normal((count, BATCH, SIZES[0]), dtype=np.float32)
     teacher = rng.standard_normal((SIZES[0], SIZES[-1]), dtype=np.float32)
     return x, (x @ teacher).argmax(axis=-1)
-
-
-def mnist_folder():
-    for candidate in (os.environ.get("ZERO_DATA_DIR"), SHARED_MNIST):
-        if candidate and (Path(candidate) / "t10k-images-idx3-ubyte.gz").exists():
-            return Path(candidate)
-    return None
 
 
 def zero_step_function():

@@ -45,6 +45,27 @@ def run_worker(script, framework, *arguments, zero_allocator):
     return json.loads(result.stdout.strip().splitlines()[-1])
 
 
+SHARED_MNIST = Path(__file__).resolve().parents[2] / "shared" / "datasets" / "mnist"  # this project's CI copy
+
+
+def mnist_folder():
+    """The folder the MNIST benchmarks read the test split from (they never download it):
+    $ZERO_DATA_DIR, else zero's download cache (~/.cache/zero/mnist, where the course's scripts put
+    it), else ../shared/datasets/mnist beside the project; None when none of them holds both files."""
+    from zero.mnist import SPLITS, find_local, mnist_dir
+    for folder in (mnist_dir(), SHARED_MNIST):
+        if all(find_local(folder, name) for name in SPLITS["test"][:2]):
+            return folder
+    return None
+
+
+def mnist_not_found(benchmark):
+    """What a benchmark that needs MNIST says when mnist_folder() finds none."""
+    from zero.mnist import mnist_dir
+    return (f"{benchmark}: MNIST's test split not found (t10k-images-idx3-ubyte.gz and t10k-labels-idx1-ubyte.gz "
+            f"in $ZERO_DATA_DIR or {mnist_dir()}, or in {SHARED_MNIST}); skipped")
+
+
 def peak_rss_kb():
     """Peak resident memory of this process in kB. On Linux read VmHWM: a child's
     ru_maxrss starts at its parent's peak (it survives fork and exec), which

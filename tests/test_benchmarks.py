@@ -91,6 +91,32 @@ def test_run_worker_returns_the_workers_json_and_reports_its_failure(tmp_path, m
         run_worker(script, "fail", zero_allocator=False)
 
 
+def test_mnist_benchmarks_look_where_the_course_keeps_mnist_and_skip_without_it(tmp_path, monkeypatch, capsys):
+    """The MNIST benchmarks read the test split from $ZERO_DATA_DIR, else zero's download cache (where
+    the course's scripts put it), else ../shared/datasets/mnist, and never download. With none of
+    them holding it, the VAE and CNN benchmarks say where they looked and give no rows (the VAE's
+    once ended in a download traceback while its neighbours read ../shared)."""
+    monkeypatch.syspath_prepend(str(ROOT / "benchmarks"))
+    import workers
+    shared, home, chosen = tmp_path / "shared", tmp_path / "home", tmp_path / "chosen"
+    monkeypatch.setattr(workers, "SHARED_MNIST", shared)
+    monkeypatch.setenv("HOME", str(home))
+    monkeypatch.delenv("ZERO_DATA_DIR", raising=False)
+    assert workers.mnist_folder() is None
+    for name in ("bench_vae", "bench_cnn_mnist"):
+        assert _load(ROOT / "benchmarks" / f"{name}.py").run(quick=True) == []
+        said = capsys.readouterr().out
+        assert f"{name}: MNIST's test split not found" in said and str(shared) in said
+    for folder in (shared, home / ".cache" / "zero" / "mnist", chosen):   # each one found before the one before
+        folder.mkdir(parents=True)
+        (folder / "t10k-images-idx3-ubyte.gz").write_bytes(b"")
+        assert workers.mnist_folder() != folder   # the labels are missing still
+        (folder / "t10k-labels-idx1-ubyte").write_bytes(b"")   # unpacked files count too
+        if folder == chosen:
+            monkeypatch.setenv("ZERO_DATA_DIR", str(chosen))
+        assert workers.mnist_folder() == folder
+
+
 def test_overhead_numpy_by_hand_trains_the_same_model_as_zero(monkeypatch):
     """The hand-written NumPy trainer is the floor the overhead row reports: it must do zero's
     arithmetic (same data, initial weights, gradients and update), so their losses agree."""
