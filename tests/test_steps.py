@@ -128,9 +128,10 @@ print(json.dumps(offered))
 
 
 def test_every_script_path_in_the_docs_exists():
-    """Commands that README.md, the step scripts and the benchmarks tell a reader to run name real files
-    (a renamed script must not leave a dead command behind)."""
-    documents = [ROOT / "README.md", *STEP_SCRIPTS, *sorted((ROOT / "benchmarks").glob("*.py"))]
+    """Commands that README.md, MEASUREMENTS.md, the step scripts and the benchmarks tell a reader to
+    run name real files (a renamed script must not leave a dead command behind)."""
+    documents = [ROOT / "README.md", ROOT / "MEASUREMENTS.md", *STEP_SCRIPTS,
+                 *sorted((ROOT / "benchmarks").glob("*.py"))]
     named = set()
     for document in documents:
         named.update(re.findall(r"(?:steps|benchmarks)/[\w/]+\.py", document.read_text(encoding="utf-8")))

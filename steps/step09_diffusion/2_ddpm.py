@@ -26,9 +26,9 @@ predicted noise into the posterior mean, from t = T down to 1:
 with no noise at the last step (t = 1, where sigma_1 = 0 anyway). Pixels are scaled to [-1, 1].
 
 Budgets: `--config cpu` (default) is a smaller U-Net (channels 32/64/128) on 8,000 training images,
-10 epochs: 334-343 s of training on an idle 2-core machine with a recent processor (AMD Zen 5) in our last runs,
-729-731 s on an older one (Zen 3), held-out loss 0.0324-0.0326 per pixel (the last digits depend on the
-BLAS kernel; README gives the history); `--config book` is
+10 epochs: 520.6 s of training in the last course run on an idle 2-core AMD EPYC of the Zen 3 family
+(2026-12-05), held-out loss 0.0324-0.0326 per pixel in the recorded course runs (the last digits depend on the
+BLAS kernel and on zero's code; MEASUREMENTS.md gives the history); `--config book` is
 the book's network (64/128/256, batch 128, 10 epochs on all training images) for a CUDA GPU
 (`--device cuda`).
 

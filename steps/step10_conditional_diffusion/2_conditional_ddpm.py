@@ -24,8 +24,8 @@ classified as their label, and the same for each gamma. 1000 DDPM steps per imag
 CPU, so the CPU default samples in 50 DDIM jumps (step 9.3) that add DDPM's amount of fresh noise
 at each jump (eta = 1 in (9.6)): DDPM on a coarser time grid. `--sampler ddpm` is the book's,
 `--eta 0` deterministic DDIM.
-Budgets as step 9.2: `--config cpu` (U-Net 32/64/128, 8,000 images, 10 epochs) trained in 311-360 s
-on an idle 2-core machine with a recent processor (AMD Zen 5) in our last runs, 711-739 s on an older one (Zen 3) (README
+Budgets as step 9.2: `--config cpu` (U-Net 32/64/128, 8,000 images, 10 epochs) trained in 485.6 s
+in the last course run on an idle 2-core AMD EPYC of the Zen 3 family (2026-12-05; MEASUREMENTS.md
 gives the history); `--config book` (64/128/256, batch
 128, all images, DDPM sampling) is for a GPU.
 
@@ -36,7 +36,7 @@ classified as asked, against 87.9% with the book's constant lr, both sampled wit
 scored by an earlier referee). How the samples are drawn mattered
 more: with fresh noise at each DDIM jump (eta = 1) 96.0% of 1,000 guided samples were classified as
 asked, with deterministic DDIM (eta = 0) 90.2%, at the price of a larger Frechet distance to real
-digits. README's step-10 paragraph has these measurements and what else was tried. The 80 samples
+digits. MEASUREMENTS.md's step-10 paragraph has these measurements and what else was tried. The 80 samples
 this script scores vary by about +-8 points between draws.
 
     python steps/step10_conditional_diffusion/2_conditional_ddpm.py                  # CPU default

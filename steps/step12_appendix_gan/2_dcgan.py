@@ -17,7 +17,7 @@ the Frechet distance (same classifier, same number of images) with B.1 and with 
 score of step 9's diffusion model (distances compare only at equal counts: run 10.3 with
 `--samples 1000 --samplers ddim,ddim:1`, as 1000 samples of its 1000-step DDPM take hours on a CPU).
 
-    python steps/step12_appendix_gan/2_dcgan.py       # 15 epochs: 103 s on 2 idle cores, up to 8 min on busy ones
+    python steps/step12_appendix_gan/2_dcgan.py       # 15 epochs: 97-156 s on 2 idle cores, up to 8 min on busy ones
 """
 # needs: mnist
 from pathlib import Path
