@@ -10,8 +10,7 @@ first 8,000 images train, the last 2,000 evaluate. Model (both frameworks):
 Adam lr 2e-3 decayed linearly to 0, batch 64, EPOCHS epochs. Acceptance:
 zero reaches >= 97% held-out accuracy. Skipped (no rows) when MNIST's test split is not
 found (workers.mnist_folder: $ZERO_DATA_DIR, zero's download cache, ../shared/datasets/mnist).
-Each framework trains in its own
-subprocess (workers.py), so neither's idle threads slow the other.
+Each framework trains in its own subprocess (workers.py), so neither's idle threads slow the other.
 
     python benchmarks/bench_cnn_mnist.py
 """

@@ -35,10 +35,11 @@ def batches(count, seed=0):
     """count batches (x (count, BATCH, 784) float32, t (count, BATCH) int64).
 
     Real MNIST images when the test split is found (workers.mnist_folder), else
-    standardized Gaussian inputs labelled by a fixed random linear teacher. Either way the network keeps learning;
-    with structureless data (e.g. uniform noise and random labels) Adam drives
-    every hidden unit dead and its moments into float32 denormals, which makes
-    every array op several times slower and the timing meaningless.
+    standardized Gaussian inputs labelled by a fixed random linear teacher. Either
+    way the network keeps learning; with structureless data (e.g. uniform noise
+    and random labels) Adam drives every hidden unit dead and its moments into
+    float32 denormals, which makes every array op several times slower and the
+    timing meaningless.
     """
     rng = np.random.default_rng(seed)
     folder = mnist_folder()

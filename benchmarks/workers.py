@@ -61,9 +61,10 @@ def mnist_folder():
 
 def mnist_not_found(benchmark):
     """What a benchmark that needs MNIST says when mnist_folder() finds none."""
-    from zero.mnist import mnist_dir
-    return (f"{benchmark}: MNIST's test split not found (t10k-images-idx3-ubyte.gz and t10k-labels-idx1-ubyte.gz "
-            f"in $ZERO_DATA_DIR or {mnist_dir()}, or in {SHARED_MNIST}); skipped")
+    from zero.mnist import SPLITS, mnist_dir
+    images, labels = SPLITS["test"][:2]
+    return (f"{benchmark}: MNIST's test split not found ({images} and {labels} in $ZERO_DATA_DIR or "
+            f"{mnist_dir()}, or in {SHARED_MNIST}); skipped")
 
 
 def peak_rss_kb():
