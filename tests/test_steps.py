@@ -127,6 +127,39 @@ print(json.dumps(offered))
     assert len(offered) == len(STEP_SCRIPTS) and not wrong, wrong
 
 
+TITLE_RECORDER = """
+import json, runpy, sys
+from matplotlib.axes import Axes
+titles, set_title = [], Axes.set_title
+def record(self, label, *args, **kwargs):
+    titles.append(str(label))
+    return set_title(self, label, *args, **kwargs)
+Axes.set_title = record
+script = sys.argv[1]
+sys.argv = [script] + sys.argv[2:]
+runpy.run_path(script, run_name="__main__")
+print("TITLES " + json.dumps(titles))
+"""
+
+
+def test_step_8s_sample_figure_quotes_each_models_own_held_out_bound(tmp_path):
+    """The side-by-side samples of step 8 carry each model's held-out IWAE in their titles: the
+    VAE's panel step 7's VAE's, the hierarchical VAE's panel its own (it showed the VAE trained at
+    the same lr's, the second of the three printed)."""
+    script = ROOT / "steps/step08_hierarchical_vae/1_hierarchical_vae.py"
+    command = [sys.executable, "-c", TITLE_RECORDER, str(script), "--quick", "--out", str(tmp_path / "figures")]
+    result = subprocess.run(command, cwd=tmp_path, env=_script_env(script), capture_output=True, text=True,
+                            timeout=600)
+    assert result.returncode == 0, result.stderr[-3000:]
+    printed = [float(value) for value in re.findall(r"IWAE \(K=\d+\) (-?[\d.]+)", result.stdout)]
+    assert len(printed) == 3, result.stdout          # step 7's VAE, the VAE at the same lr, the hierarchical VAE
+    titles = json.loads(result.stdout.split("TITLES ", 1)[1])
+    quoted = {title.split("\n")[0]: float(re.search(r"IWAE (-?[\d.]+) nats", title).group(1))
+              for title in titles if "samples" in title and "IWAE" in title}
+    assert quoted == {"VAE samples": round(printed[0], 1),
+                      "hierarchical VAE samples (top-down)": round(printed[2], 1)}, (quoted, printed)
+
+
 def test_every_script_path_in_the_docs_exists():
     """Commands that README.md, MEASUREMENTS.md, the step scripts and the benchmarks tell a reader to
     run name real files (a renamed script must not leave a dead command behind)."""

@@ -119,9 +119,9 @@ with zero.no_grad():
     vae_generated = zero.to_numpy(vae.sample(64))
 
 fig, (ax_vae, ax_hvae) = plt.subplots(1, 2, figsize=(12, 6))
-show_images(ax_vae, vae_generated, 8, f"VAE samples\nheld-out IWAE {rows[0][1]['iwae_nll']:.1f} nats")
+show_images(ax_vae, vae_generated, 8, f"VAE samples\nheld-out IWAE {vae_bounds['iwae_nll']:.1f} nats")
 show_images(ax_hvae, generated, 8,
-            f"hierarchical VAE samples (top-down)\nheld-out IWAE {rows[1][1]['iwae_nll']:.1f} nats")
+            f"hierarchical VAE samples (top-down)\nheld-out IWAE {hvae_bounds['iwae_nll']:.1f} nats")
 save(fig, folder, "samples")
 
 save_image_grid(np.concatenate([originals, reconstructed]), 10,
