@@ -14,11 +14,12 @@ from conftest import host
 from zero import Parameter
 from zero.errors import CheckpointRefused
 from zero.gan import (DCDiscriminator, DCGenerator, MLPDiscriminator, MLPGenerator, _Generator, discriminator_loss,
-                      discriminator_path, generator_gradient_norm, generator_loss, interpolate, leaky_relu, load_gan,
+                      discriminator_path, generator_gradient_norm, generator_loss, leaky_relu, load_gan,
                       logit_gradient, moving_average, plot_game, save_gan, score_generator, train_gan,
                       train_gan_or_resume)
 from zero.models import Model
 from zero.optimizers import SGD, Adam
+from zero.vae import latent_walk
 
 
 def V(values):
@@ -83,7 +84,7 @@ def test_players_shapes_on_both_devices(models, device):
     assert logits.shape == (5,)
     generator_loss(logits).backward()
     assert all(param.grad is not None and param.grad.device == device for param in generator.params())
-    samples = interpolate(generator.eval(), z[0], z[1], 4)
+    samples = latent_walk(generator.eval(), z[0], z[1], 4)
     assert samples.shape == (4, 784) and zero.backend.device_of(samples) == device
     # the end points of the walk are the two codes' images
     np.testing.assert_allclose(host(samples[0]), host(generator(z[:1]).data[0]), atol=1e-6)
@@ -323,7 +324,7 @@ def test_load_gan_checks_both_files_before_changing_either_player(tmp_path):
 
 # =============================================================================
 # Found by a mutation audit: the players against NumPy, and what train_gan, the script block,
-# interpolate and score_generator promise
+# the latent walk and score_generator promise
 # =============================================================================
 def test_leaky_relu_has_slope_two_tenths():
     np.testing.assert_allclose(leaky_relu(V([-1.0, -0.5, 0.0, 2.0])).data, [-0.2, -0.1, 0.0, 2.0])
@@ -471,10 +472,10 @@ def test_train_gan_puts_players_left_in_eval_mode_back_in_training_mode():
     assert all(layer.training for player in (generator, discriminator) for layer in player.sublayers())
 
 
-def test_interpolate_walks_the_straight_line_between_the_codes_at_even_steps():
+def test_a_latent_walk_through_a_generator_walks_the_straight_line_between_the_codes_at_even_steps():
     """_ConstantGenerator's images are sigmoid(b + z): the k-th of 5 steps from z = 0 to z = 1 is sigmoid(b + k / 4)."""
     generator = _ConstantGenerator(0.3)
-    images = interpolate(generator, np.zeros(1, np.float32), np.ones(1, np.float32), steps=5)
+    images = latent_walk(generator, np.zeros(1, np.float32), np.ones(1, np.float32), steps=5)
     assert images.shape == (5, 784)
     np.testing.assert_allclose(images, np.repeat(_sigmoid(0.3 + np.arange(5) / 4)[:, None], 784, axis=1), rtol=1e-6)
 

@@ -15,7 +15,7 @@ from zero.models import Model
 from zero.optimizers import Adam
 from zero.training import fit, load_checkpoint, mean_loss, mnist_splits, save_checkpoint
 from zero.vae import (VAE, HierarchicalVAE, bernoulli_log_likelihood, book_kl_term, evaluate_bounds,
-                      gaussian_kl, gaussian_log_pdf, iwae_from_log_weights, loss_terms,
+                      gaussian_kl, gaussian_log_pdf, iwae_from_log_weights, latent_walk, loss_terms,
                       walk_ends)
 from zero.utils import gradient_check
 
@@ -399,6 +399,30 @@ def test_vae_sample_decodes_standard_normal_draws():
     expected = _sigmoid(_mlp_by_hand(W, "decoder", z))
     assert samples.shape == (5, 9) and samples.dtype == np.float32
     np.testing.assert_allclose(samples, expected, rtol=1e-5, atol=1e-6)
+
+
+def test_a_latent_walk_decodes_the_straight_line_between_two_codes_at_even_steps(device):
+    """Steps 7 and 8 (and the GANs): image k of `steps` is decode((1 - s) z_a + s z_b), s = k / (steps - 1),
+    on the codes' device and in their dtype; the ends are the two codes' own images."""
+    np.random.seed(34)
+    model = VAE(9, 6, 4).to(device)
+    z_a, z_b = (on(device, np.random.standard_normal(4).astype(np.float32)) for _ in range(2))
+    walk = latent_walk(model.decode, z_a, z_b, steps=5)
+    assert walk.shape == (5, 9) and walk.dtype == np.float32 and zero.backend.device_of(walk) == device
+    W = {name: host(p.data) for name, p in model.named_params()}
+    s = np.arange(5, dtype=np.float32)[:, None] / 4
+    expected = _sigmoid(_mlp_by_hand(W, "decoder", (1 - s) * host(z_a) + s * host(z_b)))
+    np.testing.assert_allclose(host(walk), expected, rtol=1e-5, atol=1e-6)
+
+
+def test_a_latent_walk_refuses_codes_of_other_shapes_and_a_bad_step_count():
+    model = VAE(9, 6, 4)
+    with pytest.raises(ValueError, match=r"latent_walk: z_start and z_end .* got \(4,\) and \(3,\)"):
+        latent_walk(model.decode, np.zeros(4, np.float32), np.zeros(3, np.float32))
+    with pytest.raises(ValueError, match=r"latent_walk: z_start and z_end .* got \(1, 4\) and \(1, 4\)"):
+        latent_walk(model.decode, np.zeros((1, 4), np.float32), np.zeros((1, 4), np.float32))
+    with pytest.raises(ValueError, match=r"latent_walk: steps must be a whole number >= 1, got 0"):
+        latent_walk(model.decode, np.zeros(4, np.float32), np.zeros(4, np.float32), steps=0)
 
 
 class _KnownBounds(Model):

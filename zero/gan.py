@@ -30,7 +30,7 @@ import numpy as np
 from tqdm import tqdm
 
 import zero.functions as F
-from zero.backend import DEFAULT_DTYPE, get_backend, reseed_device, seed, standard_normal, to_numpy
+from zero.backend import get_backend, reseed_device, seed, standard_normal, to_numpy
 from zero.cli import plural
 from zero.core import Variable, no_grad
 from zero.data import DataLoader, Dataset
@@ -254,15 +254,6 @@ def plot_game(ax_loss, ax_prob, history, title):
     ax_prob.axhline(0.5, color="k", ls="--", lw=0.8, label="1/2: D cannot tell")
     ax_prob.set(title="what D believes", xlabel="step", ylabel="probability 'real'", ylim=(0, 1))
     ax_prob.legend()
-
-
-def interpolate(generator, z_start, z_end, steps):
-    """Images along the straight line z(s) = (1 - s) z_start + s z_end, s in [0, 1]:
-    (steps, 784) array on the model's device. z_start, z_end: (latent_size,) arrays on that device."""
-    xp = get_backend(generator.device).xp
-    s = xp.linspace(0, 1, steps).astype(DEFAULT_DTYPE)[:, None]
-    with no_grad():
-        return generator((1 - s) * z_start[None] + s * z_end[None]).data
 
 
 # =============================================================================

@@ -379,8 +379,26 @@ def evaluate_bounds(model, images, samples=100, batch_size=500, device="cpu", pr
 
 
 # =============================================================================
-# What the figures of steps 7 and 8 name
+# Latent walks, and what the figures of steps 7 and 8 name
 # =============================================================================
+def latent_walk(decode, z_start, z_end, steps=10):
+    """The images decoded along the straight line z(s) = (1 - s) z_start + s z_end, at `steps`
+    even steps of s from 0 to 1: (steps, ...) array on the codes' device, computed without a graph.
+
+    decode maps a batch of codes (N, latent) to images: a VAE's decode (steps 7 and 8), a GAN's
+    generator (appendix B). z_start, z_end: (latent,) arrays on the model's device, e.g. the
+    encoder's means mu(x) of two images."""
+    if z_start.shape != z_end.shape or z_start.ndim != 1:
+        raise ValueError(f"latent_walk: z_start and z_end must be two codes of the same shape (latent,), "
+                         f"got {tuple(z_start.shape)} and {tuple(z_end.shape)}")
+    check_count("latent_walk", "steps", steps)
+    xp = get_array_module(z_start)
+    s = xp.linspace(0, 1, steps).astype(z_start.dtype)[:, None]   # (steps, 1): one row per point of the line
+    with no_grad():
+        return decode(Variable((1 - s) * z_start + s * z_end)).data
+
+
+
 def loss_terms(levels):
     """'L1 + L2 + L3', the terms of the book's loss of a HierarchicalVAE with `levels` levels: the
     reconstruction term L1, then one KL term per level."""

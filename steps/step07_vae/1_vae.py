@@ -47,7 +47,7 @@ from zero.distributions import normal_quantile
 from zero.optimizers import Adam
 from zero.plot import figures, save, save_image_grid, save_loss_curves, show, show_images
 from zero.training import add_data_options, mean_loss, mnist_splits_from, resume, run_settings, save_checkpoint
-from zero.vae import LIKELIHOODS, VAE, evaluate_bounds, walk_ends
+from zero.vae import LIKELIHOODS, VAE, evaluate_bounds, latent_walk, walk_ends
 
 parser = step_parser(__doc__, training=True, epochs=30, batch_size=32, lr=3e-4, hidden_size=200,
                      latent_size=20, iwae_samples=100)
@@ -117,10 +117,7 @@ with zero.no_grad():
     first, second, walked = walk_ends(data.t_heldout)
     ends = zero.to_device(data.x_heldout[[first, second]], args.device)
     mu, _ = model.encoder(zero.Variable(ends))
-    mu = zero.to_numpy(mu.data)
-    steps = np.linspace(0, 1, 10, dtype=np.float32)[:, None]
-    path = (1 - steps) * mu[0] + steps * mu[1]                                     # z(s) = (1 - s) z_a + s z_b
-    walk = zero.to_numpy(model.decode(zero.Variable(zero.to_device(path, args.device))).data)
+    walk = zero.to_numpy(latent_walk(model.decode, mu.data[0], mu.data[1], 10))   # x_hat((1 - s) z_a + s z_b)
 
 save_image_grid(generated, 8, "samples: x_hat(z), z ~ N(0, I)", folder, "samples")
 save_image_grid(np.concatenate([originals, reconstructed]), 10,

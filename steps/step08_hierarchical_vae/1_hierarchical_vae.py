@@ -44,7 +44,7 @@ from zero.cli import checkpoint_path, out_dir, parse_options, plural, step_check
 from zero.optimizers import Adam
 from zero.plot import figures, save, save_image_grid, save_loss_curves, show, show_images
 from zero.training import add_data_options, fit, fit_or_resume, mnist_splits_from, restore_or_fit
-from zero.vae import LIKELIHOODS, VAE, HierarchicalVAE, evaluate_bounds, loss_terms, walk_ends
+from zero.vae import LIKELIHOODS, VAE, HierarchicalVAE, evaluate_bounds, latent_walk, loss_terms, walk_ends
 
 parser = step_parser(__doc__, training=True, epochs=30, batch_size=32, lr=1e-3, hidden_size=100,
                      latent_size=20, levels=2, iwae_samples=100)
@@ -112,10 +112,7 @@ with zero.no_grad():
     reconstructed = zero.to_numpy(model.reconstruct(zero.Variable(zero.to_device(originals, args.device))).data)
     first, second, walked = walk_ends(data.t_heldout)                # a 3 and an 8, if held out
     mu, _ = model.encoders[0](zero.Variable(zero.to_device(data.x_heldout[[first, second]], args.device)))
-    mu = zero.to_numpy(mu.data)
-    steps = np.linspace(0, 1, 10, dtype=np.float32)[:, None]
-    walk = zero.to_numpy(model.decode(zero.Variable(zero.to_device((1 - steps) * mu[0] + steps * mu[1],
-                                                                   args.device))).data)
+    walk = zero.to_numpy(latent_walk(model.decode, mu.data[0], mu.data[1], 10))   # in z1, as step 7's in z
     vae_generated = zero.to_numpy(vae.sample(64))
 
 fig, (ax_vae, ax_hvae) = plt.subplots(1, 2, figsize=(12, 6))
