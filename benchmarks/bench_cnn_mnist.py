@@ -7,7 +7,8 @@ first 8,000 images train, the last 2,000 evaluate. Model (both frameworks):
     conv 3x3 (16 -> 32, pad 1) - ReLU - max pool 2  (N, 32, 7, 7)
     linear 1568 -> 10
 
-Adam lr 2e-3 decayed linearly to 0, batch 64, EPOCHS epochs. Acceptance:
+Adam lr 2e-3, lowered linearly at each epoch's start (lr (1 - epoch / EPOCHS): 2e-3, 1.5e-3,
+1e-3, 5e-4 for 4 epochs), batch 64, EPOCHS epochs. Acceptance:
 zero reaches >= 97% held-out accuracy. Skipped (no rows) when MNIST's test split is not
 found (workers.mnist_folder: $ZERO_DATA_DIR, zero's download cache, ../shared/datasets/mnist).
 Each framework trains in its own subprocess (workers.py), so neither's idle threads slow the other.

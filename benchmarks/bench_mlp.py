@@ -6,7 +6,7 @@ step is a few hundred microseconds of arithmetic, so framework overhead
 matters. PyTorch CPU runs the same model with the same thread count. Each
 framework runs in its own subprocesses, taking turns: in one process, NumPy's
 OpenBLAS threads keep spinning after zero's products and slowed PyTorch's next
-steps by half (a ratio of 0.54-0.62 where the fair one is about 0.9). A third
+steps, by about half when this was measured (2026-12-02). A third
 worker runs the same step in NumPy by hand (gradients and Adam written out, no
 graph): NumPy's own time for this arithmetic, the least an engine built on it
 could take; the row's note gives it. Profile zero's step with:

@@ -10,9 +10,10 @@
 Each row is the best of REPEATS runs of one forward + backward in float32, over ROUNDS
 rounds in which zero and PyTorch take turns, each in its own subprocess (workers.py). The rows are
 diagnostics without a target (the targets are on whole training steps: mlp, vae, conv, unet);
-on the large ones zero takes 2-6 times PyTorch's time. Those ops are memory-bound: NumPy
-makes one single-threaded pass over the array per elementwise operation, while
-PyTorch fuses each forward and backward into one kernel run on all cores.
+on the large ones zero took 1.4-6.6 times PyTorch's time (SiLU the most) in the runs of
+2026-12-05. Those ops are memory-bound: NumPy makes one single-threaded pass over the array per
+elementwise operation, while PyTorch fuses each forward and backward into one kernel run on all
+cores.
 
     python benchmarks/run.py nn_ops [--quick]
 """

@@ -149,8 +149,9 @@ class UNet(Model):
 
 
 def unet_from_checkpoint(path):
-    """The UNet stored in a zero.training checkpoint, its architecture read from the weight shapes
-    (channels, time_embed_dim, in_channels, num_classes), weights loaded on the CPU. A file that
+    """(model, state): the UNet stored in a zero.training checkpoint, its architecture read from the
+    weight shapes (channels, time_embed_dim, in_channels, num_classes), weights loaded on the CPU, and
+    what load_checkpoint returns of the rest (epoch, history, random_state). A file that
     holds no readable U-Net raises CheckpointRefused (a ValueError that a step script shows as its
     message alone); a missing one FileNotFoundError."""
     try:
