@@ -181,16 +181,6 @@ def to_device(x, device):
     return target.from_numpy(to_numpy(x))
 
 
-def as_array(x, xp=np, dtype=None):
-    """x as an array of module xp. Python floats become DEFAULT_DTYPE (float32)
-    unless a dtype is given; arrays keep their dtype."""
-    if isinstance(x, xp.ndarray) and (dtype is None or x.dtype == dtype):
-        return x
-    if dtype is None and isinstance(x, float):
-        dtype = DEFAULT_DTYPE
-    return xp.asarray(x, dtype=dtype)
-
-
 def floating(array):
     """array as is if it holds floating-point (or complex) numbers; integers and booleans as
     DEFAULT_DTYPE. Ops such as exp, log and softmax use it: NumPy would compute them in float64,
