@@ -176,8 +176,11 @@ def test_reduction_gradients(name, case, seed):
     reduce = getattr(F, name)
     x = distinct(np.random.default_rng(seed), shape)
     y = reduce(Variable(x), axis=axis, keepdims=keepdims)
-    np.testing.assert_allclose(y.data, getattr(np, name if name != "sum" else "sum")(x, axis=axis, keepdims=keepdims))
-    check_everywhere(lambda v: reduce(v, axis=axis, keepdims=keepdims) * 1.5, x)
+    np.testing.assert_allclose(y.data, getattr(np, name)(x, axis=axis, keepdims=keepdims))
+    # a different upstream gradient per output element: a backward that spread it to the wrong
+    # elements would pass with a constant one
+    weights = normal(np.random.default_rng(seed + 1), y.shape)
+    check_everywhere(lambda v, w: reduce(v, axis=axis, keepdims=keepdims) * w, x, weights)
 
 
 def test_max_ties_send_the_gradient_to_the_first_maximum_only():
@@ -230,7 +233,7 @@ def test_broadcast_to_and_sum_to_gradients(shapes, seed):
     rng = np.random.default_rng(seed)
     weights = normal(rng, target)
     check_everywhere(lambda v, w: F.broadcast_to(v, target) * w, normal(rng, shape), weights)
-    check_everywhere(lambda v: F.sum_to(v, shape) * 2.0, normal(rng, target))
+    check_everywhere(lambda v, w: F.sum_to(v, shape) * w, normal(rng, target), normal(rng, shape))
 
 
 @SETTINGS
@@ -257,8 +260,9 @@ def test_linear_gradients(batch, n_in, n_out, lead, seed):
     x_shape = (2, batch, n_in) if lead else (batch, n_in)
     x, W, b = normal(rng, x_shape), normal(rng, (n_in, n_out)), normal(rng, (n_out,))
     np.testing.assert_allclose(F.linear(Variable(x), Variable(W), Variable(b)).data, x @ W + b)
-    check_everywhere(lambda x, W, b: F.linear(x, W, b), x, W, b)
-    check_everywhere(lambda x, W: F.linear(x, W), x, W)
+    weights = normal(rng, x_shape[:-1] + (n_out,))   # a different upstream gradient per output element
+    check_everywhere(lambda x, W, b, w: F.linear(x, W, b) * w, x, W, b, weights)
+    check_everywhere(lambda x, W, w: F.linear(x, W) * w, x, W, weights)
 
 
 def test_linear_on_a_single_vector_and_on_four_axes():
