@@ -456,6 +456,21 @@ def test_conv2d_double_backward(stride, padding):
     second_order_check(lambda x, w: F.conv2d(x, w, None, stride, padding), arrays)
 
 
+@pytest.mark.parametrize("kernel, stride, padding", [((2, 3), (1, 2), (1, 0)), ((3, 1), (2, 1), (0, 1))])
+def test_conv2d_double_backward_with_non_square_kernels_and_per_axis_strides(kernel, stride, padding):
+    rng = np.random.default_rng(6)
+    arrays = [rng.standard_normal((2, 2, 5, 4)), rng.standard_normal((3, 2) + kernel)]
+    second_order_check(lambda x, w: F.conv2d(x, w, None, stride, padding), arrays)
+
+
+def test_conv2d_of_data_double_backward_through_the_weight_gradient():
+    """x as data (no gradient): conv2d's backward computes only the weight gradient (conv2d_grad_weight
+    directly); its second derivative in W and in the upstream gradient must be right too."""
+    rng = np.random.default_rng(7)
+    x = rng.standard_normal((2, 2, 5, 5))
+    second_order_check(lambda w: F.conv2d(x, w, None, 2, 1), [rng.standard_normal((3, 2, 3, 3))])
+
+
 def test_conv_transpose2d_double_backward():
     rng = np.random.default_rng(4)
     arrays = [rng.standard_normal((1, 2, 3, 3)), rng.standard_normal((2, 2, 3, 3))]
@@ -471,6 +486,15 @@ def test_pooling_and_upsampling_double_backward(op):
            "nearest": lambda x: F.upsample(x, 2, "nearest") ** 2,
            "bilinear": lambda x: F.upsample(x, 2, "bilinear") ** 2}
     second_order_check(ops[op], [x])
+
+
+@pytest.mark.parametrize("kernel, stride, padding", [(3, 1, 1), (3, 2, 1), (2, 1, 0), ((2, 3), (1, 2), (1, 0))])
+@pytest.mark.parametrize("op", ["max", "avg"])
+def test_pooling_double_backward_with_overlapping_windows_padding_and_uneven_sizes(op, kernel, stride, padding):
+    rng = np.random.default_rng(8)
+    x = distinct(rng, (1, 2, 5, 4))
+    pool = F.max_pool2d if op == "max" else F.avg_pool2d
+    second_order_check(lambda x: pool(x, kernel, stride, padding) ** 2, [x])
 
 
 # =============================================================================
@@ -856,16 +880,19 @@ def test_conv2d_grad_weight_refuses_a_gradient_that_does_not_fit_x():
         F.conv2d_grad_weight(x[0], np.zeros((2, 4, 3, 3)), 3)
 
 
-def test_max_pool2d_third_derivative_matches_numerical():
+@pytest.mark.parametrize("shape, geometry", [((1, 2, 4, 4), (2, 2, 0)), ((1, 2, 5, 4), (3, 1, 1)),
+                                             ((1, 1, 5, 5), (3, 2, 1))])
+def test_max_pool2d_third_derivative_matches_numerical(shape, geometry):
     """d/dx of the second derivative of sum(max_pool2d(x)^3) / 6 in directions v, u: the backward of
-    the op that double backprop builds (MaxPool2dSelect) must itself be right."""
+    the op that double backprop builds (MaxPool2dSelect) must itself be right, also where windows
+    overlap (an input is the maximum of several) and reach into the padding."""
     rng = np.random.default_rng(13)
-    x = distinct(rng, (1, 2, 4, 4))
+    x = distinct(rng, shape)
     v, u = rng.standard_normal(x.shape), rng.standard_normal(x.shape)
 
     def second_derivative(x):
         x = x if isinstance(x, Variable) else Variable(x)
-        (F.max_pool2d(x, 2) ** 3).sum().backward(create_graph=True)
+        (F.max_pool2d(x, *geometry) ** 3).sum().backward(create_graph=True)
         first, x.grad = x.grad, None
         (first * Variable(v)).sum().backward(create_graph=True)
         second, x.grad = x.grad, None
