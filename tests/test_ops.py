@@ -309,6 +309,39 @@ def test_getitem_gradients_accumulate_repeated_indices(name):
     np.testing.assert_array_equal(v.grad.data, expected)
 
 
+@st.composite
+def shapes_and_indexes(draw):
+    """An array shape and an index into it: basic (ints, slices, ..., None), integer arrays with
+    repeats along the first axis, or a boolean mask over the leading axes."""
+    shape = draw(hnp.array_shapes(min_dims=1, max_dims=3, min_side=1, max_side=4))
+    kind = draw(st.sampled_from(["basic", "integers", "mask"]))
+    if kind == "basic":
+        return shape, draw(hnp.basic_indices(shape, allow_newaxis=True))
+    if kind == "integers":
+        rows = draw(st.lists(st.integers(-shape[0], shape[0] - 1), min_size=1, max_size=6))
+        return shape, (np.array(rows),)
+    leading = draw(st.integers(1, len(shape)))
+    return shape, draw(hnp.arrays(np.bool_, shape[:leading]))
+
+
+@SETTINGS
+@given(case=shapes_and_indexes(), seed=seeds)
+def test_getitem_gradients_on_hypothesis_shapes_and_indexes(case, seed):
+    """x[index] and its gradient for any index NumPy takes: the upstream gradient, a different
+    weight per selected element, lands on the elements it came from, summed where one repeats."""
+    shape, index = case
+    rng = np.random.default_rng(seed)
+    x = normal(rng, shape)
+    np.testing.assert_array_equal(Variable(x)[index].data, x[index])
+    weights = normal(rng, x[index].shape)
+    check_everywhere(lambda v, w: v[index] * w, x, weights)
+    expected = np.zeros_like(x)
+    np.add.at(expected, index, weights)
+    v = Variable(x)
+    (v[index] * Variable(weights)).sum().backward()
+    np.testing.assert_allclose(v.grad.data, expected, rtol=1e-12, atol=1e-12)
+
+
 @SETTINGS
 @given(n=st.integers(1, 3), shape=hnp.array_shapes(min_dims=1, max_dims=3, max_side=3), seed=seeds, data=st.data())
 def test_concatenate_and_stack_gradients(n, shape, seed, data):
