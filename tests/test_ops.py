@@ -388,6 +388,10 @@ def test_clip_with_one_bound():
     x.cleargrad()
     F.clip(x, 0.0, None).backward()
     np.testing.assert_array_equal(x.grad.data, [0.0, 1.0, 1.0])
+    values = away_from_zero(np.random.default_rng(2), (3, 4))   # none within 0.3 of the bound 0
+    weights = normal(np.random.default_rng(3), (3, 4))
+    check_everywhere(lambda v, w: F.clip(v, None, 0.0) * w, values, weights)
+    check_everywhere(lambda v, w: F.clip(v, 0.0, None) * w, values, weights)
 
 
 @pytest.mark.parametrize("reduce", [lambda x, a: x.sum(axis=a), lambda x, a: F.mean(x, axis=a),
