@@ -54,15 +54,16 @@ def test_step_script_runs_in_quick_mode(script, tmp_path):
 DEVICE_SCRIPTS = [p for p in STEP_SCRIPTS
                   if re.search(r"training=True|add_device_option\(", p.read_text(encoding="utf-8"))]
 
+def _launcher(before, after=""):
+    """Source for `python -c SOURCE script args...`: run the lines `before`, then the step script
+    (sys.argv[1]) with the arguments after it, as `python script args...` would, then `after`."""
+    return (f"import runpy, sys\n{before}\nscript = sys.argv[1]\nsys.argv = [script] + sys.argv[2:]\n"
+            f"runpy.run_path(script, run_name='__main__')\n{after}")
+
+
 # Runs a step script on the strict test device (zero.testing registers it; its arrays refuse to become
 # NumPy arrays, as CuPy's do): a script line that copies device data to the host by accident fails here.
-STRICT_LAUNCHER = """
-import runpy, sys
-import zero.testing
-script = sys.argv[1]
-sys.argv = [script] + sys.argv[2:]
-runpy.run_path(script, run_name="__main__")
-"""
+STRICT_LAUNCHER = _launcher("import zero.testing")
 
 
 @pytest.mark.parametrize("script", DEVICE_SCRIPTS, ids=lambda p: f"{p.parent.name}/{p.name}")
@@ -127,19 +128,14 @@ print(json.dumps(offered))
     assert len(offered) == len(STEP_SCRIPTS) and not wrong, wrong
 
 
-TITLE_RECORDER = """
-import json, runpy, sys
+# Runs a step script recording the title of every axes it draws, printed as JSON after "TITLES ".
+TITLE_RECORDER = _launcher("""import json
 from matplotlib.axes import Axes
 titles, set_title = [], Axes.set_title
 def record(self, label, *args, **kwargs):
     titles.append(str(label))
     return set_title(self, label, *args, **kwargs)
-Axes.set_title = record
-script = sys.argv[1]
-sys.argv = [script] + sys.argv[2:]
-runpy.run_path(script, run_name="__main__")
-print("TITLES " + json.dumps(titles))
-"""
+Axes.set_title = record""", after='print("TITLES " + json.dumps(titles))')
 
 
 def test_step_8s_sample_figure_quotes_each_models_own_held_out_bound(tmp_path):
@@ -317,14 +313,7 @@ def test_the_ddim_step_refuses_a_checkpoint_it_was_given_that_does_not_exist(tmp
 
 
 # Runs a step script with no MNIST mirror to download from: a folder without the files is then a setup error.
-NO_DOWNLOAD_LAUNCHER = """
-import runpy, sys
-import zero.mnist
-zero.mnist.MIRRORS = []
-script = sys.argv[1]
-sys.argv = [script] + sys.argv[2:]
-runpy.run_path(script, run_name="__main__")
-"""
+NO_DOWNLOAD_LAUNCHER = _launcher("import zero.mnist\nzero.mnist.MIRRORS = []")
 
 
 def test_a_script_without_mnist_shows_the_message_alone_and_exits_with_status_2(tmp_path):

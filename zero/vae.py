@@ -398,7 +398,6 @@ def latent_walk(decode, z_start, z_end, steps=10):
         return decode(Variable((1 - s) * z_start + s * z_end)).data
 
 
-
 def loss_terms(levels):
     """'L1 + L2 + L3', the terms of the book's loss of a HierarchicalVAE with `levels` levels: the
     reconstruction term L1, then one KL term per level."""
