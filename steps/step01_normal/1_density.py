@@ -65,8 +65,10 @@ for mu in MUS:
 for sigma in SIGMAS:
     curve = normal(x, 0.0, sigma)
     ax_sigma.plot(x, curve, label=f"sigma = {sigma}")
+    wide = np.linspace(-40.0, 40.0, 40_001)   # a grid that holds the whole bell, tails included
     print(f"sigma = {sigma}: peak height {curve.max():.4f}, area on [{X_RANGE[0]:.0f}, {X_RANGE[1]:.0f}] "
-          f"{(curve * dx).sum():.4f}")  # for sigma = 2 the grid cuts off the tails beyond 2.5 sigma
+          f"{(curve * dx).sum():.4f}, on [{wide[0]:.0f}, {wide[-1]:.0f}] "
+          f"{(normal(wide, 0.0, sigma) * (wide[1] - wide[0])).sum():.4f}")
 ax_mu.set(title="mu shifts the bell (sigma = 1)", xlabel="x", ylabel="p(x)")
 ax_sigma.set(title="sigma widens it (mu = 0)", xlabel="x")
 ax_mu.legend()

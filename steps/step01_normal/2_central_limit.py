@@ -2,9 +2,10 @@
 
 Step 1.1 gave the formula of the normal distribution but no reason to expect
 it in data. The central limit theorem is that reason: add up N independent
-random numbers, from almost any distribution with mean mu and variance
-sigma^2, and the sum is close to normal, with mean N mu and variance N sigma^2
-(the average: mean mu, variance sigma^2 / N). Heights, measurement errors,
+random numbers, all from the same distribution (almost any: it needs a finite
+mean mu and variance sigma^2), and as N grows the sum comes ever closer to a
+normal with mean N mu and variance N sigma^2 (the average: mean mu, variance
+sigma^2 / N). Heights, measurement errors,
 test scores are sums of many small effects, so they look normal.
 
 Here the numbers are uniform on [0, 1] (flat, nothing like a bell: mu = 1/2,

@@ -39,7 +39,7 @@ print(f"P(height < {SHORT:.0f} cm)  model {p_short:.4f}   data {np.mean(heights 
 print(f"P(height > {TALL:.0f} cm)  model {p_tall:.4f}   data {np.mean(heights > TALL):.4f}"
       f" (>= {TALL:.0f}: {np.mean(heights >= TALL):.4f})")
 print(f"P(in between)        model {p_between:.4f}   data {np.mean((heights >= SHORT) & (heights <= TALL)):.4f}")
-# The model gives a single value probability 0, so P(X < 160) = P(X <= 160). The data do not: many
+# The model gives any single value probability 0, so P(X < 160) = P(X <= 160). The data do not: many
 # heights were measured in whole inches and written in cm, and 63 inches is 160.0 cm.
 print(f"{np.sum(heights == SHORT)} heights are exactly {SHORT:.1f} cm ({SHORT / 2.54:.1f} inches): for the data, < and <= differ")
 

@@ -8,9 +8,10 @@ the tools it is written with: vectors, matrices, the inner product x . y =
 sum_i x_i y_i, the matrix product (A B)_ij = sum_k A_ik B_kj, the transpose,
 the determinant and the inverse.
 
-The figure shows what a matrix does geometrically, and the fact step 3.2
-builds on: if z ~ N(0, I) then x = M z has covariance M M^T (M another matrix than
-the A printed above).
+The figure shows what a matrix does geometrically, and a fact the course
+uses to generate data (step 3.3, and the mixtures of steps 4 and 5): if
+z ~ N(0, I) then x = M z has covariance M M^T (M is another matrix than the
+A the script prints).
 
     python steps/step03_multivariate_normal/1_linear_algebra.py [--show]
 """

@@ -17,7 +17,7 @@ import numpy as np
 
 from zero.cli import out_dir, step_parser
 from zero.datasets import load_height_weight
-from zero.distributions import multivariate_normal_log_pdf, multivariate_normal_mle, multivariate_normal_pdf
+from zero.distributions import cholesky, multivariate_normal_log_pdf, multivariate_normal_mle, multivariate_normal_pdf
 from zero.plot import figures, save, show
 
 args = step_parser(__doc__).parse_args()
@@ -52,7 +52,10 @@ xs = np.linspace(data[:, 0].min() - 5, data[:, 0].max() + 5, GRID)
 ys = np.linspace(data[:, 1].min() - 10, data[:, 1].max() + 10, GRID)
 grid_x, grid_y = np.meshgrid(xs, ys)
 density = multivariate_normal_pdf(np.stack([grid_x.ravel(), grid_y.ravel()], axis=1), mean, covariance)
-generated = np.random.default_rng(args.seed).multivariate_normal(mean, covariance, size=N_GENERATED)
+# new data by step 3.1's fact: z ~ N(0, I) and x = mu + L z has covariance L L^T = Sigma (L: Cholesky factor)
+scale_tril = cholesky(covariance)
+noise = np.random.default_rng(args.seed).standard_normal((N_GENERATED, 2))   # rows z_n ~ N(0, I)
+generated = mean + noise @ scale_tril.T                                        # rows x_n = mu + L z_n
 
 fig, (ax_fit, ax_new) = plt.subplots(1, 2, figsize=(11, 4.5), sharex=True, sharey=True)
 ax_fit.scatter(data[:, 0], data[:, 1], s=6, alpha=0.6, label="data")

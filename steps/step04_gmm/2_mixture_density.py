@@ -22,7 +22,7 @@ import numpy as np
 
 from zero.cli import out_dir, step_parser
 from zero.datasets import load_old_faithful
-from zero.distributions import multivariate_normal_mle, multivariate_normal_pdf, normal_pdf
+from zero.distributions import multivariate_normal_log_pdf, multivariate_normal_mle, multivariate_normal_pdf, normal_pdf
 from zero.plot import figures, save, show
 
 args = step_parser(__doc__).parse_args()
@@ -61,7 +61,7 @@ print(f"2-D mixture: volume under p(x) on the grid = {volume:.4f}")
 
 mixture_score = np.log(mixture_pdf(data)).mean()       # 1/N sum_n log p(x_n)
 mean, covariance = multivariate_normal_mle(data)
-single_score = np.log(multivariate_normal_pdf(data, mean, covariance)).mean()
+single_score = multivariate_normal_log_pdf(data, mean, covariance).mean()
 print(f"mean log-likelihood on Old Faithful: mixture {mixture_score:.4f}, best single normal {single_score:.4f}")
 
 fig, (ax_1d, ax_contour) = plt.subplots(1, 2, figsize=(11, 4.5))

@@ -24,7 +24,7 @@ folder = out_dir(args, __file__)
 plt = figures(args.show)
 
 # ---- hyper-parameters: the same mixture as step 4.2 ----------------------------------------------
-N_SAMPLES = 500
+N_SAMPLES = 1_000
 WEIGHTS = np.array([0.36, 0.64])
 MEANS = np.array([[2.0, 54.5], [4.3, 80.0]])
 COVARIANCES = np.array([[[0.07, 0.44], [0.44, 33.7]],
@@ -43,12 +43,17 @@ for _ in range(5):
 labels = rng.choice(len(WEIGHTS), size=N_SAMPLES, p=WEIGHTS)           # (N,) component of each sample
 noise = rng.standard_normal((N_SAMPLES, 2))                            # eps ~ N(0, I)
 scale_trils = np.linalg.cholesky(COVARIANCES)                          # L_k with L_k L_k^T = Sigma_k
-samples = MEANS[labels] + np.einsum("nij,nj->ni", scale_trils[labels], noise)  # x = mu_z + L_z eps
+# x = mu_z + L_z eps (step 3.1's fact); zero.mixture.GaussianMixture.sample, used from step 5 on, is this line
+samples = MEANS[labels] + np.einsum("nij,nj->ni", scale_trils[labels], noise)
+# The share of samples from component k is itself random: its std over N draws is sqrt(phi (1 - phi) / N),
+# and a share lands within 2 of those stds of phi_k in about 95 runs out of 100 (try other --seed values).
 for k in range(len(WEIGHTS)):
     members = samples[labels == k]
-    spread = np.sqrt(WEIGHTS[k] * (1 - WEIGHTS[k]) / N_SAMPLES)   # std of a share of N draws: sqrt(phi (1 - phi) / N)
-    print(f"component {k + 1}: {len(members)} samples (share {len(members) / N_SAMPLES:.2f}; phi = {WEIGHTS[k]}, "
-          f"std of the share {spread:.2f}), mean ({members[:, 0].mean():.2f}, {members[:, 1].mean():.1f})")
+    share = len(members) / N_SAMPLES
+    spread = np.sqrt(WEIGHTS[k] * (1 - WEIGHTS[k]) / N_SAMPLES)
+    print(f"component {k + 1}: {len(members)} samples, share {share:.3f} (phi = {WEIGHTS[k]}: "
+          f"{(share - WEIGHTS[k]) / spread:+.1f} stds of the share, {spread:.3f}), "
+          f"mean ({members[:, 0].mean():.2f}, {members[:, 1].mean():.1f})")
 
 fig, (ax_data, ax_samples) = plt.subplots(1, 2, figsize=(11, 4.5), sharex=True, sharey=True)
 ax_data.scatter(data[:, 0], data[:, 1], s=8, color="gray")

@@ -30,7 +30,7 @@ import numpy as np
 from zero.cli import out_dir, step_parser
 from zero.datasets import load_old_faithful
 from zero.distributions import multivariate_normal_log_pdf, multivariate_normal_pdf
-from zero.mixture import GaussianMixture
+from zero.mixture import GaussianMixture, logsumexp
 from zero.plot import figures, save, show
 
 args = step_parser(__doc__).parse_args()
@@ -42,7 +42,8 @@ K = 2
 MAX_ITER = 100
 TOL = 1e-6                 # stop when the mean log-likelihood changes by less than this
 GRID = 80 if args.quick else 200
-# a deliberately poor start: equal weights, both means at duration 0, round unit covariances
+# a poor start in likelihood: equal weights, both means at duration 0 (minutes from every eruption), round
+# unit covariances; the two means do already split the data by waiting time, so EM needs few iterations
 INITIAL_WEIGHTS = np.array([0.5, 0.5])
 INITIAL_MEANS = np.array([[0.0, 50.0], [0.0, 100.0]])
 INITIAL_COVARIANCES = np.array([np.eye(2), np.eye(2)])
@@ -58,18 +59,14 @@ def log_joint(weights, means, covariances):
                      for k in range(K)], axis=1)
 
 
-def logsumexp(a):
-    """log sum_k exp(a_nk) per row, computed as m + log sum_k exp(a_nk - m) so that exp cannot underflow."""
-    peak = a.max(axis=1, keepdims=True)
-    return peak[:, 0] + np.log(np.exp(a - peak).sum(axis=1))
-
-
 history = []
 previous = -np.inf
 for iteration in range(1, MAX_ITER + 1):
     # ---- E-step, in log space: r_nk = exp(log phi_k N_k(x_n) - log sum_j phi_j N_j(x_n)) ------------
     joint = log_joint(weights, means, covariances)
-    log_evidence = logsumexp(joint)                 # log p(x_n), (N,)
+    # log p(x_n) = log sum_k exp(a_nk), a = joint, taken as m + log sum_k exp(a_nk - m) with m = max_k a_nk:
+    # exp(a_nk) itself underflows to 0 for points far from every component (here, at the start)
+    log_evidence = logsumexp(joint, axis=1)         # log p(x_n), (N,)
     resp = np.exp(joint - log_evidence[:, None])    # r_nk, (N, K); rows sum to 1
     history.append(log_evidence.mean())             # mean log-likelihood of the current parameters
     print(f"iteration {iteration:3d}: mean log-likelihood {history[-1]:.6f}")

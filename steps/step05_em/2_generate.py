@@ -51,8 +51,10 @@ print(f"{'':22} {'real':>14} {'generated':>14}")
 for name, statistic in [("mean", lambda v: v.mean(axis=0)), ("std", lambda v: v.std(axis=0))]:
     real, new = statistic(data), statistic(generated)
     print(f"{name + ' (eruption, wait)':22} {real[0]:6.2f} {real[1]:7.2f} {new[0]:6.2f} {new[1]:7.2f}")
-print(f"share of short eruptions (< 3 min): real {np.mean(data[:, 0] < 3):.3f}, "
-      f"generated {np.mean(generated[:, 0] < 3):.3f}")
+real_share = np.mean(data[:, 0] < 3)
+spread = np.sqrt(real_share * (1 - real_share) / len(generated))   # std of a share of N draws (step 4.3)
+print(f"share of short eruptions (< 3 min): real {real_share:.3f}, generated {np.mean(generated[:, 0] < 3):.3f} "
+      f"(a share of {len(generated)} draws varies by about {spread:.3f})")
 
 xs = np.linspace(1.0, 6.0, GRID)
 ys = np.linspace(35.0, 105.0, GRID)

@@ -32,9 +32,10 @@ def rosenbrock(x0, x1):
 x0, x1 = zero.Variable(np.array(0.0)), zero.Variable(np.array(2.0))
 y = rosenbrock(x0, x1)
 y.backward()
-# dy/dx0 = -400 x0 (x1 - x0^2) + 2 (x0 - 1),  dy/dx1 = 200 (x1 - x0^2)
-print(f"at (0, 2): y = {y.item():.1f}, gradient by backward ({x0.grad.item():.1f}, {x1.grad.item():.1f}), "
-      f"by hand ({-400 * 0 * 2 + 2 * (0 - 1):.1f}, {200 * (2 - 0):.1f})")
+a, b = x0.item(), x1.item()
+by_hand = (-400 * a * (b - a ** 2) + 2 * (a - 1), 200 * (b - a ** 2))   # dy/dx0, dy/dx1 at (a, b)
+print(f"at ({a:g}, {b:g}): y = {y.item():.1f}, gradient by backward ({x0.grad.item():.1f}, {x1.grad.item():.1f}), "
+      f"by hand ({by_hand[0]:.1f}, {by_hand[1]:.1f})")
 
 # ---- gradient descent (6.1) ---------------------------------------------------------------------------
 path = [(x0.item(), x1.item())]

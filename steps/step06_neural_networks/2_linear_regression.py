@@ -5,7 +5,7 @@ mean squared error over the N points,
 
     L(W, b) = 1/N sum_n (W x_n + b - y_n)^2,                              (6.2)
 
-and W, b move against its gradient. (This L is, up to constants, the negative
+and W, b move against its gradient. (This L is, up to a positive factor and a constant, the negative
 log-likelihood of the line if its noise is Gaussian: steps 2-3's maximum likelihood again.
 The data's noise here is uniform, which the fit does not need to know.) After the loop the
 result is set beside the exact minimum of (6.2), which a line also has in closed form.

@@ -6,8 +6,9 @@ A line cannot follow y = sin(2 pi x). A neural network can: a linear layer to
     y_hat = sigmoid(x W1 + b1) W2 + b2,                                   (6.3)
 
 fitted by the same gradient descent on the mean squared error. From here on the
-parameters live in layers (`zero.layers.Linear`, owning W and b) and an
-optimizer (`zero.optimizers.SGD`) applies (6.1) to all of them.
+parameters live in layers (`zero.layers.Linear`, owning W and b, stacked by
+`zero.models.MLP`) and an optimizer (`zero.optimizers.SGD`) applies (6.1) to
+all of them.
 
     python steps/step06_neural_networks/3_neural_network.py [--show]
 """
@@ -24,7 +25,7 @@ from zero.plot import figures, save, show
 args = parse_options(step_parser(__doc__, lr=0.2, iters=10000, hidden_size=10), quick=dict(iters=1000))
 folder = out_dir(args, __file__)
 plt = figures(args.show)
-np.random.seed(args.seed)
+np.random.seed(args.seed)   # Linear draws its initial weights from NumPy's global generator
 
 rng = np.random.default_rng(args.seed)
 x = rng.random((100, 1)).astype(np.float32)

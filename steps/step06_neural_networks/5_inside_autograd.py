@@ -17,6 +17,9 @@ derivative. With it, Newton's method minimises f(x) = x^4 - 2 x^2 by
 which reaches the minimum at x = 1 in a handful of steps, where gradient
 descent (6.1) needs over a hundred.
 
+This engine, graphs and backward and all, is what trains every network from
+here on: step 7's VAE, whose encoder and decoder are MLPs like step 6.3's.
+
     python steps/step06_neural_networks/5_inside_autograd.py [--show]
 """
 import numpy as np
@@ -70,6 +73,8 @@ for i in range(10):
     x.data -= gx.data / x.grad.data   # x <- x - f'(x) / f''(x)
     newton.append(x.item())
     print(f"Newton step {i + 1}: x = {newton[-1]:.8f}")
+    if abs(newton[-1] - newton[-2]) < 1e-12:   # the step no longer moves x: converged
+        break
 
 x = zero.Variable(np.array(2.0))
 descent = [x.item()]
