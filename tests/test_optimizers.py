@@ -1,6 +1,7 @@
 """Optimizers: each update rule checked against hand-computed steps (float64
 reference formulas written out here) and against torch.optim when installed."""
 import math
+import re
 
 import numpy as np
 import pytest
@@ -593,3 +594,33 @@ def test_adam_at_once_takes_over_state_set_from_outside_and_steps_without_a_grad
     for a, b in zip(params, others):
         np.testing.assert_array_equal(a.data, b.data)
     assert not all(np.array_equal(a.data, e) for a, e in zip(params, expected))
+
+
+@pytest.mark.parametrize("make", [lambda ps: SGD(ps, lr=0.1), lambda ps: Momentum(ps, lr=0.1),
+                                  lambda ps: Adam(ps, lr=0.1), lambda ps: AdamW(ps, lr=0.1)],
+                         ids=["SGD", "Momentum", "Adam", "AdamW"])
+@pytest.mark.parametrize("bad_grad", [np.ones(4, np.float32), np.float32(2.0)], ids=["another shape", "a scalar"])
+def test_a_gradient_of_another_shape_than_its_parameter_is_refused_before_anything_changes(make, bad_grad):
+    """The first parameter's gradient is fine, the second's is not: Adam's passes over all parameters at
+    once used to update the first parameter's moment before failing on the second, and a scalar gradient
+    was broadcast over the whole parameter."""
+    first, second = Parameter(np.ones(3, np.float32), name="first"), Parameter(np.ones((2, 2), np.float32), name="W")
+    optimizer = make([first, second])
+    for _ in range(2):   # a step with good gradients first: state to keep
+        first.grad, second.grad = Variable(np.ones(3, np.float32)), Variable(np.full((2, 2), 0.5, np.float32))
+        optimizer.step()
+    state = {name: [value if value is None or isinstance(value, int) else np.copy(value)
+                    for value in getattr(optimizer, name)] for name in type(optimizer).state_lists}
+    datas = [first.data.copy(), second.data.copy()]
+    second.grad = Variable(np.asarray(bad_grad))
+    with pytest.raises(ValueError, match=rf"{type(optimizer).__name__}\.step: the gradient of parameter 1 \('W'\) "
+                                         rf"has shape {re.escape(str(np.shape(bad_grad)))}, the parameter \(2, 2\)"):
+        optimizer.step()
+    np.testing.assert_array_equal(first.data, datas[0])
+    np.testing.assert_array_equal(second.data, datas[1])
+    for name, values in state.items():   # moments, velocities, step counts: all as they were
+        for before, after in zip(values, getattr(optimizer, name)):
+            if before is None or isinstance(before, int):
+                assert after == before, name
+            else:
+                np.testing.assert_array_equal(after, before, err_msg=name)

@@ -50,9 +50,21 @@ class Optimizer:
         self.lr = lr
 
     def step(self):
+        self._check_gradients()
         for index, param in enumerate(self.params):
             if param.grad is not None:
                 self.update(index, param.data, param.grad.data)
+
+    def _check_gradients(self):
+        """Refuse a gradient of another shape than its parameter's before any state changes: the
+        in-place update would broadcast it silently (a scalar) or fail half-way through the
+        parameters, leaving some of them and their moments updated."""
+        for index, param in enumerate(self.params):
+            grad = param.grad
+            if grad is not None and grad.shape != param.data.shape:
+                name = f" ({param.name!r})" if param.name else ""
+                raise ValueError(f"{type(self).__name__}.step: the gradient of parameter {index}{name} has shape "
+                                 f"{grad.shape}, the parameter {param.data.shape}; nothing was updated")
 
     def zero_grad(self):
         for param in self.params:
@@ -150,6 +162,7 @@ class Adam(Optimizer):
         self._flat = None                            # the state of all parameters at once (_FlatState)
 
     def step(self):
+        self._check_gradients()
         grads = [param.grad for param in self.params]
         flat = None
         if all(grad is not None for grad in grads) and self.steps.count(self.steps[0]) == len(self.steps):
