@@ -1,7 +1,9 @@
 """Layers and models: registration, names, modes, devices, save/load, and
 parity with PyTorch's layers when torch is installed."""
 
+import io
 import re
+import zipfile
 
 import numpy as np
 import pytest
@@ -553,8 +555,32 @@ def test_mismatching_file_leaves_model_unchanged(tmp_path, change, message):
     _assert_same(before, _values(model))  # not even the entries checked before the bad one changed
 
 
-@pytest.mark.parametrize("content", [b"", b"not a zip file at all", "truncated", *ZIP_HEADER_DAMAGE])
-def test_corrupt_file_is_a_clear_error_and_changes_nothing(tmp_path, content):
+def _damage_a_compressed_entry(path):
+    """Overwrite 16 bytes in the middle of the first entry's deflate stream of the .npz at path."""
+    data = bytearray(path.read_bytes())
+    entry = zipfile.ZipFile(path).infolist()[0]
+    start = entry.header_offset + 30 + len(entry.filename.encode()) + len(entry.extra)   # after its local header
+    middle = start + entry.compress_size // 2
+    data[middle:middle + 16] = b"\xff" * 16
+    path.write_bytes(bytes(data))
+
+
+def _an_entry_claiming_petabytes(path):
+    """An .npz whose one entry's .npy header says (2**50,) float32 (4 PiB), more than any address space."""
+    header = io.BytesIO()
+    np.lib.format.write_array_header_1_0(header, {"descr": "<f4", "fortran_order": False, "shape": (2 ** 50,)})
+    with zipfile.ZipFile(path, "w") as archive:
+        archive.writestr("hidden.W.npy", header.getvalue() + bytes(16))
+
+
+@pytest.mark.parametrize("content, message", [
+    (b"", "neither an .npz archive nor an .npy array"),
+    (b"not a zip file at all", "neither an .npz archive nor an .npy array"),   # not NumPy's advice to unpickle
+    ("truncated", ""), *((damage, "") for damage in ZIP_HEADER_DAMAGE),
+    ("damaged deflate", "while decompressing"),
+    ("an entry claiming petabytes", r"entry 'hidden.W' does not fit in memory"),
+])
+def test_corrupt_file_is_a_clear_error_and_changes_nothing(tmp_path, content, message):
     model = TwoLayer()
     path = tmp_path / "corrupt.npz"
     if content == "truncated":
@@ -563,11 +589,17 @@ def test_corrupt_file_is_a_clear_error_and_changes_nothing(tmp_path, content):
     elif content in ZIP_HEADER_DAMAGE:
         TwoLayer().save_weights(path)   # other weights, so that a load would show
         damage_zip_header(path, content)
+    elif content == "damaged deflate":
+        np.savez_compressed(path, weights=np.random.default_rng(0).random((40, 30)).astype(np.float32))
+        _damage_a_compressed_entry(path)
+    elif content == "an entry claiming petabytes":
+        _an_entry_claiming_petabytes(path)
     else:
         path.write_bytes(content)
     before = _values(model)
     with pytest.raises(ValueError, match="corrupt.npz") as error:
         model.load_weights(path)
+    assert re.search(message, str(error.value)), str(error.value)
     _assert_same(before, _values(model))
     assert error.value is not None and open_handles(path) == []  # closed, even while the error lives
 

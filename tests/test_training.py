@@ -211,7 +211,7 @@ def test_weights_of_another_layout_shape_or_dtype_are_refused_and_change_nothing
 
 @pytest.mark.parametrize("optimizer_saved, chosen_params, message", [
     (False, lambda params: params, "holds no optimizer state"),
-    (True, lambda params: params[:2], "'steps' missing or of the wrong length"),
+    (True, lambda params: params[:2], "'steps' missing, of the wrong length"),
     (True, lambda params: params[::-1], r"optimizer means\[0\] has shape"),
 ], ids=["no optimizer saved", "an optimizer of fewer parameters", "parameters in another order"])
 def test_optimizer_state_that_does_not_fit_the_optimizer_is_refused_and_changes_nothing(
@@ -220,6 +220,53 @@ def test_optimizer_state_that_does_not_fit_the_optimizer_is_refused_and_changes_
     path = save_checkpoint(tmp_path / "run.npz", model, optimizer if optimizer_saved else None)
     other, _, _ = _trained(steps=1)   # weights unlike the file's: a refusal found late must leave them as they are
     _assert_refused_unchanged(path, other, Adam(chosen_params(list(other.params())), lr=0.5), match=message)
+
+
+def _set(name, value):
+    return lambda arrays: {**arrays, name: value}
+
+
+def _drop(name):
+    return lambda arrays: {key: array for key, array in arrays.items() if key != name}
+
+
+@pytest.mark.parametrize("change, message", [
+    (_set("random/keys", np.zeros(10, np.uint32)), r"the saved random state \(entries 'random/...'\) is damaged"),
+    (_drop("random/position"), "entry 'random/position' is missing"),
+    (_drop("optimizer/lr"), "entry 'optimizer/lr' is missing"),
+    (_set("optimizer/lr", np.array(np.nan)), "entry 'optimizer/lr' is nan, not a finite number >= 0"),
+    (_set("optimizer/lr", np.array("abc")), "entry 'optimizer/lr' must be one number"),
+    (_set("optimizer/steps", np.array([-5] * 4)), "'steps' missing, of the wrong length, or not 4 counts >= 0"),
+    (_set("epoch", np.array([1, 2])), "entry 'epoch' must be one number, got int64 of shape"),
+    (_set("epoch", np.array(-4)), "entry 'epoch' is -4"),
+    (_set("history/loss", np.array([["x"]])), "entry 'history/loss' must be a list of numbers"),
+    (_set("format_version", np.array(99)), "format version 99; this zero reads up to 1"),
+], ids=["random keys", "no random position", "no lr", "nan lr", "text lr", "negative steps", "two epochs",
+        "negative epoch", "text history", "newer format"])
+def test_a_checkpoint_with_a_damaged_entry_is_refused_by_load_and_by_resume_and_changes_nothing(
+        tmp_path, change, message):
+    """Every entry is checked before the model changes: resume restored weights and optimizer and only
+    then NumPy's random state, so a damaged one failed (NumPy's IndexError, naming no file) after them."""
+    model, optimizer, _ = _trained()
+    path = save_checkpoint(tmp_path / "run.npz", model, optimizer, epoch=2, history={"loss": [1.0, 0.5]})
+    _rewrite_checkpoint(path, change)
+    other, other_optimizer, _ = _trained(steps=1)
+    _assert_refused_unchanged(path, other, other_optimizer, match=message)
+    weights, moments, random_keys = _weights(other), [m.copy() for m in other_optimizer.means], np.random.get_state()[1]
+    with pytest.raises(CheckpointRefused, match=message):
+        resume(path, other, other_optimizer, Namespace(resume=True, epochs=5), settings={})
+    for name, array in _weights(other).items():
+        np.testing.assert_array_equal(array, weights[name], err_msg=name)
+    assert all((a == b).all() for a, b in zip(other_optimizer.means, moments))
+    np.testing.assert_array_equal(np.random.get_state()[1], random_keys)
+
+
+def test_restore_if_trained_turns_down_a_checkpoint_whose_epoch_is_not_one_number(tmp_path):
+    model, optimizer, _ = _trained()
+    path = save_checkpoint(tmp_path / "run.npz", model, optimizer, epoch=2)
+    _rewrite_checkpoint(path, _set("epoch", np.array([1, 2])))
+    restored, message = restore_if_trained(_trained(steps=1)[0], path, min_epochs=1)
+    assert not restored and "entry 'epoch' must be one number" in message
 
 
 def test_a_missing_buffer_found_after_the_weights_leaves_other_weights_untouched(tmp_path):

@@ -23,6 +23,7 @@ leaves model and optimizer as they were.
 Another step's model, for comparison (step 8's VAE, step 11's): `restore_or_fit` reads its
 checkpoint when it holds enough training, and otherwise trains the model here.
 """
+import math
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -319,6 +320,10 @@ def stage_checkpoint(path, model, optimizer=None, settings=None):
     stored = read_checkpoint(path)
     if "format_version" not in stored or "epoch" not in stored:
         raise ValueError(f"checkpoint {path}: not a zero checkpoint (no format_version/epoch entry)")
+    version = _stored_number(path, stored, "format_version", "iu")
+    if version > FORMAT_VERSION:
+        raise ValueError(f"checkpoint {path} has format version {version}; this zero reads up to {FORMAT_VERSION}: "
+                         f"it was written by a newer zero")
     kind = type(model).__name__   # first: another model's file differs in everything else too
     if "model_type" in stored and str(stored["model_type"]) != kind:   # absent from files written before it was saved
         raise ValueError(f"checkpoint {path} holds model type {stored['model_type']}, not {kind}: "
@@ -365,12 +370,52 @@ def stage_checkpoint(path, model, optimizer=None, settings=None):
         if staged_optimizer is not None:
             for attribute, value in staged_optimizer.items():
                 setattr(optimizer, attribute, value)
-    history = {key.split("/", 1)[1]: stored[key].tolist() for key in stored if key.startswith("history/")}
-    random_state = None
-    if "random/keys" in stored:
-        random_state = ("MT19937", stored["random/keys"], int(stored["random/position"]),
-                        int(stored["random/has_gauss"]), float(stored["random/cached_gaussian"]))
-    return apply, {"epoch": int(stored["epoch"]), "history": history, "random_state": random_state}
+    state = {"epoch": _stored_number(path, stored, "epoch", "iu", at_least=0),
+             "history": _stored_history(path, stored), "random_state": _stored_random_state(path, stored)}
+    return apply, state
+
+
+def _stored_number(path, stored, key, kinds, at_least=None):
+    """The checkpoint's entry `key` as a Python int or float: one number of a NumPy dtype kind in
+    `kinds` ('i' signed, 'u' unsigned integers, 'f' floats), finite and at least `at_least`;
+    anything else is refused by a ValueError naming the file and the entry."""
+    value = stored.get(key)
+    if value is None:
+        raise ValueError(f"checkpoint {path}: entry {key!r} is missing")
+    if value.shape != () or value.dtype.kind not in kinds:
+        raise ValueError(f"checkpoint {path}: entry {key!r} must be one number, got {value.dtype} of shape {value.shape}")
+    number = float(value) if value.dtype.kind == "f" else int(value)
+    if not math.isfinite(number) or (at_least is not None and number < at_least):
+        raise ValueError(f"checkpoint {path}: entry {key!r} is {number}, not a finite number"
+                         + ("" if at_least is None else f" >= {at_least}"))
+    return number
+
+
+def _stored_history(path, stored):
+    """The loss history {name: list of floats}; each entry must be a 1-D array of numbers."""
+    history = {}
+    for key in stored:
+        if key.startswith("history/"):
+            if stored[key].ndim != 1 or stored[key].dtype.kind not in "iuf":
+                raise ValueError(f"checkpoint {path}: entry {key!r} must be a list of numbers, "
+                                 f"got {stored[key].dtype} of shape {stored[key].shape}")
+            history[key.split("/", 1)[1]] = stored[key].tolist()
+    return history
+
+
+def _stored_random_state(path, stored):
+    """The saved state of NumPy's global generator (None in files written before it was saved),
+    checked on a generator of its own: restore_random_state, after the model has changed, must not fail."""
+    if "random/keys" not in stored:
+        return None
+    state = ("MT19937", stored["random/keys"], _stored_number(path, stored, "random/position", "iu"),
+             _stored_number(path, stored, "random/has_gauss", "iu"),
+             _stored_number(path, stored, "random/cached_gaussian", "f"))
+    try:
+        np.random.RandomState().set_state(state)
+    except (ValueError, TypeError, IndexError) as error:
+        raise ValueError(f"checkpoint {path}: the saved random state (entries 'random/...') is damaged ({error})") from None
+    return state
 
 
 def _check_settings(path, stored, settings):
@@ -426,12 +471,13 @@ def _stage_optimizer(path, stored, optimizer, lazy_dtypes):
     if str(stored["optimizer_type"]) != kind:
         raise ValueError(f"checkpoint {path} holds {stored['optimizer_type']} state, not {kind}")
     n = len(optimizer.params)
-    staged = {"lr": float(stored["optimizer/lr"])}
+    staged = {"lr": _stored_number(path, stored, "optimizer/lr", "f", at_least=0)}
     for attribute in type(optimizer).state_lists:
         if _is_count_list(getattr(optimizer, attribute)):  # step counts (Adam's t per parameter)
             array = stored.get(f"optimizer/{attribute}")
-            if array is None or array.shape != (n,):
-                raise ValueError(f"checkpoint {path}: optimizer entry {attribute!r} missing or of the wrong length")
+            if array is None or array.shape != (n,) or array.dtype.kind not in "iu" or (array < 0).any():
+                raise ValueError(f"checkpoint {path}: optimizer entry {attribute!r} missing, of the wrong length, "
+                                 f"or not {n} counts >= 0")
             staged[attribute] = [int(v) for v in array]
             continue
         entries = []
@@ -520,7 +566,7 @@ def restore_if_trained(model, path, min_epochs, data=None):
     data = data or {}
     try:
         stored = read_checkpoint(path, ["epoch"], optional=[f"settings/{name}" for name in data])
-        epochs = int(stored["epoch"])
+        epochs = _stored_number(path, stored, "epoch", "iu", at_least=0)
         differences = ", ".join(f"--{name.replace('_', '-')} {saved}, now {value}"
                                 for name, saved, value in _changed_settings(stored, data))
         if epochs >= min_epochs and not differences:

@@ -6,6 +6,7 @@ import os
 import stat
 import tempfile
 import zipfile
+import zlib
 from pathlib import Path
 
 import numpy as np
@@ -15,9 +16,11 @@ from zero.errors import SetupError
 
 # What reading a damaged .npz file (weights, a checkpoint) can raise: NumPy's and zipfile's errors,
 # and, for a damaged zip header, zipfile's NotImplementedError (an unknown compression method or
-# zip version) and RuntimeError (the entry then looks encrypted); found by flipping bytes of saved
-# weights. Readers turn them into a ValueError that names the file.
-NPZ_READ_ERRORS = (OSError, ValueError, EOFError, KeyError, zipfile.BadZipFile, NotImplementedError, RuntimeError)
+# zip version) and RuntimeError (the entry then looks encrypted), and zlib's error for a damaged
+# compressed entry; found by flipping bytes of saved weights. Readers turn them into a ValueError
+# that names the file.
+NPZ_READ_ERRORS = (OSError, ValueError, EOFError, KeyError, zipfile.BadZipFile, NotImplementedError, RuntimeError,
+                   zlib.error)
 
 
 def read_npz(path, names=None, optional=()):
@@ -27,6 +30,9 @@ def read_npz(path, names=None, optional=()):
     names the file in its own words. Nothing is unpickled."""
     # our own file object: np.load leaves the file it opened open when the zip is damaged
     with open(path, "rb") as file:
+        if not file.read(6).startswith((b"PK", b"\x93NUMPY")):   # else np.load takes it for a pickle, and says so
+            raise ValueError("neither an .npz archive nor an .npy array (the file does not start as they do)")
+        file.seek(0)
         archive = np.load(file, allow_pickle=False)
         if not isinstance(archive, np.lib.npyio.NpzFile):
             return None
@@ -35,7 +41,14 @@ def read_npz(path, names=None, optional=()):
                 names = archive.files
             else:
                 names = [*names, *(name for name in optional if name in archive.files)]
-            return {name: archive[name] for name in names}
+            arrays = {}
+            for name in names:
+                try:
+                    arrays[name] = archive[name]
+                except MemoryError as error:   # NumPy allocates what the entry's header claims before reading it
+                    raise ValueError(f"entry {name!r} does not fit in memory ({error}): its header is damaged, "
+                                     f"or the file is too large for this machine") from None
+            return arrays
 
 
 def save_npz_atomically(path, arrays):
