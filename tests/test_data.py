@@ -98,6 +98,9 @@ def test_bad_arguments_are_clear_errors():
             DataLoader(numbered(3), bad)
     with pytest.raises(ValueError, match="unknown device"):
         DataLoader(numbered(3), 1, device="tpu")
+    for name, bad in (("shuffle", "no"), ("drop_last", "yes"), ("shuffle", None)):   # "no" shuffled
+        with pytest.raises(TypeError, match=f"DataLoader: {name} must be True or False, got {bad!r}"):
+            DataLoader(numbered(3), 1, **{name: bad})
 
 
 @settings(max_examples=20, deadline=None)

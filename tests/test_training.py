@@ -324,6 +324,25 @@ def test_an_interrupted_save_keeps_the_old_checkpoint(tmp_path, monkeypatch):
     assert [p.name for p in tmp_path.iterdir()] == ["run.npz"]  # no temporary file left behind
 
 
+@pytest.mark.parametrize("epoch, history, message", [
+    (2.7, None, "epoch must be a whole number >= 0, got 2.7"),   # was saved as 2
+    (None, None, "epoch must be a whole number >= 0, got None"),
+    (-1, None, "epoch must be a whole number >= 0, got -1"),
+    (2, {"loss": [[1, 2], [3]]}, "history 'loss' must be a list of numbers"),
+    (2, {"loss": ["x"]}, "history 'loss' must be a list of numbers"),
+    (2, {"loss": [[1.0, 2.0]]}, r"history 'loss' must be a list of numbers, got shape \(1, 2\)"),
+])
+def test_saving_a_bad_epoch_or_history_is_refused_by_name_and_keeps_the_old_checkpoint(tmp_path, epoch, history,
+                                                                                       message):
+    model, optimizer, _ = _trained()
+    path = save_checkpoint(tmp_path / "run.npz", model, optimizer, epoch=1)
+    old_bytes = path.read_bytes()
+    with pytest.raises(ValueError, match=rf"save_checkpoint: {message}"):
+        save_checkpoint(path, model, optimizer, epoch=epoch, history=history)
+    assert path.read_bytes() == old_bytes
+    assert [p.name for p in tmp_path.iterdir()] == ["run.npz"]
+
+
 def test_fit_resumed_from_a_checkpoint_equals_an_uninterrupted_run(tmp_path):
     x = np.random.default_rng(0).random((40, 3)).astype(np.float32)
 

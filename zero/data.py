@@ -60,6 +60,9 @@ class DataLoader:
         if (isinstance(batch_size, bool) or not isinstance(batch_size, numbers.Real)
                 or not math.isfinite(batch_size) or int(batch_size) != batch_size or batch_size < 1):
             raise ValueError(f"DataLoader: batch_size must be a positive integer, got {batch_size!r}")
+        for name, flag in (("shuffle", shuffle), ("drop_last", drop_last)):
+            if not isinstance(flag, (bool, np.bool_)):   # shuffle="no" would shuffle
+                raise TypeError(f"DataLoader: {name} must be True or False, got {flag!r}")
         self.dataset = dataset
         self.batch_size = int(batch_size)
         self.shuffle = shuffle

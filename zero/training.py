@@ -24,6 +24,7 @@ Another step's model, for comparison (step 8's VAE, step 11's): `restore_or_fit`
 checkpoint when it holds enough training, and otherwise trains the model here.
 """
 import math
+import numbers
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -247,6 +248,17 @@ def save_checkpoint(path, model, optimizer=None, epoch=0, history=None, settings
 
 def checkpoint_arrays(model, optimizer=None, epoch=0, history=None, settings=None):
     """What save_checkpoint writes, as {entry name: host array}."""
+    if isinstance(epoch, bool) or not isinstance(epoch, numbers.Integral) or epoch < 0:
+        raise ValueError(f"save_checkpoint: epoch must be a whole number >= 0, got {epoch!r}")
+    history_arrays = {}
+    for name, values in (history or {}).items():
+        try:
+            history_arrays[name] = np.asarray(values, dtype=np.float64)
+        except (ValueError, TypeError) as error:
+            raise ValueError(f"save_checkpoint: history {name!r} must be a list of numbers ({error})") from None
+        if history_arrays[name].ndim != 1:
+            raise ValueError(f"save_checkpoint: history {name!r} must be a list of numbers, "
+                             f"got shape {history_arrays[name].shape}")
     arrays = {"format_version": np.asarray(FORMAT_VERSION), "epoch": np.asarray(int(epoch)),
               "model_type": np.asarray(type(model).__name__)}
     _, keys, position, has_gauss, cached_gaussian = np.random.get_state()
@@ -266,8 +278,8 @@ def checkpoint_arrays(model, optimizer=None, epoch=0, history=None, settings=Non
         arrays["optimizer_type"] = np.asarray(type(optimizer).__name__)
         for name, array in _optimizer_state(optimizer).items():
             arrays[f"optimizer/{name}"] = array
-    for name, values in (history or {}).items():
-        arrays[f"history/{name}"] = np.asarray(values, dtype=np.float64)
+    for name, array in history_arrays.items():
+        arrays[f"history/{name}"] = array
     for name, value in (settings or {}).items():
         arrays[f"settings/{name}"] = np.asarray(str(value))
     return arrays

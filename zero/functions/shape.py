@@ -128,6 +128,7 @@ class Concatenate(Function):
         self.axis = axis
 
     def forward(self, *xs):
+        _check_axis(self.axis, xs[0].ndim)
         self.sizes = [x.shape[self.axis] for x in xs]
         return self.xp.concatenate(xs, axis=self.axis)
 
@@ -146,6 +147,7 @@ class Stack(Function):
         self.axis = axis
 
     def forward(self, *xs):
+        _check_axis(self.axis, xs[0].ndim + 1)   # the new axis may come after the last one
         return self.xp.stack(xs, axis=self.axis)
 
     def backward(self, gy):
@@ -226,6 +228,12 @@ def stack(xs, axis=0):
     """The arrays or Variables of `xs`, all of one shape, joined along a new axis."""
     _check_some("stack", xs)
     return Stack(axis)(*xs)
+
+
+def _check_axis(axis, ndim):
+    """Refuse an axis that is not one of ndim axes (from -ndim to ndim - 1), naming both."""
+    if not -ndim <= axis < ndim:
+        raise IndexError(f"axis {axis} is out of range for {ndim} axes (-{ndim} to {ndim - 1})")
 
 
 def _check_some(op, xs):
