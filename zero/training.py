@@ -193,6 +193,13 @@ def _is_count_list(value):
     return all(isinstance(v, (int, np.integer)) for v in value)
 
 
+def _optimizer_param_names(model, optimizer):
+    """The model's name of each of the optimizer's parameters, in the optimizer's order ('' for one the
+    model does not hold): its state is saved by position, so a file is only read into the same order."""
+    names = {id(param): name for name, param in model.named_params()}
+    return [names.get(id(param), "") for param in optimizer.params]
+
+
 def _optimizer_state(optimizer):
     """The optimizer's state as {name: host array}: 'lr', and each per-parameter list that its class
     names in `state_lists` (Adam's moments and step counts, momentum buffers)."""
@@ -276,6 +283,7 @@ def checkpoint_arrays(model, optimizer=None, epoch=0, history=None, settings=Non
         arrays[f"config/{name}"] = np.asarray(str(value))
     if optimizer is not None:
         arrays["optimizer_type"] = np.asarray(type(optimizer).__name__)
+        arrays["optimizer/param_names"] = np.asarray(_optimizer_param_names(model, optimizer))
         for name, array in _optimizer_state(optimizer).items():
             arrays[f"optimizer/{name}"] = array
     for name, array in history_arrays.items():
@@ -372,7 +380,7 @@ def stage_checkpoint(path, model, optimizer=None, settings=None):
         check_stored_array(source, f"buffer {name!r}", stored[key], buffer, _resolve(model, name)[0].dtype)
         device = device_of(buffer) if buffer is not None else model.device
         staged_buffers.append((name, to_device(stored[key], device)))
-    staged_optimizer = _stage_optimizer(path, stored, optimizer, lazy_dtypes) if optimizer is not None else None
+    staged_optimizer = _stage_optimizer(path, stored, model, optimizer, lazy_dtypes) if optimizer is not None else None
 
     def apply():
         for param, array in staged_params:
@@ -395,7 +403,8 @@ def _stored_number(path, stored, key, kinds, at_least=None):
     if value is None:
         raise ValueError(f"checkpoint {path}: entry {key!r} is missing")
     if value.shape != () or value.dtype.kind not in kinds:
-        raise ValueError(f"checkpoint {path}: entry {key!r} must be one number, got {value.dtype} of shape {value.shape}")
+        raise ValueError(f"checkpoint {path}: entry {key!r} must be one number, "
+                         f"got {value.dtype} of shape {value.shape}")
     number = float(value) if value.dtype.kind == "f" else int(value)
     if not math.isfinite(number) or (at_least is not None and number < at_least):
         raise ValueError(f"checkpoint {path}: entry {key!r} is {number}, not a finite number"
@@ -426,7 +435,8 @@ def _stored_random_state(path, stored):
     try:
         np.random.RandomState().set_state(state)
     except (ValueError, TypeError, IndexError) as error:
-        raise ValueError(f"checkpoint {path}: the saved random state (entries 'random/...') is damaged ({error})") from None
+        raise ValueError(f"checkpoint {path}: the saved random state (entries 'random/...') "
+                         f"is damaged ({error})") from None
     return state
 
 
@@ -474,7 +484,7 @@ def restore_random_state(state):
         np.random.set_state(state["random_state"])
 
 
-def _stage_optimizer(path, stored, optimizer, lazy_dtypes):
+def _stage_optimizer(path, stored, model, optimizer, lazy_dtypes):
     """The optimizer's restored attributes {name: value}, checked against its parameters (lazy_dtypes:
     id(parameter) -> the dtype its layer will create it in)."""
     kind = type(optimizer).__name__
@@ -483,6 +493,11 @@ def _stage_optimizer(path, stored, optimizer, lazy_dtypes):
     if str(stored["optimizer_type"]) != kind:
         raise ValueError(f"checkpoint {path} holds {stored['optimizer_type']} state, not {kind}")
     n = len(optimizer.params)
+    if "optimizer/param_names" in stored:   # absent from files written before the names were saved
+        saved, ours = stored["optimizer/param_names"].tolist(), _optimizer_param_names(model, optimizer)
+        if saved != ours:
+            raise ValueError(f"checkpoint {path} holds the state of an optimizer over the parameters {saved}, "
+                             f"but this {kind} updates {ours}: its moments would go to other parameters")
     staged = {"lr": _stored_number(path, stored, "optimizer/lr", "f", at_least=0)}
     for attribute in type(optimizer).state_lists:
         if _is_count_list(getattr(optimizer, attribute)):  # step counts (Adam's t per parameter)
