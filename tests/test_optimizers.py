@@ -624,3 +624,9 @@ def test_a_gradient_of_another_shape_than_its_parameter_is_refused_before_anythi
                 assert after == before, name
             else:
                 np.testing.assert_array_equal(after, before, err_msg=name)
+
+
+@pytest.mark.parametrize("total_steps", [0, -3, float("nan")])
+def test_cosine_lr_refuses_a_total_that_is_not_positive(total_steps):
+    with pytest.raises(ValueError, match=f"cosine_lr: total_steps must be positive, got {total_steps}"):
+        cosine_lr(0.1, 5, total_steps)

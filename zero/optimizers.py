@@ -348,7 +348,7 @@ def cosine_lr(base_lr, step, total_steps, final_lr=0.0):
     `optimizer.lr = cosine_lr(lr, step, total)`; it depends on the step number only, so a resumed
     run with the same total continues the same schedule (a larger total would restart the decay
     part-way up, which is why step 10.2 refuses to resume a cosine run with other --epochs)."""
-    if total_steps <= 0:
+    if not total_steps > 0:   # NaN too: it would make every learning rate NaN
         raise ValueError(f"cosine_lr: total_steps must be positive, got {total_steps}")
     progress = min(max(step / total_steps, 0.0), 1.0)
     return final_lr + (base_lr - final_lr) * 0.5 * (1.0 + math.cos(math.pi * progress))
