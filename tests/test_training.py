@@ -307,6 +307,21 @@ def test_saving_a_model_whose_lazy_weights_do_not_exist_yet_is_refused(tmp_path)
     assert list(tmp_path.iterdir()) == []
 
 
+def test_optimizer_state_loaded_for_a_lazy_model_goes_to_its_device(tmp_path, device):
+    """Its parameters have no data yet to take the device from: the model's device decides (it was the host's)."""
+    np.random.seed(0)
+    saved = _layers(head=Linear(3, in_size=5))
+    optimizer = Adam(saved.params(), lr=0.01)
+    F.sum(saved.head(np.ones((2, 5), np.float32))).backward()
+    optimizer.step()
+    path = save_checkpoint(tmp_path / "run.npz", saved, optimizer)
+    reader = _layers(head=Linear(3)).to(device)
+    reader_optimizer = Adam(reader.params(), lr=0.01)
+    load_checkpoint(path, reader, reader_optimizer)
+    assert [device_of(m) for m in reader_optimizer.means + reader_optimizer.variances] == [device] * 4
+    np.testing.assert_array_equal(host(reader_optimizer.means[0]), optimizer.means[0])
+
+
 def test_weights_loaded_into_a_lazy_model_go_to_its_device(tmp_path, device):
     np.random.seed(0)
     path = save_checkpoint(tmp_path / "run.npz", _layers(head=Linear(3, in_size=5)))

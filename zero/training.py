@@ -513,7 +513,7 @@ def _stage_optimizer(path, stored, model, optimizer, lazy_dtypes):
             if array is not None:
                 check_stored_array(f"checkpoint {path}", f"optimizer {attribute}[{index}]", array, param.data,
                                    lazy_dtypes.get(id(param), DEFAULT_DTYPE))
-                array = to_device(array, device_of(param.data) if param.data is not None else "cpu")
+                array = to_device(array, device_of(param.data) if param.data is not None else model.device)
             entries.append(array)
         staged[attribute] = entries
     return staged
