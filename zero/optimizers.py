@@ -61,7 +61,7 @@ class Optimizer:
         parameters, leaving some of them and their moments updated."""
         for index, param in enumerate(self.params):
             grad = param.grad
-            if grad is not None and grad.shape != param.data.shape:
+            if grad is not None and grad.data.shape != param.data.shape:
                 name = f" ({param.name!r})" if param.name else ""
                 raise ValueError(f"{type(self).__name__}.step: the gradient of parameter {index}{name} has shape "
                                  f"{grad.shape}, the parameter {param.data.shape}; nothing was updated")
