@@ -7,6 +7,9 @@ the probability that it is real, D(x) = sigmoid(logit(x)). They play (Goodfellow
 
 D's side is a binary classification: minimise the cross-entropy
     L_D = -mean log D(x) - mean log(1 - D(G(z))).
+For a fixed G whose images have density p_g, the best D is D*(x) = p_data(x) / (p_data(x) + p_g(x)),
+and against it the game's value is -log 4 + 2 JS(p_data || p_g) (Jensen-Shannon divergence): smallest
+exactly when p_g = p_data, where D* = 1/2 everywhere. So G learns p(x) without ever writing it down.
 G's side, as written, minimises mean log(1 - D(G(z))) (the *minimax* loss). Early in
 training D wins easily, D(G(z)) ~ 0, and this loss is flat there: its gradient with
 respect to the logit l is -sigmoid(l) = -D(G(z)), close to zero. The *non-saturating* loss

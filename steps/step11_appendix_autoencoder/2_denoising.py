@@ -1,6 +1,7 @@
 """Appendix A.2 - The denoising autoencoder: learning to undo noise.
 
-A.1's autoencoder copies whatever it is shown, noise included. A denoising autoencoder
+A.1's autoencoder only ever saw clean digits: a noisy one lands on a wrong code and comes
+back smooth but distorted, often as another digit. A denoising autoencoder
 (Vincent et al. 2008) is shown a corrupted digit and asked for the clean one:
 
     x_tilde = clip(x + sigma * eps, 0, 1),  eps ~ N(0, I)                                (A.2)

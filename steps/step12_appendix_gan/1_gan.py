@@ -44,10 +44,10 @@ import zero.functions as F
 from zero.cli import (at_least, checkpoint_path, non_negative_int, out_dir, parse_options, plural, positive_int,
                       step_checkpoint, step_parser)
 from zero.gan import (MLPDiscriminator, MLPGenerator, discriminator_loss, generator_gradient_norm,
-                      logit_gradient, moving_average, plot_game, score_generator, train_gan, train_gan_or_resume)
+                      logit_gradient, plot_game, score_generator, train_gan, train_gan_or_resume)
 from zero.metrics import classifier_for_scoring, classify, feature_statistics, real_image_distances
 from zero.optimizers import Adam
-from zero.plot import figures, save, save_image_grid, show, show_images
+from zero.plot import figures, moving_average, save, save_image_grid, show, show_images
 from zero.training import add_data_options, mnist_splits_from
 from zero.vae import latent_walk   # step 7's walk in latent space, here in G's
 
@@ -109,6 +109,7 @@ print(f"\nafter {args.head_start_steps} steps of D alone (measured as in trainin
 generator, discriminator, g_optimizer, d_optimizer = players(args.seed)
 history = train_gan_or_resume(generator, discriminator, g_optimizer, d_optimizer, data.x_train, args, checkpoint,
                               description="GAN")
+print(f"generator {generator.num_params():,} parameters, discriminator {discriminator.num_params():,}")
 
 # ---- the comparison run: the minimax loss from the same start ----------------------------------------------------
 minimax_generator, minimax_discriminator, minimax_g_optimizer, minimax_d_optimizer = players(args.seed)
@@ -141,8 +142,8 @@ for name, score in scores.items():
 fig, (ax_loss, ax_prob, ax_compare) = plt.subplots(1, 3, figsize=(17, 4.5))
 plot_game(ax_loss, ax_prob, history, "both players' losses (moving average)")
 compared = len(minimax_history["d_fake"])
-ax_compare.plot(moving_average(history["d_fake"][:compared]), label="non-saturating -log D(G(z))")
-ax_compare.plot(moving_average(minimax_history["d_fake"]), label="minimax log(1 - D(G(z)))")
+ax_compare.plot(moving_average(history["d_fake"][:compared]), label="G trained on -log D (non-saturating)")
+ax_compare.plot(moving_average(minimax_history["d_fake"]), label="G trained on log(1 - D) (minimax)")
 ax_compare.set(title=f"D(G(z)) over the first {plural(args.minimax_epochs, 'epoch')}, same start", xlabel="step",
                ylabel="D(G(z))", ylim=(0, 1))
 ax_compare.legend()

@@ -17,8 +17,9 @@ the kept half:
     log |det dy/dx| = sum_d s_d   (the Jacobian is triangular: y_kept = x_kept)          (C.3)
     x = (y - t) * exp(-s)         (the inverse: s and t depend only on the kept half)      (C.4)
 
-Masks alternate between couplings so that every coordinate gets changed. Sampling runs
-(C.4) backwards from z ~ N(0, I): one pass, no chain of hundreds of steps as in diffusion.
+Masks alternate between couplings so that every coordinate gets changed. Sampling applies
+(C.4) coupling by coupling, last to first, to z ~ N(0, I): one pass, no chain of hundreds of
+steps as in diffusion.
 
 What it cannot do: z must have the data's size and every layer must be invertible with a
 cheap determinant, which limits the architecture; on images, flows need far more
@@ -98,7 +99,7 @@ angle = np.arctan2(z[:, 1], z[:, 0])
 for ax, index in zip(axes, shown):
     ax.scatter(*inverse_stages[index].T, c=angle, cmap="hsv", s=3)
     last = " = samples" if index == args.couplings else ""
-    ax.set(title="z ~ N(0, I)" if index == 0 else f"after undoing {index}{last}", aspect="equal")
+    ax.set(title="z ~ N(0, I)" if index == 0 else f"after undoing {plural(index, 'coupling')}{last}", aspect="equal")
 fig.suptitle("inverse f^-1: standard normal -> data (colour: the angle of z)")
 save(fig, folder, "inverse")
 
