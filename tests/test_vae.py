@@ -496,6 +496,31 @@ def test_hierarchical_negative_elbo_below_the_top_is_the_monte_carlo_term_of_its
     np.testing.assert_allclose(nelbo + log_w, top, rtol=1e-8, atol=1e-10)
 
 
+@pytest.mark.parametrize("levels", [1, 2, 3])
+def test_level_kls_are_each_levels_term_of_the_negative_elbo_by_hand(levels):
+    """Top: KL(q(z_L | .) || N(0, I)) analytic; below: log q(z_l | .) - log N(z_l | zhat_l(z_{l+1}), I) of the
+    drawn z; with -log p(x | z1) they add up to negative_elbo (same draws)."""
+    np.random.seed(37)
+    model = _float64(HierarchicalVAE(8, 5, 3, levels=levels))
+    x = V(np.random.rand(4, 8))
+    kls = [kl.data for kl in _with_seed(38, model.level_kls, x)]
+    W = {name: p.data for name, p in model.named_params()}
+    chain = _bottom_up_chain_by_hand(W, x.data, levels, seed=38)
+    assert len(kls) == levels and all(kl.shape == (4,) for kl in kls)
+    for level, (mu, logvar, z) in enumerate(chain):
+        if level + 1 == levels:
+            expected = 0.5 * (np.exp(logvar) + mu ** 2 - 1 - logvar).sum(axis=1)
+        else:
+            prior_mean = _mlp_by_hand(W, f"decoders.{level + 1}", chain[level + 1][2])
+            expected = (norm.logpdf(z, mu, np.exp(0.5 * logvar)).sum(axis=1)
+                        - norm.logpdf(z, prior_mean).sum(axis=1))
+        np.testing.assert_allclose(kls[level], expected, rtol=1e-8, atol=1e-10, err_msg=f"level {level + 1}")
+    x_hat = _sigmoid(_mlp_by_hand(W, "decoders.0", chain[0][2]))
+    log_likelihood = norm.logpdf(x.data, x_hat).sum(axis=1)
+    np.testing.assert_allclose(_with_seed(38, model.negative_elbo, x).data, -log_likelihood + sum(kls),
+                               rtol=1e-8, atol=1e-10)
+
+
 def test_evaluate_bounds_leaves_a_model_in_eval_mode_in_eval_mode():
     model = _KnownBounds(np.array([0.0]))
     model.eval()

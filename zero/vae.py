@@ -309,17 +309,30 @@ class HierarchicalVAE(Model):
         return log_w
 
     def negative_elbo(self, x):
-        """-ELBO in nats per image from one bottom-up sample: (N,). The top level's KL is
-        analytic (given z_{L-1}); the levels below it are Monte-Carlo terms log q - log p."""
-        chain = self.infer(x)
+        """-ELBO in nats per image from one bottom-up sample: (N,), -log p(x | z1) plus level_kls."""
+        chain, kls = self._chain_and_kls(x)
         nelbo = -self.likelihood.log_prob(x, self.decoders[0](chain[0][2]))
+        for kl in kls:
+            nelbo = nelbo + kl
+        return nelbo
+
+    def level_kls(self, x):
+        """Each level's term of -ELBO in nats per image, from one bottom-up sample: [(N,) for l = 1..L].
+        The top level's is KL(q(zL | z_{L-1}) || N(0, I)), analytic; a level l below it costs
+        log q(z_l | z_{l-1}) - log p(z_l | z_{l+1}) at the drawn z (Monte Carlo: its mean is the KL).
+        A level whose term stays near 0 nats carries no information about x: its q has collapsed
+        onto its prior (posterior collapse), and the levels above it are not used."""
+        return self._chain_and_kls(x)[1]
+
+    def _chain_and_kls(self, x):
+        chain, kls = self.infer(x), []
         for level, (mu, logvar, z) in enumerate(chain):
             if level + 1 == self.levels:
-                nelbo = nelbo + gaussian_kl(mu, logvar)
+                kls.append(gaussian_kl(mu, logvar))
             else:
                 prior_mean = self.decoders[level + 1](chain[level + 1][2])
-                nelbo = nelbo + gaussian_log_pdf(z, mu, logvar) - gaussian_log_pdf(z, prior_mean)
-        return nelbo
+                kls.append(gaussian_log_pdf(z, mu, logvar) - gaussian_log_pdf(z, prior_mean))
+        return chain, kls
 
     def reconstruct(self, x):
         """x -> mu_1(x) -> x_hat (no sampling): (N, input_size) Variable."""
