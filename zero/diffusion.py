@@ -198,8 +198,9 @@ class Diffusion:
 
             eps = eps_theta(x_t, t) + gamma (eps_theta(x_t, t, y) - eps_theta(x_t, t))
 
-        gamma = 1 is the plain conditional model, gamma = 0 the unconditional one; both
-        predictions come from one network call on the doubled batch.
+        gamma = 1 is the plain conditional model, gamma = 0 the unconditional one (Ho & Salimans
+        write (1 + w) eps(y) - w eps with a guidance weight w: gamma = 1 + w); both predictions
+        come from one network call on the doubled batch.
         """
         if guidance_scale is not None:
             check_number("classifier-free guidance", "guidance_scale", guidance_scale)

@@ -33,6 +33,9 @@ keep their grey levels, so those nats are not comparable with papers' numbers).
 
 A run with another size or likelihood writes a checkpoint of its own (step07_vae_1_vae_latent2.npz,
 say), so that steps 8 and A.1 still find the book's VAE.
+
+What the VAE leaves fixed: its prior p(z) = N(0, I), and one layer of latents explains every image.
+Step 8 stacks latents, z1 with a prior of its own given by z2, so that the prior is learned too.
 """
 # needs: mnist
 import time

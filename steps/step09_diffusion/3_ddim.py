@@ -22,7 +22,8 @@ DDPM on a coarser time grid. This script uses eta = 0; step 10 samples with eta 
 
 We start DDPM and DDIM with 10, 20, 50 and 100 steps from the same x_T and compare pictures
 and time. DDIM's pictures agree; DDPM's show other digits: its 999 draws of fresh noise decide
-the image as much as x_T does. Step 10.3 measures the quality of both samplers with a classifier.
+the image as much as x_T does. The speed is not free: with this small 10-epoch model DDIM's
+deterministic digits look rougher than DDPM's, and step 10.3 measures by how much, with a classifier.
 
     python steps/step09_diffusion/3_ddim.py            # needs the checkpoint of 2_ddpm.py
 """

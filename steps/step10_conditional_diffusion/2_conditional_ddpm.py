@@ -14,7 +14,8 @@ the two predictions are extrapolated with a guidance scale gamma:
     eps = eps_theta(x_t, t) + gamma (eps_theta(x_t, t, y) - eps_theta(x_t, t))              (10.1)
 
 gamma = 0 is the unconditional model, gamma = 1 the plain conditional one, gamma > 1 pushes
-toward what distinguishes y from the average digit: clearer class, less variety. By Bayes'
+toward what distinguishes y from the average digit: clearer class, less variety. (Ho & Salimans
+2022 write (1 + w) eps_theta(x_t, t, y) - w eps_theta(x_t, t): their guidance weight w is gamma - 1.) By Bayes'
 rule, eps_theta(x_t, t, y) - eps_theta(x_t, t) is proportional to -grad log p(y | x_t), so
 guidance behaves like a classifier's gradient without training a classifier on noisy images.
 

@@ -122,7 +122,11 @@ for name, model in models:
         label = sampler_name(sampler, eta)
         rows.append((name, f"{label} ({steps} steps)", seconds, scores.get("label_matches"),
                      scores["class_histogram"], fd))
-        grids.append((f"{name}\n{label}, {steps} steps, {seconds:.0f} s", images[:40]))
+        if conditional:   # labels run 0..9: ten columns put each digit asked for in its own column
+            title = f"{name}, gamma {args.gamma:g}\n{label}, {steps} steps, {seconds:.0f} s; column = digit asked"
+            grids.append((title, images[:40], 10))
+        else:
+            grids.append((f"{name}\n{label}, {steps} steps, {seconds:.0f} s", images[:40], 8))
         print(rows[-1][0], rows[-1][1], f"{seconds:.1f} s", f"FD {fd:.2f}", flush=True)
 
 print(f"\n{args.samples} samples per row; guidance gamma = {args.gamma:g} for conditional models; "
@@ -140,8 +144,8 @@ for name, sampler, seconds, matches, histogram, fd in rows:
 # one row per model, one column per sampler (grids was filled in that order)
 fig, axes = plt.subplots(len(models), len(samplers), figsize=(4.6 * len(samplers), 3.4 * len(models) + 0.4),
                          squeeze=False, layout="constrained")
-for ax, (title, images) in zip(axes.flat, grids):
-    show_images(ax, images, 8, title, fontsize=8)
+for ax, (title, images, columns) in zip(axes.flat, grids):
+    show_images(ax, images, columns, title, fontsize=8)
 fig.suptitle("the same trained models, sampled with " + ", ".join(sampler_name(kind, eta) for kind, eta in samplers))
 save(fig, folder, "ddpm_vs_ddim")
 show()
