@@ -593,6 +593,17 @@ def test_fit_and_mean_loss_refuse_an_empty_image_array_by_name():
         mean_loss(model, empty)
 
 
+def test_fit_reports_every_so_many_epochs_and_the_last_but_records_every_one(capsys):
+    model, optimizer = _fresh_regression()
+    x = np.random.default_rng(0).random((8, 3)).astype(np.float32)
+    history = fit(model, optimizer, x, epochs=5, batch_size=4, x_heldout=x, report_every=2)
+    printed = [line.split(":")[0] for line in capsys.readouterr().out.splitlines()]
+    assert printed == ["training epoch 2/5", "training epoch 4/5", "training epoch 5/5"]
+    assert len(history["train_loss"]) == len(history["heldout_loss"]) == 5
+    with pytest.raises(ValueError, match="fit: report_every must be a whole number >= 1, got 0"):
+        fit(model, optimizer, x, epochs=1, report_every=0)
+
+
 TEST_FILES, TRAIN_FILES = SPLITS["test"][:2], SPLITS["train"][:2]
 
 

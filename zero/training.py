@@ -155,15 +155,17 @@ def mean_loss(model, images, batch_size=500, device="cpu"):
 
 
 def fit(model, optimizer, x_train, epochs, batch_size=32, device="cpu", seed=0, x_heldout=None,
-        history=None, start_epoch=0, description="training"):
+        history=None, start_epoch=0, description="training", report_every=1):
     """Minimise model.loss(x) by mini-batches, epochs start_epoch+1 .. epochs, with a progress bar.
 
     x_train, x_heldout: host arrays (N, ...). The batch order of epoch e comes from seed (seed, e),
     so a resumed run visits the same batches as an uninterrupted one. Appends each epoch's mean
     training loss (and held-out loss, if x_heldout is given) to history['train_loss'] and
-    history['heldout_loss']; returns history.
+    history['heldout_loss']; returns history. The losses are printed every `report_every` epochs
+    and after the last (a small data set trained for hundreds of epochs prints a few lines).
     """
     check_not_empty("fit", x_train, "training images")
+    check_count("fit", "report_every", report_every)
     history = {"train_loss": [], "heldout_loss": []} if history is None else history
     for epoch in range(start_epoch + 1, epochs + 1):
         loader = DataLoader(Dataset(x_train), batch_size, seed=(seed, epoch), device=device, dtype=model.dtype)
@@ -181,7 +183,8 @@ def fit(model, optimizer, x_train, epochs, batch_size=32, device="cpu", seed=0, 
         if x_heldout is not None:
             history["heldout_loss"].append(mean_loss(model, x_heldout, device=device))
             message += f", held-out loss {history['heldout_loss'][-1]:.3f}"
-        print(message)
+        if epoch % report_every == 0 or epoch == epochs:
+            print(message)
     return history
 
 
@@ -559,7 +562,8 @@ def resume(checkpoint, model, optimizer, args, history=None, settings=None):
     return history, 0
 
 
-def fit_or_resume(model, optimizer, x_train, args, checkpoint, x_heldout=None, description="training"):
+def fit_or_resume(model, optimizer, x_train, args, checkpoint, x_heldout=None, description="training",
+                  report_every=1):
     """The training block of a step script: continue from `checkpoint` when
     `--resume` is given and it exists, `fit` up to `args.epochs`, then save
     the checkpoint. args: the script's options (epochs, batch_size, device,
@@ -567,7 +571,8 @@ def fit_or_resume(model, optimizer, x_train, args, checkpoint, x_heldout=None, d
     history, start_epoch = resume(checkpoint, model, optimizer, args)
     start = time.perf_counter()
     history = fit(model, optimizer, x_train, args.epochs, args.batch_size, args.device, args.seed,
-                  x_heldout=x_heldout, history=history, start_epoch=start_epoch, description=description)
+                  x_heldout=x_heldout, history=history, start_epoch=start_epoch, description=description,
+                  report_every=report_every)
     if args.epochs > start_epoch:
         print(f"trained {plural(args.epochs - start_epoch, 'epoch')} in {time.perf_counter() - start:.1f} s")
         save_checkpoint(checkpoint, model, optimizer, args.epochs, history, run_settings(args))

@@ -30,8 +30,6 @@ normal (forward) and normal to data (inverse).
 
     python steps/step13_appendix_flow/1_two_moons.py
 """
-import time
-
 import numpy as np
 
 import zero
@@ -39,7 +37,7 @@ from zero.cli import at_least, checkpoint_path, out_dir, parse_options, plural, 
 from zero.flow import RealNVP, two_moons
 from zero.optimizers import Adam
 from zero.plot import figures, save, save_loss_curves, show
-from zero.training import fit, mean_loss, resume, run_settings, save_checkpoint
+from zero.training import fit_or_resume, mean_loss
 
 parser = step_parser(__doc__, training=True, epochs=30, batch_size=128, lr=1e-3, hidden_size=64,
                      couplings=8, points=8000, noise=0.05)
@@ -61,16 +59,9 @@ print(f"two moons: {len(x_train)} training and {len(x_heldout)} held-out points,
 model = RealNVP(dim=2, hidden_size=args.hidden_size, num_couplings=args.couplings).to(args.device)
 optimizer = Adam(model.params(), lr=args.lr)
 print(f"RealNVP with {args.couplings} couplings, {model.num_params():,} parameters")
-history, start_epoch = resume(checkpoint, model, optimizer, args)
 
 # ---- maximum likelihood: minimise -mean log p(x), (C.1), by mini-batch Adam ---------------------------
-start = time.perf_counter()
-history = fit(model, optimizer, x_train, args.epochs, args.batch_size, args.device, args.seed, x_heldout,
-              history, start_epoch, description="flow")
-if args.epochs > start_epoch:
-    print(f"trained {plural(args.epochs - start_epoch, 'epoch')} in {time.perf_counter() - start:.1f} s")
-    save_checkpoint(checkpoint, model, optimizer, args.epochs, history, run_settings(args))
-    print(f"checkpoint saved: {checkpoint} (continue with --resume --epochs N)")
+history = fit_or_resume(model, optimizer, x_train, args, checkpoint, x_heldout=x_heldout, description="flow")
 
 # the exact likelihood, in nats per point; the standardisation's Jacobian turns it into the raw units
 nll = mean_loss(model, x_heldout, device=args.device)

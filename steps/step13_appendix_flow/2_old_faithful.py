@@ -17,21 +17,17 @@ mixture, whose shape fits the data, still wins: flexibility pays only with more 
 
     python steps/step13_appendix_flow/2_old_faithful.py
 """
-import time
-
 import numpy as np
-from tqdm import tqdm
 
 import zero
-from zero.cli import checkpoint_path, out_dir, parse_options, plural, step_parser
-from zero.data import DataLoader, Dataset
+from zero.cli import checkpoint_path, out_dir, parse_options, step_parser
 from zero.datasets import load_old_faithful
 from zero.distributions import multivariate_normal_log_pdf, multivariate_normal_mle
 from zero.flow import RealNVP
 from zero.mixture import GaussianMixture
 from zero.optimizers import Adam
 from zero.plot import figures, save, show
-from zero.training import mean_loss, resume, run_settings, save_checkpoint
+from zero.training import fit_or_resume, mean_loss
 
 parser = step_parser(__doc__, training=True, epochs=500, batch_size=200, lr=1e-3, hidden_size=16,
                      couplings=4, heldout_size=72)
@@ -62,26 +58,9 @@ gmm = {"train": mixture.score(x_train.astype(np.float64)), "heldout": mixture.sc
 # ---- the flow, trained by exact maximum likelihood ----------------------------------------------------
 model = RealNVP(dim=2, hidden_size=args.hidden_size, num_couplings=args.couplings).to(args.device)
 optimizer = Adam(model.params(), lr=args.lr)
-history, start_epoch = resume(checkpoint, model, optimizer, args, history={"train_loss": [], "heldout_loss": []})
-start = time.perf_counter()
-with tqdm(range(start_epoch + 1, args.epochs + 1), desc="flow", leave=False) as bar:
-    for epoch in bar:
-        loader = DataLoader(Dataset(x_train), args.batch_size, seed=(args.seed, epoch), device=args.device)
-        total = 0.0
-        for x in loader:
-            loss = model.loss(x)              # -mean log p(x), (C.1)
-            optimizer.zero_grad()
-            loss.backward()
-            optimizer.step()
-            total += loss.item()
-        history["train_loss"].append(total / len(loader))
-        history["heldout_loss"].append(mean_loss(model, x_heldout, device=args.device))
-        bar.set_postfix(train=f"{history['train_loss'][-1]:.3f}", heldout=f"{history['heldout_loss'][-1]:.3f}",
-                        refresh=False)  # shown with the count at the bar's next refresh (a refresh now shows a stale count)
-if args.epochs > start_epoch:
-    print(f"trained {plural(args.epochs - start_epoch, 'epoch')} in {time.perf_counter() - start:.1f} s")
-    save_checkpoint(checkpoint, model, optimizer, args.epochs, history, run_settings(args))
-    print(f"checkpoint saved: {checkpoint} (continue with --resume --epochs N)")
+# model.loss(x) = -mean log p(x), (C.1); the held-out loss after every epoch, printed every 100
+history = fit_or_resume(model, optimizer, x_train, args, checkpoint, x_heldout=x_heldout, description="flow",
+                        report_every=100)
 flow = {"train": -mean_loss(model, x_train, device=args.device),
         "heldout": -mean_loss(model, x_heldout, device=args.device)}
 
