@@ -480,6 +480,20 @@ def test_a_latent_walk_through_a_generator_walks_the_straight_line_between_the_c
     np.testing.assert_allclose(images, np.repeat(_sigmoid(0.3 + np.arange(5) / 4)[:, None], 784, axis=1), rtol=1e-6)
 
 
+def test_latent_walks_are_rows_of_walks_between_pairs_of_fresh_codes(device):
+    np.random.seed(0)
+    generator = MLPGenerator(4, 8).to(device).eval()
+    zero.seed(1, device)
+    walks = generator.latent_walks(rows=3, steps=5)
+    zero.seed(1, device)
+    codes = generator.latent(6)
+    expected = np.concatenate([host(latent_walk(generator, codes[2 * row], codes[2 * row + 1], 5)) for row in range(3)])
+    assert type(walks) is np.ndarray and walks.shape == (15, 784)
+    np.testing.assert_array_equal(walks, expected)
+    with pytest.raises(ValueError, match="latent_walks: rows must be a whole number >= 1, got 0"):
+        generator.latent_walks(rows=0)
+
+
 def test_the_discriminators_checkpoint_sits_beside_the_generators(tmp_path):
     assert discriminator_path(tmp_path / "runs" / "gan.npz") == tmp_path / "runs" / "gan_discriminator.npz"
     save_gan(tmp_path / "gan.npz", *script_players(), epoch=1, history={})

@@ -44,7 +44,8 @@ from zero.models import Model
 from zero.plot import moving_average
 from zero.training import (checkpoint_arrays, restore_random_state, resumed_after, resuming, run_settings,
                            stage_checkpoint)
-from zero.utils import save_npz_files_atomically
+from zero.utils import check_count, save_npz_files_atomically
+from zero.vae import latent_walk
 
 GENERATOR_LOSSES = ("non_saturating", "minimax")
 HISTORY_KEYS = ("d_loss", "g_loss", "d_real", "d_fake")
@@ -102,6 +103,15 @@ class _Generator(Model):
         """n generated images (n, 784) as an array on the model's device (no graph)."""
         with no_grad():
             return self(self.latent(n)).data
+
+    def latent_walks(self, rows=4, steps=10):
+        """`rows` straight walks of `steps` images each, between pairs of fresh codes z_a, z_b ~ N(0, I)
+        (zero.vae.latent_walk, here in G's latent space): a (rows * steps, 784) host array, one walk
+        per row of a grid of `steps` columns."""
+        check_count("latent_walks", "rows", rows)
+        codes = self.latent(2 * rows)
+        return np.concatenate([to_numpy(latent_walk(self, codes[2 * row], codes[2 * row + 1], steps))
+                               for row in range(rows)])
 
 
 class MLPGenerator(_Generator):

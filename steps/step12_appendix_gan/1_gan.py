@@ -49,7 +49,6 @@ from zero.metrics import classifier_for_scoring, classify, feature_statistics, r
 from zero.optimizers import Adam
 from zero.plot import figures, moving_average, save, save_image_grid, show, show_images
 from zero.training import add_data_options, mnist_splits_from
-from zero.vae import latent_walk   # step 7's walk in latent space, here in G's
 
 parser = step_parser(__doc__, training=True, epochs=30, batch_size=64, lr=2e-4, latent_size=64, g_hidden_size=512,
                      d_hidden_size=256, minimax_epochs=30, score_images=1000)
@@ -155,9 +154,7 @@ for ax, (name, score) in zip(axes, scores.items()):
 save(fig, folder, "samples")
 
 zero.seed(args.seed + 2, args.device)
-codes = generator.latent(8)
-walks = np.concatenate([zero.to_numpy(latent_walk(generator, codes[2 * row], codes[2 * row + 1], 10))
-                        for row in range(4)])
+walks = generator.latent_walks(rows=4, steps=10)   # step 7's latent walk, in G's latent space
 save_image_grid(walks, 10, "straight lines between two codes: G((1 - s) z_a + s z_b), s = 0 .. 1", folder,
                 "interpolation")
 

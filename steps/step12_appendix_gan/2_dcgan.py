@@ -22,8 +22,6 @@ score of step 9's diffusion model (distances compare only at equal counts: run 1
 # needs: mnist
 from pathlib import Path
 
-import numpy as np
-
 import zero
 from zero.cli import at_least, checkpoint_path, out_dir, parse_options, positive_int, step_checkpoint, step_parser
 from zero.gan import DCDiscriminator, DCGenerator, plot_game, score_generator, train_gan_or_resume
@@ -31,7 +29,6 @@ from zero.metrics import classifier_for_scoring
 from zero.optimizers import Adam
 from zero.plot import figures, save, save_image_grid, show, show_images
 from zero.training import add_data_options, mnist_splits_from
-from zero.vae import latent_walk   # step 7's walk in latent space, here in G's
 
 parser = step_parser(__doc__, training=True, epochs=15, batch_size=64, lr=2e-4, latent_size=64, width=32,
                      score_images=1000)
@@ -86,8 +83,6 @@ ax_classes.legend()
 save(fig, folder, "samples")
 
 zero.seed(args.seed + 2, args.device)
-codes = generator.latent(8)
-walks = np.concatenate([zero.to_numpy(latent_walk(generator, codes[2 * row], codes[2 * row + 1], 10))
-                        for row in range(4)])
+walks = generator.latent_walks(rows=4, steps=10)   # step 7's latent walk, in G's latent space
 save_image_grid(walks, 10, "DCGAN: straight lines between two codes, G((1 - s) z_a + s z_b)", folder, "interpolation")
 show()
