@@ -613,6 +613,11 @@ def test_pickled_or_missing_file_is_refused(tmp_path):
     np.save(tmp_path / "array.npy", np.zeros(3, np.float32))
     with pytest.raises(ValueError, match="array.npy.*not an .npz archive"):
         model.load_weights(tmp_path / "array.npy")
+    header = io.BytesIO()   # an .npy that claims (2**50,) float32, 4 PiB: refused unread, not a MemoryError
+    np.lib.format.write_array_header_1_0(header, {"descr": "<f4", "fortran_order": False, "shape": (2 ** 50,)})
+    (tmp_path / "huge.npy").write_bytes(header.getvalue() + bytes(16))
+    with pytest.raises(ValueError, match="huge.npy.*not an .npz archive"):
+        model.load_weights(tmp_path / "huge.npy")
     with pytest.raises(FileNotFoundError, match="nothing.npz"):
         model.load_weights(tmp_path / "nothing.npz")
 

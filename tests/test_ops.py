@@ -683,10 +683,14 @@ def test_concatenate_and_stack_of_nothing_are_refused_by_name(op):
 @pytest.mark.parametrize("op, axis, axes", [(F.concatenate, 2, 2), (F.concatenate, -3, 2), (F.stack, 3, 3),
                                            (F.stack, -4, 3)])
 def test_concatenate_and_stack_name_an_axis_out_of_range(op, axis, axes):
-    """It was IndexError's 'tuple index out of range', which said neither the axis nor how many there are."""
+    """concatenate's was IndexError's 'tuple index out of range', which said neither the axis nor how many
+    there are. NumPy's AxisError, as before for stack: both a ValueError and an IndexError."""
     x = np.ones((2, 3), np.float32)
-    with pytest.raises(IndexError, match=rf"axis {axis} is out of range for {axes} axes \(-{axes} to {axes - 1}\)"):
+    with pytest.raises(np.exceptions.AxisError,
+                       match=rf"axis {axis} is out of range for {axes} axes \(-{axes} to {axes - 1}\)"):
         op([x, x], axis=axis)
+    with pytest.raises(np.exceptions.AxisError, match="Concatenate: the inputs are 0-d arrays, which have no axis"):
+        F.concatenate([np.float32(1), np.float32(2)])
 
 
 def test_reshape_and_transpose_take_lists_and_negative_axes():

@@ -30,12 +30,13 @@ def read_npz(path, names=None, optional=()):
     names the file in its own words. Nothing is unpickled."""
     # our own file object: np.load leaves the file it opened open when the zip is damaged
     with open(path, "rb") as file:
-        if not file.read(6).startswith((b"PK", b"\x93NUMPY")):   # else np.load takes it for a pickle, and says so
+        start = file.read(6)
+        if start == b"\x93NUMPY":   # an .npy array: not read (it may be large, or claim to be)
+            return None
+        if not start.startswith(b"PK"):   # else np.load takes it for a pickle, and says so
             raise ValueError("neither an .npz archive nor an .npy array (the file does not start as they do)")
         file.seek(0)
         archive = np.load(file, allow_pickle=False)
-        if not isinstance(archive, np.lib.npyio.NpzFile):
-            return None
         with archive:
             if names is None:
                 names = archive.files

@@ -231,9 +231,12 @@ def stack(xs, axis=0):
 
 
 def _check_axis(axis, ndim):
-    """Refuse an axis that is not one of ndim axes (from -ndim to ndim - 1), naming both."""
+    """Refuse an axis that is not one of ndim axes (from -ndim to ndim - 1), naming both, with NumPy's
+    AxisError (both a ValueError and an IndexError, as NumPy's own refusals are)."""
+    if ndim == 0:
+        raise np.exceptions.AxisError("the inputs are 0-d arrays, which have no axis to join along")
     if not -ndim <= axis < ndim:
-        raise IndexError(f"axis {axis} is out of range for {ndim} axes (-{ndim} to {ndim - 1})")
+        raise np.exceptions.AxisError(f"axis {axis} is out of range for {ndim} axes (-{ndim} to {ndim - 1})")
 
 
 def _check_some(op, xs):
