@@ -51,6 +51,10 @@ class Optimizer:
 
     def step(self):
         self._check_gradients()
+        self._step_each()
+
+    def _step_each(self):
+        """update() each parameter that has a gradient, one at a time."""
         for index, param in enumerate(self.params):
             if param.grad is not None:
                 self.update(index, param.data, param.grad.data)
@@ -168,7 +172,7 @@ class Adam(Optimizer):
         if all(grad is not None for grad in grads) and self.steps.count(self.steps[0]) == len(self.steps):
             flat = self._flat_state()
         if flat is None:
-            super().step()   # one parameter at a time (update)
+            self._step_each()   # one parameter at a time (update); the gradients are checked
             return
         datas = [param.data for param in self.params]
         grads = [self._gradient(data, grad.data) for data, grad in zip(datas, grads)]

@@ -258,16 +258,17 @@ def save_checkpoint(path, model, optimizer=None, epoch=0, history=None, settings
 
 def checkpoint_arrays(model, optimizer=None, epoch=0, history=None, settings=None):
     """What save_checkpoint writes, as {entry name: host array}."""
+    saving = f"saving a checkpoint of {type(model).__name__}"
     if isinstance(epoch, bool) or not isinstance(epoch, numbers.Integral) or epoch < 0:
-        raise ValueError(f"save_checkpoint: epoch must be a whole number >= 0, got {epoch!r}")
+        raise ValueError(f"{saving}: epoch must be an int >= 0 (not a float or a bool), got {epoch!r}")
     history_arrays = {}
     for name, values in (history or {}).items():
         try:
             history_arrays[name] = np.asarray(values, dtype=np.float64)
         except (ValueError, TypeError) as error:
-            raise ValueError(f"save_checkpoint: history {name!r} must be a list of numbers ({error})") from None
+            raise ValueError(f"{saving}: history {name!r} must be a list of numbers ({error})") from None
         if history_arrays[name].ndim != 1:
-            raise ValueError(f"save_checkpoint: history {name!r} must be a list of numbers, "
+            raise ValueError(f"{saving}: history {name!r} must be a list of numbers, "
                              f"got shape {history_arrays[name].shape}")
     arrays = {"format_version": np.asarray(FORMAT_VERSION), "epoch": np.asarray(int(epoch)),
               "model_type": np.asarray(type(model).__name__)}
@@ -356,6 +357,9 @@ def stage_checkpoint(path, model, optimizer=None, settings=None):
         if f"config/{name}" in stored and str(stored[f"config/{name}"]) != str(value):
             raise ValueError(f"checkpoint {path} was trained with {name} {str(stored[f'config/{name}'])!r}, "
                              f"but this {type(model).__name__} has {name} {str(value)!r}")
+    # the small entries first: a refused file costs no copy of the weights to the device
+    state = {"epoch": _stored_number(path, stored, "epoch", "iu", at_least=0),
+             "history": _stored_history(path, stored), "random_state": _stored_random_state(path, stored)}
     params = dict(model.named_params())
     buffers = dict(model.named_buffers())
     in_file = {key.split("/", 1)[1] for key in stored if key.startswith("model/")}
@@ -393,8 +397,6 @@ def stage_checkpoint(path, model, optimizer=None, settings=None):
         if staged_optimizer is not None:
             for attribute, value in staged_optimizer.items():
                 setattr(optimizer, attribute, value)
-    state = {"epoch": _stored_number(path, stored, "epoch", "iu", at_least=0),
-             "history": _stored_history(path, stored), "random_state": _stored_random_state(path, stored)}
     return apply, state
 
 
@@ -497,10 +499,8 @@ def _stage_optimizer(path, stored, model, optimizer, lazy_dtypes):
         raise ValueError(f"checkpoint {path} holds {stored['optimizer_type']} state, not {kind}")
     n = len(optimizer.params)
     if "optimizer/param_names" in stored:   # absent from files written before the names were saved
-        saved, ours = stored["optimizer/param_names"].tolist(), _optimizer_param_names(model, optimizer)
-        if saved != ours:
-            raise ValueError(f"checkpoint {path} holds the state of an optimizer over the parameters {saved}, "
-                             f"but this {kind} updates {ours}: its moments would go to other parameters")
+        _check_optimizer_param_names(path, stored["optimizer/param_names"].tolist(),
+                                     _optimizer_param_names(model, optimizer), kind)
     staged = {"lr": _stored_number(path, stored, "optimizer/lr", "f", at_least=0)}
     for attribute in type(optimizer).state_lists:
         if _is_count_list(getattr(optimizer, attribute)):  # step counts (Adam's t per parameter)
@@ -520,6 +520,19 @@ def _stage_optimizer(path, stored, model, optimizer, lazy_dtypes):
             entries.append(array)
         staged[attribute] = entries
     return staged
+
+
+def _check_optimizer_param_names(path, saved, ours, kind):
+    """Refuse optimizer state saved for other parameters (by the model's names, in the optimizer's
+    order: the state is stored by position), naming the first position where they differ."""
+    if len(saved) != len(ours):
+        raise ValueError(f"checkpoint {path} holds the state of an optimizer over {len(saved)} parameters, "
+                         f"but this {kind} updates {len(ours)}")
+    for index, (name_saved, name_ours) in enumerate(zip(saved, ours)):
+        if name_saved != name_ours:
+            shown = repr(name_ours) if name_ours else "a parameter this model does not hold"
+            raise ValueError(f"checkpoint {path}: the optimizer's parameter {index} was {name_saved!r} when it was "
+                             f"saved, but is {shown} in this {kind}: its state would go to another parameter")
 
 
 def resuming(checkpoint, args):
@@ -567,7 +580,7 @@ def fit_or_resume(model, optimizer, x_train, args, checkpoint, x_heldout=None, d
     """The training block of a step script: continue from `checkpoint` when
     `--resume` is given and it exists, `fit` up to `args.epochs`, then save
     the checkpoint. args: the script's options (epochs, batch_size, device,
-    seed, resume). Returns the loss history."""
+    seed, resume). report_every: as fit's. Returns the loss history."""
     history, start_epoch = resume(checkpoint, model, optimizer, args)
     start = time.perf_counter()
     history = fit(model, optimizer, x_train, args.epochs, args.batch_size, args.device, args.seed,
