@@ -490,6 +490,10 @@ def test_latent_walks_are_rows_of_walks_between_pairs_of_fresh_codes(device):
     expected = np.concatenate([host(latent_walk(generator, codes[2 * row], codes[2 * row + 1], 5)) for row in range(3)])
     assert type(walks) is np.ndarray and walks.shape == (15, 784)
     np.testing.assert_array_equal(walks, expected)
+    with zero.no_grad():   # each row runs from G(z_a) to G(z_b) of its own pair of codes
+        ends = host(generator(codes).data)
+    np.testing.assert_allclose(walks[::5], ends[0::2], rtol=1e-5, atol=1e-6)
+    np.testing.assert_allclose(walks[4::5], ends[1::2], rtol=1e-5, atol=1e-6)
     with pytest.raises(ValueError, match="latent_walks: rows must be a whole number >= 1, got 0"):
         generator.latent_walks(rows=0)
 

@@ -109,6 +109,7 @@ class _Generator(Model):
         (zero.vae.latent_walk, here in G's latent space): a (rows * steps, 784) host array, one walk
         per row of a grid of `steps` columns."""
         check_count("latent_walks", "rows", rows)
+        check_count("latent_walks", "steps", steps)
         codes = self.latent(2 * rows)
         return np.concatenate([to_numpy(latent_walk(self, codes[2 * row], codes[2 * row + 1], steps))
                                for row in range(rows)])

@@ -309,30 +309,36 @@ class HierarchicalVAE(Model):
         return log_w
 
     def negative_elbo(self, x):
-        """-ELBO in nats per image from one bottom-up sample: (N,), -log p(x | z1) plus level_kls."""
-        chain, kls = self._chain_and_kls(x)
+        """-ELBO in nats per image from one bottom-up sample: (N,), -log p(x | z1) plus each level's
+        term (level_kls), added in the order log q first, then - log p (the numbers of earlier runs)."""
+        chain, terms = self._level_terms(x)
         nelbo = -self.likelihood.log_prob(x, self.decoders[0](chain[0][2]))
-        for kl in kls:
-            nelbo = nelbo + kl
+        for log_q_or_kl, log_p in terms:
+            nelbo = nelbo + log_q_or_kl
+            if log_p is not None:
+                nelbo = nelbo - log_p
         return nelbo
 
     def level_kls(self, x):
         """Each level's term of -ELBO in nats per image, from one bottom-up sample: [(N,) for l = 1..L].
         The top level's is KL(q(zL | z_{L-1}) || N(0, I)), analytic; a level l below it costs
-        log q(z_l | z_{l-1}) - log p(z_l | z_{l+1}) at the drawn z (Monte Carlo: its mean is the KL).
+        log q(z_l | z_{l-1}) - log p(z_l | z_{l+1}) at the drawn z (a Monte-Carlo term: its mean is
+        this level's term of -ELBO, not the KL of two fixed Gaussians, as z_{l+1} depends on z_l).
         A level whose term stays near 0 nats carries no information about x: its q has collapsed
         onto its prior (posterior collapse), and the levels above it are not used."""
-        return self._chain_and_kls(x)[1]
+        _, terms = self._level_terms(x)
+        return [term if log_p is None else term - log_p for term, log_p in terms]
 
-    def _chain_and_kls(self, x):
-        chain, kls = self.infer(x), []
+    def _level_terms(self, x):
+        """(chain, [(KL, None) at the top level, (log q(z_l | .), log p(z_l | z_{l+1})) below it])."""
+        chain, terms = self.infer(x), []
         for level, (mu, logvar, z) in enumerate(chain):
             if level + 1 == self.levels:
-                kls.append(gaussian_kl(mu, logvar))
+                terms.append((gaussian_kl(mu, logvar), None))
             else:
                 prior_mean = self.decoders[level + 1](chain[level + 1][2])
-                kls.append(gaussian_log_pdf(z, mu, logvar) - gaussian_log_pdf(z, prior_mean))
-        return chain, kls
+                terms.append((gaussian_log_pdf(z, mu, logvar), gaussian_log_pdf(z, prior_mean)))
+        return chain, terms
 
     def reconstruct(self, x):
         """x -> mu_1(x) -> x_hat (no sampling): (N, input_size) Variable."""

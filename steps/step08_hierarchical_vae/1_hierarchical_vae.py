@@ -33,7 +33,7 @@ Only the second comparison is fair: with the same data, epochs and batches, a le
 three times larger alone moves the bound by about a nat. Does the learned prior pay for itself
 here? The printed difference at equal learning rates answers it, and each level's term of the
 bound (HierarchicalVAE.level_kls) says whether the top level is used at all. In the course's run
-it is not: z2 carries 0.005 nats per held-out image, z1 5.88. q(z2 | z1) has collapsed onto its
+it is not: z2 carries 0.005 nats per held-out image, z1 5.92. q(z2 | z1) has collapsed onto its
 prior (posterior collapse: the weak std-1 Gaussian likelihood asks little of the latents, and z1
 alone holds what it needs), so the prior of z1 it was to learn is in effect one fixed Gaussian.
 Stacking levels is no use if training leaves the upper ones empty. Step 9 keeps the chain of
@@ -109,20 +109,6 @@ if args.likelihood == "gaussian":   # the constant cancels in the differences; t
     print(f"  (each bound includes the Gaussian's constant 784/2 log(2 pi) = {constant:.1f} nats, equal for every "
           f"model:\n  set the differences beside the {same_lr_bounds['negative_elbo'] - constant:.1f} nats above it)")
 
-# ---- what each level carries about x: its term of the bound, nats per held-out image --------------------
-COLLAPSED = 0.1   # nats per image: below it a level's q is (almost) its prior
-model.eval()
-with zero.no_grad():
-    level_costs = [float(kl.data.mean().item())
-                   for kl in model.level_kls(zero.Variable(zero.to_device(data.x_heldout, args.device)))]
-print("  information each level of the hierarchical VAE carries about x (its KL term, nats per image): "
-      + ", ".join(f"z{level + 1} {cost:.3f}" for level, cost in enumerate(level_costs)))
-if args.levels > 1 and level_costs[-1] < COLLAPSED:
-    print(f"  the top level z{args.levels} carries almost nothing (< {COLLAPSED} nats): q(z{args.levels} | "
-          f"z{args.levels - 1}) has collapsed onto its prior N(0, I) (posterior collapse), so the prior of "
-          f"z{args.levels - 1} it was to learn is (nearly) one fixed Gaussian,\n  and the differences above do not "
-          f"come from a learned prior")
-
 # ---- figures ------------------------------------------------------------------------------------------------
 save_loss_curves(history, f"hierarchical VAE: {model.loss_name} {loss_terms(args.levels)} per image",
                  folder)
@@ -146,4 +132,17 @@ save(fig, folder, "samples")
 save_image_grid(np.concatenate([originals, reconstructed]), 10,
                 "held-out digits (top) and reconstructions through z1 = mu1(x) (bottom)", folder, "reconstructions")
 save_image_grid(walk, 10, f"a straight walk in z1 {walked}", folder, "latent_walk")
+
+# ---- what each level carries about x: its term of the bound, nats per held-out image --------------------
+COLLAPSED = 0.1   # nats per image: below it a level's q is (almost) its prior
+with zero.no_grad():   # after the figures: their samples are those of earlier runs
+    level_costs = [float(kl.data.mean().item())
+                   for kl in model.level_kls(zero.Variable(zero.to_device(data.x_heldout, args.device)))]
+print("  information each level of the hierarchical VAE carries about x (its term of the bound, nats per image): "
+      + ", ".join(f"z{level + 1} {cost:.3f}" for level, cost in enumerate(level_costs)))
+if args.levels > 1 and level_costs[-1] < COLLAPSED:
+    print(f"  the top level z{args.levels} carries almost nothing (< {COLLAPSED} nats): q(z{args.levels} | "
+          f"z{args.levels - 1}) has collapsed onto its prior N(0, I) (posterior collapse), so the prior of "
+          f"z{args.levels - 1} it was to learn is (nearly) one fixed Gaussian,\n  and the differences above do not "
+          f"come from a learned prior")
 show()
