@@ -287,6 +287,30 @@ def test_optimizer_state_is_refused_for_an_optimizer_over_parameters_the_model_d
                                     "model does not hold")
 
 
+@pytest.mark.parametrize("make, other, message", [
+    (lambda ps: Adam(ps, lr=0.01), lambda ps: Adam(ps, lr=0.01, betas=(0.5, 0.999)),
+     r"trained with Adam betas \[0.9, 0.999\], but this Adam has \[0.5, 0.999\]"),
+    (lambda ps: Adam(ps, lr=0.01), lambda ps: Adam(ps, lr=0.01, weight_decay=0.1),
+     r"trained with Adam weight_decay 0.0, but this Adam has 0.1"),
+    (lambda ps: Momentum(ps, lr=0.1), lambda ps: Momentum(ps, lr=0.1, momentum=0.5),
+     r"trained with Momentum momentum 0.9, but this Momentum has 0.5"),
+], ids=["Adam betas", "Adam weight decay", "momentum"])
+def test_a_checkpoint_refuses_an_optimizer_with_other_hyperparameters_by_name(tmp_path, make, other, message):
+    """The learning rate is restored from the file (schedules change it); betas, eps, weight decay and
+    momentum are settings a resumed run must repeat: it was resumed silently with the new ones."""
+    np.random.seed(0)
+    model = Regression()
+    optimizer = make(model.params())
+    model.loss(zero.Variable(np.random.rand(4, 3).astype(np.float32))).backward()
+    optimizer.step()
+    path = save_checkpoint(tmp_path / "run.npz", model, optimizer)
+    reader = Regression()
+    _assert_refused_unchanged(path, reader, other(reader.params()), match=message)
+    load_checkpoint(path, reader, make(reader.params()))   # the same settings load
+    _rewrite_checkpoint(path, lambda arrays: {k: v for k, v in arrays.items() if not k.startswith("optimizer/hyper/")})
+    load_checkpoint(path, reader, other(reader.params()))  # a file written before they were saved: not compared
+
+
 def test_a_missing_buffer_found_after_the_weights_leaves_other_weights_untouched(tmp_path):
     np.random.seed(0)
     saved = NormalizedRegression()

@@ -30,9 +30,12 @@ class Optimizer:
     `state_lists` names the attributes that hold per-parameter state, one entry per parameter
     (an array, None before the parameter's first update, or an int count): what a checkpoint
     saves and restores besides the learning rate (zero.training.save_checkpoint).
+    `hyperparameters` names the settings a checkpoint records and a resumed run must repeat
+    (Adam's betas, say): they are not restored, as the learning rate is, but compared.
     """
 
     state_lists = ()
+    hyperparameters = ()
 
     def __init__(self, params, lr):
         self.params = []
@@ -103,6 +106,7 @@ class Momentum(Optimizer):
     Velocities are flushed like Adam's moments (see _flush_denormals)."""
 
     state_lists = ("velocities", "steps")
+    hyperparameters = ("momentum",)
 
     def __init__(self, params, lr=0.01, momentum=0.9):
         super().__init__(params, lr)
@@ -147,6 +151,7 @@ class Adam(Optimizer):
     """
 
     state_lists = ("means", "variances", "steps")
+    hyperparameters = ("betas", "eps", "weight_decay")
 
     def __init__(self, params, lr=1e-3, betas=(0.9, 0.999), eps=1e-8, weight_decay=0.0):
         super().__init__(params, lr)

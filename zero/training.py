@@ -207,6 +207,8 @@ def _optimizer_state(optimizer):
     """The optimizer's state as {name: host array}: 'lr', and each per-parameter list that its class
     names in `state_lists` (Adam's moments and step counts, momentum buffers)."""
     state = {"lr": np.asarray(optimizer.lr, dtype=np.float64)}
+    for name in type(optimizer).hyperparameters:
+        state[f"hyper/{name}"] = np.asarray(getattr(optimizer, name), dtype=np.float64)
     for attribute in type(optimizer).state_lists:
         value = getattr(optimizer, attribute)
         if _is_count_list(value):
@@ -501,6 +503,12 @@ def _stage_optimizer(path, stored, model, optimizer, lazy_dtypes):
     if "optimizer/param_names" in stored:   # absent from files written before the names were saved
         _check_optimizer_param_names(path, stored["optimizer/param_names"].tolist(),
                                      _optimizer_param_names(model, optimizer), kind)
+    for name in type(optimizer).hyperparameters:   # absent from files written before they were saved
+        saved = stored.get(f"optimizer/hyper/{name}")
+        ours = np.asarray(getattr(optimizer, name), dtype=np.float64)
+        if saved is not None and (saved.dtype.kind != "f" or saved.shape != ours.shape or not (saved == ours).all()):
+            raise ValueError(f"checkpoint {path} was trained with {kind} {name} {saved.tolist()}, but this {kind} "
+                             f"has {ours.tolist()}: resuming would not continue that run")
     staged = {"lr": _stored_number(path, stored, "optimizer/lr", "f", at_least=0)}
     for attribute in type(optimizer).state_lists:
         if _is_count_list(getattr(optimizer, attribute)):  # step counts (Adam's t per parameter)
