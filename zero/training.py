@@ -24,7 +24,6 @@ Another step's model, for comparison (step 8's VAE, step 11's): `restore_or_fit`
 checkpoint when it holds enough training, and otherwise trains the model here.
 """
 import math
-import numbers
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -261,8 +260,7 @@ def save_checkpoint(path, model, optimizer=None, epoch=0, history=None, settings
 def checkpoint_arrays(model, optimizer=None, epoch=0, history=None, settings=None):
     """What save_checkpoint writes, as {entry name: host array}."""
     saving = f"saving a checkpoint of {type(model).__name__}"
-    if isinstance(epoch, bool) or not isinstance(epoch, numbers.Integral) or epoch < 0:
-        raise ValueError(f"{saving}: epoch must be an int >= 0 (not a float or a bool), got {epoch!r}")
+    check_count(saving, "epoch", epoch, at_least=0)
     history_arrays = {}
     for name, values in (history or {}).items():
         try:
@@ -422,12 +420,12 @@ def _stored_number(path, stored, key, kinds, at_least=None):
 def _stored_history(path, stored):
     """The loss history {name: list of floats}; each entry must be a 1-D array of numbers."""
     history = {}
-    for key in stored:
+    for key, array in stored.items():
         if key.startswith("history/"):
-            if stored[key].ndim != 1 or stored[key].dtype.kind not in "iuf":
+            if array.ndim != 1 or array.dtype.kind not in "iuf":
                 raise ValueError(f"checkpoint {path}: entry {key!r} must be a list of numbers, "
-                                 f"got {stored[key].dtype} of shape {stored[key].shape}")
-            history[key.split("/", 1)[1]] = stored[key].tolist()
+                                 f"got {array.dtype} of shape {array.shape}")
+            history[key.split("/", 1)[1]] = array.tolist()
     return history
 
 

@@ -132,14 +132,14 @@ def writable_folder(folder, what):
 # -----------------------------------------------------------------------------
 # Argument checks shared by layers, models and training
 # -----------------------------------------------------------------------------
-def check_count(owner, name, value, optional=False):
-    """Refuse a size or count (layer widths, time steps, image limits) that is not a whole number >= 1,
-    naming `owner` and `name`; None passes when optional. A 0 or -3 fails here, clearly, instead of
-    in a later division by zero, an empty weight or a NaN."""
+def check_count(owner, name, value, optional=False, at_least=1):
+    """Refuse a size or count (layer widths, time steps, image limits) that is not a whole number >= 1
+    (or >= at_least: an epoch count may be 0), naming `owner` and `name`; None passes when optional.
+    A 0 or -3 fails here, clearly, instead of in a later division by zero, an empty weight or a NaN."""
     if value is None and optional:
         return
-    if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < 1:
-        raise ValueError(f"{owner}: {name} must be a whole number >= 1, got {value!r}")
+    if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < at_least:
+        raise ValueError(f"{owner}: {name} must be a whole number >= {at_least}, got {value!r}")
 
 
 def check_number(owner, name, value, at_least=None, above=None, at_most=None, below=None):
