@@ -108,8 +108,7 @@ class _Generator(Model):
         """`rows` straight walks of `steps` images each, between pairs of fresh codes z_a, z_b ~ N(0, I)
         (zero.vae.latent_walk, here in G's latent space): a (rows * steps, 784) host array, one walk
         per row of a grid of `steps` columns."""
-        check_count("latent_walks", "rows", rows)
-        check_count("latent_walks", "steps", steps)
+        check_count("latent_walks", "rows", rows)   # steps: checked by latent_walk
         codes = self.latent(2 * rows)
         return np.concatenate([to_numpy(latent_walk(self, codes[2 * row], codes[2 * row + 1], steps))
                                for row in range(rows)])

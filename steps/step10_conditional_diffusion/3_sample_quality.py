@@ -122,11 +122,10 @@ for name, model in models:
         label = sampler_name(sampler, eta)
         rows.append((name, f"{label} ({steps} steps)", seconds, scores.get("label_matches"),
                      scores["class_histogram"], fd))
-        if conditional:   # labels run 0..9: ten columns put each digit asked for in its own column
-            title = f"{name}, gamma {args.gamma:g}\n{label}, {steps} steps, {seconds:.0f} s; column = digit asked"
-            grids.append((title, images[:40], 10))
-        else:
-            grids.append((f"{name}\n{label}, {steps} steps, {seconds:.0f} s", images[:40], 8))
+        guided = f", gamma {args.gamma:g}" if conditional else ""
+        asked = "; column = digit asked" if conditional else ""   # labels run 0..9: one column per digit asked
+        grids.append((f"{name}{guided}\n{label}, {steps} steps, {seconds:.0f} s{asked}", images[:40],
+                      10 if conditional else 8))
         print(rows[-1][0], rows[-1][1], f"{seconds:.1f} s", f"FD {fd:.2f}", flush=True)
 
 print(f"\n{args.samples} samples per row; guidance gamma = {args.gamma:g} for conditional models; "
