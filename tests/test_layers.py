@@ -565,12 +565,18 @@ def _damage_a_compressed_entry(path):
     path.write_bytes(bytes(data))
 
 
-def _an_entry_claiming_petabytes(path):
-    """An .npz whose one entry's .npy header says (2**50,) float32 (4 PiB), more than any address space."""
+def _npy_claiming_petabytes():
+    """The bytes of an .npy whose header says (2**50,) float32 (4 PiB, more than any address space),
+    followed by 16 bytes of data."""
     header = io.BytesIO()
     np.lib.format.write_array_header_1_0(header, {"descr": "<f4", "fortran_order": False, "shape": (2 ** 50,)})
+    return header.getvalue() + bytes(16)
+
+
+def _an_entry_claiming_petabytes(path):
+    """An .npz whose one entry is _npy_claiming_petabytes."""
     with zipfile.ZipFile(path, "w") as archive:
-        archive.writestr("hidden.W.npy", header.getvalue() + bytes(16))
+        archive.writestr("hidden.W.npy", _npy_claiming_petabytes())
 
 
 @pytest.mark.parametrize("content, message", [
@@ -613,9 +619,7 @@ def test_pickled_or_missing_file_is_refused(tmp_path):
     np.save(tmp_path / "array.npy", np.zeros(3, np.float32))
     with pytest.raises(ValueError, match="array.npy.*not an .npz archive"):
         model.load_weights(tmp_path / "array.npy")
-    header = io.BytesIO()   # an .npy that claims (2**50,) float32, 4 PiB: refused unread, not a MemoryError
-    np.lib.format.write_array_header_1_0(header, {"descr": "<f4", "fortran_order": False, "shape": (2 ** 50,)})
-    (tmp_path / "huge.npy").write_bytes(header.getvalue() + bytes(16))
+    (tmp_path / "huge.npy").write_bytes(_npy_claiming_petabytes())   # refused unread, not a MemoryError
     with pytest.raises(ValueError, match="huge.npy.*not an .npz archive"):
         model.load_weights(tmp_path / "huge.npy")
     with pytest.raises(FileNotFoundError, match="nothing.npz"):
