@@ -2,6 +2,8 @@
 minimax loss), the players' shapes on both devices, a training step that moves both players,
 and checkpoints of both."""
 import math
+import re
+from pathlib import Path
 from types import SimpleNamespace
 
 import numpy as np
@@ -661,3 +663,61 @@ def test_a_gan_save_interrupted_while_writing_leaves_the_previous_pair_loadable(
     state = load_gan(path, other_g, other_d, Adam(other_g.params()), Adam(other_d.params()))
     assert state["epoch"] == 1
     assert sorted(p.name for p in tmp_path.iterdir()) == sorted([path.name, discriminator_path(path).name])
+
+
+def _saved_pair(tmp_path):
+    """A GAN saved at epoch 1 in tmp_path: (path, generator, discriminator, their two Adams)."""
+    np.random.seed(0)
+    generator, discriminator = MLPGenerator(4, 8), MLPDiscriminator(8)
+    optimizers = Adam(generator.params()), Adam(discriminator.params())
+    path = tmp_path / "gan.npz"
+    save_gan(path, generator, discriminator, *optimizers, epoch=1, history={"d_loss": [0.5]})
+    return path, generator, discriminator, optimizers
+
+
+def _load_epoch(path):
+    other_g, other_d = MLPGenerator(4, 8), MLPDiscriminator(8)
+    return load_gan(path, other_g, other_d, Adam(other_g.params()), Adam(other_d.params()))["epoch"]
+
+
+def test_a_gan_save_interrupted_between_its_renames_completes_the_new_pair(tmp_path, monkeypatch):
+    """Ctrl-C after G's file was renamed into place and before D's: the save finishes D's rename before
+    the interrupt goes on (it deleted D's new file, leaving a new G beside an old D: a pair load_gan
+    refuses, so --resume could not continue either epoch)."""
+    path, generator, discriminator, optimizers = _saved_pair(tmp_path)
+    real_replace, renames = zero.utils.os.replace, []
+
+    def replace_interrupted_once(source, target):
+        real_replace(source, target)
+        renames.append(target)
+        if len(renames) == 1:
+            raise KeyboardInterrupt
+    monkeypatch.setattr(zero.utils.os, "replace", replace_interrupted_once)
+    with pytest.raises(KeyboardInterrupt):
+        save_gan(path, generator, discriminator, *optimizers, epoch=2, history={"d_loss": [0.5, 0.4]})
+    monkeypatch.setattr(zero.utils.os, "replace", real_replace)
+    assert len(renames) == 2
+    assert _load_epoch(path) == 2
+    assert sorted(p.name for p in tmp_path.iterdir()) == sorted([path.name, discriminator_path(path).name])
+
+
+def test_a_mixed_gan_pair_is_refused_naming_the_file_that_completes_it(tmp_path, monkeypatch):
+    """When D's rename cannot be done (here: it always fails), its new file stays beside the pair and
+    load_gan's refusal says which rename completes the newer pair."""
+    path, generator, discriminator, optimizers = _saved_pair(tmp_path)
+    real_replace = zero.utils.os.replace
+
+    def replace_failing_for_d(source, target):
+        if Path(target) == discriminator_path(path):
+            raise PermissionError("read-only")
+        real_replace(source, target)
+    monkeypatch.setattr(zero.utils.os, "replace", replace_failing_for_d)
+    with pytest.raises(PermissionError):
+        save_gan(path, generator, discriminator, *optimizers, epoch=2, history={"d_loss": [0.5, 0.4]})
+    monkeypatch.setattr(zero.utils.os, "replace", real_replace)
+    (leftover,) = tmp_path.glob(f".{discriminator_path(path).name}.*.tmp")
+    with pytest.raises(ValueError, match=f"different epochs \\(2 and 1\\).*rename {re.escape(str(leftover))} "
+                                         f"to {re.escape(str(discriminator_path(path)))}"):
+        _load_epoch(path)
+    leftover.rename(discriminator_path(path))
+    assert _load_epoch(path) == 2

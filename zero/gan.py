@@ -280,9 +280,10 @@ def discriminator_path(path):
 
 def save_gan(path, generator, discriminator, g_optimizer, d_optimizer, epoch, history, settings=None):
     """Two checkpoints saved as one: G, its optimizer and the history at path; D and its optimizer
-    beside it. Both are written before either replaces its old file, so an interrupted save leaves the
-    previous pair, which load_gan accepts only from one epoch. settings: the run's options
-    (zero.training.run_settings), kept in both."""
+    beside it. Both are written before either replaces its old file, and once one has, the other
+    follows even on an error or Ctrl-C (zero.utils.save_npz_files_atomically): an interrupted save
+    leaves the previous pair or the new one, as load_gan accepts only a pair from one epoch.
+    settings: the run's options (zero.training.run_settings), kept in both."""
     save_npz_files_atomically({
         path: checkpoint_arrays(generator, g_optimizer, epoch, history, settings),
         discriminator_path(path): checkpoint_arrays(discriminator, d_optimizer, epoch, settings=settings)})
@@ -294,8 +295,12 @@ def load_gan(path, generator, discriminator, g_optimizer, d_optimizer, settings=
     apply_generator, state = stage_checkpoint(path, generator, g_optimizer, settings)
     apply_discriminator, d_state = stage_checkpoint(discriminator_path(path), discriminator, d_optimizer, settings)
     if d_state["epoch"] != state["epoch"]:
+        renames = [f"{temporary} to {target}" for target in (Path(path), discriminator_path(path))
+                   for temporary in sorted(target.parent.glob(f".{target.name}.*.tmp"))]   # save_gan's
+        hint = (f"; a save stopped between its two renames: rename {' and '.join(renames)} to complete "
+                f"the newer pair" if renames else "")
         raise ValueError(f"checkpoints {path} and {discriminator_path(path)} are from different epochs "
-                         f"({state['epoch']} and {d_state['epoch']})")
+                         f"({state['epoch']} and {d_state['epoch']}){hint}")
     apply_discriminator()
     apply_generator()
     return state

@@ -63,8 +63,13 @@ def save_npz_atomically(path, arrays):
 def save_npz_files_atomically(files):
     """save_npz_atomically for files that belong together ({path: arrays}, a GAN's two players):
     every file is written to its temporary first, and only then are they renamed, so that a save
-    interrupted while writing (the slow part) leaves the previous set whole. Returns the paths."""
+    interrupted while writing (the slow part) leaves the previous set whole. Once the first rename
+    has happened, the new set is the one on disk: an error or Ctrl-C among the renames finishes
+    the others before it is raised, since a set half old and half new would load as neither.
+    (Only a crash of the machine in those microseconds leaves a mixed set, with the new files not
+    yet renamed beside it as .tmp files.) Returns the paths."""
     written = []   # (temporary, path)
+    renaming = False
     try:
         for path, arrays in files.items():
             path = Path(path)
@@ -75,11 +80,16 @@ def save_npz_files_atomically(files):
                 write_npz(file, arrays)
                 file.flush()
                 os.fsync(file.fileno())
+        renaming = True
         for temporary, path in written:
             replace_keeping_mode(temporary, path)
     except BaseException:
-        for temporary, _ in written:
-            if os.path.exists(temporary):
+        left = [(temporary, path) for temporary, path in written if os.path.exists(temporary)]
+        if renaming and len(left) < len(written):   # some are in place: complete the new set
+            for temporary, path in left:
+                replace_keeping_mode(temporary, path)
+        else:                                       # the old set is untouched: drop the new one
+            for temporary, _ in left:
                 os.unlink(temporary)
         raise
     return [path for _, path in written]
