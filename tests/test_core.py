@@ -398,11 +398,11 @@ class _ScaledSquare(Function):
 
 def test_gradient_check_tolerances_are_relative_to_the_numerical_gradient():
     x = np.array([1.0, 2.0])
-    with pytest.raises(AssertionError):                       # 0.1% off: more than the default rtol 1e-4
+    with pytest.raises(AssertionError, match="gradient check failed"):   # 0.1% off: more than the default rtol 1e-4
         gradient_check(lambda v: _ScaledSquare(1.001)(v), x)
     gradient_check(lambda v: _ScaledSquare(1.001)(v), x, rtol=1e-2)
     # 5 times too large: |analytic - numeric| = 4 |numeric| fails rtol=1 (it would pass relative to analytic)
-    with pytest.raises(AssertionError):
+    with pytest.raises(AssertionError, match="gradient check failed"):
         gradient_check(lambda v: _ScaledSquare(5.0)(v), x, rtol=1.0)
 
 
@@ -435,7 +435,7 @@ def test_gradient_check_refuses_a_gradient_of_the_wrong_shape():
 def test_numerical_grad_and_gradient_check_take_numpy_scalars(scalar):
     np.testing.assert_allclose(numerical_grad(lambda x: x * x, scalar, eps=1e-2)[0], 6.0, rtol=1e-3)
     assert gradient_check(lambda x: x * x, scalar, eps=1e-2, rtol=1e-2, atol=1e-2) < 1e-2
-    with pytest.raises(AssertionError):  # and a wrong backward still fails
+    with pytest.raises(AssertionError, match="gradient check failed"):  # and a wrong backward still fails
         gradient_check(lambda x: F.clip(x, 0.0, 10.0) * 0.0 + x.data ** 2, scalar, eps=1e-2, rtol=1e-2, atol=1e-2)
 
 

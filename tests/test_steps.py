@@ -348,8 +348,11 @@ def test_ctrl_c_in_run_all_names_the_step_to_go_on_from(tmp_path):
     where it stopped and how to go on, without a traceback of its own, and exits with status 130."""
     command = [sys.executable, str(ROOT / "steps" / "run_all.py"), "--quick", "--steps", "13"]
     env = dict(os.environ, MPLBACKEND="Agg", PYTHONUNBUFFERED="1")
+    # a shell's background job (pytest ... &) starts with SIGINT ignored, and its children would inherit
+    # that: give run_all the default handling a terminal's foreground job has
     process = subprocess.Popen(command, cwd=tmp_path, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                               text=True, start_new_session=True)
+                               text=True, start_new_session=True,
+                               preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
     try:
         assert process.stdout.readline().strip() == ""            # run_all's blank line before a script
         assert process.stdout.readline().startswith("=== step13_appendix_flow/1_two_moons.py")
