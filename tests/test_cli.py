@@ -5,6 +5,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 from zero.cli import (add_device_option, checkpoint_path, fill_from_config, out_dir, parse_options, plural,
@@ -550,3 +551,18 @@ def test_at_least_accepts_the_minimum_itself_and_refuses_below_it_naming_the_opt
     with pytest.raises(SystemExit):
         at_least(parser, args, 2, ("heldout_limit",), "a covariance needs two images")
     assert "--heldout-limit must be at least 2 here (a covariance needs two images), got 1" in capsys.readouterr().err
+
+
+def test_check_passes_quietly_and_stops_a_script_when_its_result_is_wrong(tmp_path):
+    from zero.cli import CheckFailed, check
+    check(True, "never shown")
+    check(np.bool_(True), "NumPy's booleans too")
+    with pytest.raises(CheckFailed, match="by hand and library disagree"):
+        check(np.bool_(False), "by hand and library disagree")
+    script = tmp_path / "script.py"   # a step script: the failure is a bug, with a traceback and status 1
+    script.write_text("import zero.cli\nzero.cli.step_parser('a step').parse_args()\n"
+                      "zero.cli.check(1 + 1 == 3, 'one plus one is not three')\n")
+    result = subprocess.run([sys.executable, str(script)], capture_output=True, text=True, timeout=120)
+    assert result.returncode == 1
+    assert "Traceback" in result.stderr
+    assert result.stderr.strip().endswith("zero.cli.CheckFailed: one plus one is not three")

@@ -224,6 +224,20 @@ def fill_from_config(parser, args, configs, quick, default="cpu"):
     return given
 
 
+class CheckFailed(AssertionError):
+    """A result a step script checks is wrong (see check): a bug, shown with its traceback."""
+
+
+def check(condition, message):
+    """Stop a step script when a result it checks is wrong. Scripts compute some things two ways
+    that must agree (by hand and with the library), or show a property the math guarantees (EM
+    never lowers the likelihood); they print what they compared, and check(agreed, what) makes
+    a disagreement end the run (CheckFailed, exit status 1) instead of one printed line among
+    many that a reader, or the test suite running every script, could miss."""
+    if not condition:
+        raise CheckFailed(message)
+
+
 def show_setup_errors(prog):
     """Make an uncaught SetupError, something the person running the script must fix, print only
     "prog: error: message" and exit with status 2, and Ctrl-C print "prog: interrupted" and exit
