@@ -63,6 +63,90 @@ def test_clear_errors():
     assert conditional.no_label == 10
 
 
+def _reference_unet(params, x, t, labels, time_embed_dim, eps=1e-5):
+    """The U-Net of zero.unet's docstring written out in plain NumPy, float64, from its weights
+    {name: array}: what the network must compute, independent of zero's ops and layers (and of torch)."""
+    p = {name: np.asarray(array, np.float64) for name, array in params.items()}
+    relu = lambda a: np.maximum(a, 0)   # noqa: E731
+
+    def linear(v, name):
+        return v @ p[f"{name}.W"] + p[f"{name}.b"]
+
+    def conv3x3(h, weight):   # padding 1, no bias: a sum over the nine offsets of the kernel
+        height, width = h.shape[2:]
+        padded = np.pad(h, ((0, 0), (0, 0), (1, 1), (1, 1)))
+        return sum(np.einsum("nchw,oc->nohw", padded[:, :, i:i + height, j:j + width], weight[:, :, i, j])
+                   for i in range(3) for j in range(3))
+
+    def batch_norm(h, gamma, beta):   # training mode: each channel's mean and (biased) variance in the batch
+        mean, variance = h.mean(axis=(0, 2, 3), keepdims=True), h.var(axis=(0, 2, 3), keepdims=True)
+        return gamma[:, None, None] * (h - mean) / np.sqrt(variance + eps) + beta[:, None, None]
+
+    def block(name, h, v):
+        h = h + linear(relu(linear(v, f"{name}.time1")), f"{name}.time2")[:, :, None, None]
+        for i in (1, 2):
+            h = relu(batch_norm(conv3x3(h, p[f"{name}.conv{i}.W"]), p[f"{name}.norm{i}.gamma"], p[f"{name}.norm{i}.beta"]))
+        return h
+
+    def max_pool(h):   # 2x2 windows
+        n, c, height, width = h.shape
+        return h.reshape(n, c, height // 2, 2, width // 2, 2).max(axis=(3, 5))
+
+    def upsample(h):   # bilinear, align_corners=False: output pixel i reads the input at (i + 1/2) / 2 - 1/2
+        for axis in (2, 3):
+            size = h.shape[axis]
+            source = np.maximum((np.arange(2 * size) + 0.5) / 2 - 0.5, 0)
+            low = np.floor(source).astype(int)
+            weight = (source - low).reshape([-1 if a == axis else 1 for a in range(4)])
+            h = np.take(h, low, axis) * (1 - weight) + np.take(h, np.minimum(low + 1, size - 1), axis) * weight
+        return h
+
+    v = sinusoidal_encoding(t, time_embed_dim, np) + p["label_embedding.W"][labels]
+    x1 = block("down1", x, v)
+    x2 = block("down2", max_pool(x1), v)
+    h = block("bottleneck", max_pool(x2), v)
+    h = block("up2", np.concatenate([upsample(h), x2], axis=1), v)
+    h = block("up1", np.concatenate([upsample(h), x1], axis=1), v)
+    return np.einsum("nchw,oc->nohw", h, p["out.W"][:, :, 0, 0]) + p["out.b"][:, None, None]
+
+
+def test_matches_a_plain_numpy_unet_with_the_same_weights():
+    """The architecture itself, without torch: skip connections in their order, bilinear upsampling,
+    ReLUs, the time and label embeddings where the docstring puts them."""
+    np.random.seed(0)
+    model = UNet(channels=(3, 4, 5), time_embed_dim=6, num_classes=3)
+    x = np.random.standard_normal((4, 1, 8, 12)).astype(np.float32)
+    t, labels = np.array([1, 20, 300, 1000]), np.array([0, 1, 2, 3])
+    expected = _reference_unet({name: p.data for name, p in model.named_params()}, x, t, labels, 6)
+    np.testing.assert_allclose(model(x, t, labels).data, expected, rtol=1e-4, atol=1e-4)
+
+
+def test_the_gradient_of_the_whole_network_matches_its_finite_differences():
+    """One directional derivative of a loss through every layer, in float64: (L(w + e d) - L(w - e d)) / 2e
+    against sum(grad * d), d random over all parameters (each op's backward is checked on its own elsewhere;
+    this checks how the network joins them)."""
+    rng = np.random.default_rng(1)
+    model = UNet(channels=(2, 3, 4), time_embed_dim=4, num_classes=2).astype(np.float64)
+    x = rng.standard_normal((3, 1, 4, 8))
+    t, labels = np.array([5, 50, 500]), np.array([0, 1, 2])
+    weights = rng.standard_normal((3, 1, 4, 8))
+
+    def loss():
+        return F.sum(model(x, t, labels) * weights)
+    model.cleargrads()
+    loss().backward()
+    params = model.params()
+    directions = [rng.standard_normal(p.shape) for p in params]
+    analytic = sum(float((p.grad.data * d).sum()) for p, d in zip(params, directions))
+    originals, step, values = [p.data.copy() for p in params], 1e-6, []
+    for sign in (1, -1):
+        for p, original, d in zip(params, originals, directions):
+            p.data = original + sign * step * d
+        values.append(float(loss().data))
+    numeric = (values[0] - values[1]) / (2 * step)
+    assert analytic == pytest.approx(numeric, rel=1e-5)
+
+
 def test_matches_pytorch_with_copied_weights():
     """The same network in PyTorch, same weights: same outputs and same gradients."""
     torch = pytest.importorskip("torch")
