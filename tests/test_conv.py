@@ -340,6 +340,27 @@ def test_conv2d_batch_chunks_give_the_same_result(monkeypatch, device, chunk_ele
             np.testing.assert_allclose(host(v.grad.data), r.grad.data, rtol=1e-10, atol=1e-10)
 
 
+@settings(max_examples=25, deadline=None)
+@given(case=st.one_of(conv_cases(), same_cases()), seed=seeds, x_is_data=st.booleans())
+def test_conv2d_in_chunks_of_one_image_on_every_path(case, seed, x_is_data):
+    """Each image in a chunk of its own, as the CPU's budget cuts a large batch, on every forward and
+    backward path (strided, same, outputs at least 4 times wider than inputs, x a batch of data):
+    values against the loop reference and gradients against numerical ones."""
+    x_shape, w_shape, stride, padding = case
+    x_shape = (x_shape[0] + 1, *x_shape[1:])   # at least two images: at least two chunks
+    rng = np.random.default_rng(seed)
+    x, w, b = rng.standard_normal(x_shape), rng.standard_normal(w_shape), rng.standard_normal(w_shape[0])
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(conv_module, "CHUNK_ELEMENTS", 1)
+        y = F.conv2d(x, w, b, stride, padding)
+        np.testing.assert_allclose(y.data, ref_conv2d(x, w, b, stride, padding), rtol=1e-10, atol=1e-10)
+        gy = Variable(rng.standard_normal(y.shape))
+        if x_is_data:
+            gradient_check(lambda w, b: (F.conv2d(x, w, b, stride, padding) * gy).sum(), w, b)
+        else:
+            gradient_check(lambda x, w, b: (F.conv2d(x, w, b, stride, padding) * gy).sum(), x, w, b)
+
+
 def test_conv2d_keeps_float32(device):
     rng = np.random.default_rng(0)
     x = Variable(on(device, rng.standard_normal((2, 3, 5, 5)).astype(np.float32)))
@@ -421,18 +442,20 @@ def test_conv2d_grad_weight_gradients_match_numerical(case, seed):
 # =============================================================================
 # Double backprop: the backward pass is itself differentiable
 # =============================================================================
-def second_order_check(f, arrays, seed=0, eps=1e-6):
+def second_order_check(f, arrays, seed=0, eps=1e-6, penalized=None):
     """h(arrays) = sum_k <dL/d(array_k), v_k> with L = sum(f(...)^2) / 2, built with
-    create_graph; its backward must match central differences of h."""
+    create_graph; its backward must match central differences of h. penalized: the indexes k
+    that enter h (all by default; one alone leaves the other gradients' second derivatives unused)."""
     rng = np.random.default_rng(seed)
-    directions = [rng.standard_normal(a.shape) for a in arrays]
+    penalized = range(len(arrays)) if penalized is None else penalized
+    directions = {k: rng.standard_normal(arrays[k].shape) for k in penalized}
 
     def h(values, create_graph):
         variables = [Variable(a) for a in values]
         y = f(*variables)
         loss = (y * y).sum() / 2
         loss.backward(create_graph=create_graph)
-        total = sum((v.grad * Variable(d)).sum() for v, d in zip(variables, directions))
+        total = sum((variables[k].grad * Variable(d)).sum() for k, d in directions.items())
         return total, variables
 
     total, variables = h([a.copy() for a in arrays], create_graph=True)
@@ -454,6 +477,16 @@ def test_conv2d_double_backward(stride, padding):
     rng = np.random.default_rng(3)
     arrays = [rng.standard_normal((1, 2, 4, 4)), rng.standard_normal((2, 2, 3, 3))]
     second_order_check(lambda x, w: F.conv2d(x, w, None, stride, padding), arrays)
+
+
+@pytest.mark.parametrize("penalized", [0, 1], ids=["x_gradient_only", "weight_gradient_only"])
+@pytest.mark.parametrize("stride, padding", [(1, 1), (2, 1)])
+def test_conv2d_double_backward_through_one_of_its_gradients(stride, padding, penalized):
+    """A penalty on dL/dx alone (or dL/dW alone) reaches Conv2dGrad's backward with one of its two
+    output gradients None."""
+    rng = np.random.default_rng(8)
+    arrays = [rng.standard_normal((2, 2, 4, 4)), rng.standard_normal((3, 2, 3, 3))]
+    second_order_check(lambda x, w: F.conv2d(x, w, None, stride, padding), arrays, penalized=[penalized])
 
 
 @pytest.mark.parametrize("kernel, stride, padding", [((2, 3), (1, 2), (1, 0)), ((3, 1), (2, 1), (0, 1))])

@@ -263,6 +263,9 @@ def test_linear_gradients(batch, n_in, n_out, lead, seed):
     weights = normal(rng, x_shape[:-1] + (n_out,))   # a different upstream gradient per output element
     check_everywhere(lambda x, W, b, w: F.linear(x, W, b) * w, x, W, b, weights)
     check_everywhere(lambda x, W, w: F.linear(x, W) * w, x, W, weights)
+    # x as a plain array (a network's first layer, the data): linear then computes no gradient for x
+    check_everywhere(lambda W, b, w: F.linear(to_device(x, W.device), W, b) * w, W, b, weights)
+    check_everywhere(lambda W, w: F.linear(to_device(x, W.device), W) * w, W, weights)
 
 
 def test_linear_on_a_single_vector_and_on_four_axes():
@@ -348,10 +351,13 @@ def test_concatenate_and_stack_gradients(n, shape, seed, data):
     rng = np.random.default_rng(seed)
     axis = data.draw(st.integers(-len(shape), len(shape) - 1))
     arrays = [normal(rng, shape) for _ in range(n)]
-    weights_c = normal(rng, np.concatenate(arrays, axis=axis).shape)
     weights_s = normal(rng, np.stack(arrays, axis=axis).shape)
-    check_everywhere(lambda w, *vs: F.concatenate(vs, axis=axis) * w, weights_c, *arrays)
     check_everywhere(lambda w, *vs: F.stack(vs, axis=axis) * w, weights_s, *arrays)
+    # concatenate's parts may differ in size along the axis (a U-Net's skip connections do)
+    sizes = data.draw(st.lists(st.integers(1, 4), min_size=n, max_size=n))
+    parts = [normal(rng, shape[:axis % len(shape)] + (size,) + shape[axis % len(shape) + 1:]) for size in sizes]
+    weights_c = normal(rng, np.concatenate(parts, axis=axis).shape)
+    check_everywhere(lambda w, *vs: F.concatenate(vs, axis=axis) * w, weights_c, *parts)
 
 
 @pytest.mark.parametrize("reduction", ["mean", "sum"])
