@@ -1333,3 +1333,30 @@ def test_a_checkpoint_saved_after_astype_and_before_the_next_step_loads(tmp_path
     load_checkpoint(path, other, other_optimizer)
     assert other_optimizer.means[0].dtype == np.float64
     np.testing.assert_array_equal(other_optimizer.means[0], optimizer.means[0].astype(np.float64))
+
+
+def test_the_training_and_scoring_loops_send_batches_to_the_models_device_by_default():
+    """With no device given, fit, mean_loss, evaluate_bounds, reconstruction_errors, train_classifier
+    and train_gan move each batch to where the model is (they sent it to the CPU: a model on a GPU
+    then failed with 'inputs are on different devices' unless every call repeated its device)."""
+    from zero.autoencoder import reconstruction_errors
+    from zero.gan import MLPDiscriminator, MLPGenerator, train_gan
+    from zero.metrics import train_classifier
+    from zero.vae import VAE, evaluate_bounds
+    np.random.seed(0)
+    images = np.random.rand(6, 8).astype(np.float32)
+    vae = VAE(input_size=8, hidden_size=4, latent_size=2).to("strict")
+    history = fit(vae, Adam(vae.params()), images, epochs=1, batch_size=3, x_heldout=images)
+    assert np.isfinite(history["heldout_loss"][0]) and np.isfinite(mean_loss(vae, images))
+    assert np.isfinite(evaluate_bounds(vae, images, samples=2, progress=False)["iwae_nll"])
+    autoencoder = MLP((8, 3, 8)).to("strict")
+    assert reconstruction_errors(autoencoder, images).shape == (6,)
+    classifier = MLP((8, 4, 3)).to("strict")
+    train_classifier(classifier, SGD(classifier.params()), images, np.array([0, 1, 2, 0, 1, 2]), epochs=1,
+                     batch_size=3)
+    generator, discriminator = MLPGenerator(2, 4, 8).to("strict"), MLPDiscriminator(4, 8).to("strict")
+    history = train_gan(generator, discriminator, Adam(generator.params()), Adam(discriminator.params()), images,
+                        epochs=1, batch_size=3)
+    assert len(history["d_loss"]) == 2
+    for model in (vae, autoencoder, classifier, generator, discriminator):
+        assert all(param.device == "strict" for param in model.params())

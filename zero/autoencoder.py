@@ -74,11 +74,13 @@ class Autoencoder(Model):
         return F.mean_squared_error(self(seen), clean, reduction="sum") / len(clean)
 
 
-def reconstruction_errors(model, images, batch_size=500, device="cpu", noise_std=0.0):
+def reconstruction_errors(model, images, batch_size=500, device=None, noise_std=0.0):
     """Per-image squared error sum_d (x_d - x_hat_d)^2 of host images (N, D): host array (N,).
 
-    noise_std > 0: reconstruct corrupted images (the clean ones are the targets).
+    noise_std > 0: reconstruct corrupted images (the clean ones are the targets). The batches go
+    to `device`, by default the model's.
     """
+    device = model.device if device is None else device
     check_not_empty("reconstruction_errors", images, "images to reconstruct")
     errors = []
     with no_grad():

@@ -192,14 +192,16 @@ class DCDiscriminator(Model):
 # =============================================================================
 # Training: alternate one step of D and one step of G per batch
 # =============================================================================
-def train_gan(generator, discriminator, g_optimizer, d_optimizer, images, epochs, batch_size=64, device="cpu",
+def train_gan(generator, discriminator, g_optimizer, d_optimizer, images, epochs, batch_size=64, device=None,
               seed=0, loss="non_saturating", history=None, start_epoch=0, description="GAN"):
     """Train on host images (N, 784) in [0, 1], epochs start_epoch+1 .. epochs, with a progress bar.
 
     Each batch: a D step on L_D with real x and detached G(z), then a G step on generator_loss
     (kind `loss`) through the updated D. Appends per-step numbers to history lists 'd_loss',
     'g_loss', 'd_real' (mean D(x)) and 'd_fake' (mean D(G(z)) before the D step); returns history.
+    The batches go to `device`, by default the discriminator's.
     """
+    device = discriminator.device if device is None else device
     if loss not in GENERATOR_LOSSES:
         raise ValueError(f"generator loss must be one of {GENERATOR_LOSSES}, got {loss!r}")
     # every batch is full (drop_last), and batch norm needs two examples: fewer would train nothing

@@ -70,13 +70,15 @@ def referee_epochs(num_images):
     return min(20, max(2, round(80_000 / num_images)))
 
 
-def train_classifier(model, optimizer, images, labels, epochs, batch_size=128, device="cpu", seed=0,
+def train_classifier(model, optimizer, images, labels, epochs, batch_size=128, device=None, seed=0,
                      start_epoch=0, history=None):
     """Mini-batch training on softmax cross-entropy, epochs start_epoch+1 .. epochs, with a progress bar.
 
     images: host (N, 1, 28, 28) in [0, 1]; labels: host (N,) ints. Appends each epoch's mean
-    training loss to history['train_loss'] and returns history.
+    training loss to history['train_loss'] and returns history. The batches go to `device`, by
+    default the model's.
     """
+    device = model.device if device is None else device
     check_not_empty("train_classifier", images, "training images")
     history = {"train_loss": []} if history is None else history
     model.train()

@@ -140,9 +140,11 @@ def add_data_options(parser, train_limit=None, heldout_limit=None):
 # =============================================================================
 # The training loop
 # =============================================================================
-def mean_loss(model, images, batch_size=500, device="cpu"):
+def mean_loss(model, images, batch_size=500, device=None):
     """model.loss(x) averaged over all images (N, ...) host array, without a graph and in test mode
-    (dropout off, batch norm on its running statistics, which stay as they are): a float."""
+    (dropout off, batch norm on its running statistics, which stay as they are): a float.
+    The batches go to `device`, by default the model's."""
+    device = model.device if device is None else device
     check_not_empty("mean_loss", images, "images to average the loss over")
     check_count("mean_loss", "batch_size", batch_size)
     total = 0.0
@@ -153,7 +155,7 @@ def mean_loss(model, images, batch_size=500, device="cpu"):
     return total / len(images)
 
 
-def fit(model, optimizer, x_train, epochs, batch_size=32, device="cpu", seed=0, x_heldout=None,
+def fit(model, optimizer, x_train, epochs, batch_size=32, device=None, seed=0, x_heldout=None,
         history=None, start_epoch=0, description="training", report_every=1):
     """Minimise model.loss(x) by mini-batches, epochs start_epoch+1 .. epochs, with a progress bar.
 
@@ -162,7 +164,9 @@ def fit(model, optimizer, x_train, epochs, batch_size=32, device="cpu", seed=0, 
     training loss (and held-out loss, if x_heldout is given) to history['train_loss'] and
     history['heldout_loss']; returns history. The losses are printed every `report_every` epochs
     and after the last (a small data set trained for hundreds of epochs prints a few lines).
+    The batches go to `device`, by default the model's.
     """
+    device = model.device if device is None else device
     check_not_empty("fit", x_train, "training images")
     check_count("fit", "report_every", report_every)
     history = {"train_loss": [], "heldout_loss": []} if history is None else history

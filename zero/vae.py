@@ -365,15 +365,17 @@ def iwae_from_log_weights(log_weights):
     return -(F.logsumexp(log_weights, axis=0) - math.log(k))
 
 
-def evaluate_bounds(model, images, samples=100, batch_size=500, device="cpu", progress=True):
+def evaluate_bounds(model, images, samples=100, batch_size=500, device=None, progress=True):
     """Held-out bounds in nats per image, averaged over `images` (N, D) host array:
 
         negative_elbo: -ELBO, its expectations estimated with all `samples` draws of z per image
                        (analytic KL where the model has one);
         iwae_nll:      -log (1/K) sum_k w_k, K = samples, the importance-weighted bound, <= negative_elbo.
 
-    Returns {'negative_elbo': float, 'iwae_nll': float, 'samples': K, 'images': N}.
+    Returns {'negative_elbo': float, 'iwae_nll': float, 'samples': K, 'images': N}. The batches go
+    to `device`, by default the model's.
     """
+    device = model.device if device is None else device
     check_count("evaluate_bounds", "samples", samples)
     check_count("evaluate_bounds", "batch_size", batch_size)
     check_not_empty("evaluate_bounds", images, "images to evaluate")
