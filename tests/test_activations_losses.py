@@ -654,3 +654,19 @@ def test_softmax_cross_entropy_of_an_empty_batch_backprops_an_empty_gradient(red
         loss = F.softmax_cross_entropy(x, np.zeros(0, np.int64), reduction)
     loss.backward()
     assert x.grad.shape == (0, 3) and x.grad.dtype == np.float32
+
+
+@pytest.mark.parametrize("loss", [F.mean_squared_error, F.binary_cross_entropy, F.binary_cross_entropy_with_logits],
+                         ids=["mse", "bce", "bce_with_logits"])
+def test_a_host_target_goes_to_the_predictions_device(loss):
+    """As softmax_cross_entropy's labels: a NumPy target beside a prediction on a device is moved there
+    (it raised 'inputs are on different devices'); the loss and gradient are the CPU's."""
+    rng = np.random.default_rng(9)
+    probs, target = rng.uniform(0.1, 0.9, (3, 4)).astype(np.float32), rng.uniform(0, 1, (3, 4)).astype(np.float32)
+    on_cpu, on_device = Variable(probs), Variable(on("strict", probs))
+    expected, value = loss(on_cpu, target), loss(on_device, target)
+    assert value.device == "strict"
+    value.backward()
+    expected.backward()
+    np.testing.assert_allclose(host(value.data), expected.data, rtol=1e-6)
+    np.testing.assert_allclose(host(on_device.grad.data), on_cpu.grad.data, rtol=1e-6)

@@ -25,10 +25,12 @@ def _check_same_shape(x0, x1):
 
 
 def _target_as(target, prediction):
-    """A constant target (an array, not a Variable) in the prediction's float dtype: integer 0/1
-    labels or float64 targets would otherwise make the loss and every gradient float64."""
+    """A constant target (an array, not a Variable) on the prediction's device, as the labels of
+    softmax_cross_entropy, and in its float dtype: integer 0/1 labels or float64 targets would
+    otherwise make the loss and every gradient float64."""
     if isinstance(target, Variable) or not hasattr(target, "dtype"):
         return target
+    target = backend.to_device(target, backend.device_of(prediction))
     dtype = prediction.dtype
     return target.astype(dtype) if dtype.kind == "f" and target.dtype != dtype else target
 
@@ -230,8 +232,8 @@ class BinaryCrossEntropyWithLogits(Function):
 
 def mean_squared_error(x0, x1, reduction="mean"):
     """sum (x0 - x1)^2, divided by the element count for reduction 'mean'. Either input may be
-    a constant target (an array), in either order; it takes the other's float dtype."""
-    if getattr(x0, "dtype", None) != getattr(x1, "dtype", None):
+    a constant target (an array), in either order; it takes the other's device and float dtype."""
+    if not (isinstance(x0, Variable) and isinstance(x1, Variable)):
         x0, x1 = (_target_as(x0, x1), x1) if isinstance(x1, Variable) else (x0, _target_as(x1, x0))
     return MeanSquaredError(reduction)(x0, x1)
 
