@@ -7,6 +7,7 @@ import re
 import stat
 import weakref
 from pathlib import Path
+from types import SimpleNamespace
 
 import numpy as np
 import pytest
@@ -338,6 +339,23 @@ def test_standard_normal_draws_in_the_dtype_on_the_device_from_the_seeded_genera
     np.random.seed(3)  # NumPy's global generator (the strict device's too), rounded to dtype
     np.testing.assert_array_equal(to_numpy(draws), np.random.standard_normal((2, 3)).astype(dtype))
     assert zero.backend.standard_normal(xp, 4).dtype == np.float32  # the default dtype
+
+
+@pytest.mark.parametrize("dtype", [np.float16, np.float32, np.float64])
+def test_cupys_draws_are_made_in_a_dtype_cupy_can_draw(monkeypatch, dtype):
+    """cupy.random draws float32 and float64 only (float16 raises TypeError there): a float16 model's
+    noise on a GPU is drawn in float32 and cast. Checked against a stand-in with CuPy's rule."""
+    def only_float32_and_64(draw):
+        def drawn(shape, dtype):
+            if np.dtype(dtype) not in (np.float32, np.float64):
+                raise TypeError("cupy.random only supports float32 and float64")
+            return draw(shape).astype(dtype)
+        return drawn
+    fake_cupy = SimpleNamespace(random=SimpleNamespace(standard_normal=only_float32_and_64(np.random.standard_normal),
+                                                       random_sample=only_float32_and_64(np.random.random_sample)))
+    monkeypatch.setattr(zero.backend, "cupy", fake_cupy)
+    assert zero.backend.standard_normal(fake_cupy, (2, 3), dtype).dtype == dtype
+    assert zero.backend.uniform(fake_cupy, (2, 3), dtype).dtype == dtype
 
 
 def test_mixing_devices_names_the_op_and_devices():

@@ -193,8 +193,8 @@ def standard_normal(xp, shape, dtype=DEFAULT_DTYPE):
     global generator (see `seed`). NumPy's draws float64 numbers, cast here (a seed gives the
     same numbers, rounded, in every dtype); CuPy draws in `dtype` directly, with no float64
     array on the GPU."""
-    if cupy is not None and xp is cupy:  # pragma: no cover - needs CuPy
-        return cupy.random.standard_normal(shape, dtype=dtype)
+    if cupy is not None and xp is cupy:
+        return cupy.random.standard_normal(shape, dtype=_cupy_draw_dtype(dtype)).astype(dtype, copy=False)
     return xp.random.standard_normal(shape).astype(dtype, copy=False)
 
 
@@ -202,9 +202,15 @@ def uniform(xp, shape, dtype=DEFAULT_DTYPE):
     """Draws of U[0, 1), as `standard_normal` draws N(0, 1): NumPy's float64 draws (a seed gives
     the same numbers in every dtype), CuPy's in `dtype` directly (a float32 model's dropout mask
     then draws no float64 array as large as its activations on the GPU)."""
-    if cupy is not None and xp is cupy:  # pragma: no cover - needs CuPy
-        return cupy.random.random_sample(shape, dtype=dtype)
+    if cupy is not None and xp is cupy:
+        return cupy.random.random_sample(shape, dtype=_cupy_draw_dtype(dtype)).astype(dtype, copy=False)
     return xp.random.random_sample(shape)
+
+
+def _cupy_draw_dtype(dtype):
+    """CuPy's random functions draw float32 or float64 only (float16 raises TypeError): others
+    are drawn in float32 and cast."""
+    return dtype if np.dtype(dtype) in (np.float32, np.float64) else np.float32
 
 
 def ones(xp, shape, dtype):
