@@ -660,3 +660,18 @@ def test_a_ddim_step_that_does_not_go_back_in_time_is_refused(t, t_prev):
         diffusion.ddim_mean_std(x, x, t, t_prev)
     with pytest.raises(ValueError, match="needs 1 <= t_prev < t"):
         diffusion.ddim_step(x, x, t, t_prev)
+
+
+def test_time_steps_given_on_the_host_or_as_a_list_are_used_on_the_schedules_device(device):
+    """The schedule reads per-image time steps from where it lives: NumPy steps (or a list) beside
+    device images were checked on the device and then indexed from the host (the strict device, as
+    CuPy would not, refused that)."""
+    diffusion = Diffusion(100, device=device)
+    x0, noise = on(device, np.full((2, 1, 2, 2), 0.5, np.float32)), on(device, np.ones((2, 1, 2, 2), np.float32))
+    expected = host(diffusion.q_sample(x0, on(device, np.array([3, 70])), noise))
+    for t in (np.array([3, 70]), [3, 70]):
+        np.testing.assert_array_equal(host(diffusion.q_sample(x0, t, noise)), expected)
+        mean, variance = diffusion.posterior_mean_variance(x0, x0, t)
+        assert host(variance).shape == (2, 1, 1, 1)
+    with pytest.raises(ValueError, match=r"q_sample: time steps must lie in 1..100, got values from 0 to 70"):
+        diffusion.q_sample(x0, [0, 70], noise)

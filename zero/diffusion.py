@@ -110,17 +110,20 @@ class Diffusion:
         return values[t - 1].reshape((-1,) + (1,) * (ndim - 1))
 
     def _check_timesteps(self, owner, t):
-        """Refuse time steps outside 1..T: values[t - 1] would read t = 0 as t = T, silently."""
+        """t as the schedule uses it (an int as it is, time steps per image as an array on the
+        schedule's device), once checked: steps outside 1..T are refused, as values[t - 1] would
+        read t = 0 as t = T, silently."""
         if isinstance(t, numbers.Integral):  # one step for the whole batch: checked on the host
             low = high = int(t)
         else:
-            t = self.xp.asarray(t)
+            t = to_device(t, self.device)
             if not ((t < 1) | (t > self.num_timesteps)).any().item():  # one explicit host copy of a bool
-                return
+                return t
             low, high = t.min().item(), t.max().item()
         if not 1 <= low <= high <= self.num_timesteps:
             raise ValueError(f"{owner}: time steps must lie in 1..{self.num_timesteps}, got values from "
                              f"{low} to {high}")
+        return t
 
     def timesteps_like(self, n, t):
         """(n,) integer array of time step t on the device."""
@@ -132,7 +135,7 @@ class Diffusion:
 
         x0, noise: (N, C, H, W) arrays; t: (N,) integers in 1..T. Returns an array like x0.
         """
-        self._check_timesteps("q_sample", t)
+        t = self._check_timesteps("q_sample", t)
         return self._q_sample(x0, t, noise)
 
     def _q_sample(self, x0, t, noise):  # for time steps drawn here, in 1..T: no check (a device sync) per step
@@ -141,7 +144,7 @@ class Diffusion:
     def q_step(self, x_prev, t, noise):
         """One step of the chain: x_t = sqrt(alpha_t) x_{t-1} + sqrt(beta_t) noise; t an int for the
         whole batch, or (N,) integers, one per image (as in q_sample)."""
-        self._check_timesteps("q_step", t)
+        t = self._check_timesteps("q_step", t)
         xp, ndim = self.xp, x_prev.ndim
         return xp.sqrt(self._at(self.alphas, t, ndim)) * x_prev + xp.sqrt(self._at(self.betas, t, ndim)) * noise
 
@@ -155,7 +158,7 @@ class Diffusion:
 
         x_t, x0: (N, C, H, W) arrays; t: (N,) integers. Returns (mean (N, C, H, W), variance (N, 1, 1, 1)).
         """
-        self._check_timesteps("posterior_mean_variance", t)
+        t = self._check_timesteps("posterior_mean_variance", t)
         ndim = x_t.ndim
         mean = self._at(self.posterior_coef_x0, t, ndim) * x0 + self._at(self.posterior_coef_xt, t, ndim) * x_t
         return mean, self._at(self.posterior_variance, t, ndim)
@@ -165,7 +168,7 @@ class Diffusion:
 
             mu_theta(x_t, t) = (x_t - beta_t / sqrt(1 - alpha_bar_t) eps) / sqrt(alpha_t)     (Ho et al., eq. 11)
         """
-        self._check_timesteps("mean_from_noise", t)
+        t = self._check_timesteps("mean_from_noise", t)
         return self._mean_from_noise(x_t, eps, t)
 
     def _mean_from_noise(self, x_t, eps, t):  # for time steps the sampler checked already
@@ -173,7 +176,7 @@ class Diffusion:
 
     def predict_x0(self, x_t, eps, t):
         """x_0 implied by x_t and the noise: (x_t - sqrt(1 - alpha_bar_t) eps) / sqrt(alpha_bar_t)."""
-        self._check_timesteps("predict_x0", t)
+        t = self._check_timesteps("predict_x0", t)
         return self._predict_x0(x_t, eps, t)
 
     def _predict_x0(self, x_t, eps, t):  # for time steps the sampler checked already
@@ -226,7 +229,7 @@ class Diffusion:
     def ddpm_step(self, x_t, eps, t):
         """One ancestral step x_t -> x_{t-1} for an int t: mu_theta(x_t, t) + sigma_t z, z ~ N(0, I),
         and no noise at the last step t = 1 (sigma_1 = 0 as well)."""
-        self._check_timesteps("ddpm_step", t)
+        t = self._check_timesteps("ddpm_step", t)
         ts = self.timesteps_like(len(x_t), t)
         mean = self._mean_from_noise(x_t, eps, ts)
         if t == 1:
