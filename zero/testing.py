@@ -93,9 +93,6 @@ class StrictArray:
     def __bool__(self):
         return bool(self._array)
 
-    def __index__(self):
-        return self._array.__index__()
-
     def item(self):
         return self._array.item()
 
