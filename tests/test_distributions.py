@@ -381,3 +381,11 @@ def test_lists_are_taken_as_float64_arrays_as_gaussian_mixture_takes_them():
     expected = multivariate_normal_pdf(np.array([2.0, 1.5]), mean, covariance)
     assert multivariate_normal_pdf([2.0, 1.5], mean.tolist(), covariance.tolist()) == pytest.approx(expected)
     assert multivariate_normal_log_pdf([[2.0, 1.5]], mean, covariance)[0] == pytest.approx(np.log(expected))
+
+
+def test_normal_quantile_takes_host_numbers_and_refuses_a_device_array():
+    """Its documented exception to the module's device rule: it never copies device data to the host."""
+    from zero.backend import to_device
+    from zero.testing import HostConversionError
+    with pytest.raises(HostConversionError, match="implicit conversion of a device array"):
+        normal_quantile(to_device(np.array([0.3]), "strict"))

@@ -1,6 +1,6 @@
 """The normal distribution in one and in D dimensions: densities, CDF, MLE.
 
-Everything works on NumPy and on device arrays: the array module `xp` comes
+Everything but normal_quantile works on NumPy and on device arrays: the array module `xp` comes
 from the data (`zero.backend.get_array_module`) and results stay where the
 data is. Densities are computed in log space (a density of 1e-300 is a log
 density of -690, which float arithmetic handles easily); the multivariate
@@ -90,9 +90,10 @@ def normal_quantile(p, mu=0.0, sigma=1.0):
     -37 to 0 (log: the tail probabilities span 300 orders of magnitude), then refined by Newton
     steps on log cdf(z) = log q. As accurate as normal_cdf itself: within 1.1e-7 of SciPy's
     norm.ppf (and within 4e-8 relative where |z| > 1) for every p from 1e-300 to the largest
-    float below 1. Smaller p (about 37 standard deviations out) are refused.
+    float below 1. Smaller p (about 37 standard deviations out) are refused. Host numbers only
+    (floats or NumPy arrays: a course's probabilities, not a GPU's data), unlike the rest of this module.
     """
-    p = np.asarray(p, dtype=np.float64)
+    p = np.asarray(p, dtype=np.float64)   # on a device array this raises, as any implicit copy to the host
     if not np.all((p > 0) & (p < 1)):                # NaN fails this test too
         raise ValueError(f"normal_quantile: p must lie strictly between 0 and 1, got {p}")
     _check_scale(sigma)
