@@ -535,6 +535,12 @@ def test_pooling_double_backward_with_overlapping_windows_padding_and_uneven_siz
 # =============================================================================
 @SETTINGS
 @given(case=pool_cases(), seed=seeds)
+# each of the backward's paths on every run: overlapping windows, tiling ones (the U-Net's 2x2 stride 2),
+# and non-overlapping ones that leave inputs out (a ragged edge) or reach into the padding
+@example(case=((1, 2, 5, 4), (3, 3), (1, 2), (1, 1)), seed=0)
+@example(case=((2, 1, 4, 6), (2, 2), (2, 2), (0, 0)), seed=0)
+@example(case=((1, 1, 5, 5), (2, 2), (2, 2), (0, 0)), seed=0)
+@example(case=((1, 1, 4, 4), (3, 3), (3, 3), (1, 1)), seed=0)
 def test_max_pool2d_values_and_gradients(case, seed):
     x_shape, kernel, stride, padding = case
     x = distinct(np.random.default_rng(seed), x_shape)
