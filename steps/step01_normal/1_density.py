@@ -17,7 +17,7 @@ import math
 
 import numpy as np
 
-from zero.cli import out_dir, step_parser
+from zero.cli import check, out_dir, step_parser
 from zero.distributions import normal_pdf
 from zero.plot import figures, save, show
 
@@ -47,11 +47,18 @@ for point in [0.0, 1.0, 2.0, 3.0]:
 print(f"  peak height 1/sqrt(2 pi) = {1 / math.sqrt(2 * math.pi):.6f}")
 print(f"  one sigma away the density is exp(-1/2) = {math.exp(-0.5):.4f} of the peak: "
       f"{normal(1.0) / normal(0.0):.4f}")
+check(np.isclose(normal(0.0), 1 / math.sqrt(2 * math.pi), rtol=1e-12, atol=0)
+      and np.isclose(normal(1.0) / normal(0.0), math.exp(-0.5), rtol=1e-12, atol=0),
+      f"N(0) = {normal(0.0):.12f} and N(1) / N(0) = {normal(1.0) / normal(0.0):.12f}, not 1/sqrt(2 pi) and exp(-1/2)")
 print(f"  largest difference to zero.distributions.normal_pdf on the grid: "
       f"{np.abs(y - normal_pdf(x)).max():.2e}")
+check(np.allclose(y, normal_pdf(x), rtol=1e-12, atol=0),
+      f"the formula and zero.distributions.normal_pdf differ by up to {np.abs(y - normal_pdf(x)).max():.2e}")
 dx = x[1] - x[0]
 area = (y * dx).sum()  # integral of p(x) dx, approximated by sum_i p(x_i) dx on the grid
 print(f"  area under the curve on [{X_RANGE[0]:.0f}, {X_RANGE[1]:.0f}]: {area:.6f}")
+check(abs(area - 1) < 1e-5,   # the tails beyond 5 sigma hold 6e-7
+      f"the area on [{X_RANGE[0]:.0f}, {X_RANGE[1]:.0f}] is {area:.9f}, not 1")
 
 fig, ax = plt.subplots(figsize=(6, 4))
 ax.plot(x, y)
@@ -66,9 +73,10 @@ for sigma in SIGMAS:
     curve = normal(x, 0.0, sigma)
     ax_sigma.plot(x, curve, label=f"sigma = {sigma}")
     wide = np.linspace(-40.0, 40.0, 40_001)   # a grid that holds the whole bell, tails included
+    wide_area = (normal(wide, 0.0, sigma) * (wide[1] - wide[0])).sum()
     print(f"sigma = {sigma}: peak height {curve.max():.4f}, area on [{X_RANGE[0]:.0f}, {X_RANGE[1]:.0f}] "
-          f"{(curve * dx).sum():.4f}, on [{wide[0]:.0f}, {wide[-1]:.0f}] "
-          f"{(normal(wide, 0.0, sigma) * (wide[1] - wide[0])).sum():.4f}")
+          f"{(curve * dx).sum():.4f}, on [{wide[0]:.0f}, {wide[-1]:.0f}] {wide_area:.4f}")
+    check(abs(wide_area - 1) < 1e-9, f"sigma = {sigma}: the area on [-40, 40] is {wide_area:.12f}, not 1")
 ax_mu.set(title="mu shifts the bell (sigma = 1)", xlabel="x", ylabel="p(x)")
 ax_sigma.set(title="sigma widens it (mu = 0)", xlabel="x")
 ax_mu.legend()

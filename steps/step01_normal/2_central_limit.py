@@ -16,7 +16,7 @@ their histograms with the normal density the theorem predicts.
 """
 import numpy as np
 
-from zero.cli import out_dir, step_parser
+from zero.cli import check, out_dir, step_parser
 from zero.distributions import normal_pdf
 from zero.plot import figures, save, show
 
@@ -45,6 +45,13 @@ for n, ax_sum, ax_mean in zip(NS, axes_sum, axes_mean):
     mean_mu, mean_sigma = UNIFORM_MEAN, np.sqrt(UNIFORM_VARIANCE / n)    # a: mean mu, variance sigma^2 / N
     print(f"{n:3d} | {sums.mean():9.4f} {sum_mu:9.4f} {sums.var():7.4f} {sum_sigma ** 2:9.4f} | "
           f"{averages.var():12.5f} {mean_sigma ** 2:9.5f}")
+    # simulation against theory, generously: within 5 standard errors (a mean's is sqrt(variance / N_EXPERIMENTS), a
+    # variance's at most about sqrt(2 / N_EXPERIMENTS) of it), which chance alone exceeds with probability below 1e-6
+    errors = [(sums.mean() - sum_mu) / (sum_sigma / np.sqrt(N_EXPERIMENTS)),
+              (sums.var() / sum_sigma ** 2 - 1) / np.sqrt(2 / N_EXPERIMENTS),
+              (averages.var() / mean_sigma ** 2 - 1) / np.sqrt(2 / N_EXPERIMENTS)]
+    check(max(map(abs, errors)) < 5, f"N = {n}: the sums' mean, their variance and the averages' variance lie "
+          f"{', '.join(f'{error:+.1f}' for error in errors)} standard errors from the theory's values")
 
     grid = np.linspace(sums.min(), sums.max(), 200)
     ax_sum.hist(sums, bins=BINS, density=True, alpha=0.6, label="sums")

@@ -21,7 +21,7 @@ other (mu, sigma) scores higher, and draw the fitted density over the histogram.
 """
 import numpy as np
 
-from zero.cli import out_dir, step_parser
+from zero.cli import check, out_dir, step_parser
 from zero.datasets import load_heights
 from zero.distributions import normal_log_pdf, normal_mle, normal_pdf
 from zero.plot import figures, save, show
@@ -45,6 +45,8 @@ sigma = np.sqrt(((heights - mu) ** 2).sum() / n)      # sigma_hat = sqrt(1/N sum
 library_mu, library_sigma = normal_mle(heights)
 print(f"MLE by hand:           mu = {mu:.3f} cm, sigma = {sigma:.3f} cm")
 print(f"zero.distributions:    mu = {library_mu:.3f} cm, sigma = {library_sigma:.3f} cm")
+check(np.isclose(mu, library_mu, rtol=1e-9, atol=0) and np.isclose(sigma, library_sigma, rtol=1e-9, atol=0),
+      f"MLE by hand (mu {mu:.9f}, sigma {sigma:.9f}) and normal_mle ({library_mu:.9f}, {library_sigma:.9f}) differ")
 best_log_likelihood = normal_log_pdf(heights, mu, sigma).sum()  # sum_n log N(x_n | mu, sigma)
 print(f"log-likelihood at the MLE: {best_log_likelihood:.2f} ({best_log_likelihood / n:.4f} per height)")
 
@@ -56,6 +58,8 @@ log_likelihood = normal_log_pdf(heights[:, None, None], grid_mu, grid_sigma).sum
 row, column = np.unravel_index(log_likelihood.argmax(), log_likelihood.shape)
 print(f"best point of a {GRID_POINTS} x {GRID_POINTS} grid: mu = {grid_mu[row, column]:.3f}, "
       f"sigma = {grid_sigma[row, column]:.3f}, log-likelihood {log_likelihood[row, column]:.2f}")
+check(log_likelihood.max() <= best_log_likelihood + 1e-9 * abs(best_log_likelihood),
+      f"a grid point scores {log_likelihood.max():.9f}, above the MLE's {best_log_likelihood:.9f}")
 
 fig, ax = plt.subplots(figsize=(6, 4.5))
 contours = ax.contourf(grid_mu, grid_sigma, log_likelihood, levels=30, cmap="viridis")

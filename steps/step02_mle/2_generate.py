@@ -11,7 +11,7 @@ we will apply to images in the last steps.
 """
 import numpy as np
 
-from zero.cli import out_dir, step_parser
+from zero.cli import check, out_dir, step_parser
 from zero.datasets import load_heights
 from zero.distributions import normal_mle
 from zero.plot import figures, save, show
@@ -36,6 +36,11 @@ for name, statistic in [("mean", np.mean), ("std", np.std), ("min", np.min), ("m
                         ("5%", lambda v: np.percentile(v, 5)), ("95%", lambda v: np.percentile(v, 95))]:
     print(f"{name:10} {statistic(heights):8.2f} {statistic(generated):10.2f}")
 print("(with 20 times more samples the generated extremes reach further than the 507 real ones)")
+# the model's mean and std are mu and sigma: the generated ones lie within 5 standard errors of them (sigma / sqrt(N)
+# for the mean, about sigma / sqrt(2 N) for the std), which chance alone exceeds with probability below 1e-6
+check(abs(generated.mean() - mu) < 5 * sigma / np.sqrt(N_GENERATED)
+      and abs(generated.std() - sigma) < 5 * sigma / np.sqrt(2 * N_GENERATED),
+      f"generated heights: mean {generated.mean():.3f}, std {generated.std():.3f}; the model: {mu:.3f}, {sigma:.3f}")
 
 fig, (ax_real, ax_both) = plt.subplots(1, 2, figsize=(11, 4), sharex=True)
 low, high = min(heights.min(), generated.min()), max(heights.max(), generated.max())

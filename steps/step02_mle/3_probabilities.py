@@ -14,7 +14,7 @@ fraction of the 507 real heights in those ranges.
 """
 import numpy as np
 
-from zero.cli import out_dir, step_parser
+from zero.cli import check, out_dir, step_parser
 from zero.datasets import load_heights
 from zero.distributions import normal_cdf, normal_mle, normal_pdf
 from zero.plot import figures, save, show
@@ -46,6 +46,8 @@ print(f"{np.sum(heights == SHORT)} heights are exactly {SHORT:.1f} cm ({SHORT / 
 left = np.linspace(mu - 10 * sigma, SHORT, 100_001)
 area = (normal_pdf(left, mu, sigma) * (left[1] - left[0])).sum()   # int_-inf^160 N(t | mu, sigma) dt, numerically
 print(f"check: area under the density left of {SHORT:.0f} cm on a grid = {area:.4f}")
+check(abs(area - p_short) < 1e-4,   # the grid's steps leave about 1e-5
+      f"the area on the grid, {area:.6f}, and F({SHORT:.0f}) = {p_short:.6f} differ")
 
 grid = np.linspace(mu - 4 * sigma, mu + 4 * sigma, 400)
 

@@ -17,7 +17,7 @@ A the script prints).
 """
 import numpy as np
 
-from zero.cli import out_dir, step_parser
+from zero.cli import check, out_dir, step_parser
 from zero.plot import figures, save, show
 
 args = step_parser(__doc__).parse_args()
@@ -45,8 +45,10 @@ print(f"A @ B == B @ A ? {np.allclose(A @ B, B @ A)} (the matrix product does no
 
 # ---- determinant and inverse ---------------------------------------------------------------------
 print(f"det(A) = 1*4 - 2*3 = {np.linalg.det(A):.4f}")
+check(np.isclose(np.linalg.det(A), 1 * 4 - 2 * 3, rtol=1e-12, atol=0), f"det(A) = {np.linalg.det(A):.12f}, by hand -2")
 A_inverse = np.linalg.inv(A)
 print(f"inv(A) =\n{A_inverse}\nA @ inv(A) =\n{np.round(A @ A_inverse, 12)}")
+check(np.allclose(A @ A_inverse, np.eye(2), rtol=0, atol=1e-12), f"A @ inv(A) is not the identity:\n{A @ A_inverse}")
 
 # ---- a matrix M maps the unit circle to an ellipse; covariance of M z is M M^T ---------------------------
 M = np.array([[2.0, 0.0], [1.2, 0.8]])                     # any invertible matrix (not the A above)
@@ -57,6 +59,11 @@ z = rng.standard_normal((N_POINTS, 2))                     # z ~ N(0, I), rows a
 samples = z @ M.T                                          # x_n = M z_n for every row at once
 sample_covariance = samples.T @ samples / N_POINTS         # 1/N sum_n x_n x_n^T (the mean is 0)
 print(f"M =\n{M}\nM M^T =\n{M @ M.T}\ncovariance of {N_POINTS} samples x = M z =\n{np.round(sample_covariance, 3)}")
+# generously: each entry within 5 standard errors of M M^T's (for x ~ N(0, S), sqrt((S_ii S_jj + S_ij^2) / N)),
+# which chance alone exceeds with probability below 1e-6
+S = M @ M.T
+check(np.all(np.abs(sample_covariance - S) < 5 * np.sqrt((np.outer(np.diag(S), np.diag(S)) + S ** 2) / N_POINTS)),
+      f"the covariance of the samples,\n{sample_covariance}\nis more than 5 standard errors from M M^T")
 
 fig, (ax_z, ax_x) = plt.subplots(1, 2, figsize=(10, 5))
 ax_z.scatter(z[:, 0], z[:, 1], s=2, alpha=0.3)

@@ -17,7 +17,7 @@ few covariances.
 """
 import numpy as np
 
-from zero.cli import out_dir, step_parser
+from zero.cli import check, out_dir, step_parser
 from zero.distributions import multivariate_normal_pdf
 from zero.plot import figures, save, show
 
@@ -46,8 +46,10 @@ def multivariate_normal(x, mu, covariance):
 covariance = COVARIANCES["correlated: covariance 0.8"]
 print("N(x | mu, Sigma) for the correlated Sigma:")
 for point in [MEAN, np.array([1.5, 0.8]), np.array([1.5, -1.2])]:
-    print(f"  x = {point}: by the formula {multivariate_normal(point, MEAN, covariance):.6f}, "
-          f"zero.distributions {multivariate_normal_pdf(point, MEAN, covariance):.6f}")
+    by_formula, library = multivariate_normal(point, MEAN, covariance), multivariate_normal_pdf(point, MEAN, covariance)
+    print(f"  x = {point}: by the formula {by_formula:.6f}, zero.distributions {library:.6f}")
+    check(np.isclose(by_formula, library, rtol=1e-9, atol=0),
+          f"x = {point}: the formula gives {by_formula:.12f}, zero.distributions {library:.12f}")
 print("  (the last two are equally far from mu, but only [1.5, 0.8] lies along the correlation)")
 
 xs = np.linspace(MEAN[0] - 3.5, MEAN[0] + 3.5, GRID)
@@ -61,6 +63,8 @@ for index, (name, covariance) in enumerate(COVARIANCES.items()):
     density = multivariate_normal_pdf(points, MEAN, covariance).reshape(grid_x.shape)
     volume = density.sum() * (xs[1] - xs[0]) * (ys[1] - ys[0])  # sum of p(x) dx1 dx2; < 1: the square cuts the tails
     print(f"{name:32s} peak {density.max():.4f}, volume over the plotted square {volume:.4f}")
+    # below 1 (the square cuts the tails) by at most 1.3% here: the stretched x1's tails beyond 3.5 / sqrt(2) stds
+    check(0.98 < volume < 1, f"{name}: the volume over the square is {volume:.6f}, not just below 1")
     ax = surface_fig.add_subplot(1, len(COVARIANCES), index + 1, projection="3d")
     ax.plot_surface(grid_x, grid_y, density, cmap="viridis")
     ax.set(title=name, xlabel="x1", ylabel="x2")

@@ -15,7 +15,7 @@ normals, and draw the fitted contours over the scatter plot.
 """
 import numpy as np
 
-from zero.cli import out_dir, step_parser
+from zero.cli import check, out_dir, step_parser
 from zero.datasets import load_height_weight
 from zero.distributions import cholesky, multivariate_normal_log_pdf, multivariate_normal_mle, multivariate_normal_pdf
 from zero.plot import figures, save, show
@@ -40,12 +40,17 @@ print(f"mu_hat    = {np.round(mean, 3)} (height cm, weight kg)")
 print(f"Sigma_hat =\n{np.round(covariance, 3)}")
 print(f"same as zero.distributions.multivariate_normal_mle: "
       f"{np.allclose(mean, library_mean) and np.allclose(covariance, library_covariance)}")
+check(np.allclose(mean, library_mean, rtol=1e-9, atol=0)
+      and np.allclose(covariance, library_covariance, rtol=1e-9, atol=0),
+      f"MLE by hand\n{mean}\n{covariance}\nand zero.distributions\n{library_mean}\n{library_covariance}\ndiffer")
 correlation = covariance[0, 1] / np.sqrt(covariance[0, 0] * covariance[1, 1])
 print(f"correlation of height and weight: {correlation:.3f}")
 
 joint = multivariate_normal_log_pdf(data, mean, covariance).mean()
 independent = multivariate_normal_log_pdf(data, mean, np.diag(np.diag(covariance))).mean()  # Sigma without off-diagonal
 print(f"mean log-likelihood per person: correlated normal {joint:.4f}, independent normals {independent:.4f}")
+# the independent normals are one of the covariances the MLE chose from: they cannot score higher
+check(joint >= independent, f"independent normals score {independent:.6f}, above the MLE's {joint:.6f}")
 
 # ---- the fitted contours over the data, and data generated from the model -------------------------------
 xs = np.linspace(data[:, 0].min() - 5, data[:, 0].max() + 5, GRID)

@@ -20,7 +20,7 @@ data with the single normal's.
 """
 import numpy as np
 
-from zero.cli import out_dir, step_parser
+from zero.cli import check, out_dir, step_parser
 from zero.datasets import load_old_faithful
 from zero.distributions import multivariate_normal_log_pdf, multivariate_normal_mle, multivariate_normal_pdf, normal_pdf
 from zero.plot import figures, save, show
@@ -50,6 +50,7 @@ components = [WEIGHTS[k] * normal_pdf(durations, MEANS[k, 0], np.sqrt(COVARIANCE
 mixture_1d = components[0] + components[1]
 area = mixture_1d.sum() * (durations[1] - durations[0])       # sum_i p(x_i) dx
 print(f"1-D mixture: area under p(x) on [1, 6] = {area:.4f}")
+check(abs(area - 1) < 1e-3, f"the 1-D mixture's area on [1, 6] is {area:.6f}, not 1")   # the tails outside hold 4e-5
 
 # ---- 2-D: the full mixture -------------------------------------------------------------------------
 xs = np.linspace(1.0, 6.0, GRID)
@@ -58,6 +59,7 @@ grid_x, grid_y = np.meshgrid(xs, ys)
 density = mixture_pdf(np.stack([grid_x.ravel(), grid_y.ravel()], axis=1)).reshape(grid_x.shape)
 volume = density.sum() * (xs[1] - xs[0]) * (ys[1] - ys[0])   # sum_ij p(x_ij) dx1 dx2
 print(f"2-D mixture: volume under p(x) on the grid = {volume:.4f}")
+check(abs(volume - 1) < 1e-3, f"the 2-D mixture's volume on the grid is {volume:.6f}, not 1")
 
 mixture_score = np.log(mixture_pdf(data)).mean()       # 1/N sum_n log p(x_n)
 mean, covariance = multivariate_normal_mle(data)

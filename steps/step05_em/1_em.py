@@ -27,7 +27,7 @@ result against `zero.mixture.GaussianMixture`, the tested library version.
 """
 import numpy as np
 
-from zero.cli import out_dir, step_parser
+from zero.cli import check, out_dir, step_parser
 from zero.datasets import load_old_faithful
 from zero.distributions import multivariate_normal_log_pdf, multivariate_normal_pdf
 from zero.mixture import GaussianMixture, logsumexp
@@ -92,6 +92,8 @@ else:
     print(f"{outcome} after {len(history)} iterations; smallest change between iterations {steps.min():.2e} "
           + ("(never negative beyond rounding: EM does not decrease the log-likelihood)" if steps.min() >= -rounding
              else "(negative: a decrease, which EM cannot make: check the updates)"))
+    check(steps.min() >= -rounding, f"the mean log-likelihood fell by {-steps.min():.2e} from iteration "
+          f"{steps.argmin() + 1} to {steps.argmin() + 2}: EM never decreases it")
 order = np.argsort(means[:, 0])
 for k in order:
     print(f"component: phi = {weights[k]:.3f}, mu = ({means[k, 0]:.3f}, {means[k, 1]:.2f}), "
@@ -102,6 +104,8 @@ library = GaussianMixture(K, reg_covar=0.0, tol=TOL, max_iter=MAX_ITER).fit(
     data, INITIAL_WEIGHTS, INITIAL_MEANS, INITIAL_COVARIANCES)
 print(f"zero.mixture.GaussianMixture from the same start: mean log-likelihood {library.score(data):.6f}, "
       f"largest difference in the means {np.abs(library.means - means).max():.1e} min")
+check(np.allclose(library.means, means, rtol=0, atol=1e-9),
+      f"EM by hand ends with the means {means.tolist()}, zero.mixture.GaussianMixture with {library.means.tolist()}")
 
 # ---- figures: the log-likelihood per iteration, the fitted mixture ---------------------------------------
 xs = np.linspace(1.0, 6.0, GRID)

@@ -16,7 +16,7 @@ at (1, 1) at the bottom of a long curved valley. Gradient descent repeats
 import numpy as np
 
 import zero
-from zero.cli import out_dir, parse_options, step_parser
+from zero.cli import check, out_dir, parse_options, step_parser
 from zero.plot import figures, save, show
 
 args = parse_options(step_parser(__doc__, lr=0.001, iters=10000), quick=dict(iters=1000))
@@ -36,6 +36,8 @@ a, b = x0.item(), x1.item()
 by_hand = (-400 * a * (b - a ** 2) + 2 * (a - 1), 200 * (b - a ** 2))   # dy/dx0, dy/dx1 at (a, b)
 print(f"at ({a:g}, {b:g}): y = {y.item():.1f}, gradient by backward ({x0.grad.item():.1f}, {x1.grad.item():.1f}), "
       f"by hand ({by_hand[0]:.1f}, {by_hand[1]:.1f})")
+check(np.allclose([x0.grad.item(), x1.grad.item()], by_hand, rtol=1e-12, atol=0),
+      f"at ({a:g}, {b:g}) backward gives ({x0.grad.item()!r}, {x1.grad.item()!r}), the derivative by hand {by_hand}")
 
 # ---- gradient descent (6.1) ---------------------------------------------------------------------------
 path = [(x0.item(), x1.item())]

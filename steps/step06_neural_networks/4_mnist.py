@@ -11,7 +11,7 @@ some with their labels and the mean image.
 
 import numpy as np
 
-from zero.cli import out_dir, parse_options, step_parser
+from zero.cli import check, out_dir, parse_options, step_parser
 from zero.plot import figures, save, show, show_images
 from zero.training import add_data_options, mnist_splits_from
 
@@ -26,6 +26,8 @@ print(data.description)
 x, t = data.x_train, data.t_train
 print(f"images {x.shape} {x.dtype}, pixel values from {x.min()} to {x.max()}, "
       f"mean pixel {x.mean():.3f}; labels {t.shape}, digits {np.bincount(t, minlength=10).tolist()}")
+check(x.ndim == 2 and x.shape[1] == 784 and t.shape == (len(x),) and 0 <= x.min() and x.max() <= 1,
+      f"expected images (N, 784) in [0, 1] and labels (N,), got {x.shape} from {x.min()} to {x.max()} and {t.shape}")
 
 fig, axes = plt.subplots(3, 8, figsize=(10, 4.2))
 for ax, image, label in zip(axes.flat, x, t):

@@ -26,7 +26,7 @@ import numpy as np
 
 import zero
 import zero.functions as F
-from zero.cli import out_dir, step_parser
+from zero.cli import check, out_dir, step_parser
 from zero.graph import draw_graph
 from zero.plot import figures, save, show
 
@@ -59,6 +59,9 @@ x.cleargrad()
 gx.backward()
 # f'(x) = 4 x^3 - 4 x = 24,  f''(x) = 12 x^2 - 4 = 44 at x = 2
 print(f"at x = 2: f' = {gx.item():.1f} (by hand 24), f'' = {x.grad.item():.1f} (by hand 44)")
+check(np.isclose(gx.item(), 4 * 2 ** 3 - 4 * 2, rtol=1e-12, atol=0)
+      and np.isclose(x.grad.item(), 12 * 2 ** 2 - 4, rtol=1e-12, atol=0),
+      f"at x = 2 double backprop gives f' = {gx.item()!r} and f'' = {x.grad.item()!r}, by hand 24 and 44")
 
 # ---- Newton's method (6.4) against gradient descent (6.1) --------------------------------------------------
 x = zero.Variable(np.array(2.0))
@@ -75,6 +78,7 @@ for i in range(10):
     print(f"Newton step {i + 1}: x = {newton[-1]:.8f}")
     if abs(newton[-1] - newton[-2]) < 1e-12:   # the step no longer moves x: converged
         break
+check(abs(newton[-1] - 1) < 1e-12, f"Newton's method ended at x = {newton[-1]!r}, not at the minimum x = 1")
 
 x = zero.Variable(np.array(2.0))
 descent = [x.item()]

@@ -25,7 +25,7 @@ same distribution (same mean and standard deviation per pixel, same histogram).
 import numpy as np
 from tqdm import tqdm
 
-from zero.cli import add_data_dir_option, at_least, out_dir, parse_options, step_parser
+from zero.cli import add_data_dir_option, at_least, check, out_dir, parse_options, step_parser
 from zero.diffusion import Diffusion, to_images, to_model_range
 from zero.mnist import load_mnist
 from zero.plot import figures, save, show
@@ -77,6 +77,10 @@ for t in range(EVERY, T + 1, EVERY):
             mean_error = np.abs(samples.mean(axis=0) - expected_mean).mean()
             std_error = np.abs(samples.std(axis=0) - expected_std).mean()
             print(f"  t = {t:4d}, {name}: mean {mean_error:.4f}, std {std_error:.4f}")
+            # generously: within twice the sampling noise (whose formula is 1.35 times too low for a std of 2 chains)
+            check(mean_error < 2 * noise_mean and std_error < 2 * noise_std,
+                  f"t = {t}, {name.strip()}: errors {mean_error:.4f} (mean) and {std_error:.4f} (std), more than "
+                  f"twice those of sampling noise alone, {noise_mean:.4f} and {noise_std:.4f}")
         print(f"  t = {t:4d}, sampling noise alone : mean {noise_mean:.4f}, std {noise_std:.4f}")
 
 # ---- figures -----------------------------------------------------------------------------------------

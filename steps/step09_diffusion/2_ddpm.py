@@ -46,8 +46,8 @@ from tqdm import tqdm
 
 import zero
 from zero.backend import get_backend, reseed_device, standard_normal, to_numpy
-from zero.cli import (checkpoint_path, comma_list, fill_from_config, out_dir, parse_options, plural, positive_float,
-                      positive_int, step_parser)
+from zero.cli import (check, checkpoint_path, comma_list, fill_from_config, out_dir, parse_options, plural,
+                      positive_float, positive_int, step_parser)
 from zero.data import DataLoader, Dataset
 from zero.diffusion import Diffusion, to_images, to_model_range
 from zero.optimizers import Adam
@@ -89,7 +89,7 @@ diffusion = Diffusion(T, beta_start=1e-4, beta_end=0.02, device=args.device)
 with zero.no_grad():
     x = zero.to_device(x_train[:2], args.device)
     out = model(x, diffusion.timesteps_like(2, T))
-assert out.shape == x.shape, out.shape         # the noise prediction has the image's shape
+check(out.shape == x.shape, f"the U-Net's output {out.shape} does not have its input's shape {x.shape}")  # eps's shape
 print(f"U-Net channels {channels}, {model.num_params():,} parameters; input {x.shape} -> output {out.shape}")
 optimizer = Adam(model.params(), lr=args.lr)
 settings = run_settings(args, exclude=("heldout_limit",))   # the held-out images only score the result

@@ -41,8 +41,8 @@ import numpy as np
 
 import zero
 import zero.functions as F
-from zero.cli import (at_least, checkpoint_path, non_negative_int, out_dir, parse_options, plural, positive_int,
-                      step_checkpoint, step_parser)
+from zero.cli import (at_least, check, checkpoint_path, non_negative_int, out_dir, parse_options, plural,
+                      positive_int, step_checkpoint, step_parser)
 from zero.gan import (MLPDiscriminator, MLPGenerator, discriminator_loss, generator_gradient_norm,
                       logit_gradient, plot_game, score_generator, train_gan, train_gan_or_resume)
 from zero.metrics import classifier_for_scoring, classify, feature_statistics, real_image_distances
@@ -85,6 +85,9 @@ print(f"  {'D(G(z))':>8}  {'minimax log(1 - D)':>20}  {'non-saturating -log D':>
 for d_fake in [0.5, 0.1, 0.01, 0.001, 0.0001]:
     minimax, non_saturating = logit_gradient(d_fake, "minimax"), logit_gradient(d_fake, "non_saturating")
     print(f"  {d_fake:>8g}  {minimax:>20.6f}  {non_saturating:>22.6f}")
+    check(np.isclose(minimax, -d_fake, rtol=1e-9, atol=0)
+          and np.isclose(non_saturating, -(1 - d_fake), rtol=1e-9, atol=0),
+          f"D(G(z)) = {d_fake:g}: backward gives {minimax!r} and {non_saturating!r}, (B.2) and (B.3) -D and -(1 - D)")
 
 # ---- the same effect on G's whole gradient: give D a head start, then measure both losses ---------------------
 generator, discriminator, _, d_optimizer = players(args.seed)
