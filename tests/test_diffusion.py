@@ -675,3 +675,23 @@ def test_time_steps_given_on_the_host_or_as_a_list_are_used_on_the_schedules_dev
         assert host(variance).shape == (2, 1, 1, 1)
     with pytest.raises(ValueError, match=r"q_sample: time steps must lie in 1..100, got values from 0 to 70"):
         diffusion.q_sample(x0, [0, 70], noise)
+
+
+def test_sample_starts_from_a_given_x_T_on_its_device(device):
+    """x_T given: DDIM (eta 0) gives the same images from it whatever the random generator's state,
+    DDPM draws fresh noise after it; drawn here, x_T is the generator's next N(0, I) draw."""
+    from zero.backend import standard_normal
+    np.random.seed(0)
+    model = UNet(channels=(4, 8, 8), time_embed_dim=8).to(device).eval()
+    diffusion, shape, xp = Diffusion(30, device=device), (2, 1, 8, 8), get_backend(device).xp
+    xp.random.seed(4)
+    x_T = host(standard_normal(xp, shape))
+    xp.random.seed(4)
+    drawn_here = host(diffusion.sample(model, shape, sampler="ddim", steps=5, progress=False))
+    xp.random.seed(9)
+    given = host(diffusion.sample(model, shape, sampler="ddim", steps=5, progress=False, x_T=x_T))  # a host x_T
+    np.testing.assert_array_equal(given, drawn_here)
+    first, second = (host(diffusion.sample(model, shape, progress=False, x_T=x_T)) for _ in range(2))
+    assert np.abs(first - second).max() > 0.01   # DDPM: other fresh noise, other images
+    with pytest.raises(ValueError, match=r"sample: x_T has shape \(1, 1, 8, 8\), the images to draw \(2, 1, 8, 8\)"):
+        diffusion.sample(model, shape, progress=False, x_T=x_T[:1])

@@ -290,7 +290,7 @@ class Diffusion:
         return sorted({int(round(s)) for s in np.linspace(1, self.num_timesteps, steps)}, reverse=True)
 
     def sample(self, model, shape, labels=None, guidance_scale=None, sampler="ddpm", steps=None,
-               snapshot_every=None, progress=True, eta=0.0):
+               snapshot_every=None, progress=True, eta=0.0, x_T=None):
         """Draw images by running the reverse process from x_T ~ N(0, I).
 
         shape: (N, C, H, W). labels: (N,) integer array for a conditional model (None otherwise).
@@ -299,6 +299,8 @@ class Diffusion:
         the default; eta = 1 adds DDPM's amount of fresh noise on the coarser grid: ddim_mean_std).
         snapshot_every: if set, also return {t: host copy of x_t} every so many of the sampler's steps,
         from x_T on (and x_0 at t = 0).
+        x_T: the starting noise, an array of `shape` (None: drawn here from N(0, I)): samplers started
+        from one x_T are compared on equal terms, and DDIM with eta = 0 maps it to the same x_0 every time.
         Returns x_0 in [-1, 1] (clipped), an array on the device; or (x_0, snapshots).
         """
         xp = self.xp
@@ -311,7 +313,12 @@ class Diffusion:
             labels = to_device(labels, self.device)
         timesteps = self.sampling_timesteps(sampler, steps)
         _check_eta(eta)
-        x = standard_normal(xp, shape, np.float32)
+        if x_T is None:
+            x = standard_normal(xp, shape, np.float32)
+        else:
+            x = to_device(x_T, self.device)
+            if x.shape != tuple(shape):
+                raise ValueError(f"sample: x_T has shape {x.shape}, the images to draw {tuple(shape)}")
         snapshots = {}
         with no_grad(), test_mode():
             for index, t in enumerate(tqdm(timesteps, desc=f"{sampler} sampling", leave=False, disable=not progress)):
