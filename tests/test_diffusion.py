@@ -1,4 +1,6 @@
 """zero.diffusion: the schedule, q(x_t | x_0), the posterior, the samplers, label dropping."""
+import re
+
 import numpy as np
 import pytest
 
@@ -691,7 +693,34 @@ def test_sample_starts_from_a_given_x_T_on_its_device(device):
     xp.random.seed(9)
     given = host(diffusion.sample(model, shape, sampler="ddim", steps=5, progress=False, x_T=x_T))  # a host x_T
     np.testing.assert_array_equal(given, drawn_here)
+    on_device = host(diffusion.sample(model, shape, sampler="ddim", steps=5, progress=False, x_T=on(device, x_T)))
+    np.testing.assert_array_equal(on_device, drawn_here)
     first, second = (host(diffusion.sample(model, shape, progress=False, x_T=x_T)) for _ in range(2))
     assert np.abs(first - second).max() > 0.01   # DDPM: other fresh noise, other images
-    with pytest.raises(ValueError, match=r"sample: x_T has shape \(1, 1, 8, 8\), the images to draw \(2, 1, 8, 8\)"):
-        diffusion.sample(model, shape, progress=False, x_T=x_T[:1])
+    for wrong in (x_T[:1], x_T.astype(np.float64)):
+        with pytest.raises(ValueError, match=r"sample: x_T must be float32 noise of the images' shape \(2, 1, 8, 8\), "
+                                             r"as sample draws it, got float(32|64) of shape"):
+            diffusion.sample(model, shape, progress=False, x_T=wrong)
+
+
+def test_inputs_on_another_device_than_the_data_are_refused_not_copied_to_the_host():
+    """Labels, targets, indices and time steps given on a device beside host data: moving them would
+    copy device data to the host unasked (np.asarray on CuPy raises for that reason)."""
+    import zero.functions as F
+    from zero.backend import to_device
+    from zero.layers import Embedding
+    diffusion, on_device = Diffusion(10), to_device(np.array([1, 2]), "strict")
+    logits, images = zero.Variable(np.zeros((2, 3), np.float32)), np.zeros((2, 1, 4, 4), np.float32)
+    refusals = {
+        "q_sample: the time steps on strict and the data on cpu": lambda: diffusion.q_sample(images, on_device, images),
+        "softmax_cross_entropy: the labels on strict": lambda: F.softmax_cross_entropy(logits, on_device),
+        "accuracy: the labels on strict": lambda: F.accuracy(logits, on_device),
+        "mean_squared_error: the targets on strict": lambda: F.mean_squared_error(
+            logits, to_device(np.zeros((2, 3), np.float32), "strict")),
+        "embedding: the ids on strict": lambda: Embedding(3, 2)(on_device),
+        "get_item: the index arrays on strict": lambda: logits[on_device],
+        "UNet: the time steps on strict": lambda: UNet(channels=(2, 2, 2), time_embed_dim=4)(images, on_device),
+    }
+    for message, call in refusals.items():
+        with pytest.raises(TypeError, match=re.escape(message) + r".*move one to the other's device first"):
+            call()

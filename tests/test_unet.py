@@ -245,12 +245,14 @@ def test_images_without_a_channel_axis_are_refused():
         model(np.zeros((1, 8, 8), np.float32), np.array([1]))
 
 
-def test_time_steps_on_another_device_are_moved_to_the_images_device(device):
+def test_host_time_steps_go_to_the_images_device_and_device_ones_are_not_copied_to_the_host():
     np.random.seed(0)
-    model = UNet(channels=(4, 8, 8), time_embed_dim=6).to(device)
-    other = "cpu" if device == "strict" else "strict"
-    y = model(on(device, np.zeros((2, 1, 8, 8), np.float32)), on(other, np.array([1, 5])))
-    assert y.device == device and y.shape == (2, 1, 8, 8)
+    model = UNet(channels=(4, 8, 8), time_embed_dim=6)
+    images = np.zeros((2, 1, 8, 8), np.float32)
+    with pytest.raises(TypeError, match="UNet: the time steps on strict and the data on cpu"):
+        model(images, on("strict", np.array([1, 5])))
+    y = model.to("strict")(on("strict", images), np.array([1, 5]))
+    assert y.device == "strict" and y.shape == (2, 1, 8, 8)
 
 
 def test_unet_from_checkpoint_names_a_missing_file(tmp_path):

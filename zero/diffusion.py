@@ -24,7 +24,7 @@ import numpy as np
 from tqdm import tqdm
 
 import zero.functions as F
-from zero.backend import get_array_module, get_backend, standard_normal, to_device, to_numpy
+from zero.backend import get_array_module, get_backend, standard_normal, to_device_beside, to_numpy
 from zero.core import no_grad, test_mode
 from zero.utils import check_count, check_number
 
@@ -116,7 +116,7 @@ class Diffusion:
         if isinstance(t, numbers.Integral):  # one step for the whole batch: checked on the host
             low = high = int(t)
         else:
-            t = to_device(t, self.device)
+            t = to_device_beside(t, self.device, f"{owner}: the time steps")
             if not ((t < 1) | (t > self.num_timesteps)).any().item():  # one explicit host copy of a bool
                 return t
             low, high = t.min().item(), t.max().item()
@@ -299,7 +299,7 @@ class Diffusion:
         the default; eta = 1 adds DDPM's amount of fresh noise on the coarser grid: ddim_mean_std).
         snapshot_every: if set, also return {t: host copy of x_t} every so many of the sampler's steps,
         from x_T on (and x_0 at t = 0).
-        x_T: the starting noise, an array of `shape` (None: drawn here from N(0, I)): samplers started
+        x_T: the starting noise, a float32 array of `shape` (None: drawn here from N(0, I)): samplers started
         from one x_T are compared on equal terms, and DDIM with eta = 0 maps it to the same x_0 every time.
         Returns x_0 in [-1, 1] (clipped), an array on the device; or (x_0, snapshots).
         """
@@ -310,15 +310,16 @@ class Diffusion:
         if labels is not None:
             if len(labels) != shape[0]:  # one label would be broadcast over the batch, or fail with guidance
                 raise ValueError(f"sample: {len(labels)} labels for {shape[0]} images; give one per image")
-            labels = to_device(labels, self.device)
+            labels = to_device_beside(labels, self.device, "sample: the labels")
         timesteps = self.sampling_timesteps(sampler, steps)
         _check_eta(eta)
         if x_T is None:
             x = standard_normal(xp, shape, np.float32)
         else:
-            x = to_device(x_T, self.device)
-            if x.shape != tuple(shape):
-                raise ValueError(f"sample: x_T has shape {x.shape}, the images to draw {tuple(shape)}")
+            x = to_device_beside(x_T, self.device, "sample: x_T")
+            if x.shape != tuple(shape) or x.dtype != np.float32:
+                raise ValueError(f"sample: x_T must be float32 noise of the images' shape {tuple(shape)}, as sample "
+                                 f"draws it, got {x.dtype} of shape {x.shape}")
         snapshots = {}
         with no_grad(), test_mode():
             for index, t in enumerate(tqdm(timesteps, desc=f"{sampler} sampling", leave=False, disable=not progress)):

@@ -24,13 +24,14 @@ def _check_same_shape(x0, x1):
         raise ValueError(f"shapes differ: {x0.shape} vs {x1.shape}")
 
 
-def _target_as(target, prediction):
-    """A constant target (an array, not a Variable) on the prediction's device, as the labels of
-    softmax_cross_entropy, and in its float dtype: integer 0/1 labels or float64 targets would
-    otherwise make the loss and every gradient float64."""
-    if isinstance(target, Variable) or not hasattr(target, "dtype"):
+def _target_as(target, prediction, owner):
+    """A constant target (an array or a list, not a Variable) on the prediction's device, as the
+    labels of softmax_cross_entropy (from the host only: zero.backend.to_device_beside), and in its
+    float dtype: integer 0/1 labels or float64 targets would otherwise make the loss and every
+    gradient float64."""
+    if isinstance(target, Variable) or isinstance(target, (int, float)):
         return target
-    target = backend.to_device(target, backend.device_of(prediction))
+    target = backend.to_device_beside(target, backend.device_of(prediction), f"{owner}: the targets")
     dtype = prediction.dtype
     return target.astype(dtype) if dtype.kind == "f" and target.dtype != dtype else target
 
@@ -234,7 +235,8 @@ def mean_squared_error(x0, x1, reduction="mean"):
     """sum (x0 - x1)^2, divided by the element count for reduction 'mean'. Either input may be
     a constant target (an array), in either order; it takes the other's device and float dtype."""
     if not (isinstance(x0, Variable) and isinstance(x1, Variable)):
-        x0, x1 = (_target_as(x0, x1), x1) if isinstance(x1, Variable) else (x0, _target_as(x1, x0))
+        x0, x1 = ((_target_as(x0, x1, "mean_squared_error"), x1) if isinstance(x1, Variable)
+                  else (x0, _target_as(x1, x0, "mean_squared_error")))
     return MeanSquaredError(reduction)(x0, x1)
 
 
@@ -246,7 +248,8 @@ def softmax_cross_entropy(logits, labels, reduction="mean"):
     """
     _check_reduction("softmax_cross_entropy", reduction)
     device = backend.device_of(logits)
-    return SoftmaxCrossEntropy(backend.to_device(labels, device), reduction)(logits)
+    return SoftmaxCrossEntropy(backend.to_device_beside(labels, device, "softmax_cross_entropy: the labels"),
+                               reduction)(logits)
 
 
 def binary_cross_entropy(probs, targets, reduction="mean"):
@@ -254,13 +257,14 @@ def binary_cross_entropy(probs, targets, reduction="mean"):
     both of the same shape. p is clipped to [BCE_EPS, 1 - BCE_EPS] inside the logs.
     Prefer binary_cross_entropy_with_logits when you have the logits."""
     _check_reduction("binary_cross_entropy", reduction)
-    return BinaryCrossEntropy(reduction)(probs, _target_as(targets, probs))
+    return BinaryCrossEntropy(reduction)(probs, _target_as(targets, probs, "binary_cross_entropy"))
 
 
 def binary_cross_entropy_with_logits(logits, targets, reduction="mean"):
     """binary_cross_entropy(sigmoid(logits), targets) computed stably, without clipping."""
     _check_reduction("binary_cross_entropy_with_logits", reduction)
-    return BinaryCrossEntropyWithLogits(reduction)(logits, _target_as(targets, logits))
+    return BinaryCrossEntropyWithLogits(reduction)(logits, _target_as(targets, logits,
+                                                                      "binary_cross_entropy_with_logits"))
 
 
 def accuracy(logits, labels):
@@ -270,7 +274,7 @@ def accuracy(logits, labels):
     """
     if isinstance(logits, Variable):
         logits = logits.data
-    labels = backend.to_device(labels, backend.device_of(logits))
+    labels = backend.to_device_beside(labels, backend.device_of(logits), "accuracy: the labels")
     if logits.ndim != 2 or labels.shape != logits.shape[:1]:
         raise ValueError(f"accuracy: expected logits (N, C) and labels (N,), got logits {logits.shape} "
                          f"and labels {labels.shape}")

@@ -183,7 +183,7 @@ def embedding(ids, weight):
     gradient scatter-adds into the rows, so repeated ids accumulate.
     """
     weight = as_variable(weight)
-    ids = backend.to_device(ids, weight.device)
+    ids = backend.to_device_beside(ids, weight.device, "embedding: the ids")
     if weight.ndim != 2:
         raise ValueError(f"embedding: weight must be (num_embeddings, dim), got shape {weight.shape}")
     if ids.dtype.kind not in "iu":

@@ -207,13 +207,13 @@ def astype(x, dtype):
 
 
 def get_item(x, index):
-    """x[index]. Index arrays (host or Variable) are moved to x's device."""
+    """x[index]. Index arrays (host or Variable) are moved to x's device (from the host only)."""
     x = as_variable(x)
     items = index if isinstance(index, tuple) else (index,)
     if any(not isinstance(i, (slice, int, type(None), type(Ellipsis))) for i in items):
         device = x.device
-        items = tuple(backend.to_device(i, device) if not isinstance(i, (slice, int, type(None), type(Ellipsis)))
-                      else i for i in items)
+        items = tuple(backend.to_device_beside(i, device, "get_item: the index arrays")
+                      if not isinstance(i, (slice, int, type(None), type(Ellipsis))) else i for i in items)
         index = items if isinstance(index, tuple) else items[0]
     return GetItem(index)(x)
 
