@@ -716,8 +716,12 @@ def test_a_mixed_gan_pair_is_refused_naming_the_file_that_completes_it(tmp_path,
         save_gan(path, generator, discriminator, *optimizers, epoch=2, history={"d_loss": [0.5, 0.4]})
     monkeypatch.setattr(zero.utils.os, "replace", real_replace)
     (leftover,) = tmp_path.glob(f".{discriminator_path(path).name}.*.tmp")
-    with pytest.raises(ValueError, match=f"different epochs \\(2 and 1\\).*rename {re.escape(str(leftover))} "
-                                         f"to {re.escape(str(discriminator_path(path)))}"):
+    # partial files of saves killed while writing lie beside it: never to be named (renaming one would lose data)
+    (tmp_path / f".{path.name}.0partial.tmp").write_bytes(b"PK\x03\x04 cut short")
+    (tmp_path / f".{discriminator_path(path).name}.0partial.tmp").write_bytes(b"PK\x03\x04 cut short")
+    with pytest.raises(ValueError, match=f"different epochs \\(2 and 1\\); .*: rename {re.escape(str(leftover))} "
+                                         f"to {re.escape(str(discriminator_path(path)))} to complete") as refusal:
         _load_epoch(path)
+    assert "0partial" not in str(refusal.value)
     leftover.rename(discriminator_path(path))
     assert _load_epoch(path) == 2

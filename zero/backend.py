@@ -204,7 +204,7 @@ def standard_normal(xp, shape, dtype=DEFAULT_DTYPE):
     """Draws of N(0, 1): an array of `shape` and `dtype` on xp's device, from that device's
     global generator (see `seed`). NumPy's draws float64 numbers, cast here (a seed gives the
     same numbers, rounded, in every dtype); CuPy draws in `dtype` directly, with no float64
-    array on the GPU."""
+    array on the GPU (float16 in float32, cast: CuPy draws no float16)."""
     if cupy is not None and xp is cupy:
         return cupy.random.standard_normal(shape, dtype=_cupy_draw_dtype(dtype)).astype(dtype, copy=False)
     return xp.random.standard_normal(shape).astype(dtype, copy=False)
@@ -213,7 +213,8 @@ def standard_normal(xp, shape, dtype=DEFAULT_DTYPE):
 def uniform(xp, shape, dtype=DEFAULT_DTYPE):
     """Draws of U[0, 1), as `standard_normal` draws N(0, 1): NumPy's float64 draws (a seed gives
     the same numbers in every dtype), CuPy's in `dtype` directly (a float32 model's dropout mask
-    then draws no float64 array as large as its activations on the GPU)."""
+    then draws no float64 array as large as its activations on the GPU; float16 in float32, cast,
+    which can round a draw up to 1.0)."""
     if cupy is not None and xp is cupy:
         return cupy.random.random_sample(shape, dtype=_cupy_draw_dtype(dtype)).astype(dtype, copy=False)
     return xp.random.random_sample(shape)

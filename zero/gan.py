@@ -297,15 +297,29 @@ def load_gan(path, generator, discriminator, g_optimizer, d_optimizer, settings=
     apply_generator, state = stage_checkpoint(path, generator, g_optimizer, settings)
     apply_discriminator, d_state = stage_checkpoint(discriminator_path(path), discriminator, d_optimizer, settings)
     if d_state["epoch"] != state["epoch"]:
-        renames = [f"{temporary} to {target}" for target in (Path(path), discriminator_path(path))
-                   for temporary in sorted(target.parent.glob(f".{target.name}.*.tmp"))]   # save_gan's
-        hint = (f"; a save stopped between its two renames: rename {' and '.join(renames)} to complete "
-                f"the newer pair" if renames else "")
+        completing = _discriminator_left_by_a_save(path, discriminator, d_optimizer, settings, state["epoch"])
+        hint = (f"; a save stopped between its two renames: rename {completing} to {discriminator_path(path)} "
+                f"to complete the newer pair" if completing else "")
         raise ValueError(f"checkpoints {path} and {discriminator_path(path)} are from different epochs "
                          f"({state['epoch']} and {d_state['epoch']}){hint}")
     apply_discriminator()
     apply_generator()
     return state
+
+
+def _discriminator_left_by_a_save(path, discriminator, d_optimizer, settings, epoch):
+    """The temporary file of D's checkpoint that save_gan wrote and did not rename (it renames G's first,
+    so a pair it left mixed is a new G beside an old D): one that fits this discriminator and holds
+    `epoch`, G's. None if there is none (a save killed while writing leaves other, partial ones)."""
+    target = discriminator_path(path)
+    for temporary in sorted(target.parent.glob(f".{target.name}.*.tmp")):
+        try:
+            _, state = stage_checkpoint(temporary, discriminator, d_optimizer, settings)   # changes nothing
+        except (ValueError, OSError):
+            continue
+        if state["epoch"] == epoch:
+            return temporary
+    return None
 
 
 def train_gan_or_resume(generator, discriminator, g_optimizer, d_optimizer, images, args, checkpoint,

@@ -65,9 +65,9 @@ def save_npz_files_atomically(files):
     every file is written to its temporary first, and only then are they renamed, so that a save
     interrupted while writing (the slow part) leaves the previous set whole. Once the first rename
     has happened, the new set is the one on disk: an error or Ctrl-C among the renames finishes
-    the others before it is raised, since a set half old and half new would load as neither.
-    (Only a crash of the machine in those microseconds leaves a mixed set, with the new files not
-    yet renamed beside it as .tmp files.) Returns the paths."""
+    the others (each one tried) before it is raised, since a set half old and half new would load
+    as neither. Only a process killed outright in those microseconds (SIGKILL, a power cut) leaves a
+    mixed set, with the new files not yet renamed beside it as .tmp files. Returns the paths."""
     written = []   # (temporary, path)
     renaming = False
     try:
@@ -86,8 +86,14 @@ def save_npz_files_atomically(files):
     except BaseException:
         left = [(temporary, path) for temporary, path in written if os.path.exists(temporary)]
         if renaming and len(left) < len(written):   # some are in place: complete the new set
+            failures = []
             for temporary, path in left:
-                replace_keeping_mode(temporary, path)
+                try:
+                    replace_keeping_mode(temporary, path)
+                except OSError as failure:   # this one stays a .tmp file; the others are still renamed
+                    failures.append(failure)
+            if failures:
+                raise failures[0]
         else:                                       # the old set is untouched: drop the new one
             for temporary, _ in left:
                 os.unlink(temporary)
