@@ -31,6 +31,9 @@ def _target_as(target, prediction, owner):
     gradient float64."""
     if isinstance(target, Variable) or isinstance(target, (int, float)):
         return target
+    data = prediction.data if isinstance(prediction, Variable) else prediction
+    if type(target) is type(data) and target.dtype == data.dtype:   # the usual case, on every step: as it is
+        return target
     target = backend.to_device_beside(target, backend.device_of(prediction), f"{owner}: the targets")
     dtype = prediction.dtype
     return target.astype(dtype) if dtype.kind == "f" and target.dtype != dtype else target
