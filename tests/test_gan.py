@@ -725,3 +725,10 @@ def test_a_mixed_gan_pair_is_refused_naming_the_file_that_completes_it(tmp_path,
     assert "0partial" not in str(refusal.value)
     leftover.rename(discriminator_path(path))
     assert _load_epoch(path) == 2
+
+
+def test_train_gan_refuses_players_on_two_devices():
+    generator, discriminator = MLPGenerator(2, 4, 8), MLPDiscriminator(4, 8).to("strict")
+    with pytest.raises(ValueError, match="train_gan: the generator is on cpu, the discriminator on strict"):
+        train_gan(generator, discriminator, Adam(generator.params()), Adam(discriminator.params()),
+                  np.random.rand(6, 8).astype(np.float32), epochs=1, batch_size=3)

@@ -199,8 +199,11 @@ def train_gan(generator, discriminator, g_optimizer, d_optimizer, images, epochs
     Each batch: a D step on L_D with real x and detached G(z), then a G step on generator_loss
     (kind `loss`) through the updated D. Appends per-step numbers to history lists 'd_loss',
     'g_loss', 'd_real' (mean D(x)) and 'd_fake' (mean D(G(z)) before the D step); returns history.
-    The batches go to `device`, by default the discriminator's.
+    The batches go to `device`, by default the players' (both on one device).
     """
+    if generator.device != discriminator.device:   # G(z) goes into D: it would fail at the first batch
+        raise ValueError(f"train_gan: the generator is on {generator.device}, the discriminator on "
+                         f"{discriminator.device}: move both to one device (.to(device))")
     device = discriminator.device if device is None else device
     if loss not in GENERATOR_LOSSES:
         raise ValueError(f"generator loss must be one of {GENERATOR_LOSSES}, got {loss!r}")
