@@ -1360,3 +1360,34 @@ def test_the_training_and_scoring_loops_send_batches_to_the_models_device_by_def
     assert len(history["d_loss"]) == 2
     for model in (vae, autoencoder, classifier, generator, discriminator):
         assert all(param.device == "strict" for param in model.params())
+
+
+def test_a_training_step_on_a_device_reads_nothing_back_but_what_it_checks():
+    """Each read of device data by the host (float, int, bool, item, to_numpy) makes the CPU wait for a
+    GPU. Counted on the strict device, per step (forward, backward, optimizer step) after a warm-up:
+    none for the VAE and the unconditional U-Net; the conditional U-Net's embedding checks its labels'
+    range (one read for each end: CuPy would wrap an index out of range silently)."""
+    import zero.testing
+    from zero.diffusion import Diffusion
+    from zero.unet import UNet
+    from zero.vae import VAE
+    np.random.seed(0)
+    images = zero.to_device(np.random.rand(4, 784).astype(np.float32), "strict")
+    vae = VAE(hidden_size=8, latent_size=2).to("strict")
+    diffusion = Diffusion(20, device="strict")
+    unet = UNet(channels=(2, 2, 2), time_embed_dim=4).to("strict")
+    conditional = UNet(channels=(2, 2, 2), time_embed_dim=4, num_classes=3).to("strict")
+    labels = zero.to_device(np.array([0, 1, 2, 3]), "strict")
+    steps = {"vae": (vae, lambda: vae.loss(images), 0),
+             "unet": (unet, lambda: diffusion.loss(unet, images.reshape(4, 1, 28, 28)), 0),
+             "conditional unet": (conditional, lambda: diffusion.loss(conditional, images.reshape(4, 1, 28, 28),
+                                                                       labels), 2)}
+    for name, (model, loss_of_batch, expected) in steps.items():
+        optimizer = Adam(model.params())
+        for step in range(2):   # the first creates the optimizer's state
+            before = zero.testing.host_reads
+            loss = loss_of_batch()
+            optimizer.zero_grad()
+            loss.backward()
+            optimizer.step()
+        assert zero.testing.host_reads - before == expected, name

@@ -26,6 +26,15 @@ class HostConversionError(TypeError):
     """Raised when a strict array would be silently copied to the host."""
 
 
+host_reads = 0   # explicit reads of device data by the host so far (float, int, bool, item, tolist, to_numpy):
+                 # each is a wait for the GPU on CuPy; tests count them per training step
+
+
+def _host_read():
+    global host_reads
+    host_reads += 1
+
+
 class StrictArray:
     """A NumPy array in disguise that cannot be turned into one implicitly."""
 
@@ -83,18 +92,26 @@ class StrictArray:
     def __repr__(self):
         return f"StrictArray({self._array!r})"
 
-    # Scalars out of 0-d (or size-1) arrays are explicit, as in CuPy.
+    # Scalars out of 0-d (or size-1) arrays are explicit, as in CuPy (and counted: host_reads).
     def __float__(self):
+        _host_read()
         return float(self._array)
 
     def __int__(self):
+        _host_read()
         return int(self._array)
 
     def __bool__(self):
+        _host_read()
         return bool(self._array)
 
     def item(self):
+        _host_read()
         return self._array.item()
+
+    def tolist(self):
+        _host_read()
+        return self._array.tolist()
 
 
 def _binary(ufunc, reflected=False):
@@ -247,6 +264,7 @@ def _to_strict(array):
 
 
 def _to_numpy(array):
+    _host_read()
     return np.array(array._array, copy=True)
 
 
