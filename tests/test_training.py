@@ -1365,8 +1365,8 @@ def test_the_training_and_scoring_loops_send_batches_to_the_models_device_by_def
 def test_a_training_step_on_a_device_reads_nothing_back_but_what_it_checks():
     """Each read of device data by the host (float, int, bool, item, to_numpy) makes the CPU wait for a
     GPU. Counted on the strict device, per step (forward, backward, optimizer step) after a warm-up:
-    none for the VAE and the unconditional U-Net; the conditional U-Net's embedding checks its labels'
-    range (one read for each end: CuPy would wrap an index out of range silently)."""
+    none for the VAE and the unconditional U-Net; one for the conditional U-Net, whose embedding checks
+    its labels' range (CuPy would wrap an index out of range silently)."""
     import zero.testing
     from zero.diffusion import Diffusion
     from zero.unet import UNet
@@ -1381,7 +1381,7 @@ def test_a_training_step_on_a_device_reads_nothing_back_but_what_it_checks():
     steps = {"vae": (vae, lambda: vae.loss(images), 0),
              "unet": (unet, lambda: diffusion.loss(unet, images.reshape(4, 1, 28, 28)), 0),
              "conditional unet": (conditional, lambda: diffusion.loss(conditional, images.reshape(4, 1, 28, 28),
-                                                                       labels), 2)}
+                                                                       labels), 1)}
     for name, (model, loss_of_batch, expected) in steps.items():
         optimizer = Adam(model.params())
         for step in range(2):   # the first creates the optimizer's state

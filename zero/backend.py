@@ -193,6 +193,16 @@ def to_device_beside(x, device, what):
     return to_device(x, device)
 
 
+def any_outside(values, low, high):
+    """Whether some entry of the integer array `values` lies outside [low, high): the range check of
+    labels and ids, which CuPy would otherwise let wrap around silently. One read by the host on a
+    device (min and max would be two waits for a GPU); min and max on the CPU, where they are faster
+    than building boolean arrays."""
+    if get_array_module(values) is np:
+        return int(values.min()) < low or int(values.max()) >= high
+    return bool(((values < low) | (values >= high)).any())
+
+
 def floating(array):
     """array as is if it holds floating-point (or complex) numbers; integers and booleans as
     DEFAULT_DTYPE. Ops such as exp, log and softmax use it: NumPy would compute them in float64,
