@@ -719,6 +719,8 @@ def test_inputs_on_another_device_than_the_data_are_refused_not_copied_to_the_ho
             logits, to_device(np.zeros((2, 3), np.float32), "strict")),
         "embedding: the ids on strict": lambda: Embedding(3, 2)(on_device),
         "get_item: the index arrays on strict": lambda: logits[on_device],
+        "where: the condition on strict": lambda: F.where(to_device(np.array([True, False]), "strict"), logits[0, :2],
+                                                          logits[1, :2]),
         "UNet: the time steps on strict": lambda: UNet(channels=(2, 2, 2), time_embed_dim=4)(images, on_device),
     }
     for message, call in refusals.items():

@@ -197,7 +197,9 @@ def any_outside(values, low, high):
     """Whether some entry of the integer array `values` lies outside [low, high): the range check of
     labels and ids, which CuPy would otherwise let wrap around silently. One read by the host on a
     device (min and max would be two waits for a GPU); min and max on the CPU, where they are faster
-    than building boolean arrays."""
+    than building boolean arrays. An empty array has none."""
+    if values.size == 0:
+        return False
     if get_array_module(values) is np:
         return int(values.min()) < low or int(values.max()) >= high
     return bool(((values < low) | (values >= high)).any())

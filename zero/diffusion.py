@@ -24,7 +24,8 @@ import numpy as np
 from tqdm import tqdm
 
 import zero.functions as F
-from zero.backend import get_array_module, get_backend, standard_normal, to_device_beside, to_numpy
+from zero.backend import (any_outside, get_array_module, get_backend, standard_normal, to_device_beside,
+                          to_numpy)
 from zero.core import no_grad, test_mode
 from zero.utils import check_count, check_number
 
@@ -117,7 +118,7 @@ class Diffusion:
             low = high = int(t)
         else:
             t = to_device_beside(t, self.device, f"{owner}: the time steps")
-            if not ((t < 1) | (t > self.num_timesteps)).any().item():  # one explicit host copy of a bool
+            if not any_outside(t, 1, self.num_timesteps + 1):  # one read by the host on a device
                 return t
             low, high = t.min().item(), t.max().item()
         if not 1 <= low <= high <= self.num_timesteps:

@@ -119,7 +119,7 @@ class SoftmaxCrossEntropy(Function):
         if labels.dtype.kind not in "iu":
             raise TypeError(f"labels must be integers (class indices), got dtype {labels.dtype}")
         n, num_classes = logits.shape
-        if n and backend.any_outside(labels, 0, num_classes):
+        if backend.any_outside(labels, 0, num_classes):
             raise ValueError(f"labels must lie in [0, {num_classes}), got values from "
                              f"{int(labels.min())} to {int(labels.max())}")
         logits = backend.floating(logits)  # integer logits as float32, as softmax takes them (NumPy would use float64)

@@ -194,11 +194,11 @@ def minimum(x0, x1):
 def where(condition, x0, x1):
     """condition: boolean array or Variable (not differentiated; other values count by their
     truth, as in numpy.where: nonzero is True). A host condition is moved to the device of x0
-    (or of x1, if x0 is a number), as get_item moves host indices."""
+    (or of x1, if x0 is a number), as get_item moves host indices (zero.backend.to_device_beside)."""
     condition = condition.data if isinstance(condition, Variable) else condition
     reference = x0 if hasattr(x0, "shape") else x1
-    if hasattr(reference, "shape") and backend.backend_of(condition) is backend.CPU:
-        condition = backend.to_device(condition, backend.device_of(reference))
+    if hasattr(reference, "shape"):
+        condition = backend.to_device_beside(condition, backend.device_of(reference), "where: the condition")
     condition = get_array_module(condition).asarray(condition, dtype=bool)  # backward uses it as a 0/1 mask
     return Where(condition)(x0, x1)
 

@@ -189,7 +189,7 @@ def embedding(ids, weight):
     if ids.dtype.kind not in "iu":
         raise TypeError(f"embedding: ids must be integers, got dtype {ids.dtype} (shape {ids.shape})")
     num_embeddings = weight.shape[0]
-    if ids.size and backend.any_outside(ids, 0, num_embeddings):
+    if backend.any_outside(ids, 0, num_embeddings):
         raise ValueError(f"embedding: ids must lie in [0, {num_embeddings}), got values from "
                          f"{int(ids.min())} to {int(ids.max())} (ids shape {ids.shape}, weight {weight.shape})")
     return get_item(weight, ids)
