@@ -8,6 +8,7 @@ from scipy import linalg
 import zero.metrics
 from conftest import on
 from zero.data import DataLoader, Dataset
+from zero.errors import CheckpointRefused
 from zero.layers import Dropout, Linear
 from zero.metrics import (MnistClassifier, classifier_for_scoring, classify, feature_statistics, frechet_distance,
                           real_image_distances, referee_epochs, score_samples, share_interval, train_classifier)
@@ -202,6 +203,23 @@ def test_classifier_for_scoring_trains_when_missing_saves_only_if_asked_and_then
     loaded = classifier_for_scoring(path)                             # now read back, not trained again
     assert "loaded" in capsys.readouterr().out
     np.testing.assert_array_equal(classify(loaded, images[:5])[0], classify(trained, images[:5])[0])
+
+
+def test_a_referee_trained_on_another_split_is_refused(tmp_path, capsys):
+    """A referee trained with --source test (the test split's first images) was loaded by a run on the
+    training split, which holds out the whole test split: its held-out accuracy and the Frechet
+    reference then counted digits it had learned from."""
+    rng = np.random.default_rng(0)
+    images, labels = rng.random((32, 1, 28, 28), dtype=np.float32), rng.integers(0, 10, 32)
+    path = tmp_path / "referee.npz"
+    classifier_for_scoring(path, images, labels, epochs=1, source="test")
+    with pytest.raises(CheckpointRefused, match=r"referee.npz was trained on other images \(--source test, now "
+                                                r"train\).*1_classifier.py --source train"):
+        classifier_for_scoring(path, images, labels, source="train")
+    assert "loaded" not in capsys.readouterr().out
+    classifier_for_scoring(path, source="test")     # the same split, or none given: loaded
+    classifier_for_scoring(path)
+    assert capsys.readouterr().out.count("classifier: loaded") == 2
 
 
 def test_referee_epochs_see_about_80000_images_within_bounds():

@@ -304,6 +304,27 @@ def test_extending_a_run_whose_learning_rate_decays_is_refused_naming_the_option
     assert "use --lr-decay none" in refused.stderr
 
 
+def test_sample_quality_skips_a_unet_and_refuses_a_referee_trained_on_other_images(real_mnist_dir, tmp_path):
+    """Step 10.3 loaded any U-Net and referee: one trained with --source test (the test split's first
+    images) was scored against a run on the training split, whose held-out images are the whole test split."""
+    from zero.metrics import MnistClassifier
+    from zero.training import save_checkpoint
+    from zero.unet import UNet
+    other = {"source": "train"}            # this run uses the test split (only it is here)
+    unet, referee = tmp_path / "unet.npz", tmp_path / "referee.npz"
+    save_checkpoint(unet, UNet(channels=(4, 8, 8), time_embed_dim=8), epoch=1, settings=other)
+    save_checkpoint(referee, MnistClassifier(), epoch=1, settings=other)
+    small = ["--data-dir", str(real_mnist_dir), "--source", "test", "--samples", "4", "--train-limit", "64",
+             "--heldout-limit", "32"]
+    result = _run_quick("step10_conditional_diffusion/3_sample_quality.py", tmp_path, *small, "--model", str(unet))
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert f"{unet} skipped: trained on other images than this run's (--source train, now test)" in result.stdout
+    result = _run_quick("step10_conditional_diffusion/3_sample_quality.py", tmp_path, *small, "--classifier",
+                        str(referee))
+    assert result.returncode == 2 and "was trained on other images (--source train, now test)" in result.stderr
+    assert "Traceback" not in result.stderr
+
+
 def test_the_ddim_step_refuses_a_checkpoint_it_was_given_that_does_not_exist(tmp_path):
     """In quick mode an explicit --checkpoint that did not exist was replaced by an untrained U-Net."""
     missing = tmp_path / "no_such_unet.npz"

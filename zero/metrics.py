@@ -27,10 +27,11 @@ from zero.backend import reseed_device, seed as seed_generators, to_device, to_n
 from zero.cli import plural
 from zero.core import Variable, no_grad, test_mode
 from zero.data import DataLoader, Dataset
+from zero.errors import CheckpointRefused
 from zero.layers import Conv2d, Linear
 from zero.models import Model
 from zero.optimizers import Adam
-from zero.training import load_checkpoint, save_checkpoint
+from zero.training import load_checkpoint, save_checkpoint, trained_on_other_data
 from zero.utils import check_count, check_not_empty
 
 NUM_CLASSES = 10
@@ -238,12 +239,22 @@ def classifier_for_scoring(path, images=None, labels=None, device="cpu", epochs=
     explicit --classifier points). Prints where the classifier came from, and its accuracy on
     heldout = (images, labels) when given. source: the MNIST split the images come from ('train' or
     'test', mnist_splits' .source), saved with the settings so that step 10.1 does not resume the
-    classifier on other data. Returns the model in eval mode."""
+    classifier on other data; a saved classifier that recorded another split is refused
+    (CheckpointRefused), as it may have trained on the held-out images it would score. Returns the
+    model in eval mode."""
     check_count("classifier_for_scoring", "epochs", epochs, optional=True)   # -1 would save an untrained referee
     if not Path(path).exists() and images is not None:
         seed_generators(seed, device)   # the initial weights from `seed`, as step 10.1 draws them
     model = MnistClassifier().to(device)
     if Path(path).exists():
+        differences = trained_on_other_data(path, {"source": source}) if source is not None else ""
+        if differences:
+            raise CheckpointRefused(
+                f"classifier {path} was trained on other images ({differences}), and a referee must not have "
+                f"learned from the held-out images it scores (--source test trains on the test split's first "
+                f"images, which a run on the training split holds out). Train a referee on this run's data "
+                f"(steps/step10_conditional_diffusion/1_classifier.py --source {source}, or delete {path} to have "
+                f"one trained here), or name another with --classifier")
         load_checkpoint(path, model)
         print(f"classifier: loaded {path}")
     elif images is None:

@@ -32,7 +32,7 @@ from zero.diffusion import Diffusion, sampler_name, to_images
 from zero.metrics import (classifier_for_scoring, classify, feature_statistics, real_image_distances, score_samples,
                           share_interval)
 from zero.plot import figures, save, show, show_images
-from zero.training import add_data_options, mnist_splits_from
+from zero.training import add_data_options, mnist_splits_from, trained_on_other_data
 from zero.unet import UNet, unet_from_checkpoint
 
 DEFAULT_MODELS = ["step09_diffusion/2_ddpm", "step10_conditional_diffusion/2_conditional_ddpm"]  # their checkpoints
@@ -79,12 +79,17 @@ diffusion = Diffusion(T, device=args.device)
 
 models = []
 for path in args.model or [step_checkpoint(script, args) for script in DEFAULT_MODELS]:
-    if path.exists():
-        model, state = unet_from_checkpoint(path)
-        models.append((f"{path.name} ({plural(state['epoch'], 'epoch')})", model.to(args.device).eval()))
-    else:   # a default path (a given --model exists: checked above)
+    if not path.exists():   # a default path (a given --model exists: checked above)
         print(f"{path} not found: run its step first (steps/step09_diffusion/2_ddpm.py or "
               f"steps/step10_conditional_diffusion/2_conditional_ddpm.py)")
+        continue
+    other_data = trained_on_other_data(path, {"source": data.source})
+    if other_data:   # its samples would be compared with held-out images it may have trained on
+        print(f"{path} skipped: trained on other images than this run's ({other_data}), maybe on the held-out "
+              f"ones its samples would be compared with")
+        continue
+    model, state = unet_from_checkpoint(path)
+    models.append((f"{path.name} ({plural(state['epoch'], 'epoch')})", model.to(args.device).eval()))
 if not models:
     if not args.quick:
         raise SystemExit("no diffusion checkpoint to score")
