@@ -477,3 +477,77 @@ def test_seeds_are_drawn_with_probability_proportional_to_the_squared_distance()
     assert len(second) > 700
     assert abs(np.mean(np.array(second) == 1) - 0.1) < 0.03
     assert set(second) == {1, 2}
+
+
+# ----- a mixture built from given parameters (GaussianMixture.from_parameters) ---------------------------
+HAND_WEIGHTS = np.array([0.36, 0.64])
+HAND_MEANS = np.array([[2.0, 54.5], [4.3, 80.0]])
+HAND_COVARIANCES = np.array([[[0.07, 0.44], [0.44, 33.7]], [[0.17, 0.94], [0.94, 36.0]]])
+
+
+def test_a_mixture_from_given_parameters_scores_and_predicts_by_the_formula():
+    data = load_old_faithful().astype(np.float64)
+    gmm = GaussianMixture.from_parameters(HAND_WEIGHTS, HAND_MEANS, HAND_COVARIANCES)
+    assert gmm.n_components == 2 and gmm.n_iter == 0 and not gmm.converged
+    np.testing.assert_array_equal(gmm.means, HAND_MEANS)
+    np.testing.assert_array_equal(gmm.covariances, HAND_COVARIANCES)
+    weighted = np.stack([HAND_WEIGHTS[k] * multivariate_normal_pdf(data, HAND_MEANS[k], HAND_COVARIANCES[k])
+                         for k in range(2)], axis=1)   # phi_k N(x_n | mu_k, Sigma_k)
+    np.testing.assert_allclose(gmm.log_prob(data), np.log(weighted.sum(axis=1)), rtol=1e-12)
+    np.testing.assert_allclose(gmm.predict_proba(data), weighted / weighted.sum(axis=1, keepdims=True),
+                               rtol=1e-10, atol=1e-300)
+    np.testing.assert_array_equal(gmm.predict(data), weighted.argmax(axis=1))
+
+
+def test_a_mixture_from_given_parameters_samples_from_them():
+    gmm = GaussianMixture.from_parameters(HAND_WEIGHTS, HAND_MEANS, HAND_COVARIANCES, seed=3)
+    samples, labels = gmm.sample(40_000)
+    assert samples.dtype == np.float64   # the means' dtype
+    np.testing.assert_allclose(np.bincount(labels) / len(labels), HAND_WEIGHTS, atol=0.01)
+    for k in range(2):
+        members = samples[labels == k]
+        np.testing.assert_allclose(members.mean(axis=0), HAND_MEANS[k], rtol=0.01)
+        np.testing.assert_allclose(np.cov(members.T), HAND_COVARIANCES[k], rtol=0.05)
+    np.testing.assert_array_equal(gmm.sample(10)[0], gmm.sample(10, seed=3)[0])
+
+
+def test_a_mixture_from_lists_is_float64_inside_and_samples_float32():
+    gmm = GaussianMixture.from_parameters([1.0], [[0.0]], [[[4.0]]])
+    assert gmm.means.dtype == np.float64 and gmm.sample(3)[0].dtype == np.float32
+    assert gmm.log_prob([0.0])[0] == pytest.approx(-0.5 * np.log(2 * np.pi * 4.0), rel=1e-12)
+
+
+def test_weights_that_sum_to_1_only_after_rounding_are_normalised():
+    gmm = GaussianMixture.from_parameters([0.333333, 0.333333, 0.333333], np.zeros((3, 1)), np.ones((3, 1, 1)))
+    assert float(gmm.weights.sum()) == pytest.approx(1.0, abs=1e-15)
+
+
+def test_a_mixture_from_parameters_on_a_device_stays_there(device):
+    gmm = GaussianMixture.from_parameters(HAND_WEIGHTS, on(device, HAND_MEANS), HAND_COVARIANCES)
+    for value in (gmm.weights, gmm.means, gmm.covariances):
+        assert device_of(value) == device
+    reference = GaussianMixture.from_parameters(HAND_WEIGHTS, HAND_MEANS, HAND_COVARIANCES)
+    data = load_old_faithful()
+    log_prob = gmm.log_prob(on(device, data))
+    assert device_of(log_prob) == device
+    np.testing.assert_allclose(host(log_prob), reference.log_prob(data), rtol=1e-12)
+
+
+@pytest.mark.parametrize("weights, means, covariances, problem", [
+    (HAND_WEIGHTS, HAND_MEANS[0], HAND_COVARIANCES, r"means must have shape \(K, D\).*got \(2,\)"),
+    (HAND_WEIGHTS, np.zeros((0, 2)), HAND_COVARIANCES, r"means must have shape \(K, D\).*got \(0, 2\)"),
+    ([0.2, 0.3, 0.5], HAND_MEANS, HAND_COVARIANCES, r"weights must have shape \(2,\) \(K = 2 components"),
+    ([0.5, 0.6], HAND_MEANS, HAND_COVARIANCES, r"weights must be non-negative and sum to 1, got sum 1.1"),
+    ([1.5, -0.5], HAND_MEANS, HAND_COVARIANCES, r"weights must be non-negative.*smallest -0.5"),
+    (HAND_WEIGHTS, HAND_MEANS, HAND_COVARIANCES[0],
+     r"covariances must have shape \(2, 2, 2\) \(K = 2 components, D = dimension of the means\), got \(2, 2\)"),
+    (HAND_WEIGHTS, [[np.nan, 54.5], [4.3, 80.0]], HAND_COVARIANCES, "means contains NaN or infinite values"),
+    (HAND_WEIGHTS, HAND_MEANS, np.stack([HAND_COVARIANCES[0], -HAND_COVARIANCES[1]]),
+     r"covariance is not positive definite \(component 1\).*give symmetric positive-definite covariances"),
+    (HAND_WEIGHTS, HAND_MEANS, np.stack([HAND_COVARIANCES[0], [[0.17, 0.94], [0.0, 36.0]]]),
+     r"covariance is not symmetric.*give symmetric positive-definite covariances"),
+], ids=["means-not-2d", "no-components", "weights-shape", "weights-sum", "negative-weight", "covariances-shape",
+        "nan-mean", "not-positive-definite", "not-symmetric"])
+def test_bad_given_parameters_are_named(weights, means, covariances, problem):
+    with pytest.raises(ValueError, match=problem):
+        GaussianMixture.from_parameters(weights, means, covariances)

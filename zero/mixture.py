@@ -70,7 +70,8 @@ class GaussianMixture:
     After `fit`: weights (K,), means (K, D), covariances (K, D, D) (float64,
     on the data's device); log_likelihood_history (list of floats: mean log
     p(x_n) before each M-step, history[0] for the initial parameters);
-    n_iter; converged.
+    n_iter; converged. A mixture with parameters chosen by hand, not fitted:
+    `GaussianMixture.from_parameters(weights, means, covariances)`.
     """
 
     def __init__(self, n_components, reg_covar=1e-6, tol=1e-3, max_iter=100, seed=0, verbose=False):
@@ -89,6 +90,36 @@ class GaussianMixture:
         self.log_likelihood_history = []
         self.n_iter = 0
         self.converged = False
+
+    @classmethod
+    def from_parameters(cls, weights, means, covariances, seed=0):
+        """A mixture with the given parameters, ready to score, predict and sample without fit.
+
+        weights (K,): phi_k, non-negative and summing to 1; means (K, D): mu_k; covariances
+        (K, D, D): Sigma_k, symmetric positive definite. Arrays of any backend (weights and
+        covariances are moved to the means' device) or lists; stored in float64. Samples and
+        responsibilities come in the means' dtype if it is floating, else float32, as after fit.
+        seed: for `sample`. A parameter of the wrong shape, with NaN or infinite values, weights
+        that are negative or do not sum to 1, a covariance that is not symmetric positive
+        definite: a ValueError naming it. (A later fit(x) starts EM afresh, from the data.)
+        """
+        floating_array = hasattr(means, "shape") and np.issubdtype(means.dtype, np.floating)
+        means = _as_array(means)
+        if means.ndim != 2 or 0 in means.shape:
+            raise ValueError(f"means must have shape (K, D), K components in D dimensions (both at least 1), "
+                             f"got {means.shape}")
+        mixture = cls(means.shape[0], seed=seed)
+        if floating_array:   # the rule of fit's data: a floating array's dtype, float32 for lists and integers
+            mixture.dtype = np.dtype(means.dtype)
+        n_components, dim = means.shape
+        device = device_of(means)
+        weights = mixture._check_weights(weights, device)
+        means = mixture._check_parameter(means, "means", (n_components, dim), device, "dimension of the means")
+        covariances = mixture._check_parameter(covariances, "covariances", (n_components, dim, dim), device,
+                                               "dimension of the means")
+        mixture._set_parameters(weights, means, covariances, "covariance",
+                                "give symmetric positive-definite covariances")
+        return mixture
 
     # ----- fitting -----------------------------------------------------------------------------
     def fit(self, x, weights=None, means=None, covariances=None):
@@ -181,11 +212,7 @@ class GaussianMixture:
         if weights is None:
             weights = xp.full(n_components, 1.0 / n_components)
         else:
-            weights = self._check_parameter(weights, "weights", (n_components,), device)
-            if not bool((weights >= 0).all()) or abs(float(weights.sum()) - 1.0) > 1e-5:
-                raise ValueError(f"weights must be non-negative and sum to 1, got sum {float(weights.sum()):.6g} "
-                                 f"and smallest {float(weights.min()):.6g}")
-            weights = weights / weights.sum()
+            weights = self._check_weights(weights, device)
         if means is None:
             means = x[self._pick_seeds(x)]
         else:
@@ -219,15 +246,26 @@ class GaussianMixture:
             nearest = xp.minimum(nearest, ((x - x[index]) ** 2).sum(axis=1))
         return picked
 
-    def _check_parameter(self, value, name, shape, device):
+    def _check_parameter(self, value, name, shape, device, dim_name="data dimension"):
+        """value as a float64 array of `shape` on `device`, refused (naming `name`) if it has another
+        shape or NaN or infinite values; dim_name says where D comes from, for the message."""
         value = to_device(value, device)
         value = value.astype(get_array_module(value).float64)
         if value.shape != shape:
             raise ValueError(f"{name} must have shape {shape} (K = {self.n_components} components, "
-                             f"D = data dimension), got {value.shape}")
+                             f"D = {dim_name}), got {value.shape}")
         if not bool(get_array_module(value).isfinite(value).all()):
             raise ValueError(f"{name} contains NaN or infinite values")
         return value
+
+    def _check_weights(self, weights, device):
+        """Mixing weights phi_k (K,) checked as _check_parameter does, and non-negative summing to 1
+        (within 1e-5: rounded values are fine); returned divided by their sum, which makes it 1 to rounding."""
+        weights = self._check_parameter(weights, "weights", (self.n_components,), device)
+        if not bool((weights >= 0).all()) or abs(float(weights.sum()) - 1.0) > 1e-5:
+            raise ValueError(f"weights must be non-negative and sum to 1, got sum {float(weights.sum()):.6g} "
+                             f"and smallest {float(weights.min()):.6g}")
+        return weights / weights.sum()
 
     def _check_data(self, x):
         """x as a float64 (N, D) array of its own backend, after checking it. The dtype of samples is
