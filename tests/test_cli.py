@@ -566,3 +566,26 @@ def test_check_passes_quietly_and_stops_a_script_when_its_result_is_wrong(tmp_pa
     assert result.returncode == 1
     assert "Traceback" in result.stderr
     assert result.stderr.strip().endswith("zero.cli.CheckFailed: one plus one is not three")
+
+
+def test_a_simulated_value_within_5_standard_errors_passes_and_one_beyond_stops_the_script_naming_it():
+    from zero.cli import CheckFailed, check_within_standard_errors
+    gaps = check_within_standard_errors("the mean", 10.4, 10.0, 0.1)   # 4 standard errors: passes
+    assert gaps == pytest.approx(4.0)
+    with pytest.raises(CheckFailed, match=r"the mean: measured 10.6, the theory's 10.0; 6.0 standard errors apart"):
+        check_within_standard_errors("the mean", 10.6, 10.0, 0.1)
+    with pytest.raises(CheckFailed, match="the variance"):   # below the theory counts as much as above
+        check_within_standard_errors("the variance", 9.4, 10.0, 0.1)
+    with pytest.raises(CheckFailed):                        # exactly the limit is already too far
+        check_within_standard_errors("the mean", 10.5, 10.0, 0.1)
+
+
+def test_standard_errors_are_compared_entry_by_entry_and_must_be_positive():
+    from zero.cli import CheckFailed, check_within_standard_errors
+    measured, expected = np.array([[1.0, 2.0], [2.0, 3.0]]), np.array([[1.1, 2.0], [2.0, 2.0]])
+    gaps = check_within_standard_errors("a covariance", measured, expected, [[0.1, 1.0], [1.0, 0.5]])
+    np.testing.assert_allclose(gaps, [[-1.0, 0.0], [0.0, 2.0]])
+    with pytest.raises(CheckFailed, match="a covariance"):   # the one entry with a small standard error
+        check_within_standard_errors("a covariance", measured, expected, [[0.1, 1.0], [1.0, 0.1]])
+    with pytest.raises(ValueError, match="standard errors of the mean must be positive, got 0.0"):
+        check_within_standard_errors("the mean", 1.0, 1.0, 0.0)

@@ -196,3 +196,20 @@ def test_images_are_drawn_on_the_fixed_scale_0_black_1_white():
     figure = matplotlib.figure.Figure()
     ax = show_images(figure.add_subplot(), np.full(784, 0.3), 1)
     assert (ax.images[0].norm.vmin, ax.images[0].norm.vmax) == (0.0, 1.0)
+
+
+def test_bin_edges_are_whole_multiples_of_the_width_that_cover_every_value():
+    np.testing.assert_array_equal(zero.plot.bin_edges([147.2, 171.0, 198.1], 5.0), np.arange(145.0, 201.0, 5.0))
+    np.testing.assert_array_equal(zero.plot.bin_edges([150.0, 160.0], 5.0), [150.0, 155.0, 160.0])  # on an edge
+    np.testing.assert_array_equal(zero.plot.bin_edges([-0.3, 0.2], 0.5), [-0.5, 0.0, 0.5])
+    with pytest.raises(ValueError, match="width must be positive, got 0"):
+        zero.plot.bin_edges([1.0, 2.0], 0)
+
+
+def test_plane_grid_points_are_the_grid_in_meshgrid_order():
+    grid_x, grid_y, points = zero.plot.plane_grid((1.0, 6.0), (35.0, 105.0), 3)
+    np.testing.assert_array_equal(grid_x, [[1.0, 3.5, 6.0]] * 3)
+    np.testing.assert_array_equal(grid_y, [[35.0] * 3, [70.0] * 3, [105.0] * 3])
+    assert points.shape == (9, 2)
+    values = points[:, 0] * 1000 + points[:, 1]                     # a function of (x, y), one per point
+    np.testing.assert_array_equal(values.reshape(grid_x.shape), grid_x * 1000 + grid_y)

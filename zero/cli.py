@@ -21,6 +21,8 @@ import os
 import sys
 from pathlib import Path
 
+import numpy as np
+
 from zero.backend import get_backend
 from zero.errors import SetupError
 from zero.utils import writable_folder
@@ -236,6 +238,25 @@ def check(condition, message):
     many that a reader, or the test suite running every script, could miss."""
     if not condition:
         raise CheckFailed(message)
+
+
+def check_within_standard_errors(what, measured, expected, standard_errors, limit=5):
+    """Stop a step script (CheckFailed, as check does) when a simulated estimate lies `limit` or more
+    standard errors from the value the theory gives it. measured, expected, standard_errors: numbers
+    or arrays of one shape, compared entry by entry. The check is generous on purpose: chance alone puts
+    an estimate that is nearly normal beyond 5 of its standard errors with probability 5.7e-7 (the two
+    tails of N(0, 1) beyond 5), so a failure points to a bug, not bad luck. Returns the gaps
+    (measured - expected) / standard_errors."""
+    measured, expected, standard_errors = (np.asarray(value, dtype=np.float64)
+                                           for value in (measured, expected, standard_errors))
+    if not (standard_errors > 0).all():
+        raise ValueError(f"check_within_standard_errors: the standard errors of {what} must be positive, "
+                         f"got {standard_errors}")
+    gaps = (measured - expected) / standard_errors
+    check(bool((np.abs(gaps) < limit).all()),
+          f"{what}: measured {measured}, the theory's {expected}; {np.round(gaps, 1)} standard errors apart, "
+          f"not all within {limit}")
+    return gaps
 
 
 def show_setup_errors(prog):

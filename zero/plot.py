@@ -6,7 +6,9 @@ prints where it went. Grids of 28 x 28 digits, drawn by steps 6-12:
 `tile_images` lays them out in one array, `show_images` draws that on an axis,
 `save_image_grid` makes, draws and saves a one-axis figure of it.
 `save_loss_curves` draws a training history, epoch by epoch, `save_step_loss` one
-optimizer step at a time with its moving average.
+optimizer step at a time with its moving average. For the plots of steps 2-5:
+`bin_edges` (histogram bins at whole multiples of a width), `plane_grid` (the
+points of a 2-D grid, where contour plots evaluate a density).
 """
 import os
 import sys
@@ -47,6 +49,29 @@ def show():
     if _show:
         import matplotlib.pyplot as plt
         plt.show()
+
+
+def bin_edges(values, width):
+    """Histogram bin edges at whole multiples of `width`, from the one at or below the smallest of
+    `values` to the one at or above the largest: (number of bins + 1,). Bins that start at round
+    numbers (150, 155, ... cm) read better than those np.histogram spreads from the minimum."""
+    values = np.asarray(values, dtype=np.float64)
+    if not width > 0:
+        raise ValueError(f"bin_edges: width must be positive, got {width}")
+    first, last = np.floor(values.min() / width), np.ceil(values.max() / width)
+    return np.arange(first, last + 1) * width
+
+
+def plane_grid(x_range, y_range, size):
+    """A size x size grid over the rectangle x_range (low, high) by y_range, for contour plots of a
+    density p(x, y). Returns grid_x, grid_y (size, size), as np.meshgrid gives them (x along each
+    row), and points (size * size, 2), one row (x, y) per grid point in the same order: values
+    computed for the points become the grid's with .reshape(grid_x.shape)."""
+    xs = np.linspace(*x_range, size)
+    ys = np.linspace(*y_range, size)
+    grid_x, grid_y = np.meshgrid(xs, ys)
+    points = np.stack([grid_x.ravel(), grid_y.ravel()], axis=1)
+    return grid_x, grid_y, points
 
 
 def tile_images(images, columns, size=28, pad=2):
