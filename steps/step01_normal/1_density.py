@@ -11,7 +11,7 @@ under it stays 1). This script evaluates the formula by hand, checks it
 against `zero.distributions.normal_pdf` (the version later steps use), and
 plots how mu and sigma change the shape.
 
-    python steps/step01_normal/1_density.py [--show]
+    python steps/step01_normal/1_density.py [--quick] [--out OUT] [--show] [--seed SEED]
 """
 import math
 
