@@ -17,14 +17,14 @@ and setting its derivatives to zero gives a closed form:
 hand, compare with `zero.distributions.normal_mle`, check on a grid that no
 other (mu, sigma) scores higher, and draw the fitted density over the histogram.
 
-    python steps/step02_mle/1_fit.py [--show]
+    python steps/step02_mle/1_fit.py [--quick] [--out OUT] [--show] [--seed SEED]
 """
 import numpy as np
 
 from zero.cli import check, out_dir, step_parser
 from zero.datasets import load_heights
 from zero.distributions import normal_log_pdf, normal_mle, normal_pdf
-from zero.plot import figures, save, show
+from zero.plot import bin_edges, figures, save, show
 
 args = step_parser(__doc__).parse_args()
 folder = out_dir(args, __file__)
@@ -72,8 +72,7 @@ save(fig, folder, "log_likelihood")
 # ---- the fitted density over the histogram ------------------------------------------------------------
 grid = np.linspace(heights.min() - 5, heights.max() + 5, 400)
 fig, ax = plt.subplots(figsize=(6, 4))
-bins = np.arange(np.floor(heights.min() / BIN_WIDTH), np.ceil(heights.max() / BIN_WIDTH) + 1) * BIN_WIDTH
-ax.hist(heights, bins=bins, density=True, alpha=0.6, label="507 heights")
+ax.hist(heights, bins=bin_edges(heights, BIN_WIDTH), density=True, alpha=0.6, label="507 heights")
 ax.plot(grid, normal_pdf(grid, mu, sigma), "r", label=f"N(x | {mu:.1f}, {sigma:.1f})")
 ax.set(title="Heights and the maximum-likelihood normal", xlabel="height (cm)", ylabel="density")
 ax.legend()

@@ -10,7 +10,7 @@ With the model fitted in step 2.1 we ask: how likely is an adult shorter
 than 160 cm, taller than 180 cm? The model's answers are compared with the
 fraction of the 507 real heights in those ranges.
 
-    python steps/step02_mle/3_probabilities.py [--show]
+    python steps/step02_mle/3_probabilities.py [--quick] [--out OUT] [--show] [--seed SEED]
 """
 import numpy as np
 
