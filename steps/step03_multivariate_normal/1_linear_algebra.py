@@ -13,11 +13,11 @@ uses to generate data (step 3.3, and the mixtures of steps 4 and 5): if
 z ~ N(0, I) then x = M z has covariance M M^T (M is another matrix than the
 A the script prints).
 
-    python steps/step03_multivariate_normal/1_linear_algebra.py [--show]
+    python steps/step03_multivariate_normal/1_linear_algebra.py [--quick] [--out OUT] [--show] [--seed SEED]
 """
 import numpy as np
 
-from zero.cli import check, out_dir, step_parser
+from zero.cli import check, check_within_standard_errors, out_dir, step_parser
 from zero.plot import figures, save, show
 
 args = step_parser(__doc__).parse_args()
@@ -59,11 +59,10 @@ z = rng.standard_normal((N_POINTS, 2))                     # z ~ N(0, I), rows a
 samples = z @ M.T                                          # x_n = M z_n for every row at once
 sample_covariance = samples.T @ samples / N_POINTS         # 1/N sum_n x_n x_n^T (the mean is 0)
 print(f"M =\n{M}\nM M^T =\n{M @ M.T}\ncovariance of {N_POINTS} samples x = M z =\n{np.round(sample_covariance, 3)}")
-# generously: each entry within 5 standard errors of M M^T's (for x ~ N(0, S), sqrt((S_ii S_jj + S_ij^2) / N)),
-# which chance alone exceeds with probability below 1e-6
+# for x ~ N(0, S), entry ij of the sample covariance has the standard error sqrt((S_ii S_jj + S_ij^2) / N)
 S = M @ M.T
-check(np.all(np.abs(sample_covariance - S) < 5 * np.sqrt((np.outer(np.diag(S), np.diag(S)) + S ** 2) / N_POINTS)),
-      f"the covariance of the samples,\n{sample_covariance}\nis more than 5 standard errors from M M^T")
+check_within_standard_errors("the covariance of the samples x = M z, against M M^T", sample_covariance, S,
+                             np.sqrt((np.outer(np.diag(S), np.diag(S)) + S ** 2) / N_POINTS))
 
 fig, (ax_z, ax_x) = plt.subplots(1, 2, figsize=(10, 5))
 ax_z.scatter(z[:, 0], z[:, 1], s=2, alpha=0.3)

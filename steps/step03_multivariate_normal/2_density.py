@@ -13,7 +13,7 @@ uses the Cholesky factor of Sigma and log space, for speed and for far-away
 points), and draw a 2-D normal as a 3-D surface and as contour lines for a
 few covariances.
 
-    python steps/step03_multivariate_normal/2_density.py [--show]
+    python steps/step03_multivariate_normal/2_density.py [--quick] [--out OUT] [--show] [--seed SEED]
 """
 import numpy as np
 

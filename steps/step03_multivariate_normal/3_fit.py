@@ -11,14 +11,14 @@ one dimension, written with vectors:
 We fit it to the 507 (height, weight) pairs, compare with two independent
 normals, and draw the fitted contours over the scatter plot.
 
-    python steps/step03_multivariate_normal/3_fit.py [--show]
+    python steps/step03_multivariate_normal/3_fit.py [--quick] [--out OUT] [--show] [--seed SEED]
 """
 import numpy as np
 
 from zero.cli import check, out_dir, step_parser
 from zero.datasets import load_height_weight
 from zero.distributions import cholesky, multivariate_normal_log_pdf, multivariate_normal_mle, multivariate_normal_pdf
-from zero.plot import figures, save, show
+from zero.plot import figures, plane_grid, save, show
 
 args = step_parser(__doc__).parse_args()
 folder = out_dir(args, __file__)
@@ -34,12 +34,12 @@ n = len(data)
 # ---- MLE by hand and from the library ---------------------------------------------------------
 mean = data.sum(axis=0) / n                     # mu_hat = 1/N sum_n x_n
 centred = data - mean                           # rows x_n - mu_hat
-covariance = centred.T @ centred / n            # Sigma_hat = 1/N sum_n (x_n - mu)(x_n - mu)^T, as one product
+covariance = centred.T @ centred / n            # Sigma_hat = 1/N sum_n (x_n - mu_hat)(x_n - mu_hat)^T, as one product
 library_mean, library_covariance = multivariate_normal_mle(data)
 print(f"mu_hat    = {np.round(mean, 3)} (height cm, weight kg)")
 print(f"Sigma_hat =\n{np.round(covariance, 3)}")
-print(f"same as zero.distributions.multivariate_normal_mle: "
-      f"{np.allclose(mean, library_mean) and np.allclose(covariance, library_covariance)}")
+print(f"largest difference to zero.distributions.multivariate_normal_mle: in mu_hat "
+      f"{np.abs(mean - library_mean).max():.1e}, in Sigma_hat {np.abs(covariance - library_covariance).max():.1e}")
 check(np.allclose(mean, library_mean, rtol=1e-9, atol=0)
       and np.allclose(covariance, library_covariance, rtol=1e-9, atol=0),
       f"MLE by hand\n{mean}\n{covariance}\nand zero.distributions\n{library_mean}\n{library_covariance}\ndiffer")
@@ -53,10 +53,9 @@ print(f"mean log-likelihood per person: correlated normal {joint:.4f}, independe
 check(joint >= independent, f"independent normals score {independent:.6f}, above the MLE's {joint:.6f}")
 
 # ---- the fitted contours over the data, and data generated from the model -------------------------------
-xs = np.linspace(data[:, 0].min() - 5, data[:, 0].max() + 5, GRID)
-ys = np.linspace(data[:, 1].min() - 10, data[:, 1].max() + 10, GRID)
-grid_x, grid_y = np.meshgrid(xs, ys)
-density = multivariate_normal_pdf(np.stack([grid_x.ravel(), grid_y.ravel()], axis=1), mean, covariance)
+grid_x, grid_y, points = plane_grid((data[:, 0].min() - 5, data[:, 0].max() + 5),     # height (cm)
+                                    (data[:, 1].min() - 10, data[:, 1].max() + 10), GRID)  # weight (kg)
+density = multivariate_normal_pdf(points, mean, covariance).reshape(grid_x.shape)
 # new data by step 3.1's fact: z ~ N(0, I) and x = mu + L z has covariance L L^T = Sigma (L: Cholesky factor)
 scale_tril = cholesky(covariance)
 noise = np.random.default_rng(args.seed).standard_normal((N_GENERATED, 2))   # rows z_n ~ N(0, I)
@@ -64,11 +63,11 @@ generated = mean + noise @ scale_tril.T                                        #
 
 fig, (ax_fit, ax_new) = plt.subplots(1, 2, figsize=(11, 4.5), sharex=True, sharey=True)
 ax_fit.scatter(data[:, 0], data[:, 1], s=6, alpha=0.6, label="data")
-ax_fit.contour(grid_x, grid_y, density.reshape(grid_x.shape), levels=8, cmap="viridis")
+ax_fit.contour(grid_x, grid_y, density, levels=8, cmap="viridis")
 ax_fit.set(title="fitted 2-D normal over 507 adults", xlabel="height (cm)", ylabel="weight (kg)")
 ax_fit.legend()
 ax_new.scatter(generated[:, 0], generated[:, 1], s=6, alpha=0.6, color="C1", label="generated")
-ax_new.contour(grid_x, grid_y, density.reshape(grid_x.shape), levels=8, cmap="viridis")
+ax_new.contour(grid_x, grid_y, density, levels=8, cmap="viridis")
 ax_new.set(title=f"{N_GENERATED} points generated from it", xlabel="height (cm)")
 ax_new.legend()
 save(fig, folder, "fitted_contours")
