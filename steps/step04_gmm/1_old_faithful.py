@@ -9,17 +9,19 @@ so its best fit puts that peak in the sparse gap between the clouds and is
 too low on both of them.
 
 This script shows the data, its two-peaked histograms, and the single
-normal's maximum-likelihood fit, and prints the mean log-likelihood the
-mixture of step 4.2 / step 5 will have to beat.
+normal's maximum-likelihood fit. It prints the density of the data (the
+share of eruptions in a small cell, per min^2) beside the normal's, in the
+gap and on each cloud, and the mean log-likelihood the mixture of step 4.2 /
+step 5 will have to beat.
 
-    python steps/step04_gmm/1_old_faithful.py [--show]
+    python steps/step04_gmm/1_old_faithful.py [--quick] [--out OUT] [--show] [--seed SEED]
 """
 import numpy as np
 
 from zero.cli import out_dir, step_parser
 from zero.datasets import load_old_faithful
 from zero.distributions import multivariate_normal_log_pdf, multivariate_normal_mle, multivariate_normal_pdf
-from zero.plot import figures, save, show
+from zero.plot import figures, plane_grid, save, show
 
 args = step_parser(__doc__).parse_args()
 folder = out_dir(args, __file__)
@@ -28,6 +30,7 @@ plt = figures(args.show)
 # ---- hyper-parameters -------------------------------------------------------------------------
 GRID = 80 if args.quick else 200
 BINS = 25
+HALF_WIDTHS = (0.5, 5.0)   # min: eruptions are counted in cells of centre +- 0.5 min (duration) by +- 5 min (waiting)
 
 data = load_old_faithful().astype(np.float64)   # (272, 2): eruption minutes, waiting minutes
 print(f"{len(data)} eruptions; duration {data[:, 0].min():.2f}-{data[:, 0].max():.2f} min, "
@@ -39,15 +42,18 @@ print(f"eruptions shorter than 3 min: {short.sum()}, mean wait {data[short, 1].m
 mean, covariance = multivariate_normal_mle(data)   # the best single normal (step 3)
 single = multivariate_normal_log_pdf(data, mean, covariance).mean()
 print(f"single normal: mean {np.round(mean, 2)}, mean log-likelihood {single:.4f} per eruption")
+cell_area = (2 * HALF_WIDTHS[0]) * (2 * HALF_WIDTHS[1])   # min^2
+print(f"density per min^2 in a cell of {2 * HALF_WIDTHS[0]:.0f} min by {2 * HALF_WIDTHS[1]:.0f} min around")
 for name, centre in [("its peak (the mean)", mean), ("short cloud", [2.0, 54.5]), ("long cloud", [4.3, 80.0])]:
-    near = (np.abs(data[:, 0] - centre[0]) < 0.5) & (np.abs(data[:, 1] - centre[1]) < 5.0)
-    print(f"  eruptions within 0.5 min and 5 min of {name:20s}: {near.sum():3d}, "
-          f"single-normal density there {multivariate_normal_pdf(np.asarray(centre), mean, covariance):.4f}")
+    near = (np.abs(data[:, 0] - centre[0]) < HALF_WIDTHS[0]) & (np.abs(data[:, 1] - centre[1]) < HALF_WIDTHS[1])
+    data_density = near.sum() / (len(data) * cell_area)    # the share of the eruptions in the cell, per min^2
+    _, _, cell_points = plane_grid((centre[0] - HALF_WIDTHS[0], centre[0] + HALF_WIDTHS[0]),
+                                   (centre[1] - HALF_WIDTHS[1], centre[1] + HALF_WIDTHS[1]), 401)
+    model_density = multivariate_normal_pdf(cell_points, mean, covariance).mean()   # average over the cell, to 0.2%
+    print(f"  {name:20s}: {near.sum():3d} eruptions, data {data_density:.4f}, single normal {model_density:.4f}")
 
-xs = np.linspace(1.0, 6.0, GRID)
-ys = np.linspace(35.0, 105.0, GRID)
-grid_x, grid_y = np.meshgrid(xs, ys)
-density = multivariate_normal_pdf(np.stack([grid_x.ravel(), grid_y.ravel()], axis=1), mean, covariance)
+grid_x, grid_y, points = plane_grid((1.0, 6.0), (35.0, 105.0), GRID)
+density = multivariate_normal_pdf(points, mean, covariance)
 
 fig, (ax_scatter, ax_duration, ax_waiting) = plt.subplots(1, 3, figsize=(15, 4.5))
 ax_scatter.scatter(data[:, 0], data[:, 1], s=8)
