@@ -13,16 +13,18 @@ p(x | z = k) = N(x | mu_k, Sigma_k); p(x) = sum_k p(z = k) p(x | z = k).
 
 Here the parameters are set by hand (the values EM will find in step 5,
 rounded). We compute the mixture density in 1-D (eruption durations) and
-2-D, check that it integrates to 1, and compare its log-likelihood on the
-data with the single normal's.
+2-D, check that it integrates to 1, check the 2-D density by hand against
+the library's, `zero.mixture.GaussianMixture` given the same parameters, and
+compare the mixture's log-likelihood on the data with the single normal's.
 
-    python steps/step04_gmm/2_mixture_density.py [--show]
+    python steps/step04_gmm/2_mixture_density.py [--quick] [--out OUT] [--show] [--seed SEED]
 """
 import numpy as np
 
 from zero.cli import check, out_dir, step_parser
 from zero.datasets import load_old_faithful
 from zero.distributions import multivariate_normal_log_pdf, multivariate_normal_mle, multivariate_normal_pdf, normal_pdf
+from zero.mixture import GaussianMixture
 from zero.plot import figures, save, show
 
 args = step_parser(__doc__).parse_args()
@@ -56,10 +58,18 @@ check(abs(area - 1) < 1e-3, f"the 1-D mixture's area on [1, 6] is {area:.6f}, no
 xs = np.linspace(1.0, 6.0, GRID)
 ys = np.linspace(30.0, 110.0, GRID)
 grid_x, grid_y = np.meshgrid(xs, ys)
-density = mixture_pdf(np.stack([grid_x.ravel(), grid_y.ravel()], axis=1)).reshape(grid_x.shape)
+points = np.stack([grid_x.ravel(), grid_y.ravel()], axis=1)   # (GRID * GRID, 2), as in step 3.2
+density = mixture_pdf(points).reshape(grid_x.shape)
 volume = density.sum() * (xs[1] - xs[0]) * (ys[1] - ys[0])   # sum_ij p(x_ij) dx1 dx2
 print(f"2-D mixture: volume under p(x) on the grid = {volume:.4f}")
 check(abs(volume - 1) < 1e-3, f"the 2-D mixture's volume on the grid is {volume:.6f}, not 1")
+library = GaussianMixture.from_parameters(WEIGHTS, MEANS, COVARIANCES)   # the same mixture, as steps 5 on hold it
+library_density = np.exp(library.log_prob(points)).reshape(grid_x.shape)
+relative_difference = (np.abs(density - library_density) / library_density).max()
+print(f"2-D mixture: largest relative difference to zero.mixture.GaussianMixture on the grid: "
+      f"{relative_difference:.1e}")
+check(relative_difference < 1e-9,
+      f"the 2-D mixture by hand and zero.mixture.GaussianMixture differ by up to {relative_difference:.2e} of p(x)")
 
 mixture_score = np.log(mixture_pdf(data)).mean()       # 1/N sum_n log p(x_n)
 mean, covariance = multivariate_normal_mle(data)
