@@ -23,15 +23,15 @@ bound, so the log-likelihood can never decrease. We run EM by hand on Old
 Faithful, print and plot the log-likelihood per iteration, and check the
 result against `zero.mixture.GaussianMixture`, the tested library version.
 
-    python steps/step05_em/1_em.py [--show]
+    python steps/step05_em/1_em.py [--quick] [--out OUT] [--show] [--seed SEED]
 """
 import numpy as np
 
 from zero.cli import check, out_dir, step_parser
 from zero.datasets import load_old_faithful
-from zero.distributions import multivariate_normal_log_pdf, multivariate_normal_pdf
+from zero.distributions import multivariate_normal_log_pdf
 from zero.mixture import GaussianMixture, logsumexp
-from zero.plot import figures, save, show
+from zero.plot import figures, plane_grid, save, show
 
 args = step_parser(__doc__).parse_args()
 folder = out_dir(args, __file__)
@@ -64,8 +64,11 @@ previous = -np.inf
 for iteration in range(1, MAX_ITER + 1):
     # ---- E-step, in log space: r_nk = exp(log phi_k N_k(x_n) - log sum_j phi_j N_j(x_n)) ------------
     joint = log_joint(weights, means, covariances)
-    # log p(x_n) = log sum_k exp(a_nk), a = joint, taken as m + log sum_k exp(a_nk - m) with m = max_k a_nk:
-    # exp(a_nk) itself underflows to 0 for points far from every component (here, at the start)
+    # log p(x_n) = log sum_k exp(a_nk), a = joint, taken as m + log sum_k exp(a_nk - m) with m = max_k a_nk.
+    # A safeguard for starts that need it: for a point far from every component each exp(a_nk) underflows to 0
+    # (in float64 once a_nk is below about -745) and r_nk would be 0/0. This start does not: its point farthest
+    # from both components, (4.8, 75), has max_k a_nk = -326.6 (exp 1.5e-142), and a plain E-step, exp(a_nk)
+    # divided by its sum over k, gives the same responsibilities within 1e-15 in every iteration.
     log_evidence = logsumexp(joint, axis=1)         # log p(x_n), (N,)
     resp = np.exp(joint - log_evidence[:, None])    # r_nk, (N, K); rows sum to 1
     history.append(log_evidence.mean())             # mean log-likelihood of the current parameters
@@ -108,11 +111,9 @@ check(np.allclose(library.means, means, rtol=0, atol=1e-9),
       f"EM by hand ends with the means {means.tolist()}, zero.mixture.GaussianMixture with {library.means.tolist()}")
 
 # ---- figures: the log-likelihood per iteration, the fitted mixture ---------------------------------------
-xs = np.linspace(1.0, 6.0, GRID)
-ys = np.linspace(35.0, 105.0, GRID)
-grid_x, grid_y = np.meshgrid(xs, ys)
-points = np.stack([grid_x.ravel(), grid_y.ravel()], axis=1)
-density = sum(weights[k] * multivariate_normal_pdf(points, means[k], covariances[k]) for k in range(K))
+grid_x, grid_y, points = plane_grid((1.0, 6.0), (35.0, 105.0), GRID)
+fitted = GaussianMixture.from_parameters(weights, means, covariances)   # the mixture EM by hand ended with
+density = np.exp(fitted.log_prob(points))                               # p(x) = sum_k phi_k N(x | mu_k, Sigma_k)
 labels = resp.argmax(axis=1)
 
 fig, (ax_history, ax_fit) = plt.subplots(1, 2, figsize=(11, 4.5))

@@ -14,7 +14,7 @@ The limit that step 6 onwards removes: every component is a normal, and
 the number of them grows with the complexity of the data. Images would need
 absurdly many; neural networks will give far more flexible p(x).
 
-    python steps/step05_em/2_generate.py [--show]
+    python steps/step05_em/2_generate.py [--quick] [--out OUT] [--show] [--seed SEED]
 """
 import numpy as np
 
@@ -22,7 +22,7 @@ from zero.cli import out_dir, step_parser
 from zero.datasets import load_old_faithful
 from zero.distributions import multivariate_normal_log_pdf, multivariate_normal_mle
 from zero.mixture import GaussianMixture
-from zero.plot import figures, save, show
+from zero.plot import figures, plane_grid, save, show
 
 args = step_parser(__doc__).parse_args()
 folder = out_dir(args, __file__)
@@ -56,10 +56,8 @@ spread = np.sqrt(real_share * (1 - real_share) / len(generated))   # std of a sh
 print(f"share of short eruptions (< 3 min): real {real_share:.3f}, generated {np.mean(generated[:, 0] < 3):.3f} "
       f"(a share of {len(generated)} draws varies by about {spread:.3f})")
 
-xs = np.linspace(1.0, 6.0, GRID)
-ys = np.linspace(35.0, 105.0, GRID)
-grid_x, grid_y = np.meshgrid(xs, ys)
-density = np.exp(gmm.log_prob(np.stack([grid_x.ravel(), grid_y.ravel()], axis=1))).reshape(grid_x.shape)
+grid_x, grid_y, points = plane_grid((1.0, 6.0), (35.0, 105.0), GRID)
+density = np.exp(gmm.log_prob(points)).reshape(grid_x.shape)
 
 fig, axes = plt.subplots(1, 3, figsize=(16, 4.5))
 axes[0].plot(np.arange(1, len(gmm.log_likelihood_history) + 1), gmm.log_likelihood_history, "o-", markersize=3)
