@@ -310,7 +310,10 @@ class HierarchicalVAE(Model):
 
     def negative_elbo(self, x):
         """-ELBO in nats per image from one bottom-up sample: (N,), -log p(x | z1) plus each level's
-        term (level_kls), added in the order log q first, then - log p (the numbers of earlier runs)."""
+        term (level_kls). A level below the top adds its log q, then subtracts its log p, rather than
+        adding their difference: equal in exact arithmetic, but float32 rounds the two orders
+        differently (in a check, the last bit of about a quarter of the per-image values), and the
+        numbers recorded in README were computed in this order: kept so that they reproduce."""
         chain, terms = self._level_terms(x)
         nelbo = -self.likelihood.log_prob(x, self.decoders[0](chain[0][2]))
         for log_q_or_kl, log_p in terms:
