@@ -726,3 +726,90 @@ def test_inputs_on_another_device_than_the_data_are_refused_not_copied_to_the_ho
     for message, call in refusals.items():
         with pytest.raises(TypeError, match=re.escape(message) + r".*move one to the other's device first"):
             call()
+
+
+# ---- fit_diffusion: step 9.2's loop as a library piece (step 10.2 trains with it) -----------------------------
+def _tiny_run(num_classes=None):
+    np.random.seed(0)
+    images = np.random.default_rng(1).random((20, 1, 8, 8), dtype=np.float32)   # 3 batches of 8: the last short
+    model = UNet(channels=(2, 4, 4), time_embed_dim=4, num_classes=num_classes)
+    return images, model, Diffusion(50), Adam(model.params(), lr=1e-2)
+
+
+@pytest.mark.parametrize("conditional", [False, True], ids=["step 9.2", "step 10.2"])
+def test_fit_diffusion_is_the_loop_steps_9_2_and_10_2_wrote_out(conditional):
+    from zero.backend import reseed_device, standard_normal
+    from zero.data import DataLoader, Dataset
+    from zero.diffusion import fit_diffusion
+    labels = np.arange(20) % 3 if conditional else None
+    images, model, diffusion, optimizer = _tiny_run(3 if conditional else None)
+    history = fit_diffusion(model, diffusion, optimizer, images, 2, labels=labels, label_drop=0.5, batch_size=8, seed=3)
+    by_library = [p.data.copy() for p in model.params()]
+
+    images, model, diffusion, optimizer = _tiny_run(3 if conditional else None)
+    step_losses = []
+    for epoch in (1, 2):
+        loader = DataLoader(Dataset(images) if labels is None else Dataset(images, labels), 8, seed=(3, epoch),
+                            device="cpu")
+        reseed_device("cpu")
+        for batch in loader:
+            if conditional:                              # step 10.2's loop before fit_diffusion
+                x, y = batch
+                loss = diffusion.loss(model, to_model_range(x), drop_labels(y, 0.5, model.no_label))
+            else:                                        # steps/step09_diffusion/2_ddpm.py's loop
+                x0 = to_model_range(batch)
+                t = np.random.randint(1, 51, size=len(x0))
+                noise = standard_normal(np, x0.shape, np.float32)
+                loss = zero.functions.mean_squared_error(model(diffusion.q_sample(x0, t, noise), t), noise)
+            optimizer.zero_grad()
+            loss.backward()
+            optimizer.step()
+            step_losses.append(loss.item())
+    assert history["step_loss"] == step_losses and len(step_losses) == 6
+    assert history["train_loss"] == [np.mean(step_losses[:3]), np.mean(step_losses[3:])]
+    for library, by_hand in zip(by_library, model.params()):
+        np.testing.assert_array_equal(library, by_hand.data)
+
+
+def test_fit_diffusion_resumed_from_its_checkpoint_ends_where_an_uninterrupted_run_does(tmp_path, capsys):
+    from zero.diffusion import fit_diffusion
+    from zero.optimizers import cosine_lr
+    from zero.training import load_checkpoint, restore_random_state
+    labels = np.arange(20) % 3
+    calls = []
+
+    def schedule(step, total):
+        calls.append((step, total))
+        return cosine_lr(1e-2, step, total)
+
+    images, model, diffusion, optimizer = _tiny_run(num_classes=3)
+    fit_diffusion(model, diffusion, optimizer, images, 2, labels=labels, label_drop=0.5, batch_size=8, seed=3,
+                  lr_schedule=schedule, checkpoint=tmp_path / "uninterrupted.npz", settings={"seed": "3"})
+    assert calls == [(step, 6) for step in range(6)]
+    uninterrupted = [p.data.copy() for p in model.params()]
+
+    images, model, diffusion, optimizer = _tiny_run(num_classes=3)
+    path = tmp_path / "interrupted.npz"
+    fit_diffusion(model, diffusion, optimizer, images, 1, labels=labels, label_drop=0.5, batch_size=8, seed=3,
+                  lr_schedule=lambda step, total: cosine_lr(1e-2, step, 2 * 3), checkpoint=path)
+    np.random.seed(99)                                      # a new process: another generator state
+    images, model, diffusion, optimizer = _tiny_run(num_classes=3)
+    state = load_checkpoint(path, model, optimizer)
+    restore_random_state(state)
+    history = fit_diffusion(model, diffusion, optimizer, images, 2, labels=labels, label_drop=0.5, batch_size=8,
+                            seed=3, history=state["history"], start_epoch=state["epoch"], lr_schedule=schedule)
+    assert len(history["step_loss"]) == 6 and len(history["train_loss"]) == 2
+    for resumed, straight in zip(model.params(), uninterrupted):
+        np.testing.assert_array_equal(resumed.data, straight)
+    printed = capsys.readouterr().out
+    assert "epoch 1/1: mean loss" in printed and "checkpoint " + str(path) in printed
+    assert re.search(r"epoch 2/2: mean loss \d\.\d{4} \(\d+ s so far\)\n", printed)   # no checkpoint asked: none named
+
+
+def test_fit_diffusion_refuses_no_images_and_a_negative_epoch_count():
+    from zero.diffusion import fit_diffusion
+    images, model, diffusion, optimizer = _tiny_run()
+    with pytest.raises(ValueError, match="fit_diffusion: no training images"):
+        fit_diffusion(model, diffusion, optimizer, images[:0], 1)
+    with pytest.raises(ValueError, match="fit_diffusion: epochs must be a whole number >= 0, got -1"):
+        fit_diffusion(model, diffusion, optimizer, images, -1)

@@ -1,8 +1,9 @@
 """Denoising diffusion (steps 9 and 10): the noise schedule, the forward process
-q(x_t | x_0), its posterior, the DDPM and DDIM samplers and classifier-free guidance.
+q(x_t | x_0), its posterior, the training loop, the DDPM and DDIM samplers and classifier-free guidance.
 
     diffusion = Diffusion(1000, device="cpu")          # linear betas 1e-4 .. 0.02, as the book (and Ho et al. 2020)
     loss = diffusion.loss(model, x0)                   # predict the noise, mean squared error
+    fit_diffusion(model, diffusion, optimizer, images, epochs=10)   # that loss, by mini-batch, with a progress bar
     x = diffusion.sample(model, (64, 1, 28, 28))       # ancestral sampling, t = T .. 1
     x = diffusion.sample(model, (64, 1, 28, 28), sampler="ddim", steps=50)          # deterministic
     x = diffusion.sample(model, (64, 1, 28, 28), sampler="ddim", steps=50, eta=1.0) # stochastic, DDPM-like
@@ -19,15 +20,18 @@ Reverse process (learned): p(x_{t-1} | x_t) = N(mu_theta(x_t, t), sigma_t^2 I), 
 network eps_theta predicts the noise in x_t and mu_theta follows from it.
 """
 import numbers
+import time
 
 import numpy as np
 from tqdm import tqdm
 
 import zero.functions as F
-from zero.backend import (any_outside, get_array_module, get_backend, standard_normal, to_device_beside,
-                          to_numpy)
+from zero.backend import (any_outside, get_array_module, get_backend, reseed_device, standard_normal,
+                          to_device_beside, to_numpy)
 from zero.core import no_grad, test_mode
-from zero.utils import check_count, check_number
+from zero.data import DataLoader, Dataset
+from zero.training import save_checkpoint
+from zero.utils import check_count, check_not_empty, check_number
 
 
 def to_model_range(images):
@@ -337,3 +341,59 @@ class Diffusion:
             snapshots[0] = to_numpy(x)
             return x, snapshots
         return x
+
+
+# =============================================================================
+# Training (the loop step 9.2 writes out, for the steps after it)
+# =============================================================================
+def fit_diffusion(model, diffusion, optimizer, images, epochs, labels=None, label_drop=0.0, batch_size=32, seed=0,
+                  device=None, history=None, start_epoch=0, lr_schedule=None, checkpoint=None, settings=None):
+    """Train the noise predictor eps_theta (`model`) on the loss (9.3), Diffusion.loss, for epochs
+    start_epoch+1 .. epochs, with a progress bar: step 9.2's training loop, which it writes out.
+
+    images: host array (N, C, H, W) in [0, 1], scaled to [-1, 1] batch by batch. Epoch e visits them
+    in the order of DataLoader(seed=(seed, e)), and the device's generator is reseeded from NumPy's
+    at its start (zero.reseed_device), so a run resumed from a checkpoint continues as an
+    uninterrupted one would. labels: their class labels (N,), for a conditional model (step 10.2):
+    each is replaced by model.no_label with probability label_drop, example by example
+    (drop_labels), so that the model learns p(x) beside p(x | y). lr_schedule: a function
+    (step, total_steps) -> learning rate, called before every optimizer step, steps counted from 0
+    over all epochs (cosine_lr), or None for a constant learning rate. checkpoint: a path where
+    model and optimizer are saved (with `settings`, zero.training.save_checkpoint) after every
+    epoch. Appends each step's loss to history['step_loss'] and each epoch's mean to
+    history['train_loss'], prints the mean after each epoch, and returns history."""
+    device = model.device if device is None else device
+    check_count("fit_diffusion", "epochs", epochs, at_least=0)
+    check_not_empty("fit_diffusion", images, "training images")
+    history = {"train_loss": [], "step_loss": []} if history is None else history
+    dataset = Dataset(images) if labels is None else Dataset(images, labels)
+    steps_per_epoch = len(DataLoader(dataset, batch_size))
+    start = time.perf_counter()
+    for epoch in range(start_epoch + 1, epochs + 1):
+        loader = DataLoader(dataset, batch_size, seed=(seed, epoch), device=device)
+        reseed_device(device)   # on a GPU: its noise follows NumPy's generator, which the checkpoint keeps
+        total = 0.0
+        with tqdm(loader, desc=f"epoch {epoch}/{epochs}", leave=False) as bar:
+            for step, batch in enumerate(bar, start=(epoch - 1) * steps_per_epoch):
+                if lr_schedule is not None:
+                    optimizer.lr = lr_schedule(step, epochs * steps_per_epoch)
+                if labels is None:
+                    loss = diffusion.loss(model, to_model_range(batch))                                # (9.3)
+                else:
+                    x, y = batch
+                    y = drop_labels(y, label_drop, model.no_label)     # per example: label -> "no label"
+                    loss = diffusion.loss(model, to_model_range(x), y)                   # (9.3) with eps(x_t, t, y)
+                optimizer.zero_grad()
+                loss.backward()
+                optimizer.step()
+                history["step_loss"].append(loss.item())  # .item(): one number to the host per step
+                total += history["step_loss"][-1]
+                bar.set_postfix(loss=f"{history['step_loss'][-1]:.4f}", refresh=False)  # shown at the next refresh
+        history["train_loss"].append(total / steps_per_epoch)
+        seconds = time.perf_counter() - start
+        message = f"epoch {epoch}/{epochs}: mean loss {history['train_loss'][-1]:.4f} ({seconds:.0f} s so far)"
+        if checkpoint is not None:   # every epoch: an interrupted run can resume
+            save_checkpoint(checkpoint, model, optimizer, epoch, history, settings)
+            message += f", checkpoint {checkpoint}"
+        print(message)
+    return history

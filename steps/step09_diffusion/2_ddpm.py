@@ -96,6 +96,7 @@ settings = run_settings(args, exclude=("heldout_limit",))   # the held-out image
 history, start_epoch = resume(checkpoint, model, optimizer, args, {"train_loss": [], "step_loss": []}, settings)
 
 # ---- training: (9.3), one random t per image ------------------------------------------------------------------
+# (this loop, written out here, is zero.diffusion.fit_diffusion, which step 10.2 trains with)
 start = time.perf_counter()
 for epoch in range(start_epoch + 1, args.epochs + 1):
     loader = DataLoader(Dataset(x_train), args.batch_size, seed=(args.seed, epoch), device=args.device)

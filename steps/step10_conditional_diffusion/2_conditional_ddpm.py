@@ -50,17 +50,15 @@ import time
 from pathlib import Path
 
 import numpy as np
-from tqdm import tqdm
 
-from zero.backend import get_backend, reseed_device, seed, to_numpy
+from zero.backend import get_backend, seed, to_numpy
 from zero.cli import (checkpoint_path, comma_list, fill_from_config, out_dir, parse_options, plural, positive_float,
                       positive_int, step_checkpoint, step_parser)
-from zero.data import DataLoader, Dataset
-from zero.diffusion import Diffusion, drop_labels, sampler_name, to_images, to_model_range
+from zero.diffusion import Diffusion, fit_diffusion, sampler_name, to_images
 from zero.metrics import classifier_for_scoring, score_samples, share_interval
 from zero.optimizers import Adam, cosine_lr
 from zero.plot import figures, save, save_image_grid, save_step_loss, show, show_images
-from zero.training import add_data_options, mnist_splits_from, resume, run_settings, save_checkpoint
+from zero.training import add_data_options, mnist_splits_from, resume, run_settings
 from zero.unet import UNet
 
 CONFIGS = {
@@ -125,28 +123,13 @@ optimizer = Adam(model.params(), lr=args.lr)
 settings = run_settings(args, exclude=("heldout_limit",), also=("epochs",) if args.lr_decay == "cosine" else ())
 history, start_epoch = resume(checkpoint, model, optimizer, args, {"train_loss": [], "step_loss": []}, settings)
 
-# ---- training: step 9's loss, with labels; each label dropped with probability 0.1 -------------------------
+# ---- training: step 9's loop (zero.diffusion.fit_diffusion), with labels; each dropped with probability 0.1 --
+# lr_schedule: with the cosine decay, step s of all the run's steps takes cosine_lr(lr, s, total)
 start = time.perf_counter()
-for epoch in range(start_epoch + 1, args.epochs + 1):
-    loader = DataLoader(Dataset(x_train, data.t_train), args.batch_size, seed=(args.seed, epoch), device=args.device)
-    reseed_device(args.device)   # on a GPU: its noise follows NumPy's generator, which the checkpoint keeps
-    total = 0.0
-    with tqdm(loader, desc=f"epoch {epoch}/{args.epochs}", leave=False) as bar:
-        for step, (images, labels) in enumerate(bar, start=(epoch - 1) * len(loader)):
-            if args.lr_decay == "cosine":
-                optimizer.lr = cosine_lr(args.lr, step, args.epochs * len(loader))
-            labels = drop_labels(labels, LABEL_DROP, model.no_label)   # per example: label -> "no label"
-            loss = diffusion.loss(model, to_model_range(images), labels)  # (9.3) with eps_theta(x_t, t, y)
-            optimizer.zero_grad()
-            loss.backward()
-            optimizer.step()
-            history["step_loss"].append(loss.item())
-            total += history["step_loss"][-1]
-            bar.set_postfix(loss=f"{history['step_loss'][-1]:.4f}", refresh=False)  # shown at the next refresh
-    history["train_loss"].append(total / len(loader))
-    save_checkpoint(checkpoint, model, optimizer, epoch, history, settings)
-    print(f"epoch {epoch}/{args.epochs}: mean loss {history['train_loss'][-1]:.4f} "
-          f"({time.perf_counter() - start:.0f} s so far), checkpoint {checkpoint}")
+fit_diffusion(model, diffusion, optimizer, x_train, args.epochs, labels=data.t_train, label_drop=LABEL_DROP,
+              batch_size=args.batch_size, seed=args.seed, device=args.device, history=history,
+              start_epoch=start_epoch, checkpoint=checkpoint, settings=settings,
+              lr_schedule=(lambda step, total: cosine_lr(args.lr, step, total)) if args.lr_decay == "cosine" else None)
 if args.epochs > start_epoch:
     print(f"trained {plural(args.epochs - start_epoch, 'epoch')} in {time.perf_counter() - start:.1f} s")
 
