@@ -1,7 +1,10 @@
 """Shared fixtures: every device test runs on NumPy and on the strict backend
 (zero.testing), whose arrays refuse silent conversion to numpy.ndarray as
 CuPy's do, so host fallbacks fail here on a CPU-only machine."""
+import json
 import os
+import subprocess
+import sys
 from pathlib import Path
 
 import numpy as np
@@ -81,3 +84,23 @@ def open_handles(path):
         except OSError:  # closed meanwhile (the listing's own descriptor)
             continue
     return handles
+
+
+_HELP_TEXTS = """import contextlib, io, json, runpy, sys
+texts = {}
+for path in sys.argv[1:]:
+    sys.argv = [path, "--help"]
+    help_text = io.StringIO()
+    with contextlib.redirect_stdout(help_text), contextlib.suppress(SystemExit):
+        runpy.run_path(path, run_name="__main__")
+    texts[path] = help_text.getvalue()
+print(json.dumps(texts))
+"""
+
+
+def help_texts(scripts):
+    """{str(path): what `python path --help` prints} for step scripts, all read in one subprocess."""
+    result = subprocess.run([sys.executable, "-c", _HELP_TEXTS, *map(str, scripts)], capture_output=True, text=True,
+                            env=dict(os.environ, MPLBACKEND="Agg"), timeout=300)
+    assert result.returncode == 0, result.stderr[-3000:]
+    return json.loads(result.stdout.splitlines()[-1])

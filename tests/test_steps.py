@@ -11,7 +11,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from conftest import ROOT, mnist_dir
+from conftest import ROOT, help_texts, mnist_dir
 from zero import cuda_available
 
 STEP_SCRIPTS = sorted(p for p in (ROOT / "steps").glob("step*/*.py") if not p.name.startswith("_"))
@@ -109,20 +109,7 @@ def test_the_scripts_that_train_or_sample_take_their_device_from_zero_device(tmp
 def test_a_script_offers_data_dir_exactly_when_it_reads_mnist():
     """No dead option: --data-dir is in a script's --help when the script reads MNIST (its
     '# needs: mnist' mark), and only then (step 13's flows offered one and never read it)."""
-    code = """import contextlib, io, json, runpy, sys
-offered = {}
-for path in sys.argv[1:]:
-    sys.argv = [path, "--help"]
-    help_text = io.StringIO()
-    with contextlib.redirect_stdout(help_text), contextlib.suppress(SystemExit):
-        runpy.run_path(path, run_name="__main__")
-    offered[path] = "--data-dir" in help_text.getvalue()
-print(json.dumps(offered))
-"""
-    result = subprocess.run([sys.executable, "-c", code, *map(str, STEP_SCRIPTS)], capture_output=True, text=True,
-                            env=dict(os.environ, MPLBACKEND="Agg"), timeout=300)
-    assert result.returncode == 0, result.stderr[-3000:]
-    offered = json.loads(result.stdout.splitlines()[-1])
+    offered = {path: "--data-dir" in text for path, text in help_texts(STEP_SCRIPTS).items()}
     wrong = [f"{path}: offers --data-dir {has}, reads MNIST {_needs_mnist(Path(path))}"
              for path, has in offered.items() if has != _needs_mnist(Path(path))]
     assert len(offered) == len(STEP_SCRIPTS) and not wrong, wrong
