@@ -205,7 +205,7 @@ def test_classifier_for_scoring_trains_when_missing_saves_only_if_asked_and_then
     np.testing.assert_array_equal(classify(loaded, images[:5])[0], classify(trained, images[:5])[0])
 
 
-def test_a_referee_trained_on_another_split_is_refused(tmp_path, capsys):
+def test_a_referee_that_may_have_seen_the_held_out_images_is_refused(tmp_path, capsys):
     """A referee trained with --source test (the test split's first images) was loaded by a run on the
     training split, which holds out the whole test split: its held-out accuracy and the Frechet
     reference then counted digits it had learned from."""
@@ -213,13 +213,16 @@ def test_a_referee_trained_on_another_split_is_refused(tmp_path, capsys):
     images, labels = rng.random((32, 1, 28, 28), dtype=np.float32), rng.integers(0, 10, 32)
     path = tmp_path / "referee.npz"
     classifier_for_scoring(path, images, labels, epochs=1, source="test")
-    with pytest.raises(CheckpointRefused, match=r"referee.npz was trained on other images \(--source test, now "
-                                                r"train\).*1_classifier.py --source train"):
+    with pytest.raises(CheckpointRefused, match=r"classifier .*referee.npz was trained on the test split's first "
+                                                r"images \(--source test\).*1_classifier.py --source train"):
         classifier_for_scoring(path, images, labels, source="train")
     assert "loaded" not in capsys.readouterr().out
     classifier_for_scoring(path, source="test")     # the same split, or none given: loaded
     classifier_for_scoring(path)
-    assert capsys.readouterr().out.count("classifier: loaded") == 2
+    other = tmp_path / "train_split_referee.npz"    # trained on the training split: never saw a test image
+    classifier_for_scoring(other, images, labels, epochs=1, source="train")
+    classifier_for_scoring(other, source="test")
+    assert capsys.readouterr().out.count("classifier: loaded") == 3
 
 
 def test_referee_epochs_see_about_80000_images_within_bounds():

@@ -291,24 +291,26 @@ def test_extending_a_run_whose_learning_rate_decays_is_refused_naming_the_option
     assert "use --lr-decay none" in refused.stderr
 
 
-def test_sample_quality_skips_a_unet_and_refuses_a_referee_trained_on_other_images(real_mnist_dir, tmp_path):
-    """Step 10.3 loaded any U-Net and referee: one trained with --source test (the test split's first
-    images) was scored against a run on the training split, whose held-out images are the whole test split."""
+def test_sample_quality_scores_models_of_the_training_split_and_names_a_damaged_one(real_mnist_dir, tmp_path):
+    """Step 10.3 checks whether each U-Net and the referee may have trained on its held-out images
+    (zero.training.may_have_seen_heldout, tested beside it: that needs a run on the training split, not here).
+    A model trained on the training split never saw a test image, so a run on the test split scores it; a
+    damaged --model is named, not a traceback (the check's first version raised one)."""
     from zero.metrics import MnistClassifier
     from zero.training import save_checkpoint
     from zero.unet import UNet
-    other = {"source": "train"}            # this run uses the test split (only it is here)
-    unet, referee = tmp_path / "unet.npz", tmp_path / "referee.npz"
-    save_checkpoint(unet, UNet(channels=(4, 8, 8), time_embed_dim=8), epoch=1, settings=other)
-    save_checkpoint(referee, MnistClassifier(), epoch=1, settings=other)
+    unet, referee, damaged = tmp_path / "unet.npz", tmp_path / "referee.npz", tmp_path / "damaged.npz"
+    save_checkpoint(unet, UNet(channels=(4, 8, 8), time_embed_dim=8), epoch=1, settings={"source": "train"})
+    save_checkpoint(referee, MnistClassifier(), epoch=1, settings={"source": "train"})
+    damaged.write_text("not a checkpoint")
     small = ["--data-dir", str(real_mnist_dir), "--source", "test", "--samples", "4", "--train-limit", "64",
-             "--heldout-limit", "32"]
+             "--heldout-limit", "32", "--classifier", str(referee)]
     result = _run_quick("step10_conditional_diffusion/3_sample_quality.py", tmp_path, *small, "--model", str(unet))
     assert result.returncode == 0, result.stderr[-3000:]
-    assert f"{unet} skipped: trained on other images than this run's (--source train, now test)" in result.stdout
-    result = _run_quick("step10_conditional_diffusion/3_sample_quality.py", tmp_path, *small, "--classifier",
-                        str(referee))
-    assert result.returncode == 2 and "was trained on other images (--source train, now test)" in result.stderr
+    assert f"classifier: loaded {referee}" in result.stdout and "unet.npz (1 epoch)" in result.stdout
+    assert "untrained" not in result.stdout
+    result = _run_quick("step10_conditional_diffusion/3_sample_quality.py", tmp_path, *small, "--model", str(damaged))
+    assert result.returncode == 2 and "cannot read checkpoint" in result.stderr and "damaged.npz" in result.stderr
     assert "Traceback" not in result.stderr
 
 

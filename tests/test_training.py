@@ -16,9 +16,9 @@ from zero.mnist import SPLITS
 from zero.models import MLP, Model
 from zero.optimizers import SGD, Adam, Momentum
 from zero.layers import BatchNorm, Dropout, Linear
-from zero.training import (add_data_options, fit, fit_or_resume, load_checkpoint, mean_loss, mnist_splits,
-                           mnist_splits_from, restore_if_trained, restore_or_fit, restore_random_state, resume,
-                           run_settings, save_checkpoint, trained_on_other_data)
+from zero.training import (add_data_options, fit, fit_or_resume, load_checkpoint, may_have_seen_heldout, mean_loss,
+                           mnist_splits, mnist_splits_from, restore_if_trained, restore_or_fit, restore_random_state,
+                           resume, run_settings, save_checkpoint)
 
 
 class Regression(Model):
@@ -725,24 +725,27 @@ def test_a_model_for_comparison_trained_on_other_images_is_not_loaded(tmp_path):
     assert not restore_if_trained(fresh, step7, min_epochs=1, data=dict(this_run, source="train"))[0]
 
 
-def test_trained_on_other_data_names_each_data_option_the_file_recorded_otherwise(tmp_path):
-    """A referee or U-Net scored against held-out images must not have trained on them: the scoring steps
-    ask this of a checkpoint before using it."""
+def test_may_have_seen_heldout_only_for_a_test_split_model_in_a_training_split_run(tmp_path):
+    """A referee or U-Net scored against held-out images must not have trained on them: a run on the
+    training split holds out the whole test split, whose first images --source test trains on."""
     np.random.seed(0)
     model = Regression()
     model.net(np.ones((1, 3), np.float32))
-    path = tmp_path / "referee.npz"
-    save_checkpoint(path, model, epoch=1, settings={"source": "test", "train_limit": "8000"})
-    assert trained_on_other_data(path, {"source": "test"}) == ""
-    assert trained_on_other_data(path, {"source": "train"}) == "--source test, now train"
-    assert trained_on_other_data(path, {"source": "train", "train_limit": 500}) == (
-        "--source test, now train, --train-limit 8000, now 500")
-    assert trained_on_other_data(path, {"anomaly_digit": 2}) == ""     # not recorded: taken to agree
-    unrecorded = tmp_path / "no_settings.npz"
-    save_checkpoint(unrecorded, model, epoch=1)
-    assert trained_on_other_data(unrecorded, {"source": "train"}) == ""
-    with pytest.raises(FileNotFoundError, match="missing.npz"):
-        trained_on_other_data(tmp_path / "missing.npz", {"source": "test"})
+    paths = {}
+    for name, settings in [("test", {"source": "test"}), ("train", {"source": "train"}), ("auto", {"source": "auto"}),
+                           ("none", None)]:
+        paths[name] = tmp_path / f"{name}.npz"
+        save_checkpoint(paths[name], model, epoch=1, settings=settings)
+    assert may_have_seen_heldout(paths["test"], "train")
+    assert not may_have_seen_heldout(paths["test"], "test")     # its last images: no run trains on them
+    assert not may_have_seen_heldout(paths["train"], "test") and not may_have_seen_heldout(paths["train"], "train")
+    assert not may_have_seen_heldout(paths["auto"], "train")    # written before the split was recorded
+    assert not may_have_seen_heldout(paths["none"], "train")
+    damaged = tmp_path / "damaged.npz"
+    damaged.write_bytes(paths["test"].read_bytes()[:100])
+    with pytest.raises(CheckpointRefused, match="damaged.npz"):
+        may_have_seen_heldout(damaged, "train")
+
 
 class NormalizedRegression(Model):
     """Batch norm and dropout: a loss that depends on train or test mode."""

@@ -31,7 +31,7 @@ from zero.errors import CheckpointRefused
 from zero.layers import Conv2d, Linear
 from zero.models import Model
 from zero.optimizers import Adam
-from zero.training import load_checkpoint, save_checkpoint, trained_on_other_data
+from zero.training import load_checkpoint, may_have_seen_heldout, save_checkpoint
 from zero.utils import check_count, check_not_empty
 
 NUM_CLASSES = 10
@@ -228,6 +228,18 @@ def share_interval(successes, trials, z=1.96):
     return max(0.0, centre - half_width), min(1.0, centre + half_width)
 
 
+def refuse_if_seen_heldout(path, source, what="classifier"):
+    """Raise CheckpointRefused, naming the file and what to do, when the model saved at `path` may
+    have trained on the images a run on MNIST split `source` holds out and scores
+    (zero.training.may_have_seen_heldout: --source test trains on the test split's first images,
+    all of which a run on the training split holds out). source None: not checked."""
+    if source is not None and may_have_seen_heldout(path, source):
+        raise CheckpointRefused(
+            f"{what} {path} was trained on the test split's first images (--source test), which this run on the "
+            f"{source} split holds out and scores: train one on this run's data (for the referee, "
+            f"steps/step10_conditional_diffusion/1_classifier.py --source {source}), or name another file")
+
+
 def classifier_for_scoring(path, images=None, labels=None, device="cpu", epochs=None, seed=0, save=True,
                            heldout=None, source=None):
     """The referee of the sample-quality numbers: the classifier saved at `path` (by
@@ -239,22 +251,14 @@ def classifier_for_scoring(path, images=None, labels=None, device="cpu", epochs=
     explicit --classifier points). Prints where the classifier came from, and its accuracy on
     heldout = (images, labels) when given. source: the MNIST split the images come from ('train' or
     'test', mnist_splits' .source), saved with the settings so that step 10.1 does not resume the
-    classifier on other data; a saved classifier that recorded another split is refused
-    (CheckpointRefused), as it may have trained on the held-out images it would score. Returns the
-    model in eval mode."""
+    classifier on other data; a saved classifier that may have trained on this run's held-out
+    images is refused (refuse_if_seen_heldout). Returns the model in eval mode."""
     check_count("classifier_for_scoring", "epochs", epochs, optional=True)   # -1 would save an untrained referee
     if not Path(path).exists() and images is not None:
         seed_generators(seed, device)   # the initial weights from `seed`, as step 10.1 draws them
     model = MnistClassifier().to(device)
     if Path(path).exists():
-        differences = trained_on_other_data(path, {"source": source}) if source is not None else ""
-        if differences:
-            raise CheckpointRefused(
-                f"classifier {path} was trained on other images ({differences}), and a referee must not have "
-                f"learned from the held-out images it scores (--source test trains on the test split's first "
-                f"images, which a run on the training split holds out). Train a referee on this run's data "
-                f"(steps/step10_conditional_diffusion/1_classifier.py --source {source}, or delete {path} to have "
-                f"one trained here), or name another with --classifier")
+        refuse_if_seen_heldout(path, source)
         load_checkpoint(path, model)
         print(f"classifier: loaded {path}")
     elif images is None:

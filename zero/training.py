@@ -607,19 +607,21 @@ def fit_or_resume(model, optimizer, x_train, args, checkpoint, x_heldout=None, d
 DATA_SETTINGS = ("source", "train_limit", "anomaly_digit")
 
 
-def trained_on_other_data(path, data):
-    """How the checkpoint at `path` was trained on other images than this run's: the options of
-    `data` ({option: value}, DATA_SETTINGS) that the file recorded with another value, as text
-    ('--source test, now train'), or '' when none differs. Options the file did not record are taken
-    to agree. A model that scores held-out images (a referee, a generator compared with them) must
-    not have trained on them: with --source test it trained on the test split's first images, which
-    a run on the training split holds out. A missing or unreadable file raises (read_checkpoint)."""
-    return _data_differences(read_checkpoint(path, [], optional=[f"settings/{name}" for name in data]), data)
-
-
-def _data_differences(stored, data):
-    return ", ".join(f"--{name.replace('_', '-')} {saved}, now {value}"
-                     for name, saved, value in _changed_settings(stored, data))
+def may_have_seen_heldout(path, source):
+    """Whether the model in the checkpoint at `path` may have trained on images that a run on MNIST's
+    `source` split ('train' or 'test', mnist_splits' .source) holds out, and so must not score them
+    (a referee, a generator compared with held-out images). A run on the training split holds out the
+    whole test split, whose first images a model trained with --source test has seen; a run on the
+    test split holds out its last images, on which no run trains. A file that recorded no split (or
+    'auto', from before the split was recorded) is taken to be on this run's. An unreadable file:
+    CheckpointRefused (a ValueError that a step script shows as its message alone)."""
+    if source != "train":
+        return False
+    try:
+        stored = read_checkpoint(path, [], optional=["settings/source"])
+    except ValueError as error:
+        raise CheckpointRefused(str(error)) from None
+    return str(stored.get("settings/source", "")) == "test"
 
 
 def restore_if_trained(model, path, min_epochs, data=None):
@@ -637,7 +639,8 @@ def restore_if_trained(model, path, min_epochs, data=None):
     try:
         stored = read_checkpoint(path, ["epoch"], optional=[f"settings/{name}" for name in data])
         epochs = _stored_number(path, stored, "epoch", "iu", at_least=0)
-        differences = _data_differences(stored, data)
+        differences = ", ".join(f"--{name.replace('_', '-')} {saved}, now {value}"
+                                for name, saved, value in _changed_settings(stored, data))
         if epochs >= min_epochs and not differences:
             load_checkpoint(path, model)
     except (FileNotFoundError, ValueError) as error:

@@ -29,10 +29,10 @@ import numpy as np
 from zero.backend import get_backend, to_numpy
 from zero.cli import add_device_option, at_least, out_dir, parse_options, plural, step_checkpoint, step_parser
 from zero.diffusion import Diffusion, sampler_name, to_images
-from zero.metrics import (classifier_for_scoring, classify, feature_statistics, real_image_distances, score_samples,
-                          share_interval)
+from zero.metrics import (classifier_for_scoring, classify, feature_statistics, real_image_distances,
+                          refuse_if_seen_heldout, score_samples, share_interval)
 from zero.plot import figures, save, show, show_images
-from zero.training import add_data_options, mnist_splits_from, trained_on_other_data
+from zero.training import add_data_options, may_have_seen_heldout, mnist_splits_from
 from zero.unet import UNet, unet_from_checkpoint
 
 DEFAULT_MODELS = ["step09_diffusion/2_ddpm", "step10_conditional_diffusion/2_conditional_ddpm"]  # their checkpoints
@@ -83,12 +83,12 @@ for path in args.model or [step_checkpoint(script, args) for script in DEFAULT_M
         print(f"{path} not found: run its step first (steps/step09_diffusion/2_ddpm.py or "
               f"steps/step10_conditional_diffusion/2_conditional_ddpm.py)")
         continue
-    other_data = trained_on_other_data(path, {"source": data.source})
-    if other_data:   # its samples would be compared with held-out images it may have trained on
-        print(f"{path} skipped: trained on other images than this run's ({other_data}), maybe on the held-out "
-              f"ones its samples would be compared with")
+    model, state = unet_from_checkpoint(path)      # a damaged file: its message alone, exit status 2
+    if args.model:   # asked for by name: refused if its samples would be compared with images it trained on
+        refuse_if_seen_heldout(path, data.source, "U-Net")
+    elif may_have_seen_heldout(path, data.source):
+        print(f"{path} skipped: trained with --source test, on images this run holds out")
         continue
-    model, state = unet_from_checkpoint(path)
     models.append((f"{path.name} ({plural(state['epoch'], 'epoch')})", model.to(args.device).eval()))
 if not models:
     if not args.quick:
