@@ -792,13 +792,14 @@ def test_fit_diffusion_resumed_from_its_checkpoint_ends_where_an_uninterrupted_r
     path = tmp_path / "interrupted.npz"
     fit_diffusion(model, diffusion, optimizer, images, 1, labels=labels, label_drop=0.5, batch_size=8, seed=3,
                   lr_schedule=lambda step, total: cosine_lr(1e-2, step, 2 * 3), checkpoint=path)
-    np.random.seed(99)                                      # a new process: another generator state
     images, model, diffusion, optimizer = _tiny_run(num_classes=3)
+    model.eval()                                            # as after sampling: fit_diffusion trains in train mode
+    np.random.seed(99)                                      # a new process: another generator state
     state = load_checkpoint(path, model, optimizer)
     restore_random_state(state)
     history = fit_diffusion(model, diffusion, optimizer, images, 2, labels=labels, label_drop=0.5, batch_size=8,
                             seed=3, history=state["history"], start_epoch=state["epoch"], lr_schedule=schedule)
-    assert len(history["step_loss"]) == 6 and len(history["train_loss"]) == 2
+    assert len(history["step_loss"]) == 6 and len(history["train_loss"]) == 2 and model.training
     for resumed, straight in zip(model.params(), uninterrupted):
         np.testing.assert_array_equal(resumed.data, straight)
     printed = capsys.readouterr().out

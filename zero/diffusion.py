@@ -361,11 +361,13 @@ def fit_diffusion(model, diffusion, optimizer, images, epochs, labels=None, labe
     over all epochs (cosine_lr), or None for a constant learning rate. checkpoint: a path where
     model and optimizer are saved (with `settings`, zero.training.save_checkpoint) after every
     epoch. Appends each step's loss to history['step_loss'] and each epoch's mean to
-    history['train_loss'], prints the mean after each epoch, and returns history."""
+    history['train_loss'], prints the mean after each epoch, and returns history. The model
+    is put in training mode first."""
     device = model.device if device is None else device
     check_count("fit_diffusion", "epochs", epochs, at_least=0)
     check_not_empty("fit_diffusion", images, "training images")
     history = {"train_loss": [], "step_loss": []} if history is None else history
+    model.train()   # batch norm on each batch's statistics (a model sampled from before is in eval mode)
     dataset = Dataset(images) if labels is None else Dataset(images, labels)
     steps_per_epoch = len(DataLoader(dataset, batch_size))
     start = time.perf_counter()
