@@ -204,6 +204,11 @@ def test_bin_edges_are_whole_multiples_of_the_width_that_cover_every_value():
     np.testing.assert_array_equal(zero.plot.bin_edges([-0.3, 0.2], 0.5), [-0.5, 0.0, 0.5])
     with pytest.raises(ValueError, match="width must be positive, got 0"):
         zero.plot.bin_edges([1.0, 2.0], 0)
+    edges = zero.plot.bin_edges([0.0, 0.9], 0.3)     # 3 * 0.3 = 0.8999999999999999 < 0.9: one edge more
+    assert np.histogram([0.0, 0.9], edges)[0].sum() == 2
+    np.testing.assert_array_equal(zero.plot.bin_edges([150.0], 5.0), [150.0, 155.0])   # one value: one bin
+    with pytest.raises(ValueError, match="bin_edges: no values"):
+        zero.plot.bin_edges([], 5.0)
 
 
 def test_plane_grid_points_are_the_grid_in_meshgrid_order():

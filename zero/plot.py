@@ -58,8 +58,17 @@ def bin_edges(values, width):
     values = np.asarray(values, dtype=np.float64)
     if not width > 0:
         raise ValueError(f"bin_edges: width must be positive, got {width}")
-    first, last = np.floor(values.min() / width), np.ceil(values.max() / width)
-    return np.arange(first, last + 1) * width
+    if values.size == 0:
+        raise ValueError("bin_edges: no values to make bins for")
+    low, high = values.min(), values.max()
+    first, last = np.floor(low / width), np.ceil(high / width)
+    edges = np.arange(first, max(last, first + 1) + 1) * width   # at least one bin
+    # k * width rounds: 3 * 0.3 is 0.8999999999999999, which would leave a largest value 0.9 out
+    if edges[0] > low:
+        edges = np.concatenate([[edges[0] - width], edges])
+    if edges[-1] < high:
+        edges = np.append(edges, edges[-1] + width)
+    return edges
 
 
 def plane_grid(x_range, y_range, size):
