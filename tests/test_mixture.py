@@ -522,6 +522,15 @@ def test_weights_that_sum_to_1_only_after_rounding_are_normalised():
     assert float(gmm.weights.sum()) == pytest.approx(1.0, abs=1e-15)
 
 
+def test_a_parameter_on_another_device_is_refused_not_copied_to_the_host():
+    """from_parameters and fit's initial parameters moved device arrays to the host without being asked."""
+    with pytest.raises(TypeError, match="GaussianMixture: weights on strict and the data on cpu"):
+        GaussianMixture.from_parameters(on("strict", HAND_WEIGHTS), HAND_MEANS, HAND_COVARIANCES)
+    data = np.random.default_rng(0).standard_normal((40, 2))
+    with pytest.raises(TypeError, match="GaussianMixture: means on strict and the data on cpu"):
+        GaussianMixture(2).fit(data, means=on("strict", HAND_MEANS))
+
+
 def test_a_mixture_from_parameters_on_a_device_stays_there(device):
     gmm = GaussianMixture.from_parameters(HAND_WEIGHTS, on(device, HAND_MEANS), HAND_COVARIANCES)
     for value in (gmm.weights, gmm.means, gmm.covariances):

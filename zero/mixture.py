@@ -23,7 +23,7 @@ import warnings
 
 import numpy as np
 
-from zero.backend import DEFAULT_DTYPE, device_of, get_array_module, to_device, to_numpy
+from zero.backend import DEFAULT_DTYPE, device_of, get_array_module, to_device, to_device_beside, to_numpy
 from zero.distributions import _as_array, cholesky, gaussian_log_pdf_columns
 from zero.utils import check_count, check_not_empty, check_number
 
@@ -96,8 +96,9 @@ class GaussianMixture:
         """A mixture with the given parameters, ready to score, predict and sample without fit.
 
         weights (K,): phi_k, non-negative and summing to 1; means (K, D): mu_k; covariances
-        (K, D, D): Sigma_k, symmetric positive definite. Arrays of any backend (weights and
-        covariances are moved to the means' device) or lists; stored in float64. Samples and
+        (K, D, D): Sigma_k, symmetric positive definite. Arrays on the means' device, or host
+        arrays and lists (moved there; an array on another device is refused, TypeError);
+        stored in float64. Samples and
         responsibilities come in the means' dtype if it is floating, else float32, as after fit.
         seed: for `sample`. A parameter of the wrong shape, with NaN or infinite values, weights
         that are negative or do not sum to 1, a covariance that is not symmetric positive
@@ -126,7 +127,7 @@ class GaussianMixture:
         """Run EM on data x (N, D) (or (N,) for D = 1); returns self.
 
         Initial parameters: any of weights (K,), means (K, D), covariances
-        (K, D, D) may be given (any device; they are moved to x's). Missing
+        (K, D, D) may be given (on x's device, or host arrays, moved there). Missing
         ones come from the data: means are K data points picked k-means++
         style (each next one far from those already picked, using `seed`),
         covariances the covariance of all the data, weights 1/K.
@@ -249,7 +250,7 @@ class GaussianMixture:
     def _check_parameter(self, value, name, shape, device, dim_name="data dimension"):
         """value as a float64 array of `shape` on `device`, refused (naming `name`) if it has another
         shape or NaN or infinite values; dim_name says where D comes from, for the message."""
-        value = to_device(value, device)
+        value = to_device_beside(value, device, f"GaussianMixture: {name}")   # never a silent copy to the host
         value = value.astype(get_array_module(value).float64)
         if value.shape != shape:
             raise ValueError(f"{name} must have shape {shape} (K = {self.n_components} components, "
