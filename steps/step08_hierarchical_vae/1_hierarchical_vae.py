@@ -64,7 +64,7 @@ import zero
 from zero.cli import checkpoint_path, out_dir, parse_options, plural, step_checkpoint, step_parser
 from zero.optimizers import Adam
 from zero.plot import figures, save, save_image_grid, save_loss_curves, show, show_images
-from zero.training import add_data_options, fit, fit_or_resume, mnist_splits_from, restore_or_fit
+from zero.training import add_data_options, fit, fit_or_resume, mnist_splits_from, read_checkpoint, restore_or_fit
 from zero.vae import LIKELIHOODS, VAE, HierarchicalVAE, evaluate_bounds, latent_walk, loss_terms, walk_ends
 
 parser = step_parser(__doc__, training=True, epochs=30, batch_size=32, lr=1e-3, hidden_size=100,
@@ -97,6 +97,10 @@ history = fit_or_resume(model, optimizer, data.x_train, args, checkpoint, x_held
 vae = VAE(784, 200, args.latent_size, likelihood=args.likelihood).to(args.device)
 loaded = restore_or_fit(vae, args.vae_checkpoint, args, data.x_train, "VAE (step 7)", lr=3e-4)
 vae_source = "step 7's checkpoint" if loaded else f"trained here, {plural(args.epochs, 'epoch')}"
+vae_lr = "0.0003"                    # the lr it was trained with here; step 7 may have run with another --lr:
+if loaded:                           # then the one its checkpoint recorded
+    recorded = read_checkpoint(args.vae_checkpoint, [], optional=["settings/lr"])
+    vae_lr = f"{float(recorded['settings/lr']):g}" if "settings/lr" in recorded else "not recorded"
 # ---- a VAE as wide as this model's networks, trained at its lr: it differs only by the prior of z1 --------
 zero.seed(args.seed, args.device)
 matched_vae = VAE(784, args.hidden_size, args.latent_size, likelihood=args.likelihood).to(args.device)
@@ -106,7 +110,7 @@ fit(matched_vae, Adam(matched_vae.params(), lr=args.lr), data.x_train, args.epoc
 # ---- the bounds in nats per held-out image --------------------------------------------------------------
 print(f"held-out bounds ({len(data.x_heldout)} images, {model.likelihood.describe()}), nats per image:")
 rows = []
-for name, net in [(f"VAE 784-200-{args.latent_size}, lr 3e-4 (step 7's, the book's reference; {vae_source})", vae),
+for name, net in [(f"VAE 784-200-{args.latent_size}, lr {vae_lr} (step 7's, the book's reference; {vae_source})", vae),
                   (f"VAE 784-{args.hidden_size}-{args.latent_size}, lr {args.lr:g} (trained here: the hierarchical "
                    f"VAE's width and lr)", matched_vae),
                   (f"hierarchical VAE, {plural(args.levels, 'level')}, hidden {args.hidden_size}, lr {args.lr:g}",
@@ -116,7 +120,7 @@ for name, net in [(f"VAE 784-200-{args.latent_size}, lr 3e-4 (step 7's, the book
     print(f"  {name}:\n    -ELBO {bounds['negative_elbo']:.2f}   IWAE (K={args.iwae_samples}) "
           f"{bounds['iwae_nll']:.2f}   parameters {net.num_params():,}")
 (_, vae_bounds), (_, matched_bounds), (_, hvae_bounds) = rows
-for label, bounds in [("step 7's VAE (hidden 200, lr 3e-4)", vae_bounds),
+for label, bounds in [(f"step 7's VAE (hidden 200, lr {vae_lr})", vae_bounds),
                       ("the VAE of the same width and lr", matched_bounds)]:
     gaps = [hvae_bounds[key] - bounds[key] for key in ("negative_elbo", "iwae_nll")]   # < 0: the HVAE's is lower
     print(f"  hierarchical VAE minus {label}: {gaps[0]:+.2f} nats (-ELBO), {gaps[1]:+.2f} (IWAE) per image "
