@@ -106,6 +106,13 @@ def test_the_scripts_that_train_or_sample_take_their_device_from_zero_device(tmp
         assert 'add_argument("--device"' not in text, f"{script} defines --device itself, not by zero.cli"
 
 
+def test_a_script_offers_seed_exactly_when_it_uses_one():
+    """No dead option: ten scripts that draw no random numbers offered --seed, which changed nothing."""
+    offered = {path: "--seed" in text for path, text in help_texts(STEP_SCRIPTS).items()}
+    used = {str(path): "args.seed" in path.read_text(encoding="utf-8") for path in STEP_SCRIPTS}
+    assert offered == used
+
+
 def test_a_script_offers_data_dir_exactly_when_it_reads_mnist():
     """No dead option: --data-dir is in a script's --help when the script reads MNIST (its
     '# needs: mnist' mark), and only then (step 13's flows offered one and never read it)."""

@@ -149,11 +149,12 @@ def add_data_dir_option(parser):
     return parser
 
 
-def step_parser(description, training=False, default_out=None, **training_defaults):
+def step_parser(description, training=False, default_out=None, seeded=True, **training_defaults):
     """An ArgumentParser with the course's common options.
 
     description: the script's docstring. default_out: figure folder, by
-    default ``figures/<script name>``. training_defaults: defaults for
+    default ``figures/<script name>``. seeded: offer --seed (False for a
+    script that draws no random numbers, so that no option does nothing). training_defaults: defaults for
     epochs, batch_size and the like of a training script, and extra options
     (samples=16 adds --samples), typed by their default: an int one is a count
     and must be at least 1 (add an int that may be 0 with parser.add_argument).
@@ -166,8 +167,9 @@ def step_parser(description, training=False, default_out=None, **training_defaul
                         help="folder for the figures (default: figures/<script>, figures/quick/<script> with --quick)")
     parser.add_argument("--show", action="store_true",
                         help="also open the figures in windows")
-    parser.add_argument("--seed", type=seed_int, default=training_defaults.pop("seed", 0),
-                        help="random seed")
+    if seeded:
+        parser.add_argument("--seed", type=seed_int, default=training_defaults.pop("seed", 0),
+                            help="random seed")
     if training:
         add_device_option(parser)
         parser.add_argument("--epochs", type=positive_int, default=training_defaults.pop("epochs", 1))

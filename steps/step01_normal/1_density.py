@@ -11,7 +11,7 @@ under it stays 1). This script evaluates the formula by hand, checks it
 against `zero.distributions.normal_pdf` (the version later steps use), and
 plots how mu and sigma change the shape.
 
-    python steps/step01_normal/1_density.py [--quick] [--out OUT] [--show] [--seed SEED]
+    python steps/step01_normal/1_density.py [--quick] [--out OUT] [--show]
 """
 import math
 
@@ -21,7 +21,7 @@ from zero.cli import check, out_dir, step_parser
 from zero.distributions import normal_pdf
 from zero.plot import figures, save, show
 
-args = step_parser(__doc__).parse_args()
+args = step_parser(__doc__, seeded=False).parse_args()
 folder = out_dir(args, __file__)
 plt = figures(args.show)
 

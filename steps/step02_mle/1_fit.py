@@ -17,7 +17,7 @@ and setting its derivatives to zero gives a closed form:
 hand, compare with `zero.distributions.normal_mle`, check on a grid that no
 other (mu, sigma) scores higher, and draw the fitted density over the histogram.
 
-    python steps/step02_mle/1_fit.py [--quick] [--out OUT] [--show] [--seed SEED]
+    python steps/step02_mle/1_fit.py [--quick] [--out OUT] [--show]
 """
 import numpy as np
 
@@ -26,7 +26,7 @@ from zero.datasets import load_heights
 from zero.distributions import normal_log_pdf, normal_mle, normal_pdf
 from zero.plot import bin_edges, figures, save, show
 
-args = step_parser(__doc__).parse_args()
+args = step_parser(__doc__, seeded=False).parse_args()
 folder = out_dir(args, __file__)
 plt = figures(args.show)
 

@@ -10,7 +10,7 @@ With the model fitted in step 2.1 we ask: how likely is an adult shorter
 than 160 cm, taller than 180 cm? The model's answers are compared with the
 fraction of the 507 real heights in those ranges.
 
-    python steps/step02_mle/3_probabilities.py [--quick] [--out OUT] [--show] [--seed SEED]
+    python steps/step02_mle/3_probabilities.py [--quick] [--out OUT] [--show]
 """
 import numpy as np
 
@@ -19,7 +19,7 @@ from zero.datasets import load_heights
 from zero.distributions import normal_cdf, normal_mle, normal_pdf
 from zero.plot import figures, save, show
 
-args = step_parser(__doc__).parse_args()
+args = step_parser(__doc__, seeded=False).parse_args()
 folder = out_dir(args, __file__)
 plt = figures(args.show)
 

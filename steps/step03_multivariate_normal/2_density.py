@@ -13,7 +13,7 @@ uses the Cholesky factor of Sigma and log space, for speed and for far-away
 points), and draw a 2-D normal as a 3-D surface and as contour lines for a
 few covariances.
 
-    python steps/step03_multivariate_normal/2_density.py [--quick] [--out OUT] [--show] [--seed SEED]
+    python steps/step03_multivariate_normal/2_density.py [--quick] [--out OUT] [--show]
 """
 import numpy as np
 
@@ -21,7 +21,7 @@ from zero.cli import check, out_dir, step_parser
 from zero.distributions import multivariate_normal_pdf
 from zero.plot import figures, save, show
 
-args = step_parser(__doc__).parse_args()
+args = step_parser(__doc__, seeded=False).parse_args()
 folder = out_dir(args, __file__)
 plt = figures(args.show)
 

@@ -14,7 +14,7 @@ share of eruptions in a small cell, per min^2) beside the normal's, in the
 gap and on each cloud, and the mean log-likelihood the mixture of step 4.2 /
 step 5 will have to beat.
 
-    python steps/step04_gmm/1_old_faithful.py [--quick] [--out OUT] [--show] [--seed SEED]
+    python steps/step04_gmm/1_old_faithful.py [--quick] [--out OUT] [--show]
 """
 import numpy as np
 
@@ -23,7 +23,7 @@ from zero.datasets import load_old_faithful
 from zero.distributions import multivariate_normal_log_pdf, multivariate_normal_mle, multivariate_normal_pdf
 from zero.plot import figures, plane_grid, save, show
 
-args = step_parser(__doc__).parse_args()
+args = step_parser(__doc__, seeded=False).parse_args()
 folder = out_dir(args, __file__)
 plt = figures(args.show)
 

@@ -17,7 +17,7 @@ rounded). We compute the mixture density in 1-D (eruption durations) and
 the library's, `zero.mixture.GaussianMixture` given the same parameters, and
 compare the mixture's log-likelihood on the data with the single normal's.
 
-    python steps/step04_gmm/2_mixture_density.py [--quick] [--out OUT] [--show] [--seed SEED]
+    python steps/step04_gmm/2_mixture_density.py [--quick] [--out OUT] [--show]
 """
 import numpy as np
 
@@ -27,7 +27,7 @@ from zero.distributions import multivariate_normal_log_pdf, multivariate_normal_
 from zero.mixture import GaussianMixture
 from zero.plot import figures, save, show
 
-args = step_parser(__doc__).parse_args()
+args = step_parser(__doc__, seeded=False).parse_args()
 folder = out_dir(args, __file__)
 plt = figures(args.show)
 

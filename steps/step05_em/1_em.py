@@ -23,7 +23,7 @@ bound, so the log-likelihood can never decrease. We run EM by hand on Old
 Faithful, print and plot the log-likelihood per iteration, and check the
 result against `zero.mixture.GaussianMixture`, the tested library version.
 
-    python steps/step05_em/1_em.py [--quick] [--out OUT] [--show] [--seed SEED]
+    python steps/step05_em/1_em.py [--quick] [--out OUT] [--show]
 """
 import numpy as np
 
@@ -33,7 +33,7 @@ from zero.distributions import multivariate_normal_log_pdf
 from zero.mixture import GaussianMixture, logsumexp
 from zero.plot import figures, plane_grid, save, show
 
-args = step_parser(__doc__).parse_args()
+args = step_parser(__doc__, seeded=False).parse_args()
 folder = out_dir(args, __file__)
 plt = figures(args.show)
 

@@ -19,7 +19,7 @@ import zero
 from zero.cli import check, out_dir, parse_options, step_parser
 from zero.plot import figures, save, show
 
-args = parse_options(step_parser(__doc__, lr=0.001, iters=10000), quick=dict(iters=1000))
+args = parse_options(step_parser(__doc__, seeded=False, lr=0.001, iters=10000), quick=dict(iters=1000))
 folder = out_dir(args, __file__)
 plt = figures(args.show)
 

@@ -15,7 +15,7 @@ from zero.cli import check, out_dir, parse_options, step_parser
 from zero.plot import figures, save, show, show_images
 from zero.training import add_data_options, mnist_splits_from
 
-parser = step_parser(__doc__)   # nothing trains here: no --epochs, --device or checkpoint options
+parser = step_parser(__doc__, seeded=False)   # nothing trains here: no --epochs, --device or checkpoint options
 add_data_options(parser)
 args = parse_options(parser)
 folder = out_dir(args, __file__)

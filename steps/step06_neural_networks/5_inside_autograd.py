@@ -30,7 +30,7 @@ from zero.cli import check, out_dir, step_parser
 from zero.graph import draw_graph
 from zero.plot import figures, save, show
 
-args = step_parser(__doc__).parse_args()
+args = step_parser(__doc__, seeded=False).parse_args()
 folder = out_dir(args, __file__)
 plt = figures(args.show)
 
