@@ -7,8 +7,11 @@ loss keeps only the reconstruction term,
     L = sum_d (x_d - x_hat_d)^2   per image                                              (A.1)
 
 (the first term of the book's VAE loss; the KL term is gone). Same layer sizes (784-200-20
-and 20-200-784) as the VAE, whose encoder only adds a second 200 -> 20 head for log sigma^2,
-so any difference comes from the objective.
+and 20-200-784) as the VAE, whose encoder only adds a second 200 -> 20 head for log sigma^2.
+Trained here, the VAE also gets this script's training settings, and then the objective is
+the only difference; step 7's VAE, which this script uses when it is there (below), was
+trained with the book's settings (lr 3e-4, batch 32, 30 epochs against lr 1e-3, batch 64,
+20 epochs here), so its reconstructions differ by those settings too.
 
 What it can do: compress a digit into 20 numbers and rebuild it, usually more sharply than
 the VAE, because nothing else competes with the reconstruction. What it cannot: generate.

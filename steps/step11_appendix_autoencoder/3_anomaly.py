@@ -7,8 +7,9 @@ histograms of held-out scores, the ROC curve (the share of anomalies caught agai
 share of normal digits flagged, for every threshold) and its area, the AUC: the chance
 that a random anomaly scores above a random normal digit (1 is perfect, 0.5 is chance).
 
-What it can do that the earlier steps could not: score a 784-pixel image cheaply, without
-a density. What it cannot: the error is not a likelihood. A digit with few ink pixels is
+What it adds: a score from a model that has no density at all, one pass through a plain
+autoencoder (step 7's VAE scores an image too, by its bound -ELBO, which is a likelihood's).
+What it cannot: the error is not a likelihood. A digit with few ink pixels is
 easy to rebuild whether or not it was seen: with 20 epochs on the 8,000 training images
 (of the MNIST test split, which --source auto uses when only that split is present, as here),
 holding out 1 gives an AUC of 0.39 (the unseen ones score *lower*), 7 gives 0.66, while

@@ -1,7 +1,8 @@
 """Appendix B.1 - A generative adversarial network (GAN), and why its loss is not the minimax.
 
-Every model so far was trained to make the data probable: maximum likelihood (steps 2-5),
-a bound on it (the VAE, steps 7-8), or denoising (steps 9-10). A GAN never writes down
+Every model so far that generates was trained to make the data probable: maximum likelihood
+(steps 2-5), a bound on it (the VAE, steps 7-8), or denoising (steps 9-10); appendix A's
+autoencoders, which only reconstruct, could not generate. A GAN never writes down
 p(x). A generator G turns noise z ~ N(0, I) into an image, a discriminator D tells real
 images from generated ones, D(x) = P(real), and the two play
 
@@ -127,16 +128,16 @@ classifier = classifier_for_scoring(args.classifier, data.x_train.reshape(-1, 1,
 reference = data.x_heldout
 _, reference_features = classify(classifier, reference.reshape(-1, 1, 28, 28))
 # what a perfect generator would score: random sets of as many real training digits (median and range)
-real_distances = real_image_distances(classifier, data.x_train.reshape(-1, 1, 28, 28),
-                                      min(args.score_images, len(data.x_train)),
+real_size = min(args.score_images, len(data.x_train))   # fewer than the samples only with a small --train-limit
+real_distances = real_image_distances(classifier, data.x_train.reshape(-1, 1, 28, 28), real_size,
                                       feature_statistics(reference_features), seed=args.seed)
 zero.seed(args.seed + 1, args.device)
 generators = {f"non-saturating, {plural(args.epochs, 'epoch')}": generator,
               f"minimax, {plural(args.minimax_epochs, 'epoch')}": minimax_generator}
 scores = {name: score_generator(net, classifier, reference, args.score_images) for name, net in generators.items()}
 print(f"\nsample quality ({args.score_images} images each, Frechet distance to {len(reference)} held-out digits):")
-print(f"  {'real training digits':<34} FD {np.median(real_distances):8.2f}   (median of {len(real_distances)} random sets, "
-      f"{real_distances.min():.2f}-{real_distances.max():.2f})")
+print(f"  {'real training digits':<34} FD {np.median(real_distances):8.2f}   (median of {len(real_distances)} random sets "
+      f"of {real_size}, {real_distances.min():.2f}-{real_distances.max():.2f})")
 for name, score in scores.items():
     print(f"  {'GAN, ' + name:<34} FD {score['frechet_distance']:8.2f}   classes {score['class_histogram'].tolist()}")
 

@@ -13,7 +13,9 @@ thousands of parameters against the mixture's 11; even the small one here (16 hi
 4 couplings) has 1,560. It stops after 500 epochs, near the best held-out score of a longer run (a choice
 made by looking at the held-out curve, which flatters the flow); both curves are plotted,
 so the gap between training and held-out likelihood is visible. On these 200 points the
-mixture, whose shape fits the data, still wins: flexibility pays only with more data.
+mixture, whose shape fits the data, wins on the held-out eruptions: by 0.116 nats per point, 2.0
+paired standard errors (0.057), with the mixture higher on 60% of the 72 points (one split and one
+seed, as printed). Here, flexibility did not pay.
 
     python steps/step13_appendix_flow/2_old_faithful.py
 """
@@ -71,6 +73,13 @@ print(f"  {'model':<28}{'parameters':>11}{'training':>10}{'held out':>10}")
 for name, size, scores in [("one Gaussian (step 3)", 5, gaussian), ("Gaussian mixture, K=2 (EM)", 11, gmm),
                            (f"RealNVP flow ({args.couplings} couplings)", model.num_params(), flow)]:
     print(f"  {name:<28}{size:>11,}{scores['train']:>10.3f}{scores['heldout']:>10.3f}")
+# how sure is the held-out gap? Both models score the same points: compare them point by point
+with zero.no_grad():
+    flow_points = zero.to_numpy(model.log_prob(zero.to_device(x_heldout, args.device)).data).astype(np.float64)
+gaps = mixture.log_prob(x_heldout.astype(np.float64)) - flow_points      # > 0 where the mixture scores higher
+print(f"  mixture minus flow on the {len(gaps)} held-out eruptions: {gaps.mean():+.3f} nats per point, paired standard "
+      f"error {gaps.std(ddof=1) / np.sqrt(len(gaps)):.3f}; the mixture scores higher on {np.mean(gaps > 0):.0%} of them "
+      f"(one split, one seed)")
 
 # ---- figures ------------------------------------------------------------------------------------------
 model.eval()
