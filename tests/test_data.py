@@ -7,7 +7,7 @@ import pytest
 from hypothesis import given, settings, strategies as st
 
 from conftest import host, on
-from zero.data import DataLoader, Dataset
+from zero.data import DataLoader, Dataset, epoch_loader
 from zero.testing import StrictArray
 
 
@@ -174,3 +174,21 @@ def test_a_dataset_on_a_device_is_not_copied_to_the_host_by_a_cpu_loader():
     with pytest.raises(ValueError, match=r"dataset is on device 'strict' but the loader's device is 'cpu': "
                                          r"pass device='strict'"):
         DataLoader(Dataset(x), 2)
+
+
+def test_epoch_loader_gives_the_batches_of_seed_and_epoch_and_reseeds_the_device():
+    """Every training loop starts an epoch with it: the order of (seed, epoch), batches in the model's dtype,
+    and the device's generator drawn from NumPy's, so a resumed run repeats an uninterrupted one."""
+    x = np.arange(20, dtype=np.float64).reshape(10, 2)
+    batches = [host(b) for b in epoch_loader(Dataset(x), 4, 3, 2, dtype=np.float64)]
+    expected = [host(b) for b in DataLoader(Dataset(x), 4, seed=(3, 2), dtype=np.float64)]
+    assert len(batches) == 3 and all(b.dtype == np.float64 for b in batches)
+    for got, want in zip(batches, expected):
+        np.testing.assert_array_equal(got, want)
+    assert len(epoch_loader(Dataset(x), 4, 3, 2, drop_last=True)) == 2
+    np.random.seed(5)
+    epoch_loader(Dataset(on("strict", x)), 4, 3, 2, device="strict")
+    after_loader = np.random.randint(2**31)
+    np.random.seed(5)
+    np.random.randint(2**31)                                   # what reseed_device("strict") draws
+    assert np.random.randint(2**31) == after_loader            # the loader drew that one number, nothing else

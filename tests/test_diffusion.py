@@ -807,6 +807,20 @@ def test_fit_diffusion_resumed_from_its_checkpoint_ends_where_an_uninterrupted_r
     assert re.search(r"epoch 2/2: mean loss \d\.\d{4} \(\d+ s so far\)\n", printed)   # no checkpoint asked: none named
 
 
+def test_fit_diffusion_hands_a_float64_model_float64_batches(monkeypatch):
+    """As zero's other training loops do: its batches were float32 whatever the model's dtype, so a float64
+    U-Net's noise and x_t were drawn in float32."""
+    from zero.diffusion import fit_diffusion
+    images, model, diffusion, optimizer = _tiny_run()
+    model.astype(np.float64)
+    seen = []
+    original = Diffusion.loss
+    monkeypatch.setattr(Diffusion, "loss", lambda self, net, x0, labels=None: seen.append(x0.dtype)
+                        or original(self, net, x0, labels))
+    fit_diffusion(model, diffusion, optimizer, images, 1, batch_size=8)
+    assert seen == [np.float64] * 3
+
+
 def test_fit_diffusion_refuses_no_images_and_a_negative_epoch_count():
     from zero.diffusion import fit_diffusion
     images, model, diffusion, optimizer = _tiny_run()

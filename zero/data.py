@@ -14,7 +14,7 @@ import numbers
 
 import numpy as np
 
-from zero.backend import DEFAULT_DTYPE, device_of, get_backend, to_device
+from zero.backend import DEFAULT_DTYPE, device_of, get_backend, reseed_device, to_device
 
 
 class Dataset:
@@ -106,3 +106,13 @@ class DataLoader:
             array = array.astype(self.dtype)
         return array
 
+
+def epoch_loader(dataset, batch_size, seed, epoch, device="cpu", dtype=DEFAULT_DTYPE, drop_last=False):
+    """The batches of epoch `epoch` of a training run seeded `seed`, the way every training loop of
+    zero starts an epoch: a DataLoader shuffled by the generator of (seed, epoch), so that a run resumed
+    at any epoch visits the batches an uninterrupted one would, then the device's generator reseeded
+    from NumPy's (zero.reseed_device: a GPU's noise from here on follows NumPy's generator, which
+    checkpoints keep). dtype: the model's, which its batches take."""
+    loader = DataLoader(dataset, batch_size, seed=(seed, epoch), device=device, dtype=dtype, drop_last=drop_last)
+    reseed_device(device)
+    return loader

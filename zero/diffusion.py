@@ -26,10 +26,9 @@ import numpy as np
 from tqdm import tqdm
 
 import zero.functions as F
-from zero.backend import (any_outside, get_array_module, get_backend, reseed_device, standard_normal,
-                          to_device_beside, to_numpy)
+from zero.backend import any_outside, get_array_module, get_backend, standard_normal, to_device_beside, to_numpy
 from zero.core import no_grad, test_mode
-from zero.data import DataLoader, Dataset
+from zero.data import DataLoader, Dataset, epoch_loader
 from zero.training import save_checkpoint
 from zero.utils import check_count, check_not_empty, check_number
 
@@ -372,8 +371,7 @@ def fit_diffusion(model, diffusion, optimizer, images, epochs, labels=None, labe
     steps_per_epoch = len(DataLoader(dataset, batch_size))
     start = time.perf_counter()
     for epoch in range(start_epoch + 1, epochs + 1):
-        loader = DataLoader(dataset, batch_size, seed=(seed, epoch), device=device)
-        reseed_device(device)   # on a GPU: its noise follows NumPy's generator, which the checkpoint keeps
+        loader = epoch_loader(dataset, batch_size, seed, epoch, device, model.dtype)
         total = 0.0
         with tqdm(loader, desc=f"epoch {epoch}/{epochs}", leave=False) as bar:
             for step, batch in enumerate(bar, start=(epoch - 1) * steps_per_epoch):

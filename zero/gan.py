@@ -33,10 +33,10 @@ import numpy as np
 from tqdm import tqdm
 
 import zero.functions as F
-from zero.backend import get_backend, reseed_device, seed, standard_normal, to_numpy
+from zero.backend import get_backend, seed, standard_normal, to_numpy
 from zero.cli import plural
 from zero.core import Variable, no_grad
-from zero.data import DataLoader, Dataset
+from zero.data import Dataset, epoch_loader
 from zero.errors import CheckpointRefused
 from zero.layers import BatchNorm, Conv2d, ConvTranspose2d, Linear
 from zero.metrics import score_samples
@@ -215,9 +215,7 @@ def train_gan(generator, discriminator, g_optimizer, d_optimizer, images, epochs
     generator.train()
     discriminator.train()
     for epoch in range(start_epoch + 1, epochs + 1):
-        loader = DataLoader(Dataset(images), batch_size, seed=(seed, epoch), device=device, drop_last=True,
-                            dtype=discriminator.dtype)
-        reseed_device(device)   # a GPU's noise from here on follows NumPy's generator, which checkpoints keep
+        loader = epoch_loader(Dataset(images), batch_size, seed, epoch, device, discriminator.dtype, drop_last=True)
         with tqdm(loader, desc=f"{description} epoch {epoch}/{epochs}", leave=False) as bar:
             for x in bar:
                 fake = generator(generator.latent(len(x)))

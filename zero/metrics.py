@@ -23,10 +23,10 @@ import numpy as np
 from tqdm import tqdm
 
 import zero.functions as F
-from zero.backend import reseed_device, seed as seed_generators, to_device, to_numpy
+from zero.backend import seed as seed_generators, to_device, to_numpy
 from zero.cli import plural
 from zero.core import Variable, no_grad, test_mode
-from zero.data import DataLoader, Dataset
+from zero.data import Dataset, epoch_loader
 from zero.errors import CheckpointRefused
 from zero.layers import Conv2d, Linear
 from zero.models import Model
@@ -84,9 +84,7 @@ def train_classifier(model, optimizer, images, labels, epochs, batch_size=128, d
     history = {"train_loss": []} if history is None else history
     model.train()
     for epoch in range(start_epoch + 1, epochs + 1):
-        loader = DataLoader(Dataset(images, labels), batch_size, seed=(seed, epoch), device=device,
-                            dtype=model.dtype)
-        reseed_device(device)   # a GPU's noise from here on follows NumPy's generator, which checkpoints keep
+        loader = epoch_loader(Dataset(images, labels), batch_size, seed, epoch, device, model.dtype)
         total = 0.0
         for x, t in tqdm(loader, desc=f"classifier epoch {epoch}/{epochs}", leave=False):
             loss = F.softmax_cross_entropy(model(x), t)

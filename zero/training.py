@@ -31,10 +31,10 @@ from pathlib import Path
 import numpy as np
 from tqdm import tqdm
 
-from zero.backend import DEFAULT_DTYPE, device_of, reseed_device, to_device, to_numpy
+from zero.backend import DEFAULT_DTYPE, device_of, to_device, to_numpy
 from zero.cli import add_data_dir_option, plural, positive_int
 from zero.core import Variable, no_grad, test_mode
-from zero.data import DataLoader, Dataset
+from zero.data import Dataset, epoch_loader
 from zero.errors import CheckpointRefused, SetupError
 from zero.layers import check_stored_array
 from zero.mnist import SPLITS, find_local, load_mnist, mnist_dir
@@ -171,8 +171,7 @@ def fit(model, optimizer, x_train, epochs, batch_size=32, device=None, seed=0, x
     check_count("fit", "report_every", report_every)
     history = {"train_loss": [], "heldout_loss": []} if history is None else history
     for epoch in range(start_epoch + 1, epochs + 1):
-        loader = DataLoader(Dataset(x_train), batch_size, seed=(seed, epoch), device=device, dtype=model.dtype)
-        reseed_device(device)   # a GPU's noise from here on follows NumPy's generator, which checkpoints keep
+        loader = epoch_loader(Dataset(x_train), batch_size, seed, epoch, device, model.dtype)
         total = 0.0
         with tqdm(loader, desc=f"{description} epoch {epoch}/{epochs}", leave=False) as bar:
             for x in bar:
