@@ -74,6 +74,15 @@ def numerical_jacobian(function, x, eps=1e-6):
     return np.stack(columns, axis=1)
 
 
+def test_a_coupling_keeps_its_own_copy_of_the_mask():
+    """Two couplings built from one mask array own one copy each: a later change to the caller's
+    array changes neither, and each is moved and saved as its own buffer."""
+    mask = np.array([1.0, 0.0], np.float32)
+    first, second = AffineCoupling(mask, 4), AffineCoupling(mask, 4)
+    mask[:] = 0.0
+    assert first.mask is not second.mask and first.mask.tolist() == second.mask.tolist() == [1.0, 0.0]
+
+
 @pytest.mark.parametrize("dim", [2, 4])
 def test_log_det_matches_a_numerical_jacobian(dim):
     flow = random_flow(dim, num_couplings=5)

@@ -461,6 +461,28 @@ def test_astype_leaves_integer_buffers_alone():
         layer.astype(np.complex128)
 
 
+def test_a_buffer_array_held_by_two_layers_is_each_layers_own(tmp_path):
+    """to() and loading replace a buffer in its layer: two layers built around one array (a mask, say)
+    must each be listed, moved and saved, or the second keeps the old array (left on the host by
+    to(), and saved under a name a freshly built model did not list)."""
+    shared = np.array([1.0, 0.0], np.float32)
+
+    class Masked(Layer):
+        def __init__(self):
+            super().__init__()
+            self.register_buffer("mask", shared)
+
+    model = Sequential(Masked(), Masked())
+    assert [name for name, _ in model.named_buffers()] == ["0.mask", "1.mask"]
+    model.to("strict")
+    assert all(isinstance(array, StrictArray) for _, array in model.named_buffers())
+    model.to("cpu").astype(np.float64)     # the two arrays are now distinct ones
+    model.save_weights(tmp_path / "w.npz")
+    fresh = Sequential(Masked(), Masked()).astype(np.float64)
+    fresh.load_weights(tmp_path / "w.npz")
+    assert [array.dtype for _, array in fresh.named_buffers()] == [np.float64, np.float64]
+
+
 def test_astype_to_the_dtype_a_model_has_copies_nothing():
     """As F.astype: the same dtype is a no-op, so converting a model on a GPU to its own dtype does
     not hold every parameter, gradient and buffer twice for a moment."""

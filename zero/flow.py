@@ -51,7 +51,7 @@ class AffineCoupling(Layer):
 
     def __init__(self, mask, hidden_size):
         super().__init__()
-        mask = np.asarray(mask, dtype=DEFAULT_DTYPE)
+        mask = np.array(mask, dtype=DEFAULT_DTYPE)   # a copy: the caller's array may change, or be shared
         self.dim = len(mask)
         self.register_buffer("mask", mask)        # m: kept dimensions
         self.register_buffer("free", 1 - mask)    # 1 - m: changed dimensions

@@ -126,7 +126,10 @@ class Layer:
 
     def _walk(self, prefix="", seen=None):
         """(dotted name, owning layer, attribute, kind) for every parameter and
-        buffer below this layer; each object once, under its first name."""
+        buffer below this layer: each layer and parameter once, under its first name (a
+        parameter shared by two layers is one Parameter, moved and loaded in place); each
+        buffer under its own name, even when two layers hold the same array, since to() and
+        loading replace a buffer in its layer, not in place."""
         seen = {id(self)} if seen is None else seen   # the root too: a child may point back at it
         self._check_containers()
         for name, kind in self._members.items():
@@ -135,6 +138,8 @@ class Layer:
                 if id(value) not in seen:
                     seen.add(id(value))
                     yield from value._walk(f"{prefix}{name}.", seen)
+            elif kind == BUFFER:
+                yield prefix + name, self, name, kind
             elif value is None or id(value) not in seen:
                 if value is not None:
                     seen.add(id(value))
