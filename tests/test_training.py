@@ -16,9 +16,9 @@ from zero.mnist import SPLITS
 from zero.models import MLP, Model
 from zero.optimizers import SGD, Adam, Momentum
 from zero.layers import BatchNorm, Dropout, Linear
-from zero.training import (add_data_options, fit, fit_or_resume, load_checkpoint, may_have_seen_heldout, mean_loss,
-                           mnist_splits, mnist_splits_from, restore_if_trained, restore_or_fit, restore_random_state,
-                           resume, run_settings, save_checkpoint)
+from zero.training import (add_data_options, fit, fit_or_resume, load_checkpoint, loss_history, may_have_seen_heldout,
+                           mean_loss, mnist_splits, mnist_splits_from, restore_if_trained, restore_or_fit,
+                           restore_random_state, resume, run_settings, save_checkpoint)
 
 
 class Regression(Model):
@@ -358,6 +358,22 @@ def test_optimizer_state_loaded_for_a_lazy_model_goes_to_its_device(tmp_path, de
     np.testing.assert_array_equal(host(reader_optimizer.means[0]), optimizer.means[0])
 
 
+def test_optimizer_state_for_a_lazy_parameter_is_checked_against_the_files_weights(tmp_path):
+    """A lazy parameter has no data to compare its moments with: the file's own weights give the
+    shape (a (1, 3) moment for a (5, 3) W was loaded, and Adam's flat step broadcast it)."""
+    np.random.seed(0)
+    saved = _layers(head=Linear(3, in_size=5))
+    optimizer = Adam(saved.params(), lr=0.01)
+    F.sum(saved.head(np.ones((2, 5), np.float32))).backward()
+    optimizer.step()
+    path = save_checkpoint(tmp_path / "run.npz", saved, optimizer, epoch=1)
+    _rewrite_checkpoint(path, _set("optimizer/means.0", np.ones((1, 3), np.float32)))
+    reader = _layers(head=Linear(3))
+    reader_optimizer = Adam(reader.params(), lr=0.01)
+    _assert_refused_unchanged(path, reader, reader_optimizer, match=r"optimizer means\[0\] has shape \(1, 3\)")
+    assert reader.head.W.data is None and reader_optimizer.means == [None, None]
+
+
 def test_weights_loaded_into_a_lazy_model_go_to_its_device(tmp_path, device):
     np.random.seed(0)
     path = save_checkpoint(tmp_path / "run.npz", _layers(head=Linear(3, in_size=5)))
@@ -420,6 +436,25 @@ def test_fit_resumed_from_a_checkpoint_equals_an_uninterrupted_run(tmp_path):
     for name, array in _weights(straight).items():
         np.testing.assert_array_equal(_weights(resumed)[name], array)
     assert full_history["heldout_loss"][-1] < full_history["heldout_loss"][0]
+
+
+def test_a_checkpoint_saved_without_a_history_resumes(tmp_path):
+    """save_checkpoint's history is optional, and such a file loads as {}: fit appends to it (it trained a
+    whole epoch, then failed on history['train_loss'])."""
+    x = np.random.default_rng(0).random((16, 3)).astype(np.float32)
+    model, optimizer = _fresh_regression()
+    save_checkpoint(tmp_path / "c.npz", model, optimizer, epoch=1)
+    state = load_checkpoint(tmp_path / "c.npz", model, optimizer)
+    assert state["history"] == {}
+    history = fit(model, optimizer, x, epochs=2, batch_size=8, history=state["history"], start_epoch=1)
+    assert len(history["train_loss"]) == 1 and history["heldout_loss"] == []
+
+
+def test_loss_history_adds_the_lists_it_lacks_and_keeps_what_it_has():
+    kept = {"train_loss": [1.0]}
+    assert loss_history(kept, ["train_loss", "step_loss"]) is kept
+    assert kept == {"train_loss": [1.0], "step_loss": []}
+    assert loss_history(None, ("a", "b")) == {"a": [], "b": []}
 
 
 def test_resume_restores_only_when_asked_and_the_checkpoint_exists(tmp_path):

@@ -29,7 +29,7 @@ import zero.functions as F
 from zero.backend import any_outside, get_array_module, get_backend, standard_normal, to_device_beside, to_numpy
 from zero.core import no_grad, test_mode
 from zero.data import DataLoader, Dataset, epoch_loader
-from zero.training import save_checkpoint
+from zero.training import loss_history, save_checkpoint
 from zero.utils import check_count, check_not_empty, check_number
 
 
@@ -365,7 +365,7 @@ def fit_diffusion(model, diffusion, optimizer, images, epochs, labels=None, labe
     device = model.device if device is None else device
     check_count("fit_diffusion", "epochs", epochs, at_least=0)
     check_not_empty("fit_diffusion", images, "training images")
-    history = {"train_loss": [], "step_loss": []} if history is None else history
+    history = loss_history(history, ["train_loss", "step_loss"])
     model.train()   # batch norm on each batch's statistics (a model sampled from before is in eval mode)
     dataset = Dataset(images) if labels is None else Dataset(images, labels)
     steps_per_epoch = len(DataLoader(dataset, batch_size))

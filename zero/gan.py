@@ -42,8 +42,8 @@ from zero.layers import BatchNorm, Conv2d, ConvTranspose2d, Linear
 from zero.metrics import score_samples
 from zero.models import Model
 from zero.plot import moving_average
-from zero.training import (checkpoint_arrays, restore_random_state, resumed_after, resuming, run_settings,
-                           stage_checkpoint)
+from zero.training import (checkpoint_arrays, loss_history, restore_random_state, resumed_after, resuming,
+                           run_settings, stage_checkpoint)
 from zero.utils import check_count, save_npz_files_atomically
 from zero.vae import latent_walk
 
@@ -211,7 +211,7 @@ def train_gan(generator, discriminator, g_optimizer, d_optimizer, images, epochs
     if not 2 <= batch_size <= len(images):
         raise ValueError(f"train_gan: batch_size must lie in 2..{len(images)} (the number of training images: "
                          f"batches are full, and batch norm needs two examples per batch), got {batch_size}")
-    history = {key: [] for key in HISTORY_KEYS} if history is None else history
+    history = loss_history(history, HISTORY_KEYS)
     generator.train()
     discriminator.train()
     for epoch in range(start_epoch + 1, epochs + 1):

@@ -31,7 +31,7 @@ from zero.errors import CheckpointRefused
 from zero.layers import Conv2d, Linear
 from zero.models import Model
 from zero.optimizers import Adam
-from zero.training import load_checkpoint, may_have_seen_heldout, save_checkpoint
+from zero.training import load_checkpoint, loss_history, may_have_seen_heldout, save_checkpoint
 from zero.utils import check_count, check_not_empty
 
 NUM_CLASSES = 10
@@ -81,7 +81,7 @@ def train_classifier(model, optimizer, images, labels, epochs, batch_size=128, d
     """
     device = model.device if device is None else device
     check_not_empty("train_classifier", images, "training images")
-    history = {"train_loss": []} if history is None else history
+    history = loss_history(history, ["train_loss"])
     model.train()
     for epoch in range(start_epoch + 1, epochs + 1):
         loader = epoch_loader(Dataset(images, labels), batch_size, seed, epoch, device, model.dtype)

@@ -155,6 +155,16 @@ def mean_loss(model, images, batch_size=500, device=None):
     return total / len(images)
 
 
+def loss_history(history, keys):
+    """The dict of lists a training loop appends its losses to: `history` (a resumed run's, as
+    load_checkpoint returns it) given an empty list under each of `keys` it lacks (a checkpoint
+    saved without a history loads as {}, and its run failed only after a whole epoch), or a new one."""
+    history = {} if history is None else history
+    for key in keys:
+        history.setdefault(key, [])
+    return history
+
+
 def fit(model, optimizer, x_train, epochs, batch_size=32, device=None, seed=0, x_heldout=None,
         history=None, start_epoch=0, description="training", report_every=1):
     """Minimise model.loss(x) by mini-batches, epochs start_epoch+1 .. epochs, with a progress bar.
@@ -169,7 +179,7 @@ def fit(model, optimizer, x_train, epochs, batch_size=32, device=None, seed=0, x
     device = model.device if device is None else device
     check_not_empty("fit", x_train, "training images")
     check_count("fit", "report_every", report_every)
-    history = {"train_loss": [], "heldout_loss": []} if history is None else history
+    history = loss_history(history, ["train_loss", "heldout_loss"])
     for epoch in range(start_epoch + 1, epochs + 1):
         loader = epoch_loader(Dataset(x_train), batch_size, seed, epoch, device, model.dtype)
         total = 0.0
@@ -390,7 +400,9 @@ def stage_checkpoint(path, model, optimizer=None, settings=None):
         check_stored_array(source, f"buffer {name!r}", stored[key], buffer, _resolve(model, name)[0].dtype)
         device = device_of(buffer) if buffer is not None else model.device
         staged_buffers.append((name, to_device(stored[key], device)))
-    staged_optimizer = _stage_optimizer(path, stored, model, optimizer, lazy_dtypes) if optimizer is not None else None
+    stored_params = {id(param): stored[f"model/{name}"] for name, param in params.items()}
+    staged_optimizer = (_stage_optimizer(path, stored, model, optimizer, lazy_dtypes, stored_params)
+                        if optimizer is not None else None)
 
     def apply():
         for param, array in staged_params:
@@ -492,9 +504,10 @@ def restore_random_state(state):
         np.random.set_state(state["random_state"])
 
 
-def _stage_optimizer(path, stored, model, optimizer, lazy_dtypes):
+def _stage_optimizer(path, stored, model, optimizer, lazy_dtypes, stored_params):
     """The optimizer's restored attributes {name: value}, checked against its parameters (lazy_dtypes:
-    id(parameter) -> the dtype its layer will create it in)."""
+    id(parameter) -> the dtype its layer will create it in; stored_params: id(parameter) -> its array
+    in the file, already checked, whose shape a lazy parameter's state must have)."""
     kind = type(optimizer).__name__
     if "optimizer_type" not in stored:
         raise ValueError(f"checkpoint {path} holds no optimizer state, but a {kind} was given to restore")
@@ -523,7 +536,8 @@ def _stage_optimizer(path, stored, model, optimizer, lazy_dtypes):
         for index, param in enumerate(optimizer.params):
             array = stored.get(f"optimizer/{attribute}.{index}")
             if array is not None:
-                check_stored_array(f"checkpoint {path}", f"optimizer {attribute}[{index}]", array, param.data,
+                shaped_like = param.data if param.data is not None else stored_params.get(id(param))
+                check_stored_array(f"checkpoint {path}", f"optimizer {attribute}[{index}]", array, shaped_like,
                                    lazy_dtypes.get(id(param), DEFAULT_DTYPE))
                 array = to_device(array, device_of(param.data) if param.data is not None else model.device)
             entries.append(array)
