@@ -399,6 +399,9 @@ def test_a_failed_download_removes_the_folder_it_made_and_keeps_one_that_was_the
     with pytest.raises(RuntimeError, match="from any mirror"):
         mnist.download_file(TEST_LABELS, mistyped, mirrors=[])
     assert not mistyped.exists()
+    with pytest.raises(RuntimeError, match="from any mirror"):   # its new parents go too, up to what was there
+        mnist.download_file(TEST_LABELS, tmp_path / "typo" / "data" / "mnist", mirrors=[])
+    assert list(tmp_path.iterdir()) == []
     with pytest.raises(RuntimeError, match="from any mirror"):
         mnist.download_file(TEST_LABELS, tmp_path, mirrors=[])
     assert tmp_path.is_dir()

@@ -158,7 +158,7 @@ def download_file(name, folder, mirrors=None):
     """Download official file `name` into folder from the first mirror that gives a
     correct copy (published MD5 and valid structure); returns its path."""
     folder = Path(folder)
-    created = not folder.exists()
+    created = [f for f in (folder, *folder.parents) if not f.exists()]   # deepest first
     writable_folder(folder, f"MNIST data folder (to download {name} into)")
     kind = "images" if "images" in name else "labels"
     count = next(n for images, labels, n in SPLITS.values() if name in (images, labels))
@@ -180,9 +180,11 @@ def download_file(name, folder, mirrors=None):
             finally:
                 if os.path.exists(temporary):
                     os.unlink(temporary)
-    finally:   # also on Ctrl-C: a mistyped --data-dir leaves no empty folder behind
-        if created and folder.is_dir() and not any(folder.iterdir()):
-            folder.rmdir()
+    finally:   # also on Ctrl-C: a mistyped --data-dir leaves no empty folder behind, nor its new parents
+        for new_folder in created:
+            if not new_folder.is_dir() or any(new_folder.iterdir()):
+                break
+            new_folder.rmdir()
     split = next(s for s, (images, labels, _) in SPLITS.items() if name in (images, labels))
     tried = "\n".join(failures) or "  (no mirrors given)"
     raise SetupError(f"could not download MNIST file {name} from any mirror:\n{tried}\n"
