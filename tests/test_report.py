@@ -66,6 +66,16 @@ def test_a_damaged_file_is_named_and_fails_the_command(capsys, tmp_path):
     assert len(damaged) == 1 and str(labels) in damaged[0] and "truncated" in damaged[0]
 
 
+@pytest.mark.parametrize("below", [False, True])
+def test_a_data_dir_that_is_a_file_fails_the_command(capsys, tmp_path, below):
+    """A run would stop there (SetupError): the report said both splits were missing and would be downloaded."""
+    file = tmp_path / "notafolder"
+    file.write_text("")
+    status, out = run_report(capsys, "--data-dir", str(file / "mnist" if below else file))
+    assert status == 1
+    assert f"PROBLEM: {file} is a file, not a folder" in out and "missing" not in out
+
+
 def test_the_folder_comes_from_the_environment_variable(capsys, tmp_path, monkeypatch):
     monkeypatch.setenv(mnist.ENV_VAR, str(tmp_path))
     _, out = run_report(capsys)
