@@ -750,12 +750,52 @@ def test_backward_seeds_with_ones_of_the_outputs_dtype(dtype):
     np.testing.assert_array_equal(x.grad.data, np.full(2, 3.0, dtype))
 
 
-def test_a_gradient_set_on_the_output_before_backward_is_the_seed():
+@pytest.mark.parametrize("as_variable", [False, True])
+def test_backward_from_a_given_gradient_is_a_vector_jacobian_product(as_variable):
     x = Variable(np.array([1.0, 2.0]))
     y = x * x
-    y.grad = Variable(np.array([3.0, -1.0]))   # a vector-Jacobian product: y.grad^T dy/dx
-    y.backward()
+    v = np.array([3.0, -1.0])
+    y.backward(Variable(v) if as_variable else v)   # v^T dy/dx = v * 2x
     np.testing.assert_array_equal(x.grad.data, [6.0, -4.0])
+
+
+@pytest.mark.parametrize("gradient, match", [
+    (np.ones(3), r"shape and dtype of the variable \(shape \(2,\)\), float64; got shape \(3,\), dtype float64"),
+    (np.ones(2, np.float32), "got shape \\(2,\\), dtype float32"),
+    ([1.0, 1.0], "got list"),
+])
+def test_a_given_gradient_of_another_shape_or_dtype_is_refused(gradient, match):
+    x = Variable(np.array([1.0, 2.0]))
+    with pytest.raises(ValueError, match=match):
+        (x * x).backward(gradient)
+    assert x.grad is None
+
+
+def test_a_given_gradient_on_another_device_is_refused():
+    x = Variable(np.array([1.0, 2.0]))
+    with pytest.raises(TypeError, match="the gradient is on strict, the variable \\(shape \\(2,\\)\\) on cpu"):
+        (x * x).backward(to_device(np.ones(2), "strict"))
+
+
+def test_a_gradient_kept_from_an_earlier_pass_is_not_the_seed_of_the_next():
+    """y.grad kept by z.backward(retain_grad=True) was taken as dy/dy by y.backward(), and then erased."""
+    x = Variable(np.array(3.0))
+    y = x * x
+    z = y * 2.0
+    z.backward(retain_grad=True)
+    assert (y.grad.data, z.grad.data, x.grad.data) == (2.0, 1.0, 12.0)
+    x.cleargrad()
+    y.backward()
+    assert x.grad.data == 6.0 and y.grad.data == 2.0    # dy/dx; y keeps the earlier pass's gradient
+    y.backward(retain_grad=True)
+    assert x.grad.data == 12.0 and y.grad.data == 3.0   # now it adds this pass's dy/dy = 1, as a leaf would
+
+
+def test_backward_of_a_leaf_adds_one_each_time():
+    a = Variable(np.array(2.0))
+    a.backward()
+    a.backward()
+    assert a.grad.data == 2.0
 
 
 def test_an_input_whose_backward_gives_none_gets_no_gradient_and_stops_the_pass():
@@ -777,9 +817,9 @@ def test_backward_twice_from_an_output_that_kept_its_gradient():
     x = Variable(np.array([1.0, 2.0]))
     y = x * x
     y.backward(retain_grad=True)
-    y.backward(retain_grad=True)               # y keeps its seed: it starts the second pass too
+    y.backward(retain_grad=True)               # each pass starts from dy/dy = 1, and y adds it, as x adds 2x
     np.testing.assert_array_equal(x.grad.data, [4.0, 8.0])
-    np.testing.assert_array_equal(y.grad.data, [1.0, 1.0])
+    np.testing.assert_array_equal(y.grad.data, [2.0, 2.0])
 
 
 def test_a_kept_gradient_of_the_seeds_sibling_output_does_not_flow():

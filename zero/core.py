@@ -153,30 +153,29 @@ class Variable:
             self.grad.to(device)
         return self
 
-    def backward(self, retain_grad=False, create_graph=False):
+    def backward(self, gradient=None, retain_grad=False, create_graph=False):
         """Fill `.grad` of every variable this one depends on.
 
         Leaves (variables no function made, such as parameters) add this pass's
-        gradient to their `.grad`. retain_grad: do the same for the intermediate
-        variables (by default they keep none). create_graph: record the backward
-        computation itself, so gradients can be differentiated again.
+        gradient to their `.grad`. gradient: dL/d(this variable), an array or
+        Variable of its shape (a vector-Jacobian product: the leaves then get
+        gradient^T d(this)/d(leaf)); by default ones, dy/dy = 1. retain_grad: the
+        intermediate variables, this one included, add this pass's gradient to
+        their `.grad` too, as leaves do (by default they keep none). create_graph:
+        record the backward computation itself, so gradients can be differentiated again.
         """
         if not self.requires_grad:  # else every parameter would keep grad None, and training do nothing
             raise RuntimeError(f"backward: {self._label()} needs no gradient: it was computed under no_grad(), "
                                f"or from constants only (arrays and numbers passed to ops, Variables made with "
                                f"requires_grad=False), so nothing it depends on would get a gradient")
-        if self.grad is None:
-            if self.data.dtype.kind not in "fc":
-                raise TypeError(f"backward needs floating-point data, but {self._label()} "
-                                f"has dtype {self.data.dtype}")
-            xp = get_array_module(self.data)
-            self.grad = Variable(backend.ones(xp, self.data.shape, self.data.dtype))  # dy/dy = 1
-        if self.creator is None:
+        seed = self._seed(gradient)
+        if self.creator is None:   # a leaf: dy/dy, added as every pass adds to a leaf
+            self.grad = seed if self.grad is None else self.grad + seed
             return
 
         # This pass's gradients of intermediate variables, each held until the function that
         # made it runs (not in .grad: one kept by an earlier pass must not flow back again).
-        grads = {self: self.grad}
+        grads = {self: seed}
         # Max-heap on generation: the function farthest from the leaves runs first, so a
         # function runs only once every function that used its outputs is done. (The middle
         # entry, a counter, breaks ties: heapq never has to compare two Functions.)
@@ -209,12 +208,28 @@ class Variable:
                     grads[x] = gx if x not in grads else grads[x] + gx
                 if retain_grad:  # intermediate variables add this pass's gradient, as leaves do
                     for y, gy in zip(outputs, output_grads):
-                        if gy is not None and y is not self:
+                        if gy is not None:
                             y.grad = gy if y.grad is None else y.grad + gy
         finally:
             Config.enable_backprop = old_enable_backprop
-        if not retain_grad:
-            self.grad = None  # the seed too is an intermediate variable
+
+    def _seed(self, gradient):
+        """The gradient backward starts from: ones of this variable's shape and dtype, or `gradient`
+        checked against them (same shape, floating, on this variable's device)."""
+        if self.data.dtype.kind not in "fc":
+            raise TypeError(f"backward needs floating-point data, but {self._label()} has dtype {self.data.dtype}")
+        if gradient is None:
+            return Variable(backend.ones(get_array_module(self.data), self.data.shape, self.data.dtype))
+        array = gradient.data if isinstance(gradient, Variable) else gradient
+        if backend.backend_of(array) is not backend.backend_of(self.data):
+            raise TypeError(f"backward: the gradient is on {backend.device_of(array)}, {self._label()} on "
+                            f"{self.device}: move it first (zero.to_device)")
+        shape, dtype = getattr(array, "shape", None), getattr(array, "dtype", None)
+        if dtype is None or dtype != self.data.dtype or tuple(shape) != self.shape:   # (NumPy reads None as float64)
+            got = type(array).__name__ if dtype is None else f"shape {tuple(shape)}, dtype {dtype}"
+            raise ValueError(f"backward: the gradient must have the shape and dtype of {self._label()}, "
+                             f"{self.data.dtype}; got {got}")
+        return gradient if isinstance(gradient, Variable) else Variable(gradient, None, False)
 
     def _label(self):
         name = f"variable {self.name!r}" if self.name else "the variable"
