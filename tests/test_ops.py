@@ -2,6 +2,8 @@
 numerical gradients (float64, hypothesis-generated shapes with broadcasting),
 and the same computation on the strict device (no silent host copies) giving
 the same values and gradients as on the CPU."""
+import re
+
 import numpy as np
 import pytest
 from hypothesis import given, settings
@@ -217,6 +219,12 @@ def test_swapaxes_expand_dims_squeeze_match_numpy_and_their_gradients(shape, see
     check_everywhere(lambda v: F.squeeze(F.expand_dims(v, new_axis), new_axis) * 2.0, x)
 
 
+def test_swapaxes_refuses_an_axis_out_of_range_by_name():
+    with pytest.raises(np.exceptions.AxisError, match=r"swapaxes: axis 5 is out of range for x of shape \(3, 4\)"):
+        F.swapaxes(Variable(np.zeros((3, 4))), 0, 5)
+    assert F.swapaxes(Variable(np.zeros((3, 4))), -1, -2).shape == (4, 3)
+
+
 def test_squeeze_refuses_an_axis_that_is_not_of_size_one():
     x = Variable(np.zeros((2, 1, 3)))
     assert F.squeeze(x, 1).shape == (2, 3) and F.squeeze(x, -2).shape == (2, 3)
@@ -278,6 +286,13 @@ def test_linear_on_a_single_vector_and_on_four_axes():
         assert y.shape == x_shape[:-1] + (2,)
         np.testing.assert_allclose(y.data, x @ W + b)
         check_everywhere(lambda x, W, b: F.linear(x, W, b), x, W, b)
+
+
+@pytest.mark.parametrize("w_shape", [(4,), (4, 2, 3)])
+def test_linear_refuses_a_weight_that_is_not_a_matrix(w_shape):
+    """A 1-D W gave a result whose backward failed inside LinearGrad; a 3-D one followed np.dot's rules."""
+    with pytest.raises(ValueError, match=rf"Linear: W must be a matrix \(in, out\), got shape {re.escape(str(w_shape))}"):
+        F.linear(Variable(np.ones((3, 4))), Variable(np.ones(w_shape)))
 
 
 def test_linear_on_a_data_array_still_gives_the_weight_gradient():

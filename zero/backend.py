@@ -223,10 +223,10 @@ def standard_normal(xp, shape, dtype=DEFAULT_DTYPE):
 
 
 def uniform(xp, shape, dtype=DEFAULT_DTYPE):
-    """Draws of U[0, 1), as `standard_normal` draws N(0, 1): NumPy's float64 draws (a seed gives
-    the same numbers in every dtype), CuPy's in `dtype` directly (a float32 model's dropout mask
-    then draws no float64 array as large as its activations on the GPU; float16 in float32, cast,
-    which can round a draw up to 1.0)."""
+    """Draws of U[0, 1): on NumPy its float64 draws, returned in float64 whatever `dtype` (dropout,
+    their one user, only compares them with p, and a seed gives the same mask in every dtype); on
+    CuPy drawn in `dtype` directly (a float32 model's dropout mask then draws no float64 array as
+    large as its activations on the GPU; float16 in float32, cast, which can round a draw up to 1.0)."""
     if cupy is not None and xp is cupy:
         return cupy.random.random_sample(shape, dtype=_cupy_draw_dtype(dtype)).astype(dtype, copy=False)
     return xp.random.random_sample(shape)

@@ -38,6 +38,8 @@ class Linear(Function):
     broadcasts to y's (one bias per row, say), whose gradient is then gy summed to b's shape."""
 
     def forward(self, x, W, b=None):
+        if W.ndim != 2:   # a 1-D W would give a result whose backward fails far from here
+            raise ValueError(f"W must be a matrix (in, out), got shape {W.shape}")
         if x.dtype.kind != "f":  # integer x as float32 (int64 @ float32 would be float64)
             x = backend.floating(x)
         y = _matrix_product(self.xp, x, W)

@@ -175,6 +175,9 @@ def transpose(x, *axes):
 def swapaxes(x, axis1, axis2):
     """x with axes axis1 and axis2 exchanged (a transpose), as numpy.swapaxes."""
     axes = list(range(x.ndim))
+    for axis in (axis1, axis2):
+        if not -x.ndim <= axis < x.ndim:   # AxisError: a ValueError and an IndexError, as NumPy's
+            raise np.exceptions.AxisError(f"swapaxes: axis {axis} is out of range for x of shape {tuple(x.shape)}")
     axes[axis1], axes[axis2] = axes[axis2], axes[axis1]
     return Transpose(tuple(axes))(x)
 
