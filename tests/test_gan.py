@@ -500,6 +500,29 @@ def test_latent_walks_are_rows_of_walks_between_pairs_of_fresh_codes(device):
         generator.latent_walks(rows=0)
 
 
+@pytest.mark.parametrize("make", [lambda: MLPGenerator(4, 8), lambda: DCGenerator(4, 2)], ids=["mlp", "dc"])
+def test_a_generator_in_training_mode_samples_and_walks_in_test_mode(make, device):
+    """train_gan leaves G in training mode. Sampling there normalised each batch with its own statistics
+    and overwrote batch norm's running ones, so an image depended on the others drawn with it."""
+    np.random.seed(0)
+    generator = make().to(device)
+    running_before = [host(buffer).copy() for _, buffer in generator.named_buffers()]
+    zero.seed(1, device)
+    codes = generator.latent(4)
+    zero.seed(1, device)
+    images = host(generator.sample(4))
+    zero.seed(1, device)
+    walk_ends = generator.latent_walks(rows=2, steps=3)[::3]   # G(z_a) of each walk: codes[0] and codes[2]
+    for before, (name, after) in zip(running_before, generator.named_buffers()):
+        np.testing.assert_array_equal(before, host(after), err_msg=name)
+    assert all(layer.training for layer in generator.sublayers())   # and G stays in training mode
+    generator.eval()
+    with zero.no_grad():   # each code alone, in test mode
+        alone = np.concatenate([host(generator(codes[i:i + 1]).data) for i in range(4)])
+    np.testing.assert_allclose(images, alone, rtol=1e-5, atol=1e-6)
+    np.testing.assert_allclose(walk_ends, alone[0::2], rtol=1e-5, atol=1e-6)
+
+
 def test_the_discriminators_checkpoint_sits_beside_the_generators(tmp_path):
     assert discriminator_path(tmp_path / "runs" / "gan.npz") == tmp_path / "runs" / "gan_discriminator.npz"
     save_gan(tmp_path / "gan.npz", *script_players(), epoch=1, history={})

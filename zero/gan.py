@@ -35,7 +35,7 @@ from tqdm import tqdm
 import zero.functions as F
 from zero.backend import get_backend, seed, standard_normal, to_numpy
 from zero.cli import plural
-from zero.core import Variable, no_grad
+from zero.core import Variable, no_grad, test_mode
 from zero.data import Dataset, epoch_loader
 from zero.errors import CheckpointRefused
 from zero.layers import BatchNorm, Conv2d, ConvTranspose2d, Linear
@@ -100,18 +100,21 @@ class _Generator(Model):
         return standard_normal(xp, (n, self.latent_size), self.dtype)  # the parameters' dtype
 
     def sample(self, n):
-        """n generated images (n, 784) as an array on the model's device (no graph)."""
-        with no_grad():
+        """n generated images (n, 784) as an array on the model's device (no graph). G runs in test
+        mode, as after eval(): batch norm normalises with its running statistics and leaves them as
+        they are, so an image does not depend on the others drawn with it."""
+        with no_grad(), test_mode():
             return self(self.latent(n)).data
 
     def latent_walks(self, rows=4, steps=10):
         """`rows` straight walks of `steps` images each, between pairs of fresh codes z_a, z_b ~ N(0, I)
         (zero.vae.latent_walk, here in G's latent space): a (rows * steps, 784) host array, one walk
-        per row of a grid of `steps` columns."""
+        per row of a grid of `steps` columns. In test mode, as `sample`."""
         check_count("latent_walks", "rows", rows)   # steps: checked by latent_walk
         codes = self.latent(2 * rows)
-        return np.concatenate([to_numpy(latent_walk(self, codes[2 * row], codes[2 * row + 1], steps))
-                               for row in range(rows)])
+        with test_mode():
+            return np.concatenate([to_numpy(latent_walk(self, codes[2 * row], codes[2 * row + 1], steps))
+                                   for row in range(rows)])
 
 
 class MLPGenerator(_Generator):
