@@ -87,6 +87,17 @@ def test_the_autoencoder_runs_on_both_devices(device):
     assert zero.backend.device_of(add_noise(on(device, x), 0.1)) == device
 
 
+def test_reconstruction_errors_take_images_on_the_models_device_and_refuse_another_devices():
+    """Images on another device were copied through the host without being asked (zero.backend.to_device)."""
+    np.random.seed(0)
+    x = np.random.rand(5, 8).astype(np.float32)
+    model = Autoencoder(8, 5, 2)
+    with pytest.raises(TypeError, match="reconstruction_errors: the images on strict and .* on cpu"):
+        reconstruction_errors(model, on("strict", x))
+    model.to("strict")
+    np.testing.assert_array_equal(reconstruction_errors(model, on("strict", x)), reconstruction_errors(model, x))
+
+
 def test_add_noise_adds_noise_std_times_unit_normal_draws_then_clips():
     x = np.random.default_rng(3).random((50, 8)).astype(np.float32)
     np.random.seed(6)

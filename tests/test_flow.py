@@ -162,6 +162,13 @@ def test_two_moons_are_two_moons():
     np.testing.assert_array_equal(two_moons(10, seed=5), two_moons(10, seed=5))
 
 
+def test_stages_refuse_points_on_another_device_than_the_flows():
+    """They were copied through the host without being asked (zero.backend.to_device)."""
+    x = on("strict", np.zeros((3, 2), np.float32))
+    with pytest.raises(TypeError, match="RealNVP.stages: x on strict and .* on cpu"):
+        RealNVP(dim=2, hidden_size=4, num_couplings=2).stages(x)
+
+
 def test_a_coupling_log_scale_is_bounded_by_its_scale_which_starts_at_one():
     """s = (1 - m) * scale * tanh(s_raw) with scale initialised to 1: a saturated s_raw gives
     s = 1 on every changed dimension, 0 on the kept ones, log |det| = the number of changed dimensions."""

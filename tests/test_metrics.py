@@ -147,6 +147,13 @@ def test_classify_in_batches_that_do_not_divide_the_images():
     np.testing.assert_allclose(features, one_batch_features, rtol=1e-5, atol=1e-6)
 
 
+def test_classify_refuses_images_on_another_device_than_the_models():
+    """They were copied through the host without being asked (zero.backend.to_device)."""
+    images = on("strict", np.zeros((2, 1, 28, 28), np.float32))
+    with pytest.raises(TypeError, match="classify: the images on strict and .* on cpu"):
+        classify(MnistClassifier(), images)
+
+
 def _cross_entropy(logits, labels):
     """Mean softmax cross-entropy, computed with NumPy from the logits."""
     shifted = logits - logits.max(axis=1, keepdims=True)

@@ -556,6 +556,20 @@ def test_evaluate_bounds_refuses_a_batch_size_of_zero_by_name():
         evaluate_bounds(VAE(6, 5, 2), np.zeros((3, 6), np.float32), samples=2, batch_size=0)
 
 
+def test_evaluate_bounds_takes_images_on_the_models_device_and_refuses_another_devices():
+    """Images on another device were copied through the host without being asked (zero.backend.to_device)."""
+    np.random.seed(0)
+    images = np.random.rand(4, 6).astype(np.float32)
+    model = VAE(6, 5, 2)
+    with pytest.raises(TypeError, match="evaluate_bounds: the images on strict and .* on cpu"):
+        evaluate_bounds(model, on("strict", images), samples=2, progress=False)
+    model.to("strict")
+    zero.seed(1, "strict")
+    from_the_host = evaluate_bounds(model, images, samples=2, progress=False)
+    zero.seed(1, "strict")
+    assert evaluate_bounds(model, on("strict", images), samples=2, progress=False) == from_the_host
+
+
 @pytest.mark.parametrize("model_class", [VAE, HierarchicalVAE])
 def test_a_checkpoint_of_another_decoder_std_is_refused(tmp_path, model_class):
     """The std does not enter the book's training loss, but it changes the model's bounds: the same

@@ -22,7 +22,7 @@ import numpy as np
 from tqdm import tqdm
 
 import zero.functions as F
-from zero.backend import floating, get_array_module, standard_normal, to_device, to_numpy
+from zero.backend import floating, get_array_module, standard_normal, to_device_beside, to_numpy
 from zero.core import Variable, no_grad
 from zero.models import MLP, Model
 from zero.utils import check_not_empty, check_number
@@ -75,17 +75,19 @@ class Autoencoder(Model):
 
 
 def reconstruction_errors(model, images, batch_size=500, device=None, noise_std=0.0):
-    """Per-image squared error sum_d (x_d - x_hat_d)^2 of host images (N, D): host array (N,).
+    """Per-image squared error sum_d (x_d - x_hat_d)^2 of images (N, D): host array (N,).
 
     noise_std > 0: reconstruct corrupted images (the clean ones are the targets). The batches go
-    to `device`, by default the model's.
+    to `device`, by default the model's: images are a host array, or one already there (on another
+    device they are refused, TypeError, not copied through the host).
     """
     device = model.device if device is None else device
     check_not_empty("reconstruction_errors", images, "images to reconstruct")
     errors = []
     with no_grad():
         for start in tqdm(range(0, len(images), batch_size), desc="reconstruction errors", leave=False):
-            x = to_device(images[start:start + batch_size].astype(model.dtype, copy=False), device)
+            batch = images[start:start + batch_size].astype(model.dtype, copy=False)
+            x = to_device_beside(batch, device, "reconstruction_errors: the images")
             seen = add_noise(x, noise_std) if noise_std > 0 else x
             diff = model(Variable(seen, requires_grad=False)).data - x
             errors.append(to_numpy((diff * diff).sum(axis=1)))   # explicit host copy of N numbers

@@ -29,7 +29,7 @@ dimension be changed by some coupling.
 import numpy as np
 
 import zero.functions as F
-from zero.backend import DEFAULT_DTYPE, get_backend, standard_normal, to_device, to_numpy
+from zero.backend import DEFAULT_DTYPE, get_backend, standard_normal, to_device_beside, to_numpy
 from zero.core import Parameter, Variable, no_grad
 from zero.layers import Layer, LayerList
 from zero.models import MLP, Model
@@ -133,8 +133,9 @@ class RealNVP(Model):
 
     def stages(self, x, inverse=False):
         """The points after every coupling, without a graph: [x, f_1(x), f_2(f_1(x)), ..., z]
-        (inverse=True: from z back to x). Arrays (N, D) on the model's device."""
-        points = [to_device(x, self.device)]
+        (inverse=True: from z back to x). Arrays (N, D) on the model's device; x (N, D) is a host
+        array (copied there) or one already there (on another device it is refused: TypeError)."""
+        points = [to_device_beside(x, self.device, "RealNVP.stages: x")]
         couplings = list(self.couplings)
         with no_grad():
             for coupling in (reversed(couplings) if inverse else couplings):

@@ -23,7 +23,7 @@ import numpy as np
 from tqdm import tqdm
 
 import zero.functions as F
-from zero.backend import seed as seed_generators, to_device, to_numpy
+from zero.backend import seed as seed_generators, to_device_beside, to_numpy
 from zero.cli import plural
 from zero.core import Variable, no_grad, test_mode
 from zero.data import Dataset, epoch_loader
@@ -98,14 +98,14 @@ def train_classifier(model, optimizer, images, labels, epochs, batch_size=128, d
 
 
 def classify(model, images, batch_size=500):
-    """Logits and features of images (N, 1, 28, 28) in [0, 1] (host or device array):
-    host arrays (N, 10) and (N, 128), float64."""
+    """Logits and features of images (N, 1, 28, 28) in [0, 1] (a host array, or one on the model's
+    device; on another device they are refused, TypeError): host arrays (N, 10) and (N, 128), float64."""
     check_not_empty("classify", images, "images to classify")
     logits, features = [], []
     with no_grad(), test_mode():
         for start in range(0, len(images), batch_size):
             batch = images[start:start + batch_size].astype(model.dtype, copy=False)  # float64 images too
-            x = Variable(to_device(batch, model.device), requires_grad=False)
+            x = Variable(to_device_beside(batch, model.device, "classify: the images"), requires_grad=False)
             h = model.features(x)
             logits.append(to_numpy(model.fc2(h).data))    # explicit host copies of the results
             features.append(to_numpy(h.data))

@@ -32,7 +32,7 @@ import numpy as np
 from tqdm import tqdm
 
 import zero.functions as F
-from zero.backend import get_array_module, get_backend, standard_normal, to_device
+from zero.backend import get_array_module, get_backend, standard_normal, to_device_beside
 from zero.core import Variable, no_grad
 from zero.layers import Layer, LayerList, Linear
 from zero.models import MLP, Model
@@ -369,14 +369,15 @@ def iwae_from_log_weights(log_weights):
 
 
 def evaluate_bounds(model, images, samples=100, batch_size=500, device=None, progress=True):
-    """Held-out bounds in nats per image, averaged over `images` (N, D) host array:
+    """Held-out bounds in nats per image, averaged over `images` (N, D), a host array (or one on `device`):
 
         negative_elbo: -ELBO, its expectations estimated with all `samples` draws of z per image
                        (analytic KL where the model has one);
         iwae_nll:      -log (1/K) sum_k w_k, K = samples, the importance-weighted bound, <= negative_elbo.
 
     Returns {'negative_elbo': float, 'iwae_nll': float, 'samples': K, 'images': N}. The batches go
-    to `device`, by default the model's.
+    to `device`, by default the model's; images on another device are refused (TypeError), not
+    copied through the host.
     """
     device = model.device if device is None else device
     check_count("evaluate_bounds", "samples", samples)
@@ -391,7 +392,8 @@ def evaluate_bounds(model, images, samples=100, batch_size=500, device=None, pro
     try:
         with no_grad():
             for start in tqdm(batches, desc=f"held-out bounds (K={samples})", leave=False, disable=not progress):
-                x = Variable(to_device(images[start:start + batch_size].astype(model.dtype, copy=False), device))
+                batch = images[start:start + batch_size].astype(model.dtype, copy=False)
+                x = Variable(to_device_beside(batch, device, "evaluate_bounds: the images"))
                 nelbo = sum(model.negative_elbo(x).data for _ in range(samples)) / samples
                 log_w = F.stack([model.log_weight(x) for _ in range(samples)], axis=0)
                 nelbo_total += float(nelbo.sum().item())                     # explicit host copy of a sum
