@@ -531,6 +531,21 @@ def test_a_parameter_on_another_device_is_refused_not_copied_to_the_host():
         GaussianMixture(2).fit(data, means=on("strict", HAND_MEANS))
 
 
+@pytest.mark.parametrize("method", ["log_prob", "score", "predict_proba", "predict"])
+def test_data_on_another_device_than_the_parameters_is_refused_by_name_and_host_data_is_moved(method):
+    """Data on another device failed deep inside with 'a numpy.ndarray (shape (2, 2, 2)) was mixed into
+    a device computation', naming neither the method nor the data; host data beside parameters on a
+    device failed the same way."""
+    data = np.random.default_rng(0).standard_normal((5, 2))
+    on_the_host = GaussianMixture.from_parameters(HAND_WEIGHTS, HAND_MEANS, HAND_COVARIANCES)
+    with pytest.raises(TypeError, match=f"GaussianMixture.{method}: the data on strict and the mixture's "
+                                        f"parameters on cpu: move the data to cpu first"):
+        getattr(on_the_host, method)(on("strict", data))
+    on_the_device = GaussianMixture.from_parameters(HAND_WEIGHTS, on("strict", HAND_MEANS), HAND_COVARIANCES)
+    result = getattr(on_the_device, method)(data)
+    np.testing.assert_allclose(host(result), getattr(on_the_host, method)(data), rtol=1e-12)
+
+
 def test_a_mixture_from_parameters_on_a_device_stays_there(device):
     gmm = GaussianMixture.from_parameters(HAND_WEIGHTS, on(device, HAND_MEANS), HAND_COVARIANCES)
     for value in (gmm.weights, gmm.means, gmm.covariances):

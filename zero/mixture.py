@@ -71,7 +71,9 @@ class GaussianMixture:
     on the data's device); log_likelihood_history (list of floats: mean log
     p(x_n) before each M-step, history[0] for the initial parameters);
     n_iter; converged. A mixture with parameters chosen by hand, not fitted:
-    `GaussianMixture.from_parameters(weights, means, covariances)`.
+    `GaussianMixture.from_parameters(weights, means, covariances)`. log_prob, score,
+    predict_proba and predict take data on the parameters' device, or host data (copied
+    there); data on another device is refused (TypeError).
     """
 
     def __init__(self, n_components, reg_covar=1e-6, tol=1e-3, max_iter=100, seed=0, verbose=False):
@@ -290,8 +292,10 @@ class GaussianMixture:
         return self.means.shape[1]
 
     # ----- using the fitted model --------------------------------------------------------------
-    def _log_joint(self, x):
-        """log phi_k + log N(x_n | mu_k, Sigma_k), (N, K)."""
+    def _log_joint(self, x, method):
+        """log phi_k + log N(x_n | mu_k, Sigma_k), (N, K), for the data x given to `method` (its name,
+        for the messages)."""
+        x = self._prepare(x, method)
         if x.shape[1] != self._fitted_dim():
             raise ValueError(f"data has dimension {x.shape[1]} but the mixture was fitted in "
                              f"dimension {self._fitted_dim()}")
@@ -303,30 +307,36 @@ class GaussianMixture:
         log_joint += get_array_module(log_joint).log(self.weights)[:, None]
         return log_joint
 
-    def _prepare(self, x):
+    def _prepare(self, x, method):
+        """x as float64 rows (N, D) on the parameters' device: host data (arrays, lists) is copied there;
+        data on another device is refused, naming `method` and both devices (copying it would be a
+        transfer through the host nobody asked for)."""
         if self.means is None:
             raise RuntimeError("the mixture has no parameters yet: call fit(x) first")
-        return _as_float64_rows(x)
+        data_device, parameters_device = device_of(x), device_of(self.means)
+        if data_device not in ("cpu", parameters_device):
+            raise TypeError(f"GaussianMixture.{method}: the data on {data_device} and the mixture's parameters "
+                            f"on {parameters_device}: move the data to {parameters_device} first (zero.to_device)")
+        return _as_float64_rows(to_device(x, parameters_device))
 
     def log_prob(self, x):
         """log p(x_n) for each row of x (N, D): (N,), float64."""
-        return logsumexp(self._log_joint(self._prepare(x)), axis=1)
+        return logsumexp(self._log_joint(x, "log_prob"), axis=1)
 
     def score(self, x):
         """Mean log-likelihood 1/N sum_n log p(x_n) (a Python float)."""
-        log_probs = self.log_prob(x)
+        log_probs = logsumexp(self._log_joint(x, "score"), axis=1)
         check_not_empty("GaussianMixture.score", log_probs, "data points to score")   # a mean of nothing: NaN
         return float(log_probs.mean())
 
     def predict_proba(self, x):
         """Responsibilities p(z = k | x_n) (N, K), rows summing to 1, in the data's dtype."""
-        x = self._prepare(x)
-        log_joint = self._log_joint(x)
-        return get_array_module(x).exp(log_joint - logsumexp(log_joint, axis=1)[:, None]).astype(self.dtype)
+        log_joint = self._log_joint(x, "predict_proba")
+        return get_array_module(log_joint).exp(log_joint - logsumexp(log_joint, axis=1)[:, None]).astype(self.dtype)
 
     def predict(self, x):
         """The most responsible component for each row of x: (N,) integers."""
-        return self._log_joint(self._prepare(x)).argmax(axis=1)
+        return self._log_joint(x, "predict").argmax(axis=1)
 
     def sample(self, n, seed=None):
         """Ancestral sampling: z_i ~ Categorical(phi), then x_i = mu_z + L_z eps_i, eps_i ~ N(0, I).
