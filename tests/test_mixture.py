@@ -546,6 +546,21 @@ def test_data_on_another_device_than_the_parameters_is_refused_by_name_and_host_
     np.testing.assert_allclose(host(result), getattr(on_the_host, method)(data), rtol=1e-12)
 
 
+def test_a_component_of_weight_zero_gets_probability_zero_without_a_warning(device):
+    """log 0 = -inf is its right log weight, but computing it warned 'divide by zero encountered in log',
+    an error under -W error: such a mixture could not score or predict."""
+    gmm = GaussianMixture.from_parameters([1.0, 0.0], on(device, [[0.0], [5.0]]), [[[1.0]], [[1.0]]])
+    x = on(device, [[0.1], [4.9]])   # the second point sits at the mean of the component of weight 0
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        score = gmm.score(x)
+        responsibilities = host(gmm.predict_proba(x))
+        predicted = host(gmm.predict(x))
+    assert score == pytest.approx(np.mean([-0.5 * math.log(2 * math.pi) - 0.5 * point ** 2 for point in (0.1, 4.9)]))
+    np.testing.assert_array_equal(responsibilities, [[1, 0], [1, 0]])
+    np.testing.assert_array_equal(predicted, [0, 0])
+
+
 def test_a_mixture_from_parameters_on_a_device_stays_there(device):
     gmm = GaussianMixture.from_parameters(HAND_WEIGHTS, on(device, HAND_MEANS), HAND_COVARIANCES)
     for value in (gmm.weights, gmm.means, gmm.covariances):

@@ -304,7 +304,9 @@ class GaussianMixture:
     def _log_joint_columns(self, x_columns):
         """log phi_k + log N(x_n | mu_k, Sigma_k) as (K, N), from x^T (D, N)."""
         log_joint = gaussian_log_pdf_columns(x_columns, self.means, self._scale_trils)
-        log_joint += get_array_module(log_joint).log(self.weights)[:, None]
+        with np.errstate(divide="ignore"):   # log 0 = -inf is right for a weight of 0 (CuPy never warns)
+            log_weights = get_array_module(log_joint).log(self.weights)
+        log_joint += log_weights[:, None]
         return log_joint
 
     def _prepare(self, x, method):
