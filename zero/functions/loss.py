@@ -1,17 +1,31 @@
 """Loss functions and accuracy.
 
 `reduction` is 'mean' or 'sum', as in PyTorch: softmax_cross_entropy averages
-over the N samples, the others over all elements.
+over the N samples, the others over all elements. float16 losses are computed in
+float32 and returned in float16 (in_float32_at_least): a float16 sum, or count, past
+65504 is inf.
 """
 
 __all__ = ['accuracy', 'binary_cross_entropy', 'binary_cross_entropy_with_logits', 'mean_squared_error',
            'softmax_cross_entropy']
+import numpy as np
+
 from zero import backend
 from zero.core import Function, Variable, as_variable
 from zero.functions.activation import sigmoid, softmax
 from zero.functions.math import clip, log
+from zero.functions.reduction import in_float32_at_least
 
 BCE_EPS = 1e-7  # binary_cross_entropy clips p to [eps, 1 - eps]: each term is at most -log(1e-7) = 16.1
+
+
+def _bce_eps(probs):
+    """The eps binary_cross_entropy clips `probs` with: BCE_EPS, or, in a dtype that cannot tell
+    1 - BCE_EPS from 1, the gap below 1 (float16: 2^-11, so p lies in [2^-11, 1 - 2^-11]).
+    np.float16(1 - 1e-7) is 1, and log(1 - p) there -inf; the gradient at a clipped p,
+    1 / (eps (1 - eps)), must fit in the dtype too (1e7 is inf in float16, 2048 is not)."""
+    dtype = getattr(probs, "dtype", None)  # None: not an array, which the op reports
+    return max(BCE_EPS, float(np.finfo(dtype).epsneg)) if dtype is not None and dtype.kind == "f" else BCE_EPS
 
 
 def _check_reduction(name, reduction):
@@ -177,10 +191,11 @@ class SoftmaxCrossEntropyGrad(Function):
 
 
 class BinaryCrossEntropy(Function):
-    """L = -sum [t log p + (1 - t) log(1 - p)], with p clipped to [BCE_EPS, 1 - BCE_EPS]."""
+    """L = -sum [t log p + (1 - t) log(1 - p)], with p clipped to [eps, 1 - eps] (_bce_eps)."""
 
-    def __init__(self, reduction):
+    def __init__(self, reduction, eps=BCE_EPS):
         self.reduction = reduction
+        self.eps = eps
 
     def forward(self, probs, targets):
         _check_same_shape(probs, targets)
@@ -189,7 +204,7 @@ class BinaryCrossEntropy(Function):
             raise ValueError(f"probs must be probabilities in [0, 1], got values from {lowest:.4g} to {highest:.4g} "
                              f"(for logits use binary_cross_entropy_with_logits)")
         xp = self.xp
-        p = xp.clip(probs, BCE_EPS, 1 - BCE_EPS)
+        p = xp.clip(probs, self.eps, 1 - self.eps)
         log_p, log_1mp = xp.log(p), xp.log1p(-p)
         # -(t log p + (1 - t) log(1 - p)) = -(log(1 - p) + t (log p - log(1 - p)))
         log_p -= log_1mp
@@ -205,7 +220,7 @@ class BinaryCrossEntropy(Function):
         # where p is 0 or 1). Deliberately not the derivative of the clipped forward, which is 0
         # outside [eps, 1 - eps] and would stop a saturated prediction from learning:
         # dL/dp = (p - t) / (p (1 - p)),  dL/dt = log(1 - p) - log p
-        p = clip(probs, BCE_EPS, 1 - BCE_EPS)
+        p = clip(probs, self.eps, 1 - self.eps)
         g_probs = scale * (p - targets) / (p * (1 - p))
         g_targets = scale * (log(1 - p) - log(p)) if targets.requires_grad else None  # usually data
         return g_probs, g_targets
@@ -240,7 +255,7 @@ def mean_squared_error(x0, x1, reduction="mean"):
     if not (isinstance(x0, Variable) and isinstance(x1, Variable)):
         x0, x1 = ((_target_as(x0, x1, "mean_squared_error"), x1) if isinstance(x1, Variable)
                   else (x0, _target_as(x1, x0, "mean_squared_error")))
-    return MeanSquaredError(reduction)(x0, x1)
+    return in_float32_at_least(MeanSquaredError(reduction), x0, x1)
 
 
 def softmax_cross_entropy(logits, labels, reduction="mean"):
@@ -251,23 +266,24 @@ def softmax_cross_entropy(logits, labels, reduction="mean"):
     """
     _check_reduction("softmax_cross_entropy", reduction)
     device = backend.device_of(logits)
-    return SoftmaxCrossEntropy(backend.to_device_beside(labels, device, "softmax_cross_entropy: the labels"),
-                               reduction)(logits)
+    labels = backend.to_device_beside(labels, device, "softmax_cross_entropy: the labels")
+    return in_float32_at_least(SoftmaxCrossEntropy(labels, reduction), logits)
 
 
 def binary_cross_entropy(probs, targets, reduction="mean"):
     """Cross entropy of probabilities `probs` in [0, 1] against targets in [0, 1],
-    both of the same shape. p is clipped to [BCE_EPS, 1 - BCE_EPS] inside the logs.
-    Prefer binary_cross_entropy_with_logits when you have the logits."""
+    both of the same shape. p is clipped to [eps, 1 - eps] inside the logs, eps = BCE_EPS
+    (float16: 2^-11, the gap below 1). Prefer binary_cross_entropy_with_logits when you have the logits."""
     _check_reduction("binary_cross_entropy", reduction)
-    return BinaryCrossEntropy(reduction)(probs, _target_as(targets, probs, "binary_cross_entropy"))
+    targets = _target_as(targets, probs, "binary_cross_entropy")
+    return in_float32_at_least(BinaryCrossEntropy(reduction, _bce_eps(probs)), probs, targets)
 
 
 def binary_cross_entropy_with_logits(logits, targets, reduction="mean"):
     """binary_cross_entropy(sigmoid(logits), targets) computed stably, without clipping."""
     _check_reduction("binary_cross_entropy_with_logits", reduction)
-    return BinaryCrossEntropyWithLogits(reduction)(logits, _target_as(targets, logits,
-                                                                      "binary_cross_entropy_with_logits"))
+    targets = _target_as(targets, logits, "binary_cross_entropy_with_logits")
+    return in_float32_at_least(BinaryCrossEntropyWithLogits(reduction), logits, targets)
 
 
 def accuracy(logits, labels):

@@ -3,7 +3,7 @@
 __all__ = ['batch_norm', 'dropout', 'embedding']
 from zero import backend
 from zero.core import Config, Function, Variable, as_variable
-from zero.functions.reduction import mean, sum
+from zero.functions.reduction import in_float32_at_least, mean, sum
 from zero.functions.shape import get_item, reshape
 from zero.utils import check_number
 
@@ -163,13 +163,14 @@ def batch_norm(x, gamma, beta, running_mean, running_var, momentum=0.1, eps=1e-5
 
     x: (N, C) or (N, C, H, W); gamma, beta: (C,) Variables; running_mean,
     running_var: (C,) arrays (or Variables) on x's device, updated in place
-    when Config.train is True (the default) and read otherwise.
+    when Config.train is True (the default) and read otherwise. float16 is normalised in
+    float32 (in_float32_at_least): its statistics sum M values, inf in float16 past 65504.
     """
     if isinstance(running_mean, Variable):
         running_mean = running_mean.data
     if isinstance(running_var, Variable):
         running_var = running_var.data
-    return BatchNorm(running_mean, running_var, momentum, eps, Config.train)(x, gamma, beta)
+    return in_float32_at_least(BatchNorm(running_mean, running_var, momentum, eps, Config.train), x, gamma, beta)
 
 
 # =============================================================================

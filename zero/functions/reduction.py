@@ -1,10 +1,31 @@
 """Reductions: sum, mean, max, min over any axes."""
 
 __all__ = ['max', 'mean', 'min', 'sum']
+import numpy as np
+
 from zero import utils
 from zero.backend import floating
 from zero.core import Function, as_variable
-from zero.functions.shape import broadcast_to, reshape
+from zero.functions.shape import astype, broadcast_to, reshape
+
+
+def _is_half(x):
+    """x (an array or Variable) holds floats narrower than float32: float16."""
+    dtype = getattr(x, "dtype", None)
+    return dtype is not None and dtype.kind == "f" and dtype.itemsize < 4
+
+
+def in_float32_at_least(op, *inputs):
+    """op(*inputs), with float16 inputs computed in float32 and the result cast back: for ops that
+    average over many elements (mean, the losses, batch norm; PyTorch's autocast too runs its
+    losses and sums in float32). In float16 a sum overflows to inf past 65504, and so does the
+    element count itself (np.float16(100352) is inf): a mean over more elements came out 0 or
+    NaN, and its gradient gy / n zero. The casts are ops, so gradients come back in each input's
+    dtype; the price is a float32 copy of each float16 input. Other dtypes call op(*inputs) as it is."""
+    if not any(_is_half(x) for x in inputs):
+        return op(*inputs)
+    dtype = np.result_type(*(x.dtype for x in inputs if hasattr(x, "dtype")))  # the dtype op would give
+    return astype(op(*(astype(x, np.float32) if _is_half(x) else x for x in inputs)), dtype)
 
 
 def _spread(gy, x_shape, axis, keepdims):
@@ -87,8 +108,8 @@ def sum(x, axis=None, keepdims=False):
 
 def mean(x, axis=None, keepdims=False):
     """Mean over `axis` (an int, a tuple of them, or None: all), as numpy.mean; each element
-    gets gy / n back, n the number averaged."""
-    return Mean(axis, keepdims)(x)
+    gets gy / n back, n the number averaged. float16 is averaged in float32 (in_float32_at_least)."""
+    return in_float32_at_least(Mean(axis, keepdims), x)
 
 
 def max(x, axis=None, keepdims=False):
