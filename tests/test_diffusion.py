@@ -254,6 +254,8 @@ class _SpyModel:
     """A stand-in noise predictor eps_theta(x_t, t[, y]) = 0.5 x_t + 0.01 t (+ 0.1 y) that records
     its inputs, so a test sees exactly which x_t, t and labels the loss fed it."""
 
+    dtype = np.dtype(np.float32)   # a Model's parameter dtype: sample draws x_T in it
+
     def __init__(self):
         self.calls = []
 
@@ -698,9 +700,29 @@ def test_sample_starts_from_a_given_x_T_on_its_device(device):
     first, second = (host(diffusion.sample(model, shape, progress=False, x_T=x_T)) for _ in range(2))
     assert np.abs(first - second).max() > 0.01   # DDPM: other fresh noise, other images
     for wrong in (x_T[:1], x_T.astype(np.float64)):
-        with pytest.raises(ValueError, match=r"sample: x_T must be float32 noise of the images' shape \(2, 1, 8, 8\), "
-                                             r"as sample draws it, got float(32|64) of shape"):
+        with pytest.raises(ValueError, match=r"sample: x_T must be noise of the images' shape \(2, 1, 8, 8\) in the "
+                                             r"model's dtype float32, as sample draws it, got float(32|64) of shape"):
             diffusion.sample(model, shape, progress=False, x_T=wrong)
+
+
+def test_a_float64_model_samples_from_float64_noise(device):
+    """x_T was drawn in float32 whatever the model's dtype, and a float64 x_T refused: a float64 U-Net's
+    first step used float32-rounded noise. The snapshot at t = T is the x_T the network saw."""
+    from zero.backend import standard_normal
+    np.random.seed(0)
+    model = UNet(channels=(2, 2, 2), time_embed_dim=4).astype(np.float64).to(device)
+    diffusion, shape, xp = Diffusion(3, device=device), (2, 1, 8, 8), get_backend(device).xp
+    xp.random.seed(4)
+    x_T = host(standard_normal(xp, shape, np.float64))
+    assert not np.array_equal(x_T, x_T.astype(np.float32))   # float32 would have rounded it
+    xp.random.seed(4)
+    drawn_here, snapshots = diffusion.sample(model, shape, sampler="ddim", steps=2, snapshot_every=1, progress=False)
+    assert snapshots[3].dtype == np.float64 and drawn_here.dtype == np.float64
+    np.testing.assert_array_equal(snapshots[3], x_T)
+    given = diffusion.sample(model, shape, sampler="ddim", steps=2, progress=False, x_T=x_T)
+    np.testing.assert_array_equal(host(given), host(drawn_here))
+    with pytest.raises(ValueError, match=r"in the model's dtype float64, as sample draws it, got float32"):
+        diffusion.sample(model, shape, progress=False, x_T=x_T.astype(np.float32))
 
 
 def test_inputs_on_another_device_than_the_data_are_refused_not_copied_to_the_host():

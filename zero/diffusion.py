@@ -297,14 +297,16 @@ class Diffusion:
                snapshot_every=None, progress=True, eta=0.0, x_T=None):
         """Draw images by running the reverse process from x_T ~ N(0, I).
 
+        model: the noise predictor eps_theta(x_t, t[, y]), a Model such as zero.unet.UNet.
         shape: (N, C, H, W). labels: (N,) integer array for a conditional model (None otherwise).
         guidance_scale: classifier-free guidance gamma (None: the conditional model as is).
         sampler: 'ddpm' (ancestral, all T steps) or 'ddim' (`steps` steps; deterministic with eta = 0,
         the default; eta = 1 adds DDPM's amount of fresh noise on the coarser grid: ddim_mean_std).
         snapshot_every: if set, also return {t: host copy of x_t} every so many of the sampler's steps,
         from x_T on (and x_0 at t = 0).
-        x_T: the starting noise, a float32 array of `shape` (None: drawn here from N(0, I)): samplers started
-        from one x_T are compared on equal terms, and DDIM with eta = 0 maps it to the same x_0 every time.
+        x_T: the starting noise, an array of `shape` in the model's dtype (None: drawn here from N(0, I),
+        in that dtype: a float64 U-Net starts from float64 noise): samplers started from one x_T are
+        compared on equal terms, and DDIM with eta = 0 maps it to the same x_0 every time.
         Returns x_0 in [-1, 1] (clipped), an array on the device; or (x_0, snapshots).
         """
         xp = self.xp
@@ -318,12 +320,12 @@ class Diffusion:
         timesteps = self.sampling_timesteps(sampler, steps)
         _check_eta(eta)
         if x_T is None:
-            x = standard_normal(xp, shape, np.float32)
+            x = standard_normal(xp, shape, model.dtype)
         else:
             x = to_device_beside(x_T, self.device, "sample: x_T")
-            if x.shape != tuple(shape) or x.dtype != np.float32:
-                raise ValueError(f"sample: x_T must be float32 noise of the images' shape {tuple(shape)}, as sample "
-                                 f"draws it, got {x.dtype} of shape {x.shape}")
+            if x.shape != tuple(shape) or x.dtype != model.dtype:
+                raise ValueError(f"sample: x_T must be noise of the images' shape {tuple(shape)} in the model's dtype "
+                                 f"{model.dtype}, as sample draws it, got {x.dtype} of shape {x.shape}")
         snapshots = {}
         with no_grad(), test_mode():
             for index, t in enumerate(tqdm(timesteps, desc=f"{sampler} sampling", leave=False, disable=not progress)):
