@@ -186,7 +186,7 @@ def test_models_train_sample_and_evaluate_on_each_device(make, device):
     assert model.reconstruct(x).shape == (6, 16)
     bounds = evaluate_bounds(model, np.random.rand(40, 16).astype(np.float32), samples=30, batch_size=16,
                              device=device, progress=False)
-    # independent draws for the two: the IWAE bound must still come out tighter
+    # independent draws for the two, ordered in expectation only: with 30 draws of 40 images, tighter here
     assert bounds["iwae_nll"] < bounds["negative_elbo"]
 
 
