@@ -95,13 +95,14 @@ generator, discriminator, _, d_optimizer = players(args.seed)
 rng = np.random.default_rng(args.seed)
 for step in range(args.head_start_steps):   # D alone learns to reject G's first, poor images
     x = zero.to_device(data.x_train[rng.integers(0, len(data.x_train), args.batch_size)], args.device)
-    fake = generator.sample(args.batch_size)          # an array: G is not trained here
+    with zero.no_grad():                              # G's images as in the game (batch norm on the batch), no graph:
+        fake = generator(generator.latent(args.batch_size))   # G is not trained here
     d_loss = discriminator_loss(discriminator(x), discriminator(fake))
     d_optimizer.zero_grad()
     d_loss.backward()
     d_optimizer.step()
 with zero.no_grad():
-    d_fake = F.sigmoid(discriminator(generator.sample(500))).data.mean().item()
+    d_fake = F.sigmoid(discriminator(generator(generator.latent(500)))).data.mean().item()
 norms = {kind: generator_gradient_norm(generator, discriminator, 500, kind) for kind in ("minimax", "non_saturating")}
 print(f"\nafter {args.head_start_steps} steps of D alone (measured as in training, dropout on): "
       f"mean D(G(z)) = {d_fake:.4f}; norm of G's gradient "
