@@ -734,7 +734,8 @@ def test_inputs_on_another_device_than_the_data_are_refused_not_copied_to_the_ho
     diffusion, on_device = Diffusion(10), to_device(np.array([1, 2]), "strict")
     logits, images = zero.Variable(np.zeros((2, 3), np.float32)), np.zeros((2, 1, 4, 4), np.float32)
     refusals = {
-        "q_sample: the time steps on strict and the data on cpu": lambda: diffusion.q_sample(images, on_device, images),
+        "q_sample: the time steps on strict and the schedule on cpu":
+            lambda: diffusion.q_sample(images, on_device, images),
         "softmax_cross_entropy: the labels on strict": lambda: F.softmax_cross_entropy(logits, on_device),
         "accuracy: the labels on strict": lambda: F.accuracy(logits, on_device),
         "mean_squared_error: the targets on strict": lambda: F.mean_squared_error(

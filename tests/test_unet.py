@@ -249,7 +249,7 @@ def test_host_time_steps_go_to_the_images_device_and_device_ones_are_not_copied_
     np.random.seed(0)
     model = UNet(channels=(4, 8, 8), time_embed_dim=6)
     images = np.zeros((2, 1, 8, 8), np.float32)
-    with pytest.raises(TypeError, match="UNet: the time steps on strict and the data on cpu"):
+    with pytest.raises(TypeError, match="UNet: the time steps on strict and the images on cpu"):
         model(images, on("strict", np.array([1, 5])))
     y = model.to("strict")(on("strict", images), np.array([1, 5]))
     assert y.device == "strict" and y.shape == (2, 1, 8, 8)

@@ -87,7 +87,7 @@ def reconstruction_errors(model, images, batch_size=500, device=None, noise_std=
     with no_grad():
         for start in tqdm(range(0, len(images), batch_size), desc="reconstruction errors", leave=False):
             batch = images[start:start + batch_size].astype(model.dtype, copy=False)
-            x = to_device_beside(batch, device, "reconstruction_errors: the images")
+            x = to_device_beside(batch, device, "reconstruction_errors: the images", "the model")
             seen = add_noise(x, noise_std) if noise_std > 0 else x
             diff = model(Variable(seen, requires_grad=False)).data - x
             errors.append(to_numpy((diff * diff).sum(axis=1)))   # explicit host copy of N numbers

@@ -181,14 +181,15 @@ def to_device(x, device):
     return target.from_numpy(to_numpy(x))
 
 
-def to_device_beside(x, device, what):
+def to_device_beside(x, device, what, beside="the data"):
     """x on `device`, for the inputs an op moves next to its data itself (labels, targets, indices,
     time steps): host data (a NumPy array, list or number) is copied there, an array already there is
-    returned as it is, and an array on another device is refused, naming `what` and both devices:
-    moving it would copy a device's data to the host (or to another device) without being asked."""
+    returned as it is, and an array on another device is refused, naming `what`, what it goes
+    `beside` (the data, the model) and both devices: moving it would copy a device's data to the
+    host (or to another device) without being asked."""
     source, target = device_of(x), get_backend(device).name
     if source not in ("cpu", target):
-        raise TypeError(f"{what} on {source} and the data on {target}: move one to the other's device "
+        raise TypeError(f"{what} on {source} and {beside} on {target}: move one to the other's device "
                         f"first (zero.to_device)")
     return to_device(x, device)
 

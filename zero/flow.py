@@ -135,7 +135,7 @@ class RealNVP(Model):
         """The points after every coupling, without a graph: [x, f_1(x), f_2(f_1(x)), ..., z]
         (inverse=True: from z back to x). Arrays (N, D) on the model's device; x (N, D) is a host
         array (copied there) or one already there (on another device it is refused: TypeError)."""
-        points = [to_device_beside(x, self.device, "RealNVP.stages: x")]
+        points = [to_device_beside(x, self.device, "RealNVP.stages: x", "the flow")]
         couplings = list(self.couplings)
         with no_grad():
             for coupling in (reversed(couplings) if inverse else couplings):

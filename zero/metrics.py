@@ -105,7 +105,8 @@ def classify(model, images, batch_size=500):
     with no_grad(), test_mode():
         for start in range(0, len(images), batch_size):
             batch = images[start:start + batch_size].astype(model.dtype, copy=False)  # float64 images too
-            x = Variable(to_device_beside(batch, model.device, "classify: the images"), requires_grad=False)
+            x = Variable(to_device_beside(batch, model.device, "classify: the images", "the model"),
+                         requires_grad=False)
             h = model.features(x)
             logits.append(to_numpy(model.fc2(h).data))    # explicit host copies of the results
             features.append(to_numpy(h.data))

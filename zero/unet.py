@@ -119,7 +119,7 @@ class UNet(Model):
         if x.ndim != 4 or x.shape[2] % 4 or x.shape[3] % 4:
             raise ValueError(f"UNet: expected images (N, C, H, W) with H and W divisible by 4, got {x.shape}")
         xp = get_array_module(x.data)
-        t = to_device_beside(t, x.device, "UNet: the time steps")
+        t = to_device_beside(t, x.device, "UNet: the time steps", "the images")
         if t.shape != (len(x),):
             raise ValueError(f"UNet: expected one time step per image, t of shape ({len(x)},), got {t.shape}")
         encoding = sinusoidal_encoding(t, self.time_embed_dim, xp).astype(self.dtype, copy=False)  # a float64 model
@@ -128,7 +128,7 @@ class UNet(Model):
             if labels is None:
                 raise ValueError("UNet: this model is class-conditional: pass labels "
                                  f"(use {self.no_label} for 'no label')")
-            labels = to_device_beside(labels, x.device, "UNet: the labels")
+            labels = to_device_beside(labels, x.device, "UNet: the labels", "the images")
             if labels.shape != (len(x),):  # one label would be broadcast over the batch, silently
                 raise ValueError(f"UNet: expected one label per image, labels of shape ({len(x)},), got {labels.shape}")
             v = v + self.label_embedding(labels)

@@ -398,7 +398,7 @@ def evaluate_bounds(model, images, samples=100, batch_size=500, device=None, pro
         with no_grad():
             for start in tqdm(batches, desc=f"held-out bounds (K={samples})", leave=False, disable=not progress):
                 batch = images[start:start + batch_size].astype(model.dtype, copy=False)
-                x = Variable(to_device_beside(batch, device, "evaluate_bounds: the images"))
+                x = Variable(to_device_beside(batch, device, "evaluate_bounds: the images", "the model"))
                 nelbo = sum(model.negative_elbo(x).data for _ in range(samples)) / samples
                 log_w = F.stack([model.log_weight(x) for _ in range(samples)], axis=0)
                 nelbo_total += float(nelbo.sum().item())                     # explicit host copy of a sum
