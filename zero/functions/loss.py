@@ -2,30 +2,22 @@
 
 `reduction` is 'mean' or 'sum', as in PyTorch: softmax_cross_entropy averages
 over the N samples, the others over all elements. float16 losses are computed in
-float32 and returned in float16 (in_float32_at_least): a float16 sum, or count, past
-65504 is inf.
+float32, where a float16 sum or count past 65504 would be inf, and returned in float16
+(in_float32_at_least): a float16 loss of reduction 'sum' past 65504 is still inf.
 """
 
 __all__ = ['accuracy', 'binary_cross_entropy', 'binary_cross_entropy_with_logits', 'mean_squared_error',
            'softmax_cross_entropy']
-import numpy as np
-
 from zero import backend
 from zero.core import Function, Variable, as_variable
 from zero.functions.activation import sigmoid, softmax
 from zero.functions.math import clip, log
-from zero.functions.reduction import in_float32_at_least
+from zero.functions.reduction import HALF, in_float32_at_least
 
 BCE_EPS = 1e-7  # binary_cross_entropy clips p to [eps, 1 - eps]: each term is at most -log(1e-7) = 16.1
-
-
-def _bce_eps(probs):
-    """The eps binary_cross_entropy clips `probs` with: BCE_EPS, or, in a dtype that cannot tell
-    1 - BCE_EPS from 1, the gap below 1 (float16: 2^-11, so p lies in [2^-11, 1 - 2^-11]).
-    np.float16(1 - 1e-7) is 1, and log(1 - p) there -inf; the gradient at a clipped p,
-    1 / (eps (1 - eps)), must fit in the dtype too (1e7 is inf in float16, 2048 is not)."""
-    dtype = getattr(probs, "dtype", None)  # None: not an array, which the op reports
-    return max(BCE_EPS, float(np.finfo(dtype).epsneg)) if dtype is not None and dtype.kind == "f" else BCE_EPS
+# float16 cannot tell 1 - 1e-7 from 1 (log(1 - p) would be -inf there): it clips to its gap below 1,
+# 2^-11, at which the gradient 1 / (eps (1 - eps)) ~ 2048 fits in float16 too (1e7 would be inf)
+HALF_BCE_EPS = 2.0 ** -11
 
 
 def _check_reduction(name, reduction):
@@ -191,7 +183,7 @@ class SoftmaxCrossEntropyGrad(Function):
 
 
 class BinaryCrossEntropy(Function):
-    """L = -sum [t log p + (1 - t) log(1 - p)], with p clipped to [eps, 1 - eps] (_bce_eps)."""
+    """L = -sum [t log p + (1 - t) log(1 - p)], with p clipped to [eps, 1 - eps] (BCE_EPS, HALF_BCE_EPS)."""
 
     def __init__(self, reduction, eps=BCE_EPS):
         self.reduction = reduction
@@ -276,7 +268,8 @@ def binary_cross_entropy(probs, targets, reduction="mean"):
     (float16: 2^-11, the gap below 1). Prefer binary_cross_entropy_with_logits when you have the logits."""
     _check_reduction("binary_cross_entropy", reduction)
     targets = _target_as(targets, probs, "binary_cross_entropy")
-    return in_float32_at_least(BinaryCrossEntropy(reduction, _bce_eps(probs)), probs, targets)
+    eps = HALF_BCE_EPS if getattr(probs, "dtype", None) == HALF else BCE_EPS
+    return in_float32_at_least(BinaryCrossEntropy(reduction, eps), probs, targets)
 
 
 def binary_cross_entropy_with_logits(logits, targets, reduction="mean"):

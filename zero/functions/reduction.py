@@ -9,10 +9,7 @@ from zero.core import Function, as_variable
 from zero.functions.shape import astype, broadcast_to, reshape
 
 
-def _is_half(x):
-    """x (an array or Variable) holds floats narrower than float32: float16."""
-    dtype = getattr(x, "dtype", None)
-    return dtype is not None and dtype.kind == "f" and dtype.itemsize < 4
+HALF = np.dtype(np.float16)   # the one floating dtype narrower than float32
 
 
 def in_float32_at_least(op, *inputs):
@@ -21,11 +18,16 @@ def in_float32_at_least(op, *inputs):
     losses and sums in float32). In float16 a sum overflows to inf past 65504, and so does the
     element count itself (np.float16(100352) is inf): a mean over more elements came out 0 or
     NaN, and its gradient gy / n zero. The casts are ops, so gradients come back in each input's
-    dtype; the price is a float32 copy of each float16 input. Other dtypes call op(*inputs) as it is."""
-    if not any(_is_half(x) for x in inputs):
+    dtype; the price is a float32 copy of each float16 input. Other dtypes call op(*inputs) as it is
+    (the loop below is the whole cost: these ops are on every training step's path). A sum comes
+    back in float16 too, where past 65504 it is inf: a float16 model trains on a mean loss."""
+    for x in inputs:
+        if getattr(x, "dtype", None) == HALF:
+            break
+    else:
         return op(*inputs)
     dtype = np.result_type(*(x.dtype for x in inputs if hasattr(x, "dtype")))  # the dtype op would give
-    return astype(op(*(astype(x, np.float32) if _is_half(x) else x for x in inputs)), dtype)
+    return astype(op(*(astype(x, np.float32) if getattr(x, "dtype", None) == HALF else x for x in inputs)), dtype)
 
 
 def _spread(gy, x_shape, axis, keepdims):
