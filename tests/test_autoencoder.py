@@ -95,6 +95,8 @@ def test_reconstruction_errors_take_images_on_the_models_device_and_refuse_anoth
     with pytest.raises(TypeError, match="reconstruction_errors: the images on strict and the model on cpu"):
         reconstruction_errors(model, on("strict", x))
     model.to("strict")
+    with pytest.raises(TypeError, match="reconstruction_errors: the images on strict and the device asked on cpu"):
+        reconstruction_errors(model, on("strict", x), device="cpu")
     np.testing.assert_array_equal(reconstruction_errors(model, on("strict", x)), reconstruction_errors(model, x))
 
 

@@ -703,6 +703,9 @@ def test_sample_starts_from_a_given_x_T_on_its_device(device):
         with pytest.raises(ValueError, match=r"sample: x_T must be noise of the images' shape \(2, 1, 8, 8\) in the "
                                              r"model's dtype float32, as sample draws it, got float(32|64) of shape"):
             diffusion.sample(model, shape, progress=False, x_T=wrong)
+    if device != "cpu":   # the schedule decides where the chain runs: x_T on another device is refused
+        with pytest.raises(TypeError, match=f"sample: x_T on {device} and the schedule on cpu"):
+            Diffusion(10).sample(model, shape, progress=False, x_T=on(device, x_T))
 
 
 def test_a_float64_model_samples_from_float64_noise(device):

@@ -402,6 +402,10 @@ def test_a_failed_download_removes_the_folder_it_made_and_keeps_one_that_was_the
     with pytest.raises(RuntimeError, match="from any mirror"):   # its new parents go too, up to what was there
         mnist.download_file(TEST_LABELS, tmp_path / "typo" / "data" / "mnist", mirrors=[])
     assert list(tmp_path.iterdir()) == []
+    (tmp_path / "there").mkdir()              # an empty folder that was there stays, whatever the path's spelling
+    with pytest.raises(RuntimeError, match="from any mirror"):
+        mnist.download_file(TEST_LABELS, tmp_path / "new" / ".." / "there" / "mnist", mirrors=[])
+    assert [p.name for p in tmp_path.iterdir()] == ["there"] and list((tmp_path / "there").iterdir()) == []
     with pytest.raises(RuntimeError, match="from any mirror"):
         mnist.download_file(TEST_LABELS, tmp_path, mirrors=[])
     assert tmp_path.is_dir()

@@ -564,6 +564,8 @@ def test_evaluate_bounds_takes_images_on_the_models_device_and_refuses_another_d
     with pytest.raises(TypeError, match="evaluate_bounds: the images on strict and the model on cpu"):
         evaluate_bounds(model, on("strict", images), samples=2, progress=False)
     model.to("strict")
+    with pytest.raises(TypeError, match="evaluate_bounds: the images on strict and the device asked on cpu"):
+        evaluate_bounds(model, on("strict", images), samples=2, progress=False, device="cpu")
     zero.seed(1, "strict")
     from_the_host = evaluate_bounds(model, images, samples=2, progress=False)
     zero.seed(1, "strict")

@@ -19,6 +19,7 @@ import zero
 from zero import datasets, mnist
 from zero.backend import get_backend
 from zero.errors import SetupError
+from zero.utils import file_in_the_way
 
 
 def _version(module_name):
@@ -74,9 +75,9 @@ def _mnist_lines(data_dir):
     source = ("--data-dir" if data_dir else f"${mnist.ENV_VAR}" if os.environ.get(mnist.ENV_VAR)
               else f"the default; set ${mnist.ENV_VAR} or pass --data-dir to use another")
     lines, damaged = [f"MNIST folder: {folder} ({source})"], False
-    existing = next((path for path in (folder, *folder.parents) if path.exists()), None)
-    if existing is not None and not existing.is_dir():   # a run would stop here (zero.utils.writable_folder)
-        return lines + [f"  PROBLEM: {existing} is a file, not a folder: give a folder"], True
+    file = file_in_the_way(folder)   # a run would stop there (zero.utils.writable_folder)
+    if file is not None:
+        return lines + [f"  PROBLEM: {file} is a file, not a folder: give a folder"], True
     for split, (images_name, labels_name, count) in mnist.SPLITS.items():
         found, missing = [], []
         for name, kind in ((images_name, "images"), (labels_name, "labels")):

@@ -81,13 +81,14 @@ def reconstruction_errors(model, images, batch_size=500, device=None, noise_std=
     to `device`, by default the model's: images are a host array, or one already there (on another
     device they are refused, TypeError, not copied through the host).
     """
+    beside = "the model" if device is None else "the device asked"   # for an error's message
     device = model.device if device is None else device
     check_not_empty("reconstruction_errors", images, "images to reconstruct")
     errors = []
     with no_grad():
         for start in tqdm(range(0, len(images), batch_size), desc="reconstruction errors", leave=False):
             batch = images[start:start + batch_size].astype(model.dtype, copy=False)
-            x = to_device_beside(batch, device, "reconstruction_errors: the images", "the model")
+            x = to_device_beside(batch, device, "reconstruction_errors: the images", beside)
             seen = add_noise(x, noise_std) if noise_std > 0 else x
             diff = model(Variable(seen, requires_grad=False)).data - x
             errors.append(to_numpy((diff * diff).sum(axis=1)))   # explicit host copy of N numbers

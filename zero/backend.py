@@ -182,11 +182,11 @@ def to_device(x, device):
 
 
 def to_device_beside(x, device, what, beside="the data"):
-    """x on `device`, for the inputs an op moves next to its data itself (labels, targets, indices,
-    time steps): host data (a NumPy array, list or number) is copied there, an array already there is
-    returned as it is, and an array on another device is refused, naming `what`, what it goes
-    `beside` (the data, the model) and both devices: moving it would copy a device's data to the
-    host (or to another device) without being asked."""
+    """x on `device`, for the inputs an op or model moves next to its data itself (labels, targets,
+    indices, time steps, images to score): host data (a NumPy array, list or number) is copied
+    there, an array already there is returned as it is, and an array on another device is refused,
+    naming `what`, what it goes `beside` (the data, the model) and both devices: moving it would
+    copy a device's data to the host (or to another device) without being asked."""
     source, target = device_of(x), get_backend(device).name
     if source not in ("cpu", target):
         raise TypeError(f"{what} on {source} and {beside} on {target}: move one to the other's device "

@@ -215,7 +215,7 @@ class Variable:
 
     def _seed(self, gradient):
         """The gradient backward starts from: ones of this variable's shape and dtype, or `gradient`
-        checked against them (same shape, floating, on this variable's device)."""
+        checked against them (same shape and dtype, on this variable's device)."""
         if self.data.dtype.kind not in "fc":
             raise TypeError(f"backward needs floating-point data, but {self._label()} has dtype {self.data.dtype}")
         if gradient is None:

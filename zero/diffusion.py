@@ -316,13 +316,13 @@ class Diffusion:
         if labels is not None:
             if len(labels) != shape[0]:  # one label would be broadcast over the batch, or fail with guidance
                 raise ValueError(f"sample: {len(labels)} labels for {shape[0]} images; give one per image")
-            labels = to_device_beside(labels, self.device, "sample: the labels", "the model")
+            labels = to_device_beside(labels, self.device, "sample: the labels", "the schedule")
         timesteps = self.sampling_timesteps(sampler, steps)
         _check_eta(eta)
         if x_T is None:
             x = standard_normal(xp, shape, model.dtype)
         else:
-            x = to_device_beside(x_T, self.device, "sample: x_T", "the model")
+            x = to_device_beside(x_T, self.device, "sample: x_T", "the schedule")
             if x.shape != tuple(shape) or x.dtype != model.dtype:
                 raise ValueError(f"sample: x_T must be noise of the images' shape {tuple(shape)} in the model's dtype "
                                  f"{model.dtype}, as sample draws it, got {x.dtype} of shape {x.shape}")

@@ -157,7 +157,7 @@ def _read_bytes(path):
 def download_file(name, folder, mirrors=None):
     """Download official file `name` into folder from the first mirror that gives a
     correct copy (published MD5 and valid structure); returns its path."""
-    folder = Path(folder)
+    folder = Path(os.path.abspath(folder))   # a/../b is b, whose parents are not a's (mkdir would make a)
     created = [f for f in (folder, *folder.parents) if not f.exists()]   # deepest first
     writable_folder(folder, f"MNIST data folder (to download {name} into)")
     kind = "images" if "images" in name else "labels"

@@ -126,14 +126,20 @@ def replace_keeping_mode(temporary, path):
     os.replace(temporary, path)
 
 
+def file_in_the_way(folder):
+    """The file where `folder` or one of the parents it would need should be a folder, or None."""
+    existing = next((path for path in (folder, *folder.parents) if path.exists()), None)
+    return existing if existing is not None and not existing.is_dir() else None
+
+
 def writable_folder(folder, what):
     """`folder`, created if needed, once a file could be written there: a folder that cannot hold
     `what` (a file where a folder should be, no permission) is refused by name before any work,
     not after an hour of training. Raises SetupError."""
     folder = Path(folder)
-    existing = next((p for p in (folder, *folder.parents) if p.exists()), None)
-    if existing is not None and not existing.is_dir():
-        raise SetupError(f"{what}: {existing} is a file, not a folder: give a folder")
+    file = file_in_the_way(folder)
+    if file is not None:
+        raise SetupError(f"{what}: {file} is a file, not a folder: give a folder")
     try:
         folder.mkdir(parents=True, exist_ok=True)
         handle, probe = tempfile.mkstemp(dir=folder, prefix=".zero-write-test.")

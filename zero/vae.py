@@ -384,6 +384,7 @@ def evaluate_bounds(model, images, samples=100, batch_size=500, device=None, pro
     to `device`, by default the model's; images on another device are refused (TypeError), not
     copied through the host.
     """
+    beside = "the model" if device is None else "the device asked"   # for an error's message
     device = model.device if device is None else device
     check_count("evaluate_bounds", "samples", samples)
     check_count("evaluate_bounds", "batch_size", batch_size)
@@ -398,7 +399,7 @@ def evaluate_bounds(model, images, samples=100, batch_size=500, device=None, pro
         with no_grad():
             for start in tqdm(batches, desc=f"held-out bounds (K={samples})", leave=False, disable=not progress):
                 batch = images[start:start + batch_size].astype(model.dtype, copy=False)
-                x = Variable(to_device_beside(batch, device, "evaluate_bounds: the images", "the model"))
+                x = Variable(to_device_beside(batch, device, "evaluate_bounds: the images", beside))
                 nelbo = sum(model.negative_elbo(x).data for _ in range(samples)) / samples
                 log_w = F.stack([model.log_weight(x) for _ in range(samples)], axis=0)
                 nelbo_total += float(nelbo.sum().item())                     # explicit host copy of a sum

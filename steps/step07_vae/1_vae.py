@@ -102,7 +102,8 @@ bounds = evaluate_bounds(model, data.x_heldout, samples=args.iwae_samples, devic
 # IWAE's bound is the tighter one, but these estimates of the two come from independent draws:
 # with few images or samples, IWAE's can come out above the -ELBO's
 gap = bounds['negative_elbo'] - bounds['iwae_nll']
-tighter = f"tighter by {gap:.2f})" if gap >= 0 else f"tighter on average, but {-gap:.2f} above the -ELBO here)"
+tighter = (f"tighter by {max(gap, 0.0):.2f})" if gap > -0.005 else   # (a gap of -0.003 shows as 0.00)
+           f"tighter on average, but {-gap:.2f} above the -ELBO here)")
 print(f"held-out ({bounds['images']} images, {model.likelihood.describe()}):\n"
       f"  -ELBO                 {bounds['negative_elbo']:.2f} nats per image\n"
       f"  -log p(x), IWAE K={args.iwae_samples:<4d} {bounds['iwae_nll']:.2f} nats per image (an upper bound too, "
