@@ -359,6 +359,17 @@ def test_binary_cross_entropy_refuses_values_that_are_not_probabilities(device, 
                                               on(device, np.array([1.0, 0.0], np.float32))).item())
 
 
+def test_binary_cross_entropy_checks_its_probabilities_with_one_read_by_the_host():
+    """Its range check reads the lowest and highest probability: one wait for a GPU, not one for each."""
+    import zero.testing
+    probs = Variable(on("strict", np.array([0.2, 0.9], np.float32)))
+    before = zero.testing.host_reads
+    loss = F.binary_cross_entropy(probs, on("strict", np.array([1.0, 0.0], np.float32)))
+    assert zero.testing.host_reads - before == 1
+    loss.backward()
+    assert zero.testing.host_reads - before == 1
+
+
 def test_mean_squared_error_gradient_and_sum(device):
     rng = np.random.default_rng(4)
     a, b = rng.standard_normal((3, 4)), rng.standard_normal((3, 4))

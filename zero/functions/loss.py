@@ -191,7 +191,8 @@ class BinaryCrossEntropy(Function):
 
     def forward(self, probs, targets):
         _check_same_shape(probs, targets)
-        lowest, highest = (probs.min().item(), probs.max().item()) if probs.size else (0, 0)  # two host copies
+        # one explicit host copy of two numbers (a GPU waits once, not twice)
+        lowest, highest = backend.to_numpy(self.xp.stack((probs.min(), probs.max()))).tolist() if probs.size else (0, 0)
         if lowest < 0 or highest > 1:  # logits passed by mistake would be clipped into a wrong loss, silently
             raise ValueError(f"probs must be probabilities in [0, 1], got values from {lowest:.4g} to {highest:.4g} "
                              f"(for logits use binary_cross_entropy_with_logits)")
