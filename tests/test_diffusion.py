@@ -102,6 +102,7 @@ def test_ddim_timesteps():
     assert len(steps) == 50 and steps[0] == 1000 and steps[-1] == 1
     assert diffusion.sampling_timesteps("ddpm") == list(range(1000, 0, -1))
     assert diffusion.sampling_timesteps("ddim", 2) == [1000, 1]
+    assert diffusion.sampling_timesteps("ddim", 6) == [1000, 800, 600, 401, 201, 1]   # nearest to 1 + 199.8 k
     assert diffusion.sampling_timesteps("ddim", 1) == [1000]   # one jump from pure noise, not from x_1
     assert diffusion.sampling_timesteps("ddim", 5000) == list(range(1000, 0, -1))
     with pytest.raises(ValueError, match="sampler"):
