@@ -57,8 +57,7 @@ def _cases(torch):
         def zero_bn(x=Variable(x), gamma=gamma, beta=beta, mean=mean, var=var, gy=gy):
             x.cleargrad(), gamma.cleargrad(), beta.cleargrad()
             y = F.batch_norm(x, gamma, beta, mean, var)
-            y.grad = Variable(gy)
-            y.backward()
+            y.backward(gy)
 
         torch_bn = None
         if torch is not None:
@@ -75,8 +74,7 @@ def _cases(torch):
         def zero_act(x=Variable(x), f=ours, gy=gy):
             x.cleargrad()
             y = f(x)
-            y.grad = Variable(gy)
-            y.backward()
+            y.backward(gy)
 
         torch_act = None
         if torch is not None:
@@ -121,8 +119,7 @@ def _cases(torch):
     def zero_linear(x=Variable(x), W=Parameter(W), b=Parameter(np.zeros(200, np.float32)), gy=gy):
         x.cleargrad(), W.cleargrad(), b.cleargrad()
         y = F.linear(x, W, b)
-        y.grad = Variable(gy)
-        y.backward()
+        y.backward(gy)
 
     torch_linear = None
     if torch is not None:
