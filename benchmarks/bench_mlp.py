@@ -3,7 +3,9 @@ Adam (lr 1e-3), batch 32, on MNIST batches (synthetic data if MNIST is absent).
 
 One step = forward, loss, zero_grad, backward, optimizer step. At this size a
 step is a few hundred microseconds of arithmetic, so framework overhead
-matters. PyTorch CPU runs the same model with the same thread count. Each
+matters. PyTorch CPU runs the same model, each framework with its default threads
+(OpenBLAS takes the logical CPUs, PyTorch the physical cores: equal on a machine without SMT;
+run.py prints NumPy's count above the table, the row's note PyTorch's). Each
 framework runs in its own subprocesses, taking turns: in one process, NumPy's
 OpenBLAS threads keep spinning after zero's products and slowed PyTorch's next
 steps, by about half when this was measured (2026-12-02). A third

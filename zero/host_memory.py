@@ -28,16 +28,25 @@ def keep_freed_host_memory():
     Set the environment variable ZERO_KEEP_FREED_MEMORY=0 before importing zero to keep
     the allocator's defaults.
     """
-    if not sys.platform.startswith("linux"):
-        return False
-    try:
-        libc = ctypes.CDLL(None)
-        libc.gnu_get_libc_version  # noqa: B018  (glibc only: other C libraries treat mallopt otherwise)
-    except (OSError, AttributeError):
+    libc = glibc()
+    if libc is None:
         return False
     options = {"mmap_threshold": -3, "trim_threshold": -1, "top_pad": -2}   # M_MMAP_THRESHOLD, ... in malloc.h
     accepted = [libc.mallopt(options[name], value) == 1 for name, value in HOST_MALLOC_SETTINGS.items()]
     return all(accepted)  # each one tried: a refused setting does not leave the next ones out
+
+
+def glibc():
+    """This process's C library if it is glibc on Linux (the one whose mallopt takes these
+    settings: other C libraries treat it otherwise), else None."""
+    if not sys.platform.startswith("linux"):
+        return None
+    try:
+        libc = ctypes.CDLL(None)
+        libc.gnu_get_libc_version  # noqa: B018
+    except (OSError, AttributeError):
+        return None
+    return libc
 
 
 # glibc's malloc settings: blocks up to 32 MB (glibc's maximum) come from the heap, free heap is
