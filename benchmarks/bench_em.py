@@ -11,12 +11,8 @@ each framework at its faster BLAS setting: with NumPy's default threads and with
 one thread (threadpoolctl). scikit-learn's many thin products (N x 10 by 10 x 10)
 and 2 x 2 triangular solves run several times slower with two OpenBLAS threads
 than with one, so judging it at the default would flatter zero (the ratio looked
-like 0.3 that way; a review found it). scikit-learn's time also includes two steps zero does
-not take: an M-step at its initialisation, from one-hot responsibilities, whose result it then
-discards (all three inits are given), and the E-step it runs after the last M-step (for the labels
-that fit_predict returns): about one iteration more than zero's. The ratio is of whole fits, what
-a user of either pays; its note adds the ratio per iteration that this extra work implies,
-ratio (n + 1) / n for n iterations (an estimate, not timed).
+like 0.3 that way; a review found it). scikit-learn's time also includes the one
+E-step it runs after the last M-step (for the labels that fit_predict returns).
 """
 import time
 
@@ -114,12 +110,10 @@ def compare(name, x, n_components, repeats):
     difference = abs(ours_score - theirs_score)
     same = "same" if difference <= LOG_LIKELIHOOD_AGREEMENT else "DIFFERENT"
     iterations = f"{ours.n_iter} vs {theirs.n_iter_} iterations"
-    per_iteration = ours_time / theirs_time * (theirs.n_iter_ + 1) / theirs.n_iter_   # see the docstring
     return [
         dict(benchmark=f"EM {name}: time", unit="s", zero=ours_time, reference=theirs_time,
              reference_name="scikit-learn", ratio=ours_time / theirs_time, target=TARGET_RATIO,
-             note=f"{iterations} (scikit-learn's fit about one more: ratio per iteration about {per_iteration:.2f}), "
-                  f"best of {repeats}, each at its faster BLAS setting ({settings})"),
+             note=f"{iterations}, best of {repeats}, each at its faster BLAS setting ({settings})"),
         dict(benchmark=f"EM {name}: final mean log-lik", unit="nats/point", zero=ours_score,
              reference=theirs_score, reference_name="scikit-learn", ratio=None, target=None,
              ok=difference <= LOG_LIKELIHOOD_AGREEMENT,

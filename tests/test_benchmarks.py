@@ -92,7 +92,7 @@ def test_run_worker_returns_the_workers_json_and_reports_its_failure(tmp_path, m
     assert with_defaults["kept"] is False and with_defaults["tunables"] is None
     with_zeros = run_worker(script, "ok", zero_allocator=True)
     assert with_zeros["tunables"] == zero.host_memory.glibc_tunables()
-    assert with_zeros["kept"] is (zero.host_memory.glibc() is not None)   # whatever this process was started with
+    assert with_zeros["kept"] is (zero.host_memory.glibc() is not None)   # wherever glibc is, however this process started
     with pytest.raises(RuntimeError, match="ValueError: the worker broke"):
         run_worker(script, "fail", zero_allocator=False)
 

@@ -37,6 +37,7 @@ def as_view(values, layout):
 
 
 # name: (f(*variables) -> Variable, shapes of the inputs); every input has at least 2 axes and 2 elements per axis
+# (a 1-D parameter such as a bias is taken as a row of a 2-D input: b[0])
 OPS = {
     "exp": (F.exp, [(3, 4)]),
     "tanh * x": (lambda x: F.tanh(x) * x, [(3, 4)]),
@@ -46,7 +47,7 @@ OPS = {
     "relu": (F.relu, [(3, 4)]),
     "leaky_relu": (F.leaky_relu, [(3, 4)]),
     "square": (F.square, [(2, 5)]),
-    "add broadcast": (lambda a, b: a + b, [(3, 4), (3, 4)]),
+    "add broadcast": (lambda a, b: a + b, [(2, 3, 4), (3, 4)]),
     "mul and div": (lambda a, b: a * b / (b * b + 1.0), [(3, 4), (3, 4)]),
     "maximum": (F.maximum, [(3, 4), (3, 4)]),
     "sum axis 0": (lambda x: F.sum(x, axis=0), [(3, 4)]),
@@ -60,7 +61,7 @@ OPS = {
     "get_item": (lambda x: x[1:, ::2], [(3, 4)]),
     "concatenate": (lambda a, b: F.concatenate([a, b], axis=1), [(3, 4), (3, 2)]),
     "matmul": (lambda a, b: a @ b, [(3, 4), (4, 2)]),
-    "linear": (F.linear, [(3, 4), (4, 2), (3, 2)]),
+    "linear": (lambda x, W, b: F.linear(x, W, b[0]), [(3, 4), (4, 2), (3, 2)]),   # a bias (2,), one row of b
     "mean_squared_error": (F.mean_squared_error, [(3, 4), (3, 4)]),
     "binary_cross_entropy_with_logits": (lambda a, b: F.binary_cross_entropy_with_logits(a, F.sigmoid(b)),
                                          [(3, 4), (3, 4)]),
