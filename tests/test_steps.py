@@ -251,6 +251,27 @@ def test_a_vae_other_than_the_books_keeps_its_own_checkpoint(real_mnist_dir, tmp
         assert result.returncode == 0, result.stderr[-3000:]
     saved = sorted(path.name for path in (tmp_path / "checkpoints" / "quick").glob("step07_vae_1_vae*.npz"))
     assert saved == ["step07_vae_1_vae.npz", "step07_vae_1_vae_bernoulli.npz", "step07_vae_1_vae_latent2.npz"]
+    # and steps 8 and A.1 read the one of their size and likelihood (they read the book's and retrained)
+    for script, options, expected in [("step08_hierarchical_vae/1_hierarchical_vae.py", ["--latent-size", "2"],
+                                       "step07_vae_1_vae_latent2.npz"),
+                                      ("step08_hierarchical_vae/1_hierarchical_vae.py", ["--likelihood", "bernoulli"],
+                                       "step07_vae_1_vae_bernoulli.npz"),
+                                      ("step11_appendix_autoencoder/1_autoencoder.py", ["--latent-size", "2"],
+                                       "step07_vae_1_vae_latent2.npz")]:
+        result = _run_quick(script, tmp_path, *small[:4], *options)
+        assert result.returncode == 0, result.stderr[-3000:]
+        assert re.search(r"VAE( \(step 7\))?: loaded \S*" + re.escape(expected), result.stdout), (script, options,
+                                                                                              result.stdout[-2000:])
+
+
+def test_the_flow_step_fits_its_mixture_until_em_converges(tmp_path):
+    """With the default tol 1e-3 and seed 6, EM stopped on a plateau after 4 iterations, 0.017 nats per
+    point above one Gaussian (a finished fit: 0.6), and the table called the flow better than the mixture."""
+    result = _run_quick("step13_appendix_flow/2_old_faithful.py", tmp_path, "--seed", "6")
+    assert result.returncode == 0, result.stderr[-3000:]
+    training = {name: float(re.search(re.escape(name) + r"\s+[\d,]+\s+(-?[\d.]+)", result.stdout).group(1))
+                for name in ("one Gaussian (step 3)", "Gaussian mixture, K=2 (EM)")}
+    assert training["Gaussian mixture, K=2 (EM)"] > training["one Gaussian (step 3)"] + 0.3, result.stdout
 
 
 def test_a_gan_resumed_past_its_epochs_is_labelled_with_the_epochs_it_holds(real_mnist_dir, tmp_path):

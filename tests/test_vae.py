@@ -653,3 +653,14 @@ def test_the_hierarchical_vaes_loss_is_named_a_surrogate_where_it_is_one():
     assert HierarchicalVAE(levels=2, likelihood="bernoulli").loss_name == "surrogate -ELBO (nats)"
     assert HierarchicalVAE(levels=1, likelihood="bernoulli").loss_name == "-ELBO (nats)"
     assert HierarchicalVAE(levels=2).loss_name == "the book's loss"
+
+
+def test_a_vae_other_than_the_books_is_named_by_what_differs():
+    """Step 7 saves under this suffix and steps 8 and A.1 look for their VAE under it."""
+    from zero.vae import checkpoint_variant
+    assert checkpoint_variant() == checkpoint_variant(200, 20, "gaussian") == ""
+    assert checkpoint_variant(latent_size=2) == "_latent2"
+    assert checkpoint_variant(400, 20, "bernoulli") == "_hidden400_bernoulli"
+    assert checkpoint_variant(400, 2) == "_hidden400_latent2"
+    with pytest.raises(ValueError, match="likelihood must be one of"):
+        checkpoint_variant(likelihood="poisson")

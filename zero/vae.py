@@ -169,6 +169,18 @@ def _model_xp(model):
 # =============================================================================
 # The VAE (step 7)
 # =============================================================================
+def checkpoint_variant(hidden_size=200, latent_size=20, likelihood="gaussian"):
+    """What step 7 appends to its checkpoint's name for a VAE other than the book's 784-200-20
+    Gaussian one: '' for the book's, else e.g. '_latent2', '_hidden400_bernoulli'. Step 7 saves
+    under it and steps 8 and A.1 look for the VAE of their own size and likelihood under it, so
+    a VAE of another size never replaces the book's."""
+    if likelihood not in LIKELIHOODS:
+        raise ValueError(f"likelihood must be one of {LIKELIHOODS}, got {likelihood!r}")
+    variant = "".join(f"_{name}{value}" for name, value, book in [("hidden", hidden_size, 200),
+                                                                  ("latent", latent_size, 20)] if value != book)
+    return variant + ("" if likelihood == "gaussian" else f"_{likelihood}")
+
+
 class VAE(Model):
     """The book's VAE: encoder 784-200-(20, 20), decoder 20-200-784 (relu hidden layers).
 

@@ -32,7 +32,7 @@ keep their grey levels, so those nats are not comparable with papers' numbers).
     python steps/step07_vae/1_vae.py --resume --epochs 40 # continue from the checkpoint
 
 A run with another size or likelihood writes a checkpoint of its own (step07_vae_1_vae_latent2.npz,
-say), so that steps 8 and A.1 still find the book's VAE.
+say), so that it never replaces the book's VAE; steps 8 and A.1 read the one of their own size.
 
 What the VAE leaves fixed: its prior p(z) = N(0, I), and one layer of latents explains every image.
 Step 8 stacks latents, z1 with a prior of its own given by z2, so that the prior is learned too.
@@ -50,7 +50,7 @@ from zero.distributions import normal_quantile
 from zero.optimizers import Adam
 from zero.plot import figures, save, save_image_grid, save_loss_curves, show, show_images
 from zero.training import add_data_options, mean_loss, mnist_splits_from, resume, run_settings, save_checkpoint
-from zero.vae import LIKELIHOODS, VAE, evaluate_bounds, latent_walk, walk_ends
+from zero.vae import LIKELIHOODS, VAE, checkpoint_variant, evaluate_bounds, latent_walk, walk_ends
 
 parser = step_parser(__doc__, training=True, epochs=30, batch_size=32, lr=3e-4, hidden_size=200,
                      latent_size=20, iwae_samples=100)
@@ -58,11 +58,9 @@ parser.add_argument("--likelihood", choices=LIKELIHOODS, default="gaussian", hel
 add_data_options(parser)
 args = parse_options(parser, quick=dict(epochs=1, train_limit=512, heldout_limit=256, iwae_samples=10))
 folder = out_dir(args, __file__)
-# a VAE other than the book's gets a checkpoint of its own: steps 8 and A.1 read the book's
-variant = "".join(f"_{name}{value}" for name, value, book in [("hidden", args.hidden_size, 200),
-                                                              ("latent", args.latent_size, 20)] if value != book)
-variant += "" if args.likelihood == "gaussian" else f"_{args.likelihood}"
-checkpoint = checkpoint_path(args, __file__, variant=variant)
+# a VAE other than the book's gets a checkpoint of its own ('_latent2'): steps 8 and A.1 read the one of their size
+checkpoint = checkpoint_path(args, __file__, variant=checkpoint_variant(args.hidden_size, args.latent_size,
+                                                                        args.likelihood))
 plt = figures(args.show)
 zero.seed(args.seed, args.device)  # the weights (NumPy) and the noise eps (drawn on the device)
 

@@ -65,17 +65,18 @@ from zero.cli import checkpoint_path, out_dir, parse_options, plural, step_check
 from zero.optimizers import Adam
 from zero.plot import figures, save, save_image_grid, save_loss_curves, show, show_images
 from zero.training import add_data_options, fit, fit_or_resume, mnist_splits_from, read_checkpoint, restore_or_fit
-from zero.vae import LIKELIHOODS, VAE, HierarchicalVAE, evaluate_bounds, latent_walk, loss_terms, walk_ends
+from zero.vae import LIKELIHOODS, VAE, HierarchicalVAE, checkpoint_variant, evaluate_bounds, latent_walk, loss_terms, walk_ends
 
 parser = step_parser(__doc__, training=True, epochs=30, batch_size=32, lr=1e-3, hidden_size=100,
                      latent_size=20, levels=2, iwae_samples=100)
 parser.add_argument("--likelihood", choices=LIKELIHOODS, default="gaussian", help="p(x | z): the book's Gaussian, or Bernoulli")
 add_data_options(parser)
 parser.add_argument("--vae-checkpoint", type=Path, default=None,
-                    help="step 7's VAE to compare with (book settings 784-200-20; default: where step 7 "
-                         "writes it); trained here if missing")
+                    help="step 7's VAE to compare with (784-200-LATENT_SIZE; default: where step 7 "
+                         "writes the one of this --latent-size and --likelihood); trained here if missing")
 args = parse_options(parser, quick=dict(epochs=1, train_limit=512, heldout_limit=256, iwae_samples=10))
-args.vae_checkpoint = args.vae_checkpoint or step_checkpoint("step07_vae/1_vae", args)
+args.vae_checkpoint = args.vae_checkpoint or step_checkpoint(   # step 7's VAE of this size and likelihood
+    "step07_vae/1_vae" + checkpoint_variant(200, args.latent_size, args.likelihood), args)
 folder = out_dir(args, __file__)
 checkpoint = checkpoint_path(args, __file__)
 plt = figures(args.show)

@@ -39,17 +39,19 @@ from zero.cli import at_least, checkpoint_path, out_dir, parse_options, step_che
 from zero.optimizers import Adam
 from zero.plot import figures, save, save_image_grid, save_loss_curves, show, show_images
 from zero.training import add_data_options, fit_or_resume, mean_loss, mnist_splits_from, restore_or_fit
-from zero.vae import VAE, reparameterize
+from zero.vae import VAE, checkpoint_variant, reparameterize
 
 parser = step_parser(__doc__, training=True, epochs=20, batch_size=64, lr=1e-3, hidden_size=200,
                      latent_size=20)
 add_data_options(parser)
 parser.add_argument("--vae-checkpoint", type=Path, default=None,
-                    help="step 7's VAE (default: where step 7 writes it); trained here if missing")
+                    help="step 7's VAE (default: where step 7 writes the one of this --hidden-size and "
+                         "--latent-size); trained here if missing")
 args = parse_options(parser, quick=dict(epochs=1, train_limit=512, heldout_limit=256))
 at_least(parser, args, 2, ("heldout_limit",), "a Gaussian is fitted to the held-out images' codes")
 at_least(parser, args, 2, ("latent_size",), "the codes are drawn in their first two dimensions")
-args.vae_checkpoint = args.vae_checkpoint or step_checkpoint("step07_vae/1_vae", args)
+args.vae_checkpoint = args.vae_checkpoint or step_checkpoint(   # step 7's VAE of this size
+    "step07_vae/1_vae" + checkpoint_variant(args.hidden_size, args.latent_size), args)
 folder = out_dir(args, __file__)
 checkpoint = checkpoint_path(args, __file__)
 plt = figures(args.show)
