@@ -29,7 +29,7 @@ trained model in 10 to 100.
 
 Budgets: `--config cpu` (default) is a smaller U-Net (channels 32/64/128) on 8,000 training images,
 10 epochs: 520.6 s of training in the last course run on an idle 2-core AMD EPYC of the Zen 3 family
-(2026-12-05), held-out loss 0.0324-0.0326 per pixel in the recorded course runs (the last digits depend on the
+(2026-12-05), held-out loss 0.0322-0.0326 per pixel in the recorded course runs (the last digits depend on the
 BLAS kernel and on zero's code; MEASUREMENTS.md gives the history); `--config book` is
 the book's network (64/128/256, batch 128, 10 epochs on all training images) for a CUDA GPU
 (`--device cuda`).

@@ -28,10 +28,10 @@ the Frechet distance of their samples to real digits, printed beside that of as 
 (10 random sets), whose range is how far chance alone moves it. At its default of 100 samples that
 range (123-226 in the course table) is wider than the gaps recorded between deterministic DDIM and
 DDPM on step 9's model (332 against 280 in one run, 304.3 against 290.7 in another: MEASUREMENTS.md),
-so the default does not show whether DDIM is worse at all. With 1,000 samples per sampler
-(`--samples 1000`, about ten times the default's sampling time) real sets range over 43.7-51.2 (step
-12's row of the table), but distances shrink as the sample count grows, so the gaps above, measured
-with 100 samples, would have to be measured again at 1,000 to tell.
+so the default does not show whether DDIM is worse at all. With 1,000 samples per sampler (step
+10.3's `--samples 1000`, about ten times its default sampling time) real sets range over 43.7-51.2
+(appendix B.1's row of README's course table), but distances shrink as the sample count grows, so the
+gaps above, measured with 100 samples, would have to be measured again at 1,000 to tell.
 
     python steps/step09_diffusion/3_ddim.py            # needs the checkpoint of 2_ddpm.py
 """

@@ -125,7 +125,7 @@ for name, model in models:
         fd = scores["frechet_distance"]
         steps = len(diffusion.sampling_timesteps(sampler, args.ddim_steps))
         label = sampler_name(sampler, eta)
-        rows.append((name, f"{label} ({steps} steps)", seconds, scores.get("label_matches"),
+        rows.append((name, f"{label} ({plural(steps, 'step')})", seconds, scores.get("label_matches"),
                      scores["class_histogram"], fd))
         guided = f", gamma {args.gamma:g}" if conditional else ""
         asked = "; column = digit asked" if conditional else ""   # labels run 0..9: one column per digit asked

@@ -104,10 +104,10 @@ for step in range(args.head_start_steps):   # D alone learns to reject G's first
 with zero.no_grad():
     d_fake = F.sigmoid(discriminator(generator(generator.latent(500)))).data.mean().item()
 norms = {kind: generator_gradient_norm(generator, discriminator, 500, kind) for kind in ("minimax", "non_saturating")}
-print(f"\nafter {args.head_start_steps} steps of D alone (measured as in training, dropout on): "
+print(f"\nafter {plural(args.head_start_steps, 'step')} of D alone (measured as in training, dropout on): "
       f"mean D(G(z)) = {d_fake:.4f}; norm of G's gradient "
       f"||dL_G/dtheta||: minimax {norms['minimax']:.3g}, non-saturating {norms['non_saturating']:.3g} "
-      f"({norms['non_saturating'] / norms['minimax']:.0f}x larger)")
+      f"({norms['non_saturating'] / norms['minimax']:,.1f} times the minimax one)")
 
 # ---- the GAN: non-saturating loss, checkpointed ---------------------------------------------------------------
 generator, discriminator, g_optimizer, d_optimizer = players(args.seed)
