@@ -855,3 +855,19 @@ def test_fit_diffusion_refuses_no_images_and_a_negative_epoch_count():
         fit_diffusion(model, diffusion, optimizer, images[:0], 1)
     with pytest.raises(ValueError, match="fit_diffusion: epochs must be a whole number >= 0, got -1"):
         fit_diffusion(model, diffusion, optimizer, images, -1)
+
+
+def test_fit_diffusion_saves_the_run_settings_with_its_checkpoint(tmp_path):
+    """A --resume checks them against its own options: a checkpoint saved without them would be
+    resumed with any learning rate or seed."""
+    from zero.diffusion import fit_diffusion
+    from zero.training import load_checkpoint, read_checkpoint
+    images, model, diffusion, optimizer = _tiny_run()
+    path = tmp_path / "run.npz"
+    fit_diffusion(model, diffusion, optimizer, images, 1, batch_size=8, checkpoint=path,
+                  settings={"seed": "3", "lr": "0.01"})
+    stored = read_checkpoint(path)
+    assert str(stored["settings/seed"]) == "3" and str(stored["settings/lr"]) == "0.01"
+    images, model, diffusion, optimizer = _tiny_run()
+    with pytest.raises(ValueError, match=r"--seed 3 \(now 4\)"):
+        load_checkpoint(path, model, optimizer, settings={"seed": "4", "lr": "0.01"})
