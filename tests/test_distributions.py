@@ -365,6 +365,15 @@ def test_erf_of_arrays_is_accurate_near_zero_where_one_minus_erfc_cancels():
     assert erf(points.astype(np.float32)).dtype == np.float32
 
 
+def test_erf_of_large_arrays_is_plus_or_minus_one_without_overflow_in_the_unused_series():
+    """The series is evaluated for every entry (np.where picks afterwards): with x itself in it rather
+    than x clipped to [-1/2, 1/2], x^23 overflows for |x| ~ 1e14 and beyond, and inf - inf warns."""
+    points = np.array([-1e100, -1e20, -30.0, 30.0, 1e20, 1e100])
+    with np.errstate(over="raise", invalid="raise"):  # an overflow or an invalid value is an error here
+        values = erf(points)
+    np.testing.assert_array_equal(values, np.sign(points))
+
+
 def test_normal_quantile_refuses_nan():
     """NaN failed neither p <= 0 nor p >= 1, and came back as a NaN quantile."""
     with pytest.raises(ValueError, match="normal_quantile: p must lie strictly between 0 and 1"):
