@@ -198,6 +198,15 @@ def test_width_not_divisible_by_4_is_rejected_too():
         model(np.zeros((1, 1, 8, 6), np.float32), np.array([1]))
 
 
+@pytest.mark.parametrize("shape", [(1, 1, 6, 8), (1, 1, 8, 10), (1, 1, 30, 28)])
+def test_an_even_size_not_divisible_by_4_is_rejected_before_the_second_pooling(shape):
+    """Two poolings halve the image twice: an even size that is not a multiple of 4 (6, 10, 30)
+    passes the first and fails later, inside a concatenation, unless the size itself is checked."""
+    model = UNet(channels=(4, 8, 8), time_embed_dim=6)
+    with pytest.raises(ValueError, match="divisible by 4"):
+        model(np.zeros(shape, np.float32), np.array([1]))
+
+
 @pytest.mark.parametrize("in_channels, num_classes", [(2, 3), (1, None)])
 def test_unet_from_checkpoint_rebuilds_the_saved_network(tmp_path, in_channels, num_classes):
     """The architecture is read back from the weights: input channels, the three widths, the size of
