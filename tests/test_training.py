@@ -252,8 +252,15 @@ def test_optimizer_state_that_does_not_fit_the_optimizer_is_refused_and_changes_
     (_set("epoch", np.array(-4)), "entry 'epoch' is -4"),
     (_set("history/loss", np.array([["x"]])), "entry 'history/loss' must be a list of numbers"),
     (_set("format_version", np.array(99)), "format version 99; this zero reads up to 1"),
+    # the boundaries: one step past each limit
+    (_set("format_version", np.array(2)), "format version 2; this zero reads up to 1"),
+    (_set("epoch", np.array(-1)), "entry 'epoch' is -1, not a finite number >= 0"),
+    (_set("optimizer/lr", np.array(-0.5)), "entry 'optimizer/lr' is -0.5, not a finite number >= 0"),
+    (_set("history/loss", np.array([[1.0, 0.5]])), r"entry 'history/loss' must be a list of numbers, got float64 of "
+                                                   r"shape \(1, 2\)"),
 ], ids=["random keys", "no random position", "no lr", "nan lr", "text lr", "negative steps", "two epochs",
-        "negative epoch", "text history", "newer format"])
+        "negative epoch", "text history", "newer format", "the next format", "epoch -1", "negative lr",
+        "a history of rows"])
 def test_a_checkpoint_with_a_damaged_entry_is_refused_by_load_and_by_resume_and_changes_nothing(
         tmp_path, change, message):
     """Every entry is checked before the model changes: resume restored weights and optimizer and only
