@@ -842,6 +842,28 @@ def test_restore_or_fit_loads_a_long_enough_checkpoint_and_otherwise_trains_with
     np.testing.assert_array_equal(frozen.net.layers[0].W.data, before)
 
 
+@pytest.mark.parametrize("saved, script", [
+    ({"source": "test"}, {"source": "train"}),
+    ({"source": "train", "train_limit": "100"}, {"source": "train", "train_limit": 200}),
+    ({"anomaly_digit": "2"}, {"anomaly_digit": 3}),
+], ids=["another split", "another train limit", "another anomaly digit"])
+def test_restore_or_fit_trains_here_when_the_checkpoint_saw_other_data(tmp_path, capsys, saved, script):
+    """The script's own --source, --train-limit and --anomaly-digit are compared with the file's: a model
+    trained long enough on other images is not the one this run compares with."""
+    from types import SimpleNamespace
+    np.random.seed(0)
+    x = np.random.standard_normal((32, 3)).astype(np.float32)
+    trained = Regression()
+    trained.net(x[:1])
+    path = save_checkpoint(tmp_path / "other_step.npz", trained, epoch=5, settings=saved)
+    here = Regression()
+    here.net(x[:1])
+    args = SimpleNamespace(epochs=1, batch_size=16, lr=0.0, device="cpu", seed=0, **script)
+    assert restore_or_fit(here, path, args, x, "other") is False
+    assert not np.array_equal(here.net.layers[0].W.data, trained.net.layers[0].W.data)
+    assert "was trained on other data" in capsys.readouterr().out
+
+
 def test_restore_or_fit_trains_as_fit_would_with_the_scripts_seed_and_batch_size(tmp_path):
     x = np.random.default_rng(0).random((40, 3)).astype(np.float32)
     args = Namespace(epochs=2, batch_size=7, lr=0.01, device="cpu", seed=5)
