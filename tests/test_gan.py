@@ -258,6 +258,35 @@ def test_train_gan_steps_and_curves_match_a_hand_computed_game(loss):
     assert generator.calls == 4   # one code per step
 
 
+class _CountingIdentity(zero.core.Function):
+    """y = x, counting the backward passes that reach it."""
+    backward_calls = 0
+
+    def forward(self, x):
+        return x.copy()
+
+    def backward(self, gy):
+        type(self).backward_calls += 1
+        return gy
+
+
+class _CountedGenerator(_ConstantGenerator):
+    """_ConstantGenerator whose images pass through a _CountingIdentity: every backward into G is counted."""
+
+    def forward(self, z):
+        return _CountingIdentity()(super().forward(z))
+
+
+def test_the_discriminator_step_sends_no_gradient_into_the_generator():
+    """D learns from G(z) held fixed (fake.data): a backward through G in D's step would cost a whole
+    backward pass of G per batch, its gradients only cleared by G's zero_grad before G's own step."""
+    _CountingIdentity.backward_calls = 0
+    generator, discriminator = _CountedGenerator(0.3), _MeanDiscriminator(0.5, -0.2)
+    train_gan(generator, discriminator, SGD(generator.params(), 0.5), SGD(discriminator.params(), 0.5),
+              np.ones((8, 784), np.float32), epochs=1, batch_size=4)
+    assert generator.calls == 2 and _CountingIdentity.backward_calls == 2   # G's own step, once per batch
+
+
 @pytest.mark.parametrize("p", [0.3, 0.1])
 def test_mlp_discriminator_applies_its_dropout_rate_in_training_only(monkeypatch, p):
     rates = []
@@ -563,6 +592,18 @@ def test_a_script_run_draws_its_codes_from_its_seed_whatever_came_before(tmp_pat
     assert not np.array_equal(runs[0].out.W.data, runs[2].out.W.data)
 
 
+def test_a_script_run_trains_with_the_non_saturating_loss(tmp_path):
+    """train_gan_or_resume is train_gan after zero.seed(args.seed, device), with G on -mean log D(G(z))
+    (L_G > 0 at every step; the minimax loss mean log(1 - D(G(z))) is < 0)."""
+    by_script = script_players()
+    history = run_script(by_script, tmp_path / "gan.npz", epochs=1)
+    by_hand = script_players()
+    zero.seed(0, "cpu")
+    expected = train_gan(*by_hand, SCRIPT_IMAGES, 1, 64, "cpu", 0, "non_saturating", description="test")
+    assert min(history["g_loss"]) > 0 and history == expected
+    assert_same_weights(by_script[0], by_hand[0])
+
+
 def test_a_script_run_may_resume_with_another_heldout_limit(tmp_path):
     """The held-out images only score the result: changing --heldout-limit does not refuse --resume."""
     run_script(script_players(), tmp_path / "gan.npz", epochs=1, heldout_limit=100)
@@ -748,6 +789,20 @@ def test_a_mixed_gan_pair_is_refused_naming_the_file_that_completes_it(tmp_path,
     assert "0partial" not in str(refusal.value)
     leftover.rename(discriminator_path(path))
     assert _load_epoch(path) == 2
+
+
+def test_a_mixed_gan_pair_is_not_completed_by_a_discriminator_file_of_another_epoch(tmp_path):
+    """Only a temporary file holding G's epoch completes the pair: one of another epoch (a save killed at
+    another time) renamed into place would leave the players from two epochs still."""
+    from zero.training import save_checkpoint
+    path, generator, discriminator, (g_optimizer, d_optimizer) = _saved_pair(tmp_path)
+    other = save_checkpoint(tmp_path / "other.npz", discriminator, d_optimizer, epoch=2)
+    stray = tmp_path / f".{discriminator_path(path).name}.stray.tmp"
+    other.rename(stray)
+    save_checkpoint(path, generator, g_optimizer, epoch=3, history={"d_loss": [0.5, 0.4, 0.3]})
+    with pytest.raises(ValueError, match=r"different epochs \(3 and 1\)") as refusal:
+        _load_epoch(path)
+    assert "rename" not in str(refusal.value) and stray.name not in str(refusal.value)
 
 
 def test_train_gan_refuses_players_on_two_devices():
