@@ -303,7 +303,8 @@ def test_a_second_fit_that_does_not_converge_is_not_reported_converged():
 
 def test_initial_weights_must_be_non_negative_and_sum_to_one():
     data = load_old_faithful()
-    for weights in ([1.5, -0.5], [0.5, 0.52]):   # sums 1 but one is negative; all positive but sums 1.02
+    # sums 1 but one is negative; all positive but sums 1.02; sums 1.0001, 10 times the rounding allowed (1e-5)
+    for weights in ([1.5, -0.5], [0.5, 0.52], [0.5, 0.5001]):
         with pytest.raises(ValueError, match="weights must be non-negative and sum to 1"):
             GaussianMixture(2).fit(data, weights=weights)
 
