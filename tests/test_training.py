@@ -1072,6 +1072,24 @@ def test_a_checkpoint_missing_a_buffer_is_refused_and_changes_nothing(tmp_path):
     np.testing.assert_array_equal(model.norm.running_mean, np.full(4, 5.0))   # left untouched
 
 
+@pytest.mark.parametrize("stored, message", [
+    (np.zeros(5, np.float32), r"buffer 'norm\.running_var' has shape \(5,\) in the file but \(4,\) in the model"),
+    (np.ones(4, np.float64), r"buffer 'norm\.running_var' has dtype float64 in the file but float32 in the model"),
+], ids=["another shape", "another dtype"])
+def test_a_checkpoint_whose_buffer_does_not_fit_the_model_is_refused_and_changes_nothing(tmp_path, stored, message):
+    """Buffers are checked as parameters are: batch norm's statistics of another width (or dtype) would
+    be set as they are, and fail (or silently upcast) only at the next forward."""
+    np.random.seed(0)
+    model = NormalizedRegression()
+    model.loss(zero.Variable(np.random.rand(8, 3).astype(np.float32)))
+    path = save_checkpoint(tmp_path / "run.npz", model)
+    _rewrite_checkpoint(path, _set("buffer/norm.running_var", stored))
+    model.norm.running_var[...] = 5.0
+    with pytest.raises(ValueError, match=message):
+        load_checkpoint(path, model)
+    np.testing.assert_array_equal(model.norm.running_var, np.full(4, 5.0))   # left untouched
+
+
 def test_batch_norm_statistics_are_restored_on_the_models_device(tmp_path, device):
     np.random.seed(0)
     model = NormalizedRegression().to(device)
