@@ -28,6 +28,13 @@ def test_frechet_distance_of_a_gaussian_with_itself_is_zero():
     assert frechet_distance(mean, cov, mean, cov) >= 0
 
 
+def test_frechet_distance_clips_a_negative_rounding_to_zero_rather_than_reflecting_it():
+    """Two identical N(0, 7) in one dimension: exactly 0, but 7 + 7 - 2 sqrt(sqrt(7) 7 sqrt(7)) rounds to
+    -1.8e-15 in float64 (every operation correctly rounded, so on every machine): the distance is 0, not
+    the size of the rounding error."""
+    assert frechet_distance([0.0], [[7.0]], [0.0], [[7.0]]) == 0.0
+
+
 def test_frechet_distance_known_values():
     # one dimension: (m1 - m2)^2 + (s1 - s2)^2
     assert frechet_distance([1.0], [[4.0]], [3.0], [[9.0]]) == pytest.approx(4 + 1)
@@ -174,6 +181,18 @@ def test_train_classifier_logs_the_mean_batch_loss_and_resumes_after_start_epoch
     assert resumed is earlier and len(earlier["train_loss"]) == 3 and earlier["train_loss"][0] == 9.0
     printed = capsys.readouterr().out
     assert "classifier epoch 2/3" in printed and "classifier epoch 3/3" in printed and "epoch 1/3" not in printed
+
+
+def test_train_classifier_trains_a_model_left_in_eval_mode_in_training_mode():
+    """As fit and fit_diffusion do: a model loaded and evaluated (eval mode, as classifier_for_scoring
+    leaves its referee) and then trained further would otherwise train with dropout or batch norm in
+    test mode (MnistClassifier has neither, but train_classifier takes any model)."""
+    np.random.seed(0)
+    model = MnistClassifier()
+    model.eval()
+    images, labels = _toy_digits(8)
+    train_classifier(model, Adam(model.params(), lr=0.0), images, labels, epochs=1, batch_size=8)
+    assert model.training
 
 
 def test_score_samples_takes_labels_on_the_device(device):
