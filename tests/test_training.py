@@ -258,9 +258,14 @@ def test_optimizer_state_that_does_not_fit_the_optimizer_is_refused_and_changes_
     (_set("optimizer/lr", np.array(-0.5)), "entry 'optimizer/lr' is -0.5, not a finite number >= 0"),
     (_set("history/loss", np.array([[1.0, 0.5]])), r"entry 'history/loss' must be a list of numbers, got float64 of "
                                                    r"shape \(1, 2\)"),
+    (_set("optimizer/steps", np.array([3.0] * 4)), "'steps' missing, of the wrong length, or not 4 counts >= 0"),
+    # damaged hyperparameters equal to this Adam's by value: a count 0 for weight decay 0.0, betas as a row
+    (_set("optimizer/hyper/weight_decay", np.array(0)), "trained with Adam weight_decay 0, but this Adam has 0.0"),
+    (_set("optimizer/hyper/betas", np.array([[0.9, 0.999]])),
+     r"trained with Adam betas \[\[0.9, 0.999\]\], but this Adam has \[0.9, 0.999\]"),
 ], ids=["random keys", "no random position", "no lr", "nan lr", "text lr", "negative steps", "two epochs",
         "negative epoch", "text history", "newer format", "the next format", "epoch -1", "negative lr",
-        "a history of rows"])
+        "a history of rows", "float steps", "integer weight decay", "betas as a row"])
 def test_a_checkpoint_with_a_damaged_entry_is_refused_by_load_and_by_resume_and_changes_nothing(
         tmp_path, change, message):
     """Every entry is checked before the model changes: resume restored weights and optimizer and only
@@ -542,6 +547,14 @@ def test_fit_or_resume_says_how_many_epochs_it_trained_in_words(tmp_path, capsys
     assert "trained 2 epochs in " in capsys.readouterr().out
 
 
+def test_fit_or_resume_reports_every_so_many_epochs_as_fit_does(tmp_path, capsys):
+    x = np.random.default_rng(0).random((16, 3)).astype(np.float32)
+    options = dict(batch_size=8, device="cpu", seed=0, resume=False)
+    fit_or_resume(*_fresh_regression(), x, Namespace(epochs=5, **options), tmp_path / "c.npz", report_every=2)
+    printed = [line.split(":")[0] for line in capsys.readouterr().out.splitlines() if line.startswith("training")]
+    assert printed == ["training epoch 2/5", "training epoch 4/5", "training epoch 5/5"]
+
+
 def test_mnist_splits_with_only_the_test_split(real_mnist_dir):
     data = mnist_splits(real_mnist_dir)  # the shared folder holds only the test split
     assert data.x_train.shape == (8000, 784) and data.x_heldout.shape == (2000, 784)
@@ -670,6 +683,15 @@ def test_fit_and_mean_loss_refuse_an_empty_image_array_by_name():
         fit(model, optimizer, empty, epochs=1)
     with pytest.raises(ValueError, match="mean_loss: no images"):
         mean_loss(model, empty)
+
+
+@pytest.mark.parametrize("batch_size", [0, -1])
+def test_mean_loss_refuses_a_batch_size_below_one_by_name(batch_size):
+    """-1 made range() empty: a mean loss of 0.0 over no batch at all; 0 failed inside range()."""
+    model, _ = _fresh_regression()
+    x = np.random.default_rng(0).random((4, 3)).astype(np.float32)
+    with pytest.raises(ValueError, match=f"mean_loss: batch_size must be a whole number >= 1, got {batch_size}"):
+        mean_loss(model, x, batch_size=batch_size)
 
 
 def test_fit_reports_every_so_many_epochs_and_the_last_but_records_every_one(capsys):
