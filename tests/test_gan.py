@@ -142,6 +142,7 @@ def test_plot_game_draws_both_players_and_the_discriminators_beliefs():
     assert ax_loss.get_title() == "losses" and len(ax_loss.lines) == 2 and len(ax_prob.lines) == 3
     np.testing.assert_allclose(ax_loss.lines[1].get_ydata(), moving_average(history["g_loss"]))
     np.testing.assert_allclose(ax_prob.lines[0].get_ydata(), moving_average(history["d_real"]))
+    np.testing.assert_allclose(ax_prob.lines[1].get_ydata(), moving_average(history["d_fake"]))
     assert len(ax_prob.lines[0].get_ydata()) == 120 - 120 // 4 + 1  # the window: a quarter of a short run
     np.testing.assert_array_equal(ax_prob.lines[2].get_ydata(), [0.5, 0.5])   # "D cannot tell"
     assert ax_prob.get_ylim() == (0, 1)
