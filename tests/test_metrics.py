@@ -313,9 +313,11 @@ def test_feature_statistics_refuses_too_few_rows_for_a_covariance(shape):
         feature_statistics(np.ones(shape))
 
 
-def test_classify_refuses_an_empty_batch_by_name():
+def test_classify_and_score_samples_refuse_an_empty_batch_by_name():
     with pytest.raises(ValueError, match=r"classify: no images to classify \(an empty array of shape \(0, 1, 28, 28\)\)"):
         classify(MnistClassifier(), np.zeros((0, 1, 28, 28), np.float32))
+    with pytest.raises(ValueError, match=r"score_samples: no images to score \(an empty array"):
+        score_samples(MnistClassifier(), np.zeros((0, 1, 28, 28), np.float32), labels=np.zeros(0, np.int64))
 
 
 # --- from a mutation audit of the argument checks --------------------------------------------------------------------
