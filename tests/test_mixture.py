@@ -291,6 +291,16 @@ def test_em_without_convergence_runs_max_iter_iterations_and_says_so():
     assert gmm.n_iter == len(gmm.log_likelihood_history) == 100 and not gmm.converged
 
 
+def test_the_warning_names_the_last_change_as_the_increase_of_the_log_likelihood():
+    """EM raises the log-likelihood: the change the warning names is history[-1] - history[-2], positive."""
+    with pytest.warns(UserWarning, match="did not converge in 3 iterations") as caught:
+        gmm = GaussianMixture(2, tol=0.0, max_iter=3).fit(load_old_faithful())
+    history = gmm.log_likelihood_history
+    increase = history[-1] - history[-2]
+    assert increase > 0
+    assert f"last change in mean log-likelihood {increase:.3g}," in str(caught[0].message)
+
+
 def test_a_second_fit_that_does_not_converge_is_not_reported_converged():
     data = load_old_faithful()
     gmm = GaussianMixture(2).fit(data)
