@@ -46,7 +46,7 @@ def erfc(x):
     if _is_scalar(x):
         return math.erfc(float(x))
     xp = get_array_module(x)
-    z = xp.abs(x)
+    z = xp.minimum(xp.abs(x), 40.0)   # erfc(28) underflows to 0 already: the cap keeps z * z finite (NaN stays NaN)
     t = 1.0 / (1.0 + 0.5 * z)
     poly = 0.17087277
     for coefficient in (-0.82215223, 1.48851587, -1.13520398, 0.27886807, -0.18628806,
@@ -106,6 +106,7 @@ def normal_quantile(p, mu=0.0, sigma=1.0):
     for _ in range(3):                               # Newton on f(z) = log cdf(z) - log q, f' = pdf / cdf
         cdf = normal_cdf(z)
         z = z - (np.log(cdf) - np.log(q)) * cdf / normal_pdf(z)
+    z = np.where(q == 0.5, 0.0, z)                   # the median, exactly (the fit's cdf(0) is 0.5 to 1e-7 only)
     return mu + sigma * np.where(p < 0.5, z, -z)
 
 
