@@ -15,7 +15,7 @@ import pytest
 import zero
 import zero.functions as F
 from zero import Function, Parameter, Variable, no_grad
-from zero.backend import check_numpy_version, cuda_available, to_device, to_numpy
+from zero.backend import check_numpy_version, cuda_available, device_of, to_device, to_device_beside, to_numpy
 from zero.graph import get_dot_graph, plot_dot_graph
 from zero.utils import (gradient_check, keepdims_shape, normalize_axes, numerical_grad, save_npz_atomically,
                         sum_to)
@@ -635,7 +635,7 @@ INTEGER_ARRAY_OPS = {
 
 
 @pytest.mark.parametrize("name", sorted(INTEGER_ARRAY_OPS))
-@pytest.mark.parametrize("integer_dtype", [np.int64, np.int32, np.uint8, np.bool_])
+@pytest.mark.parametrize("integer_dtype", [np.int64, np.int32, np.uint8, np.uint32, np.bool_])
 def test_integer_arrays_beside_a_float32_variable_keep_float32_and_its_gradient_too(name, integer_dtype):
     """NumPy would make float32 op int64 a float64 result, and the parameter a float64 gradient."""
     op = INTEGER_ARRAY_OPS[name]
@@ -657,6 +657,9 @@ def test_arrays_in_ops_follow_numpy_where_no_integers_meet_floats():
     assert (w * np.ones(3, np.float64)).dtype == np.float64    # two floating dtypes: NumPy's promotion
     assert (Variable(np.arange(3)) * np.arange(3)).dtype == np.int64  # no floating input: integers stay
     assert (w.astype(np.float64) * np.arange(3)).dtype == np.float64  # the floating input's dtype
+    halves = Variable(np.arange(3)) * 2.5   # a number beside integers only: NumPy's rules, int64 * 2.5 is float64
+    assert halves.dtype == np.float64
+    np.testing.assert_array_equal(halves.data, [0.0, 2.5, 5.0])
 
 
 def test_ops_take_plain_arrays_and_numbers_without_any_variable():
@@ -757,6 +760,16 @@ def test_backward_from_a_given_gradient_is_a_vector_jacobian_product(as_variable
     v = np.array([3.0, -1.0])
     y.backward(Variable(v) if as_variable else v)   # v^T dy/dx = v * 2x
     np.testing.assert_array_equal(x.grad.data, [6.0, -4.0])
+
+
+def test_a_given_gradient_array_is_a_constant_as_arrays_passed_to_ops_are():
+    x = Variable(np.array([1.0, 2.0]))
+    (x * 3.0).backward(np.array([1.0, -1.0]), create_graph=True)
+    np.testing.assert_array_equal(x.grad.data, [3.0, -3.0])
+    assert not x.grad.requires_grad   # 3 v depends on the constant v only: nothing to differentiate
+    leaf = Variable(np.array([1.0]))
+    leaf.backward(np.array([2.0]))
+    assert not leaf.grad.requires_grad
 
 
 @pytest.mark.parametrize("gradient, match", [
@@ -979,6 +992,16 @@ def test_seed_seeds_numpy_and_the_devices_own_generator_and_checks_the_device(mo
             backend.seed(5, device="tpu")
     finally:
         np.random.set_state(state)
+
+
+def test_to_device_beside_copies_host_data_over_and_refuses_another_devices_array():
+    on_device = to_device(np.arange(3.0), "strict")
+    assert to_device_beside(on_device, "strict", "the labels") is on_device
+    assert device_of(to_device_beside([1, 2], "strict", "the labels")) == "strict"   # host data: copied
+    with pytest.raises(TypeError, match="the labels on strict and the data on cpu"):
+        to_device_beside(on_device, "cpu", "the labels")   # a device's array is never copied to the host
+    with pytest.raises(TypeError, match="softmax_cross_entropy: the labels on strict and the data on cpu"):
+        F.softmax_cross_entropy(Variable(np.zeros((2, 3))), to_device(np.array([0, 1]), "strict"))
 
 
 def test_to_numpy_gives_an_ndarray_and_moving_to_the_same_device_does_not_copy():
