@@ -222,6 +222,8 @@ def test_swapaxes_expand_dims_squeeze_match_numpy_and_their_gradients(shape, see
 def test_swapaxes_refuses_an_axis_out_of_range_by_name():
     with pytest.raises(np.exceptions.AxisError, match=r"swapaxes: axis 5 is out of range for x of shape \(3, 4\)"):
         F.swapaxes(Variable(np.zeros((3, 4))), 0, 5)
+    with pytest.raises(np.exceptions.AxisError, match=r"swapaxes: axis 2 is out of range"):
+        F.swapaxes(Variable(np.zeros((3, 4))), 2, 0)   # ndim itself, the first axis past the end
     assert F.swapaxes(Variable(np.zeros((3, 4))), -1, -2).shape == (4, 3)
 
 
@@ -448,9 +450,13 @@ def test_an_op_error_keeps_the_kind_of_numpy_error():
 def test_linear_of_integer_inputs_computes_in_float32():
     """int64 @ float32 is float64 in NumPy: the activations and the weights' gradient were float64."""
     W, b = Variable(np.ones((3, 2), np.float32)), Variable(np.zeros(2, np.float32))
-    y = F.linear(np.arange(12).reshape(4, 3), W, b)
-    y.sum().backward()
-    assert (y.dtype, W.grad.dtype, b.grad.dtype) == (np.float32, np.float32, np.float32)
+    # an array is cast on its way into the op; a Variable holding integers reaches Linear as it is
+    for x in (np.arange(12).reshape(4, 3), Variable(np.arange(12).reshape(4, 3), requires_grad=False)):
+        W.cleargrad(), b.cleargrad()
+        y = F.linear(x, W, b)
+        y.sum().backward()
+        assert (y.dtype, W.grad.dtype, b.grad.dtype) == (np.float32, np.float32, np.float32)
+        np.testing.assert_array_equal(y.data[:, 0], [3.0, 12.0, 21.0, 30.0])   # row sums of 0..11
 
 
 @SETTINGS
@@ -680,7 +686,8 @@ def test_expand_dims_refuses_an_axis_out_of_range_as_numpy_does(axis):
     assert F.expand_dims(Variable(np.ones((3, 2))), -3).shape == (1, 3, 2)
 
 
-@pytest.mark.parametrize("x_shape, shape", [((3, 4), (3,)), ((3, 2), (4,)), ((3,), (2, 3)), ((2, 3), (3, 3))])
+@pytest.mark.parametrize("x_shape, shape", [((3, 4), (3,)), ((3, 2), (4,)), ((3,), (2, 3)), ((2, 3), (3, 3)),
+                                            ((3,), (1, 3))])  # more axes than x, even of size 1
 def test_sum_to_refuses_a_shape_that_does_not_broadcast_to_the_input(x_shape, shape):
     with pytest.raises(ValueError, match=r"SumTo: cannot sum an array of shape .* to shape"):
         F.sum_to(Variable(np.ones(x_shape)), shape)
@@ -820,11 +827,12 @@ def test_get_item_of_a_device_array_moves_a_host_index_to_it():
     np.testing.assert_array_equal(to_numpy(y.data), [[6.0, 7.0], [0.0, 1.0], [6.0, 7.0]])
 
 
-def test_double_backprop_through_linear_with_integer_input_keeps_float32():
+@pytest.mark.parametrize("as_variable", [False, True])  # an array is cast on its way in; a Variable reaches Linear
+def test_double_backprop_through_linear_with_integer_input_keeps_float32(as_variable):
     x = np.arange(8).reshape(2, 4)  # integer data, computed as float32 by linear
     W = Variable(np.random.default_rng(0).standard_normal((4, 3)).astype(np.float32))
     b = Variable(np.zeros(3, np.float32))
-    F.tanh(F.linear(x, W, b)).sum().backward(create_graph=True)
+    F.tanh(F.linear(Variable(x, requires_grad=False) if as_variable else x, W, b)).sum().backward(create_graph=True)
     gW = W.grad
     W.cleargrad()
     b.cleargrad()
