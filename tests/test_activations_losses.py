@@ -1,6 +1,8 @@
 """Activations (zero/functions/activation.py) and losses (zero/functions/loss.py):
 numerical gradients in float64 on hypothesis shapes, on both devices;
 stability at |x| = 1000; float32 kept; double backprop; PyTorch cross-checks."""
+import warnings
+
 import numpy as np
 import pytest
 from hypothesis import HealthCheck, given, settings, strategies as st
@@ -185,6 +187,7 @@ def test_float32_is_kept_and_leaky_relu_slope(device):
     F.leaky_relu(x, negative_slope=0.1).sum().backward()
     np.testing.assert_allclose(host(x.grad.data), [[0.1, 1.0]])
     np.testing.assert_allclose(host(F.leaky_relu(x).data), [[-0.02, 3.0]], rtol=1e-6)
+    assert F.leaky_relu(x, negative_slope=np.float64(0.1)).dtype == np.float32   # a NumPy float64 slope too
 
 
 @pytest.mark.parametrize("slope", [0.0, 0.2, 1.0, 3.0, -0.5])
@@ -447,6 +450,24 @@ def test_sigmoid_keeps_its_relative_precision_deep_in_the_lower_tail(device, dty
     tail = x[x <= 0]   # log(sigmoid(x)) = -log(1 + e^-x): finite, e.g. -20.0 at x = -20
     np.testing.assert_allclose(host(F.log(F.sigmoid(Variable(on(device, tail)))).data),
                                -np.log1p(np.exp(-tail.astype(np.float64))), rtol=16 * np.finfo(dtype).eps)
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_softplus_keeps_its_relative_precision_deep_in_the_lower_tail(device, dtype):
+    """softplus(x) = e^x (1 - e^x / 2 + ...) for x << 0: log(1 + e^x) rounds 1 + e^x to 1 and gives 0."""
+    x = np.array([-80.0, -40.0, -20.0, -5.0, 0.0, 5.0, 40.0], dtype=dtype)
+    exact = np.log1p(np.exp(x.astype(np.float64)))
+    np.testing.assert_allclose(host(F.softplus(Variable(on(device, x))).data), exact, rtol=4 * np.finfo(dtype).eps)
+
+
+@pytest.mark.parametrize("name", ["sigmoid", "silu"])
+def test_sigmoid_overflowing_far_below_zero_gives_its_limit_without_a_warning(name):
+    """e^-x overflows to inf below x = -88 in float32; 1 / (1 + inf) = 0 is the right limit, silently."""
+    x = Variable(np.array([-1000.0, -100.0], np.float32))
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")   # NumPy's RuntimeWarning: overflow encountered in exp
+        y = getattr(F, name)(x)
+    np.testing.assert_array_equal(y.data, [0.0, 0.0])
 
 
 # --- integer and float64 inputs: no truncated constants, no float64 leaking into float32 ---
