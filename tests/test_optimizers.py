@@ -596,6 +596,46 @@ def test_adam_at_once_takes_over_state_set_from_outside_and_steps_without_a_grad
     assert not all(np.array_equal(a.data, e) for a, e in zip(params, expected))
 
 
+@pytest.mark.parametrize("moment", ["means", "variances"])
+def test_adam_at_once_takes_over_one_moment_list_replaced_alone(moment):
+    """Either list of moments replaced by new arrays (not the parts of the flat state) makes the next
+    step rebuild that state from them: here 4 times the moments, which the reference gets in place."""
+    rng = np.random.default_rng(3)
+    (params, adam), (others, reference) = _adam_pair(lambda ps: Adam(ps, lr=0.1), "cpu")
+    for step in range(2):
+        grads = [rng.standard_normal(p.shape).astype(np.float32) for p in params]
+        for ps, optimizer in [(params, adam), (others, reference)]:
+            for p, g in zip(ps, grads):
+                p.grad = Variable(g.copy())
+            optimizer.step()
+        if step == 0:
+            setattr(adam, moment, [4 * state for state in getattr(adam, moment)])
+            for state in getattr(reference, moment):
+                state *= 4
+    for a, b in zip(params, others):
+        np.testing.assert_array_equal(a.data, b.data)
+
+
+def test_adam_over_parameters_of_two_dtypes_steps_each_as_alone():
+    """float32 and float64 parameters cannot share one flat state: each steps in its own dtype,
+    exactly as an optimizer of its own would step it."""
+    rng = np.random.default_rng(4)
+    starts = [rng.standard_normal(3).astype(np.float32), rng.standard_normal(3)]
+    mixed = [Parameter(start.copy()) for start in starts]
+    alone = [Parameter(start.copy()) for start in starts]
+    adam, references = Adam(mixed, lr=0.1), [Adam([p], lr=0.1) for p in alone]
+    for _ in range(3):
+        for a, b in zip(mixed, alone):
+            grad = rng.standard_normal(3).astype(a.dtype)
+            a.grad, b.grad = Variable(grad), Variable(grad.copy())
+        adam.step()
+        for reference in references:
+            reference.step()
+    for a, b in zip(mixed, alone):
+        assert a.dtype == b.dtype
+        np.testing.assert_array_equal(a.data, b.data)
+
+
 @pytest.mark.parametrize("make", [lambda ps: SGD(ps, lr=0.1), lambda ps: Momentum(ps, lr=0.1),
                                   lambda ps: Adam(ps, lr=0.1), lambda ps: AdamW(ps, lr=0.1)],
                          ids=["SGD", "Momentum", "Adam", "AdamW"])
