@@ -123,6 +123,18 @@ def test_batch_norm_value_running_stats_and_gradient(device, train, shape, seed)
         gradient_check(f, on(device, x), on(device, gamma), on(device, beta), rtol=1e-4, atol=1e-6)
 
 
+@pytest.mark.parametrize("shape", [(4, 3, 5), (2, 3, 2, 2, 3)])   # one spatial axis, and three
+@pytest.mark.parametrize("train", [True, False], ids=["train", "test"])
+def test_batch_norm_of_any_number_of_spatial_axes(shape, train):
+    x, gamma, beta, running_mean, running_var, weights = random_bn_inputs(shape, 5)
+    y_loop, mean_loop, var_loop = batch_norm_loop(x, gamma, beta, running_mean, running_var, 0.1, 1e-5, train)
+    with using_config("train", train):
+        y = F.batch_norm(Variable(x), Variable(gamma), Variable(beta), running_mean, running_var)
+    np.testing.assert_allclose(y.data, y_loop, rtol=1e-10, atol=1e-12)
+    np.testing.assert_allclose(running_mean, mean_loop, rtol=1e-12, atol=1e-14)
+    np.testing.assert_allclose(running_var, var_loop, rtol=1e-12)
+
+
 @pytest.mark.parametrize("shape", [(6, 3), (3, 2, 2, 3)])
 @pytest.mark.parametrize("train", [True, False], ids=["train", "test"])
 def test_batch_norm_double_backprop_and_both_backward_paths_agree(shape, train):
