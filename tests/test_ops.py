@@ -648,6 +648,8 @@ def test_where_takes_a_variable_condition():
     y.sum().backward()
     np.testing.assert_array_equal(a.grad.data, [1.0, 0.0, 1.0])
     np.testing.assert_array_equal(b.grad.data, [0.0, 1.0, 0.0])
+    # between two numbers too, where no input array gives it a device
+    np.testing.assert_array_equal(F.where(condition, 1.0, 0.0).data, [1.0, 0.0, 1.0])
 
 
 def test_where_moves_a_host_condition_to_the_inputs_device():
