@@ -41,13 +41,18 @@ def distinct(rng, shape):
 
 
 def check_everywhere(f, *arrays):
-    """Gradient check on the CPU; then the strict device must agree exactly."""
-    gradient_check(f, *arrays)
+    """Gradient check on the CPU; then the strict device must agree exactly. f's output is weighted
+    (by fixed numbers of both signs), so that the op under test gets an incoming gradient gy other
+    than the ones backward() starts from: a backward that ignored gy would pass with gy = 1."""
+    rng = np.random.default_rng(0)
+    shape = f(*[Variable(a.copy()) for a in arrays]).shape
+    weights = rng.uniform(0.5, 2.0, shape) * rng.choice([-1.0, 1.0], shape)
+    gradient_check(lambda *v: f(*v) * weights, *arrays)
     on_cpu = [Variable(a.copy()) for a in arrays]
     on_device = [Variable(to_device(a, "strict")) for a in arrays]
     y_cpu, y_device = f(*on_cpu), f(*on_device)
-    y_cpu.backward()
-    y_device.backward()
+    (y_cpu * weights).backward()
+    (y_device * to_device(weights, "strict")).backward()
     assert y_device.device == "strict"
     np.testing.assert_allclose(to_numpy(y_device.data), y_cpu.data, rtol=1e-12, atol=1e-12)
     for a, b in zip(on_cpu, on_device):
