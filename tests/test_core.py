@@ -62,6 +62,9 @@ def test_numpy_array_on_the_left_gives_a_variable():
     assert isinstance(y, Variable)
     y.sum().backward()
     np.testing.assert_array_equal(x.grad.data, [2.0, 3.0])
+    W = Variable(np.arange(6.0).reshape(2, 3))
+    y = np.array([[1.0, 0.0], [1.0, 1.0]]) @ W   # the array stays the left factor
+    np.testing.assert_array_equal(y.data, [[0.0, 1.0, 2.0], [3.0, 5.0, 7.0]])
 
 
 # --- backward --------------------------------------------------------------
