@@ -618,6 +618,7 @@ def test_upsample_matches_hand_computed_values(device):
                 [2.5, 2.75, 3.25, 3.5],
                 [3.0, 3.25, 3.75, 4.0]]
     np.testing.assert_array_equal(host(F.upsample(x, 2, "nearest").data)[0, 0], nearest)
+    np.testing.assert_array_equal(host(F.upsample(x).data)[0, 0], nearest)   # the defaults: 2, nearest
     np.testing.assert_allclose(host(F.upsample(x, 2, "bilinear").data)[0, 0], bilinear, rtol=1e-15)
 
 

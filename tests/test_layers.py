@@ -804,7 +804,7 @@ def test_embedding_lookup_and_grad(device):
 
 
 def test_dropout_only_in_training(device):
-    layer = Dropout(0.5)
+    layer = Dropout()   # p = 0.5 by default
     x = on(device, np.ones((100, 100), np.float32))
     y = host(layer(x).data)
     assert set(np.unique(y)) == {0.0, 2.0} and 0.4 < (y == 0).mean() < 0.6

@@ -48,6 +48,7 @@ def test_dropout_zeroes_a_fraction_p_and_scales_the_rest(device):
     np.testing.assert_array_equal(host(x.grad.data), values)  # gradient = the mask
     other = host(F.dropout(x, p).data)
     assert (other != values).any()  # a new mask at every call
+    assert set(np.unique(host(F.dropout(x).data))) == {0.0, 2.0}   # p = 0.5 by default
 
 
 def test_dropout_of_integers_scales_by_the_exact_factor_in_float32(device):
