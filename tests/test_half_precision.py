@@ -122,3 +122,14 @@ def test_float16_binary_cross_entropy_of_saturated_probabilities_is_finite(devic
     expected_grad = np.array([1 / (1 - eps), -1 / (1 - eps), 1 / eps, -1 / eps, -2]) / n
     np.testing.assert_allclose(float(loss.data.item()), expected_loss, rtol=RTOL)
     np.testing.assert_allclose(host(p.grad.data).astype(np.float64), expected_grad, rtol=RTOL)
+
+
+def test_float16_beside_float32_gives_float32_as_numpy_would():
+    """Computed in float32, the result goes back to the dtype the op would give its inputs: float32
+    when a float32 input comes with the float16 one, not float16."""
+    half, single = Variable(np.array([0.5, 1.5], np.float16)), Variable(np.array([1.0, 3.0], np.float32))
+    loss = F.mean_squared_error(half, single)
+    assert loss.dtype == np.float32
+    np.testing.assert_allclose(loss.item(), (0.25 + 2.25) / 2, rtol=1e-7)
+    loss.backward()
+    assert (half.grad.dtype, single.grad.dtype) == (np.float16, np.float32)
