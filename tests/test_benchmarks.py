@@ -60,6 +60,20 @@ def test_run_prints_one_table(tmp_path):
     assert "EM Old Faithful" in result.stdout
 
 
+def test_busy_core_times_each_workload_four_ways(tmp_path):
+    """benchmarks/busy_core.py (README's advice on busy machines): a row per workload, four timings each."""
+    command = [sys.executable, str(ROOT / "benchmarks" / "busy_core.py"), "--quick"]
+    result = subprocess.run(command, capture_output=True, text=True, cwd=tmp_path, timeout=300)
+    assert result.returncode == 0, result.stderr
+    rows = {line[:48].strip(): line[48:].split() for line in result.stdout.splitlines()[1:]}
+    assert {"autoencoder (quick)", "U-Net training step, batch 32"} <= set(rows), result.stdout
+    for name, numbers in rows.items():
+        seconds = [float(number) for number in numbers]
+        assert len(seconds) == 6 and all(value > 0 for value in seconds), (name, numbers)
+        for ratio, busy, idle in [(seconds[4], seconds[2], seconds[0]), (seconds[5], seconds[3], seconds[1])]:
+            assert abs(ratio - busy / idle) <= 0.05 * ratio + 0.1, (name, numbers)   # printed at 3 decimals
+
+
 def test_run_names_the_blas_kernel_and_warns_when_a_variable_pins_it(monkeypatch):
     from zero.__main__ import BLAS_PINNING_VARIABLES
     run = _load(ROOT / "benchmarks" / "run.py")
