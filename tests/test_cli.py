@@ -589,3 +589,10 @@ def test_standard_errors_are_compared_entry_by_entry_and_must_be_positive():
         check_within_standard_errors("a covariance", measured, expected, [[0.1, 1.0], [1.0, 0.1]])
     with pytest.raises(ValueError, match="standard errors of the mean must be positive, got 0.0"):
         check_within_standard_errors("the mean", 1.0, 1.0, 0.0)
+
+
+def test_variant_name_names_only_the_settings_that_differ_from_their_defaults():
+    from zero.cli import variant_name
+    assert variant_name() == variant_name(("hidden", 200, 200), ("latent", 20, 20)) == ""
+    assert variant_name(("hidden", 200, 200), ("latent", 2, 20)) == "_latent2"
+    assert variant_name(("hidden", 400, 200), ("latent", 2, 20)) == "_hidden400_latent2"

@@ -264,6 +264,22 @@ def test_a_vae_other_than_the_books_keeps_its_own_checkpoint(real_mnist_dir, tmp
                                                                                               result.stdout[-2000:])
 
 
+def test_an_autoencoder_of_another_size_keeps_its_own_checkpoint_and_a2_reads_it(real_mnist_dir, tmp_path):
+    """A.1 saved every autoencoder under one name: '--latent-size 2' overwrote the default one, and A.2
+    at that size read the default file, refused it (another shape) and trained its own."""
+    small = ["--data-dir", str(real_mnist_dir), "--train-limit", "64", "--heldout-limit", "32"]
+    for options in ([], ["--latent-size", "2"]):
+        result = _run_quick("step11_appendix_autoencoder/1_autoencoder.py", tmp_path, *small, *options)
+        assert result.returncode == 0, result.stderr[-3000:]
+    saved = sorted(path.name for path in (tmp_path / "checkpoints" / "quick").glob("step11_*1_autoencoder*.npz"))
+    assert saved == ["step11_appendix_autoencoder_1_autoencoder.npz",
+                     "step11_appendix_autoencoder_1_autoencoder_latent2.npz"]
+    result = _run_quick("step11_appendix_autoencoder/2_denoising.py", tmp_path, *small, "--latent-size", "2")
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert re.search(r"plain autoencoder: loaded \S*step11_appendix_autoencoder_1_autoencoder_latent2\.npz",
+                     result.stdout), result.stdout[-2000:]
+
+
 def test_the_flow_step_fits_its_mixture_until_em_converges(tmp_path):
     """With the default tol 1e-3 and seed 6, EM stopped on a plateau after 4 iterations, 0.017 nats per
     point above one Gaussian (a finished fit: 0.6), and the table called the flow better than the mixture."""

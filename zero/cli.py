@@ -306,6 +306,14 @@ def step_checkpoint(script, args):
     return _run_folder("checkpoints", args) / (script.replace("/", "_") + ".npz")
 
 
+def variant_name(*settings):
+    """What a checkpoint's name gets for the settings that differ from the ones later steps look for:
+    settings are (name, value, default) triples; '' when every value is its default, else e.g.
+    '_hidden400_latent2'. A model of another size is then saved beside the default one instead of
+    over it, and a step that reads it looks for the one of its own size."""
+    return "".join(f"_{name}{value}" for name, value, default in settings if value != default)
+
+
 def checkpoint_path(args, script_file, variant=""):
     """The checkpoint file for this run (its folder created if needed): --checkpoint, or the
     script's default, with `variant` appended to its name for runs that train on other data

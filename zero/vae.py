@@ -33,6 +33,7 @@ from tqdm import tqdm
 
 import zero.functions as F
 from zero.backend import get_array_module, get_backend, standard_normal, to_device_beside
+from zero.cli import variant_name
 from zero.core import Variable, no_grad
 from zero.layers import Layer, LayerList, Linear
 from zero.models import MLP, Model
@@ -176,9 +177,8 @@ def checkpoint_variant(hidden_size=200, latent_size=20, likelihood="gaussian"):
     a VAE of another size never replaces the book's."""
     if likelihood not in LIKELIHOODS:
         raise ValueError(f"likelihood must be one of {LIKELIHOODS}, got {likelihood!r}")
-    variant = "".join(f"_{name}{value}" for name, value, book in [("hidden", hidden_size, 200),
-                                                                  ("latent", latent_size, 20)] if value != book)
-    return variant + ("" if likelihood == "gaussian" else f"_{likelihood}")
+    return (variant_name(("hidden", hidden_size, 200), ("latent", latent_size, 20))
+            + ("" if likelihood == "gaussian" else f"_{likelihood}"))
 
 
 class VAE(Model):

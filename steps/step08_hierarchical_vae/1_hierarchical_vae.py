@@ -65,7 +65,8 @@ from zero.cli import checkpoint_path, out_dir, parse_options, plural, step_check
 from zero.optimizers import Adam
 from zero.plot import figures, save, save_image_grid, save_loss_curves, show, show_images
 from zero.training import add_data_options, fit, fit_or_resume, mnist_splits_from, read_checkpoint, restore_or_fit
-from zero.vae import LIKELIHOODS, VAE, HierarchicalVAE, checkpoint_variant, evaluate_bounds, latent_walk, loss_terms, walk_ends
+from zero.vae import (LIKELIHOODS, VAE, HierarchicalVAE, checkpoint_variant, evaluate_bounds, latent_walk,
+                      loss_terms, walk_ends)
 
 parser = step_parser(__doc__, training=True, epochs=30, batch_size=32, lr=1e-3, hidden_size=100,
                      latent_size=20, levels=2, iwae_samples=100)
