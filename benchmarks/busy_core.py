@@ -9,8 +9,8 @@ README's advice (on a machine doing something else, OPENBLAS_NUM_THREADS = the f
                                               # (and PyTorch's autoencoder, when torch is installed)
     python benchmarks/busy_core.py --quick    # smaller workloads (smoke test)
 
-Each measurement runs in a fresh process (`--worker autoencoder|unet`), since OpenBLAS reads its
-thread count when it starts.
+Each measurement runs in a fresh process, since OpenBLAS reads its thread count when it starts:
+`busy_core.py --worker autoencoder|torch_autoencoder`, or `bench_unet.py --worker zero` for the U-Net.
 """
 import argparse
 import importlib.util
@@ -64,11 +64,19 @@ def torch_autoencoder_seconds(images, epochs):
     return time.perf_counter() - start
 
 
+# every variable that limits OpenBLAS's threads (OPENBLAS_, GOTO_, OMP_) or PyTorch's (OMP_, MKL_): unset,
+# so that "default threads" are the libraries' own defaults
+THREAD_VARIABLES = ("OPENBLAS_NUM_THREADS", "GOTO_NUM_THREADS", "OMP_NUM_THREADS", "MKL_NUM_THREADS")
+# the busy process: a Python loop at 100% of one core, which stops when its parent does (even a killed one)
+SPIN = "import os\nparent = os.getppid()\nwhile os.getppid() == parent:\n    pass"
+
+
 def measure(workload, quick, one_thread):
     """Seconds of one workload in a fresh process, with OpenBLAS's default threads or one."""
     env = dict(os.environ)
-    for name in ("OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS"):   # OpenMP: PyTorch's threads
+    for name in THREAD_VARIABLES:
         env.pop(name, None)
+    for name in ("OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS"):   # OpenMP: PyTorch's threads
         if one_thread:
             env[name] = "1"
     if workload == "unet":   # bench_unet's zero worker: the CPU-default U-Net's training step, batch 32
@@ -76,8 +84,10 @@ def measure(workload, quick, one_thread):
                    "1" if quick else "5"]
     else:
         command = [sys.executable, str(HERE), "--worker", workload] + (["--quick"] if quick else [])
-    output = subprocess.run(command, env=env, capture_output=True, text=True, check=True).stdout
-    return json.loads(output.strip().splitlines()[-1])["seconds"]
+    result = subprocess.run(command, env=env, capture_output=True, text=True)
+    if result.returncode != 0:
+        raise RuntimeError(f"{' '.join(command)} failed:\n{result.stderr[-3000:]}")
+    return json.loads(result.stdout.strip().splitlines()[-1])["seconds"]
 
 
 def main():
@@ -96,7 +106,7 @@ def main():
         workloads["torch_autoencoder"] = f"PyTorch autoencoder{size}"
     rows = {}
     for busy in (False, True):
-        spinner = subprocess.Popen([sys.executable, "-c", "while True: pass"]) if busy else None
+        spinner = subprocess.Popen([sys.executable, "-c", SPIN]) if busy else None
         try:
             if spinner:
                 time.sleep(1)   # let it take its core
