@@ -190,9 +190,12 @@ def test_train_classifier_trains_a_model_left_in_eval_mode_in_training_mode():
     np.random.seed(0)
     model = MnistClassifier()
     model.eval()
+    modes = []
+    forward = model.forward
+    model.forward = lambda x: (modes.append(model.training), forward(x))[1]   # the mode each batch sees
     images, labels = _toy_digits(8)
-    train_classifier(model, Adam(model.params(), lr=0.0), images, labels, epochs=1, batch_size=8)
-    assert model.training
+    train_classifier(model, Adam(model.params(), lr=0.0), images, labels, epochs=2, batch_size=4)
+    assert modes == [True] * 4
 
 
 def test_score_samples_takes_labels_on_the_device(device):

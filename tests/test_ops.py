@@ -42,11 +42,11 @@ def distinct(rng, shape):
 
 def check_everywhere(f, *arrays):
     """Gradient check on the CPU; then the strict device must agree exactly. f's output is weighted
-    (by fixed numbers of both signs), so that the op under test gets an incoming gradient gy other
-    than the ones backward() starts from: a backward that ignored gy would pass with gy = 1."""
-    rng = np.random.default_rng(0)
+    (by fixed numbers away from zero, of both signs where it has several entries), so that the op under
+    test gets an incoming gradient gy other than the ones backward() starts from: a backward that
+    ignored gy would pass with gy = 1."""
     shape = f(*[Variable(a.copy()) for a in arrays]).shape
-    weights = rng.uniform(0.5, 2.0, shape) * rng.choice([-1.0, 1.0], shape)
+    weights = away_from_zero(np.random.default_rng(0), shape)
     gradient_check(lambda *v: f(*v) * weights, *arrays)
     on_cpu = [Variable(a.copy()) for a in arrays]
     on_device = [Variable(to_device(a, "strict")) for a in arrays]

@@ -83,7 +83,7 @@ print(f"histogram gap: the largest |histogram - bell| over the {BINS} bins of th
 # N = 1 is the flat uniform itself. The exact density of a sum of N uniforms (the Irwin-Hall density) is off the
 # bell by at most 0.50 of its peak for N = 1, 0.078 for N = 2, 0.035 for N = 4 and 0.015 for N = 10; a histogram
 # adds its own noise: 0.042 for 20,000 draws from the bell itself (the median of 400 such histograms; 0.026-0.063
-# in 9 of 10). The largest gap over 40 bins adds the two, so N = 4 still shows: over seeds 0-99 its gap had median
+# in 9 of 10). The largest gap over 40 bins combines the two, so N = 4 still shows: over seeds 0-99 its gap had median
 # 0.071 against the bell's 0.041, larger in 97 of the 100. From N = 10 on, a histogram of 20,000 sums can barely tell
 # them from the bell: median 0.048 against 0.042, larger in 65 of 100.
 show()

@@ -30,8 +30,9 @@ range (123-226 in the course table) is wider than the gaps recorded between dete
 DDPM on step 9's model (332 against 280 in one run, 304.3 against 290.7 in another: MEASUREMENTS.md),
 so the default does not show whether DDIM is worse at all. With 1,000 samples per sampler (step
 10.3's `--samples 1000`, about ten times its default sampling time) real sets range over 43.7-51.2
-(appendix B.1's row of README's course table), but distances shrink as the sample count grows, so the
-gaps above, measured with 100 samples, would have to be measured again at 1,000 to tell.
+(README's course table, row 12 `1_gan.py`, appendix B.1), but distances shrink as the sample count
+grows, so the gaps above, measured with 100 samples, would have to be measured again at 1,000 to
+tell.
 
     python steps/step09_diffusion/3_ddim.py            # needs the checkpoint of 2_ddpm.py
 """
