@@ -210,3 +210,11 @@ def test_a_plain_autoencoder_draws_no_noise_in_its_loss_or_its_reconstruction_er
     after = np.random.get_state()
     assert after[2] == state[2] and np.array_equal(after[1], state[1]), \
         "a plain autoencoder's loss or reconstruction_errors drew random numbers"
+
+
+def test_an_autoencoder_other_than_the_default_is_named_by_what_differs():
+    """A.1 saves under this suffix and A.2 looks for its plain autoencoder under it."""
+    from zero.autoencoder import checkpoint_variant
+    assert checkpoint_variant() == checkpoint_variant(200, 20) == ""
+    assert checkpoint_variant(latent_size=2) == "_latent2"
+    assert checkpoint_variant(400, 2) == "_hidden400_latent2"

@@ -23,6 +23,7 @@ from tqdm import tqdm
 
 import zero.functions as F
 from zero.backend import floating, get_array_module, standard_normal, to_device_beside, to_numpy
+from zero.cli import variant_name
 from zero.core import Variable, no_grad
 from zero.models import MLP, Model
 from zero.utils import check_not_empty, check_number
@@ -35,6 +36,13 @@ def add_noise(x, noise_std):
     xp = get_array_module(data)
     noisy = data + noise_std * standard_normal(xp, data.shape, data.dtype)
     return xp.clip(noisy, 0, 1)
+
+
+def checkpoint_variant(hidden_size=200, latent_size=20):
+    """What A.1 appends to its checkpoint's name for an autoencoder other than the default 784-200-20
+    one: '' for the default, else e.g. '_latent2'. A.1 saves under it and A.2 looks for its plain
+    autoencoder under it, so an autoencoder of another size never replaces the default one."""
+    return variant_name(("hidden", hidden_size, 200), ("latent", latent_size, 20))
 
 
 class Autoencoder(Model):

@@ -34,8 +34,8 @@ from pathlib import Path
 import numpy as np
 
 import zero
-from zero.autoencoder import Autoencoder
-from zero.cli import at_least, checkpoint_path, out_dir, parse_options, step_checkpoint, step_parser, variant_name
+from zero.autoencoder import Autoencoder, checkpoint_variant as autoencoder_variant
+from zero.cli import at_least, checkpoint_path, out_dir, parse_options, step_checkpoint, step_parser
 from zero.optimizers import Adam
 from zero.plot import figures, save, save_image_grid, save_loss_curves, show, show_images
 from zero.training import add_data_options, fit_or_resume, mean_loss, mnist_splits_from, restore_or_fit
@@ -54,8 +54,7 @@ args.vae_checkpoint = args.vae_checkpoint or step_checkpoint(   # step 7's VAE o
     "step07_vae/1_vae" + checkpoint_variant(args.hidden_size, args.latent_size), args)
 folder = out_dir(args, __file__)
 # an autoencoder of another size gets a checkpoint of its own ('_latent2'): A.2 reads the one of its size
-checkpoint = checkpoint_path(args, __file__, variant=variant_name(("hidden", args.hidden_size, 200),
-                                                                  ("latent", args.latent_size, 20)))
+checkpoint = checkpoint_path(args, __file__, variant=autoencoder_variant(args.hidden_size, args.latent_size))
 plt = figures(args.show)
 zero.seed(args.seed, args.device)  # NumPy's generator and the device's
 

@@ -25,8 +25,8 @@ from pathlib import Path
 import numpy as np
 
 import zero
-from zero.autoencoder import Autoencoder, add_noise, reconstruction_errors
-from zero.cli import checkpoint_path, out_dir, parse_options, step_checkpoint, step_parser, variant_name
+from zero.autoencoder import Autoencoder, add_noise, checkpoint_variant, reconstruction_errors
+from zero.cli import checkpoint_path, out_dir, parse_options, step_checkpoint, step_parser
 from zero.optimizers import Adam
 from zero.plot import figures, save_image_grid, save_loss_curves, show
 from zero.training import add_data_options, fit_or_resume, mnist_splits_from, restore_or_fit
@@ -39,8 +39,7 @@ parser.add_argument("--plain-checkpoint", type=Path, default=None,
                          "--hidden-size and --latent-size); trained here if missing")
 args = parse_options(parser, quick=dict(epochs=1, train_limit=512, heldout_limit=256))
 args.plain_checkpoint = args.plain_checkpoint or step_checkpoint(   # A.1's autoencoder of this size
-    "step11_appendix_autoencoder/1_autoencoder" + variant_name(("hidden", args.hidden_size, 200),
-                                                               ("latent", args.latent_size, 20)), args)
+    "step11_appendix_autoencoder/1_autoencoder" + checkpoint_variant(args.hidden_size, args.latent_size), args)
 folder = out_dir(args, __file__)
 checkpoint = checkpoint_path(args, __file__)
 figures(args.show)  # headless (Agg) unless --show and a display
