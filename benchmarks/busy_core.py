@@ -76,9 +76,8 @@ def measure(workload, quick, one_thread):
     env = dict(os.environ)
     for name in THREAD_VARIABLES:
         env.pop(name, None)
-    for name in ("OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS"):   # OpenMP: PyTorch's threads
-        if one_thread:
-            env[name] = "1"
+    if one_thread:
+        env.update(OPENBLAS_NUM_THREADS="1", OMP_NUM_THREADS="1")   # OpenMP: PyTorch's threads
     if workload == "unet":   # bench_unet's zero worker: the CPU-default U-Net's training step, batch 32
         command = [sys.executable, str(HERE.parent / "bench_unet.py"), "--worker", "zero", "--repeats",
                    "1" if quick else "5"]
