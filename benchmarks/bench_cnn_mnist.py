@@ -16,7 +16,6 @@ Each framework trains in its own subprocess (workers.py), so neither's idle thre
     python benchmarks/bench_cnn_mnist.py
 """
 import json
-import os
 import sys
 import time
 from pathlib import Path
@@ -24,7 +23,7 @@ from pathlib import Path
 import numpy as np
 from tqdm import tqdm
 
-from workers import main, mnist_folder, mnist_not_found, run_worker
+from workers import load_note, main, mnist_folder, mnist_not_found, run_worker
 
 EPOCHS = 4
 ROUNDS = 2  # zero then PyTorch, twice: the faster round of each
@@ -123,7 +122,7 @@ def run(quick=False):
                     "note": "acceptance: >= 0.97" + (" (quick: 1 epoch, not the acceptance run)" if quick else "")}
     time_row = {"benchmark": f"CNN MNIST training time ({epochs} epochs)", "unit": "s", "zero": seconds,
                 "reference": None, "reference_name": "torch (not installed)", "ratio": None, "target": None,
-                "note": f"load avg {os.getloadavg()[0]:.1f}"}
+                "note": load_note().lstrip("; ")}
     if torch is None:
         return [accuracy_row, time_row]
     torch_accuracy, torch_seconds = min(runs["torch"], key=lambda run: run[1])
@@ -131,7 +130,7 @@ def run(quick=False):
     time_row.update(reference=torch_seconds, reference_name=f"torch {torch.__version__} CPU",
                     ratio=seconds / torch_seconds,
                     note=f"faster of {len(runs['zero'])} rounds each, alternating; torch threads "
-                         f"{torch.get_num_threads()}; load avg {os.getloadavg()[0]:.1f}")
+                         f"{torch.get_num_threads()}{load_note()}")
     return [accuracy_row, time_row]
 
 

@@ -16,7 +16,6 @@ could take; the row's note gives it. Profile zero's step with:
     python benchmarks/bench_mlp.py --profile
 """
 import json
-import os
 import sys
 import time
 from pathlib import Path
@@ -24,7 +23,7 @@ from pathlib import Path
 import numpy as np
 
 from by_hand import adam_by_hand
-from workers import main, mnist_folder, run_worker
+from workers import load_note, main, mnist_folder, run_worker
 
 SIZES = (784, 200, 10)
 BATCH = 32
@@ -127,11 +126,6 @@ def seconds_per_step(step, x, t):
     for i in range(len(x)):
         step(x[i], t[i])
     return (time.perf_counter() - start) / len(x)
-
-
-def load_note():
-    """The machine's 1-minute load average: timings on a busy machine are not comparable."""
-    return f"; load avg {os.getloadavg()[0]:.1f} on {os.cpu_count()} cores" if hasattr(os, "getloadavg") else ""
 
 
 ROUNDS_PER_PROCESS = 2

@@ -15,8 +15,8 @@ gains as much or more from them. (bench_overhead runs both frameworks in one pro
 zero's settings; its arrays are a few hundred bytes, far below the allocator's thresholds.)
 """
 import json
+import math
 import os
-import resource
 import subprocess
 import sys
 from pathlib import Path
@@ -67,10 +67,18 @@ def mnist_not_found(benchmark):
             f"{mnist_dir()}, or in {SHARED_MNIST}); skipped")
 
 
+def load_note():
+    """'; load avg 0.7 on 2 cores' (the machine's 1-minute load average: timings on a busy
+    machine are not comparable), or '' where the system has none (Windows)."""
+    return f"; load avg {os.getloadavg()[0]:.1f} on {os.cpu_count()} cores" if hasattr(os, "getloadavg") else ""
+
+
 def peak_rss_kb():
-    """Peak resident memory of this process in kB. On Linux read VmHWM: a child's
-    ru_maxrss starts at its parent's peak (it survives fork and exec), which
-    would hide the worker's own peak when the parent has imported torch."""
+    """Peak resident memory of this process in kB; NaN where neither way below exists (Windows),
+    so that the memory rows read nan there instead of a number that was never measured.
+    On Linux read VmHWM: a child's ru_maxrss starts at its parent's peak (it survives fork and
+    exec), which would hide the worker's own peak when the parent has imported torch. Elsewhere
+    ru_maxrss, which macOS counts in bytes and the other systems in kB."""
     try:
         with open("/proc/self/status") as status:
             for line in status:
@@ -78,7 +86,12 @@ def peak_rss_kb():
                     return int(line.split()[1])
     except OSError:
         pass
-    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    try:
+        import resource
+    except ImportError:   # Windows
+        return math.nan
+    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    return peak / 1024 if sys.platform == "darwin" else peak
 
 
 def main(run, worker):

@@ -226,3 +226,33 @@ def test_overhead_skeleton_runs_the_whole_backward_pass(monkeypatch):
     for _ in range(2):
         train(1)
         assert [p.grad.shape for p in train.params] == [p.shape for p in train.params]
+
+
+def test_peak_memory_and_load_note_elsewhere_than_linux(monkeypatch):
+    """Off Linux there is no /proc/self/status: macOS's ru_maxrss counts bytes (the memory rows were
+    1024 times too large there), and Windows has neither the resource module nor a load average
+    (`import resource` at the top of workers.py stopped every benchmark there)."""
+    monkeypatch.syspath_prepend(str(ROOT / "benchmarks"))
+    import builtins
+    import resource
+    import types
+    import workers
+    real_open = builtins.open
+
+    def no_proc(path, *args, **kwargs):
+        if str(path).startswith("/proc/"):
+            raise FileNotFoundError(path)
+        return real_open(path, *args, **kwargs)
+    monkeypatch.setattr(builtins, "open", no_proc)
+    usage = types.SimpleNamespace(ru_maxrss=300 * 2 ** 20)   # 300 MB, in bytes on macOS
+    monkeypatch.setitem(sys.modules, "resource", types.SimpleNamespace(
+        RUSAGE_SELF=resource.RUSAGE_SELF, getrusage=lambda who: usage))
+    monkeypatch.setattr(sys, "platform", "darwin")
+    assert workers.peak_rss_kb() == 300 * 1024
+    monkeypatch.setattr(sys, "platform", "freebsd14")   # kB, as on Linux
+    assert workers.peak_rss_kb() == 300 * 2 ** 20
+    monkeypatch.setitem(sys.modules, "resource", None)   # Windows: `import resource` raises ImportError
+    assert math.isnan(workers.peak_rss_kb())
+    assert workers.load_note().startswith("; load avg ")
+    monkeypatch.delattr(os, "getloadavg")
+    assert workers.load_note() == ""
