@@ -76,7 +76,7 @@ z = np.random.standard_normal((2000, 2)).astype(np.float32)
 inverse_stages = [to_host(points) for points in model.stages(z, inverse=True)]   # z -> ... -> x
 shown = sorted(set(np.linspace(0, args.couplings, 5).round().astype(int)))
 
-fig, axes = plt.subplots(1, len(shown), figsize=(3.2 * len(shown), 3.4))
+fig, axes = plt.subplots(1, len(shown), figsize=(3.2 * len(shown), 3.4), layout="constrained")
 colour = x_heldout[:, 0]  # each point keeps its colour (its original x_1) through the map
 for ax, index in zip(axes, shown):
     ax.scatter(*forward_stages[index].T, c=colour, cmap="coolwarm", s=3)
@@ -85,7 +85,7 @@ for ax, index in zip(axes, shown):
 fig.suptitle("forward f: held-out data -> standard normal (colour: the point's original x_1)")
 save(fig, folder, "forward")
 
-fig, axes = plt.subplots(1, len(shown), figsize=(3.2 * len(shown), 3.4))
+fig, axes = plt.subplots(1, len(shown), figsize=(3.2 * len(shown), 3.4), layout="constrained")
 angle = np.arctan2(z[:, 1], z[:, 0])
 for ax, index in zip(axes, shown):
     ax.scatter(*inverse_stages[index].T, c=angle, cmap="hsv", s=3)

@@ -94,9 +94,9 @@ points = np.stack([grid_x.ravel(), grid_y.ravel()], axis=1)
 with zero.no_grad():
     flow_density = np.exp(zero.to_numpy(model.log_prob(zero.to_device(points.astype(np.float32), args.device)).data))
 gmm_density = np.exp(mixture.log_prob(points))
-fig, axes = plt.subplots(1, 3, figsize=(15, 4.8))
-for ax, density, title in [(axes[0], gmm_density, f"mixture of 2 (EM): held out {gmm['heldout']:.3f}"),
-                           (axes[1], flow_density, f"flow: held out {flow['heldout']:.3f}")]:
+fig, axes = plt.subplots(1, 3, figsize=(15, 5.2), layout="constrained")
+for ax, density, title in [(axes[0], gmm_density, f"mixture of 2 (EM): {gmm['heldout']:.3f}"),
+                           (axes[1], flow_density, f"flow: {flow['heldout']:.3f}")]:
     # 12 levels above 0: a level at 0 would trace where float32 densities underflow, far from any data
     levels = np.linspace(density.max() / 13, density.max(), 12)
     ax.contour(grid_x, grid_y, density.reshape(grid_x.shape), levels=levels, cmap="viridis")
@@ -110,8 +110,10 @@ axes[2].scatter(*z.T, s=6, c=x_train[:, 0], cmap="coolwarm")
 circle = np.linspace(0, 2 * np.pi, 100)
 for radius in (1, 2):
     axes[2].plot(radius * np.cos(circle), radius * np.sin(circle), "k--", lw=0.8)
-axes[2].set(title="training eruptions mapped to z = f(x)\n(should look like N(0, I); circles at 1 and 2)",
+axes[2].set(title="training eruptions mapped to z = f(x)\n"
+                  "(colour: eruption x_1; should look like N(0, I); circles at 1 and 2)",
             xlabel="z_1", ylabel="z_2", aspect="equal")
+fig.suptitle("density contours; in the titles, the held-out mean log p(x) (higher is better)")
 save(fig, folder, "flow_vs_mixture")
 
 fig, ax = plt.subplots(figsize=(6.5, 4))
@@ -119,7 +121,7 @@ epochs = np.arange(1, len(history["train_loss"]) + 1)
 ax.plot(epochs, history["train_loss"], label="flow, training")
 ax.plot(epochs, history["heldout_loss"], label="flow, held out")
 ax.axhline(-gmm["heldout"], color="k", ls="--", label="mixture of 2, held out")
-ax.set(title="-log p(x) per point", xlabel="epoch", ylabel="nats", ylim=(0.8, 3.0))
+ax.set(title="-log p(x) per point (lower is better)", xlabel="epoch", ylabel="nats", ylim=(0.8, None))
 ax.legend()
 save(fig, folder, "loss")
 show()
