@@ -64,17 +64,21 @@ print(f"held-out accuracy: {accuracy:.2%} on {len(x_heldout):,} images")
 confusion = np.zeros((10, 10), dtype=np.int64)
 np.add.at(confusion, (data.t_heldout, predicted), 1)
 
-fig, (ax_confusion, ax_errors) = plt.subplots(1, 2, figsize=(11, 5))
-ax_confusion.imshow(np.log1p(confusion), cmap="Blues")
+fig, (ax_confusion, ax_errors) = plt.subplots(1, 2, figsize=(11, 5), layout="constrained")
+shade = np.log1p(confusion)   # on a log scale, so that single mistakes show beside the ~200 right ones
+ax_confusion.imshow(shade, cmap="Blues")
 for (row, column), count in np.ndenumerate(confusion):
-    if count:
-        ax_confusion.text(column, row, str(count), ha="center", va="center", fontsize=7)
+    if count:   # white on the dark cells, black on the light ones
+        ax_confusion.text(column, row, str(count), ha="center", va="center", fontsize=8,
+                          color="white" if shade[row, column] > shade.max() / 2 else "black")
 ax_confusion.set(title=f"held-out confusion matrix (accuracy {accuracy:.1%})", xlabel="predicted", ylabel="true",
                  xticks=range(10), yticks=range(10))
 wrong = np.flatnonzero(predicted != data.t_heldout)[:24]
 if len(wrong):
-    pairs = ", ".join(f"{data.t_heldout[i]}->{predicted[i]}" for i in wrong[:8]) + (" ..." if len(wrong) > 8 else "")
-    show_images(ax_errors, x_heldout[wrong], 8, f"misclassified held-out digits (true -> predicted):\n{pairs}")
+    pairs = [f"{data.t_heldout[i]}->{predicted[i]}" for i in wrong]
+    rows = "\n".join("   ".join(pairs[start:start + 8]) for start in range(0, len(pairs), 8))   # one line per row
+    show_images(ax_errors, x_heldout[wrong], 8, f"misclassified held-out digits\n(true -> predicted, row by row)\n{rows}",
+                fontsize=10)
 else:
     ax_errors.axis("off")                                     # nothing misclassified: an empty panel
 save(fig, folder, "classifier")
