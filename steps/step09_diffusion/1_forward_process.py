@@ -100,7 +100,7 @@ fig.suptitle("the forward process: noise added step by step, and drawn directly 
 save(fig, folder, "forward_process")
 
 pixel = np.unravel_index(np.argmax(x0), x0.shape)   # a pixel on the stroke (value 1)
-fig, axes = plt.subplots(1, 4, figsize=(16, 3.4))
+fig, axes = plt.subplots(1, 4, figsize=(16, 3.6), layout="constrained")
 ts = np.arange(1, T + 1)
 axes[0].plot(ts, np.sqrt(alpha_bars), label="sqrt(alpha_bar_t): share of the digit")
 axes[0].plot(ts, np.sqrt(1 - alpha_bars), label="sqrt(1 - alpha_bar_t): noise std")
@@ -112,8 +112,8 @@ for ax, t in zip(axes[1:], (100, 500, 1000)):
     grid = np.linspace(-4, 4, 200)
     mean, std = np.sqrt(alpha_bars[t - 1]) * x0[pixel], np.sqrt(1 - alpha_bars[t - 1])
     ax.plot(grid, np.exp(-0.5 * ((grid - mean) / std) ** 2) / (std * np.sqrt(2 * np.pi)), "k", lw=1,
-            label="N(sqrt(ab) x0, 1 - ab)")
-    ax.set(title=f"one stroke pixel at t = {t}", xlabel=f"value ({args.chains} chains)")
-    ax.legend(fontsize=7)
+            label="N(sqrt(alpha_bar_t) x0, 1 - alpha_bar_t)")
+    ax.set(title=f"one stroke pixel at t = {t}", xlabel=f"value ({args.chains} chains)", ylabel="density")
+axes[1].legend(fontsize=7, loc="upper left")   # once, where the left half is empty: the same three in every panel
 save(fig, folder, "same_distribution")
 show()

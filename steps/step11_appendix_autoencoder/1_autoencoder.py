@@ -119,8 +119,8 @@ for ax, images, title in [(axes[0], ae_prior_samples, "autoencoder: z ~ N(0, I)"
 save(fig, folder, "samples_autoencoder_vs_vae")
 
 save_image_grid(np.concatenate([data.x_heldout[:10], ae_reconstructions, vae_reconstructions]), 10,
-                f"held-out digits, autoencoder (error {ae_error:.1f}), VAE mu(x) (error {vae_error:.1f})", folder,
-                "reconstructions")
+                f"rows: held-out digits / the autoencoder's reconstructions (error {ae_error:.1f}) /\n"
+                f"the VAE's, decoded from mu(x) (error {vae_error:.1f})", folder, "reconstructions")
 
 fig, axes = plt.subplots(1, 3, figsize=(18, 5.4), layout="constrained")
 circle = np.linspace(0, 2 * np.pi, 100)
