@@ -17,10 +17,11 @@ from zero import Parameter
 from zero.errors import CheckpointRefused
 from zero.gan import (DCDiscriminator, DCGenerator, MLPDiscriminator, MLPGenerator, _Generator, discriminator_loss,
                       discriminator_path, generator_gradient_norm, generator_loss, leaky_relu, load_gan,
-                      logit_gradient, moving_average, plot_game, save_gan, score_generator, train_gan,
+                      logit_gradient, plot_game, save_gan, score_generator, train_gan,
                       train_gan_or_resume)
 from zero.models import Model
 from zero.optimizers import SGD, Adam
+from zero.plot import moving_average
 from zero.vae import latent_walk
 
 
@@ -144,6 +145,9 @@ def test_plot_game_draws_both_players_and_the_discriminators_beliefs():
     np.testing.assert_allclose(ax_prob.lines[0].get_ydata(), moving_average(history["d_real"]))
     np.testing.assert_allclose(ax_prob.lines[1].get_ydata(), moving_average(history["d_fake"]))
     assert len(ax_prob.lines[0].get_ydata()) == 120 - 120 // 4 + 1  # the window: a quarter of a short run
+    # each mean at the last step of its window: the curves end at the last step, 119, as the runs do
+    for line in ax_loss.lines + ax_prob.lines[:2]:
+        np.testing.assert_array_equal(line.get_xdata(), np.arange(120 // 4 - 1, 120))
     np.testing.assert_array_equal(ax_prob.lines[2].get_ydata(), [0.5, 0.5])   # "D cannot tell"
     assert ax_prob.get_ylim() == (0, 1)
     plt.close(fig)

@@ -41,7 +41,7 @@ from zero.errors import CheckpointRefused
 from zero.layers import BatchNorm, Conv2d, ConvTranspose2d, Linear
 from zero.metrics import score_samples
 from zero.models import Model
-from zero.plot import moving_average
+from zero.plot import plot_moving_average
 from zero.training import (checkpoint_arrays, loss_history, restore_random_state, resumed_after, resuming,
                            run_settings, stage_checkpoint)
 from zero.utils import check_count, save_npz_files_atomically
@@ -264,12 +264,12 @@ def plot_game(ax_loss, ax_prob, history, title):
     """The two panels every GAN run shows, from train_gan's history (moving averages): both players'
     losses on ax_loss (titled `title`), and what D believes of real and generated images on ax_prob
     (1/2 where it cannot tell them apart)."""
-    ax_loss.plot(moving_average(history["d_loss"]), label="L_D (discriminator)")
-    ax_loss.plot(moving_average(history["g_loss"]), label="L_G = -log D(G(z)) (generator)")
+    plot_moving_average(ax_loss, history["d_loss"], label="L_D (discriminator)")
+    plot_moving_average(ax_loss, history["g_loss"], label="L_G = -log D(G(z)) (generator)")
     ax_loss.set(title=title, xlabel="step", ylabel="loss")
     ax_loss.legend()
-    ax_prob.plot(moving_average(history["d_real"]), label="D(x), real images")
-    ax_prob.plot(moving_average(history["d_fake"]), label="D(G(z)), generated")
+    plot_moving_average(ax_prob, history["d_real"], label="D(x), real images")
+    plot_moving_average(ax_prob, history["d_fake"], label="D(G(z)), generated")
     ax_prob.axhline(0.5, color="k", ls="--", lw=0.8, label="1/2: D cannot tell")
     ax_prob.set(title="what D believes", xlabel="step", ylabel="probability 'real'", ylim=(0, 1))
     ax_prob.legend()

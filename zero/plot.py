@@ -142,15 +142,24 @@ def moving_average(values, width=50):
     return np.convolve(values, np.ones(width) / width, mode="valid")
 
 
+def plot_moving_average(ax, values, width=50, **plot_options):
+    """Draw moving_average(values, width) on ax, each mean at the last step of its window (the
+    first mean, of steps 0..w-1, at step w-1: drawn at step 0 the curve would run w-1 steps early).
+    plot_options go to ax.plot; returns the window w used."""
+    mean = moving_average(values, width)
+    window = len(values) - len(mean) + 1
+    ax.plot(np.arange(window - 1, len(values)), mean, **plot_options)
+    return window
+
+
 def save_step_loss(step_loss, title, folder, name="loss", width=50):
     """The loss of every optimizer step (faint) and its moving average over `width` steps, on a log
     scale, saved to folder/name.png; returns the path."""
     import matplotlib.pyplot as plt
     fig, ax = plt.subplots(figsize=(7, 4))
     ax.plot(np.asarray(step_loss), alpha=0.3, label="per step")
-    mean = moving_average(step_loss, width)
-    window = len(step_loss) - len(mean) + 1
-    ax.plot(np.arange(window - 1, len(step_loss)), mean, label=f"mean of {window} steps")
+    window = plot_moving_average(ax, step_loss, width)
+    ax.lines[-1].set_label(f"mean of {window} steps")
     ax.set(title=title, xlabel="optimizer step", ylabel="loss", yscale="log")
     ax.legend()
     return save(fig, folder, name)

@@ -48,7 +48,7 @@ from zero.gan import (MLPDiscriminator, MLPGenerator, discriminator_loss, genera
                       logit_gradient, plot_game, score_generator, train_gan, train_gan_or_resume)
 from zero.metrics import classifier_for_scoring, classify, feature_statistics, real_image_distances
 from zero.optimizers import Adam
-from zero.plot import figures, moving_average, save, save_image_grid, show, show_images
+from zero.plot import figures, plot_moving_average, save, save_image_grid, show, show_images
 from zero.training import add_data_options, mnist_splits_from
 
 parser = step_parser(__doc__, training=True, epochs=30, batch_size=64, lr=2e-4, latent_size=64, g_hidden_size=512,
@@ -146,8 +146,8 @@ for name, score in scores.items():
 fig, (ax_loss, ax_prob, ax_compare) = plt.subplots(1, 3, figsize=(17, 4.5))
 plot_game(ax_loss, ax_prob, history, "both players' losses (moving average)")
 compared = len(minimax_history["d_fake"])
-ax_compare.plot(moving_average(history["d_fake"][:compared]), label="G trained on -log D (non-saturating)")
-ax_compare.plot(moving_average(minimax_history["d_fake"]), label="G trained on log(1 - D) (minimax)")
+plot_moving_average(ax_compare, history["d_fake"][:compared], label="G trained on -log D (non-saturating)")
+plot_moving_average(ax_compare, minimax_history["d_fake"], label="G trained on log(1 - D) (minimax)")
 ax_compare.set(title=f"D(G(z)) over the first {plural(args.minimax_epochs, 'epoch')}, same start", xlabel="step",
                ylabel="D(G(z))", ylim=(0, 1))
 ax_compare.legend()
