@@ -159,7 +159,8 @@ for gamma in sorted(set(gammas) | {GUIDANCE}):
         print("  per digit: " + ", ".join(f"{digit}: {share:.0%}" for digit, share in enumerate(per_digit)))
 
 # ---- figures ------------------------------------------------------------------------------------------------------
-save_step_loss(history["step_loss"], "conditional DDPM training loss", folder)
+save_step_loss(history["step_loss"], "conditional DDPM training loss (9.3), per pixel: (eps - eps_theta(x_t, t, y))^2",
+               folder)
 
 save_image_grid(samples[GUIDANCE], args.per_class,
                 f"guided samples ({sampler_label}), gamma = {GUIDANCE:g}\none row per digit 0-9", folder,

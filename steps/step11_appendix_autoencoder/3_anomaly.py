@@ -66,11 +66,15 @@ per_digit = [scores[data.t_heldout == digit].mean() for digit in range(10)]
 
 # ---- figures ---------------------------------------------------------------------------------------------------
 fig, (ax_hist, ax_roc, ax_digits) = plt.subplots(1, 3, figsize=(16, 4.5))
-bins = np.linspace(0, np.percentile(scores, 99.5), 50)
-ax_hist.hist(normal_scores, bins=bins, density=True, alpha=0.6, label="digits seen in training")
-ax_hist.hist(anomaly_scores, bins=bins, density=True, alpha=0.6, label=f"unseen digit {args.anomaly_digit}")
-ax_hist.set(title="held-out reconstruction errors", xlabel="sum (x - x_hat)^2", ylabel="density")
-ax_hist.legend()
+top = np.percentile(scores, 99.5)       # the x axis ends there; the few larger errors join the last bin
+bins = np.linspace(0, top, 50)
+ax_hist.hist(np.minimum(normal_scores, top), bins=bins, density=True, alpha=0.6, label="digits seen in training")
+ax_hist.hist(np.minimum(anomaly_scores, top), bins=bins, density=True, alpha=0.6,
+             label=f"unseen digit {args.anomaly_digit}")
+ax_hist.set(title="held-out reconstruction errors", ylabel="density",
+            xlabel=f"sum (x - x_hat)^2 (the last bin holds the {np.sum(scores > top)} above {top:.0f} too)")
+ax_hist.set_ylim(0, 1.3 * ax_hist.get_ylim()[1])   # room above the bars for the legend
+ax_hist.legend(loc="upper right")
 false_positive_rate, true_positive_rate = roc_curve(normal_scores, anomaly_scores)
 ax_roc.plot(false_positive_rate, true_positive_rate, label=f"AUC {auc:.3f}")
 ax_roc.plot([0, 1], [0, 1], "k--", lw=0.8, label="chance")
