@@ -16,6 +16,7 @@ few covariances.
     python steps/step03_multivariate_normal/2_density.py [--quick] [--out OUT] [--show]
 """
 import numpy as np
+from matplotlib.ticker import MaxNLocator
 
 from zero.cli import check, out_dir, step_parser
 from zero.distributions import multivariate_normal_pdf
@@ -57,10 +58,18 @@ ys = np.linspace(MEAN[1] - 3.5, MEAN[1] + 3.5, GRID)
 grid_x, grid_y = np.meshgrid(xs, ys)
 points = np.stack([grid_x.ravel(), grid_y.ravel()], axis=1)  # (GRID * GRID, 2): the density of all at once
 
+densities = {name: multivariate_normal_pdf(points, MEAN, covariance).reshape(grid_x.shape)
+             for name, covariance in COVARIANCES.items()}
+# one set of contour levels for all panels, so that a colour means the same density in each:
+# round numbers between 0 and the highest peak
+highest = max(density.max() for density in densities.values())
+levels = MaxNLocator(nbins=10).tick_values(0, highest)
+levels = levels[(levels > 0) & (levels < highest)]
+
 surface_fig = plt.figure(figsize=(5 * len(COVARIANCES), 4.5))
-contour_fig, contour_axes = plt.subplots(1, len(COVARIANCES), figsize=(5 * len(COVARIANCES), 4.5))
-for index, (name, covariance) in enumerate(COVARIANCES.items()):
-    density = multivariate_normal_pdf(points, MEAN, covariance).reshape(grid_x.shape)
+contour_fig, contour_axes = plt.subplots(1, len(COVARIANCES), figsize=(4.5 * len(COVARIANCES), 4.5),
+                                         layout="constrained")
+for index, (name, density) in enumerate(densities.items()):
     volume = density.sum() * (xs[1] - xs[0]) * (ys[1] - ys[0])  # sum of p(x) dx1 dx2; < 1: the square cuts the tails
     print(f"{name:32s} peak {density.max():.4f}, volume over the plotted square {volume:.4f}")
     # below 1 (the square cuts the tails) by at most 1.3% here: the stretched x1's tails beyond 3.5 / sqrt(2) stds
@@ -69,9 +78,10 @@ for index, (name, covariance) in enumerate(COVARIANCES.items()):
     ax.plot_surface(grid_x, grid_y, density, cmap="viridis")
     ax.set(title=name, xlabel="x1", ylabel="x2")
     ax = contour_axes[index]
-    ax.contour(grid_x, grid_y, density, levels=8)
+    contours = ax.contour(grid_x, grid_y, density, levels=levels)
     ax.plot(*MEAN, "r+", markersize=12)
     ax.set(title=name, xlabel="x1", ylabel="x2", aspect="equal")
+contour_fig.colorbar(contours, ax=contour_axes, label="p(x)", shrink=0.8)
 save(surface_fig, folder, "surfaces")
 save(contour_fig, folder, "contours")
 show()
