@@ -77,6 +77,7 @@ for index, (name, density) in enumerate(densities.items()):
     ax = surface_fig.add_subplot(1, len(COVARIANCES), index + 1, projection="3d")
     ax.plot_surface(grid_x, grid_y, density, cmap="viridis")
     ax.set(title=name, xlabel="x1", ylabel="x2")
+    ax.set_zlabel("p(x)", labelpad=12)   # the padding keeps it off the tick labels
     ax = contour_axes[index]
     contours = ax.contour(grid_x, grid_y, density, levels=levels)
     ax.plot(*MEAN, "r+", markersize=12)
