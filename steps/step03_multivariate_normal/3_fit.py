@@ -63,11 +63,11 @@ generated = mean + noise @ scale_tril.T                                        #
 
 fig, (ax_fit, ax_new) = plt.subplots(1, 2, figsize=(11, 4.5), sharex=True, sharey=True)
 ax_fit.scatter(data[:, 0], data[:, 1], s=6, alpha=0.6, label="data")
-ax_fit.contour(grid_x, grid_y, density, levels=8, cmap="viridis")
+ax_fit.contour(grid_x, grid_y, density, levels=8, colors="k", linewidths=0.8)
 ax_fit.set(title="fitted 2-D normal over 507 adults", xlabel="height (cm)", ylabel="weight (kg)")
 ax_fit.legend()
 ax_new.scatter(generated[:, 0], generated[:, 1], s=6, alpha=0.6, color="C1", label="generated")
-ax_new.contour(grid_x, grid_y, density, levels=8, cmap="viridis")
+ax_new.contour(grid_x, grid_y, density, levels=8, colors="k", linewidths=0.8)
 ax_new.set(title=f"{N_GENERATED} points generated from it", xlabel="height (cm)")
 ax_new.legend()
 save(fig, folder, "fitted_contours")

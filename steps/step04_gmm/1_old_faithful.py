@@ -57,7 +57,7 @@ density = multivariate_normal_pdf(points, mean, covariance)
 
 fig, (ax_scatter, ax_duration, ax_waiting) = plt.subplots(1, 3, figsize=(15, 4.5))
 ax_scatter.scatter(data[:, 0], data[:, 1], s=8)
-ax_scatter.contour(grid_x, grid_y, density.reshape(grid_x.shape), levels=7, cmap="viridis")
+ax_scatter.contour(grid_x, grid_y, density.reshape(grid_x.shape), levels=7, colors="k", linewidths=0.8)
 ax_scatter.plot(*mean, "r+", markersize=14, label="mean of the single normal")
 ax_scatter.set(title="Old Faithful and the best single normal", xlabel="eruption (min)", ylabel="waiting (min)")
 ax_scatter.legend(loc="upper left")

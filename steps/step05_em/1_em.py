@@ -122,7 +122,7 @@ ax_history.set(title=f"EM: mean log-likelihood (iteration 1: {history[0]:.1f}, o
                xlabel="iteration", ylabel="1/N log p(D)")
 for k in range(K):
     ax_fit.scatter(data[labels == k, 0], data[labels == k, 1], s=8, alpha=0.7, label=f"most responsible: {k + 1}")
-ax_fit.contour(grid_x, grid_y, density.reshape(grid_x.shape), levels=10, cmap="viridis")
+ax_fit.contour(grid_x, grid_y, density.reshape(grid_x.shape), levels=10, colors="k", linewidths=0.8)
 ax_fit.set(title="fitted mixture over Old Faithful", xlabel="eruption (min)", ylabel="waiting (min)")
 ax_fit.legend(loc="upper left")
 save(fig, folder, "em_fit")
