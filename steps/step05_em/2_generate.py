@@ -17,6 +17,7 @@ absurdly many; neural networks will give far more flexible p(x).
     python steps/step05_em/2_generate.py [--quick] [--out OUT] [--show] [--seed SEED]
 """
 import numpy as np
+from matplotlib.ticker import MaxNLocator
 
 from zero.cli import out_dir, step_parser
 from zero.datasets import load_old_faithful
@@ -62,6 +63,7 @@ density = np.exp(gmm.log_prob(points)).reshape(grid_x.shape)
 fig, axes = plt.subplots(1, 3, figsize=(16, 4.5))
 axes[0].plot(np.arange(1, len(gmm.log_likelihood_history) + 1), gmm.log_likelihood_history, "o-", markersize=3)
 axes[0].set(title="EM from a data-based start", xlabel="iteration", ylabel="mean log-likelihood")
+axes[0].xaxis.set_major_locator(MaxNLocator(integer=True))   # iterations are whole numbers
 axes[1].scatter(data[:, 0], data[:, 1], s=8, color="gray")
 axes[1].contour(grid_x, grid_y, density, levels=10, colors="k", linewidths=0.8)
 axes[1].set(title="real eruptions and the fitted mixture", xlabel="eruption (min)", ylabel="waiting (min)")
