@@ -61,8 +61,8 @@ ax_pdf.legend()
 cdf = normal_cdf(grid, mu, sigma)
 ax_cdf.plot(grid, cdf, "k", label="model F(x)")
 ax_cdf.plot(np.sort(heights), np.arange(1, len(heights) + 1) / len(heights), drawstyle="steps-post",
-            label="data: fraction <= x")
-ax_cdf.axvline(SHORT, color="C0", ls="--")
+            color="C2", label="data: fraction <= x")
+ax_cdf.axvline(SHORT, color="C0", ls="--")   # the dashed lines take the colours of the areas on the left
 ax_cdf.axvline(TALL, color="C1", ls="--")
 ax_cdf.set(title="cumulative distribution function", xlabel="height (cm)", ylabel="P(X <= x)")
 ax_cdf.legend()
