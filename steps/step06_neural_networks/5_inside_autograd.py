@@ -51,7 +51,9 @@ def f(x):
 # ---- second derivative by double backprop, checked by hand -----------------------------------------------
 x = zero.Variable(np.array(2.0), name="x")
 y = f(x)
-y.backward(create_graph=True)   # x.grad is a Variable with its own graph
+# backward starts from dy/dy = 1 (by default unnamed); named here, it is labelled so in the picture
+seed = zero.Variable(np.ones_like(y.data), name="dy/dy = 1")   # y's shape and dtype, as backward requires
+y.backward(gradient=seed, create_graph=True)   # x.grad is a Variable with its own graph
 gx = x.grad
 gx.name = "dy/dx"
 print(f"  graph of the gradient: {draw_graph(gx, folder / 'gradient_graph.png')}")
