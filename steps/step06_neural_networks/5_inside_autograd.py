@@ -93,7 +93,7 @@ close = np.flatnonzero(np.abs(np.array(descent) - 1) < 1e-6)
 print(f"gradient descent (lr 0.01): x = {descent[-1]:.8f} after 200 steps; "
       + (f"first within 1e-6 of 1 at step {close[0]}" if close.size else "never within 1e-6 of 1"))
 
-fig, (ax_f, ax_error) = plt.subplots(1, 2, figsize=(10, 4))
+fig, (ax_f, ax_error) = plt.subplots(1, 2, figsize=(10, 4), layout="constrained")
 grid = np.linspace(-1.8, 2.1, 200)
 ax_f.plot(grid, f(grid), color="0.3")
 ax_f.plot(descent, [f(v) for v in descent], ".", color="tab:blue", label="gradient descent")
