@@ -2,8 +2,10 @@
 
 70,000 handwritten digits, 28 x 28 grey pixels in [0, 1] (60,000 for training,
 10,000 for testing). Steps 7-10 learn their distribution p(x) and draw new
-digits from it. This script loads them, prints their shape and range, and shows
-some with their labels and the mean image.
+digits from it. This script loads the images they train on (MNIST's training
+split, or where only the test split is at hand, the test split's first 8,000:
+zero.training.mnist_splits), prints their shape and range, and shows some with
+their labels and the mean image.
 
     python steps/step06_neural_networks/4_mnist.py [--data-dir DIR] [--show]
 """
@@ -35,7 +37,8 @@ for ax, image, label in zip(axes.flat, x, t):
 save(fig, folder, "digits")
 
 fig, (ax_grid, ax_mean) = plt.subplots(1, 2, figsize=(10, 5))
-show_images(ax_grid, x[:100], 10, "the first 100 training images")
+split = "training" if data.source == "train" else "test"   # the MNIST split the images above come from
+show_images(ax_grid, x[:100], 10, f"the first 100 images of MNIST's {split} split")
 show_images(ax_mean, x.mean(axis=0), 1, "the mean image")
 save(fig, folder, "grid_and_mean")
 show()
