@@ -665,6 +665,25 @@ def test_arrays_in_ops_follow_numpy_where_no_integers_meet_floats():
     np.testing.assert_array_equal(halves.data, [0.0, 2.5, 5.0])
 
 
+@pytest.mark.parametrize("dtype", [np.int8, np.int32, np.uint8, np.int64, np.bool_])
+@pytest.mark.parametrize("number", [2, True, 2.5, 300, -1, np.int64(2)])
+def test_a_number_beside_an_integer_variable_gives_numpys_dtype_or_its_error(dtype, number):
+    """NEP 50: a Python int keeps an integer array's dtype (int32 * 2 is int32; zero made it int64), a
+    float does not (int32 * 2.5 is float64), a NumPy scalar counts as an array, and an int that
+    does not fit (300 in int8, -1 in uint8) raises OverflowError, as NumPy does."""
+    integers = np.arange(3).astype(dtype)
+    for op in (lambda a, n: a * n, lambda a, n: n - a):
+        try:
+            expected = op(integers, number)
+        except (OverflowError, TypeError) as error:   # TypeError: NumPy has no bool - bool
+            with pytest.raises(type(error)):
+                op(Variable(integers), number)
+            continue
+        result = op(Variable(integers), number)
+        assert result.dtype == expected.dtype, (result.dtype, expected.dtype)
+        np.testing.assert_array_equal(result.data, expected)
+
+
 def test_ops_take_plain_arrays_and_numbers_without_any_variable():
     """F.add(array, 2.0) once read the array's .data (a memoryview) as if it were a Variable's."""
     y = F.add(np.ones(3, np.float32), 2.0)

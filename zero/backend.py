@@ -21,7 +21,7 @@ DEFAULT_DTYPE = np.float32
 
 def check_numpy_version(version):
     """Refuse NumPy 1: zero relies on NumPy 2's promotion rules (NEP 50), under which a Python number
-    never changes an array's dtype and float32 scalars stay float32. Under NumPy 1.26 losses and
+    never widens an array of its own kind (2.0 * float32 stays float32) and float32 scalars stay float32. Under NumPy 1.26 losses and
     their gradients came out float64 (13 tests failed), so refusing is clearer than running."""
     if int(version.split(".")[0]) < 2:
         raise ImportError(f"zero needs NumPy 2.0 or later, found NumPy {version}: "
@@ -208,7 +208,8 @@ def any_outside(values, low, high):
 
 def floating(array):
     """array as is if it holds floating-point (or complex) numbers; integers and booleans as
-    DEFAULT_DTYPE. Ops such as exp, log and softmax use it: NumPy would compute them in float64,
+    DEFAULT_DTYPE. Ops such as exp, log and softmax use it: NumPy would pick float16 to float64 by the
+    integer's width (float64 for int32 and int64),
     and a float result in an integer array (x - max(x), in place) would not even fit."""
     return array if array.dtype.kind in "fc" else array.astype(DEFAULT_DTYPE)
 

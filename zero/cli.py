@@ -5,7 +5,8 @@ Every step script starts with `parser = step_parser(__doc__)` (plus
 read their options with `args = parse_options(parser, quick={...})` (a --quick run's defaults;
 a SetupError then ends the script with its message alone), the others (steps 1-5, 6.2, 6.5)
 with `parser.parse_args()`. So every script offers the same switches: `--quick` (a tiny run
-for the test suite), `--out` (where figures go), `--show` (open windows as well), `--seed`;
+for the test suite), `--out` (where figures go), `--show` (open windows as well), and `--seed`
+unless it draws no random numbers (those call `step_parser(..., seeded=False)`);
 training scripts add `--device`, `--epochs`, `--batch-size`, `--checkpoint` and `--resume`;
 scripts that only sample add `--device` with add_device_option, and those that read MNIST
 `--data-dir` (add_data_dir_option, or zero.training.add_data_options with the split options).

@@ -335,8 +335,10 @@ NUMBERS = (int, float, np.number, np.bool_)  # Python and NumPy scalars: constan
 def _as_variables(inputs):
     """Variables for the inputs, and their arrays; arrays and numbers become
     constants. Python and NumPy numbers take the device of the first array input
-    and, if it is floating, its dtype, so 2.0 * float32 stays float32 (with an
-    integer array, NumPy's rules apply: int64 * 2.5 is float64). Integer and boolean
+    and, if it is floating, its dtype, so 2.0 * float32 stays float32. With an
+    integer array NumPy's rules apply: a Python int takes its dtype (int32 * 2 is
+    int32; 300 does not fit int8 and raises OverflowError), anything else its own
+    (int32 * 2.5 is float64). Integer and boolean
     arrays passed beside a floating input take its dtype too, so W * np.arange(3) is
     float32 for a float32 W, and so is W's gradient (NumPy would make both float64)."""
     variables, arrays = [], []
@@ -358,8 +360,9 @@ def _number_as_array(number, inputs):
     if reference is None:
         dtype = backend.DEFAULT_DTYPE if isinstance(number, float) else None
         return np.asarray(number, dtype=dtype)
-    dtype = reference.dtype if reference.dtype.kind == "f" else None
-    return get_array_module(reference).asarray(number, dtype=dtype)
+    kind = reference.dtype.kind
+    keeps_dtype = kind == "f" or (kind in "iu" and isinstance(number, int))   # the last: NumPy's own rule (NEP 50)
+    return get_array_module(reference).asarray(number, dtype=reference.dtype if keeps_dtype else None)
 
 
 def _integers_as_floating(array, inputs):

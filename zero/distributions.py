@@ -40,8 +40,9 @@ def erfc(x):
 
     Python and NumPy scalars: `math.erfc` (exact to double precision). Arrays of
     any backend: the Chebyshev fit of Numerical Recipes (2nd ed., sec. 6.2),
-    relative error below 1.2e-7 everywhere, tails included, built from array
-    operations only so that it runs on the device.
+    relative error below 1.2e-7 wherever erfc(x) is a normal float64 (x below about 26.5;
+    beyond, the result is subnormal and loses relative precision, and from x = 27.23 on it is 0),
+    built from array operations only so that it runs on the device.
     """
     if _is_scalar(x):
         return math.erfc(float(x))
@@ -186,7 +187,8 @@ def _singular(xp, covariance, factor):
 def multivariate_normal_log_pdf(x, mean, covariance):
     """log N(x | mean, covariance) for x (N, D) or (D,); mean (D,); covariance (D, D).
 
-    Returns (N,) or a 0-d array. See `gaussian_log_pdf_cholesky` for several
+    Returns (N,), or for x (D,) one number: a NumPy scalar (a 0-d array on CuPy). See
+    `gaussian_log_pdf_cholesky` for several
     Gaussians at once.
     """
     x, mean, covariance = _as_array(x), _as_array(mean), _as_array(covariance)

@@ -339,8 +339,9 @@ def load_checkpoint(path, model, optimizer=None, settings=None):
 
     Everything is checked before anything changes: a missing, corrupt or mismatching file
     raises an error naming the file and the entry, and leaves model and optimizer untouched.
-    settings: this run's options {name: text}; each one the file also holds must be the same
-    (a file saved without settings is not checked).
+    settings: this run's options {name: text}; each one the file also holds must be the same, and
+    a file that recorded settings must hold every one of this run's but source (one saved before
+    an option existed is refused, naming it); a file saved without settings is not checked.
     Returns {'epoch': int, 'history': {name: list of floats}, 'random_state': the saved state of
     NumPy's global generator (None in older files), which restore_random_state sets}.
     """

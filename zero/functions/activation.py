@@ -20,7 +20,7 @@ from zero.functions.shape import reshape
 def _sigmoid(xp, x):
     """1 / (1 + e^-x) on an array, as written: for x < 0, e^-x is large and 1 / (1 + e^-x) keeps
     its full relative precision (sigmoid(-20) = 2.1e-9 in float32, where 0.5 tanh(x/2) + 0.5 rounds
-    it to 0 and log(sigmoid(-20)) would be -inf). Below x = -88 (float32) e^-x overflows to inf
+    it to 0 and log(sigmoid(-20)) would be -inf). Below x = -88.7 (float32) e^-x overflows to inf
     and 1 / (1 + inf) = 0, the right limit: NumPy's overflow warning is silenced for it."""
     x = floating(x)
     y = xp.negative(x, out=xp.empty_like(x))   # -x, in an array of its own (for a 0-d x too), worked on in place

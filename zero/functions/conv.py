@@ -17,7 +17,8 @@ adjoint (col2im): it adds each column back where it came from.
 
 col is KH*KW times larger than x, so the batch is processed in chunks: the
 buffers stay bounded (CHUNK_ELEMENTS), and each chunk is still one large matmul.
-That is how pooling and strided convolutions work. A same convolution (stride 1,
+That is how strided convolutions work. Pooling unfolds the whole batch at once
+(with the usual 2x2 windows and stride 2, its patches are only the size of x). A same convolution (stride 1,
 the output the size of the input: the U-Net's every convolution) needs no padded
 copy: `_shifted_rows` ("shifted rows", below) lays each channel's images end to end
 and shifts that row per kernel offset, zeroing what crosses an image's edge; its
@@ -96,7 +97,8 @@ def _patch_buffer(x, shape):
     before it unfolds again, so one buffer serves all chunks and all layers. A fresh 8 MB
     array per chunk made a U-Net training step 7-9% slower (new pages are zeroed by the
     kernel and start cold in the caches). The result is overwritten by the next call; the
-    buffer stays allocated, as large as the largest patches so far (normally the chunk budget)."""
+    buffer stays allocated, as large as the largest patches so far (the chunk budget for convolutions; pooling's, the size
+    of its whole input, may be larger)."""
     key = (type(x), str(getattr(x, "device", "")), x.dtype.str)
     buffers = _patch_buffers.by_key
     size = math.prod(shape)

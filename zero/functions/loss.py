@@ -15,8 +15,9 @@ from zero.functions.math import clip, log
 from zero.functions.reduction import HALF, in_float32_at_least
 
 BCE_EPS = 1e-7  # binary_cross_entropy clips p to [eps, 1 - eps]: each term is at most -log(1e-7) = 16.1
-# float16 cannot tell 1 - 1e-7 from 1 (log(1 - p) would be -inf there): it clips to its gap below 1,
-# 2^-11, at which the gradient 1 / (eps (1 - eps)) ~ 2048 fits in float16 too (1e7 would be inf)
+# float16 probabilities: the loss itself is computed in float32, but the gradient comes back in
+# float16, where 1 / (eps (1 - eps)) at eps = 1e-7 would be inf; float16 clips to its gap below 1,
+# 2^-11, at which that gradient, ~2048, fits
 HALF_BCE_EPS = 2.0 ** -11
 
 

@@ -1,7 +1,8 @@
 """Element-wise math: exp, log, sin, cos, tanh, sqrt, abs, clip,
 maximum/minimum, where. Each backward is the derivative you learned in school,
 times the incoming gradient gy (the chain rule). The transcendental ones give
-float32 (the default dtype) for integer input, not NumPy's float64."""
+float32 (the default dtype) for integer input, where NumPy picks float16 to float64 by the
+integer's width (float64 for int32 and int64)."""
 
 __all__ = ['abs', 'clip', 'cos', 'exp', 'log', 'maximum', 'minimum', 'sin', 'sqrt', 'square', 'tanh', 'where']
 
