@@ -871,3 +871,19 @@ def test_fit_diffusion_saves_the_run_settings_with_its_checkpoint(tmp_path):
     images, model, diffusion, optimizer = _tiny_run()
     with pytest.raises(ValueError, match=r"--seed 3 \(now 4\)"):
         load_checkpoint(path, model, optimizer, settings={"seed": "4", "lr": "0.01"})
+
+
+def test_q_sample_and_q_step_refuse_noise_or_time_steps_that_would_broadcast():
+    """Noise of a batch of one was spread over the whole batch (every image got the same noise), and a
+    spatial mismatch raised NumPy's bare broadcasting error; one time step per image, or one int."""
+    diffusion = Diffusion(num_timesteps=10)
+    x = np.zeros((2, 1, 4, 4), np.float32)
+    for noise, said in [(np.zeros((1, 1, 4, 4), np.float32), r"\(1, 1, 4, 4\)"),
+                        (np.zeros((2, 1, 8, 8), np.float32), r"\(2, 1, 8, 8\)")]:
+        with pytest.raises(ValueError, match=r"q_sample: noise must have the images' shape \(2, 1, 4, 4\), got " + said):
+            diffusion.q_sample(x, np.array([1, 2]), noise)
+        with pytest.raises(ValueError, match="q_step: noise must have the images' shape"):
+            diffusion.q_step(x, 3, noise)
+    with pytest.raises(ValueError, match=r"q_sample: t must be one time step or one per image, shape \(2,\); got shape \(1,\)"):
+        diffusion.q_sample(x, np.array([3]), x)
+    assert diffusion.q_sample(x, 3, x).shape == x.shape   # one int for the whole batch is fine

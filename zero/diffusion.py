@@ -66,6 +66,16 @@ def sampler_name(sampler, eta=0.0):
     return sampler if sampler == "ddpm" else f"{sampler} eta {eta:g}"
 
 
+def _check_noise_and_steps(owner, x, noise, t):
+    """The noise must be x's shape (a batch of one would be broadcast: the same noise in every image),
+    and an array of time steps one per image."""
+    if tuple(noise.shape) != tuple(x.shape):
+        raise ValueError(f"{owner}: noise must have the images' shape {tuple(x.shape)}, got {tuple(noise.shape)}")
+    if not isinstance(t, numbers.Integral) and tuple(t.shape) != (len(x),):
+        raise ValueError(f"{owner}: t must be one time step or one per image, shape ({len(x)},); "
+                         f"got shape {tuple(t.shape)}")
+
+
 class Diffusion:
     """The noise schedule and every coefficient computed from it, as float32 arrays (T,) on `device`.
 
@@ -140,6 +150,7 @@ class Diffusion:
         x0, noise: (N, C, H, W) arrays; t: (N,) integers in 1..T. Returns an array like x0.
         """
         t = self._check_timesteps("q_sample", t)
+        _check_noise_and_steps("q_sample", x0, noise, t)
         return self._q_sample(x0, t, noise)
 
     def _q_sample(self, x0, t, noise):  # for time steps drawn here, in 1..T: no check (a device sync) per step
@@ -149,6 +160,7 @@ class Diffusion:
         """One step of the chain: x_t = sqrt(alpha_t) x_{t-1} + sqrt(beta_t) noise; t an int for the
         whole batch, or (N,) integers, one per image (as in q_sample)."""
         t = self._check_timesteps("q_step", t)
+        _check_noise_and_steps("q_step", x_prev, noise, t)
         xp, ndim = self.xp, x_prev.ndim
         return xp.sqrt(self._at(self.alphas, t, ndim)) * x_prev + xp.sqrt(self._at(self.betas, t, ndim)) * noise
 
