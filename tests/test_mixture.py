@@ -601,3 +601,13 @@ def test_a_mixture_from_parameters_on_a_device_stays_there(device):
 def test_bad_given_parameters_are_named(weights, means, covariances, problem):
     with pytest.raises(ValueError, match=problem):
         GaussianMixture.from_parameters(weights, means, covariances)
+
+
+@pytest.mark.parametrize("method", ["score", "log_prob", "predict_proba", "predict"])
+def test_a_fitted_mixture_refuses_nan_data_as_fit_does(method):
+    """score, log_prob and predict_proba returned NaN for NaN rows (predict, component 0), while fit refused them."""
+    mixture = GaussianMixture(2, seed=0).fit(np.random.default_rng(0).standard_normal((50, 2)))
+    data = np.array([[0.0, 1.0], [np.nan, 0.0], [1.0, np.inf]])
+    with pytest.raises(ValueError, match=rf"GaussianMixture.{method}: data contains NaN or infinite values in 2 of 3 "
+                                         rf"rows \(first: row 1\)"):
+        getattr(mixture, method)(data)

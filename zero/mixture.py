@@ -57,6 +57,18 @@ def _as_float64_rows(x):
     return x.astype(get_array_module(x).float64)
 
 
+def _check_finite(x, method):
+    """x (N, D) as it is, if every value is finite; else a ValueError naming `method` and the rows."""
+    xp = get_array_module(x)
+    finite = xp.isfinite(x).all(axis=1)
+    if not bool(finite.all()):   # one read by the host
+        bad_rows = int((~finite).sum())
+        first = int(xp.argmin(finite))
+        raise ValueError(f"GaussianMixture.{method}: data contains NaN or infinite values in {bad_rows} of "
+                         f"{x.shape[0]} rows (first: row {first})")
+    return x
+
+
 class GaussianMixture:
     """A mixture of K full-covariance Gaussians in D dimensions, fitted by EM.
 
@@ -277,15 +289,8 @@ class GaussianMixture:
         that of a floating x, float32 for integers and lists."""
         floating_array = hasattr(x, "shape") and np.issubdtype(x.dtype, np.floating)
         dtype = x.dtype if floating_array else np.dtype(DEFAULT_DTYPE)
-        x = _as_float64_rows(x)
+        x = _check_finite(_as_float64_rows(x), "fit")
         self.dtype = dtype
-        xp = get_array_module(x)
-        finite = xp.isfinite(x).all(axis=1)
-        if not bool(finite.all()):
-            bad_rows = int((~finite).sum())
-            first = int(xp.argmin(finite))
-            raise ValueError(f"data contains NaN or infinite values in {bad_rows} of {x.shape[0]} rows "
-                             f"(first: row {first})")
         if x.shape[0] < self.n_components:
             raise ValueError(f"fewer data points ({x.shape[0]}) than components ({self.n_components})")
         return x
@@ -297,7 +302,7 @@ class GaussianMixture:
     def _log_joint(self, x, method):
         """log phi_k + log N(x_n | mu_k, Sigma_k), (N, K), for the data x given to `method` (its name,
         for the messages)."""
-        x = self._prepare(x, method)
+        x = _check_finite(self._prepare(x, method), method)   # else NaN log-likelihoods, silently
         if x.shape[1] != self._fitted_dim():
             raise ValueError(f"data has dimension {x.shape[1]} but the mixture was fitted in "
                              f"dimension {self._fitted_dim()}")
