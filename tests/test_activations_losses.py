@@ -680,11 +680,10 @@ def test_a_target_variable_of_another_dtype_still_gets_its_gradient(loss, expect
     np.testing.assert_allclose(targets.grad.data, expected, rtol=1e-6)
 
 
-@pytest.mark.parametrize("reduction", ["mean", "sum"])
-def test_softmax_cross_entropy_of_an_empty_batch_backprops_an_empty_gradient(reduction):
+def test_softmax_cross_entropy_of_an_empty_batch_backprops_an_empty_gradient():
+    """With reduction 'sum' (the mean of an empty batch is refused: see the test of all four losses)."""
     x = Variable(np.zeros((0, 3), np.float32))
-    with np.errstate(invalid="ignore", divide="ignore"):
-        loss = F.softmax_cross_entropy(x, np.zeros(0, np.int64), reduction)
+    loss = F.softmax_cross_entropy(x, np.zeros(0, np.int64), "sum")
     loss.backward()
     assert x.grad.shape == (0, 3) and x.grad.dtype == np.float32
 
@@ -703,3 +702,15 @@ def test_a_host_target_goes_to_the_predictions_device(loss):
     expected.backward()
     np.testing.assert_allclose(host(value.data), expected.data, rtol=1e-6)
     np.testing.assert_allclose(host(on_device.grad.data), on_cpu.grad.data, rtol=1e-6)
+
+
+@pytest.mark.parametrize("loss", ["mean_squared_error", "softmax_cross_entropy", "binary_cross_entropy",
+                                  "binary_cross_entropy_with_logits"])
+def test_a_mean_loss_over_an_empty_batch_is_refused_and_a_summed_one_is_zero(loss):
+    """The mean over no examples was 0 / 0: a NaN loss with only NumPy's RuntimeWarning."""
+    empty = Variable(np.zeros((0, 3), np.float32))
+    target = np.zeros(0, np.int64) if loss == "softmax_cross_entropy" else np.zeros((0, 3), np.float32)
+    prediction = F.sigmoid(empty) if loss == "binary_cross_entropy" else empty
+    with pytest.raises(ValueError, match=r"reduction 'mean' over no elements \(an empty batch\).*inputs: \(0, 3\)"):
+        getattr(F, loss)(prediction, target)
+    assert float(getattr(F, loss)(prediction, target, reduction="sum").data) == 0.0

@@ -26,6 +26,16 @@ def _check_reduction(name, reduction):
         raise ValueError(f"{name}: reduction must be 'mean' or 'sum', got {reduction!r}")
 
 
+def _reduced(loss, count, reduction):
+    """A summed loss as `reduction` asks: as it is for 'sum', divided by the number of terms for
+    'mean', where no terms (an empty batch) are refused: 0 / 0 would be a NaN loss, with only a warning."""
+    if reduction == "sum":
+        return loss
+    if count == 0:
+        raise ValueError("reduction 'mean' over no elements (an empty batch): the mean of nothing is undefined (NaN)")
+    return loss / count
+
+
 def _check_same_shape(x0, x1):
     if x0.shape != x1.shape:
         raise ValueError(f"shapes differ: {x0.shape} vs {x1.shape}")
@@ -55,7 +65,7 @@ class MeanSquaredError(Function):
         _check_same_shape(x0, x1)
         diff = x0 - x1
         y = self.xp.vdot(diff, diff)  # sum of squares (vdot flattens)
-        return y / diff.size if self.reduction == "mean" else y
+        return _reduced(y, diff.size, self.reduction)
 
     def backward(self, gy):
         x0, x1 = self.inputs
@@ -136,7 +146,7 @@ class SoftmaxCrossEntropy(Function):
         self.exp_shifted = xp.exp(shifted)
         self.sum_exp = self.exp_shifted.sum(axis=1, keepdims=True)
         loss = (xp.log(self.sum_exp[:, 0]) - shifted[xp.arange(n), labels]).sum()
-        return loss / n if self.reduction == "mean" else loss
+        return _reduced(loss, n, self.reduction)
 
     def backward(self, gy):
         logits, = self.inputs
@@ -159,7 +169,7 @@ class SoftmaxCrossEntropyGrad(Function):
         self.softmax_of_logits = softmax_of_logits
 
     def scale(self, n):
-        return 1.0 / n if self.reduction == "mean" and n else 1.0  # c
+        return 1.0 / n if self.reduction == "mean" else 1.0  # c (the forward refused a mean over n = 0)
 
     def forward(self, logits, gy):
         xp, n = self.xp, len(logits)
@@ -205,7 +215,7 @@ class BinaryCrossEntropy(Function):
         log_p *= targets
         log_p += log_1mp
         loss = -log_p.sum()
-        return loss / probs.size if self.reduction == "mean" else loss
+        return _reduced(loss, probs.size, self.reduction)
 
     def backward(self, gy):
         probs, targets = self.inputs
@@ -233,7 +243,7 @@ class BinaryCrossEntropyWithLogits(Function):
         terms += xp.maximum(logits, 0)
         terms -= logits * targets
         loss = terms.sum()
-        return loss / logits.size if self.reduction == "mean" else loss
+        return _reduced(loss, logits.size, self.reduction)
 
     def backward(self, gy):
         logits, targets = self.inputs
