@@ -714,3 +714,13 @@ def test_a_mean_loss_over_an_empty_batch_is_refused_and_a_summed_one_is_zero(los
     with pytest.raises(ValueError, match=r"reduction 'mean' over no elements \(an empty batch\).*inputs: \(0, 3\)"):
         getattr(F, loss)(prediction, target)
     assert float(getattr(F, loss)(prediction, target, reduction="sum").data) == 0.0
+
+
+@pytest.mark.parametrize("loss", [F.binary_cross_entropy, F.binary_cross_entropy_with_logits])
+def test_binary_cross_entropy_refuses_targets_outside_zero_to_one(loss):
+    """0-255 pixels as targets gave a loss of -253.8: a number without meaning, unbounded below."""
+    probs = Variable(np.full((2, 3), 0.5, np.float32))
+    pixels = np.array([[0.0, 128.0, 255.0], [0.0, 0.0, 1.0]], np.float32)
+    with pytest.raises(ValueError, match=r"targets must lie in \[0, 1\], got values from 0 to 255 .*divide by 255"):
+        loss(probs, pixels)
+    loss(probs, pixels / 255).backward()   # the same, scaled: fine

@@ -585,6 +585,9 @@ def test_integer_images_are_refused_by_to_model_range():
     """uint8 pixels wrapped around: 0 * 2 - 1 became 255."""
     with pytest.raises(TypeError, match=r"to_model_range expects floating-point images .* got dtype uint8"):
         to_model_range(np.array([0, 1], np.uint8))
+    # float pixels 0-255 became data up to 509 (the same mistake, in a float array)
+    with pytest.raises(ValueError, match=r"to_model_range expects images in \[0, 1\], got values from 0 to 255"):
+        to_model_range(np.array([0.0, 255.0], np.float32))
 
 
 @pytest.mark.parametrize("t", [0, 11, -1])

@@ -664,3 +664,14 @@ def test_a_vae_other_than_the_books_is_named_by_what_differs():
     assert checkpoint_variant(400, 2) == "_hidden400_latent2"
     with pytest.raises(ValueError, match="likelihood must be one of"):
         checkpoint_variant(likelihood="poisson")
+
+
+@pytest.mark.parametrize("likelihood", ["gaussian", "bernoulli"])
+def test_integer_images_are_refused_with_the_fix_named(likelihood):
+    """uint8 pixels gave an inf loss with only an overflow warning (a VAE of values in [0, 1])."""
+    pixels = np.random.default_rng(0).integers(0, 256, (4, 784)).astype(np.uint8)
+    model = VAE(likelihood=likelihood)
+    for method in (model.loss, model.negative_elbo):
+        with pytest.raises(TypeError, match="images must be floating-point values in \\[0, 1\\], got dtype uint8 "
+                                            "\\(divide 0-255 pixels by 255 first\\)"):
+            method(pixels)

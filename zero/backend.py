@@ -206,6 +206,13 @@ def any_outside(values, low, high):
     return bool(((values < low) | (values >= high)).any())
 
 
+def host_min_max(*arrays):
+    """[min, max] of each non-empty array, in order, as Python numbers: (a, b) -> [a_min, a_max, b_min,
+    b_max], read by the host in one copy (a GPU waits once, not once per number)."""
+    xp = get_array_module(arrays[0])
+    return to_numpy(xp.stack([value for array in arrays for value in (array.min(), array.max())])).tolist()
+
+
 def floating(array):
     """array as is if it holds floating-point (or complex) numbers; integers and booleans as
     DEFAULT_DTYPE. Ops such as exp, log and softmax use it: NumPy would pick float16 to float64 by the

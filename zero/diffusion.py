@@ -26,7 +26,8 @@ import numpy as np
 from tqdm import tqdm
 
 import zero.functions as F
-from zero.backend import any_outside, get_array_module, get_backend, standard_normal, to_device_beside, to_numpy
+from zero.backend import (any_outside, get_array_module, get_backend, host_min_max, standard_normal,
+                          to_device_beside, to_numpy)
 from zero.core import no_grad, test_mode
 from zero.data import DataLoader, Dataset, epoch_loader
 from zero.training import loss_history, save_checkpoint
@@ -38,6 +39,11 @@ def to_model_range(images):
     if images.dtype.kind != "f":  # uint8 pixels 0-255 would wrap around, silently
         raise TypeError(f"to_model_range expects floating-point images in [0, 1], got dtype {images.dtype} "
                         f"(divide 0-255 pixels by 255 first)")
+    if images.size:   # float pixels 0-255 would become data up to 509, which the schedule was not made for
+        lowest, highest = host_min_max(images)
+        if lowest < 0 or highest > 1:
+            raise ValueError(f"to_model_range expects images in [0, 1], got values from {lowest:.4g} to "
+                             f"{highest:.4g} (divide 0-255 pixels by 255 first)")
     return images * 2 - 1
 
 

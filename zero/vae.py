@@ -121,6 +121,14 @@ def decoder(latent_size, hidden_size, out_size):
     return MLP((latent_size, hidden_size, out_size))
 
 
+def _check_images(x):
+    """Refuse integer images (0-255 pixels): a model of values in [0, 1] would give an inf loss from
+    them, with only an overflow warning. A dtype test, not a pass over the pixels: this runs every step."""
+    if x.dtype.kind != "f":
+        raise TypeError(f"images must be floating-point values in [0, 1], got dtype {x.dtype} "
+                        f"(divide 0-255 pixels by 255 first)")
+
+
 class _Likelihood:
     """p(x | z) from the decoder's logits, for both likelihoods; see the module docstring."""
 
@@ -138,12 +146,14 @@ class _Likelihood:
         """Reconstruction term of the training loss, summed over the batch. For 'gaussian' it is the
         book's sum (x - x_hat)^2, whatever decoder_std is: the std enters log_prob (and so the
         bounds of evaluate_bounds), not this training number."""
+        _check_images(x)
         if self.kind == "gaussian":
             return F.mean_squared_error(F.sigmoid(logits), x, reduction="sum")  # sum (x - x_hat)^2
         return F.binary_cross_entropy_with_logits(logits, x, reduction="sum")  # -log p(x | z)
 
     def log_prob(self, x, logits):
         """log p(x | z) in nats per example, constants included: (N,)."""
+        _check_images(x)
         if self.kind == "bernoulli":
             return bernoulli_log_likelihood(x, logits)
         # log N(x | x_hat, std^2 I) = -sum (x - x_hat)^2 / (2 std^2) - D/2 log(2 pi std^2)

@@ -26,6 +26,19 @@ def _check_reduction(name, reduction):
         raise ValueError(f"{name}: reduction must be 'mean' or 'sum', got {reduction!r}")
 
 
+def _check_targets(targets, probs=None):
+    """Refuse binary cross-entropy targets outside [0, 1] (0-255 pixels, say: the loss would be a number
+    without meaning, unbounded below). With probs, returns their [min, max], read by the host in the
+    same copy as the targets' ([0, 0] for empty arrays)."""
+    arrays = (targets,) if probs is None else (targets, probs)
+    extremes = backend.host_min_max(*arrays) if targets.size else [0, 0] * len(arrays)
+    lowest, highest = extremes[:2]
+    if lowest < 0 or highest > 1:
+        raise ValueError(f"targets must lie in [0, 1], got values from {lowest:.4g} to {highest:.4g} "
+                         f"(images of 0-255 pixels: divide by 255)")
+    return extremes[2:]
+
+
 def _reduced(loss, count, reduction):
     """A summed loss as `reduction` asks: as it is for 'sum', divided by the number of terms for
     'mean', where no terms (an empty batch) are refused: 0 / 0 would be a NaN loss, with only a warning."""
@@ -202,8 +215,7 @@ class BinaryCrossEntropy(Function):
 
     def forward(self, probs, targets):
         _check_same_shape(probs, targets)
-        # one explicit host copy of two numbers (a GPU waits once, not twice)
-        lowest, highest = backend.to_numpy(self.xp.stack((probs.min(), probs.max()))).tolist() if probs.size else (0, 0)
+        lowest, highest = _check_targets(targets, probs)
         if lowest < 0 or highest > 1:  # logits passed by mistake would be clipped into a wrong loss, silently
             raise ValueError(f"probs must be probabilities in [0, 1], got values from {lowest:.4g} to {highest:.4g} "
                              f"(for logits use binary_cross_entropy_with_logits)")
@@ -238,6 +250,7 @@ class BinaryCrossEntropyWithLogits(Function):
 
     def forward(self, logits, targets):
         _check_same_shape(logits, targets)
+        _check_targets(targets)
         xp = self.xp
         terms = xp.log1p(xp.exp(-xp.abs(logits)))
         terms += xp.maximum(logits, 0)
