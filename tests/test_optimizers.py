@@ -138,6 +138,18 @@ def test_bad_params_are_clear_errors():
         SGD([np.ones(2)], lr=0.1)
 
 
+@pytest.mark.parametrize("make, owner", [(SGD, "SGD"), (Momentum, "Momentum"), (Adam, "Adam"), (AdamW, "AdamW"),
+                                         (lambda ps: clip_grad_norm(ps, 1e-3), "clip_grad_norm")])
+def test_a_single_parameter_where_a_list_is_expected_is_refused(make, owner):
+    """A Variable iterates over its rows: SGD(layer.W) held each row as a parameter of its own and its steps
+    left W unchanged; clip_grad_norm(layer.W, ...) saw no gradients and returned 0.0 without clipping."""
+    layer = Linear(3, in_size=2)
+    (layer(np.ones((4, 2), np.float32)) ** 2).sum().backward()
+    with pytest.raises(TypeError, match=rf"^{owner}: params must be an iterable of Parameters "
+                                        r"\(e\.g\. \[layer\.W\] or model\.params\(\)\), got a Parameter$"):
+        make(layer.W)
+
+
 def test_optimizer_built_before_lazy_layer_is_called(device):
     layer = Linear(2).to(device)
     optimizer = Adam(layer.params(), lr=0.1)

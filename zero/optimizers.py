@@ -38,6 +38,7 @@ class Optimizer:
     hyperparameters = ()
 
     def __init__(self, params, lr):
+        _check_not_one_parameter(type(self).__name__, params)
         self.params = []
         seen = set()
         for param in params:
@@ -318,6 +319,14 @@ class AdamW(Adam):
         return grad
 
 
+def _check_not_one_parameter(owner, params):
+    """Refuse a single Variable where a list of parameters is expected: it iterates over its rows, each a
+    new Variable, so an optimizer would update copies and clip_grad_norm would find no gradients."""
+    if isinstance(params, Variable):
+        raise TypeError(f"{owner}: params must be an iterable of Parameters (e.g. [layer.W] or model.params()), "
+                        f"got a {type(params).__name__}")
+
+
 def _sum_of_squares(g):
     """sum of g^2, in float32 at least: in float16 it overflows to inf once the norm passes 256."""
     if g.dtype.itemsize < 4:
@@ -334,6 +343,7 @@ def clip_grad_norm(params, max_norm):
     """
     if not max_norm >= 0:  # a negative one would flip every gradient's sign
         raise ValueError(f"clip_grad_norm: max_norm must be >= 0, got {max_norm!r}")
+    _check_not_one_parameter("clip_grad_norm", params)
     params = [param for param in params if param.grad is not None]
     if not params:
         return 0.0
