@@ -648,34 +648,60 @@ def test_adam_over_parameters_of_two_dtypes_steps_each_as_alone():
         np.testing.assert_array_equal(a.data, b.data)
 
 
-@pytest.mark.parametrize("make", [lambda ps: SGD(ps, lr=0.1), lambda ps: Momentum(ps, lr=0.1),
-                                  lambda ps: Adam(ps, lr=0.1), lambda ps: AdamW(ps, lr=0.1)],
-                         ids=["SGD", "Momentum", "Adam", "AdamW"])
-@pytest.mark.parametrize("bad_grad", [np.ones(4, np.float32), np.float32(2.0)], ids=["another shape", "a scalar"])
-def test_a_gradient_of_another_shape_than_its_parameter_is_refused_before_anything_changes(make, bad_grad):
-    """The first parameter's gradient is fine, the second's is not: Adam's passes over all parameters at
-    once used to update the first parameter's moment before failing on the second, and a scalar gradient
-    was broadcast over the whole parameter."""
+ALL_OPTIMIZERS = pytest.mark.parametrize("make", [lambda ps: SGD(ps, lr=0.1), lambda ps: Momentum(ps, lr=0.1),
+                                                  lambda ps: Adam(ps, lr=0.1), lambda ps: AdamW(ps, lr=0.1)],
+                                         ids=["SGD", "Momentum", "Adam", "AdamW"])
+
+
+def _stepped_twice(make):
+    """An optimizer over two parameters ('first', 'W') after two good steps: state to keep."""
     first, second = Parameter(np.ones(3, np.float32), name="first"), Parameter(np.ones((2, 2), np.float32), name="W")
     optimizer = make([first, second])
-    for _ in range(2):   # a step with good gradients first: state to keep
+    for _ in range(2):
         first.grad, second.grad = Variable(np.ones(3, np.float32)), Variable(np.full((2, 2), 0.5, np.float32))
         optimizer.step()
+    return optimizer
+
+
+def _assert_a_failed_step_changes_nothing(optimizer, message, error=ValueError):
     state = {name: [value if value is None or isinstance(value, int) else np.copy(value)
                     for value in getattr(optimizer, name)] for name in type(optimizer).state_lists}
-    datas = [first.data.copy(), second.data.copy()]
-    second.grad = Variable(np.asarray(bad_grad))
-    with pytest.raises(ValueError, match=rf"{type(optimizer).__name__}\.step: the gradient of parameter 1 \('W'\) "
-                                         rf"has shape {re.escape(str(np.shape(bad_grad)))}, the parameter \(2, 2\)"):
+    datas = [param.data.copy() for param in optimizer.params]
+    with pytest.raises(error, match=message):
         optimizer.step()
-    np.testing.assert_array_equal(first.data, datas[0])
-    np.testing.assert_array_equal(second.data, datas[1])
+    for param, data in zip(optimizer.params, datas):
+        np.testing.assert_array_equal(param.data, data)
     for name, values in state.items():   # moments, velocities, step counts: all as they were
         for before, after in zip(values, getattr(optimizer, name)):
             if before is None or isinstance(before, int):
                 assert after == before, name
             else:
                 np.testing.assert_array_equal(after, before, err_msg=name)
+
+
+@ALL_OPTIMIZERS
+@pytest.mark.parametrize("bad_grad", [np.ones(4, np.float32), np.float32(2.0)], ids=["another shape", "a scalar"])
+def test_a_gradient_of_another_shape_than_its_parameter_is_refused_before_anything_changes(make, bad_grad):
+    """The first parameter's gradient is fine, the second's is not: Adam's passes over all parameters at
+    once used to update the first parameter's moment before failing on the second, and a scalar gradient
+    was broadcast over the whole parameter."""
+    optimizer = _stepped_twice(make)
+    optimizer.params[1].grad = Variable(np.asarray(bad_grad))
+    _assert_a_failed_step_changes_nothing(
+        optimizer, rf"{type(optimizer).__name__}\.step: the gradient of parameter 1 \('W'\) "
+                   rf"has shape {re.escape(str(np.shape(bad_grad)))}, the parameter \(2, 2\)")
+
+
+@ALL_OPTIMIZERS
+def test_a_gradient_that_is_not_a_variable_is_refused_before_anything_changes(make):
+    """param.grad = array (not Variable(array)): SGD updated the first parameter, then failed on the second
+    with a TypeError about a memoryview; Momentum and Adam took the array's buffer as the gradient."""
+    optimizer = _stepped_twice(make)
+    optimizer.params[1].grad = np.ones((2, 2), np.float32)
+    _assert_a_failed_step_changes_nothing(
+        optimizer, rf"^{type(optimizer).__name__}\.step: the gradient of parameter 1 \('W'\) is a ndarray, "
+                   r"not a Variable \(the parameter has shape \(2, 2\)\): set param\.grad = Variable\(array\); "
+                   r"nothing was updated$", TypeError)
 
 
 @pytest.mark.parametrize("total_steps", [0, -3, float("nan")])

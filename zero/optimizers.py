@@ -64,15 +64,19 @@ class Optimizer:
                 self.update(index, param.data, param.grad.data)
 
     def _check_gradients(self):
-        """Refuse a gradient of another shape than its parameter's before any state changes: the
-        in-place update would broadcast it silently (a scalar) or fail half-way through the
-        parameters, leaving some of them and their moments updated."""
+        """Refuse a gradient that is not a Variable, or of another shape than its parameter's, before
+        any state changes: the in-place update would broadcast it silently (a scalar), take an array's
+        raw buffer, or fail half-way through the parameters, leaving some of them and their moments updated."""
         for index, param in enumerate(self.params):
             grad = param.grad
-            if grad is not None and grad.data.shape != param.data.shape:
-                name = f" ({param.name!r})" if param.name else ""
-                raise ValueError(f"{type(self).__name__}.step: the gradient of parameter {index}{name} has shape "
-                                 f"{grad.shape}, the parameter {param.data.shape}; nothing was updated")
+            if grad is None or (isinstance(grad, Variable) and grad.data.shape == param.data.shape):
+                continue
+            where = f"{type(self).__name__}.step: the gradient of parameter {index}"
+            where += f" ({param.name!r})" if param.name else ""
+            if not isinstance(grad, Variable):
+                raise TypeError(f"{where} is a {type(grad).__name__}, not a Variable (the parameter has shape "
+                                f"{param.data.shape}): set param.grad = Variable(array); nothing was updated")
+            raise ValueError(f"{where} has shape {grad.shape}, the parameter {param.data.shape}; nothing was updated")
 
     def zero_grad(self):
         for param in self.params:
