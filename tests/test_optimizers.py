@@ -186,6 +186,16 @@ def test_lr_can_be_changed_between_steps():
     np.testing.assert_allclose(p.data, [-1.5])
 
 
+@pytest.mark.parametrize("make", [SGD, Momentum, Adam, AdamW])
+@pytest.mark.parametrize("lr", [-0.1, "0.5", float("nan"), True])
+def test_a_learning_rate_set_between_steps_is_checked_as_the_constructor_s(make, lr):
+    """optimizer.lr = schedule(step) was unchecked: a negative lr climbed the loss, '0.5' worked through float()."""
+    optimizer = make([Parameter(np.zeros(3, np.float32))], lr=0.1)
+    with pytest.raises(ValueError, match=rf"^{make.__name__}: lr must be a finite number >= 0, got {re.escape(repr(lr))}$"):
+        optimizer.lr = lr
+    assert optimizer.lr == 0.1
+
+
 # -----------------------------------------------------------------------------
 # Gradient clipping
 # -----------------------------------------------------------------------------

@@ -50,8 +50,17 @@ class Optimizer:
                 self.params.append(param)
         if not self.params:
             raise ValueError(f"{type(self).__name__}: got no parameters to optimize")
-        check_number(type(self).__name__, "lr", lr, at_least=0)   # a negative lr climbs the loss
         self.lr = lr
+
+    @property
+    def lr(self):
+        """The learning rate. Setting it (a schedule does, before each step) is checked as in the constructor."""
+        return self._lr
+
+    @lr.setter
+    def lr(self, lr):
+        check_number(type(self).__name__, "lr", lr, at_least=0)   # a negative lr climbs the loss
+        self._lr = lr
 
     def step(self):
         self._check_gradients()
