@@ -191,7 +191,8 @@ def test_lr_can_be_changed_between_steps():
 def test_a_learning_rate_set_between_steps_is_checked_as_the_constructor_s(make, lr):
     """optimizer.lr = schedule(step) was unchecked: a negative lr climbed the loss, '0.5' worked through float()."""
     optimizer = make([Parameter(np.zeros(3, np.float32))], lr=0.1)
-    with pytest.raises(ValueError, match=rf"^{make.__name__}: lr must be a finite number >= 0, got {re.escape(repr(lr))}$"):
+    with pytest.raises(ValueError, match=rf"^{make.__name__}: lr must be a finite number >= 0, "
+                                         rf"got {re.escape(repr(lr))}$"):
         optimizer.lr = lr
     assert optimizer.lr == 0.1
 
@@ -426,6 +427,8 @@ def test_fast_momentum_flushes_dead_velocities_but_keeps_small_live_ones(device)
     (lambda p: Adam(p, betas=(0.9, -0.1)), "Adam: betas[1] must be a finite number in [0, 1), got -0.1"),
     (lambda p: Adam(p, betas=(0.9,)), "Adam: betas must be a pair (beta1, beta2), got (0.9,)"),
     (lambda p: Adam(p, betas=(0.9, 0.999, 0.5)), "Adam: betas must be a pair (beta1, beta2), got (0.9, 0.999, 0.5)"),
+    (lambda p: Adam(p, betas=0.9), "Adam: betas must be a pair (beta1, beta2), got 0.9"),
+    (lambda p: AdamW(p, betas=None), "AdamW: betas must be a pair (beta1, beta2), got None"),
     (lambda p: Adam(p, eps=-1e-8), "Adam: eps must be a finite number >= 0, got -1e-08"),
     (lambda p: Adam(p, eps=float("nan")), "Adam: eps must be a finite number >= 0, got nan"),
     (lambda p: AdamW(p, weight_decay=-0.01), "AdamW: weight_decay must be a finite number >= 0, got -0.01"),
@@ -447,7 +450,7 @@ def test_an_optimizer_takes_a_zero_learning_rate_and_leaves_the_parameter_alone(
 def test_clip_grad_norm_refuses_a_negative_max_norm_that_would_flip_the_gradients():
     param = Parameter(np.ones(3, np.float32))
     param.grad = Variable(np.full(3, 10.0, np.float32))
-    with pytest.raises(ValueError, match="clip_grad_norm: max_norm must be >= 0, got -1"):
+    with pytest.raises(ValueError, match="clip_grad_norm: max_norm must be a finite number >= 0, got -1"):
         clip_grad_norm([param], -1)
     np.testing.assert_array_equal(param.grad.data, np.full(3, 10.0, np.float32))
 
@@ -473,8 +476,19 @@ def test_clip_grad_norm_to_zero_zeroes_the_gradients():
 def test_clip_grad_norm_refuses_a_nan_max_norm_that_would_make_every_gradient_nan():
     param = Parameter(np.ones(3, np.float32))
     param.grad = Variable(np.full(3, 10.0, np.float32))
-    with pytest.raises(ValueError, match="clip_grad_norm: max_norm must be >= 0, got nan"):
+    with pytest.raises(ValueError, match="clip_grad_norm: max_norm must be a finite number >= 0, got nan"):
         clip_grad_norm([param], float("nan"))
+    np.testing.assert_array_equal(param.grad.data, np.full(3, 10.0, np.float32))
+
+
+@pytest.mark.parametrize("max_norm", ["1", None, True, float("inf")])
+def test_clip_grad_norm_refuses_a_max_norm_that_is_not_a_finite_number_by_name(max_norm):
+    """'1' gave TypeError: '>=' not supported between 'str' and 'int', which named no argument."""
+    param = Parameter(np.ones(3, np.float32))
+    param.grad = Variable(np.full(3, 10.0, np.float32))
+    with pytest.raises(ValueError, match=rf"^clip_grad_norm: max_norm must be a finite number >= 0, "
+                                         rf"got {re.escape(repr(max_norm))}$"):
+        clip_grad_norm([param], max_norm)
     np.testing.assert_array_equal(param.grad.data, np.full(3, 10.0, np.float32))
 
 

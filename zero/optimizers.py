@@ -169,7 +169,7 @@ class Adam(Optimizer):
 
     def __init__(self, params, lr=1e-3, betas=(0.9, 0.999), eps=1e-8, weight_decay=0.0):
         super().__init__(params, lr)
-        if len(betas) != 2:
+        if not isinstance(betas, (tuple, list)) or len(betas) != 2:
             raise ValueError(f"{type(self).__name__}: betas must be a pair (beta1, beta2), got {betas!r}")
         for name, beta in zip(("betas[0]", "betas[1]"), betas):
             check_number(type(self).__name__, name, beta, at_least=0, below=1)
@@ -354,8 +354,7 @@ def clip_grad_norm(params, max_norm):
     of a scalar). Gradients are replaced, not changed in place, so a gradient
     array shared by two parameters is scaled once.
     """
-    if not max_norm >= 0:  # a negative one would flip every gradient's sign
-        raise ValueError(f"clip_grad_norm: max_norm must be >= 0, got {max_norm!r}")
+    check_number("clip_grad_norm", "max_norm", max_norm, at_least=0)   # a negative one would flip every gradient's sign
     _check_not_one_parameter("clip_grad_norm", params)
     params = [param for param in params if param.grad is not None]
     if not params:
