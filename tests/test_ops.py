@@ -715,6 +715,27 @@ def test_concatenate_and_stack_of_nothing_are_refused_by_name(op):
         op([])
 
 
+@pytest.mark.parametrize("op", [F.concatenate, F.stack])
+@pytest.mark.parametrize("call, kind", [(lambda op, x: op(x), "Variable"), (lambda op, x: op(x.data), "ndarray"),
+                                        (lambda op, x: op(x, x), "Variable")], ids=["x", "x.data", "x, x"])
+def test_concatenate_and_stack_refuse_one_array_as_xs(op, call, kind):
+    """A Variable or array iterates over its rows: concatenate(x) of a (2, 3) x joined its rows into shape (6,),
+    stack(x) gave x back; concatenate(a, b) took b as the axis ('<=' not supported between int and Variable)."""
+    x = Variable(np.ones((2, 3), np.float32))
+    with pytest.raises(TypeError, match=rf"^{op.__name__}: xs must be a list or tuple of Variables, got a {kind}; "
+                                        rf"to join a and b, call {op.__name__}\(\[a, b\]\)$"):
+        call(op, x)
+
+
+@pytest.mark.parametrize("op", [F.concatenate, F.stack])
+@pytest.mark.parametrize("axis", [1.0, "1", True, None])
+def test_concatenate_and_stack_refuse_an_axis_that_is_not_an_integer(op, axis):
+    x = Variable(np.ones((2, 3), np.float32))
+    with pytest.raises(TypeError, match=rf"^{op.__name__}: axis must be an integer, got {re.escape(repr(axis))}$"):
+        op([x, x], axis=axis)
+    assert op([x, x], axis=np.int64(-1)).shape == ((2, 6) if op is F.concatenate else (2, 3, 2))
+
+
 @pytest.mark.parametrize("op, axis, axes", [(F.concatenate, 2, 2), (F.concatenate, -3, 2), (F.stack, 3, 3),
                                            (F.stack, -4, 3)])
 def test_concatenate_and_stack_name_an_axis_out_of_range(op, axis, axes):

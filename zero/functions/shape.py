@@ -223,13 +223,13 @@ def get_item(x, index):
 
 def concatenate(xs, axis=0):
     """The arrays or Variables of `xs` joined along an existing axis; each gets its slice of gy."""
-    _check_some("concatenate", xs)
+    _check_inputs("concatenate", xs, axis)
     return Concatenate(axis)(*xs)
 
 
 def stack(xs, axis=0):
     """The arrays or Variables of `xs`, all of one shape, joined along a new axis."""
-    _check_some("stack", xs)
+    _check_inputs("stack", xs, axis)
     return Stack(axis)(*xs)
 
 
@@ -242,9 +242,16 @@ def _check_axis(axis, ndim):
         raise np.exceptions.AxisError(f"axis {axis} is out of range for {ndim} axes (-{ndim} to {ndim - 1})")
 
 
-def _check_some(op, xs):
+def _check_inputs(op, xs, axis):
+    """Refuse xs that is not a list or tuple (a Variable or an array iterates over its rows, which
+    would be joined), an empty one, and an axis that is not an integer (op(a, b) takes b for it)."""
+    if not isinstance(xs, (list, tuple)):
+        raise TypeError(f"{op}: xs must be a list or tuple of Variables, got a {type(xs).__name__}; "
+                        f"to join a and b, call {op}([a, b])")
     if len(xs) == 0:
         raise ValueError(f"{op}: needs at least one array, got an empty sequence")
+    if isinstance(axis, bool) or not isinstance(axis, (int, np.integer)):
+        raise TypeError(f"{op}: axis must be an integer, got {axis!r}")
 
 
 def flatten(x):
