@@ -1291,3 +1291,19 @@ def test_any_outside_is_the_same_range_check_on_every_device_with_one_read_on_a_
     before = zero.testing.host_reads
     assert zero.backend.any_outside(array, 0, 4) is outside
     assert device == "cpu" or zero.testing.host_reads - before == min(len(values), 1)   # an empty array: none
+
+
+def test_a_save_to_a_folder_says_so_and_leaves_nothing_behind(tmp_path):
+    """The rename failed after the writing, with an IsADirectoryError naming the hidden temporary file."""
+    (tmp_path / "checkpoints").mkdir()
+    with pytest.raises(IsADirectoryError, match=r"cannot save to .*checkpoints: it is a folder; give a file name "
+                                                r"inside it, e\.g\. .*checkpoints/model\.npz"):
+        save_npz_atomically(tmp_path / "checkpoints", {"w": np.arange(3.0)})
+    assert list(tmp_path.rglob("*")) == [tmp_path / "checkpoints"]
+
+
+def test_item_of_more_than_one_element_names_the_variable_and_its_size():
+    assert Variable(np.array([[2.5]], np.float32)).item() == 2.5
+    with pytest.raises(ValueError, match=r"item: only a one-element variable has a single value; variable 'w' "
+                                         r"\(shape \(2, 2\)\) has 4 elements"):
+        Variable(np.zeros((2, 2)), name="w").item()

@@ -192,3 +192,18 @@ def test_epoch_loader_gives_the_batches_of_seed_and_epoch_and_reseeds_the_device
     np.random.seed(5)
     np.random.randint(2**31)                                   # what reseed_device("strict") draws
     assert np.random.randint(2**31) == after_loader            # the loader drew that one number, nothing else
+
+
+@pytest.mark.parametrize("x, t, said", [(None, None, "x must be an array of examples \\(N, ...\\), got NoneType"),
+                                        ({"a": 1}, None, "x must be an array of examples \\(N, ...\\), got dict"),
+                                        (np.zeros((3, 2)), {"a": 1}, "t must be an array of examples \\(N, ...\\), got dict")])
+def test_a_dataset_of_no_array_says_what_it_got(x, t, said):
+    """Dataset(None) said 'got a single number (x has shape ())'."""
+    with pytest.raises(TypeError, match="Dataset: " + said):
+        Dataset(x, t)
+
+
+def test_a_loader_of_an_x_t_pair_asks_for_a_dataset():
+    """DataLoader((x, t), 4) indexed the pair: NumPy's 'only integer scalar arrays can be converted'."""
+    with pytest.raises(TypeError, match=r"DataLoader: dataset must be a Dataset, e\.g\. Dataset\(x, t\), got a tuple"):
+        DataLoader((np.zeros((3, 2)), np.zeros(3)), 4)

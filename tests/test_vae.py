@@ -675,3 +675,13 @@ def test_integer_images_are_refused_with_the_fix_named(likelihood):
         with pytest.raises(TypeError, match="images must be floating-point values in \\[0, 1\\], got dtype uint8 "
                                             "\\(divide 0-255 pixels by 255 first\\)"):
             method(pixels)
+
+
+@pytest.mark.parametrize("n", [0, -1, 2.0, "3"])
+def test_sample_counts_that_are_not_whole_numbers_from_one_up_are_refused_by_name(n):
+    """VAE().sample(-1) said 'negative dimensions are not allowed', sample(2.0) that a float is no integer."""
+    from zero.flow import RealNVP
+    from zero.gan import DCGenerator, MLPGenerator
+    for model in (VAE(), HierarchicalVAE(), RealNVP(2), MLPGenerator(), DCGenerator()):
+        with pytest.raises(ValueError, match=rf"{type(model).__name__}.sample: n must be a whole number >= 1, got {n!r}"):
+            model.sample(n)

@@ -120,6 +120,9 @@ class Variable:
 
     def item(self):
         """The value of a one-element variable as a Python number (explicit host copy)."""
+        if self.data.size != 1:
+            raise ValueError(f"item: only a one-element variable has a single value; {self._label()} has "
+                             f"{self.data.size} elements")
         return self.data.item()
 
     # --- graph ---

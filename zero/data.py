@@ -21,6 +21,9 @@ class Dataset:
     """Examples x (N, ...) and optional targets t (N, ...); dataset[indices] -> (x, t) or x."""
 
     def __init__(self, x, t=None):
+        for name, value in (("x", x), ("t", t)):   # np.asarray would take these for one strange number
+            if (value is None and name == "x") or isinstance(value, (dict, set, str)):
+                raise TypeError(f"Dataset: {name} must be an array of examples (N, ...), got {type(value).__name__}")
         x = x if hasattr(x, "shape") else np.asarray(x)
         t = t if t is None or hasattr(t, "shape") else np.asarray(t)
         if x.ndim == 0 or (t is not None and t.ndim == 0):
@@ -63,6 +66,8 @@ class DataLoader:
         for name, flag in (("shuffle", shuffle), ("drop_last", drop_last)):
             if not isinstance(flag, (bool, np.bool_)):   # shuffle="no" would shuffle
                 raise TypeError(f"DataLoader: {name} must be True or False, got {flag!r}")
+        if isinstance(dataset, (tuple, list)):   # (x, t) would be indexed as a pair, not as examples
+            raise TypeError(f"DataLoader: dataset must be a Dataset, e.g. Dataset(x, t), got a {type(dataset).__name__}")
         self.dataset = dataset
         self.batch_size = int(batch_size)
         self.shuffle = shuffle

@@ -126,6 +126,7 @@ class RealNVP(Model):
 
     def sample(self, n):
         """n points x = f^{-1}(z), z ~ N(0, I): (n, D) array on the model's device."""
+        check_count("RealNVP.sample", "n", n)
         xp = get_backend(self.device).xp
         with no_grad():
             z = standard_normal(xp, (n, self.dim), self.dtype)

@@ -103,6 +103,7 @@ class _Generator(Model):
         """n generated images (n, 784) as an array on the model's device (no graph). G runs in test
         mode, as after eval(): batch norm normalises with its running statistics and leaves them as
         they are, so an image does not depend on the others drawn with it."""
+        check_count(f"{type(self).__name__}.sample", "n", n)
         with no_grad(), test_mode():
             return self(self.latent(n)).data
 

@@ -73,6 +73,9 @@ def save_npz_files_atomically(files):
     try:
         for path, arrays in files.items():
             path = Path(path)
+            if path.is_dir():   # else the rename fails after the writing, naming the temporary file
+                raise IsADirectoryError(f"cannot save to {path}: it is a folder; give a file name inside it, "
+                                        f"e.g. {path / 'model.npz'}")
             path.parent.mkdir(parents=True, exist_ok=True)
             handle, temporary = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
             written.append((temporary, path))

@@ -244,6 +244,7 @@ class VAE(Model):
 
     def sample(self, n):
         """n images decoded from z ~ N(0, I): (n, input_size) array on the model's device."""
+        check_count("VAE.sample", "n", n)
         xp = _model_xp(self)
         with no_grad():
             z = standard_normal(xp, (n, self.latent_size), self.dtype)  # a float64 model: float64 z
@@ -372,6 +373,7 @@ class HierarchicalVAE(Model):
 
     def sample(self, n):
         """n images generated top-down: zL ~ N(0, I), z_l ~ N(zhat_l, I), x_hat from z1."""
+        check_count("HierarchicalVAE.sample", "n", n)
         xp = _model_xp(self)
         with no_grad():
             z = Variable(standard_normal(xp, (n, self.latent_size), self.dtype))
