@@ -30,9 +30,9 @@ Devices and dtypes: parameters and buffers live on the layer's device (`layer.de
 default), and `astype(np.float64)` converts them all (a float64 gradient check, say).
 Linear, convolution and batch norm layers refuse a floating input of another dtype than
 their parameters rather than run the rest of the model in it. Layers whose input size is not
-given (`Linear(10)`) create their parameters on the first call, on the
-layer's device; until then their parameters are `Parameter(None)`, already
-known to `params()`, so an optimizer may be built before the first call.
+given (`Linear(10)`) create their parameters on the first call, on the layer's device (a
+first call that raises leaves them uncreated); until then their parameters are
+`Parameter(None)`, already known to `params()`, so an optimizer may be built before the first call.
 
 Initialization follows PyTorch's defaults, so results can be compared with it
 by copying weights: Linear and convolutions draw weights and biases from
@@ -237,6 +237,24 @@ class Layer:
             elif kind == BUFFER and value is not None and value.dtype.kind == "f":
                 setattr(layer, attribute, value.astype(dtype, copy=False))
         return self
+
+    def _first_call(self, size, *inputs):
+        """A lazy layer's first call: create its parameters and buffers for input size `size`
+        (`_init_params`), then run forward. If forward raises (images in NHWC, say), they are
+        dropped again: the layer stays lazy, so a corrected call can still set its size."""
+        values = self.__dict__
+        lazy = [name for name, kind in self._members.items()
+                if (kind == PARAM and values[name].data is None) or (kind == BUFFER and values[name] is None)]
+        self._init_params(size)
+        try:
+            return self.forward(*inputs)
+        except BaseException:   # Ctrl-C too
+            for name in lazy:
+                if self._members[name] == PARAM:
+                    values[name].data = None
+                else:
+                    object.__setattr__(self, name, None)
+            raise
 
     def _fill(self, param, array):
         """Give (lazy) Parameter `param` host array `array` as data of the layer's dtype on its device."""
@@ -479,7 +497,7 @@ class Linear(Layer):
             if x.ndim == 0 or x.shape[-1] == 0:
                 raise ValueError(f"{self!r}: cannot take in_size from an input of shape {tuple(x.shape)}: "
                                  f"expected (..., in_size) with in_size >= 1")
-            self._init_params(x.shape[-1])
+            return self._first_call(x.shape[-1], x)
         in_size = self.W.shape[0]
         if x.ndim == 0 or x.shape[-1] != in_size:
             raise ValueError(f"{self!r}: input of shape {tuple(x.shape)} does not end in "
@@ -493,7 +511,8 @@ class Linear(Layer):
 
 
 class _ConvNd(Layer):
-    """Shared parts of Conv2d and ConvTranspose2d: lazy in_channels, init, checks."""
+    """Shared parts of Conv2d and ConvTranspose2d: lazy in_channels, init, the input checks of
+    forward; subclasses define `_convolve(x)`, the convolution itself."""
 
     IN_AXIS = None  # axis of W that holds in_channels (set by subclasses)
 
@@ -529,16 +548,20 @@ class _ConvNd(Layer):
         in_channels = _stored_size(arrays.get("W"), ndim=4, axis=self.IN_AXIS, placeholder="in_channels")
         return {"W": self._weight_shape(in_channels), "b": (self.out_channels,)}
 
-    def _check_input(self, x):
+    def forward(self, x):
         if self.W.data is None:  # lazy: in_channels is the input's axis 1
             if x.ndim != 4 or x.shape[1] == 0:
                 raise ValueError(f"{self!r}: cannot take in_channels from an input of shape "
                                  f"{tuple(x.shape)}: expected (N, C, H, W) with C >= 1")
-            self._init_params(x.shape[1])
+            return self._first_call(x.shape[1], x)
         in_channels = self.in_channels
         if x.ndim != 4 or x.shape[1] != in_channels:
             raise ValueError(f"{self!r}: expected input (N, {in_channels}, H, W), got shape {tuple(x.shape)}")
         self._check_dtype(x, self.W)
+        return self._convolve(x)
+
+    def _convolve(self, x):
+        raise NotImplementedError
 
     def describe(self):
         in_channels = self.in_channels if self.W.data is not None else None
@@ -561,8 +584,7 @@ class Conv2d(_ConvNd):
     def _weight_shape(self, in_channels):
         return (self.out_channels, in_channels) + self.kernel_size
 
-    def forward(self, x):
-        self._check_input(x)
+    def _convolve(self, x):
         return F.conv2d(x, self.W, self.b, stride=self.stride, padding=self.padding)
 
 
@@ -584,8 +606,7 @@ class ConvTranspose2d(_ConvNd):
     def _weight_shape(self, in_channels):
         return (in_channels, self.out_channels) + self.kernel_size
 
-    def forward(self, x):
-        self._check_input(x)
+    def _convolve(self, x):
         return F.conv_transpose2d(x, self.W, self.b, stride=self.stride, padding=self.padding,
                                   output_padding=self.output_padding)
 
@@ -636,7 +657,7 @@ class BatchNorm(Layer):
             if x.shape[1] == 0:
                 raise ValueError(f"{self!r}: cannot take num_features from an input of shape {tuple(x.shape)}: "
                                  f"expected (N, C) or (N, C, H, W) with C >= 1")
-            self._init_params(x.shape[1])
+            return self._first_call(x.shape[1], x)
         if x.shape[1] != self.gamma.shape[0]:
             raise ValueError(f"{self!r}: input of shape {tuple(x.shape)} has {x.shape[1]} features/channels "
                              f"in axis 1, expected {self.gamma.shape[0]}")
