@@ -1027,6 +1027,15 @@ def test_dropout_probability_must_lie_in_zero_to_one(p):
     (lambda: ConvTranspose2d(8, (3,)), "ConvTranspose2d: kernel_size must be a whole number >= 1 or a pair of them, "
                                        "got (3,)"),
     (lambda: Conv2d(8, (3, 3, 3)), "Conv2d: kernel_size must be a whole number >= 1 or a pair of them, got (3, 3, 3)"),
+    # stride, padding and output_padding were only checked by the first call, after it had created W
+    (lambda: Conv2d(8, 3, stride=0), "Conv2d: stride must be a whole number >= 1, got 0"),
+    (lambda: Conv2d(8, 3, padding="same"), "Conv2d: padding must be a whole number >= 0, got 'same'"),
+    (lambda: ConvTranspose2d(8, 3, stride=(2, -1)), "ConvTranspose2d: stride must be a whole number >= 1, got -1"),
+    (lambda: ConvTranspose2d(8, 3, padding=(1, 1, 1)),
+     "ConvTranspose2d: padding must be a whole number >= 0 or a pair of them, got (1, 1, 1)"),
+    (lambda: ConvTranspose2d(8, 3, output_padding=-1), "ConvTranspose2d: output_padding must be a whole number >= 0, got -1"),
+    (lambda: ConvTranspose2d(8, 3, stride=(2, 1), output_padding=1),
+     "ConvTranspose2d: output_padding must be smaller than stride, got output_padding=1 with stride=(2, 1)"),
 ])
 def test_a_layer_refuses_a_size_or_setting_out_of_range_by_name(make, message):
     """A 0 or negative size failed later, if at all (MLP((3, 0, 2)) with a bare ZeroDivisionError)."""

@@ -452,13 +452,13 @@ def _shape_text(shape):
     return "(" + ", ".join(map(str, shape)) + ("," if len(shape) == 1 else "") + ")"
 
 
-def _size_pair(owner, name, value):
-    """A kernel size: 3 -> (3, 3), (3, 2) stays; each a whole number >= 1."""
+def _size_pair(owner, name, value, at_least=1):
+    """A kernel size, stride or padding: 3 -> (3, 3), (3, 2) stays; each a whole number >= at_least."""
     pair = tuple(value) if isinstance(value, (tuple, list)) else (value, value)
     if len(pair) != 2:
-        raise ValueError(f"{owner}: {name} must be a whole number >= 1 or a pair of them, got {value!r}")
+        raise ValueError(f"{owner}: {name} must be a whole number >= {at_least} or a pair of them, got {value!r}")
     for size in pair:
-        check_count(owner, name, size)
+        check_count(owner, name, size, at_least=at_least)
     return tuple(int(size) for size in pair)
 
 
@@ -522,6 +522,8 @@ class _ConvNd(Layer):
         check_count(type(self).__name__, "in_channels", in_channels, optional=True)
         self.out_channels = out_channels
         self.kernel_size = _size_pair(type(self).__name__, "kernel_size", kernel_size)
+        _size_pair(type(self).__name__, "stride", stride)   # checked here, not at the first call
+        _size_pair(type(self).__name__, "padding", padding, at_least=0)
         self.stride = stride
         self.padding = padding
         self.W = Parameter(None, name="W")
@@ -599,6 +601,11 @@ class ConvTranspose2d(_ConvNd):
     def __init__(self, out_channels, kernel_size, stride=1, padding=0, output_padding=0,
                  in_channels=None, bias=True):
         super().__init__(out_channels, kernel_size, stride, padding, in_channels, bias)
+        extra = _size_pair("ConvTranspose2d", "output_padding", output_padding, at_least=0)
+        steps = _size_pair("ConvTranspose2d", "stride", stride)
+        if extra[0] >= steps[0] or extra[1] >= steps[1]:   # as F.conv_transpose2d would refuse it
+            raise ValueError(f"ConvTranspose2d: output_padding must be smaller than stride, got "
+                             f"output_padding={output_padding!r} with stride={stride!r}")
         self.output_padding = output_padding
 
     IN_AXIS = 0  # W: (C, OC, KH, KW)
