@@ -1,6 +1,8 @@
 """dropout, batch_norm, embedding (zero/functions/nn.py): numerical gradients in
 float64 on hypothesis shapes, plain-loop references, both devices, PyTorch
 cross-checks."""
+import re
+
 import numpy as np
 import pytest
 from hypothesis import HealthCheck, given, settings, strategies as st
@@ -329,6 +331,22 @@ def test_batch_norm_names_each_bad_argument(device):
     if device != "cpu":
         with pytest.raises(TypeError, match="BatchNorm: running_var is on device 'cpu' but x is on 'strict'"):
             F.batch_norm(x, ones, ones, ones.copy(), np.ones(3))
+
+
+@pytest.mark.parametrize("setting, message", [
+    ({"eps": -1}, "batch_norm: eps must be a finite number >= 0, got -1"),           # was all NaN
+    ({"eps": float("inf")}, "batch_norm: eps must be a finite number >= 0, got inf"),
+    ({"momentum": 2}, "batch_norm: momentum must be a finite number in [0, 1], got 2"),   # running_var < 0
+    ({"momentum": float("nan")}, "batch_norm: momentum must be a finite number in [0, 1], got nan"),
+])
+def test_batch_norm_refuses_a_bad_eps_or_momentum_and_changes_nothing(setting, message):
+    """Only the BatchNorm layer checked them: the function computed NaN or a negative running variance."""
+    x = Variable(np.random.default_rng(0).standard_normal((4, 3)))
+    running_mean, running_var = np.zeros(3), np.ones(3)
+    with pytest.raises(ValueError, match=re.escape(message)):
+        F.batch_norm(x, np.ones(3), np.zeros(3), running_mean, running_var, **setting)
+    np.testing.assert_array_equal(running_mean, np.zeros(3))
+    np.testing.assert_array_equal(running_var, np.ones(3))
 
 
 def test_embedding_refuses_negative_and_boolean_ids(device):

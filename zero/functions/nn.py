@@ -166,6 +166,10 @@ def batch_norm(x, gamma, beta, running_mean, running_var, momentum=0.1, eps=1e-5
     when Config.train is True (the default) and read otherwise. float16 is normalised in
     float32 (in_float32_at_least): its statistics sum M values, inf in float16 past 65504.
     """
+    # eps < 0 gives NaN (the root of a negative variance), momentum outside [0, 1] a negative running_var;
+    # eps = 0 is allowed here (exact values in tests), the BatchNorm layer refuses it
+    check_number("batch_norm", "momentum", momentum, at_least=0, at_most=1)
+    check_number("batch_norm", "eps", eps, at_least=0)
     if isinstance(running_mean, Variable):
         running_mean = running_mean.data
     if isinstance(running_var, Variable):
