@@ -276,6 +276,15 @@ def test_sequential_mixes_layers_and_functions():
         Sequential(Linear(1), 3)
 
 
+def test_sequential_refuses_a_layer_class_instead_of_a_layer():
+    """Sequential(Linear, F.relu)(x) called Linear(x): 'Linear: out_size must be a whole number >= 1, got Variable(...)'."""
+    with pytest.raises(TypeError, match=re.escape("Sequential: step 0 is the class Linear; pass an instance, "
+                                                  "e.g. Linear(...)")):
+        Sequential(Linear, F.relu)
+    with pytest.raises(TypeError, match="step 2 is the class BatchNorm"):
+        Sequential(Linear(4), F.relu, BatchNorm)
+
+
 def test_mlp_trains_on_a_tiny_regression():
     from zero.optimizers import Adam
     np.random.seed(0)

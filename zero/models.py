@@ -26,6 +26,9 @@ class Sequential(Model):
         for position, step in enumerate(steps):
             if isinstance(step, Layer):
                 setattr(self, str(position), step)
+            elif isinstance(step, type):   # Sequential(Linear): x would be passed to Linear() as out_size
+                raise TypeError(f"Sequential: step {position} is the class {step.__name__}; pass an instance, "
+                                f"e.g. {step.__name__}(...)")
             elif not callable(step):
                 raise TypeError(f"Sequential: step {position} is a {type(step).__name__}, "
                                 f"expected a Layer or a function")
