@@ -911,6 +911,15 @@ def test_mlp_hidden_activation_defaults_to_relu_and_can_be_changed():
     np.testing.assert_allclose(model(x).data, mlp_by_hand(model, x, np.tanh), rtol=1e-5, atol=1e-6)
 
 
+@pytest.mark.parametrize("make", [lambda: Linear(3, in_size=5), lambda: Linear(3), lambda: Conv2d(2, 3),
+                                  lambda: BatchNorm()], ids=["Linear", "lazy Linear", "Conv2d", "BatchNorm"])
+def test_a_layer_given_a_list_says_so_by_name(make):
+    """Linear(3, in_size=5)([[...]]) raised AttributeError: 'list' object has no attribute 'ndim'."""
+    layer = make()
+    with pytest.raises(TypeError, match=re.escape(f"{layer!r}: the input must be an array or a Variable, got a list")):
+        layer([[1.0, 2.0, 3.0, 4.0, 5.0]])
+
+
 def test_mlp_takes_sizes_as_any_iterable():
     for sizes in ([3, 4, 2], range(3, 0, -1), (size for size in (3, 4, 2))):
         model = MLP(sizes)

@@ -260,6 +260,13 @@ class Layer:
         """Give (lazy) Parameter `param` host array `array` as data of the layer's dtype on its device."""
         param.data = to_device(array.astype(self.dtype), self.device)
 
+    def _check_array(self, x):
+        """Refuse an input that is not an array or a Variable (a list, say) by name, before its
+        shape is read (a list has none: AttributeError 'list' object has no attribute 'ndim')."""
+        if not hasattr(x, "ndim"):
+            raise TypeError(f"{self!r}: the input must be an array or a Variable, got a {type(x).__name__}: "
+                            f"convert it first, e.g. np.array(x, dtype=np.float32)")
+
     def _check_dtype(self, x, param):
         """Refuse a floating input whose dtype is not the parameters': float64 data in a float32
         layer would run the rest of the model in float64 (twice the memory, about half the
@@ -493,6 +500,7 @@ class Linear(Layer):
         return {"W": (in_size, self.out_size), "b": (self.out_size,)}
 
     def forward(self, x):
+        self._check_array(x)
         if self.W.data is None:  # lazy: in_size is the input's last axis
             if x.ndim == 0 or x.shape[-1] == 0:
                 raise ValueError(f"{self!r}: cannot take in_size from an input of shape {tuple(x.shape)}: "
@@ -551,6 +559,7 @@ class _ConvNd(Layer):
         return {"W": self._weight_shape(in_channels), "b": (self.out_channels,)}
 
     def forward(self, x):
+        self._check_array(x)
         if self.W.data is None:  # lazy: in_channels is the input's axis 1
             if x.ndim != 4 or x.shape[1] == 0:
                 raise ValueError(f"{self!r}: cannot take in_channels from an input of shape "
@@ -658,6 +667,7 @@ class BatchNorm(Layer):
         return dict.fromkeys(("gamma", "beta", "running_mean", "running_var"), (channels,))
 
     def forward(self, x):
+        self._check_array(x)
         if x.ndim not in (2, 4):
             raise ValueError(f"{self!r}: expected input (N, C) or (N, C, H, W), got shape {tuple(x.shape)}")
         if self.gamma.data is None:  # lazy: C is the input's axis 1
