@@ -911,6 +911,18 @@ def test_mlp_hidden_activation_defaults_to_relu_and_can_be_changed():
     np.testing.assert_allclose(model(x).data, mlp_by_hand(model, x, np.tanh), rtol=1e-5, atol=1e-6)
 
 
+@pytest.mark.parametrize("sizes, error, message", [
+    (784, TypeError, "MLP: sizes must be a list or tuple of layer sizes (in, hidden..., out), e.g. (784, 200, 10), "
+                     "got 784"),                                   # was TypeError: 'int' object is not iterable
+    ("784", TypeError, "MLP: sizes must be a list or tuple of layer sizes"),
+    ((784, 10.5), ValueError, "MLP: sizes[1] must be a whole number >= 1, got 10.5"),
+    ((None, 200, None), ValueError, "MLP: sizes[2] must be a whole number >= 1, got None"),
+])
+def test_mlp_refuses_sizes_that_are_not_a_list_of_whole_numbers_by_name(sizes, error, message):
+    with pytest.raises(error, match=re.escape(message)):
+        MLP(sizes)
+
+
 @pytest.mark.parametrize("make", [lambda: Linear(3, in_size=5), lambda: Linear(3), lambda: Conv2d(2, 3),
                                   lambda: BatchNorm()], ids=["Linear", "lazy Linear", "Conv2d", "BatchNorm"])
 def test_a_layer_given_a_list_says_so_by_name(make):
@@ -1032,7 +1044,7 @@ def test_dropout_probability_must_lie_in_zero_to_one(p):
     (lambda: Linear(-3), "Linear: out_size must be a whole number >= 1, got -3"),
     (lambda: Linear(2.5), "Linear: out_size must be a whole number >= 1, got 2.5"),
     (lambda: Linear(4, in_size=0), "Linear: in_size must be a whole number >= 1, got 0"),
-    (lambda: MLP((3, 0, 2)), "Linear: out_size must be a whole number >= 1, got 0"),
+    (lambda: MLP((3, 0, 2)), "MLP: sizes[1] must be a whole number >= 1, got 0"),
     (lambda: Conv2d(0, 3), "Conv2d: out_channels must be a whole number >= 1, got 0"),
     (lambda: ConvTranspose2d(8, 3, in_channels=-1), "ConvTranspose2d: in_channels must be a whole number >= 1, got -1"),
     (lambda: BatchNorm(0), "BatchNorm: num_features must be a whole number >= 1, got 0"),

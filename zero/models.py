@@ -3,8 +3,11 @@
     model = MLP((784, 200, 10))                      # 784 -> 200 (ReLU) -> 10
     model = Sequential(Linear(200), F.relu, Linear(10))
 """
+from collections.abc import Iterable
+
 import zero.functions as F
 from zero.layers import Layer, LayerList, Linear
+from zero.utils import check_count
 
 
 class Model(Layer):
@@ -49,9 +52,14 @@ class MLP(Model):
 
     def __init__(self, sizes, activation=F.relu, output_activation=None):
         super().__init__()
+        if isinstance(sizes, str) or not isinstance(sizes, Iterable):   # MLP(784), say
+            raise TypeError(f"MLP: sizes must be a list or tuple of layer sizes (in, hidden..., out), "
+                            f"e.g. (784, 200, 10), got {sizes!r}")
         sizes = tuple(sizes)
         if len(sizes) < 2:
             raise ValueError(f"MLP: sizes needs an input and an output size, got {sizes}")
+        for position, size in enumerate(sizes):
+            check_count("MLP", f"sizes[{position}]", size, optional=position == 0)   # sizes[0] may be None
         self.activation = activation
         self.output_activation = output_activation
         self.layers = LayerList(Linear(out_size, in_size=in_size)
