@@ -26,17 +26,20 @@ def _check_reduction(name, reduction):
         raise ValueError(f"{name}: reduction must be 'mean' or 'sum', got {reduction!r}")
 
 
-def _check_targets(targets, probs=None):
+def _check_ranges(targets, probs=None):
     """Refuse binary cross-entropy targets outside [0, 1] (0-255 pixels, say: the loss would be a number
-    without meaning, unbounded below). With probs, returns their [min, max], read by the host in the
-    same copy as the targets' ([0, 0] for empty arrays)."""
+    without meaning, unbounded below) and, when given, probs outside [0, 1] (logits passed by mistake
+    would be clipped into a wrong loss, silently). Both ranges are read by the host in one copy (a GPU
+    waits once)."""
     arrays = (targets,) if probs is None else (targets, probs)
     extremes = backend.host_min_max(*arrays) if targets.size else [0, 0] * len(arrays)
     lowest, highest = extremes[:2]
     if lowest < 0 or highest > 1:
         raise ValueError(f"targets must lie in [0, 1], got values from {lowest:.4g} to {highest:.4g} "
                          f"(images of 0-255 pixels: divide by 255)")
-    return extremes[2:]
+    if probs is not None and (extremes[2] < 0 or extremes[3] > 1):
+        raise ValueError(f"probs must be probabilities in [0, 1], got values from {extremes[2]:.4g} to "
+                         f"{extremes[3]:.4g} (for logits use binary_cross_entropy_with_logits)")
 
 
 def _reduced(loss, count, reduction):
@@ -215,10 +218,7 @@ class BinaryCrossEntropy(Function):
 
     def forward(self, probs, targets):
         _check_same_shape(probs, targets)
-        lowest, highest = _check_targets(targets, probs)
-        if lowest < 0 or highest > 1:  # logits passed by mistake would be clipped into a wrong loss, silently
-            raise ValueError(f"probs must be probabilities in [0, 1], got values from {lowest:.4g} to {highest:.4g} "
-                             f"(for logits use binary_cross_entropy_with_logits)")
+        _check_ranges(targets, probs)
         xp = self.xp
         p = xp.clip(probs, self.eps, 1 - self.eps)
         log_p, log_1mp = xp.log(p), xp.log1p(-p)
@@ -250,7 +250,7 @@ class BinaryCrossEntropyWithLogits(Function):
 
     def forward(self, logits, targets):
         _check_same_shape(logits, targets)
-        _check_targets(targets)
+        _check_ranges(targets)
         xp = self.xp
         terms = xp.log1p(xp.exp(-xp.abs(logits)))
         terms += xp.maximum(logits, 0)
