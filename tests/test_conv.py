@@ -824,27 +824,27 @@ def test_a_device_batch_takes_chunks_of_the_device_budget(monkeypatch):
 def test_conv2d_refuses_a_stride_or_padding_that_is_not_a_pair_of_whole_numbers(name, value):
     x, w = np.zeros((1, 2, 5, 5)), np.zeros((3, 2, 3, 3))
     least = 1 if name == "stride" else 0
-    with pytest.raises(ValueError, match=rf"conv2d: {name} must be an int >= {least} or a pair of them, "
+    with pytest.raises(ValueError, match=rf"conv2d: {name} must be a whole number >= {least} or a pair of them, "
                                          rf"got {re.escape(repr(value))}"):
         F.conv2d(x, w, **{name: value})
 
 
 @pytest.mark.parametrize("call, message", [
-    (lambda x: F.conv2d(x, np.zeros((3, 2, 3, 3)), stride=-1), "conv2d: stride must be an int >= 1 or a pair of them, got -1"),
+    (lambda x: F.conv2d(x, np.zeros((3, 2, 3, 3)), stride=-1), "conv2d: stride must be a whole number >= 1 or a pair of them, got -1"),
     (lambda x: F.conv2d(x, np.zeros((3, 2, 3, 3)), padding="same"),
-     "conv2d: padding must be an int >= 0 or a pair of them, got 'same'"),
+     "conv2d: padding must be a whole number >= 0 or a pair of them, got 'same'"),
     (lambda x: F.conv_transpose2d(x, np.zeros((2, 3, 3, 3)), output_padding=-1),
-     "conv_transpose2d: output_padding must be an int >= 0 or a pair of them, got -1"),
+     "conv_transpose2d: output_padding must be a whole number >= 0 or a pair of them, got -1"),
     (lambda x: F.conv_transpose2d(x, np.zeros((2, 3, 3, 3)), stride=-1),
-     "conv_transpose2d: stride must be an int >= 1 or a pair of them, got -1"),
+     "conv_transpose2d: stride must be a whole number >= 1 or a pair of them, got -1"),
     (lambda x: F.conv2d_grad_weight(x, np.zeros((1, 3, 3, 3)), 3, stride=-1),
-     "conv2d_grad_weight: stride must be an int >= 1 or a pair of them, got -1"),
-    (lambda x: F.max_pool2d(x, 2, stride=-1), "max_pool2d: stride must be an int >= 1 or a pair of them, got -1"),
-    (lambda x: F.avg_pool2d(x, 2, padding=(0, -1)), "avg_pool2d: padding must be an int >= 0 or a pair of them, got (0, -1)"),
+     "conv2d_grad_weight: stride must be a whole number >= 1 or a pair of them, got -1"),
+    (lambda x: F.max_pool2d(x, 2, stride=-1), "max_pool2d: stride must be a whole number >= 1 or a pair of them, got -1"),
+    (lambda x: F.avg_pool2d(x, 2, padding=(0, -1)), "avg_pool2d: padding must be a whole number >= 0 or a pair of them, got (0, -1)"),
 ], ids=["conv2d-stride", "conv2d-padding", "transpose-output_padding", "transpose-stride", "grad_weight", "max_pool2d",
         "avg_pool2d"])
 def test_a_bad_stride_or_padding_is_refused_naming_the_op_and_the_least_allowed_value(call, message):
-    """stride=-1 was told 'must be an int >= 0', then 0 was refused too, and the message named no op."""
+    """stride=-1 was told 'must be a whole number >= 0', then 0 was refused too, and the message named no op."""
     with pytest.raises(ValueError, match="^" + re.escape(message) + "$"):
         call(np.zeros((1, 2, 5, 5)))
 
@@ -862,16 +862,16 @@ def test_conv2d_takes_numpy_integers_for_stride_and_padding():
 
 @pytest.mark.parametrize("name", ["stride", "padding"])
 def test_conv2d_refuses_a_bool_for_a_size(name):
-    with pytest.raises(ValueError, match=rf"conv2d: {name} must be an int >= [01] or a pair of them, got True"):
+    with pytest.raises(ValueError, match=rf"conv2d: {name} must be a whole number >= [01] or a pair of them, got True"):
         F.conv2d(np.zeros((1, 2, 5, 5)), np.zeros((3, 2, 3, 3)), **{name: True})
 
 
 @pytest.mark.parametrize("stride", [(1, 0), (0, 1)])
 def test_convolutions_refuse_a_zero_stride_on_either_axis(stride):
     x = np.zeros((1, 2, 5, 5))
-    with pytest.raises(ValueError, match=r"conv2d: stride must be an int >= 1 or a pair of them"):
+    with pytest.raises(ValueError, match=r"conv2d: stride must be a whole number >= 1 or a pair of them"):
         F.conv2d(x, np.zeros((3, 2, 3, 3)), stride=stride)
-    with pytest.raises(ValueError, match=r"conv_transpose2d: stride must be an int >= 1 or a pair of them"):
+    with pytest.raises(ValueError, match=r"conv_transpose2d: stride must be a whole number >= 1 or a pair of them"):
         F.conv_transpose2d(x, np.zeros((2, 3, 3, 3)), stride=stride)
 
 
@@ -919,9 +919,9 @@ def test_pooling_refuses_a_window_larger_than_the_image_and_zero_sizes(pool):
     name = pool.__name__
     with pytest.raises(ValueError, match=rf"{name}: kernel \(3, 6\) does not fit input \(1, 2, 5, 5\)"):
         pool(x, (3, 6), stride=1)
-    with pytest.raises(ValueError, match=rf"{name}: kernel_size must be an int >= 1 or a pair of them, got 0"):
+    with pytest.raises(ValueError, match=rf"{name}: kernel_size must be a whole number >= 1 or a pair of them, got 0"):
         pool(x, 0, stride=1)
-    with pytest.raises(ValueError, match=rf"{name}: stride must be an int >= 1 or a pair of them, got \(1, 0\)"):
+    with pytest.raises(ValueError, match=rf"{name}: stride must be a whole number >= 1 or a pair of them, got \(1, 0\)"):
         pool(x, 2, stride=(1, 0))
 
 

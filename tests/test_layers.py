@@ -963,8 +963,8 @@ def test_repr_shows_settings_and_nests_sublayers():
                                 "  )\n"
                                 "  (head): Linear(out_size=2, in_size=4, bias=True)\n"
                                 ")")
-    assert repr(Conv2d(4, 3, in_channels=2, bias=False)) == ("Conv2d(out_channels=4, kernel_size=(3, 3), stride=1, "
-                                                             "padding=0, in_channels=2, bias=False)")
+    assert repr(Conv2d(4, 3, in_channels=2, bias=False)) == ("Conv2d(out_channels=4, kernel_size=(3, 3), stride=(1, 1), "
+                                                             "padding=(0, 0), in_channels=2, bias=False)")
 
 
 def test_a_plain_model_records_no_checkpoint_settings():
@@ -1053,18 +1053,20 @@ def test_dropout_probability_must_lie_in_zero_to_one(p):
     (lambda: BatchNorm(4, eps=0), "BatchNorm: eps must be a finite number > 0, got 0"),
     (lambda: Embedding(0, 4), "Embedding: num must be a whole number >= 1, got 0"),
     (lambda: Embedding(10, True), "Embedding: dim must be a whole number >= 1, got True"),
-    (lambda: Conv2d(8, 0, in_channels=2), "Conv2d: kernel_size must be a whole number >= 1, got 0"),
-    (lambda: Conv2d(8, (3, -1)), "Conv2d: kernel_size must be a whole number >= 1, got -1"),
+    (lambda: Conv2d(8, 0, in_channels=2), "Conv2d: kernel_size must be a whole number >= 1 or a pair of them, got 0"),
+    (lambda: Conv2d(8, (3, -1)), "Conv2d: kernel_size must be a whole number >= 1 or a pair of them, got (3, -1)"),
     (lambda: ConvTranspose2d(8, (3,)), "ConvTranspose2d: kernel_size must be a whole number >= 1 or a pair of them, "
                                        "got (3,)"),
     (lambda: Conv2d(8, (3, 3, 3)), "Conv2d: kernel_size must be a whole number >= 1 or a pair of them, got (3, 3, 3)"),
     # stride, padding and output_padding were only checked by the first call, after it had created W
-    (lambda: Conv2d(8, 3, stride=0), "Conv2d: stride must be a whole number >= 1, got 0"),
-    (lambda: Conv2d(8, 3, padding="same"), "Conv2d: padding must be a whole number >= 0, got 'same'"),
-    (lambda: ConvTranspose2d(8, 3, stride=(2, -1)), "ConvTranspose2d: stride must be a whole number >= 1, got -1"),
+    (lambda: Conv2d(8, 3, stride=0), "Conv2d: stride must be a whole number >= 1 or a pair of them, got 0"),
+    (lambda: Conv2d(8, 3, padding="same"), "Conv2d: padding must be a whole number >= 0 or a pair of them, got 'same'"),
+    (lambda: ConvTranspose2d(8, 3, stride=(2, -1)), 
+     "ConvTranspose2d: stride must be a whole number >= 1 or a pair of them, got (2, -1)"),
     (lambda: ConvTranspose2d(8, 3, padding=(1, 1, 1)),
      "ConvTranspose2d: padding must be a whole number >= 0 or a pair of them, got (1, 1, 1)"),
-    (lambda: ConvTranspose2d(8, 3, output_padding=-1), "ConvTranspose2d: output_padding must be a whole number >= 0, got -1"),
+    (lambda: ConvTranspose2d(8, 3, output_padding=-1), 
+     "ConvTranspose2d: output_padding must be a whole number >= 0 or a pair of them, got -1"),
     (lambda: ConvTranspose2d(8, 3, stride=(2, 1), output_padding=1),
      "ConvTranspose2d: output_padding must be smaller than stride, got output_padding=1 with stride=(2, 1)"),
 ])
@@ -1216,7 +1218,8 @@ def test_batch_norm_with_a_numpy_float64_eps_keeps_float32_in_eval_mode():
 def test_batch_norm_momentum_none_and_the_transposed_convs_output_padding_are_named():
     with pytest.raises(ValueError, match=r"BatchNorm: momentum must be a finite number in \[0, 1\], got None"):
         BatchNorm(3, momentum=None)
-    assert "output_padding=1" in repr(ConvTranspose2d(3, 2, stride=2, output_padding=1))
+    assert "output_padding=(1, 1)" in repr(ConvTranspose2d(3, 2, stride=2, output_padding=1))
+    assert "output_padding" not in repr(ConvTranspose2d(3, 2, stride=2))
 
 
 def test_dropout_draws_its_mask_in_the_arrays_dtype_on_cupy(monkeypatch):

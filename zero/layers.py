@@ -47,6 +47,7 @@ import numpy as np
 import zero.functions as F
 from zero.backend import DEFAULT_DTYPE, device_of, get_backend, to_device, to_numpy
 from zero.core import Config, Parameter, using_config
+from zero.functions.conv import size_pair
 from zero.utils import NPZ_READ_ERRORS, check_count, check_number, read_npz, save_npz_atomically
 
 PARAM, LAYER, BUFFER = "param", "layer", "buffer"
@@ -459,16 +460,6 @@ def _shape_text(shape):
     return "(" + ", ".join(map(str, shape)) + ("," if len(shape) == 1 else "") + ")"
 
 
-def _size_pair(owner, name, value, at_least=1):
-    """A kernel size, stride or padding: 3 -> (3, 3), (3, 2) stays; each a whole number >= at_least."""
-    pair = tuple(value) if isinstance(value, (tuple, list)) else (value, value)
-    if len(pair) != 2:
-        raise ValueError(f"{owner}: {name} must be a whole number >= {at_least} or a pair of them, got {value!r}")
-    for size in pair:
-        check_count(owner, name, size, at_least=at_least)
-    return tuple(int(size) for size in pair)
-
-
 # =============================================================================
 # Linear and convolution layers
 # =============================================================================
@@ -529,11 +520,10 @@ class _ConvNd(Layer):
         check_count(type(self).__name__, "out_channels", out_channels)
         check_count(type(self).__name__, "in_channels", in_channels, optional=True)
         self.out_channels = out_channels
-        self.kernel_size = _size_pair(type(self).__name__, "kernel_size", kernel_size)
-        _size_pair(type(self).__name__, "stride", stride)   # checked here, not at the first call
-        _size_pair(type(self).__name__, "padding", padding, at_least=0)
-        self.stride = stride
-        self.padding = padding
+        # pairs, as PyTorch keeps them; checked here, not at the first call
+        self.kernel_size = size_pair(type(self).__name__, "kernel_size", kernel_size, at_least=1)
+        self.stride = size_pair(type(self).__name__, "stride", stride, at_least=1)
+        self.padding = size_pair(type(self).__name__, "padding", padding)
         self.W = Parameter(None, name="W")
         self.b = Parameter(None, name="b") if bias else None
         if in_channels is not None:
@@ -610,12 +600,10 @@ class ConvTranspose2d(_ConvNd):
     def __init__(self, out_channels, kernel_size, stride=1, padding=0, output_padding=0,
                  in_channels=None, bias=True):
         super().__init__(out_channels, kernel_size, stride, padding, in_channels, bias)
-        extra = _size_pair("ConvTranspose2d", "output_padding", output_padding, at_least=0)
-        steps = _size_pair("ConvTranspose2d", "stride", stride)
-        if extra[0] >= steps[0] or extra[1] >= steps[1]:   # as F.conv_transpose2d would refuse it
+        self.output_padding = size_pair("ConvTranspose2d", "output_padding", output_padding)
+        if any(extra >= step for extra, step in zip(self.output_padding, self.stride)):   # as F.conv_transpose2d does
             raise ValueError(f"ConvTranspose2d: output_padding must be smaller than stride, got "
                              f"output_padding={output_padding!r} with stride={stride!r}")
-        self.output_padding = output_padding
 
     IN_AXIS = 0  # W: (C, OC, KH, KW)
 
@@ -627,7 +615,7 @@ class ConvTranspose2d(_ConvNd):
                                   output_padding=self.output_padding)
 
     def describe(self):
-        return super().describe() + (f", output_padding={self.output_padding}" if self.output_padding else "")
+        return super().describe() + (f", output_padding={self.output_padding}" if any(self.output_padding) else "")
 
 
 # =============================================================================

@@ -52,12 +52,13 @@ DEVICE_CHUNK_ELEMENTS = 2 ** 25
 # =============================================================================
 # Geometry and the two array helpers: unfold (im2col) and fold (col2im)
 # =============================================================================
-def _pair(op, name, value, at_least=0):
-    """3 -> (3, 3); (3, 2) -> (3, 2); checked to be integers >= at_least (ValueError naming op and name)."""
+def size_pair(op, name, value, at_least=0):
+    """A kernel size, stride or padding: 3 -> (3, 3); (3, 2) stays. Each must be a whole number
+    >= at_least (ValueError naming op and name). The conv and pooling layers check theirs with it too."""
     pair = tuple(value) if isinstance(value, (tuple, list)) else (value, value)
     if len(pair) != 2 or not all(isinstance(v, numbers.Integral) and not isinstance(v, bool) and v >= at_least
                                  for v in pair):
-        raise ValueError(f"{op}: {name} must be an int >= {at_least} or a pair of them, got {value!r}")
+        raise ValueError(f"{op}: {name} must be a whole number >= {at_least} or a pair of them, got {value!r}")
     return tuple(int(v) for v in pair)
 
 
@@ -509,7 +510,7 @@ def conv2d(x, weight, bias=None, stride=1, padding=0):
     -> (N, OC, OH, OW) with OH = (H + 2*padding - KH) // stride + 1.
     stride and padding: int or (height, width) pair; padding adds zeros.
     """
-    conv = Conv2d(_pair("conv2d", "stride", stride, at_least=1), _pair("conv2d", "padding", padding))
+    conv = Conv2d(size_pair("conv2d", "stride", stride, at_least=1), size_pair("conv2d", "padding", padding))
     return conv(x, weight) if bias is None else conv(x, weight, bias)
 
 
@@ -521,9 +522,9 @@ def conv_transpose2d(x, weight, bias=None, stride=1, padding=0, output_padding=0
     With stride 2, a 4x4 kernel and padding 1 it doubles the image size (learned upsampling,
     as in the DCGAN generator): (H - 1) 2 - 2 + 4 = 2H.
     """
-    stride = _pair("conv_transpose2d", "stride", stride, at_least=1)
-    padding = _pair("conv_transpose2d", "padding", padding)
-    output_padding = _pair("conv_transpose2d", "output_padding", output_padding)
+    stride = size_pair("conv_transpose2d", "stride", stride, at_least=1)
+    padding = size_pair("conv_transpose2d", "padding", padding)
+    output_padding = size_pair("conv_transpose2d", "output_padding", output_padding)
     if output_padding[0] >= stride[0] or output_padding[1] >= stride[1]:
         raise ValueError(f"conv_transpose2d: output_padding {output_padding} must be smaller "
                          f"than stride {stride}")
@@ -537,8 +538,8 @@ def conv2d_grad_weight(x, gy, kernel_size, stride=1, padding=0):
     x (N, C, H, W), gy (N, OC, OH, OW) -> (OC, C, KH, KW).
     """
     op = "conv2d_grad_weight"
-    return Conv2dGradWeight(_pair(op, "kernel_size", kernel_size, at_least=1),
-                            _pair(op, "stride", stride, at_least=1), _pair(op, "padding", padding))(x, gy)
+    return Conv2dGradWeight(size_pair(op, "kernel_size", kernel_size, at_least=1),
+                            size_pair(op, "stride", stride, at_least=1), size_pair(op, "padding", padding))(x, gy)
 
 
 # =============================================================================
@@ -654,9 +655,9 @@ class AvgPool2dGrad(_Pool2d):
 
 
 def _pool_geometry(op, x, kernel_size, stride, padding):
-    kernel_size = _pair(op, "kernel_size", kernel_size, at_least=1)
-    stride = kernel_size if stride is None else _pair(op, "stride", stride, at_least=1)
-    padding = _pair(op, "padding", padding)
+    kernel_size = size_pair(op, "kernel_size", kernel_size, at_least=1)
+    stride = kernel_size if stride is None else size_pair(op, "stride", stride, at_least=1)
+    padding = size_pair(op, "padding", padding)
     if padding[0] > kernel_size[0] // 2 or padding[1] > kernel_size[1] // 2:
         raise ValueError(f"{op}: padding {padding} must be at most half the kernel size {kernel_size}")
     if x.ndim != 4:
