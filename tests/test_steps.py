@@ -239,6 +239,22 @@ def test_the_linear_regression_step_says_when_gradient_descent_diverged(tmp_path
     assert "try --iters" not in result.stdout
 
 
+@pytest.mark.parametrize("options, book, advice", [
+    (("--iters", "100"), True, "--iters 2000 reaches it"),
+    (("--iters", "200"), False, "--iters 2000 reaches it"),
+    (("--lr", "0.01", "--iters", "2000"), False, "more iterations reach it"),
+])
+def test_the_linear_regression_step_names_the_books_count_and_its_advice_only_where_they_hold(
+        tmp_path, options, book, advice):
+    """'not there yet after 200 iterations, the book's number' (the book runs 100), and after
+    --lr 0.01 --iters 2000, '--iters 2000 reaches it'."""
+    result = _run_quick("step06_neural_networks/2_linear_regression.py", tmp_path, *options)
+    assert result.returncode == 0, result.stderr[-3000:]
+    verdict = next(line for line in result.stdout.splitlines() if line.startswith("exact minimum"))
+    assert "not there yet" in verdict and advice in verdict
+    assert ("the book's number" in verdict) == book
+
+
 def test_the_vae_step_does_not_call_one_draw_a_tighter_bound(real_mnist_dir, tmp_path):
     """With K = 1 it printed 'tighter by -0.02': sampling noise, not a bound."""
     result = _run_quick("step07_vae/1_vae.py", tmp_path, "--data-dir", str(real_mnist_dir), "--iwae-samples", "1")

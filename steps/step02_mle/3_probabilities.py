@@ -6,7 +6,9 @@ that area has a name, the cumulative distribution function
 
     F(x) = P(X <= x) = int_-inf^x N(t | mu, sigma) dt = 1/2 (1 + erf((x - mu) / (sigma sqrt 2)))
 
-With the model fitted in step 2.1 we ask: how likely is an adult shorter
+Step 2.2 set generated heights beside real ones, and the histograms could only be compared
+by eye. The fitted model also answers questions in numbers. With the model fitted in
+step 2.1 we ask: how likely is an adult shorter
 than 160 cm, taller than 180 cm? The model's answers are compared with the
 fraction of the 507 real heights in those ranges.
 

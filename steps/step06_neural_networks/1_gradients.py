@@ -11,7 +11,7 @@ at (1, 1) at the bottom of a long curved valley. Gradient descent repeats
 
     x <- x - lr * dy/dx                                                   (6.1)
 
-    python steps/step06_neural_networks/1_gradients.py [--show]
+    python steps/step06_neural_networks/1_gradients.py [--lr LR] [--iters N] [--show]
 """
 import numpy as np
 

@@ -10,7 +10,7 @@ log-likelihood of the line if its noise is Gaussian: steps 2-3's maximum likelih
 The data's noise here is uniform, which the fit does not need to know.) After the loop the
 result is set beside the exact minimum of (6.2), which a line also has in closed form.
 
-    python steps/step06_neural_networks/2_linear_regression.py [--show]
+    python steps/step06_neural_networks/2_linear_regression.py [--lr LR] [--iters N] [--seed SEED] [--show]
 """
 import numpy as np
 
@@ -50,9 +50,11 @@ reached = max(abs(W.item() - W_best), abs(b.item() - b_best)) < 5e-3
 if not np.isfinite(losses[-1]):
     verdict = "(gradient descent diverged: each step overshot the minimum by more; try a smaller --lr)"
 else:
+    book = ", the book's number" if args.iters == 100 else ""
+    more = "--iters 2000 reaches it" if args.lr == 0.1 and args.iters < 2000 else "more iterations reach it"
     verdict = ("(gradient descent has reached it)" if reached else
-               f"(not there yet after {args.iters} iterations, the book's number: along one direction, W up "
-               "and b down, the loss is nearly flat, so the steps there are small; --iters 2000 reaches it)")
+               f"(not there yet after {args.iters} iterations{book}: along one direction, W up "
+               f"and b down, the loss is nearly flat, so the steps there are small; {more})")
 print(f"exact minimum of (6.2): y = {W_best:.3f} x + {b_best:.3f} {verdict}")
 
 fig, (ax_fit, ax_loss) = plt.subplots(1, 2, figsize=(10, 4))

@@ -10,7 +10,7 @@ parameters live in layers (`zero.layers.Linear`, owning W and b, stacked by
 `zero.models.MLP`) and an optimizer (`zero.optimizers.SGD`) applies (6.1) to
 all of them.
 
-    python steps/step06_neural_networks/3_neural_network.py [--show]
+    python steps/step06_neural_networks/3_neural_network.py [--lr LR] [--iters N] [--hidden-size H] [--seed SEED] [--show]
 """
 import numpy as np
 from tqdm import tqdm

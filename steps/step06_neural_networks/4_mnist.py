@@ -1,6 +1,7 @@
 """Step 6.4 - MNIST: the images the VAE and diffusion steps will model.
 
-70,000 handwritten digits, 28 x 28 grey pixels in [0, 1] (60,000 for training,
+Step 6.3's network turned one number into one number; the generative models ahead
+model whole images. MNIST has 70,000 handwritten digits, 28 x 28 grey pixels in [0, 1] (60,000 for training,
 10,000 for testing). Steps 7-10 learn their distribution p(x) and draw new
 digits from it. This script loads the images they train on (MNIST's training
 split, or where only the test split is at hand, the test split's first 8,000:

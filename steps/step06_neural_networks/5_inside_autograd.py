@@ -10,17 +10,20 @@ matplotlib).
 Because each function's backward is itself written with Variables, the
 backward pass can be recorded too (`backward(create_graph=True)`): the
 gradient gets a graph, and differentiating it again gives the second
-derivative. With it, Newton's method minimises f(x) = x^4 - 2 x^2 by
+derivative. With it, Newton's method looks for a zero of f'(x), here for
+f(x) = x^4 - 2 x^2, by
 
     x <- x - f'(x) / f''(x)                                               (6.4)
 
-which reaches the minimum at x = 1 in a handful of steps, where gradient
-descent (6.1) needs over a hundred.
+From x = 2, where f'' > 0, it reaches the minimum at x = 1 in a handful of
+steps, where gradient descent (6.1) needs over a hundred. Newton only finds
+where the slope is zero: this f has another minimum at x = -1 and a maximum
+at x = 0, and from |x| < 1/sqrt(3), where f'' < 0, it climbs to the maximum.
 
 This engine, graphs and backward and all, is what trains every network from
 here on: step 7's VAE, whose encoder and decoder are MLPs like step 6.3's.
 
-    python steps/step06_neural_networks/5_inside_autograd.py [--show]
+    python steps/step06_neural_networks/5_inside_autograd.py [--out OUT] [--show]
 """
 import numpy as np
 

@@ -19,7 +19,7 @@ so training can jump to any t directly. We run both on a real digit: the step-by
 pictures every 100 steps, and the closed form, and check on many chains that they give the
 same distribution (same mean and standard deviation per pixel, same histogram).
 
-    python steps/step09_diffusion/1_forward_process.py [--show]
+    python steps/step09_diffusion/1_forward_process.py [--chains N] [--data-dir DIR] [--seed SEED] [--show]
 """
 # needs: mnist
 import numpy as np

@@ -1,8 +1,10 @@
 """Appendix A.3 - Reconstruction error as an anomaly score.
 
-An autoencoder rebuilds well what it was trained on. Train it on every digit but one
-(the "anomaly", 2 by default) and the error sum_d (x_d - x_hat_d)^2 of a held-out image
-becomes a score: images of the missing digit should score higher. We show the two
+A.1 and A.2 asked how well an autoencoder rebuilds a digit; here the error itself is the
+answer to another question: have we seen digits like this one? An autoencoder rebuilds well
+what it was trained on. Train it on every digit but one (the "anomaly", 2 by default) and
+the error sum_d (x_d - x_hat_d)^2 of a held-out image becomes a score: images of the
+missing digit should score higher. We show the two
 histograms of held-out scores, the ROC curve (the share of anomalies caught against the
 share of normal digits flagged, for every threshold) and its area, the AUC: the chance
 that a random anomaly scores above a random normal digit (1 is perfect, 0.5 is chance).

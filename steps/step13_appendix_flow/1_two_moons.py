@@ -1,7 +1,9 @@
 """Appendix C.1 - A normalizing flow: an exact likelihood from an invertible network.
 
-The VAE (step 7) and the diffusion models (steps 9-10) never compute log p(x): they
-train on a lower bound and can only estimate the likelihood. A normalizing flow can. It
+The VAE (step 7) never computes log p(x): it trains on a lower bound, the ELBO, and
+can only estimate the likelihood (IWAE). The diffusion models (steps 9-10) train on a
+reweighted form of such a bound, (9.3), and never evaluate log p(x) at all. A
+normalizing flow computes it exactly. It
 is an invertible network f that maps data x to a latent z of the same size, z ~ N(0, I),
 and the change-of-variables formula gives the density of x exactly:
 
