@@ -732,6 +732,26 @@ def test_a_float64_model_samples_from_float64_noise(device):
         diffusion.sample(model, shape, progress=False, x_T=x_T.astype(np.float32))
 
 
+@pytest.mark.parametrize("dtype", [np.float16, np.float64])
+def test_a_float16_or_float64_models_images_keep_their_dtype_through_training_and_both_samplers(device, dtype):
+    """The schedule's float32 coefficients (and DDIM's np.float32 scalars) turned float16 images into
+    float32, so that a float16 U-Net refused its own x_t in Diffusion.loss and at the second sampling step."""
+    np.random.seed(0)
+    model = UNet(channels=(2, 2, 2), time_embed_dim=4, num_classes=3).astype(dtype).to(device)
+    diffusion, shape = Diffusion(6, device=device), (2, 1, 8, 8)
+    x0 = on(device, np.random.rand(*shape).astype(dtype))
+    loss = diffusion.loss(model, to_model_range(x0), np.array([0, 2]))
+    assert loss.dtype == dtype and np.isfinite(loss.item())
+    loss.backward()
+    assert all(p.grad.dtype == dtype for p in model.params())
+    t, noise = np.array([1, 6]), on(device, np.random.standard_normal(shape).astype(dtype))
+    assert diffusion.q_sample(x0, t, noise).dtype == dtype and diffusion.q_step(x0, 3, noise).dtype == dtype
+    for sampler, eta in [("ddpm", 0.0), ("ddim", 0.0), ("ddim", 1.0)]:
+        images = diffusion.sample(model, shape, labels=np.array([1, 3]), guidance_scale=2.0, sampler=sampler,
+                                  steps=3, eta=eta, progress=False)
+        assert images.dtype == dtype and np.isfinite(host(images)).all(), (sampler, eta)
+
+
 def test_inputs_on_another_device_than_the_data_are_refused_not_copied_to_the_host():
     """Labels, targets, indices and time steps given on a device beside host data: moving them would
     copy device data to the host unasked (np.asarray on CuPy raises for that reason)."""

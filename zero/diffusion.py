@@ -124,10 +124,11 @@ class Diffusion:
         self.alpha_bars_host = alpha_bars  # float64 on the host, for the per-step scalars of DDIM
         self.xp = xp
 
-    def _at(self, values, t, ndim):
-        """values[t - 1] for integer time steps t (N,), shaped (N, 1, ..., 1) with ndim axes to broadcast
-        over a batch of ndim axes (N, 1, 1, 1 for images)."""
-        return values[t - 1].reshape((-1,) + (1,) * (ndim - 1))
+    def _at(self, values, t, like):
+        """values[t - 1] for integer time steps t (N,), shaped (N, 1, ..., 1) to broadcast over the batch
+        `like` (N, 1, 1, 1 for images), in like's dtype: a float16 or float64 model's images keep their
+        dtype through the steps (float32 coefficients would turn float16 images into float32)."""
+        return values[t - 1].astype(like.dtype, copy=False).reshape((-1,) + (1,) * (like.ndim - 1))
 
     def _check_timesteps(self, owner, t):
         """t as the schedule uses it (an int as it is, time steps per image as an array on the
@@ -160,15 +161,15 @@ class Diffusion:
         return self._q_sample(x0, t, noise)
 
     def _q_sample(self, x0, t, noise):  # for time steps drawn here, in 1..T: no check (a device sync) per step
-        return self._at(self.sqrt_alpha_bars, t, x0.ndim) * x0 + self._at(self.sqrt_one_minus_alpha_bars, t, x0.ndim) * noise
+        return self._at(self.sqrt_alpha_bars, t, x0) * x0 + self._at(self.sqrt_one_minus_alpha_bars, t, x0) * noise
 
     def q_step(self, x_prev, t, noise):
         """One step of the chain: x_t = sqrt(alpha_t) x_{t-1} + sqrt(beta_t) noise; t an int for the
         whole batch, or (N,) integers, one per image (as in q_sample)."""
         t = self._check_timesteps("q_step", t)
         _check_noise_and_steps("q_step", x_prev, noise, t)
-        xp, ndim = self.xp, x_prev.ndim
-        return xp.sqrt(self._at(self.alphas, t, ndim)) * x_prev + xp.sqrt(self._at(self.betas, t, ndim)) * noise
+        xp = self.xp
+        return xp.sqrt(self._at(self.alphas, t, x_prev)) * x_prev + xp.sqrt(self._at(self.betas, t, x_prev)) * noise
 
     # --- the posterior and the reverse step ------------------------------------------------------
     def posterior_mean_variance(self, x_t, x0, t):
@@ -181,9 +182,8 @@ class Diffusion:
         x_t, x0: (N, C, H, W) arrays; t: (N,) integers. Returns (mean (N, C, H, W), variance (N, 1, 1, 1)).
         """
         t = self._check_timesteps("posterior_mean_variance", t)
-        ndim = x_t.ndim
-        mean = self._at(self.posterior_coef_x0, t, ndim) * x0 + self._at(self.posterior_coef_xt, t, ndim) * x_t
-        return mean, self._at(self.posterior_variance, t, ndim)
+        mean = self._at(self.posterior_coef_x0, t, x0) * x0 + self._at(self.posterior_coef_xt, t, x_t) * x_t
+        return mean, self._at(self.posterior_variance, t, x_t)
 
     def mean_from_noise(self, x_t, eps, t):
         """The posterior mean with x_0 written through the noise, x_0 = (x_t - sqrt(1 - alpha_bar_t) eps) / sqrt(alpha_bar_t):
@@ -194,7 +194,7 @@ class Diffusion:
         return self._mean_from_noise(x_t, eps, t)
 
     def _mean_from_noise(self, x_t, eps, t):  # for time steps the sampler checked already
-        return (x_t - self._at(self.noise_coef, t, x_t.ndim) * eps) / self.xp.sqrt(self._at(self.alphas, t, x_t.ndim))
+        return (x_t - self._at(self.noise_coef, t, x_t) * eps) / self.xp.sqrt(self._at(self.alphas, t, x_t))
 
     def predict_x0(self, x_t, eps, t):
         """x_0 implied by x_t and the noise: (x_t - sqrt(1 - alpha_bar_t) eps) / sqrt(alpha_bar_t)."""
@@ -202,8 +202,7 @@ class Diffusion:
         return self._predict_x0(x_t, eps, t)
 
     def _predict_x0(self, x_t, eps, t):  # for time steps the sampler checked already
-        ndim = x_t.ndim
-        return (x_t - self._at(self.sqrt_one_minus_alpha_bars, t, ndim) * eps) / self._at(self.sqrt_alpha_bars, t, ndim)
+        return (x_t - self._at(self.sqrt_one_minus_alpha_bars, t, x_t) * eps) / self._at(self.sqrt_alpha_bars, t, x_t)
 
     # --- training ----------------------------------------------------------------------------------
     def loss(self, model, x0, labels=None):
@@ -257,7 +256,7 @@ class Diffusion:
         if t == 1:
             return mean
         z = standard_normal(self.xp, x_t.shape, x_t.dtype)
-        return mean + self.xp.sqrt(self._at(self.posterior_variance, ts, x_t.ndim)) * z
+        return mean + self.xp.sqrt(self._at(self.posterior_variance, ts, x_t)) * z
 
     def ddim_mean_std(self, x_t, eps, t, t_prev, eta=0.0):
         """Mean and standard deviation of a DDIM step (Song et al. 2021, eq. 12; sigma from eq. 16) from time t to an
@@ -277,8 +276,9 @@ class Diffusion:
         x0_hat = self._predict_x0(x_t, eps, self.timesteps_like(len(x_t), t))
         alpha_bar, alpha_bar_prev = self.alpha_bars_host[t - 1], self.alpha_bars_host[t_prev - 1]
         sigma = eta * np.sqrt((1 - alpha_bar_prev) / (1 - alpha_bar) * (1 - alpha_bar / alpha_bar_prev))
-        mean = (np.float32(np.sqrt(alpha_bar_prev)) * x0_hat
-                + np.float32(np.sqrt(max(1 - alpha_bar_prev - sigma ** 2, 0.0))) * eps)
+        # Python floats: the products keep the images' dtype (an np.float32 would make float16 ones float32)
+        mean = (float(np.sqrt(alpha_bar_prev)) * x0_hat
+                + float(np.sqrt(max(1 - alpha_bar_prev - sigma ** 2, 0.0))) * eps)
         return mean, float(sigma)
 
     def ddim_step(self, x_t, eps, t, t_prev, eta=0.0):
@@ -292,7 +292,7 @@ class Diffusion:
         if sigma == 0:
             return mean
         z = standard_normal(self.xp, x_t.shape, x_t.dtype)
-        return mean + np.float32(sigma) * z
+        return mean + float(sigma) * z
 
     def sampling_timesteps(self, sampler="ddpm", steps=None):
         """The time steps a sampler visits, from T down: all T for DDPM (which ignores `steps`, so that
