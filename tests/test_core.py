@@ -460,6 +460,15 @@ def test_numerical_grad_and_gradient_check_take_numpy_scalars(scalar):
         gradient_check(lambda x: F.clip(x, 0.0, 10.0) * 0.0 + x.data ** 2, scalar, eps=1e-2, rtol=1e-2, atol=1e-2)
 
 
+@pytest.mark.parametrize("device", ["cpu", "strict"])
+def test_numerical_grad_takes_a_function_that_returns_a_bare_array(device):
+    """getattr(y, "data", y) took an ndarray's .data, its memory buffer, and failed on NumPy
+    (and would on CuPy) where the strict device let it through."""
+    x = to_device(np.array([1.0, -2.0]), device)
+    grad, = numerical_grad(lambda v: v.data ** 2, x)
+    np.testing.assert_allclose(zero.to_numpy(grad), [2.0, -4.0], rtol=1e-6)
+
+
 def test_numerical_grad_is_accurate_and_leaves_its_inputs_alone():
     x = np.array([[1.0, -2.0], [0.5, 3.0]])
     before = x.copy()
@@ -1085,8 +1094,24 @@ def test_strict_arrays_give_python_scalars_only_from_one_element():
         [10, 20, 30][to_device(np.array(1), "strict")]
     with pytest.raises(TypeError):
         hash(one)                           # unhashable, as NumPy and CuPy arrays
-    for name in ("data", "base", "ctypes"):  # no direct access to the memory
+    for name in ("base", "ctypes"):  # no direct access to the memory
         assert not hasattr(several, name)
+    # .data is a handle of the memory, as CuPy's MemoryPointer: not the values, and not an array
+    assert not isinstance(several.data, (np.ndarray, zero.testing.StrictArray))
+    assert not hasattr(several.data, "sum") and "16 bytes" in repr(several.data)
+
+
+def test_the_strict_device_counts_the_host_reads_cupy_makes_unasked():
+    """Printing a CuPy array copies it to the host, and x[mask] (or x[mask] = v) with a boolean mask
+    reads the mask's count back first: each a wait for the GPU, so counted like float(x)."""
+    x = to_device(np.array([1.0, -2.0, 3.0]), "strict")
+    mask, index = x > 0, to_device(np.array([0, 2]), "strict")
+    for action, reads in [(lambda: repr(x), 1), (lambda: f"{x}", 1), (lambda: x[mask], 1),
+                          (lambda: x.__setitem__(mask, 0.0), 1), (lambda: x[index], 0), (lambda: x[1:], 0),
+                          (lambda: x.__setitem__((mask,), 0.0), 1)]:
+        before = zero.testing.host_reads
+        action()
+        assert zero.testing.host_reads - before == reads
 
 
 def test_the_strict_device_copies_at_its_borders_and_its_module_refuses_host_arrays():

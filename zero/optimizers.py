@@ -315,7 +315,8 @@ def _flush_denormals(xp, array, decay):
         return
     reach = decay ** FLUSH_EVERY                  # how far an entry can decay before the next flush
     headroom = 2.0 ** 23 if reach < 2.0 ** -23 else 1.0 / reach
-    array[xp.abs(array) < xp.finfo(array.dtype).tiny * headroom] = 0
+    # copyto, not array[mask] = 0: CuPy's boolean-mask assignment counts the mask on the host (a sync)
+    xp.copyto(array, 0, where=xp.abs(array) < xp.finfo(array.dtype).tiny * headroom)
 
 
 class AdamW(Adam):

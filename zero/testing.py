@@ -26,13 +26,21 @@ class HostConversionError(TypeError):
     """Raised when a strict array would be silently copied to the host."""
 
 
-host_reads = 0   # explicit reads of device data by the host so far (float, int, bool, item, tolist, to_numpy):
-                 # each is a wait for the GPU on CuPy; tests count them per training step
+host_reads = 0   # reads of device data by the host so far (float, int, bool, item, tolist, to_numpy, repr,
+                 # boolean-mask indexing): each is a wait for the GPU on CuPy; tests count them per training step
 
 
 def _host_read():
     global host_reads
     host_reads += 1
+
+
+def _count_mask_read(index):
+    """x[mask] and x[mask] = v with a boolean device array: CuPy counts the mask's True entries
+    on the host first (the size of the selection), a wait for the GPU like any other read."""
+    for part in index if isinstance(index, tuple) else (index,):
+        if isinstance(part, StrictArray) and part.dtype == np.bool_:
+            _host_read()
 
 
 class StrictArray:
@@ -67,8 +75,14 @@ class StrictArray:
     T = property(lambda self: StrictArray(self._array.T))
     flags = property(lambda self: self._array.flags)
 
+    @property
+    def data(self):
+        """A handle of the memory, as cupy.ndarray.data is (a MemoryPointer): not the values. Code that
+        unwraps a Variable with getattr(x, "data", x) gets this from a bare array, as it would on CuPy."""
+        return _DeviceMemory(self.nbytes)
+
     def __getattr__(self, name):
-        if name.startswith("__") or name in ("data", "base", "ctypes"):
+        if name.startswith("__") or name in ("base", "ctypes"):
             # no __array_interface__, buffer or pointer access: those would let
             # NumPy read the memory directly, which a GPU array does not allow
             raise AttributeError(name)
@@ -84,12 +98,15 @@ class StrictArray:
         return (_wrap(row) for row in self._array)
 
     def __getitem__(self, index):
+        _count_mask_read(index)
         return _wrap(self._array[_unwrap(index)])
 
     def __setitem__(self, index, value):
+        _count_mask_read(index)
         self._array[_unwrap(index)] = _unwrap(value)
 
-    def __repr__(self):
+    def __repr__(self):   # CuPy prints a copy it makes on the host
+        _host_read()
         return f"StrictArray({self._array!r})"
 
     # Scalars out of 0-d (or size-1) arrays are explicit, as in CuPy (and counted: host_reads).
@@ -112,6 +129,18 @@ class StrictArray:
     def tolist(self):
         _host_read()
         return self._array.tolist()
+
+
+class _DeviceMemory:
+    """What StrictArray.data gives: where the values are, not the values (cupy.cuda.MemoryPointer)."""
+
+    __slots__ = ("nbytes",)
+
+    def __init__(self, nbytes):
+        self.nbytes = nbytes
+
+    def __repr__(self):
+        return f"<device memory, {self.nbytes} bytes>"
 
 
 def _binary(ufunc, reflected=False):

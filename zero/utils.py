@@ -242,7 +242,7 @@ def numerical_grad(f, *inputs, eps=1e-6):
 
     def total(arrays):
         y = f(*[Variable(a) for a in arrays])  # f may itself call backward
-        y = getattr(y, "data", y)
+        y = y.data if isinstance(y, Variable) else y   # not getattr(y, "data"): an ndarray's .data is its buffer
         return float(y.sum())
 
     # copies, to perturb in place (a NumPy scalar as a 0-d array: its reshape would be a new array)
