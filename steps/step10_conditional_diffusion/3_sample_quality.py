@@ -119,8 +119,8 @@ for name, model in models:
         x = diffusion.sample(model, (args.samples, 1, 28, 28), labels=labels,
                              guidance_scale=args.gamma if conditional else None,
                              sampler=sampler, steps=args.ddim_steps, eta=eta)
-        seconds = time.perf_counter() - start
         images = to_numpy(to_images(x))
+        seconds = time.perf_counter() - start   # after the copy to the host: on a GPU, the end of the work
         scores = score_samples(classifier, images, labels=labels, reference_statistics=heldout_statistics)
         fd = scores["frechet_distance"]
         steps = len(diffusion.sampling_timesteps(sampler, args.ddim_steps))
