@@ -1,6 +1,7 @@
 """Shared fixtures: every device test runs on NumPy and on the strict backend
 (zero.testing), whose arrays refuse silent conversion to numpy.ndarray as
 CuPy's do, so host fallbacks fail here on a CPU-only machine."""
+import contextlib
 import json
 import os
 import subprocess
@@ -11,6 +12,7 @@ import numpy as np
 import pytest
 
 import zero.testing  # noqa: F401  (registers the "strict" device)
+from zero import Variable
 from zero.backend import to_device, to_numpy
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -49,6 +51,90 @@ def on(device, array):
 
 def host(array):
     return to_numpy(array)
+
+
+# Double backprop: the backward pass is itself differentiable
+def _directions(arrays, penalized, seed):
+    """{k: a fixed random direction v_k of arrays[k]'s shape} for the k in penalized (all by default)."""
+    rng = np.random.default_rng(seed)
+    penalized = range(len(arrays)) if penalized is None else penalized
+    return {k: rng.standard_normal(arrays[k].shape) for k in penalized}
+
+
+def _gradient_penalty(f, device, arrays, directions, create_graph):
+    """h = sum_k <dL/d(array_k), v_k> with L = sum(f(device, *variables)^2) / 2, all on device;
+    returns h and the variables."""
+    variables = [Variable(on(device, a.copy())) for a in arrays]
+    y = f(device, *variables)
+    ((y * y).sum() / 2).backward(create_graph=create_graph)
+    total = sum((variables[k].grad * Variable(on(device, v))).sum() for k, v in directions.items())
+    return total, variables
+
+
+def second_order_gradients(f, arrays, device="cpu", penalized=None, seed=0):
+    """The gradients (host arrays) of h = sum_k <dL/d(array_k), v_k> (see _gradient_penalty) with
+    respect to each of arrays, dL/d built with backward(create_graph=True), on device. f(device,
+    *variables); penalized: the k that enter h (all by default; one alone leaves the other
+    gradients' second derivatives out, which an op's backward treats as a case of its own)."""
+    total, variables = _gradient_penalty(f, device, arrays, _directions(arrays, penalized, seed), True)
+    for v in variables:
+        v.cleargrad()
+    total.backward()
+    return [np.zeros(v.shape) if v.grad is None else host(v.grad.data) for v in variables]
+
+
+def second_order_check(f, arrays, seed=0, eps=1e-6, penalized=None):
+    """Double backprop of f(*variables) on the CPU (second_order_gradients) against central
+    differences of h."""
+    on_cpu = lambda device, *variables: f(*variables)  # noqa: E731
+    analytic = second_order_gradients(on_cpu, arrays, "cpu", penalized, seed)
+    directions = _directions(arrays, penalized, seed)
+    for index, (a, gradient) in enumerate(zip(arrays, analytic)):
+        numeric = np.zeros_like(a)
+        for i in np.ndindex(a.shape):
+            plus, minus = [b.copy() for b in arrays], [b.copy() for b in arrays]
+            plus[index][i] += eps
+            minus[index][i] -= eps
+            h_plus = _gradient_penalty(on_cpu, "cpu", plus, directions, False)[0].item()
+            h_minus = _gradient_penalty(on_cpu, "cpu", minus, directions, False)[0].item()
+            numeric[i] = (h_plus - h_minus) / (2 * eps)
+        np.testing.assert_allclose(gradient, numeric, rtol=1e-4, atol=1e-5, err_msg=f"input {index}")
+
+
+@contextlib.contextmanager
+def counting_calls(*methods):
+    """{method: calls so far} for methods defined in a class (LinearGrad.backward, say), counted
+    while in the block."""
+    calls = dict.fromkeys(methods, 0)
+    owners = [getattr(sys.modules[m.__module__], m.__qualname__.rsplit(".", 1)[0]) for m in methods]
+
+    def counted(method):
+        def call(*args, **kwargs):
+            calls[method] += 1
+            return method(*args, **kwargs)
+        return call
+
+    for owner, method in zip(owners, methods):
+        setattr(owner, method.__name__, counted(method))
+    try:
+        yield calls
+    finally:
+        for owner, method in zip(owners, methods):
+            setattr(owner, method.__name__, method)
+
+
+def assert_double_backprop_on_strict_matches_cpu(f, arrays, penalized=None, reaches=()):
+    """second_order_gradients of f(device, *variables) on the strict device equal those on the CPU:
+    no backward built with create_graph copies to the host. reaches: the methods (such as
+    LinearGrad.backward) that must run on the strict device's way, so that a case tests the op it
+    names; the CPU's gradients must not all be 0 (a comparison of zeros would pass anything)."""
+    expected = second_order_gradients(f, arrays, "cpu", penalized)
+    with counting_calls(*reaches) as calls:
+        actual = second_order_gradients(f, arrays, "strict", penalized)
+    assert all(calls.values()), f"not reached: {[m.__qualname__ for m, n in calls.items() if not n]}"
+    assert any(np.abs(g).max() > 1e-6 for g in expected), "every second-order gradient is 0"
+    for index, (a, b) in enumerate(zip(actual, expected)):
+        np.testing.assert_allclose(a, b, rtol=1e-12, atol=1e-12, err_msg=f"input {index}")
 
 
 # Fields of a zip archive's central directory entry (after its 4-byte signature PK\1\2) that, once

@@ -8,11 +8,13 @@ import pytest
 from hypothesis import HealthCheck, given, settings, strategies as st
 
 import zero.functions as F
+from zero.functions.activation import SigmoidGrad, SiLUGrad
+from zero.functions.loss import MeanSquaredErrorGrad, SoftmaxCrossEntropyGrad
 from zero import Variable, no_grad
 from zero.backend import device_of
 from zero.utils import gradient_check
 
-from conftest import host, on
+from conftest import assert_double_backprop_on_strict_matches_cpu, host, on
 
 # the device fixture is a plain string, so sharing it across examples is safe
 FAST = settings(max_examples=15, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
@@ -340,6 +342,43 @@ def test_loss_double_backprop():
     check_double_backprop(lambda x: F.mean_squared_error(F.tanh(x), targets), rng.standard_normal((2, 3)))
     check_double_backprop(lambda x: F.mean_squared_error(targets, x * x, reduction="sum"), rng.standard_normal((2, 3)))
 
+
+
+_rng = np.random.default_rng(11)
+_LABELS, _TARGETS = np.array([2, 0, 1]), _rng.uniform(0.1, 0.9, (3, 4))
+STRICT_DOUBLE_BACKPROP_CASES = {   # name: f(device, *variables), arrays, penalized, methods that must run
+    "sigmoid": (lambda d, x: F.sigmoid(x), [_rng.standard_normal((3, 4))], None, [SigmoidGrad.backward]),
+    "silu": (lambda d, x: F.silu(x), [_rng.standard_normal((3, 4))], None, [SiLUGrad.backward]),
+    "softmax": (lambda d, x: F.softmax(x, axis=0), [_rng.standard_normal((3, 4))], None, []),
+    "log_softmax": (lambda d, x: F.log_softmax(x), [_rng.standard_normal((3, 4))], None, []),
+    "logsumexp": (lambda d, x: F.logsumexp(x, axis=(0, 1)), [_rng.standard_normal((3, 4))], None, []),
+    "mean_squared_error": (lambda d, a, b: F.mean_squared_error(F.sin(a), b), [_rng.standard_normal((3, 4)),
+                           _rng.standard_normal((3, 4))], None, [MeanSquaredErrorGrad.backward]),
+    "mean_squared_error_first_gradient_only": (lambda d, a, b: F.mean_squared_error(a, b, reduction="sum"),
+                                               [_rng.standard_normal((3, 4)), _rng.standard_normal((3, 4))], [0],
+                                               [MeanSquaredErrorGrad.backward]),
+    "mean_squared_error_second_gradient_only": (lambda d, a, b: F.mean_squared_error(a, b),
+                                                [_rng.standard_normal((3, 4)), _rng.standard_normal((3, 4))], [1],
+                                                [MeanSquaredErrorGrad.backward]),
+    "mean_squared_error_to_a_target": (lambda d, a: F.mean_squared_error(on(d, _TARGETS), a),
+                                       [_rng.standard_normal((3, 4))], None, [MeanSquaredErrorGrad.backward]),
+    "softmax_cross_entropy": (lambda d, x: F.softmax_cross_entropy(x, on(d, _LABELS)),
+                              [_rng.standard_normal((3, 4))], None, [SoftmaxCrossEntropyGrad.backward]),
+    "softmax_cross_entropy_sum": (lambda d, x: F.softmax_cross_entropy(x, on(d, _LABELS), "sum") * F.tanh(x).sum(),
+                                  [_rng.standard_normal((3, 4))], None, [SoftmaxCrossEntropyGrad.backward]),
+    "binary_cross_entropy": (lambda d, p, t: F.binary_cross_entropy(p, t), [_rng.uniform(0.1, 0.9, (3, 4)),
+                             _TARGETS], None, []),
+    "binary_cross_entropy_with_logits": (lambda d, x, t: F.binary_cross_entropy_with_logits(x, t),
+                                         [_rng.standard_normal((3, 4)), _TARGETS], None, []),
+}
+
+
+@pytest.mark.parametrize("case", sorted(STRICT_DOUBLE_BACKPROP_CASES))
+def test_double_backprop_on_strict_device_matches_cpu(case):
+    """Double backprop never ran on the strict device: a host copy in a backward built with
+    create_graph (SoftmaxCrossEntropyGrad's, say) passed every test."""
+    f, arrays, penalized, reaches = STRICT_DOUBLE_BACKPROP_CASES[case]
+    assert_double_backprop_on_strict_matches_cpu(f, arrays, penalized, reaches)
 
 def test_loss_bad_input_errors():
     with pytest.raises(ValueError, match=r"BinaryCrossEntropy: shapes differ: \(2, 3\) vs \(3, 2\)"):

@@ -18,7 +18,7 @@ import zero.functions.conv as conv_module
 from zero import Variable
 from zero.utils import gradient_check
 
-from conftest import host, on
+from conftest import assert_double_backprop_on_strict_matches_cpu, host, on, second_order_check
 
 SETTINGS = settings(max_examples=20, deadline=None)
 seeds = st.integers(0, 2**31 - 1)
@@ -442,36 +442,6 @@ def test_conv2d_grad_weight_gradients_match_numerical(case, seed):
 # =============================================================================
 # Double backprop: the backward pass is itself differentiable
 # =============================================================================
-def second_order_check(f, arrays, seed=0, eps=1e-6, penalized=None):
-    """h(arrays) = sum_k <dL/d(array_k), v_k> with L = sum(f(...)^2) / 2, built with
-    create_graph; its backward must match central differences of h. penalized: the indexes k
-    that enter h (all by default; one alone leaves the other gradients' second derivatives unused)."""
-    rng = np.random.default_rng(seed)
-    penalized = range(len(arrays)) if penalized is None else penalized
-    directions = {k: rng.standard_normal(arrays[k].shape) for k in penalized}
-
-    def h(values, create_graph):
-        variables = [Variable(a) for a in values]
-        y = f(*variables)
-        loss = (y * y).sum() / 2
-        loss.backward(create_graph=create_graph)
-        total = sum((variables[k].grad * Variable(d)).sum() for k, d in directions.items())
-        return total, variables
-
-    total, variables = h([a.copy() for a in arrays], create_graph=True)
-    for v in variables:
-        v.cleargrad()
-    total.backward()
-    for index, (a, v) in enumerate(zip(arrays, variables)):
-        numeric = np.zeros_like(a)
-        for i in np.ndindex(a.shape):
-            plus, minus = [b.copy() for b in arrays], [b.copy() for b in arrays]
-            plus[index][i] += eps
-            minus[index][i] -= eps
-            numeric[i] = (h(plus, False)[0].data - h(minus, False)[0].data) / (2 * eps)
-        np.testing.assert_allclose(v.grad.data, numeric, rtol=1e-4, atol=1e-5)
-
-
 @pytest.mark.parametrize("stride, padding", [(1, 1), (2, 1), (1, 0)])
 def test_conv2d_double_backward(stride, padding):
     rng = np.random.default_rng(3)
@@ -529,6 +499,41 @@ def test_pooling_double_backward_with_overlapping_windows_padding_and_uneven_siz
     pool = F.max_pool2d if op == "max" else F.avg_pool2d
     second_order_check(lambda x: pool(x, kernel, stride, padding) ** 2, [x])
 
+
+
+def max_pool2d_first_gradient(x):
+    """d/dx sum(max_pool2d(x)^3) / 3, built with create_graph: its own double backprop is a third
+    derivative, which runs the backward of MaxPool2dSelect (the op the second derivative builds)."""
+    (F.max_pool2d(x, 3, 1, 1) ** 3).sum().backward(create_graph=True)
+    first, x.grad = x.grad, None
+    return first
+
+
+_rng = np.random.default_rng(9)
+STRICT_DOUBLE_BACKPROP_CASES = {   # name: f(device, *variables), arrays, penalized, methods that must run
+    "conv2d": (lambda d, x, w: F.conv2d(x, w, None, 2, 1), [_rng.standard_normal((2, 2, 4, 4)),
+               _rng.standard_normal((3, 2, 3, 3))], None, [conv_module.Conv2dGrad.backward]),
+    "conv2d_same_x_gradient_only": (lambda d, x, w: F.conv2d(x, w, None, 1, 1), [_rng.standard_normal((1, 2, 4, 4)),
+                                    _rng.standard_normal((3, 2, 3, 3))], [0], [conv_module.Conv2dGrad.backward]),
+    "conv2d_weight_gradient_only": (lambda d, x, w: F.conv2d(x, w, None, 2, 1), [_rng.standard_normal((2, 2, 4, 4)),
+                                    _rng.standard_normal((3, 2, 3, 3))], [1], [conv_module.Conv2dGrad.backward]),
+    "conv2d_of_data": (lambda d, w, x=_rng.standard_normal((2, 2, 5, 5)): F.conv2d(on(d, x), w, None, 2, 1),
+                       [_rng.standard_normal((3, 2, 3, 3))], None, [conv_module.Conv2dGradWeight.backward]),
+    "max_pool2d": (lambda d, x: F.max_pool2d(x, 3, 1, 1) ** 2, [distinct(_rng, (1, 2, 5, 4))], None,
+                   [conv_module.MaxPool2dGrad.backward]),
+    "max_pool2d_third_derivative": (lambda d, x: max_pool2d_first_gradient(x), [distinct(_rng, (1, 2, 5, 4))],
+                                    None, [conv_module.MaxPool2dSelect.backward]),
+    "avg_pool2d": (lambda d, x: F.avg_pool2d(x, 3, 2, 1) ** 2, [_rng.standard_normal((1, 2, 5, 4))], None,
+                   [conv_module.AvgPool2dGrad.backward]),
+}
+
+
+@pytest.mark.parametrize("case", sorted(STRICT_DOUBLE_BACKPROP_CASES))
+def test_double_backward_on_strict_device_matches_cpu(case):
+    """Double backprop never ran on the strict device: a host copy in a backward built with
+    create_graph (Conv2dGrad's, the pooling gradients') passed every test."""
+    f, arrays, penalized, reaches = STRICT_DOUBLE_BACKPROP_CASES[case]
+    assert_double_backprop_on_strict_matches_cpu(f, arrays, penalized, reaches)
 
 # =============================================================================
 # Pooling

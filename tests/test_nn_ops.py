@@ -10,10 +10,11 @@ from hypothesis import HealthCheck, given, settings, strategies as st
 import zero.functions as F
 import zero
 from zero import Config, Variable, get_array_module, no_grad, using_config
+from zero.functions.nn import BatchNorm as BatchNormOp
 from zero.layers import BatchNorm
 from zero.utils import gradient_check
 
-from conftest import host, on
+from conftest import assert_double_backprop_on_strict_matches_cpu, host, on
 from test_activations_losses import check_double_backprop
 
 # the device fixture is a plain string, so sharing it across examples is safe
@@ -157,6 +158,22 @@ def test_batch_norm_double_backprop_and_both_backward_paths_agree(shape, train):
             grads.append([v.grad.data, g.grad.data, b.grad.data])
         for fast, graph in zip(*grads):
             np.testing.assert_allclose(fast, graph, rtol=1e-10, atol=1e-13)
+
+
+@pytest.mark.parametrize("shape", [(4, 3), (2, 3, 2, 1, 2)], ids=["2d", "5d"])
+@pytest.mark.parametrize("train", [True, False], ids=["train", "test"])
+def test_batch_norm_double_backprop_on_strict_device_matches_cpu(shape, train):
+    """Double backprop never ran on the strict device: a host copy in BatchNorm's create_graph
+    backward (either mode) passed every test."""
+    x, gamma, beta, running_mean, running_var, weights = random_bn_inputs(shape, 9)
+
+    def f(device, x, gamma, beta):
+        y = F.batch_norm(x, gamma, beta, on(device, running_mean), on(device, running_var))
+        return y * Variable(on(device, weights))
+
+    with using_config("train", train):
+        reaches = [BatchNormOp._backward_graph if train else BatchNormOp._backward_test]
+        assert_double_backprop_on_strict_matches_cpu(f, [x, gamma, beta], reaches=reaches)
 
 
 def test_batch_norm_keeps_float32_and_normalises(device):

@@ -13,7 +13,11 @@ from hypothesis.extra import numpy as hnp
 import zero.functions as F
 from zero import Function, Variable
 from zero.backend import to_device, to_numpy
+from zero.functions.linalg import LinearGrad
+from zero.functions.shape import GetItemGrad
 from zero.utils import gradient_check
+
+from conftest import assert_double_backprop_on_strict_matches_cpu, on
 
 SETTINGS = settings(max_examples=15, deadline=None)
 
@@ -822,6 +826,34 @@ def test_double_backprop_through_the_bias_gradient_alone():
         return F.sum(gb * gb)
 
     gradient_check(penalty, W0, b0, rtol=1e-5, atol=1e-7)
+
+
+_rng = np.random.default_rng(12)
+STRICT_DOUBLE_BACKPROP_CASES = {   # name: f(device, *variables), arrays, penalized, methods that must run
+    "linear": (lambda d, x, W, b: F.linear(x, W, b), [normal(_rng, (2, 3, 4)), normal(_rng, (4, 2)),
+               normal(_rng, 2)], None, [LinearGrad.backward]),
+    "linear_x_gradient_only": (lambda d, x, W, b: F.linear(x, W, b), [normal(_rng, (3, 4)), normal(_rng, (4, 2)),
+                               normal(_rng, 2)], [0], [LinearGrad.backward]),
+    "linear_weight_gradient_only": (lambda d, x, W: F.linear(x, W), [normal(_rng, (3, 4)), normal(_rng, (4, 2))],
+                                    [1], [LinearGrad.backward]),
+    "linear_bias_gradient_only": (lambda d, x, W, b: F.linear(x, W, b), [normal(_rng, (3, 4)), normal(_rng, (4, 2)),
+                                  normal(_rng, 2)], [2], [LinearGrad.backward]),
+    "linear_of_data": (lambda d, W, b, x=normal(_rng, (3, 4)): F.linear(on(d, x), W, b),
+                       [normal(_rng, (4, 2)), normal(_rng, 2)], None, [LinearGrad.backward]),
+    "linear_with_a_broadcast_bias": (lambda d, x, W, b: F.linear(x, W, b), [normal(_rng, (2, 3, 4)),
+                                     normal(_rng, (4, 2)), normal(_rng, (3, 1))], None, [LinearGrad.backward]),
+    "get_item_slice": (lambda d, x: F.sin(x[1:, ::2]), [normal(_rng, (3, 4))], None, [GetItemGrad.backward]),
+    "get_item_repeated_indices": (lambda d, x: F.sin(x[on(d, np.array([0, 2, 2]))]), [normal(_rng, (3, 4))], None,
+                                  [GetItemGrad.backward]),
+}
+
+
+@pytest.mark.parametrize("case", sorted(STRICT_DOUBLE_BACKPROP_CASES))
+def test_double_backprop_on_strict_device_matches_cpu(case):
+    """Double backprop never ran on the strict device: a host copy in LinearGrad's or GetItemGrad's
+    backward passed every test."""
+    f, arrays, penalized, reaches = STRICT_DOUBLE_BACKPROP_CASES[case]
+    assert_double_backprop_on_strict_matches_cpu(f, arrays, penalized, reaches)
 
 
 # --- found by a mutation audit of the element-wise, reduction and shape ops ---

@@ -9,7 +9,8 @@ from scipy.stats import multivariate_normal, norm
 
 import zero
 import zero.functions as F
-from conftest import host, on
+from zero.functions.gaussian import GaussianKLGrad, ReparameterizeGrad
+from conftest import assert_double_backprop_on_strict_matches_cpu, host, on
 from test_activations_losses import check_double_backprop
 from zero.models import Model
 from zero.optimizers import Adam
@@ -86,6 +87,25 @@ def test_gaussian_ops_second_derivatives_by_double_backprop(op):
     else:
         loss = _seeded(6, lambda x: (F.tanh(F.reparameterize(x[0], x[1])) * weights).sum())
     check_double_backprop(loss, rng.standard_normal((2, 3, 4)))
+
+
+def _reparameterized(device, mu, logvar):
+    zero.backend.seed(6, device)   # the same eps on both devices
+    return F.reparameterize(mu, logvar)
+
+
+@pytest.mark.parametrize("penalized", [None, [0], [1]], ids=["both", "mu_gradient_only", "logvar_gradient_only"])
+@pytest.mark.parametrize("op", ["kl", "reparameterize"])
+def test_gaussian_ops_double_backprop_on_strict_device_matches_cpu(op, penalized):
+    """Double backprop never ran on the strict device: a host copy in GaussianKLGrad's or
+    ReparameterizeGrad's backward passed every test."""
+    rng = np.random.default_rng(8)
+    arrays = [rng.standard_normal((2, 3)), rng.standard_normal((2, 3))]
+    if op == "kl":
+        f, reaches = lambda device, mu, logvar: F.gaussian_kl_from_standard(mu, logvar), [GaussianKLGrad.backward]
+    else:   # dz/dmu = 1: a penalty on the mu gradient alone never reaches ReparameterizeGrad
+        f, reaches = _reparameterized, [ReparameterizeGrad.backward] if penalized != [0] else []
+    assert_double_backprop_on_strict_matches_cpu(f, arrays, penalized, reaches)
 
 
 def test_gaussian_kl_matches_a_monte_carlo_estimate():
