@@ -536,19 +536,24 @@ def test_dot_graph_lists_every_function_and_variable(tmp_path, monkeypatch):
     assert written == tmp_path / "graph.dot" and written.read_text() == text
 
 
-def test_double_backprop_through_every_gradient_of_the_fused_ops():
-    """As above, but every input needs a gradient, so the second pass runs through all branches of
-    LinearGrad.backward (gx = gy W^T too) and MeanSquaredErrorGrad.backward (both inputs)."""
+@pytest.mark.parametrize("penalized", ["x W b t", "x", "W", "t"])
+def test_double_backprop_through_every_gradient_of_the_fused_ops(penalized):
+    """As test_double_backprop_through_the_fused_ops, but every input needs a gradient, and the penalty
+    takes the squares of all four first derivatives or of one alone: the second pass runs through every
+    branch of LinearGrad.backward (gx = gy W^T, with and without gW beside it) and
+    MeanSquaredErrorGrad.backward (either input's gradient, or both). Only all four together were
+    tested: an input-gradient penalty (dL/dx alone, as WGAN-GP's) never ran LinearGrad.backward without gW."""
     rng = np.random.default_rng(1)
     arrays = [rng.standard_normal((5, 3)), rng.standard_normal((3, 2)), rng.standard_normal(2),
               rng.standard_normal((5, 2))]
 
-    def penalty(x, W, b, t):  # sum of squares of all four first derivatives of a loss
+    def penalty(x, W, b, t):  # sum of squares of the penalized first derivatives of a loss
         for v in (x, W, b, t):
             v.cleargrad()
         loss = F.mean_squared_error(F.sin(F.linear(x, W, b)), t)
         loss.backward(create_graph=True)
-        return sum(F.sum(v.grad * v.grad) for v in (x, W, b, t))
+        chosen = [v for name, v in zip("xWbt", (x, W, b, t)) if name in penalized.split()]
+        return sum(F.sum(v.grad * v.grad) for v in chosen)
 
     variables = [Variable(a.copy()) for a in arrays]
     g = penalty(*variables)

@@ -17,7 +17,7 @@ from zero.functions.linalg import LinearGrad
 from zero.functions.shape import GetItemGrad
 from zero.utils import gradient_check
 
-from conftest import assert_double_backprop_on_strict_matches_cpu, on
+from conftest import assert_double_backprop_on_strict_matches_cpu, on, second_order_check
 
 SETTINGS = settings(max_examples=15, deadline=None)
 
@@ -795,8 +795,8 @@ def test_linear_keeps_float32_gradients_and_takes_an_empty_batch():
 
 @pytest.mark.parametrize("bias", [True, False])
 def test_double_backprop_through_linear_with_batch_axes(bias):
-    """d/d(x, W, b) of |d sum(sin(linear(x, W, b))) / d(x, W, b)|^2 for a 3-D x, with and without bias:
-    every branch of LinearGrad.backward, checked by central differences."""
+    """d/d(x, W, b) of |d sum(sin(linear(x, W, b))) / d(x, W, b)|^2 for a 3-D x, with and without bias,
+    checked by central differences: all gradients penalised at once (one at a time: below)."""
     rng = np.random.default_rng(4)
     arrays = [normal(rng, (2, 3, 4)), normal(rng, (4, 2))] + ([normal(rng, 2)] if bias else [])
 
@@ -826,6 +826,16 @@ def test_double_backprop_through_the_bias_gradient_alone():
         return F.sum(gb * gb)
 
     gradient_check(penalty, W0, b0, rtol=1e-5, atol=1e-7)
+
+
+@pytest.mark.parametrize("penalized", [0, 1, 2], ids=["x_gradient_only", "weight_gradient_only", "bias_gradient_only"])
+@pytest.mark.parametrize("x_shape", [(3, 4), (2, 3, 4)], ids=["2d_x", "3d_x"])
+def test_double_backprop_through_one_gradient_of_linear(x_shape, penalized):
+    """A penalty on dL/dx alone (an input-gradient penalty, as WGAN-GP's or R1's) or on dL/dW alone
+    leaves LinearGrad.backward the other output gradients None: those branches were never run."""
+    rng = np.random.default_rng(6)
+    arrays = [normal(rng, x_shape), normal(rng, (4, 2)), normal(rng, 2)]
+    second_order_check(lambda x, W, b: F.linear(x, W, b), arrays, penalized=[penalized])
 
 
 _rng = np.random.default_rng(12)
