@@ -10,7 +10,7 @@ from scipy.stats import multivariate_normal, norm
 import zero
 import zero.functions as F
 from zero.functions.gaussian import GaussianKLGrad, ReparameterizeGrad
-from conftest import assert_double_backprop_on_strict_matches_cpu, host, on
+from conftest import assert_double_backprop_on_strict_matches_cpu, host, on, second_order_check
 from test_activations_losses import check_double_backprop
 from zero.models import Model
 from zero.optimizers import Adam
@@ -87,6 +87,15 @@ def test_gaussian_ops_second_derivatives_by_double_backprop(op):
     else:
         loss = _seeded(6, lambda x: (F.tanh(F.reparameterize(x[0], x[1])) * weights).sum())
     check_double_backprop(loss, rng.standard_normal((2, 3, 4)))
+
+
+@pytest.mark.parametrize("penalized", [0, 1], ids=["mu_gradient_only", "logvar_gradient_only"])
+def test_gaussian_kl_double_backprop_through_one_of_its_gradients(penalized):
+    """A penalty on dKL/dmu alone (or dKL/dlogvar alone) leaves GaussianKLGrad.backward one of its
+    two output gradients None, a branch of its own that no test ran (the test above penalises both)."""
+    rng = np.random.default_rng(7)
+    second_order_check(F.gaussian_kl_from_standard, [rng.standard_normal((2, 3)), rng.standard_normal((2, 3))],
+                       penalized=[penalized])
 
 
 def _reparameterized(device, mu, logvar):
