@@ -6,7 +6,7 @@ import re
 
 import numpy as np
 import pytest
-from hypothesis import given, settings
+from hypothesis import example, given, settings
 from hypothesis import strategies as st
 from hypothesis.extra import numpy as hnp
 
@@ -286,6 +286,34 @@ def test_linear_gradients(batch, n_in, n_out, lead, seed):
     check_everywhere(lambda W, b, w: F.linear(to_device(x, W.device), W, b) * w, W, b, weights)
     check_everywhere(lambda W, w: F.linear(to_device(x, W.device), W) * w, W, weights)
 
+
+
+@st.composite
+def linear_shapes_with_a_broadcast_bias(draw):
+    """x (*lead, batch, in), W (in, out) and a bias shape that broadcasts to y's (*lead, batch, out)
+    without enlarging it: its last axes, each kept or 1."""
+    lead = draw(st.lists(st.integers(1, 3), max_size=2))
+    batch, n_in, n_out = draw(st.integers(1, 3)), draw(st.integers(1, 3)), draw(st.integers(1, 3))
+    y_shape = (*lead, batch, n_out)
+    axes = draw(st.integers(0, len(y_shape)))
+    kept = draw(st.lists(st.booleans(), min_size=axes, max_size=axes))
+    bias_shape = tuple(size if keep else 1 for size, keep in zip(y_shape[len(y_shape) - axes:], kept))
+    return (*lead, batch, n_in), (n_in, n_out), bias_shape
+
+
+@SETTINGS
+@given(shapes=linear_shapes_with_a_broadcast_bias(), seed=seeds)
+@example(shapes=((2, 3, 4), (4, 2), (3, 1)), seed=0)   # one bias per row of a 3-D x
+@example(shapes=((2, 3, 4), (4, 2), (1, 2)), seed=0)
+def test_linear_gradients_with_a_bias_broadcast_to_any_shape(shapes, seed):
+    """Only a (out,) bias was drawn, and other bias shapes were checked with a 2-D x: a bias gradient
+    scaled by 2 for inputs of more than 2 axes passed the suite."""
+    x_shape, w_shape, bias_shape = shapes
+    rng = np.random.default_rng(seed)
+    x, W, b = normal(rng, x_shape), normal(rng, w_shape), normal(rng, bias_shape)
+    np.testing.assert_allclose(F.linear(Variable(x), Variable(W), Variable(b)).data, x @ W + b)
+    weights = normal(rng, x_shape[:-1] + w_shape[-1:])
+    check_everywhere(lambda x, W, b, w: F.linear(x, W, b) * w, x, W, b, weights)
 
 def test_linear_on_a_single_vector_and_on_four_axes():
     # 2-D inputs take one product (dot); others are flattened to rows and back
