@@ -751,7 +751,7 @@ def test_repr_names_a_dtype_other_than_float32():
 
 
 def test_item_refuses_a_variable_of_several_elements():
-    with pytest.raises(ValueError):
+    with pytest.raises(ValueError, match=r"item: only a one-element variable has a single value; .* has 2 elements"):
         Variable(np.ones(2)).item()
 
 

@@ -749,21 +749,29 @@ def test_lazy_conv_given_a_bad_input_is_a_clear_error(make, shape):
     assert layer(np.ones((2, 5, 6, 6), np.float32)).shape[:2] == (2, 8)
 
 
-@pytest.mark.parametrize("make, bad, good, created", [
-    (lambda: Conv2d(4, 3), np.ones((2, 28, 28, 1), np.float32), np.ones((2, 1, 28, 28), np.float32),
-     {"W": (4, 1, 3, 3), "b": (4,)}),                                    # NHWC by mistake: W was (4, 28, 3, 3)
-    (lambda: ConvTranspose2d(4, 3), np.ones((2, 5, 6, 6)), np.ones((2, 2, 6, 6), np.float32),
-     {"W": (2, 4, 3, 3), "b": (4,)}),                                    # float64 into a float32 layer
-    (lambda: Linear(3), np.ones((2, 4)), np.ones((2, 5), np.float32), {"W": (5, 3), "b": (3,)}),
-    (lambda: BatchNorm(), np.ones((1, 3), np.float32), np.random.rand(4, 2).astype(np.float32),
-     {"gamma": (2,), "beta": (2,), "running_mean": (2,), "running_var": (2,)}),   # one value per channel
+FLOAT64_INTO_FLOAT32 = r"the input has dtype float64 but the layer's parameters have float32"
+
+
+@pytest.mark.parametrize("make, bad, error, good, created", [
+    (lambda: Conv2d(4, 3), np.ones((2, 28, 28, 1), np.float32),        # NHWC by mistake: W was (4, 28, 3, 3)
+     (ValueError, r"conv2d: kernel \(3, 3\) does not fit input \(2, 28, 28, 1\)"),
+     np.ones((2, 1, 28, 28), np.float32), {"W": (4, 1, 3, 3), "b": (4,)}),
+    (lambda: ConvTranspose2d(4, 3), np.ones((2, 5, 6, 6)), (TypeError, FLOAT64_INTO_FLOAT32),
+     np.ones((2, 2, 6, 6), np.float32), {"W": (2, 4, 3, 3), "b": (4,)}),
+    (lambda: Linear(3), np.ones((2, 4)), (TypeError, FLOAT64_INTO_FLOAT32),
+     np.ones((2, 5), np.float32), {"W": (5, 3), "b": (3,)}),
+    (lambda: BatchNorm(), np.ones((1, 3), np.float32),                  # one value per channel
+     (ValueError, r"training needs more than one value per channel, got input \(1, 3\)"),
+     np.random.rand(4, 2).astype(np.float32), {"gamma": (2,), "beta": (2,), "running_mean": (2,), "running_var": (2,)}),
 ], ids=["Conv2d", "ConvTranspose2d", "Linear", "BatchNorm"])
-def test_a_lazy_layers_failed_first_call_leaves_it_lazy(make, bad, good, created):
+def test_a_lazy_layers_failed_first_call_leaves_it_lazy(make, bad, error, good, created):
     """A first call that raised kept the parameters it had created for the bad input's size, so the
-    corrected call was refused ('expected input (N, 28, H, W)')."""
+    corrected call was refused ('expected input (N, 28, H, W)'). Each bad call must fail for its own
+    reason (any ValueError or TypeError was accepted)."""
     layer = make()
     params = list(layer.params())   # an optimizer may hold these
-    with pytest.raises((ValueError, TypeError)):
+    error_type, message = error
+    with pytest.raises(error_type, match=message):
         layer(bad)
     assert all(value is None for _, value in layer.named_buffers())
     assert all(param.data is None for param in layer.params())
