@@ -524,6 +524,30 @@ def test_adam_keeps_a_small_live_variance_across_a_flush(device):
     np.testing.assert_allclose(moves, 1.0, rtol=1e-4)
 
 
+
+@pytest.mark.parametrize("name", ["adam", "momentum"])
+def test_dead_state_is_flushed_at_step_flush_every_and_not_before(name, device):
+    """A dead unit's moment that would decay into the denormals before the next flush is zeroed at
+    step FLUSH_EVERY, and is still there, untouched, at the step before: flushing at every step but
+    the multiples of FLUSH_EVERY (t % FLUSH_EVERY != 0) passed the suite."""
+    tiny = float(np.finfo(np.float32).tiny)
+    state_after_step_1 = 10 * tiny / 0.9 ** (FLUSH_EVERY - 1)   # 10 tiny at step FLUSH_EVERY: normal, yet flushed
+    p = Parameter(on(device, np.zeros(2, np.float32)))
+    if name == "adam":   # m = (1 - 0.9) g after one step
+        optimizer, states, first = Adam([p], lr=1e-3), "means", state_after_step_1 / 0.1
+    else:                # v = g after one step
+        optimizer, states, first = Momentum([p], lr=1e-3, momentum=0.9), "velocities", state_after_step_1
+    p.grad = Variable(on(device, np.array([first, 1.0], np.float32)))
+    optimizer.step()
+    p.grad = Variable(on(device, np.array([0.0, 1.0], np.float32)))   # unit 0 dead from now on
+    for _ in range(FLUSH_EVERY - 2):
+        optimizer.step()
+    assert optimizer.steps == [FLUSH_EVERY - 1]
+    np.testing.assert_allclose(host(getattr(optimizer, states)[0])[0], 10 * tiny / 0.9, rtol=1e-4)
+    optimizer.step()
+    state = host(getattr(optimizer, states)[0])
+    assert state[0] == 0 and state[1] > 0.5   # the live unit's state is kept
+
 def test_negative_velocities_are_flushed_when_dead_and_kept_when_live(device):
     p = Parameter(on(device, np.ones(2, np.float32)))
     optimizer = Momentum([p], lr=1e-3, momentum=0.9)
