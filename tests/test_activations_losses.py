@@ -102,6 +102,17 @@ def test_softmax_family_gradient_and_value(device, name, shape, seed, data):
     gradient_check(weighted(lambda v: f(v, axis), weights), on(device, x))
 
 
+@pytest.mark.parametrize("name", sorted(AXIS_OPS))
+def test_softmax_family_over_all_axes_at_once(device, name):
+    """axis=None on every run (the hypothesis test draws it only now and then)."""
+    rng = np.random.default_rng(1)
+    x = 2 * rng.standard_normal((2, 3, 2))
+    f = AXIS_OPS[name]
+    y = f(Variable(on(device, x)), None)
+    np.testing.assert_allclose(host(y.data), axis_reference(name, x, None), rtol=1e-12, atol=1e-14)
+    gradient_check(weighted(lambda v: f(v, None), on(device, rng.standard_normal(y.shape))), on(device, x))
+
+
 def test_logsumexp_over_several_axes_and_infinite_rows():
     x = np.random.default_rng(0).standard_normal((2, 3, 4))
     y = F.logsumexp(Variable(x), axis=(0, 2))
