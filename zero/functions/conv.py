@@ -54,7 +54,7 @@ DEVICE_CHUNK_ELEMENTS = 2 ** 25
 # =============================================================================
 def size_pair(op, name, value, at_least=0):
     """A kernel size, stride or padding: 3 -> (3, 3); (3, 2) stays. Each must be a whole number
-    >= at_least (ValueError naming op and name). The conv and pooling layers check theirs with it too."""
+    >= at_least (ValueError naming op and name). The conv layers (zero.layers) check theirs with it too."""
     pair = tuple(value) if isinstance(value, (tuple, list)) else (value, value)
     if len(pair) != 2 or not all(isinstance(v, numbers.Integral) and not isinstance(v, bool) and v >= at_least
                                  for v in pair):
