@@ -340,6 +340,18 @@ def test_binary_cross_entropies_are_finite_at_the_extremes(device):
     np.testing.assert_array_equal(host(targets.grad.data), [1000, -1000, -1000, 1000])  # -x
 
 
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_binary_cross_entropy_with_logits_keeps_the_small_loss_of_a_confident_right_answer(device, dtype):
+    # -log sigma(x) = log(1 + e^-x) for t = 1 (and the mirror for x < 0, t = 0): about 2e-9 at x = 20,
+    # which 20 + 2e-9 - 20 would round to 0 (in float64 too, from x = 37 on)
+    for x, t in [(10.0, 1), (20.0, 1), (30.0, 1), (40.0, 1), (-20.0, 0), (-40.0, 0)]:
+        loss = F.binary_cross_entropy_with_logits(Variable(on(device, np.array([x], dtype))),
+                                                  on(device, np.array([t], dtype)))
+        exact = np.log1p(np.exp(-abs(x)))
+        np.testing.assert_allclose(host(loss.data), exact, rtol=1e-6 if dtype == np.float32 else 1e-14,
+                                   err_msg=f"logit {x}, target {t}")
+
+
 def test_loss_double_backprop():
     rng = np.random.default_rng(3)
     targets, labels = Variable(rng.uniform(0, 1, (2, 3))), rng.integers(0, 3, size=2)

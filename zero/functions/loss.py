@@ -252,9 +252,11 @@ class BinaryCrossEntropyWithLogits(Function):
         _check_same_shape(logits, targets)
         _check_ranges(targets)
         xp = self.xp
-        terms = xp.log1p(xp.exp(-xp.abs(logits)))
-        terms += xp.maximum(logits, 0)
+        # max(x, 0) - x t first: it is exactly 0 for a confident right answer (x > 0, t = 1 or
+        # x < 0, t = 0), so the small log term that follows keeps its digits (20 + 2e-9 - 20 would be 0)
+        terms = xp.maximum(logits, 0)
         terms -= logits * targets
+        terms += xp.log1p(xp.exp(-xp.abs(logits)))
         loss = terms.sum()
         return _reduced(loss, logits.size, self.reduction)
 
