@@ -668,7 +668,9 @@ def _pool_geometry(op, x, kernel_size, stride, padding):
 
 def max_pool2d(x, kernel_size, stride=None, padding=0):
     """Max over kernel_size windows. x (N, C, H, W) -> (N, C, OH, OW),
-    OH = (H + 2*padding - KH) // stride + 1; stride defaults to kernel_size."""
+    OH = (H + 2*padding - KH) // stride + 1; stride defaults to kernel_size. The gradient goes to
+    the first maximum of each window (row by row), as in PyTorch; a window holding NaN gives NaN
+    and passes no gradient (PyTorch sends it to the NaN)."""
     return MaxPool2d(*_pool_geometry("max_pool2d", x, kernel_size, stride, padding))(x)
 
 
