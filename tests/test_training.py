@@ -284,6 +284,39 @@ def test_a_checkpoint_with_a_damaged_entry_is_refused_by_load_and_by_resume_and_
     np.testing.assert_array_equal(np.random.get_state()[1], random_keys)
 
 
+@pytest.mark.parametrize("make, entry, message", [
+    (lambda ps: Adam(ps, lr=0.01), "optimizer/means.0",
+     r"entry 'optimizer/means.0' is missing, but the Adam took 3 steps on parameter 0 \('net.layers.0.W'\)"),
+    (lambda ps: Adam(ps, lr=0.01), "optimizer/variances.2", r"entry 'optimizer/variances.2' is missing"),
+    (lambda ps: Momentum(ps, lr=0.1), "optimizer/velocities.1",
+     r"entry 'optimizer/velocities.1' is missing, but the Momentum took 3 steps on parameter 1 \('net.layers.0.b'\)"),
+], ids=["Adam mean", "Adam variance", "Momentum velocity"])
+def test_a_checkpoint_missing_the_state_of_a_parameter_that_was_updated_is_refused_and_changes_nothing(
+        tmp_path, make, entry, message):
+    """A moment left out of the file while its step count says the parameter was updated loaded as None:
+    the next step restarted it from zero and went elsewhere than the saved run's."""
+    np.random.seed(0)
+    model = Regression()
+    optimizer = make(model.params())
+    x = zero.Variable(np.random.rand(8, 3).astype(np.float32))
+    for _ in range(3):
+        loss = model.loss(x)
+        optimizer.zero_grad()
+        loss.backward()
+        optimizer.step()
+    path = save_checkpoint(tmp_path / "run.npz", model, optimizer, epoch=1)
+    _rewrite_checkpoint(path, _drop(entry))
+    np.random.seed(1)
+    other = Regression()
+    other_optimizer = make(other.params())
+    other.loss(x).backward()
+    other_optimizer.step()
+    attribute = entry.split("/")[1].split(".")[0]
+    state = [a.copy() for a in getattr(other_optimizer, attribute)]
+    _assert_refused_unchanged(path, other, other_optimizer, match=message)
+    assert all((a == b).all() for a, b in zip(getattr(other_optimizer, attribute), state))
+
+
 def test_restore_if_trained_turns_down_a_checkpoint_whose_epoch_is_not_one_number(tmp_path):
     model, optimizer, _ = _trained()
     path = save_checkpoint(tmp_path / "run.npz", model, optimizer, epoch=2)

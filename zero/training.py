@@ -525,17 +525,27 @@ def _stage_optimizer(path, stored, model, optimizer, lazy_dtypes, stored_params)
             raise ValueError(f"checkpoint {path} was trained with {kind} {name} {saved.tolist()}, but this {kind} "
                              f"has {ours.tolist()}: resuming would not continue that run")
     staged = {"lr": _stored_number(path, stored, "optimizer/lr", "f", at_least=0)}
+    count_lists = [a for a in type(optimizer).state_lists if _is_count_list(getattr(optimizer, a))]
+    for attribute in count_lists:   # step counts (Adam's t per parameter), first: they say which state must be there
+        array = stored.get(f"optimizer/{attribute}")
+        if array is None or array.shape != (n,) or array.dtype.kind not in "iu" or (array < 0).any():
+            raise ValueError(f"checkpoint {path}: optimizer entry {attribute!r} missing, of the wrong length, "
+                             f"or not {n} counts >= 0")
+        staged[attribute] = [int(v) for v in array]
+    param_names = _optimizer_param_names(model, optimizer)
     for attribute in type(optimizer).state_lists:
-        if _is_count_list(getattr(optimizer, attribute)):  # step counts (Adam's t per parameter)
-            array = stored.get(f"optimizer/{attribute}")
-            if array is None or array.shape != (n,) or array.dtype.kind not in "iu" or (array < 0).any():
-                raise ValueError(f"checkpoint {path}: optimizer entry {attribute!r} missing, of the wrong length, "
-                                 f"or not {n} counts >= 0")
-            staged[attribute] = [int(v) for v in array]
+        if attribute in count_lists:
             continue
         entries = []
         for index, param in enumerate(optimizer.params):
-            array = stored.get(f"optimizer/{attribute}.{index}")
+            key = f"optimizer/{attribute}.{index}"
+            array = stored.get(key)
+            steps = max((staged[counts][index] for counts in count_lists), default=0)
+            if array is None and steps > 0:   # a parameter that was updated has state: it was lost, not absent
+                raise ValueError(f"checkpoint {path}: entry {key!r} is missing, but the {kind} took "
+                                 f"{plural(steps, 'step')} on parameter {index} ({param_names[index]!r}): its state "
+                                 f"was lost, so resuming would not continue that run. Use an intact checkpoint, or "
+                                 f"start a new run without --resume")
             if array is not None:
                 shaped_like = param.data if param.data is not None else stored_params.get(id(param))
                 check_stored_array(f"checkpoint {path}", f"optimizer {attribute}[{index}]", array, shaped_like,
