@@ -10,10 +10,12 @@ from conftest import on
 from zero.data import DataLoader, Dataset
 from zero.errors import CheckpointRefused
 from zero.layers import Dropout, Linear
-from zero.metrics import (MnistClassifier, classifier_for_scoring, classify, feature_statistics, frechet_distance,
-                          real_image_distances, referee_epochs, score_samples, share_interval, train_classifier)
+from zero.metrics import (MnistClassifier, check_classifier, classifier_for_scoring, classify, feature_statistics,
+                          frechet_distance, real_image_distances, referee_epochs, score_samples, share_interval,
+                          train_classifier)
 from zero.models import Model
 from zero.optimizers import Adam
+from zero.training import save_checkpoint
 
 
 def test_frechet_distance_of_a_gaussian_with_itself_is_zero():
@@ -252,6 +254,34 @@ def test_a_referee_that_may_have_seen_the_held_out_images_is_refused(tmp_path, c
     classifier_for_scoring(other, images, labels, epochs=1, source="train")
     classifier_for_scoring(other, source="test")
     assert capsys.readouterr().out.count("classifier: loaded") == 3
+
+
+@pytest.mark.parametrize("write, message", [
+    (lambda path: path.write_text("not a checkpoint"), "cannot read checkpoint"),
+    (lambda path: save_checkpoint(path, Linear(3, in_size=2)), "holds model type Linear, not MnistClassifier"),
+], ids=["damaged", "another model"])
+def test_a_classifier_file_that_does_not_load_is_refused_by_name_before_and_at_scoring(tmp_path, write, message):
+    """A damaged referee raised a plain ValueError (a traceback in a step script, not its message), and step
+    10.2 read it only after training: check_classifier refuses it first, drawing no random number."""
+    path = tmp_path / "referee.npz"
+    write(path)
+    images, labels = np.random.rand(8, 1, 28, 28).astype(np.float32), np.arange(8) % 10
+    random_keys = np.random.get_state()[1].copy()
+    with pytest.raises(CheckpointRefused, match=rf"classifier: .*{message}.*Give another --classifier") as refused:
+        check_classifier(path, source="test")
+    assert "referee.npz" in str(refused.value)
+    np.testing.assert_array_equal(np.random.get_state()[1], random_keys)   # the run's numbers are untouched
+    with pytest.raises(CheckpointRefused, match=message):
+        classifier_for_scoring(path, images, labels, epochs=1, source="test")
+    check_classifier(tmp_path / "missing.npz", source="train")   # none yet: trained when it is needed
+
+
+def test_check_classifier_refuses_a_referee_that_may_have_seen_the_held_out_images(tmp_path):
+    path = tmp_path / "referee.npz"
+    save_checkpoint(path, MnistClassifier(), epoch=1, settings={"source": "test"})
+    with pytest.raises(CheckpointRefused, match="was trained on the test split's first images"):
+        check_classifier(path, source="train")
+    check_classifier(path, source="test")
 
 
 def test_referee_epochs_see_about_80000_images_within_bounds():

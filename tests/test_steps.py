@@ -377,6 +377,23 @@ def test_sample_quality_scores_models_of_the_training_split_and_names_a_damaged_
     assert "Traceback" not in result.stderr
 
 
+def test_a_damaged_referee_is_named_without_a_traceback_and_before_training(real_mnist_dir, tmp_path):
+    """A damaged --classifier: step 10.3 ended in a traceback (a damaged --model in its message alone), and
+    steps 10.2, B.1 and B.2 on the test split read the file only after training their models."""
+    damaged, checkpoint = tmp_path / "damaged.npz", tmp_path / "model.npz"
+    damaged.write_text("not a checkpoint")
+    data = ["--data-dir", str(real_mnist_dir), "--source", "test", "--train-limit", "64", "--heldout-limit", "32",
+            "--classifier", str(damaged)]
+    for script, options in [("step10_conditional_diffusion/3_sample_quality.py", ["--samples", "4"]),
+                            ("step10_conditional_diffusion/2_conditional_ddpm.py", ["--checkpoint", str(checkpoint)]),
+                            ("step12_appendix_gan/1_gan.py", ["--checkpoint", str(checkpoint)]),
+                            ("step12_appendix_gan/2_dcgan.py", ["--checkpoint", str(checkpoint)])]:
+        result = _run_quick(script, tmp_path, *data, *options)
+        assert result.returncode == 2 and "Traceback" not in result.stderr, f"{script}: {result.stderr[-3000:]}"
+        assert f"error: classifier: cannot read checkpoint {damaged}" in result.stderr
+        assert "epoch" not in result.stdout and not checkpoint.exists(), script   # nothing trained
+
+
 def test_the_ddim_step_refuses_a_checkpoint_it_was_given_that_does_not_exist(tmp_path):
     """In quick mode an explicit --checkpoint that did not exist was replaced by an untrained U-Net."""
     missing = tmp_path / "no_such_unet.npz"

@@ -31,7 +31,7 @@ from zero.errors import CheckpointRefused
 from zero.layers import Conv2d, Linear
 from zero.models import Model
 from zero.optimizers import Adam
-from zero.training import load_checkpoint, loss_history, may_have_seen_heldout, save_checkpoint
+from zero.training import load_checkpoint, loss_history, may_have_seen_heldout, save_checkpoint, stage_checkpoint
 from zero.utils import check_count, check_not_empty
 
 NUM_CLASSES = 10
@@ -239,6 +239,29 @@ def refuse_if_seen_heldout(path, source, what="classifier"):
             f"steps/step10_conditional_diffusion/1_classifier.py --source {source}), or name another file")
 
 
+def check_classifier(path, source=None):
+    """Refuse, before any training, a classifier file at `path` that classifier_for_scoring would refuse
+    after it: one that is damaged or holds another model, or one that may have trained on this run's
+    held-out images (refuse_if_seen_heldout). Raises CheckpointRefused; a missing file passes (the
+    referee is then trained). Changes nothing, not NumPy's random generator either."""
+    if not Path(path).exists():
+        return
+    refuse_if_seen_heldout(path, source)
+    random_state = np.random.get_state()   # MnistClassifier() draws initial weights: not from this run's numbers
+    try:
+        stage_checkpoint(path, MnistClassifier())   # read and checked, loaded into nothing
+    except ValueError as error:
+        raise CheckpointRefused(_unusable_classifier(error)) from None
+    finally:
+        np.random.set_state(random_state)
+
+
+def _unusable_classifier(error):
+    """The message for a classifier file that does not load (error: load_checkpoint's, naming the file)."""
+    return (f"classifier: {error}. Give another --classifier, or move this file away: a missing classifier "
+            f"is trained here")
+
+
 def classifier_for_scoring(path, images=None, labels=None, device="cpu", epochs=None, seed=0, save=True,
                            heldout=None, source=None):
     """The referee of the sample-quality numbers: the classifier saved at `path` (by
@@ -258,7 +281,10 @@ def classifier_for_scoring(path, images=None, labels=None, device="cpu", epochs=
     model = MnistClassifier().to(device)
     if Path(path).exists():
         refuse_if_seen_heldout(path, source)
-        load_checkpoint(path, model)
+        try:
+            load_checkpoint(path, model)
+        except ValueError as error:   # damaged, or another model's: the script shows the reason alone
+            raise CheckpointRefused(_unusable_classifier(error)) from None
         print(f"classifier: loaded {path}")
     elif images is None:
         raise FileNotFoundError(f"no classifier checkpoint at {path}: run "

@@ -55,7 +55,7 @@ from zero.backend import get_backend, seed, to_numpy
 from zero.cli import (checkpoint_path, comma_list, fill_from_config, out_dir, parse_options, plural, positive_float,
                       positive_int, step_checkpoint, step_parser)
 from zero.diffusion import Diffusion, fit_diffusion, sampler_name, to_images
-from zero.metrics import classifier_for_scoring, refuse_if_seen_heldout, score_samples, share_interval
+from zero.metrics import check_classifier, classifier_for_scoring, score_samples, share_interval
 from zero.optimizers import Adam, cosine_lr
 from zero.plot import figures, save, save_image_grid, save_step_loss, show, show_images
 from zero.training import add_data_options, mnist_splits_from, resume, run_settings
@@ -114,8 +114,7 @@ xp = get_backend(args.device).xp
 data = mnist_splits_from(args)
 print(data.description)
 x_train = data.x_train.reshape(-1, 1, 28, 28)
-if args.classifier.exists():   # checked now, not after training: the referee must not have seen the held-out images
-    refuse_if_seen_heldout(args.classifier, data.source)
+check_classifier(args.classifier, data.source)   # now, not after training: damaged, or it saw the held-out images
 
 # ---- the conditional U-Net: label embedding (11 rows: 10 digits + "no label") added to the time encoding ----
 model = UNet(channels=channels, time_embed_dim=args.time_embed_dim, num_classes=NUM_CLASSES).to(args.device)

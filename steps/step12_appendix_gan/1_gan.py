@@ -47,7 +47,7 @@ from zero.cli import (at_least, check, checkpoint_path, non_negative_int, out_di
                       positive_int, step_checkpoint, step_parser)
 from zero.gan import (MLPDiscriminator, MLPGenerator, discriminator_loss, generator_gradient_norm,
                       logit_gradient, plot_game, score_generator, train_gan, train_gan_or_resume)
-from zero.metrics import classifier_for_scoring, classify, feature_statistics, real_image_distances
+from zero.metrics import check_classifier, classifier_for_scoring, classify, feature_statistics, real_image_distances
 from zero.optimizers import Adam
 from zero.plot import figures, plot_moving_average, save, save_image_grid, show, show_images
 from zero.training import add_data_options, mnist_splits_from
@@ -70,6 +70,7 @@ plt = figures(args.show)
 
 data = mnist_splits_from(args)
 print(data.description)
+check_classifier(args.classifier, data.source)   # now, not after training: damaged, or it saw the held-out images
 
 
 def players(seed):

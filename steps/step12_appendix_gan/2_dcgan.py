@@ -25,7 +25,7 @@ from pathlib import Path
 import zero
 from zero.cli import at_least, checkpoint_path, out_dir, parse_options, positive_int, step_checkpoint, step_parser
 from zero.gan import DCDiscriminator, DCGenerator, plot_game, score_generator, train_gan_or_resume
-from zero.metrics import classifier_for_scoring
+from zero.metrics import check_classifier, classifier_for_scoring
 from zero.optimizers import Adam
 from zero.plot import figures, save, save_image_grid, show, show_images
 from zero.training import add_data_options, mnist_splits_from
@@ -47,6 +47,7 @@ zero.seed(args.seed, args.device)
 
 data = mnist_splits_from(args)
 print(data.description)
+check_classifier(args.classifier, data.source)   # now, not after training: damaged, or it saw the held-out images
 
 generator = DCGenerator(args.latent_size, args.width).to(args.device)
 discriminator = DCDiscriminator(args.width).to(args.device)
