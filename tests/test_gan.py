@@ -646,6 +646,21 @@ def test_a_script_run_refuses_to_resume_another_runs_checkpoint_with_the_reason(
         run_script(script_players(), tmp_path / "gan.npz", epochs=2, resume=True, batch_size=32)
 
 
+def test_a_script_run_resumed_without_the_discriminators_file_is_refused_naming_it(tmp_path):
+    """gan.npz without gan_discriminator.npz beside it ended the script in a traceback (FileNotFoundError,
+    which train_gan_or_resume did not catch): now its message alone, naming the file and what to do."""
+    path = tmp_path / "gan.npz"
+    run_script(script_players(), path, epochs=1)
+    discriminator_path(path).unlink()
+    players = script_players()
+    before = [p.data.copy() for model in players[:2] for p in model.params()]
+    with pytest.raises(CheckpointRefused, match=f"{re.escape(str(path))} has no discriminator beside it: "
+                                                f"{re.escape(str(discriminator_path(path)))} is missing. Put that "
+                                                f"file back, or start a new run without --resume"):
+        run_script(players, path, epochs=2, resume=True)
+    assert all(np.array_equal(a, p.data) for a, p in zip(before, (p for model in players[:2] for p in model.params())))
+
+
 def test_score_generator_scores_n_images_drawn_in_eval_mode(monkeypatch):
     """n = 7 in batches of 3: 3 + 3 + 1 images. In eval mode batch norm reads its running
     statistics, so scoring does not move them."""
@@ -794,6 +809,31 @@ def test_a_mixed_gan_pair_is_refused_naming_the_file_that_completes_it(tmp_path,
     assert "0partial" not in str(refusal.value)
     leftover.rename(discriminator_path(path))
     assert _load_epoch(path) == 2
+
+
+def test_a_first_gan_save_that_renamed_only_the_generator_is_refused_naming_the_file_that_completes_it(
+        tmp_path, monkeypatch):
+    """No pair before: D's file is missing, and its new one waits beside G's as a temporary file."""
+    np.random.seed(0)
+    generator, discriminator = MLPGenerator(4, 8), MLPDiscriminator(8)
+    path = tmp_path / "gan.npz"
+    real_replace = zero.utils.os.replace
+
+    def replace_failing_for_d(source, target):
+        if Path(target) == discriminator_path(path):
+            raise PermissionError("read-only")
+        real_replace(source, target)
+    monkeypatch.setattr(zero.utils.os, "replace", replace_failing_for_d)
+    with pytest.raises(PermissionError):
+        save_gan(path, generator, discriminator, Adam(generator.params()), Adam(discriminator.params()), epoch=1,
+                 history={})
+    monkeypatch.setattr(zero.utils.os, "replace", real_replace)
+    (leftover,) = tmp_path.glob(f".{discriminator_path(path).name}.*.tmp")
+    with pytest.raises(FileNotFoundError, match=f"is missing; .*: rename {re.escape(str(leftover))} to "
+                                                f"{re.escape(str(discriminator_path(path)))} to complete"):
+        _load_epoch(path)
+    leftover.rename(discriminator_path(path))
+    assert _load_epoch(path) == 1
 
 
 def test_a_mixed_gan_pair_is_not_completed_by_a_discriminator_file_of_another_epoch(tmp_path):

@@ -298,18 +298,29 @@ def save_gan(path, generator, discriminator, g_optimizer, d_optimizer, epoch, hi
 
 def load_gan(path, generator, discriminator, g_optimizer, d_optimizer, settings=None):
     """Restore what save_gan wrote; returns {'epoch', 'history', 'random_state'} of the generator's
-    file. Both files are checked before either player changes (settings: as load_checkpoint)."""
+    file. Both files are checked before either player changes (settings: as load_checkpoint); a
+    missing one raises FileNotFoundError naming it, a refused one ValueError."""
     apply_generator, state = stage_checkpoint(path, generator, g_optimizer, settings)
+    if not discriminator_path(path).exists():   # a GAN resumes with both players or not at all
+        raise FileNotFoundError(f"checkpoint {path} has no discriminator beside it: {discriminator_path(path)} is "
+                                f"missing{_completing_hint(path, discriminator, d_optimizer, settings, state)}. "
+                                f"Put that file back, or start a new run without --resume (or with another "
+                                f"--checkpoint)")
     apply_discriminator, d_state = stage_checkpoint(discriminator_path(path), discriminator, d_optimizer, settings)
     if d_state["epoch"] != state["epoch"]:
-        completing = _discriminator_left_by_a_save(path, discriminator, d_optimizer, settings, state["epoch"])
-        hint = (f"; a save stopped between its two renames: rename {completing} to {discriminator_path(path)} "
-                f"to complete the newer pair" if completing else "")
+        hint = _completing_hint(path, discriminator, d_optimizer, settings, state)
         raise ValueError(f"checkpoints {path} and {discriminator_path(path)} are from different epochs "
                          f"({state['epoch']} and {d_state['epoch']}){hint}")
     apply_discriminator()
     apply_generator()
     return state
+
+
+def _completing_hint(path, discriminator, d_optimizer, settings, state):
+    """'; rename ...' when save_gan left D's new checkpoint as a temporary file beside G's (of G's epoch), else ''."""
+    completing = _discriminator_left_by_a_save(path, discriminator, d_optimizer, settings, state["epoch"])
+    return (f"; a save stopped between its two renames: rename {completing} to {discriminator_path(path)} "
+            f"to complete the newer pair" if completing else "")
 
 
 def _discriminator_left_by_a_save(path, discriminator, d_optimizer, settings, epoch):
@@ -339,7 +350,7 @@ def train_gan_or_resume(generator, discriminator, g_optimizer, d_optimizer, imag
     if resuming(checkpoint, args):
         try:
             state = load_gan(checkpoint, generator, discriminator, g_optimizer, d_optimizer, settings)
-        except ValueError as error:   # the files do not fit this run: the script ends with the reason alone
+        except (ValueError, FileNotFoundError) as error:   # no pair that fits this run: the reason alone
             raise CheckpointRefused(str(error)) from None
         restore_random_state(state)   # continue the stream where the saved run left it
         history, start_epoch = state["history"], state["epoch"]
