@@ -19,7 +19,7 @@ import pytest
 
 import zero.functions as F
 from zero import mnist, no_grad
-from zero.errors import SetupError
+from zero.errors import DataFileDamaged, SetupError
 from zero.data import DataLoader, Dataset
 from zero.mnist import load_mnist, read_idx
 from zero.models import MLP
@@ -143,7 +143,8 @@ def test_load_mnist_checks_counts_and_pairs(tmp_path):
     images, labels = fake_split(10)
     (tmp_path / TEST_IMAGES).write_bytes(gzip.compress(idx_bytes("images", images)))
     (tmp_path / TEST_LABELS).write_bytes(gzip.compress(idx_bytes("labels", labels[:9])))
-    with pytest.raises(ValueError, match="holds 10 images but .*t10k-labels-idx1-ubyte.gz holds 9 labels"):
+    with pytest.raises(DataFileDamaged, match="holds 10 images but .*t10k-labels-idx1-ubyte.gz holds 9 labels. "
+                                              "Delete those files"):
         load_mnist("test", data_dir=tmp_path, download=False)
     (tmp_path / TEST_LABELS).write_bytes(gzip.compress(idx_bytes("labels", labels)))
     with pytest.raises(ValueError, match="holds 10 images, but the official file has 10000"):
@@ -156,6 +157,28 @@ def test_load_mnist_names_a_truncated_local_file(tmp_path):
     path.write_bytes(path.read_bytes()[:5000])
     with pytest.raises(ValueError, match="t10k-images-idx3-ubyte.gz is corrupt or truncated"):
         load_mnist("test", data_dir=tmp_path, download=False)
+
+
+def test_a_damaged_local_file_says_how_to_replace_it_and_deleting_it_downloads_it_again(
+        tmp_path, monkeypatch, fake_md5):
+    """A damaged file in the data folder is not missing, so it was never downloaded again, and its error (a
+    ValueError: a step script's traceback) did not say what to do. DataFileDamaged is a SetupError too."""
+    images_gz, _ = fake_md5
+    write_test_split(tmp_path)
+    path = tmp_path / TEST_IMAGES
+    path.write_bytes(images_gz[:5000])
+    monkeypatch.setattr(urllib.request, "urlopen", fake_urlopen({"https://m/" + TEST_IMAGES: images_gz}, []))
+    monkeypatch.setattr(mnist, "MIRRORS", ["https://m/"])
+    with pytest.raises(DataFileDamaged, match=f"{re.escape(str(path))} is corrupt or truncated gzip data .*"
+                                              f"Delete that file and zero downloads it again, or replace it "
+                                              f"with a good copy") as damaged:
+        load_mnist("test", data_dir=tmp_path)
+    assert isinstance(damaged.value, SetupError) and isinstance(damaged.value, ValueError)
+    with pytest.raises(DataFileDamaged, match=r"load_mnist\(..., download=True\) downloads it again"):
+        load_mnist("test", data_dir=tmp_path, download=False)
+    path.unlink()
+    x, _ = load_mnist("test", data_dir=tmp_path)   # as the message says
+    assert len(x) == 10_000 and path.read_bytes() == images_gz
 
 
 def test_train_split_must_hold_the_official_60000(tmp_path):

@@ -417,6 +417,22 @@ def test_a_script_without_mnist_shows_the_message_alone_and_exits_with_status_2(
     assert f"in {tmp_path / 'empty'}: put them there" in result.stderr
 
 
+def test_a_script_with_a_damaged_mnist_file_says_what_to_do_without_a_traceback(tmp_path):
+    """A corrupt file in the data folder ended in a ValueError's traceback; being there, it was never
+    downloaded again, and nothing said to delete it."""
+    data = tmp_path / "mnist"
+    data.mkdir()
+    for name in ("t10k-images-idx3-ubyte.gz", "t10k-labels-idx1-ubyte.gz"):
+        (data / name).write_bytes(b"\x1f\x8b cut short")   # a gzip start, then nothing
+    command = [sys.executable, str(ROOT / "steps" / "step06_neural_networks" / "4_mnist.py"), "--quick",
+               "--out", str(tmp_path / "figures"), "--data-dir", str(data)]
+    result = subprocess.run(command, cwd=tmp_path, env=dict(os.environ, MPLBACKEND="Agg"), capture_output=True,
+                            text=True, timeout=120)
+    assert result.returncode == 2 and "Traceback" not in result.stderr, result.stderr[-3000:]
+    assert (f"4_mnist.py: error: MNIST file {data / 't10k-images-idx3-ubyte.gz'} is corrupt or truncated gzip data"
+            in result.stderr) and "Delete that file and zero downloads it again" in result.stderr
+
+
 @pytest.mark.skipif(cuda_available(), reason="CuPy is installed: --device cuda is no error here")
 def test_a_script_asked_for_cuda_without_cupy_shows_the_message_alone_and_exits_with_status_2(tmp_path):
     result = _run_quick("step13_appendix_flow/1_two_moons.py", tmp_path, "--device", "cuda")

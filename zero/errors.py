@@ -11,3 +11,8 @@ class CheckpointRefused(SetupError, ValueError):
     """A checkpoint that a script was asked to resume from does not fit the run: written for another
     model or with other settings, or corrupt. The person running it chooses: the run's settings, another
     --checkpoint, or no --resume. A ValueError too, like load_checkpoint's own errors."""
+
+
+class DataFileDamaged(SetupError, ValueError):
+    """A data file that is there but fails its checks (an MNIST file corrupt, truncated or of another kind): the
+    message names it and says how to replace it. A ValueError too, like the checks' own errors."""

@@ -11,7 +11,8 @@ under the same name without ".gz".
 Local files are trusted by their structure, not by checksum (a copy may have
 been re-compressed): magic number, 28 x 28 images, as many labels as images,
 the official count, a file length that matches its header, labels 0..9. A
-file that fails raises an error naming it.
+file that fails raises DataFileDamaged (a ValueError, which a step script shows
+as its message alone) naming it: delete it, and it is downloaded again.
 
 Missing files are downloaded (download=True) from the first mirror in
 MIRRORS that works. Each download streams to a temporary file next to its
@@ -32,7 +33,7 @@ import numpy as np
 from tqdm import tqdm
 
 from zero.backend import DEFAULT_DTYPE
-from zero.errors import SetupError
+from zero.errors import DataFileDamaged, SetupError
 from zero.utils import replace_keeping_mode, writable_folder
 
 ENV_VAR = "ZERO_DATA_DIR"
@@ -81,14 +82,14 @@ def load_mnist(split="train", data_dir=None, download=True, flatten=False):
     for name in missing:
         download_file(name, folder)
     images_path, labels_path = find_local(folder, images_name), find_local(folder, labels_name)
-    images = read_idx(images_path, "images")
-    labels = read_idx(labels_path, "labels")
+    images = _read_local(images_path, "images", download)
+    labels = _read_local(labels_path, "labels", download)
     if len(images) != len(labels):
-        raise ValueError(f"MNIST {split} split: {images_path} holds {len(images)} images but "
-                         f"{labels_path} holds {len(labels)} labels")
+        raise _damaged(f"MNIST {split} split: {images_path} holds {len(images)} images but "
+                       f"{labels_path} holds {len(labels)} labels", 2, download)
     if len(images) != count:
-        raise ValueError(f"MNIST {split} split: {images_path} holds {len(images)} images, "
-                         f"but the official file has {count}")
+        raise _damaged(f"MNIST {split} split: {images_path} holds {len(images)} images, "
+                       f"but the official file has {count}", 1, download)
     x = images.astype(DEFAULT_DTYPE)
     x /= 255
     x = x.reshape(len(x), IMAGE_SIZE * IMAGE_SIZE) if flatten else x.reshape(len(x), 1, IMAGE_SIZE, IMAGE_SIZE)
@@ -140,6 +141,23 @@ def read_idx(path, kind, expected_count=None):
     if kind == "labels" and array.size and array.max() > 9:
         raise ValueError(f"MNIST file {path}: label {array.max()} found, labels must be digits 0..9")
     return array
+
+
+def _read_local(path, kind, download):
+    """read_idx of a file in the data folder: one that fails the checks raises DataFileDamaged, which
+    says how to replace it (a damaged file is never downloaded again by itself: it is not missing)."""
+    try:
+        return read_idx(path, kind)
+    except ValueError as error:
+        raise _damaged(str(error), 1, download) from None
+
+
+def _damaged(problem, files, download):
+    """DataFileDamaged: `problem`, which names the damaged file (files=1) or pair (2), and what to do."""
+    them, it = ("those files", "them") if files > 1 else ("that file", "it")
+    fetch = "zero downloads" if download else "load_mnist(..., download=True) downloads"
+    return DataFileDamaged(f"{problem}. Delete {them} and {fetch} {it} again, or replace {it} with "
+                           f"{'good copies' if files > 1 else 'a good copy'}")
 
 
 def _read_bytes(path):

@@ -35,7 +35,7 @@ from zero.backend import DEFAULT_DTYPE, device_of, to_device, to_numpy
 from zero.cli import add_data_dir_option, plural, positive_int
 from zero.core import Variable, no_grad, test_mode
 from zero.data import Dataset, epoch_loader
-from zero.errors import CheckpointRefused, SetupError
+from zero.errors import CheckpointRefused, DataFileDamaged, SetupError
 from zero.layers import check_stored_array
 from zero.mnist import SPLITS, find_local, load_mnist, mnist_dir
 from zero.optimizers import Adam
@@ -88,6 +88,8 @@ def mnist_splits(data_dir=None, source="auto", train_limit=None, heldout_limit=N
             x_train, t_train = x[:TEST_ONLY_TRAIN_SIZE], t[:TEST_ONLY_TRAIN_SIZE]
             x_heldout, t_heldout = x[TEST_ONLY_TRAIN_SIZE:], t[TEST_ONLY_TRAIN_SIZE:]
             first_heldout = TEST_ONLY_TRAIN_SIZE
+    except DataFileDamaged:   # names the file and what to do: nothing to add
+        raise
     except SetupError as error:   # the file that failed first: say all that this run reads, in one message
         raise SetupError(f"{error}\n{_files_needed(source, folder)}") from None
     x_train, t_train = x_train[:train_limit], t_train[:train_limit]
