@@ -1332,6 +1332,41 @@ def test_a_save_to_a_folder_says_so_and_leaves_nothing_behind(tmp_path):
     assert list(tmp_path.rglob("*")) == [tmp_path / "checkpoints"]
 
 
+@pytest.mark.parametrize("failing", ["write", "mkstemp"])
+def test_a_save_that_the_disk_refuses_names_the_file_and_says_the_old_one_is_unchanged(tmp_path, monkeypatch,
+                                                                                         failing):
+    """A full disk ended in OSError: [Errno 28] No space left on device, naming no file; a read-only folder
+    named only the hidden temporary file. SaveFailed names the file being saved, and is an OSError (with
+    its errno) and a SetupError (a step script shows its message alone)."""
+    import errno
+    import tempfile
+    import zero.utils
+    from zero.errors import SaveFailed, SetupError
+    path = tmp_path / "run.npz"
+
+    def refuse(*args, **kwargs):
+        if failing == "write":
+            args[0].write(b"part of a checkpoint")   # the disk fills up part-way
+            raise OSError(errno.ENOSPC, "No space left on device")
+        raise OSError(errno.EROFS, "Read-only file system", str(tmp_path / ".run.npz.abc.tmp"))
+    refused_call = (zero.utils, "write_npz") if failing == "write" else (tempfile, "mkstemp")
+    monkeypatch.setattr(*refused_call, refuse)
+    reason = "No space left on device" if failing == "write" else "Read-only file system"
+    with pytest.raises(SaveFailed, match=f"^cannot save {re.escape(str(path))}: {reason}; no file was written$"):
+        save_npz_atomically(path, {"w": np.arange(3.0)})
+    assert list(tmp_path.iterdir()) == []
+    monkeypatch.undo()
+    save_npz_atomically(path, {"w": np.arange(3.0)})
+    old = path.read_bytes()
+    monkeypatch.setattr(*refused_call, refuse)
+    with pytest.raises(OSError, match=f"^cannot save {re.escape(str(path))}: {reason}; the previous "
+                                      f"{re.escape(str(path))} is unchanged$") as refused:
+        save_npz_atomically(path, {"w": np.arange(4.0)})
+    assert isinstance(refused.value, SetupError) and ".tmp" not in str(refused.value)
+    assert refused.value.errno == (errno.ENOSPC if failing == "write" else errno.EROFS)
+    assert path.read_bytes() == old and list(tmp_path.iterdir()) == [path]
+
+
 def test_item_of_more_than_one_element_names_the_variable_and_its_size():
     assert Variable(np.array([[2.5]], np.float32)).item() == 2.5
     with pytest.raises(ValueError, match=r"item: only a one-element variable has a single value; variable 'w' "

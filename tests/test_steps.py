@@ -433,6 +433,28 @@ def test_a_script_with_a_damaged_mnist_file_says_what_to_do_without_a_traceback(
             in result.stderr) and "Delete that file and zero downloads it again" in result.stderr
 
 
+# Runs a step script on a disk that fills up while a file is written.
+FULL_DISK_LAUNCHER = _launcher("import errno, zero.utils\n"
+                               "def full(file, arrays):\n"
+                               "    raise OSError(errno.ENOSPC, 'No space left on device')\n"
+                               "zero.utils.write_npz = full")
+
+
+def test_a_script_whose_checkpoint_does_not_fit_on_the_disk_names_it_without_a_traceback(tmp_path):
+    """The save ended in a traceback and OSError: [Errno 28] No space left on device, naming no file."""
+    checkpoint = tmp_path / "moons.npz"
+    checkpoint.write_bytes(b"an older run's checkpoint")
+    script = ROOT / "steps" / "step13_appendix_flow" / "1_two_moons.py"
+    command = [sys.executable, "-c", FULL_DISK_LAUNCHER, str(script), "--quick", "--out", str(tmp_path / "figures"),
+               "--checkpoint", str(checkpoint)]
+    result = subprocess.run(command, cwd=tmp_path, env=dict(os.environ, MPLBACKEND="Agg"), capture_output=True,
+                            text=True, timeout=120)
+    assert result.returncode == 2 and "Traceback" not in result.stderr, result.stderr[-3000:]
+    assert (f"1_two_moons.py: error: cannot save {checkpoint}: No space left on device; the previous {checkpoint} "
+            f"is unchanged") in result.stderr
+    assert checkpoint.read_bytes() == b"an older run's checkpoint"
+
+
 @pytest.mark.skipif(cuda_available(), reason="CuPy is installed: --device cuda is no error here")
 def test_a_script_asked_for_cuda_without_cupy_shows_the_message_alone_and_exits_with_status_2(tmp_path):
     result = _run_quick("step13_appendix_flow/1_two_moons.py", tmp_path, "--device", "cuda")

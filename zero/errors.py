@@ -16,3 +16,9 @@ class CheckpointRefused(SetupError, ValueError):
 class DataFileDamaged(SetupError, ValueError):
     """A data file that is there but fails its checks (an MNIST file corrupt, truncated or of another kind): the
     message names it and says how to replace it. A ValueError too, like the checks' own errors."""
+
+
+class SaveFailed(SetupError, OSError):
+    """A file could not be written (the disk full, a read-only disk, no permission): the message names the
+    file being saved, not its temporary, and says that the previous one, if any, is unchanged. An OSError
+    too, with the errno of the error it stands for."""

@@ -12,7 +12,7 @@ from pathlib import Path
 import numpy as np
 
 from zero.backend import get_array_module, to_numpy
-from zero.errors import SetupError
+from zero.errors import SaveFailed, SetupError
 
 # What reading a damaged .npz file (weights, a checkpoint) can raise: NumPy's and zipfile's errors,
 # and, for a damaged zip header, zipfile's NotImplementedError (an unknown compression method or
@@ -67,15 +67,18 @@ def save_npz_files_atomically(files):
     has happened, the new set is the one on disk: an error or Ctrl-C among the renames finishes
     the others (each one tried) before it is raised, since a set half old and half new would load
     as neither. Only a process killed outright in those microseconds (SIGKILL, a power cut) leaves a
-    mixed set, with the new files not yet renamed beside it as .tmp files. Returns the paths."""
+    mixed set, with the new files not yet renamed beside it as .tmp files. Returns the paths.
+    An OSError that leaves the previous set whole (the disk full, a read-only folder) is raised
+    as SaveFailed, which names the file being saved and says so."""
+    files = {Path(path): arrays for path, arrays in files.items()}
+    for path in files:   # before any writing: else the rename fails after it, naming the temporary file
+        if path.is_dir():
+            raise IsADirectoryError(f"cannot save to {path}: it is a folder; give a file name inside it, "
+                                    f"e.g. {path / 'model.npz'}")
     written = []   # (temporary, path)
     renaming = False
     try:
         for path, arrays in files.items():
-            path = Path(path)
-            if path.is_dir():   # else the rename fails after the writing, naming the temporary file
-                raise IsADirectoryError(f"cannot save to {path}: it is a folder; give a file name inside it, "
-                                        f"e.g. {path / 'model.npz'}")
             path.parent.mkdir(parents=True, exist_ok=True)
             handle, temporary = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
             written.append((temporary, path))
@@ -86,7 +89,7 @@ def save_npz_files_atomically(files):
         renaming = True
         for temporary, path in written:
             replace_keeping_mode(temporary, path)
-    except BaseException:
+    except BaseException as error:
         left = [(temporary, path) for temporary, path in written if os.path.exists(temporary)]
         if renaming and len(left) < len(written):   # some are in place: complete the new set
             failures = []
@@ -97,11 +100,26 @@ def save_npz_files_atomically(files):
                     failures.append(failure)
             if failures:
                 raise failures[0]
-        else:                                       # the old set is untouched: drop the new one
-            for temporary, _ in left:
-                os.unlink(temporary)
+            raise
+        for temporary, _ in left:                   # the old set is untouched: drop the new one
+            os.unlink(temporary)
+        if isinstance(error, OSError):   # the disk full, a read-only folder: name the file, not its temporary
+            raise _save_failed(path, error, list(files)) from None
         raise
     return [path for _, path in written]
+
+
+def _save_failed(path, error, paths):
+    """SaveFailed for the OSError `error` met while saving `path`, one of `paths` (a set saved together):
+    its reason, and which of them keep their previous contents (nothing was renamed over them)."""
+    kept = [str(p) for p in paths if p.exists()]
+    if kept:
+        state = f"the previous {' and '.join(kept)} {'is' if len(kept) == 1 else 'are'} unchanged"
+    else:
+        state = "no file was written"
+    failure = SaveFailed(f"cannot save {path}: {error.strerror or error}; {state}")
+    failure.errno = error.errno   # for code that tells a full disk (ENOSPC) from other failures
+    return failure
 
 
 def write_npz(file, arrays):
