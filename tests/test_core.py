@@ -1367,6 +1367,17 @@ def test_a_save_that_the_disk_refuses_names_the_file_and_says_the_old_one_is_unc
     assert path.read_bytes() == old and list(tmp_path.iterdir()) == [path]
 
 
+@pytest.mark.parametrize("inside", ["run.npz", "runs/run.npz"])
+def test_a_save_below_a_file_names_the_file_in_the_way(tmp_path, inside):
+    """mkdir raised FileExistsError: [Errno 17] File exists: '.../afile', which suggests the checkpoint exists."""
+    (tmp_path / "afile").write_text("x")
+    path = tmp_path / "afile" / inside
+    with pytest.raises(NotADirectoryError, match=f"cannot save to {re.escape(str(path))}: "
+                                                 f"{re.escape(str(tmp_path / 'afile'))} is a file, not a folder"):
+        save_npz_atomically(path, {"w": np.arange(3.0)})
+    assert list(tmp_path.iterdir()) == [tmp_path / "afile"] and (tmp_path / "afile").read_text() == "x"
+
+
 def test_item_of_more_than_one_element_names_the_variable_and_its_size():
     assert Variable(np.array([[2.5]], np.float32)).item() == 2.5
     with pytest.raises(ValueError, match=r"item: only a one-element variable has a single value; variable 'w' "

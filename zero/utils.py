@@ -75,6 +75,10 @@ def save_npz_files_atomically(files):
         if path.is_dir():
             raise IsADirectoryError(f"cannot save to {path}: it is a folder; give a file name inside it, "
                                     f"e.g. {path / 'model.npz'}")
+        file = file_in_the_way(path.parent)   # else mkdir says only "File exists"
+        if file is not None:
+            raise NotADirectoryError(f"cannot save to {path}: {file} is a file, not a folder: give another "
+                                     f"path, or move that file away")
     written = []   # (temporary, path)
     renaming = False
     try:
