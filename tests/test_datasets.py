@@ -5,8 +5,8 @@ import warnings
 import numpy as np
 import pytest
 
-from zero.datasets import (DATA_DIR, HEIGHT_WEIGHT, OLD_FAITHFUL, load_height_weight, load_heights,
-                           load_old_faithful)
+from zero.datasets import (DATA_DIR, HEIGHT_WEIGHT, OLD_FAITHFUL, ROWS, load_height_weight, load_heights,
+                           load_old_faithful, load_table)
 
 
 def test_old_faithful_is_the_r_data_set():
@@ -58,22 +58,52 @@ def test_corrupt_file_names_the_file(tmp_path, content, problem):
     assert HEIGHT_WEIGHT in str(error.value)
 
 
+def _copy_with_first_row(tmp_path, name, row):
+    """A copy of the bundled file `name` in tmp_path whose first data row is `row` (text), so that reading
+    it is told apart from reading the bundled file."""
+    lines = (DATA_DIR / name).read_text().splitlines(keepends=True)
+    first = next(i for i, line in enumerate(lines) if not line.startswith("#"))
+    lines[first] = row + "\n"
+    (tmp_path / name).write_text("".join(lines))
+
+
 def test_data_dir_override_reads_that_folder(tmp_path):
-    (tmp_path / OLD_FAITHFUL).write_text("# two eruptions\n2.5 60\n4.0 80\n")
-    np.testing.assert_array_equal(load_old_faithful(data_dir=tmp_path), [[2.5, 60], [4.0, 80]])
+    _copy_with_first_row(tmp_path, OLD_FAITHFUL, "2.5 60")
+    data = load_old_faithful(data_dir=tmp_path)
+    np.testing.assert_array_equal(data[0], [2.5, 60])
+    np.testing.assert_array_equal(data[1:], load_old_faithful()[1:])
     assert (DATA_DIR / OLD_FAITHFUL).is_file()
 
 
 def test_a_one_row_file_is_a_table_of_one_row(tmp_path):
     (tmp_path / HEIGHT_WEIGHT).write_text("# one adult\n180.5 75.0\n")
-    data = load_height_weight(data_dir=tmp_path)
+    data = load_table(HEIGHT_WEIGHT, 2, data_dir=tmp_path)
     assert data.shape == (1, 2)
     np.testing.assert_array_equal(data, [[180.5, 75.0]])
 
 
 def test_heights_read_the_given_folder(tmp_path):
-    (tmp_path / HEIGHT_WEIGHT).write_text("150.0 50.0\n190.0 90.0\n")
-    np.testing.assert_array_equal(load_heights(data_dir=tmp_path), [150.0, 190.0])
+    _copy_with_first_row(tmp_path, HEIGHT_WEIGHT, "150.0 50.0")
+    heights = load_heights(data_dir=tmp_path)
+    assert heights[0] == 150.0 and len(heights) == 507
+
+
+def test_the_bundled_files_hold_the_rows_their_provenance_notes_give():
+    for name, note in [(OLD_FAITHFUL, "272 eruptions"), (HEIGHT_WEIGHT, "507 physically active adults")]:
+        assert note in (DATA_DIR / name).read_text().splitlines()[0] and note.startswith(str(ROWS[name]))
+        assert len(load_table(name, 2)) == ROWS[name]
+
+
+@pytest.mark.parametrize("name, load", [(OLD_FAITHFUL, load_old_faithful), (HEIGHT_WEIGHT, load_height_weight)])
+def test_a_copy_cut_short_is_refused_naming_the_file_and_both_counts(tmp_path, name, load):
+    """A copy of old_faithful.txt cut off in the middle of a number loaded 124 of its 272 rows, the last one
+    wrong (1.967 5 for 1.967 56), without an error."""
+    text = (DATA_DIR / name).read_text()
+    row = text.index("\n", len(text) // 2) + 1
+    (tmp_path / name).write_text(text[:text.index(" ", row) + 2])   # half, then a row cut after its first digit
+    found = len(load_table(name, 2, data_dir=tmp_path))
+    with pytest.raises(ValueError, match=f"{tmp_path / name}: expected {ROWS[name]} data rows, found {found}"):
+        load(data_dir=tmp_path)
 
 
 def test_an_empty_file_is_an_error_without_a_warning(tmp_path):

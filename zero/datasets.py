@@ -10,8 +10,9 @@ The files are plain text (see `datasets/README.md` for source, licence and
 units). By default they are read from the copy that an installed zero carries
 (`zero/_datasets`, put there by `pip install .`), else from the `datasets/`
 folder next to the `zero` package (the repository root, for `pip install -e .`);
-pass `data_dir=` to read them from somewhere else. A missing or malformed file
-raises an error that names the file.
+pass `data_dir=` to read a copy of them from somewhere else. A missing or malformed
+file raises an error that names the file, and so does one with another number of
+rows than the bundled file (ROWS): a copy cut short or damaged.
 """
 import warnings
 from pathlib import Path
@@ -27,13 +28,15 @@ DATA_DIR = _PACKAGE / "_datasets" if (_PACKAGE / "_datasets").is_dir() else _PAC
 
 OLD_FAITHFUL = "old_faithful.txt"
 HEIGHT_WEIGHT = "height_weight.txt"
+ROWS = {OLD_FAITHFUL: 272, HEIGHT_WEIGHT: 507}   # data rows of each bundled file (see datasets/README.md)
 
 
-def load_table(name, n_columns, data_dir=None):
+def load_table(name, n_columns, data_dir=None, rows=None):
     """Read a bundled text table: returns (rows, n_columns) float32.
 
     Raises FileNotFoundError if the file is missing and ValueError if it does
-    not parse, has the wrong number of columns, no rows, or NaN/inf values.
+    not parse, has the wrong number of columns, no rows, NaN/inf values, or
+    another number of rows than `rows` (if given).
     """
     path = Path(data_dir if data_dir is not None else DATA_DIR) / name
     if not path.is_file():
@@ -57,17 +60,20 @@ def load_table(name, n_columns, data_dir=None):
         bad_row = int(np.nonzero(~np.isfinite(table).all(axis=1))[0][0])
         raise ValueError(f"corrupt data file {path}: non-finite value in data row {bad_row + 1} "
                          f"(NaN, inf, or beyond the float32 range)")
+    if rows is not None and len(table) != rows:   # a copy cut short (or damaged) still parses
+        raise ValueError(f"corrupt data file {path}: expected {rows} data rows, found {len(table)}: "
+                         f"replace it with the repository's datasets/{name}")
     return table
 
 
 def load_old_faithful(data_dir=None):
     """Old Faithful eruptions: (272, 2) float32, columns (eruption minutes, waiting minutes)."""
-    return load_table(OLD_FAITHFUL, 2, data_dir)
+    return load_table(OLD_FAITHFUL, 2, data_dir, rows=ROWS[OLD_FAITHFUL])
 
 
 def load_height_weight(data_dir=None):
     """507 adults: (507, 2) float32, columns (height cm, weight kg)."""
-    return load_table(HEIGHT_WEIGHT, 2, data_dir)
+    return load_table(HEIGHT_WEIGHT, 2, data_dir, rows=ROWS[HEIGHT_WEIGHT])
 
 
 def load_heights(data_dir=None):
