@@ -7,6 +7,7 @@ import pytest
 
 from zero.datasets import (DATA_DIR, HEIGHT_WEIGHT, OLD_FAITHFUL, ROWS, load_height_weight, load_heights,
                            load_old_faithful, load_table)
+from zero.errors import DataFileDamaged
 
 
 def test_old_faithful_is_the_r_data_set():
@@ -53,9 +54,10 @@ def test_missing_folder_names_the_file(tmp_path):
 ])
 def test_corrupt_file_names_the_file(tmp_path, content, problem):
     (tmp_path / HEIGHT_WEIGHT).write_text(content)
-    with pytest.raises(ValueError, match=problem) as error:
+    with pytest.raises(DataFileDamaged, match=problem) as error:   # a SetupError: a script shows its message alone
         load_height_weight(data_dir=tmp_path)
-    assert HEIGHT_WEIGHT in str(error.value)
+    assert HEIGHT_WEIGHT in str(error.value) and "Replace it with a good copy" in str(error.value)
+    assert isinstance(error.value, ValueError)
 
 
 def _copy_with_first_row(tmp_path, name, row):

@@ -20,6 +20,7 @@ from pathlib import Path
 import numpy as np
 
 from zero.backend import DEFAULT_DTYPE
+from zero.errors import DataFileDamaged
 
 # The installed copy first: beside an installed package, site-packages/datasets may be another
 # project's (Hugging Face's `datasets` is one); a checkout has no zero/_datasets.
@@ -36,7 +37,7 @@ def load_table(name, n_columns, data_dir=None, rows=None):
 
     Raises FileNotFoundError if the file is missing and ValueError if it does
     not parse, has the wrong number of columns, no rows, NaN/inf values, or
-    another number of rows than `rows` (if given).
+    another number of rows than `rows` (if given): DataFileDamaged, a ValueError.
     """
     path = Path(data_dir if data_dir is not None else DATA_DIR) / name
     if not path.is_file():
@@ -48,22 +49,25 @@ def load_table(name, n_columns, data_dir=None, rows=None):
             warnings.simplefilter("ignore", UserWarning)
             table = np.loadtxt(path, comments="#", dtype=np.float64, ndmin=2)
     except ValueError as error:
-        raise ValueError(f"corrupt data file {path}: {error}") from None
+        raise _corrupt(path, error) from None
     if table.shape[0] == 0:
-        raise ValueError(f"corrupt data file {path}: no data rows")
+        raise _corrupt(path, "no data rows")
     if table.shape[1] != n_columns:
-        raise ValueError(f"corrupt data file {path}: expected {n_columns} columns per row, "
-                         f"found {table.shape[1]}")
+        raise _corrupt(path, f"expected {n_columns} columns per row, found {table.shape[1]}")
     with np.errstate(over="ignore"):  # a number beyond float32's range becomes inf, refused below
         table = table.astype(DEFAULT_DTYPE)
     if not np.isfinite(table).all():
         bad_row = int(np.nonzero(~np.isfinite(table).all(axis=1))[0][0])
-        raise ValueError(f"corrupt data file {path}: non-finite value in data row {bad_row + 1} "
-                         f"(NaN, inf, or beyond the float32 range)")
+        raise _corrupt(path, f"non-finite value in data row {bad_row + 1} (NaN, inf, or beyond the float32 range)")
     if rows is not None and len(table) != rows:   # a copy cut short (or damaged) still parses
-        raise ValueError(f"corrupt data file {path}: expected {rows} data rows, found {len(table)}: "
-                         f"replace it with the repository's datasets/{name}")
+        raise _corrupt(path, f"expected {rows} data rows, found {len(table)}")
     return table
+
+
+def _corrupt(path, problem):
+    """DataFileDamaged (a ValueError; a step script shows its message alone) naming the file, and the cure."""
+    return DataFileDamaged(f"corrupt data file {path}: {problem}. Replace it with a good copy "
+                           f"(the repository's datasets/{path.name})")
 
 
 def load_old_faithful(data_dir=None):
