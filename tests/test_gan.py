@@ -785,10 +785,9 @@ def test_a_gan_save_interrupted_between_its_renames_completes_the_new_pair(tmp_p
     assert sorted(p.name for p in tmp_path.iterdir()) == sorted([path.name, discriminator_path(path).name])
 
 
-def test_a_mixed_gan_pair_is_refused_naming_the_file_that_completes_it(tmp_path, monkeypatch):
-    """When D's rename cannot be done (here: it always fails), its new file stays beside the pair and
-    load_gan's refusal says which rename completes the newer pair."""
-    path, generator, discriminator, optimizers = _saved_pair(tmp_path)
+def _save_gan_failing_to_rename_d(monkeypatch, path, generator, discriminator, optimizers, epoch, history):
+    """save_gan where D's rename fails (PermissionError): G's new file is in place, D's new one is left
+    beside it as a temporary file, which this returns."""
     real_replace = zero.utils.os.replace
 
     def replace_failing_for_d(source, target):
@@ -797,9 +796,18 @@ def test_a_mixed_gan_pair_is_refused_naming_the_file_that_completes_it(tmp_path,
         real_replace(source, target)
     monkeypatch.setattr(zero.utils.os, "replace", replace_failing_for_d)
     with pytest.raises(PermissionError):
-        save_gan(path, generator, discriminator, *optimizers, epoch=2, history={"d_loss": [0.5, 0.4]})
+        save_gan(path, generator, discriminator, *optimizers, epoch=epoch, history=history)
     monkeypatch.setattr(zero.utils.os, "replace", real_replace)
-    (leftover,) = tmp_path.glob(f".{discriminator_path(path).name}.*.tmp")
+    (leftover,) = path.parent.glob(f".{discriminator_path(path).name}.*.tmp")
+    return leftover
+
+
+def test_a_mixed_gan_pair_is_refused_naming_the_file_that_completes_it(tmp_path, monkeypatch):
+    """When D's rename cannot be done (here: it always fails), its new file stays beside the pair and
+    load_gan's refusal says which rename completes the newer pair."""
+    path, generator, discriminator, optimizers = _saved_pair(tmp_path)
+    leftover = _save_gan_failing_to_rename_d(monkeypatch, path, generator, discriminator, optimizers, epoch=2,
+                                             history={"d_loss": [0.5, 0.4]})
     # partial files of saves killed while writing lie beside it: never to be named (renaming one would lose data)
     (tmp_path / f".{path.name}.0partial.tmp").write_bytes(b"PK\x03\x04 cut short")
     (tmp_path / f".{discriminator_path(path).name}.0partial.tmp").write_bytes(b"PK\x03\x04 cut short")
@@ -817,18 +825,9 @@ def test_a_first_gan_save_that_renamed_only_the_generator_is_refused_naming_the_
     np.random.seed(0)
     generator, discriminator = MLPGenerator(4, 8), MLPDiscriminator(8)
     path = tmp_path / "gan.npz"
-    real_replace = zero.utils.os.replace
-
-    def replace_failing_for_d(source, target):
-        if Path(target) == discriminator_path(path):
-            raise PermissionError("read-only")
-        real_replace(source, target)
-    monkeypatch.setattr(zero.utils.os, "replace", replace_failing_for_d)
-    with pytest.raises(PermissionError):
-        save_gan(path, generator, discriminator, Adam(generator.params()), Adam(discriminator.params()), epoch=1,
-                 history={})
-    monkeypatch.setattr(zero.utils.os, "replace", real_replace)
-    (leftover,) = tmp_path.glob(f".{discriminator_path(path).name}.*.tmp")
+    leftover = _save_gan_failing_to_rename_d(monkeypatch, path, generator, discriminator,
+                                             (Adam(generator.params()), Adam(discriminator.params())), epoch=1,
+                                             history={})
     with pytest.raises(FileNotFoundError, match=f"is missing; .*: rename {re.escape(str(leftover))} to "
                                                 f"{re.escape(str(discriminator_path(path)))} to complete"):
         _load_epoch(path)
