@@ -256,3 +256,44 @@ def test_peak_memory_and_load_note_elsewhere_than_linux(monkeypatch):
     assert workers.load_note().startswith("; load avg ")
     monkeypatch.delattr(os, "getloadavg")
     assert workers.load_note() == ""
+
+
+def _fake_torch():
+    """A stand-in for the torch module, for the benchmarks' run(): they read only these two names from it."""
+    import types
+    return types.SimpleNamespace(__version__="0.0-test", get_num_threads=lambda: 2)
+
+
+def test_the_mlp_rows_divide_zero_by_each_pytorch_and_only_the_default_adam_has_the_target(monkeypatch):
+    monkeypatch.syspath_prepend(str(ROOT / "benchmarks"))
+    bench = _load(ROOT / "benchmarks" / "bench_mlp.py")
+    monkeypatch.setitem(sys.modules, "torch", _fake_torch())
+    seconds = {"zero": 0.5e-3, "numpy": 0.4e-3, "torch": 1.0e-3, "torch_fused": 0.625e-3}
+    monkeypatch.setattr(bench, "measure", lambda framework, rounds: [seconds[framework]] * rounds)
+    target_row, fused_row = bench.run(quick=True)
+    assert target_row["reference"] == 1.0e-3 and target_row["ratio"] == pytest.approx(0.5)
+    assert target_row["target"] == 0.7 and "ratio 0.40 against torch" in target_row["note"]
+    assert fused_row["reference"] == 0.625e-3 and fused_row["ratio"] == pytest.approx(0.8)
+    assert fused_row["target"] is None and "fused" in fused_row["reference_name"]
+
+
+def test_the_vae_rows_divide_zero_by_each_pytorch_and_judge_the_loss_within_two_percent(monkeypatch):
+    monkeypatch.syspath_prepend(str(ROOT / "benchmarks"))
+    bench = _load(ROOT / "benchmarks" / "bench_vae.py")
+    monkeypatch.setitem(sys.modules, "torch", _fake_torch())
+    monkeypatch.setattr(bench, "mnist_folder", lambda: "mnist")
+    epochs = {"zero": [0.40, 0.30], "numpy": [0.25, 0.26], "torch": [0.45, 0.50], "torch_fused": [0.35, 0.375]}
+    losses = {"zero": 53.0, "torch": 52.0, "torch_fused": 52.5}
+
+    def measure(framework, quick):
+        result = {"epoch_times": epochs[framework], "train_images": 8000, "heldout_images": 2000}
+        if framework != "numpy":
+            result["heldout_loss"] = losses[framework]
+        return result
+    monkeypatch.setattr(bench, "_measure", measure)
+    loss_row, time_row, fused_row = bench.run(quick=True)
+    assert loss_row["ratio"] == pytest.approx(53 / 52) and loss_row["ok"] is True   # 1.019: within 2%
+    assert time_row["ratio"] == pytest.approx(0.30 / 0.45) and time_row["target"] == 0.7   # best epochs
+    assert fused_row["ratio"] == pytest.approx(0.30 / 0.35) and fused_row["target"] is None
+    losses["zero"] = 53.1   # 1.021: not within 2%
+    assert bench.run(quick=True)[0]["ok"] is False
