@@ -78,6 +78,17 @@ def blas_report():
     return line
 
 
+def verdict(row):
+    """The ok column: the row's own judgement if it has one, else yes when ratio <= target, '-'
+    without a ratio (no reference installed) or without a target."""
+    if row.get("ok") is not None:
+        return "yes" if row["ok"] else "NO"
+    ratio, target = row.get("ratio"), row.get("target")
+    if ratio is None or target is None:
+        return "-"
+    return "yes" if ratio <= target else "NO"
+
+
 def main():
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("only", nargs="*", help="run only benchmarks whose file name contains one of these")
@@ -104,12 +115,7 @@ def main():
     header = ["benchmark", "unit", "zero", "reference", "reference_name", "ratio", "target", "ok", "note"]
     table = []
     for row in rows:
-        ratio, target = row.get("ratio"), row.get("target")
-        if row.get("ok") is not None:
-            ok = "yes" if row["ok"] else "NO"
-        else:
-            ok = "-" if ratio is None or target is None else ("yes" if ratio <= target else "NO")
-        table.append([fmt(row.get(h)) if h != "ok" else ok for h in header])
+        table.append([fmt(row.get(h)) if h != "ok" else verdict(row) for h in header])
     widths = [max(len(h), *(len(r[i]) for r in table)) if table else len(h) for i, h in enumerate(header)]
     print()
     print("  ".join(h.ljust(w) for h, w in zip(header, widths)))

@@ -297,3 +297,16 @@ def test_the_vae_rows_divide_zero_by_each_pytorch_and_judge_the_loss_within_two_
     assert fused_row["ratio"] == pytest.approx(0.30 / 0.35) and fused_row["target"] is None
     losses["zero"] = 53.1   # 1.021: not within 2%
     assert bench.run(quick=True)[0]["ok"] is False
+
+
+@pytest.mark.parametrize("row, expected", [
+    ({"ratio": 0.69, "target": 0.7}, "yes"),
+    ({"ratio": 0.7, "target": 0.7}, "yes"),
+    ({"ratio": 0.71, "target": 0.7}, "NO"),
+    ({"ratio": 1.5, "target": None}, "-"),              # a row without a target (fused Adam, memory)
+    ({"ratio": None, "target": 0.7}, "-"),              # no reference installed
+    ({"ratio": 1.019, "target": 1.02, "ok": False}, "NO"),   # a row that judges itself wins over ratio <= target
+    ({"ratio": 0.5, "target": 0.7, "ok": True}, "yes"),
+])
+def test_the_ok_column_is_ratio_at_most_target_unless_the_row_judges_itself(row, expected):
+    assert _load(ROOT / "benchmarks" / "run.py").verdict(row) == expected
