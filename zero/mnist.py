@@ -11,8 +11,8 @@ under the same name without ".gz".
 Local files are trusted by their structure, not by checksum (a copy may have
 been re-compressed): magic number, 28 x 28 images, as many labels as images,
 the official count, a file length that matches its header, labels 0..9. A
-file that fails raises DataFileDamaged (a ValueError, which a step script shows
-as its message alone) naming it: delete it, and it is downloaded again.
+file that fails raises DataFileDamaged (a SetupError, which a step script shows
+as its message alone, and a ValueError) naming it: delete it, and it is downloaded again.
 
 Missing files are downloaded (download=True) from the first mirror in
 MIRRORS that works. Each download streams to a temporary file next to its
