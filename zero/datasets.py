@@ -65,7 +65,8 @@ def load_table(name, n_columns, data_dir=None, rows=None):
 
 
 def _corrupt(path, problem):
-    """DataFileDamaged (a ValueError; a step script shows its message alone) naming the file, and the cure."""
+    """DataFileDamaged naming the file, and the cure: a SetupError (a step script shows its message alone)
+    and a ValueError."""
     return DataFileDamaged(f"corrupt data file {path}: {problem}. Replace it with a good copy "
                            f"(the repository's datasets/{path.name})")
 
