@@ -910,3 +910,19 @@ def test_q_sample_and_q_step_refuse_noise_or_time_steps_that_would_broadcast():
     with pytest.raises(ValueError, match=r"q_sample: t must be one time step or one per image, shape \(2,\); got shape \(1,\)"):
         diffusion.q_sample(x, np.array([3]), x)
     assert diffusion.q_sample(x, 3, x).shape == x.shape   # one int for the whole batch is fine
+
+
+def test_fit_diffusion_stops_at_a_nan_loss_before_the_epochs_checkpoint(tmp_path):
+    """A run that diverged saved its NaN weights over the last good epoch's checkpoint, every epoch."""
+    from zero.diffusion import fit_diffusion
+    from zero.errors import TrainingDiverged
+    images, model, diffusion, optimizer = _tiny_run()
+    path = tmp_path / "ddpm.npz"
+    history = fit_diffusion(model, diffusion, optimizer, images, 1, batch_size=8, checkpoint=path)
+    before = path.read_bytes()
+    broken = images.copy()
+    broken[:, 0, 0, 0] = np.nan   # every image: the first batch's loss is NaN
+    with pytest.raises(TrainingDiverged, match=r"^diffusion training epoch 2, batch 1 of 3: the loss is nan"):
+        fit_diffusion(model, diffusion, optimizer, broken, 2, batch_size=8, checkpoint=path, history=history,
+                      start_epoch=1)
+    assert path.read_bytes() == before

@@ -854,3 +854,14 @@ def test_train_gan_refuses_players_on_two_devices():
     with pytest.raises(ValueError, match="train_gan: the generator is on cpu, the discriminator on strict"):
         train_gan(generator, discriminator, Adam(generator.params()), Adam(discriminator.params()),
                   np.random.rand(6, 8).astype(np.float32), epochs=1, batch_size=3)
+
+
+def test_train_gan_stops_at_a_nan_loss_naming_the_epoch_batch_and_player():
+    from zero.errors import TrainingDiverged
+    images = np.random.default_rng(0).random((64, 784)).astype(np.float32)
+    images[:, 0] = np.nan
+    np.random.seed(0)
+    generator, discriminator = MLPGenerator(8, 32), MLPDiscriminator(32)
+    with pytest.raises(TrainingDiverged, match=r"^GAN training epoch 1, batch 1 of 4, D's step: the loss is nan"):
+        train_gan(generator, discriminator, Adam(generator.params()), Adam(discriminator.params()), images, 2,
+                  batch_size=16)

@@ -539,3 +539,13 @@ def test_a_referee_trained_here_starts_from_its_seed_whatever_ran_before(tmp_pat
         weights.append([p.data.copy() for p in model.params()])
     for first, second in zip(*weights):
         np.testing.assert_array_equal(first, second)
+
+
+def test_train_classifier_stops_at_a_nan_loss_naming_the_epoch_and_batch():
+    from zero.errors import TrainingDiverged
+    np.random.seed(0)
+    model = MnistClassifier()
+    images, labels = _toy_digits(8)
+    images[:, 0, 0, 0] = np.nan
+    with pytest.raises(TrainingDiverged, match=r"^classifier training epoch 1, batch 1 of 2: the loss is nan"):
+        train_classifier(model, Adam(model.params(), lr=1e-3), images, labels, epochs=2, batch_size=4)

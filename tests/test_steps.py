@@ -495,3 +495,22 @@ def test_ctrl_c_in_run_all_names_the_step_to_go_on_from(tmp_path):
     assert re.search(r"run_all: interrupted in step13_appendix_flow/[12]_\w+\.py; to go on from that step, run it "
                      r"again with --steps 13-13 \(and the other options you gave\)\n", stderr), stderr[-3000:]
     assert f'File "{ROOT / "steps" / "run_all.py"}"' not in stderr  # no traceback through run_all itself
+
+
+@pytest.mark.parametrize("script, checkpoint", [("step07_vae/1_vae.py", "step07_vae_1_vae.npz"),
+                                                ("step09_diffusion/2_ddpm.py", "step09_diffusion_2_ddpm.npz")])
+def test_a_run_that_diverges_stops_with_a_message_and_keeps_the_checkpoint_there(real_mnist_dir, tmp_path,
+                                                                                 script, checkpoint):
+    """Step 7 run again with --lr 1 trained on through NaN and saved its NaN model over the book's VAE,
+    which steps 8 and A.1 load; step 9.2 saved one every epoch."""
+    small = ["--data-dir", str(real_mnist_dir), "--train-limit", "64", "--heldout-limit", "32"]
+    assert _run_quick(script, tmp_path, *small).returncode == 0
+    path = tmp_path / "checkpoints" / "quick" / checkpoint
+    before = path.read_bytes()
+    result = _run_quick(script, tmp_path, *small, "--lr", "1e6")
+    assert result.returncode == 2, result.stderr[-3000:]
+    # the loss of a batch, or (9.2's two quick batches) a batch norm's running variance at the save
+    assert re.search(r"error: (epoch 1, batch \d+: the loss is (nan|inf)|saving a checkpoint .* holds NaN or inf "
+                     r"values \(training diverged\))", result.stderr), result.stderr
+    assert "Traceback" not in result.stderr and "checkpoint saved" not in result.stdout
+    assert path.read_bytes() == before

@@ -11,13 +11,13 @@ import zero.functions as F
 from conftest import ZIP_HEADER_DAMAGE, damage_zip_header, host, open_handles
 from zero.backend import device_of
 from zero.data import DataLoader, Dataset
-from zero.errors import CheckpointRefused, SetupError
+from zero.errors import CheckpointRefused, SetupError, TrainingDiverged
 from zero.mnist import SPLITS
 from zero.models import MLP, Model
 from zero.optimizers import SGD, Adam, Momentum
 from zero.layers import BatchNorm, Dropout, Linear
-from zero.training import (add_data_options, fit, fit_or_resume, load_checkpoint, loss_history, may_have_seen_heldout,
-                           mean_loss, mnist_splits, mnist_splits_from, restore_if_trained, restore_or_fit,
+from zero.training import (add_data_options, finite_loss, fit, fit_or_resume, load_checkpoint, loss_history,
+                           may_have_seen_heldout, mean_loss, mnist_splits, mnist_splits_from, restore_if_trained, restore_or_fit,
                            restore_random_state, resume, run_settings, save_checkpoint)
 
 
@@ -1551,3 +1551,76 @@ def test_a_training_step_on_a_device_reads_nothing_back_but_what_it_checks():
             loss.backward()
             optimizer.step()
         assert zero.testing.host_reads - before == expected, name
+
+
+# =============================================================================
+# A run that diverges: stopped at its first NaN, and never saved over a good checkpoint
+# =============================================================================
+def test_finite_loss_returns_the_number_and_names_where_a_loss_is_nan_or_inf():
+    assert finite_loss(zero.Variable(np.float32(2.5)), "here") == 2.5
+    for value in (np.nan, np.inf, -np.inf):
+        with pytest.raises(TrainingDiverged, match=rf"epoch 2, batch 7 of 9: the loss is {value}: training diverged"):
+            finite_loss(zero.Variable(np.float32(value)), "epoch 2, batch 7 of 9")
+    # what step scripts show as its message alone (exit status 2), and what NumPy's own errors are
+    assert issubclass(TrainingDiverged, SetupError) and issubclass(TrainingDiverged, FloatingPointError)
+
+
+@pytest.mark.filterwarnings("ignore:overflow:RuntimeWarning", "ignore:invalid value:RuntimeWarning")
+def test_a_diverging_fit_stops_at_its_first_non_finite_loss(capsys):
+    """With a learning rate of 1e30 Adam's first step moves every weight by about 1e30, so the loss
+    of the second batch overflows float32: it trained on, through NaN, to the end."""
+    x = np.random.default_rng(0).random((40, 3)).astype(np.float32)
+    np.random.seed(0)
+    model = Regression()
+    with pytest.raises(TrainingDiverged, match=r"^training epoch 1, batch 2 of 5: the loss is (inf|nan)"):
+        fit(model, Adam(model.params(), lr=1e30), x, epochs=3, batch_size=8)
+    assert "epoch 1/3" not in capsys.readouterr().out   # no epoch was reported as done
+
+
+@pytest.mark.filterwarnings("ignore:overflow:RuntimeWarning", "ignore:invalid value:RuntimeWarning")
+def test_a_diverging_run_leaves_the_checkpoint_at_its_path_unchanged(tmp_path):
+    """Step 7 run again with --lr 1 saved a model of NaN over the book's VAE, which steps 8 and A.1 load."""
+    x = np.random.default_rng(0).random((40, 3)).astype(np.float32)
+    options = dict(batch_size=8, device="cpu", seed=0, resume=False)
+    checkpoint = tmp_path / "c.npz"
+    fit_or_resume(*_fresh_regression(), x, Namespace(epochs=1, **options), checkpoint)
+    before = checkpoint.read_bytes()
+    np.random.seed(0)
+    model = Regression()
+    with pytest.raises(TrainingDiverged, match="a checkpoint saved before is unchanged"):
+        fit_or_resume(model, Adam(model.params(), lr=1e30), x, Namespace(epochs=2, **options), checkpoint)
+    assert checkpoint.read_bytes() == before
+    assert restore_if_trained(Regression(), checkpoint, min_epochs=1)[0]
+
+
+@pytest.mark.parametrize("where, entry", [("weight", "model/net.layers.0.W"), ("moment", "optimizer/variances.1")])
+def test_weights_or_optimizer_state_holding_nan_or_inf_are_not_saved_and_the_old_file_stays(tmp_path, where, entry):
+    model, optimizer, _ = _trained()
+    path = save_checkpoint(tmp_path / "run.npz", model, optimizer, epoch=1)
+    before = path.read_bytes()
+    if where == "weight":
+        model.net.layers[0].W.data[0, 0] = np.nan
+    else:
+        optimizer.variances[1][0] = np.inf
+    with pytest.raises(TrainingDiverged, match=rf"{re.escape(entry)} holds NaN or inf values \(training diverged\): "
+                                               r"not saved"):
+        save_checkpoint(path, model, optimizer, epoch=2)
+    assert path.read_bytes() == before
+
+
+@pytest.mark.parametrize("entry", ["model/net.layers.1.b", "optimizer/means.0"])
+def test_a_checkpoint_whose_weights_or_moments_hold_nan_is_refused_and_changes_nothing(tmp_path, entry):
+    """One written before save_checkpoint refused them: it loaded, and turned everything computed with it
+    into NaN (a comparison model of another step, loaded by restore_if_trained, too)."""
+    model, optimizer, _ = _trained()
+    path = save_checkpoint(tmp_path / "run.npz", model, optimizer, epoch=3)
+    with np.load(path) as archive:
+        damaged = archive[entry].copy()
+    damaged.flat[0] = np.nan
+    _rewrite_checkpoint(path, _set(entry, damaged))
+    fresh, fresh_optimizer, _ = _trained(steps=1)
+    label = entry.split("/")[1].replace("means.0", "means[0]")
+    _assert_refused_unchanged(path, fresh, fresh_optimizer, match=rf"{re.escape(label)}'? holds NaN or inf")
+    if entry.startswith("model/"):
+        restored, message = restore_if_trained(fresh, path, min_epochs=1)
+        assert not restored and "holds NaN or inf" in message

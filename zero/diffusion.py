@@ -30,7 +30,7 @@ from zero.backend import (any_outside, get_array_module, get_backend, host_min_m
                           to_device_beside, to_numpy)
 from zero.core import no_grad, test_mode
 from zero.data import DataLoader, Dataset, epoch_loader
-from zero.training import loss_history, save_checkpoint
+from zero.training import finite_loss, loss_history, save_checkpoint
 from zero.utils import check_count, check_not_empty, check_number
 
 
@@ -381,7 +381,8 @@ def fit_diffusion(model, diffusion, optimizer, images, epochs, labels=None, labe
     model and optimizer are saved (with `settings`, zero.training.save_checkpoint) after every
     epoch. Appends each step's loss to history['step_loss'] and each epoch's mean to
     history['train_loss'], prints the mean after each epoch, and returns history. The model
-    is put in training mode first."""
+    is put in training mode first. A loss of NaN or inf stops the run before the epoch's checkpoint
+    (finite_loss: TrainingDiverged)."""
     device = model.device if device is None else device
     check_count("fit_diffusion", "epochs", epochs, at_least=0)
     check_not_empty("fit_diffusion", images, "training images")
@@ -406,7 +407,8 @@ def fit_diffusion(model, diffusion, optimizer, images, epochs, labels=None, labe
                 optimizer.zero_grad()
                 loss.backward()
                 optimizer.step()
-                history["step_loss"].append(loss.item())  # .item(): one number to the host per step
+                where = f"diffusion training epoch {epoch}, batch {step % steps_per_epoch + 1} of {steps_per_epoch}"
+                history["step_loss"].append(finite_loss(loss, where))  # one number to the host per step; NaN stops
                 total += history["step_loss"][-1]
                 bar.set_postfix(loss=f"{history['step_loss'][-1]:.4f}", refresh=False)  # shown at the next refresh
         history["train_loss"].append(total / steps_per_epoch)

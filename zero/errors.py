@@ -2,9 +2,10 @@
 
 
 class SetupError(RuntimeError):
-    """Something the person running the code must set up: the MNIST files (none at the data folder and
-    none to download), CuPy and a GPU for device 'cuda'. A step script shows only its message, without
-    a traceback, and exits with status 2, as for a wrong option (zero.cli.parse_options)."""
+    """Something the person running the code must set up or choose again: the MNIST files (none at the
+    data folder and none to download), CuPy and a GPU for device 'cuda', a learning rate that made
+    training diverge. A step script shows only its message, without a traceback, and exits with
+    status 2, as for a wrong option (zero.cli.parse_options)."""
 
 
 class CheckpointRefused(SetupError, ValueError):
@@ -22,3 +23,9 @@ class SaveFailed(SetupError, OSError):
     """A file could not be written (the disk full, a read-only disk, no permission): the message names the
     file being saved, not its temporary, and says that the previous one, if any, is unchanged. An OSError
     too, with the errno of the error it stands for."""
+
+
+class TrainingDiverged(SetupError, FloatingPointError):
+    """A training run whose loss or weights became NaN or infinite: the run stops there, before saving
+    anything, so that a checkpoint it would have replaced stays as it was. The person running it
+    chooses again: most often a smaller learning rate. A FloatingPointError too, like NumPy's own."""

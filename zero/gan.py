@@ -42,8 +42,8 @@ from zero.layers import BatchNorm, Conv2d, ConvTranspose2d, Linear
 from zero.metrics import score_samples
 from zero.models import Model
 from zero.plot import plot_moving_average
-from zero.training import (checkpoint_arrays, loss_history, restore_random_state, resumed_after, resuming,
-                           run_settings, stage_checkpoint)
+from zero.training import (checkpoint_arrays, finite_loss, loss_history, restore_random_state, resumed_after,
+                           resuming, run_settings, stage_checkpoint)
 from zero.utils import check_count, save_npz_files_atomically
 from zero.vae import latent_walk
 
@@ -203,7 +203,8 @@ def train_gan(generator, discriminator, g_optimizer, d_optimizer, images, epochs
     Each batch: a D step on L_D with real x and detached G(z), then a G step on generator_loss
     (kind `loss`) through the updated D. Appends per-step numbers to history lists 'd_loss',
     'g_loss', 'd_real' (mean D(x)) and 'd_fake' (mean D(G(z)) before the D step); returns history.
-    The batches go to `device`, by default the players' (both on one device).
+    The batches go to `device`, by default the players' (both on one device). A loss of NaN or inf
+    stops the run (finite_loss: TrainingDiverged).
     """
     if generator.device != discriminator.device:   # G(z) goes into D: it would fail at the first batch
         raise ValueError(f"train_gan: the generator is on {generator.device}, the discriminator on "
@@ -221,7 +222,7 @@ def train_gan(generator, discriminator, g_optimizer, d_optimizer, images, epochs
     for epoch in range(start_epoch + 1, epochs + 1):
         loader = epoch_loader(Dataset(images), batch_size, seed, epoch, device, discriminator.dtype, drop_last=True)
         with tqdm(loader, desc=f"{description} epoch {epoch}/{epochs}", leave=False) as bar:
-            for x in bar:
+            for batch, x in enumerate(bar, start=1):
                 fake = generator(generator.latent(len(x)))
                 # D step: fake.data is a constant, so no gradient flows into G here
                 real_logits, fake_logits = discriminator(x), discriminator(fake.data)
@@ -234,9 +235,10 @@ def train_gan(generator, discriminator, g_optimizer, d_optimizer, images, epochs
                 g_optimizer.zero_grad()
                 g_loss.backward()
                 g_optimizer.step()
-                # explicit host copies of four numbers per step, for the curves
-                history["d_loss"].append(d_loss.item())
-                history["g_loss"].append(g_loss.item())
+                # explicit host copies of four numbers per step, for the curves (the losses checked: NaN stops)
+                where = f"{description} training epoch {epoch}, batch {batch} of {len(loader)}"
+                history["d_loss"].append(finite_loss(d_loss, f"{where}, D's step"))
+                history["g_loss"].append(finite_loss(g_loss, f"{where}, G's step"))
                 with no_grad():
                     history["d_real"].append(F.sigmoid(real_logits).data.mean().item())
                     history["d_fake"].append(F.sigmoid(fake_logits).data.mean().item())

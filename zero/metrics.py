@@ -31,7 +31,8 @@ from zero.errors import CheckpointRefused
 from zero.layers import Conv2d, Linear
 from zero.models import Model
 from zero.optimizers import Adam
-from zero.training import load_checkpoint, loss_history, may_have_seen_heldout, save_checkpoint, stage_checkpoint
+from zero.training import (finite_loss, load_checkpoint, loss_history, may_have_seen_heldout, save_checkpoint,
+                           stage_checkpoint)
 from zero.utils import check_count, check_not_empty
 
 NUM_CLASSES = 10
@@ -77,7 +78,7 @@ def train_classifier(model, optimizer, images, labels, epochs, batch_size=128, d
 
     images: host (N, 1, 28, 28) in [0, 1]; labels: host (N,) ints. Appends each epoch's mean
     training loss to history['train_loss'] and returns history. The batches go to `device`, by
-    default the model's.
+    default the model's. A loss of NaN or inf stops the run (finite_loss: TrainingDiverged).
     """
     device = model.device if device is None else device
     check_not_empty("train_classifier", images, "training images")
@@ -86,12 +87,14 @@ def train_classifier(model, optimizer, images, labels, epochs, batch_size=128, d
     for epoch in range(start_epoch + 1, epochs + 1):
         loader = epoch_loader(Dataset(images, labels), batch_size, seed, epoch, device, model.dtype)
         total = 0.0
-        for x, t in tqdm(loader, desc=f"classifier epoch {epoch}/{epochs}", leave=False):
+        batches = tqdm(loader, desc=f"classifier epoch {epoch}/{epochs}", leave=False)
+        for batch, (x, t) in enumerate(batches, start=1):
             loss = F.softmax_cross_entropy(model(x), t)
             optimizer.zero_grad()
             loss.backward()
             optimizer.step()
-            total += loss.item()  # explicit host copy of one number
+            # explicit host copy of one number (and checked: NaN stops the run)
+            total += finite_loss(loss, f"classifier training epoch {epoch}, batch {batch} of {len(loader)}")
         history["train_loss"].append(total / len(loader))
         print(f"classifier epoch {epoch}/{epochs}: training loss {history['train_loss'][-1]:.4f}")
     return history

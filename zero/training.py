@@ -35,7 +35,7 @@ from zero.backend import DEFAULT_DTYPE, device_of, to_device, to_numpy
 from zero.cli import add_data_dir_option, plural, positive_int
 from zero.core import Variable, no_grad, test_mode
 from zero.data import Dataset, epoch_loader
-from zero.errors import CheckpointRefused, DataFileDamaged, SetupError
+from zero.errors import CheckpointRefused, DataFileDamaged, SetupError, TrainingDiverged
 from zero.layers import check_stored_array
 from zero.mnist import SPLITS, find_local, load_mnist, mnist_dir
 from zero.optimizers import Adam
@@ -167,6 +167,19 @@ def loss_history(history, keys):
     return history
 
 
+def finite_loss(loss, where):
+    """loss.item() (the one number per step that a training loop copies to the host, for its report),
+    checked: NaN or inf means the run has diverged (most often, a learning rate too large), and every
+    later step and any checkpoint saved would carry it. TrainingDiverged then, naming `where` (the
+    loop, its epoch and batch); raised before the loop saves anything, it leaves the last checkpoint
+    as it was."""
+    value = loss.item()
+    if not math.isfinite(value):
+        raise TrainingDiverged(f"{where}: the loss is {value}: training diverged (a smaller learning rate "
+                               f"usually helps). Stopped before saving: a checkpoint saved before is unchanged")
+    return value
+
+
 def fit(model, optimizer, x_train, epochs, batch_size=32, device=None, seed=0, x_heldout=None,
         history=None, start_epoch=0, description="training", report_every=1):
     """Minimise model.loss(x) by mini-batches, epochs start_epoch+1 .. epochs, with a progress bar.
@@ -176,7 +189,8 @@ def fit(model, optimizer, x_train, epochs, batch_size=32, device=None, seed=0, x
     training loss (and held-out loss, if x_heldout is given) to history['train_loss'] and
     history['heldout_loss']; returns history. The losses are printed every `report_every` epochs
     and after the last (a small data set trained for hundreds of epochs prints a few lines).
-    The batches go to `device`, by default the model's.
+    The batches go to `device`, by default the model's. A loss of NaN or inf stops the run
+    (finite_loss: TrainingDiverged).
     """
     device = model.device if device is None else device
     check_not_empty("fit", x_train, "training images")
@@ -186,12 +200,13 @@ def fit(model, optimizer, x_train, epochs, batch_size=32, device=None, seed=0, x
         loader = epoch_loader(Dataset(x_train), batch_size, seed, epoch, device, model.dtype)
         total = 0.0
         with tqdm(loader, desc=f"{description} epoch {epoch}/{epochs}", leave=False) as bar:
-            for x in bar:
+            for batch, x in enumerate(bar, start=1):
                 loss = model.loss(x)  # the batch is a constant: no input gradient is computed
                 optimizer.zero_grad()
                 loss.backward()
                 optimizer.step()
-                total += loss.item()  # .item(): one number per step to the host, for the report
+                # one number per step to the host, for the report (and checked: NaN stops the run)
+                total += finite_loss(loss, f"{description} epoch {epoch}, batch {batch} of {len(loader)}")
         history["train_loss"].append(total / len(loader))
         message = f"{description} epoch {epoch}/{epochs}: training loss {history['train_loss'][-1]:.3f}"
         if x_heldout is not None:
@@ -268,7 +283,8 @@ def save_checkpoint(path, model, optimizer=None, epoch=0, history=None, settings
     with the state of NumPy's global random generator (the noise of a VAE or a diffusion model,
     dropout): `resume` restores it, so a resumed run draws what an uninterrupted one would have.
     (CuPy's generator, which draws the noise on a GPU, is not saved.) settings: the run's
-    options {name: text} (run_settings(args)), which a resumed run must repeat."""
+    options {name: text} (run_settings(args)), which a resumed run must repeat. Weights or optimizer
+    state holding NaN or inf (a diverged run) are not saved: TrainingDiverged, the file unchanged."""
     return save_npz_atomically(path, checkpoint_arrays(model, optimizer, epoch, history, settings))
 
 
@@ -309,7 +325,16 @@ def checkpoint_arrays(model, optimizer=None, epoch=0, history=None, settings=Non
         arrays[f"history/{name}"] = array
     for name, value in (settings or {}).items():
         arrays[f"settings/{name}"] = np.asarray(str(value))
+    for name, array in arrays.items():   # a diverged model would replace a good checkpoint, and load everywhere
+        if name.startswith(("model/", "buffer/", "optimizer/")) and not _all_finite(array):
+            raise TrainingDiverged(f"{saving}: {name} holds NaN or inf values (training diverged): not saved, "
+                                   f"so a checkpoint already there is unchanged")
     return arrays
+
+
+def _all_finite(array):
+    """Whether a host array holds no NaN or inf (arrays of integers or text: always)."""
+    return array.dtype.kind not in "fc" or bool(np.isfinite(array).all())
 
 
 def read_checkpoint(path, names=None, optional=()):
@@ -339,8 +364,9 @@ def _resolve(model, dotted):
 def load_checkpoint(path, model, optimizer=None, settings=None):
     """Restore a checkpoint written by save_checkpoint into model (and optimizer), on their device.
 
-    Everything is checked before anything changes: a missing, corrupt or mismatching file
-    raises an error naming the file and the entry, and leaves model and optimizer untouched.
+    Everything is checked before anything changes: a missing, corrupt or mismatching file, or one
+    whose weights hold NaN or inf, raises an error naming the file and the entry, and leaves model
+    and optimizer untouched.
     settings: this run's options {name: text}; each one the file also holds must be the same, and
     a file that recorded settings must hold every one of this run's but source (one saved before
     an option existed is refused, naming it); a file saved without settings is not checked.
@@ -393,6 +419,7 @@ def stage_checkpoint(path, model, optimizer=None, settings=None):
     for name, param in params.items():
         array = stored[f"model/{name}"]
         check_stored_array(source, f"parameter {name!r}", array, param.data, lazy_dtypes[id(param)])
+        _check_finite_entry(path, f"parameter {name!r}", array)
         device = device_of(param.data) if param.data is not None else model.device
         staged_params.append((param, to_device(array, device)))
     staged_buffers = []
@@ -401,6 +428,7 @@ def stage_checkpoint(path, model, optimizer=None, settings=None):
         if key not in stored:
             raise ValueError(f"checkpoint {path}: buffer {name!r} is missing")
         check_stored_array(source, f"buffer {name!r}", stored[key], buffer, _resolve(model, name)[0].dtype)
+        _check_finite_entry(path, f"buffer {name!r}", stored[key])
         device = device_of(buffer) if buffer is not None else model.device
         staged_buffers.append((name, to_device(stored[key], device)))
     stored_params = {id(param): stored[f"model/{name}"] for name, param in params.items()}
@@ -416,6 +444,15 @@ def stage_checkpoint(path, model, optimizer=None, settings=None):
             for attribute, value in staged_optimizer.items():
                 setattr(optimizer, attribute, value)
     return apply, state
+
+
+def _check_finite_entry(path, label, array):
+    """A weight or optimizer state read from a checkpoint, refused (ValueError) if it holds NaN or inf:
+    written by a run that diverged (before save_checkpoint refused such weights), it would load and
+    turn every number computed with it into NaN."""
+    if not _all_finite(array):
+        raise ValueError(f"checkpoint {path}: {label} holds NaN or inf values (saved by a run that diverged?): "
+                         f"not loaded")
 
 
 def _stored_number(path, stored, key, kinds, at_least=None):
@@ -552,6 +589,7 @@ def _stage_optimizer(path, stored, model, optimizer, lazy_dtypes, stored_params)
                 shaped_like = param.data if param.data is not None else stored_params.get(id(param))
                 check_stored_array(f"checkpoint {path}", f"optimizer {attribute}[{index}]", array, shaped_like,
                                    lazy_dtypes.get(id(param), DEFAULT_DTYPE))
+                _check_finite_entry(path, f"optimizer {attribute}[{index}]", array)
                 array = to_device(array, device_of(param.data) if param.data is not None else model.device)
             entries.append(array)
         staged[attribute] = entries

@@ -49,7 +49,8 @@ from zero.data import DataLoader, Dataset
 from zero.distributions import normal_quantile
 from zero.optimizers import Adam
 from zero.plot import figures, save, save_image_grid, save_loss_curves, show, show_images
-from zero.training import add_data_options, mean_loss, mnist_splits_from, resume, run_settings, save_checkpoint
+from zero.training import (add_data_options, finite_loss, mean_loss, mnist_splits_from, resume, run_settings,
+                           save_checkpoint)
 from zero.vae import LIKELIHOODS, VAE, checkpoint_variant, evaluate_bounds, latent_walk, walk_ends
 
 parser = step_parser(__doc__, training=True, epochs=30, batch_size=32, lr=3e-4, hidden_size=200,
@@ -80,12 +81,12 @@ for epoch in range(start_epoch + 1, args.epochs + 1):
     loader = DataLoader(Dataset(data.x_train), args.batch_size, seed=(args.seed, epoch), device=args.device)
     zero.reseed_device(args.device)   # on a GPU: its noise follows NumPy's generator, which the checkpoint keeps
     total = 0.0
-    for x in tqdm(loader, desc=f"epoch {epoch}/{args.epochs}", leave=False):
+    for batch, x in enumerate(tqdm(loader, desc=f"epoch {epoch}/{args.epochs}", leave=False), start=1):
         loss = model.loss(x)   # the book's loss (or -ELBO), one sample z per image: see the docstring
         optimizer.zero_grad()
         loss.backward()
         optimizer.step()
-        total += loss.item()
+        total += finite_loss(loss, f"epoch {epoch}, batch {batch}")   # loss.item(); NaN (diverged) stops the run
     history["train_loss"].append(total / len(loader))
     history["heldout_loss"].append(mean_loss(model, data.x_heldout, device=args.device))
     print(f"epoch {epoch:2d}: {LOSS_NAME}: training {history['train_loss'][-1]:.2f}, "

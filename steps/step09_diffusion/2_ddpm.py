@@ -52,7 +52,7 @@ from zero.data import DataLoader, Dataset
 from zero.diffusion import Diffusion, to_images, to_model_range
 from zero.optimizers import Adam
 from zero.plot import figures, save, save_image_grid, save_step_loss, show
-from zero.training import add_data_options, mnist_splits_from, resume, run_settings, save_checkpoint
+from zero.training import add_data_options, finite_loss, mnist_splits_from, resume, run_settings, save_checkpoint
 from zero.unet import UNet
 
 CONFIGS = {
@@ -103,7 +103,7 @@ for epoch in range(start_epoch + 1, args.epochs + 1):
     reseed_device(args.device)   # on a GPU: its noise follows NumPy's generator, which the checkpoint keeps
     total = 0.0
     with tqdm(loader, desc=f"epoch {epoch}/{args.epochs}", leave=False) as bar:
-        for images in bar:
+        for batch, images in enumerate(bar, start=1):
             x0 = to_model_range(images)                                        # [0, 1] -> [-1, 1]
             t = xp.random.randint(1, T + 1, size=len(x0))                      # t ~ U{1..T}
             noise = standard_normal(xp, x0.shape, np.float32)                  # eps ~ N(0, I)
@@ -112,7 +112,7 @@ for epoch in range(start_epoch + 1, args.epochs + 1):
             optimizer.zero_grad()
             loss.backward()
             optimizer.step()
-            history["step_loss"].append(loss.item())  # .item(): one number to the host per step
+            history["step_loss"].append(finite_loss(loss, f"epoch {epoch}, batch {batch}"))  # loss.item(); NaN stops
             total += history["step_loss"][-1]
             bar.set_postfix(loss=f"{history['step_loss'][-1]:.4f}", refresh=False)  # shown at the next refresh
     history["train_loss"].append(total / len(loader))
