@@ -1624,3 +1624,16 @@ def test_a_checkpoint_whose_weights_or_moments_hold_nan_is_refused_and_changes_n
     if entry.startswith("model/"):
         restored, message = restore_if_trained(fresh, path, min_epochs=1)
         assert not restored and "holds NaN or inf" in message
+
+
+def test_fit_trains_a_model_that_was_left_in_eval_mode_in_training_mode():
+    """As fit_diffusion, train_classifier and train_gan do: a model with dropout, evaluated before
+    (model.eval()), trained with its dropout off."""
+    x = np.random.default_rng(0).random((16, 3)).astype(np.float32)
+    model, optimizer = _fresh_regression()
+    model.eval()
+    modes = []
+    loss = model.loss
+    model.loss = lambda batch: (modes.append(model.net.training), loss(batch))[1]   # the mode each batch sees
+    fit(model, optimizer, x, epochs=2, batch_size=8)
+    assert modes == [True] * 4

@@ -190,12 +190,13 @@ def fit(model, optimizer, x_train, epochs, batch_size=32, device=None, seed=0, x
     history['heldout_loss']; returns history. The losses are printed every `report_every` epochs
     and after the last (a small data set trained for hundreds of epochs prints a few lines).
     The batches go to `device`, by default the model's. A loss of NaN or inf stops the run
-    (finite_loss: TrainingDiverged).
+    (finite_loss: TrainingDiverged). The model is put in training mode first (dropout, batch norm).
     """
     device = model.device if device is None else device
     check_not_empty("fit", x_train, "training images")
     check_count("fit", "report_every", report_every)
     history = loss_history(history, ["train_loss", "heldout_loss"])
+    model.train()   # a model evaluated or sampled from before (model.eval()) would train with dropout off
     for epoch in range(start_epoch + 1, epochs + 1):
         loader = epoch_loader(Dataset(x_train), batch_size, seed, epoch, device, model.dtype)
         total = 0.0
