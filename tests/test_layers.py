@@ -149,6 +149,36 @@ def test_plain_containers_of_other_things_keep_working(tmp_path):
     assert not model.training and len(model.sublayers()) == 4
 
 
+def test_a_variable_in_place_of_a_parameter_is_refused():
+    """`layer.W -= lr * layer.W.grad` made W a new Variable (not a Parameter): W silently left
+    params(), so it was no longer trained or saved."""
+    layer = Linear(2, in_size=2)
+    layer(np.ones((1, 2), np.float32)).sum().backward()
+    W = layer.W
+    with pytest.raises(TypeError, match=r"Linear\.W: assigning a Variable \(not a Parameter\) in place of "
+                                        r"parameter 'W' would unregister it"):
+        layer.W -= 0.1 * layer.W.grad
+    assert layer.W is W and [name for name, _ in layer.named_params()] == ["W", "b"]
+    layer.W = Parameter(np.zeros((2, 2), np.float32))   # a Parameter may replace one
+    assert [name for name, _ in layer.named_params()] == ["W", "b"]
+
+
+def test_a_trainable_variable_that_is_not_a_parameter_is_refused():
+    """`self.W = Variable(...)` in a student's layer was silently never trained: params() lists Parameters."""
+    class Scale(Layer):
+        def __init__(self):
+            super().__init__()
+            self.w = Variable(np.ones(3, np.float32))
+
+    with pytest.raises(TypeError, match=r"Scale\.w: a Variable that needs a gradient is not a parameter.*"
+                                        r"Parameter\(array\)"):
+        Scale()
+    layer = Linear(2, in_size=2)
+    layer.mask = Variable(np.ones(2, np.float32), requires_grad=False)   # constants may be kept
+    layer.last = layer(np.ones((1, 2), np.float32))                     # so may results of ops
+    assert [name for name, _ in layer.named_params()] == ["W", "b"]
+
+
 def test_forgetting_super_init_is_a_clear_error():
     class Broken(Layer):
         def __init__(self):

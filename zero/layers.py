@@ -46,7 +46,7 @@ import numpy as np
 
 import zero.functions as F
 from zero.backend import DEFAULT_DTYPE, device_of, get_backend, to_device, to_numpy
-from zero.core import Config, Parameter, using_config
+from zero.core import Config, Parameter, Variable, using_config
 from zero.functions.conv import size_pair
 from zero.utils import NPZ_READ_ERRORS, check_count, check_number, read_npz, save_npz_atomically
 
@@ -74,6 +74,8 @@ class Layer:
         if members is None:
             raise TypeError(f"{type(self).__name__}.__init__ must call super().__init__() "
                             f"before assigning attributes (assigning {name!r})")
+        if isinstance(value, Variable) and not isinstance(value, Parameter):
+            self._refuse_plain_variable(name, value, members.get(name) == PARAM)
         if isinstance(value, PLAIN_CONTAINERS):
             self._refuse_hidden_layers(name, value)  # raises before anything changes
             # it may be filled later (self.blocks = []; append), even inside a tuple: _walk looks again
@@ -103,6 +105,22 @@ class Layer:
             raise TypeError(f"{type(self).__name__}.{name}: a plain {type(value).__name__} holds a layer or "
                             f"parameter, which params(), save_weights, eval() and to() would not see; "
                             f"put layers in a LayerList([...]) and parameters in attributes of their own")
+
+    def _refuse_plain_variable(self, name, value, replaces_param):
+        """TypeError for a Variable that is not a Parameter where a Parameter belongs: in place of a
+        parameter (`self.W -= lr * self.W.grad` makes W a new Variable, which would silently
+        unregister it), or as a new trainable leaf (`self.W = Variable(...)`): params() lists
+        Parameters only, so the optimizer would never update it. Results of ops (a creator) and
+        constants (requires_grad=False) may be kept as attributes."""
+        where = f"{type(self).__name__}.{name}"
+        if replaces_param:
+            raise TypeError(f"{where}: assigning a Variable (not a Parameter) in place of parameter {name!r} "
+                            f"would unregister it (no longer trained or saved): update it in place "
+                            f"(.{name}.data -= lr * .{name}.grad.data) or assign a Parameter")
+        if value.creator is None and value.requires_grad:
+            raise TypeError(f"{where}: a Variable that needs a gradient is not a parameter: params() and the "
+                            f"optimizer would never see it. Use Parameter(array) for a weight to train, "
+                            f"or Variable(array, requires_grad=False) (or register_buffer) for a constant")
 
     def _check_containers(self):
         """Look again into the container attributes (usually none): catches `self.blocks = []`
