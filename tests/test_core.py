@@ -68,6 +68,20 @@ def test_numpy_array_on_the_left_gives_a_variable():
 
 
 # --- backward --------------------------------------------------------------
+def test_an_in_place_numpy_update_with_a_variable_is_refused():
+    """`p.data -= lr * p.grad` (grad, not grad.data) made p.data a Variable holding the array, silently:
+    the next forward computed on objects and failed far away (backward: dtype object)."""
+    p = Parameter(np.ones(2, np.float32))
+    p.grad = Variable(np.ones(2, np.float32))
+    with pytest.raises(TypeError, match="Variable"):
+        p.data -= 0.1 * p.grad
+    assert type(p.data) is np.ndarray
+    p.data -= 0.1 * p.grad.data   # the intended update
+    np.testing.assert_allclose(p.data, 0.9, rtol=1e-6)
+    with pytest.raises(TypeError, match="Parameter"):
+        np.exp(p)   # NumPy functions work on arrays: p.data, or F.exp(p)
+
+
 def test_square_of_exp_of_square():
     x = Variable(np.array(0.5))
     y = F.exp(x ** 2) ** 2

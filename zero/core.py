@@ -70,6 +70,10 @@ class Variable:
 
     __slots__ = ("data", "name", "grad", "creator", "generation", "requires_grad", "__weakref__")
     __array_priority__ = 200  # numpy_array * variable -> Variable.__rmul__
+    # NumPy ufuncs refuse Variables: numpy_array * variable still calls Variable.__rmul__, but an in-place
+    # `param.data -= lr * param.grad` (grad, not grad.data) raises TypeError instead of silently making
+    # param.data a Variable (and np.exp(variable) raises instead of building an array of objects)
+    __array_ufunc__ = None
 
     def __init__(self, data, name=None, requires_grad=True):
         if type(data) is not np.ndarray and data is not None:
