@@ -123,6 +123,21 @@ def test_params_without_grad_are_skipped_and_zero_grad_clears():
     assert a.grad is None
 
 
+@pytest.mark.parametrize("make", [SGD, Momentum, Adam, AdamW])
+def test_a_step_without_any_gradient_is_refused(make):
+    """optimizer.zero_grad() between backward() and step() (or backward() forgotten) trained nothing, silently."""
+    layer = Linear(2, in_size=2)
+    optimizer = make(layer.params(), lr=0.1)
+    loss = layer(np.ones((1, 2), np.float32)).sum()
+    loss.backward()
+    optimizer.zero_grad()   # the wrong place
+    W = layer.W.data.copy()
+    with pytest.raises(RuntimeError, match=rf"{make.__name__}\.step: none of the 2 parameters has a gradient.*"
+                                           r"zero_grad\(\) before backward\(\)"):
+        optimizer.step()
+    np.testing.assert_array_equal(layer.W.data, W)
+
+
 def test_shared_param_is_updated_once():
     p = Parameter(np.zeros(1, np.float32))
     optimizer = SGD([p, p], lr=1.0)

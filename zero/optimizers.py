@@ -9,7 +9,8 @@
 
 `step()` updates every parameter that has a gradient, in place on its array
 (no graph is built, nothing leaves the parameter's device); parameters whose
-grad is None are skipped. State (momentum buffers, Adam moments) is created
+grad is None are skipped (but a step where no parameter has one is an error: it
+would train nothing). State (momentum buffers, Adam moments) is created
 on the first update of each parameter, on that parameter's device. The
 formulas are PyTorch's (torch.optim), so runs can be compared; so are Adam's
 and AdamW's defaults. SGD and Momentum default to lr 0.01, torch.optim.SGD to
@@ -75,10 +76,16 @@ class Optimizer:
     def _check_gradients(self):
         """Refuse a gradient that is not a Variable, or of another shape than its parameter's, before
         any state changes: the in-place update would broadcast it silently (a scalar), take an array's
-        raw buffer, or fail half-way through the parameters, leaving some of them and their moments updated."""
+        raw buffer, or fail half-way through the parameters, leaving some of them and their moments updated.
+        Refuse, too, a step where no parameter has a gradient: it would change nothing, silently (zero_grad()
+        called between backward() and step(), or backward() forgotten)."""
+        some_gradient = False
         for index, param in enumerate(self.params):
             grad = param.grad
-            if grad is None or (isinstance(grad, Variable) and grad.data.shape == param.data.shape):
+            if grad is None:
+                continue
+            some_gradient = True
+            if isinstance(grad, Variable) and grad.data.shape == param.data.shape:
                 continue
             where = f"{type(self).__name__}.step: the gradient of parameter {index}"
             where += f" ({param.name!r})" if param.name else ""
@@ -86,6 +93,10 @@ class Optimizer:
                 raise TypeError(f"{where} is a {type(grad).__name__}, not a Variable (the parameter has shape "
                                 f"{param.data.shape}): set param.grad = Variable(array); nothing was updated")
             raise ValueError(f"{where} has shape {grad.shape}, the parameter {param.data.shape}; nothing was updated")
+        if not some_gradient:
+            raise RuntimeError(f"{type(self).__name__}.step: none of the {len(self.params)} parameters has a "
+                               f"gradient, so nothing would change: call loss.backward() before step(), and "
+                               f"zero_grad() before backward(), not between backward() and step()")
 
     def zero_grad(self):
         for param in self.params:
