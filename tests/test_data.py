@@ -21,8 +21,10 @@ def numbered(n):
 @given(n=st.integers(1, 60), batch_size=st.integers(1, 25), drop_last=st.booleans(),
        shuffle=st.booleans(), seed=st.integers(0, 2 ** 16))
 def test_every_example_once_per_epoch(n, batch_size, drop_last, shuffle, seed):
-    loader = DataLoader(numbered(n), batch_size, shuffle=shuffle, drop_last=drop_last, seed=seed)
     expected_batches = n // batch_size if drop_last else math.ceil(n / batch_size)
+    if expected_batches == 0:   # drop_last with batch_size > n: refused (test_a_loader_without_batches_is_refused)
+        return
+    loader = DataLoader(numbered(n), batch_size, shuffle=shuffle, drop_last=drop_last, seed=seed)
     assert len(loader) == expected_batches
     for _ in range(2):
         batches = list(loader)
@@ -39,6 +41,17 @@ def test_every_example_once_per_epoch(n, batch_size, drop_last, shuffle, seed):
             np.testing.assert_array_equal(x[:, 0], t)  # inputs stay paired with their labels
         if not shuffle:
             assert list(seen) == list(range(len(seen)))
+
+
+def test_a_loader_without_batches_is_refused():
+    """drop_last with batch_size above the data set's size, or an empty data set, gave a loader of length 0:
+    every epoch ran no step, and a student's loop trained nothing without a word (or divided by len(loader))."""
+    with pytest.raises(ValueError, match=r"DataLoader: no batches to iterate: drop_last=True leaves out the only, "
+                                         r"incomplete batch \(5 examples, batch_size 8\): pass a batch_size of at most 5"):
+        DataLoader(numbered(5), 8, drop_last=True)
+    with pytest.raises(ValueError, match=r"DataLoader: no batches to iterate: the dataset is empty"):
+        DataLoader(Dataset(np.zeros((0, 2), np.float32)), 8)
+    assert len(DataLoader(numbered(5), 8)) == 1 and len(DataLoader(numbered(8), 8, drop_last=True)) == 1
 
 
 def test_reshuffles_every_epoch_and_repeats_with_the_same_seed():

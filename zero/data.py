@@ -55,7 +55,8 @@ class DataLoader:
     in a new order when shuffle=True; the order comes from the loader's own
     NumPy Generator seeded with `seed`, so runs with the same seed are repeatable
     (seed=None: the operating system's entropy, another order every run). drop_last=True
-    leaves out the final, smaller batch. len(loader) is the number of batches.
+    leaves out the final, smaller batch. len(loader) is the number of batches; a loader
+    with none (an empty dataset, or drop_last with batch_size above its size) is refused.
     """
 
     def __init__(self, dataset, batch_size, shuffle=True, drop_last=False, seed=None, device="cpu",
@@ -81,6 +82,12 @@ class DataLoader:
         if data_device != "cpu" and self.device == "cpu":
             raise ValueError(f"DataLoader: the dataset is on device '{data_device}' but the loader's device is "
                              f"'cpu': pass device='{data_device}' (batches are never copied to the host silently)")
+        if len(self) == 0:   # every epoch would run no step: the loop trains nothing, silently
+            n = len(dataset)
+            reason = ("the dataset is empty" if n == 0 else
+                      f"drop_last=True leaves out the only, incomplete batch ({n} examples, batch_size "
+                      f"{self.batch_size}): pass a batch_size of at most {n}, or drop_last=False")
+            raise ValueError(f"DataLoader: no batches to iterate: {reason}")
         self.rng = np.random.default_rng(seed)
 
     def __len__(self):
