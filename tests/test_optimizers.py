@@ -138,6 +138,19 @@ def test_a_step_without_any_gradient_is_refused(make):
     np.testing.assert_array_equal(layer.W.data, W)
 
 
+def test_params_kept_in_a_variable_serve_the_optimizer_and_clip_grad_norm():
+    """params = model.params() was a generator: the optimizer used it up, and clip_grad_norm(params, ...)
+    then saw no parameters, returned 0.0 and clipped nothing, silently."""
+    layer = Linear(2, in_size=2)
+    params = layer.params()
+    optimizer = SGD(params, lr=0.1)
+    layer(np.ones((1, 2), np.float32)).sum().backward()
+    assert clip_grad_norm(params, 1e-3) > 1e-3
+    assert len(optimizer.params) == 2
+    norm = math.sqrt(sum(float((p.grad.data ** 2).sum()) for p in params))
+    assert norm == pytest.approx(1e-3, rel=1e-3)
+
+
 def test_shared_param_is_updated_once():
     p = Parameter(np.zeros(1, np.float32))
     optimizer = SGD([p, p], lr=1.0)

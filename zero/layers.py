@@ -185,9 +185,11 @@ class Layer:
 
     def params(self):
         """Every Parameter of this layer and its sub-layers, each once (including
-        lazy ones whose data is still None)."""
-        for _, param in self.named_params():
-            yield param
+        lazy ones whose data is still None), as a list: kept in a variable
+        (`params = model.params()`), it serves the optimizer and clip_grad_norm
+        alike; a generator would be used up by the first, and the second would
+        silently find no parameters."""
+        return [param for _, param in self.named_params()]
 
     def named_buffers(self):
         """(dotted name, array or None) for every buffer, each once."""
