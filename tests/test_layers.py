@@ -179,6 +179,16 @@ def test_a_trainable_variable_that_is_not_a_parameter_is_refused():
     assert [name for name, _ in layer.named_params()] == ["W", "b"]
 
 
+@pytest.mark.parametrize("mode", ["no", "eval", 0, None])
+def test_train_mode_must_be_a_bool(mode):
+    """model.train("no") kept training behaviour ("no" is truthy) and stored "no" as every layer's flag."""
+    model = Sequential(Linear(2, in_size=2), Dropout(0.5))
+    with pytest.raises(TypeError, match=r"Sequential\.train: mode must be True or False, got .*model\.eval\(\)"):
+        model.train(mode)
+    assert all(layer.training is True for layer in model.sublayers())
+    assert model.train(np.bool_(False)).training == False   # noqa: E712 (NumPy's bool is accepted)
+
+
 def test_forgetting_super_init_is_a_clear_error():
     class Broken(Layer):
         def __init__(self):

@@ -220,6 +220,9 @@ class Layer:
     # --- modes and devices ---
     def train(self, mode=True):
         """Training behaviour for this layer and all sub-layers (eval() undoes it); returns self."""
+        if not isinstance(mode, (bool, np.bool_)):   # train("no") or train(0) would store a truthy or odd flag
+            raise TypeError(f"{type(self).__name__}.train: mode must be True or False, got {mode!r} "
+                            f"(for test behaviour call model.eval())")
         for layer in self.sublayers():
             layer.training = mode
         return self
