@@ -15,6 +15,17 @@ on the first update of each parameter, on that parameter's device. The
 formulas are PyTorch's (torch.optim), so runs can be compared; so are Adam's
 and AdamW's defaults. SGD and Momentum default to lr 0.01, torch.optim.SGD to
 1e-3: pass lr when comparing them.
+
+backward() adds to each parameter's .grad (so that a parameter used twice, or
+several backward passes, sum their gradients): call zero_grad() (or
+model.cleargrads()) before each backward, or the steps follow the sum of all
+gradients so far. A parameter listed twice, or shared by two layers, is
+updated once. The optimizer holds the Parameter objects it was given: to change
+a parameter's values, change its array (layer.W.data[...] = ..., or
+load_weights); a new Parameter put in a layer's attribute afterwards is not
+updated (build the optimizer again), and `step()` must come after backward():
+backward reads the parameters' current arrays, so a step between a forward and
+its backward would give gradients for weights the forward did not use.
 """
 import math
 
