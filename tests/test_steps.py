@@ -514,3 +514,12 @@ def test_a_run_that_diverges_stops_with_a_message_and_keeps_the_checkpoint_there
                      r"values \(training diverged\))", result.stderr), result.stderr
     assert "Traceback" not in result.stderr and "checkpoint saved" not in result.stdout
     assert path.read_bytes() == before
+
+
+def test_the_ddpm_step_trains_on_a_single_image(real_mnist_dir, tmp_path):
+    """--train-limit 1: the U-Net's shape check ran on 2 time steps for the 1 image there was (a ValueError's
+    traceback before training)."""
+    result = _run_quick("step09_diffusion/2_ddpm.py", tmp_path, "--data-dir", str(real_mnist_dir),
+                        "--train-limit", "1", "--heldout-limit", "1", "--samples", "1")
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert "input (1, 1, 28, 28) -> output (1, 1, 28, 28)" in result.stdout

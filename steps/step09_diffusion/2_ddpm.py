@@ -87,8 +87,8 @@ x_train = data.x_train.reshape(-1, 1, 28, 28)   # (N, 1, 28, 28) in [0, 1]
 model = UNet(channels=channels, time_embed_dim=args.time_embed_dim).to(args.device)
 diffusion = Diffusion(T, beta_start=1e-4, beta_end=0.02, device=args.device)
 with zero.no_grad():
-    x = zero.to_device(x_train[:2], args.device)
-    out = model(x, diffusion.timesteps_like(2, T))
+    x = zero.to_device(x_train[:2], args.device)            # two images (one if --train-limit 1)
+    out = model(x, diffusion.timesteps_like(len(x), T))
 check(out.shape == x.shape, f"the U-Net's output {out.shape} does not have its input's shape {x.shape}")  # eps's shape
 print(f"U-Net channels {channels}, {model.num_params():,} parameters; input {x.shape} -> output {out.shape}")
 optimizer = Adam(model.params(), lr=args.lr)
