@@ -523,3 +523,16 @@ def test_the_ddpm_step_trains_on_a_single_image(real_mnist_dir, tmp_path):
                         "--train-limit", "1", "--heldout-limit", "1", "--samples", "1")
     assert result.returncode == 0, result.stderr[-3000:]
     assert "input (1, 1, 28, 28) -> output (1, 1, 28, 28)" in result.stdout
+
+
+@pytest.mark.parametrize("script", ["step12_appendix_gan/1_gan.py", "step12_appendix_gan/2_dcgan.py"])
+@pytest.mark.parametrize("batch_size", ["1", "3"])
+def test_the_gan_steps_refuse_a_batch_size_they_cannot_train_with_before_any_work(real_mnist_dir, tmp_path, script,
+                                                                                 batch_size):
+    """--batch-size 1 (batch norm needs two examples) or more than the training images (batches are full): B.1
+    printed its gradient demo, then both ended in train_gan's ValueError and its traceback."""
+    result = _run_quick(script, tmp_path, "--data-dir", str(real_mnist_dir), "--train-limit", "2", "--heldout-limit",
+                        "2", "--score-images", "2", "--batch-size", batch_size)
+    assert result.returncode == 2 and "Traceback" not in result.stderr, result.stderr[-3000:]
+    assert "--batch-size must lie in 2..2 here (2 training images; every batch is full" in result.stderr
+    assert "gradient of G's loss" not in result.stdout and not list(tmp_path.rglob("*.npz"))   # nothing trained

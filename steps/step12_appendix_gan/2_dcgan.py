@@ -47,6 +47,9 @@ zero.seed(args.seed, args.device)
 
 data = mnist_splits_from(args)
 print(data.description)
+if not 2 <= args.batch_size <= len(data.x_train):   # refused now, not after the first demos
+    parser.error(f"--batch-size must lie in 2..{len(data.x_train)} here ({len(data.x_train):,} training images; "
+                 f"every batch is full, and batch norm needs two examples per batch), got {args.batch_size}")
 check_classifier(args.classifier, data.source)   # now, not after training: damaged, or it saw the held-out images
 
 generator = DCGenerator(args.latent_size, args.width).to(args.device)
