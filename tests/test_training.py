@@ -1315,7 +1315,8 @@ def test_fit_or_resume_saves_the_run_settings_it_then_checks(tmp_path):
 @pytest.mark.parametrize("source, limits, train_text, heldout_text", [
     ("train", {}, "training on 60,000 images", "held out 10,000 images"),
     ("test", {}, "training on 8,000 images", "held out 2,000 images"),
-    ("test", dict(train_limit=5, heldout_limit=3), "training on 5 images", "held out 3 images")])
+    ("test", dict(train_limit=5, heldout_limit=3), "training on 5 images", "held out 3 images"),
+    ("test", dict(train_limit=1, heldout_limit=1), "training on 1 image", "held out 1 image")])   # not '1 images'
 def test_the_description_counts_each_sets_images(tmp_path, monkeypatch, source, limits, train_text, heldout_text):
     _fake_mnist(monkeypatch)
     description = mnist_splits(tmp_path, source, **limits).description
