@@ -448,6 +448,12 @@ def test_plural_puts_one_in_the_singular():
     assert [plural(n, "epoch") for n in (0, 1, 2)] == ["0 epochs", "1 epoch", "2 epochs"]
 
 
+def test_plural_formats_the_count_as_told():
+    """Counts of images print with thousands separators ('2,000 images'), step counts in a column ('   1 step')."""
+    assert [plural(n, "image", ",") for n in (1, 2000)] == ["1 image", "2,000 images"]
+    assert plural(1, "step", "4d") == "   1 step"
+
+
 def _config_parser():
     parser = step_parser("a step", training=True)
     parser.add_argument("--config", default=None, choices=["cpu", "book"])

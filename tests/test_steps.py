@@ -536,3 +536,29 @@ def test_the_gan_steps_refuse_a_batch_size_they_cannot_train_with_before_any_wor
     assert result.returncode == 2 and "Traceback" not in result.stderr, result.stderr[-3000:]
     assert "--batch-size must lie in 2..2 here (2 training images; every batch is full" in result.stderr
     assert "gradient of G's loss" not in result.stdout and not list(tmp_path.rglob("*.npz"))   # nothing trained
+
+
+@pytest.mark.parametrize("script, options", [
+    ("step06_neural_networks/1_gradients.py", ["--iters", "1"]),
+    ("step06_neural_networks/2_linear_regression.py", ["--iters", "1"]),
+    ("step06_neural_networks/3_neural_network.py", ["--iters", "1"]),
+    ("step13_appendix_flow/1_two_moons.py", ["--couplings", "1"]),
+    ("step13_appendix_flow/2_old_faithful.py", ["--couplings", "1"]),
+    ("step09_diffusion/3_ddim.py", ["--samples", "1", "--ddim-steps", "1"]),
+    ("step07_vae/1_vae.py", ["--train-limit", "8", "--heldout-limit", "1", "--iwae-samples", "1"]),
+    ("step08_hierarchical_vae/1_hierarchical_vae.py", ["--train-limit", "8", "--heldout-limit", "1",
+                                                      "--iwae-samples", "1"]),
+    ("step09_diffusion/2_ddpm.py", ["--train-limit", "2", "--heldout-limit", "1", "--samples", "1"]),
+    ("step10_conditional_diffusion/1_classifier.py", ["--train-limit", "8", "--heldout-limit", "1"]),
+    ("step11_appendix_autoencoder/3_anomaly.py", ["--train-limit", "2", "--heldout-limit", "64"]),  # one non-2 of two
+], ids=lambda value: value if isinstance(value, str) else None)
+def test_a_count_of_one_is_printed_in_the_singular(real_mnist_dir, tmp_path, script, options):
+    """'after 1 steps', 'loss after 1 iterations', 'RealNVP with 1 couplings', 'DDIM with 1 steps: 1 images',
+    'held-out (1 images', 'DDPM: 1 samples', 'on 1 images', 'the 1 training images that are not a 2'."""
+    result = _run_quick(script, tmp_path, *options,
+                        *(["--data-dir", str(real_mnist_dir)] if _needs_mnist(ROOT / "steps" / script) else []))
+    assert result.returncode == 0, result.stderr[-3000:]
+    counted = r"(?<![\d.,])1 (?:held-out |training )?(?:image|step|iteration|sample|coupling)"
+    assert not re.findall(counted + r"s\b.{0,12}", result.stdout), result.stdout
+    assert re.search(counted + r"\b", result.stdout), result.stdout   # a count of one was printed
+    assert "1 training image that are" not in result.stdout

@@ -115,9 +115,10 @@ def at_least(parser, args, minimum, options, reason):
             parser.error(f"--{name.replace('_', '-')} must be at least {minimum} here ({reason}), got {value}")
 
 
-def plural(count, noun):
-    """'1 epoch', '2 epochs': a count with its noun, singular for one."""
-    return f"{count} {noun}" if count == 1 else f"{count} {noun}s"
+def plural(count, noun, spec=""):
+    """'1 epoch', '2 epochs': a count with its noun, singular for one; spec formats the count
+    (plural(2000, "image", ",") is '2,000 images')."""
+    return f"{count:{spec}} {noun}" if count == 1 else f"{count:{spec}} {noun}s"
 
 
 def comma_list(parser, text, kind, option, minimum=None, maximum=None, length=None):

@@ -16,7 +16,7 @@ at (1, 1) at the bottom of a long curved valley. Gradient descent repeats
 import numpy as np
 
 import zero
-from zero.cli import check, out_dir, parse_options, step_parser
+from zero.cli import check, out_dir, parse_options, plural, step_parser
 from zero.plot import figures, save, show
 
 args = parse_options(step_parser(__doc__, seeded=False, lr=0.001, iters=10000), quick=dict(iters=1000))
@@ -52,7 +52,7 @@ with np.errstate(over="ignore", invalid="ignore"):
         x1.data -= args.lr * x1.grad.data
         path.append((x0.item(), x1.item()))
 y = rosenbrock(x0, x1)   # at the final x (the loop's y was computed before its last step)
-print(f"after {args.iters} steps of lr {args.lr}: x = ({x0.item():.4f}, {x1.item():.4f}), y = {y.item():.2e} "
+print(f"after {plural(args.iters, 'step')} of lr {args.lr}: x = ({x0.item():.4f}, {x1.item():.4f}), y = {y.item():.2e} "
       f"(minimum at (1, 1))")
 if not np.isfinite(y.item()):   # a step too large for the valley's curvature lands further out each time
     print("gradient descent diverged: each step overshot the minimum by more; try a smaller --lr")

@@ -16,7 +16,7 @@ import numpy as np
 
 import zero
 import zero.functions as F
-from zero.cli import out_dir, step_parser
+from zero.cli import out_dir, plural, step_parser
 from zero.plot import figures, save, show
 
 args = step_parser(__doc__, lr=0.1, iters=100).parse_args()
@@ -53,7 +53,7 @@ else:
     book = ", the book's number" if args.iters == 100 else ""
     more = "--iters 2000 reaches it" if args.lr == 0.1 and args.iters < 2000 else "more iterations reach it"
     verdict = ("(gradient descent has reached it)" if reached else
-               f"(not there yet after {args.iters} iterations{book}: along one direction, W up "
+               f"(not there yet after {plural(args.iters, 'iteration')}{book}: along one direction, W up "
                f"and b down, the loss is nearly flat, so the steps there are small; {more})")
 print(f"exact minimum of (6.2): y = {W_best:.3f} x + {b_best:.3f} {verdict}")
 

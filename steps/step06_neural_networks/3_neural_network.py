@@ -17,7 +17,7 @@ from tqdm import tqdm
 
 import zero
 import zero.functions as F
-from zero.cli import out_dir, parse_options, step_parser
+from zero.cli import out_dir, parse_options, plural, step_parser
 from zero.models import MLP
 from zero.optimizers import SGD
 from zero.plot import figures, save, show
@@ -42,7 +42,7 @@ with np.errstate(over="ignore", invalid="ignore"):
         loss.backward()
         optimizer.step()
         losses.append(loss.item())
-print(f"loss after {args.iters} iterations: {losses[-1]:.4f} (noise U(0, 1) alone has variance 1/12 = 0.083)")
+print(f"loss after {plural(args.iters, 'iteration')}: {losses[-1]:.4f} (noise U(0, 1) alone has variance 1/12 = 0.083)")
 
 # The loss curve's spikes are gradient descent overshooting. Where the loss curves more sharply
 # than 2 / lr (10 at lr 0.2) along some direction, a step of lr lands past the minimum on that

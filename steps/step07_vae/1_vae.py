@@ -103,7 +103,7 @@ bounds = evaluate_bounds(model, data.x_heldout, samples=args.iwae_samples, devic
 gap = bounds['negative_elbo'] - bounds['iwae_nll']
 tighter = (f"tighter by {max(gap, 0.0):.2f})" if gap > -0.005 else   # (a gap of -0.003 shows as 0.00)
            f"tighter on average, but {-gap:.2f} above the -ELBO here)")
-print(f"held-out ({bounds['images']} images, {model.likelihood.describe()}):\n"
+print(f"held-out ({plural(bounds['images'], 'image')}, {model.likelihood.describe()}):\n"
       f"  -ELBO                 {bounds['negative_elbo']:.2f} nats per image\n"
       f"  -log p(x), IWAE K={args.iwae_samples:<4d} {bounds['iwae_nll']:.2f} nats per image (an upper bound too, "
       + (tighter if args.iwae_samples > 1 else

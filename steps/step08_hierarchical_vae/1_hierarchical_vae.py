@@ -110,7 +110,7 @@ fit(matched_vae, Adam(matched_vae.params(), lr=args.lr), data.x_train, args.epoc
     args.seed, description=f"VAE 784-{args.hidden_size}-{args.latent_size} at lr {args.lr:g}")
 
 # ---- the bounds in nats per held-out image --------------------------------------------------------------
-print(f"held-out bounds ({len(data.x_heldout)} images, {model.likelihood.describe()}), nats per image:")
+print(f"held-out bounds ({plural(len(data.x_heldout), 'image')}, {model.likelihood.describe()}), nats per image:")
 rows = []
 for name, net in [(f"VAE 784-200-{args.latent_size}, lr {vae_lr} (step 7's, the book's reference; {vae_source})", vae),
                   (f"VAE 784-{args.hidden_size}-{args.latent_size}, lr {args.lr:g} (trained here: the hierarchical "

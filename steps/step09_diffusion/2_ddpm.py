@@ -130,13 +130,14 @@ with zero.no_grad():
     for begin in range(0, len(data.x_heldout), 500):
         x0 = to_model_range(zero.to_device(data.x_heldout[begin:begin + 500].reshape(-1, 1, 28, 28), args.device))
         heldout_total += diffusion.loss(model, x0).item() * len(x0)
-print(f"loss (9.3) per pixel on {len(data.x_heldout):,} held-out images: {heldout_total / len(data.x_heldout):.4f}")
+print(f"loss (9.3) per pixel on {plural(len(data.x_heldout), 'held-out image', ',')}: "
+      f"{heldout_total / len(data.x_heldout):.4f}")
 
 # ---- sampling: (9.4) from x_T ~ N(0, I) down to x_0 ------------------------------------------------------------
 xp.random.seed(args.seed)
 start = time.perf_counter()
 samples, snapshots = diffusion.sample(model, (args.samples, 1, 28, 28), snapshot_every=100)
-print(f"DDPM: {args.samples} samples in {T} steps took {time.perf_counter() - start:.1f} s")
+print(f"DDPM: {plural(args.samples, 'sample')} in {T} steps took {time.perf_counter() - start:.1f} s")
 samples = to_numpy(to_images(samples))
 
 # ---- figures ------------------------------------------------------------------------------------------------------
@@ -155,6 +156,7 @@ for column, t in enumerate(steps):
         axes[row, column].imshow(to_images(snapshots[t][row, 0]), cmap="gray", vmin=0, vmax=1)
         axes[row, column].axis("off")
     axes[0, column].set_title(f"t = {t}", fontsize=9)
-fig.suptitle(f"{'two samples' if rows == 2 else 'a sample'} on their way from noise (t = {steps[0]}) to a digit (t = 0)")
+fig.suptitle(f"{'two samples on their' if rows == 2 else 'a sample on its'} way from noise (t = {steps[0]}) "
+             f"to a digit (t = 0)")
 save(fig, folder, "trajectory")
 show()

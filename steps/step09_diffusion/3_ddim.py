@@ -86,8 +86,8 @@ for sampler, steps in [("ddpm", T)] + [("ddim", s) for s in ddim_steps]:
     start = time.perf_counter()
     images = to_numpy(to_images(diffusion.sample(model, shape, sampler=sampler, steps=steps, x_T=x_T)))
     seconds = time.perf_counter() - start   # after the copy to the host: on a GPU, the end of the work
-    runs.append((f"{sampler.upper()}, {steps} steps\n{seconds:.1f} s", images))
-    print(f"{sampler.upper()} with {steps:4d} steps: {args.samples} images in {seconds:6.1f} s")
+    runs.append((f"{sampler.upper()}, {plural(steps, 'step')}\n{seconds:.1f} s", images))
+    print(f"{sampler.upper()} with {plural(steps, 'step', '4d')}: {plural(args.samples, 'image')} in {seconds:6.1f} s")
 
 # DDIM again from the same x_T: the random generator has moved on (DDPM drew 999 fresh noises from
 # it), but DDIM (eta = 0) draws nothing after x_T, so it must give the same images

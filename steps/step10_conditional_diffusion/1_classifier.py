@@ -60,7 +60,7 @@ if args.epochs > start_epoch:
 logits, _ = classify(model, x_heldout)
 predicted = logits.argmax(axis=1)
 accuracy = np.mean(predicted == data.t_heldout)
-print(f"held-out accuracy: {accuracy:.2%} on {len(x_heldout):,} images")
+print(f"held-out accuracy: {accuracy:.2%} on {plural(len(x_heldout), 'image', ',')}")
 confusion = np.zeros((10, 10), dtype=np.int64)
 np.add.at(confusion, (data.t_heldout, predicted), 1)
 

@@ -130,7 +130,7 @@ for name, model in models:
         guided = f", gamma {args.gamma:g}" if conditional else ""
         asked = "; column = digit asked" if conditional else ""   # labels run 0..9: one column per digit asked
         matched = f", {scores['label_matches'] / args.samples:.0%} as asked" if conditional else ""
-        grids.append((f"{name}{guided}\n{label}, {steps} steps, {seconds:.0f} s{asked}\n"
+        grids.append((f"{name}{guided}\n{label}, {plural(steps, 'step')}, {seconds:.0f} s{asked}\n"
                       f"FD {fd:.1f}{matched} (over all {args.samples} samples)", images[:40], 10 if conditional else 8))
         print(rows[-1][0], rows[-1][1], f"{seconds:.1f} s", f"FD {fd:.2f}", flush=True)
 

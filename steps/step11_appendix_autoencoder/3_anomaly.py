@@ -25,7 +25,7 @@ import numpy as np
 
 from zero.autoencoder import Autoencoder, reconstruction_errors, roc_auc, roc_curve
 from zero.backend import seed
-from zero.cli import checkpoint_path, out_dir, parse_options, step_parser
+from zero.cli import checkpoint_path, out_dir, parse_options, plural, step_parser
 from zero.optimizers import Adam
 from zero.plot import figures, save, show
 from zero.training import add_data_options, fit_or_resume, mnist_splits_from
@@ -48,7 +48,8 @@ if len(normal_train) == 0 or not 0 < unseen_heldout < len(data.t_heldout):  # ch
     parser.error(f"with these limits the training images hold {len(normal_train)} digits other than "
                  f"{args.anomaly_digit} and the held-out ones {unseen_heldout} {args.anomaly_digit}s of "
                  f"{len(data.t_heldout)}: the score needs both kinds (raise --train-limit / --heldout-limit)")
-print(f"{data.description}\ntraining on the {len(normal_train):,} training images that are not a {args.anomaly_digit}")
+print(f"{data.description}\ntraining on the {plural(len(normal_train), 'training image', ',')} that "
+      f"{'is' if len(normal_train) == 1 else 'are'} not a {args.anomaly_digit}")
 
 model = Autoencoder(784, args.hidden_size, args.latent_size).to(args.device)
 optimizer = Adam(model.params(), lr=args.lr)

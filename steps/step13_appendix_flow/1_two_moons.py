@@ -60,7 +60,7 @@ print(f"two moons: {len(x_train)} training and {len(x_heldout)} held-out points,
 # ---- model: 8 couplings, masks [1, 0], [0, 1], ... ------------------------------------------------
 model = RealNVP(dim=2, hidden_size=args.hidden_size, num_couplings=args.couplings).to(args.device)
 optimizer = Adam(model.params(), lr=args.lr)
-print(f"RealNVP with {args.couplings} couplings, {model.num_params():,} parameters")
+print(f"RealNVP with {plural(args.couplings, 'coupling')}, {model.num_params():,} parameters")
 
 # ---- maximum likelihood: minimise -mean log p(x), (C.1), by mini-batch Adam ---------------------------
 history = fit_or_resume(model, optimizer, x_train, args, checkpoint, x_heldout=x_heldout, description="flow")
@@ -82,8 +82,8 @@ fig, axes = plt.subplots(1, len(shown), figsize=(3.2 * len(shown), 3.4), layout=
 colour = x_heldout[:, 0]  # each point keeps its colour (its original x_1) through the map
 for ax, index in zip(axes, shown):
     ax.scatter(*forward_stages[index].T, c=colour, cmap="coolwarm", s=3)
-    ax.set(title="data x" if index == 0 else f"after {index} couplings" + (" = z" if index == args.couplings else ""),
-           aspect="equal")
+    after = f"after {plural(index, 'coupling')}" + (" = z" if index == args.couplings else "")
+    ax.set(title="data x" if index == 0 else after, aspect="equal")
 fig.suptitle("forward f: held-out data -> standard normal (colour: the point's original x_1)")
 save(fig, folder, "forward")
 

@@ -24,7 +24,7 @@ Here, flexibility did not pay.
 import numpy as np
 
 import zero
-from zero.cli import check, checkpoint_path, out_dir, parse_options, step_parser
+from zero.cli import check, checkpoint_path, out_dir, parse_options, plural, step_parser
 from zero.datasets import load_old_faithful
 from zero.distributions import multivariate_normal_log_pdf, multivariate_normal_mle
 from zero.flow import RealNVP
@@ -76,7 +76,7 @@ flow = {"train": -mean_loss(model, x_train, device=args.device),
 print(f"\nmean log p(x), nats per point (standardised; in minutes add {-np.log(spread).sum():.3f}):")
 print(f"  {'model':<28}{'parameters':>11}{'training':>10}{'held out':>10}")
 for name, size, scores in [("one Gaussian (step 3)", 5, gaussian), ("Gaussian mixture, K=2 (EM)", 11, gmm),
-                           (f"RealNVP flow ({args.couplings} couplings)", model.num_params(), flow)]:
+                           (f"RealNVP flow ({plural(args.couplings, 'coupling')})", model.num_params(), flow)]:
     print(f"  {name:<28}{size:>11,}{scores['train']:>10.3f}{scores['heldout']:>10.3f}")
 # how sure is the held-out gap? Both models score the same points: compare them point by point
 with zero.no_grad():
