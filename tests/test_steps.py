@@ -562,3 +562,15 @@ def test_a_count_of_one_is_printed_in_the_singular(real_mnist_dir, tmp_path, scr
     assert not re.findall(counted + r"s\b.{0,12}", result.stdout), result.stdout
     assert re.search(counted + r"\b", result.stdout), result.stdout   # a count of one was printed
     assert "1 training image that are" not in result.stdout
+
+
+def test_sample_quality_says_how_many_real_images_its_reference_holds_when_they_are_fewer_than_the_samples(
+        real_mnist_dir, tmp_path):
+    """--samples 8 with 2 training images: the summary called the FD of sets of 2 real images 'the FD of real
+    images at this size' (8), and a Frechet distance depends on the count."""
+    result = _run_quick("step10_conditional_diffusion/3_sample_quality.py", tmp_path, "--data-dir", str(real_mnist_dir),
+                        "--samples", "8", "--train-limit", "2", "--heldout-limit", "2", "--ddim-steps", "1",
+                        "--samplers", "ddim")
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert "at this size" not in result.stdout
+    assert "FD of real images in sets of 2, all the training images there are: " in result.stdout

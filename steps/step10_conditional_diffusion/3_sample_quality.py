@@ -134,8 +134,11 @@ for name, model in models:
                       f"FD {fd:.1f}{matched} (over all {args.samples} samples)", images[:40], 10 if conditional else 8))
         print(rows[-1][0], rows[-1][1], f"{seconds:.1f} s", f"FD {fd:.2f}", flush=True)
 
+# fewer real images than samples only with a small --train-limit: then the line says how many
+real_sets = ("at this size" if real_size == args.samples else
+             f"in sets of {real_size}, all the training images there are")
 print(f"\n{args.samples} samples per row; guidance gamma = {args.gamma:g} for conditional models; "
-      f"FD of real images at this size: {real_fd}")
+      f"FD of real images {real_sets}: {real_fd}")
 width = max(len(row[0]) for row in rows)
 print(f"{'model':{width}s} {'sampler':22s} {'seconds':>8s} {'asked (95% interval)':>20s} {'FD':>7s}  classes 0-9 (%)")
 for name, sampler, seconds, matches, histogram, fd in rows:
