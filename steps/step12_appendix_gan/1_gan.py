@@ -150,10 +150,11 @@ for name, score in scores.items():
 # ---- figures --------------------------------------------------------------------------------------------------------
 fig, (ax_loss, ax_prob, ax_compare) = plt.subplots(1, 3, figsize=(17, 4.5))
 plot_game(ax_loss, ax_prob, history, "both players' losses (moving average)")
-compared = len(minimax_history["d_fake"])
+compared_epochs = min(args.minimax_epochs, args.epochs)   # the epochs both runs trained
+compared = len(minimax_history["d_fake"]) * compared_epochs // args.minimax_epochs   # their steps
 plot_moving_average(ax_compare, history["d_fake"][:compared], label="G trained on -log D (non-saturating)")
-plot_moving_average(ax_compare, minimax_history["d_fake"], label="G trained on log(1 - D) (minimax)")
-ax_compare.set(title=f"D(G(z)) over the first {plural(args.minimax_epochs, 'epoch')}, same start", xlabel="step",
+plot_moving_average(ax_compare, minimax_history["d_fake"][:compared], label="G trained on log(1 - D) (minimax)")
+ax_compare.set(title=f"D(G(z)) over the first {plural(compared_epochs, 'epoch')}, same start", xlabel="step",
                ylabel="D(G(z))", ylim=(0, 1))
 ax_compare.legend()
 save(fig, folder, "training_curves")
