@@ -95,8 +95,8 @@ def mnist_splits(data_dir=None, source="auto", train_limit=None, heldout_limit=N
     x_train, t_train = x_train[:train_limit], t_train[:train_limit]
     x_heldout, t_heldout = x_heldout[:heldout_limit], t_heldout[:heldout_limit]
     train_split = "training" if source == "train" else "test"   # the held-out images are always the test split's
-    description = (f"training on {_images(len(x_train))} (MNIST {train_split} split, "
-                   f"{_image_range(0, len(x_train))}), held out {_images(len(x_heldout))} "
+    description = (f"training on {plural(len(x_train), 'image', ',')} (MNIST {train_split} split, "
+                   f"{_image_range(0, len(x_train))}), held out {plural(len(x_heldout), 'image', ',')} "
                    f"(MNIST test split, {_image_range(first_heldout, len(x_heldout))}) from {folder}")
     return MnistSplits(x_train, t_train, x_heldout, t_heldout, description, source)
 
@@ -109,11 +109,6 @@ def _files_needed(source, folder):
     return (f"This run reads both splits from {folder}: {' and '.join(SPLITS['train'][:2])} (training), "
             f"{test_files} (held out). With the test split's two files alone, source 'test' (the scripts' "
             f"--source test) trains on its first {TEST_ONLY_TRAIN_SIZE:,} images and holds out the rest.")
-
-
-def _images(count):
-    """'1 image', '8,000 images'."""
-    return f"{count:,} image" if count == 1 else f"{count:,} images"
 
 
 def _image_range(first, count):
