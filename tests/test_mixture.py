@@ -611,3 +611,25 @@ def test_a_fitted_mixture_refuses_nan_data_as_fit_does(method):
     with pytest.raises(ValueError, match=rf"GaussianMixture.{method}: data contains NaN or infinite values in 2 of 3 "
                                          rf"rows \(first: row 1\)"):
         getattr(mixture, method)(data)
+
+
+def test_a_point_too_far_out_for_any_density_to_be_a_float_has_log_probability_minus_inf_not_nan():
+    """log N at 1e160 standard deviations is about -5e319, below the floats: -inf is its value.
+    With two components or more, the squared distances were summed by a product with a 0/1 matrix,
+    whose zeros met the other components' inf (0 * inf = NaN), and logsumexp of all -inf was
+    -inf - (-inf) = NaN: log_prob and score came out NaN. Found probing far points."""
+    mixture = GaussianMixture.from_parameters([0.5, 0.5], [[0.0, 0.0], [3.0, 0.0]], [np.eye(2), 2 * np.eye(2)])
+    near, far = [1.0, 2.0], [1e160, 0.0]
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", RuntimeWarning)   # NumPy says the squares overflowed: they did
+        log_probs = mixture.log_prob(np.array([near, far]))
+        score = mixture.score(np.array([far]))
+    expected_near = math.log(0.5 * multivariate_normal_pdf(np.array(near), np.zeros(2), np.eye(2))
+                             + 0.5 * multivariate_normal_pdf(np.array(near), np.array([3.0, 0.0]), 2 * np.eye(2)))
+    assert log_probs[0] == pytest.approx(expected_near, rel=1e-12)
+    assert log_probs[1] == -np.inf and score == -np.inf
+
+
+def test_logsumexp_of_nothing_but_minus_inf_is_minus_inf():
+    a = np.array([[-np.inf, -np.inf], [-np.inf, 0.0]])
+    np.testing.assert_array_equal(logsumexp(a, axis=1), [-np.inf, 0.0])

@@ -224,7 +224,9 @@ def gaussian_log_pdf_columns(x_columns, means, scale_trils):
 
     The K whitening maps W_k = L_k^-T are applied to the data in one matrix
     product, (K*D, D) @ (D, points), and the squared lengths of the K whitened
-    vectors are summed by a second one, so there is no loop over Gaussians.
+    vectors are sums over groups of D rows, so there is no loop over Gaussians.
+    A point so far out that its squared distance overflows (|L_k^-1 (x - mu_k)| above
+    about 1e154) gets log density -inf, which is the float value of the true one.
     With the points along the contiguous axis, every pass between the products
     runs one long inner loop (with D = 10 along it, each ran 10-element loops:
     14.9-15.4 ms instead of 8.5-11.1 on 100,000 x 10 points, K = 5, 2026-12-04).
@@ -239,7 +241,6 @@ def gaussian_log_pdf_columns(x_columns, means, scale_trils):
     whitening = xp.linalg.inv(scale_trils)                                    # W_k^T = L_k^-1, (K, D, D)
     stacked = whitening.reshape(n_gaussians * dim, dim)                       # [W_1^T; ...; W_K^T], (K*D, D)
     shift = xp.einsum("ked,kd->ke", whitening, means).reshape(n_gaussians * dim, 1)  # W_k^T mu_k
-    sum_groups = -0.5 * xp.repeat(xp.eye(n_gaussians, dtype=stacked.dtype), dim, axis=1)  # (K, K*D)
     log_det = 2.0 * xp.log(xp.diagonal(scale_trils, axis1=-2, axis2=-1)).sum(axis=1)  # log|Sigma_k|
     log_pdf = xp.empty((n_gaussians, n_points), dtype=stacked.dtype)
     for start in range(0, n_points, POINTS_PER_BLOCK):
@@ -247,7 +248,10 @@ def gaussian_log_pdf_columns(x_columns, means, scale_trils):
         whitened = stacked @ (x_columns[:, block] - centre[:, None])
         whitened -= shift                                 # L_k^-1 (x_n - mu_k) stacked, one column per point
         whitened *= whitened
-        log_pdf[:, block] = sum_groups @ whitened         # -1/2 |L_k^-1 (x_n - mu_k)|^2, (K, points)
+        # |L_k^-1 (x_n - mu_k)|^2: the sum over each group of D rows. (A matrix product with a 0/1
+        # matrix would take 0 * inf = NaN from the other groups' rows when a distance overflows.)
+        squared_distances = whitened.reshape(n_gaussians, dim, -1).sum(axis=1)
+        log_pdf[:, block] = -0.5 * squared_distances      # (K, points)
     log_pdf += (-0.5 * (dim * LOG_2PI + log_det))[:, None]   # - D/2 log(2 pi) - 1/2 log|Sigma_k|
     return log_pdf
 
