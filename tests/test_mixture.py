@@ -633,3 +633,27 @@ def test_a_point_too_far_out_for_any_density_to_be_a_float_has_log_probability_m
 def test_logsumexp_of_nothing_but_minus_inf_is_minus_inf():
     a = np.array([[-np.inf, -np.inf], [-np.inf, 0.0]])
     np.testing.assert_array_equal(logsumexp(a, axis=1), [-np.inf, 0.0])
+
+
+def test_data_whose_covariance_overflows_is_refused_by_fit_saying_to_rescale_it():
+    """Data of finite values near 1e160 have squares beyond float64: the data's covariance, every component's
+    initial one, was inf - inf = NaN, and fit said 'initial covariance is not symmetric (largest |C - C^T|
+    entry nan); give symmetric positive-definite covariances', though none were given. Found probing huge scales."""
+    x = np.random.default_rng(0).normal(size=(50, 2)) * 1e160
+    with pytest.raises(ValueError, match=r"^GaussianMixture.fit: the data's covariance overflows float64 "
+                                         r"\(values up to 2.\d+e\+160.*rescale the data"):
+        GaussianMixture(2).fit(x)
+
+
+def test_data_with_features_of_very_different_scales_is_refused_by_fit_naming_the_data_and_what_to_do():
+    """Features whose variances differ by more than ~1e15 (millimetres beside megametres) give a covariance
+    singular to working precision; fit said 'initial covariance is not positive definite (component 0) ...;
+    give symmetric positive-definite covariances', about covariances nobody gave. Rescaled data fit."""
+    rng = np.random.default_rng(0)
+    x = np.vstack([rng.normal(size=(100, 2)), rng.normal(size=(100, 2)) + 4]) * np.array([1e-3, 1e5])
+    with pytest.raises(ValueError, match=r"^GaussianMixture.fit: the data's covariance plus reg_covar I .* is not "
+                                         r"positive definite: .*rescale the features"):
+        GaussianMixture(2).fit(x)
+    with pytest.raises(ValueError, match=r"the data lie on a subspace \(a constant feature.*raise reg_covar, now 0\)"):
+        GaussianMixture(2, reg_covar=0).fit(np.column_stack([x[:, 0], np.full(200, 3.0)]))
+    GaussianMixture(2).fit(x / x.std(axis=0))

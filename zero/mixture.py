@@ -151,7 +151,10 @@ class GaussianMixture:
         (K, D, D) may be given (on x's device, or host arrays, moved there). Missing
         ones come from the data: means are K data points picked k-means++
         style (each next one far from those already picked, using `seed`),
-        covariances the covariance of all the data, weights 1/K.
+        covariances the covariance of all the data (plus reg_covar I), weights 1/K. Data whose
+        covariance overflows float64 (values near 1e154 or beyond), or is singular to working precision
+        (see zero.distributions.cholesky: a constant feature with reg_covar = 0, or features whose
+        variances differ by a factor above about 1e15), is refused with a ValueError saying so.
         """
         x = self._check_data(x)
         x_columns = get_array_module(x).ascontiguousarray(x.T)   # (D, N): the layout both steps work in
@@ -228,25 +231,44 @@ class GaussianMixture:
     # ----- initialisation ----------------------------------------------------------------------
     def _initialize(self, x, weights, means, covariances):
         xp = get_array_module(x)
-        n_points, dim = x.shape
+        dim = x.shape[1]
         n_components = self.n_components
         device = device_of(x)
         if weights is None:
             weights = xp.full(n_components, 1.0 / n_components)
         else:
             weights = self._check_weights(weights, device)
+        if covariances is None:   # first: data too large for it is refused before the seeds' distances overflow
+            covariances = xp.broadcast_to(self._data_covariance(x), (n_components, dim, dim)).copy()
+        else:
+            covariances = self._check_parameter(covariances, "covariances", (n_components, dim, dim), device)
         if means is None:
             means = x[self._pick_seeds(x)]
         else:
             means = self._check_parameter(means, "means", (n_components, dim), device)
-        if covariances is None:
-            centred = x - x.mean(axis=0)
-            data_covariance = centred.T @ centred / n_points + self.reg_covar * xp.eye(dim)
-            covariances = xp.broadcast_to(data_covariance, (n_components, dim, dim)).copy()
-        else:
-            covariances = self._check_parameter(covariances, "covariances", (n_components, dim, dim), device)
         self._set_parameters(weights, means, covariances, "initial covariance",
                              "give symmetric positive-definite covariances")
+
+    def _data_covariance(self, x):
+        """The covariance of all the data plus reg_covar I (D, D), every component's initial covariance,
+        checked here so that its errors speak of the data, not of covariances nobody gave."""
+        xp = get_array_module(x)
+        n_points, dim = x.shape
+        with np.errstate(over="ignore", invalid="ignore"):   # checked right below (CuPy never warns)
+            centred = x - x.mean(axis=0)
+            covariance = centred.T @ centred / n_points + self.reg_covar * xp.eye(dim)
+        if not bool(xp.isfinite(covariance).all()):
+            raise ValueError(f"GaussianMixture.fit: the data's covariance overflows float64 (values up to "
+                             f"{float(xp.abs(x).max()):.3g}: sums of their squares exceed 1.8e308): rescale the data")
+        try:
+            cholesky(covariance, name="GaussianMixture.fit: the data's covariance plus reg_covar I "
+                                      "(every component's initial covariance)")
+        except ValueError as error:
+            raise ValueError(f"{error}. Either the data lie on a subspace (a constant feature, or one that is a "
+                             f"combination of others: raise reg_covar, now {self.reg_covar:g}), or the variances "
+                             "of the features differ by a factor above about 1e15 (rescale the features); "
+                             "or give initial covariances") from None
+        return covariance
 
     def _pick_seeds(self, x):
         """K row indices of x, k-means++ style: each next point drawn with probability
