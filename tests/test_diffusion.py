@@ -926,3 +926,29 @@ def test_fit_diffusion_stops_at_a_nan_loss_before_the_epochs_checkpoint(tmp_path
         fit_diffusion(model, diffusion, optimizer, broken, 2, batch_size=8, checkpoint=path, history=history,
                       start_epoch=1)
     assert path.read_bytes() == before
+
+
+def test_ddim_refuses_a_schedule_whose_sqrt_alpha_bar_underflows_instead_of_returning_nan_or_clipped_inf():
+    """Betas from 0.5 to 0.9 are allowed, and make alpha_bar_T 0 (in float64 already). DDIM predicts x_0 by
+    dividing by sqrt(alpha_bar_t): one step gave x_0 = inf, clipped to images of nothing but -1 and 1, and
+    50 steps gave NaN (0/0 in sigma), silently. Found probing schedules at their bounds. Early steps of that
+    schedule, and a schedule that keeps sqrt(alpha_bar_T) a normal float32 (2e-47), still run."""
+    class Zero:
+        dtype = np.dtype(np.float32)
+
+        def __call__(self, x, t):
+            return zero.Variable(np.zeros_like(x))
+
+    strong = Diffusion(1000, beta_start=0.5, beta_end=0.9)
+    for steps, eta in ((1, 0.0), (50, 0.0), (50, 1.0)):
+        with pytest.raises(ValueError, match=r"^sample: DDIM divides by sqrt\(alpha_bar_t\), and at t = 1000 this "
+                                             r"schedule's alpha_bar_t is 0, .*float32: use sampler 'ddpm'"):
+            strong.sample(Zero(), (1, 1, 4, 4), sampler="ddim", steps=steps, eta=eta, progress=False)
+    x_t = np.ones((1, 1, 4, 4), np.float32)
+    with pytest.raises(ValueError, match="^ddim_mean_std: DDIM divides"):
+        strong.ddim_step(x_t, x_t, 1000, 500)
+    with pytest.raises(ValueError, match="^ddim_step: DDIM divides"):
+        strong.ddim_step(x_t, x_t, 1000, 0)
+    assert strong.ddim_step(x_t, x_t, 20, 0).dtype == np.float32          # early steps are fine
+    steep = Diffusion(1000, beta_end=0.2)                                   # alpha_bar_T = 2e-47
+    assert np.isfinite(steep.sample(Zero(), (1, 1, 4, 4), sampler="ddim", steps=50, progress=False)).all()

@@ -258,6 +258,22 @@ class Diffusion:
         z = standard_normal(self.xp, x_t.shape, x_t.dtype)
         return mean + self.xp.sqrt(self._at(self.posterior_variance, ts, x_t)) * z
 
+    def _check_x0_predictable(self, owner, t, dtype):
+        """DDIM predicts x_0 by dividing by sqrt(alpha_bar_t): refuse a time step t where that factor, as
+        stored (float32) and in the images' dtype, is below the smallest normal number, 0 or subnormal.
+        (Strong schedules get there: betas from 0.5 to 0.9 over 1000 steps make alpha_bar_T 0 in float64.)
+        The predicted x_0 would be inf, and the steps NaN or images all -1 and 1, silently. A t outside
+        1..T is left to the caller's check of the time steps."""
+        if not 1 <= t <= self.num_timesteps:
+            return
+        alpha_bar = float(self.alpha_bars_host[t - 1])
+        limiting = np.dtype(np.float16) if np.dtype(dtype) == np.float16 else np.dtype(np.float32)
+        smallest = float(np.finfo(limiting).tiny)
+        if not np.sqrt(alpha_bar) >= smallest:
+            raise ValueError(f"{owner}: DDIM divides by sqrt(alpha_bar_t), and at t = {t} this schedule's alpha_bar_t "
+                             f"is {alpha_bar:.3g}, whose square root is below {smallest:.3g}, the smallest normal "
+                             f"{limiting.name}: use sampler 'ddpm', or a schedule with smaller betas or fewer steps")
+
     def ddim_mean_std(self, x_t, eps, t, t_prev, eta=0.0):
         """Mean and standard deviation of a DDIM step (Song et al. 2021, eq. 12; sigma from eq. 16) from time t to an
         earlier t_prev >= 1: predict x_0, then move it back to noise level t_prev, keeping part of the
@@ -273,6 +289,7 @@ class Diffusion:
         if not 1 <= t_prev < t <= self.num_timesteps:  # a t_prev of 0 would read alpha_bar_T
             raise ValueError(f"ddim_mean_std: needs 1 <= t_prev < t <= {self.num_timesteps}, got t = {t}, "
                              f"t_prev = {t_prev}")
+        self._check_x0_predictable("ddim_mean_std", t, x_t.dtype)   # host numbers only: no sync per step
         x0_hat = self._predict_x0(x_t, eps, self.timesteps_like(len(x_t), t))
         alpha_bar, alpha_bar_prev = self.alpha_bars_host[t - 1], self.alpha_bars_host[t_prev - 1]
         sigma = eta * np.sqrt((1 - alpha_bar_prev) / (1 - alpha_bar) * (1 - alpha_bar / alpha_bar_prev))
@@ -287,6 +304,7 @@ class Diffusion:
             x_{t_prev} = sqrt(alpha_bar_{t_prev}) x0_hat + sqrt(1 - alpha_bar_{t_prev}) eps;
         with eta > 0 it adds fresh noise (ddim_mean_std)."""
         if t_prev == 0:
+            self._check_x0_predictable("ddim_step", t, x_t.dtype)
             return self.predict_x0(x_t, eps, self.timesteps_like(len(x_t), t))
         mean, sigma = self.ddim_mean_std(x_t, eps, t, t_prev, eta)
         if sigma == 0:
@@ -337,6 +355,8 @@ class Diffusion:
             labels = to_device_beside(labels, self.device, "sample: the labels", "the schedule")
         timesteps = self.sampling_timesteps(sampler, steps)
         _check_eta(eta)
+        if sampler == "ddim":   # before the first network call: the first step, t = T, has the smallest alpha_bar_t
+            self._check_x0_predictable("sample", timesteps[0], model.dtype)
         if x_T is None:
             x = standard_normal(xp, shape, model.dtype)
         else:
