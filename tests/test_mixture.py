@@ -657,3 +657,13 @@ def test_data_with_features_of_very_different_scales_is_refused_by_fit_naming_th
     with pytest.raises(ValueError, match=r"the data lie on a subspace \(a constant feature.*raise reg_covar, now 0\)"):
         GaussianMixture(2, reg_covar=0).fit(np.column_stack([x[:, 0], np.full(200, 3.0)]))
     GaussianMixture(2).fit(x / x.std(axis=0))
+
+
+def test_max_iter_1_warns_that_one_iteration_measures_no_change_not_a_change_of_inf():
+    """The first change is measured from -inf: with max_iter=1 the warning read 'did not converge in 1
+    iterations (last change in mean log-likelihood inf, tol 0.001)'. Found probing max_iter=1."""
+    with pytest.warns(UserWarning) as caught:
+        gmm = GaussianMixture(2, max_iter=1).fit(load_old_faithful())
+    assert str(caught[0].message) == ("EM did not converge in 1 iteration (one iteration measures no change; "
+                                      "convergence is judged from the second)")
+    assert gmm.n_iter == 1 and not gmm.converged

@@ -24,6 +24,7 @@ import warnings
 import numpy as np
 
 from zero.backend import DEFAULT_DTYPE, device_of, get_array_module, to_device, to_device_beside, to_numpy
+from zero.cli import plural
 from zero.distributions import _as_array, cholesky, gaussian_log_pdf_columns
 from zero.utils import check_count, check_not_empty, check_number
 
@@ -175,8 +176,11 @@ class GaussianMixture:
                 break
             previous = log_likelihood
         if not self.converged:
-            warnings.warn(f"EM did not converge in {self.max_iter} iterations (last change in mean "
-                          f"log-likelihood {change:.3g}, tol {self.tol:g})")
+            if self.max_iter == 1:   # the first change is measured from -inf: inf
+                why = "one iteration measures no change; convergence is judged from the second"
+            else:
+                why = f"last change in mean log-likelihood {change:.3g}, tol {self.tol:g}"
+            warnings.warn(f"EM did not converge in {plural(self.max_iter, 'iteration')} ({why})")
         return self
 
     def _e_step(self, x_columns):
