@@ -85,7 +85,8 @@ def _check_noise_and_steps(owner, x, noise, t):
 class Diffusion:
     """The noise schedule and every coefficient computed from it, as float32 arrays (T,) on `device`.
 
-    betas: beta_t, linear from beta_start to beta_end. alphas: 1 - beta_t.
+    betas: beta_t, linear from beta_start to beta_end (with num_timesteps = 1, beta_start alone: beta_end
+    is not used). alphas: 1 - beta_t.
     alpha_bars: alpha_bar_t = prod_{s <= t} alpha_s. alpha_bars_prev: alpha_bar_{t-1},
     with alpha_bar_0 = 1 (so t = 1 never wraps around to t = T). posterior_variance:
     variance of q(x_{t-1} | x_t, x_0), zero at t = 1. Entry t - 1 belongs to time step t.
