@@ -218,3 +218,16 @@ def test_an_autoencoder_other_than_the_default_is_named_by_what_differs():
     assert checkpoint_variant() == checkpoint_variant(200, 20) == ""
     assert checkpoint_variant(latent_size=2) == "_latent2"
     assert checkpoint_variant(400, 2) == "_hidden400_latent2"
+
+
+@pytest.mark.parametrize("function", [roc_auc, roc_curve])
+def test_scores_that_are_not_one_per_image_are_refused_by_name(function):
+    """Columns of scores (N, 1) made roc_curve return a false positive rate of 1.67 and a true positive
+    rate of 0, silently, and roc_auc fail with NumPy's 'shape mismatch'; a scalar failed on len().
+    Found probing the scores' shapes."""
+    name = function.__name__
+    for negative, positive in [(np.array([[1.0], [2.0], [3.0]]), np.array([[2.5], [4.0]])),
+                               (np.array([1.0, 2.0, 3.0]), np.array([[2.5], [4.0]])), (1.0, 2.0)]:
+        with pytest.raises(ValueError, match=rf"^{name} takes one score per image, arrays of shape \(N,\)"):
+            function(negative, positive)
+    assert function([1.0, 2.0, 3.0], [2.5, 4.0]) is not None

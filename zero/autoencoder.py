@@ -119,8 +119,12 @@ def roc_auc(negative_scores, positive_scores):
 
 
 def _check_scores(owner, negative_scores, positive_scores):
-    """Both score arrays as float64, refused (naming owner) if either is empty or holds NaN or inf."""
+    """Both score arrays as float64, refused (naming owner) if either is not one score per image (N,),
+    is empty or holds NaN or inf."""
     negative, positive = np.asarray(negative_scores, np.float64), np.asarray(positive_scores, np.float64)
+    if negative.ndim != 1 or positive.ndim != 1:   # columns (N, 1) gave a false positive rate of 1.67, silently
+        raise ValueError(f"{owner} takes one score per image, arrays of shape (N,); got shapes {negative.shape} "
+                         f"and {positive.shape} (flatten a column of scores with .ravel())")
     if len(negative) == 0 or len(positive) == 0:
         raise ValueError(f"{owner} needs scores of both kinds, got {len(negative)} negative and "
                          f"{len(positive)} positive")
