@@ -18,6 +18,8 @@ import sys
 import time
 from pathlib import Path
 
+from zero.cli import device_name
+
 STEPS_DIR = Path(__file__).resolve().parent
 
 
@@ -52,7 +54,7 @@ def main():
     parser.add_argument("--steps", type=parse_range, default=None,
                         help="which steps, e.g. '1-5' or '6,7' (default: all)")
     parser.add_argument("--quick", action="store_true", help="tiny runs (what the test suite does)")
-    parser.add_argument("--device", default=None,
+    parser.add_argument("--device", default=None, type=device_name,   # a typo ends here, not in every script
                         help="cpu or cuda for the steps that train or sample (sets $ZERO_DEVICE)")
     parser.add_argument("--data-dir", default=None, help="folder with the MNIST files")
     args = parser.parse_args()

@@ -590,3 +590,11 @@ def test_the_gan_steps_comparison_figure_covers_only_the_epochs_both_runs_traine
     titles = json.loads(result.stdout.split("TITLES ", 1)[1])
     assert "D(G(z)) over the first 1 epoch, same start" in titles, titles
     assert "GAN, minimax, 3 epochs" in result.stdout   # the scores still name the epochs each run trained
+
+
+def test_run_all_refuses_a_device_zero_cannot_use_before_running_any_step(tmp_path):
+    """run_all.py --device cud ran steps 1-5 and then every script that takes --device refused it, one by one."""
+    result = subprocess.run([sys.executable, str(ROOT / "steps" / "run_all.py"), "--quick", "--steps", "1",
+                             "--device", "cud"], cwd=tmp_path, capture_output=True, text=True, timeout=60)
+    assert result.returncode == 2 and "run_all.py: error: argument --device:" in result.stderr, result.stderr
+    assert "cud" in result.stderr and "step01" not in result.stdout and not (tmp_path / "figures").exists()
