@@ -305,7 +305,7 @@ def test_a_checkpoint_path_that_is_a_folder_is_refused_before_training(tmp_path,
     """It failed with IsADirectoryError when the trained model was saved."""
     monkeypatch.chdir(tmp_path)
     (tmp_path / "runs").mkdir()
-    with pytest.raises(SystemExit, match=r"--checkpoint runs is a folder: give a file in it, e.g. runs/model.npz"):
+    with pytest.raises(SetupError, match=r"--checkpoint runs is a folder: give a file in it, e.g. runs/model.npz"):
         checkpoint_path(step_parser("a step", training=True).parse_args(["--checkpoint", "runs"]), "steps/x/1_a.py")
 
 
@@ -395,12 +395,12 @@ def fake_course(tmp_path, monkeypatch):
 
 def test_run_all_runs_the_chosen_steps_in_order_quick_on_the_device_with_the_data_folder(fake_course, capsys):
     run, calls = fake_course
-    assert run(["--steps", "10-11,1", "--quick", "--device", "cuda", "--data-dir", "mnist"]) == 0
+    assert run(["--steps", "10-11,1", "--quick", "--device", "strict", "--data-dir", "mnist"]) == 0
     assert [script for _, script, _, _ in calls] == [
         "step01_first/1_a.py", "step01_first/2_b.py", "step10_tenth/1_d.py", "step11_appendix_extra/1_e.py"]
     for executable, _, options, env in calls:
         assert executable == sys.executable and options == ["--quick"]
-        assert env["ZERO_DEVICE"] == "cuda" and env["ZERO_AUDIT_KEPT"] == "yes"
+        assert env["ZERO_DEVICE"] == "strict" and env["ZERO_AUDIT_KEPT"] == "yes"
         assert env["ZERO_DATA_DIR"] == str(Path("mnist").resolve())
     assert re.search(r"All steps done: 4 scripts ok in \d+\.\d s\. Figures are in figures/quick/\.",
                      capsys.readouterr().out)

@@ -598,3 +598,19 @@ def test_run_all_refuses_a_device_zero_cannot_use_before_running_any_step(tmp_pa
                              "--device", "cud"], cwd=tmp_path, capture_output=True, text=True, timeout=60)
     assert result.returncode == 2 and "run_all.py: error: argument --device:" in result.stderr, result.stderr
     assert "cud" in result.stderr and "step01" not in result.stdout and not (tmp_path / "figures").exists()
+
+
+@pytest.mark.parametrize("script, message", [
+    ("step09_diffusion/3_ddim.py", r"3_ddim.py: error: \S*step09_diffusion_2_ddpm.npz not found: run "
+                                   r"steps/step09_diffusion/2_ddpm.py first"),
+    ("step10_conditional_diffusion/3_sample_quality.py", r"3_sample_quality.py: error: no diffusion checkpoint to "
+                                                         r"score: run steps/step09_diffusion/2_ddpm.py or")])
+def test_a_sampling_step_without_a_trained_model_says_what_to_run_first_and_exits_with_status_2(tmp_path, script,
+                                                                                                message):
+    """They ended with status 1 (SystemExit), unlike every other setup message; 10.3 only after training its
+    referee for about a minute."""
+    command = [sys.executable, str(ROOT / "steps" / script), "--out", str(tmp_path / "figures")]
+    result = subprocess.run(command, cwd=tmp_path, env=dict(os.environ, MPLBACKEND="Agg"), capture_output=True,
+                            text=True, timeout=60)
+    assert result.returncode == 2 and re.search(message, result.stderr), result.stderr[-2000:]
+    assert "classifier epoch" not in result.stdout + result.stderr

@@ -324,7 +324,7 @@ def checkpoint_path(args, script_file, variant=""):
     if path is None:
         path = step_checkpoint(script_name(script_file) + variant, args)
     if path.is_dir():  # found before training, not when the trained model is saved
-        raise SystemExit(f"--checkpoint {path} is a folder: give a file in it, e.g. {path / 'model.npz'}")
+        raise SetupError(f"--checkpoint {path} is a folder: give a file in it, e.g. {path / 'model.npz'}")
     writable_folder(path.parent, f"--checkpoint {path}")   # found before training too
     return path
 

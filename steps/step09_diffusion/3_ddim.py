@@ -44,6 +44,7 @@ import numpy as np
 from zero.backend import get_backend, standard_normal, to_numpy
 from zero.cli import add_device_option, check, comma_list, out_dir, parse_options, plural, step_checkpoint, step_parser
 from zero.diffusion import Diffusion, to_images
+from zero.errors import SetupError
 from zero.plot import figures, save, show, show_images
 from zero.unet import UNet, unet_from_checkpoint
 
@@ -74,7 +75,7 @@ elif args.quick:
     np.random.seed(args.seed)
     model = UNet(channels=(4, 8, 8), time_embed_dim=8)
 else:
-    raise SystemExit(f"{args.checkpoint} not found: run steps/step09_diffusion/2_ddpm.py first")
+    raise SetupError(f"{args.checkpoint} not found: run steps/step09_diffusion/2_ddpm.py first")   # shown alone
 model.to(args.device).eval()
 diffusion = Diffusion(T, device=args.device)
 shape = (args.samples, 1, 28, 28)

@@ -29,6 +29,7 @@ import numpy as np
 from zero.backend import get_backend, to_numpy
 from zero.cli import add_device_option, at_least, out_dir, parse_options, plural, step_checkpoint, step_parser
 from zero.diffusion import Diffusion, sampler_name, to_images
+from zero.errors import SetupError
 from zero.metrics import (classifier_for_scoring, classify, feature_statistics, real_image_distances,
                           refuse_if_seen_heldout, score_samples, share_interval)
 from zero.plot import figures, save, show, show_images
@@ -68,6 +69,10 @@ for spec in args.samplers.split(","):
     if not 0 <= samplers[-1][1] <= 1:   # checked before any sampling (nan fails too)
         parser.error(f"--samplers: the eta of {spec!r} must lie in [0, 1]")
 xp = get_backend(args.device).xp
+candidates = args.model or [step_checkpoint(script, args) for script in DEFAULT_MODELS]
+if not args.quick and not any(path.exists() for path in candidates):   # said now, not after the referee trained
+    raise SetupError("no diffusion checkpoint to score: run steps/step09_diffusion/2_ddpm.py or "
+                     "steps/step10_conditional_diffusion/2_conditional_ddpm.py first, or give --model")
 
 data = mnist_splits_from(args)
 print(data.description)
@@ -78,7 +83,7 @@ classifier = classifier_for_scoring(args.classifier, data.x_train.reshape(-1, 1,
 diffusion = Diffusion(T, device=args.device)
 
 models = []
-for path in args.model or [step_checkpoint(script, args) for script in DEFAULT_MODELS]:
+for path in candidates:
     if not path.exists():   # a default path (a given --model exists: checked above)
         print(f"{path} not found: run its step first (steps/step09_diffusion/2_ddpm.py or "
               f"steps/step10_conditional_diffusion/2_conditional_ddpm.py)")
@@ -92,7 +97,7 @@ for path in args.model or [step_checkpoint(script, args) for script in DEFAULT_M
     models.append((f"{path.name} ({plural(state['epoch'], 'epoch')})", model.to(args.device).eval()))
 if not models:
     if not args.quick:
-        raise SystemExit("no diffusion checkpoint to score")
+        raise SetupError("no diffusion checkpoint to score")   # all skipped: each line above says why
     print("quick mode: scoring two tiny untrained U-Nets (a smoke test, not a result)")
     np.random.seed(args.seed)
     models = [("untrained, unconditional", UNet(channels=(4, 8, 8), time_embed_dim=8).to(args.device).eval()),
