@@ -26,8 +26,9 @@ CPU, so the CPU default samples in 50 DDIM jumps (step 9.3) that add DDPM's amou
 at each jump (eta = 1 in (9.6)): DDPM on a coarser time grid. `--sampler ddpm` is the book's,
 `--eta 0` deterministic DDIM.
 Budgets as step 9.2: `--config cpu` (U-Net 32/64/128, 8,000 images, 10 epochs) trained in 485.6 s
-in the last course run on an idle 2-core AMD EPYC of the Zen 3 family (2026-12-05; MEASUREMENTS.md
-gives the history); `--config book` (64/128/256, batch
+on an idle 2-core AMD EPYC of the Zen 3 family (README's course run, 2026-12-05), 526.9-549.4 s in
+three later runs on 2 nearly idle cores of a Zen 4, and 566.3 s in the last (commit fb25c8b, other
+work beside it; MEASUREMENTS.md gives the history); `--config book` (64/128/256, batch
 128, all images, DDPM sampling) is for a GPU.
 
 New here: the learning rate decays over the run, lr(s) = lr (1 + cos(pi s / S)) / 2 for step s of S
@@ -40,7 +41,8 @@ referee), a difference of 2.5 points, 1.25 times its standard error (2.0 points 
 samples are drawn mattered more: with fresh noise at each DDIM jump (eta = 1) 96.0% of 1,000 guided
 samples were classified as asked, with deterministic DDIM (eta = 0) 90.2%, at the price of a larger
 Frechet distance to real digits. MEASUREMENTS.md's step-10 paragraph has these measurements and what
-else was tried. The 80 samples this script scores vary by about +-8 points between draws.
+else was tried. The 80 samples this script scores are few: the 95% interval it prints beside each
+share is how far chance alone moves it (93.3-99.8% around gamma 3's 98.8% in the last course run).
 
     python steps/step10_conditional_diffusion/2_conditional_ddpm.py                  # CPU default
     python steps/step10_conditional_diffusion/2_conditional_ddpm.py --config book --device cuda
