@@ -249,7 +249,8 @@ class Adam(Optimizer):
         mean *= beta1                                    # over three (g (1 - b1) in the scratch array)
         for mean_part, scratch_part, grad in zip(mean_parts, scratch_parts, grads):
             mean_part += grad
-            xp.square(grad, out=scratch_part)            # (square: 2-3x faster than g * g)
+            xp.square(grad, out=scratch_part)            # g^2 in scratch, no new array (square: 2-3x faster than
+                                                         # g * g on 2026-12-02, as fast on a Zen 4 on 2026-12-06)
         scratch *= 1 - beta2                             # v <- b2 v + (1 - b2) g^2
         variance *= beta2
         variance += scratch
