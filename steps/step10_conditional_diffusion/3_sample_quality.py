@@ -18,6 +18,7 @@ any checkpoint of a zero.unet.UNet (its architecture is read from the file):
 
     python steps/step10_conditional_diffusion/3_sample_quality.py       # 7-19 min on a 2-core CPU, most of it DDPM
     python steps/step10_conditional_diffusion/3_sample_quality.py --samplers ddim,ddim:1 --samples 500   # 500 guided samples: 3.5-5 min a sampler
+    # (2 cores, 2026-12-02; 8.0 min for ddim:1 with other work beside it, 2026-12-06)
     python steps/step10_conditional_diffusion/3_sample_quality.py --model checkpoints/my.npz --samplers ddim
 """
 # needs: mnist
