@@ -326,7 +326,7 @@ def _flush_denormals(xp, array, decay):
     MNIST MLP step slows down about twofold after some thousand steps.
     Flushing only entries already below tiny would still leave each one
     denormal for up to FLUSH_EVERY steps (and a VAE's Adam step 5-20% slower
-    during that time); an entry at least tiny / decay^FLUSH_EVERY (4.4e-34
+    during that time, 2026-12-02); an entry at least tiny / decay^FLUSH_EVERY (4.4e-34
     for Adam's 0.9) stays normal until the next flush. At most tiny x 2^23
     (1e-31) is flushed, for fast decays: values that small change no update
     measurably (the trained weights come out bit-identical in a VAE run) while

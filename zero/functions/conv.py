@@ -96,7 +96,7 @@ def _patch_buffer(x, shape):
     """An uninitialised array of `shape` for the patches of x, reusing one buffer per thread,
     device and dtype: every caller of _unfold uses its patches up (a matmul, a max, a sum)
     before it unfolds again, so one buffer serves all chunks and all layers. A fresh 8 MB
-    array per chunk made a U-Net training step 7-9% slower (new pages are zeroed by the
+    array per chunk made a U-Net training step 7-9% slower (2026-12-02; new pages are zeroed by the
     kernel and start cold in the caches). The result is overwritten by the next call; the
     buffer stays allocated, as large as the largest patches so far (the chunk budget for convolutions; pooling's, the size
     of its whole input, may be larger)."""
@@ -603,7 +603,7 @@ class MaxPool2dGrad(_MaxPoolMask):
             patches = self.chosen * gy[None]  # gy at the chosen offset, 0 at the others
             return _fold(patches.reshape(KH, KW, *gy.shape), self.x_size, self.stride, self.padding)
         # windows that do not overlap (the usual 2x2, stride 2): each input gets the gradient of at
-        # most one window, so each offset's share is written in place, once (2x faster than _fold)
+        # most one window, so each offset's share is written in place, once (2x faster than _fold, 2026-12-02)
         (H, W), (ph, pw), (OH, OW) = self.x_size, self.padding, gy.shape[2:]
         tiled = (sh, sw, ph, pw, H, W) == (KH, KW, 0, 0, OH * KH, OW * KW)  # every input in a window
         gx_pad = (self.xp.empty if tiled else self.xp.zeros)((*gy.shape[:2], H + 2 * ph, W + 2 * pw), gy.dtype)
@@ -693,7 +693,7 @@ class Resize2d(Function):
     def forward(self, x):
         N, C, H, W = x.shape
         # all rows of an image in one product, (C*H, W) @ (W, OW): N products instead of the
-        # N*C small ones of a 4-D x @ A_w^T (1.3-2.3x slower here); the reshape is a view even when x
+        # N*C small ones of a 4-D x @ A_w^T (1.3-2.3x slower here, 2026-12-02); the reshape is a view even when x
         # is a channel slice (as the gradients that concatenate hands back are)
         rows_resized = (x.reshape(N, C * H, W) @ self.matrix_w.T).reshape(N, C, H, len(self.matrix_w))  # (N, C, H, OW)
         return self.matrix_h @ rows_resized  # (N, C, OH, OW): A_h times each (H, OW) image
