@@ -76,7 +76,7 @@ class LinearGrad(Function):
         if x.dtype.kind != "f":
             x = backend.floating(x)
         # @ for x^T gy: dot copies a transposed first operand (30-40% slower at 32 x 784 x 200 in
-        # the VAE's profile, 2026-12-01)
+        # the VAE's profile, 2026-12-01; 10-15% on a Zen 4, 2026-12-06)
         grads += (_rows(x).T @ gy_rows,)
         if self.has_bias:
             # as a product with a row of ones, which BLAS does 1.5-3x faster
@@ -109,7 +109,8 @@ def _matrix_product(xp, a, b):
     """a @ b for a 2-D b, as one 2-D product over all rows of a, by dot: dot skips
     matmul's slow path for tiny arrays (an outer product (100, 1) @ (1, 10): 1.1 us
     instead of 2.7), but reaches BLAS only with 2-D operands (with a 3-D a, 60x slower: 25 ms
-    instead of 0.4 at (4, 32, 784) x (784, 200); both 2026-12-01)."""
+    instead of 0.4 at (4, 32, 784) x (784, 200); both 2026-12-01. On a Zen 4 on 2026-12-06: 1.0 us
+    against 2.2, and 12.2 ms against 0.34, 36x)."""
     if a.ndim == 2:
         return xp.dot(a, b)
     return xp.dot(_rows(a), b).reshape(*a.shape[:-1], b.shape[1])
