@@ -198,7 +198,7 @@ def _is_same(kernel_size, stride, padding):
 
 
 def _split_for(in_channels, out_channels):
-    """Where a same convolution sums its kernel offsets. Measured on 2 cores, batch 32 at 28x28:
+    """Where a same convolution sums its kernel offsets. Measured on 2 cores (2026-12-04), batch 32 at 28x28:
     'input' for a first layer of few channels (1 -> 32: 0.84 ms against 1.41 for 'columns'),
     'columns' otherwise (32 -> 32: 4.3 ms against 5.0 for 'input'; 96 -> 32: 11.0 against 23.5)."""
     return "input" if out_channels >= 4 * in_channels else "columns"
