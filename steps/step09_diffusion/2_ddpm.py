@@ -28,10 +28,9 @@ Every image costs T = 1000 calls of the U-Net, the price of small steps: step 9.
 trained model in 10 to 100.
 
 Budgets: `--config cpu` (default) is a smaller U-Net (channels 32/64/128) on 8,000 training images,
-10 epochs: 520.6 s of training on an idle 2-core AMD EPYC of the Zen 3 family (README's course run,
-2026-12-05), 489.2-548.4 s in three later runs on 2 nearly idle cores of a Zen 4, and 1151.9 s in
-the last (commit fb25c8b, other work beside it); held-out loss 0.0322-0.0326 per pixel in the
-recorded course runs (the last digits depend on the BLAS kernel and on zero's code; MEASUREMENTS.md
+10 epochs: 489-549 s of training in three course runs on 2 nearly idle cores of an AMD EPYC of the
+Zen 4 family and 520.6 s on one of the Zen 3 family (2026-12-05), about twice that with other work
+beside it (1151.9 s in one run); held-out loss 0.0322-0.0326 per pixel in the recorded course runs (the last digits depend on the BLAS kernel and on zero's code; MEASUREMENTS.md
 gives the history); `--config book` is
 the book's network (64/128/256, batch 128, 10 epochs on all training images) for a CUDA GPU
 (`--device cuda`).
