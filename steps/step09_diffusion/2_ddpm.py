@@ -30,9 +30,9 @@ trained model in 10 to 100.
 Budgets: `--config cpu` (default) is a smaller U-Net (channels 32/64/128) on 8,000 training images,
 10 epochs: 489-549 s of training in three course runs on 2 nearly idle cores of an AMD EPYC of the
 Zen 4 family and 520.6 s on one of the Zen 3 family (2026-12-05), about twice that with other work
-beside it (1151.9 s in one run); held-out loss 0.0322-0.0326 per pixel in the recorded course runs (the last digits depend on the BLAS kernel and on zero's code; MEASUREMENTS.md
-gives the history); `--config book` is
-the book's network (64/128/256, batch 128, 10 epochs on all training images) for a CUDA GPU
+beside it (1151.9 s in one run); held-out loss 0.0322-0.0326 per pixel in the recorded course runs
+(the last digits depend on the BLAS kernel and on zero's code; MEASUREMENTS.md gives the history);
+`--config book` is the book's network (64/128/256, batch 128, 10 epochs on all training images) for a CUDA GPU
 (`--device cuda`).
 
     python steps/step09_diffusion/2_ddpm.py                          # CPU default
