@@ -116,7 +116,7 @@ class Layer:
         if replaces_param:
             raise TypeError(f"{where}: assigning a Variable (not a Parameter) in place of parameter {name!r} "
                             f"would unregister it (no longer trained or saved): update it in place "
-                            f"(.{name}.data -= lr * .{name}.grad.data) or assign a Parameter")
+                            f"(layer.{name}.data -= lr * layer.{name}.grad.data) or assign a Parameter")
         if value.creator is None and value.requires_grad:
             raise TypeError(f"{where}: a Variable that needs a gradient is not a parameter: params() and the "
                             f"optimizer would never see it. Use Parameter(array) for a weight to train, "
