@@ -425,12 +425,12 @@ def fit_diffusion(model, diffusion, optimizer, images, epochs, labels=None, labe
                     x, y = batch
                     y = drop_labels(y, label_drop, model.no_label)     # per example: label -> "no label"
                     loss = diffusion.loss(model, to_model_range(x), y)                   # (9.3) with eps(x_t, t, y)
-                optimizer.zero_grad()
-                loss.backward()
-                optimizer.step()
                 where = f"diffusion training epoch {epoch}, batch {step % steps_per_epoch + 1} of {steps_per_epoch}"
                 history["step_loss"].append(finite_loss(loss, where))  # one number to the host per step; NaN stops
                 total += history["step_loss"][-1]
+                optimizer.zero_grad()
+                loss.backward()
+                optimizer.step()
                 bar.set_postfix(loss=f"{history['step_loss'][-1]:.4f}", refresh=False)  # shown at the next refresh
         history["train_loss"].append(total / steps_per_epoch)
         seconds = time.perf_counter() - start

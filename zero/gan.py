@@ -223,22 +223,23 @@ def train_gan(generator, discriminator, g_optimizer, d_optimizer, images, epochs
         loader = epoch_loader(Dataset(images), batch_size, seed, epoch, device, discriminator.dtype, drop_last=True)
         with tqdm(loader, desc=f"{description} epoch {epoch}/{epochs}", leave=False) as bar:
             for batch, x in enumerate(bar, start=1):
+                # explicit host copies of four numbers per step, for the curves; each loss is checked
+                # before its backward pass (finite_loss: NaN stops the run)
+                where = f"{description} training epoch {epoch}, batch {batch} of {len(loader)}"
                 fake = generator(generator.latent(len(x)))
                 # D step: fake.data is a constant, so no gradient flows into G here
                 real_logits, fake_logits = discriminator(x), discriminator(fake.data)
                 d_loss = discriminator_loss(real_logits, fake_logits)
+                history["d_loss"].append(finite_loss(d_loss, f"{where}, D's step"))
                 d_optimizer.zero_grad()
                 d_loss.backward()
                 d_optimizer.step()
                 # G step: through the updated D into G (D's gradients are cleared before its next step)
                 g_loss = generator_loss(discriminator(fake), loss)
+                history["g_loss"].append(finite_loss(g_loss, f"{where}, G's step"))
                 g_optimizer.zero_grad()
                 g_loss.backward()
                 g_optimizer.step()
-                # explicit host copies of four numbers per step, for the curves (the losses checked: NaN stops)
-                where = f"{description} training epoch {epoch}, batch {batch} of {len(loader)}"
-                history["d_loss"].append(finite_loss(d_loss, f"{where}, D's step"))
-                history["g_loss"].append(finite_loss(g_loss, f"{where}, G's step"))
                 with no_grad():
                     history["d_real"].append(F.sigmoid(real_logits).data.mean().item())
                     history["d_fake"].append(F.sigmoid(fake_logits).data.mean().item())

@@ -90,11 +90,11 @@ def train_classifier(model, optimizer, images, labels, epochs, batch_size=128, d
         batches = tqdm(loader, desc=f"classifier epoch {epoch}/{epochs}", leave=False)
         for batch, (x, t) in enumerate(batches, start=1):
             loss = F.softmax_cross_entropy(model(x), t)
+            # explicit host copy of one number, checked before backward: NaN stops the run
+            total += finite_loss(loss, f"classifier training epoch {epoch}, batch {batch} of {len(loader)}")
             optimizer.zero_grad()
             loss.backward()
             optimizer.step()
-            # explicit host copy of one number (and checked: NaN stops the run)
-            total += finite_loss(loss, f"classifier training epoch {epoch}, batch {batch} of {len(loader)}")
         history["train_loss"].append(total / len(loader))
         print(f"classifier epoch {epoch}/{epochs}: training loss {history['train_loss'][-1]:.4f}")
     return history

@@ -171,8 +171,9 @@ def finite_loss(loss, where):
     """loss.item() (the one number per step that a training loop copies to the host, for its report),
     checked: NaN or inf means the run has diverged (most often, a learning rate too large), and every
     later step and any checkpoint saved would carry it. TrainingDiverged then, naming `where` (the
-    loop, its epoch and batch); raised before the loop saves anything, it leaves the last checkpoint
-    as it was."""
+    loop, its epoch and batch). The loops call it between the forward pass and backward, so the
+    weights stay as the last finite step left them, and before they save anything, so the last
+    checkpoint stays as it was."""
     value = loss.item()
     if not math.isfinite(value):
         raise TrainingDiverged(f"{where}: the loss is {value}: training diverged (a smaller learning rate "
@@ -203,11 +204,11 @@ def fit(model, optimizer, x_train, epochs, batch_size=32, device=None, seed=0, x
         with tqdm(loader, desc=f"{description} epoch {epoch}/{epochs}", leave=False) as bar:
             for batch, x in enumerate(bar, start=1):
                 loss = model.loss(x)  # the batch is a constant: no input gradient is computed
+                # one number per step to the host, for the report, checked before backward: NaN stops the run
+                total += finite_loss(loss, f"{description} epoch {epoch}, batch {batch} of {len(loader)}")
                 optimizer.zero_grad()
                 loss.backward()
                 optimizer.step()
-                # one number per step to the host, for the report (and checked: NaN stops the run)
-                total += finite_loss(loss, f"{description} epoch {epoch}, batch {batch} of {len(loader)}")
         history["train_loss"].append(total / len(loader))
         message = f"{description} epoch {epoch}/{epochs}: training loss {history['train_loss'][-1]:.3f}"
         if x_heldout is not None:
@@ -328,7 +329,7 @@ def checkpoint_arrays(model, optimizer=None, epoch=0, history=None, settings=Non
         arrays[f"settings/{name}"] = np.asarray(str(value))
     for name, array in arrays.items():   # a diverged model would replace a good checkpoint, and load everywhere
         if name.startswith(("model/", "buffer/", "optimizer/")) and not _all_finite(array):
-            raise TrainingDiverged(f"{saving}: {name} holds NaN or inf values (training diverged): not saved, "
+            raise TrainingDiverged(f"{saving}: {name} holds NaN or inf values (training diverged?): not saved, "
                                    f"so a checkpoint already there is unchanged")
     return arrays
 

@@ -83,10 +83,10 @@ for epoch in range(start_epoch + 1, args.epochs + 1):
     total = 0.0
     for batch, x in enumerate(tqdm(loader, desc=f"epoch {epoch}/{args.epochs}", leave=False), start=1):
         loss = model.loss(x)   # the book's loss (or -ELBO), one sample z per image: see the docstring
+        total += finite_loss(loss, f"epoch {epoch}, batch {batch} of {len(loader)}")   # loss.item(); NaN stops
         optimizer.zero_grad()
         loss.backward()
         optimizer.step()
-        total += finite_loss(loss, f"epoch {epoch}, batch {batch}")   # loss.item(); NaN (diverged) stops the run
     history["train_loss"].append(total / len(loader))
     history["heldout_loss"].append(mean_loss(model, data.x_heldout, device=args.device))
     print(f"epoch {epoch:2d}: {LOSS_NAME}: training {history['train_loss'][-1]:.2f}, "

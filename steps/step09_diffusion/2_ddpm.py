@@ -110,11 +110,11 @@ for epoch in range(start_epoch + 1, args.epochs + 1):
             noise = standard_normal(xp, x0.shape, np.float32)                  # eps ~ N(0, I)
             x_t = diffusion.q_sample(x0, t, noise)                             # (9.2): jump straight to x_t
             loss = zero.functions.mean_squared_error(model(x_t, t), noise)     # (9.3): Diffusion.loss, written out
+            history["step_loss"].append(finite_loss(loss, f"epoch {epoch}, batch {batch} of {len(loader)}"))  # NaN stops
+            total += history["step_loss"][-1]
             optimizer.zero_grad()
             loss.backward()
             optimizer.step()
-            history["step_loss"].append(finite_loss(loss, f"epoch {epoch}, batch {batch}"))  # loss.item(); NaN stops
-            total += history["step_loss"][-1]
             bar.set_postfix(loss=f"{history['step_loss'][-1]:.4f}", refresh=False)  # shown at the next refresh
     history["train_loss"].append(total / len(loader))
     save_checkpoint(checkpoint, model, optimizer, epoch, history, settings)   # every epoch: an interrupted run can --resume
