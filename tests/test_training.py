@@ -1640,3 +1640,29 @@ def test_fit_trains_a_model_that_was_left_in_eval_mode_in_training_mode():
     model.loss = lambda batch: (modes.append(model.net.training), loss(batch))[1]   # the mode each batch sees
     fit(model, optimizer, x, epochs=2, batch_size=8)
     assert modes == [True] * 4
+
+
+def test_a_batch_norm_statistic_of_inf_is_not_saved_and_a_file_holding_one_is_not_loaded(tmp_path):
+    """Step 9.2 at --lr 1e6 had finite losses but a running variance of inf: its buffers are checked too."""
+    from zero.models import Sequential
+
+    def batch_norm_model():
+        np.random.seed(0)
+        model = Sequential(Linear(4, in_size=3), BatchNorm(4))
+        model(np.random.default_rng(0).random((8, 3)).astype(np.float32))   # running statistics exist
+        return model
+
+    model = batch_norm_model()
+    path = save_checkpoint(tmp_path / "bn.npz", model, epoch=1)
+    before = path.read_bytes()
+    name, running_var = next((n, b) for n, b in model.named_buffers() if n.endswith("running_var"))
+    running_var[0] = np.inf
+    with pytest.raises(TrainingDiverged, match=rf"buffer/{re.escape(name)} holds NaN or inf values"):
+        save_checkpoint(path, model, epoch=2)
+    assert path.read_bytes() == before
+    _rewrite_checkpoint(path, _set(f"buffer/{name}", running_var.copy()))   # as written before the check
+    fresh = batch_norm_model()
+    statistics = {n: host(b).copy() for n, b in fresh.named_buffers()}
+    _assert_refused_unchanged(path, fresh, match=rf"buffer '{re.escape(name)}' holds NaN or inf")
+    for n, b in fresh.named_buffers():
+        np.testing.assert_array_equal(host(b), statistics[n], err_msg=n)
