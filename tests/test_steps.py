@@ -534,7 +534,7 @@ def test_the_gan_steps_refuse_a_batch_size_they_cannot_train_with_before_any_wor
     result = _run_quick(script, tmp_path, "--data-dir", str(real_mnist_dir), "--train-limit", "2", "--heldout-limit",
                         "2", "--score-images", "2", "--batch-size", batch_size)
     assert result.returncode == 2 and "Traceback" not in result.stderr, result.stderr[-3000:]
-    assert "--batch-size must lie in 2..2 here (2 training images; every batch is full" in result.stderr
+    assert "--batch-size must lie in 2..2 (2 training images: every batch is full" in result.stderr
     assert "gradient of G's loss" not in result.stdout and not list(tmp_path.rglob("*.npz"))   # nothing trained
 
 

@@ -196,6 +196,15 @@ class DCDiscriminator(Model):
 # =============================================================================
 # Training: alternate one step of D and one step of G per batch
 # =============================================================================
+def check_batch_size(name, batch_size, num_images):
+    """Refuse a batch size train_gan cannot train with on num_images images (ValueError, starting with
+    `name`): every batch is full (drop_last), and batch norm needs two examples, so 2..num_images.
+    Step scripts call it on their --batch-size as soon as the data are read."""
+    if not 2 <= batch_size <= num_images:
+        raise ValueError(f"{name} must lie in 2..{num_images} ({num_images:,} training images: every batch is "
+                         f"full, and batch norm needs two examples per batch), got {batch_size}")
+
+
 def train_gan(generator, discriminator, g_optimizer, d_optimizer, images, epochs, batch_size=64, device=None,
               seed=0, loss="non_saturating", history=None, start_epoch=0, description="GAN"):
     """Train on host images (N, 784) in [0, 1], epochs start_epoch+1 .. epochs, with a progress bar.
@@ -212,10 +221,7 @@ def train_gan(generator, discriminator, g_optimizer, d_optimizer, images, epochs
     device = discriminator.device if device is None else device
     if loss not in GENERATOR_LOSSES:
         raise ValueError(f"generator loss must be one of {GENERATOR_LOSSES}, got {loss!r}")
-    # every batch is full (drop_last), and batch norm needs two examples: fewer would train nothing
-    if not 2 <= batch_size <= len(images):
-        raise ValueError(f"train_gan: batch_size must lie in 2..{len(images)} (the number of training images: "
-                         f"batches are full, and batch norm needs two examples per batch), got {batch_size}")
+    check_batch_size("train_gan: batch_size", batch_size, len(images))
     history = loss_history(history, HISTORY_KEYS)
     generator.train()
     discriminator.train()

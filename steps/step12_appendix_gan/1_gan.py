@@ -45,7 +45,7 @@ import zero
 import zero.functions as F
 from zero.cli import (at_least, check, checkpoint_path, non_negative_int, out_dir, parse_options, plural,
                       positive_int, step_checkpoint, step_parser)
-from zero.gan import (MLPDiscriminator, MLPGenerator, discriminator_loss, generator_gradient_norm,
+from zero.gan import (MLPDiscriminator, MLPGenerator, check_batch_size, discriminator_loss, generator_gradient_norm,
                       logit_gradient, plot_game, score_generator, train_gan, train_gan_or_resume)
 from zero.metrics import check_classifier, classifier_for_scoring, classify, feature_statistics, real_image_distances
 from zero.optimizers import Adam
@@ -70,9 +70,10 @@ plt = figures(args.show)
 
 data = mnist_splits_from(args)
 print(data.description)
-if not 2 <= args.batch_size <= len(data.x_train):   # refused now, not after the first demos
-    parser.error(f"--batch-size must lie in 2..{len(data.x_train)} here ({len(data.x_train):,} training images; "
-                 f"every batch is full, and batch norm needs two examples per batch), got {args.batch_size}")
+try:
+    check_batch_size("--batch-size", args.batch_size, len(data.x_train))   # refused now, not after the first demos
+except ValueError as error:
+    parser.error(str(error))
 check_classifier(args.classifier, data.source)   # now, not after training: damaged, or it saw the held-out images
 
 

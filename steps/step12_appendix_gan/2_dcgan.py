@@ -24,7 +24,7 @@ from pathlib import Path
 
 import zero
 from zero.cli import at_least, checkpoint_path, out_dir, parse_options, positive_int, step_checkpoint, step_parser
-from zero.gan import DCDiscriminator, DCGenerator, plot_game, score_generator, train_gan_or_resume
+from zero.gan import DCDiscriminator, DCGenerator, check_batch_size, plot_game, score_generator, train_gan_or_resume
 from zero.metrics import check_classifier, classifier_for_scoring
 from zero.optimizers import Adam
 from zero.plot import figures, save, save_image_grid, show, show_images
@@ -47,9 +47,10 @@ zero.seed(args.seed, args.device)
 
 data = mnist_splits_from(args)
 print(data.description)
-if not 2 <= args.batch_size <= len(data.x_train):   # refused now, not after the first demos
-    parser.error(f"--batch-size must lie in 2..{len(data.x_train)} here ({len(data.x_train):,} training images; "
-                 f"every batch is full, and batch norm needs two examples per batch), got {args.batch_size}")
+try:
+    check_batch_size("--batch-size", args.batch_size, len(data.x_train))   # refused now, not after the first demos
+except ValueError as error:
+    parser.error(str(error))
 check_classifier(args.classifier, data.source)   # now, not after training: damaged, or it saw the held-out images
 
 generator = DCGenerator(args.latent_size, args.width).to(args.device)
