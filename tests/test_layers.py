@@ -186,7 +186,7 @@ def test_train_mode_must_be_a_bool(mode):
     with pytest.raises(TypeError, match=r"Sequential\.train: mode must be True or False, got .*model\.eval\(\)"):
         model.train(mode)
     assert all(layer.training is True for layer in model.sublayers())
-    assert model.train(np.bool_(False)).training == False   # noqa: E712 (NumPy's bool is accepted)
+    assert model.train(np.bool_(False)).training is False   # NumPy's bool is accepted, stored as Python's
 
 
 def test_forgetting_super_init_is_a_clear_error():

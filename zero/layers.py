@@ -224,7 +224,7 @@ class Layer:
             raise TypeError(f"{type(self).__name__}.train: mode must be True or False, got {mode!r} "
                             f"(for test behaviour call model.eval())")
         for layer in self.sublayers():
-            layer.training = mode
+            layer.training = bool(mode)   # NumPy's bool stored as Python's
         return self
 
     def eval(self):

@@ -42,12 +42,13 @@ def logsumexp(a, axis):
     (K, N) or a transposed view of it, so for them nothing is copied.
 
     Where every a_i is -inf (a point too far out for any component's density to be a float), the
-    result is -inf: m is taken as 0 there, as -inf - (-inf) would be NaN.
+    result is -inf: m is taken as 0 where it is not finite (as F.logsumexp does), as -inf - (-inf)
+    would be NaN.
     """
     xp = get_array_module(a)
     rows = xp.ascontiguousarray(xp.moveaxis(a, axis, 0))  # rows[i] = a's slice i along axis
     peak = rows.max(axis=0)
-    peak = xp.where(peak == -xp.inf, 0.0, peak)
+    peak = xp.where(xp.isfinite(peak), peak, peak.dtype.type(0))
     with np.errstate(divide="ignore"):   # log 0 = -inf there is the answer (CuPy never warns)
         return peak + xp.log(xp.exp(rows - peak).sum(axis=0))
 

@@ -23,7 +23,7 @@ gradients so far. A parameter listed twice, or shared by two layers, is
 updated once. The optimizer holds the Parameter objects it was given: to change
 a parameter's values, change its array (layer.W.data[...] = ..., or
 load_weights); a new Parameter put in a layer's attribute afterwards is not
-updated (build the optimizer again), and `step()` must come after backward():
+updated (build the optimizer again). And `step()` comes after backward():
 backward reads the parameters' current arrays, so a step between a forward and
 its backward would give gradients for weights the forward did not use.
 """
