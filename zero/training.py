@@ -416,12 +416,10 @@ def stage_checkpoint(path, model, optimizer=None, settings=None):
                             f"checkpoint {path}")
     # the dtype each parameter's layer creates it in (a lazy one has no data yet); the optimizer's state too
     lazy_dtypes = {id(param): _resolve(model, name)[0].dtype for name, param in params.items()}
-    source = f"checkpoint {path}"
     staged_params = []
     for name, param in params.items():
         array = stored[f"model/{name}"]
-        check_stored_array(source, f"parameter {name!r}", array, param.data, lazy_dtypes[id(param)])
-        _check_finite_entry(path, f"parameter {name!r}", array)
+        _check_entry(path, f"parameter {name!r}", array, param.data, lazy_dtypes[id(param)])
         device = device_of(param.data) if param.data is not None else model.device
         staged_params.append((param, to_device(array, device)))
     staged_buffers = []
@@ -429,8 +427,7 @@ def stage_checkpoint(path, model, optimizer=None, settings=None):
         key = f"buffer/{name}"
         if key not in stored:
             raise ValueError(f"checkpoint {path}: buffer {name!r} is missing")
-        check_stored_array(source, f"buffer {name!r}", stored[key], buffer, _resolve(model, name)[0].dtype)
-        _check_finite_entry(path, f"buffer {name!r}", stored[key])
+        _check_entry(path, f"buffer {name!r}", stored[key], buffer, _resolve(model, name)[0].dtype)
         device = device_of(buffer) if buffer is not None else model.device
         staged_buffers.append((name, to_device(stored[key], device)))
     stored_params = {id(param): stored[f"model/{name}"] for name, param in params.items()}
@@ -448,10 +445,12 @@ def stage_checkpoint(path, model, optimizer=None, settings=None):
     return apply, state
 
 
-def _check_finite_entry(path, label, array):
-    """A weight or optimizer state read from a checkpoint, refused (ValueError) if it holds NaN or inf:
+def _check_entry(path, label, array, current, lazy_dtype):
+    """A weight, buffer or optimizer state read from a checkpoint, checked against the array it would
+    replace (check_stored_array: shape and dtype), and refused (ValueError) if it holds NaN or inf:
     written by a run that diverged (before save_checkpoint refused such weights), it would load and
     turn every number computed with it into NaN."""
+    check_stored_array(f"checkpoint {path}", label, array, current, lazy_dtype)
     if not _all_finite(array):
         raise ValueError(f"checkpoint {path}: {label} holds NaN or inf values (saved by a run that diverged?): "
                          f"not loaded")
@@ -589,9 +588,8 @@ def _stage_optimizer(path, stored, model, optimizer, lazy_dtypes, stored_params)
                                  f"start a new run without --resume")
             if array is not None:
                 shaped_like = param.data if param.data is not None else stored_params.get(id(param))
-                check_stored_array(f"checkpoint {path}", f"optimizer {attribute}[{index}]", array, shaped_like,
-                                   lazy_dtypes.get(id(param), DEFAULT_DTYPE))
-                _check_finite_entry(path, f"optimizer {attribute}[{index}]", array)
+                _check_entry(path, f"optimizer {attribute}[{index}]", array, shaped_like,
+                             lazy_dtypes.get(id(param), DEFAULT_DTYPE))
                 array = to_device(array, device_of(param.data) if param.data is not None else model.device)
             entries.append(array)
         staged[attribute] = entries
