@@ -9,7 +9,9 @@ Each script prints what it computes and saves its figures under figures/;
 training steps write checkpoints under checkpoints/ (a --quick run uses figures/quick/ and
 checkpoints/quick/ for what it writes and what it reads of other steps, so it never
 overwrites, or uses, a real run's results). Steps that need MNIST
-download it once (or read $ZERO_DATA_DIR, see README.md).
+download it once (or read $ZERO_DATA_DIR, see README.md). After each script, run_all prints its
+time and its peak memory (the most RAM it held at once; not on Windows), and at the end the most
+any script took: what a machine needs to run the course.
 """
 import argparse
 import os
@@ -44,6 +46,23 @@ def parse_range(text):
     return chosen
 
 
+def run_script(command, env):
+    """Run one script and wait for it: returns its exit status and its peak memory in MB (the most
+    RAM it held at once, as the operating system counts it), or None for the memory where Python
+    cannot ask for it (Windows has no os.wait4)."""
+    if not hasattr(os, "wait4"):
+        return subprocess.run(command, env=env).returncode, None
+    process = subprocess.Popen(command, env=env)
+    try:
+        _, status, usage = os.wait4(process.pid, 0)   # as waitpid, with what the child used
+    except BaseException:   # Ctrl-C reaches the script too, which stops and says so: wait for it
+        process.wait()
+        raise
+    process.returncode = os.waitstatus_to_exitcode(status)
+    kilobytes = usage.ru_maxrss / 1024 if sys.platform == "darwin" else usage.ru_maxrss   # macOS counts bytes
+    return process.returncode, kilobytes / 1024
+
+
 def duration(seconds):
     """'12.3 s' under a minute, else '34.9 minutes'."""
     return f"{seconds:.1f} s" if seconds < 60 else f"{seconds / 60:.1f} minutes"
@@ -71,6 +90,7 @@ def main():
         parser.error(f"--steps: there is no step {', '.join(map(str, sorted(wanted - available)))}; "
                      f"the steps are {min(available)}-{max(available)}")
     failed, current, ran, course_start = [], None, 0, time.perf_counter()
+    largest = None   # (peak memory in MB, script): what a machine needs to run the course
     try:
         for folder in folders:
             if wanted is not None and step_number(folder) not in wanted:
@@ -80,12 +100,15 @@ def main():
                 print(f"\n=== {current[0]} ===", flush=True)
                 command = [sys.executable, str(script)] + (["--quick"] if args.quick else [])
                 start = time.perf_counter()
-                result = subprocess.run(command, env=env)
+                status, megabytes = run_script(command, env)
                 ran += 1
-                print(f"--- {current[0]}: {'ok' if result.returncode == 0 else 'FAILED'} "
-                      f"in {time.perf_counter() - start:.1f} s", flush=True)
-                if result.returncode != 0:
+                memory = "" if megabytes is None else f", peak memory {megabytes:,.0f} MB"
+                print(f"--- {current[0]}: {'ok' if status == 0 else 'FAILED'} "
+                      f"in {time.perf_counter() - start:.1f} s{memory}", flush=True)
+                if status != 0:
                     failed.append(current[0])
+                if megabytes is not None and (largest is None or megabytes > largest[0]):
+                    largest = megabytes, current[0]
     except KeyboardInterrupt:   # Ctrl-C reaches the running script as well, which says so itself
         where = ""
         if current is not None:
@@ -98,7 +121,8 @@ def main():
     if failed:
         print(f"\n{len(failed)} of {ran} scripts failed ({took} in all):\n  " + "\n  ".join(failed))
         sys.exit(1)
-    print(f"\nAll steps done: {ran} scripts ok in {took}. "
+    most = "" if largest is None else f" The most memory a script took: {largest[0]:,.0f} MB ({largest[1]})."
+    print(f"\nAll steps done: {ran} scripts ok in {took}.{most} "
           f"Figures are in {'figures/quick/' if args.quick else 'figures/'}.")
 
 

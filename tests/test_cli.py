@@ -1,5 +1,6 @@
 """zero.cli: the step scripts' common options and where their files go."""
 import argparse
+import os
 import re
 import subprocess
 import sys
@@ -361,9 +362,9 @@ def test_run_all_numbers_steps_by_their_folder_and_puts_an_unnumbered_folder_las
 
 @pytest.fixture
 def fake_course(tmp_path, monkeypatch):
-    """run_all's main() on a made-up steps folder, with subprocess.run recorded instead of run: returns
+    """run_all's main() on a made-up steps folder, with run_script recorded instead of run (each script
+    reports a peak memory of 10 MB times its place in the run): returns
     (run(argv, failing=()) -> exit code, calls as (script relative to the folder, its options, its env))."""
-    import subprocess
     steps = tmp_path / "steps"
     for name in ["step01_first/2_b.py", "step01_first/1_a.py", "step01_first/_shared.py", "step2_second/1_c.py",
                  "step10_tenth/1_d.py", "step11_appendix_extra/1_e.py"]:
@@ -379,11 +380,11 @@ def fake_course(tmp_path, monkeypatch):
     calls = []
 
     def run(argv, failing=()):
-        def fake_run(command, env):
+        def fake_run_script(command, env):
             script = Path(command[1]).relative_to(steps).as_posix()
             calls.append((command[0], script, command[2:], env))
-            return subprocess.CompletedProcess(command, 1 if script in failing else 0)
-        monkeypatch.setattr(subprocess, "run", fake_run)
+            return (1 if script in failing else 0), 10.0 * len(calls)
+        monkeypatch.setitem(main.__globals__, "run_script", fake_run_script)
         monkeypatch.setattr("sys.argv", ["run_all.py", *argv])
         try:
             main()
@@ -402,8 +403,10 @@ def test_run_all_runs_the_chosen_steps_in_order_quick_on_the_device_with_the_dat
         assert executable == sys.executable and options == ["--quick"]
         assert env["ZERO_DEVICE"] == "strict" and env["ZERO_AUDIT_KEPT"] == "yes"
         assert env["ZERO_DATA_DIR"] == str(Path("mnist").resolve())
-    assert re.search(r"All steps done: 4 scripts ok in \d+\.\d s\. Figures are in figures/quick/\.",
-                     capsys.readouterr().out)
+    out = capsys.readouterr().out
+    assert "--- step01_first/1_a.py: ok in " in out and " s, peak memory 10 MB\n" in out
+    assert re.search(r"All steps done: 4 scripts ok in \d+\.\d s\. The most memory a script took: 40 MB "
+                     r"\(step11_appendix_extra/1_e.py\)\. Figures are in figures/quick/\.", out)
 
 
 def test_run_all_without_options_runs_every_step_in_step_order_with_their_defaults(fake_course, capsys):
@@ -418,6 +421,23 @@ def test_run_all_without_options_runs_every_step_in_step_order_with_their_defaul
     assert run(["--device", "strict", "--steps", "2"]) == 0   # the device without --quick too
     assert [(script, env["ZERO_DEVICE"]) for _, script, _, env in calls] == [("step2_second/1_c.py", "strict")]
     assert "Figures are in figures/." in capsys.readouterr().out
+
+
+def test_run_all_runs_a_script_and_measures_its_own_peak_memory(tmp_path):
+    """Each script's peak memory is its own (os.wait4 on its process), not the largest of the run so far:
+    a small script after a large one reports its small peak. Where there is no os.wait4 (Windows),
+    the memory is None and the exit status is still right."""
+    run_script = _run_all()["run_script"]
+    large, small = tmp_path / "large.py", tmp_path / "small.py"
+    large.write_text("import numpy as np\nx = np.ones(40_000_000)\nraise SystemExit(3)\n")   # 320 MB touched
+    small.write_text("pass\n")
+    if not hasattr(os, "wait4"):
+        assert run_script([sys.executable, str(large)], dict(os.environ)) == (3, None)
+        return
+    status, large_mb = run_script([sys.executable, str(large)], dict(os.environ))
+    assert status == 3 and large_mb > 320
+    status, small_mb = run_script([sys.executable, str(small)], dict(os.environ))
+    assert status == 0 and 1 < small_mb < 100
 
 
 def test_run_all_gives_durations_in_seconds_under_a_minute_else_in_minutes():
