@@ -788,3 +788,70 @@ def test_a_gradient_that_is_not_a_variable_is_refused_before_anything_changes(ma
 def test_cosine_lr_refuses_a_total_that_is_not_positive(total_steps):
     with pytest.raises(ValueError, match=f"cosine_lr: total_steps must be positive, got {total_steps}"):
         cosine_lr(0.1, 5, total_steps)
+
+
+# --- a step between a forward pass and its backward pass ------------------------------------------------------------
+OPTIMIZERS = {"SGD": SGD, "Momentum": Momentum, "Adam": Adam, "AdamW": AdamW}
+
+
+@pytest.mark.parametrize("name", sorted(OPTIMIZERS))
+def test_backward_through_a_graph_built_before_a_step_that_changed_its_weights_is_refused(name):
+    """Two losses computed, then backward, step, backward: the second pass read the stepped weights in a
+    graph built with the old ones, and gave wrong gradients silently (PyTorch raises)."""
+    layer = Linear(3, in_size=2)
+    x = np.random.default_rng(0).standard_normal((4, 2)).astype(np.float32)
+    optimizer = OPTIMIZERS[name](layer.params(), lr=0.1)
+    first, second = (layer(x) ** 2).sum(), layer(x).sum()
+    first.backward()
+    optimizer.step()
+    optimizer.zero_grad()
+    with pytest.raises(RuntimeError, match=r"backward: variable 'W' \(shape \(2, 3\)\) was changed by an optimizer "
+                                           r"step after Linear used it.*call backward\(\) before step\(\)"):
+        second.backward()
+    optimizer.zero_grad()
+    layer(x).sum().backward()   # a graph built after the step: fine
+    optimizer.step()
+
+
+def test_the_gan_order_of_steps_passes_and_its_mistake_is_refused():
+    """The discriminator's step between G's forward pass and G's backward pass is what train_gan does: D's output
+    is recomputed after D's step, so G's loss goes through the new D. Reusing D's output from before the step
+    (a common mistake) is refused."""
+    generator, discriminator = Linear(2, in_size=2), Linear(1, in_size=2)
+    g_optimizer, d_optimizer = Adam(generator.params()), Adam(discriminator.params())
+    z = np.ones((4, 2), np.float32)
+    fake = generator(z)
+    d_out = discriminator(fake.data)
+    d_out.sum().backward()
+    d_optimizer.step()
+    discriminator(fake).sum().backward()   # through the updated D: fine, fake was made by G before no G step
+    g_optimizer.step()
+    g_optimizer.zero_grad()
+    d_optimizer.zero_grad()
+    fake = generator(z)
+    stale = discriminator(fake)            # D's output before D's step ...
+    discriminator(fake.data).sum().backward()
+    d_optimizer.step()
+    with pytest.raises(RuntimeError, match="changed by an optimizer step after Linear used it"):
+        stale.sum().backward()             # ... used for G's step after it
+
+
+def test_a_step_of_another_model_or_without_a_gradient_leaves_a_graph_usable():
+    """Only the parameters a step changed are stamped: one optimizer's step does not refuse another model's
+    graph, and a parameter without a gradient (skipped by the step) keeps its graphs usable."""
+    a, b = Linear(2, in_size=2), Linear(2, in_size=2)
+    x = np.ones((3, 2), np.float32)
+    optimizer_a = SGD(a.params(), lr=0.1)
+    loss_b = b(x).sum()
+    a(x).sum().backward()
+    optimizer_a.step()
+    loss_b.backward()                       # b was not stepped
+    assert b.W.grad is not None
+    both = SGD([a.W, b.W], lr=0.1)
+    b.cleargrads()
+    loss_b = b(x).sum()
+    a(x).sum().backward()                   # a.W and a.b have gradients, b.W none
+    a.b.cleargrad()
+    both.step()                             # changes a.W only
+    loss_b.backward()
+    assert b.W.grad is not None

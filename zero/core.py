@@ -31,6 +31,7 @@ from zero.backend import get_array_module
 class Config:
     enable_backprop = True  # build graphs? (off inside no_grad())
     train = True            # training behaviour of dropout / batch norm
+    optimizer_steps = 0     # steps taken by every optimizer so far: the clock that dates graphs and updates
 
 
 @contextlib.contextmanager
@@ -66,9 +67,11 @@ class Variable:
     numbers passed straight to an op become constants (requires_grad=False):
     nobody holds them to read a gradient, so none is computed; results that
     depend on constants only, or are computed under no_grad(), are constants too.
+    changed_at: Config.optimizer_steps right after the last optimizer step that
+    changed data (0: none did); backward refuses a graph that used the old values.
     """
 
-    __slots__ = ("data", "name", "grad", "creator", "generation", "requires_grad", "__weakref__")
+    __slots__ = ("data", "name", "grad", "creator", "generation", "requires_grad", "changed_at", "__weakref__")
     __array_priority__ = 200  # numpy_array * variable -> Variable.__rmul__
     # NumPy ufuncs refuse Variables: numpy_array * variable still calls Variable.__rmul__, but an in-place
     # `param.data -= lr * param.grad` (grad, not grad.data) raises TypeError instead of silently making
@@ -88,6 +91,7 @@ class Variable:
         self.creator = None
         self.generation = 0
         self.requires_grad = requires_grad
+        self.changed_at = 0
 
     # --- array-like attributes ---
     @property
@@ -206,6 +210,8 @@ class Variable:
                     if gx is None or not x.requires_grad:
                         continue
                     if x.creator is None:  # a leaf: its gradient is final
+                        if x.changed_at > function.made_at:   # a step between this forward and backward
+                            raise _changed_after_use(x, function)
                         x.grad = gx if x.grad is None else x.grad + gx
                         continue
                     if x.creator not in queued:
@@ -243,6 +249,16 @@ class Variable:
         return f"{name} (shape {self.shape})"
 
 
+def _changed_after_use(variable, function):
+    """The error of a backward pass through an op that ran before an optimizer step changed its input:
+    the op's backward would read the new values (wrong gradients, silently). PyTorch raises too."""
+    return RuntimeError(
+        f"backward: {variable._label()} was changed by an optimizer step after {function.name} used it, so its "
+        f"gradient would mix the old graph with the new values: call backward() before step(), or compute the "
+        f"loss again after the step (in a GAN: the generator's loss through the updated discriminator). "
+        f"This pass's gradients are incomplete: zero_grad() before the next backward")
+
+
 class Parameter(Variable):
     """A Variable that a layer owns and an optimizer updates."""
 
@@ -270,6 +286,7 @@ class Function:
     """
 
     generation = 0
+    made_at = 0   # Config.optimizer_steps when it ran (set for functions in a graph)
 
     def __call__(self, *inputs):
         # 1. the inputs' arrays (arrays and numbers passed in become constant Variables), all on one device
@@ -306,6 +323,7 @@ class Function:
                 # link the graph: the output points at this function, it points
                 # at its inputs, and (weakly) back at its output
                 self.generation = generation
+                self.made_at = Config.optimizer_steps
                 self.inputs = inputs
                 y.creator = self
                 y.generation = generation + 1
@@ -316,6 +334,7 @@ class Function:
             outputs.append(Variable(y if type(y) is np.ndarray else xp.asarray(y), None, requires_grad))
         if requires_grad:
             self.generation = generation
+            self.made_at = Config.optimizer_steps
             self.inputs = inputs
             refs = []
             for output in outputs:

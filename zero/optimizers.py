@@ -25,12 +25,14 @@ a parameter's values, change its array (layer.W.data[...] = ..., or
 load_weights); a new Parameter put in a layer's attribute afterwards is not
 updated (build the optimizer again). And `step()` comes after backward():
 backward reads the parameters' current arrays, so a step between a forward and
-its backward would give gradients for weights the forward did not use.
+its backward would give gradients for weights the forward did not use. backward
+refuses that case (RuntimeError, as PyTorch): each step stamps the parameters it
+changed. A change made by hand (p.data -= ...) is not stamped, and not caught.
 """
 import math
 
 from zero.backend import device_of, get_array_module, to_device
-from zero.core import Variable
+from zero.core import Config, Variable
 from zero.utils import check_number
 
 FLUSH_EVERY = 100  # steps between flushes of decaying optimizer state (see _flush_denormals)
@@ -76,7 +78,20 @@ class Optimizer:
 
     def step(self):
         self._check_gradients()
+        self._update_parameters()
+        self._date_changes()
+
+    def _update_parameters(self):
         self._step_each()
+
+    def _date_changes(self):
+        """Count this step on the clock that dates graphs (Config.optimizer_steps), and stamp the
+        parameters it changed with the new count: backward then refuses to send a gradient through
+        an op that used one of them before this step (Variable.backward)."""
+        Config.optimizer_steps += 1
+        for param in self.params:
+            if param.grad is not None:
+                param.changed_at = Config.optimizer_steps
 
     def _step_each(self):
         """update() each parameter that has a gradient, one at a time."""
@@ -206,8 +221,7 @@ class Adam(Optimizer):
         self._scratch = {}                           # parameter index -> work array
         self._flat = None                            # the state of all parameters at once (_FlatState)
 
-    def step(self):
-        self._check_gradients()
+    def _update_parameters(self):
         grads = [param.grad for param in self.params]
         flat = None
         if all(grad is not None for grad in grads) and self.steps.count(self.steps[0]) == len(self.steps):
