@@ -305,6 +305,44 @@ def test_loss_is_the_documented_noise_prediction_mse(with_labels):
     assert abs(np.mean((eps - x0) ** 2) - expected) > 0.1
 
 
+@pytest.mark.parametrize("with_labels", [False, True])
+def test_image_losses_are_the_loss_of_each_image_with_the_same_draws(with_labels):
+    """image_losses: loss()'s t, eps and x_t from the same random state, and each image's own mean over its
+    pixels (so their mean is the loss); the labels passed on; no graph."""
+    diffusion = Diffusion(1000)
+    rng = np.random.default_rng(11)
+    x0 = rng.uniform(-1, 1, (6, 1, 4, 4)).astype(np.float32)
+    labels = rng.integers(0, 10, 6) if with_labels else None
+    model = _SpyModel()
+    np.random.seed(5)
+    loss = diffusion.loss(model, x0, labels).item()
+    np.random.seed(5)
+    losses = diffusion.image_losses(model, x0, labels)
+    assert isinstance(losses, np.ndarray) and losses.shape == (6,) and losses.dtype == np.float32
+    np.testing.assert_allclose(losses.mean(), loss, rtol=1e-5)
+    first, second = model.calls
+    for seen, again in zip(first, second):   # the same x_t, t and labels both times
+        np.testing.assert_array_equal(seen, again)
+    np.random.seed(5)   # by hand: the draws again, and the spy model's eps_theta
+    t = np.random.randint(1, 1001, size=6)
+    noise = np.random.standard_normal(x0.shape).astype(np.float32)
+    x_t, seen_t, _ = second
+    np.testing.assert_array_equal(seen_t, t)
+    eps = 0.5 * x_t + 0.01 * t.reshape(-1, 1, 1, 1) + (0 if labels is None else 0.1 * labels.reshape(-1, 1, 1, 1))
+    np.testing.assert_allclose(losses, ((eps - noise) ** 2).mean(axis=(1, 2, 3)), rtol=1e-5)
+
+
+def test_image_losses_stay_on_the_device_of_a_u_net(device):
+    """On the strict device (CuPy's rules): image_losses of a conditional U-Net, (N,) on the device, no host copy."""
+    model = UNet(channels=(2, 2, 2), time_embed_dim=4, num_classes=3).to(device).eval()
+    diffusion = Diffusion(10, device=device)
+    zero.seed(0, device)
+    x0 = on(device, np.random.default_rng(0).uniform(-1, 1, (3, 1, 8, 8)).astype(np.float32))
+    losses = diffusion.image_losses(model, x0, on(device, np.array([0, 1, 3])))
+    assert zero.backend.device_of(losses) == device and losses.shape == (3,)
+    assert np.isfinite(host(losses)).all() and (host(losses) > 0).all()
+
+
 def test_loss_draws_time_steps_uniformly_from_1_to_T():
     """Over many draws every t in 1..T occurs, both ends and both halves, about equally often."""
     T = 10

@@ -210,12 +210,25 @@ class Diffusion:
         """The simplified DDPM loss: t ~ U{1..T}, eps ~ N(0, I), x_t ~ q(x_t | x_0),
         L = mean of (eps - eps_theta(x_t, t))^2 over all pixels of the batch, i.e. ||eps - eps_theta||^2 / (C H W)
         per image (the same minimiser as (9.3)). x0: (N, C, H, W) array in [-1, 1]. Returns a scalar Variable."""
-        xp = self.xp
-        t = xp.random.randint(1, self.num_timesteps + 1, size=len(x0)).astype(np.int64)
-        noise = standard_normal(xp, x0.shape, x0.dtype)
-        x_t = self._q_sample(x0, t, noise)
+        t, noise, x_t = self._noised(x0)
         eps = model(x_t, t) if labels is None else model(x_t, t, labels)
         return F.mean_squared_error(eps, noise)
+
+    def image_losses(self, model, x0, labels=None):
+        """The loss of each image, (N,) on x0's device: loss()'s draws and terms, averaged over each
+        image's pixels instead of the batch's, without a graph. On held-out images, their mean
+        estimates the loss and their spread its standard error (step 9.2): an image's loss depends
+        much on its t."""
+        t, noise, x_t = self._noised(x0)
+        with no_grad():
+            eps = model(x_t, t) if labels is None else model(x_t, t, labels)
+        return ((eps.data - noise) ** 2).mean(axis=tuple(range(1, x0.ndim)))
+
+    def _noised(self, x0):
+        """t ~ U{1..T} and eps ~ N(0, I) for each image of x0, and x_t ~ q(x_t | x_0) (9.2) from them."""
+        t = self.xp.random.randint(1, self.num_timesteps + 1, size=len(x0)).astype(np.int64)
+        noise = standard_normal(self.xp, x0.shape, x0.dtype)
+        return t, noise, self._q_sample(x0, t, noise)
 
     # --- sampling ----------------------------------------------------------------------------------
     def predict_noise(self, model, x, t, labels=None, guidance_scale=None):
