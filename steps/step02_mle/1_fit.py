@@ -54,7 +54,8 @@ print(f"log-likelihood at the MLE: {best_log_likelihood:.2f} ({best_log_likeliho
 mus = np.linspace(166.0, 176.0, GRID_POINTS)
 sigmas = np.linspace(7.0, 12.0, GRID_POINTS)
 grid_mu, grid_sigma = np.meshgrid(mus, sigmas)
-log_likelihood = normal_log_pdf(heights[:, None, None], grid_mu, grid_sigma).sum(axis=0)
+# one row of the grid (one sigma, every mu) at a time: all rows at once would hold 507 x 201 x 201 numbers
+log_likelihood = np.stack([normal_log_pdf(heights[:, None], mus, s).sum(axis=0) for s in sigmas])
 row, column = np.unravel_index(log_likelihood.argmax(), log_likelihood.shape)
 print(f"best point of a {GRID_POINTS} x {GRID_POINTS} grid: mu = {grid_mu[row, column]:.3f}, "
       f"sigma = {grid_sigma[row, column]:.3f}, log-likelihood {log_likelihood[row, column]:.2f}")
