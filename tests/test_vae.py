@@ -486,8 +486,13 @@ def test_evaluate_bounds_averages_k_draws_per_image_and_all_images():
     s = images.sum(axis=1)
     expected_nelbo = np.mean(s + offsets.mean())
     expected_iwae = np.mean(s - np.log(np.mean(np.exp(-offsets))))
+    standard_error = np.std(s, ddof=1) / np.sqrt(7)   # each image's numbers differ from s by a constant here
     assert bounds == {"negative_elbo": pytest.approx(expected_nelbo, rel=1e-6),
-                      "iwae_nll": pytest.approx(expected_iwae, rel=1e-6), "samples": 3, "images": 7}
+                      "iwae_nll": pytest.approx(expected_iwae, rel=1e-6), "samples": 3, "images": 7,
+                      "negative_elbo_se": pytest.approx(standard_error, rel=1e-5),
+                      "iwae_nll_se": pytest.approx(standard_error, rel=1e-5)}
+    one = evaluate_bounds(_KnownBounds(offsets), images[:1], samples=3, progress=False)
+    assert one["negative_elbo_se"] is None and one["iwae_nll_se"] is None   # no spread from one image
     assert expected_iwae < expected_nelbo - 0.5
     assert model.draws == {"negative_elbo": 9, "log_weight": 9}      # K draws for each of the 3 batches
     assert model.modes and not any(model.modes) and model.training

@@ -32,7 +32,7 @@ import numpy as np
 from tqdm import tqdm
 
 import zero.functions as F
-from zero.backend import get_array_module, get_backend, standard_normal, to_device_beside
+from zero.backend import get_array_module, get_backend, standard_normal, to_device_beside, to_numpy
 from zero.cli import variant_name
 from zero.core import Variable, no_grad
 from zero.layers import Layer, LayerList, Linear
@@ -404,9 +404,12 @@ def evaluate_bounds(model, images, samples=100, batch_size=500, device=None, pro
     expectations are sure to keep that order: with few samples and images, iwae_nll can come out
     above negative_elbo (7 of 20 seeds did with K = 2 and 10 images, for an untrained VAE).
 
-    Returns {'negative_elbo': float, 'iwae_nll': float, 'samples': K, 'images': N}. The batches go
-    to `device`, by default the model's; images on another device are refused (TypeError), not
-    copied through the host.
+    Returns {'negative_elbo': float, 'iwae_nll': float, 'samples': K, 'images': N, 'negative_elbo_se':
+    float, 'iwae_nll_se': float}: the *_se are the standard errors of the two means over the images,
+    sd / sqrt(N) of each image's number (None for one image); they measure how much another set of
+    N images (and draws of z) would move each mean, not how far a bound lies from -log p(x). The
+    batches go to `device`, by default the model's; images on another device are refused
+    (TypeError), not copied through the host (only each image's two numbers are, explicitly).
     """
     beside = "the model" if device is None else "the device asked"   # for an error's message
     device = model.device if device is None else device
@@ -418,6 +421,7 @@ def evaluate_bounds(model, images, samples=100, batch_size=500, device=None, pro
     training = model.training
     model.eval()
     nelbo_total = iwae_total = 0.0
+    nelbo_images, iwae_images = [], []   # each image's numbers, on the host: for the standard errors
     batches = range(0, len(images), batch_size)
     try:
         with no_grad():
@@ -426,12 +430,18 @@ def evaluate_bounds(model, images, samples=100, batch_size=500, device=None, pro
                 x = Variable(to_device_beside(batch, device, "evaluate_bounds: the images", beside))
                 nelbo = sum(model.negative_elbo(x).data for _ in range(samples)) / samples
                 log_w = F.stack([model.log_weight(x) for _ in range(samples)], axis=0)
+                iwae = iwae_from_log_weights(log_w).data
                 nelbo_total += float(nelbo.sum().item())                     # explicit host copy of a sum
-                iwae_total += float(iwae_from_log_weights(log_w).data.sum().item())
+                iwae_total += float(iwae.sum().item())
+                nelbo_images.append(to_numpy(nelbo))
+                iwae_images.append(to_numpy(iwae))
     finally:
         model.train(training)
     n = len(images)
-    return {"negative_elbo": nelbo_total / n, "iwae_nll": iwae_total / n, "samples": samples, "images": n}
+    standard_errors = [None if n < 2 else float(np.concatenate(per_image).astype(np.float64).std(ddof=1) / math.sqrt(n))
+                       for per_image in (nelbo_images, iwae_images)]
+    return {"negative_elbo": nelbo_total / n, "iwae_nll": iwae_total / n, "samples": samples, "images": n,
+            "negative_elbo_se": standard_errors[0], "iwae_nll_se": standard_errors[1]}
 
 
 # =============================================================================

@@ -110,6 +110,9 @@ print(f"held-out ({plural(bounds['images'], 'image')}, {model.likelihood.describ
          "with K = 1 the -ELBO itself, estimated from one draw)"))
 if args.likelihood == "gaussian":
     print("  (with std 1, 784/2 log(2 pi) = 720.4 nats of each number are the Gaussian's constant)")
+if bounds["images"] > 1:   # sd / sqrt(N) over the images: how much other held-out images would move each mean
+    print(f"  standard errors over the images: {bounds['negative_elbo_se']:.2f} (-ELBO), "
+          f"{bounds['iwae_nll_se']:.2f} (IWAE)")
 
 # ---- figures ------------------------------------------------------------------------------------------
 save_loss_curves(history, f"VAE: {LOSS_NAME} per image", folder,
