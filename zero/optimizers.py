@@ -82,7 +82,10 @@ class Optimizer:
         self._date_changes()
 
     def _update_parameters(self):
-        self._step_each()
+        """update() each parameter that has a gradient, one at a time."""
+        for index, param in enumerate(self.params):
+            if param.grad is not None:
+                self.update(index, param.data, param.grad.data)
 
     def _date_changes(self):
         """Count this step on the clock that dates graphs (Config.optimizer_steps), and stamp the
@@ -92,12 +95,6 @@ class Optimizer:
         for param in self.params:
             if param.grad is not None:
                 param.changed_at = Config.optimizer_steps
-
-    def _step_each(self):
-        """update() each parameter that has a gradient, one at a time."""
-        for index, param in enumerate(self.params):
-            if param.grad is not None:
-                self.update(index, param.data, param.grad.data)
 
     def _check_gradients(self):
         """Refuse a gradient that is not a Variable, or of another shape than its parameter's, before
@@ -227,7 +224,7 @@ class Adam(Optimizer):
         if all(grad is not None for grad in grads) and self.steps.count(self.steps[0]) == len(self.steps):
             flat = self._flat_state()
         if flat is None:
-            self._step_each()   # one parameter at a time (update); the gradients are checked
+            super()._update_parameters()   # one parameter at a time (update); the gradients are checked
             return
         datas = [param.data for param in self.params]
         grads = [self._gradient(data, grad.data) for data, grad in zip(datas, grads)]
