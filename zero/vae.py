@@ -430,11 +430,10 @@ def evaluate_bounds(model, images, samples=100, batch_size=500, device=None, pro
                 x = Variable(to_device_beside(batch, device, "evaluate_bounds: the images", beside))
                 nelbo = sum(model.negative_elbo(x).data for _ in range(samples)) / samples
                 log_w = F.stack([model.log_weight(x) for _ in range(samples)], axis=0)
-                iwae = iwae_from_log_weights(log_w).data
-                nelbo_total += float(nelbo.sum().item())                     # explicit host copy of a sum
-                iwae_total += float(iwae.sum().item())
-                nelbo_images.append(to_numpy(nelbo))
-                iwae_images.append(to_numpy(iwae))
+                nelbo_images.append(to_numpy(nelbo))                          # explicit host copies
+                iwae_images.append(to_numpy(iwae_from_log_weights(log_w).data))
+                nelbo_total += float(nelbo_images[-1].sum())
+                iwae_total += float(iwae_images[-1].sum())
     finally:
         model.train(training)
     n = len(images)
