@@ -151,6 +151,9 @@ def test_step_8s_sample_figure_quotes_each_models_own_held_out_bound(tmp_path):
     first_lines = list(quoted)
     assert first_lines[0].startswith("step 7's VAE") and first_lines[1].startswith("VAE of the same width and lr")
     assert first_lines[2].startswith("hierarchical VAE"), first_lines
+    gaps = re.findall(r"hierarchical VAE minus .*: [+-][\d.]+ nats \(-ELBO\), [+-][\d.]+ \(IWAE\) per image "
+                      r"\(standard errors over the images (\d+\.\d+), (\d+\.\d+)\)", result.stdout)
+    assert len(gaps) == 2, result.stdout             # each difference with its paired error (bound_difference)
 
 
 def test_every_script_path_in_the_docs_exists():

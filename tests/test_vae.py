@@ -15,9 +15,9 @@ from test_activations_losses import check_double_backprop
 from zero.models import Model
 from zero.optimizers import Adam
 from zero.training import fit, load_checkpoint, mean_loss, mnist_splits, save_checkpoint
-from zero.vae import (VAE, HierarchicalVAE, bernoulli_log_likelihood, book_kl_term, evaluate_bounds,
-                      gaussian_kl, gaussian_log_pdf, iwae_from_log_weights, latent_walk, loss_terms,
-                      walk_ends)
+from zero.vae import (VAE, HierarchicalVAE, bernoulli_log_likelihood, book_kl_term, bound_difference,
+                      evaluate_bounds, gaussian_kl, gaussian_log_pdf, iwae_from_log_weights, latent_walk,
+                      loss_terms, walk_ends)
 from zero.utils import gradient_check
 
 
@@ -487,6 +487,10 @@ def test_evaluate_bounds_averages_k_draws_per_image_and_all_images():
     expected_nelbo = np.mean(s + offsets.mean())
     expected_iwae = np.mean(s - np.log(np.mean(np.exp(-offsets))))
     standard_error = np.std(s, ddof=1) / np.sqrt(7)   # each image's numbers differ from s by a constant here
+    per_image = bounds.pop("per_image")
+    np.testing.assert_allclose(per_image["negative_elbo"], s + offsets.mean(), rtol=1e-6)   # float32 images
+    np.testing.assert_allclose(per_image["iwae_nll"], s - np.log(np.mean(np.exp(-offsets))), rtol=1e-6)
+    assert all(per_image[key].dtype == np.float64 and per_image[key].shape == (7,) for key in per_image)
     assert bounds == {"negative_elbo": pytest.approx(expected_nelbo, rel=1e-6),
                       "iwae_nll": pytest.approx(expected_iwae, rel=1e-6), "samples": 3, "images": 7,
                       "negative_elbo_se": pytest.approx(standard_error, rel=1e-5),
@@ -496,6 +500,30 @@ def test_evaluate_bounds_averages_k_draws_per_image_and_all_images():
     assert expected_iwae < expected_nelbo - 0.5
     assert model.draws == {"negative_elbo": 9, "log_weight": 9}      # K draws for each of the 3 batches
     assert model.modes and not any(model.modes) and model.training
+
+
+def test_bound_difference_is_paired_over_the_images():
+    """The difference of the means, with the standard error of each image's difference: what the two
+    models share per image cancels (here all of it but a constant and a small per-image part), so
+    it is far below either bound's own error; mismatched image counts and unknown keys are refused."""
+    rng = np.random.default_rng(35)
+    images = rng.random((9, 3))
+    reference = evaluate_bounds(_KnownBounds(np.array([0.0, 2.0])), images, samples=2, progress=False)
+    bounds = evaluate_bounds(_KnownBounds(np.array([0.5, 1.5])), images, samples=2, progress=False)
+    difference, error = bound_difference(bounds, reference)
+    assert difference == pytest.approx(0.0, abs=1e-5) and error == pytest.approx(0.0, abs=1e-5)   # float32 sums
+    shifted = dict(bounds, per_image={key: values + 0.1 * images[:, 0] for key, values in bounds["per_image"].items()},
+                   iwae_nll=bounds["iwae_nll"] + 0.1 * images[:, 0].mean())
+    difference, error = bound_difference(shifted, reference, "iwae_nll")
+    assert difference == pytest.approx(bounds["iwae_nll"] - reference["iwae_nll"] + 0.1 * images[:, 0].mean())
+    assert error == pytest.approx(0.1 * np.std(images[:, 0], ddof=1) / 3)
+    assert error < reference["iwae_nll_se"] / 3
+    one = evaluate_bounds(_KnownBounds(np.array([0.0])), images[:1], samples=1, progress=False)
+    assert bound_difference(one, one)[1] is None
+    with pytest.raises(ValueError, match="different numbers of images \\(1 and 9\\)"):
+        bound_difference(one, reference)
+    with pytest.raises(ValueError, match="key must be 'negative_elbo' or 'iwae_nll', got 'elbo'"):
+        bound_difference(bounds, reference, "elbo")
 
 
 def test_decoder_std_must_be_positive():
@@ -603,7 +631,10 @@ def test_evaluate_bounds_takes_images_on_the_models_device_and_refuses_another_d
     zero.seed(1, "strict")
     from_the_host = evaluate_bounds(model, images, samples=2, progress=False)
     zero.seed(1, "strict")
-    assert evaluate_bounds(model, on("strict", images), samples=2, progress=False) == from_the_host
+    on_the_device = evaluate_bounds(model, on("strict", images), samples=2, progress=False)
+    for key in ("negative_elbo", "iwae_nll"):   # each image's numbers are host arrays in both
+        np.testing.assert_array_equal(on_the_device["per_image"].pop(key), from_the_host["per_image"].pop(key))
+    assert on_the_device == from_the_host
 
 
 @pytest.mark.parametrize("model_class", [VAE, HierarchicalVAE])

@@ -405,9 +405,11 @@ def evaluate_bounds(model, images, samples=100, batch_size=500, device=None, pro
     above negative_elbo (7 of 20 seeds did with K = 2 and 10 images, for an untrained VAE).
 
     Returns {'negative_elbo': float, 'iwae_nll': float, 'samples': K, 'images': N, 'negative_elbo_se':
-    float, 'iwae_nll_se': float}: the *_se are the standard errors of the two means over the images,
-    sd / sqrt(N) of each image's number (None for one image); they measure how much another set of
-    N images (and draws of z) would move each mean, not how far a bound lies from -log p(x). The
+    float, 'iwae_nll_se': float, 'per_image': {'negative_elbo': (N,), 'iwae_nll': (N,)}}: the *_se
+    are the standard errors of the two means over the images, sd / sqrt(N) of each image's number
+    (None for one image); they measure how much another set of N images (and draws of z) would move
+    each mean, not how far a bound lies from -log p(x). per_image holds each image's two numbers
+    (float64 host arrays), for comparing two models on the same images (bound_difference). The
     batches go to `device`, by default the model's; images on another device are refused
     (TypeError), not copied through the host (only each image's two numbers are, explicitly).
     """
@@ -437,10 +439,36 @@ def evaluate_bounds(model, images, samples=100, batch_size=500, device=None, pro
     finally:
         model.train(training)
     n = len(images)
-    standard_errors = [None if n < 2 else float(np.concatenate(per_image).astype(np.float64).std(ddof=1) / math.sqrt(n))
-                       for per_image in (nelbo_images, iwae_images)]
+    per_image = {"negative_elbo": np.concatenate(nelbo_images).astype(np.float64),
+                 "iwae_nll": np.concatenate(iwae_images).astype(np.float64)}
     return {"negative_elbo": nelbo_total / n, "iwae_nll": iwae_total / n, "samples": samples, "images": n,
-            "negative_elbo_se": standard_errors[0], "iwae_nll_se": standard_errors[1]}
+            "negative_elbo_se": _standard_error(per_image["negative_elbo"]),
+            "iwae_nll_se": _standard_error(per_image["iwae_nll"]), "per_image": per_image}
+
+
+def _standard_error(values):
+    """The standard error of the mean of `values` (N,): sd / sqrt(N), None for N = 1 (no spread)."""
+    return None if len(values) < 2 else float(values.std(ddof=1) / math.sqrt(len(values)))
+
+
+def bound_difference(bounds, reference, key="negative_elbo"):
+    """How much lower (< 0) or higher one model's bound is than another's on the same images, and how
+    sure that is: (difference, standard error). bounds, reference: what evaluate_bounds returned for
+    the two models on the same images in the same order; key: 'negative_elbo' or 'iwae_nll'.
+
+    difference = bounds[key] - reference[key], the difference of the two means. Its standard error
+    is paired: sd / sqrt(N) of each image's difference d_n = b_n - r_n (None for one image). An image
+    that is hard to encode is hard for both models, so most of the spread of the b_n is shared with
+    the r_n and cancels in d_n: the paired error is far smaller than either bound's own. It measures
+    the noise of evaluating on these N images with these draws of z, not the noise of training (a
+    model trained with another seed moves its bound too)."""
+    if key not in ("negative_elbo", "iwae_nll"):
+        raise ValueError(f"bound_difference: key must be 'negative_elbo' or 'iwae_nll', got {key!r}")
+    if bounds["images"] != reference["images"]:
+        raise ValueError(f"bound_difference: the two bounds were evaluated on different numbers of images "
+                         f"({bounds['images']} and {reference['images']}); compare them on the same images")
+    differences = bounds["per_image"][key] - reference["per_image"][key]
+    return bounds[key] - reference[key], _standard_error(differences)
 
 
 # =============================================================================

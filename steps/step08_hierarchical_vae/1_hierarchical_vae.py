@@ -43,16 +43,20 @@ Each model is trained once, and its bound moves when another seed draws other in
 batches and noise. Over seeds 0, 1 and 2 (--seed; on an AMD EPYC of the Zen 4 family, 2026-12-05)
 the hierarchical VAE's -ELBO was 741.30, 741.28 and 741.20 nats, the VAE's 741.34, 741.35 and
 741.26: the hierarchical VAE lower by 0.04, 0.07 and 0.06, each time by less than either model
-moved from seed to seed (0.10 and 0.09 nats). A reviewer's separate runs gave differences of +0.05
-and -0.02 (seeds 0 and 1), and the hierarchical VAE's bound 741.22-741.38 over seeds 0-2. A few
-hundredths of a nat, beside the 21 nats above the Gaussian's constant that the models shape, name
-no winner: here the learned prior does not pay for its second level of networks. Each level's term
-of the bound (HierarchicalVAE.level_kls) says why: in those runs z2 carried 0.002-0.006 nats per
-held-out image, z1 5.8-6.1. q(z2 | z1) has collapsed onto its prior (posterior collapse: the weak
-std-1 Gaussian likelihood asks little of the latents, and z1 alone holds what it needs), so the
-prior of z1 it was to learn is in effect one fixed Gaussian. Stacking levels is no use if training
-leaves the upper ones empty. Step 9 keeps the chain of latents but fixes every encoder to adding
-noise, so that no level can be left unused, and learns only the decoder.
+moved from seed to seed (0.10 and 0.09 nats). A reviewer's separate runs gave differences of
++0.05 and -0.02 (seeds 0 and 1), and the hierarchical VAE's bound 741.22-741.38 over seeds 0-2.
+The held-out images are not what makes these differences uncertain: the script prints each with
+its paired standard error over the images (zero.vae.bound_difference), 0.01-0.02 nats for seed 0
+(2026-12-06), so another 2,000 images would move it little; training with another seed moves it as
+far as it is from 0. A few hundredths of a nat, beside the 21 nats above the Gaussian's constant
+that the models shape, name no winner: here the learned prior does not pay for its second level of
+networks. Each level's term of the bound (HierarchicalVAE.level_kls) says why: in those runs z2
+carried 0.002-0.006 nats per held-out image, z1 5.8-6.1. q(z2 | z1) has collapsed onto its prior
+(posterior collapse: the weak std-1 Gaussian likelihood asks little of the latents, and z1 alone
+holds what it needs), so the prior of z1 it was to learn is in effect one fixed Gaussian. Stacking
+levels is no use if training leaves the upper ones empty. Step 9 keeps the chain of latents but
+fixes every encoder to adding noise, so that no level can be left unused, and learns only the
+decoder.
 
     python steps/step08_hierarchical_vae/1_hierarchical_vae.py            # 30 epochs, as the book
 """
@@ -66,8 +70,8 @@ from zero.cli import checkpoint_path, out_dir, parse_options, plural, step_check
 from zero.optimizers import Adam
 from zero.plot import figures, save, save_image_grid, save_loss_curves, show, show_images
 from zero.training import add_data_options, fit, fit_or_resume, mnist_splits_from, read_checkpoint, restore_or_fit
-from zero.vae import (LIKELIHOODS, VAE, HierarchicalVAE, checkpoint_variant, evaluate_bounds, latent_walk,
-                      loss_terms, walk_ends)
+from zero.vae import (LIKELIHOODS, VAE, HierarchicalVAE, bound_difference, checkpoint_variant, evaluate_bounds,
+                      latent_walk, loss_terms, walk_ends)
 
 parser = step_parser(__doc__, training=True, epochs=30, batch_size=32, lr=1e-3, hidden_size=100,
                      latent_size=20, levels=2, iwae_samples=100)
@@ -125,11 +129,15 @@ for name, net in [(f"VAE 784-200-{args.latent_size}, lr {vae_lr} (step 7's, the 
 (_, vae_bounds), (_, matched_bounds), (_, hvae_bounds) = rows
 for label, bounds in [(f"step 7's VAE (hidden 200, lr {vae_lr})", vae_bounds),
                       ("the VAE of the same width and lr", matched_bounds)]:
-    gaps = [hvae_bounds[key] - bounds[key] for key in ("negative_elbo", "iwae_nll")]   # < 0: the HVAE's is lower
-    print(f"  hierarchical VAE minus {label}: {gaps[0]:+.2f} nats (-ELBO), {gaps[1]:+.2f} (IWAE) per image "
-          f"(lower is better)")
-print("  (one training run per model: trained with another --seed, each bound moves too; the docstring gives "
-      "how far at the default settings.\n  A difference smaller than that names no winner)")
+    # < 0: the HVAE's is lower; the error: sd / sqrt(N) of each image's difference (paired, bound_difference)
+    (elbo_gap, elbo_se), (iwae_gap, iwae_se) = [bound_difference(hvae_bounds, bounds, key)
+                                                for key in ("negative_elbo", "iwae_nll")]
+    errors = "" if elbo_se is None else f" (standard errors over the images {elbo_se:.2f}, {iwae_se:.2f})"
+    print(f"  hierarchical VAE minus {label}: {elbo_gap:+.2f} nats (-ELBO), {iwae_gap:+.2f} (IWAE) per image"
+          f"{errors} (lower is better)")
+print("  (the standard errors say how much other held-out images would move a difference. Each model is also "
+      "trained once:\n  trained with another --seed, each bound moves too; the docstring gives how far at the "
+      "default settings.\n  A difference smaller than either names no winner)")
 if args.likelihood == "gaussian":   # the constant cancels in the differences; the rest is what the models shape
     constant = 392 * np.log(2 * np.pi)
     print(f"  (each bound includes the Gaussian's constant 784/2 log(2 pi) = {constant:.1f} nats, equal for every "
