@@ -191,6 +191,31 @@ def test_a_resumed_gan_run_continues_the_uninterrupted_one(tmp_path, device):
     assert_same_weights(straight[0], resumed[0])
 
 
+def test_an_interrupted_gan_run_resumes_from_its_last_epoch_as_if_uninterrupted(tmp_path, device):
+    """Ctrl-C in epoch 2 (of 2 batches each) leaves epoch 1's pair of checkpoints (saved after every
+    epoch; it was only at the end, and the run was lost), and --resume ends with the generator and
+    discriminator of 2 epochs straight."""
+    straight = script_players(device=device)
+    run_script(straight, tmp_path / "a.npz", epochs=2, device=device)
+    interrupted = script_players(device=device)
+    latent, calls = interrupted[0].latent, []
+
+    def ctrl_c_at_the_third_batch(n):
+        calls.append(n)
+        if len(calls) == 3:
+            raise KeyboardInterrupt
+        return latent(n)
+    interrupted[0].latent = ctrl_c_at_the_third_batch
+    with pytest.raises(KeyboardInterrupt):
+        run_script(interrupted, tmp_path / "b.npz", epochs=2, device=device)
+    for path in (tmp_path / "b.npz", discriminator_path(tmp_path / "b.npz")):
+        assert int(np.load(path)["epoch"]) == 1
+    resumed = script_players(device=device)
+    run_script(resumed, tmp_path / "b.npz", epochs=2, resume=True, device=device)
+    assert_same_weights(straight[0], resumed[0])
+    assert_same_weights(straight[1], resumed[1])
+
+
 # =============================================================================
 # A game small enough to play by hand: every real image is ones, G's images are all sigmoid(b),
 # D's logit is w * mean(x) + c, so every step of train_gan can be recomputed in NumPy.

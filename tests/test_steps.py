@@ -75,20 +75,38 @@ def test_a_script_with_a_device_option_runs_on_a_device_that_refuses_host_copies
     assert result.returncode == 0, f"{script} on the strict device failed:\n{result.stderr[-5000:]}"
 
 
+# Runs a step script on the strict device with Ctrl-C at the 18th call of VAE.loss: in step 7's quick
+# run (16 batches an epoch, then one call for the held-out loss), the first batch of epoch 2.
+INTERRUPTING_LAUNCHER = _launcher("""import zero.testing
+from zero.vae import VAE
+loss, calls = VAE.loss, []
+def interrupted(self, x):
+    calls.append(1)
+    if len(calls) == 18:
+        raise KeyboardInterrupt
+    return loss(self, x)
+VAE.loss = interrupted""")
+
+
 def test_a_script_resumed_on_a_device_trains_the_model_an_uninterrupted_run_would(real_mnist_dir, tmp_path):
     """Step 7 on the strict device, whose generator (as CuPy's) no checkpoint can keep: 2 epochs
-    straight, and 1 epoch then --resume to 2, end with the same weights (the device's generator is
-    reseeded from NumPy's, which the checkpoint keeps, at every epoch's start)."""
+    straight, and 2 epochs interrupted (Ctrl-C) in the second then --resume, end with the same
+    weights. The checkpoint is saved after every epoch (it was only at the end: Ctrl-C lost the
+    run), and the device's generator is reseeded from NumPy's, which the checkpoint keeps, at every
+    epoch's start."""
     env = _script_env(ROOT / "steps/step07_vae/1_vae.py", ZERO_DEVICE="cpu")
 
-    def run(checkpoint, *options):
-        command = [sys.executable, "-c", STRICT_LAUNCHER, str(ROOT / "steps/step07_vae/1_vae.py"), "--quick",
+    def run(checkpoint, *options, launcher=STRICT_LAUNCHER, returncode=0):
+        command = [sys.executable, "-c", launcher, str(ROOT / "steps/step07_vae/1_vae.py"), "--quick",
                    "--device", "strict", "--checkpoint", checkpoint, "--out", str(tmp_path / "figures"), *options]
         result = subprocess.run(command, cwd=tmp_path, env=env, capture_output=True, text=True, timeout=300)
-        assert result.returncode == 0, result.stderr[-3000:]
+        assert result.returncode == returncode, result.stderr[-3000:]
+        return result
 
     run("straight.npz", "--epochs", "2")
-    run("resumed.npz", "--epochs", "1")
+    interrupted = run("resumed.npz", "--epochs", "2", launcher=INTERRUPTING_LAUNCHER, returncode=130)   # as Ctrl-C
+    assert "1_vae.py: interrupted" in interrupted.stderr and "epoch  1:" in interrupted.stdout
+    assert int(np.load(tmp_path / "resumed.npz")["epoch"]) == 1
     run("resumed.npz", "--epochs", "2", "--resume")
     straight, resumed = np.load(tmp_path / "straight.npz"), np.load(tmp_path / "resumed.npz")
     weights = [name for name in straight.files if name.startswith("model/")]

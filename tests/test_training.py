@@ -17,8 +17,9 @@ from zero.models import MLP, Model
 from zero.optimizers import SGD, Adam, Momentum
 from zero.layers import BatchNorm, Dropout, Linear
 from zero.training import (add_data_options, finite_loss, fit, fit_or_resume, load_checkpoint, loss_history,
-                           may_have_seen_heldout, mean_loss, mnist_splits, mnist_splits_from, restore_if_trained, restore_or_fit,
-                           restore_random_state, resume, run_settings, save_checkpoint)
+                           may_have_seen_heldout, mean_loss, mnist_splits, mnist_splits_from, read_checkpoint,
+                           restore_if_trained, restore_or_fit, restore_random_state, resume, run_settings,
+                           save_checkpoint)
 
 
 class Regression(Model):
@@ -481,6 +482,49 @@ def test_fit_resumed_from_a_checkpoint_equals_an_uninterrupted_run(tmp_path):
     for name, array in _weights(straight).items():
         np.testing.assert_array_equal(_weights(resumed)[name], array)
     assert full_history["heldout_loss"][-1] < full_history["heldout_loss"][0]
+
+
+def _interrupted_at_step(model, step):
+    """model, whose loss raises KeyboardInterrupt (Ctrl-C) at its `step`-th call."""
+    loss, calls = model.loss, [0]
+
+    def interrupted(x):
+        calls[0] += 1
+        if calls[0] == step:
+            raise KeyboardInterrupt
+        return loss(x)
+    model.loss = interrupted
+    return model
+
+
+def test_fit_saves_at_each_report_so_an_interrupted_run_resumes_as_if_uninterrupted(tmp_path):
+    """With a checkpoint, fit saves whenever it prints the losses: Ctrl-C in epoch 3 leaves epoch 2's
+    model, optimizer and history, and resuming from them ends where an uninterrupted run does (the
+    checkpoint was written only at the end before, and such a run lost all its training)."""
+    x = np.random.default_rng(0).random((40, 3)).astype(np.float32)   # 5 batches of 8, + 1 held-out call
+    straight, optimizer = _fresh_regression()
+    full_history = fit(straight, optimizer, x, epochs=3, batch_size=8, x_heldout=x[:10])
+    path = tmp_path / "c.npz"
+    interrupted, interrupted_optimizer = _fresh_regression()
+    with pytest.raises(KeyboardInterrupt):
+        fit(_interrupted_at_step(interrupted, 13), interrupted_optimizer, x, epochs=3, batch_size=8,
+            x_heldout=x[:10], checkpoint=path, settings={"lr": 0.01})
+    resumed, resumed_optimizer = _fresh_regression()
+    state = load_checkpoint(path, resumed, resumed_optimizer, settings={"lr": 0.01})
+    assert state["epoch"] == 2 and state["history"] == {key: values[:2] for key, values in full_history.items()}
+    history = fit(resumed, resumed_optimizer, x, epochs=3, batch_size=8, x_heldout=x[:10],
+                  history=state["history"], start_epoch=2, checkpoint=path)
+    assert history == full_history
+    for name, array in _weights(straight).items():
+        np.testing.assert_array_equal(_weights(resumed)[name], array)
+    assert int(read_checkpoint(path, ["epoch"])["epoch"]) == 3
+    # with report_every=2 the first save comes after epoch 2: Ctrl-C in epoch 2 leaves no file
+    path.unlink()
+    interrupted, interrupted_optimizer = _fresh_regression()
+    with pytest.raises(KeyboardInterrupt):
+        fit(_interrupted_at_step(interrupted, 8), interrupted_optimizer, x, epochs=3, batch_size=8,
+            report_every=2, checkpoint=path)
+    assert not path.exists()
 
 
 def test_a_checkpoint_saved_without_a_history_resumes(tmp_path):

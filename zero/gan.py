@@ -206,12 +206,15 @@ def check_batch_size(name, batch_size, num_images):
 
 
 def train_gan(generator, discriminator, g_optimizer, d_optimizer, images, epochs, batch_size=64, device=None,
-              seed=0, loss="non_saturating", history=None, start_epoch=0, description="GAN"):
+              seed=0, loss="non_saturating", history=None, start_epoch=0, description="GAN", checkpoint=None,
+              settings=None):
     """Train on host images (N, 784) in [0, 1], epochs start_epoch+1 .. epochs, with a progress bar.
 
     Each batch: a D step on L_D with real x and detached G(z), then a G step on generator_loss
     (kind `loss`) through the updated D. Appends per-step numbers to history lists 'd_loss',
     'g_loss', 'd_real' (mean D(x)) and 'd_fake' (mean D(G(z)) before the D step); returns history.
+    With a `checkpoint` path, both players and their optimizers are saved there after every epoch
+    (save_gan, with `settings`), so an interrupted run can resume from its last epoch.
     The batches go to `device`, by default the players' (both on one device). A loss of NaN or inf
     stops the run (finite_loss: TrainingDiverged).
     """
@@ -255,6 +258,8 @@ def train_gan(generator, discriminator, g_optimizer, d_optimizer, images, epochs
         means = {key: float(np.mean(history[key][-steps:])) for key in HISTORY_KEYS}
         print(f"{description} epoch {epoch}/{epochs}: L_D {means['d_loss']:.3f}, L_G {means['g_loss']:.3f}, "
               f"D(x) {means['d_real']:.2f}, D(G(z)) {means['d_fake']:.2f}")
+        if checkpoint is not None:   # every epoch: Ctrl-C loses at most the one it was in
+            save_gan(checkpoint, generator, discriminator, g_optimizer, d_optimizer, epoch, history, settings)
     return history
 
 
@@ -350,9 +355,9 @@ def _discriminator_left_by_a_save(path, discriminator, d_optimizer, settings, ep
 def train_gan_or_resume(generator, discriminator, g_optimizer, d_optimizer, images, args, checkpoint,
                         description="GAN"):
     """The training block of the GAN scripts: continue from `checkpoint` (save_gan's two files)
-    when `--resume` is given and it exists, train with the non-saturating loss up to
-    `args.epochs`, then save. args: the script's options (epochs, batch_size, device, seed,
-    resume; epochs raised to the checkpoint's if it holds more). Returns the loss history."""
+    when `--resume` is given and it exists, and train with the non-saturating loss up to
+    `args.epochs`, saving after every epoch. args: the script's options (epochs, batch_size, device,
+    seed, resume; epochs raised to the checkpoint's if it holds more). Returns the loss history."""
     history, start_epoch = None, 0
     settings = run_settings(args, exclude=("heldout_limit",))   # held-out images only score the result
     seed(args.seed, args.device)   # the codes z and dropout masks (NumPy's generator and the device's)
@@ -366,10 +371,10 @@ def train_gan_or_resume(generator, discriminator, g_optimizer, d_optimizer, imag
         resumed_after(checkpoint, start_epoch, args)
     start = time.perf_counter()
     history = train_gan(generator, discriminator, g_optimizer, d_optimizer, images, args.epochs, args.batch_size,
-                        args.device, args.seed, "non_saturating", history, start_epoch, description=description)
+                        args.device, args.seed, "non_saturating", history, start_epoch, description=description,
+                        checkpoint=checkpoint, settings=settings)
     if args.epochs > start_epoch:
         print(f"trained {plural(args.epochs - start_epoch, 'epoch')} in {time.perf_counter() - start:.1f} s")
-        save_gan(checkpoint, generator, discriminator, g_optimizer, d_optimizer, args.epochs, history, settings)
         print(f"checkpoints saved: {checkpoint} and its _discriminator file (continue with --resume --epochs N)")
     return history
 

@@ -182,7 +182,7 @@ def finite_loss(loss, where):
 
 
 def fit(model, optimizer, x_train, epochs, batch_size=32, device=None, seed=0, x_heldout=None,
-        history=None, start_epoch=0, description="training", report_every=1):
+        history=None, start_epoch=0, description="training", report_every=1, checkpoint=None, settings=None):
     """Minimise model.loss(x) by mini-batches, epochs start_epoch+1 .. epochs, with a progress bar.
 
     x_train, x_heldout: host arrays (N, ...). The batch order of epoch e comes from seed (seed, e),
@@ -190,6 +190,8 @@ def fit(model, optimizer, x_train, epochs, batch_size=32, device=None, seed=0, x
     training loss (and held-out loss, if x_heldout is given) to history['train_loss'] and
     history['heldout_loss']; returns history. The losses are printed every `report_every` epochs
     and after the last (a small data set trained for hundreds of epochs prints a few lines).
+    With a `checkpoint` path, model and optimizer are saved there (with `settings`, save_checkpoint)
+    whenever the losses are printed, so an interrupted run can resume from the last report.
     The batches go to `device`, by default the model's. A loss of NaN or inf stops the run
     (finite_loss: TrainingDiverged). The model is put in training mode first (dropout, batch norm).
     """
@@ -216,6 +218,8 @@ def fit(model, optimizer, x_train, epochs, batch_size=32, device=None, seed=0, x
             message += f", held-out loss {history['heldout_loss'][-1]:.3f}"
         if epoch % report_every == 0 or epoch == epochs:
             print(message)
+            if checkpoint is not None:   # Ctrl-C loses at most the epochs since this report
+                save_checkpoint(checkpoint, model, optimizer, epoch, history, settings)
     return history
 
 
@@ -652,17 +656,17 @@ def resume(checkpoint, model, optimizer, args, history=None, settings=None):
 def fit_or_resume(model, optimizer, x_train, args, checkpoint, x_heldout=None, description="training",
                   report_every=1):
     """The training block of a step script: continue from `checkpoint` when
-    `--resume` is given and it exists, `fit` up to `args.epochs`, then save
-    the checkpoint. args: the script's options (epochs, batch_size, device,
-    seed, resume). report_every: as fit's. Returns the loss history."""
+    `--resume` is given and it exists, and `fit` up to `args.epochs`, saving
+    the checkpoint at each report and after the last epoch. args: the script's
+    options (epochs, batch_size, device, seed, resume). report_every: as fit's.
+    Returns the loss history."""
     history, start_epoch = resume(checkpoint, model, optimizer, args)
     start = time.perf_counter()
     history = fit(model, optimizer, x_train, args.epochs, args.batch_size, args.device, args.seed,
                   x_heldout=x_heldout, history=history, start_epoch=start_epoch, description=description,
-                  report_every=report_every)
+                  report_every=report_every, checkpoint=checkpoint, settings=run_settings(args))
     if args.epochs > start_epoch:
         print(f"trained {plural(args.epochs - start_epoch, 'epoch')} in {time.perf_counter() - start:.1f} s")
-        save_checkpoint(checkpoint, model, optimizer, args.epochs, history, run_settings(args))
         print(f"checkpoint saved: {checkpoint} (continue with --resume --epochs N)")
     return history
 

@@ -91,9 +91,9 @@ for epoch in range(start_epoch + 1, args.epochs + 1):
     history["heldout_loss"].append(mean_loss(model, data.x_heldout, device=args.device))
     print(f"epoch {epoch:2d}: {LOSS_NAME}: training {history['train_loss'][-1]:.2f}, "
           f"held out {history['heldout_loss'][-1]:.2f}")
+    save_checkpoint(checkpoint, model, optimizer, epoch, history, run_settings(args))   # every epoch: Ctrl-C, then --resume
 if args.epochs > start_epoch:
     print(f"trained {plural(args.epochs - start_epoch, 'epoch')} in {time.perf_counter() - start:.1f} s")
-    save_checkpoint(checkpoint, model, optimizer, args.epochs, history, run_settings(args))
     print(f"checkpoint saved: {checkpoint} (continue with --resume --epochs N)")
 
 # ---- the bound in nats on held-out images ----------------------------------------------------------
