@@ -65,7 +65,7 @@ gmm = {"train": mixture.score(x_train.astype(np.float64)), "heldout": mixture.sc
 # ---- the flow, trained by exact maximum likelihood ----------------------------------------------------
 model = RealNVP(dim=2, hidden_size=args.hidden_size, num_couplings=args.couplings).to(args.device)
 optimizer = Adam(model.params(), lr=args.lr)
-# model.loss(x) = -mean log p(x), (C.1); the held-out loss after every epoch, printed every 100
+# model.loss(x) = -mean log p(x), (C.1); the held-out loss after every epoch, printed (and the checkpoint saved) every 100
 history = fit_or_resume(model, optimizer, x_train, args, checkpoint, x_heldout=x_heldout, description="flow",
                         report_every=100)
 flow = {"train": -mean_loss(model, x_train, device=args.device),
