@@ -13,6 +13,7 @@ from zero import Parameter, Variable
 from zero.layers import Linear
 from zero.optimizers import FLUSH_EVERY, SGD, Adam, AdamW, Momentum, Optimizer, clip_grad_norm, cosine_lr
 from zero.testing import StrictArray
+from zero.training import load_checkpoint, save_checkpoint
 
 START = np.array([[0.5, -1.0], [2.0, 0.25]], np.float32)
 GRADS = [np.array([[0.1, -0.2], [0.3, 0.0]], np.float32),
@@ -806,7 +807,8 @@ def test_backward_through_a_graph_built_before_a_step_that_changed_its_weights_i
     optimizer.step()
     optimizer.zero_grad()
     with pytest.raises(RuntimeError, match=r"backward: variable 'W' \(shape \(2, 3\)\) was changed by an optimizer "
-                                           r"step after Linear used it.*call backward\(\) before step\(\)"):
+                                           r"step \(or loaded weights\) after Linear used it.*call backward\(\) "
+                                           r"before step\(\)"):
         second.backward()
     optimizer.zero_grad()
     layer(x).sum().backward()   # a graph built after the step: fine
@@ -832,8 +834,28 @@ def test_the_gan_order_of_steps_passes_and_its_mistake_is_refused():
     stale = discriminator(fake)            # D's output before D's step ...
     discriminator(fake.data).sum().backward()
     d_optimizer.step()
-    with pytest.raises(RuntimeError, match="changed by an optimizer step after Linear used it"):
+    with pytest.raises(RuntimeError, match=r"changed by an optimizer step \(or loaded weights\) after Linear used it"):
         stale.sum().backward()             # ... used for G's step after it
+
+
+def test_a_graph_built_before_weights_are_loaded_is_refused_by_backward(tmp_path):
+    """load_weights and load_checkpoint between a forward pass and its backward pass: backward read
+    the loaded weights inside the old graph (wrong gradients, silently), as after a step. A graph
+    built after the load is fine."""
+    layer = Linear(3, in_size=2)
+    x = np.ones((4, 2), np.float32)
+    layer.save_weights(tmp_path / "w.npz")
+    save_checkpoint(tmp_path / "c.npz", layer)
+    for load in (lambda: layer.load_weights(tmp_path / "w.npz"), lambda: load_checkpoint(tmp_path / "c.npz", layer)):
+        loss = layer(x).sum()
+        load()
+        with pytest.raises(RuntimeError, match=r"variable 'W' \(shape \(2, 3\)\) was changed by an optimizer step "
+                                               r"\(or loaded weights\) after Linear used it"):
+            loss.backward()
+        layer.cleargrads()
+        layer(x).sum().backward()   # built after the load
+        assert layer.W.grad is not None
+        layer.cleargrads()
 
 
 def test_a_step_of_another_model_or_without_a_gradient_leaves_a_graph_usable():

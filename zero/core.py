@@ -31,7 +31,7 @@ from zero.backend import get_array_module
 class Config:
     enable_backprop = True  # build graphs? (off inside no_grad())
     train = True            # training behaviour of dropout / batch norm
-    optimizer_steps = 0     # steps taken by every optimizer so far: the clock that dates graphs and updates
+    weight_changes = 0      # optimizer steps and weight loads so far: the clock that dates graphs and changes
 
 
 @contextlib.contextmanager
@@ -67,8 +67,8 @@ class Variable:
     numbers passed straight to an op become constants (requires_grad=False):
     nobody holds them to read a gradient, so none is computed; results that
     depend on constants only, or are computed under no_grad(), are constants too.
-    changed_at: Config.optimizer_steps right after the last optimizer step that
-    changed data (0: none did); backward refuses a graph that used the old values.
+    changed_at: Config.weight_changes right after the last optimizer step or weight
+    load that changed data (0: none did); backward refuses a graph that used the old values.
     """
 
     __slots__ = ("data", "name", "grad", "creator", "generation", "requires_grad", "changed_at", "__weakref__")
@@ -250,13 +250,24 @@ class Variable:
 
 
 def _changed_after_use(variable, function):
-    """The error of a backward pass through an op that ran before an optimizer step changed its input:
-    the op's backward would read the new values (wrong gradients, silently). PyTorch raises too."""
+    """The error of a backward pass through an op that ran before an optimizer step (or a load of
+    weights) changed its input: the op's backward would read the new values (wrong gradients,
+    silently). PyTorch raises too."""
     return RuntimeError(
-        f"backward: {variable._label()} was changed by an optimizer step after {function.name} used it, so its "
-        f"gradient would mix the old graph with the new values: call backward() before step(), or compute the "
-        f"loss again after the step (in a GAN: the generator's loss through the updated discriminator). "
-        f"This pass's gradients are incomplete: zero_grad() before the next backward")
+        f"backward: {variable._label()} was changed by an optimizer step (or loaded weights) after "
+        f"{function.name} used it, so its gradient would mix the old graph with the new values: call backward() "
+        f"before step(), or compute the loss again after the step or load (in a GAN: the generator's loss "
+        f"through the updated discriminator). This pass's gradients are incomplete: zero_grad() before the "
+        f"next backward")
+
+
+def date_change(params):
+    """Count a change of the Parameters `params` (an optimizer step, weights loaded) on the clock
+    that dates graphs (Config.weight_changes), and stamp them with the new count: backward then
+    refuses to send a gradient through an op that used one of them before the change."""
+    Config.weight_changes += 1
+    for param in params:
+        param.changed_at = Config.weight_changes
 
 
 class Parameter(Variable):
@@ -286,7 +297,7 @@ class Function:
     """
 
     generation = 0
-    made_at = 0   # Config.optimizer_steps when it ran (set for functions in a graph)
+    made_at = 0   # Config.weight_changes when it ran (set for functions in a graph)
 
     def __call__(self, *inputs):
         # 1. the inputs' arrays (arrays and numbers passed in become constant Variables), all on one device
@@ -323,7 +334,7 @@ class Function:
                 # link the graph: the output points at this function, it points
                 # at its inputs, and (weakly) back at its output
                 self.generation = generation
-                self.made_at = Config.optimizer_steps
+                self.made_at = Config.weight_changes
                 self.inputs = inputs
                 y.creator = self
                 y.generation = generation + 1
@@ -334,7 +345,7 @@ class Function:
             outputs.append(Variable(y if type(y) is np.ndarray else xp.asarray(y), None, requires_grad))
         if requires_grad:
             self.generation = generation
-            self.made_at = Config.optimizer_steps
+            self.made_at = Config.weight_changes
             self.inputs = inputs
             refs = []
             for output in outputs:

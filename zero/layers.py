@@ -46,7 +46,7 @@ import numpy as np
 
 import zero.functions as F
 from zero.backend import DEFAULT_DTYPE, device_of, get_backend, to_device, to_numpy
-from zero.core import Config, Parameter, Variable, using_config
+from zero.core import Config, Parameter, Variable, date_change, using_config
 from zero.functions.conv import size_pair
 from zero.utils import NPZ_READ_ERRORS, check_count, check_number, read_npz, save_npz_atomically
 
@@ -344,11 +344,14 @@ class Layer:
             check_stored_array(f"weights file {path}", f"{kind} {name!r}", array, current, layer.dtype)
             device = device_of(current) if current is not None else layer.device
             staged.append((layer, attribute, kind, to_device(array, device)))
+        loaded = []
         for layer, attribute, kind, array in staged:
             if kind == PARAM:
                 layer.__dict__[attribute].data = array
+                loaded.append(layer.__dict__[attribute])
             else:
                 setattr(layer, attribute, array)
+        date_change(loaded)   # a graph built before the load is refused by backward, as after a step
 
     def check_lazy_shapes(self, arrays, source):
         """Refuse stored arrays ({dotted name: array}) that a lazy layer could not have created.

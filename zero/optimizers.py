@@ -27,12 +27,13 @@ updated (build the optimizer again). And `step()` comes after backward():
 backward reads the parameters' current arrays, so a step between a forward and
 its backward would give gradients for weights the forward did not use. backward
 refuses that case (RuntimeError, as PyTorch): each step stamps the parameters it
-changed. A change made by hand (p.data -= ...) is not stamped, and not caught.
+changed, as load_weights and load_checkpoint stamp those they load. A change made
+by hand (p.data -= ...) is not stamped, and not caught.
 """
 import math
 
 from zero.backend import device_of, get_array_module, to_device
-from zero.core import Config, Variable
+from zero.core import Variable, date_change
 from zero.utils import check_number
 
 FLUSH_EVERY = 100  # steps between flushes of decaying optimizer state (see _flush_denormals)
@@ -88,13 +89,10 @@ class Optimizer:
                 self.update(index, param.data, param.grad.data)
 
     def _date_changes(self):
-        """Count this step on the clock that dates graphs (Config.optimizer_steps), and stamp the
-        parameters it changed with the new count: backward then refuses to send a gradient through
-        an op that used one of them before this step (Variable.backward)."""
-        Config.optimizer_steps += 1
-        for param in self.params:
-            if param.grad is not None:
-                param.changed_at = Config.optimizer_steps
+        """Stamp the parameters this step changed (those with a gradient) on the clock that dates
+        graphs (zero.core.date_change): backward then refuses to send a gradient through an op that
+        used one of them before this step (Variable.backward)."""
+        date_change([param for param in self.params if param.grad is not None])
 
     def _check_gradients(self):
         """Refuse a gradient that is not a Variable, or of another shape than its parameter's, before

@@ -33,7 +33,7 @@ from tqdm import tqdm
 
 from zero.backend import DEFAULT_DTYPE, device_of, to_device, to_numpy
 from zero.cli import add_data_dir_option, plural, positive_int
-from zero.core import Variable, no_grad, test_mode
+from zero.core import Variable, date_change, no_grad, test_mode
 from zero.data import Dataset, epoch_loader
 from zero.errors import CheckpointRefused, DataFileDamaged, SetupError, TrainingDiverged
 from zero.layers import check_stored_array
@@ -441,6 +441,7 @@ def stage_checkpoint(path, model, optimizer=None, settings=None):
     def apply():
         for param, array in staged_params:
             param.data = array
+        date_change([param for param, _ in staged_params])   # backward refuses a graph built before the load
         for name, array in staged_buffers:
             setattr(*_resolve(model, name), array)
         if staged_optimizer is not None:
