@@ -80,19 +80,14 @@ class Optimizer:
     def step(self):
         self._check_gradients()
         self._update_parameters()
-        self._date_changes()
+        # stamp the parameters this step changed: backward then refuses a graph built before it (date_change)
+        date_change([param for param in self.params if param.grad is not None])
 
     def _update_parameters(self):
         """update() each parameter that has a gradient, one at a time."""
         for index, param in enumerate(self.params):
             if param.grad is not None:
                 self.update(index, param.data, param.grad.data)
-
-    def _date_changes(self):
-        """Stamp the parameters this step changed (those with a gradient) on the clock that dates
-        graphs (zero.core.date_change): backward then refuses to send a gradient through an op that
-        used one of them before this step (Variable.backward)."""
-        date_change([param for param in self.params if param.grad is not None])
 
     def _check_gradients(self):
         """Refuse a gradient that is not a Variable, or of another shape than its parameter's, before
