@@ -422,8 +422,7 @@ def evaluate_bounds(model, images, samples=100, batch_size=500, device=None, pro
         raise ValueError(f"evaluate_bounds: images must be (N, D) flattened images, got shape {tuple(images.shape)}")
     training = model.training
     model.eval()
-    nelbo_total = iwae_total = 0.0
-    nelbo_images, iwae_images = [], []   # each image's numbers, on the host: for the standard errors
+    nelbo_images, iwae_images = [], []   # each batch's numbers per image, on the host
     batches = range(0, len(images), batch_size)
     try:
         with no_grad():
@@ -434,13 +433,13 @@ def evaluate_bounds(model, images, samples=100, batch_size=500, device=None, pro
                 log_w = F.stack([model.log_weight(x) for _ in range(samples)], axis=0)
                 nelbo_images.append(to_numpy(nelbo))                          # explicit host copies
                 iwae_images.append(to_numpy(iwae_from_log_weights(log_w).data))
-                nelbo_total += float(nelbo_images[-1].sum())
-                iwae_total += float(iwae_images[-1].sum())
     finally:
         model.train(training)
     n = len(images)
     per_image = {"negative_elbo": np.concatenate(nelbo_images).astype(np.float64),
                  "iwae_nll": np.concatenate(iwae_images).astype(np.float64)}
+    nelbo_total, iwae_total = (sum(float(batch.sum()) for batch in per_batch)   # each batch summed in its dtype
+                               for per_batch in (nelbo_images, iwae_images))
     return {"negative_elbo": nelbo_total / n, "iwae_nll": iwae_total / n, "samples": samples, "images": n,
             "negative_elbo_se": _standard_error(per_image["negative_elbo"]),
             "iwae_nll_se": _standard_error(per_image["iwae_nll"]), "per_image": per_image}
