@@ -72,7 +72,9 @@ print(data.description)
 # ---- model and optimizer: encoder 784-200-(20, 20), decoder 20-200-784 -------------------------
 model = VAE(784, args.hidden_size, args.latent_size, likelihood=args.likelihood).to(args.device)
 optimizer = Adam(model.params(), lr=args.lr)
-history, start_epoch = resume(checkpoint, model, optimizer, args, history={"train_loss": [], "heldout_loss": []})
+settings = run_settings(args)   # what the checkpoint records, and what --resume must find again
+history, start_epoch = resume(checkpoint, model, optimizer, args, history={"train_loss": [], "heldout_loss": []},
+                              settings=settings)
 
 # ---- training: minimise the loss by mini-batch Adam --------------------------------------------------
 LOSS_NAME = model.likelihood.loss_name   # the Gaussian's is the book's loss, not nats (see the docstring)
@@ -91,7 +93,7 @@ for epoch in range(start_epoch + 1, args.epochs + 1):
     history["heldout_loss"].append(mean_loss(model, data.x_heldout, device=args.device))
     print(f"epoch {epoch:2d}: {LOSS_NAME}: training {history['train_loss'][-1]:.2f}, "
           f"held out {history['heldout_loss'][-1]:.2f}")
-    save_checkpoint(checkpoint, model, optimizer, epoch, history, run_settings(args))   # every epoch: Ctrl-C, then --resume
+    save_checkpoint(checkpoint, model, optimizer, epoch, history, settings)   # every epoch: Ctrl-C, then --resume
 if args.epochs > start_epoch:
     print(f"trained {plural(args.epochs - start_epoch, 'epoch')} in {time.perf_counter() - start:.1f} s")
     print(f"checkpoint saved: {checkpoint} (continue with --resume --epochs N)")
