@@ -123,6 +123,19 @@ def counting_calls(*methods):
             setattr(owner, method.__name__, method)
 
 
+def interrupted_at_call(owner, name, call):
+    """owner, whose method `name` raises KeyboardInterrupt (Ctrl-C) at its `call`-th call from now on."""
+    method, calls = getattr(owner, name), [0]
+
+    def interrupted(*args, **kwargs):
+        calls[0] += 1
+        if calls[0] == call:
+            raise KeyboardInterrupt
+        return method(*args, **kwargs)
+    setattr(owner, name, interrupted)
+    return owner
+
+
 def assert_double_backprop_on_strict_matches_cpu(f, arrays, penalized=None, reaches=()):
     """second_order_gradients of f(device, *variables) on the strict device equal those on the CPU:
     no backward built with create_graph copies to the host. reaches: the methods (such as

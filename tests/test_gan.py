@@ -12,7 +12,7 @@ import pytest
 import zero
 import zero.functions as F
 import zero.gan
-from conftest import host
+from conftest import host, interrupted_at_call
 from zero import Parameter
 from zero.errors import CheckpointRefused
 from zero.gan import (DCDiscriminator, DCGenerator, MLPDiscriminator, MLPGenerator, _Generator, discriminator_loss,
@@ -198,14 +198,7 @@ def test_an_interrupted_gan_run_resumes_from_its_last_epoch_as_if_uninterrupted(
     straight = script_players(device=device)
     run_script(straight, tmp_path / "a.npz", epochs=2, device=device)
     interrupted = script_players(device=device)
-    latent, calls = interrupted[0].latent, []
-
-    def ctrl_c_at_the_third_batch(n):
-        calls.append(n)
-        if len(calls) == 3:
-            raise KeyboardInterrupt
-        return latent(n)
-    interrupted[0].latent = ctrl_c_at_the_third_batch
+    interrupted_at_call(interrupted[0], "latent", 3)   # the first batch of epoch 2
     with pytest.raises(KeyboardInterrupt):
         run_script(interrupted, tmp_path / "b.npz", epochs=2, device=device)
     for path in (tmp_path / "b.npz", discriminator_path(tmp_path / "b.npz")):

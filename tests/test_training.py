@@ -8,7 +8,7 @@ import pytest
 
 import zero
 import zero.functions as F
-from conftest import ZIP_HEADER_DAMAGE, damage_zip_header, host, open_handles
+from conftest import ZIP_HEADER_DAMAGE, damage_zip_header, host, interrupted_at_call, open_handles
 from zero.backend import device_of
 from zero.data import DataLoader, Dataset
 from zero.errors import CheckpointRefused, SetupError, TrainingDiverged
@@ -484,19 +484,6 @@ def test_fit_resumed_from_a_checkpoint_equals_an_uninterrupted_run(tmp_path):
     assert full_history["heldout_loss"][-1] < full_history["heldout_loss"][0]
 
 
-def _interrupted_at_step(model, step):
-    """model, whose loss raises KeyboardInterrupt (Ctrl-C) at its `step`-th call."""
-    loss, calls = model.loss, [0]
-
-    def interrupted(x):
-        calls[0] += 1
-        if calls[0] == step:
-            raise KeyboardInterrupt
-        return loss(x)
-    model.loss = interrupted
-    return model
-
-
 def test_fit_saves_at_each_report_so_an_interrupted_run_resumes_as_if_uninterrupted(tmp_path):
     """With a checkpoint, fit saves whenever it prints the losses: Ctrl-C in epoch 3 leaves epoch 2's
     model, optimizer and history, and resuming from them ends where an uninterrupted run does (the
@@ -507,7 +494,7 @@ def test_fit_saves_at_each_report_so_an_interrupted_run_resumes_as_if_uninterrup
     path = tmp_path / "c.npz"
     interrupted, interrupted_optimizer = _fresh_regression()
     with pytest.raises(KeyboardInterrupt):
-        fit(_interrupted_at_step(interrupted, 13), interrupted_optimizer, x, epochs=3, batch_size=8,
+        fit(interrupted_at_call(interrupted, "loss", 13), interrupted_optimizer, x, epochs=3, batch_size=8,
             x_heldout=x[:10], checkpoint=path, settings={"lr": 0.01})
     resumed, resumed_optimizer = _fresh_regression()
     state = load_checkpoint(path, resumed, resumed_optimizer, settings={"lr": 0.01})
@@ -522,7 +509,7 @@ def test_fit_saves_at_each_report_so_an_interrupted_run_resumes_as_if_uninterrup
     path.unlink()
     interrupted, interrupted_optimizer = _fresh_regression()
     with pytest.raises(KeyboardInterrupt):
-        fit(_interrupted_at_step(interrupted, 8), interrupted_optimizer, x, epochs=3, batch_size=8,
+        fit(interrupted_at_call(interrupted, "loss", 8), interrupted_optimizer, x, epochs=3, batch_size=8,
             report_every=2, checkpoint=path)
     assert not path.exists()
 
