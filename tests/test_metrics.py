@@ -6,7 +6,7 @@ import pytest
 from scipy import linalg
 
 import zero.metrics
-from conftest import on
+from conftest import interrupted_at_call, on
 from zero.data import DataLoader, Dataset
 from zero.errors import CheckpointRefused
 from zero.layers import Dropout, Linear
@@ -15,7 +15,7 @@ from zero.metrics import (MnistClassifier, check_classifier, classifier_for_scor
                           train_classifier)
 from zero.models import Model
 from zero.optimizers import Adam
-from zero.training import save_checkpoint
+from zero.training import load_checkpoint, restore_random_state, save_checkpoint
 
 
 def test_frechet_distance_of_a_gaussian_with_itself_is_zero():
@@ -276,6 +276,41 @@ def test_a_classifier_file_that_does_not_load_is_refused_by_name_before_and_at_s
     check_classifier(tmp_path / "missing.npz", source="train")   # none yet: trained when it is needed
 
 
+def test_a_referee_is_saved_each_epoch_refused_while_half_trained_and_resumed_to_the_uninterrupted_one(
+        tmp_path, monkeypatch, capsys):
+    """Ctrl-C while the referee trains keeps its last finished epoch (it lost the whole run: the
+    file was written at the end). That file is half-trained: check_classifier and classifier_for_scoring
+    refuse it, saying how to finish it, and finishing it (step 10.1's --resume) gives the referee of an
+    uninterrupted run, which then loads."""
+    rng = np.random.default_rng(0)
+    images, labels = rng.random((64, 1, 28, 28), dtype=np.float32), rng.integers(0, 10, 64)
+    straight = classifier_for_scoring(tmp_path / "straight.npz", images, labels, epochs=3, seed=2)
+    path = tmp_path / "referee.npz"
+    monkeypatch.setattr(zero.metrics, "finite_loss", zero.metrics.finite_loss)   # restored after the test
+    interrupted_at_call(zero.metrics, "finite_loss", call=3)   # one batch of 64 an epoch: epoch 3's first
+    with pytest.raises(KeyboardInterrupt):
+        classifier_for_scoring(path, images, labels, epochs=3, seed=2)
+    half_trained = (r"referee.npz is half-trained: saved after epoch 2 of 3 by a run that stopped. Finish it \(python "
+                    r"steps/step10_conditional_diffusion/1_classifier.py --resume --checkpoint \S*referee.npz "
+                    r"--epochs 3 --batch-size 64 --lr 0.001 --seed 2 --train-limit 64\)")
+    with pytest.raises(CheckpointRefused, match=half_trained):
+        check_classifier(path)
+    with pytest.raises(CheckpointRefused, match=half_trained):
+        classifier_for_scoring(path, images, labels, epochs=3, seed=2)
+    assert "classifier: loaded" not in capsys.readouterr().out
+    monkeypatch.undo()
+    model = MnistClassifier()                                # step 10.1's --resume
+    optimizer = Adam(model.params(), lr=1e-3)
+    state = load_checkpoint(path, model, optimizer)
+    restore_random_state(state)
+    train_classifier(model, optimizer, images, labels, 3, 64, seed=2, start_epoch=state["epoch"],
+                     history=state["history"], checkpoint=path)
+    check_classifier(path)
+    finished = classifier_for_scoring(path)
+    for (name, param), (_, expected) in zip(finished.named_params(), straight.named_params()):
+        np.testing.assert_array_equal(param.data, expected.data, err_msg=name)
+
+
 def test_check_classifier_refuses_a_referee_that_may_have_seen_the_held_out_images(tmp_path):
     path = tmp_path / "referee.npz"
     save_checkpoint(path, MnistClassifier(), epoch=1, settings={"source": "test"})
@@ -482,14 +517,18 @@ def test_classifier_for_scoring_trains_with_step_10_1s_settings(tmp_path, monkey
     """Adam with lr 1e-3, batches of 64, the given epochs, device and seed."""
     calls = []
 
-    def record(model, optimizer, images, labels, epochs, batch_size, device, seed):
-        calls.append((type(optimizer), optimizer.lr, len(images), epochs, batch_size, device, seed))
+    def record(model, optimizer, images, labels, epochs, batch_size, device, seed, checkpoint, settings):
+        calls.append((type(optimizer), optimizer.lr, len(images), epochs, batch_size, device, seed, checkpoint,
+                      settings))
         return {"train_loss": [0.0] * epochs}
 
     monkeypatch.setattr(zero.metrics, "train_classifier", record)
     images, labels = _toy_digits(3)
     classifier_for_scoring(tmp_path / "c.npz", images, labels, epochs=2, seed=3, save=False)
-    assert calls == [(Adam, 1e-3, 3, 2, 64, "cpu", 3)]
+    classifier_for_scoring(tmp_path / "kept.npz", images, labels, epochs=2, seed=3, source="test")
+    settings = {"seed": 3, "batch_size": 64, "lr": 1e-3, "train_limit": 3}
+    assert calls == [(Adam, 1e-3, 3, 2, 64, "cpu", 3, None, settings),      # a --quick run's: not saved
+                     (Adam, 1e-3, 3, 2, 64, "cpu", 3, tmp_path / "kept.npz", {**settings, "source": "test"})]
 
 
 def test_training_a_classifier_on_no_images_is_refused_by_name(tmp_path):

@@ -3,6 +3,7 @@ temporary folder, no window opens, the script exits 0."""
 import json
 import os
 import re
+import shlex
 import signal
 import subprocess
 import sys
@@ -13,6 +14,8 @@ import pytest
 
 from conftest import ROOT, help_texts, mnist_dir
 from zero import cuda_available
+from zero.errors import CheckpointRefused
+from zero.metrics import check_classifier
 
 STEP_SCRIPTS = sorted(p for p in (ROOT / "steps").glob("step*/*.py") if not p.name.startswith("_"))
 NEEDS_MNIST_MARK = "# needs: mnist"
@@ -75,17 +78,23 @@ def test_a_script_with_a_device_option_runs_on_a_device_that_refuses_host_copies
     assert result.returncode == 0, f"{script} on the strict device failed:\n{result.stderr[-5000:]}"
 
 
-# Runs a step script on the strict device with Ctrl-C at the 18th call of VAE.loss: in step 7's quick
-# run (16 batches an epoch, then one call for the held-out loss), the first batch of epoch 2.
-INTERRUPTING_LAUNCHER = _launcher("""import zero.testing
-from zero.vae import VAE
-loss, calls = VAE.loss, []
-def interrupted(self, x):
+def _interrupting_launcher(module, owner, name, call):
+    """A launcher (with the strict device registered) that runs a step script with Ctrl-C at the
+    `call`-th call of `owner.name`, imported from `module`."""
+    return _launcher(f"""import zero.testing
+from {module} import {owner}
+method, calls = {owner}.{name}, []
+def interrupted(*args, **kwargs):
     calls.append(1)
-    if len(calls) == 18:
+    if len(calls) == {call}:
         raise KeyboardInterrupt
-    return loss(self, x)
-VAE.loss = interrupted""")
+    return method(*args, **kwargs)
+{owner}.{name} = interrupted""")
+
+
+# Step 7's quick run has 16 batches an epoch, then one call for the held-out loss: the 18th call of
+# VAE.loss is the first batch of epoch 2.
+INTERRUPTING_LAUNCHER = _interrupting_launcher("zero.vae", "VAE", "loss", 18)
 
 
 def test_a_script_resumed_on_a_device_trains_the_model_an_uninterrupted_run_would(real_mnist_dir, tmp_path):
@@ -108,6 +117,43 @@ def test_a_script_resumed_on_a_device_trains_the_model_an_uninterrupted_run_woul
     assert "1_vae.py: interrupted" in interrupted.stderr and "epoch  1:" in interrupted.stdout
     assert int(np.load(tmp_path / "resumed.npz")["epoch"]) == 1
     run("resumed.npz", "--epochs", "2", "--resume")
+    straight, resumed = np.load(tmp_path / "straight.npz"), np.load(tmp_path / "resumed.npz")
+    weights = [name for name in straight.files if name.startswith("model/")]
+    assert weights
+    for name in weights:
+        np.testing.assert_array_equal(resumed[name], straight[name], err_msg=name)
+
+
+def test_step_10_1_interrupted_leaves_a_half_trained_referee_that_scoring_refuses_and_resume_finishes(
+        real_mnist_dir, tmp_path):
+    """The referee was saved only at the end (Ctrl-C lost the run): it is saved after every epoch
+    now, marked half-trained until the last, which the scoring scripts refuse (check_classifier), and
+    --resume finishes it into the classifier of an uninterrupted run (on the strict device, as step 7's)."""
+    script = ROOT / "steps/step10_conditional_diffusion/1_classifier.py"
+    env = _script_env(script, ZERO_DEVICE="cpu")
+
+    def run(checkpoint, *options, launcher=STRICT_LAUNCHER, returncode=0):
+        command = [sys.executable, "-c", launcher, str(script), "--quick", "--device", "strict", "--epochs", "2",
+                   "--checkpoint", checkpoint, "--out", str(tmp_path / "figures"), *options]
+        result = subprocess.run(command, cwd=tmp_path, env=env, capture_output=True, text=True, timeout=300)
+        assert result.returncode == returncode, result.stderr[-3000:]
+        return result
+
+    run("straight.npz")
+    # the quick run's 512 images in batches of 64: the 9th loss is epoch 2's first batch
+    launcher = _interrupting_launcher("zero", "functions", "softmax_cross_entropy", 9)
+    interrupted = run("resumed.npz", launcher=launcher, returncode=130)
+    assert "classifier epoch 1/2" in interrupted.stdout and "classifier epoch 2/2" not in interrupted.stdout
+    with pytest.raises(CheckpointRefused, match="half-trained: saved after epoch 1 of 2") as refused:
+        check_classifier(tmp_path / "resumed.npz")
+    # the command the refusal gives, run as it says (on the strict device, as the others), finishes it
+    command = shlex.split(re.search(r"Finish it \((python .*?)\)", str(refused.value)).group(1))
+    assert command[:2] == ["python", "steps/step10_conditional_diffusion/1_classifier.py"]
+    finish = [sys.executable, "-c", STRICT_LAUNCHER, str(ROOT / command[1]), *command[2:], "--device", "strict"]
+    result = subprocess.run(finish, cwd=tmp_path, env=env, capture_output=True, text=True, timeout=300)
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert "resumed from" in result.stdout and "classifier epoch 2/2" in result.stdout
+    check_classifier(tmp_path / "resumed.npz")
     straight, resumed = np.load(tmp_path / "straight.npz"), np.load(tmp_path / "resumed.npz")
     weights = [name for name in straight.files if name.startswith("model/")]
     assert weights

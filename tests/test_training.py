@@ -264,9 +264,13 @@ def test_optimizer_state_that_does_not_fit_the_optimizer_is_refused_and_changes_
     (_set("optimizer/hyper/weight_decay", np.array(0)), "trained with Adam weight_decay 0, but this Adam has 0.0"),
     (_set("optimizer/hyper/betas", np.array([[0.9, 0.999]])),
      r"trained with Adam betas \[\[0.9, 0.999\]\], but this Adam has \[0.9, 0.999\]"),
+    # the epochs a run was to reach: never fewer than it reached (the file holds epoch 2)
+    (_set("planned_epochs", np.array(1)), "entry 'planned_epochs' is 1, not a finite number >= 2"),
+    (_set("planned_epochs", np.array(2.5)), "entry 'planned_epochs' must be one number, got float64 of shape"),
 ], ids=["random keys", "no random position", "no lr", "nan lr", "text lr", "negative steps", "two epochs",
         "negative epoch", "text history", "newer format", "the next format", "epoch -1", "negative lr",
-        "a history of rows", "float steps", "integer weight decay", "betas as a row"])
+        "a history of rows", "float steps", "integer weight decay", "betas as a row", "planned before reached",
+        "planned 2.5"])
 def test_a_checkpoint_with_a_damaged_entry_is_refused_by_load_and_by_resume_and_changes_nothing(
         tmp_path, change, message):
     """Every entry is checked before the model changes: resume restored weights and optimizer and only
@@ -464,6 +468,22 @@ def test_saving_a_bad_epoch_or_history_is_refused_by_name_and_keeps_the_old_chec
         save_checkpoint(path, model, optimizer, epoch=epoch, history=history)
     assert path.read_bytes() == old_bytes
     assert [p.name for p in tmp_path.iterdir()] == ["run.npz"]
+
+
+def test_a_checkpoint_says_the_epochs_its_run_was_to_reach_when_saved_with_them(tmp_path):
+    """A file saved during training (planned_epochs) tells a half-trained model from a finished one;
+    files saved without them (at the end of a run, or before they were saved) say None."""
+    model, optimizer, _ = _trained()
+    during = save_checkpoint(tmp_path / "during.npz", model, optimizer, epoch=2, planned_epochs=5)
+    assert load_checkpoint(during, model, optimizer)["planned_epochs"] == 5
+    after = save_checkpoint(tmp_path / "after.npz", model, optimizer, epoch=2)
+    assert load_checkpoint(after, model, optimizer)["planned_epochs"] is None
+    old_bytes = during.read_bytes()
+    for planned in (1, 2.0, -3):   # fewer than the epoch reached, or not a count: refused, the old file kept
+        with pytest.raises(ValueError, match=rf"saving a checkpoint of Regression: planned_epochs must be a whole "
+                                             rf"number >= 2, got {planned}"):
+            save_checkpoint(during, model, optimizer, epoch=2, planned_epochs=planned)
+    assert during.read_bytes() == old_bytes
 
 
 def test_fit_resumed_from_a_checkpoint_equals_an_uninterrupted_run(tmp_path):

@@ -31,8 +31,8 @@ from zero.errors import CheckpointRefused
 from zero.layers import Conv2d, Linear
 from zero.models import Model
 from zero.optimizers import Adam
-from zero.training import (finite_loss, load_checkpoint, loss_history, may_have_seen_heldout, save_checkpoint,
-                           stage_checkpoint)
+from zero.training import (RUN_SETTINGS, finite_loss, loss_history, may_have_seen_heldout, read_checkpoint,
+                           save_checkpoint, stage_checkpoint)
 from zero.utils import check_count, check_not_empty
 
 NUM_CLASSES = 10
@@ -73,12 +73,15 @@ def referee_epochs(num_images):
 
 
 def train_classifier(model, optimizer, images, labels, epochs, batch_size=128, device=None, seed=0,
-                     start_epoch=0, history=None):
+                     start_epoch=0, history=None, checkpoint=None, settings=None):
     """Mini-batch training on softmax cross-entropy, epochs start_epoch+1 .. epochs, with a progress bar.
 
     images: host (N, 1, 28, 28) in [0, 1]; labels: host (N,) ints. Appends each epoch's mean
     training loss to history['train_loss'] and returns history. The batches go to `device`, by
     default the model's. A loss of NaN or inf stops the run (finite_loss: TrainingDiverged).
+    With a `checkpoint` path, model and optimizer are saved there after every epoch (with
+    `settings`, and `epochs` as the planned epochs: a file saved before the last epoch is
+    half-trained, and classifier_for_scoring refuses it as a referee).
     """
     device = model.device if device is None else device
     check_not_empty("train_classifier", images, "training images")
@@ -97,6 +100,8 @@ def train_classifier(model, optimizer, images, labels, epochs, batch_size=128, d
             optimizer.step()
         history["train_loss"].append(total / len(loader))
         print(f"classifier epoch {epoch}/{epochs}: training loss {history['train_loss'][-1]:.4f}")
+        if checkpoint is not None:   # Ctrl-C loses at most the epoch under way
+            save_checkpoint(checkpoint, model, optimizer, epoch, history, settings, planned_epochs=epochs)
     return history
 
 
@@ -244,19 +249,21 @@ def refuse_if_seen_heldout(path, source, what="classifier"):
 
 def check_classifier(path, source=None):
     """Refuse, before any training, a classifier file at `path` that classifier_for_scoring would refuse
-    after it: one that is damaged or holds another model, or one that may have trained on this run's
-    held-out images (refuse_if_seen_heldout). Raises CheckpointRefused; a missing file passes (the
-    referee is then trained). Changes nothing, not NumPy's random generator either."""
+    after it: one that is damaged or holds another model, one saved before its run's last epoch, or one
+    that may have trained on this run's held-out images (refuse_if_seen_heldout). Raises
+    CheckpointRefused; a missing file passes (the referee is then trained). Changes nothing, not
+    NumPy's random generator either."""
     if not Path(path).exists():
         return
     refuse_if_seen_heldout(path, source)
     random_state = np.random.get_state()   # MnistClassifier() draws initial weights: not from this run's numbers
     try:
-        stage_checkpoint(path, MnistClassifier())   # read and checked, loaded into nothing
+        _, state = stage_checkpoint(path, MnistClassifier())   # read and checked, loaded into nothing
     except ValueError as error:
         raise CheckpointRefused(_unusable_classifier(error)) from None
     finally:
         np.random.set_state(random_state)
+    _refuse_if_half_trained(path, state)
 
 
 def _unusable_classifier(error):
@@ -265,19 +272,38 @@ def _unusable_classifier(error):
             f"is trained here")
 
 
+def _refuse_if_half_trained(path, state):
+    """Raise CheckpointRefused for a classifier saved during training, before its last epoch (state:
+    stage_checkpoint's): an interrupted run's referee would score samples with weights it never finished.
+    The message gives the step 10.1 command that finishes it: its run's options, read from the file."""
+    if state["planned_epochs"] is None or state["epoch"] >= state["planned_epochs"]:
+        return
+    stored = read_checkpoint(path, [], optional=[f"settings/{name}" for name in RUN_SETTINGS])
+    options = [f"--{key.split('/', 1)[1].replace('_', '-')} {stored[key]}" for key in sorted(stored)
+               if str(stored[key]) != "None"]
+    command = " ".join(["python steps/step10_conditional_diffusion/1_classifier.py --resume",
+                        f"--checkpoint {path} --epochs {state['planned_epochs']}", *options])
+    raise CheckpointRefused(
+        f"classifier {path} is half-trained: saved after epoch {state['epoch']} of {state['planned_epochs']} "
+        f"by a run that stopped. Finish it ({command}), or move the file away: a missing classifier is "
+        f"trained here")
+
+
 def classifier_for_scoring(path, images=None, labels=None, device="cpu", epochs=None, seed=0, save=True,
                            heldout=None, source=None):
     """The referee of the sample-quality numbers: the classifier saved at `path` (by
     steps/step10_conditional_diffusion/1_classifier.py). If the file is missing and training images
     (N, 1, 28, 28) and labels are given, one is trained on them here (NumPy's and the device's generators
     seeded with `seed` first; Adam, lr 1e-3, batch 64, `epochs`, by default referee_epochs(N): as step
-    10.1 does, so the same seed and images give the same referee) and, if save, saved at `path` (a
-    --quick run passes save=False, so its toy classifier is never written, not even where an
-    explicit --classifier points). Prints where the classifier came from, and its accuracy on
-    heldout = (images, labels) when given. source: the MNIST split the images come from ('train' or
-    'test', mnist_splits' .source), saved with the settings so that step 10.1 does not resume the
-    classifier on other data; a saved classifier that may have trained on this run's held-out
-    images is refused (refuse_if_seen_heldout). Returns the model in eval mode."""
+    10.1 does, so the same seed and images give the same referee) and, if save, saved at `path`
+    after every epoch (a --quick run passes save=False, so its toy classifier is never written, not
+    even where an explicit --classifier points). A file saved before its run's last epoch, by a run
+    that stopped, is refused (CheckpointRefused, saying how to finish it). Prints where the classifier
+    came from, and its accuracy on heldout = (images, labels) when given. source: the MNIST split
+    the images come from ('train' or 'test', mnist_splits' .source), saved with the settings so
+    that step 10.1 does not resume the classifier on other data; a saved classifier that may have
+    trained on this run's held-out images is refused (refuse_if_seen_heldout). Returns the model in
+    eval mode."""
     check_count("classifier_for_scoring", "epochs", epochs, optional=True)   # -1 would save an untrained referee
     if not Path(path).exists() and images is not None:
         seed_generators(seed, device)   # the initial weights from `seed`, as step 10.1 draws them
@@ -285,9 +311,11 @@ def classifier_for_scoring(path, images=None, labels=None, device="cpu", epochs=
     if Path(path).exists():
         refuse_if_seen_heldout(path, source)
         try:
-            load_checkpoint(path, model)
+            apply, state = stage_checkpoint(path, model)
         except ValueError as error:   # damaged, or another model's: the script shows the reason alone
             raise CheckpointRefused(_unusable_classifier(error)) from None
+        _refuse_if_half_trained(path, state)
+        apply()
         print(f"classifier: loaded {path}")
     elif images is None:
         raise FileNotFoundError(f"no classifier checkpoint at {path}: run "
@@ -298,12 +326,13 @@ def classifier_for_scoring(path, images=None, labels=None, device="cpu", epochs=
         print(f"classifier: none at {path}; training one here ({plural(epochs, 'epoch')} on {len(images):,} images)")
         lr, batch_size = 1e-3, 64   # step 10.1's defaults
         optimizer = Adam(model.params(), lr=lr)
-        history = train_classifier(model, optimizer, images, labels, epochs, batch_size, device, seed)
-        if save:   # with its settings, as step 10.1 saves them, which a --resume there checks
-            settings = {"seed": seed, "batch_size": batch_size, "lr": lr, "train_limit": len(images)}
-            if source is not None:
-                settings["source"] = source
-            save_checkpoint(path, model, optimizer, epochs, history, settings)
+        # saved after every epoch, with its settings, as step 10.1 saves them, which a --resume there checks
+        settings = {"seed": seed, "batch_size": batch_size, "lr": lr, "train_limit": len(images)}
+        if source is not None:
+            settings["source"] = source
+        train_classifier(model, optimizer, images, labels, epochs, batch_size, device, seed,
+                         checkpoint=path if save else None, settings=settings)
+        if save:
             print(f"classifier saved: {path}")
     model.eval()
     if heldout is not None:

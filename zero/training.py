@@ -284,20 +284,23 @@ def run_settings(args, exclude=(), also=()):
     return {name: str(getattr(args, name)) for name in names if hasattr(args, name)}
 
 
-def save_checkpoint(path, model, optimizer=None, epoch=0, history=None, settings=None):
+def save_checkpoint(path, model, optimizer=None, epoch=0, history=None, settings=None, planned_epochs=None):
     """Write model weights, optimizer state, epoch and history {name: list of numbers} atomically,
     with the state of NumPy's global random generator (the noise of a VAE or a diffusion model,
     dropout): `resume` restores it, so a resumed run draws what an uninterrupted one would have.
     (CuPy's generator, which draws the noise on a GPU, is not saved.) settings: the run's
-    options {name: text} (run_settings(args)), which a resumed run must repeat. Weights or optimizer
+    options {name: text} (run_settings(args)), which a resumed run must repeat. planned_epochs:
+    the epochs the run is to reach, for a file saved during training (load_checkpoint's
+    state then tells a half-trained model from a finished one). Weights or optimizer
     state holding NaN or inf (a diverged run) are not saved: TrainingDiverged, the file unchanged."""
-    return save_npz_atomically(path, checkpoint_arrays(model, optimizer, epoch, history, settings))
+    return save_npz_atomically(path, checkpoint_arrays(model, optimizer, epoch, history, settings, planned_epochs))
 
 
-def checkpoint_arrays(model, optimizer=None, epoch=0, history=None, settings=None):
+def checkpoint_arrays(model, optimizer=None, epoch=0, history=None, settings=None, planned_epochs=None):
     """What save_checkpoint writes, as {entry name: host array}."""
     saving = f"saving a checkpoint of {type(model).__name__}"
     check_count(saving, "epoch", epoch, at_least=0)
+    check_count(saving, "planned_epochs", planned_epochs, at_least=epoch, optional=True)
     history_arrays = {}
     for name, values in (history or {}).items():
         try:
@@ -309,6 +312,8 @@ def checkpoint_arrays(model, optimizer=None, epoch=0, history=None, settings=Non
                              f"got shape {history_arrays[name].shape}")
     arrays = {"format_version": np.asarray(FORMAT_VERSION), "epoch": np.asarray(int(epoch)),
               "model_type": np.asarray(type(model).__name__)}
+    if planned_epochs is not None:
+        arrays["planned_epochs"] = np.asarray(int(planned_epochs))
     _, keys, position, has_gauss, cached_gaussian = np.random.get_state()
     arrays.update({"random/keys": keys, "random/position": np.asarray(position),
                    "random/has_gauss": np.asarray(has_gauss), "random/cached_gaussian": np.asarray(cached_gaussian)})
@@ -377,7 +382,8 @@ def load_checkpoint(path, model, optimizer=None, settings=None):
     a file that recorded settings must hold every one of this run's but source (one saved before
     an option existed is refused, naming it); a file saved without settings is not checked.
     Returns {'epoch': int, 'history': {name: list of floats}, 'random_state': the saved state of
-    NumPy's global generator (None in older files), which restore_random_state sets}.
+    NumPy's global generator (None in older files), which restore_random_state sets,
+    'planned_epochs': the epochs its run was to reach (int), or None if the file does not say}.
     """
     apply, state = stage_checkpoint(path, model, optimizer, settings)
     apply()
@@ -408,6 +414,8 @@ def stage_checkpoint(path, model, optimizer=None, settings=None):
     # the small entries first: a refused file costs no copy of the weights to the device
     state = {"epoch": _stored_number(path, stored, "epoch", "iu", at_least=0),
              "history": _stored_history(path, stored), "random_state": _stored_random_state(path, stored)}
+    state["planned_epochs"] = (_stored_number(path, stored, "planned_epochs", "iu", at_least=state["epoch"])
+                               if "planned_epochs" in stored else None)   # None: saved after its last epoch
     params = dict(model.named_params())
     buffers = dict(model.named_buffers())
     in_file = {key.split("/", 1)[1] for key in stored if key.startswith("model/")}

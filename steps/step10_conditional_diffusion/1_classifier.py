@@ -29,7 +29,7 @@ from zero.cli import checkpoint_path, out_dir, parse_options, plural, step_parse
 from zero.metrics import MnistClassifier, classify, referee_epochs, train_classifier
 from zero.optimizers import Adam
 from zero.plot import figures, save, show, show_images
-from zero.training import add_data_options, mnist_splits_from, resume, run_settings, save_checkpoint
+from zero.training import add_data_options, mnist_splits_from, resume, run_settings
 
 parser = step_parser(__doc__, training=True, epochs=None, batch_size=64, lr=1e-3)
 add_data_options(parser)
@@ -50,12 +50,12 @@ optimizer = Adam(model.params(), lr=args.lr)
 settings = run_settings(args, exclude=("heldout_limit",))   # the held-out images only score the result
 history, start_epoch = resume(checkpoint, model, optimizer, args, settings=settings)
 start = time.perf_counter()
+# saved after every epoch, marked half-trained until the last: a referee must be finished to score
 history = train_classifier(model, optimizer, x_train, data.t_train, args.epochs, args.batch_size,
-                           args.device, args.seed, start_epoch, history)
+                           args.device, args.seed, start_epoch, history, checkpoint, settings)
 if args.epochs > start_epoch:
     print(f"trained {plural(args.epochs - start_epoch, 'epoch')} in {time.perf_counter() - start:.1f} s")
-    save_checkpoint(checkpoint, model, optimizer, args.epochs, history, settings)
-    print(f"checkpoint saved: {checkpoint}")
+    print(f"checkpoint saved: {checkpoint} (after every epoch; continue with --resume --epochs N)")
 
 logits, _ = classify(model, x_heldout)
 predicted = logits.argmax(axis=1)
