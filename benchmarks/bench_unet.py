@@ -24,7 +24,7 @@ from pathlib import Path
 
 import numpy as np
 
-from workers import peak_rss_kb, run_worker
+from workers import peak_rss_kb, run_worker, unsteady_timings
 
 ROOT = Path(__file__).resolve().parents[1]
 CONFIGS = {"cpu": ((32, 64, 128), 32), "book": ((64, 128, 256), 128)}  # channels, batch size
@@ -156,7 +156,8 @@ def _measure(framework, config, task, repeats):
 
 def _measure_alternating(config, task, repeats, rounds):
     """zero, PyTorch, zero, PyTorch, ... (rounds of each), so that a slow spell of the machine
-    hits both alike: per framework the fastest round's result, None for PyTorch if missing."""
+    hits both alike: per framework the fastest round's result, None for PyTorch if missing, and
+    unsteady_timings' text on zero's and PyTorch's rounds."""
     results = {"zero": [], "torch": [], "torch-zero-allocator": []}
     for _ in range(rounds):
         for framework in results:
@@ -165,7 +166,9 @@ def _measure_alternating(config, task, repeats, rounds):
                 results[framework].append(result)
     fastest = {framework: min(found, key=lambda result: result["seconds"]) if found else None
                for framework, found in results.items()}
-    return fastest["zero"], fastest["torch"], fastest["torch-zero-allocator"]
+    unsteady = unsteady_timings({framework: [result["seconds"] for result in results[framework]]
+                                 for framework in ("zero", "torch")})
+    return fastest["zero"], fastest["torch"], fastest["torch-zero-allocator"], unsteady
 
 
 def run(quick=False):
@@ -175,7 +178,7 @@ def run(quick=False):
         for task in ("train", "denoise"):
             repeats = 2 if quick else (5 if config == "book" else 10)
             rounds = 1 if quick else ROUNDS
-            zero_result, torch_result, kept_result = _measure_alternating(config, task, repeats, rounds)
+            zero_result, torch_result, kept_result, unsteady = _measure_alternating(config, task, repeats, rounds)
             name = f"unet {'/'.join(map(str, channels))} batch {batch_size} {task} step"
             reference_name = "pytorch cpu" if torch_result else "pytorch cpu (not installed)"
             note = (f"median of {repeats} after a warm-up, each framework in its own process; "
@@ -183,7 +186,7 @@ def run(quick=False):
             rows.append({"benchmark": name, "unit": "s", "zero": zero_result["seconds"],
                          "reference": torch_result and torch_result["seconds"], "reference_name": reference_name,
                          "ratio": torch_result and zero_result["seconds"] / torch_result["seconds"],
-                         "target": 1.3, "note": note})
+                         "target": 1.3, "note": note, "unsteady": unsteady})
             if kept_result:
                 rows.append({"benchmark": name + ", PyTorch with zero's allocator settings", "unit": "s",
                              "zero": zero_result["seconds"], "reference": kept_result["seconds"],

@@ -22,7 +22,7 @@ from zero.optimizers import Adam
 from zero.training import mnist_splits
 from zero.vae import VAE
 from by_hand import adam_by_hand
-from workers import mnist_folder, mnist_not_found, run_worker
+from workers import mnist_folder, mnist_not_found, run_worker, unsteady_timings
 
 EPOCHS, QUICK_EPOCHS, QUICK_IMAGES = 3, 1, 2000
 ROUNDS = 2  # subprocesses per framework, taking turns
@@ -231,14 +231,18 @@ def run(quick=False):
         "" if torch_time is None else f" (ratio {numpy_time / torch_time:.2f} against torch: NumPy's own time, no engine)")
     reference_name = "pytorch cpu" if torch is not None else "pytorch cpu (not installed)"
     loss_ratio = None if torch_loss is None else zero_loss / torch_loss
+    epoch_times = {name: [t for r in found for t in r["epoch_times"]] for name, found in results.items()}
+    ranges = "; epoch times " + ", ".join(f"{name} {min(times):.3f}-{max(times):.3f} s"
+                                          for name, times in epoch_times.items())
     rows = [
         {"benchmark": "vae held-out loss", "unit": "book loss/image", "zero": zero_loss, "reference": torch_loss,
          "reference_name": reference_name, "ratio": loss_ratio, "target": 1.02,
          "ok": None if loss_ratio is None else abs(loss_ratio - 1) <= 0.02, "note": note + "; target |ratio - 1| <= 0.02"},
         {"benchmark": "vae epoch time", "unit": "s", "zero": zero_time, "reference": torch_time,
          "reference_name": reference_name, "ratio": None if torch_time is None else zero_time / torch_time,
-         "target": 0.7, "note": note + by_hand + "; PyTorch with torch.optim.Adam's default (a loop over the "
-                                                  "parameters on the CPU)"},
+         "target": 0.7, "note": note + by_hand + ranges + "; PyTorch with torch.optim.Adam's default (a loop over "
+                                                           "the parameters on the CPU)",
+         "unsteady": unsteady_timings({name: epoch_times[name] for name in ("zero", "torch") if name in epoch_times})},
     ]
     if torch is not None:
         fused_time = min(t for r in results["torch_fused"] for t in r["epoch_times"])

@@ -9,7 +9,9 @@ rows: dicts with 'benchmark', 'zero' and 'reference' (seconds or a metric,
 as 'unit' says), 'reference_name', 'ratio' (zero/reference, None when the
 reference is not installed), 'target' (the ratio to meet, or None) and
 'note'; optionally 'ok' (True or False) for a row that judges itself, where the target is not
-'ratio <= target' (agreeing within 2% either way, say). References (PyTorch CPU, scikit-learn) are measured in the same run.
+'ratio <= target' (agreeing within 2% either way, say); optionally 'unsteady', a text saying
+why the row's timings cannot be trusted (workers.unsteady_timings), which makes its verdict 'unsure'.
+References (PyTorch CPU, scikit-learn) are measured in the same run.
 A benchmark that fails is reported (traceback, then a line under the table) without
 losing the others' rows; the exit status is then 1.
 """
@@ -80,13 +82,19 @@ def blas_report():
 
 def verdict(row):
     """The ok column: the row's own judgement if it has one, else yes when ratio <= target, '-'
-    without a ratio (no reference installed) or without a target."""
+    without a ratio (no reference installed) or without a target; 'unsure' where the row's timings
+    were unsteady (its 'unsteady' text, printed under the table), since the ratio may then be off
+    in either direction."""
     if row.get("ok") is not None:
-        return "yes" if row["ok"] else "NO"
-    ratio, target = row.get("ratio"), row.get("target")
-    if ratio is None or target is None:
-        return "-"
-    return "yes" if ratio <= target else "NO"
+        judged = row["ok"]
+    else:
+        ratio, target = row.get("ratio"), row.get("target")
+        if ratio is None or target is None:
+            return "-"
+        judged = ratio <= target
+    if row.get("unsteady"):
+        return "unsure"
+    return "yes" if judged else "NO"
 
 
 def main():
@@ -122,6 +130,9 @@ def main():
     for r in table:
         print("  ".join(c.ljust(w) for c, w in zip(r, widths)))
     print("\n" + blas)  # again under the table, where the numbers are read
+    for row in rows:
+        if row.get("unsteady"):
+            print(f"\nWARNING, {row['benchmark']}: {row['unsteady']} (run it again)")
     if busy:
         print("\n" + busy)
     if failures:

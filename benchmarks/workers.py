@@ -94,6 +94,24 @@ def peak_rss_kb():
     return peak / 1024 if sys.platform == "darwin" else peak
 
 
+# Within one run, a framework whose timings of the same work range wider than this factor saw the machine
+# change speed (here, on 2 cores: a VAE epoch took 0.31 s in some spells and 0.57 s in others, with 2 BLAS
+# threads; 0.36-0.38 s throughout with one)
+STEADY_SPREAD = 1.3
+
+
+def unsteady_timings(times):
+    """'' when each framework's timings of the same work, times {framework: [seconds, ...]}, lie within
+    STEADY_SPREAD of each other; else a text naming those that do not, with their ranges. A best-of ratio
+    from such a run may set one framework's fast spell against another's slow one, in either direction."""
+    unsteady = [f"{name} {min(found):.4g}-{max(found):.4g} s" for name, found in times.items()
+                if found and max(found) > STEADY_SPREAD * min(found)]
+    if not unsteady:
+        return ""
+    return (f"timings of the same work ranged more than {STEADY_SPREAD}x within the run ({', '.join(unsteady)}): "
+            f"the machine changed speed, so the ratio may compare a fast spell with a slow one")
+
+
 def main(run, worker):
     """The command line of a benchmark file whose worker takes a framework and a count:
     `--worker FRAMEWORK N` runs worker(FRAMEWORK, N) (the subprocess side of run_worker);

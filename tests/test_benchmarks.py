@@ -5,6 +5,7 @@ import importlib.util
 import json
 import math
 import os
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -295,8 +296,35 @@ def test_the_vae_rows_divide_zero_by_each_pytorch_and_judge_the_loss_within_two_
     assert loss_row["ratio"] == pytest.approx(53 / 52) and loss_row["ok"] is True   # 1.019: within 2%
     assert time_row["ratio"] == pytest.approx(0.30 / 0.45) and time_row["target"] == 0.7   # best epochs
     assert fused_row["ratio"] == pytest.approx(0.30 / 0.35) and fused_row["target"] is None
+    assert "epoch times zero 0.300-0.400 s, numpy 0.250-0.260 s, torch 0.450-0.500 s" in time_row["note"]
+    # zero's epochs ranged 1.33x (more than 1.3x): the machine changed speed, and the row says so
+    assert re.search(r"ranged more than 1.3x within the run \(zero 0.3-0.4 s\)", time_row["unsteady"])
     losses["zero"] = 53.1   # 1.021: not within 2%
-    assert bench.run(quick=True)[0]["ok"] is False
+    epochs["zero"] = [0.39, 0.30]   # 1.3x: steady enough
+    loss_row, time_row, _ = bench.run(quick=True)
+    assert loss_row["ok"] is False and time_row["unsteady"] == ""
+
+
+def test_unsteady_timings_names_each_framework_whose_timings_range_wider_than_the_limit(monkeypatch):
+    monkeypatch.syspath_prepend(str(ROOT / "benchmarks"))
+    workers = _load(ROOT / "benchmarks" / "workers.py")
+    assert workers.unsteady_timings({"zero": [0.31, 0.40], "torch": [0.39, 0.39], "numpy": []}) == ""
+    text = workers.unsteady_timings({"zero": [0.31, 0.57, 0.32], "torch": [0.39, 0.40], "gemm": [1.0, 1.5]})
+    assert "(zero 0.31-0.57 s, gemm 1-1.5 s)" in text and "torch" not in text
+
+
+def test_the_unet_rows_are_unsure_when_a_frameworks_rounds_range_wider_than_the_limit(monkeypatch):
+    monkeypatch.syspath_prepend(str(ROOT / "benchmarks"))
+    bench = _load(ROOT / "benchmarks" / "bench_unet.py")
+    rounds = {"zero": iter([1.0, 1.1]), "torch": iter([1.0, 1.5]),   # PyTorch's rounds: 1.5x apart
+              "torch-zero-allocator": iter([1.0, 2.0])}                 # not judged: no target
+
+    def measure(framework, config, task, repeats):
+        return {"seconds": next(rounds[framework]), "peak_rss_mb": 1.0, "step_peak_mb": 1.0}
+    monkeypatch.setattr(bench, "_measure", measure)
+    zero_result, torch_result, _, unsteady = bench._measure_alternating("cpu", "train", 1, 2)
+    assert zero_result["seconds"] == 1.0 and torch_result["seconds"] == 1.0
+    assert "(torch 1-1.5 s)" in unsteady and "zero" not in unsteady and "allocator" not in unsteady
 
 
 @pytest.mark.parametrize("row, expected", [
@@ -307,6 +335,11 @@ def test_the_vae_rows_divide_zero_by_each_pytorch_and_judge_the_loss_within_two_
     ({"ratio": None, "target": 0.7}, "-"),              # no reference installed
     ({"ratio": 1.019, "target": 1.02, "ok": False}, "NO"),   # a row that judges itself wins over ratio <= target
     ({"ratio": 0.5, "target": 0.7, "ok": True}, "yes"),
+    # timings that ranged too wide within the run (workers.unsteady_timings): no verdict either way
+    ({"ratio": 0.5, "target": 0.7, "unsteady": "zero 0.31-0.57 s"}, "unsure"),
+    ({"ratio": 0.9, "target": 0.7, "unsteady": "zero 0.31-0.57 s"}, "unsure"),
+    ({"ratio": 0.5, "target": 0.7, "unsteady": ""}, "yes"),
+    ({"ratio": 1.5, "target": None, "unsteady": "zero 0.31-0.57 s"}, "-"),
 ])
 def test_the_ok_column_is_ratio_at_most_target_unless_the_row_judges_itself(row, expected):
     assert _load(ROOT / "benchmarks" / "run.py").verdict(row) == expected
