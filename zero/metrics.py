@@ -17,6 +17,7 @@ features (the classifier's penultimate layer) and measures the squared 2-Wassers
 the same classifier and the same number of images (the estimate is biased upwards for few images).
 """
 import math
+import shlex
 from pathlib import Path
 
 import numpy as np
@@ -282,7 +283,7 @@ def _refuse_if_half_trained(path, state):
     options = [f"--{key.split('/', 1)[1].replace('_', '-')} {stored[key]}" for key in sorted(stored)
                if str(stored[key]) != "None"]
     command = " ".join(["python steps/step10_conditional_diffusion/1_classifier.py --resume",
-                        f"--checkpoint {path} --epochs {state['planned_epochs']}", *options])
+                        f"--checkpoint {shlex.quote(str(path))} --epochs {state['planned_epochs']}", *options])
     raise CheckpointRefused(
         f"classifier {path} is half-trained: saved after epoch {state['epoch']} of {state['planned_epochs']} "
         f"by a run that stopped. Finish it ({command}), or move the file away: a missing classifier is "
