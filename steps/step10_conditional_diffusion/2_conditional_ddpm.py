@@ -115,7 +115,8 @@ xp = get_backend(args.device).xp
 data = mnist_splits_from(args)
 print(data.description)
 x_train = data.x_train.reshape(-1, 1, 28, 28)
-check_classifier(args.classifier, data.source)   # now, not after training: damaged, or it saw the held-out images
+# the referee is checked now, not after training: damaged, half-trained, or it saw the held-out images
+check_classifier(args.classifier, data.source)
 
 # ---- the conditional U-Net: label embedding (11 rows: 10 digits + "no label") added to the time encoding ----
 model = UNet(channels=channels, time_embed_dim=args.time_embed_dim, num_classes=NUM_CLASSES).to(args.device)

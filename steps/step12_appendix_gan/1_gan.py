@@ -74,7 +74,8 @@ try:
     check_batch_size("--batch-size", args.batch_size, len(data.x_train))   # refused now, not after the first demos
 except ValueError as error:
     parser.error(str(error))
-check_classifier(args.classifier, data.source)   # now, not after training: damaged, or it saw the held-out images
+# the referee is checked now, not after training: damaged, half-trained, or it saw the held-out images
+check_classifier(args.classifier, data.source)
 
 
 def players(seed):
