@@ -572,6 +572,24 @@ def test_a_component_of_weight_zero_gets_probability_zero_without_a_warning(devi
     np.testing.assert_array_equal(predicted, [0, 0])
 
 
+@pytest.mark.filterwarnings("ignore:overflow encountered:RuntimeWarning")   # NumPy's, squaring 1e155
+def test_points_too_far_from_every_component_to_compare_them_are_refused_by_name(device):
+    """A point about 1e155 standard deviations from every mean has a squared distance beyond float64:
+    log density -inf under each component. predict_proba returned NaN responsibilities for it and
+    predict component 0, silently; log_prob's -inf is the nearest float64 to its log density."""
+    gmm = GaussianMixture.from_parameters(HAND_WEIGHTS, on(device, HAND_MEANS), HAND_COVARIANCES)
+    x = on(device, [[0.0, 0.0], [1e155, 0.0], [1e150, 0.0], [0.0, -1e200]])
+    for method in ("predict_proba", "predict"):
+        with pytest.raises(ValueError, match=rf"GaussianMixture.{method}: 2 of 4 points \(first: row 1\) lie so far "
+                                             rf"from every component .*the units of the data the mixture was fitted on"):
+            getattr(gmm, method)(x)
+    near = x[[0, 2]]   # 1e150: squared, still within float64, and so still compared
+    np.testing.assert_allclose(host(gmm.predict_proba(near)).sum(axis=1), 1, rtol=1e-6)
+    assert host(gmm.predict(near)).shape == (2,)
+    log_prob = host(gmm.log_prob(x))
+    assert np.isfinite(log_prob[[0, 2]]).all() and (log_prob[[1, 3]] == -np.inf).all()
+
+
 def test_a_mixture_from_parameters_on_a_device_stays_there(device):
     gmm = GaussianMixture.from_parameters(HAND_WEIGHTS, on(device, HAND_MEANS), HAND_COVARIANCES)
     for value in (gmm.weights, gmm.means, gmm.covariances):

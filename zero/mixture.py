@@ -76,6 +76,21 @@ def _check_finite(x, method):
     return x
 
 
+def _check_comparable(log_joint, method):
+    """log_joint (N, K) as it is, if each row has a finite entry; else a ValueError naming `method`
+    and the rows. A point so far from every component that its squared Mahalanobis distances
+    overflow float64 (beyond about 1e154 standard deviations) has log density -inf under each:
+    its responsibilities came out NaN, and predict named component 0, without a word."""
+    xp = get_array_module(log_joint)
+    comparable = (log_joint > -xp.inf).any(axis=1)
+    if not bool(comparable.all()):   # one read by the host
+        raise ValueError(f"GaussianMixture.{method}: {int((~comparable).sum())} of {log_joint.shape[0]} points "
+                         f"(first: row {int(xp.argmin(comparable))}) lie so far from every component that their "
+                         f"densities underflow to 0 under each, so the components cannot be compared (are they in "
+                         f"the units of the data the mixture was fitted on?)")
+    return log_joint
+
+
 class GaussianMixture:
     """A mixture of K full-covariance Gaussians in D dimensions, fitted by EM.
 
@@ -372,12 +387,12 @@ class GaussianMixture:
 
     def predict_proba(self, x):
         """Responsibilities p(z = k | x_n) (N, K), rows summing to 1, in the data's dtype."""
-        log_joint = self._log_joint(x, "predict_proba")
+        log_joint = _check_comparable(self._log_joint(x, "predict_proba"), "predict_proba")
         return get_array_module(log_joint).exp(log_joint - logsumexp(log_joint, axis=1)[:, None]).astype(self.dtype)
 
     def predict(self, x):
         """The most responsible component for each row of x: (N,) integers."""
-        return self._log_joint(x, "predict").argmax(axis=1)
+        return _check_comparable(self._log_joint(x, "predict"), "predict").argmax(axis=1)
 
     def sample(self, n, seed=None):
         """Ancestral sampling: z_i ~ Categorical(phi), then x_i = mu_z + L_z eps_i, eps_i ~ N(0, I).
