@@ -8,6 +8,7 @@ import zero
 from conftest import host, on
 from zero.backend import get_backend
 from zero.diffusion import Diffusion, drop_labels, sampler_name, to_images, to_model_range
+from zero.errors import SamplingDiverged
 from zero.optimizers import Adam
 from zero.unet import UNet
 
@@ -690,6 +691,21 @@ def test_guidance_without_labels_or_with_a_scale_that_is_not_finite_is_refused(s
     model = UNet(channels=(2, 2, 2), time_embed_dim=4, num_classes=3).eval()
     with pytest.raises(ValueError, match=message):
         Diffusion(4).sample(model, (2, 1, 8, 8), labels=labels, guidance_scale=scale, sampler="ddim", steps=2)
+
+
+@pytest.mark.parametrize("sampler", ["ddpm", "ddim"])
+def test_a_chain_that_leaves_float_range_is_refused_not_clipped_into_images(sampler):
+    """A guidance scale of 1e39 turns eps into inf in float32, then x into NaN, which clip kept: the
+    samples came back NaN, and a referee read each as some digit. A scale that large fails by name now,
+    with a SetupError that a step script shows as its message alone."""
+    labels = np.array([0, 1])
+    common = dict(labels=labels, sampler=sampler, steps=3 if sampler == "ddim" else None, progress=False)
+    with pytest.raises(SamplingDiverged, match=rf"sample: the {sampler} chain ended with NaN or infinite values "
+                                                 rf"\(float32, guidance scale 1e\+39\)"):
+        with np.errstate(all="ignore"):
+            Diffusion(5).sample(_ConditionalSpyModel(), (2, 1, 2, 2), guidance_scale=1e39, **common)
+    x = Diffusion(5).sample(_ConditionalSpyModel(), (2, 1, 2, 2), guidance_scale=1e3, **common)
+    assert np.isfinite(x).all() and np.abs(x).max() <= 1   # a large scale within range: clipped images, as before
 
 
 @pytest.mark.parametrize("probability", [10, -1, float("nan")])

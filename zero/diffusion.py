@@ -30,6 +30,7 @@ from zero.backend import (any_outside, get_array_module, get_backend, host_min_m
                           to_device_beside, to_numpy)
 from zero.core import no_grad, test_mode
 from zero.data import DataLoader, Dataset, epoch_loader
+from zero.errors import SamplingDiverged
 from zero.training import finite_loss, loss_history, save_checkpoint
 from zero.utils import check_count, check_not_empty, check_number
 
@@ -389,6 +390,11 @@ class Diffusion:
                 else:
                     t_prev = timesteps[index + 1] if index + 1 < len(timesteps) else 0
                     x = self.ddim_step(x, eps, t, t_prev, eta)
+        if not bool(xp.isfinite(x).all()):   # one read by the host; clip keeps NaN, and a referee reads it as a 0
+            guided = "" if guidance_scale is None else f", guidance scale {guidance_scale}"
+            raise SamplingDiverged(
+                f"sample: the {sampler} chain ended with NaN or infinite values ({model.dtype}{guided}): "
+                f"a guidance scale too large for the model's dtype, or weights that hold NaN")
         x = xp.clip(x, -1, 1)
         if snapshot_every:
             snapshots[0] = to_numpy(x)

@@ -29,3 +29,9 @@ class TrainingDiverged(SetupError, FloatingPointError):
     """A training run whose loss or weights became NaN or infinite: the run stops there, before saving
     anything, so that a checkpoint it would have replaced stays as it was. The person running it
     chooses again: most often a smaller learning rate. A FloatingPointError too, like NumPy's own."""
+
+
+class SamplingDiverged(SetupError, FloatingPointError):
+    """A sampling chain whose images became NaN or infinite (a guidance scale too large for the model's
+    float dtype, say): nothing is returned, since clipping would keep the NaN and a classifier would read
+    it as some digit. The person running it chooses again: most often a smaller guidance scale."""
