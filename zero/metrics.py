@@ -256,15 +256,25 @@ def check_classifier(path, source=None):
     NumPy's random generator either."""
     if not Path(path).exists():
         return
-    refuse_if_seen_heldout(path, source)
     random_state = np.random.get_state()   # MnistClassifier() draws initial weights: not from this run's numbers
     try:
-        _, state = stage_checkpoint(path, MnistClassifier())   # read and checked, loaded into nothing
-    except ValueError as error:
-        raise CheckpointRefused(_unusable_classifier(error)) from None
+        _staged_referee(path, MnistClassifier(), source)   # read and checked, loaded into nothing
     finally:
         np.random.set_state(random_state)
+
+
+def _staged_referee(path, model, source):
+    """The checks that check_classifier and classifier_for_scoring share, in one place: the referee
+    at `path` read into `model` with stage_checkpoint, changing nothing, and refused (CheckpointRefused)
+    if it may have seen this run's held-out images, is damaged or another model's, or is half-trained.
+    Returns stage_checkpoint's apply()."""
+    refuse_if_seen_heldout(path, source)
+    try:
+        apply, state = stage_checkpoint(path, model)
+    except ValueError as error:   # damaged, or another model's: the script shows the reason alone
+        raise CheckpointRefused(_unusable_classifier(error)) from None
     _refuse_if_half_trained(path, state)
+    return apply
 
 
 def _unusable_classifier(error):
@@ -310,13 +320,7 @@ def classifier_for_scoring(path, images=None, labels=None, device="cpu", epochs=
         seed_generators(seed, device)   # the initial weights from `seed`, as step 10.1 draws them
     model = MnistClassifier().to(device)
     if Path(path).exists():
-        refuse_if_seen_heldout(path, source)
-        try:
-            apply, state = stage_checkpoint(path, model)
-        except ValueError as error:   # damaged, or another model's: the script shows the reason alone
-            raise CheckpointRefused(_unusable_classifier(error)) from None
-        _refuse_if_half_trained(path, state)
-        apply()
+        _staged_referee(path, model, source)()
         print(f"classifier: loaded {path}")
     elif images is None:
         raise FileNotFoundError(f"no classifier checkpoint at {path}: run "
