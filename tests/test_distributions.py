@@ -51,6 +51,19 @@ def test_non_positive_sigma_is_refused_by_the_cdf_the_quantile_and_as_a_0d_array
         call()
 
 
+@pytest.mark.parametrize("function", [normal_log_pdf, normal_pdf, normal_cdf, normal_quantile])
+def test_an_array_of_sigmas_with_a_zero_negative_or_nan_entry_is_refused_by_name(function, device):
+    """Only a number sigma was checked: an array with a 0 in it gave NaN (and a RuntimeWarning) where
+    the density is not defined. Every entry is checked now, on the device too (normal_quantile takes
+    host numbers only); positive ones pass."""
+    put = (lambda values: np.array(values)) if function is normal_quantile else (lambda values: on(device, values))
+    function(put([0.25, 0.5, 0.75]), 0.0, put([1.0, 2.0, 0.5]))
+    for bad, count, first in (([1.0, 0.0, -2.0], 2, "0.0"), ([1.0, 2.0, float("nan")], 1, "nan")):
+        with pytest.raises(ValueError, match=rf"^sigma must be positive, got an array where {count} of 3 entries "
+                                             rf"are not \(the first: {first}\)$"):
+            function(put([0.25, 0.5, 0.75]), 0.0, put(bad))
+
+
 def test_float32_data_stays_float32_with_python_number_parameters():
     x = np.array([-1.0, 0.5, 3.0], dtype=np.float32)
     log_pdf = normal_log_pdf(x, 1.0, 2.0)
@@ -236,8 +249,25 @@ def test_a_covariance_singular_to_working_precision_is_refused_even_when_cholesk
     with pytest.raises(ValueError, match=r"not positive definite \(index 1\)"):
         cholesky(flat_in_a_batch)
     cholesky(np.diag([1.0, 1e-6, 1e-9]))                                  # ill-conditioned but fine in float64
-    with pytest.raises(ValueError, match="not positive definite"):
-        cholesky(np.diag([1.0, 1.0, 1e-7]).astype(np.float32))           # the same in float32 is not
+
+
+def test_a_covariance_is_judged_singular_in_any_units_and_in_float32():
+    """The pivot test compared L_ii^2 with the largest variance, so diag(1, 1e-6) in float32 (a feature in
+    units 1000 times smaller) was refused as singular, though its factor and log density are exact up to
+    rounding. Compared with each variable's own variance, the test depends on correlations only: the same
+    nearly collinear pair is refused in any units, and a well-conditioned one is accepted in any units."""
+    x = np.array([[0.5, 1e-3], [-1.0, 2e-3]])
+    for units in (np.array([1.0, 1e-3]), np.array([1e-3, 1.0]), np.array([1.0, 1e4])):
+        scaled = np.diag(units ** 2).astype(np.float32)
+        log_pdf = multivariate_normal_log_pdf((x * units).astype(np.float32), np.zeros(2, np.float32), scaled)
+        assert log_pdf.dtype == np.float32
+        np.testing.assert_allclose(log_pdf, multivariate_normal_log_pdf(x * units, np.zeros(2), np.diag(units ** 2)),
+                                   rtol=1e-6)
+        # correlation 1 - 5e-7: what the second variable adds is 1e-6 of its variance, under 10 D eps (float32)
+        collinear = np.array([[1.0, 1 - 5e-7], [1 - 5e-7, 1.0]]) * np.outer(units, units)
+        cholesky(collinear)                                              # float64 keeps it
+        with pytest.raises(ValueError, match="not positive definite: it is singular or nearly so"):
+            cholesky(collinear.astype(np.float32))
 
 
 def test_device_results_stay_on_the_device(device):
@@ -341,12 +371,20 @@ def test_one_bad_matrix_is_named_without_an_index():
         cholesky(np.zeros((2, 2)))
 
 
-def test_the_singularity_threshold_is_10_d_eps_times_the_largest_variance():
+def test_the_singularity_threshold_is_10_d_eps_times_the_variables_own_variance():
+    """L = [[2, 0], [a, b]]: C = L L^T, and b^2 / C_22 is the share of the second variable's variance the
+    first does not explain. Just below 10 D eps it is refused, just above accepted, whatever C_22's size."""
     eps = np.finfo(np.float64).eps
-    with pytest.raises(ValueError, match="not positive definite"):
-        cholesky(np.diag([1.0, 10 * 2 * eps * 0.9]))      # pivot^2 just below 10 D eps
-    just_above = np.diag([4.0, 4 * 10 * 2 * eps * 1.5])
-    np.testing.assert_allclose(cholesky(just_above), np.diag([2.0, 2 * math.sqrt(30 * eps)]))
+    for a in (1e-3, 1.0, 1e3):
+        for share, refused in ((0.8, True), (1.5, False)):
+            b = a * math.sqrt(share * 10 * 2 * eps)      # b^2 / (a^2 + b^2) = share x 10 D eps, to first order
+            factor = np.array([[2.0, 0.0], [a, b]])
+            covariance = factor @ factor.T
+            if refused:
+                with pytest.raises(ValueError, match="not positive definite"):
+                    cholesky(covariance)
+            else:
+                np.testing.assert_allclose(cholesky(covariance) @ cholesky(covariance).T, covariance, rtol=1e-12)
 
 
 def test_float32_gaussians_give_float32_log_densities():

@@ -145,9 +145,12 @@ def cholesky(covariance, name="covariance", index_name="index"):
 
     Raises ValueError naming `name` (and, for a batch, the first bad matrix as
     "(index_name i)") if a matrix is not square, not symmetric or not positive definite,
-    numerically: a pivot L_ii^2 below 10 D eps times the largest variance means the matrix is
+    numerically: a pivot L_ii^2 below 10 D eps times its own variance C_ii means the matrix is
     singular to working precision (a Gaussian collapsed onto a plane, say), and a log-density
     computed from it would be rounding noise, even when the factorisation happens to succeed.
+    L_ii^2 / C_ii is the share of variable i's variance that the variables before it do not
+    explain, so the test does not depend on the units: diag(1, 1e-6) is fine in float32 (its
+    factor is exact up to rounding), while a 3-D covariance of points on a plane is not.
     """
     xp = get_array_module(covariance)
     if covariance.ndim < 2 or covariance.shape[-1] != covariance.shape[-2]:
@@ -176,12 +179,13 @@ def _cholesky_or_none(xp, covariance):
 
 
 def _singular(xp, covariance, factor):
-    """Per matrix (shape ...): True where a pivot L_ii^2 is below 10 D eps x the largest variance."""
+    """Per matrix (shape ...): True where some pivot L_ii^2 is at most 10 D eps x its variance C_ii,
+    that is where rounding could account for all of what variable i adds to those before it."""
     dim = covariance.shape[-1]
     pivots = xp.diagonal(factor, axis1=-2, axis2=-1) ** 2
     variances = xp.diagonal(covariance, axis1=-2, axis2=-1)
-    threshold = 10 * dim * np.finfo(factor.dtype).eps * variances.max(axis=-1)
-    return pivots.min(axis=-1) <= threshold
+    threshold = 10 * dim * np.finfo(factor.dtype).eps * variances
+    return (pivots <= threshold).any(axis=-1)
 
 
 def multivariate_normal_log_pdf(x, mean, covariance):
@@ -266,8 +270,17 @@ def _is_scalar(x):
 
 
 def _check_scale(sigma):
-    if _is_scalar(sigma) and not float(sigma) > 0:
-        raise ValueError(f"sigma must be positive, got {sigma}")
+    """sigma > 0 (NaN refused too); for an array, every entry (on a device, one host read of a bool)."""
+    if _is_scalar(sigma):
+        if not float(sigma) > 0:
+            raise ValueError(f"sigma must be positive, got {sigma}")
+        return
+    sigma = _as_array(sigma)
+    positive = sigma > 0
+    if not bool(positive.all()):
+        bad = sigma[~positive]
+        raise ValueError(f"sigma must be positive, got an array where {bad.size} of {sigma.size} entries "
+                         f"are not (the first: {float(bad[0])})")
 
 
 def _check_samples(x, ndim):

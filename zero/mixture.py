@@ -170,8 +170,9 @@ class GaussianMixture:
         style (each next one far from those already picked, using `seed`),
         covariances the covariance of all the data (plus reg_covar I), weights 1/K. Data whose
         covariance overflows float64 (values near 1e154 or beyond), or is singular to working precision
-        (see zero.distributions.cholesky: a constant feature with reg_covar = 0, or features whose
-        variances differ by a factor above about 1e15), is refused with a ValueError saying so.
+        (see zero.distributions.cholesky: a constant feature with reg_covar = 0, or one that is a
+        combination of others), is refused with a ValueError saying so. Features in very different
+        units are fine: EM gives the same fit in any units (with reg_covar = 0 exactly so).
         """
         x = self._check_data(x)
         x_columns = get_array_module(x).ascontiguousarray(x.T)   # (D, N): the layout both steps work in
@@ -284,9 +285,8 @@ class GaussianMixture:
             cholesky(covariance, name="GaussianMixture.fit: the data's covariance plus reg_covar I "
                                       "(every component's initial covariance)")
         except ValueError as error:
-            raise ValueError(f"{error}. Either the data lie on a subspace (a constant feature, or one that is a "
-                             f"combination of others: raise reg_covar, now {self.reg_covar:g}), or the variances "
-                             "of the features differ by a factor above about 1e15 (rescale the features); "
+            raise ValueError(f"{error}. The data lie on a subspace (a constant feature, or one that is a "
+                             f"combination of others): drop that feature, raise reg_covar (now {self.reg_covar:g}) "
                              "or give initial covariances") from None
         return covariance
 
