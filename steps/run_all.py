@@ -20,7 +20,7 @@ import sys
 import time
 from pathlib import Path
 
-from zero.cli import device_name
+from zero.cli import device_name, path_arg
 
 STEPS_DIR = Path(__file__).resolve().parent
 
@@ -76,14 +76,14 @@ def main():
     parser.add_argument("--quick", action="store_true", help="tiny runs (what the test suite does)")
     parser.add_argument("--device", default=None, type=device_name,   # a typo ends here, not in every script
                         help="cpu or cuda for the steps that train or sample (sets $ZERO_DEVICE)")
-    parser.add_argument("--data-dir", default=None, help="folder with the MNIST files")
+    parser.add_argument("--data-dir", type=path_arg, default=None, help="folder with the MNIST files")
     args = parser.parse_args()
 
     env = dict(os.environ)
     if args.device:
         env["ZERO_DEVICE"] = args.device
-    if args.data_dir:
-        env["ZERO_DATA_DIR"] = str(Path(args.data_dir).resolve())
+    if args.data_dir is not None:
+        env["ZERO_DATA_DIR"] = str(args.data_dir.resolve())
     folders = sorted((p for p in STEPS_DIR.glob("step*") if p.is_dir()), key=lambda p: (step_number(p), p.name))
     wanted = args.steps
     available = {step_number(folder) for folder in folders}

@@ -9,8 +9,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from zero.cli import (add_device_option, checkpoint_path, fill_from_config, out_dir, parse_options, plural,
-                      running_under_ci, script_name, step_checkpoint, step_parser)
+from zero.cli import (add_data_dir_option, add_device_option, checkpoint_path, fill_from_config, out_dir, parse_options,
+                      plural, running_under_ci, script_name, step_checkpoint, step_parser)
 from zero.errors import SetupError
 
 
@@ -79,6 +79,19 @@ def test_a_checkpoint_given_in_a_new_folder_gets_that_folder_created(tmp_path, m
     args = step_parser("a step", training=True).parse_args(["--checkpoint", "runs/new/mine.npz"])
     assert checkpoint_path(args, "steps/step07_vae/1_vae.py") == Path("runs/new/mine.npz")
     assert (tmp_path / "runs/new").is_dir()
+
+
+@pytest.mark.parametrize("spelling", ["--{}=~/{}", "--{} ~/{}"])
+def test_a_tilde_in_a_path_option_is_the_home_folder_also_where_no_shell_expands_it(spelling, tmp_path, monkeypatch):
+    """--out=~/figures (and a quoted "~/figures") reach the script with the ~ in them: taken as they
+    were, they made a folder named '~' in the current one. Every path option expands it now."""
+    monkeypatch.setenv("HOME", str(tmp_path))
+    argv = []
+    for option, name in (("out", "figures"), ("checkpoint", "runs/vae.npz"), ("data-dir", "mnist")):
+        argv += spelling.format(option, name).split(" ")
+    args = add_data_dir_option(step_parser("a step", training=True)).parse_args(argv)
+    assert (args.out, args.checkpoint, args.data_dir) == (
+        tmp_path / "figures", tmp_path / "runs" / "vae.npz", tmp_path / "mnist")
 
 
 def test_a_script_that_does_not_train_refuses_training_options(capsys):
@@ -407,6 +420,14 @@ def test_run_all_runs_the_chosen_steps_in_order_quick_on_the_device_with_the_dat
     assert "--- step01_first/1_a.py: ok in " in out and " s, peak memory 10 MB\n" in out
     assert re.search(r"All steps done: 4 scripts ok in \d+\.\d s\. The most memory a script took: 40 MB "
                      r"\(step11_appendix_extra/1_e.py\)\. Figures are in figures/quick/\.", out)
+
+
+def test_run_all_expands_a_tilde_in_the_data_folder(fake_course, monkeypatch, tmp_path):
+    """--data-dir=~/mnist reaches the program with its ~: resolved as it was, it named ./~/mnist."""
+    monkeypatch.setenv("HOME", str(tmp_path))
+    run, calls = fake_course
+    assert run(["--steps", "1", "--data-dir=~/mnist"]) == 0
+    assert {env["ZERO_DATA_DIR"] for _, _, _, env in calls} == {str(tmp_path / "mnist")}
 
 
 def test_run_all_without_options_runs_every_step_in_step_order_with_their_defaults(fake_course, capsys):

@@ -78,6 +78,12 @@ def positive_float(text):
     return value
 
 
+def path_arg(text):
+    """argparse type for files and folders: a Path with ~ expanded, as a shell does for ~/x but not
+    for --out=~/x or a quoted "~/x" (which made a folder named '~' in the current one)."""
+    return Path(text).expanduser()
+
+
 def seed_int(text):
     """argparse type for --seed: a whole number in 0 .. 2^31 - 1 (NumPy's seeds are 0 .. 2^32 - 1; the
     scripts derive a few more seeds by adding small numbers)."""
@@ -145,7 +151,7 @@ def add_data_dir_option(parser):
     """--data-dir, for the scripts that read MNIST (zero.training.add_data_options adds it too).
     The help writes out zero.mnist's ENV_VAR and DEFAULT_DIR rather than importing zero.mnist,
     whose download code would load at every script's start; tests/test_cli.py checks they agree."""
-    parser.add_argument("--data-dir", type=Path, default=None,
+    parser.add_argument("--data-dir", type=path_arg, default=None,
                         help="folder with the MNIST files (default: $ZERO_DATA_DIR, "
                              "then ~/.cache/zero/mnist, downloading if needed)")
     return parser
@@ -165,7 +171,7 @@ def step_parser(description, training=False, default_out=None, seeded=True, **tr
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--quick", action="store_true",
                         help="tiny, fast run (used by the test suite)")
-    parser.add_argument("--out", type=Path, default=default_out,
+    parser.add_argument("--out", type=path_arg, default=default_out,
                         help="folder for the figures (default: figures/<script>, figures/quick/<script> with --quick)")
     parser.add_argument("--show", action="store_true",
                         help="also open the figures in windows")
@@ -176,7 +182,7 @@ def step_parser(description, training=False, default_out=None, seeded=True, **tr
         add_device_option(parser)
         parser.add_argument("--epochs", type=positive_int, default=training_defaults.pop("epochs", 1))
         parser.add_argument("--batch-size", type=positive_int, default=training_defaults.pop("batch_size", 32))
-        parser.add_argument("--checkpoint", type=Path, default=None,
+        parser.add_argument("--checkpoint", type=path_arg, default=None,
                             help="checkpoint file this run writes and --resume reads (default: "
                                  "checkpoints/<step folder>_<script>.npz; under checkpoints/quick/ with --quick)")
         parser.add_argument("--resume", action="store_true",

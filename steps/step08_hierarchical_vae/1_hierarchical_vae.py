@@ -61,12 +61,11 @@ decoder.
     python steps/step08_hierarchical_vae/1_hierarchical_vae.py            # 30 epochs, as the book
 """
 # needs: mnist
-from pathlib import Path
 
 import numpy as np
 
 import zero
-from zero.cli import checkpoint_path, out_dir, parse_options, plural, step_checkpoint, step_parser
+from zero.cli import checkpoint_path, out_dir, parse_options, path_arg, plural, step_checkpoint, step_parser
 from zero.optimizers import Adam
 from zero.plot import figures, save, save_image_grid, save_loss_curves, show, show_images
 from zero.training import add_data_options, fit, fit_or_resume, mnist_splits_from, read_checkpoint, restore_or_fit
@@ -77,7 +76,7 @@ parser = step_parser(__doc__, training=True, epochs=30, batch_size=32, lr=1e-3, 
                      latent_size=20, levels=2, iwae_samples=100)
 parser.add_argument("--likelihood", choices=LIKELIHOODS, default="gaussian", help="p(x | z): the book's Gaussian, or Bernoulli")
 add_data_options(parser)
-parser.add_argument("--vae-checkpoint", type=Path, default=None,
+parser.add_argument("--vae-checkpoint", type=path_arg, default=None,
                     help="step 7's VAE to compare with (784-200-LATENT_SIZE; default: where step 7 "
                          "writes the one of this --latent-size and --likelihood); trained here if missing")
 args = parse_options(parser, quick=dict(epochs=1, train_limit=512, heldout_limit=256, iwae_samples=10))

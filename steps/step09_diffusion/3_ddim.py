@@ -37,12 +37,12 @@ tell.
     python steps/step09_diffusion/3_ddim.py            # needs the checkpoint of 2_ddpm.py
 """
 import time
-from pathlib import Path
 
 import numpy as np
 
 from zero.backend import get_backend, standard_normal, to_numpy
-from zero.cli import add_device_option, check, comma_list, out_dir, parse_options, plural, step_checkpoint, step_parser
+from zero.cli import (add_device_option, check, comma_list, out_dir, parse_options, path_arg, plural, step_checkpoint,
+                      step_parser)
 from zero.diffusion import Diffusion, to_images
 from zero.errors import SetupError
 from zero.plot import figures, save, show, show_images
@@ -52,7 +52,7 @@ T = 1000
 
 parser = step_parser(__doc__, samples=16, ddim_steps="10,20,50,100")
 add_device_option(parser)
-parser.add_argument("--checkpoint", type=Path, default=None,
+parser.add_argument("--checkpoint", type=path_arg, default=None,
                     help="step 9.2's trained U-Net (default: where 2_ddpm.py writes it)")
 args = parse_options(parser, quick=dict(samples=4, ddim_steps="5,10"))
 if args.checkpoint is not None and not args.checkpoint.is_file():   # given, so never replaced by an untrained U-Net

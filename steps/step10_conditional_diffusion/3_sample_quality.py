@@ -23,12 +23,11 @@ any checkpoint of a zero.unet.UNet (its architecture is read from the file):
 """
 # needs: mnist
 import time
-from pathlib import Path
 
 import numpy as np
 
 from zero.backend import get_backend, to_numpy
-from zero.cli import add_device_option, at_least, out_dir, parse_options, plural, step_checkpoint, step_parser
+from zero.cli import add_device_option, at_least, out_dir, parse_options, path_arg, plural, step_checkpoint, step_parser
 from zero.diffusion import Diffusion, sampler_name, to_images
 from zero.errors import SetupError
 from zero.metrics import (classifier_for_scoring, classify, feature_statistics, real_image_distances,
@@ -42,12 +41,12 @@ T = 1000
 
 parser = step_parser(__doc__, samples=100, ddim_steps=50, gamma=3.0)
 add_data_options(parser)
-parser.add_argument("--model", type=Path, action="append", default=None,
+parser.add_argument("--model", type=path_arg, action="append", default=None,
                     help="diffusion checkpoint to score (repeatable; default: the step 9 and step 10 checkpoints)")
 parser.add_argument("--samplers", default="ddpm,ddim,ddim:1",
                     help="comma-separated: ddpm, ddim (deterministic), ddim:ETA (fresh noise, eta in [0, 1])")
 add_device_option(parser)
-parser.add_argument("--classifier", type=Path, default=None,
+parser.add_argument("--classifier", type=path_arg, default=None,
                     help="step 10.1's classifier (default: where 1_classifier.py writes it; trained here if missing)")
 args = parse_options(parser, quick=dict(samples=20, train_limit=256, heldout_limit=256,
                                        ddim_steps=10, samplers="ddim,ddim:1"))

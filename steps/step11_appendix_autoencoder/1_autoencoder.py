@@ -29,13 +29,12 @@ first), otherwise a VAE trained here with the same epochs.
     python steps/step11_appendix_autoencoder/1_autoencoder.py
 """
 # needs: mnist
-from pathlib import Path
 
 import numpy as np
 
 import zero
 from zero.autoencoder import Autoencoder, checkpoint_variant as autoencoder_variant
-from zero.cli import at_least, checkpoint_path, out_dir, parse_options, step_checkpoint, step_parser
+from zero.cli import at_least, checkpoint_path, out_dir, parse_options, path_arg, step_checkpoint, step_parser
 from zero.optimizers import Adam
 from zero.plot import figures, save, save_image_grid, save_loss_curves, show, show_images
 from zero.training import add_data_options, fit_or_resume, mean_loss, mnist_splits_from, restore_or_fit
@@ -44,7 +43,7 @@ from zero.vae import VAE, checkpoint_variant, reparameterize
 parser = step_parser(__doc__, training=True, epochs=20, batch_size=64, lr=1e-3, hidden_size=200,
                      latent_size=20)
 add_data_options(parser)
-parser.add_argument("--vae-checkpoint", type=Path, default=None,
+parser.add_argument("--vae-checkpoint", type=path_arg, default=None,
                     help="step 7's VAE (default: where step 7 writes the one of this --hidden-size and "
                          "--latent-size); trained here if missing")
 args = parse_options(parser, quick=dict(epochs=1, train_limit=512, heldout_limit=256))

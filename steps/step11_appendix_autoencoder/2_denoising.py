@@ -20,13 +20,12 @@ trained here) on the same noisy held-out digits.
     python steps/step11_appendix_autoencoder/2_denoising.py --noise-std 0.5
 """
 # needs: mnist
-from pathlib import Path
 
 import numpy as np
 
 import zero
 from zero.autoencoder import Autoencoder, add_noise, checkpoint_variant, reconstruction_errors
-from zero.cli import checkpoint_path, out_dir, parse_options, step_checkpoint, step_parser
+from zero.cli import checkpoint_path, out_dir, parse_options, path_arg, step_checkpoint, step_parser
 from zero.optimizers import Adam
 from zero.plot import figures, save_image_grid, save_loss_curves, show
 from zero.training import add_data_options, fit_or_resume, mnist_splits_from, restore_or_fit
@@ -34,7 +33,7 @@ from zero.training import add_data_options, fit_or_resume, mnist_splits_from, re
 parser = step_parser(__doc__, training=True, epochs=20, batch_size=64, lr=1e-3, hidden_size=200,
                      latent_size=20, noise_std=0.5)
 add_data_options(parser)
-parser.add_argument("--plain-checkpoint", type=Path, default=None,
+parser.add_argument("--plain-checkpoint", type=path_arg, default=None,
                     help="A.1's plain autoencoder (default: where 1_autoencoder.py writes the one of this "
                          "--hidden-size and --latent-size); trained here if missing")
 args = parse_options(parser, quick=dict(epochs=1, train_limit=512, heldout_limit=256))

@@ -37,13 +37,12 @@ distance of classifier features compares generated with real images (lower is be
     python steps/step12_appendix_gan/1_gan.py
 """
 # needs: mnist
-from pathlib import Path
 
 import numpy as np
 
 import zero
 import zero.functions as F
-from zero.cli import (at_least, check, checkpoint_path, non_negative_int, out_dir, parse_options, plural,
+from zero.cli import (at_least, check, checkpoint_path, non_negative_int, out_dir, parse_options, path_arg, plural,
                       positive_int, step_checkpoint, step_parser)
 from zero.gan import (MLPDiscriminator, MLPGenerator, check_batch_size, discriminator_loss, generator_gradient_norm,
                       logit_gradient, plot_game, score_generator, train_gan, train_gan_or_resume)
@@ -59,7 +58,7 @@ parser.add_argument("--head-start-steps", type=non_negative_int, default=100,
                     help="steps D trains alone before G's gradient is measured (0: none)")
 parser.add_argument("--classifier-epochs", type=positive_int, default=None,
                     help="epochs if the classifier is trained here (default: zero.metrics.referee_epochs)")
-parser.add_argument("--classifier", type=Path, default=None, help="step 10.1's classifier (default: where 1_classifier.py writes it; trained here if missing)")
+parser.add_argument("--classifier", type=path_arg, default=None, help="step 10.1's classifier (default: where 1_classifier.py writes it; trained here if missing)")
 args = parse_options(parser, quick=dict(epochs=1, minimax_epochs=1, head_start_steps=5, train_limit=512,
                                        heldout_limit=256, score_images=200, classifier_epochs=1))
 at_least(parser, args, 2, ("score_images", "heldout_limit", "train_limit"), "a Frechet distance needs two images for a covariance")

@@ -20,10 +20,10 @@ score of step 9's diffusion model (distances compare only at equal counts: run 1
     python steps/step12_appendix_gan/2_dcgan.py       # 15 epochs: 97-156 s on 2 idle cores, up to 8 min on busy ones
 """
 # needs: mnist
-from pathlib import Path
 
 import zero
-from zero.cli import at_least, checkpoint_path, out_dir, parse_options, positive_int, step_checkpoint, step_parser
+from zero.cli import (at_least, checkpoint_path, out_dir, parse_options, path_arg, positive_int, step_checkpoint,
+                      step_parser)
 from zero.gan import DCDiscriminator, DCGenerator, check_batch_size, plot_game, score_generator, train_gan_or_resume
 from zero.metrics import check_classifier, classifier_for_scoring
 from zero.optimizers import Adam
@@ -35,7 +35,7 @@ parser = step_parser(__doc__, training=True, epochs=15, batch_size=64, lr=2e-4, 
 add_data_options(parser)
 parser.add_argument("--classifier-epochs", type=positive_int, default=None,
                     help="epochs if the classifier is trained here (default: zero.metrics.referee_epochs)")
-parser.add_argument("--classifier", type=Path, default=None, help="step 10.1's classifier (default: where 1_classifier.py writes it; trained here if missing)")
+parser.add_argument("--classifier", type=path_arg, default=None, help="step 10.1's classifier (default: where 1_classifier.py writes it; trained here if missing)")
 args = parse_options(parser, quick=dict(epochs=1, train_limit=256, heldout_limit=256,
                                        score_images=200, classifier_epochs=1))
 at_least(parser, args, 2, ("score_images", "heldout_limit", "train_limit"), "a Frechet distance needs two images for a covariance")
