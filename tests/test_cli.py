@@ -1,7 +1,9 @@
 """zero.cli: the step scripts' common options and where their files go."""
 import argparse
+import errno
 import os
 import re
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -11,7 +13,7 @@ import pytest
 
 from zero.cli import (add_data_dir_option, add_device_option, checkpoint_path, fill_from_config, out_dir, parse_options,
                       plural, running_under_ci, script_name, step_checkpoint, step_parser)
-from zero.errors import SetupError
+from zero.errors import SaveFailed, SetupError
 
 
 def test_a_quick_run_writes_beside_a_real_runs_files_never_over_them(tmp_path, monkeypatch):
@@ -79,6 +81,52 @@ def test_a_checkpoint_given_in_a_new_folder_gets_that_folder_created(tmp_path, m
     args = step_parser("a step", training=True).parse_args(["--checkpoint", "runs/new/mine.npz"])
     assert checkpoint_path(args, "steps/step07_vae/1_vae.py") == Path("runs/new/mine.npz")
     assert (tmp_path / "runs/new").is_dir()
+
+
+def test_a_run_started_again_without_resume_keeps_the_earlier_checkpoint_and_its_companions(
+        tmp_path, monkeypatch, capsys):
+    """Started again without --resume after a Ctrl-C in epoch 25 of 30, a run replaced those epochs with
+    its own first one, silently. The earlier file (and a companion, a GAN's discriminator) is copied to
+    <name>_previous.npz before training, where the copies load together; --resume copies nothing."""
+    monkeypatch.chdir(tmp_path)
+    def companion(path):
+        return path.with_name(path.stem + "_discriminator.npz")
+    parser = step_parser("a step", training=True)
+    script = "steps/step12_appendix_gan/1_gan.py"
+    fresh = parser.parse_args(["--checkpoint", "runs/gan.npz"])
+    assert checkpoint_path(fresh, script, companions=[companion]) == Path("runs/gan.npz")
+    assert sorted(p.name for p in (tmp_path / "runs").iterdir()) == []        # nothing there yet: nothing kept
+    assert capsys.readouterr().out == ""
+    (tmp_path / "runs/gan.npz").write_bytes(b"generator, epoch 25")
+    (tmp_path / "runs/gan_discriminator.npz").write_bytes(b"discriminator, epoch 25")
+    assert checkpoint_path(parser.parse_args(["--checkpoint", "runs/gan.npz", "--resume"]), script,
+                           companions=[companion]) == Path("runs/gan.npz")
+    assert sorted(p.name for p in (tmp_path / "runs").iterdir()) == ["gan.npz", "gan_discriminator.npz"]
+    assert checkpoint_path(fresh, script, companions=[companion]) == Path("runs/gan.npz")
+    assert (tmp_path / "runs/gan_previous.npz").read_bytes() == b"generator, epoch 25"
+    assert (tmp_path / "runs/gan_previous_discriminator.npz").read_bytes() == b"discriminator, epoch 25"
+    assert (tmp_path / "runs/gan.npz").read_bytes() == b"generator, epoch 25"   # replaced only by the first save
+    assert capsys.readouterr().out == (
+        "runs/gan.npz holds an earlier run: this run starts over and replaces it when it first saves. The earlier "
+        "run is kept as runs/gan_previous.npz (to continue it instead: --resume --checkpoint runs/gan_previous.npz)\n")
+    assert not list((tmp_path / "runs").glob(".*"))                           # no temporary file left
+
+
+def test_an_earlier_checkpoint_that_cannot_be_kept_stops_the_run_before_training_naming_it(tmp_path, monkeypatch):
+    """The disk full while copying: SaveFailed (a SetupError: the script shows its message alone), the earlier
+    file unchanged, no half-written copy and no temporary file left."""
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "model.npz").write_bytes(b"epoch 25")
+    def full(source, target):
+        target.write(b"half")
+        raise OSError(errno.ENOSPC, "No space left on device")
+    monkeypatch.setattr(shutil, "copyfileobj", full)
+    args = step_parser("a step", training=True).parse_args(["--checkpoint", "model.npz"])
+    with pytest.raises(SaveFailed, match=r"^cannot save model_previous.npz: No space left on device; no file was "
+                                         r"written$"):
+        checkpoint_path(args, "steps/step07_vae/1_vae.py")
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["model.npz"]
+    assert (tmp_path / "model.npz").read_bytes() == b"epoch 25"
 
 
 @pytest.mark.parametrize("spelling", ["--{}=~/{}", "--{} ~/{}"])

@@ -248,6 +248,26 @@ def test_a_script_resumed_with_other_options_stops_and_one_with_the_same_continu
     assert "resumed from" in resumed.stdout and "after epoch 2" in resumed.stdout
 
 
+def test_a_run_started_again_without_resume_keeps_the_earlier_run_which_resume_continues(tmp_path):
+    """Step 13.1 trained with noise 0.05, then started again without --resume with noise 0.1: the
+    earlier run is kept as <name>_previous.npz (said before training), and --resume --checkpoint on
+    that file continues it (its own settings: noise 0.05) from epoch 2, while the new run has its file."""
+    def run(*options):
+        return _run_quick("step13_appendix_flow/1_two_moons.py", tmp_path, *options)
+
+    checkpoint = tmp_path / "checkpoints/quick/step13_appendix_flow_1_two_moons.npz"
+    previous = checkpoint.with_name("step13_appendix_flow_1_two_moons_previous.npz")
+    assert run().returncode == 0
+    earlier = checkpoint.read_bytes()
+    again = run("--noise", "0.1")
+    assert again.returncode == 0, again.stderr[-3000:]
+    assert again.stdout.startswith(f"{checkpoint.relative_to(tmp_path)} holds an earlier run: this run starts over")
+    assert previous.read_bytes() == earlier and checkpoint.read_bytes() != earlier
+    resumed = run("--resume", "--checkpoint", str(previous))
+    assert resumed.returncode == 0, resumed.stderr[-3000:]
+    assert f"resumed from {previous} after epoch 2" in resumed.stdout
+
+
 @pytest.mark.parametrize("steps, message", [
     ("14", "there is no step 14; the steps are 1-13"),
     ("0,2", "there is no step 0"),

@@ -1498,6 +1498,25 @@ def test_a_setting_the_file_did_not_record_is_refused_as_another_scripts_run(tmp
     assert resume(checkpoint, other, other_optimizer, Namespace(**common, source="test", resume=True, epochs=4))[1] == 2
 
 
+def test_a_setting_the_file_recorded_that_this_run_does_not_have_is_refused_as_another_scripts_run(tmp_path):
+    """The other way round: A.1 (every digit) resumed A.3's checkpoint, trained --anomaly-digit 2 on a
+    training set without the 2s, and went on training it and saved over it, dropping that setting."""
+    model, optimizer, _ = _trained(steps=3)
+    checkpoint = tmp_path / "anomaly.npz"
+    common = dict(lr=0.01, batch_size=8, seed=0, train_limit=None)
+    save_checkpoint(checkpoint, model, optimizer, epoch=1, settings=run_settings(Namespace(**common, anomaly_digit=2)))
+    other, other_optimizer, _ = _trained(steps=1)
+    before, steps_before = _weights(other), list(other_optimizer.steps)
+    with pytest.raises(CheckpointRefused, match=re.escape(
+            f"checkpoint {checkpoint} was trained with --anomaly-digit 2, which this run does not have: it was "
+            f"written by another script")):
+        resume(checkpoint, other, other_optimizer, Namespace(**common, resume=True, epochs=2))
+    assert all(np.array_equal(before[k], v) for k, v in _weights(other).items())
+    assert other_optimizer.steps == steps_before
+    # a model loaded to be used, not resumed, is not checked
+    load_checkpoint(checkpoint, other)
+
+
 def test_resume_checks_the_settings_it_is_given_instead_of_the_scripts_options(tmp_path):
     model, optimizer, _ = _trained(steps=3)
     checkpoint = tmp_path / "c.npz"
@@ -1507,7 +1526,7 @@ def test_resume_checks_the_settings_it_is_given_instead_of_the_scripts_options(t
     with pytest.raises(ValueError, match=re.escape("--width 8 (now 16)")):
         resume(checkpoint, other, other_optimizer, args, settings={**run_settings(args), "width": "16"})
     assert resume(checkpoint, other, other_optimizer, Namespace(lr=0.5, seed=0, resume=True, epochs=4),
-                  settings={"width": "8"})[1] == 4
+                  settings={"lr": "0.01", "seed": "0", "width": "8"})[1] == 4   # args' lr 0.5 is not consulted
 
 
 def test_settings_of_any_type_are_saved_as_text(tmp_path):

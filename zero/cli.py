@@ -26,7 +26,7 @@ import numpy as np
 
 from zero.backend import get_backend
 from zero.errors import SetupError
-from zero.utils import writable_folder
+from zero.utils import copy_file_atomically, writable_folder
 
 
 def _whole_number(text):
@@ -322,17 +322,38 @@ def variant_name(*settings):
     return "".join(f"_{name}{value}" for name, value, default in settings if value != default)
 
 
-def checkpoint_path(args, script_file, variant=""):
+def checkpoint_path(args, script_file, variant="", companions=()):
     """The checkpoint file for this run (its folder created if needed): --checkpoint, or the
     script's default, with `variant` appended to its name for runs that train on other data
-    ('_without_2'), so that --resume never continues a model trained on something else."""
+    ('_without_2'), so that --resume never continues a model trained on something else.
+    A run without --resume where a checkpoint already is starts over: keep_earlier_run keeps
+    that file (and its companions: functions giving the files saved with it, a GAN's
+    discriminator) before this run's first save replaces it."""
     path = args.checkpoint
     if path is None:
         path = step_checkpoint(script_name(script_file) + variant, args)
     if path.is_dir():  # found before training, not when the trained model is saved
         raise SetupError(f"--checkpoint {path} is a folder: give a file in it, e.g. {path / 'model.npz'}")
     writable_folder(path.parent, f"--checkpoint {path}")   # found before training too
+    if path.exists() and not getattr(args, "resume", False):
+        keep_earlier_run(path, companions)
     return path
+
+
+def keep_earlier_run(path, companions=()):
+    """Copy the checkpoint at `path` to <name>_previous.npz beside it (and each companion file,
+    companion(path), to companion(<name>_previous.npz), so that the copies load together), and
+    say so: a run started again without --resume, after a Ctrl-C in epoch 25 of 30, say, would
+    otherwise replace those epochs with its own first one. The copy is made now, before any
+    training; an earlier _previous file is replaced. Returns the copy's path."""
+    previous = path.with_name(f"{path.stem}_previous{path.suffix}")
+    copies = [(path, previous)] + [(companion(path), companion(previous)) for companion in companions]
+    for source, target in copies:
+        if source.exists():
+            copy_file_atomically(source, target)
+    print(f"{path} holds an earlier run: this run starts over and replaces it when it first saves. The earlier "
+          f"run is kept as {previous} (to continue it instead: --resume --checkpoint {previous})")
+    return previous
 
 
 def running_under_ci():

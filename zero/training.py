@@ -516,10 +516,12 @@ def _stored_random_state(path, stored):
 
 def _check_settings(path, stored, settings):
     """A run resumed with other options than the checkpoint's is refused, naming each difference,
-    and so is a file that recorded settings but not one this run has: another script's model (step
-    A.3's --anomaly-digit, say, on A.1's autoencoder, which saw every digit). A file that recorded
+    and so is a file that recorded settings but not one this run has, or one this run does not
+    have: another script's model (step A.3's autoencoder, trained --anomaly-digit 2 without the 2s,
+    resumed by A.1, which trains on every digit, or the other way round). A file that recorded
     no settings is not checked, and one without 'source' is taken as on this run's split (files
-    written before the split was recorded, a referee trained on images passed in)."""
+    written before the split was recorded, a referee trained on images passed in). Without
+    `settings` (a model loaded to be used, not resumed) nothing is checked."""
     if any(key.startswith("settings/") for key in stored):
         absent = [name for name in settings if f"settings/{name}" not in stored and name != "source"]
         if absent:
@@ -537,6 +539,13 @@ def _check_settings(path, stored, settings):
         raise ValueError(f"checkpoint {path} was trained with {differences}: resuming with other settings would "
                          f"not continue that run.{reasons} Repeat its settings, or start a new run without --resume "
                          f"(or with another --checkpoint)")
+    extra = [key[len("settings/"):] for key in stored if key.startswith("settings/")
+             and key[len("settings/"):] not in settings] if settings else []
+    if extra:
+        options = ", ".join(f"--{name.replace('_', '-')} {stored['settings/' + name]}" for name in extra)
+        raise ValueError(f"checkpoint {path} was trained with {options}, which this run does not have: it was "
+                         f"written by another script (or an older version of this one), so resuming would not "
+                         f"continue that run. Start a new run without --resume (or with another --checkpoint)")
 
 
 def _changed_settings(stored, settings):

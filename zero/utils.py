@@ -3,6 +3,7 @@ tools: numerical gradients and the gradient check students use to test their own
 import math
 import numbers
 import os
+import shutil
 import stat
 import tempfile
 import zipfile
@@ -111,6 +112,28 @@ def save_npz_files_atomically(files):
             raise _save_failed(path, error, list(files)) from None
         raise
     return [path for _, path in written]
+
+
+def copy_file_atomically(source, target):
+    """Copy the file `source` to `target` through a temporary file renamed over it: an interrupted
+    copy leaves `target` as it was (or absent), never half-written. An OSError (the disk full) is
+    raised as SaveFailed naming `target`."""
+    source, target = Path(source), Path(target)
+    temporary = None
+    try:
+        handle, temporary = tempfile.mkstemp(dir=target.parent, prefix=f".{target.name}.", suffix=".tmp")
+        with os.fdopen(handle, "wb") as file, open(source, "rb") as original:
+            shutil.copyfileobj(original, file)
+            file.flush()
+            os.fsync(file.fileno())
+        replace_keeping_mode(temporary, target)
+    except BaseException as error:
+        if temporary is not None and os.path.exists(temporary):
+            os.unlink(temporary)
+        if isinstance(error, OSError):
+            raise _save_failed(target, error, [target]) from None
+        raise
+    return target
 
 
 def _save_failed(path, error, paths):

@@ -44,8 +44,8 @@ import zero
 import zero.functions as F
 from zero.cli import (at_least, check, checkpoint_path, non_negative_int, out_dir, parse_options, path_arg, plural,
                       positive_int, step_checkpoint, step_parser)
-from zero.gan import (MLPDiscriminator, MLPGenerator, check_batch_size, discriminator_loss, generator_gradient_norm,
-                      logit_gradient, plot_game, score_generator, train_gan, train_gan_or_resume)
+from zero.gan import (MLPDiscriminator, MLPGenerator, check_batch_size, discriminator_loss, discriminator_path,
+                      generator_gradient_norm, logit_gradient, plot_game, score_generator, train_gan, train_gan_or_resume)
 from zero.metrics import check_classifier, classifier_for_scoring, classify, feature_statistics, real_image_distances
 from zero.optimizers import Adam
 from zero.plot import figures, plot_moving_average, save, save_image_grid, show, show_images
@@ -64,7 +64,7 @@ args = parse_options(parser, quick=dict(epochs=1, minimax_epochs=1, head_start_s
 at_least(parser, args, 2, ("score_images", "heldout_limit", "train_limit"), "a Frechet distance needs two images for a covariance")
 args.classifier = args.classifier or step_checkpoint("step10_conditional_diffusion/1_classifier", args)
 folder = out_dir(args, __file__)
-checkpoint = checkpoint_path(args, __file__)
+checkpoint = checkpoint_path(args, __file__, companions=[discriminator_path])   # G and D, kept together
 plt = figures(args.show)
 
 data = mnist_splits_from(args)

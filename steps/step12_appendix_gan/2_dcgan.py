@@ -24,7 +24,8 @@ score of step 9's diffusion model (distances compare only at equal counts: run 1
 import zero
 from zero.cli import (at_least, checkpoint_path, out_dir, parse_options, path_arg, positive_int, step_checkpoint,
                       step_parser)
-from zero.gan import DCDiscriminator, DCGenerator, check_batch_size, plot_game, score_generator, train_gan_or_resume
+from zero.gan import (DCDiscriminator, DCGenerator, check_batch_size, discriminator_path, plot_game, score_generator,
+                      train_gan_or_resume)
 from zero.metrics import check_classifier, classifier_for_scoring
 from zero.optimizers import Adam
 from zero.plot import figures, save, save_image_grid, show, show_images
@@ -41,7 +42,7 @@ args = parse_options(parser, quick=dict(epochs=1, train_limit=256, heldout_limit
 at_least(parser, args, 2, ("score_images", "heldout_limit", "train_limit"), "a Frechet distance needs two images for a covariance")
 args.classifier = args.classifier or step_checkpoint("step10_conditional_diffusion/1_classifier", args)
 folder = out_dir(args, __file__)
-checkpoint = checkpoint_path(args, __file__)
+checkpoint = checkpoint_path(args, __file__, companions=[discriminator_path])   # G and D, kept together
 plt = figures(args.show)
 zero.seed(args.seed, args.device)
 
