@@ -46,7 +46,8 @@ def test_missing_mnist_files_are_listed_with_where_they_would_go(capsys, tmp_pat
     assert status == 0  # nothing there is not an error: a first run downloads them
     assert f"MNIST folder: {tmp_path} (--data-dir)" in out
     assert f"test: missing {TEST_IMAGES}, {TEST_LABELS}" in out
-    assert "train: missing train-images-idx3-ubyte.gz, train-labels-idx1-ubyte.gz" in out
+    assert ("train: missing train-images-idx3-ubyte.gz, train-labels-idx1-ubyte.gz: downloaded into this folder on "
+            "first use") in out
 
 
 def test_valid_files_are_checked_and_counted(capsys, tmp_path):
@@ -54,6 +55,9 @@ def test_valid_files_are_checked_and_counted(capsys, tmp_path):
     status, out = run_report(capsys, "--data-dir", str(tmp_path))
     assert status == 0
     assert f"test: 10,000 images and labels, valid ({TEST_IMAGES}, {TEST_LABELS})" in out
+    # the report said the training files would be downloaded on first use, but --source auto then takes the test split
+    assert ("train: missing train-images-idx3-ubyte.gz, train-labels-idx1-ubyte.gz: not needed while the test split "
+            "is here (--source auto trains on its first 8,000 images); --source train downloads them") in out
 
 
 def test_a_damaged_file_is_named_and_fails_the_command(capsys, tmp_path):

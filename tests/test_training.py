@@ -797,9 +797,11 @@ TEST_FILES, TRAIN_FILES = SPLITS["test"][:2], SPLITS["train"][:2]
     (TEST_FILES, "test"),
     (tuple(name.removesuffix(".gz") for name in TEST_FILES), "test"),
     (TEST_FILES + TRAIN_FILES, "train"),
-    (TEST_FILES + TRAIN_FILES[:1], "test"),                  # the training split only half there
+    (TEST_FILES + TRAIN_FILES[:1], "train"),                 # half a training split: completed or named, not
+    (TEST_FILES + TRAIN_FILES[1:], "train"),                 # passed over for the test split silently
     (TEST_FILES[:1], "train"),                               # the test split only half there
-], ids=["nothing", "test split", "test split unpacked", "both splits", "half a training split", "half a test split"])
+], ids=["nothing", "test split", "test split unpacked", "both splits", "training images only", "training labels only",
+      "half a test split"])
 def test_auto_trains_on_the_test_split_only_when_it_alone_is_complete(tmp_path, monkeypatch, files, chosen):
     _fake_mnist(monkeypatch)
     for name in files:

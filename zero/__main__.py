@@ -94,10 +94,19 @@ def _mnist_lines(data_dir):
                 found.append(path.name)
         if len(found) == 2:
             lines.append(f"  {split}: {count:,} images and labels, valid ({', '.join(found)})")
+        elif split == "train" and not found and _complete(folder, "test"):   # --source auto takes the test split
+            lines.append(f"  {split}: missing {', '.join(missing)}: not needed while the test split is here "
+                         f"(--source auto trains on its first 8,000 images); --source train downloads them "
+                         f"into this folder (with internet), or put them there by hand")
         elif missing:
             lines.append(f"  {split}: missing {', '.join(missing)}: downloaded into this folder on first "
                          f"use (with internet), or put there by hand")
     return lines, damaged
+
+
+def _complete(folder, split):
+    """Whether both files of `split` are in `folder` (as zero.training.mnist_splits' 'auto' asks)."""
+    return all(mnist.find_local(folder, name) for name in mnist.SPLITS[split][:2])
 
 
 def _dataset_lines():

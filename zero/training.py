@@ -65,15 +65,16 @@ def mnist_splits(data_dir=None, source="auto", train_limit=None, heldout_limit=N
 
     source: 'train' (train on the 60,000 training images, hold out the 10,000 test images),
     'test' (only the test split: its first 8,000 images train, its last 2,000 are held out),
-    or 'auto': 'train' if the training files are in the data folder or nothing is there yet
-    (load_mnist downloads both splits), 'test' if only the test split is there.
+    or 'auto': 'test' if the test split's two files are in the data folder and neither training
+    file is, else 'train' (nothing there yet: load_mnist downloads both splits; half a training
+    split, an interrupted download say: the missing file is downloaded, or named with where to put it).
     train_limit / heldout_limit: keep only the first so many images of each set (None: all).
     """
     check_count("mnist_splits", "train_limit", train_limit, optional=True)
     check_count("mnist_splits", "heldout_limit", heldout_limit, optional=True)
     folder = mnist_dir(data_dir)
     if source == "auto":
-        has_train = all(find_local(folder, name) for name in SPLITS["train"][:2])
+        has_train = any(find_local(folder, name) for name in SPLITS["train"][:2])
         has_test = all(find_local(folder, name) for name in SPLITS["test"][:2])
         source = "test" if has_test and not has_train else "train"
     if source not in ("train", "test"):
