@@ -1,10 +1,14 @@
 """zero.plot: the image grid laid out pixel by pixel, drawn on an axis, and saved as a PNG
 without a display (Agg); loss curves epoch by epoch."""
+import errno
+import re
+
 import matplotlib
 import numpy as np
 import pytest
 
 import zero.plot
+from zero.errors import SaveFailed
 from zero.plot import figures, save_image_grid, save_loss_curves, save_step_loss, show_images, tile_images
 
 
@@ -184,6 +188,29 @@ def test_figures_are_saved_at_100_dpi(tmp_path):
     path = zero.plot.save(fig, tmp_path, "small")
     with Image.open(path) as image:
         assert image.info["dpi"] == pytest.approx((100, 100), abs=0.01)
+
+
+def test_a_figure_that_cannot_be_written_is_named_and_the_old_one_kept(tmp_path, monkeypatch):
+    """The disk full while saving a figure ended the script with a bare OSError traceback, no file named,
+    and could leave half a PNG. Now: SaveFailed naming the figure, the previous PNG as it was, no
+    temporary file; the same figure saves once the disk has room."""
+    plt = figures()
+    fig, ax = plt.subplots(figsize=(2, 1))
+    path = zero.plot.save(fig, tmp_path, "curve")
+    before = path.read_bytes()
+    fig, ax = plt.subplots(figsize=(3, 1))
+    real_savefig = type(fig).savefig
+
+    def full_disk(self, file, **options):
+        file.write(b"\x89PNG half")
+        raise OSError(errno.ENOSPC, "No space left on device")
+    monkeypatch.setattr(type(fig), "savefig", full_disk)
+    with pytest.raises(SaveFailed, match=rf"^cannot save {re.escape(str(path))}: No space left on device; "
+                                         rf"the previous {re.escape(str(path))} is unchanged$"):
+        zero.plot.save(fig, tmp_path, "curve")
+    assert path.read_bytes() == before and sorted(p.name for p in tmp_path.iterdir()) == ["curve.png"]
+    monkeypatch.setattr(type(fig), "savefig", real_savefig)
+    assert zero.plot.save(fig, tmp_path, "curve").read_bytes() != before
 
 
 def test_moving_average_keeps_float64_precision():

@@ -16,6 +16,8 @@ from pathlib import Path
 
 import numpy as np
 
+from zero.utils import write_atomically
+
 _show = False
 
 
@@ -33,11 +35,13 @@ def figures(show=False):
 
 
 def save(fig, folder, name):
-    """Write fig to folder/name.png, print the path, close it unless showing."""
+    """Write fig to folder/name.png, print the path, close it unless showing. The PNG is written to a
+    temporary file renamed over the old one: a full disk or Ctrl-C leaves the old figure (or none),
+    never half a PNG, and an OSError is raised as SaveFailed naming the figure."""
     import matplotlib.pyplot as plt
     path = Path(folder) / f"{name}.png"
     path.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(path, dpi=100, bbox_inches="tight")
+    write_atomically(path, lambda file: fig.savefig(file, format="png", dpi=100, bbox_inches="tight"))
     print(f"  figure saved: {path}")
     if not _show:
         plt.close(fig)

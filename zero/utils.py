@@ -114,26 +114,34 @@ def save_npz_files_atomically(files):
     return [path for _, path in written]
 
 
-def copy_file_atomically(source, target):
-    """Copy the file `source` to `target` through a temporary file renamed over it: an interrupted
-    copy leaves `target` as it was (or absent), never half-written. An OSError (the disk full) is
-    raised as SaveFailed naming `target`."""
-    source, target = Path(source), Path(target)
+def write_atomically(path, write):
+    """Call write(file) on an open binary temporary file beside `path`, then rename it over `path`:
+    an interrupted or failed write leaves `path` as it was (or absent), never half-written. An
+    OSError (the disk full) is raised as SaveFailed naming `path`. Returns `path`."""
+    path = Path(path)
     temporary = None
     try:
-        handle, temporary = tempfile.mkstemp(dir=target.parent, prefix=f".{target.name}.", suffix=".tmp")
-        with os.fdopen(handle, "wb") as file, open(source, "rb") as original:
-            shutil.copyfileobj(original, file)
+        handle, temporary = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+        with os.fdopen(handle, "wb") as file:
+            write(file)
             file.flush()
             os.fsync(file.fileno())
-        replace_keeping_mode(temporary, target)
+        replace_keeping_mode(temporary, path)
     except BaseException as error:
         if temporary is not None and os.path.exists(temporary):
             os.unlink(temporary)
         if isinstance(error, OSError):
-            raise _save_failed(target, error, [target]) from None
+            raise _save_failed(path, error, [path]) from None
         raise
-    return target
+    return path
+
+
+def copy_file_atomically(source, target):
+    """Copy the file `source` to `target` with write_atomically: never a half copy at `target`."""
+    def copy(file):
+        with open(source, "rb") as original:
+            shutil.copyfileobj(original, file)
+    return write_atomically(target, copy)
 
 
 def _save_failed(path, error, paths):
