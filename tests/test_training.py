@@ -769,6 +769,22 @@ def test_fit_and_mean_loss_refuse_an_empty_image_array_by_name():
         mean_loss(model, empty)
 
 
+@pytest.mark.parametrize("options, message", [
+    (dict(epochs=-1), "fit: epochs must be a whole number >= 0, got -1"),          # returned an empty history
+    (dict(epochs="3"), "fit: epochs must be a whole number >= 0, got '3'"),        # 'can only concatenate str'
+    (dict(epochs=2, start_epoch=-5), "fit: start_epoch must be a whole number >= 0, got -5"),
+    (dict(epochs=1, batch_size=0), "fit: batch_size must be a whole number >= 1, got 0"),
+    (dict(epochs=1, x_heldout=np.zeros((0, 3), np.float32)), "fit: no held-out images"),   # after an epoch's training
+])
+def test_fit_refuses_bad_arguments_by_name_before_training(options, message):
+    model, optimizer = _fresh_regression()
+    before = _weights(model)
+    x = np.random.default_rng(0).random((8, 3)).astype(np.float32)
+    with pytest.raises(ValueError, match=f"^{re.escape(message)}"):
+        fit(model, optimizer, x, **options)
+    assert all(np.array_equal(before[k], v) for k, v in _weights(model).items())
+
+
 @pytest.mark.parametrize("batch_size", [0, -1])
 def test_mean_loss_refuses_a_batch_size_below_one_by_name(batch_size):
     """-1 made range() empty: a mean loss of 0.0 over no batch at all; 0 failed inside range()."""

@@ -425,6 +425,7 @@ def fit_diffusion(model, diffusion, optimizer, images, epochs, labels=None, labe
     (finite_loss: TrainingDiverged)."""
     device = model.device if device is None else device
     check_count("fit_diffusion", "epochs", epochs, at_least=0)
+    check_count("fit_diffusion", "start_epoch", start_epoch, at_least=0)
     check_not_empty("fit_diffusion", images, "training images")
     history = loss_history(history, ["train_loss", "step_loss"])
     model.train()   # batch norm on each batch's statistics (a model sampled from before is in eval mode)

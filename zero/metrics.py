@@ -86,6 +86,8 @@ def train_classifier(model, optimizer, images, labels, epochs, batch_size=128, d
     """
     device = model.device if device is None else device
     check_not_empty("train_classifier", images, "training images")
+    check_count("train_classifier", "epochs", epochs, at_least=0)
+    check_count("train_classifier", "start_epoch", start_epoch, at_least=0)
     history = loss_history(history, ["train_loss"])
     model.train()
     for epoch in range(start_epoch + 1, epochs + 1):

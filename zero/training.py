@@ -198,6 +198,11 @@ def fit(model, optimizer, x_train, epochs, batch_size=32, device=None, seed=0, x
     """
     device = model.device if device is None else device
     check_not_empty("fit", x_train, "training images")
+    if x_heldout is not None:   # found now, not after the first epoch's training
+        check_not_empty("fit", x_heldout, "held-out images")
+    check_count("fit", "epochs", epochs, at_least=0)
+    check_count("fit", "start_epoch", start_epoch, at_least=0)
+    check_count("fit", "batch_size", batch_size)
     check_count("fit", "report_every", report_every)
     history = loss_history(history, ["train_loss", "heldout_loss"])
     model.train()   # a model evaluated or sampled from before (model.eval()) would train with dropout off
