@@ -1,6 +1,7 @@
 """MNIST: IDX parsing and every validation failure on tiny files written here,
 folder resolution, downloads from fake mirrors (monkeypatched urlopen and a
 local HTTP server on 127.0.0.1), and one real-data training run."""
+import errno
 import functools
 import gzip
 import hashlib
@@ -19,7 +20,7 @@ import pytest
 
 import zero.functions as F
 from zero import mnist, no_grad
-from zero.errors import DataFileDamaged, SetupError
+from zero.errors import DataFileDamaged, SaveFailed, SetupError
 from zero.data import DataLoader, Dataset
 from zero.mnist import load_mnist, read_idx
 from zero.models import MLP
@@ -302,6 +303,31 @@ def test_failed_downloads_cache_nothing_and_explain(tmp_path, monkeypatch, fake_
     for part in (first + TEST_IMAGES, "truncated", second + TEST_IMAGES, "MD5", third + TEST_IMAGES, "404",
                  str(tmp_path), TEST_LABELS, "ZERO_DATA_DIR"):
         assert part in message
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_a_disk_that_fills_up_during_a_download_stops_it_naming_the_folder_without_trying_other_mirrors(
+        tmp_path, monkeypatch, fake_md5):
+    """The disk full: every mirror was tried in turn, each download written again until it failed the same
+    way, and the message said to put the files there by hand. A local write error is final now."""
+    images_gz, _ = fake_md5
+    first, second = "https://one.example/", "https://two.example/"
+    requests = []
+    monkeypatch.setattr(urllib.request, "urlopen", fake_urlopen({first + TEST_IMAGES: images_gz,
+                                                                 second + TEST_IMAGES: images_gz}, requests))
+    monkeypatch.setattr(mnist, "MIRRORS", [first, second])
+
+    class FullDisk:
+        def __init__(self, file):
+            self.file = file
+        def write(self, chunk):
+            raise OSError(errno.ENOSPC, "No space left on device")
+    real_fetch = mnist._fetch
+    monkeypatch.setattr(mnist, "_fetch", lambda url, file, name: real_fetch(url, FullDisk(file), name))
+    with pytest.raises(SaveFailed, match=rf"^cannot write MNIST file {TEST_IMAGES} into {re.escape(str(tmp_path))}: "
+                                         r"No space left on device\. Free some space there, or give another folder"):
+        load_mnist("test", data_dir=tmp_path)
+    assert [url for url, _ in requests] == [first + TEST_IMAGES]
     assert list(tmp_path.iterdir()) == []
 
 

@@ -20,6 +20,7 @@ destination (with a progress bar), must match the published MD5 and pass the
 structure checks, and only then is renamed into place: a corrupt or
 truncated download is deleted, never cached.
 """
+import errno
 import gzip
 import hashlib
 import http.client
@@ -33,7 +34,7 @@ import numpy as np
 from tqdm import tqdm
 
 from zero.backend import DEFAULT_DTYPE
-from zero.errors import DataFileDamaged, SetupError
+from zero.errors import DataFileDamaged, SaveFailed, SetupError
 from zero.utils import replace_keeping_mode, writable_folder
 
 ENV_VAR = "ZERO_DATA_DIR"
@@ -57,6 +58,9 @@ MIRRORS = [
 ]
 USER_AGENT = "zero-mnist-loader/0.1 (Python urllib)"
 TIMEOUT_SECONDS = 30
+# Errors of writing here, not of fetching: the next mirror would meet them too
+LOCAL_WRITE_ERRORS = {getattr(errno, name) for name in ("ENOSPC", "EDQUOT", "EROFS", "EACCES", "EPERM", "EFBIG")
+                      if hasattr(errno, name)}   # not every system defines all
 CHUNK_BYTES = 1 << 16
 
 # IDX format: a big-endian header (magic number, then one uint32 per dimension), then uint8 data
@@ -184,8 +188,9 @@ def download_file(name, folder, mirrors=None):
     try:
         for mirror in MIRRORS if mirrors is None else mirrors:
             url = mirror + name
-            handle, temporary = tempfile.mkstemp(dir=folder, prefix=f".{name}.", suffix=".part")
+            temporary = None
             try:
+                handle, temporary = tempfile.mkstemp(dir=folder, prefix=f".{name}.", suffix=".part")
                 with os.fdopen(handle, "wb") as file:
                     digest = _fetch(url, file, name)
                 if digest != MD5[name]:
@@ -193,10 +198,17 @@ def download_file(name, folder, mirrors=None):
                 read_idx(temporary, kind, count)
                 replace_keeping_mode(temporary, folder / name)
                 return folder / name
-            except (OSError, ValueError, http.client.HTTPException) as error:
+            except OSError as error:
+                if error.errno in LOCAL_WRITE_ERRORS:   # the disk full, no permission: no mirror can help
+                    failure = SaveFailed(f"cannot write MNIST file {name} into {folder}: {error.strerror}. Free "
+                                         f"some space there, or give another folder (--data-dir, or ${ENV_VAR})")
+                    failure.errno = error.errno
+                    raise failure from None
+                failures.append(f"  {url}: {error}")
+            except (ValueError, http.client.HTTPException) as error:
                 failures.append(f"  {url}: {error}")
             finally:
-                if os.path.exists(temporary):
+                if temporary is not None and os.path.exists(temporary):
                     os.unlink(temporary)
     finally:   # also on Ctrl-C: a mistyped --data-dir leaves no empty folder behind, nor its new parents
         for new_folder in created:
