@@ -43,13 +43,15 @@ def test_missing_folder_names_the_file(tmp_path):
 
 
 @pytest.mark.parametrize("content, problem", [
-    ("# header\n1.0 2.0\n3.0 oops\n", "corrupt"),
-    ("# header\n1.0 2.0 3.0\n4.0 5.0 6.0\n", "expected 2 columns"),
+    ("# header\n1.0 2.0\n3.0 oops\n", "'oops' on line 3 is not a number"),
+    ("# header\n1.0 2.0 3.0\n4.0 5.0 6.0\n", "expected 2 columns per row, found 3 on line 2"),
+    ("# header\n1.0 2.0\n\n4.0 5.0 6.0 # a note\n", r"found 3 on line 4\. Replace"),   # NumPy's advice was kept
     ("# only comments\n", "no data rows"),
-    ("1.0 2.0\nnan 3.0\n", "non-finite value in data row 2"),
+    ("1.0 2.0\nnan 3.0\n", "non-finite value in data row 2, line 2"),
+    ("# header\n\n1.0 2.0\nnan 3.0\n", "non-finite value in data row 2, line 4"),
     ("1.0 2.0\n3.0 inf\n", "non-finite value in data row 2"),
     ("1.0 2.0\n3.0 -inf\n5.0 nan\n", "non-finite value in data row 2"),
-    ("170 80\n180 1e39\n", "non-finite value in data row 2 .*float32 range"),
+    ("170 80\n180 1e39\n", "non-finite value in data row 2, line 2 .*float32 range"),
     ("170.0\n180.0\n", "expected 2 columns"),
 ])
 def test_corrupt_file_names_the_file(tmp_path, content, problem):
@@ -58,6 +60,16 @@ def test_corrupt_file_names_the_file(tmp_path, content, problem):
         load_height_weight(data_dir=tmp_path)
     assert HEIGHT_WEIGHT in str(error.value) and "Replace it with a good copy" in str(error.value)
     assert isinstance(error.value, ValueError)
+
+
+def test_a_file_saved_with_a_byte_order_mark_reads_and_one_that_is_not_text_is_named(tmp_path):
+    """Notepad saves UTF-8 with a byte-order mark: NumPy read it as part of the first number ('could not convert
+    string to float'). Bytes that are not UTF-8 are named as such."""
+    (tmp_path / HEIGHT_WEIGHT).write_bytes(b"\xef\xbb\xbf# adults\n180.5 75.0\n160 50\n")
+    np.testing.assert_array_equal(load_table(HEIGHT_WEIGHT, 2, data_dir=tmp_path), [[180.5, 75.0], [160, 50]])
+    (tmp_path / HEIGHT_WEIGHT).write_bytes(b"180.5 75.0\n\xff\xfe\x00\x01")
+    with pytest.raises(DataFileDamaged, match=r"not text \(byte 11 is not UTF-8\)"):
+        load_height_weight(data_dir=tmp_path)
 
 
 def _copy_with_first_row(tmp_path, name, row):

@@ -14,7 +14,6 @@ pass `data_dir=` to read a copy of them from somewhere else. A missing or malfor
 file raises an error that names the file, and so does one with another number of
 rows than the bundled file (ROWS): a copy cut short or damaged.
 """
-import warnings
 from pathlib import Path
 
 import numpy as np
@@ -44,24 +43,43 @@ def load_table(name, n_columns, data_dir=None, rows=None):
         raise FileNotFoundError(
             f"data file not found: {path} (the bundled data lives in the repository's datasets/ "
             f"folder; pass data_dir= to read it from elsewhere)")
-    try:
-        with warnings.catch_warnings():  # an empty file is reported below, not as a warning
-            warnings.simplefilter("ignore", UserWarning)
-            table = np.loadtxt(path, comments="#", dtype=np.float64, ndmin=2)
-    except ValueError as error:
-        raise _corrupt(path, error) from None
-    if table.shape[0] == 0:
+    try:   # utf-8-sig: a byte-order mark at the start (Notepad writes one) is skipped, not read as a number
+        lines = path.read_text(encoding="utf-8-sig").splitlines()
+    except UnicodeDecodeError as error:
+        raise _corrupt(path, f"not text (byte {error.start} is not UTF-8)") from None
+    values, line_numbers = [], []
+    for line_number, line in enumerate(lines, start=1):
+        fields = line.split("#", 1)[0].split()   # '#' starts a comment
+        if not fields:
+            continue
+        if len(fields) != n_columns:
+            raise _corrupt(path, f"expected {n_columns} columns per row, found {len(fields)} on line {line_number}")
+        try:
+            values.append([float(field) for field in fields])
+        except ValueError:
+            bad = next(field for field in fields if not _is_number(field))
+            raise _corrupt(path, f"{bad!r} on line {line_number} is not a number") from None
+        line_numbers.append(line_number)
+    if not values:
         raise _corrupt(path, "no data rows")
-    if table.shape[1] != n_columns:
-        raise _corrupt(path, f"expected {n_columns} columns per row, found {table.shape[1]}")
+    table = np.array(values, dtype=np.float64)
     with np.errstate(over="ignore"):  # a number beyond float32's range becomes inf, refused below
         table = table.astype(DEFAULT_DTYPE)
     if not np.isfinite(table).all():
         bad_row = int(np.nonzero(~np.isfinite(table).all(axis=1))[0][0])
-        raise _corrupt(path, f"non-finite value in data row {bad_row + 1} (NaN, inf, or beyond the float32 range)")
+        raise _corrupt(path, f"non-finite value in data row {bad_row + 1}, line {line_numbers[bad_row]} "
+                             f"(NaN, inf, or beyond the float32 range)")
     if rows is not None and len(table) != rows:   # a copy cut short (or damaged) still parses
         raise _corrupt(path, f"expected {rows} data rows, found {len(table)}")
     return table
+
+
+def _is_number(text):
+    try:
+        float(text)
+    except ValueError:
+        return False
+    return True
 
 
 def _corrupt(path, problem):
