@@ -140,6 +140,17 @@ def test_activations_are_exact_and_finite_at_plus_minus_1000(device):
         np.testing.assert_array_equal(host(x.grad.data), slope, err_msg=f.__name__)
 
 
+@pytest.mark.parametrize("name", ["softmax", "log_softmax"])
+def test_softmax_family_along_an_empty_axis_is_empty(device, name):
+    """The max that keeps exp from overflowing raised over a 0-length axis ('zero-size array to reduction
+    operation maximum'); torch returns an empty result, and so does zero, with an empty gradient."""
+    x = Variable(on(device, np.ones((0, 3), np.float32)))
+    y = getattr(F, name)(x, axis=0)
+    assert y.shape == (0, 3) and y.dtype == np.float32
+    y.sum().backward()
+    assert x.grad.shape == (0, 3)
+
+
 def test_softmax_family_is_stable_for_huge_logits(device):
     x = Variable(on(device, np.array([[1000.0, 0.0, -1000.0], [-1000.0, -1000.0, -1000.0]], dtype=np.float32)))
     np.testing.assert_allclose(host(F.softmax(x).data), [[1, 0, 0], [1 / 3, 1 / 3, 1 / 3]], rtol=1e-6)

@@ -32,6 +32,10 @@ def test_a_quick_run_writes_beside_a_real_runs_files_never_over_them(tmp_path, m
     anomaly = "steps/step11_appendix_autoencoder/3_anomaly.py"
     assert checkpoint_path(real, anomaly, variant="_without_8") == Path(
         "checkpoints/step11_appendix_autoencoder_3_anomaly_without_8.npz")
+    # and its figures beside the default run's, not over them (--out is taken as given)
+    assert out_dir(real, script, "_latent2") == Path("figures/step07_vae/1_vae_latent2")
+    assert out_dir(quick, anomaly, "_without_8") == Path("figures/quick/step11_appendix_autoencoder/3_anomaly_without_8")
+    assert out_dir(chosen, script, "_latent2") == Path("pictures")
     # another step's checkpoint is read from the same world: a quick run reads that step's quick run
     assert step_checkpoint("step07_vae/1_vae", real) == Path("checkpoints/step07_vae_1_vae.npz")
     assert step_checkpoint("step07_vae/1_vae", quick) == Path("checkpoints/quick/step07_vae_1_vae.npz")

@@ -20,6 +20,8 @@ from zero.graph import get_dot_graph, plot_dot_graph
 from zero.utils import (gradient_check, keepdims_shape, normalize_axes, numerical_grad, save_npz_atomically,
                         sum_to)
 
+from conftest import host, on
+
 
 # --- Variable ----------------------------------------------------------------
 def test_variable_behaves_like_its_array():
@@ -400,6 +402,14 @@ def test_matmul_shape_mismatch_names_op_and_shapes():
         Variable(np.ones((2, 3), np.float32)) @ Variable(np.ones((4, 5), np.float32))
 
 
+@pytest.mark.parametrize("x_shape, W_shape", [((3,), (4,)), ((3,), (4, 5)), ((2, 3), (4,))])
+def test_matmul_with_a_1d_operand_names_the_shapes_it_was_given(x_shape, W_shape):
+    """The 1-D operand is reshaped to a row or a column first: the message named (1, 3) and (4, 1)."""
+    x, W = Variable(np.ones(x_shape, np.float32)), Variable(np.ones(W_shape, np.float32))
+    with pytest.raises(ValueError, match=rf"^MatMul: .*shapes {re.escape(str(x_shape))} and {re.escape(str(W_shape))}$"):
+        x @ W
+
+
 def test_broadcast_mismatch_names_op_and_shapes():
     with pytest.raises(ValueError, match=r"Add: .*\(2, 3\) float64 on cpu, \(4,\) float64 on cpu"):
         Variable(np.ones((2, 3))) + Variable(np.ones(4))
@@ -691,6 +701,35 @@ def test_arrays_in_ops_follow_numpy_where_no_integers_meet_floats():
     halves = Variable(np.arange(3)) * 2.5   # a number beside integers only: NumPy's rules, int64 * 2.5 is float64
     assert halves.dtype == np.float64
     np.testing.assert_array_equal(halves.data, [0.0, 2.5, 5.0])
+
+
+def test_a_0d_floating_array_is_a_number_beside_a_floating_variable_on_every_device(device):
+    """CuPy gives 0-d arrays where NumPy gives scalars (a sum, an element): W * total was float32 on the
+    CPU for NumPy's float64 scalar and float64 on a device for its 0-d array, and so was W's gradient."""
+    W = Parameter(on(device, np.ones(3, np.float32)))
+    total = on(device, np.array([0.5, 2.0]))[1]          # float64; 0-d on the device, a scalar on the CPU
+    other = on(device, np.array(2.0))                     # a 0-d float64 array on both
+    for y in (W * total, total * W, W + other, F.maximum(other, W), other / W):
+        assert y.dtype == np.float32
+    (W * total + other * W).sum().backward()
+    assert W.grad.dtype == np.float32
+    np.testing.assert_array_equal(host(W.grad.data), [4.0, 4.0, 4.0])
+    assert (Variable(on(device, np.ones(3))) * on(device, np.array(2.0, np.float32))).dtype == np.float64
+
+
+def test_where_takes_the_device_of_the_array_input_when_the_other_is_a_numpy_scalar(device):
+    """np.float32(0) has a shape: where took it for the reference and kept the condition on the host."""
+    x = Variable(on(device, np.array([-1.0, 2.0], np.float32)))
+    for condition in (x.data > 0, np.array([False, True])):
+        y = F.where(condition, np.float32(0), x)
+        assert device_of(y.data) == device
+        np.testing.assert_array_equal(host(y.data), [-1.0, 0.0])
+
+
+def test_the_gradient_backward_starts_from_is_a_constant():
+    a, c = Parameter(np.ones(3, np.float32)), Parameter(np.ones(3, np.float32))
+    (a + c).backward()
+    assert not a.grad.requires_grad and not c.grad.requires_grad
 
 
 @pytest.mark.parametrize("dtype", [np.int8, np.int32, np.uint8, np.int64, np.bool_])

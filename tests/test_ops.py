@@ -99,6 +99,26 @@ def test_clip_passes_no_gradient_where_clipped():
     np.testing.assert_array_equal(x.grad.data, [0.0, 1.0, 0.0])
 
 
+@settings(deadline=None, max_examples=30)
+@given(shape=shapes, seed=seeds)
+def test_clip_with_array_bounds_that_broadcast_x_up_sums_its_gradient_back_to_xs_shape(shape, seed):
+    """Bounds of shape (2, *x.shape) make y twice x's size: backward returned gy * mask at y's shape, and
+    an optimizer step then refused the parameter's gradient. Summed to x's shape, as torch.clamp does."""
+    rng = np.random.default_rng(seed)
+    x = normal(rng, shape) * 2
+    low = rng.uniform(-1.5, 0.0, (2,) + shape)
+    low = np.where(np.abs(x - low) < 1e-3, low - 0.01, low)   # no kink within the numerical step
+    check_everywhere(lambda v: F.clip(v, low if v.device == "cpu" else to_device(low, "strict"), 1.0), x)
+
+
+def test_clip_with_array_bounds_gives_each_entry_of_x_the_gradient_of_every_copy_of_it():
+    x = Variable(np.array([-1.0, 0.5, 2.0], np.float32))
+    y = F.clip(x, np.zeros((2, 3), np.float32), 1.0)
+    y.sum().backward()
+    assert y.shape == (2, 3) and x.grad.shape == (3,) and x.grad.dtype == np.float32
+    np.testing.assert_array_equal(x.grad.data, [0.0, 2.0, 0.0])
+
+
 def test_clip_without_bounds_passes_the_whole_gradient():
     x = Variable(np.array([-2.0, 0.0, 2.0]))
     y = F.clip(x, None, None)  # NumPy allows it: no limit on either side (a copy, not passed to clip,

@@ -301,9 +301,15 @@ def _run_folder(kind, args):
     return Path(kind) / "quick" if getattr(args, "quick", False) else Path(kind)
 
 
-def out_dir(args, script_file):
-    """The figure folder for this run, created if needed."""
-    folder = args.out if args.out is not None else _run_folder("figures", args) / script_name(script_file)
+def out_dir(args, script_file, variant=""):
+    """The figure folder for this run, created if needed: --out, or figures/<script><variant>
+    (variant: as checkpoint_path's, so that a model of another size, '_latent2', draws its
+    figures beside the default one's instead of over them)."""
+    if args.out is not None:
+        folder = args.out
+    else:
+        script = script_name(script_file)
+        folder = _run_folder("figures", args) / Path(script).parent / (Path(script).name + variant)
     return writable_folder(folder, "figures (--out)")
 
 

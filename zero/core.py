@@ -60,7 +60,10 @@ def test_mode():
 class Variable:
     """An array that remembers how it was computed.
 
-    data: numpy.ndarray or a device array (cupy.ndarray). grad: Variable or None.
+    data: numpy.ndarray or a device array (cupy.ndarray). grad: Variable or None, the
+    gradient as backward computed it, which may be the very array another variable's grad
+    holds (both inputs of x + y get the same one) or a read-only broadcast view (the inputs
+    of a sum): replace it (p.grad = Variable(...)) rather than changing it in place.
     creator: the Function that produced it (None for leaves).
     generation: 1 + the creator's generation; orders the backward pass.
     requires_grad: whether backward computes a gradient for it. Arrays and
@@ -232,7 +235,7 @@ class Variable:
         if self.data.dtype.kind not in "fc":
             raise TypeError(f"backward needs floating-point data, but {self._label()} has dtype {self.data.dtype}")
         if gradient is None:
-            return Variable(backend.ones(get_array_module(self.data), self.data.shape, self.data.dtype))
+            return Variable(backend.ones(get_array_module(self.data), self.data.shape, self.data.dtype), None, False)
         array = gradient.data if isinstance(gradient, Variable) else gradient
         if backend.backend_of(array) is not backend.backend_of(self.data):
             raise TypeError(f"backward: the gradient is on {backend.device_of(array)}, {self._label()} on "
@@ -377,14 +380,17 @@ def _as_variables(inputs):
     int32; 300 does not fit int8 and raises OverflowError), anything else its own
     (int32 * 2.5 is float64). Integer and boolean
     arrays passed beside a floating input take its dtype too, so W * np.arange(3) is
-    float32 for a float32 W, and so is W's gradient (NumPy would make both float64)."""
+    float32 for a float32 W, and so is W's gradient (NumPy would make both float64), and
+    so do 0-d floating arrays, which are numbers too: CuPy gives them where NumPy gives
+    scalars (a sum, an element), and W * total must not be float64 on one device only."""
     variables, arrays = [], []
     for x in inputs:
         if not isinstance(x, Variable):
             if type(x) is not np.ndarray and isinstance(x, NUMBERS):  # arrays skip the slow isinstance
                 x = _number_as_array(x, inputs)
-            elif getattr(x, "dtype", None) is not None and x.dtype.kind in "biu":
-                x = _integers_as_floating(x, inputs)
+            elif getattr(x, "dtype", None) is not None and (x.dtype.kind in "biu"
+                                                            or (x.dtype.kind == "f" and x.ndim == 0)):
+                x = _as_floating_beside(x, inputs)
             x = Variable(x, None, False)
         variables.append(x)
         arrays.append(x.data)
@@ -402,12 +408,15 @@ def _number_as_array(number, inputs):
     return get_array_module(reference).asarray(number, dtype=reference.dtype if keeps_dtype else None)
 
 
-def _integers_as_floating(array, inputs):
-    """An integer or boolean array as the dtype of the first floating input (as is if none)."""
+def _as_floating_beside(array, inputs):
+    """A constant array (integer, boolean or 0-d floating) as the dtype of the first other floating
+    input, on its own device (as is if there is none)."""
     for x in inputs:
+        if x is array:
+            continue
         dtype = getattr(backend._data(x), "dtype", None)
         if dtype is not None and dtype.kind == "f":
-            return array.astype(dtype)
+            return array if array.dtype == dtype else array.astype(dtype)
     return array
 
 

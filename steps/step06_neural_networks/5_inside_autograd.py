@@ -18,7 +18,10 @@ f(x) = x^4 - 2 x^2, by
 From x = 2, where f'' > 0, it reaches the minimum at x = 1 in a handful of
 steps, where gradient descent (6.1) needs over a hundred. Newton only finds
 where the slope is zero: this f has another minimum at x = -1 and a maximum
-at x = 0, and from |x| < 1/sqrt(3), where f'' < 0, it climbs to the maximum.
+at x = 0. One step maps x to 2x^3 / (3x^2 - 1), which moves closer to 0 only
+while |x| < 1/sqrt(5) ~ 0.447: from there it climbs to the maximum. Between
+0.447 and 1/sqrt(3) ~ 0.577, where f'' < 0 as well, it overshoots and ends
+at either minimum (from x = 0.5 the first step goes to exactly -1).
 
 This engine, graphs and backward and all, is what trains every network from
 here on: step 7's VAE, whose encoder and decoder are MLPs like step 6.3's.

@@ -31,8 +31,9 @@ keep their grey levels, so those nats are not comparable with papers' numbers).
     python steps/step07_vae/1_vae.py --latent-size 2      # a 2-D latent: draw the whole manifold
     python steps/step07_vae/1_vae.py --resume --epochs 40 # continue from the checkpoint
 
-A run with another size or likelihood writes a checkpoint of its own (step07_vae_1_vae_latent2.npz,
-say), so that it never replaces the book's VAE; steps 8 and A.1 read the one of their own size.
+A run with another size or likelihood writes a checkpoint and figures of its own
+(step07_vae_1_vae_latent2.npz and figures/step07_vae/1_vae_latent2/, say), so that it never replaces
+the book's VAE or its pictures; steps 8 and A.1 read the checkpoint of their own size.
 
 What the VAE leaves fixed: its prior p(z) = N(0, I), and one layer of latents explains every image.
 Step 8 stacks latents, z1 with a prior of its own given by z2, so that the prior is learned too.
@@ -58,10 +59,11 @@ parser = step_parser(__doc__, training=True, epochs=30, batch_size=32, lr=3e-4, 
 parser.add_argument("--likelihood", choices=LIKELIHOODS, default="gaussian", help="p(x | z): the book's Gaussian, or Bernoulli")
 add_data_options(parser)
 args = parse_options(parser, quick=dict(epochs=1, train_limit=512, heldout_limit=256, iwae_samples=10))
-folder = out_dir(args, __file__)
-# a VAE other than the book's gets a checkpoint of its own ('_latent2'): steps 8 and A.1 read the one of their size
-checkpoint = checkpoint_path(args, __file__, variant=checkpoint_variant(args.hidden_size, args.latent_size,
-                                                                        args.likelihood))
+# a VAE other than the book's gets a checkpoint and figures of its own ('_latent2'): steps 8 and A.1 read the
+# checkpoint of their size
+variant = checkpoint_variant(args.hidden_size, args.latent_size, args.likelihood)
+folder = out_dir(args, __file__, variant)
+checkpoint = checkpoint_path(args, __file__, variant=variant)
 plt = figures(args.show)
 zero.seed(args.seed, args.device)  # the weights (NumPy) and the noise eps (drawn on the device)
 

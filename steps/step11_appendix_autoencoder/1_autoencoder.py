@@ -51,9 +51,11 @@ at_least(parser, args, 2, ("heldout_limit",), "a Gaussian is fitted to the held-
 at_least(parser, args, 2, ("latent_size",), "the codes are drawn in their first two dimensions")
 args.vae_checkpoint = args.vae_checkpoint or step_checkpoint(   # step 7's VAE of this size
     "step07_vae/1_vae" + checkpoint_variant(args.hidden_size, args.latent_size), args)
-folder = out_dir(args, __file__)
-# an autoencoder of another size gets a checkpoint of its own ('_latent2'): A.2 reads the one of its size
-checkpoint = checkpoint_path(args, __file__, variant=autoencoder_variant(args.hidden_size, args.latent_size))
+# an autoencoder of another size gets a checkpoint and figures of its own ('_latent2'): A.2 reads the
+# checkpoint of its size
+variant = autoencoder_variant(args.hidden_size, args.latent_size)
+folder = out_dir(args, __file__, variant)
+checkpoint = checkpoint_path(args, __file__, variant=variant)
 plt = figures(args.show)
 zero.seed(args.seed, args.device)  # NumPy's generator and the device's
 

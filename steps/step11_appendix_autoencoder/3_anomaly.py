@@ -37,8 +37,10 @@ parser.add_argument("--anomaly-digit", type=int, choices=range(10), default=2,
                     help="the digit left out of training, to be found as the anomaly")
 add_data_options(parser)
 args = parse_options(parser, quick=dict(epochs=1, train_limit=512, heldout_limit=256))
-folder = out_dir(args, __file__)
-checkpoint = checkpoint_path(args, __file__, variant=f"_without_{args.anomaly_digit}")  # one model per unseen digit
+# one model per unseen digit, and its figures beside those of the default one
+default_digit = args.anomaly_digit == parser.get_default("anomaly_digit")
+folder = out_dir(args, __file__, variant="" if default_digit else f"_without_{args.anomaly_digit}")
+checkpoint = checkpoint_path(args, __file__, variant=f"_without_{args.anomaly_digit}")
 plt = figures(args.show)
 seed(args.seed, args.device)
 

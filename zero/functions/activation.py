@@ -140,6 +140,8 @@ class Softmax(Function):
 
     def forward(self, x):
         x = floating(x)
+        if x.size == 0:   # max over an empty axis raises: nothing to normalise
+            return x.copy()
         y = self.xp.exp(x - x.max(axis=self.axis, keepdims=True))
         y /= y.sum(axis=self.axis, keepdims=True)
         return y
@@ -159,6 +161,8 @@ class LogSoftmax(Function):
 
     def forward(self, x):
         xp, x = self.xp, floating(x)
+        if x.size == 0:   # max over an empty axis raises: nothing to normalise
+            return x.copy()
         y = x - x.max(axis=self.axis, keepdims=True)
         y -= xp.log(xp.exp(y).sum(axis=self.axis, keepdims=True))
         return y

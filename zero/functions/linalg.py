@@ -22,6 +22,12 @@ class MatMul(Function):
 
 def matmul(x, W):
     """x @ W. 1-D operands are treated as a row (x) or a column (W), as in NumPy."""
+    if (x.ndim == 1 or W.ndim == 1) and x.ndim >= 1 and W.ndim >= 1:   # checked before the reshapes
+        rows = W.shape[0] if W.ndim == 1 else W.shape[-2]
+        if x.shape[-1] != rows:
+            raise ValueError(f"MatMul: x's last axis ({x.shape[-1]}) must match W's "
+                             f"{'length' if W.ndim == 1 else 'second-to-last axis'} ({rows}): "
+                             f"shapes {tuple(x.shape)} and {tuple(W.shape)}")
     if x.ndim == 1 and W.ndim == 1:
         return reshape(MatMul()(reshape(x, (1, -1)), reshape(W, (-1, 1))), ())
     if x.ndim == 1:

@@ -8,7 +8,7 @@ __all__ = ['abs', 'clip', 'cos', 'exp', 'log', 'maximum', 'minimum', 'sin', 'sqr
 
 from zero import backend
 from zero.backend import floating, get_array_module
-from zero.core import Function, Variable, as_variable
+from zero.core import NUMBERS, Function, Variable, as_variable
 from zero.functions.shape import sum_to
 
 
@@ -99,7 +99,7 @@ class Clip(Function):
             inside = x.data >= self.low
         else:
             inside = (x.data >= self.low) & (x.data <= self.high)
-        return gy * _mask(inside, gy.dtype)
+        return sum_to(gy * _mask(inside, gy.dtype), x.shape)   # array bounds may broadcast x up
 
 
 class Maximum(Function):
@@ -197,8 +197,8 @@ def where(condition, x0, x1):
     truth, as in numpy.where: nonzero is True). A host condition is moved to the device of x0
     (or of x1, if x0 is a number), as get_item moves host indices (zero.backend.to_device_beside)."""
     condition = condition.data if isinstance(condition, Variable) else condition
-    reference = x0 if hasattr(x0, "shape") else x1
-    if hasattr(reference, "shape"):
+    reference = x0 if not isinstance(x0, NUMBERS) else x1   # np.float32(0) has a shape, and no device
+    if hasattr(reference, "shape") and not isinstance(reference, NUMBERS):
         condition = backend.to_device_beside(condition, backend.device_of(reference), "where: the condition")
     condition = get_array_module(condition).asarray(condition, dtype=bool)  # backward uses it as a 0/1 mask
     return Where(condition)(x0, x1)
