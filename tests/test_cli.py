@@ -11,8 +11,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from zero.cli import (add_data_dir_option, add_device_option, checkpoint_path, fill_from_config, out_dir, parse_options,
-                      plural, running_under_ci, script_name, step_checkpoint, step_parser)
+from zero.cli import (add_data_dir_option, add_device_option, checkpoint_path, config_defaults, fill_from_config,
+                      out_dir, parse_options, plural, running_under_ci, script_name, step_checkpoint, step_parser)
 from zero.errors import SaveFailed, SetupError
 
 
@@ -186,6 +186,35 @@ def test_the_data_dir_help_names_the_folders_zero_mnist_reads():
     help_text = " ".join(parser.format_help().split())
     for name in (f"${mnist.ENV_VAR}", str(mnist.DEFAULT_DIR)):  # each whole: not followed by more of a name
         assert re.search(re.escape(name) + r"(?![\w/])", help_text), (name, help_text)
+
+
+def test_help_gives_every_options_default_and_for_config_options_each_configs_value():
+    """About 60 options of the step scripts printed no default and no description (--epochs, --lr,
+    --gammas): a student could not tell from --help that step 7 trains 30 epochs."""
+    parser = step_parser("a step", training=True, epochs=30, lr=3e-4, gammas="0,1,3,5", flip=False)
+    parser.add_argument("--per-class", type=int, default=8)
+    parser.add_argument("--sampler", default=None, choices=["ddpm", "ddim"], help="how to sample")
+    help_text = " ".join(parser.format_help().split())   # argparse wraps lines at the terminal's width
+    for expected in ("--epochs EPOCHS passes over the training images (default: 30)",
+                     "--batch-size BATCH_SIZE images per optimizer step (default: 32)",
+                     "--seed SEED random seed (default: 0)", "--lr LR default: 0.0003",
+                     "--gammas GAMMAS default: 0,1,3,5", "--per-class PER_CLASS default: 8"):
+        assert expected in help_text
+    assert help_text.endswith("--sampler {ddpm,ddim} how to sample")   # no default to give: nothing added
+    assert "--quick tiny, fast run (used by the test suite) --out" in help_text   # a switch's False is not shown
+    assert help_text.count("(default:") == 5 and "None" not in help_text
+    configs = {"cpu": dict(epochs=10, batch_size=32, train_limit=8000), "book": dict(epochs=10, batch_size=128,
+                                                                                    train_limit=None)}
+    config_defaults(parser, configs)
+    parser.add_argument("--train-limit", type=int, help="use only the first N training images")
+    config_defaults(parser, configs)
+    assert (parser.get_default("epochs"), parser.get_default("batch_size"), parser.get_default("train_limit")) == (
+        None, None, None)
+    help_text = " ".join(parser.format_help().split())
+    assert "--epochs EPOCHS passes over the training images (by --config: cpu 10, book 10)" in help_text
+    assert "--batch-size BATCH_SIZE images per optimizer step (by --config: cpu 32, book 128)" in help_text
+    assert "--train-limit TRAIN_LIMIT use only the first N training images (by --config: cpu 8000, book none)" in help_text
+    assert " ".join(parser.format_help().split()) == help_text   # formatting twice adds nothing
 
 
 def test_help_keeps_the_docstring_layout():

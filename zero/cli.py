@@ -157,6 +157,47 @@ def add_data_dir_option(parser):
     return parser
 
 
+def _shows_default(action):
+    """Whether --help gives this option's default: not for None, nor for a switch's False."""
+    return bool(action.option_strings) and not any(action.default is none for none in (None, False, argparse.SUPPRESS))
+
+
+class DefaultsHelpFormatter(argparse.RawDescriptionHelpFormatter):
+    """--help keeps the docstring's layout and gives each option's default, unless its help
+    already speaks of it."""
+
+    def _get_help_string(self, action):
+        text = action.help
+        if not _shows_default(action) or "default" in text:
+            return text
+        return f"{text} (default: %(default)s)"
+
+
+class StepParser(argparse.ArgumentParser):
+    """An ArgumentParser whose --help shows the default of every option, also of those added
+    without a help text (beside which argparse prints nothing), and for the options a --config
+    fills (configs, set by config_defaults), the value each config gives."""
+
+    configs = {}
+
+    def format_help(self):
+        for action in self._actions:
+            by_config = [f"{name} {'none' if values[action.dest] is None else values[action.dest]}"
+                         for name, values in self.configs.items() if action.dest in values]
+            if by_config and "by --config" not in (action.help or ""):
+                action.help = f"{action.help or ''} (by --config: {', '.join(by_config)})".strip()
+            elif action.help is None and _shows_default(action):
+                action.help = "default: %(default)s"
+        return super().format_help()
+
+
+def config_defaults(parser, configs):
+    """The options that --config sets (configs: {config name: {option: value}}) get the default None,
+    by which fill_from_config tells the ones given on the command line; --help lists each config's value."""
+    parser.set_defaults(**{name: None for values in configs.values() for name in values})
+    parser.configs = configs
+
+
 def step_parser(description, training=False, default_out=None, seeded=True, **training_defaults):
     """An ArgumentParser with the course's common options.
 
@@ -167,8 +208,7 @@ def step_parser(description, training=False, default_out=None, seeded=True, **tr
     (samples=16 adds --samples), typed by their default: an int one is a count
     and must be at least 1 (add an int that may be 0 with parser.add_argument).
     """
-    parser = argparse.ArgumentParser(description=description,
-                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = StepParser(description=description, formatter_class=DefaultsHelpFormatter)
     parser.add_argument("--quick", action="store_true",
                         help="tiny, fast run (used by the test suite)")
     parser.add_argument("--out", type=path_arg, default=default_out,
@@ -180,8 +220,10 @@ def step_parser(description, training=False, default_out=None, seeded=True, **tr
                             help="random seed")
     if training:
         add_device_option(parser)
-        parser.add_argument("--epochs", type=positive_int, default=training_defaults.pop("epochs", 1))
-        parser.add_argument("--batch-size", type=positive_int, default=training_defaults.pop("batch_size", 32))
+        parser.add_argument("--epochs", type=positive_int, default=training_defaults.pop("epochs", 1),
+                            help="passes over the training images")
+        parser.add_argument("--batch-size", type=positive_int, default=training_defaults.pop("batch_size", 32),
+                            help="images per optimizer step")
         parser.add_argument("--checkpoint", type=path_arg, default=None,
                             help="checkpoint file this run writes and --resume reads (default: "
                                  "checkpoints/<step folder>_<script>.npz; under checkpoints/quick/ with --quick)")

@@ -50,8 +50,8 @@ from tqdm import tqdm
 
 import zero
 from zero.backend import get_backend, reseed_device, standard_normal, to_numpy
-from zero.cli import (check, checkpoint_path, comma_list, fill_from_config, out_dir, parse_options, plural,
-                      positive_float, positive_int, step_parser)
+from zero.cli import (check, checkpoint_path, comma_list, config_defaults, fill_from_config, out_dir, parse_options,
+                      plural, positive_float, positive_int, step_parser)
 from zero.data import DataLoader, Dataset
 from zero.diffusion import Diffusion, to_images, to_model_range
 from zero.optimizers import Adam
@@ -73,7 +73,7 @@ parser.add_argument("--config", default=None, choices=sorted(CONFIGS), help="hyp
 parser.add_argument("--channels", default=None, help="U-Net widths, e.g. 16,32,64")
 parser.add_argument("--time-embed-dim", type=positive_int, default=None)
 parser.add_argument("--lr", type=positive_float, default=None)
-parser.set_defaults(epochs=None, batch_size=None)
+config_defaults(parser, CONFIGS)   # the options a --config sets: None unless given
 args = parse_options(parser, quick=dict(samples=8, heldout_limit=256))
 fill_from_config(parser, args, CONFIGS, QUICK)    # the options not given take the config's values
 channels = tuple(comma_list(parser, args.channels, int, "--channels", minimum=1, length=3))   # the U-Net's 3 widths

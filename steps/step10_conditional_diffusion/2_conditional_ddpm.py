@@ -53,8 +53,8 @@ import time
 import numpy as np
 
 from zero.backend import get_backend, seed, to_numpy
-from zero.cli import (checkpoint_path, comma_list, fill_from_config, out_dir, parse_options, path_arg, plural,
-                      positive_float, positive_int, step_checkpoint, step_parser)
+from zero.cli import (checkpoint_path, comma_list, config_defaults, fill_from_config, out_dir, parse_options,
+                      path_arg, plural, positive_float, positive_int, step_checkpoint, step_parser)
 from zero.diffusion import Diffusion, fit_diffusion, sampler_name, to_images
 from zero.metrics import check_classifier, classifier_for_scoring, score_samples, share_interval
 from zero.optimizers import Adam, cosine_lr
@@ -94,7 +94,7 @@ parser.add_argument("--eta", type=float, default=None,
                     help="DDIM's fresh noise per step: 0 deterministic (step 9.3), 1 DDPM-like (step 10.3)")
 parser.add_argument("--classifier", type=path_arg, default=None,
                     help="step 10.1's classifier (default: where 1_classifier.py writes it; trained here if missing)")
-parser.set_defaults(epochs=None, batch_size=None)
+config_defaults(parser, CONFIGS)   # the options a --config sets: None unless given
 args = parse_options(parser, quick=dict(per_class=1, heldout_limit=256, gammas="0,3"))
 if args.eta is not None and not 0 <= args.eta <= 1:  # checked before training, not after it
     parser.error(f"--eta must lie in [0, 1], got {args.eta}")
