@@ -1044,6 +1044,9 @@ def test_device_names_take_index_0_and_the_gpu_alias_and_none_means_the_cpu():
     assert backend.get_backend("cpu:0") is backend.CPU and backend.get_backend("strict:0").name == "strict"
     with pytest.raises(ValueError, match=r"device 'cuda:1': zero computes on one GPU.*CUDA_VISIBLE_DEVICES=1"):
         backend.get_backend("cuda:1")  # CuPy would compute on the current GPU, 0, silently
+    for name in ("cpu", "strict"):   # the GPU advice, CUDA_VISIBLE_DEVICES, was given for these too
+        with pytest.raises(ValueError, match=rf"^device '{name}:1': '{name}' has one device, '{name}' \(or '{name}:0'\)$"):
+            backend.get_backend(f"{name}:1")
     with pytest.raises(ValueError, match=r"unknown device 'tpu'; available devices: cpu, .*strict"):
         backend.get_backend("tpu")
     if backend.cupy is None:

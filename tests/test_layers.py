@@ -65,6 +65,20 @@ def test_reassigning_an_attribute_unregisters_the_old_part():
     assert [name for name, _ in model.named_params()] == ["encoder.0.W", "encoder.0.b"]
 
 
+@pytest.mark.parametrize("array", [lambda W: W.data * 0.5, lambda W: np.zeros(W.shape, np.float32)])
+def test_an_array_assigned_in_place_of_a_parameter_is_refused_and_changes_nothing(array):
+    """layer.W = layer.W.data * 0.5 unregistered W (no longer trained, saved or moved) while the optimizer
+    kept updating the old Parameter, and forward still ran: torch raises here, and so does zero now."""
+    layer = Linear(3, in_size=2)
+    before = layer.W
+    with pytest.raises(TypeError, match=r"^Linear\.W: assigning an array in place of parameter 'W' would unregister "
+                                        r"it .*layer\.W\.data\[\.\.\.\] = array\) or assign Parameter\(array\)$"):
+        layer.W = array(layer.W)
+    assert layer.W is before and [name for name, _ in layer.named_params()] == ["W", "b"]
+    layer.W = Parameter(np.ones((2, 3), np.float32))   # a Parameter may replace it
+    assert [name for name, _ in layer.named_params()] == ["W", "b"] and layer.W is not before
+
+
 def test_layer_list_registers_its_layers():
     layers = LayerList([Linear(2, in_size=2), Linear(3, in_size=2)])
     layers.append(Linear(1, in_size=3))
@@ -86,7 +100,8 @@ def test_plain_list_of_layers_is_refused():
     (1, [Parameter(np.ones(2, np.float32))]),
     {"deep": ({"deeper": [Linear(2)]},)},
     {Linear(2)},
-], ids=["dict", "nested list", "parameter in a tuple", "deep", "set"])
+    {Linear(2, in_size=2): 1},
+], ids=["dict", "nested list", "parameter in a tuple", "deep", "set", "dict key"])
 def test_layers_hidden_in_any_plain_container_are_refused(blocks):
     model = TwoLayer()
     model.blocks = None

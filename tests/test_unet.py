@@ -7,8 +7,9 @@ import pytest
 from conftest import host, on
 import zero.functions as F
 from zero.errors import CheckpointRefused
-from zero.training import save_checkpoint
+from zero.training import checkpoint_arrays, save_checkpoint
 from zero.unet import UNet, sinusoidal_encoding, unet_from_checkpoint
+from zero.utils import save_npz_atomically
 
 
 def test_sinusoidal_encoding_values():
@@ -47,6 +48,17 @@ def test_other_image_sizes_and_channels():
     model = UNet(in_channels=3, channels=(4, 8, 8), time_embed_dim=6)
     y = model(np.zeros((2, 3, 16, 12), np.float32), np.array([1, 2]))
     assert y.shape == (2, 3, 16, 12)
+
+
+def test_images_with_another_number_of_channels_than_the_model_takes_are_refused():
+    """One-channel images into a three-channel model broadcast up to three channels (the time shift
+    is added per channel), so the model answered (N, 3, H, W): a sampling step then changed shape."""
+    model = UNet(in_channels=3, channels=(4, 8, 8), time_embed_dim=6)
+    with pytest.raises(ValueError, match=r"^UNet: this model takes images of 3 channel\(s\), got 1 "
+                                         r"\(images of shape \(2, 1, 8, 8\)\)$"):
+        model(np.zeros((2, 1, 8, 8), np.float32), np.array([1, 2]))
+    with pytest.raises(ValueError, match=r"takes images of 1 channel\(s\), got 3"):
+        UNet(channels=(4, 8, 8), time_embed_dim=6)(np.zeros((2, 3, 8, 8), np.float32), np.array([1, 2]))
 
 
 def test_clear_errors():
@@ -282,6 +294,18 @@ def test_unet_from_checkpoint_refuses_another_network(tmp_path):
     model(np.zeros((1, 3), np.float32))
     path = save_checkpoint(tmp_path / "mlp.npz", model)
     with pytest.raises(CheckpointRefused, match=r"mlp.npz holds no U-Net \(no weight 'down1.conv1.W'\)"):
+        unet_from_checkpoint(path)
+
+
+def test_unet_from_checkpoint_refuses_weights_with_too_few_axes_by_name(tmp_path):
+    """A file whose first convolution's weight is a vector raised a bare IndexError."""
+    model = UNet(channels=(2, 3, 5), time_embed_dim=6)
+    arrays = checkpoint_arrays(model)
+    arrays["model/down1.conv1.W"] = np.zeros(3, np.float32)
+    path = tmp_path / "flat.npz"
+    save_npz_atomically(path, arrays)
+    with pytest.raises(CheckpointRefused, match=r"flat.npz holds no U-Net \(a weight has the wrong number of axes: "
+                                                r"down1.conv1.W \(3,\), down1.time1.W \(6, 1\)\)"):
         unet_from_checkpoint(path)
 
 

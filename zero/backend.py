@@ -110,6 +110,8 @@ def get_backend(device):
         return CPU
     name, _, index = str(device).partition(":")
     if index not in ("", "0"):  # CuPy computes on the current GPU; 'cuda:1' would silently mean GPU 0
+        if name not in ("cuda", "gpu"):
+            raise ValueError(f"device {device!r}: {name!r} has one device, {name!r} (or {name + ':0'!r})")
         raise ValueError(f"device {device!r}: zero computes on one GPU, 'cuda' (the first one it sees); "
                          f"to use another, choose it with the environment variable CUDA_VISIBLE_DEVICES={index}")
     if name == "gpu":

@@ -76,6 +76,11 @@ class Layer:
                             f"before assigning attributes (assigning {name!r})")
         if isinstance(value, Variable) and not isinstance(value, Parameter):
             self._refuse_plain_variable(name, value, members.get(name) == PARAM)
+        elif members.get(name) == PARAM and not isinstance(value, Variable) and hasattr(value, "dtype"):
+            raise TypeError(f"{type(self).__name__}.{name}: assigning an array in place of parameter {name!r} "
+                            f"would unregister it (no longer trained, saved or moved, while the optimizer keeps "
+                            f"updating the old one): change its values in place (layer.{name}.data[...] = array) "
+                            f"or assign Parameter(array)")
         if isinstance(value, PLAIN_CONTAINERS):
             self._refuse_hidden_layers(name, value)  # raises before anything changes
             # it may be filled later (self.blocks = []; append), even inside a tuple: _walk looks again
@@ -192,7 +197,8 @@ class Layer:
         return [param for _, param in self.named_params()]
 
     def named_buffers(self):
-        """(dotted name, array or None) for every buffer, each once."""
+        """(dotted name, array or None) for every buffer: one held by two layers comes once under each
+        name (save_weights writes both)."""
         for name, layer, attribute, kind in self._walk():
             if kind == BUFFER:
                 yield name, layer.__dict__[attribute]
@@ -408,7 +414,7 @@ def _holds_layer(container, searched=None):
     if not isinstance(container, PLAIN_CONTAINERS) or id(container) in searched:
         return False  # not a container (the attribute was replaced since), or seen already
     searched.add(id(container))
-    items = container.values() if isinstance(container, dict) else container
+    items = [*container.keys(), *container.values()] if isinstance(container, dict) else container
     return any(isinstance(item, (Layer, Parameter)) or _holds_layer(item, searched) for item in items)
 
 

@@ -118,6 +118,9 @@ class UNet(Model):
         x = x if isinstance(x, Variable) else Variable(x, requires_grad=False)
         if x.ndim != 4 or x.shape[2] % 4 or x.shape[3] % 4:
             raise ValueError(f"UNet: expected images (N, C, H, W) with H and W divisible by 4, got {x.shape}")
+        if x.shape[1] != self.down1.in_channels:   # one channel would broadcast up to three silently
+            raise ValueError(f"UNet: this model takes images of {self.down1.in_channels} channel(s), got {x.shape[1]} "
+                             f"(images of shape {x.shape})")
         xp = get_array_module(x.data)
         t = to_device_beside(t, x.device, "UNet: the time steps", "the images")
         if t.shape != (len(x),):
@@ -169,6 +172,9 @@ def _unet_from_checkpoint(path):
         time_embed_dim = shapes["down1.time1.W"][0]
     except KeyError as error:
         raise ValueError(f"checkpoint {path} holds no U-Net (no weight {error})") from None
+    except IndexError:   # a weight with fewer axes than a convolution's or a linear layer's
+        found = ", ".join(f"{name} {shapes.get(name)}" for name in ("down1.conv1.W", "down1.time1.W"))
+        raise ValueError(f"checkpoint {path} holds no U-Net (a weight has the wrong number of axes: {found})") from None
     labels = shapes.get("label_embedding.W")
     model = UNet(in_channels, channels, time_embed_dim, num_classes=None if labels is None else labels[0] - 1)
     state = load_checkpoint(path, model)

@@ -585,7 +585,9 @@ class MaxPool2d(_Pool2d):
 def _first_maximum(patches, y):
     """One-hot mask (KH*KW, N, C, OH, OW) of the first window offset k with patches[k] == y:
     with ties (a window of zeros after a ReLU), the gradient goes to one element, as in PyTorch.
-    (A window holding NaN has y = NaN, equal to nothing: it passes no gradient.)"""
+    (A window holding NaN has y = NaN, equal to nothing: it passes no gradient. A window whose
+    values are all -inf ties with its -inf padding: where a padded cell comes first, its gradient
+    is lost, while PyTorch gives it to the first real element.)"""
     chosen = patches == y[None]           # every maximum of its window
     seen = chosen[0].copy()               # some earlier offset was a maximum
     for k in range(1, len(chosen)):
