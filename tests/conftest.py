@@ -10,10 +10,19 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from hypothesis import settings
 
 import zero.testing  # noqa: F401  (registers the "strict" device)
 from zero import Variable
 from zero.backend import to_device, to_numpy
+from zero.cli import running_under_ci
+
+# Hypothesis: no deadline anywhere (a loaded 2-core machine made timing-only failures), and under CI
+# (CI=true) the same examples on every run, so that a failure there can be run again; a local run
+# draws new ones each time and keeps exploring. Set before the test modules make their settings.
+settings.register_profile("local", deadline=None)
+settings.register_profile("ci", deadline=None, derandomize=True)
+settings.load_profile("ci" if running_under_ci() else "local")
 
 ROOT = Path(__file__).resolve().parents[1]
 SHARED_MNIST = ROOT.parent / "shared" / "datasets" / "mnist"

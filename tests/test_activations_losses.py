@@ -271,7 +271,9 @@ def test_softmax_cross_entropy_gradient_and_value(device, n, num_classes, seed, 
     assert loss.shape == ()
     np.testing.assert_allclose(loss.item(), expected, rtol=1e-12)
     labels_on_device = on(device, labels)
-    gradient_check(lambda x: F.softmax_cross_entropy(x, labels_on_device, reduction=reduction), on(device, logits))
+    # times 3: the op's backward gets gy = 3, so one that ignored gy fails here too, not only in double backprop
+    gradient_check(lambda x: F.softmax_cross_entropy(x, labels_on_device, reduction=reduction) * 3.0,
+                   on(device, logits))
 
 
 def test_softmax_cross_entropy_gradient_formula_and_label_forms(device):

@@ -334,10 +334,12 @@ def test_the_seed_is_a_whole_number_numpy_takes_not_a_count(training, capsys):
     parser = step_parser("a step", training=training, seed=7)
     assert parser.parse_args(["--seed", "0"]).seed == 0
     assert parser.parse_args(["--seed", str(2 ** 31 - 1)]).seed == 2 ** 31 - 1
-    for bad in ("-1", str(2 ** 31), "x"):
+    for bad, message in (("-1", "must lie in 0 .. 2^31 - 1, got -1"),
+                         (str(2 ** 31), f"must lie in 0 .. 2^31 - 1, got {2 ** 31}"),
+                         ("x", "expected a whole number, got 'x'")):
         with pytest.raises(SystemExit):
             parser.parse_args(["--seed", bad])
-    assert "--seed: must lie in 0 .. 2^31 - 1, got -1" in capsys.readouterr().err
+        assert f"--seed: {message}" in capsys.readouterr().err
 
 
 @pytest.mark.parametrize("text", ["32,,64", "32,", ",32", "", " "])

@@ -312,7 +312,7 @@ def test_image_losses_are_the_loss_of_each_image_with_the_same_draws(with_labels
     pixels (so their mean is the loss); the labels passed on; no graph."""
     diffusion = Diffusion(1000)
     rng = np.random.default_rng(11)
-    x0 = rng.uniform(-1, 1, (6, 1, 4, 4)).astype(np.float32)
+    x0 = rng.uniform(-1, 1, (6, 3, 4, 4)).astype(np.float32)   # three channels: each image's mean covers all
     labels = rng.integers(0, 10, 6) if with_labels else None
     model = _SpyModel()
     np.random.seed(5)
