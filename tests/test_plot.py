@@ -213,6 +213,14 @@ def test_a_figure_that_cannot_be_written_is_named_and_the_old_one_kept(tmp_path,
     assert zero.plot.save(fig, tmp_path, "curve").read_bytes() != before
 
 
+def test_an_empty_grid_or_step_loss_is_refused_by_name(tmp_path):
+    with pytest.raises(ValueError, match=r"^save_image_grid: no images to draw for walk.png$"):
+        save_image_grid(np.zeros((0, 784)), 10, "none", tmp_path, "walk")
+    with pytest.raises(ValueError, match=r"^save_step_loss: no optimizer step recorded, nothing to draw for loss.png$"):
+        save_step_loss([], "none", tmp_path)
+    assert list(tmp_path.iterdir()) == []
+
+
 def test_moving_average_keeps_float64_precision():
     values = [1e8 + step for step in range(8)]                        # float32 steps by 8 there
     np.testing.assert_array_equal(zero.plot.moving_average(values, width=2), [1e8 + step + 0.5 for step in range(7)])

@@ -115,6 +115,8 @@ def save_image_grid(images, columns, title, folder, name, figsize=None):
     """One figure with the images (N, 784) as a grid (show_images), saved to folder/name.png;
     returns the path. The default size gives each image 0.8 inch, plus half an inch for the title."""
     import matplotlib.pyplot as plt
+    if len(images) == 0:   # the grid's negative size named nothing
+        raise ValueError(f"save_image_grid: no images to draw for {name}.png")
     if figsize is None:
         rows = -(-len(images) // columns)                     # ceil(N / columns)
         figsize = (0.8 * columns, 0.8 * rows + 0.5)
@@ -160,6 +162,8 @@ def save_step_loss(step_loss, title, folder, name="loss", width=50):
     """The loss of every optimizer step (faint) and its moving average over `width` steps, on a log
     scale, saved to folder/name.png; returns the path."""
     import matplotlib.pyplot as plt
+    if len(step_loss) == 0:   # np.convolve's 'a cannot be empty' named nothing
+        raise ValueError(f"save_step_loss: no optimizer step recorded, nothing to draw for {name}.png")
     fig, ax = plt.subplots(figsize=(7, 4))
     ax.plot(np.asarray(step_loss), alpha=0.3, label="per step")
     window = plot_moving_average(ax, step_loss, width)
