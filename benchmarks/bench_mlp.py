@@ -5,9 +5,9 @@ One step = forward, loss, zero_grad, backward, optimizer step. At this size a
 step is a few hundred microseconds of arithmetic, so framework overhead
 matters. PyTorch CPU runs the same model with torch.optim.Adam as the book writes it (the
 target's reference; on the CPU it loops over the parameters) and, in a row of its own without a
-target, with Adam(fused=True), its fastest here; each framework with its default threads
-(OpenBLAS takes the logical CPUs, PyTorch the physical cores: equal on a machine without SMT;
-run.py prints NumPy's count above the table, the row's note PyTorch's). Each
+target, with Adam(fused=True), its fastest here; each framework with the same number of threads
+(workers.worker_threads: PyTorch's default, the physical cores, unless OMP_NUM_THREADS or
+OPENBLAS_NUM_THREADS says otherwise; run.py prints it above the table). Each
 framework runs in its own subprocesses, taking turns: in one process, NumPy's
 OpenBLAS threads keep spinning after zero's products and slowed PyTorch's next
 steps, by about half when this was measured (2026-12-02). A third

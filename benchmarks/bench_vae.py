@@ -191,7 +191,7 @@ def worker(framework, quick):
         print(json.dumps({"epoch_times": times}))
         return
     else:
-        import torch  # its default threads (the physical cores), as NumPy's OpenBLAS takes its own default
+        import torch  # as many threads as zero's BLAS (workers.worker_threads)
         weights = {name: p.data.copy() for name, p in model.named_params()}
         trainer = _train_torch(torch, weights, x_train, x_heldout, epochs, seed=0, fused=framework == "torch_fused")
     times = [next(trainer) for _ in range(epochs)]

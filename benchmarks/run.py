@@ -104,6 +104,7 @@ def main():
     args = parser.parse_args()
     sys.path.insert(0, str(HERE.parent))
     sys.path.insert(0, str(HERE))   # the benchmarks' shared helpers (workers.py)
+    from workers import worker_threads
     paths = sorted(HERE.glob("bench_*.py"))
     if args.only:
         paths = [p for p in paths if any(word in p.stem for word in args.only)]
@@ -112,6 +113,8 @@ def main():
         print(busy, flush=True)
     blas = blas_report()
     print(blas, flush=True)
+    print(f"every benchmark worker computes with {worker_threads()} threads, zero's BLAS and PyTorch alike "
+          f"(OMP_NUM_THREADS, OPENBLAS_NUM_THREADS)", flush=True)
     rows, failures = [], []
     for path in paths:
         print(f"running {path.name} ...", flush=True)

@@ -14,6 +14,7 @@ time PyTorch with zero's settings (GLIBC_TUNABLES), as a second reference: on th
 gains as much or more from them. (bench_overhead runs both frameworks in one process, with
 zero's settings; its arrays are a few hundred bytes, far below the allocator's thresholds.)
 """
+import functools
 import json
 import math
 import os
@@ -22,16 +23,38 @@ import sys
 from pathlib import Path
 
 
+THREAD_VARIABLES = ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS")
+
+
+@functools.lru_cache(maxsize=None)
+def worker_threads():
+    """The number of threads every worker computes with, zero's BLAS and PyTorch alike: the count
+    OMP_NUM_THREADS or OPENBLAS_NUM_THREADS asks for (so OPENBLAS_NUM_THREADS=1 on a busy machine
+    limits both, not zero alone), else PyTorch's own default (the physical cores), else the CPUs.
+    Left to themselves, OpenBLAS takes the logical CPUs and PyTorch the physical cores: twice as
+    many threads for zero on a machine with SMT."""
+    for name in THREAD_VARIABLES[:2]:
+        if os.environ.get(name, "").isdigit() and int(os.environ[name]) > 0:
+            return int(os.environ[name])
+    try:
+        import torch
+    except ImportError:
+        return os.cpu_count() or 1
+    return torch.get_num_threads()
+
+
 def run_worker(script, framework, *arguments, zero_allocator):
     """Run `python script --worker framework arguments...` and return the JSON value of its last
-    output line. A failing worker raises RuntimeError with the end of its error output.
+    output line. A failing worker raises RuntimeError with the end of its error output. Every
+    worker gets worker_threads() threads (OMP_NUM_THREADS, which PyTorch reads, and the BLAS
+    variables NumPy's reads).
 
     zero_allocator: start the worker with the C allocator settings that importing zero makes
     (zero.host_memory.keep_freed_host_memory), or else with the allocator's defaults, even where the
     worker imports zero (a PyTorch worker reading MNIST with zero.mnist, say)."""
     command = [sys.executable, str(Path(script).resolve()), "--worker", framework, *map(str, arguments)]
     from zero.host_memory import glibc_tunables
-    env = dict(os.environ)
+    env = dict(os.environ, **{name: str(worker_threads()) for name in THREAD_VARIABLES})
     if zero_allocator:
         env["GLIBC_TUNABLES"] = glibc_tunables()
         env.pop("ZERO_KEEP_FREED_MEMORY", None)

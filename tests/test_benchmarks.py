@@ -138,6 +138,35 @@ def test_run_worker_returns_the_workers_json_and_reports_its_failure(tmp_path, m
         run_worker(script, "fail", zero_allocator=False)
 
 
+def test_every_worker_gets_the_same_thread_count_for_numpys_blas_and_pytorch(tmp_path, monkeypatch):
+    """Nothing set the workers' threads: OpenBLAS took the logical CPUs and PyTorch the physical cores, and
+    OPENBLAS_NUM_THREADS=1 (README's advice on a busy machine) limited zero alone. One count for all now."""
+    pytest.importorskip("threadpoolctl", reason="reads the worker's BLAS threads")
+    monkeypatch.syspath_prepend(str(ROOT / "benchmarks"))
+    import workers
+    script = tmp_path / "bench_threads.py"
+    script.write_text("import json, os, sys\n"
+                      "import numpy\n"
+                      "from threadpoolctl import threadpool_info\n"
+                      "blas = [i['num_threads'] for i in threadpool_info() if i['user_api'] == 'blas']\n"
+                      "print(json.dumps({'env': [os.environ.get(n) for n in ('OMP_NUM_THREADS', 'OPENBLAS_NUM_THREADS')],\n"
+                      "                  'blas': blas}))\n")
+    for variable in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS"):
+        monkeypatch.delenv(variable, raising=False)
+    for asked, expected in ((None, None), ("OPENBLAS_NUM_THREADS", 1), ("OMP_NUM_THREADS", 3)):
+        workers.worker_threads.cache_clear()
+        if asked:
+            monkeypatch.setenv(asked, str(expected))
+        count = workers.worker_threads()
+        assert count == (expected or count) and count >= 1
+        for allocator in (False, True):
+            seen = workers.run_worker(script, "any", zero_allocator=allocator)
+            # OpenBLAS runs at most one thread per CPU, however many are asked for
+            assert seen["env"] == [str(count), str(count)] and set(seen["blas"]) <= {min(count, os.cpu_count())}
+        monkeypatch.delenv(asked or "OMP_NUM_THREADS", raising=False)
+    workers.worker_threads.cache_clear()
+
+
 def test_mnist_benchmarks_look_where_the_course_keeps_mnist_and_skip_without_it(tmp_path, monkeypatch, capsys):
     """The MNIST benchmarks read the test split from $ZERO_DATA_DIR, else zero's download cache (where
     the course's scripts put it), else ../shared/datasets/mnist, and never download. With none of
