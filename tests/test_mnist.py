@@ -148,7 +148,9 @@ def test_load_mnist_checks_counts_and_pairs(tmp_path):
                                               "Delete those files"):
         load_mnist("test", data_dir=tmp_path, download=False)
     (tmp_path / TEST_LABELS).write_bytes(gzip.compress(idx_bytes("labels", labels)))
-    with pytest.raises(ValueError, match="holds 10 images, but the official file has 10000"):
+    # both files hold 10: the message named the images file alone, and said to delete 'that file'
+    with pytest.raises(DataFileDamaged, match=r"t10k-images-idx3-ubyte.gz and \S*t10k-labels-idx1-ubyte.gz hold 10 "
+                                              r"images and labels, but the official files hold 10000\. Delete those files"):
         load_mnist("test", data_dir=tmp_path, download=False)
 
 
@@ -186,7 +188,7 @@ def test_train_split_must_hold_the_official_60000(tmp_path):
     images, labels = fake_split(10)
     (tmp_path / "train-images-idx3-ubyte.gz").write_bytes(gzip.compress(idx_bytes("images", images)))
     (tmp_path / "train-labels-idx1-ubyte.gz").write_bytes(gzip.compress(idx_bytes("labels", labels)))
-    with pytest.raises(ValueError, match="holds 10 images, but the official file has 60000"):
+    with pytest.raises(ValueError, match="hold 10 images and labels, but the official files hold 60000"):
         load_mnist("train", data_dir=tmp_path, download=False)
 
 

@@ -91,9 +91,9 @@ def load_mnist(split="train", data_dir=None, download=True, flatten=False):
     if len(images) != len(labels):
         raise _damaged(f"MNIST {split} split: {images_path} holds {len(images)} images but "
                        f"{labels_path} holds {len(labels)} labels", 2, download)
-    if len(images) != count:
-        raise _damaged(f"MNIST {split} split: {images_path} holds {len(images)} images, "
-                       f"but the official file has {count}", 1, download)
+    if len(images) != count:   # and so do the labels, as many: both files are another set's
+        raise _damaged(f"MNIST {split} split: {images_path} and {labels_path} hold {len(images)} images and "
+                       f"labels, but the official files hold {count}", 2, download)
     x = images.astype(DEFAULT_DTYPE)
     x /= 255
     x = x.reshape(len(x), IMAGE_SIZE * IMAGE_SIZE) if flatten else x.reshape(len(x), 1, IMAGE_SIZE, IMAGE_SIZE)
