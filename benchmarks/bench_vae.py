@@ -244,7 +244,9 @@ def run(quick=False):
          "reference_name": reference_name, "ratio": None if torch_time is None else zero_time / torch_time,
          "target": 0.7, "note": note + by_hand + ranges + "; PyTorch with torch.optim.Adam's default (a loop over "
                                                            "the parameters on the CPU)",
-         "unsteady": unsteady_timings({name: epoch_times[name] for name in ("zero", "torch") if name in epoch_times})},
+         # NumPy by hand too: the same arithmetic between the two, it shows a slow spell that fell on one side's turns
+         "unsteady": unsteady_timings({name: epoch_times[name] for name in ("zero", "torch", "numpy")
+                                       if name in epoch_times})},
     ]
     if torch is not None:
         fused_time = min(t for r in results["torch_fused"] for t in r["epoch_times"])

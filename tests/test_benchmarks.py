@@ -332,6 +332,10 @@ def test_the_vae_rows_divide_zero_by_each_pytorch_and_judge_the_loss_within_two_
     epochs["zero"] = [0.39, 0.30]   # 1.3x: steady enough
     loss_row, time_row, _ = bench.run(quick=True)
     assert loss_row["ok"] is False and time_row["unsteady"] == ""
+    # zero and PyTorch steady, NumPy by hand (run between them) not: a slow spell fell on some turns
+    epochs["numpy"] = [0.25, 0.40]
+    _, time_row, _ = bench.run(quick=True)
+    assert re.search(r"\(numpy 0.25-0.4 s\)", time_row["unsteady"])
 
 
 def test_unsteady_timings_names_each_framework_whose_timings_range_wider_than_the_limit(monkeypatch):
