@@ -62,16 +62,31 @@ def save_npz_atomically(path, arrays):
 
 
 def save_npz_files_atomically(files):
-    """save_npz_atomically for files that belong together ({path: arrays}, a GAN's two players):
-    every file is written to its temporary first, and only then are they renamed, so that a save
-    interrupted while writing (the slow part) leaves the previous set whole. Once the first rename
-    has happened, the new set is the one on disk: an error or Ctrl-C among the renames finishes
+    """save_npz_atomically for files that belong together ({path: arrays}, a GAN's two players), as
+    write_files_atomically saves them. Returns the paths."""
+    return write_files_atomically({path: (lambda file, arrays=arrays: write_npz(file, arrays))
+                                   for path, arrays in files.items()})
+
+
+def write_atomically(path, write):
+    """Call write(file) on an open binary temporary file beside `path`, then rename it over `path`
+    (write_files_atomically): an interrupted or failed write leaves `path` as it was (or absent), never
+    half-written. An OSError (the disk full) is raised as SaveFailed naming `path`. Returns `path`."""
+    return write_files_atomically({path: write})[0]
+
+
+def write_files_atomically(files):
+    """Write files that belong together, {path: write(file)}, without ever leaving a half-written file:
+    each write gets an open binary temporary file in its path's folder, flushed to disk, and every file
+    is written to its temporary first, and only then are they renamed (atomic on POSIX and Windows), so
+    that a save interrupted while writing (the slow part) leaves the previous set whole. Once the first
+    rename has happened, the new set is the one on disk: an error or Ctrl-C among the renames finishes
     the others (each one tried) before it is raised, since a set half old and half new would load
     as neither. Only a process killed outright in those microseconds (SIGKILL, a power cut) leaves a
     mixed set, with the new files not yet renamed beside it as .tmp files. Returns the paths.
     An OSError that leaves the previous set whole (the disk full, a read-only folder) is raised
     as SaveFailed, which names the file being saved and says so."""
-    files = {Path(path): arrays for path, arrays in files.items()}
+    files = {Path(path): write for path, write in files.items()}
     for path in files:   # before any writing: else the rename fails after it, naming the temporary file
         if path.is_dir():
             raise IsADirectoryError(f"cannot save to {path}: it is a folder; give a file name inside it, "
@@ -83,12 +98,12 @@ def save_npz_files_atomically(files):
     written = []   # (temporary, path)
     renaming = False
     try:
-        for path, arrays in files.items():
+        for path, write in files.items():
             path.parent.mkdir(parents=True, exist_ok=True)
             handle, temporary = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
             written.append((temporary, path))
             with os.fdopen(handle, "wb") as file:
-                write_npz(file, arrays)
+                write(file)
                 file.flush()
                 os.fsync(file.fileno())
         renaming = True
@@ -112,28 +127,6 @@ def save_npz_files_atomically(files):
             raise _save_failed(path, error, list(files)) from None
         raise
     return [path for _, path in written]
-
-
-def write_atomically(path, write):
-    """Call write(file) on an open binary temporary file beside `path`, then rename it over `path`:
-    an interrupted or failed write leaves `path` as it was (or absent), never half-written. An
-    OSError (the disk full) is raised as SaveFailed naming `path`. Returns `path`."""
-    path = Path(path)
-    temporary = None
-    try:
-        handle, temporary = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-        with os.fdopen(handle, "wb") as file:
-            write(file)
-            file.flush()
-            os.fsync(file.fileno())
-        replace_keeping_mode(temporary, path)
-    except BaseException as error:
-        if temporary is not None and os.path.exists(temporary):
-            os.unlink(temporary)
-        if isinstance(error, OSError):
-            raise _save_failed(path, error, [path]) from None
-        raise
-    return path
 
 
 def copy_file_atomically(source, target):
