@@ -5,8 +5,8 @@ zero and in PyTorch CPU from the same initial weights on the same batches, on MN
 torch.optim.Adam as the book writes it; a row without a target times PyTorch's fused Adam). A third
 worker times the same training in NumPy by hand (numpy_vae_step: the gradients and Adam written
 out, no graph), NumPy's own time for this arithmetic; the epoch-time row's note gives it, and each
-framework's range of epoch times: when zero's or PyTorch's range wider than 1.3x, the machine changed
-speed during the run, and the row is judged 'unsure' (workers.unsteady_timings).
+framework's range of epoch times: when zero's, PyTorch's or NumPy by hand's range wider than 1.3x, the
+machine changed speed during the run, and the row is judged 'unsure' (workers.unsteady_timings).
 
     python benchmarks/run.py vae [--quick]
 """

@@ -159,7 +159,9 @@ def add_data_dir_option(parser):
 
 def _shows_default(action):
     """Whether --help gives this option's default: not for None, nor for a switch's False."""
-    return bool(action.option_strings) and not any(action.default is none for none in (None, False, argparse.SUPPRESS))
+    default = action.default
+    return (bool(action.option_strings) and default is not None and default is not False
+            and default is not argparse.SUPPRESS)
 
 
 class DefaultsHelpFormatter(argparse.RawDescriptionHelpFormatter):

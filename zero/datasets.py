@@ -54,11 +54,13 @@ def load_table(name, n_columns, data_dir=None, rows=None):
             continue
         if len(fields) != n_columns:
             raise _corrupt(path, f"expected {n_columns} columns per row, found {len(fields)} on line {line_number}")
-        try:
-            values.append([float(field) for field in fields])
-        except ValueError:
-            bad = next(field for field in fields if not _is_number(field))
-            raise _corrupt(path, f"{bad!r} on line {line_number} is not a number") from None
+        row = []
+        for field in fields:
+            try:
+                row.append(float(field))
+            except ValueError:
+                raise _corrupt(path, f"{field!r} on line {line_number} is not a number") from None
+        values.append(row)
         line_numbers.append(line_number)
     if not values:
         raise _corrupt(path, "no data rows")
@@ -72,14 +74,6 @@ def load_table(name, n_columns, data_dir=None, rows=None):
     if rows is not None and len(table) != rows:   # a copy cut short (or damaged) still parses
         raise _corrupt(path, f"expected {rows} data rows, found {len(table)}")
     return table
-
-
-def _is_number(text):
-    try:
-        float(text)
-    except ValueError:
-        return False
-    return True
 
 
 def _corrupt(path, problem):

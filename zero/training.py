@@ -528,8 +528,9 @@ def _check_settings(path, stored, settings):
     no settings is not checked, and one without 'source' is taken as on this run's split (files
     written before the split was recorded, a referee trained on images passed in). Without
     `settings` (a model loaded to be used, not resumed) nothing is checked."""
-    if any(key.startswith("settings/") for key in stored):
-        absent = [name for name in settings if f"settings/{name}" not in stored and name != "source"]
+    recorded = [key[len("settings/"):] for key in stored if key.startswith("settings/")]
+    if recorded:
+        absent = [name for name in settings if name not in recorded and name != "source"]
         if absent:
             options = ", ".join(f"--{name.replace('_', '-')}" for name in absent)
             raise ValueError(f"checkpoint {path} was trained without {options}, which this run has: it was written "
@@ -545,9 +546,8 @@ def _check_settings(path, stored, settings):
         raise ValueError(f"checkpoint {path} was trained with {differences}: resuming with other settings would "
                          f"not continue that run.{reasons} Repeat its settings, or start a new run without --resume "
                          f"(or with another --checkpoint)")
-    extra = [key[len("settings/"):] for key in stored if key.startswith("settings/")
-             and key[len("settings/"):] not in settings] if settings else []
-    if extra:
+    extra = [name for name in recorded if name not in settings]
+    if settings and extra:
         options = ", ".join(f"--{name.replace('_', '-')} {stored['settings/' + name]}" for name in extra)
         raise ValueError(f"checkpoint {path} was trained with {options}, which this run does not have: it was "
                          f"written by another script (or an older version of this one), so resuming would not "
