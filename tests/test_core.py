@@ -1220,6 +1220,56 @@ def test_the_strict_device_has_only_the_ufunc_methods_cupy_has():
             call()
 
 
+def test_the_strict_device_answers_only_the_names_it_has_checked_in_cupy():
+    """NumPy has names CuPy lacks; code using one would pass on NumPy and fail first on a GPU. The
+    strict device refuses them, by its module, the arrays' methods, and NumPy's own functions and
+    ufuncs called on its arrays (which CuPy also answers only for the names it has)."""
+    import zero.testing
+    xp = zero.testing.xp
+    a = to_device(np.array([1.0, 2.0]), "strict")
+    for call, where, name in [(lambda: xp.errstate, "xp", "errstate"),
+                              (lambda: xp.random.Generator, "xp.random", "Generator"),
+                              (lambda: xp.linalg.multi_dot, "xp.linalg", "multi_dot"),
+                              (lambda: a.resize, "ndarray", "resize")]:
+        with pytest.raises(AttributeError, match=rf"{where} has no '{name}' on the strict device.*"
+                                                 rf"CUPY_NAMES\['{where}'\]"):
+            call()
+    with pytest.raises(TypeError):
+        np.insert(a, 0, 3.0)          # CuPy has no insert: NumPy finds no implementation for the array
+    with pytest.raises(TypeError):
+        np.spacing(a)                 # nor the ufunc spacing
+    # every listed name resolves on the strict device (no typo, nothing NumPy lacks)
+    for where, names in zero.testing.CUPY_NAMES.items():
+        namespace = a if where == "ndarray" else xp
+        for part in where.split(".")[1:]:
+            namespace = getattr(namespace, part)
+        for name in names:
+            getattr(namespace, name)
+
+
+def test_the_strict_devices_names_are_all_in_cupy():
+    """Where CuPy is installed (it imports without a GPU): every name the strict device answers exists
+    in CuPy, and the ufunc methods it refuses are the ones CuPy refuses (CuPy raises
+    NotImplementedError for those before it looks at its arguments). Passed with CuPy 13.3.0 and
+    14.2.0 (cupy-cuda12x, 2026-12-06)."""
+    cupy = pytest.importorskip("cupy", reason="CuPy is not installed: its API cannot be compared")
+    import zero.testing
+    for where, names in zero.testing.CUPY_NAMES.items():
+        namespace = cupy.ndarray if where == "ndarray" else cupy
+        for part in where.split(".")[1:]:
+            namespace = getattr(namespace, part)
+        missing = sorted(f"{where}.{name}" for name in names if not hasattr(namespace, name))
+        assert not missing, f"CuPy {cupy.__version__} has no {', '.join(missing)}"
+    for method, supported in zero.testing._UFUNC_METHODS.items():
+        for name in ("add", "subtract", "multiply", "maximum", "minimum", "bitwise_and"):
+            try:
+                getattr(getattr(cupy, name), method)(None, None, None)
+            except NotImplementedError:
+                assert name not in supported, f"CuPy {cupy.__version__} has no {name}.{method}"
+            except Exception:     # it got as far as the (missing) arrays: CuPy has the method
+                assert name in supported, f"CuPy {cupy.__version__} has {name}.{method}: allow it"
+
+
 def test_reseed_device_seeds_a_devices_generator_from_numpys_and_leaves_the_cpu_alone():
     import zero.testing
     np.random.seed(5)

@@ -10,7 +10,8 @@ device "strict" and fail on a laptop exactly where CuPy would fail on a GPU.
 `xp` (the module returned by `zero.backend.get_array_module` for a
 StrictArray) mirrors the parts of the NumPy namespace zero uses: functions,
 ufuncs with `.at`/`.reduce`, `random` (a generator of its own, as CuPy's),
-`lib.stride_tricks`, dtypes.
+`lib.stride_tricks`, dtypes. It answers only the names in `CUPY_NAMES`, each
+checked present in CuPy, so a NumPy function CuPy lacks fails here too.
 """
 import functools
 import types
@@ -20,6 +21,36 @@ import numpy as np
 from zero.backend import Backend, register_backend
 
 DEVICE = "strict"
+
+
+# What zero and its tests use of CuPy's API, by namespace: the only names the strict device answers,
+# so that code reaching for a NumPy name CuPy lacks (np.errstate, np.random.Generator, x.resize)
+# fails in the test suite, not first on a GPU. "xp" also holds the NumPy functions and ufuncs that
+# device arrays reach through np.concatenate(...) and operators (x + y is np.add), as CuPy's
+# __array_function__ and __array_ufunc__ answer only the ones CuPy has. Every name was checked present
+# in CuPy 13.3.0 and 14.2.0 (tests/test_core.py, test_the_strict_devices_names_are_all_in_cupy: CuPy
+# imports without a GPU). Adding a name: look it up in CuPy's API first, then run that test with CuPy.
+CUPY_NAMES = {
+    "xp": {"abs", "absolute", "add", "arange", "argmin", "asarray", "ascontiguousarray", "bitwise_and",
+           "bitwise_or", "bitwise_xor", "broadcast_to", "clip", "concatenate", "copyto", "cos", "cumsum",
+           "diagonal", "divide", "dot", "einsum", "empty", "empty_like", "equal", "exp", "eye", "finfo",
+           "float32", "float64", "floor", "floor_divide", "full", "greater", "greater_equal", "inf", "invert",
+           "isfinite", "less", "less_equal", "lib", "linalg", "linspace", "log", "log1p", "matmul", "maximum",
+           "minimum", "moveaxis", "multiply", "negative", "not_equal", "power", "reciprocal", "remainder",
+           "shape", "sign", "sin", "split", "sqrt", "square", "stack", "subtract", "swapaxes", "tanh", "vdot",
+           "where", "zeros", "zeros_like"},
+    "xp.random": {"randint", "random_sample", "seed", "standard_normal"},
+    "xp.linalg": {"cholesky", "inv"},
+    "xp.lib": {"stride_tricks"},
+    "xp.lib.stride_tricks": {"sliding_window_view"},
+    "ndarray": {"all", "any", "argmax", "argmin", "astype", "copy", "device", "fill", "max", "mean", "min",
+                "reshape", "std", "sum", "transpose"},   # and the properties StrictArray defines itself
+}
+
+
+def _not_in_cupy(where, name):
+    return AttributeError(f"{where} has no {name!r} on the strict device: it mirrors only the parts of "
+                          f"CuPy's API in zero.testing.CUPY_NAMES[{where!r}]; if CuPy has {name!r}, add it there")
 
 
 class HostConversionError(TypeError):
@@ -58,10 +89,15 @@ class StrictArray:
             "implicit conversion of a device array to numpy.ndarray "
             f"(shape {self.shape}, dtype {self.dtype}); use zero.backend.to_numpy() explicitly")
 
+    # np.add(x, y) and np.concatenate([x, y]) reach CuPy only for the functions CuPy has
     def __array_ufunc__(self, ufunc, method, *inputs, **kwargs):
+        if ufunc.__name__ not in CUPY_NAMES["xp"]:
+            return NotImplemented
         return _wrap(getattr(ufunc, method)(*_unwrap(inputs), **_unwrap(kwargs)))
 
     def __array_function__(self, func, types, args, kwargs):
+        if func.__name__ not in CUPY_NAMES.get(func.__module__.replace("numpy", "xp", 1), ()):
+            return NotImplemented
         return _wrap(func(*_unwrap(args), **_unwrap(kwargs)))
 
     # --- array attributes and methods, answered by the wrapped array ---
@@ -86,6 +122,8 @@ class StrictArray:
             # no __array_interface__, buffer or pointer access: those would let
             # NumPy read the memory directly, which a GPU array does not allow
             raise AttributeError(name)
+        if name not in CUPY_NAMES["ndarray"]:
+            raise _not_in_cupy("ndarray", name)
         attribute = getattr(self._array, name)
         if callable(attribute):
             return _wrapped(attribute)
@@ -256,6 +294,9 @@ class _Namespace(types.SimpleNamespace):
         self.__name__ = name
 
     def __getattr__(self, name):
+        where = self.__name__.replace("zero.testing.", "", 1)
+        if name not in CUPY_NAMES.get(where, ()):
+            raise _not_in_cupy(where, name)
         attribute = getattr(self._module, name)
         if isinstance(attribute, np.ufunc):
             wrapped = _Ufunc(attribute)
