@@ -1,6 +1,7 @@
 """zero.gan: the losses against hand computation, their logit gradients (the saturation of the
 minimax loss), the players' shapes on both devices, a training step that moves both players,
 and checkpoints of both."""
+import errno
 import math
 import re
 from pathlib import Path
@@ -14,7 +15,7 @@ import zero.functions as F
 import zero.gan
 from conftest import host, interrupted_at_call
 from zero import Parameter
-from zero.errors import CheckpointRefused
+from zero.errors import CheckpointRefused, SaveFailed
 from zero.gan import (DCDiscriminator, DCGenerator, MLPDiscriminator, MLPGenerator, _Generator, discriminator_loss,
                       discriminator_path, generator_gradient_norm, generator_loss, leaky_relu, load_gan,
                       logit_gradient, plot_game, save_gan, score_generator, train_gan,
@@ -805,18 +806,23 @@ def test_a_gan_save_interrupted_between_its_renames_completes_the_new_pair(tmp_p
 
 def _save_gan_failing_to_rename_d(monkeypatch, path, generator, discriminator, optimizers, epoch, history):
     """save_gan where D's rename fails (PermissionError): G's new file is in place, D's new one is left
-    beside it as a temporary file, which this returns."""
+    beside it as a temporary file, which this returns. The error (SaveFailed, an OSError still) names
+    D's file and the rename that completes the pair."""
     real_replace = zero.utils.os.replace
 
     def replace_failing_for_d(source, target):
         if Path(target) == discriminator_path(path):
-            raise PermissionError("read-only")
+            raise PermissionError(errno.EACCES, "Permission denied")
         real_replace(source, target)
     monkeypatch.setattr(zero.utils.os, "replace", replace_failing_for_d)
-    with pytest.raises(PermissionError):
+    with pytest.raises(SaveFailed) as failure:
         save_gan(path, generator, discriminator, *optimizers, epoch=epoch, history=history)
     monkeypatch.setattr(zero.utils.os, "replace", real_replace)
     (leftover,) = path.parent.glob(f".{discriminator_path(path).name}.*.tmp")
+    assert failure.value.errno == errno.EACCES
+    assert str(failure.value) == (f"cannot save {discriminator_path(path)}: Permission denied, after 1 of the 2 "
+                                  f"files saved together were replaced: the set on disk is mixed; to complete "
+                                  f"the new one, rename {leftover} to {discriminator_path(path)}")
     return leftover
 
 

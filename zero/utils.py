@@ -117,9 +117,9 @@ def write_files_atomically(files):
                 try:
                     replace_keeping_mode(temporary, path)
                 except OSError as failure:   # this one stays a .tmp file; the others are still renamed
-                    failures.append(failure)
+                    failures.append((temporary, path, failure))
             if failures:
-                raise failures[0]
+                raise _rename_failed(failures, [path for _, path in written]) from None
             raise
         for temporary, _ in left:                   # the old set is untouched: drop the new one
             os.unlink(temporary)
@@ -147,6 +147,18 @@ def _save_failed(path, error, paths):
         state = "no file was written"
     failure = SaveFailed(f"cannot save {path}: {error.strerror or error}; {state}")
     failure.errno = error.errno   # for code that tells a full disk (ENOSPC) from other failures
+    return failure
+
+
+def _rename_failed(failures, paths):
+    """SaveFailed for renames [(temporary, path, OSError)] that failed after another file of the set
+    `paths` was renamed into place: each new file that stayed behind, and the rename that completes the set."""
+    temporary, path, error = failures[0]
+    left = "; ".join(f"rename {temporary} to {path}" for temporary, path, _ in failures)
+    failure = SaveFailed(f"cannot save {path}: {error.strerror or error}, after {len(paths) - len(failures)} of the "
+                         f"{len(paths)} files saved together were replaced: the set on disk is mixed; to "
+                         f"complete the new one, {left}")
+    failure.errno = error.errno
     return failure
 
 
