@@ -417,6 +417,28 @@ def test_adam_steps_a_converted_parameter_exactly_as_a_float64_one():
     np.testing.assert_array_equal(layer.W.data, reference.params[0].data)
 
 
+def test_adam_one_parameter_at_a_time_steps_a_converted_parameter_exactly_as_a_float64_one():
+    """As above, on the path that steps one parameter at a time (the bias has no gradient here), whose
+    scratch array is kept between steps: after astype(np.float64) it must be made again in float64,
+    not kept in float32 (which would round each update to float32)."""
+    layer = Linear(2, in_size=2)
+    adam = Adam(list(layer.params()), lr=0.1)
+    index = next(i for i, param in enumerate(adam.params) if param is layer.W)
+    layer.W.grad = Variable(np.array([[0.1, -0.2], [0.3, 0.05]], np.float32))
+    adam.step()
+    assert adam.steps == [1 if i == index else 0 for i in range(len(adam.params))]   # W alone: update()
+    layer.astype(np.float64)
+    reference = Adam([Parameter(layer.W.data.copy())], lr=0.1)  # float64 from the same state on
+    reference.means[0] = adam.means[index].astype(np.float64)
+    reference.variances[0] = adam.variances[index].astype(np.float64)
+    reference.steps[0] = 1
+    grad = np.array([[1 / 3, 0.2], [-0.1, 0.7]])
+    layer.W.grad, reference.params[0].grad = Variable(grad), Variable(grad)
+    adam.step()
+    reference.step()
+    np.testing.assert_array_equal(layer.W.data, reference.params[0].data)
+
+
 @pytest.mark.parametrize("make", [lambda ps: Adam(ps, lr=0.1), lambda ps: Momentum(ps, lr=0.1)],
                          ids=["adam", "momentum"])
 def test_state_follows_a_model_converted_back_to_float32(make):
@@ -478,6 +500,19 @@ def test_an_optimizer_takes_a_zero_learning_rate_and_leaves_the_parameter_alone(
     param.grad = Variable(np.ones(3, np.float32))
     Adam([param], lr=0.0).step()
     np.testing.assert_array_equal(param.data, np.ones(3, np.float32))
+
+
+@pytest.mark.parametrize("max_norm", [0.0, 1.0])
+def test_clip_grad_norm_of_all_zero_gradients_leaves_them_zero(max_norm):
+    """A norm of 0 (a step where nothing gets a gradient signal) must not give 0 / 0 = NaN gradients:
+    the 1e-6 added to the norm keeps the scale finite."""
+    params = [Parameter(np.ones(3, np.float32)), Parameter(np.ones((2, 2), np.float32))]
+    for param in params:
+        param.grad = Variable(np.zeros(param.shape, np.float32))
+    with np.errstate(all="raise"):   # a 0 / 0 would raise here, not only warn
+        assert clip_grad_norm(params, max_norm) == 0.0
+    for param in params:
+        np.testing.assert_array_equal(param.grad.data, np.zeros(param.shape, np.float32))
 
 
 def test_clip_grad_norm_refuses_a_negative_max_norm_that_would_flip_the_gradients():
