@@ -594,6 +594,28 @@ def test_max_pool2d_gradient_with_many_ties_matches_first_argmax_loop(kernel, st
                                rtol=1e-12, atol=1e-12)
 
 
+def test_max_pool2d_gradient_is_zero_where_windows_padded_in_the_width_only_leave_a_column_out():
+    """Windows that do not overlap, padding (0, 1) and kernel (1, 3), stride (1, 3) on 6 columns: the
+    two windows span padded columns 0-5, so the last column of x is in no window and gets gradient 0.
+    Only padding on neither side lets the backward skip zeroing its gradient array; with padding on
+    one side it must zero it (here freed arrays of its size filled with NaN come first, which an
+    array left unset would return)."""
+    x = distinct(np.random.default_rng(13), (1, 1, 2, 6))
+    xv = Variable(x)
+    y = F.max_pool2d(xv, (1, 3), (1, 3), (0, 1))
+    gy = np.random.default_rng(14).standard_normal(y.shape)
+    poison = [np.full((1, 1, 2, 8), np.nan) for _ in range(8)]   # the padded gradient's size
+    del poison
+    (y * Variable(gy)).sum().backward()
+    x_pad = pad_hw(x, (0, 1), -np.inf)
+    expected = np.zeros_like(x_pad)
+    for n, c, h, w in np.ndindex(*y.shape):
+        window = x_pad[n, c, h, 3 * w:3 * w + 3]
+        expected[n, c, h, 3 * w + np.argmax(window)] += gy[n, c, h, w]
+    np.testing.assert_array_equal(xv.grad.data, expected[..., 1:7])
+    assert np.all(xv.grad.data[..., 5] == 0)
+
+
 @pytest.mark.parametrize("op", [F.max_pool2d, F.avg_pool2d])
 def test_pooling_on_strict_device_matches_cpu(op):
     x = distinct(np.random.default_rng(6), (2, 3, 7, 6))

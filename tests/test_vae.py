@@ -98,6 +98,15 @@ def test_gaussian_kl_double_backprop_through_one_of_its_gradients(penalized):
                        penalized=[penalized])
 
 
+def test_gaussian_kl_double_backprop_sums_over_the_last_axis_of_three():
+    """GaussianKLGrad.backward sums its gradient for gy over the latent (last) axis. On (2, 3, 4)
+    inputs that is not axis 1, with which the 2-D inputs of the tests above agree."""
+    rng = np.random.default_rng(12)
+    arrays = [rng.standard_normal((2, 3, 4)), rng.standard_normal((2, 3, 4))]
+    for penalized in ([0], [1]):
+        second_order_check(F.gaussian_kl_from_standard, arrays, penalized=penalized)
+
+
 def _reparameterized(device, mu, logvar):
     zero.backend.seed(6, device)   # the same eps on both devices
     return F.reparameterize(mu, logvar)
