@@ -124,6 +124,17 @@ def test_float16_binary_cross_entropy_of_saturated_probabilities_is_finite(devic
     np.testing.assert_allclose(host(p.grad.data).astype(np.float64), expected_grad, rtol=RTOL)
 
 
+def test_binary_cross_entropy_clips_by_the_probabilities_dtype_not_the_targets():
+    """The float16 eps (2^-11) is for float16 probabilities: float32 ones beside float16 targets keep
+    eps = 1e-7, so a probability of 1e-5 costs -log(1e-5), not -log(2^-11)."""
+    p = Variable(np.array([1e-5, 0.5], np.float32))
+    t = Variable(np.array([1.0, 1.0], np.float16))
+    loss = F.binary_cross_entropy(p, t, "sum")
+    loss.backward()
+    np.testing.assert_allclose(float(loss.data), -np.log(1e-5) - np.log(0.5), rtol=1e-5)
+    np.testing.assert_allclose(p.grad.data, [-1e5, -2.0], rtol=1e-4)
+
+
 def test_float16_beside_float32_gives_float32_as_numpy_would():
     """Computed in float32, the result goes back to the dtype the op would give its inputs: float32
     when a float32 input comes with the float16 one, not float16."""

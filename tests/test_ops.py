@@ -235,6 +235,18 @@ def test_reshape_and_transpose_gradients(shape, seed, data):
     check_everywhere(lambda v, w: v.T * w, x, np.transpose(x).copy())
 
 
+def test_reshape_takes_the_new_shape_as_one_int_as_several_or_as_a_tuple():
+    """reshape(x, 6), reshape(x, 3, -1) and reshape(x, (3, 2)), as numpy.reshape and Variable.reshape take it."""
+    x = np.arange(6.0).reshape(2, 3)
+    for shape, expected in [((6,), (6,)), ((3, -1), (3, 2)), (((3, 2),), (3, 2)), (([6],), (6,))]:
+        v = Variable(x)
+        y = F.reshape(v, *shape)
+        assert y.shape == expected
+        np.testing.assert_array_equal(y.data, x.reshape(expected))
+        (y * Variable(np.arange(6.0).reshape(expected))).sum().backward()
+        np.testing.assert_array_equal(v.grad.data, np.arange(6.0).reshape(2, 3))
+
+
 @SETTINGS
 @given(shape=hnp.array_shapes(min_dims=1, max_dims=3, max_side=3), seed=seeds, data=st.data())
 def test_swapaxes_expand_dims_squeeze_match_numpy_and_their_gradients(shape, seed, data):
