@@ -455,3 +455,15 @@ def test_normal_quantile_takes_host_numbers_and_refuses_a_device_array():
     from zero.testing import HostConversionError
     with pytest.raises(HostConversionError, match="implicit conversion of a device array"):
         normal_quantile(to_device(np.array([0.3]), "strict"))
+
+
+def test_normal_log_pdf_with_arrays_of_means_and_sigmas_is_the_formula_elementwise(device):
+    """sigma an array (on the data's device): log N(x | mu, sigma) = -z^2/2 - log sigma - log(2 pi)/2 for
+    each entry, z = (x - mu) / sigma, by hand; the pdf is its exp."""
+    x, mu, sigma = np.array([-1.0, 0.3, 2.5, 4.0]), np.array([0.0, 1.0, -1.0, 4.0]), np.array([0.5, 2.0, 3.0, 1.0])
+    z = (x - mu) / sigma
+    expected = -0.5 * z * z - np.log(sigma) - 0.5 * math.log(2 * math.pi)
+    np.testing.assert_allclose(host(normal_log_pdf(on(device, x), on(device, mu), on(device, sigma))), expected,
+                               rtol=1e-12)
+    np.testing.assert_allclose(host(normal_pdf(on(device, x), on(device, mu), on(device, sigma))), np.exp(expected),
+                               rtol=1e-12)
