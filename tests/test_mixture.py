@@ -693,3 +693,15 @@ def test_max_iter_1_warns_that_one_iteration_measures_no_change_not_a_change_of_
     assert str(caught[0].message) == ("EM did not converge in 1 iteration (one iteration measures no change; "
                                       "convergence is judged from the second)")
     assert gmm.n_iter == 1 and not gmm.converged
+
+
+def test_em_stops_on_the_size_of_the_change_even_where_the_log_likelihood_falls():
+    """With a large reg_covar the M-step no longer maximises and the log-likelihood can fall: EM stops at
+    the first change below tol in size, |change| < tol (scikit-learn's criterion), not at the first fall."""
+    rng = np.random.default_rng(0)
+    x = np.concatenate([rng.normal(0, 0.3, (100, 2)), rng.normal(3, 0.3, (100, 2))])
+    gmm = GaussianMixture(2, reg_covar=3.0, tol=1e-6, max_iter=50, seed=0).fit(x)
+    changes = np.diff(gmm.log_likelihood_history)
+    assert changes.min() < -1e-4, changes   # the log-likelihood fell on the way
+    assert gmm.converged and gmm.n_iter == len(gmm.log_likelihood_history)
+    assert (np.abs(changes[:-1]) >= 1e-6).all() and abs(changes[-1]) < 1e-6, changes
