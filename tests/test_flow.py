@@ -297,3 +297,11 @@ def test_a_flow_without_a_whole_positive_number_of_couplings_is_refused(coupling
     """RealNVP(num_couplings=0) built an identity 'flow' that trained and sampled without complaint."""
     with pytest.raises(ValueError, match="RealNVP: num_couplings must be"):
         RealNVP(2, num_couplings=couplings)
+
+
+def test_two_moons_noise_is_drawn_independently_in_each_coordinate():
+    """noise * N(0, I) in two dimensions: the noise of x and of y (the noisy points minus the clean ones of
+    the same seed) each have std `noise` and are uncorrelated, not one number added to both."""
+    noise = two_moons(8000, noise=0.1, seed=2).astype(np.float64) - two_moons(8000, noise=0.0, seed=2)
+    np.testing.assert_allclose(noise.std(axis=0), [0.1, 0.1], rtol=0.05)
+    assert abs(np.corrcoef(noise.T)[0, 1]) < 0.05   # standard error of the correlation: about 0.011
