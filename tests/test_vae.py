@@ -759,3 +759,23 @@ def test_sample_counts_that_are_not_whole_numbers_from_one_up_are_refused_by_nam
     for model in (VAE(), HierarchicalVAE(), RealNVP(2), MLPGenerator(), DCGenerator()):
         with pytest.raises(ValueError, match=rf"{type(model).__name__}.sample: n must be a whole number >= 1, got {n!r}"):
             model.sample(n)
+
+
+class _SpreadBounds(_KnownBounds):
+    """As _KnownBounds, but log_weight = -2 s(x) - c_k: each image's IWAE number is 2 s(x) plus a constant,
+    so the IWAE numbers spread twice as much over the images as the -ELBO ones."""
+
+    def log_weight(self, x):
+        return zero.Variable(-self._next("log_weight", x) - x.data.sum(axis=1))
+
+
+def test_each_bounds_standard_error_is_that_of_its_own_per_image_numbers():
+    """negative_elbo_se and iwae_nll_se are sd / sqrt(N) of each bound's own per-image numbers: where the
+    two spread differently over the images (here by a factor of 2), so do their standard errors."""
+    images = np.random.default_rng(36).random((8, 3))
+    bounds = evaluate_bounds(_SpreadBounds(np.array([0.0, 1.0])), images, samples=2, progress=False)
+    spread = np.std(images.sum(axis=1), ddof=1) / np.sqrt(8)
+    assert bounds["negative_elbo_se"] == pytest.approx(spread, rel=1e-5)
+    assert bounds["iwae_nll_se"] == pytest.approx(2 * spread, rel=1e-5)
+    for key in ("negative_elbo", "iwae_nll"):
+        assert bounds[f"{key}_se"] == pytest.approx(np.std(bounds["per_image"][key], ddof=1) / np.sqrt(8), rel=1e-9)
