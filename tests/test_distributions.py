@@ -251,6 +251,25 @@ def test_a_covariance_singular_to_working_precision_is_refused_even_when_cholesk
     cholesky(np.diag([1.0, 1e-6, 1e-9]))                                  # ill-conditioned but fine in float64
 
 
+def test_a_covariance_nearly_collinear_in_a_chain_is_refused_though_each_pivot_passes():
+    """EM collapsed a component onto 3 points in 3-D (a plane) and the per-pivot test passed it: the second
+    variable nearly a multiple of the first, rounding in that small pivot made the last one 1e-13 of its
+    variance instead of ~1e-16, above 10 D eps, and EM's log-likelihood then fell by 1 nat a point
+    (rounding noise). The smallest eigenvalue of the correlation matrix catches it."""
+    rng = np.random.default_rng(4)
+    first = rng.normal(size=3)
+    second = 3 * first + 1e-2 * rng.normal(size=3)         # the pair: correlation about 1 - 3e-4
+    points = np.stack([first, second, rng.normal(size=3)], axis=1)
+    centred = points - points.mean(axis=0)
+    flat = centred.T @ centred / 3                          # 3 points: rank 2
+    variances = np.diag(flat)
+    pivots = np.diag(np.linalg.cholesky(flat)) ** 2 / variances
+    assert pivots.min() > 10 * 3 * np.finfo(np.float64).eps, pivots   # each pivot alone would pass it
+    for units in (np.ones(3), np.array([1e-3, 1.0, 1e4])):
+        with pytest.raises(ValueError, match="not positive definite: it is singular or nearly so"):
+            cholesky(flat * np.outer(units, units))
+
+
 def test_a_covariance_is_judged_singular_in_any_units_and_in_float32():
     """The pivot test compared L_ii^2 with the largest variance, so diag(1, 1e-6) in float32 (a feature in
     units 1000 times smaller) was refused as singular, though its factor and log density are exact up to
@@ -371,13 +390,14 @@ def test_one_bad_matrix_is_named_without_an_index():
         cholesky(np.zeros((2, 2)))
 
 
-def test_the_singularity_threshold_is_10_d_eps_times_the_variables_own_variance():
-    """L = [[2, 0], [a, b]]: C = L L^T, and b^2 / C_22 is the share of the second variable's variance the
-    first does not explain. Just below 10 D eps it is refused, just above accepted, whatever C_22's size."""
+def test_the_singularity_threshold_is_10_d_eps_on_the_correlation_matrix_estimate():
+    """L = [[2, 0], [a, b]]: C = L L^T, and s^2 = b^2 / C_22 is the share of the second variable's variance
+    the first does not explain. R's factor is [[1, 0], [rho, s]], so 1 / ||L_R^-1||_F^2 = s^2 / (s^2 + 1 +
+    rho^2) = s^2 / 2 exactly: just below 10 D eps it is refused, just above accepted, whatever C_22's size."""
     eps = np.finfo(np.float64).eps
     for a in (1e-3, 1.0, 1e3):
         for share, refused in ((0.8, True), (1.5, False)):
-            b = a * math.sqrt(share * 10 * 2 * eps)      # b^2 / (a^2 + b^2) = share x 10 D eps, to first order
+            b = a * math.sqrt(2 * share * 10 * 2 * eps)  # s^2 / 2 = share x 10 D eps, to first order
             factor = np.array([[2.0, 0.0], [a, b]])
             covariance = factor @ factor.T
             if refused:

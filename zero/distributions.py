@@ -145,12 +145,11 @@ def cholesky(covariance, name="covariance", index_name="index"):
 
     Raises ValueError naming `name` (and, for a batch, the first bad matrix as
     "(index_name i)") if a matrix is not square, not symmetric or not positive definite,
-    numerically: a pivot L_ii^2 below 10 D eps times its own variance C_ii means the matrix is
-    singular to working precision (a Gaussian collapsed onto a plane, say), and a log-density
-    computed from it would be rounding noise, even when the factorisation happens to succeed.
-    L_ii^2 / C_ii is the share of variable i's variance that the variables before it do not
-    explain, so the test does not depend on the units: diag(1, 1e-6) is fine in float32 (its
-    factor is exact up to rounding), while a 3-D covariance of points on a plane is not.
+    numerically: singular to working precision (a Gaussian collapsed onto a plane, say), where a
+    log-density computed from it would be rounding noise, even when the factorisation happens to
+    succeed. The test is on the correlation matrix R (C scaled to unit variances), so it does not
+    depend on the units: diag(1, 1e-6) is fine in float32 (its factor is exact up to rounding),
+    while a 3-D covariance of points on a plane is not, in any units (see _singular).
     """
     xp = get_array_module(covariance)
     if covariance.ndim < 2 or covariance.shape[-1] != covariance.shape[-2]:
@@ -179,13 +178,24 @@ def _cholesky_or_none(xp, covariance):
 
 
 def _singular(xp, covariance, factor):
-    """Per matrix (shape ...): True where some pivot L_ii^2 is at most 10 D eps x its variance C_ii,
-    that is where rounding could account for all of what variable i adds to those before it."""
+    """Per matrix (shape ...): True where the correlation matrix R = S^-1 C S^-1 (S = diag(sqrt(C_ii)))
+    is singular to working precision: its smallest eigenvalue, estimated from below as
+    1 / ||L_R^-1||_F^2, is at most 10 D eps. L_R = S^-1 L, the factor's rows divided by sqrt(C_ii), is
+    R's Cholesky factor; lambda_min(R) = 1 / ||L_R^-1||_2^2, and the Frobenius norm is at most sqrt(D)
+    times the 2-norm, so the estimate lies between lambda_min(R) / D and lambda_min(R). The factor's
+    rounding is that of an exact factor of R + E with |E| of order D eps: an eigenvalue that small
+    could be all rounding. Each pivot alone is not enough: with the variables nearly collinear in a
+    chain, rounding in the small pivots before it makes the last one 10-100 times too large, and a
+    mixture component collapsed onto a plane passed (EM's log-likelihood then fell, by rounding)."""
     dim = covariance.shape[-1]
-    pivots = xp.diagonal(factor, axis1=-2, axis2=-1) ** 2
-    variances = xp.diagonal(covariance, axis1=-2, axis2=-1)
-    threshold = 10 * dim * np.finfo(factor.dtype).eps * variances
-    return (pivots <= threshold).any(axis=-1)
+    variances = xp.diagonal(covariance, axis1=-2, axis2=-1)   # positive: L_ii > 0 was checked
+    scaled_factor = factor / xp.sqrt(variances)[..., :, None]
+    try:
+        inverse = xp.linalg.inv(scaled_factor)
+        smallest = 1 / (inverse * inverse).sum(axis=(-2, -1))
+    except np.linalg.LinAlgError:   # exactly singular to NumPy (CuPy does not check: inf or NaN, below)
+        smallest = xp.zeros(covariance.shape[:-2], dtype=factor.dtype)
+    return ~(smallest > 10 * dim * np.finfo(factor.dtype).eps)   # NaN from an overflowing inverse: singular
 
 
 def multivariate_normal_log_pdf(x, mean, covariance):
