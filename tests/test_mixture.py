@@ -190,12 +190,13 @@ def test_bad_initial_parameters_are_named():
 
 
 def test_collapsing_component_raises_instead_of_nan():
-    # two components, but one of them sits on three identical points: its covariance goes to 0
+    # two components, but one of them sits on three identical points: its covariance goes to 0 (exactly,
+    # at the second iteration), which is named as a collapse onto one point
     data = np.concatenate([np.full((3, 2), 5.0), np.random.default_rng(0).normal(size=(50, 2))])
     means = np.array([[5.0, 5.0], [0.0, 0.0]])
     covariances = np.stack([0.5 * np.eye(2), np.eye(2)])
-    with pytest.raises(ValueError, match=r"EM iteration \d+: covariance is not positive definite "
-                                         r"\(component 0\).*increase reg_covar"):
+    with pytest.raises(ValueError, match=r"EM iteration \d+: component 0 collapsed onto a single point "
+                                         r".*increase reg_covar"):
         GaussianMixture(2, reg_covar=0.0).fit(data, means=means, covariances=covariances)
     # with the default reg_covar the same fit is well defined: that component becomes a tiny round blob
     gmm = GaussianMixture(2).fit(data, means=means, covariances=covariances)
@@ -705,3 +706,42 @@ def test_em_stops_on_the_size_of_the_change_even_where_the_log_likelihood_falls(
     assert changes.min() < -1e-4, changes   # the log-likelihood fell on the way
     assert gmm.converged and gmm.n_iter == len(gmm.log_likelihood_history)
     assert (np.abs(changes[:-1]) >= 1e-6).all() and abs(changes[-1]) < 1e-6, changes
+
+
+def _collapsing_problem():
+    """67 points in 3-D and initial parameters (found by a random search over test_em_log_likelihood_never_decreases'
+    problems) from which EM's second M-step shrinks component 3 onto one data point: standard deviations of
+    4e-15 to 3e-14 around a mean about 9 from the origin, where float64 numbers are 2e-15 apart."""
+    rng = np.random.default_rng(288384775)
+    centres = rng.normal(0, 4, size=(3, 3))
+    x = centres[rng.integers(3, size=67)] + rng.normal(size=(67, 3)) * rng.uniform(0.2, 2)
+    weights = rng.dirichlet(np.ones(4))
+    means = x[rng.choice(67, 4, replace=False)] + rng.normal(size=(4, 3))
+    factors = rng.normal(size=(4, 3, 3))
+    return x, weights, means, factors @ factors.transpose(0, 2, 1) + rng.uniform(0.1, 3) * np.eye(3)
+
+
+def test_a_component_collapsed_onto_one_point_is_named_before_its_log_likelihood_is_rounding_noise():
+    """The collapsed component's correlations looked fine, so cholesky passed it, and the next E-step's
+    log-likelihood fell (-6.90 to -7.11): x_n - mu_k rounded by more than the spread. EM stops at the
+    M-step that collapses it, naming it, with a history that never fell."""
+    x, weights, means, covariances = _collapsing_problem()
+    mixture = GaussianMixture(4, reg_covar=0.0, tol=1e-10, max_iter=60)
+    with pytest.raises(ValueError, match=r"^EM iteration 2: component 3 collapsed onto a single point .*increase "
+                                         r"reg_covar"):
+        mixture.fit(x, weights, means, covariances)
+    assert len(mixture.log_likelihood_history) == 2
+    assert np.diff(mixture.log_likelihood_history).min() > 0
+    fitted = GaussianMixture(4, reg_covar=1e-6, max_iter=300).fit(x, weights, means, covariances)  # the usual fix
+    assert np.diff(fitted.log_likelihood_history).min() > -1e-12
+
+
+@pytest.mark.parametrize("offset, scale", [(0.0, 1e-20), (1e6, 1.0), (-1e6, 1e-3)])
+def test_small_spreads_that_floating_point_resolves_are_not_collapsed(offset, scale):
+    """Only a spread below what float64 can resolve around the mean counts as collapsed: data of any scale
+    (1e-20 around 0) or far from the origin (1e6, spread 1e-3: 1e-9 of it, far above 2e-16) fits as before."""
+    rng = np.random.default_rng(3)
+    x = offset + scale * np.concatenate([rng.normal(-2, 0.5, (60, 2)), rng.normal(2, 0.5, (60, 2))])
+    mixture = GaussianMixture(2, reg_covar=0.0, max_iter=200, seed=1).fit(x)
+    assert mixture.converged
+    np.testing.assert_allclose(np.sort(mixture.means[:, 0]), offset + scale * np.array([-2, 2]), atol=0.3 * scale)
