@@ -821,7 +821,7 @@ def _save_gan_failing_to_rename_d(monkeypatch, path, generator, discriminator, o
     (leftover,) = path.parent.glob(f".{discriminator_path(path).name}.*.tmp")
     assert failure.value.errno == errno.EACCES
     assert str(failure.value) == (f"cannot save {discriminator_path(path)}: Permission denied, after 1 of the 2 "
-                                  f"files saved together were replaced: the set on disk is mixed; to complete "
+                                  f"files saved together was replaced: the set on disk is mixed; to complete "
                                   f"the new one, rename {leftover} to {discriminator_path(path)}")
     return leftover
 

@@ -155,9 +155,10 @@ def _rename_failed(failures, paths):
     `paths` was renamed into place: each new file that stayed behind, and the rename that completes the set."""
     temporary, path, error = failures[0]
     left = "; ".join(f"rename {temporary} to {path}" for temporary, path, _ in failures)
-    failure = SaveFailed(f"cannot save {path}: {error.strerror or error}, after {len(paths) - len(failures)} of the "
-                         f"{len(paths)} files saved together were replaced: the set on disk is mixed; to "
-                         f"complete the new one, {left}")
+    replaced = len(paths) - len(failures)
+    failure = SaveFailed(f"cannot save {path}: {error.strerror or error}, after {replaced} of the {len(paths)} "
+                         f"files saved together {'was' if replaced == 1 else 'were'} replaced: the set on disk is "
+                         f"mixed; to complete the new one, {left}")
     failure.errno = error.errno
     return failure
 
