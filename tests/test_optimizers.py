@@ -398,35 +398,18 @@ def test_state_follows_a_model_converted_to_float64(make):
     assert not np.array_equal(layer.W.data, layer.W.data.astype(np.float32))  # not rounded to float32
 
 
-def test_adam_steps_a_converted_parameter_exactly_as_a_float64_one():
+@pytest.mark.parametrize("bias", [False, True], ids=["all_at_once", "one_at_a_time"])
+def test_adam_steps_a_converted_parameter_exactly_as_a_float64_one(bias):
     """After astype(np.float64), Adam's scratch array (where the update is computed) is float64
     too: a float32 one keeps the moments in float64 but rounds each update to float32 (relative
-    6e-8, within the tolerance of the test above)."""
-    layer = Linear(2, in_size=2, bias=False)
-    adam = Adam(list(layer.params()), lr=0.1)
-    layer.W.grad = Variable(np.array([[0.1, -0.2], [0.3, 0.05]], np.float32))
-    adam.step()
-    layer.astype(np.float64)
-    reference = Adam([Parameter(layer.W.data.copy())], lr=0.1)  # float64 from the same state on
-    reference.means[0], reference.variances[0] = adam.means[0].astype(np.float64), adam.variances[0].astype(np.float64)
-    reference.steps[0] = 1
-    grad = np.array([[1 / 3, 0.2], [-0.1, 0.7]])
-    layer.W.grad, reference.params[0].grad = Variable(grad), Variable(grad)
-    adam.step()
-    reference.step()
-    np.testing.assert_array_equal(layer.W.data, reference.params[0].data)
-
-
-def test_adam_one_parameter_at_a_time_steps_a_converted_parameter_exactly_as_a_float64_one():
-    """As above, on the path that steps one parameter at a time (the bias has no gradient here), whose
-    scratch array is kept between steps: after astype(np.float64) it must be made again in float64,
-    not kept in float32 (which would round each update to float32)."""
-    layer = Linear(2, in_size=2)
+    6e-8, within the tolerance of the test above). With a bias that gets no gradient, Adam steps one
+    parameter at a time, a path whose scratch array is kept between steps: made again in float64 too."""
+    layer = Linear(2, in_size=2, bias=bias)
     adam = Adam(list(layer.params()), lr=0.1)
     index = next(i for i, param in enumerate(adam.params) if param is layer.W)
     layer.W.grad = Variable(np.array([[0.1, -0.2], [0.3, 0.05]], np.float32))
     adam.step()
-    assert adam.steps == [1 if i == index else 0 for i in range(len(adam.params))]   # W alone: update()
+    assert adam.steps == [1 if i == index else 0 for i in range(len(adam.params))]   # W alone
     layer.astype(np.float64)
     reference = Adam([Parameter(layer.W.data.copy())], lr=0.1)  # float64 from the same state on
     reference.means[0] = adam.means[index].astype(np.float64)
