@@ -97,7 +97,8 @@ class GaussianMixture:
     n_components: K. reg_covar: added to the diagonal of every covariance in
     each M-step, so that a component sitting on fewer than D+1 distinct
     points keeps a positive-definite covariance (set 0 for exact EM; a
-    covariance that then becomes singular raises ValueError). tol: stop when
+    covariance that then becomes singular, or a component that shrinks onto
+    one point, raises ValueError naming the component). tol: stop when
     the mean log-likelihood per point changes by less than tol between two
     iterations. max_iter: at most that many EM iterations. seed: for the
     initial means chosen from the data and for `sample`. verbose: print the
