@@ -1240,11 +1240,18 @@ def test_the_strict_device_answers_only_the_names_it_has_checked_in_cupy():
         np.spacing(a)                 # nor the ufunc spacing
     # every listed name resolves on the strict device (no typo, nothing NumPy lacks)
     for where, names in zero.testing.CUPY_NAMES.items():
-        namespace = a if where == "ndarray" else xp
-        for part in where.split(".")[1:]:
-            namespace = getattr(namespace, part)
+        namespace = _cupy_names_namespace(where, xp, a)
         for name in names:
             getattr(namespace, name)
+
+
+def _cupy_names_namespace(where, module, array):
+    """What a key of zero.testing.CUPY_NAMES names: `array` for "ndarray", else `module` or a submodule."""
+    if where == "ndarray":
+        return array
+    for part in where.split(".")[1:]:
+        module = getattr(module, part)
+    return module
 
 
 def test_the_strict_devices_names_are_all_in_cupy():
@@ -1255,9 +1262,7 @@ def test_the_strict_devices_names_are_all_in_cupy():
     cupy = pytest.importorskip("cupy", reason="CuPy is not installed: its API cannot be compared")
     import zero.testing
     for where, names in zero.testing.CUPY_NAMES.items():
-        namespace = cupy.ndarray if where == "ndarray" else cupy
-        for part in where.split(".")[1:]:
-            namespace = getattr(namespace, part)
+        namespace = _cupy_names_namespace(where, cupy, cupy.ndarray)
         missing = sorted(f"{where}.{name}" for name in names if not hasattr(namespace, name))
         assert not missing, f"CuPy {cupy.__version__} has no {', '.join(missing)}"
     for method, supported in zero.testing._UFUNC_METHODS.items():

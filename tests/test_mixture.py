@@ -58,8 +58,13 @@ def mixture_problems(draw):
     dim = draw(st.integers(1, 3))
     n_components = draw(st.integers(1, 4))
     n_points = draw(st.integers(10 * n_components, 120))
+    return _mixture_problem(seed, dim, n_components, n_points, n_clusters=draw(st.integers(1, 4)))
+
+
+def _mixture_problem(seed, dim, n_components, n_points, n_clusters):
+    """x (n_points, dim) in n_clusters blobs, and initial weights, means and covariances for n_components."""
     rng = np.random.default_rng(seed)
-    centres = rng.normal(0, 4, size=(draw(st.integers(1, 4)), dim))
+    centres = rng.normal(0, 4, size=(n_clusters, dim))
     x = centres[rng.integers(len(centres), size=n_points)] + rng.normal(size=(n_points, dim)) * rng.uniform(0.2, 2)
     weights = rng.dirichlet(np.ones(n_components))
     means = x[rng.choice(n_points, n_components, replace=False)] + rng.normal(size=(n_components, dim))
@@ -708,24 +713,13 @@ def test_em_stops_on_the_size_of_the_change_even_where_the_log_likelihood_falls(
     assert (np.abs(changes[:-1]) >= 1e-6).all() and abs(changes[-1]) < 1e-6, changes
 
 
-def _collapsing_problem():
-    """67 points in 3-D and initial parameters (found by a random search over test_em_log_likelihood_never_decreases'
-    problems) from which EM's second M-step shrinks component 3 onto one data point: standard deviations of
-    4e-15 to 3e-14 around a mean about 9 from the origin, where float64 numbers are 2e-15 apart."""
-    rng = np.random.default_rng(288384775)
-    centres = rng.normal(0, 4, size=(3, 3))
-    x = centres[rng.integers(3, size=67)] + rng.normal(size=(67, 3)) * rng.uniform(0.2, 2)
-    weights = rng.dirichlet(np.ones(4))
-    means = x[rng.choice(67, 4, replace=False)] + rng.normal(size=(4, 3))
-    factors = rng.normal(size=(4, 3, 3))
-    return x, weights, means, factors @ factors.transpose(0, 2, 1) + rng.uniform(0.1, 3) * np.eye(3)
-
-
 def test_a_component_collapsed_onto_one_point_is_named_before_its_log_likelihood_is_rounding_noise():
-    """The collapsed component's correlations looked fine, so cholesky passed it, and the next E-step's
-    log-likelihood fell (-6.90 to -7.11): x_n - mu_k rounded by more than the spread. EM stops at the
-    M-step that collapses it, naming it, with a history that never fell."""
-    x, weights, means, covariances = _collapsing_problem()
+    """One of test_em_log_likelihood_never_decreases' problems (found by a random search over them): EM's
+    second M-step shrinks component 3 onto one data point, standard deviations of 4e-15 to 3e-14 around a
+    mean about 9 from the origin, where float64 numbers are 2e-15 apart. Its correlations looked fine, so
+    cholesky passed it, and the next E-step's log-likelihood fell (-6.90 to -7.11): x_n - mu_k rounded by
+    more than the spread. EM stops at the M-step that collapses it, naming it, with a history that never fell."""
+    x, weights, means, covariances = _mixture_problem(288384775, dim=3, n_components=4, n_points=67, n_clusters=3)
     mixture = GaussianMixture(4, reg_covar=0.0, tol=1e-10, max_iter=60)
     with pytest.raises(ValueError, match=r"^EM iteration 2: component 3 collapsed onto a single point .*increase "
                                          r"reg_covar"):
