@@ -28,7 +28,7 @@ Every image costs T = 1000 calls of the U-Net, the price of small steps: step 9.
 trained model in 10 to 100.
 
 Budgets: `--config cpu` (default) is a smaller U-Net (channels 32/64/128) on 8,000 training images,
-10 epochs: 489-549 s of training in three course runs on 2 nearly idle cores of an AMD EPYC of the
+10 epochs: 443-549 s of training in four course runs on 2 nearly idle cores of an AMD EPYC of the
 Zen 4 family and 520.6 s on one of the Zen 3 family (2026-12-05), about twice that with other work
 beside it (1151.9 s in one run). Held-out loss 0.0354 per pixel, standard error 0.0012, against
 a training loss of 0.0334 in the last epoch (Zen 4, 2026-12-06); the course runs before drew other

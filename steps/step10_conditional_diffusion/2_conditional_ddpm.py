@@ -25,8 +25,8 @@ classified as their label, and the same for each gamma. 1000 DDPM steps per imag
 CPU, so the CPU default samples in 50 DDIM jumps (step 9.3) that add DDPM's amount of fresh noise
 at each jump (eta = 1 in (9.6)): DDPM on a coarser time grid. `--sampler ddpm` is the book's,
 `--eta 0` deterministic DDIM.
-Budgets as step 9.2: `--config cpu` (U-Net 32/64/128, 8,000 images, 10 epochs) trained in 527-549 s
-in three course runs on 2 nearly idle cores of an AMD EPYC of the Zen 4 family and in 485.6 s on one of
+Budgets as step 9.2: `--config cpu` (U-Net 32/64/128, 8,000 images, 10 epochs) trained in 503-549 s
+in four course runs on 2 nearly idle cores of an AMD EPYC of the Zen 4 family and in 485.6 s on one of
 the Zen 3 family (2026-12-05; 566.3 s with other work beside it; MEASUREMENTS.md gives the history); `--config book` (64/128/256, batch
 128, all images, DDPM sampling) is for a GPU.
 
