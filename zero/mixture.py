@@ -238,13 +238,13 @@ class GaussianMixture:
                 weighted *= root_resp[k, block]             # sqrt(r_kn) (x_n - mu_k), one column per point
                 scatter[k] += weighted @ weighted.T
         covariances = scatter / counts[:, None, None] + self.reg_covar * xp.eye(dim, dtype=x.dtype)  # Sigma_k
-        self._check_spread(xp, means, covariances, iteration)
+        hint = f"increase reg_covar (now {self.reg_covar:g}) or use fewer components"
+        self._check_spread(xp, means, covariances, f"EM iteration {iteration}", hint)
         self._set_parameters(counts / n_points, means, covariances,  # phi_k = N_k / N
-                             f"EM iteration {iteration}: covariance",
-                             f"increase reg_covar (now {self.reg_covar:g}) or use fewer components")
+                             f"EM iteration {iteration}: covariance", hint)
 
     @staticmethod
-    def _check_spread(xp, means, covariances, iteration):
+    def _check_spread(xp, means, covariances, where, hint):
         """Refuse a component collapsed onto one point: a standard deviation sqrt(Sigma_k,ii) at most
         10 D eps |mu_k,i|, below what floating point can tell apart around its mean. Its correlations can
         look fine (cholesky's test does not see it), but x_n - mu_k is rounded by more than the spread,
@@ -254,9 +254,8 @@ class GaussianMixture:
         collapsed = (spread <= 10 * dim * np.finfo(means.dtype).eps * xp.abs(means)).any(axis=1)
         if bool(collapsed.any()):
             component = int(collapsed.argmax())
-            raise ValueError(f"EM iteration {iteration}: component {component} collapsed onto a single point "
-                             f"(its spread is below the floating-point precision of its mean); increase "
-                             f"reg_covar or use fewer components")
+            raise ValueError(f"{where}: component {component} collapsed onto a single point (its spread is "
+                             f"below the floating-point precision of its mean); {hint}")
 
     def _set_parameters(self, weights, means, covariances, what, hint):
         """Store parameters and the Cholesky factors of the covariances (the E-step uses those)."""
