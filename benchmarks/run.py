@@ -80,6 +80,34 @@ def blas_report():
     return line
 
 
+def core_report(path, around, probes):
+    """A line for the table's foot with the round trips (ns, workers.core_round_trip) measured around
+    benchmark `path` (`around`: before and after it) and before each of its workers (`probes`: (framework,
+    ns) pairs), and a warning when those before zero's and PyTorch's turns (or, for a benchmark without
+    workers, those around it) range wider than workers.CORE_SPREAD: the host moved the machine's CPUs
+    during the run, which slows threads that share data, and not the two frameworks alike (workers.py).
+    The verdicts stand: the rows whose timings ranged wide say so themselves (workers.unsteady_timings).
+    ('', '') without any round trip."""
+    from workers import CORE_SPREAD
+    groups = {"around": around}
+    for framework, ns in probes:
+        groups.setdefault(framework, []).append(ns)
+    groups = {name: [ns for ns in found if ns is not None] for name, found in groups.items()}
+    if not any(groups.values()):
+        return "", ""
+    line = f"{path.stem}: " + ", ".join(f"{name} {min(found):.0f}-{max(found):.0f}"
+                                         for name, found in groups.items() if found) + " ns"
+    compared, when = [ns for name in ("zero", "torch") for ns in groups.get(name, [])], "before zero's and PyTorch's turns"
+    if not compared:
+        compared, when = groups["around"], "before and after the benchmark"
+    if not compared or max(compared) <= CORE_SPREAD * min(compared):
+        return line, ""
+    return line, (f"{path.stem}: a write's round trip between the two CPUs took {min(compared):.0f}-"
+                  f"{max(compared):.0f} ns {when}: the host moved them apart or together during the run, which "
+                  f"changes the speed of threads that share data (zero's convolution, small matrix products), "
+                  f"and not alike for the two frameworks (each one's round trips are in the line above)")
+
+
 def verdict(row):
     """The ok column: the row's own judgement if it has one, else yes when ratio <= target, '-'
     without a ratio (no reference installed) or without a target; 'unsure' where the row's timings
@@ -104,7 +132,7 @@ def main():
     args = parser.parse_args()
     sys.path.insert(0, str(HERE.parent))
     sys.path.insert(0, str(HERE))   # the benchmarks' shared helpers (workers.py)
-    from workers import worker_threads
+    import workers
     paths = sorted(HERE.glob("bench_*.py"))
     if args.only:
         paths = [p for p in paths if any(word in p.stem for word in args.only)]
@@ -113,16 +141,23 @@ def main():
         print(busy, flush=True)
     blas = blas_report()
     print(blas, flush=True)
-    print(f"every benchmark worker computes with {worker_threads()} threads, zero's BLAS and PyTorch alike "
+    print(f"every benchmark worker computes with {workers.worker_threads()} threads, zero's BLAS and PyTorch alike "
           f"(OMP_NUM_THREADS, OPENBLAS_NUM_THREADS)", flush=True)
-    rows, failures = [], []
+    rows, failures, cores = [], [], []
     for path in paths:
         print(f"running {path.name} ...", flush=True)
+        probes = len(workers.ROUND_TRIPS)
+        before = workers.core_round_trip()
         try:
-            rows += load(path).run(quick=args.quick)
+            found = load(path).run(quick=args.quick)
         except Exception as error:  # one failing benchmark must not lose the others' rows
             traceback.print_exc()
             failures.append(f"{path.name}: {type(error).__name__}: {str(error).splitlines()[0] if str(error) else ''}")
+            continue
+        line, moved = core_report(path, [before, workers.core_round_trip()],
+                                  [(framework, ns) for _, framework, ns in workers.ROUND_TRIPS[probes:]])
+        cores.append((line, moved))
+        rows += found
     header = ["benchmark", "unit", "zero", "reference", "reference_name", "ratio", "target", "ok", "note"]
     table = []
     for row in rows:
@@ -133,6 +168,13 @@ def main():
     for r in table:
         print("  ".join(c.ljust(w) for c, w in zip(r, widths)))
     print("\n" + blas)  # again under the table, where the numbers are read
+    if any(line for line, _ in cores):
+        print("a write's round trip between the first two CPUs, around each benchmark and before each of its "
+              "workers' turns (a virtual machine's host may move the CPUs apart, which slows threads that share "
+              "data; see benchmarks/workers.py): " + "; ".join(line for line, _ in cores if line))
+    for _, moved in cores:
+        if moved:
+            print(f"\nWARNING, {moved}")
     for row in rows:
         if row.get("unsteady"):
             print(f"\nWARNING, {row['benchmark']}: {row['unsteady']} (run it again)")

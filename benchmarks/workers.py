@@ -17,9 +17,14 @@ zero's settings; its arrays are a few hundred bytes, far below the allocator's t
 import functools
 import json
 import math
+import mmap
 import os
+import statistics
 import subprocess
 import sys
+import tempfile
+import threading
+import time
 from pathlib import Path
 
 
@@ -43,6 +48,88 @@ def worker_threads():
     return torch.get_num_threads()
 
 
+# Core distance: on a virtual machine the host places the two CPUs near each other or far apart, and moves
+# them. On the 2-core machine of README's table, core_round_trip took 204-301 ns (median 222) in some spells
+# and 333-403 ns (median 352) in others, spells of seconds to minutes (300 probes over 2.5 minutes,
+# 2026-12-06). In the far spells a step of zero's convolution took 0.25-0.27 s instead of 0.14-0.15 s (its
+# two BLAS threads each read rows the other core has just written), a VAE epoch 1.6-1.9 times as long in
+# zero, PyTorch and NumPy by hand alike, while PyTorch's convolution (oneDNN's, each thread on its own part
+# of the work) kept its time. MEASUREMENTS.md has the measurements.
+ROUND_TRIPS = []  # (worker script, framework, ns) measured by run_worker before each worker; run.py reads them
+CORE_SPREAD = 1.6  # within one benchmark, round trips ranging wider than this: the host moved the CPUs
+
+
+def answer_pings(path, cpu):
+    """The far side of core_round_trip (`python workers.py --answer-pings PATH CPU`): on `cpu`, turn each 1
+    written into the first byte of the file at `path`, mapped into memory, into a 2, until a 0 comes."""
+    os.sched_setaffinity(0, {cpu})
+    with open(path, "r+b") as file, mmap.mmap(file.fileno(), 64) as flag:
+        flag[0] = 2  # ready
+        while True:
+            value = flag[0]
+            if value == 1:
+                flag[0] = 2
+            elif value == 0:
+                break
+
+
+def core_round_trip(rounds=4000, batches=5, timeout=10.0):
+    """Nanoseconds for a write to go from this process's first CPU to its second and back: two processes,
+    each pinned to one of them, pass a byte in shared memory to and fro; the median of `batches` batches
+    of `rounds` trips, Python's loops included. None where it cannot be measured: one CPU, no CPU affinity
+    (macOS, Windows), or no answer within `timeout` seconds. This process's CPU affinity is restored
+    afterwards."""
+    if not hasattr(os, "sched_setaffinity") or len(os.sched_getaffinity(0)) < 2:
+        return None
+    allowed = os.sched_getaffinity(0)
+    near, far = sorted(allowed)[:2]
+    # both processes map the same page of a file (in memory, under /dev/shm where there is one)
+    file = tempfile.NamedTemporaryFile(dir="/dev/shm" if os.path.isdir("/dev/shm") else None)
+    file.write(bytes(64))
+    file.flush()
+    flag = mmap.mmap(file.fileno(), 64)
+    flag[0] = 9
+    done = threading.Event()
+
+    def watch():  # no answer within `timeout`: write 3s, which end the waits below, until they have ended
+        if not done.wait(timeout):
+            while not done.wait(0.01):
+                flag[0] = 3
+    watchdog = threading.Thread(target=watch, daemon=True)
+    answerer = None
+    times = []
+    try:
+        os.sched_setaffinity(0, {near})
+        answerer = subprocess.Popen([sys.executable, __file__, "--answer-pings", file.name, str(far)])
+        watchdog.start()
+        while flag[0] == 9:
+            pass
+        for _ in range(batches):
+            start = time.perf_counter()
+            for _ in range(rounds):
+                flag[0] = 1
+                while flag[0] == 1:
+                    pass
+                if flag[0] == 3:
+                    return None
+            times.append((time.perf_counter() - start) / rounds * 1e9)
+        return statistics.median(times)
+    finally:
+        done.set()
+        if watchdog.is_alive():
+            watchdog.join()
+        flag[0] = 0
+        if answerer is not None:
+            try:
+                answerer.wait(1)
+            except subprocess.TimeoutExpired:
+                answerer.kill()
+                answerer.wait()
+        os.sched_setaffinity(0, allowed)
+        flag.close()
+        file.close()
+
+
 def run_worker(script, framework, *arguments, zero_allocator):
     """Run `python script --worker framework arguments...` and return the JSON value of its last
     output line. A failing worker raises RuntimeError with the end of its error output. Every
@@ -61,6 +148,7 @@ def run_worker(script, framework, *arguments, zero_allocator):
     else:
         env["ZERO_KEEP_FREED_MEMORY"] = "0"
         env.pop("GLIBC_TUNABLES", None)
+    ROUND_TRIPS.append((Path(script).stem, framework, core_round_trip()))
     result = subprocess.run(command, capture_output=True, text=True, env=env)
     if result.returncode != 0:
         raise RuntimeError(f"{' '.join(command)} failed (exit status {result.returncode}):\n"
@@ -145,3 +233,7 @@ def main(run, worker):
     else:
         for row in run(quick="--quick" in sys.argv):
             print(row)
+
+
+if __name__ == "__main__" and sys.argv[1:2] == ["--answer-pings"]:
+    answer_pings(sys.argv[2], int(sys.argv[3]))

@@ -60,6 +60,8 @@ def test_run_prints_one_table(tmp_path):
     header = next(line for line in result.stdout.splitlines() if line.startswith("benchmark"))
     assert header.split()[:3] == ["benchmark", "unit", "zero"]
     assert "EM Old Faithful" in result.stdout
+    if hasattr(os, "sched_setaffinity") and len(os.sched_getaffinity(0)) >= 2:   # the cores' round trips, measured
+        assert re.search(r"round trip between the first two CPUs.*: bench_em: around \d+-\d+ ns", result.stdout)
 
 
 def test_busy_core_prints_each_workload_four_ways_with_its_ratios(monkeypatch, capsys):
@@ -346,6 +348,45 @@ def test_unsteady_timings_names_each_framework_whose_timings_range_wider_than_th
     assert "(zero 0.31-0.57 s, gemm 1-1.5 s)" in text and "torch" not in text
 
 
+@pytest.mark.skipif(not hasattr(os, "sched_setaffinity") or len(os.sched_getaffinity(0)) < 2,
+                    reason="needs two CPUs and CPU affinity (Linux)")
+def test_core_round_trip_measures_two_cpus_gives_up_without_an_answer_and_restores_the_affinity(monkeypatch):
+    monkeypatch.syspath_prepend(str(ROOT / "benchmarks"))
+    import workers
+    allowed = os.sched_getaffinity(0)
+    nanoseconds = workers.core_round_trip(rounds=200, batches=3)
+    assert 0 < nanoseconds < 1e6 and os.sched_getaffinity(0) == allowed
+    try:
+        os.sched_setaffinity(0, {min(allowed)})   # one CPU: nothing to measure
+        assert workers.core_round_trip(rounds=200) is None
+    finally:
+        os.sched_setaffinity(0, allowed)
+
+    class Silent:  # an answerer that never answers
+        def __init__(self, command):
+            assert command[1:3] == [workers.__file__, "--answer-pings"] and command[4] == str(sorted(allowed)[1])
+
+        def wait(self, timeout=None):
+            return 0
+
+    monkeypatch.setattr(workers.subprocess, "Popen", Silent)
+    assert workers.core_round_trip(timeout=0.2) is None and os.sched_getaffinity(0) == allowed
+
+
+def test_run_reports_each_frameworks_round_trips_and_warns_when_the_cores_moved(monkeypatch):
+    monkeypatch.syspath_prepend(str(ROOT / "benchmarks"))
+    run = _load(ROOT / "benchmarks" / "run.py")
+    path = ROOT / "benchmarks" / "bench_conv.py"
+    assert run.core_report(path, [None, None], [("zero", None)]) == ("", "")
+    line, moved = run.core_report(path, [210.0, None], [("zero", 198.0), ("torch", 260.0), ("gemm", 400.0)])
+    assert line == "bench_conv: around 210-210, zero 198-198, torch 260-260, gemm 400-400 ns" and moved == ""
+    line, moved = run.core_report(path, [210.0, 380.0], [("zero", 360.0), ("torch", 215.0), ("zero", 198.0)])
+    assert line == "bench_conv: around 210-380, zero 198-360, torch 215-215 ns"
+    assert "took 198-360 ns before zero's and PyTorch's turns" in moved
+    assert "before and after the benchmark" in run.core_report(path, [210.0, 380.0], [])[1]
+    assert run.core_report(path, [210.0, 300.0], [])[1] == ""
+
+
 def test_the_unet_rows_are_unsure_when_a_frameworks_rounds_range_wider_than_the_limit(monkeypatch):
     monkeypatch.syspath_prepend(str(ROOT / "benchmarks"))
     bench = _load(ROOT / "benchmarks" / "bench_unet.py")
@@ -358,6 +399,24 @@ def test_the_unet_rows_are_unsure_when_a_frameworks_rounds_range_wider_than_the_
     zero_result, torch_result, _, unsteady = bench._measure_alternating("cpu", "train", 1, 2)
     assert zero_result["seconds"] == 1.0 and torch_result["seconds"] == 1.0
     assert "(torch 1-1.5 s)" in unsteady and "zero" not in unsteady and "allocator" not in unsteady
+
+
+def test_the_conv_row_is_unsure_when_a_rounds_median_step_ranges_wider_than_the_limit(monkeypatch):
+    """zero's convolution took 0.14-0.15 s a step or 0.25-0.27 s, as the host moved the CPUs (workers.py):
+    a run whose rounds fell in both compares a mix; the row says so instead of judging."""
+    pytest.importorskip("torch", reason="the row is judged against PyTorch")
+    monkeypatch.syspath_prepend(str(ROOT / "benchmarks"))
+    bench = _load(ROOT / "benchmarks" / "bench_conv.py")
+    for zero_rounds, expected in (([0.145, 0.150, 0.147], ""), ([0.145, 0.255, 0.147], "(zero 0.145-0.255 s)")):
+        steps = {"zero": iter(zero_rounds), "torch": iter([0.15, 0.15, 0.15])}
+
+        def measure(framework, repeats, zero_allocator=None):
+            seconds = next(steps[framework]) if framework in steps and not zero_allocator else 0.15
+            return {"times": [(seconds / 3, seconds * 2 / 3)] * repeats, "peak_mb": 10.0}
+        monkeypatch.setattr(bench, "measure", measure)
+        row = bench.run()[0]
+        assert row["ratio"] == pytest.approx(0.147 / 0.15) and row["ok"] is True
+        assert (row["unsteady"] == "") if not expected else (expected in row["unsteady"]), row
 
 
 @pytest.mark.parametrize("row, expected", [
