@@ -60,7 +60,7 @@ CORE_SPREAD = 1.6  # within one benchmark, round trips ranging wider than this: 
 
 
 def answer_pings(path, cpu):
-    """The far side of core_round_trip (`python workers.py --answer-pings PATH CPU`): on `cpu`, turn each 1
+    """The other end of core_round_trip (`python workers.py --answer-pings PATH CPU`): on `cpu`, turn each 1
     written into the first byte of the file at `path`, mapped into memory, into a 2, until a 0 comes."""
     os.sched_setaffinity(0, {cpu})
     with open(path, "r+b") as file, mmap.mmap(file.fileno(), 64) as flag:
@@ -82,7 +82,7 @@ def core_round_trip(rounds=4000, batches=5, timeout=10.0):
     if not hasattr(os, "sched_setaffinity") or len(os.sched_getaffinity(0)) < 2:
         return None
     allowed = os.sched_getaffinity(0)
-    near, far = sorted(allowed)[:2]
+    first, second = sorted(allowed)[:2]
     # both processes map the same page of a file (in memory, under /dev/shm where there is one)
     file = tempfile.NamedTemporaryFile(dir="/dev/shm" if os.path.isdir("/dev/shm") else None)
     file.write(bytes(64))
@@ -99,8 +99,8 @@ def core_round_trip(rounds=4000, batches=5, timeout=10.0):
     answerer = None
     times = []
     try:
-        os.sched_setaffinity(0, {near})
-        answerer = subprocess.Popen([sys.executable, __file__, "--answer-pings", file.name, str(far)])
+        os.sched_setaffinity(0, {first})
+        answerer = subprocess.Popen([sys.executable, __file__, "--answer-pings", file.name, str(second)])
         watchdog.start()
         while flag[0] == 9:
             pass
@@ -134,7 +134,8 @@ def run_worker(script, framework, *arguments, zero_allocator):
     """Run `python script --worker framework arguments...` and return the JSON value of its last
     output line. A failing worker raises RuntimeError with the end of its error output. Every
     worker gets worker_threads() threads (OMP_NUM_THREADS, which PyTorch reads, and the BLAS
-    variables NumPy's reads).
+    variables NumPy's reads). Just before the worker starts, the distance between the first two CPUs is
+    measured (core_round_trip) and kept in ROUND_TRIPS with the script's name and `framework`.
 
     zero_allocator: start the worker with the C allocator settings that importing zero makes
     (zero.host_memory.keep_freed_host_memory), or else with the allocator's defaults, even where the
