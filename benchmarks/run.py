@@ -146,7 +146,7 @@ def main():
     rows, failures, cores = [], [], []
     for path in paths:
         print(f"running {path.name} ...", flush=True)
-        probes = len(workers.ROUND_TRIPS)
+        first_probe = len(workers.ROUND_TRIPS)  # run_worker adds this benchmark's probes after it
         before = workers.core_round_trip()
         try:
             found = load(path).run(quick=args.quick)
@@ -155,7 +155,7 @@ def main():
             failures.append(f"{path.name}: {type(error).__name__}: {str(error).splitlines()[0] if str(error) else ''}")
             continue
         line, moved = core_report(path, [before, workers.core_round_trip()],
-                                  [(framework, ns) for _, framework, ns in workers.ROUND_TRIPS[probes:]])
+                                  [(framework, ns) for _, framework, ns in workers.ROUND_TRIPS[first_probe:]])
         cores.append((line, moved))
         rows += found
     header = ["benchmark", "unit", "zero", "reference", "reference_name", "ratio", "target", "ok", "note"]

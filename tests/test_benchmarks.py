@@ -403,7 +403,7 @@ def test_the_unet_rows_are_unsure_when_a_frameworks_rounds_range_wider_than_the_
 
 
 def test_the_conv_row_is_unsure_when_a_rounds_median_step_ranges_wider_than_the_limit(monkeypatch):
-    """zero's convolution took 0.14-0.15 s a step or 0.25-0.27 s, as the host moved the CPUs (workers.py):
+    """zero's convolution took 0.14-0.15 s a step or about 0.25 s, as the host moved the CPUs (workers.py):
     a run whose rounds fell in both compares a mix; the row says so instead of judging."""
     monkeypatch.syspath_prepend(str(ROOT / "benchmarks"))
     bench = _load(ROOT / "benchmarks" / "bench_conv.py")
