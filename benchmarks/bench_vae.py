@@ -4,9 +4,12 @@ zero and in PyTorch CPU from the same initial weights on the same batches, on MN
 (target: within 2% of PyTorch's) and the time per epoch (target: zero/PyTorch <= 0.7, PyTorch with
 torch.optim.Adam as the book writes it; a row without a target times PyTorch's fused Adam). A third
 worker times the same training in NumPy by hand (numpy_vae_step: the gradients and Adam written
-out, no graph), NumPy's own time for this arithmetic; the epoch-time row's note gives it, and each
-framework's range of epoch times: when zero's, PyTorch's or NumPy by hand's range wider than 1.3x, the
-machine changed speed during the run, and the row is judged 'unsure' (workers.unsteady_timings).
+out, no graph), NumPy's own time for this arithmetic; the epoch-time row's note gives it, and what
+zero's engine adds to each step (engine_cost: zero and NumPy by hand on a VAE so small that the
+arithmetic costs next to nothing), and so the least an engine of zero's design could take: NumPy by
+hand plus that. The note also gives each framework's range of epoch times: when zero's, PyTorch's
+or NumPy by hand's range wider than 1.3x, the machine changed speed during the run, and the row is
+judged 'unsure' (workers.unsteady_timings).
 
     python benchmarks/run.py vae [--quick]
 """
@@ -28,6 +31,8 @@ from workers import mnist_folder, mnist_not_found, run_worker, unsteady_timings
 
 EPOCHS, QUICK_EPOCHS, QUICK_IMAGES = 3, 1, 2000
 ROUNDS = 2  # subprocesses per framework, taking turns
+ENGINE_VAE = (8, 4, 2)  # the engine's cost: a VAE of 8 pixels, 4 hidden units and 2 latents, arithmetic next to nothing
+ENGINE_ROUNDS, QUICK_ENGINE_ROUNDS = 4, 1
 
 
 def _batches(x, batch_size, seed, epoch):
@@ -130,6 +135,29 @@ def _train_numpy(weights, x_train, epochs, seed):
         yield time.perf_counter() - start
 
 
+def engine_cost(images, rounds):
+    """(zero's step, NumPy by hand's step) in seconds, the best epoch of each over `rounds`, taking turns
+    in this one process, on random images of ENGINE_VAE's 8 pixels, as many as `images`, in batches of 32:
+    both run the same NumPy calls, on arrays this small that the arithmetic costs next to nothing, so
+    the difference is zero's engine around them (Function objects, Variables, the walk backwards),
+    which it adds to every step at any size."""
+    x_train = np.random.default_rng(0).random((images, ENGINE_VAE[0]), dtype=np.float32)
+    np.random.seed(0)
+    model = VAE(*ENGINE_VAE)
+    by_hand = numpy_vae_step({name: p.data.copy() for name, p in model.named_params()})
+    zero_trainer = _train_zero(model, x_train, x_train[:32], rounds, seed=0)
+    zero_times, numpy_times = [], []
+    for epoch in range(1, rounds + 1):
+        zero_times.append(next(zero_trainer))
+        batches = _batches(x_train, 32, 0, epoch)
+        start = time.perf_counter()
+        for x in batches:
+            by_hand(x)
+        numpy_times.append(time.perf_counter() - start)
+    steps = len(_batches(x_train, 32, 0, 1))
+    return min(zero_times) / steps, min(numpy_times) / steps
+
+
 def _train_torch(torch, weights, x_train, x_heldout, epochs, seed, fused=False):
     """fused: torch.optim.Adam(fused=True), PyTorch's fastest Adam on the CPU, instead of its default
     (a loop over the parameters there), which the book writes and the target's row measures."""
@@ -181,6 +209,10 @@ def worker(framework, quick):
     epochs = QUICK_EPOCHS if quick else EPOCHS
     if quick:
         x_train = x_train[:QUICK_IMAGES]
+    if framework == "engine":
+        zero_step, numpy_step = engine_cost(len(x_train), QUICK_ENGINE_ROUNDS if quick else ENGINE_ROUNDS)
+        print(json.dumps({"zero_step": zero_step, "numpy_step": numpy_step}))
+        return
     np.random.seed(0)
     model = VAE()
     if framework == "zero":
@@ -219,6 +251,7 @@ def run(quick=False):
     for _ in range(1 if quick else ROUNDS):
         for name in frameworks:
             results[name].append(_measure(name, quick))
+    engine = _measure("engine", quick)
     zero_loss, zero_time = results["zero"][0]["heldout_loss"], min(t for r in results["zero"] for t in r["epoch_times"])
     torch_loss = torch_time = None
     if torch is not None:
@@ -231,6 +264,16 @@ def run(quick=False):
     numpy_time = min(t for r in results["numpy"] for t in r["epoch_times"])
     by_hand = f"; NumPy by hand {numpy_time:.3f} s" + (
         "" if torch_time is None else f" (ratio {numpy_time / torch_time:.2f} against torch: NumPy's own time, no engine)")
+    engine_step = engine["zero_step"] - engine["numpy_step"]
+    steps = len(range(0, first["train_images"], 32))
+    by_hand += (f"; on a VAE of {ENGINE_VAE[0]} pixels, {ENGINE_VAE[1]} hidden units and {ENGINE_VAE[2]} latents "
+                f"(arithmetic next to nothing) "
+                f"zero's step took {engine['zero_step'] * 1e6:.0f} us, NumPy by hand's {engine['numpy_step'] * 1e6:.0f}"
+                f" us: zero's engine adds {engine_step * 1e6:.0f} us to each of an epoch's {steps} steps")
+    if torch_time is not None:
+        engine_share = engine_step * steps / torch_time
+        by_hand += (f", {engine_share:.2f} of torch's epoch, so NumPy by hand plus zero's engine come to "
+                    f"{numpy_time / torch_time + engine_share:.2f}")
     reference_name = "pytorch cpu" if torch is not None else "pytorch cpu (not installed)"
     loss_ratio = None if torch_loss is None else zero_loss / torch_loss
     epoch_times = {name: [t for r in found for t in r["epoch_times"]] for name, found in results.items()}

@@ -250,6 +250,29 @@ def test_vae_numpy_by_hand_trains_the_same_model_as_zero(monkeypatch):
     assert losses[-1][0] < losses[0][0]  # and both learnt
 
 
+def test_vae_engine_cost_times_zero_and_numpy_by_hand_on_the_same_tiny_vae(monkeypatch):
+    """The engine's cost per step is zero's step less NumPy by hand's on the tiny VAE: each gives a
+    time per step, and on that VAE by hand computes zero's losses, step after Adam step."""
+    monkeypatch.syspath_prepend(str(ROOT / "benchmarks"))
+    bench = _load(ROOT / "benchmarks" / "bench_vae.py")
+    zero_step, numpy_step = bench.engine_cost(64, rounds=2)   # 2 steps an epoch
+    assert 0 < zero_step < 1 and 0 < numpy_step < 1
+    from zero import Variable
+    from zero.optimizers import Adam
+    np.random.seed(0)
+    model = bench.VAE(*bench.ENGINE_VAE)
+    optimizer = Adam(model.params(), lr=3e-4)
+    by_hand = bench.numpy_vae_step({name: p.data.copy() for name, p in model.named_params()})
+    for i, x in enumerate(np.random.default_rng(1).random((3, 32, bench.ENGINE_VAE[0]), dtype=np.float32)):
+        np.random.seed(i)  # the same eps for both
+        loss = model.loss(Variable(x, requires_grad=False))
+        optimizer.zero_grad()
+        loss.backward()
+        optimizer.step()
+        np.random.seed(i)
+        assert float(by_hand(x)) == pytest.approx(loss.item(), rel=1e-4)
+
+
 def test_overhead_skeleton_runs_the_whole_backward_pass(monkeypatch):
     """The engine-alone trainer must make zero do the real graph's work: its backward pass gives
     every parameter a gradient of the parameter's shape, in each iteration."""
@@ -319,6 +342,8 @@ def test_the_vae_rows_divide_zero_by_each_pytorch_and_judge_the_loss_within_two_
     losses = {"zero": 53.0, "torch": 52.0, "torch_fused": 52.5}
 
     def measure(framework, quick):
+        if framework == "engine":   # zero's step and by hand's on the tiny VAE: the engine adds 150 us
+            return {"zero_step": 200e-6, "numpy_step": 50e-6}
         result = {"epoch_times": epochs[framework], "train_images": 8000, "heldout_images": 2000}
         if framework != "numpy":
             result["heldout_loss"] = losses[framework]
@@ -329,6 +354,9 @@ def test_the_vae_rows_divide_zero_by_each_pytorch_and_judge_the_loss_within_two_
     assert time_row["ratio"] == pytest.approx(0.30 / 0.45) and time_row["target"] == 0.7   # best epochs
     assert fused_row["ratio"] == pytest.approx(0.30 / 0.35) and fused_row["target"] is None
     assert "epoch times zero 0.300-0.400 s, numpy 0.250-0.260 s, torch 0.450-0.500 s" in time_row["note"]
+    # 150 us in each of 250 steps is 0.0375 s, 0.08 of torch's 0.45 s; by hand's 0.25 s is 0.56 of it
+    assert ("zero's step took 200 us, NumPy by hand's 50 us: zero's engine adds 150 us to each of an epoch's 250 "
+            "steps, 0.08 of torch's epoch, so NumPy by hand plus zero's engine come to 0.64") in time_row["note"]
     # zero's epochs ranged 1.33x (more than 1.3x): the machine changed speed, and the row says so
     assert re.search(r"ranged more than 1.3x within the run \(zero 0.3-0.4 s\)", time_row["unsteady"])
     losses["zero"] = 53.1   # 1.021: not within 2%
