@@ -223,21 +223,17 @@ def test_mlp_numpy_by_hand_trains_the_same_model_as_zero(monkeypatch):
     assert losses[-1][0] < 0.9 * losses[0][0]  # and both learnt
 
 
-def test_vae_numpy_by_hand_trains_the_same_model_as_zero(monkeypatch):
-    """The VAE epoch row's floor, NumPy by hand, must do zero's arithmetic: from the same weights,
-    with the same noise, its book loss equals zero's step after Adam step."""
-    monkeypatch.syspath_prepend(str(ROOT / "benchmarks"))
-    vae_bench = _load(ROOT / "benchmarks" / "bench_vae.py")
+def _vae_losses_side_by_side(vae_bench, sizes, batches):
+    """(zero's loss, NumPy by hand's) for each batch, each side training its own copy of one VAE of
+    these sizes with Adam (lr 3e-4), drawing the same eps."""
     from zero import Variable
     from zero.optimizers import Adam
-    from zero.vae import VAE
-    images = np.random.default_rng(0).random((8, 32, 784), dtype=np.float32)
     np.random.seed(0)
-    model = VAE()
+    model = vae_bench.VAE(*sizes)
     optimizer = Adam(model.params(), lr=3e-4)
     numpy_loss = vae_bench.numpy_vae_step({name: p.data.copy() for name, p in model.named_params()})
     losses = []
-    for i, x in enumerate(images):
+    for i, x in enumerate(batches):
         np.random.seed(i)  # the same eps for both
         loss = model.loss(Variable(x, requires_grad=False))
         optimizer.zero_grad()
@@ -245,6 +241,16 @@ def test_vae_numpy_by_hand_trains_the_same_model_as_zero(monkeypatch):
         optimizer.step()
         np.random.seed(i)
         losses.append((loss.item(), float(numpy_loss(x))))
+    return losses
+
+
+def test_vae_numpy_by_hand_trains_the_same_model_as_zero(monkeypatch):
+    """The VAE epoch row's floor, NumPy by hand, must do zero's arithmetic: from the same weights,
+    with the same noise, its book loss equals zero's step after Adam step."""
+    monkeypatch.syspath_prepend(str(ROOT / "benchmarks"))
+    vae_bench = _load(ROOT / "benchmarks" / "bench_vae.py")
+    images = np.random.default_rng(0).random((8, 32, 784), dtype=np.float32)
+    losses = _vae_losses_side_by_side(vae_bench, (784, 200, 20), images)
     for zero_loss, by_hand in losses:
         assert by_hand == pytest.approx(zero_loss, rel=1e-4)
     assert losses[-1][0] < losses[0][0]  # and both learnt
@@ -254,23 +260,12 @@ def test_vae_engine_cost_times_zero_and_numpy_by_hand_on_the_same_tiny_vae(monke
     """The engine's cost per step is zero's step less NumPy by hand's on the tiny VAE: each gives a
     time per step, and on that VAE by hand computes zero's losses, step after Adam step."""
     monkeypatch.syspath_prepend(str(ROOT / "benchmarks"))
-    bench = _load(ROOT / "benchmarks" / "bench_vae.py")
-    zero_step, numpy_step = bench.engine_cost(64, rounds=2)   # 2 steps an epoch
+    vae_bench = _load(ROOT / "benchmarks" / "bench_vae.py")
+    zero_step, numpy_step = vae_bench.engine_cost(64, rounds=2)   # 2 steps an epoch
     assert 0 < zero_step < 1 and 0 < numpy_step < 1
-    from zero import Variable
-    from zero.optimizers import Adam
-    np.random.seed(0)
-    model = bench.VAE(*bench.ENGINE_VAE)
-    optimizer = Adam(model.params(), lr=3e-4)
-    by_hand = bench.numpy_vae_step({name: p.data.copy() for name, p in model.named_params()})
-    for i, x in enumerate(np.random.default_rng(1).random((3, 32, bench.ENGINE_VAE[0]), dtype=np.float32)):
-        np.random.seed(i)  # the same eps for both
-        loss = model.loss(Variable(x, requires_grad=False))
-        optimizer.zero_grad()
-        loss.backward()
-        optimizer.step()
-        np.random.seed(i)
-        assert float(by_hand(x)) == pytest.approx(loss.item(), rel=1e-4)
+    images = np.random.default_rng(1).random((3, 32, vae_bench.ENGINE_VAE[0]), dtype=np.float32)
+    for zero_loss, by_hand in _vae_losses_side_by_side(vae_bench, vae_bench.ENGINE_VAE, images):
+        assert by_hand == pytest.approx(zero_loss, rel=1e-4)
 
 
 def test_overhead_skeleton_runs_the_whole_backward_pass(monkeypatch):
