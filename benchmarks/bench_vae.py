@@ -14,6 +14,7 @@ judged 'unsure' (workers.unsteady_timings).
     python benchmarks/run.py vae [--quick]
 """
 import json
+import math
 import sys
 import time
 from pathlib import Path
@@ -265,7 +266,7 @@ def run(quick=False):
     by_hand = f"; NumPy by hand {numpy_time:.3f} s" + (
         "" if torch_time is None else f" (ratio {numpy_time / torch_time:.2f} against torch: NumPy's own time, no engine)")
     engine_step = engine["zero_step"] - engine["numpy_step"]
-    steps = len(range(0, first["train_images"], 32))
+    steps = math.ceil(first["train_images"] / 32)   # batches of 32, the last one partial
     by_hand += (f"; on a VAE of {ENGINE_VAE[0]} pixels, {ENGINE_VAE[1]} hidden units and {ENGINE_VAE[2]} latents "
                 f"(arithmetic next to nothing) "
                 f"zero's step took {engine['zero_step'] * 1e6:.0f} us, NumPy by hand's {engine['numpy_step'] * 1e6:.0f}"
