@@ -39,6 +39,7 @@ import threading
 
 import numpy as np
 
+from zero import threads
 from zero.backend import get_array_module
 from zero.core import Function
 
@@ -73,13 +74,40 @@ def _transpose_out_size(size, kernel_size, stride, padding, output_padding):
                  for n, k, s, p, op in zip(size, kernel_size, stride, padding, output_padding))
 
 
-def _batch_chunks(x, elements_per_item):
-    """Slices of x's batch (axis 0) such that each chunk's im2col buffer holds about
+def _batch_chunks(x, elements_per_item, images=slice(None)):
+    """Slices of x's batch (axis 0), within `images`, such that each chunk's im2col buffer holds about
     CHUNK_ELEMENTS elements on the CPU, DEVICE_CHUNK_ELEMENTS on a GPU (at least one item per chunk)."""
-    batch_size = len(x)
+    start, stop, _ = images.indices(len(x))
     budget = CHUNK_ELEMENTS if get_array_module(x) is np else DEVICE_CHUNK_ELEMENTS
     step = max(1, budget // max(1, elements_per_item))
-    return [slice(start, min(start + step, batch_size)) for start in range(0, batch_size, step)]
+    return [slice(first, min(first + step, stop)) for first in range(start, stop, step)]
+
+
+def _each_chunk(x, elements_per_item, work):
+    """[work(batch) for each batch chunk of x] (_batch_chunks), in batch order. On the CPU, with
+    enough work, the batch is first cut into one range of images per thread, and each thread works
+    through its range's chunks with BLAS on one thread (zero.threads says why)."""
+    parts = threads.split_count() if get_array_module(x) is np else 1
+    if parts == 1 or len(x) < 2 or len(x) * elements_per_item < threads.MIN_SPLIT_ELEMENTS:
+        return [work(batch) for batch in _batch_chunks(x, elements_per_item)]
+    threads.hold_blas()
+
+    def work_through(images):
+        return [work(batch) for batch in _batch_chunks(x, elements_per_item, images)]
+    return [result for results in threads.run_each(work_through, threads.ranges(len(x), parts))
+            for result in results]
+
+
+def _sum_in_order(partial_sums, shape, like):
+    """partial_sums[0] + partial_sums[1] + ..., added left to right (the same rounding whatever the
+    threads: a weight gradient does not depend on which thread finished first); zeros of `shape`
+    for none (an empty batch), of like's array type and dtype."""
+    if not partial_sums:
+        return get_array_module(like).zeros(shape, like.dtype)
+    total = partial_sums[0]
+    for partial in partial_sums[1:]:
+        total += partial
+    return total
 
 
 class _PatchBuffers(threading.local):
@@ -286,12 +314,14 @@ def _conv2d_same_array(x, weight, bias):
     in_offsets, out_offsets = _kernel_offsets(weight.shape[2:], split)
     w_mat = _split_weight(weight, split)
     y = xp.empty((N, OC, H, W), dtype=x.dtype)
-    for batch in _batch_chunks(x, max(len(in_offsets) * C, len(out_offsets) * OC) * H * W):
+
+    def convolve(batch):
         rows = _shifted_rows(x[batch], in_offsets)
         y_flat = _add_row_shifts((w_mat @ rows).reshape(len(out_offsets), OC, -1), out_offsets, (H, W))
         if bias is not None:
             y_flat += bias[:, None]
         y[batch] = y_flat.reshape(OC, -1, H, W).transpose(1, 0, 2, 3)
+    _each_chunk(x, max(len(in_offsets) * C, len(out_offsets) * OC) * H * W, convolve)
     return y
 
 
@@ -309,13 +339,15 @@ def _conv2d_array(x, weight, bias, stride, padding):
     # rows of W_mat follow the rows of col: (i, j, c)
     w_mat = weight.transpose(0, 2, 3, 1).reshape(OC, KH * KW * C)
     y = xp.empty((N, OC, OH, OW), dtype=x.dtype)
-    for batch in _batch_chunks(x, KH * KW * C * OH * OW):
+
+    def convolve(batch):
         # col[(i, j, c), (n, h, w)] = x_pad[n, c, s*h + i, s*w + j]
         col = _unfold(x[batch].transpose(1, 0, 2, 3), (KH, KW), stride, padding)
         y_mat = w_mat @ col.reshape(KH * KW * C, -1)  # (OC, n*OH*OW)
         if bias is not None:
             y_mat += bias[:, None]
         y[batch] = y_mat.reshape(OC, -1, OH, OW).transpose(1, 0, 2, 3)
+    _each_chunk(x, KH * KW * C * OH * OW, convolve)
     return y
 
 
@@ -328,13 +360,15 @@ def _conv_transpose2d_array(x, weight, bias, stride, padding, output_padding):
     # col[(i, j, d), (n, h, w)] = sum_c W[c, d, i, j] x[n, c, h, w]
     w_mat = weight.transpose(2, 3, 1, 0).reshape(KH * KW * C_out, C_in)
     y = xp.empty((N, C_out, *out_size), dtype=x.dtype)
-    for batch in _batch_chunks(x, KH * KW * C_out * H * W):
+
+    def convolve(batch):
         x_mat = x[batch].transpose(1, 0, 2, 3).reshape(C_in, -1)  # (C_in, n*H*W)
         col = (w_mat @ x_mat).reshape(KH, KW, C_out, -1, H, W)
         y_chunk = _fold(col, out_size, stride, padding)  # (C_out, n, OH, OW)
         if bias is not None:
             y_chunk += bias[:, None, None, None]
         y[batch] = y_chunk.transpose(1, 0, 2, 3)
+    _each_chunk(x, KH * KW * C_out * H * W, convolve)
     return y
 
 
@@ -348,13 +382,14 @@ def _conv2d_grad_weight_array(x, gy, kernel_size, stride, padding):
     OH, OW = gy.shape[2:]
     same = _is_same(kernel_size, stride, padding)
     offsets = _kernel_offsets(kernel_size, "input")[0] if same else None
-    gw_mat = xp.zeros((KH * KW * C, OC), dtype=x.dtype)
-    for batch in _batch_chunks(x, KH * KW * C * OH * OW):
+
+    def chunk_sum(batch):
         if same:  # col[(i, j, c), (n, h, w)] = x[n, c, h + di, w + dj], zero outside the image
             col = _shifted_rows(x[batch], offsets)
         else:     # col[(i, j, c), (n, h, w)] = x_pad[n, c, s*h + i, s*w + j]
             col = _unfold(x[batch].transpose(1, 0, 2, 3), kernel_size, stride, padding).reshape(KH * KW * C, -1)
-        gw_mat += col @ _channels_first(gy[batch]).T
+        return col @ _channels_first(gy[batch]).T
+    gw_mat = _sum_in_order(_each_chunk(x, KH * KW * C * OH * OW, chunk_sum), (KH * KW * C, OC), x)
     return xp.ascontiguousarray(gw_mat.reshape(KH, KW, C, OC).transpose(3, 2, 0, 1))
 
 
@@ -372,11 +407,12 @@ def _conv2d_grads_same(x, weight, gy):
     mirrored = [(-di, -dj) for di, dj in _kernel_offsets((KH, KW), "input")[0]]
     w_t = weight.transpose(1, 2, 3, 0).reshape(C, KH * KW * OC)  # w_t[c, (i, j, o)] = W[o, c, i, j]
     gx = xp.empty_like(x)
-    gw_mat = xp.zeros((KH * KW * OC, C), dtype=x.dtype)
-    for batch in _batch_chunks(x, KH * KW * OC * H * W):
+
+    def gradients(batch):  # gx of the chunk, and its part of gW's sum
         col = _shifted_rows(gy[batch], mirrored)  # col[(i, j, o), q] = gy[o, q - d]
         gx[batch] = (w_t @ col).reshape(C, -1, H, W).transpose(1, 0, 2, 3)
-        gw_mat += col @ _channels_first(x[batch]).T
+        return col @ _channels_first(x[batch]).T
+    gw_mat = _sum_in_order(_each_chunk(x, KH * KW * OC * H * W, gradients), (KH * KW * OC, C), x)
     return gx, xp.ascontiguousarray(gw_mat.reshape(KH, KW, OC, C).transpose(2, 3, 0, 1))
 
 
