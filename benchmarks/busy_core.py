@@ -64,9 +64,10 @@ def torch_autoencoder_seconds(images, epochs):
     return time.perf_counter() - start
 
 
-# every variable that limits OpenBLAS's threads (OPENBLAS_, GOTO_, OMP_) or PyTorch's (OMP_, MKL_): unset,
-# so that "default threads" are the libraries' own defaults
-THREAD_VARIABLES = ("OPENBLAS_NUM_THREADS", "GOTO_NUM_THREADS", "OMP_NUM_THREADS", "MKL_NUM_THREADS")
+# every variable that limits OpenBLAS's threads (OPENBLAS_, GOTO_, OMP_), PyTorch's (OMP_, MKL_) or zero's
+# convolutions' (ZERO_THREADS; they take OpenBLAS's count without it): unset, so that "default threads" are
+# the libraries' own defaults
+THREAD_VARIABLES = ("OPENBLAS_NUM_THREADS", "GOTO_NUM_THREADS", "OMP_NUM_THREADS", "MKL_NUM_THREADS", "ZERO_THREADS")
 # the busy process: a Python loop at 100% of one core, which stops when its parent does (even a killed one)
 SPIN = "import os\nparent = os.getppid()\nwhile os.getppid() == parent:\n    pass"
 

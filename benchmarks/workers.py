@@ -143,6 +143,7 @@ def run_worker(script, framework, *arguments, zero_allocator):
     command = [sys.executable, str(Path(script).resolve()), "--worker", framework, *map(str, arguments)]
     from zero.host_memory import glibc_tunables
     env = dict(os.environ, **{name: str(worker_threads()) for name in THREAD_VARIABLES})
+    env.pop("ZERO_THREADS", None)  # zero's convolutions take OpenBLAS's count (zero.threads)
     if zero_allocator:
         env["GLIBC_TUNABLES"] = glibc_tunables()
         env.pop("ZERO_KEEP_FREED_MEMORY", None)

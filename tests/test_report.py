@@ -41,6 +41,22 @@ def test_variables_that_pin_openblas_to_a_kernel_are_named_under_numpy(capsys, t
     assert "env -u OPENBLAS_CORETYPE -u OPENBLAS_L2_SIZE" in lines[3]
 
 
+def test_the_convolution_threads_are_reported(capsys, tmp_path, monkeypatch):
+    from zero import threads
+
+    def report_with(value, openblas=("get", "set")):
+        monkeypatch.setattr(threads, "_threads", threads._Threads())
+        monkeypatch.setattr(threads, "_find_openblas", lambda: openblas)
+        monkeypatch.setenv("ZERO_THREADS", value)
+        _, out = run_report(capsys, "--data-dir", str(tmp_path))
+        return next(line for line in out.splitlines() if line.startswith("convolutions: "))
+    assert report_with("3").startswith("convolutions: on 3 threads of zero's own, NumPy's OpenBLAS held")
+    assert report_with("1") == "convolutions: on the calling thread (ZERO_THREADS=1)"
+    assert report_with("", None) == "convolutions: on the calling thread (NumPy's BLAS is not an OpenBLAS zero can find)"
+    assert report_with("", (lambda: 1, None)) == "convolutions: on the calling thread (OpenBLAS runs one thread)"
+    assert report_with("many") == "convolutions: PROBLEM: ZERO_THREADS must be a whole number >= 1, got 'many'"
+
+
 def test_missing_mnist_files_are_listed_with_where_they_would_go(capsys, tmp_path):
     status, out = run_report(capsys, "--data-dir", str(tmp_path))
     assert status == 0  # nothing there is not an error: a first run downloads them

@@ -16,7 +16,7 @@ import sys
 import numpy as np
 
 import zero
-from zero import datasets, mnist
+from zero import datasets, mnist, threads
 from zero.backend import get_backend
 from zero.errors import SetupError
 from zero.utils import file_in_the_way
@@ -67,6 +67,21 @@ def _gpu():
         return f"not available: {error}"
     count = backend.xp.cuda.runtime.getDeviceCount()  # pragma: no cover - needs a GPU
     return f"ready: CuPy {backend.xp.__version__}, {count} GPU(s) seen"  # pragma: no cover
+
+
+def _threads_line():
+    """How convolutions use the cores (zero.threads), or what is wrong with ZERO_THREADS."""
+    try:
+        count = threads.split_count()
+    except ValueError as error:
+        return f"convolutions: PROBLEM: {error}"
+    if count > 1:
+        return (f"convolutions: on {count} threads of zero's own, NumPy's OpenBLAS held to one thread "
+                f"from the first (ZERO_THREADS=1 leaves BLAS its threads)")
+    why = ("ZERO_THREADS=1" if os.environ.get("ZERO_THREADS", "").strip() == "1"
+           else "NumPy's BLAS is not an OpenBLAS zero can find" if threads._threads.blas is None
+           else "OpenBLAS runs one thread")
+    return f"convolutions: on the calling thread ({why})"
 
 
 def _mnist_lines(data_dir):
@@ -133,6 +148,7 @@ def report(data_dir=None):
         f"NumPy {np.__version__}" + (f" ({blas})" if blas else "")
         + f", matplotlib {_version('matplotlib')}, tqdm {_version('tqdm')}",
         "device cpu: ready",
+        _threads_line(),
         f"device cuda: {_gpu()}",
     ]
     pinning = _blas_pinning()

@@ -25,6 +25,9 @@ and shifts that row per kernel offset, zeroing what crosses an image's edge; its
 forward may also add some offsets after the matmul, as `_split_for` chooses from
 the channel counts, and its backward shares one set of rows between both gradients.
 
+On the CPU every convolution first cuts its batch into one range of images per core, and
+each range's chunks run on a thread of their own (`_each_chunk`; zero/threads.py says why).
+
 The gradients are convolutions again, which keeps backward differentiable:
 
     dL/dx = conv_transpose2d(gy, W)       (the adjoint of conv2d in x)
@@ -43,7 +46,7 @@ from zero import threads
 from zero.backend import get_array_module
 from zero.core import Function
 
-CHUNK_ELEMENTS = 2 ** 21  # im2col buffer per batch chunk on the CPU: 2M elements (8 MB in float32)
+CHUNK_ELEMENTS = 2 ** 21  # im2col buffer per batch chunk on the CPU: 2M elements (8 MB in float32), one per thread
 # On a GPU, caches do not bound the chunks, kernel launches do: each chunk is about ten of them
 # (a U-Net layer of the book's size took 11 chunks at the CPU's budget); 32M elements (128 MB in
 # float32) fit a batch of 128 of the book's U-Net in one chunk for most layers.
