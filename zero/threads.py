@@ -4,18 +4,18 @@ A convolution is a few large matrix products and the copies that feed them (func
 NumPy's BLAS (OpenBLAS) spreads each product over all cores, but the copies and additions around
 it run on the one core that calls it, so every product's other threads read rows that core has
 just written. On the 2-core virtual machine of README's benchmarks the host sometimes places its
-two CPUs far apart, and then a convolution step took 0.25 s instead of 0.16 (MEASUREMENTS.md).
+two CPUs far apart, and then the conv benchmark's step took 0.26-0.27 s instead of 0.15-0.17.
 So zero cuts a batch into one range of images per core and runs each range on a thread of its
 own, copies, products and all, each product on one BLAS thread: each core reads what it wrote.
-Measured there: 0.165-0.18 s a step with the CPUs near or far.
+That step then took 0.14-0.17 s with the CPUs near or far (MEASUREMENTS.md, 2026-12-06 21:10).
 
 BLAS stays held to one thread once zero has split a convolution. After each product it spreads,
 OpenBLAS lets its idle threads spin for about 0.1 s, to start the next product at once; a
 spinning thread takes half the core of the thread zero runs beside it, which made the U-Net's step
-1.7 times as slow when a Linear layer's product came between its convolutions. So a process that
+1.5-1.7 times as slow when a Linear layer's product came between its convolutions. So a process that
 convolves runs its other products (a Linear layer's, say) on one thread too; in a network with
 convolutions they are a small part of the work. A process that never convolves keeps BLAS's
-threads: an MLP's small products gain from them (a step 0.48 ms against 0.56 on one thread).
+threads: an MLP's small products gain from them (a step 0.48-0.52 ms against 0.54-0.59 on one thread).
 
 ZERO_THREADS=1 (read at the first convolution) turns this off: convolutions run on the calling
 thread and BLAS keeps its threads. ZERO_THREADS=n asks for n threads. Without it, zero takes as
