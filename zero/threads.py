@@ -76,7 +76,7 @@ class _Threads:
         self.count = None        # threads a split uses, decided at the first call of split_count
         self.blas = None         # (get, set) of OpenBLAS's thread count
         self.blas_threads = None  # OpenBLAS's thread count before zero held it to one
-        self.pool, self.pool_pid = None, None
+        self.pool, self.pool_pid, self.pool_size = None, None, 0
 
 
 _threads = _Threads()
@@ -131,7 +131,7 @@ def run_each(work, items):
     in items' order), so no thread still writes into shared outputs afterwards."""
     if len(items) == 1:
         return [work(items[0])]
-    pool = _pool()
+    pool = _pool(len(items) - 1)
     futures = [pool.submit(work, item) for item in items[1:]]
     try:
         first = work(items[0])
@@ -141,13 +141,12 @@ def run_each(work, items):
     return [first] + [future.result() for future in futures]
 
 
-def _pool():
-    """The worker threads: count - 1 of them, started at the first split (again in a forked child,
-    which has none of its parent's threads)."""
+def _pool(workers):
+    """At least `workers` worker threads, started at the first split that needs them (again in a
+    forked child, which has none of its parent's threads)."""
     state = _threads
-    workers = max(1, state.count - 1)
     with state.lock:
-        if state.pool is None or state.pool_pid != os.getpid() or state.pool._max_workers < workers:
+        if state.pool is None or state.pool_pid != os.getpid() or state.pool_size < workers:
             state.pool = ThreadPoolExecutor(workers, thread_name_prefix="zero")
-            state.pool_pid = os.getpid()
+            state.pool_pid, state.pool_size = os.getpid(), workers
         return state.pool
