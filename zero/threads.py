@@ -17,6 +17,11 @@ convolves runs its other products (a Linear layer's, say) on one thread too; in 
 convolutions they are a small part of the work. A process that never convolves keeps BLAS's
 threads: an MLP's small products gain from them (a step 0.48-0.52 ms against 0.54-0.59 on one thread).
 
+A result does not depend on which thread finishes first: each image is computed by one thread
+as it would be by one, and a weight gradient's partial sums are added in batch order. It may differ
+in the last digits with the number of threads, which moves the chunks' bounds (and so the
+grouping of those sums).
+
 ZERO_THREADS=1 (read at the first convolution) turns this off: convolutions run on the calling
 thread and BLAS keeps its threads. ZERO_THREADS=n asks for n threads. Without it, zero takes as
 many as OpenBLAS had. Where NumPy's BLAS is not an OpenBLAS zero can find (NumPy built against
