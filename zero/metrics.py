@@ -67,7 +67,7 @@ class MnistClassifier(Model):
 def referee_epochs(num_images):
     """Training epochs for the scoring classifier: enough to see about 80,000 images, 2 to 20.
     On the 8,000 offline training images that is 10 epochs (33-68 s on 2 cores; held-out accuracy
-    98.50-98.80%, where 3 epochs gave 96.9-97.6% in four runs, two of them with a decaying learning
+    98.05-98.80%, where 3 epochs gave 96.9-97.6% in four runs, two of them with a decaying learning
     rate); on the 60,000 MNIST training images, 2. A referee that misreads 3% of real digits
     would misread about as many good samples."""
     return min(20, max(2, round(80_000 / num_images)))

@@ -28,10 +28,12 @@ Every image costs T = 1000 calls of the U-Net, the price of small steps: step 9.
 trained model in 10 to 100.
 
 Budgets: `--config cpu` (default) is a smaller U-Net (channels 32/64/128) on 8,000 training images,
-10 epochs: 443-549 s of training in four course runs on 2 nearly idle cores of an AMD EPYC of the
-Zen 4 family and 520.6 s on one of the Zen 3 family (2026-12-05), about twice that with other work
-beside it (1151.9 s in one run). Held-out loss 0.0354 per pixel, standard error 0.0012, against
-a training loss of 0.0334 in the last epoch (Zen 4, 2026-12-06); the course runs before drew other
+10 epochs: 411.5 s of training in README's course run on 2 nearly idle cores of an AMD EPYC of
+the Zen 4 family, with the convolutions on two threads of zero's own (443-579 s in five runs before,
+on one thread and OpenBLAS's two), 520.6 s on one of the Zen 3 family (2026-12-05), about twice
+that with other work beside it (1151.9 s in one run). Held-out loss 0.0358 per pixel, standard
+error 0.0012, against a training loss of 0.0334 in the last epoch (Zen 4, 2026-12-06; 0.0354 in the
+run before, whose convolutions grouped their sums otherwise); earlier course runs drew other
 t and noise for the held-out images and printed 0.0322-0.0326, within 2 standard errors of the
 difference of two such draws (0.0017). The last digits depend on the BLAS kernel and on zero's
 code (MEASUREMENTS.md gives the history);

@@ -26,11 +26,11 @@ the image as much as x_T does. The speed is not free: with this small 10-epoch m
 deterministic digits look rougher than DDPM's. Step 10.3 scores both samplers with a classifier:
 the Frechet distance of their samples to real digits, printed beside that of as many real images
 (10 random sets), whose range is how far chance alone moves it. At its default of 100 samples that
-range (117-204 in README's course table) is wider than the gaps recorded between deterministic DDIM
-and DDPM on step 9's model (299.5 against 251.4 in that table's run, 332 against 280 and 304.3 against
-290.7 in earlier ones: MEASUREMENTS.md),
+range (129-215 in README's course table) is wider than most gaps recorded between deterministic DDIM
+and DDPM on step 9's model (339.9 against 269.5 in that table's run; 299.5 against 251.4, 332 against
+280 and 304.3 against 290.7 in earlier ones: MEASUREMENTS.md),
 so the default does not show whether DDIM is worse at all. With 1,000 samples per sampler (step
-10.3's `--samples 1000`, about ten times its default sampling time) real sets range over 42.1-48.2
+10.3's `--samples 1000`, about ten times its default sampling time) real sets range over 45.0-54.0
 (README's course table, row 12 `1_gan.py`, appendix B.1), but distances shrink as the sample count
 grows, so the gaps above, measured with 100 samples, would have to be measured again at 1,000 to
 tell.

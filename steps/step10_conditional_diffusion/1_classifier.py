@@ -13,7 +13,7 @@ zero.metrics then uses it three ways:
 
 A referee must be better at reading digits than the models it judges. By default it trains on
 about 80,000 images (zero.metrics.referee_epochs): 10 epochs of the 8,000 images available
-offline, which reached 98.50-98.80% on the 2,000 held-out ones (98.50% in README's course run;
+offline, which reached 98.05-98.80% on the 2,000 held-out ones (98.05% in README's course run;
 3 epochs: 96.9-97.6%); never fewer than 2 epochs, so 2 epochs of the 60,000 MNIST training
 images (120,000 seen).
 

@@ -41,9 +41,9 @@ samples are drawn mattered more: with fresh noise at each DDIM jump (eta = 1) 96
 samples were classified as asked, with deterministic DDIM (eta = 0) 90.2%, at the price of a larger
 Frechet distance to real digits. MEASUREMENTS.md's step-10 paragraph has these measurements and what
 else was tried. The 80 samples this script scores are few: the 95% interval it prints beside each
-share is how far chance alone moves it: 93.3-99.8% around gamma 3's 98.8% in README's course run
-(and every run on that machine, 2026-12-05 and 06), 86.2-97.3% around 93.8% on a machine whose BLAS
-kernel sums in another order (AVX2).
+share is how far chance alone moves it: 91.3-99.3% around gamma 3's 97.5% in README's course run
+(93.3-99.8% around 98.8% in every earlier run on that machine, 2026-12-05 and 06), 86.2-97.3% around
+93.8% on a machine whose BLAS kernel sums in another order (AVX2).
 
     python steps/step10_conditional_diffusion/2_conditional_ddpm.py                  # CPU default
     python steps/step10_conditional_diffusion/2_conditional_ddpm.py --config book --device cuda

@@ -22,10 +22,11 @@ comparison, a run with the minimax loss from the same start. G has batch norm an
 runs and G collapsed onto one digit, with either loss. With them D never gets far ahead,
 so the minimax run does not stall either: the saturation bites when D wins, as in the
 head-start measurement, and the non-saturating loss is the insurance against it. (In our
-30-epoch runs the minimax GAN's samples even scored better: Frechet distance 472.2 against 630.6
-with step 10.1's classifier in README's course run (AVX-512), where 1,000 real digits score 45.8,
-and 523.5 against 696.7 (real digits 48.1) on a machine whose BLAS kernel sums in another order
-(AVX2, 2026-12-05). One seed each, and GAN scores move a lot from run to run.)
+30-epoch runs the minimax GAN's samples even scored better: Frechet distance 498.7 against 662.7
+with step 10.1's classifier in README's course run (AVX-512), where 1,000 real digits score 51.6
+(472.2 against 630.6, real digits 45.8, with the classifier of the run before it), and 523.5 against
+696.7 (real digits 48.1) on a machine whose BLAS kernel sums in another order (AVX2, 2026-12-05).
+One seed each, and GAN scores move a lot from run to run.)
 
 What it can do: sharp samples from one pass of a network, no bound and no noise schedule.
 What it cannot: say how probable an image is (there is no p(x) to evaluate), or promise
