@@ -51,8 +51,9 @@ def worker_threads():
 # Core distance: on a virtual machine the host places the two CPUs near each other or far apart, and moves
 # them. On the 2-core machine of README's table, core_round_trip took 204-301 ns (median 222) in some spells
 # and 333-403 ns (median 352) in others, spells of seconds to minutes (300 probes over 2.5 minutes,
-# 2026-12-06). In the far spells a step of zero's convolution took about 0.25 s instead of 0.14-0.15 s (its
-# two BLAS threads each read rows the other core has just written), a VAE epoch 1.6-1.9 times as long in
+# 2026-12-06). In the far spells a step of zero's convolution took about 0.25 s instead of 0.14-0.15 s while
+# OpenBLAS's two threads ran its products, each reading rows the other core had just written (since
+# zero.threads, 0.136-0.148 s), a VAE epoch 1.6-1.9 times as long in
 # zero, PyTorch and NumPy by hand alike, while PyTorch's convolution (oneDNN's, each thread on its own part
 # of the work) kept its time. MEASUREMENTS.md has the measurements.
 ROUND_TRIPS = []  # (worker script, framework, ns) measured by run_worker before each worker; run.py reads them
