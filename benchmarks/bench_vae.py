@@ -34,17 +34,23 @@ EPOCHS, QUICK_EPOCHS, QUICK_IMAGES = 3, 1, 2000
 ROUNDS = 2  # subprocesses per framework, taking turns
 ENGINE_VAE = (8, 4, 2)  # the engine's cost: a VAE of 8 pixels, 4 hidden units and 2 latents, arithmetic next to nothing
 ENGINE_ROUNDS, QUICK_ENGINE_ROUNDS = 4, 1
+BATCH = 32  # the book's batch size, in every trainer here
 
 
-def _batches(x, batch_size, seed, epoch):
-    return list(DataLoader(Dataset(x), batch_size, seed=(seed, epoch)))
+def _batches(x, seed, epoch):
+    return list(DataLoader(Dataset(x), BATCH, seed=(seed, epoch)))
+
+
+def _steps_per_epoch(images):
+    """An epoch's steps: batches of BATCH, the last one partial."""
+    return math.ceil(images / BATCH)
 
 
 def _train_zero(model, x_train, x_heldout, epochs, seed):
     """Yields each epoch's time, then (after the last) the held-out loss."""
     optimizer = Adam(model.params(), lr=3e-4)
     for epoch in range(1, epochs + 1):
-        batches = _batches(x_train, 32, seed, epoch)
+        batches = _batches(x_train, seed, epoch)
         start = time.perf_counter()
         for x in batches:
             loss = model.loss(x)  # the batch is a constant: no input gradient
@@ -129,7 +135,7 @@ def _train_numpy(weights, x_train, epochs, seed):
     """Yields each epoch's time of numpy_vae_step over the same batches as zero's."""
     loss = numpy_vae_step(weights)
     for epoch in range(1, epochs + 1):
-        batches = _batches(x_train, 32, seed, epoch)
+        batches = _batches(x_train, seed, epoch)
         start = time.perf_counter()
         for x in batches:
             loss(x)
@@ -138,7 +144,7 @@ def _train_numpy(weights, x_train, epochs, seed):
 
 def engine_cost(images, rounds):
     """(zero's step, NumPy by hand's step) in seconds, the best epoch of each over `rounds`, taking turns
-    in this one process, on random images of ENGINE_VAE's 8 pixels, as many as `images`, in batches of 32:
+    in this one process, on random images of ENGINE_VAE's 8 pixels, as many as `images`, in batches of BATCH:
     both run the same NumPy calls, on arrays this small that the arithmetic costs next to nothing, so
     the difference is zero's engine around them (Function objects, Variables, the walk backwards),
     which it adds to every step at any size."""
@@ -146,13 +152,13 @@ def engine_cost(images, rounds):
     np.random.seed(0)
     model = VAE(*ENGINE_VAE)
     weights = {name: p.data.copy() for name, p in model.named_params()}
-    zero_epochs = _train_zero(model, x_train, x_train[:32], rounds, seed=0)
+    zero_epochs = _train_zero(model, x_train, x_train[:BATCH], rounds, seed=0)
     numpy_epochs = _train_numpy(weights, x_train, rounds, seed=0)
     zero_times, numpy_times = [], []
     for _ in range(rounds):   # an epoch of each, by turns
         zero_times.append(next(zero_epochs))
         numpy_times.append(next(numpy_epochs))
-    steps = math.ceil(images / 32)   # batches of 32, the last one partial
+    steps = _steps_per_epoch(images)
     return min(zero_times) / steps, min(numpy_times) / steps
 
 
@@ -187,7 +193,7 @@ def _train_torch(torch, weights, x_train, x_heldout, epochs, seed, fused=False):
     optimizer = torch.optim.Adam(model.parameters(), lr=3e-4, fused=fused)
     generator = torch.Generator().manual_seed(seed)  # its own: the runs alternate epochs
     for epoch in range(1, epochs + 1):
-        batches = [torch.from_numpy(x) for x in _batches(x_train, 32, seed, epoch)]
+        batches = [torch.from_numpy(x) for x in _batches(x_train, seed, epoch)]
         start = time.perf_counter()
         for x in batches:
             loss = model.loss(x, generator)
@@ -263,7 +269,7 @@ def run(quick=False):
     by_hand = f"; NumPy by hand {numpy_time:.3f} s" + (
         "" if torch_time is None else f" (ratio {numpy_time / torch_time:.2f} against torch: NumPy's own time, no engine)")
     engine_step = engine["zero_step"] - engine["numpy_step"]
-    steps = math.ceil(first["train_images"] / 32)   # batches of 32, the last one partial
+    steps = _steps_per_epoch(first["train_images"])
     by_hand += (f"; on a VAE of {ENGINE_VAE[0]} pixels, {ENGINE_VAE[1]} hidden units and {ENGINE_VAE[2]} latents "
                 f"(arithmetic next to nothing) "
                 f"zero's step took {engine['zero_step'] * 1e6:.0f} us, NumPy by hand's {engine['numpy_step'] * 1e6:.0f}"
