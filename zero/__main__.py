@@ -78,7 +78,7 @@ def _threads_line():
     if count > 1:
         return (f"convolutions: on {count} threads of zero's own, NumPy's OpenBLAS held to one thread "
                 f"from the first (ZERO_THREADS=1 leaves BLAS its threads)")
-    why = ("ZERO_THREADS=1" if os.environ.get("ZERO_THREADS", "").strip() == "1"
+    why = ("ZERO_THREADS=1" if threads._asked_threads() == 1
            else "NumPy's BLAS is not an OpenBLAS zero can find" if threads._threads.blas is None
            else "OpenBLAS runs one thread")
     return f"convolutions: on the calling thread ({why})"
